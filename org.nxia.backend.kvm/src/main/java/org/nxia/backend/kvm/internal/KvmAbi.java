@@ -1,0 +1,220 @@
+package org.nxia.backend.kvm.internal;
+
+import static java.lang.foreign.MemoryLayout.paddingLayout;
+import static java.lang.foreign.MemoryLayout.sequenceLayout;
+import static java.lang.foreign.MemoryLayout.structLayout;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.StructLayout;
+
+/**
+ * The KVM userspace ABI from {@code <linux/kvm.h>} and
+ * {@code <asm/kvm.h>} (x86-64): ioctl numbers, exit reasons and the struct
+ * layouts, each defined once. {@code KvmAbiTest} checks sizes and offsets
+ * against the kernel headers' values.
+ */
+final class KvmAbi {
+
+    private KvmAbi() {
+    }
+
+    // _IOC encoding: dir << 30 | size << 16 | type << 8 | nr.
+    private static final int KVMIO = 0xAE;
+    private static final long IOC_WRITE = 1;
+    private static final long IOC_READ = 2;
+
+    static long io(int nr) {
+        return (KVMIO << 8) | nr;
+    }
+
+    static long ior(int nr, long size) {
+        return (IOC_READ << 30) | (size << 16) | (KVMIO << 8) | nr;
+    }
+
+    static long iow(int nr, long size) {
+        return (IOC_WRITE << 30) | (size << 16) | (KVMIO << 8) | nr;
+    }
+
+    static long iowr(int nr, long size) {
+        return ((IOC_READ | IOC_WRITE) << 30) | (size << 16) | (KVMIO << 8) | nr;
+    }
+
+    // ---- struct layouts ----
+
+    /** struct kvm_regs: 18 u64. */
+    static final StructLayout KVM_REGS = structLayout(
+            JAVA_LONG.withName("rax"), JAVA_LONG.withName("rbx"), JAVA_LONG.withName("rcx"), JAVA_LONG.withName("rdx"),
+            JAVA_LONG.withName("rsi"), JAVA_LONG.withName("rdi"), JAVA_LONG.withName("rsp"), JAVA_LONG.withName("rbp"),
+            JAVA_LONG.withName("r8"), JAVA_LONG.withName("r9"), JAVA_LONG.withName("r10"), JAVA_LONG.withName("r11"),
+            JAVA_LONG.withName("r12"), JAVA_LONG.withName("r13"), JAVA_LONG.withName("r14"), JAVA_LONG.withName("r15"),
+            JAVA_LONG.withName("rip"), JAVA_LONG.withName("rflags")).withName("kvm_regs");
+
+    /** struct kvm_segment. */
+    static final StructLayout KVM_SEGMENT = structLayout(
+            JAVA_LONG.withName("base"), JAVA_INT.withName("limit"), JAVA_SHORT.withName("selector"),
+            JAVA_BYTE.withName("type"), JAVA_BYTE.withName("present"), JAVA_BYTE.withName("dpl"),
+            JAVA_BYTE.withName("db"), JAVA_BYTE.withName("s"), JAVA_BYTE.withName("l"), JAVA_BYTE.withName("g"),
+            JAVA_BYTE.withName("avl"), JAVA_BYTE.withName("unusable"), JAVA_BYTE.withName("padding"))
+            .withName("kvm_segment");
+
+    /** struct kvm_dtable. */
+    static final StructLayout KVM_DTABLE = structLayout(
+            JAVA_LONG.withName("base"), JAVA_SHORT.withName("limit"), sequenceLayout(3, JAVA_SHORT).withName("padding"))
+            .withName("kvm_dtable");
+
+    static final int KVM_NR_INTERRUPTS = 256;
+
+    /** struct kvm_sregs. */
+    static final StructLayout KVM_SREGS = structLayout(
+            KVM_SEGMENT.withName("cs"), KVM_SEGMENT.withName("ds"), KVM_SEGMENT.withName("es"),
+            KVM_SEGMENT.withName("fs"), KVM_SEGMENT.withName("gs"), KVM_SEGMENT.withName("ss"),
+            KVM_SEGMENT.withName("tr"), KVM_SEGMENT.withName("ldt"),
+            KVM_DTABLE.withName("gdt"), KVM_DTABLE.withName("idt"),
+            JAVA_LONG.withName("cr0"), JAVA_LONG.withName("cr2"), JAVA_LONG.withName("cr3"), JAVA_LONG.withName("cr4"),
+            JAVA_LONG.withName("cr8"), JAVA_LONG.withName("efer"), JAVA_LONG.withName("apic_base"),
+            sequenceLayout((KVM_NR_INTERRUPTS + 63) / 64, JAVA_LONG).withName("interrupt_bitmap"))
+            .withName("kvm_sregs");
+
+    /** struct kvm_userspace_memory_region. */
+    static final StructLayout KVM_USERSPACE_MEMORY_REGION = structLayout(
+            JAVA_INT.withName("slot"), JAVA_INT.withName("flags"), JAVA_LONG.withName("guest_phys_addr"),
+            JAVA_LONG.withName("memory_size"), JAVA_LONG.withName("userspace_addr"))
+            .withName("kvm_userspace_memory_region");
+
+    /** struct kvm_msr_entry. */
+    static final StructLayout KVM_MSR_ENTRY = structLayout(
+            JAVA_INT.withName("index"), JAVA_INT.withName("reserved"), JAVA_LONG.withName("data"))
+            .withName("kvm_msr_entry");
+
+    /** struct kvm_msrs header (entries follow). */
+    static final StructLayout KVM_MSRS = structLayout(
+            JAVA_INT.withName("nmsrs"), JAVA_INT.withName("pad")).withName("kvm_msrs");
+
+    /** struct kvm_cpuid_entry2. */
+    static final StructLayout KVM_CPUID_ENTRY2 = structLayout(
+            JAVA_INT.withName("function"), JAVA_INT.withName("index"), JAVA_INT.withName("flags"),
+            JAVA_INT.withName("eax"), JAVA_INT.withName("ebx"), JAVA_INT.withName("ecx"), JAVA_INT.withName("edx"),
+            sequenceLayout(3, JAVA_INT).withName("padding")).withName("kvm_cpuid_entry2");
+
+    /** struct kvm_cpuid2 header (entries follow). */
+    static final StructLayout KVM_CPUID2 = structLayout(
+            JAVA_INT.withName("nent"), JAVA_INT.withName("padding")).withName("kvm_cpuid2");
+
+    /** struct kvm_stats_header. */
+    static final StructLayout KVM_STATS_HEADER = structLayout(
+            JAVA_INT.withName("flags"), JAVA_INT.withName("name_size"), JAVA_INT.withName("num_desc"),
+            JAVA_INT.withName("id_offset"), JAVA_INT.withName("desc_offset"), JAVA_INT.withName("data_offset"))
+            .withName("kvm_stats_header");
+
+    /** struct kvm_stats_desc without its flexible name. */
+    static final StructLayout KVM_STATS_DESC = structLayout(
+            JAVA_INT.withName("flags"), JAVA_SHORT.withName("exponent"), JAVA_SHORT.withName("size"),
+            JAVA_INT.withName("offset"), JAVA_INT.withName("bucket_size")).withName("kvm_stats_desc");
+
+    // ---- struct kvm_run: the fields the run loop reads, as offsets (the union is read by exit type) ----
+
+    static final StructLayout KVM_RUN_HEADER = structLayout(
+            JAVA_BYTE.withName("request_interrupt_window"), JAVA_BYTE.withName("immediate_exit"),
+            paddingLayout(6), JAVA_INT.withName("exit_reason"), JAVA_BYTE.withName("ready_for_interrupt_injection"),
+            JAVA_BYTE.withName("if_flag"), JAVA_SHORT.withName("flags"), JAVA_LONG.withName("cr8"),
+            JAVA_LONG.withName("apic_base")).withName("kvm_run");
+
+    static final long RUN_IMMEDIATE_EXIT = offset(KVM_RUN_HEADER, "immediate_exit");
+    static final long RUN_EXIT_REASON = offset(KVM_RUN_HEADER, "exit_reason");
+    /** The exit union starts right after the header. */
+    static final long RUN_UNION = KVM_RUN_HEADER.byteSize();
+
+    static final StructLayout KVM_RUN_IO = structLayout(
+            JAVA_BYTE.withName("direction"), JAVA_BYTE.withName("size"), JAVA_SHORT.withName("port"),
+            JAVA_INT.withName("count"), JAVA_LONG.withName("data_offset")).withName("io");
+    static final long RUN_IO_DIRECTION = RUN_UNION + offset(KVM_RUN_IO, "direction");
+    static final long RUN_IO_SIZE = RUN_UNION + offset(KVM_RUN_IO, "size");
+    static final long RUN_IO_PORT = RUN_UNION + offset(KVM_RUN_IO, "port");
+    static final long RUN_IO_COUNT = RUN_UNION + offset(KVM_RUN_IO, "count");
+    static final long RUN_IO_DATA_OFFSET = RUN_UNION + offset(KVM_RUN_IO, "data_offset");
+
+    static final StructLayout KVM_RUN_MMIO = structLayout(
+            JAVA_LONG.withName("phys_addr"), sequenceLayout(8, JAVA_BYTE).withName("data"),
+            JAVA_INT.withName("len"), JAVA_BYTE.withName("is_write"), paddingLayout(3)).withName("mmio");
+    static final long RUN_MMIO_PHYS_ADDR = RUN_UNION + offset(KVM_RUN_MMIO, "phys_addr");
+    static final long RUN_MMIO_DATA = RUN_UNION + offset(KVM_RUN_MMIO, "data");
+    static final long RUN_MMIO_LEN = RUN_UNION + offset(KVM_RUN_MMIO, "len");
+    static final long RUN_MMIO_IS_WRITE = RUN_UNION + offset(KVM_RUN_MMIO, "is_write");
+
+    /** fail_entry.hardware_entry_failure_reason, internal.suberror, system_event.type, hw.hardware_exit_reason. */
+    static final long RUN_UNION_FIRST_LONG = RUN_UNION;
+    static final long RUN_INTERNAL_NDATA = RUN_UNION + 4;
+    static final long RUN_INTERNAL_DATA = RUN_UNION + 8;
+
+    static final int KVM_EXIT_IO_IN = 0;
+    static final int KVM_EXIT_IO_OUT = 1;
+
+    // ---- exit reasons ----
+    static final int KVM_EXIT_UNKNOWN = 0;
+    static final int KVM_EXIT_EXCEPTION = 1;
+    static final int KVM_EXIT_IO = 2;
+    static final int KVM_EXIT_HYPERCALL = 3;
+    static final int KVM_EXIT_DEBUG = 4;
+    static final int KVM_EXIT_HLT = 5;
+    static final int KVM_EXIT_MMIO = 6;
+    static final int KVM_EXIT_IRQ_WINDOW_OPEN = 7;
+    static final int KVM_EXIT_SHUTDOWN = 8;
+    static final int KVM_EXIT_FAIL_ENTRY = 9;
+    static final int KVM_EXIT_INTR = 10;
+    static final int KVM_EXIT_INTERNAL_ERROR = 17;
+    static final int KVM_EXIT_SYSTEM_EVENT = 24;
+
+    // ---- ioctls ----
+    static final long KVM_GET_API_VERSION = io(0x00);
+    static final long KVM_CREATE_VM = io(0x01);
+    static final long KVM_CHECK_EXTENSION = io(0x03);
+    static final long KVM_GET_VCPU_MMAP_SIZE = io(0x04);
+    static final long KVM_GET_SUPPORTED_CPUID = iowr(0x05, KVM_CPUID2.byteSize());
+    static final long KVM_CREATE_VCPU = io(0x41);
+    static final long KVM_SET_USER_MEMORY_REGION = iow(0x46, KVM_USERSPACE_MEMORY_REGION.byteSize());
+    static final long KVM_SET_TSS_ADDR = io(0x47);
+    static final long KVM_RUN = io(0x80);
+    static final long KVM_GET_REGS = ior(0x81, KVM_REGS.byteSize());
+    static final long KVM_SET_REGS = iow(0x82, KVM_REGS.byteSize());
+    static final long KVM_GET_SREGS = ior(0x83, KVM_SREGS.byteSize());
+    static final long KVM_SET_SREGS = iow(0x84, KVM_SREGS.byteSize());
+    static final long KVM_GET_MSRS = iowr(0x88, KVM_MSRS.byteSize());
+    static final long KVM_SET_MSRS = iow(0x89, KVM_MSRS.byteSize());
+    static final long KVM_SET_CPUID2 = iow(0x90, KVM_CPUID2.byteSize());
+    static final long KVM_GET_STATS_FD = io(0xce);
+
+    static final int KVM_API_VERSION = 12;
+    static final int KVM_CAP_USER_MEMORY = 3;
+    static final int KVM_CAP_BINARY_STATS_FD = 203;
+
+    static long offset(MemoryLayout layout, String... path) {
+        MemoryLayout.PathElement[] elements = new MemoryLayout.PathElement[path.length];
+        for (int i = 0; i < path.length; i++) {
+            elements[i] = MemoryLayout.PathElement.groupElement(path[i]);
+        }
+        return layout.byteOffset(elements);
+    }
+
+    static String exitReasonName(int reason) {
+        return switch (reason) {
+            case KVM_EXIT_UNKNOWN -> "KVM_EXIT_UNKNOWN";
+            case KVM_EXIT_EXCEPTION -> "KVM_EXIT_EXCEPTION";
+            case KVM_EXIT_IO -> "KVM_EXIT_IO";
+            case KVM_EXIT_HYPERCALL -> "KVM_EXIT_HYPERCALL";
+            case KVM_EXIT_DEBUG -> "KVM_EXIT_DEBUG";
+            case KVM_EXIT_HLT -> "KVM_EXIT_HLT";
+            case KVM_EXIT_MMIO -> "KVM_EXIT_MMIO";
+            case KVM_EXIT_IRQ_WINDOW_OPEN -> "KVM_EXIT_IRQ_WINDOW_OPEN";
+            case KVM_EXIT_SHUTDOWN -> "KVM_EXIT_SHUTDOWN";
+            case KVM_EXIT_FAIL_ENTRY -> "KVM_EXIT_FAIL_ENTRY";
+            case KVM_EXIT_INTR -> "KVM_EXIT_INTR";
+            case KVM_EXIT_INTERNAL_ERROR -> "KVM_EXIT_INTERNAL_ERROR";
+            case KVM_EXIT_SYSTEM_EVENT -> "KVM_EXIT_SYSTEM_EVENT";
+            default -> "exit reason " + reason;
+        };
+    }
+}

@@ -1,0 +1,129 @@
+package org.nxia.backend.kvm.internal;
+
+import static org.nxia.backend.kvm.internal.KvmAbi.*;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.Vcpu;
+
+/**
+ * A KVM VM: its fd, its RAM (a memfd mapped shared, registered as slot 0) and
+ * its vCPUs. Closing it closes the vCPUs, unmaps RAM and closes the fds.
+ */
+final class KvmPartition implements Partition {
+
+    private final KvmSystem system;
+    private final int vmFd;
+    private final int memFd;
+    /** Global-scope mapping, used only to unmap. */
+    private final MemorySegment mapping;
+    /** The same RAM scoped to {@link #arena}: once closed, stale views throw instead of touching unmapped memory. */
+    private final MemorySegment ram;
+    private final GuestMemory memory;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment cpuid;
+    private final List<KvmVcpu> vcpus = new ArrayList<>();
+    private final int kickSignal;
+    private boolean closed;
+
+    KvmPartition(KvmSystem system, long ramBytes, int kickSignal) {
+        this.system = system;
+        this.kickSignal = kickSignal;
+        int vm = -1;
+        int mem = -1;
+        MemorySegment mapped = null;
+        try {
+            vm = system.createVmFd();
+            mem = Libc.memfdCreate("nxia-guest-ram");
+            Libc.ftruncate(mem, ramBytes);
+            mapped = Libc.mmap(ramBytes, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, mem, "guest RAM");
+            MemorySegment region = arena.allocate(KVM_USERSPACE_MEMORY_REGION);
+            region.set(ValueLayout.JAVA_INT, offset(KVM_USERSPACE_MEMORY_REGION, "slot"), 0);
+            region.set(ValueLayout.JAVA_INT, offset(KVM_USERSPACE_MEMORY_REGION, "flags"), 0);
+            region.set(ValueLayout.JAVA_LONG, offset(KVM_USERSPACE_MEMORY_REGION, "guest_phys_addr"), 0L);
+            region.set(ValueLayout.JAVA_LONG, offset(KVM_USERSPACE_MEMORY_REGION, "memory_size"), ramBytes);
+            region.set(ValueLayout.JAVA_LONG, offset(KVM_USERSPACE_MEMORY_REGION, "userspace_addr"), mapped.address());
+            Libc.ioctl(vm, KVM_SET_USER_MEMORY_REGION, region, "KVM_SET_USER_MEMORY_REGION");
+            // Intel without unrestricted guest needs a TSS area; PVM and AMD refuse or ignore it.
+            try {
+                Libc.ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000L, "KVM_SET_TSS_ADDR");
+            } catch (KvmException ignored) {
+                // not needed by this backend's 64-bit entry
+            }
+            this.cpuid = system.supportedCpuid(arena);
+        } catch (RuntimeException e) {
+            if (mapped != null) {
+                Libc.munmap(mapped);
+            }
+            if (mem >= 0) {
+                Libc.close(mem);
+            }
+            if (vm >= 0) {
+                Libc.close(vm);
+            }
+            arena.close();
+            throw e;
+        }
+        this.vmFd = vm;
+        this.memFd = mem;
+        this.mapping = mapped;
+        this.ram = scoped(mapped, arena);
+        this.memory = GuestMemory.of(0, ram);
+    }
+
+    @SuppressWarnings("restricted")
+    private static MemorySegment scoped(MemorySegment mapping, Arena arena) {
+        return mapping.reinterpret(mapping.byteSize(), arena, null);
+    }
+
+    @Override
+    public GuestMemory memory() {
+        return memory;
+    }
+
+    @Override
+    public synchronized Vcpu createVcpu(int id) {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        int fd = Libc.ioctl(vmFd, KVM_CREATE_VCPU, id, "KVM_CREATE_VCPU");
+        KvmVcpu vcpu;
+        try {
+            vcpu = new KvmVcpu(id, fd, system.vcpuMmapSize(), kickSignal);
+        } catch (RuntimeException e) {
+            Libc.close(fd);
+            throw e;
+        }
+        vcpu.setCpuid(cpuid);
+        vcpus.add(vcpu);
+        return vcpu;
+    }
+
+    @Override
+    public Map<String, Long> statistics() {
+        return Map.of("ram_bytes", ram.byteSize());
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (KvmVcpu vcpu : vcpus) {
+            vcpu.close();
+        }
+        vcpus.clear();
+        Libc.close(vmFd);
+        arena.close();
+        Libc.munmap(mapping);
+        Libc.close(memFd);
+    }
+}

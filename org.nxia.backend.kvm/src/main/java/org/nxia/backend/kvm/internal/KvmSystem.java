@@ -1,0 +1,93 @@
+package org.nxia.backend.kvm.internal;
+
+import static org.nxia.backend.kvm.internal.KvmAbi.*;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/** The KVM system object: an open {@code /dev/kvm}. */
+final class KvmSystem implements AutoCloseable {
+
+    static final String DEVICE = "/dev/kvm";
+
+    private final int fd;
+    private final int apiVersion;
+    private final int vcpuMmapSize;
+
+    private KvmSystem(int fd) {
+        this.fd = fd;
+        try {
+            this.apiVersion = Libc.ioctl(fd, KVM_GET_API_VERSION, 0L, "KVM_GET_API_VERSION");
+            if (apiVersion != KVM_API_VERSION) {
+                throw new KvmException("ioctl(KVM_GET_API_VERSION)", 0,
+                        "KVM API version " + apiVersion + " is not the stable version 12 this backend speaks");
+            }
+            if (Libc.ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY, "KVM_CHECK_EXTENSION") <= 0) {
+                throw new KvmException("ioctl(KVM_CHECK_EXTENSION)", 0, "KVM lacks KVM_CAP_USER_MEMORY");
+            }
+            this.vcpuMmapSize = Libc.ioctl(fd, KVM_GET_VCPU_MMAP_SIZE, 0L, "KVM_GET_VCPU_MMAP_SIZE");
+        } catch (RuntimeException e) {
+            Libc.close(fd);
+            throw e;
+        }
+    }
+
+    /** Opens {@code /dev/kvm}. @throws KvmException naming the errno and what to do */
+    static KvmSystem open() {
+        int fd;
+        try {
+            fd = Libc.open(DEVICE, Libc.O_RDWR | Libc.O_CLOEXEC);
+        } catch (KvmException e) {
+            throw new KvmException(e.call(), e.errno(), KvmProbe.explainOpenFailure(e));
+        }
+        return new KvmSystem(fd);
+    }
+
+    int apiVersion() {
+        return apiVersion;
+    }
+
+    int vcpuMmapSize() {
+        return vcpuMmapSize;
+    }
+
+    boolean hasExtension(int capability) {
+        try {
+            return Libc.ioctl(fd, KVM_CHECK_EXTENSION, capability, "KVM_CHECK_EXTENSION") > 0;
+        } catch (KvmException e) {
+            return false;
+        }
+    }
+
+    /**
+     * KVM_GET_SUPPORTED_CPUID, grown until the kernel's table fits.
+     *
+     * @return the struct kvm_cpuid2 bytes, ready for KVM_SET_CPUID2
+     */
+    MemorySegment supportedCpuid(Arena arena) {
+        for (int entries = 64; entries <= 4096; entries *= 2) {
+            MemorySegment cpuid = arena.allocate(KVM_CPUID2.byteSize() + entries * KVM_CPUID_ENTRY2.byteSize(), 8);
+            cpuid.set(ValueLayout.JAVA_INT, 0, entries);
+            try {
+                Libc.ioctl(fd, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
+                return cpuid;
+            } catch (KvmException e) {
+                if (e.errno() != Libc.E2BIG) {
+                    throw e;
+                }
+            }
+        }
+        throw new KvmException("ioctl(KVM_GET_SUPPORTED_CPUID)", Libc.E2BIG, "more than 4096 CPUID entries");
+    }
+
+    /** KVM_CREATE_VM(0): a new VM file descriptor. */
+    int createVmFd() {
+        return Libc.ioctl(fd, KVM_CREATE_VM, 0L, "KVM_CREATE_VM");
+    }
+
+    @Override
+    public void close() {
+        Libc.close(fd);
+    }
+}

@@ -1,0 +1,465 @@
+package org.nxia.backend.kvm.internal;
+
+import static org.nxia.backend.kvm.internal.KvmAbi.*;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import org.nxia.vmm.api.DescriptorTable;
+import org.nxia.vmm.api.ExitHandler;
+import org.nxia.vmm.api.Registers;
+import org.nxia.vmm.api.Segment;
+import org.nxia.vmm.api.SpecialRegisters;
+import org.nxia.vmm.api.Vcpu;
+import org.nxia.vmm.api.VcpuStop;
+
+/**
+ * A KVM vCPU: its fd and its shared {@code kvm_run} page. The run loop reads
+ * exits straight from that page and calls the handler with primitives, so an
+ * exit allocates nothing.
+ */
+final class KvmVcpu implements Vcpu {
+
+    private static final VcpuStop STOP_REQUESTED = new VcpuStop(VcpuStop.Kind.REQUESTED, "stop requested");
+    private static final VcpuStop STOP_HALT = new VcpuStop(VcpuStop.Kind.HALT, "the guest executed hlt");
+
+    private final int id;
+    private final int fd;
+    private final int kickSignal;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment runMapping;
+    private final MemorySegment run;
+    private final MemorySegment callState;
+
+    private volatile boolean stopRequested;
+    private final Object threadLock = new Object();
+    private Thread runner;
+    private long runnerPthread;
+    private boolean closed;
+
+    private long[] exitTimes;
+    private int exitTimesCount;
+
+    // Counters written by the vCPU thread only; readers see a recent value.
+    private long exits;
+    private long ioExits;
+    private long mmioExits;
+    private long interruptedRuns;
+    private int cpuidErrno;
+    private KvmStats stats;
+
+    KvmVcpu(int id, int fd, int mmapSize, int kickSignal) {
+        this.id = id;
+        this.fd = fd;
+        this.kickSignal = kickSignal;
+        this.runMapping = Libc.mmap(mmapSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd, "kvm_run");
+        this.run = scoped(runMapping, arena);
+        this.callState = Libc.newCallState(arena);
+    }
+
+    @SuppressWarnings("restricted")
+    private static MemorySegment scoped(MemorySegment mapping, Arena arena) {
+        return mapping.reinterpret(mapping.byteSize(), arena, null);
+    }
+
+    void setCpuid(MemorySegment cpuid) {
+        try {
+            Libc.ioctl(fd, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
+        } catch (KvmException e) {
+            // The guest kit needs no particular CPUID; record it and go on.
+            cpuidErrno = e.errno();
+        }
+    }
+
+    @Override
+    public int id() {
+        return id;
+    }
+
+    @Override
+    public Registers registers() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment r = a.allocate(KVM_REGS);
+            Libc.ioctl(fd, KVM_GET_REGS, r, "KVM_GET_REGS");
+            long[] v = r.toArray(ValueLayout.JAVA_LONG);
+            return new Registers(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11],
+                    v[12], v[13], v[14], v[15], v[16], v[17]);
+        }
+    }
+
+    @Override
+    public void setRegisters(Registers g) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment r = a.allocateFrom(ValueLayout.JAVA_LONG,
+                    g.rax(), g.rbx(), g.rcx(), g.rdx(), g.rsi(), g.rdi(), g.rsp(), g.rbp(),
+                    g.r8(), g.r9(), g.r10(), g.r11(), g.r12(), g.r13(), g.r14(), g.r15(), g.rip(), g.rflags());
+            Libc.ioctl(fd, KVM_SET_REGS, r, "KVM_SET_REGS");
+        }
+    }
+
+    @Override
+    public SpecialRegisters specialRegisters() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(KVM_SREGS);
+            Libc.ioctl(fd, KVM_GET_SREGS, s, "KVM_GET_SREGS");
+            return SregsCodec.decode(s);
+        }
+    }
+
+    @Override
+    public void setSpecialRegisters(SpecialRegisters registers) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(KVM_SREGS);
+            Libc.ioctl(fd, KVM_GET_SREGS, s, "KVM_GET_SREGS");   // keep fields the record does not carry
+            SregsCodec.encode(registers, s);
+            Libc.ioctl(fd, KVM_SET_SREGS, s, "KVM_SET_SREGS");
+        }
+    }
+
+    @Override
+    public long readMsr(int index) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment msrs = msrBuffer(a, index, 0);
+            int n = Libc.ioctl(fd, KVM_GET_MSRS, msrs, "KVM_GET_MSRS");
+            if (n != 1) {
+                throw new KvmException("ioctl(KVM_GET_MSRS)", 0, "MSR 0x%x is not readable on this vCPU".formatted(index));
+            }
+            return msrs.get(ValueLayout.JAVA_LONG, KVM_MSRS.byteSize() + offset(KVM_MSR_ENTRY, "data"));
+        }
+    }
+
+    @Override
+    public void writeMsr(int index, long value) {
+        try (Arena a = Arena.ofConfined()) {
+            int n = Libc.ioctl(fd, KVM_SET_MSRS, msrBuffer(a, index, value), "KVM_SET_MSRS");
+            if (n != 1) {
+                throw new KvmException("ioctl(KVM_SET_MSRS)", 0,
+                        "MSR 0x%x refused the value 0x%x".formatted(index, value));
+            }
+        }
+    }
+
+    private static MemorySegment msrBuffer(Arena a, int index, long value) {
+        MemorySegment msrs = a.allocate(KVM_MSRS.byteSize() + KVM_MSR_ENTRY.byteSize(), 8);
+        msrs.set(ValueLayout.JAVA_INT, 0, 1);
+        msrs.set(ValueLayout.JAVA_INT, KVM_MSRS.byteSize() + offset(KVM_MSR_ENTRY, "index"), index);
+        msrs.set(ValueLayout.JAVA_LONG, KVM_MSRS.byteSize() + offset(KVM_MSR_ENTRY, "data"), value);
+        return msrs;
+    }
+
+    @Override
+    public VcpuStop run(ExitHandler handler) {
+        synchronized (threadLock) {
+            if (closed) {
+                throw new IllegalStateException("vCPU " + id + " is closed");
+            }
+            if (runner != null) {
+                throw new IllegalStateException("vCPU " + id + " is already running on " + runner.getName());
+            }
+            runner = Thread.currentThread();
+            runnerPthread = Libc.pthreadSelf();
+        }
+        try {
+            return loop(handler);
+        } finally {
+            synchronized (threadLock) {
+                runner = null;
+                runnerPthread = 0;
+                threadLock.notifyAll();
+            }
+        }
+    }
+
+    /** The exit loop. Nothing here allocates until the vCPU stops. */
+    private VcpuStop loop(ExitHandler handler) {
+        long returnedAt = 0;
+        while (true) {
+            if (stopRequested) {
+                return STOP_REQUESTED;
+            }
+            long[] sink = exitTimes;
+            if (sink != null && returnedAt != 0 && exitTimesCount < sink.length) {
+                sink[exitTimesCount++] = System.nanoTime() - returnedAt;
+            }
+            int rc = Libc.ioctlRaw(callState, fd, KVM_RUN, MemorySegment.NULL);
+            if (sink != null) {
+                returnedAt = System.nanoTime();
+            }
+            if (rc < 0) {
+                int errno = Libc.errno(callState);
+                if (errno == Libc.EINTR || errno == Libc.EAGAIN) {
+                    interruptedRuns++;
+                    continue;
+                }
+                throw KvmException.of("ioctl(KVM_RUN)", errno, "vCPU " + id);
+            }
+            exits++;
+            int reason = run.get(ValueLayout.JAVA_INT, RUN_EXIT_REASON);
+            switch (reason) {
+                case KVM_EXIT_IO -> {
+                    ioExits++;
+                    dispatchIo(handler);
+                }
+                case KVM_EXIT_MMIO -> {
+                    mmioExits++;
+                    dispatchMmio(handler);
+                }
+                case KVM_EXIT_INTR -> interruptedRuns++;
+                case KVM_EXIT_HLT -> {
+                    return STOP_HALT;
+                }
+                case KVM_EXIT_SHUTDOWN -> {
+                    return new VcpuStop(VcpuStop.Kind.SHUTDOWN,
+                            "KVM_EXIT_SHUTDOWN: the guest triple-faulted or took an exception it cannot handle");
+                }
+                case KVM_EXIT_FAIL_ENTRY -> {
+                    return new VcpuStop(VcpuStop.Kind.FAIL_ENTRY,
+                            "KVM_EXIT_FAIL_ENTRY: hardware entry failure reason 0x%x (bad entry state)"
+                                    .formatted(run.get(ValueLayout.JAVA_LONG, RUN_UNION_FIRST_LONG)));
+                }
+                case KVM_EXIT_INTERNAL_ERROR -> {
+                    return new VcpuStop(VcpuStop.Kind.INTERNAL_ERROR, internalErrorDetail());
+                }
+                case KVM_EXIT_SYSTEM_EVENT -> {
+                    return new VcpuStop(VcpuStop.Kind.SHUTDOWN, "KVM_EXIT_SYSTEM_EVENT type "
+                            + run.get(ValueLayout.JAVA_INT, RUN_UNION_FIRST_LONG) + " (shutdown or reset)");
+                }
+                default -> {
+                    return new VcpuStop(VcpuStop.Kind.UNHANDLED_EXIT, exitReasonName(reason)
+                            + " is not handled by this backend");
+                }
+            }
+        }
+    }
+
+    private void dispatchIo(ExitHandler handler) {
+        int direction = run.get(ValueLayout.JAVA_BYTE, RUN_IO_DIRECTION);
+        int size = run.get(ValueLayout.JAVA_BYTE, RUN_IO_SIZE);
+        int port = Short.toUnsignedInt(run.get(ValueLayout.JAVA_SHORT, RUN_IO_PORT));
+        int count = run.get(ValueLayout.JAVA_INT, RUN_IO_COUNT);
+        long data = run.get(ValueLayout.JAVA_LONG, RUN_IO_DATA_OFFSET);
+        // The kernel fills these, but a bad value must not walk off the page: the
+        // scoped segment would throw, so check once and stop cleanly instead.
+        if ((size != 1 && size != 2 && size != 4) || count < 0 || data < 0
+                || data > run.byteSize() || (long) size * count > run.byteSize() - data) {
+            requestStop();
+            return;
+        }
+        for (int i = 0; i < count; i++) {
+            long at = data + (long) i * size;
+            if (direction == KVM_EXIT_IO_OUT) {
+                int value = switch (size) {
+                    case 1 -> Byte.toUnsignedInt(run.get(ValueLayout.JAVA_BYTE, at));
+                    case 2 -> Short.toUnsignedInt(run.get(ValueLayout.JAVA_SHORT_UNALIGNED, at));
+                    default -> run.get(ValueLayout.JAVA_INT_UNALIGNED, at);
+                };
+                handler.portWrite(port, size, value);
+            } else {
+                int value = handler.portRead(port, size);
+                switch (size) {
+                    case 1 -> run.set(ValueLayout.JAVA_BYTE, at, (byte) value);
+                    case 2 -> run.set(ValueLayout.JAVA_SHORT_UNALIGNED, at, (short) value);
+                    default -> run.set(ValueLayout.JAVA_INT_UNALIGNED, at, value);
+                }
+            }
+        }
+    }
+
+    private void dispatchMmio(ExitHandler handler) {
+        long address = run.get(ValueLayout.JAVA_LONG, RUN_MMIO_PHYS_ADDR);
+        int length = run.get(ValueLayout.JAVA_INT, RUN_MMIO_LEN);
+        if (length < 1 || length > 8) {
+            requestStop();
+            return;
+        }
+        if (run.get(ValueLayout.JAVA_BYTE, RUN_MMIO_IS_WRITE) != 0) {
+            long value = 0;
+            for (int i = length - 1; i >= 0; i--) {
+                value = (value << 8) | Byte.toUnsignedLong(run.get(ValueLayout.JAVA_BYTE, RUN_MMIO_DATA + i));
+            }
+            handler.mmioWrite(address, length, value);
+        } else {
+            long value = handler.mmioRead(address, length);
+            for (int i = 0; i < length; i++) {
+                run.set(ValueLayout.JAVA_BYTE, RUN_MMIO_DATA + i, (byte) (value >>> (8 * i)));
+            }
+        }
+    }
+
+    private String internalErrorDetail() {
+        int suberror = run.get(ValueLayout.JAVA_INT, RUN_UNION_FIRST_LONG);
+        String what = switch (suberror) {
+            case 1 -> "emulation failure";
+            case 2 -> "simultaneous exception";
+            case 3 -> "delivery event";
+            case 4 -> "unexpected exit reason";
+            default -> "suberror " + suberror;
+        };
+        return "KVM_EXIT_INTERNAL_ERROR: " + what + " (the hypervisor could not run an instruction of the guest)";
+    }
+
+    @Override
+    public void requestStop() {
+        stopRequested = true;
+        synchronized (threadLock) {
+            if (closed) {
+                return;
+            }
+            // Seen by KVM_RUN on entry: covers the window before the ioctl.
+            run.set(ValueLayout.JAVA_BYTE, RUN_IMMEDIATE_EXIT, (byte) 1);
+            if (runner != null && runner != Thread.currentThread()) {
+                // Kicks a guest that runs without exits out of KVM_RUN (EINTR).
+                Libc.pthreadKill(runnerPthread, kickSignal);
+            }
+        }
+    }
+
+    @Override
+    public int recordExitTimes(long[] sink) {
+        int previous = exitTimesCount;
+        exitTimesCount = 0;
+        exitTimes = sink;
+        return previous;
+    }
+
+    @Override
+    public Map<String, Long> statistics() {
+        Map<String, Long> out = new LinkedHashMap<>();
+        out.put("exits", exits);
+        out.put("io_exits", ioExits);
+        out.put("mmio_exits", mmioExits);
+        out.put("interrupted_runs", interruptedRuns);
+        if (cpuidErrno != 0) {
+            out.put("set_cpuid_errno", (long) cpuidErrno);
+        }
+        synchronized (threadLock) {
+            if (!closed) {
+                try {
+                    if (stats == null) {
+                        stats = KvmStats.open(fd);
+                    }
+                    out.putAll(stats.read());
+                } catch (KvmException e) {
+                    out.put("binary_stats_unavailable_errno", (long) e.errno());
+                }
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        synchronized (threadLock) {
+            if (closed) {
+                return;
+            }
+            stopRequested = true;
+            if (runner != null && runner != Thread.currentThread()) {
+                run.set(ValueLayout.JAVA_BYTE, RUN_IMMEDIATE_EXIT, (byte) 1);
+                Libc.pthreadKill(runnerPthread, kickSignal);
+                long deadline = System.nanoTime() + 5_000_000_000L;
+                while (runner != null && System.nanoTime() < deadline) {
+                    try {
+                        threadLock.wait(100);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        break;
+                    }
+                }
+            }
+            closed = true;
+            if (stats != null) {
+                stats.close();
+            }
+        }
+        arena.close();
+        Libc.munmap(runMapping);
+        Libc.close(fd);
+    }
+
+    /** Encodes and decodes struct kvm_sregs. */
+    static final class SregsCodec {
+        private static final String[] SEGMENTS = {"cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"};
+
+        private SregsCodec() {
+        }
+
+        static SpecialRegisters decode(MemorySegment s) {
+            Segment[] seg = new Segment[SEGMENTS.length];
+            for (int i = 0; i < SEGMENTS.length; i++) {
+                seg[i] = decodeSegment(s.asSlice(offset(KVM_SREGS, SEGMENTS[i]), KVM_SEGMENT.byteSize()));
+            }
+            return new SpecialRegisters(seg[0], seg[1], seg[2], seg[3], seg[4], seg[5], seg[6], seg[7],
+                    decodeTable(s, "gdt"), decodeTable(s, "idt"),
+                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr0")),
+                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr2")),
+                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr3")),
+                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr4")),
+                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr8")),
+                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "efer")),
+                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "apic_base")));
+        }
+
+        static void encode(SpecialRegisters r, MemorySegment s) {
+            Segment[] seg = {r.cs(), r.ds(), r.es(), r.fs(), r.gs(), r.ss(), r.tr(), r.ldt()};
+            for (int i = 0; i < SEGMENTS.length; i++) {
+                encodeSegment(seg[i], s.asSlice(offset(KVM_SREGS, SEGMENTS[i]), KVM_SEGMENT.byteSize()));
+            }
+            encodeTable(r.gdt(), s, "gdt");
+            encodeTable(r.idt(), s, "idt");
+            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr0"), r.cr0());
+            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr2"), r.cr2());
+            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr3"), r.cr3());
+            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr4"), r.cr4());
+            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr8"), r.cr8());
+            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "efer"), r.efer());
+            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "apic_base"), r.apicBase());
+        }
+
+        static Segment decodeSegment(MemorySegment g) {
+            return new Segment(
+                    g.get(ValueLayout.JAVA_LONG, offset(KVM_SEGMENT, "base")),
+                    g.get(ValueLayout.JAVA_INT, offset(KVM_SEGMENT, "limit")),
+                    Short.toUnsignedInt(g.get(ValueLayout.JAVA_SHORT, offset(KVM_SEGMENT, "selector"))),
+                    g.get(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "type")),
+                    flag(g, "present"),
+                    g.get(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "dpl")),
+                    flag(g, "db"), flag(g, "s"), flag(g, "l"), flag(g, "g"), flag(g, "unusable"));
+        }
+
+        static void encodeSegment(Segment v, MemorySegment g) {
+            g.set(ValueLayout.JAVA_LONG, offset(KVM_SEGMENT, "base"), v.base());
+            g.set(ValueLayout.JAVA_INT, offset(KVM_SEGMENT, "limit"), v.limit());
+            g.set(ValueLayout.JAVA_SHORT, offset(KVM_SEGMENT, "selector"), (short) v.selector());
+            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "type"), (byte) v.type());
+            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "present"), (byte) (v.present() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "dpl"), (byte) v.dpl());
+            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "db"), (byte) (v.db() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "s"), (byte) (v.s() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "l"), (byte) (v.l() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "g"), (byte) (v.g() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "avl"), (byte) 0);
+            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "unusable"), (byte) (v.unusable() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "padding"), (byte) 0);
+        }
+
+        private static boolean flag(MemorySegment g, String name) {
+            return g.get(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, name)) != 0;
+        }
+
+        private static DescriptorTable decodeTable(MemorySegment s, String name) {
+            long at = offset(KVM_SREGS, name);
+            return new DescriptorTable(s.get(ValueLayout.JAVA_LONG, at),
+                    Short.toUnsignedInt(s.get(ValueLayout.JAVA_SHORT, at + offset(KVM_DTABLE, "limit"))));
+        }
+
+        private static void encodeTable(DescriptorTable t, MemorySegment s, String name) {
+            long at = offset(KVM_SREGS, name);
+            s.set(ValueLayout.JAVA_LONG, at, t.base());
+            s.set(ValueLayout.JAVA_SHORT, at + offset(KVM_DTABLE, "limit"), (short) t.limit());
+        }
+    }
+}

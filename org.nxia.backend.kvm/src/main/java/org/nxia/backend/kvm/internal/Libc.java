@@ -1,0 +1,321 @@
+package org.nxia.backend.kvm.internal;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+
+/**
+ * Every libc function the KVM backend calls, as downcall handles, in one
+ * place. Each wrapper throws {@link KvmException} naming the call and errno.
+ *
+ * <p>Native access is restricted: this class is where it happens, on purpose.
+ */
+@SuppressWarnings("restricted")
+final class Libc {
+
+    static final int O_RDWR = 0x2;
+    static final int O_CLOEXEC = 0x80000;
+    static final int PROT_READ = 0x1;
+    static final int PROT_WRITE = 0x2;
+    static final int MAP_SHARED = 0x1;
+    static final int MFD_CLOEXEC = 0x1;
+
+    static final int EINTR = 4;
+    static final int EAGAIN = 11;
+    static final int E2BIG = 7;
+    static final int ENOENT = 2;
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final SymbolLookup LIBC = LINKER.defaultLookup();
+    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO =
+            CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option ERRNO_CAPTURE = Linker.Option.captureCallState("errno");
+
+    private static final MethodHandle OPEN = downcall("open",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
+            ERRNO_CAPTURE, Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle CLOSE = downcall("close",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    /** ioctl(fd, request, void *arg) */
+    private static final MethodHandle IOCTL_PTR = downcall("ioctl",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS),
+            ERRNO_CAPTURE, Linker.Option.firstVariadicArg(2));
+    /** ioctl(fd, request, unsigned long arg) */
+    private static final MethodHandle IOCTL_LONG = downcall("ioctl",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
+            ERRNO_CAPTURE, Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle MMAP = downcall("mmap",
+            FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG),
+            ERRNO_CAPTURE);
+    private static final MethodHandle MUNMAP = downcall("munmap",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+    private static final MethodHandle MEMFD_CREATE = downcall("memfd_create",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
+            ERRNO_CAPTURE);
+    private static final MethodHandle FTRUNCATE = downcall("ftruncate",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG),
+            ERRNO_CAPTURE);
+    private static final MethodHandle PREAD = downcall("pread",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
+            ERRNO_CAPTURE);
+    private static final MethodHandle PTHREAD_SELF = downcall("pthread_self",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG));
+    private static final MethodHandle PTHREAD_KILL = downcall("pthread_kill",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+    private static final MethodHandle SIGACTION = downcall("sigaction",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS),
+            ERRNO_CAPTURE);
+    private static final MethodHandle SIGRTMIN = downcall("__libc_current_sigrtmin",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT));
+    private static final MethodHandle STRERROR = downcall("strerror",
+            FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+
+    /** glibc x86-64 struct sigaction: handler, 128-byte mask, flags, restorer. */
+    private static final long SIGACTION_SIZE = 152;
+    private static final long SA_FLAGS_OFFSET = 136;
+
+    private Libc() {
+    }
+
+    private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        MemorySegment symbol = LIBC.find(name)
+                .orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name));
+        return LINKER.downcallHandle(symbol, descriptor, options);
+    }
+
+    /** Per-thread scratch for errno; a vCPU keeps its own so the run loop allocates nothing. */
+    static MemorySegment newCallState(Arena arena) {
+        return arena.allocate(CALL_STATE);
+    }
+
+    static int errno(MemorySegment callState) {
+        return (int) ERRNO.get(callState, 0L);
+    }
+
+    static int open(String path, int flags) throws KvmException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = newCallState(arena);
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags);
+            if (fd < 0) {
+                throw KvmException.of("open(" + path + ")", errno(state), "");
+            }
+            return fd;
+        } catch (KvmException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    static void close(int fd) {
+        try {
+            int rc = (int) CLOSE.invokeExact(fd);
+            assert rc == 0 || rc == -1;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** ioctl with a pointer argument; returns the result or -1 with errno in {@code state}. */
+    static int ioctlRaw(MemorySegment state, int fd, long request, MemorySegment arg) {
+        try {
+            return (int) IOCTL_PTR.invokeExact(state, fd, request, arg);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** ioctl with a pointer argument that throws on failure. */
+    static int ioctl(int fd, long request, MemorySegment arg, String name) throws KvmException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = newCallState(arena);
+            int rc = ioctlRaw(state, fd, request, arg);
+            if (rc < 0) {
+                throw KvmException.of("ioctl(" + name + ")", errno(state), "fd " + fd);
+            }
+            return rc;
+        }
+    }
+
+    /** ioctl with an integer argument that throws on failure. */
+    static int ioctl(int fd, long request, long arg, String name) throws KvmException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = newCallState(arena);
+            int rc = (int) IOCTL_LONG.invokeExact(state, fd, request, arg);
+            if (rc < 0) {
+                throw KvmException.of("ioctl(" + name + ")", errno(state), "fd " + fd + ", arg " + arg);
+            }
+            return rc;
+        } catch (KvmException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** mmap(NULL, size, prot, flags, fd, 0), as a segment of {@code size} bytes. */
+    static MemorySegment mmap(long size, int prot, int flags, int fd, String what) throws KvmException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = newCallState(arena);
+            MemorySegment addr = (MemorySegment) MMAP.invokeExact(state, MemorySegment.NULL, size, prot, flags, fd, 0L);
+            if (addr.address() == -1L) {
+                throw KvmException.of("mmap(" + what + ")", errno(state), size + " bytes, fd " + fd);
+            }
+            return addr.reinterpret(size);
+        } catch (KvmException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    static void munmap(MemorySegment segment) {
+        try {
+            int rc = (int) MUNMAP.invokeExact(segment, segment.byteSize());
+            assert rc == 0;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    static int memfdCreate(String name) throws KvmException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = newCallState(arena);
+            int fd = (int) MEMFD_CREATE.invokeExact(state, arena.allocateFrom(name), MFD_CLOEXEC);
+            if (fd < 0) {
+                throw KvmException.of("memfd_create(" + name + ")", errno(state), "");
+            }
+            return fd;
+        } catch (KvmException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    static void ftruncate(int fd, long size) throws KvmException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = newCallState(arena);
+            int rc = (int) FTRUNCATE.invokeExact(state, fd, size);
+            if (rc < 0) {
+                throw KvmException.of("ftruncate", errno(state), "fd " + fd + ", " + size + " bytes");
+            }
+        } catch (KvmException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** pread into {@code buffer}; returns the bytes read. */
+    static long pread(int fd, MemorySegment buffer, long offset) throws KvmException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = newCallState(arena);
+            long n = (long) PREAD.invokeExact(state, fd, buffer, buffer.byteSize(), offset);
+            if (n < 0) {
+                throw KvmException.of("pread", errno(state), "fd " + fd + ", offset " + offset);
+            }
+            return n;
+        } catch (KvmException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    static long pthreadSelf() {
+        try {
+            return (long) PTHREAD_SELF.invokeExact();
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** Returns 0 or an error number (pthread functions do not set errno). */
+    static int pthreadKill(long thread, int signal) {
+        try {
+            return (int) PTHREAD_KILL.invokeExact(thread, signal);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    static int sigrtmin() {
+        try {
+            return (int) SIGRTMIN.invokeExact();
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /**
+     * Installs a handler for {@code signal} whose only job is to exist: a
+     * caught signal makes KVM_RUN return EINTR, which is how another thread
+     * kicks a vCPU out of the guest. The handler is libc's {@code getpid}:
+     * async-signal-safe, no side effects, and native, so no Java code ever runs
+     * in signal context (an upcall stub there could find its thread in Java
+     * state and crash the JVM).
+     */
+    static void installKickHandler(int signal) throws KvmException {
+        MemorySegment handler = LIBC.find("getpid").orElseThrow();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = newCallState(arena);
+            MemorySegment action = arena.allocate(SIGACTION_SIZE, 8);
+            action.set(ValueLayout.ADDRESS, 0, handler);
+            action.set(ValueLayout.JAVA_INT, SA_FLAGS_OFFSET, 0);
+            int rc = (int) SIGACTION.invokeExact(state, signal, action, MemorySegment.NULL);
+            if (rc < 0) {
+                throw KvmException.of("sigaction(" + signal + ")", errno(state), "");
+            }
+        } catch (KvmException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    static String strerror(int errno) {
+        try {
+            MemorySegment text = (MemorySegment) STRERROR.invokeExact(errno);
+            return text.equals(MemorySegment.NULL) ? "errno " + errno : text.reinterpret(256).getString(0);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    static String errnoName(int errno) {
+        return switch (errno) {
+            case 1 -> "EPERM";
+            case 2 -> "ENOENT";
+            case 4 -> "EINTR";
+            case 5 -> "EIO";
+            case 6 -> "ENXIO";
+            case 7 -> "E2BIG";
+            case 9 -> "EBADF";
+            case 11 -> "EAGAIN";
+            case 12 -> "ENOMEM";
+            case 13 -> "EACCES";
+            case 14 -> "EFAULT";
+            case 16 -> "EBUSY";
+            case 17 -> "EEXIST";
+            case 19 -> "ENODEV";
+            case 22 -> "EINVAL";
+            case 24 -> "EMFILE";
+            case 25 -> "ENOTTY";
+            case 28 -> "ENOSPC";
+            case 38 -> "ENOSYS";
+            case 95 -> "EOPNOTSUPP";
+            default -> "errno " + errno;
+        };
+    }
+}

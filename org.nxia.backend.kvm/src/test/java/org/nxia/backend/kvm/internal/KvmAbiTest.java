@@ -1,0 +1,92 @@
+package org.nxia.backend.kvm.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.nxia.backend.kvm.internal.KvmAbi.*;
+
+import org.junit.jupiter.api.Test;
+
+/**
+ * The layouts and ioctl numbers against the values of the kernel's
+ * {@code <linux/kvm.h>} and {@code <asm/kvm.h>} for x86-64 (sizeof, offsetof
+ * and the _IO* macros, as a C compiler computes them from the headers).
+ */
+class KvmAbiTest {
+
+    @Test
+    void structSizesMatchTheKernel() {
+        assertEquals(144, KVM_REGS.byteSize(), "sizeof(struct kvm_regs)");
+        assertEquals(24, KVM_SEGMENT.byteSize(), "sizeof(struct kvm_segment)");
+        assertEquals(16, KVM_DTABLE.byteSize(), "sizeof(struct kvm_dtable)");
+        assertEquals(312, KVM_SREGS.byteSize(), "sizeof(struct kvm_sregs)");
+        assertEquals(32, KVM_USERSPACE_MEMORY_REGION.byteSize(), "sizeof(struct kvm_userspace_memory_region)");
+        assertEquals(16, KVM_MSR_ENTRY.byteSize(), "sizeof(struct kvm_msr_entry)");
+        assertEquals(8, KVM_MSRS.byteSize(), "sizeof(struct kvm_msrs)");
+        assertEquals(40, KVM_CPUID_ENTRY2.byteSize(), "sizeof(struct kvm_cpuid_entry2)");
+        assertEquals(8, KVM_CPUID2.byteSize(), "sizeof(struct kvm_cpuid2)");
+        assertEquals(24, KVM_STATS_HEADER.byteSize(), "sizeof(struct kvm_stats_header)");
+        assertEquals(16, KVM_STATS_DESC.byteSize(), "sizeof(struct kvm_stats_desc)");
+    }
+
+    @Test
+    void fieldOffsetsMatchTheKernel() {
+        assertEquals(128, offset(KVM_REGS, "rip"));
+        assertEquals(136, offset(KVM_REGS, "rflags"));
+        assertEquals(12, offset(KVM_SEGMENT, "selector"));
+        assertEquals(14, offset(KVM_SEGMENT, "type"));
+        assertEquals(19, offset(KVM_SEGMENT, "l"));
+        assertEquals(22, offset(KVM_SEGMENT, "unusable"));
+        assertEquals(144, offset(KVM_SREGS, "tr"));
+        assertEquals(168, offset(KVM_SREGS, "ldt"));
+        assertEquals(192, offset(KVM_SREGS, "gdt"));
+        assertEquals(208, offset(KVM_SREGS, "idt"));
+        assertEquals(224, offset(KVM_SREGS, "cr0"));
+        assertEquals(240, offset(KVM_SREGS, "cr3"));
+        assertEquals(248, offset(KVM_SREGS, "cr4"));
+        assertEquals(264, offset(KVM_SREGS, "efer"));
+        assertEquals(272, offset(KVM_SREGS, "apic_base"));
+        assertEquals(280, offset(KVM_SREGS, "interrupt_bitmap"));
+        assertEquals(8, offset(KVM_USERSPACE_MEMORY_REGION, "guest_phys_addr"));
+        assertEquals(24, offset(KVM_USERSPACE_MEMORY_REGION, "userspace_addr"));
+        assertEquals(8, offset(KVM_MSR_ENTRY, "data"));
+        assertEquals(12, offset(KVM_CPUID_ENTRY2, "eax"));
+        assertEquals(20, offset(KVM_STATS_HEADER, "data_offset"));
+        assertEquals(8, offset(KVM_STATS_DESC, "offset"));
+    }
+
+    @Test
+    void kvmRunOffsetsMatchTheKernel() {
+        assertEquals(1, RUN_IMMEDIATE_EXIT);
+        assertEquals(8, RUN_EXIT_REASON);
+        assertEquals(32, RUN_UNION, "the exit union of struct kvm_run");
+        assertEquals(32, RUN_IO_DIRECTION);
+        assertEquals(33, RUN_IO_SIZE);
+        assertEquals(34, RUN_IO_PORT);
+        assertEquals(36, RUN_IO_COUNT);
+        assertEquals(40, RUN_IO_DATA_OFFSET);
+        assertEquals(32, RUN_MMIO_PHYS_ADDR);
+        assertEquals(40, RUN_MMIO_DATA);
+        assertEquals(48, RUN_MMIO_LEN);
+        assertEquals(52, RUN_MMIO_IS_WRITE);
+    }
+
+    @Test
+    void ioctlNumbersMatchTheKernel() {
+        assertEquals(0xAE00L, KVM_GET_API_VERSION);
+        assertEquals(0xAE01L, KVM_CREATE_VM);
+        assertEquals(0xAE03L, KVM_CHECK_EXTENSION);
+        assertEquals(0xAE04L, KVM_GET_VCPU_MMAP_SIZE);
+        assertEquals(0xC008AE05L, KVM_GET_SUPPORTED_CPUID);
+        assertEquals(0xAE41L, KVM_CREATE_VCPU);
+        assertEquals(0x4020AE46L, KVM_SET_USER_MEMORY_REGION);
+        assertEquals(0xAE47L, KVM_SET_TSS_ADDR);
+        assertEquals(0xAE80L, KVM_RUN);
+        assertEquals(0x8090AE81L, KVM_GET_REGS);
+        assertEquals(0x4090AE82L, KVM_SET_REGS);
+        assertEquals(0x8138AE83L, KVM_GET_SREGS);
+        assertEquals(0x4138AE84L, KVM_SET_SREGS);
+        assertEquals(0xC008AE88L, KVM_GET_MSRS);
+        assertEquals(0x4008AE89L, KVM_SET_MSRS);
+        assertEquals(0x4008AE90L, KVM_SET_CPUID2);
+        assertEquals(0xAECEL, KVM_GET_STATS_FD);
+    }
+}

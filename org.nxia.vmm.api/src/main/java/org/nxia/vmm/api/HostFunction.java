@@ -1,0 +1,28 @@
+package org.nxia.vmm.api;
+
+import java.lang.foreign.MemorySegment;
+
+import org.osgi.annotation.versioning.ConsumerType;
+
+/**
+ * A host function a guest calls by name (see {@code docs/guest-abi.md}, host
+ * calls). Register it as an OSGi service with the property
+ * {@value #NAME_PROPERTY}; a bundle installed later is callable by the next
+ * call, without a restart.
+ */
+@ConsumerType
+public interface HostFunction {
+
+    /** Service property: the name guests call, at most 31 bytes of ASCII. */
+    String NAME_PROPERTY = "nxia.hostfunction";
+
+    /**
+     * Handles one call on the calling vCPU's thread.
+     *
+     * @param argument read-only view of the guest's argument bytes
+     * @param result   the guest's result buffer (its capacity is {@code result.byteSize()})
+     * @return the number of result bytes written, at most {@code result.byteSize()}
+     * @throws Exception any failure; the guest sees {@code NXIA_HC_EFAIL}
+     */
+    long call(MemorySegment argument, MemorySegment result) throws Exception;
+}

@@ -1,0 +1,28 @@
+package org.nxia.vmm.api;
+
+import java.util.Map;
+
+import org.osgi.annotation.versioning.ConsumerType;
+
+/**
+ * A VM at the hypervisor level: its RAM and its vCPUs. Closing it releases
+ * every vCPU, the RAM and the kernel objects.
+ */
+@ConsumerType
+public interface Partition extends AutoCloseable {
+
+    /** Guest RAM, one range at guest-physical 0. */
+    GuestMemory memory();
+
+    /**
+     * Creates vCPU {@code id}. Call from any thread; run it on one platform
+     * thread.
+     */
+    Vcpu createVcpu(int id);
+
+    /** Backend statistics for the whole VM, by the backend's names; empty if it has none. */
+    Map<String, Long> statistics();
+
+    @Override
+    void close();
+}

@@ -1,0 +1,29 @@
+package org.nxia.vmm.api;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Objects;
+
+/**
+ * {@link GuestMemory} over one host segment. The checks happen here, once,
+ * before {@code asSlice}; nothing outside the segment is reachable.
+ */
+record SegmentGuestMemory(long base, MemorySegment segment) implements GuestMemory {
+
+    SegmentGuestMemory {
+        Objects.requireNonNull(segment, "segment");
+        if (base < 0) {
+            throw new IllegalArgumentException("base must be >= 0: " + base);
+        }
+    }
+
+    @Override
+    public long size() {
+        return segment.byteSize();
+    }
+
+    @Override
+    public MemorySegment slice(long address, long length) {
+        check(address, length);
+        return segment.asSlice(address - base, length);
+    }
+}

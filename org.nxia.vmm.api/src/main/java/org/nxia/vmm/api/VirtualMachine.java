@@ -1,0 +1,39 @@
+package org.nxia.vmm.api;
+
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.TimeoutException;
+
+import org.osgi.annotation.versioning.ProviderType;
+
+/** One VM managed by the platform. */
+@ProviderType
+public interface VirtualMachine {
+
+    String id();
+
+    VmProfile profile();
+
+    VmState state();
+
+    /** Starts the vCPU thread. @throws IllegalStateException unless {@link VmState#CREATED} */
+    void start();
+
+    /** Stops a running VM (its result says {@link VmResult.Reason#STOPPED}); no-op once stopped. */
+    void stop();
+
+    /**
+     * Waits until the VM stops.
+     *
+     * @throws TimeoutException if it is still running after {@code timeout}
+     */
+    VmResult await(Duration timeout) throws InterruptedException, TimeoutException;
+
+    /** The result once stopped. */
+    Optional<VmResult> result();
+
+    /** Everything the guest printed so far (bounded; the oldest output is dropped past 1 MiB). */
+    String console();
+
+    VmInfo info();
+}

@@ -1,0 +1,14 @@
+/**
+ * The backend-neutral VMM API: the {@link org.nxia.vmm.api.Hypervisor} SPI that
+ * backends implement, {@link org.nxia.vmm.api.GuestMemory} through which all
+ * guest memory is accessed, the VM lifecycle seen by shells and tools, and
+ * {@link org.nxia.vmm.api.HostFunction}s that guests call.
+ *
+ * <p>No backend type (KVM, WHP, HVF) appears here.
+ */
+@Export
+@Version("0.1.0")
+package org.nxia.vmm.api;
+
+import org.osgi.annotation.bundle.Export;
+import org.osgi.annotation.versioning.Version;
