@@ -36,4 +36,14 @@ public interface VirtualMachine {
     String console();
 
     VmInfo info();
+
+    /**
+     * For benchmarks: from the next start, records the user-space nanoseconds
+     * of each exit (hypervisor return to next entry) into {@code sink} until it
+     * is full. Recording costs two clock reads per exit.
+     */
+    void recordExitTimes(long[] sink);
+
+    /** How many entries the sink of {@link #recordExitTimes} received; stops recording. */
+    int exitTimesRecorded();
 }

@@ -1,0 +1,408 @@
+package org.nxia.vmm.internal;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+import org.nxia.vmm.api.ExitHandler;
+import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.Hypervisor;
+import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.Vcpu;
+import org.nxia.vmm.api.VcpuStop;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmInfo;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.VmState;
+import org.nxia.vmm.internal.bus.Bus;
+import org.nxia.vmm.internal.bus.MmioHandler;
+import org.nxia.vmm.internal.bus.PortHandler;
+import org.nxia.vmm.internal.image.ElfImage;
+import org.nxia.vmm.internal.image.GuestImageException;
+import org.nxia.vmm.internal.micro.BootBlock;
+import org.nxia.vmm.internal.micro.EntryState;
+import org.nxia.vmm.internal.micro.ImageLoader;
+import org.nxia.vmm.internal.micro.MicroVmLayout;
+import org.nxia.vmm.internal.micro.MicroVmPorts;
+import org.nxia.vmm.internal.micro.PageTables;
+
+/**
+ * A micro-VM: an OS-less guest image on one vCPU (docs/guest-abi.md). Its
+ * vCPU runs on its own platform thread; port and MMIO exits go through its
+ * {@link Bus}. Anything the guest does wrong stops this VM only.
+ */
+final class MicroVm implements VirtualMachine, ExitHandler {
+
+    private final String id;
+    private final VmProfile profile;
+    private final HypervisorInfo hypervisor;
+    private final HostCalls hostCalls;
+    private final Partition partition;
+    private final GuestMemory memory;
+    private final MicroVmLayout layout;
+    private final Vcpu vcpu;
+    private final Bus bus = new Bus();
+    private final ConsoleLog console = new ConsoleLog();
+    private final byte[] consoleBuffer = new byte[MicroVmLayout.CONSOLE_CAP];
+    private final CountDownLatch stopped = new CountDownLatch(1);
+
+    private volatile VmState state = VmState.CREATED;
+    private volatile VmResult result;
+    private Thread thread;
+    private long startedAt;
+
+    // Why the vCPU was asked to stop: the first cause wins.
+    private VmResult.Reason stopReason;
+    private String stopDetail;
+    private int exitStatus = -1;
+
+    private long hostCallCount;
+    private long benchExits;
+
+    MicroVm(String id, VmProfile profile, Hypervisor hv, HostCalls hostCalls) {
+        this.id = id;
+        this.profile = profile;
+        this.hypervisor = hv.info();
+        this.hostCalls = hostCalls;
+        String name = profile.image().toString();
+        byte[] file = readImage(profile);
+        ElfImage image = ElfImage.parse(file, name);
+        this.layout = MicroVmLayout.plan(profile.memoryBytes(), image.end(), profile.input().length, profile.outputCapacity());
+        this.partition = hv.createPartition(profile.memoryBytes());
+        try {
+            this.memory = partition.memory();
+            ImageLoader.load(image, memory, layout, name);
+            memory.write(layout.inputGpa(), profile.input());
+            long cr3 = PageTables.build(memory, layout.pageTablesBase(), layout.ramSize());
+            EntryState.writeGdt(memory);
+            BootBlock.write(memory, layout, hypervisor.pvmControlMsr(), profile.arg());
+            this.vcpu = partition.createVcpu(0);
+            vcpu.setSpecialRegisters(EntryState.specialRegisters(cr3, vcpu.specialRegisters().apicBase()));
+            vcpu.setRegisters(EntryState.registers(image.entry(), layout));
+            wirePorts();
+        } catch (RuntimeException e) {
+            partition.close();
+            throw e;
+        }
+    }
+
+    private static byte[] readImage(VmProfile profile) {
+        try {
+            long size = Files.size(profile.image());
+            if (size > ElfImage.MAX_FILE_SIZE) {
+                throw new GuestImageException(profile.image() + ": " + size + " bytes is larger than the 256 MiB a guest image may be");
+            }
+            return Files.readAllBytes(profile.image());
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new GuestImageException(profile.image() + ": no such file; build the guests with ./nxia build or give a path to an .elf");
+        } catch (IOException e) {
+            throw new GuestImageException(profile.image() + ": cannot read it (" + e.getMessage() + ")");
+        }
+    }
+
+    private void wirePorts() {
+        bus.addPorts(MicroVmPorts.DEBUG_PUTC, 1, writeOnly((port, size, value) -> {
+            consoleBuffer[0] = (byte) value;
+            console.append(consoleBuffer, 1);
+        }));
+        bus.addPorts(MicroVmPorts.EXIT, 4, writeOnly((port, size, value) -> {
+            synchronized (this) {
+                if (stopReason == null) {
+                    exitStatus = value;
+                }
+            }
+            stopWith(VmResult.Reason.EXITED, "the guest exited with status " + value);
+        }));
+        bus.addPorts(MicroVmPorts.CONSOLE_FLUSH, 4, writeOnly((port, size, value) -> flushConsole(value)));
+        bus.addPorts(MicroVmPorts.HOSTCALL, 4, writeOnly((port, size, value) -> hostCall(Integer.toUnsignedLong(value))));
+        bus.addPorts(MicroVmPorts.BENCH, 4, writeOnly((port, size, value) -> benchExits++));
+    }
+
+    private interface PortWrite {
+        void write(int port, int size, int value);
+    }
+
+    /** A port the guest writes; reading it returns all ones, as from an empty bus. */
+    private static PortHandler writeOnly(PortWrite write) {
+        return new PortHandler() {
+            @Override
+            public void write(int port, int size, int value) {
+                write.write(port, size, value);
+            }
+
+            @Override
+            public int read(int port, int size) {
+                return -1;
+            }
+        };
+    }
+
+    private void flushConsole(int length) {
+        if (length < 0 || length > MicroVmLayout.CONSOLE_CAP) {
+            stopWith(VmResult.Reason.GUEST_ERROR, "console flush of " + Integer.toUnsignedString(length)
+                    + " bytes exceeds the " + MicroVmLayout.CONSOLE_CAP + "-byte console buffer");
+            return;
+        }
+        MemorySegment.copy(memory.slice(MicroVmLayout.CONSOLE, length), ValueLayout.JAVA_BYTE, 0, consoleBuffer, 0, length);
+        console.append(consoleBuffer, length);
+    }
+
+    private void hostCall(long block) {
+        hostCallCount++;
+        if (hostCalls.handle(memory, block) == HostCalls.EINVAL && !memory.contains(block, HostCalls.BLOCK_SIZE)) {
+            stopWith(VmResult.Reason.GUEST_ERROR, "host call block at 0x%x is not in guest RAM".formatted(block));
+        }
+    }
+
+    // ---- ExitHandler: called on the vCPU thread for each exit ----
+
+    @Override
+    public void portWrite(int port, int size, int value) {
+        PortHandler h = bus.port(port);
+        if (h == null) {
+            stopWith(VmResult.Reason.GUEST_ERROR, "the guest wrote 0x%x to I/O port 0x%x, which no device serves"
+                    .formatted(value, port));
+            return;
+        }
+        h.write(port, size, value);
+    }
+
+    @Override
+    public int portRead(int port, int size) {
+        PortHandler h = bus.port(port);
+        if (h == null) {
+            stopWith(VmResult.Reason.GUEST_ERROR, "the guest read I/O port 0x%x, which no device serves".formatted(port));
+            return -1;
+        }
+        return h.read(port, size);
+    }
+
+    @Override
+    public void mmioWrite(long address, int size, long value) {
+        MmioHandler h = bus.mmio(address);
+        if (h == null) {
+            stopWith(VmResult.Reason.GUEST_ERROR, "the guest wrote %d bytes to MMIO address 0x%x, which no device serves"
+                    .formatted(size, address));
+            return;
+        }
+        h.write(address, size, value);
+    }
+
+    @Override
+    public long mmioRead(long address, int size) {
+        MmioHandler h = bus.mmio(address);
+        if (h == null) {
+            stopWith(VmResult.Reason.GUEST_ERROR, "the guest read MMIO address 0x%x, which no device serves".formatted(address));
+            return -1;
+        }
+        return h.read(address, size);
+    }
+
+    // ---- lifecycle ----
+
+    @Override
+    public String id() {
+        return id;
+    }
+
+    @Override
+    public VmProfile profile() {
+        return profile;
+    }
+
+    @Override
+    public VmState state() {
+        return state;
+    }
+
+    void consoleSink(Appendable sink) {
+        console.sink(sink);
+    }
+
+    @Override
+    public synchronized void start() {
+        if (state != VmState.CREATED) {
+            throw new IllegalStateException(id + " is " + state.name().toLowerCase() + "; only a created VM can be started");
+        }
+        state = VmState.RUNNING;
+        startedAt = System.nanoTime();
+        thread = Thread.ofPlatform().name("nxia-" + id + "-vcpu0").daemon(true).start(this::runVcpu);
+    }
+
+    private void runVcpu() {
+        VmResult.Reason reason;
+        String detail;
+        try {
+            VcpuStop stop = vcpu.run(this);
+            synchronized (this) {
+                switch (stop.kind()) {
+                    case REQUESTED -> {
+                        reason = stopReason == null ? VmResult.Reason.STOPPED : stopReason;
+                        detail = stopDetail == null ? "stopped" : stopDetail;
+                    }
+                    case HALT -> {
+                        reason = VmResult.Reason.HALTED;
+                        detail = "the guest halted (hlt) without writing an exit status";
+                    }
+                    case SHUTDOWN -> {
+                        reason = VmResult.Reason.TRIPLE_FAULT;
+                        detail = "the guest crashed: " + stop.detail();
+                    }
+                    default -> {
+                        reason = VmResult.Reason.HYPERVISOR_ERROR;
+                        detail = stop.detail() + hint();
+                    }
+                }
+            }
+        } catch (RuntimeException e) {
+            reason = VmResult.Reason.HYPERVISOR_ERROR;
+            detail = e.getMessage();
+        }
+        finish(reason, detail);
+    }
+
+    private String hint() {
+        return hypervisor.flavour() == HypervisorInfo.Flavour.PVM
+                ? " (on PVM a guest must keep to lower-half addresses and 64-bit mode; see docs/guest-abi.md)"
+                : "";
+    }
+
+    private void finish(VmResult.Reason reason, String detail) {
+        byte[] output = new byte[0];
+        try {
+            long len = BootBlock.outputLength(memory, layout);
+            output = memory.read(layout.outputGpa(), (int) len);
+        } catch (RuntimeException e) {
+            // partition already closed: no output
+        }
+        Duration runTime = Duration.ofNanos(System.nanoTime() - startedAt);
+        result = new VmResult(reason, reason == VmResult.Reason.EXITED ? exitStatus : -1, detail, output, runTime);
+        state = VmState.STOPPED;
+        stopped.countDown();
+    }
+
+    /** Records why the VM should stop (first cause wins) and kicks the vCPU. */
+    void stopWith(VmResult.Reason reason, String detail) {
+        synchronized (this) {
+            if (stopReason == null) {
+                stopReason = reason;
+                stopDetail = detail;
+            }
+        }
+        vcpu.requestStop();
+    }
+
+    @Override
+    public void stop() {
+        synchronized (this) {
+            if (state == VmState.CREATED) {
+                stopReason = VmResult.Reason.STOPPED;
+                stopDetail = "stopped before it started";
+                startedAt = System.nanoTime();
+                finish(VmResult.Reason.STOPPED, stopDetail);
+                return;
+            }
+        }
+        if (state == VmState.RUNNING) {
+            stopWith(VmResult.Reason.STOPPED, "stopped from the host");
+        }
+    }
+
+    @Override
+    public VmResult await(Duration timeout) throws InterruptedException, TimeoutException {
+        if (!stopped.await(timeout.toNanos(), TimeUnit.NANOSECONDS)) {
+            throw new TimeoutException(id + " is still running after " + timeout.toMillis() + " ms");
+        }
+        return result;
+    }
+
+    @Override
+    public Optional<VmResult> result() {
+        return Optional.ofNullable(result);
+    }
+
+    @Override
+    public String console() {
+        return console.text();
+    }
+
+    @Override
+    public VmInfo info() {
+        Map<String, Long> counters = new LinkedHashMap<>();
+        Map<String, Long> stats = state == VmState.STOPPED && closed ? Map.of() : safeStats();
+        counters.putAll(stats);
+        counters.put("host_calls", hostCallCount);
+        counters.put("bench_exits", benchExits);
+        return new VmInfo(id, profile.name(), state, profile.memoryBytes(), profile.vcpus(),
+                profile.image().toString(), hypervisor, executionMode(stats), counters);
+    }
+
+    private Map<String, Long> safeStats() {
+        try {
+            return vcpu.statistics();
+        } catch (RuntimeException e) {
+            return Map.of();
+        }
+    }
+
+    /**
+     * How the guest's instructions ran. On PVM a native guest only has its
+     * port I/O emulated, so {@code insn_emulation} stays near the I/O exit
+     * count; an emulated guest has every instruction counted there.
+     */
+    String executionMode(Map<String, Long> stats) {
+        return switch (hypervisor.flavour()) {
+            case HARDWARE_VMX, HARDWARE_SVM -> "hardware";
+            case PVM, UNKNOWN -> {
+                Long emulated = stats.get("insn_emulation");
+                Long io = stats.get("io_exits");
+                if (emulated == null || io == null) {
+                    yield state == VmState.CREATED ? "not started" : "unknown (no insn_emulation counter)";
+                }
+                yield emulated <= 2 * io + 64
+                        ? "native (PVM, insn_emulation=" + emulated + " for " + io + " I/O exits)"
+                        : "emulated (insn_emulation=" + emulated + " for " + io + " I/O exits)";
+            }
+        };
+    }
+
+    private volatile boolean closed;
+
+    /** Stops the vCPU if needed and releases the partition. */
+    void destroy() {
+        if (state == VmState.RUNNING) {
+            stopWith(VmResult.Reason.STOPPED, "destroyed");
+            try {
+                if (!stopped.await(5, TimeUnit.SECONDS)) {
+                    thread.interrupt();
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        } else if (state == VmState.CREATED) {
+            stop();
+        }
+        closed = true;
+        partition.close();
+    }
+
+    @Override
+    public void recordExitTimes(long[] sink) {
+        vcpu.recordExitTimes(sink);
+    }
+
+    @Override
+    public int exitTimesRecorded() {
+        return vcpu.recordExitTimes(null);
+    }
+}

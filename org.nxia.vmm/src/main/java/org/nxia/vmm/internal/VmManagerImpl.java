@@ -1,0 +1,129 @@
+package org.nxia.vmm.internal;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+
+import org.nxia.vmm.api.HostFunction;
+import org.nxia.vmm.api.Hypervisor;
+import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmResult;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Deactivate;
+import org.osgi.service.component.annotations.Reference;
+import org.osgi.service.component.annotations.ReferenceCardinality;
+import org.osgi.service.component.annotations.ReferencePolicy;
+import org.osgi.service.component.annotations.ReferencePolicyOption;
+
+/**
+ * The platform's VM manager: builds micro-VMs on the best-ranked hypervisor
+ * backend and offers them every {@link HostFunction} service, including ones
+ * registered later.
+ */
+@Component(service = VmManager.class)
+public final class VmManagerImpl implements VmManager {
+
+    private final Hypervisor hypervisor;
+    private final HostCalls hostCalls = new HostCalls();
+    private final Map<String, MicroVm> vms = new ConcurrentHashMap<>();
+    private final AtomicLong ids = new AtomicLong();
+
+    @Activate
+    public VmManagerImpl(@Reference(policyOption = ReferencePolicyOption.GREEDY) Hypervisor hypervisor) {
+        this.hypervisor = hypervisor;
+    }
+
+    @Reference(cardinality = ReferenceCardinality.MULTIPLE, policy = ReferencePolicy.DYNAMIC,
+            target = "(" + HostFunction.NAME_PROPERTY + "=*)")
+    void addHostFunction(HostFunction function, Map<String, Object> properties) {
+        hostCalls.add(String.valueOf(properties.get(HostFunction.NAME_PROPERTY)), function);
+    }
+
+    void removeHostFunction(HostFunction function, Map<String, Object> properties) {
+        hostCalls.remove(String.valueOf(properties.get(HostFunction.NAME_PROPERTY)), function);
+    }
+
+    @Deactivate
+    void deactivate() {
+        for (String id : List.copyOf(vms.keySet())) {
+            destroy(id);
+        }
+    }
+
+    @Override
+    public VirtualMachine create(VmProfile profile) {
+        String id = "vm-" + ids.incrementAndGet();
+        MicroVm vm = new MicroVm(id, profile, hypervisor, hostCalls);
+        vms.put(id, vm);
+        return vm;
+    }
+
+    @Override
+    public VmResult run(VmProfile profile, Appendable console) throws InterruptedException {
+        MicroVm vm = (MicroVm) create(profile);
+        try {
+            if (console != null) {
+                vm.consoleSink(console);
+            }
+            vm.start();
+            try {
+                return vm.await(profile.timeout());
+            } catch (TimeoutException e) {
+                vm.stopWith(VmResult.Reason.TIMEOUT, "the guest ran past its " + profile.timeout().toMillis()
+                        + " ms timeout and was stopped; give a longer --timeout if it needs more");
+                try {
+                    return vm.await(Duration.ofSeconds(5));
+                } catch (TimeoutException stuck) {
+                    throw new IllegalStateException(vm.id() + " did not stop within 5 s of its timeout", stuck);
+                }
+            }
+        } finally {
+            destroy(vm.id());
+        }
+    }
+
+    @Override
+    public List<VirtualMachine> list() {
+        List<VirtualMachine> out = new ArrayList<>(vms.values());
+        out.sort((a, b) -> Long.compare(number(a.id()), number(b.id())));
+        return out;
+    }
+
+    private static long number(String id) {
+        return Long.parseLong(id.substring(id.indexOf('-') + 1));
+    }
+
+    @Override
+    public Optional<VirtualMachine> find(String id) {
+        return Optional.ofNullable(vms.get(id));
+    }
+
+    @Override
+    public boolean destroy(String id) {
+        MicroVm vm = vms.remove(id);
+        if (vm == null) {
+            return false;
+        }
+        vm.destroy();
+        return true;
+    }
+
+    @Override
+    public HypervisorInfo hypervisor() {
+        return hypervisor.info();
+    }
+
+    /** The host functions guests can call now, by name. */
+    public Map<String, HostFunction> hostFunctions() {
+        return hostCalls.functions();
+    }
+}

@@ -1,0 +1,100 @@
+package org.nxia.vmm.internal.micro;
+
+import org.nxia.vmm.api.GuestMemory;
+
+/**
+ * Builds the 4-level identity map of a micro-VM: all RAM but the null page,
+ * plus the MMIO window, with 4 KiB pages. Every present entry at every level
+ * has P, R/W and U/S: PVM runs the guest at CPL 3 and spins on page faults
+ * without U/S (see shared/design/TESTBENCH.md).
+ */
+public final class PageTables {
+
+    static final long P = 1;
+    static final long RW = 1 << 1;
+    static final long US = 1 << 2;
+    static final long PWT = 1 << 3;
+    static final long PCD = 1 << 4;
+    static final long TABLE = P | RW | US;
+    static final long RAM_PAGE = P | RW | US;
+    static final long MMIO_PAGE = P | RW | US | PWT | PCD;
+
+    private static final long PAGE = 4096;
+    private static final long TWO_MIB = 2L << 20;
+    private static final long ONE_GIB = 1L << 30;
+
+    private PageTables() {
+    }
+
+    /** Bytes of tables for {@code ramSize} of RAM (a multiple of 2 MiB, at most 3 GiB). */
+    public static long sizeFor(long ramSize) {
+        long pds = (ramSize + ONE_GIB - 1) / ONE_GIB;
+        long pts = ramSize / TWO_MIB;
+        // PML4 + PDPT + RAM PDs + RAM PTs + the MMIO window's PD and PT
+        return (2 + pds + pts + 2) * PAGE;
+    }
+
+    /**
+     * Writes the tables at {@code base} (page aligned; {@link #sizeFor} bytes).
+     *
+     * @return the PML4 address, for CR3
+     */
+    public static long build(GuestMemory memory, long base, long ramSize) {
+        if (ramSize % TWO_MIB != 0 || ramSize <= 0 || ramSize > MicroVmLayout.MMIO_WINDOW) {
+            throw new IllegalArgumentException("RAM size must be a positive multiple of 2 MiB below the MMIO window: " + ramSize);
+        }
+        memory.slice(base, sizeFor(ramSize)).fill((byte) 0);
+        long pml4 = base;
+        long pdpt = base + PAGE;
+        long next = base + 2 * PAGE;
+        memory.writeLong(pml4, pdpt | TABLE);
+
+        long pds = (ramSize + ONE_GIB - 1) / ONE_GIB;
+        long firstPd = next;
+        next += pds * PAGE;
+        for (long g = 0; g < pds; g++) {
+            memory.writeLong(pdpt + g * 8, (firstPd + g * PAGE) | TABLE);
+        }
+        for (long chunk = 0; chunk < ramSize / TWO_MIB; chunk++) {
+            long pt = next;
+            next += PAGE;
+            long pd = firstPd + (chunk / 512) * PAGE;
+            memory.writeLong(pd + (chunk % 512) * 8, pt | TABLE);
+            for (int i = 0; i < 512; i++) {
+                long address = chunk * TWO_MIB + i * PAGE;
+                if (address != 0) { // the null page stays unmapped so a null dereference faults
+                    memory.writeLong(pt + i * 8L, address | RAM_PAGE);
+                }
+            }
+        }
+
+        long window = MicroVmLayout.MMIO_WINDOW;
+        long mmioPd = next;
+        long mmioPt = next + PAGE;
+        memory.writeLong(pdpt + (window / ONE_GIB) * 8, mmioPd | TABLE);
+        memory.writeLong(mmioPd + ((window % ONE_GIB) / TWO_MIB) * 8, mmioPt | TABLE);
+        for (int i = 0; i < MicroVmLayout.MMIO_WINDOW_SIZE / PAGE; i++) {
+            memory.writeLong(mmioPt + i * 8L, (window + i * PAGE) | MMIO_PAGE);
+        }
+        return pml4;
+    }
+
+    /**
+     * Walks the tables like the MMU would, for tests and diagnostics.
+     *
+     * @return the physical address {@code virtual} maps to, or -1 if not present or not user-accessible
+     */
+    public static long translate(GuestMemory memory, long cr3, long virtual) {
+        long table = cr3 & ~0xfffL;
+        int[] shifts = {39, 30, 21, 12};
+        long entry = 0;
+        for (int shift : shifts) {
+            entry = memory.readLong(table + ((virtual >>> shift) & 511) * 8);
+            if ((entry & P) == 0 || (entry & US) == 0 || (entry & RW) == 0) {
+                return -1;
+            }
+            table = entry & 0x000f_ffff_ffff_f000L;
+        }
+        return (entry & 0x000f_ffff_ffff_f000L) | (virtual & 0xfff);
+    }
+}
