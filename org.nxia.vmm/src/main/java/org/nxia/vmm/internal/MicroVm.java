@@ -66,6 +66,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
     private String stopDetail;
     private int exitStatus = -1;
 
+    private volatile long vcpuAllocated = -1;
     private long hostCallCount;
     private long benchExits;
 
@@ -243,7 +244,10 @@ final class MicroVm implements VirtualMachine, ExitHandler {
         VmResult.Reason reason;
         String detail;
         try {
+            long allocatedBefore = ThreadAllocation.current();
             VcpuStop stop = vcpu.run(this);
+            long allocatedAfter = ThreadAllocation.current();
+            vcpuAllocated = allocatedBefore < 0 || allocatedAfter < 0 ? -1 : allocatedAfter - allocatedBefore;
             synchronized (this) {
                 switch (stop.kind()) {
                     case REQUESTED -> {
@@ -343,6 +347,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
         counters.putAll(stats);
         counters.put("host_calls", hostCallCount);
         counters.put("bench_exits", benchExits);
+        counters.put("vcpu_thread_allocated_bytes", vcpuAllocated);
         return new VmInfo(id, profile.name(), state, profile.memoryBytes(), profile.vcpus(),
                 profile.image().toString(), hypervisor, executionMode(stats), counters);
     }

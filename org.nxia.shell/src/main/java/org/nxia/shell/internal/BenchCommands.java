@@ -1,0 +1,256 @@
+package org.nxia.shell.internal;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.felix.service.command.CommandSession;
+import org.apache.felix.service.command.Descriptor;
+import org.apache.felix.service.command.Parameter;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmResult;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Reference;
+
+/**
+ * {@code bench:*}: the platform's figures next to the C floor (the project's
+ * minimal C KVM loop, {@code guest/floor/kvm-floor.c}) running the same guest
+ * image in the same run.
+ */
+@Component(service = BenchCommands.class, property = {
+        "osgi.command.scope=bench", "osgi.command.function=exits", "osgi.command.function=sandbox",
+        "osgi.command.function=all"})
+public final class BenchCommands {
+
+    private static final long RAM = 4 * VmProfile.MIB;
+
+    private final VmManager vms;
+
+    @Activate
+    public BenchCommands(@Reference VmManager vms) {
+        this.vms = vms;
+    }
+
+    @Descriptor("run every micro-VM benchmark (exits, sandbox)")
+    public void all(CommandSession session) throws Exception {
+        exits(session, 200_000);
+        System.out.println();
+        sandbox(session, 200);
+    }
+
+    @Descriptor("port-I/O exits per second and user-space time per exit: Java VMM vs the C floor, same guest image")
+    public void exits(CommandSession session,
+            @Descriptor("number of exits") @Parameter(names = {"-n", "--exits"}, absentValue = "200000") int n) throws Exception {
+        PrintStream out = System.out;
+        requireBackend(session);
+        Path image = GuestImages.resolve("exits");
+        // Warm the JIT on the exit path before measuring.
+        runExits(image, Math.min(n, 50_000), null);
+        long[] sink = new long[Math.min(n, 2_000_000)];
+        ExitRun java = runExits(image, n, sink);
+        Arrays.sort(sink, 0, java.recorded);
+        Map<String, String> c = floor("exits", image.toString(), Integer.toString(n));
+
+        double javaRate = n / java.seconds;
+        double cRate = number(c, "exits_per_s");
+        out.println("bench exits: " + n + " port-I/O exits by guest 'exits' (" + java.mode + ")");
+        List<List<String>> rows = new ArrayList<>();
+        rows.add(List.of("exits/s", fmt(javaRate), fmt(cRate), ratio(javaRate, cRate), ">= 0.9x C"));
+        rows.add(List.of("user-space ns/exit p50", fmt(percentile(sink, java.recorded, 50)), fmt(number(c, "user_ns_p50")),
+                ratio(percentile(sink, java.recorded, 50), number(c, "user_ns_p50")), "Java <= 1000 ns"));
+        rows.add(List.of("user-space ns/exit p99", fmt(percentile(sink, java.recorded, 99)), fmt(number(c, "user_ns_p99")),
+                ratio(percentile(sink, java.recorded, 99), number(c, "user_ns_p99")), ""));
+        rows.add(List.of("bytes allocated on the vCPU thread per exit", String.format(Locale.ROOT, "%.4f", java.allocated / (double) n),
+                "n/a", "", "0 (" + java.allocated + " bytes in all, stop handling included)"));
+        out.print(Text.table(List.of("figure", "Java VMM", "C floor", "Java/C", "goal"), rows));
+    }
+
+    private record ExitRun(double seconds, int recorded, long allocated, String mode) {
+    }
+
+    private ExitRun runExits(Path image, int n, long[] sink) throws Exception {
+        VirtualMachine vm = vms.create(VmProfile.of(image).withMemory(RAM).withArg(n).withTimeout(Duration.ofMinutes(10)));
+        try {
+            if (sink != null) {
+                vm.recordExitTimes(sink);
+            }
+            vm.start();
+            VmResult r = vm.await(Duration.ofMinutes(10));
+            if (!r.succeeded()) {
+                throw new IllegalStateException("the exits guest did not finish: " + Text.outcome(r));
+            }
+            int recorded = sink != null ? vm.exitTimesRecorded() : 0;
+            var info = vm.info();
+            long allocated = info.counters().getOrDefault("vcpu_thread_allocated_bytes", -1L);
+            return new ExitRun(r.runTime().toNanos() / 1e9, recorded, allocated, info.executionMode());
+        } finally {
+            vms.destroy(vm.id());
+        }
+    }
+
+    @Descriptor("create -> run -> destroy of 'hello': p50/p99, VMs per second, RSS per extra idle VM, vs the C floor")
+    public void sandbox(CommandSession session,
+            @Descriptor("number of cycles (at least 100)") @Parameter(names = {"-n", "--runs"}, absentValue = "200") int runs) throws Exception {
+        PrintStream out = System.out;
+        requireBackend(session);
+        if (runs < 100) {
+            throw new IllegalArgumentException("give at least 100 runs for a p99");
+        }
+        Path image = GuestImages.resolve("hello");
+        VmProfile profile = VmProfile.of(image).withMemory(RAM);
+        for (int i = 0; i < 50; i++) {
+            cycle(profile);
+        }
+        long[] times = new long[runs];
+        long start = System.nanoTime();
+        for (int i = 0; i < runs; i++) {
+            times[i] = cycle(profile);
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        Arrays.sort(times);
+        Rss before = Rss.read();
+        List<VirtualMachine> idle = new ArrayList<>();
+        int extra = 32;
+        for (int i = 0; i < extra; i++) {
+            idle.add(vms.create(profile));
+        }
+        Rss after = Rss.read();
+        for (VirtualMachine vm : idle) {
+            vms.destroy(vm.id());
+        }
+        Map<String, String> c = floor("sandbox", image.toString(), Integer.toString(runs), "--ram", Long.toString(RAM >> 20));
+
+        double p50 = percentile(times, runs, 50) / 1e3;
+        double p99 = percentile(times, runs, 99) / 1e3;
+        double vmm = (after.anonAndFile() - before.anonAndFile()) / (double) extra / 1024;
+        double guest = (after.shmem() - before.shmem()) / (double) extra / 1024;
+        out.println("bench sandbox: create -> run -> destroy of 'hello' (" + Text.size(RAM) + " RAM), " + runs + " runs");
+        List<List<String>> rows = new ArrayList<>();
+        rows.add(List.of("cycle p50 (µs)", fmt(p50), fmt(number(c, "p50_us")), ratio(p50, number(c, "p50_us")), "<= 1000 µs and <= 1.2x C"));
+        rows.add(List.of("cycle p99 (µs)", fmt(p99), fmt(number(c, "p99_us")), ratio(p99, number(c, "p99_us")), ""));
+        rows.add(List.of("VMs per second", fmt(runs / seconds), fmt(number(c, "vms_per_s")), ratio(runs / seconds, number(c, "vms_per_s")), ""));
+        rows.add(List.of("RSS per extra idle VM, VMM (KiB)", fmt(vmm), "", "", "<= 5120 KiB"));
+        rows.add(List.of("RSS per extra idle VM, guest RAM touched (KiB)", fmt(guest), "", "", "(not counted)"));
+        out.print(Text.table(List.of("figure", "Java VMM", "C floor", "Java/C", "goal"), rows));
+    }
+
+    private long cycle(VmProfile profile) throws Exception {
+        long t0 = System.nanoTime();
+        VirtualMachine vm = vms.create(profile);
+        try {
+            vm.start();
+            VmResult r = vm.await(Duration.ofSeconds(30));
+            if (!r.succeeded()) {
+                throw new IllegalStateException("hello did not exit 0: " + Text.outcome(r));
+            }
+        } finally {
+            vms.destroy(vm.id());
+        }
+        return System.nanoTime() - t0;
+    }
+
+    private void requireBackend(CommandSession session) {
+        if (!vms.hypervisor().available()) {
+            session.put(VmCommands.EXIT_CODE, 1);
+            throw new IllegalStateException("not run: " + vms.hypervisor().detail());
+        }
+    }
+
+    /** Runs the C floor and returns the key=value pairs of its result line. */
+    static Map<String, String> floor(String... args) throws IOException, InterruptedException {
+        Path floor = GuestImages.floor();
+        if (!Files.isExecutable(floor)) {
+            throw new IllegalStateException("the C floor " + floor + " is missing: run ./nxia build");
+        }
+        List<String> command = new ArrayList<>();
+        command.add(floor.toString());
+        command.addAll(List.of(args));
+        Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        byte[] stdout = p.getInputStream().readAllBytes();
+        if (!p.waitFor(10, TimeUnit.MINUTES) || p.exitValue() != 0) {
+            throw new IllegalStateException("the C floor failed (" + String.join(" ", command) + "), exit " + p.exitValue());
+        }
+        String prefix = "floor " + args[0] + " ";
+        for (String line : new String(stdout, StandardCharsets.UTF_8).split("\n")) {
+            if (line.startsWith(prefix)) {
+                Map<String, String> values = new HashMap<>();
+                for (String kv : line.substring(prefix.length()).trim().split("\\s+")) {
+                    int eq = kv.indexOf('=');
+                    if (eq > 0) {
+                        values.put(kv.substring(0, eq), kv.substring(eq + 1));
+                    }
+                }
+                return values;
+            }
+        }
+        throw new IllegalStateException("the C floor printed no '" + prefix.trim() + "' line");
+    }
+
+    static double number(Map<String, String> values, String key) {
+        String v = values.get(key);
+        if (v == null) {
+            throw new IllegalStateException("the C floor's result has no " + key);
+        }
+        return Double.parseDouble(v);
+    }
+
+    static double percentile(long[] sorted, int count, int p) {
+        if (count == 0) {
+            return Double.NaN;
+        }
+        int index = (int) Math.min(count - 1, Math.ceil(p / 100.0 * count) - 1);
+        return sorted[Math.max(0, index)];
+    }
+
+    static String fmt(double v) {
+        if (Double.isNaN(v)) {
+            return "n/a";
+        }
+        return v >= 100 ? String.format(Locale.ROOT, "%,.0f", v) : String.format(Locale.ROOT, "%.2f", v);
+    }
+
+    static String ratio(double a, double b) {
+        return b > 0 && !Double.isNaN(a) ? String.format(Locale.ROOT, "%.2fx", a / b) : "n/a";
+    }
+
+    /** This process's resident memory by kind, from /proc/self/status. */
+    record Rss(long anon, long file, long shmem) {
+        long anonAndFile() {
+            return anon + file;
+        }
+
+        static Rss read() throws IOException {
+            long anon = 0;
+            long file = 0;
+            long shmem = 0;
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                String[] f = line.split("\\s+");
+                if (f.length < 2) {
+                    continue;
+                }
+                long bytes = Long.parseLong(f[1]) * 1024;
+                switch (f[0]) {
+                    case "RssAnon:" -> anon = bytes;
+                    case "RssFile:" -> file = bytes;
+                    case "RssShmem:" -> shmem = bytes;
+                    default -> {
+                    }
+                }
+            }
+            return new Rss(anon, file, shmem);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+package org.nxia.shell.internal;
+
+import java.io.FileDescriptor;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+
+import org.apache.felix.service.command.CommandProcessor;
+import org.apache.felix.service.command.CommandSession;
+import org.apache.felix.service.command.Converter;
+import org.osgi.framework.BundleContext;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Reference;
+
+/**
+ * Runs one Gogo command given as {@code -Dnxia.command=...} and ends the
+ * process with its exit code: how the {@code nxia} launcher runs
+ * {@code demo}, {@code doctor}, {@code run-guest} and {@code bench}. Errors
+ * are one line; {@code -Dnxia.debug=true} adds the stack trace.
+ */
+@Component(immediate = true)
+public final class CommandLineRunner {
+
+    static final String COMMAND = "nxia.command";
+    static final String DEBUG = "nxia.debug";
+
+    @Activate
+    public CommandLineRunner(BundleContext context, @Reference CommandProcessor processor) {
+        String command = context.getProperty(COMMAND);
+        if (command == null || command.isBlank()) {
+            return;
+        }
+        boolean debug = Boolean.parseBoolean(context.getProperty(DEBUG));
+        Thread.ofPlatform().name("nxia-cli").start(() -> System.exit(run(processor, command, debug)));
+    }
+
+    static int run(CommandProcessor processor, String command, boolean debug) {
+        // The process's own descriptors: System.out inside Gogo is a per-session
+        // redirector, and handing it back to a session would loop.
+        PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+        PrintStream err = new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8);
+        try (CommandSession session = processor.createSession(new FileInputStream(FileDescriptor.in), out, err)) {
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (true) {
+                try {
+                    Object result = session.execute(command);
+                    if (result != null) {
+                        out.println(session.format(result, Converter.INSPECT));
+                    }
+                    out.flush();
+                    Object code = session.get(VmCommands.EXIT_CODE);
+                    return code instanceof Integer i ? i : 0;
+                } catch (Exception e) {
+                    // Commands of bundles still starting are not there yet: wait a little for them.
+                    if (isCommandNotFound(e) && System.nanoTime() < deadline) {
+                        Thread.sleep(100);
+                        continue;
+                    }
+                    throw e;
+                }
+            }
+        } catch (Throwable t) {
+            out.flush();
+            err.println("nxia: " + message(t));
+            if (debug) {
+                t.printStackTrace(err);
+            } else {
+                err.println("nxia: run with --debug for the stack trace");
+            }
+            return isCommandNotFound(t) ? 127 : 1;
+        }
+    }
+
+    private static boolean isCommandNotFound(Throwable t) {
+        return t.getClass().getSimpleName().equals("CommandNotFoundException");
+    }
+
+    private static String message(Throwable t) {
+        Throwable cause = t;
+        while (cause.getCause() != null && (cause.getMessage() == null || cause instanceof java.lang.reflect.InvocationTargetException)) {
+            cause = cause.getCause();
+        }
+        String m = cause.getMessage();
+        return m == null || m.isBlank() ? cause.getClass().getSimpleName() : m;
+    }
+}

@@ -1,0 +1,38 @@
+package org.nxia.shell.internal;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Where the guest kit's images are: {@code nxia.guest.images}, else {@code guest/target/images}. */
+final class GuestImages {
+
+    static final String PROPERTY = "nxia.guest.images";
+
+    private GuestImages() {
+    }
+
+    static Path directory() {
+        String configured = System.getProperty(PROPERTY);
+        return Path.of(configured != null && !configured.isBlank() ? configured : "guest/target/images");
+    }
+
+    /** An image by name ({@code hello} or {@code hello.elf}) or by path. */
+    static Path resolve(String nameOrPath) {
+        Path p = Path.of(nameOrPath);
+        if (nameOrPath.contains("/") || Files.exists(p)) {
+            return p;
+        }
+        String file = nameOrPath.endsWith(".elf") ? nameOrPath : nameOrPath + ".elf";
+        Path inDir = directory().resolve(file);
+        if (!Files.exists(inDir)) {
+            throw new IllegalArgumentException("no guest image '" + nameOrPath + "' (looked for " + p.toAbsolutePath()
+                    + " and " + inDir.toAbsolutePath() + "); build the guests with ./nxia build, or give a path");
+        }
+        return inDir;
+    }
+
+    /** The C floor binary that benchmarks compare against. */
+    static Path floor() {
+        return directory().resolve("kvm-floor");
+    }
+}

@@ -1,0 +1,100 @@
+package org.nxia.shell.internal;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+
+import org.nxia.vmm.api.VmResult;
+
+/** Formatting and parsing shared by the commands. */
+final class Text {
+
+    private Text() {
+    }
+
+    /** Parses {@code 500ms}, {@code 30s}, {@code 2m} or plain seconds. */
+    static Duration parseDuration(String text) {
+        String t = text.trim().toLowerCase(Locale.ROOT);
+        try {
+            if (t.endsWith("ms")) {
+                return Duration.ofMillis(Long.parseLong(t.substring(0, t.length() - 2)));
+            }
+            if (t.endsWith("s")) {
+                return Duration.ofSeconds(Long.parseLong(t.substring(0, t.length() - 1)));
+            }
+            if (t.endsWith("m")) {
+                return Duration.ofMinutes(Long.parseLong(t.substring(0, t.length() - 1)));
+            }
+            return Duration.ofSeconds(Long.parseLong(t));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("'" + text + "' is not a duration: use e.g. 500ms, 30s or 2m");
+        }
+    }
+
+    static String duration(Duration d) {
+        long nanos = d.toNanos();
+        if (nanos < 1_000_000) {
+            return String.format(Locale.ROOT, "%.1f µs", nanos / 1e3);
+        }
+        if (nanos < 10_000_000_000L) {
+            return String.format(Locale.ROOT, "%.2f ms", nanos / 1e6);
+        }
+        return String.format(Locale.ROOT, "%.1f s", nanos / 1e9);
+    }
+
+    static String size(long bytes) {
+        if (bytes >= 1L << 20 && bytes % (1L << 20) == 0) {
+            return (bytes >> 20) + " MiB";
+        }
+        if (bytes >= 1024 && bytes % 1024 == 0) {
+            return (bytes >> 10) + " KiB";
+        }
+        return bytes + " bytes";
+    }
+
+    /** One line for people: how a VM ended. */
+    static String outcome(VmResult r) {
+        return switch (r.reason()) {
+            case EXITED -> "exited with status " + r.exitStatus();
+            case HALTED -> "halted";
+            case STOPPED -> "stopped";
+            case TIMEOUT -> "timed out: " + r.detail();
+            case TRIPLE_FAULT -> "crashed: " + r.detail();
+            case GUEST_ERROR -> "stopped on a guest error: " + r.detail();
+            case HYPERVISOR_ERROR -> "failed in the hypervisor: " + r.detail();
+        };
+    }
+
+    /** A plain-text table: a header row, then rows; columns padded to their widest cell. */
+    static String table(List<String> header, List<List<String>> rows) {
+        int[] widths = new int[header.size()];
+        for (int i = 0; i < header.size(); i++) {
+            widths[i] = header.get(i).length();
+        }
+        for (List<String> row : rows) {
+            for (int i = 0; i < row.size(); i++) {
+                widths[i] = Math.max(widths[i], row.get(i).length());
+            }
+        }
+        StringBuilder out = new StringBuilder();
+        appendRow(out, header, widths);
+        StringBuilder rule = new StringBuilder("|");
+        for (int w : widths) {
+            rule.append("-".repeat(w + 2)).append('|');
+        }
+        out.append(rule).append('\n');
+        for (List<String> row : rows) {
+            appendRow(out, row, widths);
+        }
+        return out.toString();
+    }
+
+    private static void appendRow(StringBuilder out, List<String> cells, int[] widths) {
+        out.append('|');
+        for (int i = 0; i < widths.length; i++) {
+            String c = i < cells.size() ? cells.get(i) : "";
+            out.append(' ').append(c).append(" ".repeat(widths[i] - c.length())).append(" |");
+        }
+        out.append('\n');
+    }
+}

@@ -1,0 +1,165 @@
+package org.nxia.shell.internal;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import org.apache.felix.service.command.CommandSession;
+import org.apache.felix.service.command.Descriptor;
+import org.apache.felix.service.command.Parameter;
+import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmInfo;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmResult;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Reference;
+
+/** {@code vm:*}: create, start, stop, inspect and run micro-VMs. */
+@Component(service = VmCommands.class, property = {
+        "osgi.command.scope=vm",
+        "osgi.command.function=create", "osgi.command.function=start", "osgi.command.function=stop",
+        "osgi.command.function=list", "osgi.command.function=info", "osgi.command.function=console",
+        "osgi.command.function=run", "osgi.command.function=destroy"})
+public final class VmCommands {
+
+    /** Session variable the CLI runner turns into the process exit code. */
+    static final String EXIT_CODE = "nxia.exit";
+
+    private final VmManager vms;
+
+    @Activate
+    public VmCommands(@Reference VmManager vms) {
+        this.vms = vms;
+    }
+
+    @Descriptor("create a micro-VM from a guest image (not started); prints its id")
+    public String create(
+            @Descriptor("guest RAM, a multiple of 2M from 2M to 3G") @Parameter(names = {"-m", "--memory"}, absentValue = "16M") String memory,
+            @Descriptor("file whose bytes the guest gets as input") @Parameter(names = {"-i", "--input"}, absentValue = "") String input,
+            @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
+            @Descriptor("guest image: a name from the guest kit (hello) or a path to an .elf") String image) {
+        VirtualMachine vm = vms.create(profile(image, memory, input, arg, "30s"));
+        return vm.id();
+    }
+
+    @Descriptor("start a created VM")
+    public String start(@Descriptor("VM id, e.g. vm-1") String id) {
+        vm(id).start();
+        return id + " started";
+    }
+
+    @Descriptor("stop a running VM")
+    public String stop(@Descriptor("VM id") String id) {
+        VirtualMachine vm = vm(id);
+        vm.stop();
+        try {
+            VmResult r = vm.await(Duration.ofSeconds(5));
+            return id + " " + Text.outcome(r);
+        } catch (Exception e) {
+            return id + " was asked to stop";
+        }
+    }
+
+    @Descriptor("stop a VM if needed and release its memory")
+    public String destroy(@Descriptor("VM id") String id) {
+        if (!vms.destroy(id)) {
+            throw new IllegalArgumentException("no VM " + id + " (vm:list shows the VMs)");
+        }
+        return id + " destroyed";
+    }
+
+    @Descriptor("list the VMs")
+    public String list() {
+        List<List<String>> rows = new ArrayList<>();
+        for (VirtualMachine vm : vms.list()) {
+            rows.add(List.of(vm.id(), vm.profile().name(), vm.state().name().toLowerCase(),
+                    Text.size(vm.profile().memoryBytes()),
+                    vm.result().map(Text::outcome).orElse("")));
+        }
+        if (rows.isEmpty()) {
+            return "no VMs (vm:create or vm:run makes one)";
+        }
+        return Text.table(List.of("id", "name", "state", "memory", "result"), rows);
+    }
+
+    @Descriptor("show a VM's state, backend, execution mode and counters")
+    public String info(@Descriptor("VM id") String id) {
+        VirtualMachine vm = vm(id);
+        VmInfo i = vm.info();
+        StringBuilder out = new StringBuilder();
+        out.append("id:         ").append(i.id()).append('\n');
+        out.append("name:       ").append(i.name()).append('\n');
+        out.append("state:      ").append(i.state().name().toLowerCase()).append('\n');
+        out.append("image:      ").append(i.image()).append('\n');
+        out.append("memory:     ").append(Text.size(i.memoryBytes())).append(", vcpus: ").append(i.vcpus()).append('\n');
+        HypervisorInfo h = i.hypervisor();
+        out.append("backend:    ").append(h.backend()).append(", ").append(h.flavour().label()).append('\n');
+        out.append("execution:  ").append(i.executionMode()).append('\n');
+        vm.result().ifPresent(r -> out.append("result:     ").append(Text.outcome(r))
+                .append(" after ").append(Text.duration(r.runTime())).append('\n'));
+        for (Map.Entry<String, Long> c : i.counters().entrySet()) {
+            out.append("  ").append(c.getKey()).append(" = ").append(c.getValue()).append('\n');
+        }
+        return out.toString();
+    }
+
+    @Descriptor("print what a VM's guest has written to its console")
+    public String console(@Descriptor("VM id") String id) {
+        return vm(id).console();
+    }
+
+    @Descriptor("create, start and wait for a micro-VM; prints its console, output and exit status")
+    public void run(CommandSession session,
+            @Descriptor("guest RAM, a multiple of 2M from 2M to 3G") @Parameter(names = {"-m", "--memory"}, absentValue = "16M") String memory,
+            @Descriptor("file whose bytes the guest gets as input") @Parameter(names = {"-i", "--input"}, absentValue = "") String input,
+            @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
+            @Descriptor("stop the guest after this long (500ms, 30s, 2m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "30s") String timeout,
+            @Descriptor("write the guest's output bytes to this file") @Parameter(names = {"-o", "--output"}, absentValue = "") String output,
+            @Descriptor("guest image: a name from the guest kit (hello) or a path to an .elf") String image) throws Exception {
+        PrintStream out = System.out;
+        VmProfile profile = profile(image, memory, input, arg, timeout);
+        VmResult r = vms.run(profile, out);
+        out.flush();
+        if (!output.isEmpty()) {
+            Files.write(Path.of(output), r.output());
+        } else if (r.output().length > 0) {
+            out.println("output: " + r.output().length + " bytes: " + hex(r.output(), 64));
+        }
+        out.println(profile.name() + ": " + Text.outcome(r) + " in " + Text.duration(r.runTime()));
+        session.put(EXIT_CODE, r.reason() == VmResult.Reason.EXITED ? r.exitStatus() : 1);
+    }
+
+    static String hex(byte[] bytes, int max) {
+        StringBuilder s = new StringBuilder();
+        for (int i = 0; i < Math.min(bytes.length, max); i++) {
+            s.append(String.format("%02x", bytes[i]));
+        }
+        return bytes.length > max ? s + "..." : s.toString();
+    }
+
+    private VirtualMachine vm(String id) {
+        return vms.find(id).orElseThrow(() -> new IllegalArgumentException("no VM " + id + " (vm:list shows the VMs)"));
+    }
+
+    static VmProfile profile(String image, String memory, String input, long arg, String timeout) {
+        Path path = GuestImages.resolve(image);
+        byte[] in = new byte[0];
+        if (!input.isEmpty()) {
+            try {
+                in = Files.readAllBytes(Path.of(input));
+            } catch (IOException e) {
+                throw new IllegalArgumentException("cannot read input file " + input + ": " + e.getMessage());
+            }
+        }
+        return VmProfile.of(path).withMemory(VmProfile.parseSize(memory)).withInput(in).withArg(arg)
+                .withTimeout(Text.parseDuration(timeout));
+    }
+}
