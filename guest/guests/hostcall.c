@@ -1,0 +1,48 @@
+/*
+ * hostcall - calls host function "upper" with "hello from the guest" and
+ * prints the answer, then calls "no-such-function" and expects
+ * NXIA_HC_ENOENT. Exits 0 if both behaved, 1 otherwise.
+ */
+#include "nxia.h"
+
+static void put_status(int status)
+{
+    if (status < 0) {
+        nxia_putc('-');
+        nxia_put_u64((unsigned long)-(long)status);
+    } else {
+        nxia_put_u64((unsigned long)status);
+    }
+}
+
+int main(const struct nxia_boot *boot)
+{
+    static const char msg[] = "hello from the guest";
+    static char ret[256];
+    unsigned long ret_len = 0;
+    int ok = 1;
+
+    (void)boot;
+    int st = nxia_hostcall("upper", msg, sizeof msg - 1, ret, sizeof ret, &ret_len);
+    if (st == NXIA_HC_OK) {
+        nxia_puts("host says: ");
+        nxia_write(ret, ret_len);
+        nxia_putc('\n');
+    } else {
+        nxia_puts("host call \"upper\" failed: status ");
+        put_status(st);
+        nxia_putc('\n');
+        ok = 0;
+    }
+
+    st = nxia_hostcall("no-such-function", msg, sizeof msg - 1, ret, sizeof ret, &ret_len);
+    nxia_puts("no-such-function: status ");
+    put_status(st);
+    if (st == NXIA_HC_ENOENT) {
+        nxia_puts(" (NXIA_HC_ENOENT, as expected)\n");
+    } else {
+        nxia_puts(" (expected -2, NXIA_HC_ENOENT)\n");
+        ok = 0;
+    }
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,205 @@
+package org.nxia.itest;
+
+import static org.junit.Assert.assertArrayEquals;
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertNotEquals;
+import static org.junit.Assert.assertTrue;
+
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Hashtable;
+import java.util.List;
+import java.util.Random;
+
+import javax.inject.Inject;
+
+import org.junit.Test;
+import org.junit.runner.RunWith;
+import org.nxia.vmm.api.HostFunction;
+import org.nxia.vmm.api.Hypervisor;
+import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.Registers;
+import org.nxia.vmm.api.SpecialRegisters;
+import org.nxia.vmm.api.Vcpu;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.VmState;
+import org.ops4j.pax.exam.Configuration;
+import org.ops4j.pax.exam.Option;
+import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
+import org.ops4j.pax.exam.spi.reactors.PerClass;
+import org.osgi.framework.Bundle;
+import org.osgi.framework.BundleContext;
+import org.osgi.framework.ServiceRegistration;
+
+/** Real guests on /dev/kvm, driven through the platform's services inside Felix. */
+@RunWith(KvmRequirement.class)
+@ExamReactorStrategy(PerClass.class)
+public class MicroVmTest {
+
+    @Inject
+    BundleContext context;
+
+    @Inject
+    VmManager vms;
+
+    @Inject
+    Hypervisor hypervisor;
+
+    @Configuration
+    public Option[] config() {
+        return NxiaOptions.platform();
+    }
+
+    static VmProfile guest(String name) {
+        return VmProfile.of(Path.of(System.getProperty("nxia.guest.images"), name + ".elf"))
+                .withMemory(4 * VmProfile.MIB).withTimeout(Duration.ofSeconds(60));
+    }
+
+    private VmResult run(VmProfile profile) throws InterruptedException {
+        StringBuilder console = new StringBuilder();
+        VmResult r = vms.run(profile, console);
+        System.out.println(profile.name() + ": " + r.reason() + " " + r.exitStatus() + " in " + r.runTime().toNanos() / 1000 + " µs: "
+                + r.detail() + "\n  console: " + console.toString().replace("\n", "\n  console: "));
+        return r;
+    }
+
+    @Test
+    public void helloPrintsAndExitsZero() throws Exception {
+        VirtualMachine vm = vms.create(guest("hello"));
+        try {
+            vm.start();
+            VmResult r = vm.await(Duration.ofSeconds(60));
+            assertEquals(r.detail(), VmResult.Reason.EXITED, r.reason());
+            assertEquals(0, r.exitStatus());
+            assertTrue(vm.console(), vm.console().contains("hello from an NXIA micro-VM"));
+            String mode = vm.info().executionMode();
+            System.out.println("hello ran " + mode + " on " + hypervisor.info().flavour().label());
+            if (hypervisor.info().flavour() == HypervisorInfo.Flavour.PVM && hypervisor.info().pvmControlMsr() != 0) {
+                assertTrue("on this PVM the guest must run natively: " + mode, mode.startsWith("native"));
+            }
+        } finally {
+            vms.destroy(vm.id());
+        }
+    }
+
+    @Test
+    public void sha256GuestHashesItsInputLikeTheHost() throws Exception {
+        byte[] input = new byte[1 << 20];
+        new Random(7).nextBytes(input);
+        VmResult r = run(guest("sha256").withMemory(8 * VmProfile.MIB).withInput(input));
+        assertTrue(r.detail(), r.succeeded());
+        assertArrayEquals(MessageDigest.getInstance("SHA-256").digest(input), r.output());
+    }
+
+    @Test
+    public void hostCallReachesAnOsgiServiceAndOneRegisteredLater() throws Exception {
+        assertTrue(run(guest("hostcall")).succeeded());
+
+        Bundle examples = null;
+        for (Bundle b : context.getBundles()) {
+            if ("org.nxia.examples".equals(b.getSymbolicName())) {
+                examples = b;
+            }
+        }
+        examples.stop();
+        try {
+            VmResult without = run(guest("hostcall"));
+            assertEquals("with no 'upper' service the guest sees ENOENT and exits 1", 1, without.exitStatus());
+
+            Hashtable<String, Object> props = new Hashtable<>();
+            props.put(HostFunction.NAME_PROPERTY, "upper");
+            HostFunction mine = (argument, result) -> {
+                long n = Math.min(argument.byteSize(), result.byteSize());
+                for (long i = 0; i < n; i++) {
+                    byte c = argument.get(ValueLayout.JAVA_BYTE, i);
+                    result.set(ValueLayout.JAVA_BYTE, i, (byte) Character.toUpperCase(c));
+                }
+                return n;
+            };
+            ServiceRegistration<HostFunction> reg = context.registerService(HostFunction.class, mine, props);
+            try {
+                assertTrue("a host function registered at run time is callable by the next guest", run(guest("hostcall")).succeeded());
+            } finally {
+                reg.unregister();
+            }
+        } finally {
+            examples.start();
+        }
+    }
+
+    @Test
+    public void hostileGuestsEndCleanlyWhileAnotherVmKeepsRunning() throws Exception {
+        VirtualMachine spinner = vms.create(guest("spin").withTimeout(Duration.ofMinutes(5)));
+        try {
+            spinner.start();
+            VmResult port = run(guest("bad-port"));
+            assertEquals(VmResult.Reason.GUEST_ERROR, port.reason());
+            assertTrue(port.detail(), port.detail().contains("port 0x1234"));
+
+            VmResult mmio = run(guest("bad-mmio"));
+            assertEquals(VmResult.Reason.GUEST_ERROR, mmio.reason());
+            assertTrue(mmio.detail(), mmio.detail().contains("0xd0000100"));
+
+            VmResult fault = run(guest("triple-fault"));
+            assertEquals(fault.detail(), VmResult.Reason.TRIPLE_FAULT, fault.reason());
+
+            assertEquals("the spinning VM is untouched", VmState.RUNNING, spinner.state());
+            assertTrue(run(guest("hello")).succeeded());
+
+            spinner.stop();
+            VmResult stopped = spinner.await(Duration.ofSeconds(10));
+            assertEquals(VmResult.Reason.STOPPED, stopped.reason());
+        } finally {
+            vms.destroy(spinner.id());
+        }
+    }
+
+    @Test
+    public void aGuestThatNeverExitsTimesOut() throws Exception {
+        VmResult r = run(guest("spin").withTimeout(Duration.ofMillis(500)));
+        assertEquals(VmResult.Reason.TIMEOUT, r.reason());
+        assertTrue(r.detail(), r.detail().contains("timeout"));
+    }
+
+    @Test
+    public void severalVmsRunAtOnce() throws Exception {
+        List<VirtualMachine> running = new ArrayList<>();
+        try {
+            for (int i = 0; i < 6; i++) {
+                running.add(vms.create(guest("hello")));
+            }
+            running.forEach(VirtualMachine::start);
+            for (VirtualMachine vm : running) {
+                assertTrue(vm.await(Duration.ofSeconds(60)).succeeded());
+            }
+            assertEquals(6, vms.list().size());
+        } finally {
+            running.forEach(vm -> vms.destroy(vm.id()));
+        }
+    }
+
+    @Test
+    public void backendRoundTripsRegistersSpecialRegistersAndMsrs() {
+        try (Partition partition = hypervisor.createPartition(2 * VmProfile.MIB); Vcpu vcpu = partition.createVcpu(0)) {
+            Registers regs = Registers.RESET.withEntry(0x101000, 0x1ff000, 0x1000);
+            vcpu.setRegisters(regs);
+            assertEquals(regs, vcpu.registers());
+            SpecialRegisters s = vcpu.specialRegisters();
+            vcpu.setSpecialRegisters(s);
+            assertEquals(s.cs(), vcpu.specialRegisters().cs());
+            long tscAux = 0xc0000103L;
+            vcpu.writeMsr((int) tscAux, 7);
+            assertEquals(7, vcpu.readMsr((int) tscAux));
+            partition.memory().writeLong(0x1000, 0x1122334455667788L);
+            assertEquals(0x1122334455667788L, partition.memory().readLong(0x1000));
+            assertNotEquals(0, vcpu.statistics().size());
+        }
+    }
+}

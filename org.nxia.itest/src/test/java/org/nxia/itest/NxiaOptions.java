@@ -1,0 +1,49 @@
+package org.nxia.itest;
+
+import static org.ops4j.pax.exam.CoreOptions.bundle;
+import static org.ops4j.pax.exam.CoreOptions.systemPackage;
+import static org.ops4j.pax.exam.CoreOptions.junitBundles;
+import static org.ops4j.pax.exam.CoreOptions.mavenBundle;
+import static org.ops4j.pax.exam.CoreOptions.options;
+import static org.ops4j.pax.exam.CoreOptions.systemProperty;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import org.ops4j.pax.exam.Option;
+
+/** The framework every in-framework test runs: Felix, SCR, ConfigAdmin, Gogo runtime and the NXIA bundles. */
+final class NxiaOptions {
+
+    static final String[] NXIA_BUNDLES = {"org.nxia.vmm.api", "org.nxia.backend.kvm", "org.nxia.vmm", "org.nxia.examples", "org.nxia.shell"};
+
+    private NxiaOptions() {
+    }
+
+    static Option[] platform() {
+        String root = System.getProperty("nxia.root");
+        String version = System.getProperty("nxia.version");
+        String m2 = System.getProperty("nxia.m2");
+        Option[] nxia = new Option[NXIA_BUNDLES.length];
+        for (int i = 0; i < NXIA_BUNDLES.length; i++) {
+            Path jar = Path.of(root, NXIA_BUNDLES[i], "target", NXIA_BUNDLES[i] + "-" + version + ".jar");
+            if (!Files.isRegularFile(jar)) {
+                throw new IllegalStateException(jar + " is missing: build the bundles first (./mvnw verify builds them)");
+            }
+            nxia[i] = bundle(jar.toUri().toString());
+        }
+        return options(
+                systemProperty("org.ops4j.pax.url.mvn.localRepository").value(m2),
+                systemProperty("org.ops4j.pax.url.mvn.repositories").value("https://repo1.maven.org/maven2@id=central"),
+                systemProperty("nxia.guest.images").value(System.getProperty("nxia.guest.images")),
+                systemPackage("com.sun.management"),
+                junitBundles(),
+                mavenBundle("org.osgi", "org.osgi.util.function", "1.2.0"),
+                mavenBundle("org.osgi", "org.osgi.util.promise", "1.3.0"),
+                mavenBundle("org.osgi", "org.osgi.service.component", "1.5.1"),
+                mavenBundle("org.apache.felix", "org.apache.felix.scr", "2.2.18"),
+                mavenBundle("org.apache.felix", "org.apache.felix.configadmin", "1.9.26"),
+                mavenBundle("org.apache.felix", "org.apache.felix.gogo.runtime", "1.1.6"),
+                nxia[0], nxia[1], nxia[2], nxia[3], nxia[4]);
+    }
+}
