@@ -11,8 +11,9 @@ record SegmentGuestMemory(long base, MemorySegment segment) implements GuestMemo
 
     SegmentGuestMemory {
         Objects.requireNonNull(segment, "segment");
-        if (base < 0) {
-            throw new IllegalArgumentException("base must be >= 0: " + base);
+        if (base < 0 || base > Long.MAX_VALUE - segment.byteSize()) {
+            throw new IllegalArgumentException("guest memory [0x%x, +0x%x) must lie within the non-negative address space"
+                    .formatted(base, segment.byteSize()));
         }
     }
 

@@ -108,16 +108,20 @@ class GuestMemoryTest {
 
     @Test
     void memoryEndingAtTopOfAddressSpaceStillBoundsChecks() {
-        long base = Long.MAX_VALUE - SIZE + 1;  // last byte is Long.MAX_VALUE
+        long base = Long.MAX_VALUE - SIZE;  // base + size == Long.MAX_VALUE: the highest end that does not overflow
         GuestMemory m = GuestMemory.of(base, MemorySegment.ofArray(new byte[(int) SIZE]));
+        long last = Long.MAX_VALUE - 1;
         assertTrue(m.contains(base, SIZE));
-        assertTrue(m.contains(Long.MAX_VALUE, 1));
-        assertFalse(m.contains(Long.MAX_VALUE, 2));
+        assertTrue(m.contains(last, 1));
+        assertFalse(m.contains(last, 2));
+        assertFalse(m.contains(Long.MAX_VALUE, 1));
         assertFalse(m.contains(base - 1, 1));
         assertFalse(m.contains(Long.MIN_VALUE, 1));
-        m.writeByte(Long.MAX_VALUE, (byte) 7);
-        assertEquals(7, m.readByte(Long.MAX_VALUE));
-        assertThrows(GuestMemoryException.class, () -> m.readLong(Long.MAX_VALUE - 6));
+        assertFalse(m.contains(Long.MIN_VALUE, 0));
+        m.writeByte(last, (byte) 7);
+        assertEquals(7, m.readByte(last));
+        assertThrows(GuestMemoryException.class, () -> m.readLong(last - 6));
+        assertThrows(GuestMemoryException.class, () -> m.readLong(Long.MAX_VALUE));
     }
 
     @Test

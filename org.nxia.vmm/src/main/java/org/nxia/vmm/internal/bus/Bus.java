@@ -7,7 +7,7 @@ public final class Bus {
     private final AddressMap<MmioHandler> mmio = new AddressMap<>();
 
     public void addPorts(int first, int count, PortHandler handler) {
-        if (first < 0 || count <= 0 || first + count > 0x10000) {
+        if (first < 0 || count <= 0 || first > 0xffff || count > 0x10000 - first) {
             throw new IllegalArgumentException("ports [0x%x, +%d) are outside the 64 Ki port space".formatted(first, count));
         }
         ports.add(first, count, handler, "ports");

@@ -28,6 +28,10 @@ public record MicroVmLayout(long ramSize, long imageEnd, long inputGpa, long inp
      * @throws GuestImageException when image, buffers, stack and page tables do not fit in {@code ramSize}
      */
     public static MicroVmLayout plan(long ramSize, long imageEnd, long inputLen, long outputCap) {
+        if (imageEnd < 0 || imageEnd > ramSize || inputLen < 0 || inputLen > ramSize || outputCap < 0 || outputCap > ramSize) {
+            throw new GuestImageException("the image (up to 0x%x), input (%d bytes) and output (%d bytes) cannot fit in %d KiB of RAM: give it more memory"
+                    .formatted(imageEnd, inputLen, outputCap, ramSize / 1024));
+        }
         long tables = PageTables.sizeFor(ramSize);
         long pageTablesBase = ramSize - tables;
         long stackTop = pageTablesBase;

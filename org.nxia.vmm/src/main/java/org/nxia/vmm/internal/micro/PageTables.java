@@ -40,8 +40,9 @@ public final class PageTables {
      * @return the PML4 address, for CR3
      */
     public static long build(GuestMemory memory, long base, long ramSize) {
-        if (ramSize % TWO_MIB != 0 || ramSize <= 0 || ramSize > MicroVmLayout.MMIO_WINDOW) {
-            throw new IllegalArgumentException("RAM size must be a positive multiple of 2 MiB below the MMIO window: " + ramSize);
+        // RAM above 3 GiB would share a PDPT slot with the MMIO window's directory.
+        if (ramSize % TWO_MIB != 0 || ramSize <= 0 || ramSize > 3 * ONE_GIB) {
+            throw new IllegalArgumentException("RAM size must be a positive multiple of 2 MiB up to 3 GiB: " + ramSize);
         }
         memory.slice(base, sizeFor(ramSize)).fill((byte) 0);
         long pml4 = base;

@@ -378,7 +378,7 @@ class ElfImageTest {
         for (int round = 0; round < 20_000; round++) {
             byte[] file = valid.clone();
             int mutations = 1 + random.nextInt(4);
-            for (int m = 0; m < mutations; m++) {
+            for (int m = 0; m < mutations && file.length > 0; m++) {
                 switch (random.nextInt(6)) {
                     case 0 -> file[random.nextInt(file.length)] = (byte) random.nextInt();
                     case 1 -> file[random.nextInt(file.length)] ^= (byte) (1 << random.nextInt(8));
