@@ -65,7 +65,7 @@ public class MicroVmTest {
     private VmResult run(VmProfile profile) throws InterruptedException {
         StringBuilder console = new StringBuilder();
         VmResult r = vms.run(profile, console);
-        System.out.println(profile.name() + ": " + r.reason() + " " + r.exitStatus() + " in " + r.runTime().toNanos() / 1000 + " µs: "
+        System.out.println(profile.name() + ": " + r.reason() + " " + r.exitStatus() + " in " + r.runTime().toNanos() / 1000 + " us: "
                 + r.detail() + "\n  console: " + console.toString().replace("\n", "\n  console: "));
         return r;
     }

@@ -260,7 +260,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
                     }
                     case SHUTDOWN -> {
                         reason = VmResult.Reason.TRIPLE_FAULT;
-                        detail = "the guest crashed: " + stop.detail();
+                        detail = stop.detail();
                     }
                     default -> {
                         reason = VmResult.Reason.HYPERVISOR_ERROR;

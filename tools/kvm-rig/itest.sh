@@ -1,0 +1,58 @@
+#!/bin/bash
+# itest.sh: runs the in-framework VM tests (org.nxia.itest) inside the
+# nested-KVM rig, on a real /dev/kvm, for hosts that have none. Needs a
+# finished `./mvnw verify` (bundles, guest images, test classes, classpath).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+HERE="$ROOT/tools/kvm-rig"
+log() { echo "kvm-rig: $*" >&2; }
+
+JAVA_HOME="${JAVA_HOME:-$(ls -d /usr/lib/jvm/*25* 2>/dev/null | head -1)}"
+ITEST_CP="$ROOT/org.nxia.itest/target/test-classpath.txt"
+[ -f "$ITEST_CP" ] || { log "build first: ./mvnw verify"; exit 2; }
+# The local Maven repository, from where junit 4.13.2 sits on the test classpath.
+M2="$(tr ':' '\n' < "$ITEST_CP" | sed -n 's#/junit/junit/4.13.2/junit-4.13.2.jar$##p' | head -1)"
+[ -d "$M2" ] || { log "cannot find the local Maven repository from $ITEST_CP"; exit 2; }
+VERSION="$(sed -n 's#^  <version>\(.*\)</version>#\1#p' "$ROOT/pom.xml" | head -1)"
+ITEST="$ROOT/org.nxia.itest/target"
+[ -f "$ITEST/test-classpath.txt" ] && [ -d "$ITEST/test-classes" ] || { log "build first: ./mvnw verify"; exit 2; }
+
+RIG="$("$HERE/setup.sh")"
+JRE="$("$HERE/jre.sh" "$RIG")"
+
+P="$(mktemp -d)"; trap 'rm -rf "$P"' EXIT
+mkdir -p "$P/m2" "$P/root/guest/target"
+copy_m2() { local rel="${1#"$M2"/}"; mkdir -p "$P/m2/$(dirname "$rel")"; cp -a "$1" "$P/m2/$rel"; }
+# the test classpath, minus JUnit Platform jars (the console launcher brings its own)
+cp_in_rig=""
+for jar in $(tr ':' ' ' < "$ITEST/test-classpath.txt"); do
+  case "$jar" in
+    */org/junit/platform/*|*/org/junit/jupiter/*|*/org/junit/vintage/*|*/org/opentest4j/*|*/org/apiguardian/*) continue ;;
+    "$M2"/*) copy_m2 "$jar"; cp_in_rig+=":/payload/m2/${jar#"$M2"/}" ;;
+    *) log "unexpected classpath entry $jar"; exit 2 ;;
+  esac
+done
+# what Pax Exam provisions by mvn: URL inside the framework
+for group in org/ops4j org/apache/felix org/osgi org/apache/servicemix/bundles junit jakarta/inject javax/inject; do
+  [ -d "$M2/$group" ] && { mkdir -p "$P/m2/$(dirname "$group")"; cp -a "$M2/$group" "$P/m2/$(dirname "$group")/"; }
+done
+for b in org.nxia.vmm.api org.nxia.backend.kvm org.nxia.vmm org.nxia.examples org.nxia.shell; do
+  mkdir -p "$P/root/$b/target"; cp "$ROOT/$b/target/$b-$VERSION.jar" "$P/root/$b/target/"
+done
+cp -a "$ROOT/guest/target/images" "$P/root/guest/target/images"
+cp -a "$ITEST/test-classes" "$P/test-classes"
+cp "$ITEST/rig/junit-platform-console-standalone.jar" "$P/console.jar"
+cat > "$P/run.sh" <<RUN
+#!/bin/sh
+cd /payload
+exec ./$(basename "$JRE")/bin/java -XX:TieredStopAtLevel=1 --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow \\
+  -Dnxia.root=/payload/root -Dnxia.version=$VERSION -Dnxia.m2=/payload/m2 \\
+  -Dnxia.guest.images=/payload/root/guest/target/images -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \\
+  -jar console.jar execute --disable-banner --details=tree --disable-ansi-colors \\
+  --class-path /payload/test-classes$cp_in_rig \\
+  --select-class org.nxia.itest.MicroVmTest --select-class org.nxia.itest.PlatformTest
+RUN
+chmod +x "$P/run.sh"
+log "running org.nxia.itest on /dev/kvm inside the rig (QEMU TCG, nested SVM; slow by design)"
+RIG_MEM="${RIG_MEM:-3G}" RIG_TIMEOUT="${RIG_TIMEOUT:-900}" \
+  "$HERE/run-in-kvm.sh" "$JRE" "$P/m2" "$P/root" "$P/test-classes" "$P/console.jar" "$P/run.sh" -- ./run.sh

@@ -1,0 +1,14 @@
+#!/bin/bash
+# jre.sh RIG-DIR: links (once) a small Java runtime for the rig and prints its path.
+# Everything in the rig is emulated, so a smaller runtime boots faster.
+set -euo pipefail
+JAVA_HOME="${JAVA_HOME:-$(ls -d /usr/lib/jvm/*25* 2>/dev/null | head -1)}"
+version="$("$JAVA_HOME/bin/java" -version 2>&1 | sed -n '1s/.*version "\([^"]*\)".*/\1/p')"
+JRE="$(cd "$1/.." && pwd)/jre-$version"
+if [ ! -x "$JRE/bin/java" ]; then
+  echo "kvm-rig: linking a Java runtime into $JRE" >&2
+  "$JAVA_HOME/bin/jlink" --add-modules java.base,java.management,jdk.management,java.logging,java.xml,jdk.unsupported,java.naming,java.desktop,java.sql,java.rmi,jdk.jfr \
+      --strip-debug --no-header-files --no-man-pages --output "$JRE.tmp.$$" >&2
+  mv "$JRE.tmp.$$" "$JRE"
+fi
+echo "$JRE"
