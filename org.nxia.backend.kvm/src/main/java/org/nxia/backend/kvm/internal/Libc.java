@@ -102,19 +102,31 @@ final class Libc {
         return (int) ERRNO.get(callState, 0L);
     }
 
-    static int open(String path, int flags) throws KvmException {
+    /** A libc call that reports failure as -1 with errno in {@code state}. */
+    @FunctionalInterface
+    private interface ErrnoCall {
+        long invoke(Arena arena, MemorySegment state) throws Throwable;
+    }
+
+    /** Runs {@code body}; a negative result becomes a {@link KvmException} naming {@code call}. */
+    private static long checked(String call, String context, ErrnoCall body) throws KvmException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = newCallState(arena);
-            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags);
-            if (fd < 0) {
-                throw KvmException.of("open(" + path + ")", errno(state), "");
+            long rc = body.invoke(arena, state);
+            if (rc < 0) {
+                throw KvmException.of(call, errno(state), context);
             }
-            return fd;
+            return rc;
         } catch (KvmException e) {
             throw e;
         } catch (Throwable t) {
             throw new AssertionError(t);
         }
+    }
+
+    static int open(String path, int flags) throws KvmException {
+        return (int) checked("open(" + path + ")", "",
+                (arena, state) -> (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags));
     }
 
     static void close(int fd) {
@@ -126,7 +138,7 @@ final class Libc {
         }
     }
 
-    /** ioctl with a pointer argument; returns the result or -1 with errno in {@code state}. */
+    /** ioctl with a pointer argument; returns the result or -1 with errno in {@code state}. No allocation. */
     static int ioctlRaw(MemorySegment state, int fd, long request, MemorySegment arg) {
         try {
             return (int) IOCTL_PTR.invokeExact(state, fd, request, arg);
@@ -137,46 +149,20 @@ final class Libc {
 
     /** ioctl with a pointer argument that throws on failure. */
     static int ioctl(int fd, long request, MemorySegment arg, String name) throws KvmException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = newCallState(arena);
-            int rc = ioctlRaw(state, fd, request, arg);
-            if (rc < 0) {
-                throw KvmException.of("ioctl(" + name + ")", errno(state), "fd " + fd);
-            }
-            return rc;
-        }
+        return (int) checked("ioctl(" + name + ")", "fd " + fd, (arena, state) -> ioctlRaw(state, fd, request, arg));
     }
 
     /** ioctl with an integer argument that throws on failure. */
     static int ioctl(int fd, long request, long arg, String name) throws KvmException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = newCallState(arena);
-            int rc = (int) IOCTL_LONG.invokeExact(state, fd, request, arg);
-            if (rc < 0) {
-                throw KvmException.of("ioctl(" + name + ")", errno(state), "fd " + fd + ", arg " + arg);
-            }
-            return rc;
-        } catch (KvmException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        return (int) checked("ioctl(" + name + ")", "fd " + fd + ", arg " + arg,
+                (arena, state) -> (int) IOCTL_LONG.invokeExact(state, fd, request, arg));
     }
 
     /** mmap(NULL, size, prot, flags, fd, 0), as a segment of {@code size} bytes. */
     static MemorySegment mmap(long size, int prot, int flags, int fd, String what) throws KvmException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = newCallState(arena);
-            MemorySegment addr = (MemorySegment) MMAP.invokeExact(state, MemorySegment.NULL, size, prot, flags, fd, 0L);
-            if (addr.address() == -1L) {
-                throw KvmException.of("mmap(" + what + ")", errno(state), size + " bytes, fd " + fd);
-            }
-            return addr.reinterpret(size);
-        } catch (KvmException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        long address = checked("mmap(" + what + ")", size + " bytes, fd " + fd, (arena, state) ->
+                ((MemorySegment) MMAP.invokeExact(state, MemorySegment.NULL, size, prot, flags, fd, 0L)).address());
+        return MemorySegment.ofAddress(address).reinterpret(size);
     }
 
     static void munmap(MemorySegment segment) {
@@ -189,48 +175,19 @@ final class Libc {
     }
 
     static int memfdCreate(String name) throws KvmException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = newCallState(arena);
-            int fd = (int) MEMFD_CREATE.invokeExact(state, arena.allocateFrom(name), MFD_CLOEXEC);
-            if (fd < 0) {
-                throw KvmException.of("memfd_create(" + name + ")", errno(state), "");
-            }
-            return fd;
-        } catch (KvmException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        return (int) checked("memfd_create(" + name + ")", "",
+                (arena, state) -> (int) MEMFD_CREATE.invokeExact(state, arena.allocateFrom(name), MFD_CLOEXEC));
     }
 
     static void ftruncate(int fd, long size) throws KvmException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = newCallState(arena);
-            int rc = (int) FTRUNCATE.invokeExact(state, fd, size);
-            if (rc < 0) {
-                throw KvmException.of("ftruncate", errno(state), "fd " + fd + ", " + size + " bytes");
-            }
-        } catch (KvmException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        checked("ftruncate", "fd " + fd + ", " + size + " bytes",
+                (arena, state) -> (int) FTRUNCATE.invokeExact(state, fd, size));
     }
 
     /** pread into {@code buffer}; returns the bytes read. */
     static long pread(int fd, MemorySegment buffer, long offset) throws KvmException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = newCallState(arena);
-            long n = (long) PREAD.invokeExact(state, fd, buffer, buffer.byteSize(), offset);
-            if (n < 0) {
-                throw KvmException.of("pread", errno(state), "fd " + fd + ", offset " + offset);
-            }
-            return n;
-        } catch (KvmException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        return checked("pread", "fd " + fd + ", offset " + offset,
+                (arena, state) -> (long) PREAD.invokeExact(state, fd, buffer, buffer.byteSize(), offset));
     }
 
     static long pthreadSelf() {
@@ -268,20 +225,12 @@ final class Libc {
      */
     static void installKickHandler(int signal) throws KvmException {
         MemorySegment handler = LIBC.find("getpid").orElseThrow();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = newCallState(arena);
+        checked("sigaction(" + signal + ")", "", (arena, state) -> {
             MemorySegment action = arena.allocate(SIGACTION_SIZE, 8);
             action.set(ValueLayout.ADDRESS, 0, handler);
             action.set(ValueLayout.JAVA_INT, SA_FLAGS_OFFSET, 0);
-            int rc = (int) SIGACTION.invokeExact(state, signal, action, MemorySegment.NULL);
-            if (rc < 0) {
-                throw KvmException.of("sigaction(" + signal + ")", errno(state), "");
-            }
-        } catch (KvmException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+            return (int) SIGACTION.invokeExact(state, signal, action, MemorySegment.NULL);
+        });
     }
 
     static String strerror(int errno) {
