@@ -21,7 +21,7 @@ RIG="$("$HERE/setup.sh")"
 JRE="$("$HERE/jre.sh" "$RIG")"
 
 P="$(mktemp -d)"; trap 'rm -rf "$P"' EXIT
-mkdir -p "$P/m2" "$P/root/guest/target"
+mkdir -p "$P/m2" "$P/reactor" "$P/root/guest/target"
 copy_m2() { local rel="${1#"$M2"/}"; mkdir -p "$P/m2/$(dirname "$rel")"; cp -a "$1" "$P/m2/$rel"; }
 # the test classpath, minus JUnit Platform jars (the console launcher brings its own)
 cp_in_rig=""
@@ -29,6 +29,9 @@ for jar in $(tr ':' ' ' < "$ITEST/test-classpath.txt"); do
   case "$jar" in
     */org/junit/platform/*|*/org/junit/jupiter/*|*/org/junit/vintage/*|*/org/opentest4j/*|*/org/apiguardian/*) continue ;;
     "$M2"/*) copy_m2 "$jar"; cp_in_rig+=":/payload/m2/${jar#"$M2"/}" ;;
+    "$ROOT"/*)  # a reactor module's target/classes or jar
+      rel="${jar#"$ROOT"/}"; mkdir -p "$P/reactor/$(dirname "$rel")"; cp -a "$jar" "$P/reactor/$rel"
+      cp_in_rig+=":/payload/reactor/$rel" ;;
     *) log "unexpected classpath entry $jar"; exit 2 ;;
   esac
 done
@@ -55,4 +58,4 @@ RUN
 chmod +x "$P/run.sh"
 log "running org.nxia.itest on /dev/kvm inside the rig (QEMU TCG, nested SVM; slow by design)"
 RIG_MEM="${RIG_MEM:-3G}" RIG_TIMEOUT="${RIG_TIMEOUT:-900}" \
-  "$HERE/run-in-kvm.sh" "$JRE" "$P/m2" "$P/root" "$P/test-classes" "$P/console.jar" "$P/run.sh" -- ./run.sh
+  "$HERE/run-in-kvm.sh" "$JRE" "$P/m2" "$P/reactor" "$P/root" "$P/test-classes" "$P/console.jar" "$P/run.sh" -- ./run.sh

@@ -19,6 +19,7 @@ public interface Vcpu extends AutoCloseable {
 
     SpecialRegisters specialRegisters();
 
+    /** Sets every special register; pending external interrupts are cleared. */
     void setSpecialRegisters(SpecialRegisters registers);
 
     /** Reads a model-specific register. @throws HypervisorException if the MSR is not readable */

@@ -1,14 +1,14 @@
 package org.nxia.vmm.internal;
 
-import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.file.Files;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
@@ -28,7 +28,6 @@ import org.nxia.vmm.internal.bus.Bus;
 import org.nxia.vmm.internal.bus.MmioHandler;
 import org.nxia.vmm.internal.bus.PortHandler;
 import org.nxia.vmm.internal.image.ElfImage;
-import org.nxia.vmm.internal.image.GuestImageException;
 import org.nxia.vmm.internal.micro.BootBlock;
 import org.nxia.vmm.internal.micro.EntryState;
 import org.nxia.vmm.internal.micro.ImageLoader;
@@ -57,8 +56,10 @@ final class MicroVm implements VirtualMachine, ExitHandler {
     private final CountDownLatch stopped = new CountDownLatch(1);
 
     private volatile VmState state = VmState.CREATED;
+    private volatile boolean closed;
     private volatile VmResult result;
-    private Thread thread;
+    private final ExecutorService vcpuThreads;
+    private Future<?> vcpuTask;
     private long startedAt;
 
     // Why the vCPU was asked to stop: the first cause wins.
@@ -70,14 +71,13 @@ final class MicroVm implements VirtualMachine, ExitHandler {
     private long hostCallCount;
     private long benchExits;
 
-    MicroVm(String id, VmProfile profile, Hypervisor hv, HostCalls hostCalls) {
+    MicroVm(String id, VmProfile profile, ElfImage image, Hypervisor hv, HostCalls hostCalls, ExecutorService vcpuThreads) {
         this.id = id;
         this.profile = profile;
         this.hypervisor = hv.info();
         this.hostCalls = hostCalls;
+        this.vcpuThreads = vcpuThreads;
         String name = profile.image().toString();
-        byte[] file = readImage(profile);
-        ElfImage image = ElfImage.parse(file, name);
         this.layout = MicroVmLayout.plan(profile.memoryBytes(), image.end(), profile.input().length, profile.outputCapacity());
         this.partition = hv.createPartition(profile.memoryBytes());
         try {
@@ -94,20 +94,6 @@ final class MicroVm implements VirtualMachine, ExitHandler {
         } catch (RuntimeException e) {
             partition.close();
             throw e;
-        }
-    }
-
-    private static byte[] readImage(VmProfile profile) {
-        try {
-            long size = Files.size(profile.image());
-            if (size > ElfImage.MAX_FILE_SIZE) {
-                throw new GuestImageException(profile.image() + ": " + size + " bytes is larger than the 256 MiB a guest image may be");
-            }
-            return Files.readAllBytes(profile.image());
-        } catch (java.nio.file.NoSuchFileException e) {
-            throw new GuestImageException(profile.image() + ": no such file; build the guests with ./nxia build or give a path to an .elf");
-        } catch (IOException e) {
-            throw new GuestImageException(profile.image() + ": cannot read it (" + e.getMessage() + ")");
         }
     }
 
@@ -237,10 +223,22 @@ final class MicroVm implements VirtualMachine, ExitHandler {
         }
         state = VmState.RUNNING;
         startedAt = System.nanoTime();
-        thread = Thread.ofPlatform().name("nxia-" + id + "-vcpu0").daemon(true).start(this::runVcpu);
+        vcpuTask = vcpuThreads.submit(this::runVcpu);
     }
 
+    /** Runs on a pooled platform thread, named for this VM while it runs. */
     private void runVcpu() {
+        Thread self = Thread.currentThread();
+        String poolName = self.getName();
+        self.setName("nxia-" + id + "-vcpu0");
+        try {
+            runVcpuNamed();
+        } finally {
+            self.setName(poolName);
+        }
+    }
+
+    private void runVcpuNamed() {
         VmResult.Reason reason;
         String detail;
         try {
@@ -381,15 +379,13 @@ final class MicroVm implements VirtualMachine, ExitHandler {
         };
     }
 
-    private volatile boolean closed;
-
     /** Stops the vCPU if needed and releases the partition. */
     void destroy() {
         if (state == VmState.RUNNING) {
             stopWith(VmResult.Reason.STOPPED, "destroyed");
             try {
                 if (!stopped.await(5, TimeUnit.SECONDS)) {
-                    thread.interrupt();
+                    vcpuTask.cancel(true);
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();

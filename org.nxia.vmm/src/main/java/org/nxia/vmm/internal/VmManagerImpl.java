@@ -6,6 +6,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -36,6 +38,10 @@ public final class VmManagerImpl implements VmManager {
     private final HostCalls hostCalls = new HostCalls();
     private final Map<String, MicroVm> vms = new ConcurrentHashMap<>();
     private final AtomicLong ids = new AtomicLong();
+    private final ImageCache images = new ImageCache();
+    /** vCPUs run on platform threads; pooled, so a sandbox cycle does not pay for a thread start. */
+    private final ExecutorService vcpuThreads =
+            Executors.newCachedThreadPool(Thread.ofPlatform().name("nxia-vcpu-pool-", 0).daemon(true).factory());
 
     @Activate
     public VmManagerImpl(@Reference(policyOption = ReferencePolicyOption.GREEDY) Hypervisor hypervisor) {
@@ -57,12 +63,13 @@ public final class VmManagerImpl implements VmManager {
         for (String id : List.copyOf(vms.keySet())) {
             destroy(id);
         }
+        vcpuThreads.shutdownNow();
     }
 
     @Override
     public VirtualMachine create(VmProfile profile) {
         String id = "vm-" + ids.incrementAndGet();
-        MicroVm vm = new MicroVm(id, profile, hypervisor, hostCalls);
+        MicroVm vm = new MicroVm(id, profile, images.load(profile.image()), hypervisor, hostCalls, vcpuThreads);
         vms.put(id, vm);
         return vm;
     }

@@ -57,7 +57,7 @@ final class KvmPartition implements Partition {
             } catch (KvmException ignored) {
                 // not needed by this backend's 64-bit entry
             }
-            this.cpuid = system.supportedCpuid(arena);
+            this.cpuid = system.supportedCpuid();
         } catch (RuntimeException e) {
             if (mapped != null) {
                 Libc.munmap(mapped);

@@ -60,12 +60,23 @@ final class KvmSystem implements AutoCloseable {
         }
     }
 
+    private MemorySegment cpuid;
+
     /**
-     * KVM_GET_SUPPORTED_CPUID, grown until the kernel's table fits.
+     * KVM_GET_SUPPORTED_CPUID, asked once (it does not change) and kept for
+     * every vCPU this system creates.
      *
      * @return the struct kvm_cpuid2 bytes, ready for KVM_SET_CPUID2
      */
-    MemorySegment supportedCpuid(Arena arena) {
+    synchronized MemorySegment supportedCpuid() {
+        if (cpuid == null) {
+            cpuid = querySupportedCpuid(Arena.global());
+        }
+        return cpuid;
+    }
+
+    /** KVM_GET_SUPPORTED_CPUID, grown until the kernel's table fits. */
+    private MemorySegment querySupportedCpuid(Arena arena) {
         for (int entries = 64; entries <= 4096; entries *= 2) {
             MemorySegment cpuid = arena.allocate(KVM_CPUID2.byteSize() + entries * KVM_CPUID_ENTRY2.byteSize(), 8);
             cpuid.set(ValueLayout.JAVA_INT, 0, entries);

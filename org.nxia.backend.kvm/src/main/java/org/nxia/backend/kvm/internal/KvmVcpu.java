@@ -112,8 +112,7 @@ final class KvmVcpu implements Vcpu {
     @Override
     public void setSpecialRegisters(SpecialRegisters registers) {
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(KVM_SREGS);
-            Libc.ioctl(fd, KVM_GET_SREGS, s, "KVM_GET_SREGS");   // keep fields the record does not carry
+            MemorySegment s = a.allocate(KVM_SREGS);   // zeroed: no pending interrupt in interrupt_bitmap
             SregsCodec.encode(registers, s);
             Libc.ioctl(fd, KVM_SET_SREGS, s, "KVM_SET_SREGS");
         }

@@ -1,5 +1,8 @@
 package org.nxia.vmm.internal.micro;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
 import org.nxia.vmm.api.GuestMemory;
 
 /**
@@ -44,27 +47,28 @@ public final class PageTables {
         if (ramSize % TWO_MIB != 0 || ramSize <= 0 || ramSize > 3 * ONE_GIB) {
             throw new IllegalArgumentException("RAM size must be a positive multiple of 2 MiB up to 3 GiB: " + ramSize);
         }
-        memory.slice(base, sizeFor(ramSize)).fill((byte) 0);
-        long pml4 = base;
-        long pdpt = base + PAGE;
-        long next = base + 2 * PAGE;
-        memory.writeLong(pml4, pdpt | TABLE);
+        // One checked view of the table area; entries are written at offsets into it.
+        MemorySegment tables = memory.slice(base, sizeFor(ramSize));
+        tables.fill((byte) 0);
+        long pdpt = PAGE;
+        long next = 2 * PAGE;
+        entry(tables, 0, (base + pdpt) | TABLE);
 
         long pds = (ramSize + ONE_GIB - 1) / ONE_GIB;
         long firstPd = next;
         next += pds * PAGE;
         for (long g = 0; g < pds; g++) {
-            memory.writeLong(pdpt + g * 8, (firstPd + g * PAGE) | TABLE);
+            entry(tables, pdpt + g * 8, (base + firstPd + g * PAGE) | TABLE);
         }
         for (long chunk = 0; chunk < ramSize / TWO_MIB; chunk++) {
             long pt = next;
             next += PAGE;
             long pd = firstPd + (chunk / 512) * PAGE;
-            memory.writeLong(pd + (chunk % 512) * 8, pt | TABLE);
+            entry(tables, pd + (chunk % 512) * 8, (base + pt) | TABLE);
             for (int i = 0; i < 512; i++) {
                 long address = chunk * TWO_MIB + i * PAGE;
                 if (address != 0) { // the null page stays unmapped so a null dereference faults
-                    memory.writeLong(pt + i * 8L, address | RAM_PAGE);
+                    entry(tables, pt + i * 8L, address | RAM_PAGE);
                 }
             }
         }
@@ -72,12 +76,16 @@ public final class PageTables {
         long window = MicroVmLayout.MMIO_WINDOW;
         long mmioPd = next;
         long mmioPt = next + PAGE;
-        memory.writeLong(pdpt + (window / ONE_GIB) * 8, mmioPd | TABLE);
-        memory.writeLong(mmioPd + ((window % ONE_GIB) / TWO_MIB) * 8, mmioPt | TABLE);
+        entry(tables, pdpt + (window / ONE_GIB) * 8, (base + mmioPd) | TABLE);
+        entry(tables, mmioPd + ((window % ONE_GIB) / TWO_MIB) * 8, (base + mmioPt) | TABLE);
         for (int i = 0; i < MicroVmLayout.MMIO_WINDOW_SIZE / PAGE; i++) {
-            memory.writeLong(mmioPt + i * 8L, (window + i * PAGE) | MMIO_PAGE);
+            entry(tables, mmioPt + i * 8L, (window + i * PAGE) | MMIO_PAGE);
         }
-        return pml4;
+        return base;
+    }
+
+    private static void entry(MemorySegment tables, long offset, long value) {
+        tables.set(ValueLayout.JAVA_LONG_UNALIGNED, offset, value);
     }
 
     /**
