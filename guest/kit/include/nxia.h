@@ -139,6 +139,13 @@ static inline void nxia_outb(uint16_t port, uint8_t value)
     __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port) : "memory");
 }
 
+static inline uint8_t nxia_inb(uint16_t port)
+{
+    uint8_t value;
+    __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port) : "memory");
+    return value;
+}
+
 /* The boot block _start was given. */
 const struct nxia_boot *nxia_boot(void);
 

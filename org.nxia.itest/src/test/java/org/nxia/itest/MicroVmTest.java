@@ -6,6 +6,7 @@ import static org.junit.Assert.assertNotEquals;
 import static org.junit.Assert.assertTrue;
 
 import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.time.Duration;
@@ -30,6 +31,8 @@ import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
 import org.nxia.vmm.api.VmState;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.api.device.SerialPort;
 import org.ops4j.pax.exam.Configuration;
 import org.ops4j.pax.exam.Option;
 import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
@@ -183,6 +186,59 @@ public class MicroVmTest {
         } finally {
             running.forEach(vm -> vms.destroy(vm.id()));
         }
+    }
+
+    @Test
+    public void uartGuestTalksToTheHostBothWays() throws Exception {
+        VirtualMachine vm = vms.create(guest("uart").withDevices(List.of(DeviceConfig.parse("uart"))));
+        try {
+            SerialPort serial = (SerialPort) vm.devices().get(0);
+            serial.send("ping\n".getBytes(StandardCharsets.US_ASCII));
+            vm.start();
+            VmResult r = vm.await(Duration.ofSeconds(60));
+            assertTrue(r.detail() + "\n" + vm.console(), r.succeeded());
+            assertTrue(vm.console(), vm.console().contains("uart: hello over the 16550"));
+            assertTrue(vm.console(), vm.console().contains("uart: got 'ping'"));
+        } finally {
+            vms.destroy(vm.id());
+        }
+    }
+
+    @Test
+    public void debugExitDeviceEndsTheVmWithItsStatus() throws Exception {
+        VmResult r = run(guest("debug-exit").withDevices(List.of(DeviceConfig.parse("debug-exit:port=0xf4"))));
+        assertEquals(VmResult.Reason.EXITED, r.reason());
+        assertEquals(3, r.exitStatus());
+    }
+
+    @Test
+    public void i8042ResetStopsTheVmCleanly() throws Exception {
+        VmResult r = run(guest("reset").withDevices(List.of(DeviceConfig.parse("i8042"))));
+        assertEquals(r.detail(), VmResult.Reason.RESET, r.reason());
+        VmResult without = run(guest("reset"));
+        assertEquals("without the device the port is unserved", VmResult.Reason.GUEST_ERROR, without.reason());
+    }
+
+    @Test
+    public void aDeviceBundleStartedLaterIsOfferedToTheNextVm() throws Exception {
+        Bundle platform = null;
+        for (Bundle b : context.getBundles()) {
+            if ("org.nxia.device.platform".equals(b.getSymbolicName())) {
+                platform = b;
+            }
+        }
+        platform.stop();
+        try {
+            try {
+                vms.create(guest("debug-exit").withDevices(List.of(DeviceConfig.parse("debug-exit"))));
+                throw new AssertionError("a VM was created with a device whose bundle is stopped");
+            } catch (IllegalArgumentException e) {
+                assertTrue(e.getMessage(), e.getMessage().contains("no device type 'debug-exit'"));
+            }
+        } finally {
+            platform.start();
+        }
+        assertEquals(3, run(guest("debug-exit").withDevices(List.of(DeviceConfig.parse("debug-exit")))).exitStatus());
     }
 
     @Test

@@ -85,9 +85,18 @@ public class PlatformTest {
         String list = execute("vm:list");
         assertTrue(list, list.contains("no VMs"));
         for (String function : List.of("vm:create", "vm:start", "vm:stop", "vm:list", "vm:info", "vm:console", "vm:run",
-                "nxia:doctor", "nxia:demo", "bench:exits", "bench:sandbox")) {
+                "nxia:doctor", "nxia:demo", "bench:exits", "bench:sandbox", "device:list")) {
             assertNotNull(function + " is registered", processor.createSession(System.in, System.out, System.err).get(function));
         }
+    }
+
+    @Test
+    public void deviceListShowsThePlatformDevicesAndTheirBundle() throws Exception {
+        String list = execute("device:list");
+        for (String type : List.of("uart", "debug-exit", "i8042")) {
+            assertTrue(list, list.contains(type));
+        }
+        assertTrue(list, list.contains("org.nxia.device.platform"));
     }
 
     @Test

@@ -57,6 +57,7 @@ final class Text {
         return switch (r.reason()) {
             case EXITED -> "exited with status " + r.exitStatus();
             case HALTED -> "halted";
+            case RESET -> "reset: " + r.detail();
             case STOPPED -> "stopped";
             case TIMEOUT -> "timed out: " + r.detail();
             case TRIPLE_FAULT -> "crashed: " + r.detail();

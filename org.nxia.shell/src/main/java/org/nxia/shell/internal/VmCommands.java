@@ -18,6 +18,7 @@ import org.nxia.vmm.api.VmInfo;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.device.DeviceConfig;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
@@ -45,8 +46,9 @@ public final class VmCommands {
             @Descriptor("guest RAM, a multiple of 2M from 2M to 3G") @Parameter(names = {"-m", "--memory"}, absentValue = "16M") String memory,
             @Descriptor("file whose bytes the guest gets as input") @Parameter(names = {"-i", "--input"}, absentValue = "") String input,
             @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
+            @Descriptor(DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
             @Descriptor("guest image: a name from the guest kit (hello) or a path to an .elf") String image) {
-        VirtualMachine vm = vms.create(profile(image, memory, input, arg, "30s"));
+        VirtualMachine vm = vms.create(profile(image, memory, input, arg, "30s", devices));
         return vm.id();
     }
 
@@ -103,6 +105,7 @@ public final class VmCommands {
         HypervisorInfo h = i.hypervisor();
         out.append("backend:    ").append(h.backend()).append(", ").append(h.flavour().label()).append('\n');
         out.append("execution:  ").append(i.executionMode()).append('\n');
+        vm.devices().forEach(d -> out.append("device:     ").append(d.type()).append(' ').append(d.state()).append('\n'));
         vm.result().ifPresent(r -> out.append("result:     ").append(Text.outcome(r))
                 .append(" after ").append(Text.duration(r.runTime())).append('\n'));
         for (Map.Entry<String, Long> c : i.counters().entrySet()) {
@@ -123,9 +126,10 @@ public final class VmCommands {
             @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
             @Descriptor("stop the guest after this long (500ms, 30s, 2m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "30s") String timeout,
             @Descriptor("write the guest's output bytes to this file") @Parameter(names = {"-o", "--output"}, absentValue = "") String output,
+            @Descriptor(DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
             @Descriptor("guest image: a name from the guest kit (hello) or a path to an .elf") String image) throws Exception {
         PrintStream out = System.out;
-        VmProfile profile = profile(image, memory, input, arg, timeout);
+        VmProfile profile = profile(image, memory, input, arg, timeout, devices);
         VmResult r = vms.run(profile, out);
         out.flush();
         if (!output.isEmpty()) {
@@ -149,7 +153,9 @@ public final class VmCommands {
         return vms.find(id).orElseThrow(() -> new IllegalArgumentException("no VM " + id + " (vm:list shows the VMs)"));
     }
 
-    static VmProfile profile(String image, String memory, String input, long arg, String timeout) {
+    static final String DEVICES_HELP = "devices, ';'-separated: type[:key=value,...] (device:list shows the types)";
+
+    static VmProfile profile(String image, String memory, String input, long arg, String timeout, String devices) {
         Path path = GuestImages.resolve(image);
         byte[] in = new byte[0];
         if (!input.isEmpty()) {
@@ -159,7 +165,13 @@ public final class VmCommands {
                 throw new IllegalArgumentException("cannot read input file " + input + ": " + e.getMessage());
             }
         }
+        List<DeviceConfig> configs = new ArrayList<>();
+        for (String spec : devices.split(";")) {
+            if (!spec.isBlank()) {
+                configs.add(DeviceConfig.parse(spec));
+            }
+        }
         return VmProfile.of(path).withMemory(VmProfile.parseSize(memory)).withInput(in).withArg(arg)
-                .withTimeout(Text.parseDuration(timeout));
+                .withTimeout(Text.parseDuration(timeout)).withDevices(configs);
     }
 }

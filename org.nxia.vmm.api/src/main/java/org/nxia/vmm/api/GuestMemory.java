@@ -46,6 +46,10 @@ public interface GuestMemory {
         return slice(address, 1).get(ValueLayout.JAVA_BYTE, 0);
     }
 
+    default short readShort(long address) {
+        return slice(address, 2).get(ValueLayout.JAVA_SHORT_UNALIGNED, 0);
+    }
+
     default int readInt(long address) {
         return slice(address, 4).get(ValueLayout.JAVA_INT_UNALIGNED, 0);
     }

@@ -1,9 +1,11 @@
 package org.nxia.vmm.api;
 
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeoutException;
 
+import org.nxia.vmm.api.device.Device;
 import org.osgi.annotation.versioning.ProviderType;
 
 /** One VM managed by the platform. */
@@ -36,6 +38,9 @@ public interface VirtualMachine {
     String console();
 
     VmInfo info();
+
+    /** The VM's devices, in profile order. */
+    List<Device> devices();
 
     /**
      * For benchmarks: from the next start, records the user-space nanoseconds

@@ -2,7 +2,10 @@ package org.nxia.vmm.api;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Objects;
+
+import org.nxia.vmm.api.device.DeviceConfig;
 
 /**
  * What a micro-VM is made of. Validated on construction: a bad value throws
@@ -17,9 +20,10 @@ import java.util.Objects;
  * @param outputCapacity bytes the guest may return as output
  * @param arg            a number handed to the guest in its boot block
  * @param timeout        how long {@code run} waits before stopping the VM
+ * @param devices        the devices the VM gets, by type id and parameters
  */
 public record VmProfile(String name, long memoryBytes, int vcpus, Path image, byte[] input,
-                        int outputCapacity, long arg, Duration timeout) {
+                        int outputCapacity, long arg, Duration timeout, List<DeviceConfig> devices) {
 
     public static final long MIB = 1L << 20;
     public static final long MIN_MEMORY = 2 * MIB;
@@ -35,6 +39,7 @@ public record VmProfile(String name, long memoryBytes, int vcpus, Path image, by
         Objects.requireNonNull(image, "image");
         Objects.requireNonNull(input, "input");
         Objects.requireNonNull(timeout, "timeout");
+        Objects.requireNonNull(devices, "devices");
         if (memoryBytes < MIN_MEMORY || memoryBytes > MAX_MEMORY || memoryBytes % (2 * MIB) != 0) {
             throw new IllegalArgumentException(
                     "memory %s is not allowed: give a multiple of 2 MiB from 2 MiB to 3072 MiB (e.g. 16M)"
@@ -53,31 +58,37 @@ public record VmProfile(String name, long memoryBytes, int vcpus, Path image, by
             throw new IllegalArgumentException("timeout must be positive, got " + timeout);
         }
         input = input.clone();
+        devices = List.copyOf(devices);
     }
 
     /** A profile with the defaults: 16 MiB, 1 vCPU, no input, 64 KiB output, 30 s. */
     public static VmProfile of(Path image) {
-        return new VmProfile(nameOf(image), DEFAULT_MEMORY, 1, image, new byte[0], DEFAULT_OUTPUT, 0, DEFAULT_TIMEOUT);
+        return new VmProfile(nameOf(image), DEFAULT_MEMORY, 1, image, new byte[0], DEFAULT_OUTPUT, 0, DEFAULT_TIMEOUT, List.of());
     }
 
     public VmProfile withMemory(long bytes) {
-        return new VmProfile(name, bytes, vcpus, image, input, outputCapacity, arg, timeout);
+        return new VmProfile(name, bytes, vcpus, image, input, outputCapacity, arg, timeout, devices);
     }
 
     public VmProfile withInput(byte[] bytes) {
-        return new VmProfile(name, memoryBytes, vcpus, image, bytes, outputCapacity, arg, timeout);
+        return new VmProfile(name, memoryBytes, vcpus, image, bytes, outputCapacity, arg, timeout, devices);
     }
 
     public VmProfile withArg(long value) {
-        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, value, timeout);
+        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, value, timeout, devices);
     }
 
     public VmProfile withTimeout(Duration value) {
-        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, arg, value);
+        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, arg, value, devices);
     }
 
     public VmProfile withName(String value) {
-        return new VmProfile(value, memoryBytes, vcpus, image, input, outputCapacity, arg, timeout);
+        return new VmProfile(value, memoryBytes, vcpus, image, input, outputCapacity, arg, timeout, devices);
+    }
+
+    /** A copy with {@code list} as its devices. */
+    public VmProfile withDevices(List<DeviceConfig> list) {
+        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, arg, timeout, list);
     }
 
     @Override

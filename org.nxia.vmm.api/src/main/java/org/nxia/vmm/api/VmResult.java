@@ -36,6 +36,8 @@ public record VmResult(Reason reason, int exitStatus, String detail, byte[] outp
         EXITED,
         /** The guest halted. */
         HALTED,
+        /** The guest asked for a reset (i8042); micro-VMs do not reboot, so it stopped. */
+        RESET,
         /** Stopped from the host (vm:stop). */
         STOPPED,
         /** It ran past its timeout and was stopped. */

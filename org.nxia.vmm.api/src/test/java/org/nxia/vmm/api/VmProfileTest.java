@@ -18,7 +18,7 @@ class VmProfileTest {
     private static final Path IMAGE = Path.of("guests/hello.elf");
 
     private static VmProfile profile(long memory, int vcpus, byte[] input, int output, Duration timeout) {
-        return new VmProfile("t", memory, vcpus, IMAGE, input, output, 0, timeout);
+        return new VmProfile("t", memory, vcpus, IMAGE, input, output, 0, timeout, java.util.List.of());
     }
 
     private static String rejection(Runnable construct) {
@@ -92,13 +92,13 @@ class VmProfileTest {
     @Test
     void rejectsNullComponentsNamingThem() {
         assertEquals("name", assertThrows(NullPointerException.class,
-                () -> new VmProfile(null, 16L << 20, 1, IMAGE, new byte[0], 0, 0, Duration.ofSeconds(1))).getMessage());
+                () -> new VmProfile(null, 16L << 20, 1, IMAGE, new byte[0], 0, 0, Duration.ofSeconds(1), java.util.List.of())).getMessage());
         assertEquals("image", assertThrows(NullPointerException.class,
-                () -> new VmProfile("n", 16L << 20, 1, null, new byte[0], 0, 0, Duration.ofSeconds(1))).getMessage());
+                () -> new VmProfile("n", 16L << 20, 1, null, new byte[0], 0, 0, Duration.ofSeconds(1), java.util.List.of())).getMessage());
         assertEquals("input", assertThrows(NullPointerException.class,
-                () -> new VmProfile("n", 16L << 20, 1, IMAGE, null, 0, 0, Duration.ofSeconds(1))).getMessage());
+                () -> new VmProfile("n", 16L << 20, 1, IMAGE, null, 0, 0, Duration.ofSeconds(1), java.util.List.of())).getMessage());
         assertEquals("timeout", assertThrows(NullPointerException.class,
-                () -> new VmProfile("n", 16L << 20, 1, IMAGE, new byte[0], 0, 0, null)).getMessage());
+                () -> new VmProfile("n", 16L << 20, 1, IMAGE, new byte[0], 0, 0, null, java.util.List.of())).getMessage());
     }
 
     @Test

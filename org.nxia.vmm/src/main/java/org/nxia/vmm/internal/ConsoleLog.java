@@ -19,8 +19,8 @@ final class ConsoleLog {
         this.sink = sink;
     }
 
-    synchronized void append(byte[] bytes, int length) {
-        String s = new String(bytes, 0, length, StandardCharsets.UTF_8);
+    synchronized void append(byte[] bytes, int offset, int length) {
+        String s = new String(bytes, offset, length, StandardCharsets.UTF_8);
         text.append(s);
         if (text.length() > LIMIT) {
             int cut = text.length() - LIMIT;

@@ -3,9 +3,12 @@ package org.nxia.vmm.internal;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.TreeSet;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
@@ -25,8 +28,12 @@ import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
 import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.internal.bus.Bus;
-import org.nxia.vmm.internal.bus.MmioHandler;
-import org.nxia.vmm.internal.bus.PortHandler;
+import org.nxia.vmm.api.device.Device;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.api.device.DeviceContext;
+import org.nxia.vmm.api.device.DeviceFactory;
+import org.nxia.vmm.api.device.MmioDevice;
+import org.nxia.vmm.api.device.PortDevice;
 import org.nxia.vmm.internal.image.ElfImage;
 import org.nxia.vmm.internal.micro.BootBlock;
 import org.nxia.vmm.internal.micro.EntryState;
@@ -51,6 +58,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
     private final MicroVmLayout layout;
     private final Vcpu vcpu;
     private final Bus bus = new Bus();
+    private final List<Device> devices = new ArrayList<>();
     private final ConsoleLog console = new ConsoleLog();
     private final byte[] consoleBuffer = new byte[MicroVmLayout.CONSOLE_CAP];
     private final CountDownLatch stopped = new CountDownLatch(1);
@@ -71,7 +79,8 @@ final class MicroVm implements VirtualMachine, ExitHandler {
     private long hostCallCount;
     private long benchExits;
 
-    MicroVm(String id, VmProfile profile, ElfImage image, Hypervisor hv, HostCalls hostCalls, ExecutorService vcpuThreads) {
+    MicroVm(String id, VmProfile profile, ElfImage image, Hypervisor hv, HostCalls hostCalls, ExecutorService vcpuThreads,
+            Map<String, DeviceFactory> factories) {
         this.id = id;
         this.profile = profile;
         this.hypervisor = hv.info();
@@ -91,25 +100,107 @@ final class MicroVm implements VirtualMachine, ExitHandler {
             vcpu.setSpecialRegisters(EntryState.specialRegisters(cr3, vcpu.specialRegisters().apicBase()));
             vcpu.setRegisters(EntryState.registers(image.entry(), layout));
             wirePorts();
+            DeviceContext context = new Context();
+            for (DeviceConfig config : profile.devices()) {
+                DeviceFactory factory = factories.get(config.type());
+                if (factory == null) {
+                    throw new IllegalArgumentException("no device type '" + config.type() + "' is installed (have: "
+                            + String.join(", ", new TreeSet<>(factories.keySet())) + "); device:list shows the types and their bundles");
+                }
+                devices.add(factory.create(config, context));
+            }
         } catch (RuntimeException e) {
+            closeDevices();
             partition.close();
             throw e;
         }
     }
 
+    /** What the VM's devices see of it. */
+    private final class Context implements DeviceContext {
+        private long nextWindow = MicroVmLayout.MMIO_WINDOW;
+
+        @Override
+        public String vmId() {
+            return id;
+        }
+
+        @Override
+        public GuestMemory memory() {
+            return memory;
+        }
+
+        @Override
+        public void claimPorts(int first, int count, PortDevice device) {
+            bus.addPorts(first, count, device);
+        }
+
+        @Override
+        public long claimMmio(long size, MmioDevice device) {
+            if (size <= 0 || size > MicroVmLayout.MMIO_WINDOW_SIZE) {
+                throw new IllegalArgumentException("an MMIO window of " + size + " bytes is not possible");
+            }
+            long length = (size + MicroVmLayout.PAGE - 1) & -MicroVmLayout.PAGE;
+            if (nextWindow + length > MicroVmLayout.MMIO_WINDOW + MicroVmLayout.MMIO_WINDOW_SIZE) {
+                throw new IllegalArgumentException("the VM's device area (2 MiB at 0x%x) is full".formatted(MicroVmLayout.MMIO_WINDOW));
+            }
+            long base = nextWindow;
+            bus.addMmio(base, length, device);
+            nextWindow += length;
+            return base;
+        }
+
+        @Override
+        public void console(byte[] bytes, int offset, int length) {
+            console.append(bytes, offset, length);
+        }
+
+        @Override
+        public void exit(int status) {
+            exitWith(status);
+        }
+
+        @Override
+        public void reset(String how) {
+            stopWith(VmResult.Reason.RESET, "the guest asked for a reset (" + how + "); a micro-VM stops instead of rebooting");
+        }
+
+        @Override
+        public void fail(String reason) {
+            stopWith(VmResult.Reason.GUEST_ERROR, reason);
+        }
+    }
+
+    private void exitWith(int status) {
+        synchronized (this) {
+            if (stopReason == null) {
+                exitStatus = status;
+            }
+        }
+        stopWith(VmResult.Reason.EXITED, "the guest exited with status " + status);
+    }
+
+    private void closeDevices() {
+        for (Device d : devices) {
+            try {
+                d.close();
+            } catch (RuntimeException e) {
+                // a device that fails to close must not keep the VM's memory alive
+            }
+        }
+    }
+
+    @Override
+    public List<Device> devices() {
+        return List.copyOf(devices);
+    }
+
     private void wirePorts() {
         bus.addPorts(MicroVmPorts.DEBUG_PUTC, 1, writeOnly((port, size, value) -> {
             consoleBuffer[0] = (byte) value;
-            console.append(consoleBuffer, 1);
+            console.append(consoleBuffer, 0, 1);
         }));
-        bus.addPorts(MicroVmPorts.EXIT, 4, writeOnly((port, size, value) -> {
-            synchronized (this) {
-                if (stopReason == null) {
-                    exitStatus = value;
-                }
-            }
-            stopWith(VmResult.Reason.EXITED, "the guest exited with status " + value);
-        }));
+        bus.addPorts(MicroVmPorts.EXIT, 4, writeOnly((port, size, value) -> exitWith(value)));
         bus.addPorts(MicroVmPorts.CONSOLE_FLUSH, 4, writeOnly((port, size, value) -> flushConsole(value)));
         bus.addPorts(MicroVmPorts.HOSTCALL, 4, writeOnly((port, size, value) -> hostCall(Integer.toUnsignedLong(value))));
         bus.addPorts(MicroVmPorts.BENCH, 4, writeOnly((port, size, value) -> benchExits++));
@@ -120,8 +211,8 @@ final class MicroVm implements VirtualMachine, ExitHandler {
     }
 
     /** A port the guest writes; reading it returns all ones, as from an empty bus. */
-    private static PortHandler writeOnly(PortWrite write) {
-        return new PortHandler() {
+    private static PortDevice writeOnly(PortWrite write) {
+        return new PortDevice() {
             @Override
             public void write(int port, int size, int value) {
                 write.write(port, size, value);
@@ -141,7 +232,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
             return;
         }
         MemorySegment.copy(memory.slice(MicroVmLayout.CONSOLE, length), ValueLayout.JAVA_BYTE, 0, consoleBuffer, 0, length);
-        console.append(consoleBuffer, length);
+        console.append(consoleBuffer, 0, length);
     }
 
     private void hostCall(long block) {
@@ -155,7 +246,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
 
     @Override
     public void portWrite(int port, int size, int value) {
-        PortHandler h = bus.port(port);
+        PortDevice h = bus.port(port);
         if (h == null) {
             stopWith(VmResult.Reason.GUEST_ERROR, "the guest wrote 0x%x to I/O port 0x%x, which no device serves"
                     .formatted(value, port));
@@ -166,7 +257,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
 
     @Override
     public int portRead(int port, int size) {
-        PortHandler h = bus.port(port);
+        PortDevice h = bus.port(port);
         if (h == null) {
             stopWith(VmResult.Reason.GUEST_ERROR, "the guest read I/O port 0x%x, which no device serves".formatted(port));
             return -1;
@@ -176,23 +267,23 @@ final class MicroVm implements VirtualMachine, ExitHandler {
 
     @Override
     public void mmioWrite(long address, int size, long value) {
-        MmioHandler h = bus.mmio(address);
-        if (h == null) {
+        Bus.MmioRoute r = bus.mmio(address);
+        if (r == null) {
             stopWith(VmResult.Reason.GUEST_ERROR, "the guest wrote %d bytes to MMIO address 0x%x, which no device serves"
                     .formatted(size, address));
             return;
         }
-        h.write(address, size, value);
+        r.device().write(address - r.base(), size, value);
     }
 
     @Override
     public long mmioRead(long address, int size) {
-        MmioHandler h = bus.mmio(address);
-        if (h == null) {
+        Bus.MmioRoute r = bus.mmio(address);
+        if (r == null) {
             stopWith(VmResult.Reason.GUEST_ERROR, "the guest read MMIO address 0x%x, which no device serves".formatted(address));
             return -1;
         }
-        return h.read(address, size);
+        return r.device().read(address - r.base(), size);
     }
 
     // ---- lifecycle ----
@@ -394,6 +485,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
             stop();
         }
         closed = true;
+        closeDevices();
         partition.close();
     }
 

@@ -18,6 +18,7 @@ import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.device.DeviceFactory;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Deactivate;
@@ -36,6 +37,7 @@ public final class VmManagerImpl implements VmManager {
 
     private final Hypervisor hypervisor;
     private final HostCalls hostCalls = new HostCalls();
+    private final Map<String, DeviceFactory> deviceFactories = new ConcurrentHashMap<>();
     private final Map<String, MicroVm> vms = new ConcurrentHashMap<>();
     private final AtomicLong ids = new AtomicLong();
     private final ImageCache images = new ImageCache();
@@ -58,6 +60,16 @@ public final class VmManagerImpl implements VmManager {
         hostCalls.remove(String.valueOf(properties.get(HostFunction.NAME_PROPERTY)), function);
     }
 
+    @Reference(cardinality = ReferenceCardinality.MULTIPLE, policy = ReferencePolicy.DYNAMIC,
+            target = "(" + DeviceFactory.TYPE_PROPERTY + "=*)")
+    void addDeviceFactory(DeviceFactory factory, Map<String, Object> properties) {
+        deviceFactories.put(String.valueOf(properties.get(DeviceFactory.TYPE_PROPERTY)), factory);
+    }
+
+    void removeDeviceFactory(DeviceFactory factory, Map<String, Object> properties) {
+        deviceFactories.remove(String.valueOf(properties.get(DeviceFactory.TYPE_PROPERTY)), factory);
+    }
+
     @Deactivate
     void deactivate() {
         for (String id : List.copyOf(vms.keySet())) {
@@ -69,7 +81,8 @@ public final class VmManagerImpl implements VmManager {
     @Override
     public VirtualMachine create(VmProfile profile) {
         String id = "vm-" + ids.incrementAndGet();
-        MicroVm vm = new MicroVm(id, profile, images.load(profile.image()), hypervisor, hostCalls, vcpuThreads);
+        MicroVm vm = new MicroVm(id, profile, images.load(profile.image()), hypervisor, hostCalls, vcpuThreads,
+                Map.copyOf(deviceFactories));
         vms.put(id, vm);
         return vm;
     }

@@ -1,29 +1,39 @@
 package org.nxia.vmm.internal.bus;
 
-/** A VM's port and MMIO address spaces. */
+import org.nxia.vmm.api.device.MmioDevice;
+import org.nxia.vmm.api.device.PortDevice;
+
+/**
+ * A VM's port and MMIO address spaces. MMIO devices see offsets into their
+ * window; the lookup and the offset cost no allocation.
+ */
 public final class Bus {
 
-    private final AddressMap<PortHandler> ports = new AddressMap<>();
-    private final AddressMap<MmioHandler> mmio = new AddressMap<>();
+    /** An MMIO window: the device and where the window starts. */
+    public record MmioRoute(long base, MmioDevice device) {
+    }
 
-    public void addPorts(int first, int count, PortHandler handler) {
+    private final AddressMap<PortDevice> ports = new AddressMap<>();
+    private final AddressMap<MmioRoute> mmio = new AddressMap<>();
+
+    public void addPorts(int first, int count, PortDevice device) {
         if (first < 0 || count <= 0 || first > 0xffff || count > 0x10000 - first) {
             throw new IllegalArgumentException("ports [0x%x, +%d) are outside the 64 Ki port space".formatted(first, count));
         }
-        ports.add(first, count, handler, "ports");
+        ports.add(first, count, device, "ports");
     }
 
-    public void addMmio(long base, long length, MmioHandler handler) {
-        mmio.add(base, length, handler, "MMIO");
+    public void addMmio(long base, long length, MmioDevice device) {
+        mmio.add(base, length, new MmioRoute(base, device), "MMIO");
     }
 
-    /** The handler for {@code port}, or null when no device claims it. */
-    public PortHandler port(int port) {
+    /** The device for {@code port}, or null when none claims it. */
+    public PortDevice port(int port) {
         return ports.find(port);
     }
 
-    /** The handler for {@code address}, or null when no device claims it. */
-    public MmioHandler mmio(long address) {
+    /** The window holding {@code address}, or null when none claims it. */
+    public MmioRoute mmio(long address) {
         return mmio.find(address);
     }
 }

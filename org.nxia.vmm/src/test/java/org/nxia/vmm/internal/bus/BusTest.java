@@ -8,11 +8,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.nxia.vmm.api.device.MmioDevice;
+import org.nxia.vmm.api.device.PortDevice;
 
 class BusTest {
 
-    private static PortHandler port() {
-        return new PortHandler() {
+    private static PortDevice port() {
+        return new PortDevice() {
             @Override
             public void write(int port, int size, int value) {
             }
@@ -24,8 +26,8 @@ class BusTest {
         };
     }
 
-    private static MmioHandler mmio() {
-        return new MmioHandler() {
+    private static MmioDevice mmio() {
+        return new MmioDevice() {
             @Override
             public void write(long address, int size, long value) {
             }
@@ -41,8 +43,8 @@ class BusTest {
 
     @Test
     void dispatchesPortsByRangeWithExactBoundaries() {
-        PortHandler exit = port();
-        PortHandler debug = port();
+        PortDevice exit = port();
+        PortDevice debug = port();
         bus.addPorts(0x700, 16, exit);
         bus.addPorts(0xe9, 1, debug);
         assertNull(bus.port(0x6ff));
@@ -70,8 +72,8 @@ class BusTest {
 
     @Test
     void acceptsPortsAtBothEndsOfThePortSpace() {
-        PortHandler low = port();
-        PortHandler high = port();
+        PortDevice low = port();
+        PortDevice high = port();
         bus.addPorts(0, 1, low);
         bus.addPorts(0xffff, 1, high);
         assertSame(low, bus.port(0));
@@ -81,7 +83,7 @@ class BusTest {
 
     @Test
     void acceptsWholePortSpace() {
-        PortHandler all = port();
+        PortDevice all = port();
         bus.addPorts(0, 0x10000, all);
         assertSame(all, bus.port(0));
         assertSame(all, bus.port(0xffff));
@@ -130,14 +132,14 @@ class BusTest {
 
     @Test
     void dispatchesMmioByRangeAndRefusesOverlap() {
-        MmioHandler window = mmio();
-        MmioHandler other = mmio();
+        MmioDevice window = mmio();
+        MmioDevice other = mmio();
         bus.addMmio(0xd000_0000L, 0x1000, window);
         bus.addMmio(0xd000_1000L, 0x1000, other);
         assertNull(bus.mmio(0xcfff_ffffL));
-        assertSame(window, bus.mmio(0xd000_0000L));
-        assertSame(window, bus.mmio(0xd000_0fffL));
-        assertSame(other, bus.mmio(0xd000_1000L));
+        assertSame(window, bus.mmio(0xd000_0000L).device());
+        assertSame(window, bus.mmio(0xd000_0fffL).device());
+        assertSame(other, bus.mmio(0xd000_1000L).device());
         assertNull(bus.mmio(0xd000_2000L));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> bus.addMmio(0xd000_0800L, 0x1000, mmio()));
         assertTrue(e.getMessage().contains("overlaps"), e.getMessage());
@@ -159,9 +161,9 @@ class BusTest {
 
     @Test
     void acceptsMmioRangeEndingAtLongMaxValue() {
-        MmioHandler top = mmio();
+        MmioDevice top = mmio();
         bus.addMmio(Long.MAX_VALUE - 16, 16, top);
-        assertSame(top, bus.mmio(Long.MAX_VALUE - 1));
+        assertSame(top, bus.mmio(Long.MAX_VALUE - 1).device());
         assertNull(bus.mmio(Long.MAX_VALUE));
     }
 }

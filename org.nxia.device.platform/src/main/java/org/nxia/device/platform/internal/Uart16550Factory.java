@@ -1,0 +1,30 @@
+package org.nxia.device.platform.internal;
+
+import org.nxia.vmm.api.device.Device;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.api.device.DeviceContext;
+import org.nxia.vmm.api.device.DeviceFactory;
+import org.osgi.service.component.annotations.Component;
+
+/** {@code uart[:port=0x3f8]}: a 16550A serial port. */
+@Component(property = DeviceFactory.TYPE_PROPERTY + "=" + Uart16550Factory.TYPE)
+public final class Uart16550Factory implements DeviceFactory {
+
+    static final String TYPE = "uart";
+
+    @Override
+    public String type() {
+        return TYPE;
+    }
+
+    @Override
+    public String description() {
+        return "16550A UART; output to the VM console, input from the host (SerialPort); port=0x3f8 (COM1)";
+    }
+
+    @Override
+    public Device create(DeviceConfig config, DeviceContext context) {
+        int port = (int) config.number("port", 0x3f8, 0, 0xfff8);
+        return new Uart16550(port, context);
+    }
+}

@@ -1,0 +1,43 @@
+package org.nxia.vmm.api.device;
+
+import org.nxia.vmm.api.GuestMemory;
+import org.osgi.annotation.versioning.ProviderType;
+
+/** What the VMM gives a device of one VM. */
+@ProviderType
+public interface DeviceContext {
+
+    /** The VM's id. */
+    String vmId();
+
+    /** The VM's memory; every access is checked (the guest is hostile). */
+    GuestMemory memory();
+
+    /**
+     * Routes {@code count} ports from {@code first} to {@code device}.
+     *
+     * @throws IllegalArgumentException when the range is outside 0..0xffff or already claimed
+     */
+    void claimPorts(int first, int count, PortDevice device);
+
+    /**
+     * Allocates a window of {@code size} bytes (rounded up to 4 KiB) in the
+     * VM's device area and routes it to {@code device}.
+     *
+     * @return the window's guest-physical base
+     * @throws IllegalArgumentException when the device area is full
+     */
+    long claimMmio(long size, MmioDevice device);
+
+    /** Text the device shows the user: appended to the VM's console. Safe from any thread. */
+    void console(byte[] bytes, int offset, int length);
+
+    /** Ends the VM as if the guest had exited with {@code status} (a debug-exit device). */
+    void exit(int status);
+
+    /** Ends the VM because the guest asked for a reset (there is no reboot: the VM stops cleanly). */
+    void reset(String how);
+
+    /** Ends the VM because the guest misused this device beyond recovery. */
+    void fail(String reason);
+}
