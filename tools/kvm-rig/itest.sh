@@ -39,7 +39,7 @@ done
 for group in org/ops4j org/apache/felix org/osgi org/apache/servicemix/bundles junit jakarta/inject javax/inject; do
   [ -d "$M2/$group" ] && { mkdir -p "$P/m2/$(dirname "$group")"; cp -a "$M2/$group" "$P/m2/$(dirname "$group")/"; }
 done
-for b in org.nxia.vmm.api org.nxia.backend.kvm org.nxia.vmm org.nxia.examples org.nxia.device.platform org.nxia.shell; do
+for b in org.nxia.vmm.api org.nxia.backend.kvm org.nxia.vmm org.nxia.examples org.nxia.device.platform org.nxia.device.virtio org.nxia.shell; do
   mkdir -p "$P/root/$b/target"; cp "$ROOT/$b/target/$b-$VERSION.jar" "$P/root/$b/target/"
 done
 cp -a "$ROOT/guest/target/images" "$P/root/guest/target/images"

@@ -93,7 +93,7 @@ public class PlatformTest {
     @Test
     public void deviceListShowsThePlatformDevicesAndTheirBundle() throws Exception {
         String list = execute("device:list");
-        for (String type : List.of("uart", "debug-exit", "i8042")) {
+        for (String type : List.of("uart", "debug-exit", "i8042", "virtio-rng", "virtio-blk", "virtio-console")) {
             assertTrue(list, list.contains(type));
         }
         assertTrue(list, list.contains("org.nxia.device.platform"));

@@ -59,6 +59,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
     private final Vcpu vcpu;
     private final Bus bus = new Bus();
     private final List<Device> devices = new ArrayList<>();
+    private final List<Long> mmioWindows = new ArrayList<>();
     private final ConsoleLog console = new ConsoleLog();
     private final byte[] consoleBuffer = new byte[MicroVmLayout.CONSOLE_CAP];
     private final CountDownLatch stopped = new CountDownLatch(1);
@@ -109,6 +110,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
                 }
                 devices.add(factory.create(config, context));
             }
+            BootBlock.writeMmioTable(memory, mmioWindows);
         } catch (RuntimeException e) {
             closeDevices();
             partition.close();
@@ -147,6 +149,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
             long base = nextWindow;
             bus.addMmio(base, length, device);
             nextWindow += length;
+            mmioWindows.add(base);
             return base;
         }
 

@@ -9,7 +9,10 @@ public final class BootBlock {
     public static final int VERSION = 1;
     public static final int FLAG_PVM = 1;
     public static final int OUTPUT_LEN = 80;
-    public static final int SIZE = 120;
+    public static final int MMIO_COUNT = 120;
+    public static final int MMIO_BASES = 128;
+    public static final int MAX_MMIO_WINDOWS = 32;
+    public static final int SIZE = 384;
 
     private BootBlock() {
     }
@@ -38,6 +41,18 @@ public final class BootBlock {
         m.writeLong(b + 96, layout.heapSize());
         m.writeLong(b + 104, layout.stackTop());
         m.writeLong(b + 112, arg);
+    }
+
+    /** Lists the devices' MMIO windows for the guest, in profile order. */
+    public static void writeMmioTable(GuestMemory m, java.util.List<Long> bases) {
+        if (bases.size() > MAX_MMIO_WINDOWS) {
+            throw new IllegalArgumentException("a micro-VM has room for " + MAX_MMIO_WINDOWS + " MMIO devices, not " + bases.size());
+        }
+        long b = MicroVmLayout.BOOT_BLOCK;
+        m.writeInt(b + MMIO_COUNT, bases.size());
+        for (int i = 0; i < bases.size(); i++) {
+            m.writeLong(b + MMIO_BASES + 8L * i, bases.get(i));
+        }
     }
 
     /** How many output bytes the guest says it wrote, clamped to the capacity (the guest may lie). */

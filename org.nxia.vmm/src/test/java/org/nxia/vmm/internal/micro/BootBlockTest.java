@@ -44,7 +44,7 @@ class BootBlockTest {
         assertEquals(0x3333_0000L, memory.readLong(B + 96));
         assertEquals(0x0ff0_0000L, memory.readLong(B + 104));
         assertEquals(0x1234_5678_9abc_def0L, memory.readLong(B + 112));
-        assertEquals(120, BootBlock.SIZE);
+        assertEquals(384, BootBlock.SIZE);
         for (int i = (int) B + BootBlock.SIZE; i < B + 4096; i++) {
             assertEquals(0, bytes[i], "rest of the page is zero");
         }

@@ -1,0 +1,304 @@
+package org.nxia.device.virtio.internal.mmio;
+
+import org.nxia.device.virtio.internal.queue.SplitQueue;
+import org.nxia.device.virtio.internal.queue.SplitQueueState;
+import org.nxia.device.virtio.internal.queue.VirtqueueException;
+import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.device.Device;
+import org.nxia.vmm.api.device.MmioDevice;
+
+/**
+ * The virtio-mmio transport, register layout version 2 (virtio 1.x, 4.2.2).
+ * Notifications arrive as MMIO exits and are served synchronously on the
+ * vCPU thread; there is no interrupt line (micro-VMs poll the used ring), so
+ * InterruptStatus is only for drivers that look.
+ *
+ * <p>A driver that breaks the protocol — a bad ring, a notify before
+ * DRIVER_OK, a queue size that is not a power of two — gets
+ * DEVICE_NEEDS_RESET and nothing else happens until it resets the device.
+ */
+public final class VirtioMmioTransport implements MmioDevice, Device {
+
+    public static final int WINDOW = 0x1000;
+
+    static final int MAGIC_VALUE = 0x000;
+    static final int VERSION = 0x004;
+    static final int DEVICE_ID = 0x008;
+    static final int VENDOR_ID = 0x00c;
+    static final int DEVICE_FEATURES = 0x010;
+    static final int DEVICE_FEATURES_SEL = 0x014;
+    static final int DRIVER_FEATURES = 0x020;
+    static final int DRIVER_FEATURES_SEL = 0x024;
+    static final int QUEUE_SEL = 0x030;
+    static final int QUEUE_NUM_MAX = 0x034;
+    static final int QUEUE_NUM = 0x038;
+    static final int QUEUE_READY = 0x044;
+    static final int QUEUE_NOTIFY = 0x050;
+    static final int INTERRUPT_STATUS = 0x060;
+    static final int INTERRUPT_ACK = 0x064;
+    static final int STATUS = 0x070;
+    static final int QUEUE_DESC_LOW = 0x080;
+    static final int QUEUE_DESC_HIGH = 0x084;
+    static final int QUEUE_DRIVER_LOW = 0x090;
+    static final int QUEUE_DRIVER_HIGH = 0x094;
+    static final int QUEUE_DEVICE_LOW = 0x0a0;
+    static final int QUEUE_DEVICE_HIGH = 0x0a4;
+    static final int CONFIG_GENERATION = 0x0fc;
+    static final int CONFIG = 0x100;
+
+    static final int MAGIC = 0x7472_6976;          // "virt"
+    static final int VENDOR = 0x4149_584e;         // "NXIA"
+    static final long F_VERSION_1 = 1L << 32;
+
+    public static final int S_ACKNOWLEDGE = 1;
+    public static final int S_DRIVER = 2;
+    public static final int S_DRIVER_OK = 4;
+    public static final int S_FEATURES_OK = 8;
+    public static final int S_NEEDS_RESET = 0x40;
+    public static final int S_FAILED = 0x80;
+
+    static final int INT_USED_BUFFER = 1;
+    static final int INT_CONFIG_CHANGE = 2;
+
+    public static final int QUEUE_MAX = 256;
+
+    private final String type;
+    private final GuestMemory memory;
+    private final VirtioBackend backend;
+    private final long offered;
+    private final SplitQueue[] queues;
+    private final int[] queueNum;
+    private final long[] desc;
+    private final long[] driver;
+    private final long[] device;
+
+    private int status;
+    private long driverFeatures;
+    private int deviceFeaturesSel;
+    private int driverFeaturesSel;
+    private int queueSel;
+    private int interruptStatus;
+    private long errors;
+    private String lastError = "";
+
+    public VirtioMmioTransport(String type, GuestMemory memory, VirtioBackend backend) {
+        this.type = type;
+        this.memory = memory;
+        this.backend = backend;
+        this.offered = F_VERSION_1 | SplitQueue.QUEUE_FEATURES | backend.features();
+        int n = backend.queueCount();
+        this.queues = new SplitQueue[n];
+        this.queueNum = new int[n];
+        this.desc = new long[n];
+        this.driver = new long[n];
+        this.device = new long[n];
+        for (int i = 0; i < n; i++) {
+            queues[i] = new SplitQueue(memory, QUEUE_MAX);
+        }
+    }
+
+    @Override
+    public String type() {
+        return type;
+    }
+
+    @Override
+    public synchronized long read(long offset, int size) {
+        if (offset >= CONFIG) {
+            return offset - CONFIG < WINDOW - CONFIG ? backend.readConfig((int) (offset - CONFIG), size) : 0;
+        }
+        if (size != 4 || (offset & 3) != 0) {
+            return 0;   // registers are 32-bit; anything else reads as zero (spec 4.2.2.2)
+        }
+        return switch ((int) offset) {
+            case MAGIC_VALUE -> MAGIC;
+            case VERSION -> 2;
+            case DEVICE_ID -> backend.deviceId();
+            case VENDOR_ID -> VENDOR;
+            case DEVICE_FEATURES -> deviceFeaturesSel == 0 ? (int) offered : deviceFeaturesSel == 1 ? (int) (offered >>> 32) : 0;
+            case QUEUE_NUM_MAX -> selected() >= 0 ? QUEUE_MAX : 0;
+            case QUEUE_READY -> selected() >= 0 && queues[queueSel].isActive() ? 1 : 0;
+            case INTERRUPT_STATUS -> interruptStatus;
+            case STATUS -> status;
+            case CONFIG_GENERATION -> 0;
+            default -> 0;
+        } & 0xffff_ffffL;
+    }
+
+    @Override
+    public synchronized void write(long offset, int size, long value) {
+        if (offset >= CONFIG || size != 4 || (offset & 3) != 0) {
+            return;   // config space is read-only for these devices; odd-sized register writes are ignored
+        }
+        int v = (int) value;
+        switch ((int) offset) {
+            case DEVICE_FEATURES_SEL -> deviceFeaturesSel = v;
+            case DRIVER_FEATURES -> setDriverFeatures(v);
+            case DRIVER_FEATURES_SEL -> driverFeaturesSel = v;
+            case QUEUE_SEL -> queueSel = v;
+            case QUEUE_NUM -> setQueueField(queueNum, v & 0xffff);
+            case QUEUE_DESC_LOW -> setLow(desc, v);
+            case QUEUE_DESC_HIGH -> setHigh(desc, v);
+            case QUEUE_DRIVER_LOW -> setLow(driver, v);
+            case QUEUE_DRIVER_HIGH -> setHigh(driver, v);
+            case QUEUE_DEVICE_LOW -> setLow(device, v);
+            case QUEUE_DEVICE_HIGH -> setHigh(device, v);
+            case QUEUE_READY -> setQueueReady(v);
+            case QUEUE_NOTIFY -> notify(v);
+            case INTERRUPT_ACK -> interruptStatus &= ~v;
+            case STATUS -> setStatus(v);
+            default -> {
+                // read-only or unknown register: ignored
+            }
+        }
+    }
+
+    private int selected() {
+        return queueSel >= 0 && queueSel < queues.length ? queueSel : -1;
+    }
+
+    private void setDriverFeatures(int v) {
+        if ((status & S_FEATURES_OK) != 0) {
+            return;   // features are fixed once accepted
+        }
+        if (driverFeaturesSel == 0) {
+            driverFeatures = (driverFeatures & 0xffff_ffff_0000_0000L) | Integer.toUnsignedLong(v);
+        } else if (driverFeaturesSel == 1) {
+            driverFeatures = (driverFeatures & 0xffff_ffffL) | (Integer.toUnsignedLong(v) << 32);
+        }
+    }
+
+    private void setQueueField(int[] field, int v) {
+        if (selected() >= 0 && !queues[queueSel].isActive()) {
+            field[queueSel] = v;
+        }
+    }
+
+    private void setLow(long[] field, int v) {
+        if (selected() >= 0 && !queues[queueSel].isActive()) {
+            field[queueSel] = (field[queueSel] & 0xffff_ffff_0000_0000L) | Integer.toUnsignedLong(v);
+        }
+    }
+
+    private void setHigh(long[] field, int v) {
+        if (selected() >= 0 && !queues[queueSel].isActive()) {
+            field[queueSel] = (field[queueSel] & 0xffff_ffffL) | (Integer.toUnsignedLong(v) << 32);
+        }
+    }
+
+    private void setQueueReady(int v) {
+        int q = selected();
+        if (q < 0) {
+            return;
+        }
+        if (v == 0) {
+            queues[q].reset();
+            return;
+        }
+        if (queues[q].isActive()) {
+            return;
+        }
+        try {
+            // The queue checks size and geometry once, here, against guest RAM.
+            queues[q].configure(queueNum[q], desc[q], driver[q], device[q]);
+            queues[q].negotiate(driverFeatures & SplitQueue.QUEUE_FEATURES);
+            queues[q].activate();
+        } catch (VirtqueueException | IllegalArgumentException e) {
+            queues[q].reset();
+            needsReset("queue " + q + ": " + e.getMessage());
+        }
+    }
+
+    private void notify(int q) {
+        if ((status & S_NEEDS_RESET) != 0) {
+            return;
+        }
+        if ((status & S_DRIVER_OK) == 0) {
+            needsReset("queue notify before DRIVER_OK");
+            return;
+        }
+        if (q < 0 || q >= queues.length || !queues[q].isActive()) {
+            needsReset("notify of queue " + q + ", which is not ready");
+            return;
+        }
+        try {
+            backend.process(q);
+            if (queues[q].isActive() && !queues[q].isBroken() && queues[q].needsNotification()) {
+                interruptStatus |= INT_USED_BUFFER;
+            }
+        } catch (VirtqueueException e) {
+            needsReset("queue " + q + ": " + e.getMessage());
+        }
+    }
+
+    private void setStatus(int v) {
+        if (v == 0) {
+            reset();
+            return;
+        }
+        int next = v & 0xff;
+        if ((next & S_FEATURES_OK) != 0 && (status & S_FEATURES_OK) == 0) {
+            // WHY: a driver may only accept what was offered, and must speak virtio 1.x.
+            if ((driverFeatures & ~offered) != 0 || (driverFeatures & F_VERSION_1) == 0) {
+                next &= ~S_FEATURES_OK;
+            }
+        }
+        if ((next & S_DRIVER_OK) != 0 && (status & S_DRIVER_OK) == 0) {
+            if ((next & S_FEATURES_OK) == 0) {
+                needsReset("DRIVER_OK without FEATURES_OK");
+                return;
+            }
+            status = next | (status & S_NEEDS_RESET);
+            backend.activate(driverFeatures, queues);
+            return;
+        }
+        status = next | (status & S_NEEDS_RESET);
+    }
+
+    private void reset() {
+        status = 0;
+        driverFeatures = 0;
+        deviceFeaturesSel = 0;
+        driverFeaturesSel = 0;
+        queueSel = 0;
+        interruptStatus = 0;
+        for (int i = 0; i < queues.length; i++) {
+            queues[i].reset();
+            queueNum[i] = 0;
+            desc[i] = 0;
+            driver[i] = 0;
+            device[i] = 0;
+        }
+        backend.reset();
+    }
+
+    private void needsReset(String why) {
+        status |= S_NEEDS_RESET;
+        interruptStatus |= INT_CONFIG_CHANGE;
+        errors++;
+        lastError = why;
+    }
+
+    /** Saved state: the transport's registers, every queue's state and the backend's. */
+    public record State(String type, int status, long driverFeatures, int queueSel, int interruptStatus,
+                        SplitQueueState[] queues, long errors, String lastError, Record backend) {
+    }
+
+    @Override
+    public synchronized Record state() {
+        SplitQueueState[] saved = new SplitQueueState[queues.length];
+        for (int i = 0; i < queues.length; i++) {
+            saved[i] = queues[i].isActive() ? queues[i].state() : null;
+        }
+        return new State(type, status, driverFeatures, queueSel, interruptStatus, saved, errors, lastError, backend.state());
+    }
+
+    /** Runs {@code action} under the transport's lock: for host threads that feed a queue (console input). */
+    public synchronized void locked(Runnable action) {
+        action.run();
+    }
+
+    public GuestMemory memory() {
+        return memory;
+    }
+}

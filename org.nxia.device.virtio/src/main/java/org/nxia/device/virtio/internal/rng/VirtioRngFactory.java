@@ -1,0 +1,30 @@
+package org.nxia.device.virtio.internal.rng;
+
+import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
+import org.nxia.vmm.api.device.Device;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.api.device.DeviceContext;
+import org.nxia.vmm.api.device.DeviceFactory;
+import org.osgi.service.component.annotations.Component;
+
+/** {@code virtio-rng}: entropy from the host's SecureRandom. */
+@Component(property = DeviceFactory.TYPE_PROPERTY + "=virtio-rng")
+public final class VirtioRngFactory implements DeviceFactory {
+
+    @Override
+    public String type() {
+        return "virtio-rng";
+    }
+
+    @Override
+    public String description() {
+        return "virtio-rng over virtio-mmio: random bytes from the host's secure random source";
+    }
+
+    @Override
+    public Device create(DeviceConfig config, DeviceContext context) {
+        VirtioMmioTransport t = new VirtioMmioTransport(type(), context.memory(), new VirtioRng(context.memory()));
+        context.claimMmio(VirtioMmioTransport.WINDOW, t);
+        return t;
+    }
+}
