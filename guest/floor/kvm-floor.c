@@ -397,6 +397,7 @@ static int build_memory(uint8_t *mem, const struct config *c, const struct image
     b.heap_size = l->heap_size;
     b.stack_top = l->stack_top;
     b.arg = c->arg;
+    b.mmio_count = 0;   /* the floor has no devices */
     memcpy(mem + NXIA_BOOT_GPA, &b, sizeof b);
     return 0;
 }
@@ -456,6 +457,7 @@ static int layout_check(const uint8_t *mem, const struct config *c, const struct
     CHECK(b.input_gpa >= im->hi && b.input_gpa % PAGE == 0, "input placement");
     CHECK(b.output_gpa >= b.input_gpa + b.input_len && b.heap_gpa >= b.output_gpa + b.output_cap, "output/heap placement");
     CHECK(b.arg == c->arg, "arg");
+    CHECK(b.mmio_count == 0 && b.reserved1 == 0, "boot block mmio table");
     CHECK(b.input_len == 0 || memcmp(mem + b.input_gpa, c->input, b.input_len) == 0, "input bytes");
     for (unsigned i = 0; i < im->nload; i++) {
         const Elf64_Phdr *ph = &im->load[i];

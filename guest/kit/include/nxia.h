@@ -28,6 +28,8 @@
 #define NXIA_STACK_SIZE      0x10000u    /* 64 KiB below stack_top */
 #define NXIA_MMIO_BASE       0xd0000000u
 #define NXIA_MMIO_SIZE       0x200000u
+#define NXIA_MMIO_WINDOW     0x1000u     /* one device window */
+#define NXIA_MMIO_MAX        32u         /* entries in boot->mmio_base */
 
 #define NXIA_SEL_CODE        0x10u
 #define NXIA_SEL_DATA        0x18u
@@ -53,6 +55,9 @@ struct nxia_boot {
     uint64_t heap_size;      /*  96 */
     uint64_t stack_top;      /* 104 */
     uint64_t arg;            /* 112 */
+    uint32_t mmio_count;     /* 120 number of MMIO device windows (<= 32) */
+    uint32_t reserved1;      /* 124 */
+    uint64_t mmio_base[32];  /* 128 window bases, profile order, 4 KiB each */
 };
 
 _Static_assert(offsetof(struct nxia_boot, magic) == 0, "boot.magic");
@@ -74,7 +79,10 @@ _Static_assert(offsetof(struct nxia_boot, heap_gpa) == 88, "boot.heap_gpa");
 _Static_assert(offsetof(struct nxia_boot, heap_size) == 96, "boot.heap_size");
 _Static_assert(offsetof(struct nxia_boot, stack_top) == 104, "boot.stack_top");
 _Static_assert(offsetof(struct nxia_boot, arg) == 112, "boot.arg");
-_Static_assert(sizeof(struct nxia_boot) == 120, "boot size");
+_Static_assert(offsetof(struct nxia_boot, mmio_count) == 120, "boot.mmio_count");
+_Static_assert(offsetof(struct nxia_boot, reserved1) == 124, "boot.reserved1");
+_Static_assert(offsetof(struct nxia_boot, mmio_base) == 128, "boot.mmio_base");
+_Static_assert(sizeof(struct nxia_boot) == 384, "boot size");
 
 /* ---- ports ------------------------------------------------------------ */
 

@@ -7,6 +7,7 @@ import static org.junit.Assert.assertTrue;
 
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.time.Duration;
@@ -239,6 +240,70 @@ public class MicroVmTest {
             platform.start();
         }
         assertEquals(3, run(guest("debug-exit").withDevices(List.of(DeviceConfig.parse("debug-exit")))).exitStatus());
+    }
+
+    @Test
+    public void virtioRngGuestGetsRandomBytes() throws Exception {
+        VmResult r = run(guest("virtio-rng").withDevices(List.of(DeviceConfig.parse("virtio-rng"))));
+        assertTrue(r.detail(), r.succeeded());
+    }
+
+    @Test
+    public void virtioBlkGuestWritesFlushesAndReadsBackThroughTheImageFile() throws Exception {
+        Path disk = Files.createTempFile("nxia-disk", ".img");
+        try {
+            byte[] image = new byte[1 << 20];
+            for (int i = 0; i < 512; i++) {
+                image[i] = (byte) (255 - i);
+            }
+            Files.write(disk, image);
+            VmResult r = run(guest("virtio-blk").withDevices(List.of(DeviceConfig.parse("virtio-blk:path=" + disk))));
+            assertTrue(r.detail(), r.succeeded());
+            byte[] after = Files.readAllBytes(disk);
+            assertArrayEquals("the guest returned sector 0 as its output",
+                    java.util.Arrays.copyOf(image, 512), r.output());
+            for (int i = 0; i < 4096; i++) {
+                assertEquals("byte " + i + " of sector 8 on the host's image", (byte) (i * 7 + 3), after[8 * 512 + i]);
+            }
+        } finally {
+            Files.deleteIfExists(disk);
+        }
+    }
+
+    @Test
+    public void virtioBlkReadOnlyDiskRefusesTheGuestsWrite() throws Exception {
+        Path disk = Files.createTempFile("nxia-ro", ".img");
+        try {
+            Files.write(disk, new byte[1 << 20]);
+            VmResult r = run(guest("virtio-blk").withArg(1)
+                    .withDevices(List.of(DeviceConfig.parse("virtio-blk:path=" + disk + ",ro=true"))));
+            assertTrue(r.detail(), r.succeeded());
+            assertArrayEquals(new byte[1 << 20], Files.readAllBytes(disk));
+        } finally {
+            Files.deleteIfExists(disk);
+        }
+    }
+
+    @Test
+    public void virtioConsoleGuestTalksToTheHostBothWays() throws Exception {
+        VirtualMachine vm = vms.create(guest("virtio-console").withDevices(List.of(DeviceConfig.parse("virtio-console"))));
+        try {
+            ((SerialPort) vm.devices().get(0)).send("ping\n".getBytes(StandardCharsets.US_ASCII));
+            vm.start();
+            VmResult r = vm.await(Duration.ofSeconds(60));
+            assertTrue(r.detail() + "\n" + vm.console(), r.succeeded());
+            assertTrue(vm.console(), vm.console().contains("virtio-console: hello"));
+            assertTrue(vm.console(), vm.console().contains("ping"));
+        } finally {
+            vms.destroy(vm.id());
+        }
+    }
+
+    @Test
+    public void hostileVirtioDriverIsRefusedCaseByCaseAndTheVmmKeepsRunning() throws Exception {
+        VmResult r = run(guest("virtio-hostile").withDevices(List.of(DeviceConfig.parse("virtio-rng"))));
+        assertTrue("every malformed ring was refused: " + r.detail(), r.succeeded());
+        assertTrue(run(guest("hello")).succeeded());
     }
 
     @Test

@@ -29,10 +29,15 @@ final class KvmVcpu implements Vcpu {
     private final int id;
     private final int fd;
     private final int kickSignal;
-    private final Arena arena = Arena.ofShared();
-    private final MemorySegment runMapping;
+    /**
+     * The shared kvm_run page. Global scope on purpose: closing a shared arena
+     * costs a handshake with every JVM thread, and this segment never leaves
+     * this class — every use is inside the run loop or under {@link #threadLock}
+     * with a check of {@link #closed}, and close() unmaps it only after the run
+     * loop has returned.
+     */
     private final MemorySegment run;
-    private final MemorySegment callState;
+    private final MemorySegment callState = Libc.newCallState(Arena.ofAuto());
 
     private volatile boolean stopRequested;
     private final Object threadLock = new Object();
@@ -55,14 +60,7 @@ final class KvmVcpu implements Vcpu {
         this.id = id;
         this.fd = fd;
         this.kickSignal = kickSignal;
-        this.runMapping = Libc.mmap(mmapSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd, "kvm_run");
-        this.run = scoped(runMapping, arena);
-        this.callState = Libc.newCallState(arena);
-    }
-
-    @SuppressWarnings("restricted")
-    private static MemorySegment scoped(MemorySegment mapping, Arena arena) {
-        return mapping.reinterpret(mapping.byteSize(), arena, null);
+        this.run = Libc.mmap(mmapSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd, "kvm_run");
     }
 
     void setCpuid(MemorySegment cpuid) {
@@ -373,9 +371,12 @@ final class KvmVcpu implements Vcpu {
             if (stats != null) {
                 stats.close();
             }
+            // A run loop that did not leave in time may still read kvm_run: leak the
+            // page rather than unmap it under that thread.
+            if (runner == null) {
+                Libc.munmap(run);
+            }
         }
-        arena.close();
-        Libc.munmap(runMapping);
         Libc.close(fd);
     }
 

@@ -36,6 +36,8 @@ final class VirtioBlk implements VirtioBackend {
     private final long capacitySectors;
     private final boolean readOnly;
     private final byte[] id;
+    /** All of guest RAM as one buffer (RAM up to 2 GiB), so a request needs no new buffer object. */
+    private final java.nio.ByteBuffer ram;
     private SplitQueue queue;
     private long reads;
     private long writes;
@@ -48,6 +50,8 @@ final class VirtioBlk implements VirtioBackend {
         this.capacitySectors = sizeBytes / SECTOR;
         this.readOnly = readOnly;
         byte[] name = ("nxia:" + path.getFileName()).getBytes(StandardCharsets.US_ASCII);
+        this.ram = memory.base() == 0 && memory.size() <= Integer.MAX_VALUE
+                ? memory.slice(0, memory.size()).asByteBuffer() : null;
         this.id = new byte[ID_BYTES];
         System.arraycopy(name, 0, id, 0, Math.min(name.length, ID_BYTES));
     }
@@ -182,8 +186,13 @@ final class VirtioBlk implements VirtioBackend {
             if (len <= 0) {
                 continue;
             }
-            MemorySegment buffer = memory.slice(c.address(i), len);
-            var bytes = buffer.asByteBuffer();
+            MemorySegment buffer = memory.slice(c.address(i), len);   // checked against guest RAM
+            java.nio.ByteBuffer bytes;
+            if (ram != null) {
+                bytes = ram.clear().position((int) c.address(i)).limit((int) (c.address(i) + len));
+            } else {
+                bytes = buffer.asByteBuffer();
+            }
             while (bytes.hasRemaining()) {
                 int n = read ? file.read(bytes, position + (len - bytes.remaining()))
                         : file.write(bytes, position + (len - bytes.remaining()));
