@@ -27,7 +27,8 @@ pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(
 [ -n "$pkg" ] || { apt-get update -qq >&2; pkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1); }
 [ -n "$pkg" ] || { log "cannot find Debian's linux-image-amd64 kernel package"; exit 1; }
 kver=${pkg#linux-image-}
-RIG="${NXIA_CACHE:-$HOME/.cache/nxia}/kvm-rig/$kver"
+# The suffix names the initramfs layout: bump it when this script changes what it builds.
+RIG="${NXIA_CACHE:-$HOME/.cache/nxia}/kvm-rig/$kver-r2"
 if [ -f "$RIG/base.cpio" ] && [ -f "$RIG/vmlinux" ]; then
   echo "$RIG"; exit 0
 fi
@@ -52,6 +53,7 @@ cp "$(dirname "$0")/init" "$S/init"
 chmod 755 "$S/init"
 echo 'root:x:0:0:root:/root:/bin/sh' > "$S/etc/passwd"
 echo 'root:x:0:' > "$S/etc/group"
+printf '127.0.0.1 localhost rig\n::1 localhost\n' > "$S/etc/hosts"
 (cd "$S" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$RIG/base.cpio"
 # Boot the uncompressed vmlinux (PVH entry): decompressing bzImage under TCG costs seconds.
 vmlinuz="$work/k/boot/vmlinuz-$kver"

@@ -32,7 +32,7 @@ import org.osgi.service.component.annotations.Reference;
  */
 @Component(service = BenchCommands.class, property = {
         "osgi.command.scope=bench", "osgi.command.function=exits", "osgi.command.function=sandbox",
-        "osgi.command.function=all"})
+        "osgi.command.function=devices", "osgi.command.function=all"})
 public final class BenchCommands {
 
     private static final long RAM = 4 * VmProfile.MIB;
@@ -44,11 +44,96 @@ public final class BenchCommands {
         this.vms = vms;
     }
 
-    @Descriptor("run every micro-VM benchmark (exits, sandbox)")
+    @Descriptor("run every micro-VM benchmark (exits, sandbox, devices)")
     public void all(CommandSession session) throws Exception {
         exits(session, 200_000);
         System.out.println();
         sandbox(session, 200);
+        System.out.println();
+        devices(session, 64);
+    }
+
+    @Descriptor("virtio-blk MiB/s seen from the guest (1 MiB sequential write and read, 4 KiB random read) against the same file used directly on the host")
+    public void devices(CommandSession session,
+            @Descriptor("MiB moved per figure") @Parameter(names = {"-n", "--mib"}, absentValue = "64") int mib) throws Exception {
+        PrintStream out = System.out;
+        requireBackend(session);
+        if (mib < 4 || mib > 4096) {
+            throw new IllegalArgumentException("give 4 to 4096 MiB");
+        }
+        Path image = GuestImages.resolve("blk-bench");
+        Path disk = Files.createTempFile("nxia-bench", ".img");
+        try {
+            try (var ch = java.nio.channels.FileChannel.open(disk, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.truncate(0);
+                ch.write(java.nio.ByteBuffer.allocate(1), (long) mib * VmProfile.MIB - 1);
+            }
+            VmProfile profile = VmProfile.of(image).withMemory(16 * VmProfile.MIB).withTimeout(Duration.ofMinutes(10))
+                    .withDevices(List.of(org.nxia.vmm.api.device.DeviceConfig.parse("virtio-blk:path=" + disk)));
+            blkRun(profile, 0, mib);                          // warm-up
+            double baseline = blkRun(profile, 0, mib);        // boot, find and set up the device: subtracted
+            String[] names = {"sequential write, 1 MiB requests", "sequential read, 1 MiB requests", "random read, 4 KiB requests"};
+            List<List<String>> rows = new ArrayList<>();
+            String mode = "";
+            for (int m = 1; m <= 3; m++) {
+                double guestSeconds = Math.max(1e-9, blkRun(profile, m, mib) - baseline);
+                double hostSeconds = hostIo(disk, m, mib);
+                double guest = mib / guestSeconds;
+                double host = mib / hostSeconds;
+                rows.add(List.of(names[m - 1] + " (MiB/s)", fmt(guest), fmt(host), ratio(guest, host), ">= 0.7x host"));
+            }
+            rows.add(List.of("vsock round trip / throughput", "not built yet", "", "", ""));
+            out.println("bench devices: virtio-blk over a " + mib + " MiB raw image, guest 'blk-bench', one request in flight");
+            out.print(Text.table(List.of("figure", "guest", "host direct", "guest/host", "goal"), rows));
+        } finally {
+            Files.deleteIfExists(disk);
+        }
+    }
+
+    /** Seconds for one blk-bench VM run (create to stop). */
+    private double blkRun(VmProfile profile, int mode, int mib) throws Exception {
+        VirtualMachine vm = vms.create(profile.withArg(((long) mib << 8) | mode));
+        try {
+            long t0 = System.nanoTime();
+            vm.start();
+            VmResult r = vm.await(Duration.ofMinutes(10));
+            long t1 = System.nanoTime();
+            if (!r.succeeded()) {
+                throw new IllegalStateException("blk-bench mode " + mode + " failed: " + Text.outcome(r) + "\n" + vm.console());
+            }
+            return (t1 - t0) / 1e9;
+        } finally {
+            vms.destroy(vm.id());
+        }
+    }
+
+    /** The same I/O done by the host on the same file: the peer figure. */
+    private static double hostIo(Path disk, int mode, int mib) throws IOException {
+        java.nio.ByteBuffer buffer = java.nio.ByteBuffer.allocateDirect(mode == 3 ? 4096 : 1 << 20);
+        long size = (long) mib << 20;
+        long t0 = System.nanoTime();
+        try (var ch = java.nio.channels.FileChannel.open(disk, java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE)) {
+            if (mode == 3) {
+                long x = 0x9e3779b97f4a7c15L;
+                for (long i = 0; i < (long) mib * 256; i++) {
+                    x ^= x << 13;
+                    x ^= x >>> 7;
+                    x ^= x << 17;
+                    buffer.clear();
+                    ch.read(buffer, Math.floorMod(x, size / 4096) * 4096);
+                }
+            } else {
+                for (long at = 0; at < size; at += 1 << 20) {
+                    buffer.clear();
+                    if (mode == 1) {
+                        ch.write(buffer, at);
+                    } else {
+                        ch.read(buffer, at);
+                    }
+                }
+            }
+        }
+        return (System.nanoTime() - t0) / 1e9;
     }
 
     @Descriptor("port-I/O exits per second and user-space time per exit: Java VMM vs the C floor, same guest image")
