@@ -6,9 +6,8 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
-import org.nxia.device.virtio.internal.mmio.VirtioBackend;
+import org.nxia.device.virtio.internal.mmio.SingleQueueBackend;
 import org.nxia.device.virtio.internal.queue.DescriptorChain;
-import org.nxia.device.virtio.internal.queue.SplitQueue;
 import org.nxia.vmm.api.GuestMemory;
 
 /**
@@ -16,7 +15,7 @@ import org.nxia.vmm.api.GuestMemory;
  * read-only mode. A request's bounds are checked against the disk before any
  * I/O; a flush forces written data to the disk before it completes.
  */
-final class VirtioBlk implements VirtioBackend {
+final class VirtioBlk extends SingleQueueBackend {
 
     static final int SECTOR = 512;
     static final int F_RO = 5;
@@ -38,7 +37,6 @@ final class VirtioBlk implements VirtioBackend {
     private final byte[] id;
     /** All of guest RAM as one buffer (RAM up to 2 GiB), so a request needs no new buffer object. */
     private final java.nio.ByteBuffer ram;
-    private SplitQueue queue;
     private long reads;
     private long writes;
     private long flushes;
@@ -67,11 +65,6 @@ final class VirtioBlk implements VirtioBackend {
     }
 
     @Override
-    public int queueCount() {
-        return 1;
-    }
-
-    @Override
     public long readConfig(int offset, int size) {
         // struct virtio_blk_config: capacity (le64) first; the rest is zero for the features offered.
         long value = 0;
@@ -83,24 +76,9 @@ final class VirtioBlk implements VirtioBackend {
         return value;
     }
 
-    @Override
-    public void activate(long features, SplitQueue[] queues) {
-        queue = queues[0];
-    }
-
-    @Override
-    public void process(int index) {
-        if (queue == null || !queue.isActive()) {
-            return;
-        }
-        DescriptorChain chain;
-        while ((chain = queue.next()) != null) {
-            queue.pushUsed(chain.head(), serve(chain));
-        }
-    }
-
     /** Serves one request; returns the bytes written into the chain (data read plus the status byte). */
-    private long serve(DescriptorChain c) {
+    @Override
+    protected long serve(DescriptorChain c) {
         // Layout: a readable header, data buffers, a writable buffer whose last byte is the status.
         if (c.readableCount() < 1 || c.length(0) < HEADER || c.writableCount() < 1) {
             return 0;   // no status byte to report into: drop it (the driver broke the protocol)
@@ -206,11 +184,6 @@ final class VirtioBlk implements VirtioBackend {
             moved += len;
         }
         return read ? moved : 0;
-    }
-
-    @Override
-    public void reset() {
-        queue = null;
     }
 
     record State(long capacitySectors, boolean readOnly, long reads, long writes, long flushes, long errors) {
