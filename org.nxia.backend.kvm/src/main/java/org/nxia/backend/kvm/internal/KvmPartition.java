@@ -19,6 +19,13 @@ import org.nxia.vmm.api.Vcpu;
  */
 final class KvmPartition implements Partition {
 
+    // Field offsets, computed once: looking a layout path up by name on every call is slow.
+    private static final long O_USERSPACE_MEMORY_REGION_FLAGS = offset(KVM_USERSPACE_MEMORY_REGION, "flags");
+    private static final long O_USERSPACE_MEMORY_REGION_GUEST_PHYS_ADDR = offset(KVM_USERSPACE_MEMORY_REGION, "guest_phys_addr");
+    private static final long O_USERSPACE_MEMORY_REGION_MEMORY_SIZE = offset(KVM_USERSPACE_MEMORY_REGION, "memory_size");
+    private static final long O_USERSPACE_MEMORY_REGION_SLOT = offset(KVM_USERSPACE_MEMORY_REGION, "slot");
+    private static final long O_USERSPACE_MEMORY_REGION_USERSPACE_ADDR = offset(KVM_USERSPACE_MEMORY_REGION, "userspace_addr");
+
     private final KvmSystem system;
     private final int vmFd;
     private final int memFd;
@@ -45,11 +52,11 @@ final class KvmPartition implements Partition {
             Libc.ftruncate(mem, ramBytes);
             mapped = Libc.mmap(ramBytes, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, mem, "guest RAM");
             MemorySegment region = arena.allocate(KVM_USERSPACE_MEMORY_REGION);
-            region.set(ValueLayout.JAVA_INT, offset(KVM_USERSPACE_MEMORY_REGION, "slot"), 0);
-            region.set(ValueLayout.JAVA_INT, offset(KVM_USERSPACE_MEMORY_REGION, "flags"), 0);
-            region.set(ValueLayout.JAVA_LONG, offset(KVM_USERSPACE_MEMORY_REGION, "guest_phys_addr"), 0L);
-            region.set(ValueLayout.JAVA_LONG, offset(KVM_USERSPACE_MEMORY_REGION, "memory_size"), ramBytes);
-            region.set(ValueLayout.JAVA_LONG, offset(KVM_USERSPACE_MEMORY_REGION, "userspace_addr"), mapped.address());
+            region.set(ValueLayout.JAVA_INT, O_USERSPACE_MEMORY_REGION_SLOT, 0);
+            region.set(ValueLayout.JAVA_INT, O_USERSPACE_MEMORY_REGION_FLAGS, 0);
+            region.set(ValueLayout.JAVA_LONG, O_USERSPACE_MEMORY_REGION_GUEST_PHYS_ADDR, 0L);
+            region.set(ValueLayout.JAVA_LONG, O_USERSPACE_MEMORY_REGION_MEMORY_SIZE, ramBytes);
+            region.set(ValueLayout.JAVA_LONG, O_USERSPACE_MEMORY_REGION_USERSPACE_ADDR, mapped.address());
             Libc.ioctl(vm, KVM_SET_USER_MEMORY_REGION, region, "KVM_SET_USER_MEMORY_REGION");
             // Intel without unrestricted guest needs a TSS area; PVM and AMD refuse or ignore it.
             try {

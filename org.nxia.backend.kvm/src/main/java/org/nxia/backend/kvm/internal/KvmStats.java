@@ -17,6 +17,14 @@ import java.util.Map;
  */
 final class KvmStats implements AutoCloseable {
 
+    // Field offsets, computed once: looking a layout path up by name on every call is slow.
+    private static final long O_STATS_DESC_OFFSET = offset(KVM_STATS_DESC, "offset");
+    private static final long O_STATS_DESC_SIZE = offset(KVM_STATS_DESC, "size");
+    private static final long O_STATS_HEADER_DATA_OFFSET = offset(KVM_STATS_HEADER, "data_offset");
+    private static final long O_STATS_HEADER_DESC_OFFSET = offset(KVM_STATS_HEADER, "desc_offset");
+    private static final long O_STATS_HEADER_NAME_SIZE = offset(KVM_STATS_HEADER, "name_size");
+    private static final long O_STATS_HEADER_NUM_DESC = offset(KVM_STATS_HEADER, "num_desc");
+
     private final int fd;
     private final String[] names;
     private final int[] valueOffsets;
@@ -36,10 +44,10 @@ final class KvmStats implements AutoCloseable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment header = arena.allocate(KVM_STATS_HEADER);
             Libc.pread(fd, header, 0);
-            int nameSize = header.get(ValueLayout.JAVA_INT, offset(KVM_STATS_HEADER, "name_size"));
-            int count = header.get(ValueLayout.JAVA_INT, offset(KVM_STATS_HEADER, "num_desc"));
-            long descOffset = Integer.toUnsignedLong(header.get(ValueLayout.JAVA_INT, offset(KVM_STATS_HEADER, "desc_offset")));
-            long dataOffset = Integer.toUnsignedLong(header.get(ValueLayout.JAVA_INT, offset(KVM_STATS_HEADER, "data_offset")));
+            int nameSize = header.get(ValueLayout.JAVA_INT, O_STATS_HEADER_NAME_SIZE);
+            int count = header.get(ValueLayout.JAVA_INT, O_STATS_HEADER_NUM_DESC);
+            long descOffset = Integer.toUnsignedLong(header.get(ValueLayout.JAVA_INT, O_STATS_HEADER_DESC_OFFSET));
+            long dataOffset = Integer.toUnsignedLong(header.get(ValueLayout.JAVA_INT, O_STATS_HEADER_DATA_OFFSET));
             if (nameSize <= 0 || nameSize > 4096 || count < 0 || count > 4096) {
                 throw new KvmException("KVM_GET_STATS_FD", 0, "implausible stats header: " + count + " descriptors");
             }
@@ -51,14 +59,14 @@ final class KvmStats implements AutoCloseable {
             long maxEnd = 0;
             for (int i = 0; i < count; i++) {
                 MemorySegment d = descs.asSlice(i * descSize, descSize);
-                offsets[i] = d.get(ValueLayout.JAVA_INT, offset(KVM_STATS_DESC, "offset"));
+                offsets[i] = d.get(ValueLayout.JAVA_INT, O_STATS_DESC_OFFSET);
                 byte[] raw = d.asSlice(KVM_STATS_DESC.byteSize(), nameSize).toArray(ValueLayout.JAVA_BYTE);
                 int len = 0;
                 while (len < raw.length && raw[len] != 0) {
                     len++;
                 }
                 names[i] = new String(raw, 0, len, StandardCharsets.US_ASCII);
-                int size = Short.toUnsignedInt(d.get(ValueLayout.JAVA_SHORT, offset(KVM_STATS_DESC, "size")));
+                int size = Short.toUnsignedInt(d.get(ValueLayout.JAVA_SHORT, O_STATS_DESC_SIZE));
                 maxEnd = Math.max(maxEnd, Integer.toUnsignedLong(offsets[i]) + 8L * Math.max(1, size));
             }
             return new KvmStats(fd, names, offsets, dataOffset, maxEnd);

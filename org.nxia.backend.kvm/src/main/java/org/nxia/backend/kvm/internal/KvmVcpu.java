@@ -26,6 +26,31 @@ final class KvmVcpu implements Vcpu {
     private static final VcpuStop STOP_REQUESTED = new VcpuStop(VcpuStop.Kind.REQUESTED, "stop requested");
     private static final VcpuStop STOP_HALT = new VcpuStop(VcpuStop.Kind.HALT, "the guest executed hlt");
 
+    // Field offsets, computed once: looking a layout path up by name on every call is slow.
+    private static final long O_DTABLE_LIMIT = offset(KVM_DTABLE, "limit");
+    private static final long O_MSR_ENTRY_DATA = offset(KVM_MSR_ENTRY, "data");
+    private static final long O_MSR_ENTRY_INDEX = offset(KVM_MSR_ENTRY, "index");
+    private static final long O_SEGMENT_AVL = offset(KVM_SEGMENT, "avl");
+    private static final long O_SEGMENT_BASE = offset(KVM_SEGMENT, "base");
+    private static final long O_SEGMENT_DB = offset(KVM_SEGMENT, "db");
+    private static final long O_SEGMENT_DPL = offset(KVM_SEGMENT, "dpl");
+    private static final long O_SEGMENT_G = offset(KVM_SEGMENT, "g");
+    private static final long O_SEGMENT_L = offset(KVM_SEGMENT, "l");
+    private static final long O_SEGMENT_LIMIT = offset(KVM_SEGMENT, "limit");
+    private static final long O_SEGMENT_PADDING = offset(KVM_SEGMENT, "padding");
+    private static final long O_SEGMENT_PRESENT = offset(KVM_SEGMENT, "present");
+    private static final long O_SEGMENT_S = offset(KVM_SEGMENT, "s");
+    private static final long O_SEGMENT_SELECTOR = offset(KVM_SEGMENT, "selector");
+    private static final long O_SEGMENT_TYPE = offset(KVM_SEGMENT, "type");
+    private static final long O_SEGMENT_UNUSABLE = offset(KVM_SEGMENT, "unusable");
+    private static final long O_SREGS_APIC_BASE = offset(KVM_SREGS, "apic_base");
+    private static final long O_SREGS_CR0 = offset(KVM_SREGS, "cr0");
+    private static final long O_SREGS_CR2 = offset(KVM_SREGS, "cr2");
+    private static final long O_SREGS_CR3 = offset(KVM_SREGS, "cr3");
+    private static final long O_SREGS_CR4 = offset(KVM_SREGS, "cr4");
+    private static final long O_SREGS_CR8 = offset(KVM_SREGS, "cr8");
+    private static final long O_SREGS_EFER = offset(KVM_SREGS, "efer");
+
     private final int id;
     private final int fd;
     private final int kickSignal;
@@ -124,7 +149,7 @@ final class KvmVcpu implements Vcpu {
             if (n != 1) {
                 throw new KvmException("ioctl(KVM_GET_MSRS)", 0, "MSR 0x%x is not readable on this vCPU".formatted(index));
             }
-            return msrs.get(ValueLayout.JAVA_LONG, KVM_MSRS.byteSize() + offset(KVM_MSR_ENTRY, "data"));
+            return msrs.get(ValueLayout.JAVA_LONG, KVM_MSRS.byteSize() + O_MSR_ENTRY_DATA);
         }
     }
 
@@ -142,8 +167,8 @@ final class KvmVcpu implements Vcpu {
     private static MemorySegment msrBuffer(Arena a, int index, long value) {
         MemorySegment msrs = a.allocate(KVM_MSRS.byteSize() + KVM_MSR_ENTRY.byteSize(), 8);
         msrs.set(ValueLayout.JAVA_INT, 0, 1);
-        msrs.set(ValueLayout.JAVA_INT, KVM_MSRS.byteSize() + offset(KVM_MSR_ENTRY, "index"), index);
-        msrs.set(ValueLayout.JAVA_LONG, KVM_MSRS.byteSize() + offset(KVM_MSR_ENTRY, "data"), value);
+        msrs.set(ValueLayout.JAVA_INT, KVM_MSRS.byteSize() + O_MSR_ENTRY_INDEX, index);
+        msrs.set(ValueLayout.JAVA_LONG, KVM_MSRS.byteSize() + O_MSR_ENTRY_DATA, value);
         return msrs;
     }
 
@@ -382,7 +407,11 @@ final class KvmVcpu implements Vcpu {
 
     /** Encodes and decodes struct kvm_sregs. */
     static final class SregsCodec {
-        private static final String[] SEGMENTS = {"cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"};
+        private static final long[] SEGMENTS = {
+            offset(KVM_SREGS, "cs"), offset(KVM_SREGS, "ds"), offset(KVM_SREGS, "es"), offset(KVM_SREGS, "fs"),
+            offset(KVM_SREGS, "gs"), offset(KVM_SREGS, "ss"), offset(KVM_SREGS, "tr"), offset(KVM_SREGS, "ldt")};
+        private static final long GDT = offset(KVM_SREGS, "gdt");
+        private static final long IDT = offset(KVM_SREGS, "idt");
 
         private SregsCodec() {
         }
@@ -390,76 +419,74 @@ final class KvmVcpu implements Vcpu {
         static SpecialRegisters decode(MemorySegment s) {
             Segment[] seg = new Segment[SEGMENTS.length];
             for (int i = 0; i < SEGMENTS.length; i++) {
-                seg[i] = decodeSegment(s.asSlice(offset(KVM_SREGS, SEGMENTS[i]), KVM_SEGMENT.byteSize()));
+                seg[i] = decodeSegment(s.asSlice(SEGMENTS[i], KVM_SEGMENT.byteSize()));
             }
             return new SpecialRegisters(seg[0], seg[1], seg[2], seg[3], seg[4], seg[5], seg[6], seg[7],
-                    decodeTable(s, "gdt"), decodeTable(s, "idt"),
-                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr0")),
-                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr2")),
-                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr3")),
-                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr4")),
-                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr8")),
-                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "efer")),
-                    s.get(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "apic_base")));
+                    decodeTable(s, GDT), decodeTable(s, IDT),
+                    s.get(ValueLayout.JAVA_LONG, O_SREGS_CR0),
+                    s.get(ValueLayout.JAVA_LONG, O_SREGS_CR2),
+                    s.get(ValueLayout.JAVA_LONG, O_SREGS_CR3),
+                    s.get(ValueLayout.JAVA_LONG, O_SREGS_CR4),
+                    s.get(ValueLayout.JAVA_LONG, O_SREGS_CR8),
+                    s.get(ValueLayout.JAVA_LONG, O_SREGS_EFER),
+                    s.get(ValueLayout.JAVA_LONG, O_SREGS_APIC_BASE));
         }
 
         static void encode(SpecialRegisters r, MemorySegment s) {
             Segment[] seg = {r.cs(), r.ds(), r.es(), r.fs(), r.gs(), r.ss(), r.tr(), r.ldt()};
             for (int i = 0; i < SEGMENTS.length; i++) {
-                encodeSegment(seg[i], s.asSlice(offset(KVM_SREGS, SEGMENTS[i]), KVM_SEGMENT.byteSize()));
+                encodeSegment(seg[i], s.asSlice(SEGMENTS[i], KVM_SEGMENT.byteSize()));
             }
-            encodeTable(r.gdt(), s, "gdt");
-            encodeTable(r.idt(), s, "idt");
-            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr0"), r.cr0());
-            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr2"), r.cr2());
-            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr3"), r.cr3());
-            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr4"), r.cr4());
-            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "cr8"), r.cr8());
-            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "efer"), r.efer());
-            s.set(ValueLayout.JAVA_LONG, offset(KVM_SREGS, "apic_base"), r.apicBase());
+            encodeTable(r.gdt(), s, GDT);
+            encodeTable(r.idt(), s, IDT);
+            s.set(ValueLayout.JAVA_LONG, O_SREGS_CR0, r.cr0());
+            s.set(ValueLayout.JAVA_LONG, O_SREGS_CR2, r.cr2());
+            s.set(ValueLayout.JAVA_LONG, O_SREGS_CR3, r.cr3());
+            s.set(ValueLayout.JAVA_LONG, O_SREGS_CR4, r.cr4());
+            s.set(ValueLayout.JAVA_LONG, O_SREGS_CR8, r.cr8());
+            s.set(ValueLayout.JAVA_LONG, O_SREGS_EFER, r.efer());
+            s.set(ValueLayout.JAVA_LONG, O_SREGS_APIC_BASE, r.apicBase());
         }
 
         static Segment decodeSegment(MemorySegment g) {
             return new Segment(
-                    g.get(ValueLayout.JAVA_LONG, offset(KVM_SEGMENT, "base")),
-                    g.get(ValueLayout.JAVA_INT, offset(KVM_SEGMENT, "limit")),
-                    Short.toUnsignedInt(g.get(ValueLayout.JAVA_SHORT, offset(KVM_SEGMENT, "selector"))),
-                    g.get(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "type")),
-                    flag(g, "present"),
-                    g.get(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "dpl")),
-                    flag(g, "db"), flag(g, "s"), flag(g, "l"), flag(g, "g"), flag(g, "unusable"));
+                    g.get(ValueLayout.JAVA_LONG, O_SEGMENT_BASE),
+                    g.get(ValueLayout.JAVA_INT, O_SEGMENT_LIMIT),
+                    Short.toUnsignedInt(g.get(ValueLayout.JAVA_SHORT, O_SEGMENT_SELECTOR)),
+                    g.get(ValueLayout.JAVA_BYTE, O_SEGMENT_TYPE),
+                    flag(g, O_SEGMENT_PRESENT),
+                    g.get(ValueLayout.JAVA_BYTE, O_SEGMENT_DPL),
+                    flag(g, O_SEGMENT_DB), flag(g, O_SEGMENT_S), flag(g, O_SEGMENT_L), flag(g, O_SEGMENT_G), flag(g, O_SEGMENT_UNUSABLE));
         }
 
         static void encodeSegment(Segment v, MemorySegment g) {
-            g.set(ValueLayout.JAVA_LONG, offset(KVM_SEGMENT, "base"), v.base());
-            g.set(ValueLayout.JAVA_INT, offset(KVM_SEGMENT, "limit"), v.limit());
-            g.set(ValueLayout.JAVA_SHORT, offset(KVM_SEGMENT, "selector"), (short) v.selector());
-            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "type"), (byte) v.type());
-            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "present"), (byte) (v.present() ? 1 : 0));
-            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "dpl"), (byte) v.dpl());
-            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "db"), (byte) (v.db() ? 1 : 0));
-            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "s"), (byte) (v.s() ? 1 : 0));
-            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "l"), (byte) (v.l() ? 1 : 0));
-            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "g"), (byte) (v.g() ? 1 : 0));
-            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "avl"), (byte) 0);
-            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "unusable"), (byte) (v.unusable() ? 1 : 0));
-            g.set(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, "padding"), (byte) 0);
+            g.set(ValueLayout.JAVA_LONG, O_SEGMENT_BASE, v.base());
+            g.set(ValueLayout.JAVA_INT, O_SEGMENT_LIMIT, v.limit());
+            g.set(ValueLayout.JAVA_SHORT, O_SEGMENT_SELECTOR, (short) v.selector());
+            g.set(ValueLayout.JAVA_BYTE, O_SEGMENT_TYPE, (byte) v.type());
+            g.set(ValueLayout.JAVA_BYTE, O_SEGMENT_PRESENT, (byte) (v.present() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, O_SEGMENT_DPL, (byte) v.dpl());
+            g.set(ValueLayout.JAVA_BYTE, O_SEGMENT_DB, (byte) (v.db() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, O_SEGMENT_S, (byte) (v.s() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, O_SEGMENT_L, (byte) (v.l() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, O_SEGMENT_G, (byte) (v.g() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, O_SEGMENT_AVL, (byte) 0);
+            g.set(ValueLayout.JAVA_BYTE, O_SEGMENT_UNUSABLE, (byte) (v.unusable() ? 1 : 0));
+            g.set(ValueLayout.JAVA_BYTE, O_SEGMENT_PADDING, (byte) 0);
         }
 
-        private static boolean flag(MemorySegment g, String name) {
-            return g.get(ValueLayout.JAVA_BYTE, offset(KVM_SEGMENT, name)) != 0;
+        private static boolean flag(MemorySegment g, long fieldOffset) {
+            return g.get(ValueLayout.JAVA_BYTE, fieldOffset) != 0;
         }
 
-        private static DescriptorTable decodeTable(MemorySegment s, String name) {
-            long at = offset(KVM_SREGS, name);
+        private static DescriptorTable decodeTable(MemorySegment s, long at) {
             return new DescriptorTable(s.get(ValueLayout.JAVA_LONG, at),
-                    Short.toUnsignedInt(s.get(ValueLayout.JAVA_SHORT, at + offset(KVM_DTABLE, "limit"))));
+                    Short.toUnsignedInt(s.get(ValueLayout.JAVA_SHORT, at + O_DTABLE_LIMIT)));
         }
 
-        private static void encodeTable(DescriptorTable t, MemorySegment s, String name) {
-            long at = offset(KVM_SREGS, name);
+        private static void encodeTable(DescriptorTable t, MemorySegment s, long at) {
             s.set(ValueLayout.JAVA_LONG, at, t.base());
-            s.set(ValueLayout.JAVA_SHORT, at + offset(KVM_DTABLE, "limit"), (short) t.limit());
+            s.set(ValueLayout.JAVA_SHORT, at + O_DTABLE_LIMIT, (short) t.limit());
         }
     }
 }

@@ -147,15 +147,32 @@ final class Libc {
         }
     }
 
+    /** errno scratch per thread, for the ioctls that set up and inspect VMs: no arena per call. */
+    private static final ThreadLocal<MemorySegment> CALL_STATES = ThreadLocal.withInitial(() -> newCallState(Arena.ofAuto()));
+
     /** ioctl with a pointer argument that throws on failure. */
     static int ioctl(int fd, long request, MemorySegment arg, String name) throws KvmException {
-        return (int) checked("ioctl(" + name + ")", "fd " + fd, (arena, state) -> ioctlRaw(state, fd, request, arg));
+        MemorySegment state = CALL_STATES.get();
+        int rc = ioctlRaw(state, fd, request, arg);
+        if (rc < 0) {
+            throw KvmException.of("ioctl(" + name + ")", errno(state), "fd " + fd);
+        }
+        return rc;
     }
 
     /** ioctl with an integer argument that throws on failure. */
     static int ioctl(int fd, long request, long arg, String name) throws KvmException {
-        return (int) checked("ioctl(" + name + ")", "fd " + fd + ", arg " + arg,
-                (arena, state) -> (int) IOCTL_LONG.invokeExact(state, fd, request, arg));
+        MemorySegment state = CALL_STATES.get();
+        int rc;
+        try {
+            rc = (int) IOCTL_LONG.invokeExact(state, fd, request, arg);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+        if (rc < 0) {
+            throw KvmException.of("ioctl(" + name + ")", errno(state), "fd " + fd + ", arg " + arg);
+        }
+        return rc;
     }
 
     /** mmap(NULL, size, prot, flags, fd, 0), as a segment of {@code size} bytes. */
