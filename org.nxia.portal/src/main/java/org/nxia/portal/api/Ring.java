@@ -1,0 +1,36 @@
+package org.nxia.portal.api;
+
+import java.lang.foreign.MemorySegment;
+
+import org.osgi.annotation.versioning.ProviderType;
+
+/**
+ * A single-producer/single-consumer ring of byte messages over shared memory.
+ * One thread (or party) calls {@link #offer}, one calls {@link #poll}.
+ */
+@ProviderType
+public interface Ring {
+
+    /**
+     * Copies {@code message} into the ring.
+     *
+     * @return {@code true} if the message was enqueued, {@code false} if the
+     *         ring has no room for it now
+     * @throws PortalException if the message can never fit this ring, or the
+     *                         consumer's index in shared memory is corrupt
+     */
+    boolean offer(MemorySegment message);
+
+    /**
+     * Copies the next message into {@code into} and removes it from the ring.
+     *
+     * @return the message length, or -1 if the ring is empty
+     * @throws PortalException if the message is larger than {@code into} (the
+     *                         message stays in the ring), or the producer's index
+     *                         or a record in shared memory is corrupt
+     */
+    int poll(MemorySegment into);
+
+    /** Returns the size of the ring's data area in bytes. */
+    int capacity();
+}
