@@ -68,6 +68,10 @@ public final class NxiaCommands {
             }
         }
         out.println(ready ? "ready: micro-VMs run on this host" : "NOT READY: " + (h.available() ? "see above" : h.detail()));
+        if (!h.available()) {
+            out.println("hint: ./nxia rig doctor (and ./nxia rig demo, bench, run-guest) run the platform on a nested /dev/kvm"
+                    + " in a QEMU-emulated machine: slow, but real KVM");
+        }
         session.put(VmCommands.EXIT_CODE, ready ? 0 : 1);
     }
 
