@@ -141,9 +141,4 @@ public final class VmManagerImpl implements VmManager {
     public HypervisorInfo hypervisor() {
         return hypervisor.info();
     }
-
-    /** The host functions guests can call now, by name. */
-    public Map<String, HostFunction> hostFunctions() {
-        return hostCalls.functions();
-    }
 }

@@ -147,8 +147,6 @@ final class KvmAbi {
 
     /** fail_entry.hardware_entry_failure_reason, internal.suberror, system_event.type, hw.hardware_exit_reason. */
     static final long RUN_UNION_FIRST_LONG = RUN_UNION;
-    static final long RUN_INTERNAL_NDATA = RUN_UNION + 4;
-    static final long RUN_INTERNAL_DATA = RUN_UNION + 8;
 
     static final int KVM_EXIT_IO_IN = 0;
     static final int KVM_EXIT_IO_OUT = 1;
@@ -189,7 +187,6 @@ final class KvmAbi {
 
     static final int KVM_API_VERSION = 12;
     static final int KVM_CAP_USER_MEMORY = 3;
-    static final int KVM_CAP_BINARY_STATS_FD = 203;
 
     static long offset(MemoryLayout layout, String... path) {
         MemoryLayout.PathElement[] elements = new MemoryLayout.PathElement[path.length];

@@ -52,14 +52,6 @@ final class KvmSystem implements AutoCloseable {
         return vcpuMmapSize;
     }
 
-    boolean hasExtension(int capability) {
-        try {
-            return Libc.ioctl(fd, KVM_CHECK_EXTENSION, capability, "KVM_CHECK_EXTENSION") > 0;
-        } catch (KvmException e) {
-            return false;
-        }
-    }
-
     private MemorySegment cpuid;
 
     /**

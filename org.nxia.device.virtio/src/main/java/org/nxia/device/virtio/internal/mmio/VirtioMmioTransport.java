@@ -63,7 +63,6 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     public static final int QUEUE_MAX = 256;
 
     private final String type;
-    private final GuestMemory memory;
     private final VirtioBackend backend;
     private final long offered;
     private final SplitQueue[] queues;
@@ -83,7 +82,6 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
 
     public VirtioMmioTransport(String type, GuestMemory memory, VirtioBackend backend) {
         this.type = type;
-        this.memory = memory;
         this.backend = backend;
         this.offered = F_VERSION_1 | SplitQueue.QUEUE_FEATURES | backend.features();
         int n = backend.queueCount();
@@ -296,9 +294,5 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     /** Runs {@code action} under the transport's lock: for host threads that feed a queue (console input). */
     public synchronized void locked(Runnable action) {
         action.run();
-    }
-
-    public GuestMemory memory() {
-        return memory;
     }
 }
