@@ -57,9 +57,7 @@ public final class VirtioBlkFactory implements DeviceFactory {
             throw new IllegalArgumentException("device virtio-blk: " + path + " has " + size + " bytes; a disk needs at least one 512-byte sector");
         }
         VirtioBlk blk = new VirtioBlk(context.memory(), channel, size, readOnly, path);
-        VirtioMmioTransport t = new VirtioMmioTransport(type(), context.memory(), blk);
-        context.claimMmio(VirtioMmioTransport.WINDOW, t);
-        return new ClosingDevice(t, blk);
+        return new ClosingDevice(VirtioMmioTransport.attach(context, type(), blk), blk);
     }
 
     /** The transport as the VM's device, closing the image file with it. */

@@ -25,9 +25,7 @@ public final class VirtioConsoleFactory implements DeviceFactory {
     @Override
     public Device create(DeviceConfig config, DeviceContext context) {
         VirtioConsole console = new VirtioConsole(context.memory(), context);
-        VirtioMmioTransport t = new VirtioMmioTransport(type(), context.memory(), console);
-        context.claimMmio(VirtioMmioTransport.WINDOW, t);
-        return new ConsoleDevice(t, console);
+        return new ConsoleDevice(VirtioMmioTransport.attach(context, type(), console), console);
     }
 
     /** The transport as a device the host can type into. */

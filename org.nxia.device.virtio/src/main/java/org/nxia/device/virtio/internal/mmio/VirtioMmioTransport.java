@@ -5,6 +5,7 @@ import org.nxia.device.virtio.internal.queue.SplitQueueState;
 import org.nxia.device.virtio.internal.queue.VirtqueueException;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.device.Device;
+import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.MmioDevice;
 
 /**
@@ -93,6 +94,13 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         for (int i = 0; i < n; i++) {
             queues[i] = new SplitQueue(memory, QUEUE_MAX);
         }
+    }
+
+    /** Builds the transport for {@code backend} and claims its window in the VM's device area. */
+    public static VirtioMmioTransport attach(DeviceContext context, String type, VirtioBackend backend) {
+        VirtioMmioTransport transport = new VirtioMmioTransport(type, context.memory(), backend);
+        context.claimMmio(WINDOW, transport);
+        return transport;
     }
 
     @Override

@@ -23,8 +23,6 @@ public final class VirtioRngFactory implements DeviceFactory {
 
     @Override
     public Device create(DeviceConfig config, DeviceContext context) {
-        VirtioMmioTransport t = new VirtioMmioTransport(type(), context.memory(), new VirtioRng(context.memory()));
-        context.claimMmio(VirtioMmioTransport.WINDOW, t);
-        return t;
+        return VirtioMmioTransport.attach(context, type(), new VirtioRng(context.memory()));
     }
 }
