@@ -25,9 +25,6 @@
  */
 #include "nxia_virtio.h"
 
-#define BLK_T_IN        0u
-#define BLK_T_OUT       1u
-
 #define SECTOR          512u
 #define SEQ_BYTES       (1024u * 1024u)
 #define RND_BYTES       4096u
@@ -39,28 +36,11 @@
 #define MODE_SEQ_READ   2u
 #define MODE_RND_READ   3u
 
-struct blk_req_hdr {
-    uint32_t type;
-    uint32_t reserved;
-    uint64_t sector;
-};
-_Static_assert(sizeof(struct blk_req_hdr) == 16, "blk header");
-
 static struct nxia_virtio dev;
 static struct nxia_virtq q;
-static struct blk_req_hdr hdr __attribute__((aligned(16)));
+static struct nxia_blk_req_hdr hdr __attribute__((aligned(16)));
 static volatile uint8_t status_byte;
 static uint8_t buf[SEQ_BYTES] __attribute__((aligned(4096)));
-
-static void put_neg(int rc)
-{
-    if (rc < 0) {
-        nxia_putc('-');
-        nxia_put_u64((unsigned long)-(long)rc);
-    } else {
-        nxia_put_u64((unsigned long)rc);
-    }
-}
 
 /* One request; returns the status byte (0..255), or 0x100 + driver error. */
 static int request(uint32_t type, uint64_t sector, uint32_t len)
@@ -72,7 +52,7 @@ static int request(uint32_t type, uint64_t sector, uint32_t len)
     hdr.sector = sector;
     status_byte = 0xff;
     b[0] = NXIA_VIRTQ_BUF(&hdr, sizeof hdr, 0);
-    b[1] = NXIA_VIRTQ_BUF(buf, len, type == BLK_T_IN);
+    b[1] = NXIA_VIRTQ_BUF(buf, len, type == NXIA_BLK_T_IN);
     b[2] = NXIA_VIRTQ_BUF(&status_byte, 1, 1);
 
     int rc = nxia_virtq_submit(&q, b, 3);
@@ -93,7 +73,7 @@ static int fail(unsigned mode, unsigned long i, uint64_t sector, int st)
     nxia_put_u64(sector);
     if (st >= 0x100) {
         nxia_puts(" failed: driver error ");
-        put_neg(0x100 - st);
+        nxia_put_i64(0x100 - st);
     } else {
         nxia_puts(" failed: status ");
         nxia_put_u64((unsigned long)st);
@@ -124,19 +104,19 @@ int main(const struct nxia_boot *boot)
         (rc = nxia_virtq_setup(&dev, 0, &q, 16)) != 0 ||
         (rc = nxia_virtio_driver_ok(&dev)) != 0) {
         nxia_puts("blk-bench: setup failed: ");
-        put_neg(rc);
+        nxia_put_i64(rc);
         nxia_putc('\n');
         return 1;
     }
     uint64_t cap = nxia_virtio_config64(&dev, 0);   /* sectors */
 
     if (mode == MODE_SEQ_WRITE || mode == MODE_SEQ_READ) {
-        uint32_t type = mode == MODE_SEQ_WRITE ? BLK_T_OUT : BLK_T_IN;
+        uint32_t type = mode == MODE_SEQ_WRITE ? NXIA_BLK_T_OUT : NXIA_BLK_T_IN;
         if (mib && cap < SEQ_SECTORS) {
             nxia_puts("blk-bench: capacity below 1 MiB\n");
             return 1;
         }
-        if (type == BLK_T_OUT) {
+        if (type == NXIA_BLK_T_OUT) {
             uint64_t *w = (uint64_t *)buf;
             for (unsigned i = 0; i < SEQ_BYTES / 8; i++)
                 w[i] = 0x9e3779b97f4a7c15ull * (i + 1);
@@ -163,7 +143,7 @@ int main(const struct nxia_boot *boot)
             x ^= x >> 7;
             x ^= x << 17;
             uint64_t sector = (x % slots) * RND_SECTORS;
-            if ((st = request(BLK_T_IN, sector, RND_BYTES)) != 0)
+            if ((st = request(NXIA_BLK_T_IN, sector, RND_BYTES)) != 0)
                 return fail(mode, n, sector, st);
             bytes += RND_BYTES;
         }

@@ -5,16 +5,6 @@
  */
 #include "nxia.h"
 
-static void put_status(int status)
-{
-    if (status < 0) {
-        nxia_putc('-');
-        nxia_put_u64((unsigned long)-(long)status);
-    } else {
-        nxia_put_u64((unsigned long)status);
-    }
-}
-
 int main(const struct nxia_boot *boot)
 {
     static const char msg[] = "hello from the guest";
@@ -30,14 +20,14 @@ int main(const struct nxia_boot *boot)
         nxia_putc('\n');
     } else {
         nxia_puts("host call \"upper\" failed: status ");
-        put_status(st);
+        nxia_put_i64(st);
         nxia_putc('\n');
         ok = 0;
     }
 
     st = nxia_hostcall("no-such-function", msg, sizeof msg - 1, ret, sizeof ret, &ret_len);
     nxia_puts("no-such-function: status ");
-    put_status(st);
+    nxia_put_i64(st);
     if (st == NXIA_HC_ENOENT) {
         nxia_puts(" (NXIA_HC_ENOENT, as expected)\n");
     } else {

@@ -10,42 +10,16 @@
  */
 #include "nxia_virtio.h"
 
-#define BLK_F_RO        (1ull << 5)
-#define BLK_F_FLUSH     (1ull << 9)
-
-#define BLK_T_IN        0u
-#define BLK_T_OUT       1u
-#define BLK_T_FLUSH     4u
-#define BLK_T_GET_ID    8u
-
-#define BLK_S_OK        0u
-#define BLK_S_IOERR     1u
-#define BLK_S_UNSUPP    2u
-
-struct blk_req_hdr {
-    uint32_t type;
-    uint32_t reserved;
-    uint64_t sector;
-};
-_Static_assert(sizeof(struct blk_req_hdr) == 16, "blk header");
+#define NXIA_BLK_F_RO        (1ull << 5)
+#define NXIA_BLK_F_FLUSH     (1ull << 9)
 
 static struct nxia_virtio dev;
 static struct nxia_virtq q;
-static struct blk_req_hdr hdr __attribute__((aligned(16)));
+static struct nxia_blk_req_hdr hdr __attribute__((aligned(16)));
 static volatile uint8_t status_byte;
 static uint8_t wbuf[4096] __attribute__((aligned(4096)));
 static uint8_t rbuf[4096] __attribute__((aligned(4096)));
 static char id[21];
-
-static void put_neg(int rc)
-{
-    if (rc < 0) {
-        nxia_putc('-');
-        nxia_put_u64((unsigned long)-(long)rc);
-    } else {
-        nxia_put_u64((unsigned long)rc);
-    }
-}
 
 /*
  * One request: header, optional data, status. Returns the status byte
@@ -71,7 +45,7 @@ static int request(uint32_t type, uint64_t sector, void *data, uint32_t len, int
         rc = nxia_virtq_wait(&q, used_len, 10000000);
     if (rc < 0) {
         nxia_puts("virtio-blk: request failed: ");
-        put_neg(rc);
+        nxia_put_i64(rc);
         nxia_puts(" device status 0x");
         uint8_t st = (uint8_t)nxia_virtio_status(&dev);
         nxia_put_hex(&st, 1);
@@ -101,22 +75,22 @@ int main(const struct nxia_boot *boot)
         nxia_puts("virtio-blk: no device\n");
         return 10;
     }
-    if ((rc = nxia_virtio_init(&dev, BLK_F_FLUSH | BLK_F_RO)) != 0 ||
+    if ((rc = nxia_virtio_init(&dev, NXIA_BLK_F_FLUSH | NXIA_BLK_F_RO)) != 0 ||
         (rc = nxia_virtq_setup(&dev, 0, &q, 16)) != 0 ||
         (rc = nxia_virtio_driver_ok(&dev)) != 0) {
         nxia_puts("virtio-blk: setup failed: ");
-        put_neg(rc);
+        nxia_put_i64(rc);
         nxia_putc('\n');
         return 1;
     }
-    int ro = (dev.features & BLK_F_RO) != 0;
+    int ro = (dev.features & NXIA_BLK_F_RO) != 0;
     uint64_t cap = nxia_virtio_config64(&dev, 0);
     nxia_puts("virtio-blk: capacity ");
     nxia_put_u64(cap);
     nxia_puts(" sectors");
     if (ro)
         nxia_puts(", read-only");
-    if (dev.features & BLK_F_FLUSH)
+    if (dev.features & NXIA_BLK_F_FLUSH)
         nxia_puts(", flush");
     nxia_putc('\n');
     if (cap < 16) {
@@ -128,28 +102,28 @@ int main(const struct nxia_boot *boot)
         wbuf[i] = (uint8_t)((i * 7 + 3) & 0xff);
 
     if (!ro) {
-        st = request(BLK_T_OUT, 8, wbuf, sizeof wbuf, 0, &ul);
+        st = request(NXIA_BLK_T_OUT, 8, wbuf, sizeof wbuf, 0, &ul);
         report("write sector 8, 4096 bytes", st, ul);
-        ok &= st == BLK_S_OK;
-        if (dev.features & BLK_F_FLUSH) {
-            st = request(BLK_T_FLUSH, 0, 0, 0, 0, &ul);
+        ok &= st == NXIA_BLK_S_OK;
+        if (dev.features & NXIA_BLK_F_FLUSH) {
+            st = request(NXIA_BLK_T_FLUSH, 0, 0, 0, 0, &ul);
             report("flush", st, ul);
-            ok &= st == BLK_S_OK;
+            ok &= st == NXIA_BLK_S_OK;
         } else {
             nxia_puts("virtio-blk: flush: not offered, skipped\n");
         }
     } else if (boot->arg == 1) {
-        st = request(BLK_T_OUT, 8, wbuf, sizeof wbuf, 0, &ul);
+        st = request(NXIA_BLK_T_OUT, 8, wbuf, sizeof wbuf, 0, &ul);
         report("write to read-only device (expect 1, IOERR)", st, ul);
-        ok &= st == BLK_S_IOERR;
+        ok &= st == NXIA_BLK_S_IOERR;
     } else {
         nxia_puts("virtio-blk: read-only: write and flush skipped\n");
     }
 
     memset(rbuf, 0, sizeof rbuf);
-    st = request(BLK_T_IN, 8, rbuf, sizeof rbuf, 1, &ul);
+    st = request(NXIA_BLK_T_IN, 8, rbuf, sizeof rbuf, 1, &ul);
     report("read sector 8..15", st, ul);
-    ok &= st == BLK_S_OK;
+    ok &= st == NXIA_BLK_S_OK;
     if (!ro) {
         int same = memcmp(rbuf, wbuf, sizeof wbuf) == 0;
         nxia_puts(same ? "virtio-blk: data matches\n" : "virtio-blk: data DIFFERS\n");
@@ -157,10 +131,10 @@ int main(const struct nxia_boot *boot)
     }
 
     memset(id, 0, sizeof id);
-    st = request(BLK_T_GET_ID, 0, id, 20, 1, &ul);
+    st = request(NXIA_BLK_T_GET_ID, 0, id, 20, 1, &ul);
     report("get id", st, ul);
-    ok &= st == BLK_S_OK;
-    if (st == BLK_S_OK) {
+    ok &= st == NXIA_BLK_S_OK;
+    if (st == NXIA_BLK_S_OK) {
         for (unsigned i = 0; i < 20; i++)
             if (id[i] && (id[i] < 0x20 || id[i] > 0x7e))
                 id[i] = '?';
@@ -171,10 +145,10 @@ int main(const struct nxia_boot *boot)
 
     uint8_t *out = (uint8_t *)(uintptr_t)boot->output_gpa;
     int direct = boot->output_cap >= 512;
-    st = request(BLK_T_IN, 0, direct ? out : rbuf, 512, 1, &ul);
+    st = request(NXIA_BLK_T_IN, 0, direct ? out : rbuf, 512, 1, &ul);
     report("read sector 0", st, ul);
-    ok &= st == BLK_S_OK;
-    if (st == BLK_S_OK) {
+    ok &= st == NXIA_BLK_S_OK;
+    if (st == NXIA_BLK_S_OK) {
         unsigned long n = direct ? 512 : boot->output_cap;
         if (!direct)
             memcpy(out, rbuf, n);

@@ -72,6 +72,16 @@ void nxia_put_u64(unsigned long value)
     nxia_write(buf + i, sizeof buf - (unsigned long)i);
 }
 
+void nxia_put_i64(long value)
+{
+    if (value < 0) {
+        nxia_putc('-');
+        nxia_put_u64(0ul - (unsigned long)value);
+    } else {
+        nxia_put_u64((unsigned long)value);
+    }
+}
+
 void nxia_put_hex(const void *data, unsigned long len)
 {
     static const char digits[] = "0123456789abcdef";

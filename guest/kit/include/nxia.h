@@ -162,6 +162,7 @@ void nxia_putc(char c);
 void nxia_write(const void *data, unsigned long len);
 void nxia_puts(const char *s);                      /* no newline added */
 void nxia_put_u64(unsigned long value);             /* decimal */
+void nxia_put_i64(long value);                      /* decimal, with a sign */
 void nxia_put_hex(const void *data, unsigned long len); /* lowercase hex */
 void nxia_flush(void);
 

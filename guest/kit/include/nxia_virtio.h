@@ -245,4 +245,25 @@ void nxia_virtq_push(struct nxia_virtq *q, uint16_t head);
 /* Low level: QueueNotify = q->index (one MMIO exit). */
 void nxia_virtq_notify(struct nxia_virtq *q);
 
+/* ---- virtio-blk (virtio 1.x, 5.2) ---- */
+
+#define NXIA_BLK_F_RO       (1ull << 5)
+#define NXIA_BLK_F_FLUSH    (1ull << 9)
+#define NXIA_BLK_T_IN       0u
+#define NXIA_BLK_T_OUT      1u
+#define NXIA_BLK_T_FLUSH    4u
+#define NXIA_BLK_T_GET_ID   8u
+#define NXIA_BLK_S_OK       0u
+#define NXIA_BLK_S_IOERR    1u
+#define NXIA_BLK_S_UNSUPP   2u
+#define NXIA_BLK_SECTOR     512u
+
+/* The readable header every request starts with; a writable status byte ends it. */
+struct nxia_blk_req_hdr {
+    uint32_t type;
+    uint32_t reserved;
+    uint64_t sector;
+};
+_Static_assert(sizeof(struct nxia_blk_req_hdr) == 16, "blk header");
+
 #endif /* NXIA_VIRTIO_H */
