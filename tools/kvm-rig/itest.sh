@@ -39,12 +39,20 @@ done
 for group in org/ops4j org/apache/felix org/osgi org/apache/servicemix/bundles junit jakarta/inject javax/inject; do
   [ -d "$M2/$group" ] && { mkdir -p "$P/m2/$(dirname "$group")"; cp -a "$M2/$group" "$P/m2/$(dirname "$group")/"; }
 done
-for b in org.nxia.vmm.api org.nxia.backend.kvm org.nxia.vmm org.nxia.examples org.nxia.device.platform org.nxia.device.virtio org.nxia.shell; do
-  mkdir -p "$P/root/$b/target"; cp "$ROOT/$b/target/$b-$VERSION.jar" "$P/root/$b/target/"
+# every project bundle the build made (NxiaOptions provisions them from these paths)
+for jar in "$ROOT"/org.nxia.*/target/org.nxia.*-"$VERSION".jar; do
+  b="$(basename "$(dirname "$(dirname "$jar")")")"
+  [ "$b" = org.nxia.itest ] && continue
+  mkdir -p "$P/root/$b/target"; cp "$jar" "$P/root/$b/target/"
 done
 cp -a "$ROOT/guest/target/images" "$P/root/guest/target/images"
 cp -a "$ITEST/test-classes" "$P/test-classes"
 cp "$ITEST/rig/junit-platform-console-standalone.jar" "$P/console.jar"
+# ITEST_CLASSES="org.nxia.itest.A org.nxia.itest.B" runs just those; default: every *Test class
+selectors="--scan-classpath /payload/test-classes --include-classname '.*Test'"
+if [ -n "${ITEST_CLASSES:-}" ]; then
+  selectors=""; for c in $ITEST_CLASSES; do selectors+=" --select-class $c"; done
+fi
 cat > "$P/run.sh" <<RUN
 #!/bin/sh
 cd /payload
@@ -53,7 +61,7 @@ exec ./$(basename "$JRE")/bin/java -XX:TieredStopAtLevel=1 --enable-native-acces
   -Dnxia.guest.images=/payload/root/guest/target/images -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \\
   -jar console.jar execute --disable-banner --details=tree --disable-ansi-colors \\
   --class-path /payload/test-classes$cp_in_rig \\
-  --select-class org.nxia.itest.MicroVmTest --select-class org.nxia.itest.PlatformTest
+  $selectors
 RUN
 chmod +x "$P/run.sh"
 log "running org.nxia.itest on /dev/kvm inside the rig (QEMU TCG, nested SVM; slow by design)"
