@@ -39,7 +39,7 @@ static size_t unescape(const char *s, size_t n, char *out)
 
     for (size_t i = 0; i < n; i++) {
         uint8_t b;
-        if (s[i] == '%' && i + 2 < n + 1) {
+        if (s[i] == '%' && i + 2 < n) {
             char h[3] = {s[i + 1], s[i + 2], 0};
             if (ctl_unhex(h, &b, 1) == 1) {
                 out[o++] = (char)b;

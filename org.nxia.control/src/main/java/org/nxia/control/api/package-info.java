@@ -1,0 +1,19 @@
+/**
+ * Control of a System VM through its guest agent.
+ *
+ * <p>A {@link org.nxia.control.api.ControlConnector} turns a connected byte
+ * stream to the agent (a vsock connection forwarded by the VMM, or a Unix
+ * socket in tests) and the VM's secret into an authenticated
+ * {@link org.nxia.control.api.AgentSession}: run programs with streamed
+ * stdio ({@link org.nxia.control.api.Execution}), configure the guest,
+ * quiesce, resume and shut it down. The wire format is
+ * {@code docs/control-protocol.md}. The agent runs inside the guest and is
+ * untrusted: every frame it sends is checked, and a bad one ends the session
+ * with a {@link org.nxia.control.api.ControlException}.
+ */
+@Export
+@Version("0.1.0")
+package org.nxia.control.api;
+
+import org.osgi.annotation.bundle.Export;
+import org.osgi.annotation.versioning.Version;

@@ -1,0 +1,49 @@
+package org.nxia.control.internal;
+
+import java.io.IOException;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HexFormat;
+import java.util.concurrent.TimeUnit;
+
+import org.nxia.control.api.AgentSession;
+
+/** The real nxia-agent binary, run as a host process listening on a Unix socket. */
+final class AgentProcess implements AutoCloseable {
+
+    static final byte[] SECRET = HexFormat.of().parseHex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+
+    final Path socket;
+    final Process process;
+
+    AgentProcess(Path dir) throws IOException, InterruptedException {
+        String binary = System.getProperty("nxia.agent.binary");
+        if (binary == null || !Files.isExecutable(Path.of(binary)))
+            throw new IllegalStateException("nxia.agent.binary (" + binary + ") is not an executable: run make -C guest/agent");
+        socket = dir.resolve("agent.sock");
+        process = new ProcessBuilder(binary, "--unix", socket.toString(), "--secret", HexFormat.of().formatHex(SECRET))
+                .redirectOutput(ProcessBuilder.Redirect.INHERIT).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        for (int i = 0; i < 500 && !Files.exists(socket); i++) {
+            if (!process.isAlive())
+                throw new IllegalStateException("nxia-agent exited with " + process.exitValue());
+            Thread.sleep(10);
+        }
+    }
+
+    SocketChannel channel() throws IOException {
+        return SocketChannel.open(UnixDomainSocketAddress.of(socket));
+    }
+
+    AgentSession session() throws IOException {
+        return new SocketControlConnector().connect(socket, SECRET);
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        process.destroy();
+        if (!process.waitFor(5, TimeUnit.SECONDS))
+            process.destroyForcibly();
+    }
+}
