@@ -5,7 +5,9 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 import org.nxia.control.api.AgentSession;
@@ -19,11 +21,18 @@ final class AgentProcess implements AutoCloseable {
     final Process process;
 
     AgentProcess(Path dir) throws IOException, InterruptedException {
+        this(dir, List.of());
+    }
+
+    /** Runs the agent under {@code wrapper} (e.g. unshare). */
+    AgentProcess(Path dir, List<String> wrapper) throws IOException, InterruptedException {
         String binary = System.getProperty("nxia.agent.binary");
         if (binary == null || !Files.isExecutable(Path.of(binary)))
             throw new IllegalStateException("nxia.agent.binary (" + binary + ") is not an executable: run make -C guest/agent");
         socket = dir.resolve("agent.sock");
-        process = new ProcessBuilder(binary, "--unix", socket.toString(), "--secret", HexFormat.of().formatHex(SECRET))
+        List<String> cmd = new ArrayList<>(wrapper);
+        cmd.addAll(List.of(binary, "--unix", socket.toString(), "--secret", HexFormat.of().formatHex(SECRET)));
+        process = new ProcessBuilder(cmd)
                 .redirectOutput(ProcessBuilder.Redirect.INHERIT).redirectError(ProcessBuilder.Redirect.INHERIT).start();
         for (int i = 0; i < 500 && !Files.exists(socket); i++) {
             if (!process.isAlive())

@@ -1,0 +1,68 @@
+package org.nxia.control.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.nxia.control.api.AgentSession;
+import org.nxia.control.api.ExecResult;
+import org.nxia.control.api.ExitStatus;
+
+/**
+ * The agent as PID 1 without a VM: the init of a new user + PID namespace
+ * (unshare), serving on a Unix socket. Skipped where user namespaces are off.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class AgentAsInitTest {
+
+    private static final List<String> UNSHARE = List.of("unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc");
+
+    private static boolean namespacesWork() {
+        try {
+            Process p = new ProcessBuilder(concat(UNSHARE, "true")).redirectErrorStream(true).start();
+            p.getInputStream().readAllBytes();
+            return p.waitFor(10, TimeUnit.SECONDS) && p.exitValue() == 0;
+        } catch (IOException | InterruptedException e) {
+            return false;
+        }
+    }
+
+    private static List<String> concat(List<String> a, String b) {
+        return Stream.concat(a.stream(), Stream.of(b)).toList();
+    }
+
+    @Test
+    void asInitItReapsOrphansAndPowersOff() throws Exception {
+        assumeTrue(namespacesWork(), "unshare --user --pid is not allowed here");
+        // Not under /tmp: as PID 1 the agent mounts a fresh tmpfs there in its namespace.
+        Path dir = Files.createTempDirectory(Path.of("target"), "agent-init").toAbsolutePath();
+        try (AgentProcess p = new AgentProcess(dir, UNSHARE); AgentSession s = p.session()) {
+            assertTrue(s.agentIsInit());
+            assertEquals("1\n", s.exec("sh", "-c", "echo $PPID").stdoutText());
+
+            // The shell exits at once; its background child is left to PID 1 to reap.
+            String orphan = s.exec("sh", "-c", "sleep 0.2 & echo $!").stdoutText().strip();
+            ExecResult gone = null;
+            for (int i = 0; i < 100; i++) {
+                gone = s.exec("test", "-e", "/proc/" + orphan);
+                if (gone.status().code() != 0)
+                    break;
+                Thread.sleep(50);
+            }
+            assertEquals(ExitStatus.exited(1), gone.status(), "orphan " + orphan + " still in /proc (a zombie)");
+
+            s.shutdown();
+            // In a PID namespace, reboot(RB_POWER_OFF) ends its init with SIGINT.
+            assertTrue(p.process.waitFor(10, TimeUnit.SECONDS), "the agent did not power off");
+        }
+    }
+}
