@@ -733,6 +733,7 @@ static void add_conn(int fd)
 
 static void conn_readable(struct conn *c)
 {
+    /* Never a zero-length read: rbuf holds the largest frame, and a whole frame is consumed below. */
     ssize_t n = read(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - c->rlen);
 
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -891,6 +892,12 @@ int main(int argc, char **argv)
         conns[i].fd = -1;
     for (int i = 1; i < argc; i++) {
         const char *v = argv[i + 1];
+        /* The kernel hands init the command line's unknown words as arguments:
+         * PID 1 must not die of them. */
+        if (pid1 && (!v || strncmp(argv[i], "--", 2))) {
+            logf_("ignoring argument %s", argv[i]);
+            continue;
+        }
         if (!v)
             usage();
         if (!strcmp(argv[i], "--unix"))
@@ -910,6 +917,9 @@ int main(int argc, char **argv)
                         CTL_MIN_SECRET, CTL_MAX_SECRET);
                 exit(2);
             }
+        } else if (pid1) {
+            logf_("ignoring argument %s", argv[i]);
+            continue;
         } else
             usage();
         i++;

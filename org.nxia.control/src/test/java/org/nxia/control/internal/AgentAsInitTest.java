@@ -24,7 +24,7 @@ import org.nxia.control.api.ExitStatus;
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class AgentAsInitTest {
 
-    private static final List<String> UNSHARE = List.of("unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc");
+    private static final List<String> UNSHARE = List.of("unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc");
 
     private static boolean namespacesWork() {
         try {
@@ -63,6 +63,9 @@ class AgentAsInitTest {
             s.shutdown();
             // In a PID namespace, reboot(RB_POWER_OFF) ends its init with SIGINT.
             assertTrue(p.process.waitFor(10, TimeUnit.SECONDS), "the agent did not power off");
+        } finally {
+            Files.deleteIfExists(dir.resolve("agent.sock"));
+            Files.delete(dir);
         }
     }
 }

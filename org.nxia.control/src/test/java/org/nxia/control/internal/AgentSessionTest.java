@@ -339,9 +339,9 @@ class AgentSessionTest {
             assertEquals(0, new ProcessBuilder("true").start().waitFor());
             floorNs[i] = System.nanoTime() - t0;
         }
-        System.out.printf("exec true, 200 runs      p50 us   p99 us%n");
-        System.out.printf("  through the agent    %8.0f %8.0f%n", percentile(agentNs, 50), percentile(agentNs, 99));
-        System.out.printf("  host ProcessBuilder  %8.0f %8.0f%n", percentile(floorNs, 50), percentile(floorNs, 99));
+        System.out.printf("exec true, 200 runs      p50 us   p99 us%n  through the agent    %8.0f %8.0f%n"
+                + "  host ProcessBuilder  %8.0f %8.0f%n", percentile(agentNs, 50), percentile(agentNs, 99),
+                percentile(floorNs, 50), percentile(floorNs, 99));
     }
 
     private static double percentile(long[] ns, int p) {
