@@ -2,9 +2,11 @@ package org.nxia.control.internal;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.HexFormat;
 
 import org.apache.felix.service.command.Descriptor;
+import org.apache.felix.service.command.Parameter;
 import org.nxia.control.api.AgentSession;
 import org.nxia.control.api.ControlConnector;
 import org.nxia.control.api.ExecResult;
@@ -12,9 +14,13 @@ import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
 
-/** {@code control:exec}: run one program through an agent's Unix socket, for manual testing. */
+/**
+ * {@code control:exec} and {@code control:bench}: one program, or the exec
+ * round trip, through an agent's Unix socket ({@code nxia-agent --unix PATH}),
+ * for manual testing until the System VM's vsock carries sessions.
+ */
 @Component(service = ControlCommands.class, property = {
-        "osgi.command.scope=control", "osgi.command.function=exec"})
+        "osgi.command.scope=control", "osgi.command.function=exec", "osgi.command.function=bench"})
 public final class ControlCommands {
 
     private final ControlConnector connector;
@@ -25,7 +31,7 @@ public final class ControlCommands {
     }
 
     @Descriptor("run a program through a control agent; prints its output and status")
-    public String exec(@Descriptor("the agent's Unix socket (nxia-agent --unix PATH)") String socket,
+    public String exec(@Descriptor("the agent's Unix socket") String socket,
             @Descriptor("the secret, hex") String secret,
             @Descriptor("program and arguments") String... argv) throws IOException {
         if (argv.length == 0)
@@ -34,5 +40,42 @@ public final class ControlCommands {
             ExecResult r = s.exec(argv);
             return r.stdoutText() + r.stderrText() + "[" + r.status() + "]";
         }
+    }
+
+    @Descriptor("exec of 'true' through a control agent, next to the host starting 'true' itself")
+    public String bench(@Descriptor("runs") @Parameter(names = {"-n", "--runs"}, absentValue = "200") int runs,
+            @Descriptor("the agent's Unix socket") String socket,
+            @Descriptor("the secret, hex") String secret) throws IOException, InterruptedException {
+        if (runs < 10)
+            throw new IllegalArgumentException("at least 10 runs");
+        long[] agent = new long[runs], host = new long[runs];
+        try (AgentSession s = connector.connect(Path.of(socket), HexFormat.of().parseHex(secret))) {
+            for (int i = 0; i < runs / 10; i++)
+                s.exec("true");
+            for (int i = 0; i < runs; i++) {
+                long t0 = System.nanoTime();
+                ExecResult r = s.exec("true");
+                agent[i] = System.nanoTime() - t0;
+                if (r.status().signaled() || r.status().code() != 0)
+                    throw new IOException("true ended with " + r.status());
+            }
+        }
+        for (int i = 0; i < runs; i++) {
+            long t0 = System.nanoTime();
+            int rc = new ProcessBuilder("true").start().waitFor();
+            host[i] = System.nanoTime() - t0;
+            if (rc != 0)
+                throw new IOException("true exited " + rc);
+        }
+        return String.format("exec true, %d runs                 p50 us   p99 us%n"
+                + "  through the agent (Unix socket) %8.0f %8.0f%n"
+                + "  host ProcessBuilder (floor)     %8.0f %8.0f", runs,
+                percentile(agent, 50), percentile(agent, 99), percentile(host, 50), percentile(host, 99));
+    }
+
+    private static double percentile(long[] ns, int p) {
+        long[] s = ns.clone();
+        Arrays.sort(s);
+        return s[Math.min(s.length - 1, s.length * p / 100)] / 1e3;
     }
 }

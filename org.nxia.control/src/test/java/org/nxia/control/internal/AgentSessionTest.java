@@ -316,37 +316,4 @@ class AgentSessionTest {
             fake.join(5000);
         }
     }
-
-    /**
-     * The exec round trip for {@code true}, printed with its floor measured in
-     * the same run: the host starting {@code true} itself (fork + exec + wait).
-     */
-    @Test
-    void execRoundTripTimes() throws Exception {
-        long[] agentNs = new long[200], floorNs = new long[200];
-        try (AgentSession s = agent.session()) {
-            for (int i = 0; i < 20; i++)
-                s.exec("true");
-            for (int i = 0; i < agentNs.length; i++) {
-                long t0 = System.nanoTime();
-                ExecResult r = s.exec("true");
-                agentNs[i] = System.nanoTime() - t0;
-                assertEquals(ExitStatus.exited(0), r.status());
-            }
-        }
-        for (int i = 0; i < floorNs.length; i++) {
-            long t0 = System.nanoTime();
-            assertEquals(0, new ProcessBuilder("true").start().waitFor());
-            floorNs[i] = System.nanoTime() - t0;
-        }
-        System.out.printf("exec true, 200 runs      p50 us   p99 us%n  through the agent    %8.0f %8.0f%n"
-                + "  host ProcessBuilder  %8.0f %8.0f%n", percentile(agentNs, 50), percentile(agentNs, 99),
-                percentile(floorNs, 50), percentile(floorNs, 99));
-    }
-
-    private static double percentile(long[] ns, int p) {
-        long[] s = ns.clone();
-        Arrays.sort(s);
-        return s[Math.min(s.length - 1, s.length * p / 100)] / 1e3;
-    }
 }
