@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
@@ -315,5 +316,41 @@ class AgentSessionTest {
             assertEquals(Code.TOO_BIG, e.code());
             fake.join(5000);
         }
+    }
+
+    @Test
+    void randomBytesNeverBringTheAgentDown() throws IOException {
+        Random random = new Random(42);
+        for (int round = 0; round < 300; round++) {
+            try (RawClient c = new RawClient(agent.channel())) {
+                if (round % 2 == 1)
+                    assertEquals(Wire.READY, c.handshake(AgentProcess.SECRET).type());
+                // Mostly well-framed garbage (so payload parsers see it), sometimes raw noise.
+                for (int i = 0; i < 8; i++) {
+                    byte[] payload = new byte[random.nextInt(64)];
+                    random.nextBytes(payload);
+                    if (random.nextInt(4) == 0) {
+                        c.send(payload);
+                    } else {
+                        int type = round % 3 == 0 ? 0x10 + random.nextInt(8) : random.nextInt(0x100);
+                        // No valid EXEC (random programs are not run), no CONFIGURE (the
+                        // agent runs on the test host, maybe as root), and no SHUTDOWN or
+                        // QUIESCE (the agent is shared with the other tests).
+                        if (type == Wire.EXEC)
+                            payload = new byte[] {Wire.T_ARG, 1, 0, 0, 0, 0};
+                        if (type == Wire.CONFIGURE || type == Wire.SHUTDOWN || type == Wire.QUIESCE)
+                            type = 0x7f;
+                        c.send(type, random.nextInt(4), payload);
+                    }
+                }
+                c.ch.shutdownOutput();
+                while (c.read() != null) {
+                    // drain whatever it answers until it closes
+                }
+            } catch (IOException expected) {
+                // the agent may refuse a frame by closing; only its survival counts here
+            }
+        }
+        assertAgentServes();
     }
 }
