@@ -1,21 +1,27 @@
 package org.nxia.control.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.nxia.control.api.AgentSession;
+import org.nxia.control.api.ControlException;
+import org.nxia.control.api.ControlException.Code;
 import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.ExitStatus;
+import org.nxia.control.api.GuestConfig;
 
 /**
  * The agent as PID 1 without a VM: the init of a new user + PID namespace
@@ -24,7 +30,8 @@ import org.nxia.control.api.ExitStatus;
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class AgentAsInitTest {
 
-    private static final List<String> UNSHARE = List.of("unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc");
+    private static final List<String> UNSHARE = List.of("unshare", "--user", "--map-root-user", "--pid", "--uts", "--fork", "--kill-child",
+            "--mount-proc");
 
     private static boolean namespacesWork() {
         try {
@@ -41,7 +48,7 @@ class AgentAsInitTest {
     }
 
     @Test
-    void asInitItReapsOrphansAndPowersOff() throws Exception {
+    void asInitItReapsOrphansConfiguresAndPowersOff() throws Exception {
         assumeTrue(namespacesWork(), "unshare --user --pid is not allowed here");
         // Not under /tmp: as PID 1 the agent mounts a fresh tmpfs there in its namespace.
         Path dir = Files.createTempDirectory(Path.of("target"), "agent-init").toAbsolutePath();
@@ -60,12 +67,24 @@ class AgentAsInitTest {
             }
             assertEquals(ExitStatus.exited(1), gone.status(), "orphan " + orphan + " still in /proc (a zombie)");
 
+            // configure in the namespace: its own hostname, a tmpfs under the test's directory
+            Path mnt = dir.resolve("mnt/scratch");
+            s.configure(new GuestConfig("nxia-test", Map.of("LANG", "C"),
+                    List.of(new GuestConfig.Mount("none", mnt.toString(), "tmpfs", "size=1m,nosuid"))));
+            ExecResult r = s.exec("sh", "-c", "hostname; echo $LANG; grep -c ' " + mnt + " tmpfs rw,nosuid' /proc/mounts");
+            assertEquals("nxia-test\nC\n1\n", r.stdoutText(), r.stderrText());
+            ControlException bad = assertThrows(ControlException.class, () -> s.configure(new GuestConfig(null, Map.of(),
+                    List.of(new GuestConfig.Mount("none", dir.resolve("mnt/bad").toString(), "no-such-fs", "")))));
+            assertEquals(Code.SYSTEM, bad.code());
+
             s.shutdown();
             // In a PID namespace, reboot(RB_POWER_OFF) ends its init with SIGINT.
             assertTrue(p.process.waitFor(10, TimeUnit.SECONDS), "the agent did not power off");
         } finally {
-            Files.deleteIfExists(dir.resolve("agent.sock"));
-            Files.delete(dir);
+            try (Stream<Path> files = Files.walk(dir)) {
+                for (Path f : files.sorted(Comparator.reverseOrder()).toList())
+                    Files.delete(f);
+            }
         }
     }
 }
