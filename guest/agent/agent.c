@@ -68,8 +68,8 @@ static size_t secret_len;
 static char *cfg_env[MAX_ENV];
 static uint8_t scratch[CTL_MAX_PAYLOAD + 2 * MAX_ARGS + 16];
 
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...)
 {
     va_list ap;
     char line[512];
@@ -613,7 +613,7 @@ static void do_signal(struct conn *c, uint32_t id, uint16_t type, const uint8_t 
 
 static void power_off(void)
 {
-    logf_("powering off");
+    logmsg("powering off");
     kill(-1, SIGTERM);
     for (int i = 0; i < 20 && waitpid(-1, NULL, WNOHANG) >= 0; i++)
         usleep(50000);
@@ -661,7 +661,7 @@ static void handle_frame(struct conn *c, uint16_t type, uint32_t id, const uint8
         ctl_proof(secret, secret_len, 0, c->agent_nonce, c->host_nonce, want);
         if (type != CTL_AUTH || len != CTL_MAC || !ctl_mac_equal(want, pl)) {
             send_error(c, id, CTL_E_AUTH, "authentication failed");
-            logf_("a connection failed to authenticate");
+            logmsg("a connection failed to authenticate");
             c->dead = 1;
             return;
         }
@@ -727,7 +727,7 @@ static void add_conn(int fd)
             conns[i].fd = fd;
             return;
         }
-    logf_("too many connections (%d): refusing one", MAX_CONNS);
+    logmsg("too many connections (%d): refusing one", MAX_CONNS);
     close(fd);
 }
 
@@ -826,7 +826,7 @@ static void setup_pid1(void)
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         if ((mkdir(m[i].dst, 0755) < 0 && errno != EEXIST) ||
             (mount(m[i].src, m[i].dst, m[i].fs, m[i].flags, m[i].opts) < 0 && errno != EBUSY))
-            logf_("mount %s: %s", m[i].dst, strerror(errno));
+            logmsg("mount %s: %s", m[i].dst, strerror(errno));
     fd = open("/dev/console", O_RDWR | O_NOCTTY);
     if (fd >= 0) {
         dup2(fd, 0);
@@ -895,7 +895,7 @@ int main(int argc, char **argv)
         /* The kernel hands init the command line's unknown words as arguments:
          * PID 1 must not die of them. */
         if (pid1 && (!v || strncmp(argv[i], "--", 2))) {
-            logf_("ignoring argument %s", argv[i]);
+            logmsg("ignoring argument %s", argv[i]);
             continue;
         }
         if (!v)
@@ -918,7 +918,7 @@ int main(int argc, char **argv)
                 exit(2);
             }
         } else if (pid1) {
-            logf_("ignoring argument %s", argv[i]);
+            logmsg("ignoring argument %s", argv[i]);
             continue;
         } else
             usage();
@@ -929,7 +929,7 @@ int main(int argc, char **argv)
         if (vsock_port < 0 && !unix_path && conn_fd < 0)
             vsock_port = CTL_VSOCK_PORT;
         if (!secret_len && load_secret_file("/proc/cmdline") < 0 && load_secret_file("/etc/nxia/secret") < 0)
-            logf_("no nxia.secret=HEX on the kernel command line and no /etc/nxia/secret: "
+            logmsg("no nxia.secret=HEX on the kernel command line and no /etc/nxia/secret: "
                   "no host can authenticate");
     } else {
         if ((vsock_port < 0) + !unix_path + (conn_fd < 0) != 2 || !secret_len)
@@ -943,7 +943,7 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sig_fd < 0) {
-        logf_("signalfd: %s", strerror(errno));
+        logmsg("signalfd: %s", strerror(errno));
         return 1;
     }
 
@@ -954,12 +954,12 @@ int main(int argc, char **argv)
         listen_fd = unix_path ? listen_on(AF_UNIX, unix_path, 0) : listen_on(AF_VSOCK, NULL, (unsigned)vsock_port);
         if (listen_fd < 0) {
             if (!pid1) {
-                logf_("cannot listen on %s: %s", unix_path ? unix_path : "vsock", strerror(errno));
+                logmsg("cannot listen on %s: %s", unix_path ? unix_path : "vsock", strerror(errno));
                 return 1;
             }
             /* Keep the boot going (the console still works): a guest without
              * vsock simply has no control channel. */
-            logf_("no control channel: vsock port %d: %s", vsock_port, strerror(errno));
+            logmsg("no control channel: vsock port %d: %s", vsock_port, strerror(errno));
         }
     }
     if (pid1) {
@@ -967,7 +967,7 @@ int main(int argc, char **argv)
         static const char ready[] = "nxia-agent: ready\n";
         if (fd >= 0) {
             if (write(fd, ready, sizeof ready - 1) < 0)
-                logf_("console: %s", strerror(errno));
+                logmsg("console: %s", strerror(errno));
             close(fd);
         }
     }
@@ -1003,7 +1003,7 @@ int main(int argc, char **argv)
         }
         if (poll(pf, n, -1) < 0) {
             if (errno != EINTR)
-                logf_("poll: %s", strerror(errno));
+                logmsg("poll: %s", strerror(errno));
             continue;
         }
         for (nfds_t i = 0; i < n && !stop; i++) {

@@ -157,6 +157,25 @@ class AgentSessionTest {
     }
 
     @Test
+    void ptyResizesAndEndsInputWithControlD() throws Exception {
+        try (AgentSession s = agent.session()) {
+            StringBuilder out = new StringBuilder();
+            Execution x = s.start(ExecRequest.of("sh", "-c", "read line; stty size; cat").withPty(24, 80), (err, d, o, l) -> {
+                synchronized (out) {
+                    out.append(new String(d, o, l, StandardCharsets.UTF_8));
+                }
+            });
+            x.resize(40, 100);
+            x.write("go\n".getBytes(StandardCharsets.UTF_8));
+            x.closeStdin();    // ^D: cat sees the end of its input
+            assertEquals(ExitStatus.exited(0), x.exit().get(10, TimeUnit.SECONDS));
+            synchronized (out) {
+                assertTrue(out.toString().contains("40 100"), out.toString());
+            }
+        }
+    }
+
+    @Test
     void quiesceRefusesNewWorkUntilResume() throws IOException {
         try (AgentSession s = agent.session()) {
             s.quiesce();
