@@ -9,7 +9,8 @@ public interface OutputSink {
 
     /**
      * Called on the session's reader thread; a slow sink delays every other
-     * program of the session. {@code data} is only valid during the call.
+     * program of the session, and one that throws ends the session.
+     * {@code data} is only valid during the call.
      *
      * @param stderr whether the chunk is from stderr (with a pty everything is stdout)
      */
