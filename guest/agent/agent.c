@@ -752,9 +752,9 @@ static void conn_readable(struct conn *c)
         if (r == 0)
             break;
         if (r < 0) {
-            if (-r == CTL_E_TOO_BIG)
-                send_error(c, ctl_get32(h + 8), CTL_E_TOO_BIG, "frame of %u bytes is over the limit of %u",
-                           ctl_get32(h), CTL_MAX_BODY);
+            if (-r == CTL_E_TOO_BIG)    /* named by its id if that has arrived yet */
+                send_error(c, c->rlen - off >= CTL_HEADER ? ctl_get32(h + 8) : 0, CTL_E_TOO_BIG,
+                           "frame of %u bytes is over the limit of %u", ctl_get32(h), CTL_MAX_BODY);
             else
                 send_error(c, 0, CTL_E_PROTO, "malformed frame header");
             c->dead = 1;
