@@ -84,6 +84,7 @@ public class VsockTest {
             try {
                 vm.start();
                 waitForListening(vm);
+                System.out.println("vsock uds: the guest listens");
                 byte[] back;
                 try (SocketChannel client = SocketChannel.open(UnixDomainSocketAddress.of(uds))) {
                     client.write(ByteBuffer.wrap(("CONNECT " + GUEST_PORT + "\n").getBytes(StandardCharsets.US_ASCII)));
@@ -119,8 +120,15 @@ public class VsockTest {
             try (VsockListener listener = host.listen(HOST_PORT)) {
                 vm.start();
                 VsockStream served = listener.accept(Duration.ofSeconds(120));
-                assertTrue("the guest connected to the Java listener", served != null);
-                assertEquals(input.length, echo(served));
+                assertTrue("the guest connected to the Java listener\n" + vm.console(), served != null);
+                System.out.println("vsock java: the guest connected");
+                assertEquals(input.length, (long) CompletableFuture.supplyAsync(() -> {
+                    try {
+                        return echo(served);
+                    } catch (IOException e) {
+                        throw new IllegalStateException(e);
+                    }
+                }).get(120, TimeUnit.SECONDS));
                 served.close();
             }
             waitForListening(vm);
@@ -129,6 +137,7 @@ public class VsockTest {
                 back = roundTrip(stream, sent, stream::shutdownOutput);
             }
             VmResult r = vm.await(Duration.ofSeconds(120));
+            System.out.println("virtio-vsock (java): " + r.reason() + " " + r.exitStatus() + "\n" + vm.console());
             assertTrue(r.detail() + "\n" + vm.console(), r.succeeded());
             assertArrayEquals(sent, back);
         } finally {
@@ -183,12 +192,19 @@ public class VsockTest {
                 throw new IllegalStateException(e);
             }
         });
-        ByteBuffer back = ByteBuffer.allocate(data.length + 1);
-        while (back.hasRemaining() && ch.read(back) >= 0) {
-            // read until the guest closes
-        }
-        writer.get(60, TimeUnit.SECONDS);
-        return Arrays.copyOf(back.array(), back.position());
+        CompletableFuture<byte[]> reader = CompletableFuture.supplyAsync(() -> {
+            ByteBuffer back = ByteBuffer.allocate(data.length + 1);
+            try {
+                while (back.hasRemaining() && ch.read(back) >= 0) {
+                    // read until the guest closes
+                }
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+            return Arrays.copyOf(back.array(), back.position());
+        });
+        writer.get(120, TimeUnit.SECONDS);
+        return reader.get(120, TimeUnit.SECONDS);
     }
 
     static String readLine(SocketChannel ch) throws IOException {
