@@ -299,6 +299,36 @@ class VirtioVsockTest {
     }
 
     @Test
+    void hostConnectionsTheGuestRefusesEndCleanly(@TempDir Path dir) throws Exception {
+        Path uds = dir.resolve("v.sock");
+        Guest g = guest(",uds=" + uds);
+        VsockEndpoint host = (VsockEndpoint) device;
+        CompletableFuture<Throwable> refused = CompletableFuture.supplyAsync(() -> {
+            try {
+                host.connect(22, Duration.ofSeconds(5)).close();
+                return null;
+            } catch (IOException e) {
+                return e;
+            }
+        });
+        Packet request = g.expect(REQUEST);
+        g.send(RST, 22, request.srcPort(), new byte[0]);
+        assertTrue(refused.get() instanceof ConnectException, "the guest's RST is a ConnectException: " + refused.get());
+
+        try (SocketChannel client = SocketChannel.open(UnixDomainSocketAddress.of(uds))) {
+            client.write(ByteBuffer.wrap("CONNECT 23\n".getBytes(StandardCharsets.US_ASCII)));
+            Packet r = g.expect(REQUEST);
+            g.send(RST, 23, r.srcPort(), new byte[0]);
+            assertEquals(-1, client.read(ByteBuffer.allocate(8)), "refused: the client's socket is closed without OK");
+        }
+        try (SocketChannel client = SocketChannel.open(UnixDomainSocketAddress.of(uds))) {
+            client.write(ByteBuffer.wrap("HELLO\n".getBytes(StandardCharsets.US_ASCII)));
+            assertEquals(-1, client.read(ByteBuffer.allocate(8)), "not a CONNECT line: closed");
+            assertNull(g.recv(100), "and the guest saw nothing");
+        }
+    }
+
+    @Test
     void guestThatConnectsToNothingOrIgnoresItsCreditIsReset() throws Exception {
         Guest g = guest("");
         g.send(REQUEST, 5000, 80, new byte[0]);
