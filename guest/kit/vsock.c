@@ -15,6 +15,7 @@ struct conn {
 };
 
 #define RX_SIZE (sizeof(struct nxia_vsock_hdr) + NXIA_VSOCK_RX_PAYLOAD)
+#define VIRTQ_USED_F_NO_NOTIFY 1u
 
 static struct nxia_virtio dev;
 static struct nxia_virtq rxq, txq, evq;
@@ -191,7 +192,9 @@ void nxia_vsock_poll(void)
         nxia_virtq_push(&rxq, (uint16_t)id);
         got = 1;
     }
-    if (got)
+    /* The device asks for a notify (an exit) only while it has packets waiting for buffers. */
+    nxia_mfence();
+    if (got && !(used->flags & VIRTQ_USED_F_NO_NOTIFY))
         nxia_virtq_notify(&rxq);
 }
 

@@ -489,7 +489,12 @@ final class VirtioVsock implements VirtioBackend {
 
     // ------------------------------------------------------------- receiveq: host to guest
 
-    /** Fills the guest's receive buffers with control packets and data, as far as buffers and credit go. */
+    /**
+     * Fills the guest's receive buffers with control packets and data, as far as
+     * buffers and credit go. WHY the notification dance: every receiveq notify is
+     * an exit, and the device only needs one when it has something waiting for a
+     * buffer; otherwise the I/O thread finds the buffers the guest posts by itself.
+     */
     private void pump() {
         if (queues == null || failed || queues[RX] == null) {
             return;
@@ -498,10 +503,21 @@ final class VirtioVsock implements VirtioBackend {
         if (!rx.isActive() || rx.isBroken()) {
             return;
         }
+        while (fill(rx)) {
+            // out of buffers with packets waiting: ask for a notify, unless buffers came meanwhile
+            if (!rx.enableNotification()) {
+                return;
+            }
+        }
+        rx.disableNotification();
+    }
+
+    /** Returns whether packets are still waiting because the guest posted no more receive buffers. */
+    private boolean fill(SplitQueue rx) {
         while (strayCount > 0) {
             DescriptorChain chain = rx.next();
             if (chain == null) {
-                return;
+                return true;
             }
             long ports = strayRsts[strayHead];
             strayHead = (strayHead + 1) % STRAY_RSTS;
@@ -522,12 +538,16 @@ final class VirtioVsock implements VirtioBackend {
                 }
                 DescriptorChain chain = rx.next();
                 if (chain == null) {
-                    return;
+                    if (op == OP_CREDIT_REQUEST) {
+                        c.creditRequested = false;   // not sent after all
+                    }
+                    return true;
                 }
                 progress = true;
                 writePacket(rx, chain, c, op);
             }
         }
+        return false;
     }
 
     /** The op of the next packet {@code c} has for the guest, or 0. */
