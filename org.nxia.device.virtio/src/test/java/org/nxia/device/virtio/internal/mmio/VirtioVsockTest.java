@@ -299,6 +299,19 @@ class VirtioVsockTest {
     }
 
     @Test
+    void theGuestIsAskedForReceiveNotifiesOnlyWhilePacketsWait() throws Exception {
+        device = new VirtioVsockFactory().create(DeviceConfig.parse("virtio-vsock:cid=" + CID), ctx);
+        Guest g = new Guest(ctx, 1, HDR + 4096);
+        assertEquals(1, g.rx.usedFlags(), "nothing waits: VIRTQ_USED_F_NO_NOTIFY");
+        g.send(REQUEST, 5000, 80, new byte[0]);
+        g.send(REQUEST, 5001, 80, new byte[0]);
+        g.transport.locked(() -> assertEquals(0, g.rx.usedFlags(), "a second RST waits for a buffer: notify me"));
+        assertEquals(5000, g.expect(RST).dstPort());
+        assertEquals(5001, g.expect(RST).dstPort());
+        g.transport.locked(() -> assertEquals(1, g.rx.usedFlags()));
+    }
+
+    @Test
     void hostConnectionsTheGuestRefusesEndCleanly(@TempDir Path dir) throws Exception {
         Path uds = dir.resolve("v.sock");
         Guest g = guest(",uds=" + uds);
