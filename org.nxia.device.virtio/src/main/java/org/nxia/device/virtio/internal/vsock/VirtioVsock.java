@@ -710,7 +710,9 @@ final class VirtioVsock implements VirtioBackend {
         }
         if (key.isConnectable()) {
             try {
-                c.socket.finishConnect();
+                if (!c.socket.finishConnect()) {
+                    return;
+                }
                 c.state = Connection.ESTABLISHED;
                 c.pending |= Connection.P_RESPONSE;
             } catch (IOException e) {
