@@ -34,7 +34,6 @@ final class Connection {
     static final int P_REQUEST = 1;
     static final int P_RESPONSE = 2;
     static final int P_CREDIT_UPDATE = 4;
-    static final int P_CREDIT_REQUEST = 8;
 
     int state;
     int hostPort;

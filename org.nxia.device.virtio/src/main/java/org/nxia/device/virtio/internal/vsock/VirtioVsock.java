@@ -59,7 +59,6 @@ final class VirtioVsock implements VirtioBackend {
     static final long F_STREAM = 1L;
     static final int RX = 0;
     static final int TX = 1;
-    static final int EVENT = 2;
     static final long HOST_CID = 2;
 
     // struct virtio_vsock_hdr, little-endian, packed.
@@ -177,7 +176,7 @@ final class VirtioVsock implements VirtioBackend {
 
     @Override
     public int queueCount() {
-        return 3;
+        return 3;   // rx, tx, event (the event queue's buffers are never used: no transport reset events without snapshots)
     }
 
     @Override
