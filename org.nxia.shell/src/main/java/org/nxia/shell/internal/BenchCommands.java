@@ -2,6 +2,11 @@ package org.nxia.shell.internal;
 
 import java.io.IOException;
 import java.io.PrintStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -53,7 +58,7 @@ public final class BenchCommands {
         devices(session, 64);
     }
 
-    @Descriptor("virtio-blk MiB/s seen from the guest (1 MiB sequential write and read, 4 KiB random read) against the same file used directly on the host")
+    @Descriptor("virtio-blk MiB/s seen from the guest (1 MiB sequential write and read, 4 KiB random read) against the same file used directly on the host; virtio-vsock echo latency and throughput against a host Unix-socket pair")
     public void devices(CommandSession session,
             @Descriptor("MiB moved per figure") @Parameter(names = {"-n", "--mib"}, absentValue = "64") int mib) throws Exception {
         PrintStream out = System.out;
@@ -82,12 +87,149 @@ public final class BenchCommands {
                 double host = mib / hostSeconds;
                 rows.add(List.of(names[m - 1] + " (MiB/s)", fmt(guest), fmt(host), ratio(guest, host), ">= 0.7x host"));
             }
-            rows.add(List.of("vsock round trip / throughput", "not built yet", "", "", ""));
-            out.println("bench devices: virtio-blk over a " + mib + " MiB raw image, guest 'blk-bench', one request in flight");
+            int transfers = Math.min(mib, 16);
+            rows.addAll(vsockRows(transfers));
+            out.println("bench devices: virtio-blk over a " + mib + " MiB raw image, guest 'blk-bench', one request in flight;");
+            out.println("  virtio-vsock: guest 'virtio-vsock' echoes a host Unix-socket client (CONNECT over uds), peer: a host Unix-socket echo thread;");
+            out.println("  1000 round trips of 64 B, then " + transfers + " x 1 MiB echoed (MiB/s counted one way)");
             out.print(Text.table(List.of("figure", "guest", "host direct", "guest/host", "goal"), rows));
         } finally {
             Files.deleteIfExists(disk);
         }
+    }
+
+    private static final int VSOCK_PORT = 6000;
+
+    /** virtio-vsock against a plain Unix-socket pair on the host: latency p50/p99 of 64-byte echoes, then 1 MiB transfers. */
+    private List<List<String>> vsockRows(int transfers) throws Exception {
+        Path dir = Files.createTempDirectory("nxv");
+        Path uds = dir.resolve("v.sock");
+        Path peer = dir.resolve("peer.sock");
+        try {
+            VmProfile profile = VmProfile.of(GuestImages.resolve("virtio-vsock")).withMemory(RAM).withTimeout(Duration.ofMinutes(10))
+                    .withArg((long) VSOCK_PORT << 32)
+                    .withDevices(List.of(org.nxia.vmm.api.device.DeviceConfig.parse("virtio-vsock:uds=" + uds)));
+            EchoFigures guest;
+            VirtualMachine vm = vms.create(profile);
+            try {
+                vm.start();
+                long end = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
+                while (!vm.console().contains("listening on port " + VSOCK_PORT)) {
+                    if (System.nanoTime() > end || vm.state() == org.nxia.vmm.api.VmState.STOPPED) {
+                        throw new IllegalStateException("the virtio-vsock guest did not listen:\n" + vm.console());
+                    }
+                    Thread.sleep(5);
+                }
+                try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(uds))) {
+                    ch.write(ByteBuffer.wrap(("CONNECT " + VSOCK_PORT + "\n").getBytes(StandardCharsets.US_ASCII)));
+                    ByteBuffer one = ByteBuffer.allocate(1);
+                    StringBuilder line = new StringBuilder();
+                    while (ch.read(one) > 0 && one.get(0) != '\n') {
+                        line.append((char) one.get(0));
+                        one.clear();
+                    }
+                    if (!line.toString().startsWith("OK ")) {
+                        throw new IllegalStateException("vsock CONNECT " + VSOCK_PORT + " got '" + line + "'\n" + vm.console());
+                    }
+                    guest = echoFigures(ch, transfers);
+                }
+                VmResult r = vm.await(Duration.ofMinutes(2));
+                if (!r.succeeded()) {
+                    throw new IllegalStateException("virtio-vsock guest failed: " + Text.outcome(r) + "\n" + vm.console());
+                }
+            } finally {
+                vms.destroy(vm.id());
+            }
+            EchoFigures host;
+            try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+                server.bind(UnixDomainSocketAddress.of(peer));
+                Thread echo = Thread.ofPlatform().daemon().name("bench-uds-echo").start(() -> {
+                    try (SocketChannel s = server.accept()) {
+                        ByteBuffer b = ByteBuffer.allocateDirect(4096);
+                        while (s.read(b) >= 0) {
+                            b.flip();
+                            while (b.hasRemaining()) {
+                                s.write(b);
+                            }
+                            b.clear();
+                        }
+                    } catch (IOException ignored) {
+                        // the client went away: the figures are taken
+                    }
+                });
+                try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(peer))) {
+                    host = echoFigures(ch, transfers);
+                }
+                echo.join(10_000);
+            }
+            List<List<String>> rows = new ArrayList<>();
+            rows.add(List.of("vsock round trip 64 B p50 (us)", fmt(guest.p50 / 1e3), fmt(host.p50 / 1e3), ratio(guest.p50, host.p50), ""));
+            rows.add(List.of("vsock round trip 64 B p99 (us)", fmt(guest.p99 / 1e3), fmt(host.p99 / 1e3), ratio(guest.p99, host.p99), ""));
+            rows.add(List.of("vsock 1 MiB transfers, echoed (MiB/s)", fmt(guest.mibPerSecond), fmt(host.mibPerSecond),
+                    ratio(guest.mibPerSecond, host.mibPerSecond), ""));
+            return rows;
+        } finally {
+            Files.deleteIfExists(uds);
+            Files.deleteIfExists(peer);
+            Files.deleteIfExists(dir);
+        }
+    }
+
+    private record EchoFigures(double p50, double p99, double mibPerSecond) {
+    }
+
+    /** Round trips of 64 bytes, then {@code transfers} MiB written by one thread while this one reads the echo; ends the stream. */
+    private static EchoFigures echoFigures(SocketChannel ch, int transfers) throws Exception {
+        int rounds = 1000;
+        long[] nanos = new long[rounds];
+        ByteBuffer small = ByteBuffer.allocateDirect(64);
+        ByteBuffer back = ByteBuffer.allocateDirect(64);
+        for (int i = -100; i < rounds; i++) {
+            small.clear();
+            back.clear();
+            long t0 = System.nanoTime();
+            while (small.hasRemaining()) {
+                ch.write(small);
+            }
+            while (back.hasRemaining()) {
+                if (ch.read(back) < 0) {
+                    throw new IOException("the echo ended early");
+                }
+            }
+            if (i >= 0) {
+                nanos[i] = System.nanoTime() - t0;
+            }
+        }
+        Arrays.sort(nanos);
+        long total = (long) transfers << 20;
+        long t0 = System.nanoTime();
+        java.util.concurrent.CompletableFuture<Void> writer = java.util.concurrent.CompletableFuture.runAsync(() -> {
+            ByteBuffer mib = ByteBuffer.allocateDirect(1 << 20);
+            try {
+                for (int i = 0; i < transfers; i++) {
+                    mib.clear();
+                    while (mib.hasRemaining()) {
+                        ch.write(mib);
+                    }
+                }
+                ch.shutdownOutput();
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        ByteBuffer in = ByteBuffer.allocateDirect(1 << 20);
+        long read = 0;
+        while (read < total) {
+            in.clear();
+            int n = ch.read(in);
+            if (n < 0) {
+                throw new IOException("the echo ended after " + read + " of " + total + " bytes");
+            }
+            read += n;
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        writer.get(1, TimeUnit.MINUTES);
+        return new EchoFigures(percentile(nanos, rounds, 50), percentile(nanos, rounds, 99), transfers / seconds);
     }
 
     /** Seconds for one blk-bench VM run (create to stop). */

@@ -299,8 +299,16 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         return new State(type, status, driverFeatures, queueSel, interruptStatus, saved, errors, lastError, backend.state());
     }
 
-    /** Runs {@code action} under the transport's lock: for host threads that feed a queue (console input). */
+    /**
+     * Runs {@code action} under the transport's lock: for host threads that feed
+     * a queue (console input, vsock I/O). A driver error it meets sets
+     * DEVICE_NEEDS_RESET, as on a notify, instead of reaching the host thread.
+     */
     public synchronized void locked(Runnable action) {
-        action.run();
+        try {
+            action.run();
+        } catch (VirtqueueException e) {
+            needsReset("host-side delivery: " + e.getMessage());
+        }
     }
 }
