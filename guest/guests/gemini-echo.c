@@ -1,7 +1,7 @@
 /*
  * gemini-echo - a Gemini guest (docs/gemini-protocol.md). It opens a session
- * over rings in its own RAM, exports calc.add, calc.nop and calc.die, then:
- *
+ * over rings in its own RAM, exports calc.add, calc.nop, calc.echo and calc.die,
+ * then:
  *   arg 0: calls the host's itest.add(40, 2), gets a token from itest.grant
  *          and presents it to itest.check, expects net.open to be DENIED,
  *          then serves the host's calls until the session closes.
@@ -28,6 +28,15 @@ static int calc_nop(const struct nxia_gm_value *a, unsigned n, struct nxia_gm_va
 {
     (void)a, (void)n, (void)user;
     ret->tag = NXIA_GM_NULL;
+    return NXIA_GM_OK;
+}
+
+static int calc_echo(const struct nxia_gm_value *a, unsigned n, struct nxia_gm_value *ret, void *user)
+{
+    (void)user;
+    if (n != 1)
+        return NXIA_GM_EBAD_ARGS;
+    *ret = a[0]; /* points into the receive buffer, which stays put until the reply is encoded */
     return NXIA_GM_OK;
 }
 
@@ -72,6 +81,7 @@ int main(const struct nxia_boot *boot)
     nxia_gemini_export(&g, "calc", "add", calc_add, 0);
     nxia_gemini_export(&g, "calc", "nop", calc_nop, 0);
     nxia_gemini_export(&g, "calc", "die", calc_die, 0);
+    nxia_gemini_export(&g, "calc", "echo", calc_echo, 0);
     nxia_puts("session ");
     nxia_put_u64(g.session);
     nxia_putc('\n');

@@ -162,6 +162,12 @@ public final class GeminiImpl implements Gemini {
         return tokens.of(-1);
     }
 
+    /** The host service object registered under {@code name}, or null. */
+    Object hostService(String name) {
+        Entry e = byName.get(name);
+        return e == null ? null : e.service();
+    }
+
     Set<String> catastrophic(String service) {
         Entry e = byName.get(service);
         return e == null ? Set.of() : e.catastrophic();
