@@ -430,6 +430,7 @@ final class Session implements GeminiSession {
             }
             closeReason = reason;
         }
+        handler.closed(this); // tokens are revoked before any caller learns that the session closed
         String gone = transport.peerGone();
         if (gone == null) {
             try {
@@ -456,7 +457,6 @@ final class Session implements GeminiSession {
         }
         incoming.clear();
         welcomed.completeExceptionally(new GeminiException(ErrorCode.CLOSED, reason));
-        handler.closed(this);
         wake();
     }
 
