@@ -41,6 +41,8 @@ public final class GeminiImpl implements Gemini {
     private final Tokens tokens = new Tokens(Clock.systemUTC());
     private final AtomicLong ids = new AtomicLong();
     private final Map<Long, Session> sessions = new ConcurrentHashMap<>();
+    /** The open session of each VM: the doorbell looks it up on every KICK. */
+    private final Map<String, Session> byVm = new ConcurrentHashMap<>();
     private final ExecutorService workers =
             Executors.newCachedThreadPool(Thread.ofPlatform().name("gemini-worker-", 0).daemon(true).factory());
     private final HostHandler.Services services;
@@ -120,10 +122,16 @@ public final class GeminiImpl implements Gemini {
 
     Session openSession(Transport transport, String profile, String vmId) {
         long id = ids.incrementAndGet();
-        Session s = new Session(id, transport, profile, vmId, new HostHandler(policy, services, tokens, () -> {
+        Session s = new Session(id, transport, profile, vmId, new HostHandler(policy, services, tokens, closed -> {
             sessions.remove(id);
+            if (vmId != null) {
+                byVm.remove(vmId, closed);
+            }
             tokens.forget(id);
         }), tokens, true, workers);
+        if (vmId != null && byVm.putIfAbsent(vmId, s) != null) {
+            throw new IllegalStateException(vmId + " already has a Gemini session");
+        }
         sessions.put(id, s);
         return s.start("", Duration.ZERO);
     }
@@ -147,7 +155,7 @@ public final class GeminiImpl implements Gemini {
 
     @Override
     public Optional<GeminiSession> sessionOfVm(String vmId) {
-        return sessions.values().stream().filter(s -> vmId.equals(s.vmId()) && s.isOpen()).map(s -> (GeminiSession) s).findFirst();
+        return Optional.ofNullable(byVm.get(vmId));
     }
 
     @Override
@@ -160,6 +168,14 @@ public final class GeminiImpl implements Gemini {
     /** Every token, all sessions (gemini:tokens). */
     List<org.nxia.gemini.api.TokenInfo> allTokens() {
         return tokens.of(-1);
+    }
+
+    /** Rings the doorbell of a VM's session, if it has one. */
+    void wake(String vmId) {
+        Session s = byVm.get(vmId);
+        if (s != null) {
+            s.wake();
+        }
     }
 
     /** The host service object registered under {@code name}, or null. */

@@ -2,6 +2,7 @@ package org.nxia.gemini.internal;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 import org.nxia.gemini.api.CapabilityToken;
 import org.nxia.gemini.api.ErrorCode;
@@ -30,14 +31,9 @@ final class HostHandler implements Handler {
     private final CallPolicy policy;
     private final Services services;
     private final Tokens tokens;
-    private final Runnable onClose;
+    private final Consumer<Session> onClose;
 
-    HostHandler(CallPolicy policy, Services services, Tokens tokens) {
-        this(policy, services, tokens, () -> {
-        });
-    }
-
-    HostHandler(CallPolicy policy, Services services, Tokens tokens, Runnable onClose) {
+    HostHandler(CallPolicy policy, Services services, Tokens tokens, Consumer<Session> onClose) {
         this.policy = policy;
         this.services = services;
         this.tokens = tokens;
@@ -89,6 +85,6 @@ final class HostHandler implements Handler {
     @Override
     public void closed(Session session) {
         tokens.revokeAll(session.id());
-        onClose.run();
+        onClose.accept(session);
     }
 }

@@ -50,14 +50,11 @@ public final class VmAttach implements HostFunction {
         VirtualMachine vm = context.vm();
         int op = arg.get(ValueLayout.JAVA_SHORT_UNALIGNED, 6);
         if (op == KICK) {
-            gemini.sessionOfVm(vm.id()).ifPresent(s -> ((Session) s).wake());
+            gemini.wake(vm.id());
             return 0;
         }
         if (op != ATTACH || arg.byteSize() < ATTACH_SIZE) {
             throw new IllegalArgumentException("gemini host call: unknown op " + op + " or short argument");
-        }
-        if (gemini.sessionOfVm(vm.id()).isPresent()) {
-            throw new IllegalStateException(vm.id() + " already has a Gemini session");
         }
         long g2h = arg.get(ValueLayout.JAVA_LONG_UNALIGNED, 8);
         long g2hLen = arg.get(ValueLayout.JAVA_LONG_UNALIGNED, 16);
