@@ -12,6 +12,7 @@ import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.atomic.AtomicLong;
 
 import org.nxia.gemini.api.Gemini;
@@ -45,6 +46,7 @@ public final class GeminiImpl implements Gemini {
     private final Map<String, Session> byVm = new ConcurrentHashMap<>();
     private final ExecutorService workers =
             Executors.newCachedThreadPool(Thread.ofPlatform().name("gemini-worker-", 0).daemon(true).factory());
+    private final ScheduledThreadPoolExecutor timer = timer();
     private final HostHandler.Services services;
     private final ServiceTracker<Object, Entry> tracker;
     private final Map<String, Entry> byName = new ConcurrentHashMap<>();
@@ -88,6 +90,13 @@ public final class GeminiImpl implements Gemini {
         this.services = mapServices();
     }
 
+    /** Call timeouts; a call that completes cancels its timeout, which then leaves the queue at once. */
+    private static ScheduledThreadPoolExecutor timer() {
+        ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1, Thread.ofPlatform().name("gemini-timer").daemon(true).factory());
+        t.setRemoveOnCancelPolicy(true);
+        return t;
+    }
+
     private HostHandler.Services mapServices() {
         return new HostHandler.Services() {
             @Override
@@ -113,6 +122,7 @@ public final class GeminiImpl implements Gemini {
             tracker.close();
         }
         workers.shutdownNow();
+        timer.shutdownNow();
     }
 
     @Override
@@ -128,7 +138,7 @@ public final class GeminiImpl implements Gemini {
                 byVm.remove(vmId, closed);
             }
             tokens.forget(id);
-        }), tokens, true, workers);
+        }), tokens, true, workers, timer);
         if (vmId != null && byVm.putIfAbsent(vmId, s) != null) {
             throw new IllegalStateException(vmId + " already has a Gemini session");
         }
@@ -138,7 +148,7 @@ public final class GeminiImpl implements Gemini {
 
     /** A client end (what a guest runs) over {@code transport}, for tests and the loopback benchmark. */
     Session client(Transport transport, PeerHandler handler, String name) {
-        return new Session(0, transport, "", null, handler, tokens, false, workers).start(name, Duration.ofSeconds(5));
+        return new Session(0, transport, "", null, handler, tokens, false, workers, timer).start(name, Duration.ofSeconds(5));
     }
 
     @Override

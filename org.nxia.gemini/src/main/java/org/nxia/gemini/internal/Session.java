@@ -12,6 +12,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -45,6 +47,7 @@ final class Session implements GeminiSession {
     private final Tokens tokens;
     private final boolean server;
     private final Executor workers;
+    private final ScheduledExecutorService timer;
     private final AtomicLong nextCall = new AtomicLong(1);
     private final Map<Long, Pending> outgoing = new ConcurrentHashMap<>();
     private final Map<Long, Context> incoming = new ConcurrentHashMap<>();
@@ -56,7 +59,7 @@ final class Session implements GeminiSession {
     private volatile String closeReason;
 
     Session(long id, Transport transport, String profile, String vmId, Handler handler, Tokens tokens, boolean server,
-            Executor workers) {
+            Executor workers, ScheduledExecutorService timer) {
         this.id = id;
         this.transport = transport;
         this.profile = profile;
@@ -65,6 +68,7 @@ final class Session implements GeminiSession {
         this.tokens = tokens;
         this.server = server;
         this.workers = workers;
+        this.timer = timer;
         this.poller = Thread.ofPlatform().daemon().name("gemini-session-" + id).unstarted(this::pollLoop);
     }
 
@@ -352,13 +356,14 @@ final class Session implements GeminiSession {
             outgoing.remove(callId);
             return CompletableFuture.failedFuture(e);
         }
-        CompletableFuture.delayedExecutor(timeout.toNanos(), TimeUnit.NANOSECONDS).execute(() -> {
+        ScheduledFuture<?> expiry = timer.schedule(() -> {
             if (outgoing.remove(callId) == p
                     && p.completeExceptionally(new GeminiException(ErrorCode.TIMEOUT, service + "." + method
                     + " did not answer within " + timeout.toMillis() + " ms"))) {
                 trySend(new Wire.Cancel(callId));
             }
-        });
+        }, timeout.toNanos(), TimeUnit.NANOSECONDS);
+        p.whenComplete((r, e) -> expiry.cancel(false)); // the timer drops it: no task lingers per call
         return p;
     }
 
