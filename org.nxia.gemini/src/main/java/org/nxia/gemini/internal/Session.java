@@ -129,9 +129,8 @@ final class Session implements GeminiSession {
             close("transport failed: " + e.reason());
         } catch (RuntimeException e) {
             close("transport failed: " + e);
-        } finally {
-            transport.close();
         }
+        // close() closes the transport, after its CLOSE frame went out
     }
 
     private void frame(byte[] buf, int n) {
@@ -447,6 +446,7 @@ final class Session implements GeminiSession {
                 // the transport is already broken
             }
         }
+        transport.close();
         for (Long k : List.copyOf(outgoing.keySet())) {
             Pending p = outgoing.remove(k);
             if (p != null) {

@@ -302,6 +302,23 @@ class SessionTest {
         assertTrue(t != null);
     }
 
+    /** The CLOSE frame must go out before the transport closes, even when the receiver is busy spinning. */
+    @Test
+    void theHostsCloseAlwaysReachesThePeer() throws Exception {
+        for (int i = 0; i < 50; i++) {
+            LoopbackTransport[] w = LoopbackTransport.pair();
+            GeminiSession h = gemini.openSession(w[0], "test", null);
+            Session g = gemini.client(w[1], new PeerHandler(), "peer-" + i);
+            assertEquals(3L, g.call("echo", "add", T, 1L, 2L));
+            h.close("round " + i);
+            long deadline = System.nanoTime() + 2_000_000_000L;
+            while (g.isOpen() && System.nanoTime() < deadline) {
+                Thread.sleep(1);
+            }
+            assertEquals("the peer closed the session: round " + i, g.closeReason());
+        }
+    }
+
     @Test
     void peerDeathFailsOutstandingCallsPromptly() throws Exception {
         CompletableFuture<Object> f = host.callAsync("calc", "slow", List.of(), Duration.ofSeconds(30), 10_000L);
