@@ -7,6 +7,7 @@ import java.util.Arrays;
 import java.util.Hashtable;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import org.apache.felix.service.command.Descriptor;
@@ -204,7 +205,12 @@ public final class GeminiBench {
             double[] h2l = roundTrips(session.get(), n);
             double mibs = echo(session.get(), Math.max(100, n / 10));
             session.get().close("bench done");
-            vm.await(Duration.ofSeconds(30));
+            try {
+                vm.await(Duration.ofSeconds(30));
+            } catch (TimeoutException e) {
+                System.out.println("warning: the guest did not exit within 30 s of CLOSE; stopping it");
+                vm.stop();
+            }
             return new double[] {h2l[0], h2l[1], l2h[0], l2h[1], mibs};
         } finally {
             m.destroy(vm.id());
