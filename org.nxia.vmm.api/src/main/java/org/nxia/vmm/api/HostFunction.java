@@ -25,4 +25,12 @@ public interface HostFunction {
      * @throws Exception any failure; the guest sees {@code NXIA_HC_EFAIL}
      */
     long call(MemorySegment argument, MemorySegment result) throws Exception;
+
+    /**
+     * Handles one call knowing which VM made it; the VMM calls this form. The
+     * default ignores the context.
+     */
+    default long call(HostCallContext context, MemorySegment argument, MemorySegment result) throws Exception {
+        return call(argument, result);
+    }
 }

@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.HostFunction;
 
 /**
@@ -49,16 +50,17 @@ public final class HostCalls {
      *
      * @return the status written to the block, or {@link #EINVAL} when the block itself is unusable
      */
-    public int handle(GuestMemory memory, long block) {
+    public int handle(HostCallContext context, long block) {
+        GuestMemory memory = context.memory();
         if ((block & 7) != 0 || !memory.contains(block, BLOCK_SIZE)) {
             return EINVAL;  // nowhere to write a status: the caller fails the VM
         }
-        int status = dispatch(memory, block);
+        int status = dispatch(context, memory, block);
         memory.writeInt(block + 8, status);
         return status;
     }
 
-    private int dispatch(GuestMemory memory, long block) {
+    private int dispatch(HostCallContext context, GuestMemory memory, long block) {
         if (memory.readInt(block) != MAGIC || Short.toUnsignedInt((short) (memory.readInt(block + 4) & 0xffff)) != VERSION) {
             return EINVAL;
         }
@@ -85,7 +87,7 @@ public final class HostCalls {
         MemorySegment result = memory.slice(retGpa, retCap);
         long written;
         try {
-            written = function.call(argument, result);
+            written = function.call(context, argument, result);
         } catch (Exception | LinkageError e) {
             return EFAIL;
         }

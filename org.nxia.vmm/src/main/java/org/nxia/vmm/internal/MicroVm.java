@@ -17,6 +17,7 @@ import java.util.concurrent.TimeoutException;
 
 import org.nxia.vmm.api.ExitHandler;
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.Hypervisor;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.Partition;
@@ -47,7 +48,7 @@ import org.nxia.vmm.internal.micro.PageTables;
  * vCPU runs on its own platform thread; port and MMIO exits go through its
  * {@link Bus}. Anything the guest does wrong stops this VM only.
  */
-final class MicroVm implements VirtualMachine, ExitHandler {
+final class MicroVm implements VirtualMachine, ExitHandler, HostCallContext {
 
     private final String id;
     private final VmProfile profile;
@@ -63,6 +64,8 @@ final class MicroVm implements VirtualMachine, ExitHandler {
     private final ConsoleLog console = new ConsoleLog();
     private final byte[] consoleBuffer = new byte[MicroVmLayout.CONSOLE_CAP];
     private final CountDownLatch stopped = new CountDownLatch(1);
+    /** Host-call state that lives in guest RAM lets go of it here, before the partition is closed. */
+    private final List<Runnable> destroyActions = new ArrayList<>();
 
     private volatile VmState state = VmState.CREATED;
     private volatile boolean closed;
@@ -240,9 +243,32 @@ final class MicroVm implements VirtualMachine, ExitHandler {
 
     private void hostCall(long block) {
         hostCallCount++;
-        if (hostCalls.handle(memory, block) == HostCalls.EINVAL && !memory.contains(block, HostCalls.BLOCK_SIZE)) {
+        if (hostCalls.handle(this, block) == HostCalls.EINVAL && !memory.contains(block, HostCalls.BLOCK_SIZE)) {
             stopWith(VmResult.Reason.GUEST_ERROR, "host call block at 0x%x is not in guest RAM".formatted(block));
         }
+    }
+
+    // ---- HostCallContext ----
+
+    @Override
+    public VirtualMachine vm() {
+        return this;
+    }
+
+    @Override
+    public GuestMemory memory() {
+        return memory;
+    }
+
+    @Override
+    public void onDestroy(Runnable action) {
+        synchronized (destroyActions) {
+            if (!closed) {
+                destroyActions.add(action);
+                return;
+            }
+        }
+        action.run();
     }
 
     // ---- ExitHandler: called on the vCPU thread for each exit ----
@@ -487,7 +513,19 @@ final class MicroVm implements VirtualMachine, ExitHandler {
         } else if (state == VmState.CREATED) {
             stop();
         }
-        closed = true;
+        List<Runnable> actions;
+        synchronized (destroyActions) {
+            closed = true;
+            actions = List.copyOf(destroyActions);
+            destroyActions.clear();
+        }
+        for (Runnable action : actions) {
+            try {
+                action.run();
+            } catch (RuntimeException e) {
+                // one holder failing to let go must not keep the VM's memory alive
+            }
+        }
         closeDevices();
         partition.close();
     }

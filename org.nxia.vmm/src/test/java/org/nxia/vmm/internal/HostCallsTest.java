@@ -22,7 +22,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.HostFunction;
+import org.nxia.vmm.api.VirtualMachine;
 
 class HostCallsTest {
 
@@ -42,6 +44,26 @@ class HostCallsTest {
     private final byte[] ram = new byte[(int) RAM];
     private final GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(ram));
     private final HostCalls calls = new HostCalls();
+
+    /** A context for a VM that is only its memory: these tests exercise the block, not the VM. */
+    private static HostCallContext context(GuestMemory memory) {
+        return new HostCallContext() {
+            @Override
+            public VirtualMachine vm() {
+                throw new UnsupportedOperationException("no VM in this test");
+            }
+
+            @Override
+            public GuestMemory memory() {
+                return memory;
+            }
+
+            @Override
+            public void onDestroy(Runnable action) {
+                throw new UnsupportedOperationException("no VM in this test");
+            }
+        };
+    }
 
     HostCallsTest() {
         calls.add("upper", UPPER);
@@ -89,7 +111,7 @@ class HostCallsTest {
     void callsFunctionByNameAndReportsResultLength() {
         argument("hello, guest");
         block(BLOCK, "upper", ARG, 12, RET, 64);
-        assertEquals(HostCalls.OK, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.OK, calls.handle(context(memory), BLOCK));
         assertEquals(0, status());
         assertEquals(12, retLen());
         assertEquals("HELLO, GUEST", result(12));
@@ -110,7 +132,7 @@ class HostCallsTest {
     @Test
     void acceptsEmptyArgumentAndEmptyResultBuffer() {
         block(BLOCK, "upper", 0, 0, 0, 0);
-        assertEquals(HostCalls.OK, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.OK, calls.handle(context(memory), BLOCK));
         assertEquals(0, retLen());
     }
 
@@ -122,7 +144,7 @@ class HostCallsTest {
             return 0;
         });
         block(BLOCK, "size", 0x10_0000, 1 << 20, RET, 0);
-        assertEquals(HostCalls.OK, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.OK, calls.handle(context(memory), BLOCK));
         assertEquals(1L << 20, seen.get());
     }
 
@@ -132,7 +154,7 @@ class HostCallsTest {
         calls.add(name, UPPER);
         memory.write(RAM - 3, "abc".getBytes(StandardCharsets.US_ASCII));
         block(BLOCK, name, RAM - 3, 3, RAM - 3, 3);  // result overwrites the argument in place
-        assertEquals(HostCalls.OK, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.OK, calls.handle(context(memory), BLOCK));
         assertEquals("ABC", new String(memory.read(RAM - 3, 3), StandardCharsets.US_ASCII));
     }
 
@@ -142,7 +164,7 @@ class HostCallsTest {
         assertEquals(0, at % 8);
         argument("x");
         block(at, "upper", ARG, 1, RET, 1);
-        assertEquals(HostCalls.OK, calls.handle(memory, at));
+        assertEquals(HostCalls.OK, calls.handle(context(memory), at));
         assertEquals(0, memory.readInt(at + 8));
         assertEquals(1, memory.readLong(at + 80));
     }
@@ -150,7 +172,7 @@ class HostCallsTest {
     @Test
     void unknownNameIsEnoent() {
         block(BLOCK, "lower", ARG, 0, RET, 0);
-        assertEquals(HostCalls.ENOENT, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.ENOENT, calls.handle(context(memory), BLOCK));
         assertEquals(HostCalls.ENOENT, status());
         assertEquals(0, retLen());
     }
@@ -159,9 +181,9 @@ class HostCallsTest {
     void removedFunctionIsEnoentAndOnlyTheSameInstanceIsRemoved() {
         block(BLOCK, "upper", ARG, 0, RET, 0);
         calls.remove("upper", (a, r) -> 0);  // another instance: ignored
-        assertEquals(HostCalls.OK, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.OK, calls.handle(context(memory), BLOCK));
         calls.remove("upper", UPPER);
-        assertEquals(HostCalls.ENOENT, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.ENOENT, calls.handle(context(memory), BLOCK));
         assertTrue(calls.functions().isEmpty());
     }
 
@@ -176,7 +198,7 @@ class HostCallsTest {
     @Test
     void badMagicIsEinval() {
         rawBlock(BLOCK, 0x4348584f, 1, name("upper"), ARG, 0, RET, 0);
-        assertEquals(HostCalls.EINVAL, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.EINVAL, calls.handle(context(memory), BLOCK));
         assertEquals(HostCalls.EINVAL, status());
     }
 
@@ -184,14 +206,14 @@ class HostCallsTest {
     @ValueSource(ints = {0, 2, 0xffff, 0x101})
     void badVersionIsEinval(int version) {
         rawBlock(BLOCK, 0x4348584e, version, name("upper"), ARG, 0, RET, 0);
-        assertEquals(HostCalls.EINVAL, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.EINVAL, calls.handle(context(memory), BLOCK));
         assertEquals(HostCalls.EINVAL, status());
     }
 
     @Test
     void emptyNameIsEinval() {
         rawBlock(BLOCK, 0x4348584e, 1, new byte[32], ARG, 0, RET, 0);
-        assertEquals(HostCalls.EINVAL, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.EINVAL, calls.handle(context(memory), BLOCK));
         assertEquals(HostCalls.EINVAL, status());
         assertEquals(0, retLen());
     }
@@ -202,7 +224,7 @@ class HostCallsTest {
         calls.add(name, UPPER);
         calls.add(name.substring(0, 31), UPPER);
         rawBlock(BLOCK, 0x4348584e, 1, name(name), ARG, 0, RET, 0);
-        assertEquals(HostCalls.EINVAL, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.EINVAL, calls.handle(context(memory), BLOCK));
         assertEquals(HostCalls.EINVAL, status());
     }
 
@@ -211,7 +233,7 @@ class HostCallsTest {
     void nonPrintableOrNonAsciiNameIsEinval(String name) {
         calls.add(name, UPPER);
         block(BLOCK, name, ARG, 0, RET, 0);
-        assertEquals(HostCalls.EINVAL, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.EINVAL, calls.handle(context(memory), BLOCK));
         assertEquals(HostCalls.EINVAL, status());
     }
 
@@ -222,7 +244,7 @@ class HostCallsTest {
             block(at, "upper", ARG, 0, RET, 0);
         }
         byte[] before = ram.clone();
-        assertEquals(HostCalls.EINVAL, calls.handle(memory, at));
+        assertEquals(HostCalls.EINVAL, calls.handle(context(memory), at));
         assertArrayEquals(before, ram);
     }
 
@@ -234,7 +256,7 @@ class HostCallsTest {
             memory.writeShort(at + 4, (short) 1);
         }
         byte[] before = ram.clone();
-        assertEquals(HostCalls.EINVAL, calls.handle(memory, at));
+        assertEquals(HostCalls.EINVAL, calls.handle(context(memory), at));
         assertArrayEquals(before, ram);
     }
 
@@ -263,7 +285,7 @@ class HostCallsTest {
             return 0;
         });
         block(BLOCK, "spy", argGpa, argLen, retGpa, retCap);
-        assertEquals(HostCalls.EFAULT, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.EFAULT, calls.handle(context(memory), BLOCK));
         assertEquals(HostCalls.EFAULT, status());
         assertEquals(0, retLen());
         assertFalse(called.get(), "the function must not run");
@@ -273,7 +295,7 @@ class HostCallsTest {
     @ValueSource(longs = {(1 << 20) + 1, 2 << 20, Long.MAX_VALUE, -1, Long.MIN_VALUE})
     void argumentOverOneMibIsE2big(long argLen) {
         block(BLOCK, "upper", 0, argLen, RET, 16);
-        assertEquals(HostCalls.E2BIG, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.E2BIG, calls.handle(context(memory), BLOCK));
         assertEquals(HostCalls.E2BIG, status());
         assertEquals(0, retLen());
     }
@@ -282,7 +304,7 @@ class HostCallsTest {
     void resultLargerThanCapacityIsE2big() {
         argument("hello");
         block(BLOCK, "upper", ARG, 5, RET, 4);
-        assertEquals(HostCalls.E2BIG, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.E2BIG, calls.handle(context(memory), BLOCK));
         assertEquals(HostCalls.E2BIG, status());
         assertEquals(0, retLen());
         assertEquals((byte) 0, ram[(int) RET + 4], "nothing written past ret_cap");
@@ -293,7 +315,7 @@ class HostCallsTest {
     void functionClaimingImpossibleLengthIsE2big(long claimed) {
         calls.add("liar", (a, r) -> claimed);
         block(BLOCK, "liar", ARG, 0, RET, 16);
-        assertEquals(HostCalls.E2BIG, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.E2BIG, calls.handle(context(memory), BLOCK));
         assertEquals(0, retLen());
     }
 
@@ -310,7 +332,7 @@ class HostCallsTest {
         });
         for (String name : new String[] {"checked", "unchecked", "linkage"}) {
             block(BLOCK, name, ARG, 4, RET, 16);
-            assertEquals(HostCalls.EFAIL, calls.handle(memory, BLOCK), name);
+            assertEquals(HostCalls.EFAIL, calls.handle(context(memory), BLOCK), name);
             assertEquals(HostCalls.EFAIL, status());
             assertEquals(0, retLen());
         }
@@ -323,7 +345,7 @@ class HostCallsTest {
             return 0;
         });
         block(BLOCK, "overrun", ARG, 0, RET, 8);
-        assertEquals(HostCalls.EFAIL, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.EFAIL, calls.handle(context(memory), BLOCK));
         assertEquals(0, ram[(int) RET + 8]);
     }
 
@@ -344,7 +366,7 @@ class HostCallsTest {
             return 0;
         });
         block(BLOCK, "probe", ARG, 4, RET, 100);
-        assertEquals(HostCalls.OK, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.OK, calls.handle(context(memory), BLOCK));
         assertTrue(arg.get().isReadOnly());
         assertEquals(4, arg.get().byteSize());
         assertNotNull(writeAttempt.get(), "writing the argument must fail");
@@ -361,7 +383,7 @@ class HostCallsTest {
             return 0;
         });
         block(BLOCK, "vandal", ARG, 4, RET, 0);
-        assertEquals(HostCalls.EFAIL, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.EFAIL, calls.handle(context(memory), BLOCK));
         assertEquals("keep", new String(memory.read(ARG, 4), StandardCharsets.US_ASCII));
     }
 
@@ -371,7 +393,7 @@ class HostCallsTest {
         raw[10] = 'z';  // after the terminator: ignored
         argument("q");
         rawBlock(BLOCK, 0x4348584e, 1, raw, ARG, 1, RET, 1);
-        assertEquals(HostCalls.OK, calls.handle(memory, BLOCK));
+        assertEquals(HostCalls.OK, calls.handle(context(memory), BLOCK));
     }
 
     @Test
@@ -426,7 +448,7 @@ class HostCallsTest {
             byte[] before = small.clone();
             int status;
             try {
-                status = hc.handle(m, at);
+                status = hc.handle(context(m), at);
             } catch (RuntimeException | Error e) {
                 fail("block " + i + " at 0x" + Long.toHexString(at) + " threw " + e, e);
                 return;

@@ -1,0 +1,152 @@
+/*
+ * nxia_gemini.h - Gemini calls across the VM boundary, guest side
+ * (docs/gemini-protocol.md), and the Portal SPSC ring it runs over
+ * (docs/portal-abi.md).
+ *
+ * The codec and the ring build for the host too (the test program); the
+ * session API needs a guest (NXIA_GUEST).
+ */
+#ifndef NXIA_GEMINI_H
+#define NXIA_GEMINI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NXIA_GM_VERSION      1u
+#define NXIA_GM_HEADER       16u
+
+enum {
+    NXIA_GM_HELLO = 1, NXIA_GM_WELCOME, NXIA_GM_CALL, NXIA_GM_RETURN,
+    NXIA_GM_ERROR, NXIA_GM_CANCEL, NXIA_GM_CLOSE
+};
+
+enum {
+    NXIA_GM_NULL = 0, NXIA_GM_BOOL, NXIA_GM_I32, NXIA_GM_I64, NXIA_GM_F64,
+    NXIA_GM_STR, NXIA_GM_BYTES, NXIA_GM_REF, NXIA_GM_TOKEN
+};
+
+/* Error codes (ERROR frames); 0 is success in the C API. */
+enum {
+    NXIA_GM_OK = 0, NXIA_GM_EBAD_FRAME, NXIA_GM_EVERSION, NXIA_GM_EAUTH,
+    NXIA_GM_ENO_SERVICE, NXIA_GM_ENO_METHOD, NXIA_GM_EBAD_ARGS, NXIA_GM_EDENIED,
+    NXIA_GM_ETOKEN, NXIA_GM_EFAILED, NXIA_GM_ECANCELLED, NXIA_GM_ETIMEOUT,
+    NXIA_GM_ECLOSED, NXIA_GM_ERATE_LIMITED, NXIA_GM_EBUSY
+};
+
+#define NXIA_GM_MAX_NAME     64u
+#define NXIA_GM_MAX_PEER     64u
+#define NXIA_GM_MAX_AUTH     256u
+#define NXIA_GM_MAX_MESSAGE  1024u
+#define NXIA_GM_MAX_TOKENS   8u
+#define NXIA_GM_MAX_ARGS     32u
+
+/* One value. Strings and bytes point into the frame they came from. */
+struct nxia_gm_value {
+    uint8_t tag;
+    uint8_t b;                 /* BOOL */
+    int32_t i32;               /* I32 */
+    int64_t i64;               /* I64 */
+    uint64_t f64;              /* F64: the IEEE 754 bits */
+    const uint8_t *ptr;        /* STR, BYTES */
+    uint32_t len;
+    uint64_t ref_off, ref_len; /* REF */
+    uint32_t ref_gen;
+    uint8_t token[16];         /* TOKEN */
+};
+
+/* A decoded frame; which fields count depends on type. */
+struct nxia_gm_frame {
+    uint8_t type;
+    uint64_t id;
+    uint16_t min_version, max_version;       /* HELLO */
+    const uint8_t *peer; uint32_t peer_len;
+    const uint8_t *auth; uint32_t auth_len;
+    uint16_t version; uint32_t max_frame;    /* WELCOME */
+    uint64_t session;
+    const uint8_t *service; uint32_t service_len; /* CALL */
+    const uint8_t *method; uint32_t method_len;
+    uint8_t ntokens; const uint8_t *tokens;  /* 16 bytes each */
+    uint16_t nargs;
+    struct nxia_gm_value args[NXIA_GM_MAX_ARGS];
+    struct nxia_gm_value value;              /* RETURN */
+    uint16_t code;                           /* ERROR */
+    const uint8_t *message; uint32_t message_len; /* ERROR message, CLOSE reason */
+};
+
+/* Decodes a hostile frame; 0 if valid, -1 if it is a BAD_FRAME. */
+int nxia_gm_decode(const uint8_t *buf, uint32_t len, struct nxia_gm_frame *f);
+
+/* Encodes f into buf; returns the length, or -1 if it does not fit or breaks a limit. */
+long nxia_gm_encode(const struct nxia_gm_frame *f, uint8_t *buf, uint32_t cap);
+
+/* ---- Portal SPSC ring (docs/portal-abi.md) ---- */
+
+#define NXIA_RING_MAGIC      0x5250584eu /* "NXPR" */
+#define NXIA_RING_DATA       192u
+
+struct nxia_ring {
+    uint8_t *base;
+    uint32_t cap;
+    uint64_t prod, cons;  /* this side's own index */
+};
+
+/* Formats an empty ring of cap data bytes (power of two, >= 64) at mem (8-byte aligned, 192 + cap bytes). */
+int nxia_ring_format(struct nxia_ring *r, void *mem, uint32_t cap);
+/* 1 queued, 0 full, -1 never fits or the consumer index is corrupt. */
+int nxia_ring_offer(struct nxia_ring *r, const void *msg, uint32_t len);
+/* The message length, -1 if empty, -2 if corrupt or larger than cap_into. */
+long nxia_ring_poll(struct nxia_ring *r, void *into, uint32_t cap_into);
+
+/* ---- guest session ---------------------------------------------------- */
+
+#define NXIA_GM_ATTACH_MAGIC 0x4d47584eu /* "NXGM" */
+#define NXIA_GM_OP_ATTACH    1u
+#define NXIA_GM_OP_KICK      2u
+
+#ifndef NXIA_GM_RING_CAP
+#define NXIA_GM_RING_CAP     65536u
+#endif
+#define NXIA_GM_MAX_FRAME    (NXIA_GM_RING_CAP - 4u)
+#define NXIA_GM_MAX_EXPORTS  16u
+
+/*
+ * An exported function: fill *ret (strings/bytes it points to must outlive
+ * the call, e.g. static) and return NXIA_GM_OK or an error code.
+ */
+typedef int (*nxia_gm_fn)(const struct nxia_gm_value *args, unsigned nargs, struct nxia_gm_value *ret, void *user);
+
+struct nxia_gemini {
+    uint8_t g2h[NXIA_RING_DATA + NXIA_GM_RING_CAP] __attribute__((aligned(64)));
+    uint8_t h2g[NXIA_RING_DATA + NXIA_GM_RING_CAP] __attribute__((aligned(64)));
+    volatile uint32_t ctl[16] __attribute__((aligned(64)));
+    struct nxia_ring tx, rx;
+    uint8_t rxbuf[NXIA_GM_MAX_FRAME] __attribute__((aligned(8)));
+    uint8_t txbuf[NXIA_GM_MAX_FRAME] __attribute__((aligned(8)));
+    struct nxia_gm_frame in, out;
+    uint64_t next_id;
+    uint64_t session;
+    int closed;
+    unsigned nexports;
+    struct { const char *service, *method; nxia_gm_fn fn; void *user; } exports[NXIA_GM_MAX_EXPORTS];
+    unsigned long calls_served;
+};
+
+#ifdef NXIA_GUEST
+/* Formats the rings, attaches them (host call "gemini"), says HELLO and waits for WELCOME. NXIA_GM_OK or an error. */
+int nxia_gemini_open(struct nxia_gemini *g, const char *peer);
+/* Registers service.method for the host to call. */
+int nxia_gemini_export(struct nxia_gemini *g, const char *service, const char *method, nxia_gm_fn fn, void *user);
+/*
+ * Calls service.method in the host and waits, serving the host's calls
+ * meanwhile. On NXIA_GM_OK *ret holds the result (strings point into g,
+ * valid until the next call); on an error the code is returned and
+ * *ret holds the message as a STR.
+ */
+int nxia_gemini_call(struct nxia_gemini *g, const char *service, const char *method,
+                     const struct nxia_gm_value *args, unsigned nargs,
+                     const uint8_t (*tokens)[16], unsigned ntokens, struct nxia_gm_value *ret);
+/* Serves the host's calls until it closes the session; returns the number served. */
+unsigned long nxia_gemini_serve(struct nxia_gemini *g);
+#endif
+
+#endif /* NXIA_GEMINI_H */

@@ -1,0 +1,41 @@
+package org.nxia.gemini.api;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+import org.osgi.annotation.versioning.ProviderType;
+
+/**
+ * The Gemini service: sessions with guests and the host services they may
+ * call. A host service is any OSGi service registered with the property
+ * {@value #SERVICE_PROPERTY}; its public methods are callable by name.
+ */
+@ProviderType
+public interface Gemini {
+
+    /** Service property: the name guests call the service by. */
+    String SERVICE_PROPERTY = "gemini.service";
+
+    /**
+     * Service property: the service's catastrophic methods (comma-separated
+     * names, or {@code *}); the policy denies them unless a manifest grants them.
+     */
+    String CATASTROPHIC_PROPERTY = "gemini.catastrophic";
+
+    List<GeminiSession> sessions();
+
+    Optional<GeminiSession> session(long id);
+
+    /** The session of a VM, if it opened one. */
+    Optional<GeminiSession> sessionOfVm(String vmId);
+
+    /** Host service names mapped to their callable method names. */
+    Map<String, List<String>> services();
+
+    /**
+     * Opens a session over {@code transport} whose peer says HELLO; the
+     * session applies the policy of {@code profile}.
+     */
+    GeminiSession open(Transport transport, String profile, String vmId);
+}

@@ -1,0 +1,202 @@
+package org.nxia.gemini.internal;
+
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.atomic.AtomicLong;
+
+import org.nxia.gemini.api.Gemini;
+import org.nxia.gemini.api.GeminiSession;
+import org.nxia.gemini.api.Transport;
+import org.nxia.lsm.policy.api.CallPolicy;
+import org.osgi.framework.BundleContext;
+import org.osgi.framework.Filter;
+import org.osgi.framework.FrameworkUtil;
+import org.osgi.framework.InvalidSyntaxException;
+import org.osgi.framework.ServiceReference;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Deactivate;
+import org.osgi.service.component.annotations.Reference;
+import org.osgi.util.tracker.ServiceTracker;
+
+/**
+ * The Gemini service: holds the sessions, the token table and the host
+ * services (every OSGi service with {@value Gemini#SERVICE_PROPERTY}, tracked
+ * so a bundle installed later is callable by the next call).
+ */
+@Component(service = Gemini.class)
+public final class GeminiImpl implements Gemini {
+
+    private final CallPolicy policy;
+    private final Tokens tokens = new Tokens(Clock.systemUTC());
+    private final AtomicLong ids = new AtomicLong();
+    private final Map<Long, Session> sessions = new ConcurrentHashMap<>();
+    /** The open session of each VM: the doorbell looks it up on every KICK. */
+    private final Map<String, Session> byVm = new ConcurrentHashMap<>();
+    private final ExecutorService workers =
+            Executors.newCachedThreadPool(Thread.ofPlatform().name("gemini-worker-", 0).daemon(true).factory());
+    private final ScheduledThreadPoolExecutor timer = timer();
+    private final HostHandler.Services services;
+    private final ServiceTracker<Object, Entry> tracker;
+    private final Map<String, Entry> byName = new ConcurrentHashMap<>();
+
+    private record Entry(String name, Object service, Set<String> catastrophic) {
+    }
+
+    @Activate
+    public GeminiImpl(BundleContext context, @Reference CallPolicy policy) throws InvalidSyntaxException {
+        this.policy = policy;
+        Filter filter = FrameworkUtil.createFilter("(" + SERVICE_PROPERTY + "=*)");
+        this.tracker = new ServiceTracker<>(context, filter, null) {
+            @Override
+            public Entry addingService(ServiceReference<Object> ref) {
+                Object service = context.getService(ref);
+                if (service == null) {
+                    return null;
+                }
+                Object c = ref.getProperty(CATASTROPHIC_PROPERTY);
+                Set<String> cat = c == null ? Set.of() : Set.of(String.valueOf(c).split("\\s*,\\s*"));
+                Entry e = new Entry(String.valueOf(ref.getProperty(SERVICE_PROPERTY)), service, cat);
+                byName.put(e.name(), e);
+                return e;
+            }
+
+            @Override
+            public void removedService(ServiceReference<Object> ref, Entry e) {
+                byName.remove(e.name(), e);
+                context.ungetService(ref);
+            }
+        };
+        this.services = mapServices();
+        tracker.open(true);
+    }
+
+    /** For tests: host services from a map, no OSGi. */
+    GeminiImpl(CallPolicy policy, Map<String, Object> services, Map<String, Set<String>> catastrophic) {
+        this.policy = policy;
+        this.tracker = null;
+        services.forEach((name, s) -> byName.put(name, new Entry(name, s, catastrophic.getOrDefault(name, Set.of()))));
+        this.services = mapServices();
+    }
+
+    /** Call timeouts; a call that completes cancels its timeout, which then leaves the queue at once. */
+    private static ScheduledThreadPoolExecutor timer() {
+        ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1, Thread.ofPlatform().name("gemini-timer").daemon(true).factory());
+        t.setRemoveOnCancelPolicy(true);
+        return t;
+    }
+
+    private HostHandler.Services mapServices() {
+        return new HostHandler.Services() {
+            @Override
+            public Object find(String name) {
+                Entry e = byName.get(name);
+                return e == null ? null : e.service();
+            }
+
+            @Override
+            public boolean catastrophic(String name, String method) {
+                Entry e = byName.get(name);
+                return e != null && (e.catastrophic().contains(method) || e.catastrophic().contains("*"));
+            }
+        };
+    }
+
+    @Deactivate
+    void deactivate() {
+        for (Session s : List.copyOf(sessions.values())) {
+            s.close("Gemini is stopping");
+        }
+        if (tracker != null) {
+            tracker.close();
+        }
+        workers.shutdownNow();
+        timer.shutdownNow();
+    }
+
+    @Override
+    public GeminiSession open(Transport transport, String profile, String vmId) {
+        return openSession(transport, profile, vmId);
+    }
+
+    Session openSession(Transport transport, String profile, String vmId) {
+        long id = ids.incrementAndGet();
+        Session s = new Session(id, transport, profile, vmId, new HostHandler(policy, services, tokens, closed -> {
+            sessions.remove(id);
+            if (vmId != null) {
+                byVm.remove(vmId, closed);
+            }
+            tokens.forget(id);
+        }), tokens, true, workers, timer);
+        if (vmId != null && byVm.putIfAbsent(vmId, s) != null) {
+            throw new IllegalStateException(vmId + " already has a Gemini session");
+        }
+        sessions.put(id, s);
+        return s.start("", Duration.ZERO);
+    }
+
+    /** A client end (what a guest runs) over {@code transport}, for tests and the loopback benchmark. */
+    Session client(Transport transport, PeerHandler handler, String name) {
+        return new Session(0, transport, "", null, handler, tokens, false, workers, timer).start(name, Duration.ofSeconds(5));
+    }
+
+    @Override
+    public List<GeminiSession> sessions() {
+        List<GeminiSession> out = new ArrayList<>(sessions.values());
+        out.sort((a, b) -> Long.compare(a.id(), b.id()));
+        return out;
+    }
+
+    @Override
+    public Optional<GeminiSession> session(long id) {
+        return Optional.ofNullable(sessions.get(id));
+    }
+
+    @Override
+    public Optional<GeminiSession> sessionOfVm(String vmId) {
+        return Optional.ofNullable(byVm.get(vmId));
+    }
+
+    @Override
+    public Map<String, List<String>> services() {
+        Map<String, List<String>> out = new TreeMap<>();
+        byName.forEach((name, e) -> out.put(name, Values.names(e.service())));
+        return out;
+    }
+
+    /** Every token, all sessions (gemini:tokens). */
+    List<org.nxia.gemini.api.TokenInfo> allTokens() {
+        return tokens.of(-1);
+    }
+
+    /** Rings the doorbell of a VM's session, if it has one. */
+    void wake(String vmId) {
+        Session s = byVm.get(vmId);
+        if (s != null) {
+            s.wake();
+        }
+    }
+
+    /** The host service object registered under {@code name}, or null. */
+    Object hostService(String name) {
+        Entry e = byName.get(name);
+        return e == null ? null : e.service();
+    }
+
+    Set<String> catastrophic(String service) {
+        Entry e = byName.get(service);
+        return e == null ? Set.of() : e.catastrophic();
+    }
+
+}

@@ -1,0 +1,19 @@
+package org.nxia.gemini.internal;
+
+import org.nxia.gemini.api.GeminiException;
+
+/** What a session does with the peer's calls and its own outgoing ones. */
+interface Handler {
+
+    /** Serves one incoming call on a worker thread; a {@link GeminiException} goes back typed, anything else as FAILED. */
+    Object serve(Session session, Wire.Call call, Session.Context context) throws Exception;
+
+    /** Checks a call this side is about to make; throws {@link GeminiException} to refuse it. */
+    void checkOutgoing(Session session, String service, String method);
+
+    /** Checks the peer's HELLO; throws {@link GeminiException} {@code AUTH} to refuse it. */
+    void authenticate(Session session, Wire.Hello hello);
+
+    /** The session closed (tokens are revoked here). */
+    void closed(Session session);
+}

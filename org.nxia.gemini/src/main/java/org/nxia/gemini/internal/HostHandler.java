@@ -1,0 +1,90 @@
+package org.nxia.gemini.internal;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
+
+import org.nxia.gemini.api.CapabilityToken;
+import org.nxia.gemini.api.ErrorCode;
+import org.nxia.gemini.api.GeminiException;
+import org.nxia.gemini.api.TokenInfo;
+import org.nxia.lsm.policy.api.CallPolicy;
+import org.nxia.lsm.policy.api.CallRequest;
+import org.nxia.lsm.policy.api.Decision;
+
+/**
+ * The host's side of every session: each incoming call is checked by the
+ * policy, then its tokens, then dispatched to the host service by name;
+ * each outgoing call is checked by the policy.
+ */
+final class HostHandler implements Handler {
+
+    /** Where host services come from (OSGi in the platform, a map in tests). */
+    interface Services {
+        /** The service object, or null. */
+        Object find(String name);
+
+        /** Whether the service marks {@code method} catastrophic. */
+        boolean catastrophic(String name, String method);
+    }
+
+    private final CallPolicy policy;
+    private final Services services;
+    private final Tokens tokens;
+    private final Consumer<Session> onClose;
+
+    HostHandler(CallPolicy policy, Services services, Tokens tokens, Consumer<Session> onClose) {
+        this.policy = policy;
+        this.services = services;
+        this.tokens = tokens;
+        this.onClose = onClose;
+    }
+
+    static String guestCaller(Session s) {
+        return s.vmId() != null ? "guest:" + s.vmId() : "peer:" + s.peer();
+    }
+
+    @Override
+    public Object serve(Session session, Wire.Call call, Session.Context context) throws Exception {
+        Object service = services.find(call.service());
+        CallRequest request = new CallRequest(session.profile(), session.id(), guestCaller(session),
+                CallRequest.Direction.GUEST_TO_HOST, call.service(), call.method(),
+                service != null && services.catastrophic(call.service(), call.method()));
+        Decision d = policy.check(request);
+        if (!d.allowed()) {
+            throw new GeminiException(d.rateLimited() ? ErrorCode.RATE_LIMITED : ErrorCode.DENIED, d.reason());
+        }
+        List<TokenInfo> checked = new ArrayList<>();
+        for (CapabilityToken t : call.tokens()) {
+            checked.add(tokens.check(session.id(), t));
+        }
+        context.checked(checked);
+        if (service == null) {
+            throw new GeminiException(ErrorCode.NO_SERVICE, "no host service '" + call.service() + "' (gemini:services lists them)");
+        }
+        return Values.invoke(service, call.service(), call.method(), call.args(), context);
+    }
+
+    @Override
+    public void checkOutgoing(Session session, String service, String method) {
+        Decision d = policy.check(new CallRequest(session.profile(), session.id(), "host", CallRequest.Direction.HOST_TO_GUEST,
+                service, method, false));
+        if (!d.allowed()) {
+            throw new GeminiException(d.rateLimited() ? ErrorCode.RATE_LIMITED : ErrorCode.DENIED, d.reason());
+        }
+    }
+
+    @Override
+    public void authenticate(Session session, Wire.Hello hello) {
+        // Over a VM's own rings the peer is that VM by construction; the auth bytes are reserved (docs/gemini-protocol.md).
+        if (hello.auth().length != 0) {
+            throw new GeminiException(ErrorCode.AUTH, "this transport takes no auth bytes: the session is bound to its VM");
+        }
+    }
+
+    @Override
+    public void closed(Session session) {
+        tokens.revokeAll(session.id());
+        onClose.accept(session);
+    }
+}

@@ -1,0 +1,124 @@
+package org.nxia.gemini.internal;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Supplier;
+
+import org.nxia.gemini.api.ErrorCode;
+import org.nxia.gemini.api.GeminiException;
+import org.nxia.gemini.api.Transport;
+import org.nxia.portal.api.PortalException;
+import org.nxia.portal.internal.SpscRing;
+
+/**
+ * Gemini over a pair of Portal SPSC rings in shared memory
+ * (docs/gemini-protocol.md, "Transports"): this side consumes {@code rx} and
+ * produces {@code tx}; {@code ctl} holds the sleeping flag the peer reads
+ * before ringing the doorbell.
+ *
+ * <p>The memory may be a guest's RAM, which is released when the VM is
+ * destroyed: every access holds the lock and checks {@link #kill}, so once
+ * {@code kill} returns nothing touches the memory again.
+ */
+final class RingTransport implements Transport {
+    static final long OFF_PRODUCER = 64;
+    static final long OFF_CONSUMER = 128;
+    private static final VarHandle INT = ValueLayout.JAVA_INT.varHandle();
+    private static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle();
+
+    private final MemorySegment rxMemory;
+    private final SpscRing rx;
+    private final SpscRing tx;
+    private final MemorySegment ctl;
+    private final Supplier<String> peerState;
+    private final int maxFrame;
+    private byte[] lastBuffer;
+    private MemorySegment lastSegment;
+    private boolean dead;
+    private volatile String killed;
+
+    /**
+     * @param peerState why the peer cannot take part any more (its VM stopped), or null while it can
+     */
+    RingTransport(MemorySegment rx, MemorySegment tx, MemorySegment ctl, Supplier<String> peerState) {
+        this.rxMemory = rx;
+        this.rx = SpscRing.attach(rx);
+        this.tx = SpscRing.attach(tx);
+        this.ctl = ctl;
+        this.peerState = peerState;
+        this.maxFrame = Math.min(SpscRing.maxMessage(this.rx.capacity()), SpscRing.maxMessage(this.tx.capacity()));
+    }
+
+    /** Lets go of the memory for good; waits for an access in progress. */
+    synchronized void kill(String why) {
+        dead = true;
+        killed = why;
+    }
+
+    @Override
+    public synchronized boolean send(byte[] frame, int length) {
+        if (dead) {
+            return false;
+        }
+        try {
+            return tx.offer(MemorySegment.ofArray(frame).asSlice(0, length));
+        } catch (PortalException e) {
+            throw new GeminiException(ErrorCode.BAD_FRAME, "the peer corrupted its ring: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public synchronized int receive(byte[] buffer) {
+        if (dead) {
+            return -1;
+        }
+        if (buffer != lastBuffer) {
+            lastBuffer = buffer;
+            lastSegment = MemorySegment.ofArray(buffer);
+        }
+        try {
+            return rx.poll(lastSegment);
+        } catch (PortalException e) {
+            throw new GeminiException(ErrorCode.BAD_FRAME, "the peer corrupted its ring: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public int maxFrame() {
+        return maxFrame;
+    }
+
+    @Override
+    public void await(long nanos) {
+        synchronized (this) {
+            if (dead) {
+                return;
+            }
+            INT.setVolatile(ctl, 0L, 1);
+            VarHandle.fullFence(); // pairs with the peer's fence between publishing and reading host_sleeping
+            if ((long) LONG.getAcquire(rxMemory, OFF_PRODUCER) != (long) LONG.getAcquire(rxMemory, OFF_CONSUMER)) {
+                INT.setVolatile(ctl, 0L, 0);
+                return;
+            }
+        }
+        LockSupport.parkNanos(nanos);
+        synchronized (this) {
+            if (!dead) {
+                INT.setVolatile(ctl, 0L, 0);
+            }
+        }
+    }
+
+    @Override
+    public String peerGone() {
+        String k = killed;
+        return k != null ? k : peerState.get();
+    }
+
+    @Override
+    public void close() {
+        kill("the transport was closed");
+    }
+}

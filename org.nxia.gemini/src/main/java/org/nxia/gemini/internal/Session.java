@@ -1,0 +1,522 @@
+package org.nxia.gemini.internal;
+
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+
+import org.nxia.gemini.api.CallContext;
+import org.nxia.gemini.api.CapabilityToken;
+import org.nxia.gemini.api.ErrorCode;
+import org.nxia.gemini.api.GeminiException;
+import org.nxia.gemini.api.GeminiSession;
+import org.nxia.gemini.api.TokenInfo;
+import org.nxia.gemini.api.Transport;
+
+/**
+ * One end of a Gemini session (docs/gemini-protocol.md). A poller thread
+ * receives frames; incoming calls run on worker threads; senders share one
+ * lock because a ring has one producer. The server side waits for HELLO and
+ * answers WELCOME; the client side (a guest, or a test peer) says HELLO.
+ */
+final class Session implements GeminiSession {
+    static final int MAX_INCOMING = 64;
+    /** Spin this long on an empty transport before sleeping on it (the polling fast path). */
+    static final long SPIN_NANOS = 50_000;
+    static final long SLEEP_NANOS = 1_000_000;
+    static final long SEND_GIVE_UP_NANOS = 1_000_000_000L;
+
+    private final long id;
+    private final Transport transport;
+    private final String profile;
+    private final String vmId;
+    private final Handler handler;
+    private final Tokens tokens;
+    private final boolean server;
+    private final Executor workers;
+    private final ScheduledExecutorService timer;
+    private final AtomicLong nextCall = new AtomicLong(1);
+    private final Map<Long, Pending> outgoing = new ConcurrentHashMap<>();
+    private final Map<Long, Context> incoming = new ConcurrentHashMap<>();
+    private final Object sendLock = new Object();
+    private final CompletableFuture<Void> welcomed = new CompletableFuture<>();
+    private final Thread poller;
+
+    private volatile String peer = "";
+    private volatile String closeReason;
+
+    Session(long id, Transport transport, String profile, String vmId, Handler handler, Tokens tokens, boolean server,
+            Executor workers, ScheduledExecutorService timer) {
+        this.id = id;
+        this.transport = transport;
+        this.profile = profile;
+        this.vmId = vmId;
+        this.handler = handler;
+        this.tokens = tokens;
+        this.server = server;
+        this.workers = workers;
+        this.timer = timer;
+        this.poller = Thread.ofPlatform().daemon().name("gemini-session-" + id).unstarted(this::pollLoop);
+    }
+
+    /** Starts receiving; a client sends HELLO as {@code peerName} and waits up to {@code timeout} for WELCOME. */
+    Session start(String peerName, Duration timeout) {
+        poller.start();
+        if (!server) {
+            peer = "server";
+            send(new Wire.Hello(Wire.VERSION, Wire.VERSION, peerName, new byte[0]));
+            try {
+                welcomed.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+            } catch (ExecutionException e) {
+                throw unwrap(e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new GeminiException(ErrorCode.CANCELLED, "interrupted while waiting for WELCOME");
+            } catch (java.util.concurrent.TimeoutException e) {
+                close("no WELCOME within " + timeout.toMillis() + " ms");
+                throw new GeminiException(ErrorCode.TIMEOUT, "no WELCOME within " + timeout.toMillis() + " ms");
+            }
+        }
+        return this;
+    }
+
+    /** Wakes the poller if it sleeps (the doorbell). */
+    void wake() {
+        java.util.concurrent.locks.LockSupport.unpark(poller);
+    }
+
+    // ---- receiving ----
+
+    private void pollLoop() {
+        byte[] buf = new byte[transport.maxFrame()];
+        long idleSince = 0;
+        try {
+            while (closeReason == null) {
+                int n = transport.receive(buf);
+                if (n >= 0) {
+                    idleSince = 0;
+                    frame(buf, n);
+                    continue;
+                }
+                String gone = transport.peerGone();
+                if (gone != null) {
+                    close(gone);
+                    break;
+                }
+                long now = System.nanoTime();
+                if (idleSince == 0) {
+                    idleSince = now;
+                } else if (now - idleSince > SPIN_NANOS) {
+                    transport.await(SLEEP_NANOS);
+                } else {
+                    Thread.onSpinWait();
+                }
+            }
+        } catch (GeminiException e) {
+            close("transport failed: " + e.reason());
+        } catch (RuntimeException e) {
+            close("transport failed: " + e);
+        }
+        // close() closes the transport, after its CLOSE frame went out
+    }
+
+    private void frame(byte[] buf, int n) {
+        Wire.Frame f;
+        try {
+            f = Wire.decode(buf, n);
+        } catch (GeminiException e) {
+            trySend(new Wire.Error(Wire.idOf(buf, n), ErrorCode.BAD_FRAME, e.reason()));
+            return;
+        }
+        if (server && peer.isEmpty() && !(f instanceof Wire.Hello)) {
+            trySend(new Wire.Error(f.id(), ErrorCode.AUTH, "say HELLO first"));
+            return;
+        }
+        switch (f) {
+            case Wire.Hello h -> hello(h);
+            case Wire.Welcome w -> {
+                if (w.version() != Wire.VERSION) {
+                    welcomed.completeExceptionally(new GeminiException(ErrorCode.VERSION, "server chose version " + w.version()));
+                } else {
+                    welcomed.complete(null);
+                }
+            }
+            case Wire.Call c -> call(c);
+            case Wire.Return r -> {
+                Pending p = outgoing.remove(r.id());
+                if (p != null) {
+                    p.complete(r.value());
+                }
+            }
+            case Wire.Error e -> {
+                Pending p = outgoing.remove(e.id());
+                if (p != null) {
+                    p.completeExceptionally(new GeminiException(e.code(), e.message()));
+                } else if (e.id() == 0 && !welcomed.isDone()) {
+                    welcomed.completeExceptionally(new GeminiException(e.code(), e.message()));
+                }
+            }
+            case Wire.Cancel c -> {
+                Context ctx = incoming.get(c.id());
+                if (ctx != null && ctx.answered.compareAndSet(false, true)) {
+                    ctx.cancelled = true;
+                    incoming.remove(c.id());
+                    Thread t = ctx.thread;
+                    if (t != null) {
+                        t.interrupt();
+                    }
+                    trySend(new Wire.Error(c.id(), ErrorCode.CANCELLED, "cancelled by the caller"));
+                }
+            }
+            case Wire.Close c -> close("the peer closed the session: " + c.reason());
+        }
+    }
+
+    private void hello(Wire.Hello h) {
+        if (!server || !peer.isEmpty()) {
+            trySend(new Wire.Error(0, ErrorCode.BAD_FRAME, "unexpected HELLO"));
+            return;
+        }
+        if (h.minVersion() > Wire.VERSION || h.maxVersion() < Wire.VERSION) {
+            trySend(new Wire.Error(0, ErrorCode.VERSION, "this host speaks version " + Wire.VERSION + " only"));
+            return;
+        }
+        try {
+            handler.authenticate(this, h);
+        } catch (GeminiException e) {
+            trySend(new Wire.Error(0, e.code(), e.reason()));
+            return;
+        }
+        peer = h.peer().isEmpty() ? "anonymous" : h.peer();
+        trySend(new Wire.Welcome(Wire.VERSION, transport.maxFrame(), id));
+    }
+
+    private void call(Wire.Call c) {
+        if (incoming.size() >= MAX_INCOMING) {
+            trySend(new Wire.Error(c.id(), ErrorCode.BUSY, MAX_INCOMING + " calls already in flight"));
+            return;
+        }
+        Context ctx = new Context(c);
+        if (incoming.putIfAbsent(c.id(), ctx) != null) {
+            trySend(new Wire.Error(c.id(), ErrorCode.BAD_FRAME, "call id " + Long.toUnsignedString(c.id()) + " is already in flight"));
+            return;
+        }
+        workers.execute(() -> serve(c, ctx));
+    }
+
+    private void serve(Wire.Call c, Context ctx) {
+        ctx.thread = Thread.currentThread();
+        Wire.Frame reply;
+        try {
+            Object result = handler.serve(this, c, ctx);
+            reply = new Wire.Return(c.id(), result);
+            Wire.encode(reply); // a result the encoding cannot carry becomes an error reply
+        } catch (GeminiException e) {
+            reply = new Wire.Error(c.id(), e.code(), e.reason());
+        } catch (InterruptedException e) {
+            reply = new Wire.Error(c.id(), ErrorCode.CANCELLED, "interrupted");
+        } catch (Exception | LinkageError e) {
+            reply = new Wire.Error(c.id(), ErrorCode.FAILED, c.service() + "." + c.method() + " failed: " + e);
+        } finally {
+            ctx.thread = null;
+            Thread.interrupted(); // a late CANCEL must not leak into the next task on this worker
+        }
+        if (ctx.answered.compareAndSet(false, true)) {
+            incoming.remove(c.id());
+            trySend(reply);
+        }
+    }
+
+    // ---- sending ----
+
+    private void send(Wire.Frame f) {
+        byte[] bytes = Wire.encode(f);
+        if (bytes.length > transport.maxFrame()) {
+            throw new GeminiException(ErrorCode.BAD_ARGS, "a frame of " + bytes.length + " bytes exceeds the transport's "
+                    + transport.maxFrame() + "-byte limit");
+        }
+        synchronized (sendLock) {
+            long start = 0;
+            while (!transport.send(bytes, bytes.length)) {
+                if (closeReason != null) {
+                    throw new GeminiException(ErrorCode.CLOSED, closeReason);
+                }
+                long now = System.nanoTime();
+                if (start == 0) {
+                    start = now;
+                } else if (now - start > SEND_GIVE_UP_NANOS) {
+                    throw new GeminiException(ErrorCode.BUSY, "the peer has not drained its ring for 1 s");
+                }
+                Thread.onSpinWait();
+            }
+        }
+    }
+
+    /** Sends a reply; a failure here only means the peer is gone or stuck, which the poller notices. */
+    private void trySend(Wire.Frame f) {
+        try {
+            send(f);
+        } catch (GeminiException e) {
+            // the session is closing or the peer stopped draining
+        }
+    }
+
+    // ---- GeminiSession ----
+
+    @Override
+    public long id() {
+        return id;
+    }
+
+    @Override
+    public String peer() {
+        return peer;
+    }
+
+    @Override
+    public String profile() {
+        return profile;
+    }
+
+    @Override
+    public String vmId() {
+        return vmId;
+    }
+
+    @Override
+    public boolean isOpen() {
+        return closeReason == null;
+    }
+
+    @Override
+    public String closeReason() {
+        return closeReason;
+    }
+
+    @Override
+    public int outstanding() {
+        return outgoing.size() + incoming.size();
+    }
+
+    @Override
+    public Object call(String service, String method, Duration timeout, Object... args) {
+        CompletableFuture<Object> f = callAsync(service, method, List.of(), timeout, args);
+        try {
+            return f.get();
+        } catch (ExecutionException e) {
+            throw unwrap(e);
+        } catch (InterruptedException e) {
+            f.cancel(true);
+            Thread.currentThread().interrupt();
+            throw new GeminiException(ErrorCode.CANCELLED, "interrupted");
+        }
+    }
+
+    private static GeminiException unwrap(ExecutionException e) {
+        return e.getCause() instanceof GeminiException g ? g : new GeminiException(ErrorCode.FAILED, String.valueOf(e.getCause()));
+    }
+
+    @Override
+    public CompletableFuture<Object> callAsync(String service, String method, List<CapabilityToken> presented, Duration timeout,
+                                               Object... args) {
+        Wire.name(service);
+        Wire.name(method);
+        if (closeReason != null) {
+            return CompletableFuture.failedFuture(new GeminiException(ErrorCode.CLOSED, closeReason));
+        }
+        try {
+            handler.checkOutgoing(this, service, method);
+        } catch (GeminiException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+        long callId = nextCall.getAndIncrement();
+        Pending p = new Pending(callId);
+        outgoing.put(callId, p);
+        if (closeReason != null) { // closed while registering: close() may have missed this call
+            outgoing.remove(callId);
+            return CompletableFuture.failedFuture(new GeminiException(ErrorCode.CLOSED, closeReason));
+        }
+        try {
+            send(new Wire.Call(callId, service, method, List.copyOf(presented), Arrays.asList(args)));
+        } catch (GeminiException e) {
+            outgoing.remove(callId);
+            return CompletableFuture.failedFuture(e);
+        }
+        ScheduledFuture<?> expiry = timer.schedule(() -> {
+            if (outgoing.remove(callId) == p
+                    && p.completeExceptionally(new GeminiException(ErrorCode.TIMEOUT, service + "." + method
+                    + " did not answer within " + timeout.toMillis() + " ms"))) {
+                trySend(new Wire.Cancel(callId));
+            }
+        }, timeout.toNanos(), TimeUnit.NANOSECONDS);
+        p.whenComplete((r, e) -> expiry.cancel(false)); // the timer drops it: no task lingers per call
+        return p;
+    }
+
+    /** An outgoing call; cancelling it tells the peer. */
+    private final class Pending extends CompletableFuture<Object> {
+        private final long callId;
+
+        Pending(long callId) {
+            this.callId = callId;
+        }
+
+        @Override
+        public boolean cancel(boolean mayInterrupt) {
+            if (outgoing.remove(callId) == this
+                    && completeExceptionally(new GeminiException(ErrorCode.CANCELLED, "cancelled by this side"))) {
+                trySend(new Wire.Cancel(callId));
+                return true;
+            }
+            return false;
+        }
+    }
+
+    @Override
+    public <T> T proxy(Class<T> type, String service, Duration timeout) {
+        if (!type.isInterface()) {
+            throw new IllegalArgumentException(type.getName() + " is not an interface");
+        }
+        InvocationHandler h = (proxy, m, args) -> {
+            if (m.getDeclaringClass() == Object.class) {
+                return switch (m.getName()) {
+                    case "toString" -> "gemini proxy " + type.getSimpleName() + " for " + service + " in session " + id;
+                    case "hashCode" -> System.identityHashCode(proxy);
+                    case "equals" -> proxy == args[0];
+                    default -> throw new UnsupportedOperationException(m.getName());
+                };
+            }
+            Object[] a = args == null ? new Object[0] : args;
+            if (m.getReturnType() == CompletableFuture.class) {
+                return callAsync(service, m.getName(), List.of(), timeout, a);
+            }
+            return Values.convert(call(service, m.getName(), timeout, a), m.getReturnType(), service + "." + m.getName() + " result");
+        };
+        return type.cast(Proxy.newProxyInstance(type.getClassLoader(), new Class<?>[] {type}, h));
+    }
+
+    @Override
+    public CapabilityToken grant(String service, int rights, Duration ttl) {
+        if (closeReason != null) {
+            throw new GeminiException(ErrorCode.CLOSED, closeReason);
+        }
+        return tokens.mint(id, Wire.name(service), rights, ttl);
+    }
+
+    @Override
+    public boolean revoke(CapabilityToken token) {
+        return tokens.revoke(id, token);
+    }
+
+    @Override
+    public List<TokenInfo> tokens() {
+        return tokens.of(id);
+    }
+
+    @Override
+    public void close(String reason) {
+        synchronized (this) {
+            if (closeReason != null) {
+                return;
+            }
+            closeReason = reason;
+        }
+        handler.closed(this); // tokens are revoked before any caller learns that the session closed
+        String gone = transport.peerGone();
+        if (gone == null) {
+            try {
+                byte[] bytes = Wire.encode(new Wire.Close(reason));
+                synchronized (sendLock) {
+                    transport.send(bytes, bytes.length); // best effort: a full ring does not hold up the close
+                }
+            } catch (RuntimeException e) {
+                // the transport is already broken
+            }
+        }
+        transport.close();
+        for (Long k : List.copyOf(outgoing.keySet())) {
+            Pending p = outgoing.remove(k);
+            if (p != null) {
+                p.completeExceptionally(new GeminiException(ErrorCode.CLOSED, "session " + id + " closed: " + reason));
+            }
+        }
+        for (Context ctx : new ArrayList<>(incoming.values())) {
+            ctx.cancelled = true;
+            Thread t = ctx.thread;
+            if (t != null) {
+                t.interrupt();
+            }
+        }
+        incoming.clear();
+        welcomed.completeExceptionally(new GeminiException(ErrorCode.CLOSED, reason));
+        wake();
+    }
+
+    // ---- incoming call context ----
+
+    /** What a served call knows about itself. */
+    final class Context implements CallContext {
+        private final Wire.Call call;
+        final AtomicBoolean answered = new AtomicBoolean();
+        volatile boolean cancelled;
+        volatile Thread thread;
+        private volatile List<TokenInfo> checked = List.of();
+
+        Context(Wire.Call call) {
+            this.call = call;
+        }
+
+        void checked(List<TokenInfo> tokens) {
+            checked = List.copyOf(tokens);
+        }
+
+        @Override
+        public GeminiSession session() {
+            return Session.this;
+        }
+
+        @Override
+        public String service() {
+            return call.service();
+        }
+
+        @Override
+        public String method() {
+            return call.method();
+        }
+
+        @Override
+        public List<TokenInfo> tokens() {
+            return checked;
+        }
+
+        @Override
+        public TokenInfo require(int rights) {
+            for (TokenInfo t : checked) {
+                if (t.service().equals(call.service()) && (t.rights() & rights) == rights) {
+                    return tokens.check(id, t.token()); // still valid now, not only when the call arrived
+                }
+            }
+            throw new GeminiException(ErrorCode.TOKEN, call.service() + "." + call.method() + " needs a token for "
+                    + call.service() + " with rights 0x" + Integer.toHexString(rights));
+        }
+
+        @Override
+        public boolean cancelled() {
+            return cancelled || closeReason != null;
+        }
+    }
+}

@@ -1,0 +1,105 @@
+package org.nxia.gemini.internal;
+
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+import org.nxia.gemini.api.CapabilityToken;
+import org.nxia.gemini.api.ErrorCode;
+import org.nxia.gemini.api.GeminiException;
+import org.nxia.gemini.api.TokenInfo;
+
+/**
+ * The capability tokens this host minted. A token is 128 bits from
+ * {@link SecureRandom}; everything it means lives here and is checked on every
+ * use. Revoked tokens stay listed (marked) until their session's tokens are
+ * dropped, so a replay is refused as "revoked", not "unknown".
+ */
+final class Tokens {
+    private final SecureRandom random = new SecureRandom();
+    private final Map<CapabilityToken, TokenInfo> all = new ConcurrentHashMap<>();
+    private final Clock clock;
+
+    Tokens(Clock clock) {
+        this.clock = clock;
+    }
+
+    CapabilityToken mint(long session, String service, int rights, Duration ttl) {
+        if (ttl.isNegative() || ttl.isZero()) {
+            throw new IllegalArgumentException("a token needs a positive lifetime, got " + ttl);
+        }
+        CapabilityToken t;
+        do {
+            t = new CapabilityToken(random.nextLong(), random.nextLong());
+        } while (all.containsKey(t));
+        all.put(t, new TokenInfo(t, service, rights, session, clock.instant().plus(ttl), false));
+        return t;
+    }
+
+    /** The token's record if {@code session} may use it now; else TOKEN with the reason. */
+    TokenInfo check(long session, CapabilityToken token) {
+        TokenInfo i = all.get(token);
+        if (i == null) {
+            throw new GeminiException(ErrorCode.TOKEN, "token " + token + " is unknown (forged or never issued)");
+        }
+        if (i.session() != session) {
+            throw new GeminiException(ErrorCode.TOKEN, "token " + token + " belongs to another session");
+        }
+        if (i.revoked()) {
+            throw new GeminiException(ErrorCode.TOKEN, "token " + token + " was revoked");
+        }
+        if (!clock.instant().isBefore(i.expires())) {
+            throw new GeminiException(ErrorCode.TOKEN, "token " + token + " expired at " + i.expires());
+        }
+        return i;
+    }
+
+    boolean revoke(long session, CapabilityToken token) {
+        TokenInfo i = all.get(token);
+        if (i == null || i.session() != session || i.revoked()) {
+            return false;
+        }
+        return all.replace(token, i, revoked(i));
+    }
+
+    private static TokenInfo revoked(TokenInfo i) {
+        return new TokenInfo(i.token(), i.service(), i.rights(), i.session(), i.expires(), true);
+    }
+
+    /** Revokes every token of {@code session}; returns how many were live. */
+    int revokeAll(long session) {
+        int n = 0;
+        for (TokenInfo i : all.values()) {
+            if (i.session() == session && !i.revoked() && all.replace(i.token(), i, revoked(i))) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** Forgets the tokens of a session that is gone for good (after revokeAll; keeps the table bounded). */
+    void forget(long session) {
+        all.values().removeIf(i -> i.session() == session);
+    }
+
+    List<TokenInfo> of(long session) {
+        List<TokenInfo> out = new ArrayList<>();
+        for (TokenInfo i : all.values()) {
+            if (session < 0 || i.session() == session) {
+                out.add(i);
+            }
+        }
+        out.sort(Comparator.comparing(TokenInfo::expires));
+        return out;
+    }
+
+    Instant now() {
+        return clock.instant();
+    }
+}

@@ -1,0 +1,93 @@
+package org.nxia.gemini.internal;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import org.nxia.gemini.api.Gemini;
+import org.nxia.gemini.api.GeminiSession;
+import org.nxia.portal.internal.SpscRing;
+import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.HostCallContext;
+import org.nxia.vmm.api.HostFunction;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmState;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Reference;
+
+/**
+ * The host call {@code gemini} (docs/gemini-protocol.md): ATTACH wraps the
+ * rings a guest formatted in its own RAM and opens its session; KICK is the
+ * doorbell that wakes the host's sleeping receiver.
+ */
+@Component(property = HostFunction.NAME_PROPERTY + "=gemini")
+public final class VmAttach implements HostFunction {
+    static final int MAGIC = 0x4d47584e; // "NXGM"
+    static final int VERSION = 1;
+    static final int ATTACH = 1;
+    static final int KICK = 2;
+    static final int ATTACH_SIZE = 48;
+    static final int CTL_SIZE = 64;
+
+    private final GeminiImpl gemini;
+
+    @Activate
+    public VmAttach(@Reference Gemini gemini) {
+        this.gemini = (GeminiImpl) gemini;
+    }
+
+    @Override
+    public long call(MemorySegment argument, MemorySegment result) {
+        throw new IllegalStateException("the gemini host call needs to know its VM");
+    }
+
+    @Override
+    public long call(HostCallContext context, MemorySegment arg, MemorySegment result) {
+        if (arg.byteSize() < 8 || arg.get(ValueLayout.JAVA_INT_UNALIGNED, 0) != MAGIC
+                || arg.get(ValueLayout.JAVA_SHORT_UNALIGNED, 4) != VERSION) {
+            throw new IllegalArgumentException("gemini host call: bad magic or version");
+        }
+        VirtualMachine vm = context.vm();
+        int op = arg.get(ValueLayout.JAVA_SHORT_UNALIGNED, 6);
+        if (op == KICK) {
+            gemini.wake(vm.id());
+            return 0;
+        }
+        if (op != ATTACH || arg.byteSize() < ATTACH_SIZE) {
+            throw new IllegalArgumentException("gemini host call: unknown op " + op + " or short argument");
+        }
+        long g2h = arg.get(ValueLayout.JAVA_LONG_UNALIGNED, 8);
+        long g2hLen = arg.get(ValueLayout.JAVA_LONG_UNALIGNED, 16);
+        long h2g = arg.get(ValueLayout.JAVA_LONG_UNALIGNED, 24);
+        long h2gLen = arg.get(ValueLayout.JAVA_LONG_UNALIGNED, 32);
+        long ctl = arg.get(ValueLayout.JAVA_LONG_UNALIGNED, 40);
+        GuestMemory memory = context.memory();
+        MemorySegment rx = region(memory, g2h, g2hLen, "g2h ring");
+        MemorySegment tx = region(memory, h2g, h2gLen, "h2g ring");
+        MemorySegment c = region(memory, ctl, CTL_SIZE, "control block");
+        if (overlap(g2h, g2hLen, h2g, h2gLen) || overlap(g2h, g2hLen, ctl, CTL_SIZE) || overlap(h2g, h2gLen, ctl, CTL_SIZE)) {
+            throw new IllegalArgumentException("gemini host call: the rings and the control block overlap");
+        }
+        RingTransport transport = new RingTransport(rx, tx, c, () -> vm.state() == VmState.STOPPED
+                ? "the VM " + vm.id() + " stopped" + vm.result().map(r -> ": " + r.detail()).orElse("")
+                : null);
+        GeminiSession session = gemini.openSession(transport, vm.profile().name(), vm.id());
+        context.onDestroy(() -> {
+            transport.kill("the VM " + vm.id() + " was destroyed");
+            session.close("the VM " + vm.id() + " was destroyed");
+        });
+        return 0;
+    }
+
+    private static MemorySegment region(GuestMemory memory, long gpa, long length, String what) {
+        if ((gpa & 7) != 0 || length < SpscRing.DATA_OFFSET && !what.equals("control block") || length > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("gemini host call: " + what + " at 0x" + Long.toHexString(gpa) + " (" + length
+                    + " bytes) must be 8-byte aligned and of a usable size");
+        }
+        return memory.slice(gpa, length); // bounds-checked against guest RAM
+    }
+
+    private static boolean overlap(long a, long alen, long b, long blen) {
+        return a < b + blen && b < a + alen;
+    }
+}

@@ -1,0 +1,156 @@
+package org.nxia.itest;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assert.fail;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Hashtable;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+
+import javax.inject.Inject;
+
+import org.junit.Test;
+import org.junit.runner.RunWith;
+import org.nxia.gemini.api.CallContext;
+import org.nxia.gemini.api.CapabilityToken;
+import org.nxia.gemini.api.ErrorCode;
+import org.nxia.gemini.api.Gemini;
+import org.nxia.gemini.api.GeminiException;
+import org.nxia.gemini.api.GeminiSession;
+import org.nxia.lsm.policy.api.CallPolicy;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmResult;
+import org.ops4j.pax.exam.Configuration;
+import org.ops4j.pax.exam.Option;
+import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
+import org.ops4j.pax.exam.spi.reactors.PerClass;
+import org.osgi.framework.BundleContext;
+import org.osgi.framework.ServiceRegistration;
+import org.osgi.service.cm.ConfigurationAdmin;
+
+/** Gemini calls between a real guest (guests/gemini-echo.c) on /dev/kvm and the host, both ways. */
+@RunWith(KvmRequirement.class)
+@ExamReactorStrategy(PerClass.class)
+public class GeminiTest {
+
+    static final Duration T = Duration.ofSeconds(60);
+
+    @Inject
+    BundleContext context;
+
+    @Inject
+    VmManager vms;
+
+    @Inject
+    Gemini gemini;
+
+    @Inject
+    CallPolicy policy;
+
+    @Inject
+    ConfigurationAdmin config;
+
+    @Configuration
+    public Option[] config() {
+        return NxiaOptions.platform();
+    }
+
+    /** The host service the guest calls; registered by this test, after Gemini started. */
+    public static final class ItestService {
+        public long add(long a, long b) {
+            return a + b;
+        }
+
+        public CapabilityToken grant(CallContext ctx) {
+            return ctx.session().grant("itest", GeminiSession.READ, Duration.ofMinutes(5));
+        }
+
+        public String check(CallContext ctx) {
+            ctx.require(GeminiSession.READ);
+            return "token accepted";
+        }
+    }
+
+    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
+        long end = System.nanoTime() + T.toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > end) {
+                fail("timed out waiting for " + what);
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    @Test
+    public void callsCrossTheBoundaryBothWaysAndDieWithTheVm() throws Exception {
+        org.osgi.service.cm.Configuration manifest = config.createFactoryConfiguration("org.nxia.lsm.policy.manifest", "?");
+        Hashtable<String, Object> props = new Hashtable<>();
+        props.put("manifest", "profile gemini-itest\nallow out itest.*\nallow in calc.*\n");
+        manifest.update(props);
+        await("the manifest to load", () -> policy.manifests().containsKey("gemini-itest"));
+
+        Hashtable<String, Object> sp = new Hashtable<>();
+        sp.put(Gemini.SERVICE_PROPERTY, "itest");
+        ServiceRegistration<?> reg = context.registerService(Object.class.getName(), new ItestService(), sp);
+        VirtualMachine vm = vms.create(VmProfile.of(Path.of(System.getProperty("nxia.guest.images"), "gemini-echo.elf"))
+                .withName("gemini-itest").withMemory(16 * VmProfile.MIB).withTimeout(T));
+        try {
+            vm.start();
+            await("the guest to serve", () -> vm.console().contains("serving") || vm.result().isPresent());
+            System.out.println("gemini-echo console:\n" + vm.console());
+            assertTrue(vm.console(), vm.console().contains("itest.add: 42"));
+            assertTrue(vm.console(), vm.console().contains("itest.check: token accepted"));
+            assertTrue(vm.console(), vm.console().contains("itest.check forged: error 8"));
+            assertTrue(vm.console(), vm.console().contains("net.open: error 7"));
+            assertTrue(vm.console(), vm.console().contains("l2h ok"));
+            assertTrue("the denial is audited", policy.audit(100).stream()
+                    .anyMatch(a -> a.request().service().equals("net") && a.request().caller().equals("guest:" + vm.id())));
+
+            GeminiSession session = gemini.sessionOfVm(vm.id()).orElseThrow();
+            assertEquals("gemini-echo", session.peer());
+            assertEquals(5L, session.call("calc", "add", T, 2L, 3L));
+            long start = System.nanoTime();
+            int n = 200;
+            for (int i = 0; i < n; i++) {
+                assertEquals((long) i, session.call("calc", "add", T, (long) i, 0L));
+            }
+            System.out.println("H->L calc.add round trip (nested KVM under TCG): " + (System.nanoTime() - start) / n / 1000 + " us");
+            GeminiException denied = null;
+            try {
+                session.call("admin", "wipe", T);
+            } catch (GeminiException e) {
+                denied = e;
+            }
+            assertEquals(ErrorCode.DENIED, denied.code());
+            assertTrue("the guest's token is live", session.tokens().stream().anyMatch(t -> !t.revoked()));
+
+            CompletableFuture<Object> dying = session.callAsync("calc", "die", List.of(), T);
+            try {
+                dying.get(30, TimeUnit.SECONDS);
+                fail("calc.die returned");
+            } catch (ExecutionException e) {
+                GeminiException g = (GeminiException) e.getCause();
+                assertEquals(ErrorCode.CLOSED, g.code());
+                assertTrue(g.getMessage(), g.getMessage().contains("stopped"));
+            }
+            VmResult r = vm.await(T);
+            assertEquals(7, r.exitStatus());
+            assertFalse(session.isOpen());
+            assertTrue("the session's tokens are revoked", session.tokens().stream().allMatch(t -> t.revoked()));
+            assertFalse(gemini.sessionOfVm(vm.id()).isPresent());
+        } finally {
+            vms.destroy(vm.id());
+            reg.unregister();
+            manifest.delete();
+        }
+    }
+}

@@ -1,0 +1,154 @@
+package org.nxia.lsm.policy.internal;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Pattern;
+
+import org.nxia.lsm.policy.api.CallRequest;
+import org.nxia.lsm.policy.api.CallRequest.Direction;
+
+/**
+ * A parsed capability manifest (docs/gemini-protocol.md, "Capability
+ * manifests"): the rules for one VM profile, first match wins, default deny.
+ */
+record Manifest(String profile, List<Rule> rules, List<Grant> grants, String source) {
+
+    /** One allow or deny line; {@code perWindow} 0 means no rate limit. */
+    record Rule(int line, boolean allow, Direction direction, Pattern service, Pattern method, Pattern caller,
+                long perWindow, long windowNanos, String text) {
+
+        boolean matches(CallRequest r) {
+            return direction == r.direction() && service.matcher(r.service()).matches()
+                    && method.matcher(r.method()).matches() && caller.matcher(r.caller()).matches();
+        }
+    }
+
+    /** A {@code grant catastrophic} line. */
+    record Grant(int line, Direction direction, Pattern service, Pattern method, String text) {
+
+        boolean matches(CallRequest r) {
+            return direction == r.direction() && service.matcher(r.service()).matches() && method.matcher(r.method()).matches();
+        }
+    }
+
+    /** A manifest that cannot be used; the message names the line and what is wrong. */
+    static final class Invalid extends IllegalArgumentException {
+        private static final long serialVersionUID = 1L;
+
+        Invalid(String where, int line, String message) {
+            super(where + ":" + line + ": " + message);
+        }
+    }
+
+    static Manifest parse(String text, String where) {
+        String profile = null;
+        List<Rule> rules = new ArrayList<>();
+        List<Grant> grants = new ArrayList<>();
+        String[] lines = text.split("\r?\n", -1);
+        for (int n = 1; n <= lines.length; n++) {
+            String line = lines[n - 1];
+            int hash = line.indexOf('#');
+            String body = (hash >= 0 ? line.substring(0, hash) : line).strip();
+            if (body.isEmpty()) {
+                continue;
+            }
+            String[] w = body.split("\\s+");
+            switch (w[0]) {
+                case "profile" -> {
+                    if (profile != null) {
+                        throw new Invalid(where, n, "a second 'profile' line (the manifest is for '" + profile + "')");
+                    }
+                    if (w.length != 2 || !w[1].matches("[A-Za-z0-9_.-]{1,64}")) {
+                        throw new Invalid(where, n, "expected 'profile <name>' with a name of 1 to 64 of A-Z a-z 0-9 _ . -");
+                    }
+                    profile = w[1];
+                }
+                case "allow", "deny" -> {
+                    requireProfile(profile, where, n);
+                    rules.add(rule(w, n, where, body));
+                }
+                case "grant" -> {
+                    requireProfile(profile, where, n);
+                    if (w.length != 4 || !w[1].equals("catastrophic")) {
+                        throw new Invalid(where, n, "expected 'grant catastrophic in|out <service>.<method>'");
+                    }
+                    Pattern[] t = target(w[3], where, n);
+                    grants.add(new Grant(n, direction(w[2], where, n), t[0], t[1], body));
+                }
+                default -> throw new Invalid(where, n, "unknown keyword '" + w[0]
+                        + "' (expected profile, allow, deny or grant; '#' starts a comment)");
+            }
+        }
+        if (profile == null) {
+            throw new Invalid(where, lines.length, "no 'profile <name>' line");
+        }
+        return new Manifest(profile, List.copyOf(rules), List.copyOf(grants), text);
+    }
+
+    private static void requireProfile(String profile, String where, int n) {
+        if (profile == null) {
+            throw new Invalid(where, n, "the first line must be 'profile <name>'");
+        }
+    }
+
+    private static Rule rule(String[] w, int n, String where, String body) {
+        if (w.length < 3) {
+            throw new Invalid(where, n, "expected '" + w[0] + " in|out <service>.<method> [caller=<glob>] [rate=<n>/s|m]'");
+        }
+        Direction d = direction(w[1], where, n);
+        Pattern[] t = target(w[2], where, n);
+        Pattern caller = glob("*", where, n);
+        long per = 0;
+        long window = 0;
+        for (int i = 3; i < w.length; i++) {
+            if (w[i].startsWith("caller=")) {
+                caller = glob(w[i].substring(7), where, n);
+            } else if (w[i].startsWith("rate=")) {
+                if (w[0].equals("deny")) {
+                    throw new Invalid(where, n, "a deny rule takes no rate");
+                }
+                var m = Pattern.compile("(\\d{1,9})/([sm])").matcher(w[i].substring(5));
+                if (!m.matches() || Long.parseLong(m.group(1)) == 0) {
+                    throw new Invalid(where, n, "rate '" + w[i].substring(5) + "' must be <count>/s or <count>/m with a count of 1 or more");
+                }
+                per = Long.parseLong(m.group(1));
+                window = m.group(2).equals("s") ? 1_000_000_000L : 60_000_000_000L;
+            } else {
+                throw new Invalid(where, n, "unknown option '" + w[i] + "' (expected caller=<glob> or rate=<n>/s|m)");
+            }
+        }
+        return new Rule(n, w[0].equals("allow"), d, t[0], t[1], caller, per, window, body);
+    }
+
+    private static Direction direction(String s, String where, int n) {
+        return switch (s) {
+            case "out" -> Direction.GUEST_TO_HOST;
+            case "in" -> Direction.HOST_TO_GUEST;
+            default -> throw new Invalid(where, n, "direction '" + s + "' must be 'out' (guest calls host) or 'in' (host calls guest)");
+        };
+    }
+
+    /** {@code service.method}, split at the last dot; {@code *} alone is every service and method. */
+    private static Pattern[] target(String s, String where, int n) {
+        if (s.equals("*")) {
+            return new Pattern[] {glob("*", where, n), glob("*", where, n)};
+        }
+        int dot = s.lastIndexOf('.');
+        if (dot <= 0 || dot == s.length() - 1) {
+            throw new Invalid(where, n, "target '" + s + "' must be <service>.<method> (globs allowed, e.g. files.* or *)");
+        }
+        return new Pattern[] {glob(s.substring(0, dot), where, n), glob(s.substring(dot + 1), where, n)};
+    }
+
+    private static Pattern glob(String g, String where, int n) {
+        if (!g.matches("[A-Za-z0-9_.:*-]{1,128}")) {
+            throw new Invalid(where, n, "pattern '" + g + "' may hold only A-Z a-z 0-9 _ . : - and * (any run of characters)");
+        }
+        StringBuilder re = new StringBuilder();
+        String[] parts = g.split("\\*", -1);
+        for (int i = 0; i < parts.length; i++) {
+            re.append(i == 0 ? "" : ".*").append(parts[i].isEmpty() ? "" : Pattern.quote(parts[i]));
+        }
+        return Pattern.compile(re.toString());
+    }
+}

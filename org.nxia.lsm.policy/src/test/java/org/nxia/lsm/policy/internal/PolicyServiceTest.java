@@ -1,0 +1,171 @@
+package org.nxia.lsm.policy.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Dictionary;
+import java.util.Hashtable;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nxia.lsm.policy.api.AuditEntry;
+import org.nxia.lsm.policy.api.CallRequest;
+import org.nxia.lsm.policy.api.CallRequest.Direction;
+import org.nxia.lsm.policy.api.Decision;
+import org.osgi.service.cm.ConfigurationException;
+
+class PolicyServiceTest {
+
+    static final String MANIFEST = """
+            # test manifest
+            profile web
+            allow out echo.*                        # the guest may echo
+            deny  out files.delete
+            allow out files.* rate=3/s
+            allow in  calc.* caller=host
+            allow out vm.destroy
+            allow out vm.reboot
+            grant catastrophic out vm.reboot
+            """;
+
+    private final PolicyService policy = new PolicyService();
+
+    private static Dictionary<String, Object> props(String key, Object value) {
+        Hashtable<String, Object> d = new Hashtable<>();
+        d.put(key, value);
+        return d;
+    }
+
+    private static CallRequest out(String service, String method) {
+        return new CallRequest("web", 1, "guest:vm-1", Direction.GUEST_TO_HOST, service, method, false);
+    }
+
+    @Test
+    void defaultDenyWithoutManifest() {
+        Decision d = policy.check(out("echo", "say"));
+        assertFalse(d.allowed());
+        assertTrue(d.reason().contains("no manifest for profile 'web'"), d.reason());
+        assertEquals(1, policy.audit(10).size());
+    }
+
+    @Test
+    void rulesDecideFirstMatchWins() throws ConfigurationException {
+        policy.updated("pid1", props("manifest", MANIFEST));
+        assertTrue(policy.check(out("echo", "say")).allowed());
+        Decision delete = policy.check(out("files", "delete"));
+        assertFalse(delete.allowed());
+        assertTrue(delete.reason().contains("line 4"), delete.reason());
+        assertTrue(policy.check(out("files", "read")).allowed());
+        Decision none = policy.check(out("net", "open"));
+        assertFalse(none.allowed());
+        assertTrue(none.reason().contains("default deny"), none.reason());
+        assertTrue(policy.check(new CallRequest("web", 1, "host", Direction.HOST_TO_GUEST, "calc", "add", false)).allowed());
+        assertFalse(policy.check(new CallRequest("web", 1, "guest:vm-1", Direction.HOST_TO_GUEST, "calc", "add", false)).allowed(),
+                "caller= restricts the rule");
+        assertFalse(policy.check(new CallRequest("other", 1, "guest:vm-1", Direction.GUEST_TO_HOST, "echo", "say", false)).allowed(),
+                "another profile's manifest does not apply");
+    }
+
+    @Test
+    void catastrophicNeedsAGrant() throws ConfigurationException {
+        policy.updated("pid1", props("manifest", MANIFEST));
+        Decision destroy = policy.check(new CallRequest("web", 1, "guest:vm-1", Direction.GUEST_TO_HOST, "vm", "destroy", true));
+        assertFalse(destroy.allowed());
+        assertTrue(destroy.reason().contains("catastrophic"), destroy.reason());
+        assertTrue(policy.check(new CallRequest("web", 1, "guest:vm-1", Direction.GUEST_TO_HOST, "vm", "reboot", true)).allowed());
+    }
+
+    @Test
+    void rateLimitsCountPerSession() throws ConfigurationException {
+        policy.updated("pid1", props("manifest", MANIFEST));
+        for (int i = 0; i < 3; i++) {
+            assertTrue(policy.check(out("files", "read")).allowed());
+        }
+        Decision d = policy.check(out("files", "read"));
+        assertFalse(d.allowed());
+        assertTrue(d.rateLimited());
+        assertTrue(policy.check(new CallRequest("web", 2, "guest:vm-2", Direction.GUEST_TO_HOST, "files", "read", false)).allowed(),
+                "another session has its own window");
+        assertTrue(policy.explain(out("files", "read")).allowed(), "explain does not count");
+    }
+
+    @Test
+    void everyDenialIsAudited() throws ConfigurationException {
+        policy.updated("pid1", props("manifest", MANIFEST));
+        policy.check(out("files", "delete"));
+        policy.check(out("echo", "say"));
+        List<AuditEntry> a = policy.audit(10);
+        assertEquals(1, a.size());
+        assertEquals("guest:vm-1", a.get(0).request().caller());
+        assertEquals("delete", a.get(0).request().method());
+        for (int i = 0; i < PolicyService.AUDIT_CAPACITY + 10; i++) {
+            policy.check(out("nope", "x" + i));
+        }
+        assertEquals(PolicyService.AUDIT_CAPACITY, policy.audit(Integer.MAX_VALUE).size(), "the audit log is bounded");
+    }
+
+    @Test
+    void invalidManifestIsRefusedWithLineAndOldOneStays() throws ConfigurationException {
+        policy.updated("pid1", props("manifest", MANIFEST));
+        ConfigurationException e = assertThrows(ConfigurationException.class,
+                () -> policy.updated("pid1", props("manifest", "profile web\nallow sideways echo.*\n")));
+        assertTrue(e.getReason().contains("pid1:2: direction 'sideways'"), e.getReason());
+        assertTrue(policy.check(out("echo", "say")).allowed(), "the previous manifest stays in force");
+        assertTrue(policy.errors().get("pid1").contains("sideways"));
+    }
+
+    @Test
+    void updatesReloadAndDeletesRemove() throws ConfigurationException {
+        policy.updated("pid1", props("manifest", MANIFEST));
+        policy.updated("pid1", props("manifest", "profile web\ndeny out echo.*\n"));
+        assertFalse(policy.check(out("echo", "say")).allowed());
+        policy.deleted("pid1");
+        assertTrue(policy.manifests().isEmpty());
+    }
+
+    @Test
+    void manifestsLoadFromFiles(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("web.manifest");
+        Files.writeString(f, MANIFEST);
+        policy.updated("pid2", props("file", f.toString()));
+        assertTrue(policy.check(out("echo", "say")).allowed());
+        assertThrows(ConfigurationException.class, () -> policy.updated("pid3", props("file", dir.resolve("missing").toString())));
+        assertThrows(ConfigurationException.class, () -> policy.updated("pid4", props("manifest", MANIFEST)),
+                "two configurations may not claim one profile");
+    }
+
+    @Test
+    void parserErrorsNameTheLine() {
+        String[][] bad = {
+                {"allow out a.b", "first line must be 'profile"},
+                {"profile p\nprofile q", "second 'profile'"},
+                {"profile p\nfrobnicate", "unknown keyword 'frobnicate'"},
+                {"profile p\nallow out nodot", "must be <service>.<method>"},
+                {"profile p\nallow out a.b rate=0/s", "rate '0/s'"},
+                {"profile p\ndeny out a.b rate=1/s", "deny rule takes no rate"},
+                {"profile p\nallow out a.b colour=red", "unknown option"},
+                {"profile p\ngrant out a.b", "grant catastrophic"},
+                {"profile p\nallow out a(.b", "may hold only"},
+                {"# nothing", "no 'profile"},
+        };
+        for (String[] b : bad) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Manifest.parse(b[0], "m"));
+            assertTrue(e.getMessage().contains(b[1]), e.getMessage());
+            assertTrue(e.getMessage().startsWith("m:"), e.getMessage());
+        }
+    }
+
+    @Test
+    void globs() {
+        Manifest m = Manifest.parse("profile p\nallow out fi*s.re*d\nallow out *\n", "m");
+        assertTrue(m.rules().get(0).service().matcher("files").matches());
+        assertFalse(m.rules().get(0).service().matcher("file").matches());
+        assertTrue(m.rules().get(0).method().matcher("read").matches());
+        assertTrue(m.rules().get(1).service().matcher("any.thing").matches());
+    }
+}
