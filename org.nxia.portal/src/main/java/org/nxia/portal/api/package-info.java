@@ -11,7 +11,7 @@
  * {@code docs/portal-abi.md}.
  */
 @Export
-@Version("0.1.0")
+@Version("0.2.0")
 package org.nxia.portal.api;
 
 import org.osgi.annotation.bundle.Export;
