@@ -1,6 +1,7 @@
 package org.nxia.itest;
 
 import static org.ops4j.pax.exam.CoreOptions.bundle;
+import static org.ops4j.pax.exam.CoreOptions.composite;
 import static org.ops4j.pax.exam.CoreOptions.systemPackage;
 import static org.ops4j.pax.exam.CoreOptions.junitBundles;
 import static org.ops4j.pax.exam.CoreOptions.mavenBundle;
@@ -15,7 +16,7 @@ import org.ops4j.pax.exam.Option;
 /** The framework every in-framework test runs: Felix, SCR, ConfigAdmin, Gogo runtime and the NXIA bundles. */
 final class NxiaOptions {
 
-    static final String[] NXIA_BUNDLES = {"org.nxia.vmm.api", "org.nxia.backend.kvm", "org.nxia.vmm", "org.nxia.examples", "org.nxia.device.platform", "org.nxia.device.virtio", "org.nxia.shell"};
+    static final String[] NXIA_BUNDLES = {"org.nxia.vmm.api", "org.nxia.backend.kvm", "org.nxia.vmm", "org.nxia.examples", "org.nxia.device.platform", "org.nxia.device.virtio", "org.nxia.portal", "org.nxia.shell"};
 
     private NxiaOptions() {
     }
@@ -44,6 +45,6 @@ final class NxiaOptions {
                 mavenBundle("org.apache.felix", "org.apache.felix.scr", "2.2.18"),
                 mavenBundle("org.apache.felix", "org.apache.felix.configadmin", "1.9.26"),
                 mavenBundle("org.apache.felix", "org.apache.felix.gogo.runtime", "1.1.6"),
-                nxia[0], nxia[1], nxia[2], nxia[3], nxia[4], nxia[5], nxia[6]);
+                composite(nxia));
     }
 }
