@@ -55,7 +55,7 @@ import org.osgi.framework.ServiceReference;
 @ExamReactorStrategy(PerClass.class)
 public class PortalTest {
 
-    static final int MESSAGES = Integer.getInteger("nxia.portal.messages", 20_000);
+    static final int MESSAGES = Integer.getInteger("nxia.portal.messages", 50_000);
     static final long REGION = 256 * 1024;
     static final long FNV_START = 0xcbf29ce484222325L;
 
