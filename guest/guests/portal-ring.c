@@ -7,13 +7,15 @@
  * and a count (arg >> 8):
  *
  *   1 echo      copy every message from ring 0 to ring 1 until an empty one
- *               (copied too); ring the doorbell whenever ring 0 runs dry
+ *               (copied too); ring the doorbell whenever ring 0 runs dry,
+ *               unless count is 1 (the host polls)
  *   2 produce   send count messages into ring 0, then an empty one
  *   3 consume   take messages from ring 0 until an empty one
  *   4 write     store to the region (a read-only grant must stop the VM)
  *   5 arena     deref the refs in the input against the arena at offset 0
  *   6 roundtrip send count messages into ring 0 and check count echoes
  *               from ring 1, then send an empty one
+ *   7 ping      as 6, but one message in flight at a time (latency)
  *
  * Message i is 8 + (i * 7) % 57 bytes: i (u64), then bytes (i * 31 + j * 7).
  * Modes 2, 3 and 6 write {messages, FNV-1a 64 of all their bytes} to the
@@ -137,7 +139,7 @@ int main(const struct nxia_boot *boot)
 
     if ((rc = attach(&in, base, half)) != 0)
         fail("attach ring 0 failed:", rc);
-    if (mode == 1 || mode == 6) {
+    if (mode == 1 || mode == 6 || mode == 7) {
         if ((rc = attach(&out, base + half, half)) != 0)
             fail("attach ring 1 failed:", rc);
     }
@@ -147,7 +149,7 @@ int main(const struct nxia_boot *boot)
         for (;;) {
             rc = poll_ring(&in, msg, sizeof msg);
             if (rc == NXIA_PORTAL_AGAIN) {
-                if (pending) {
+                if (pending && count != 1) {
                     nxia_portal_ring(p);
                     pending = 0;
                 }
@@ -159,7 +161,8 @@ int main(const struct nxia_boot *boot)
             send(&out, msg, (uint32_t)rc);
             pending = 1;
             if (rc == 0) {
-                nxia_portal_ring(p);
+                if (count != 1)
+                    nxia_portal_ring(p);
                 return 0;
             }
         }
@@ -193,11 +196,11 @@ int main(const struct nxia_boot *boot)
         put_result(boot, n, sum);
         return 0;
     }
-    if (mode == 6) {
+    if (mode == 6 || mode == 7) {
         static uint8_t want[4096];
         uint64_t sent = 0, got = 0, sum = FNV_START;
         while (got < count) {
-            if (sent < count) {
+            if (sent < count && (mode == 6 || sent == got)) {
                 uint32_t len = make_message(sent, msg);
                 rc = offer(&in, msg, len);
                 if (rc == 0)
