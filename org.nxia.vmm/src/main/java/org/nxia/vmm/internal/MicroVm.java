@@ -185,7 +185,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
 
     // ---- portals: shared memory slots in the portal window, listed in the boot block ----
 
-    private record PortalSlot(String name, int index, long gpa, long span, SharedMapping mapping) {
+    private record PortalSlot(String name, long gpa, long span, SharedMapping mapping) {
     }
 
     private synchronized SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
@@ -238,7 +238,7 @@ final class MicroVm implements VirtualMachine, ExitHandler {
                 kernel.close();
             }
         };
-        portals[index] = new PortalSlot(name, index, gpa, span, mapping);
+        portals[index] = new PortalSlot(name, gpa, span, mapping);
         BootBlock.writePortal(memory, index, name, gpa, region.byteSize(), doorbellGpa,
                 BootBlock.PORTAL_MAPPED | (readOnly ? 0 : BootBlock.PORTAL_WRITABLE));
         return mapping;
