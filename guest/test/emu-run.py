@@ -26,7 +26,7 @@ except ImportError:
 
 RAM_MIB = 16
 MMIO = 0xd0000000
-NEEDS_DEVICES = ("virtio-", "blk-", "uart", "debug-exit", "reset")
+NEEDS_DEVICES = ("virtio-", "blk-", "uart", "debug-exit", "reset", "portal-")
 
 
 def run(floor, elf, work, arg=0, inp=None, max_insns=50_000_000):

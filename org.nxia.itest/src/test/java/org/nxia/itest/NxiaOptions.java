@@ -1,6 +1,7 @@
 package org.nxia.itest;
 
 import static org.ops4j.pax.exam.CoreOptions.bundle;
+import static org.ops4j.pax.exam.CoreOptions.composite;
 import static org.ops4j.pax.exam.CoreOptions.systemPackage;
 import static org.ops4j.pax.exam.CoreOptions.junitBundles;
 import static org.ops4j.pax.exam.CoreOptions.mavenBundle;
@@ -45,6 +46,6 @@ final class NxiaOptions {
                 mavenBundle("org.apache.felix", "org.apache.felix.scr", "2.2.18"),
                 mavenBundle("org.apache.felix", "org.apache.felix.configadmin", "1.9.26"),
                 mavenBundle("org.apache.felix", "org.apache.felix.gogo.runtime", "1.1.6"),
-                nxia[0], nxia[1], nxia[2], nxia[3], nxia[4], nxia[5], nxia[6], nxia[7], nxia[8], nxia[9]);
+                composite(nxia));
     }
 }

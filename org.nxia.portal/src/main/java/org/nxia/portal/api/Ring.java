@@ -5,8 +5,10 @@ import java.lang.foreign.MemorySegment;
 import org.osgi.annotation.versioning.ProviderType;
 
 /**
- * A single-producer/single-consumer ring of byte messages over shared memory.
- * One thread (or party) calls {@link #offer}, one calls {@link #poll}.
+ * A ring of byte messages over shared memory. An SPSC ring
+ * ({@link PortalStructures#formatSpsc}) has one thread (or party) calling
+ * {@link #offer} and one calling {@link #poll}; an MPMC ring
+ * ({@link PortalStructures#formatMpmc}) takes any number of each.
  */
 @ProviderType
 public interface Ring {

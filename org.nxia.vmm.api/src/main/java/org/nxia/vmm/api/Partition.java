@@ -1,5 +1,6 @@
 package org.nxia.vmm.api;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Map;
 
 import org.osgi.annotation.versioning.ConsumerType;
@@ -22,6 +23,22 @@ public interface Partition extends AutoCloseable {
 
     /** Backend statistics for the whole VM, by the backend's names; empty if it has none. */
     Map<String, Long> statistics();
+
+    // ---- shared memory (Portal) ----
+
+    /**
+     * Maps {@code host} into the guest at {@code gpa} as its own memory slot:
+     * guest accesses reach the host memory with no exit. {@code host} must be
+     * page aligned, a whole number of pages, shared memory that outlives the
+     * mapping, and {@code [gpa, gpa + size)} must not overlap RAM or another
+     * mapping. With {@code readOnly} a guest write exits as an MMIO write.
+     *
+     * @throws IllegalArgumentException for a misaligned or overlapping range
+     * @throws HypervisorException if the backend refuses
+     */
+    default SharedMapping mapShared(long gpa, MemorySegment host, boolean readOnly) {
+        throw new UnsupportedOperationException("this backend cannot map shared memory into a guest");
+    }
 
     @Override
     void close();

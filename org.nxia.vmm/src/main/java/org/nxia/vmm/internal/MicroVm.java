@@ -21,6 +21,7 @@ import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.Hypervisor;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.Vcpu;
 import org.nxia.vmm.api.VcpuStop;
 import org.nxia.vmm.api.VirtualMachine;
@@ -66,6 +67,9 @@ final class MicroVm implements VirtualMachine, ExitHandler, HostCallContext {
     private final CountDownLatch stopped = new CountDownLatch(1);
     /** Host-call state that lives in guest RAM lets go of it here, before the partition is closed. */
     private final List<Runnable> destroyActions = new ArrayList<>();
+    /** Portal table entries by index (a name keeps its index); null where nothing is mapped now. */
+    private final List<String> portalNames = new ArrayList<>();
+    private final PortalSlot[] portals = new PortalSlot[BootBlock.MAX_PORTALS];
 
     private volatile VmState state = VmState.CREATED;
     private volatile boolean closed;
@@ -157,6 +161,11 @@ final class MicroVm implements VirtualMachine, ExitHandler, HostCallContext {
         }
 
         @Override
+        public SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
+            return MicroVm.this.mapPortal(name, region, readOnly, doorbellGpa);
+        }
+
+        @Override
         public void console(byte[] bytes, int offset, int length) {
             console.append(bytes, offset, length);
         }
@@ -175,6 +184,96 @@ final class MicroVm implements VirtualMachine, ExitHandler, HostCallContext {
         public void fail(String reason) {
             stopWith(VmResult.Reason.GUEST_ERROR, reason);
         }
+    }
+
+    // ---- portals: shared memory slots in the portal window, listed in the boot block ----
+
+    private record PortalSlot(String name, long gpa, long span, SharedMapping mapping) {
+    }
+
+    private synchronized SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
+        int index = portalNames.indexOf(name);
+        if (index < 0) {
+            if (portalNames.size() == BootBlock.MAX_PORTALS) {
+                throw new IllegalArgumentException("a micro-VM has room for " + BootBlock.MAX_PORTALS + " portals");
+            }
+            index = portalNames.size();
+            portalNames.add(name);
+        }
+        if (portals[index] != null) {
+            throw new IllegalArgumentException("portal '" + name + "' is already mapped into " + id);
+        }
+        long span = (region.byteSize() + MicroVmLayout.PORTAL_ALIGN - 1) & -MicroVmLayout.PORTAL_ALIGN;
+        long gpa = freePortalRange(span);
+        if (gpa < 0) {
+            throw new IllegalArgumentException("the portal window (%d MiB at 0x%x) has no free %d MiB for '%s'"
+                    .formatted(MicroVmLayout.PORTAL_WINDOW_SIZE >> 20, MicroVmLayout.PORTAL_WINDOW, span >> 20, name));
+        }
+        SharedMapping kernel = partition.mapShared(gpa, region, readOnly);
+        int slotIndex = index;
+        SharedMapping mapping = new SharedMapping() {
+            @Override
+            public long gpa() {
+                return kernel.gpa();
+            }
+
+            @Override
+            public long size() {
+                return kernel.size();
+            }
+
+            @Override
+            public boolean readOnly() {
+                return kernel.readOnly();
+            }
+
+            @Override
+            public void close() {
+                synchronized (MicroVm.this) {
+                    if (portals[slotIndex] == null || portals[slotIndex].mapping() != this) {
+                        return;
+                    }
+                    portals[slotIndex] = null;
+                    if (!closed) {
+                        BootBlock.clearPortal(memory, slotIndex);
+                    }
+                }
+                kernel.close();
+            }
+        };
+        portals[index] = new PortalSlot(name, gpa, span, mapping);
+        BootBlock.writePortal(memory, index, name, gpa, region.byteSize(), doorbellGpa,
+                BootBlock.PORTAL_MAPPED | (readOnly ? 0 : BootBlock.PORTAL_WRITABLE));
+        return mapping;
+    }
+
+    /** First fit, in 2 MiB steps; -1 when no hole is {@code span} long. */
+    private long freePortalRange(long span) {
+        long end = MicroVmLayout.PORTAL_WINDOW + MicroVmLayout.PORTAL_WINDOW_SIZE;
+        for (long at = MicroVmLayout.PORTAL_WINDOW; at + span <= end; at += MicroVmLayout.PORTAL_ALIGN) {
+            boolean free = true;
+            for (PortalSlot p : portals) {
+                if (p != null && at < p.gpa() + p.span() && p.gpa() < at + span) {
+                    free = false;
+                    at = p.gpa() + p.span() - MicroVmLayout.PORTAL_ALIGN;
+                    break;
+                }
+            }
+            if (free) {
+                return at;
+            }
+        }
+        return -1;
+    }
+
+    /** The portal holding {@code address}, for an error message; null if none. */
+    private PortalSlot portalAt(long address) {
+        for (PortalSlot p : portals) {
+            if (p != null && address >= p.gpa() && address < p.gpa() + p.span()) {
+                return p;
+            }
+        }
+        return null;
     }
 
     private void exitWith(int status) {
@@ -298,8 +397,17 @@ final class MicroVm implements VirtualMachine, ExitHandler, HostCallContext {
     public void mmioWrite(long address, int size, long value) {
         Bus.MmioRoute r = bus.mmio(address);
         if (r == null) {
-            stopWith(VmResult.Reason.GUEST_ERROR, "the guest wrote %d bytes to MMIO address 0x%x, which no device serves"
-                    .formatted(size, address));
+            PortalSlot p = portalAt(address);
+            if (p != null && p.mapping().readOnly() && address < p.gpa() + p.mapping().size()) {
+                stopWith(VmResult.Reason.GUEST_ERROR, "the guest wrote %d bytes to read-only portal '%s' at offset 0x%x (address 0x%x)"
+                        .formatted(size, p.name(), address - p.gpa(), address));
+            } else if (p != null) {
+                stopWith(VmResult.Reason.GUEST_ERROR, "the guest wrote %d bytes at 0x%x, past the end of portal '%s' (%d bytes at 0x%x)"
+                        .formatted(size, address, p.name(), p.mapping().size(), p.gpa()));
+            } else {
+                stopWith(VmResult.Reason.GUEST_ERROR, "the guest wrote %d bytes to MMIO address 0x%x, which no device serves"
+                        .formatted(size, address));
+            }
             return;
         }
         r.device().write(address - r.base(), size, value);

@@ -85,6 +85,9 @@ final class KvmAbi {
             JAVA_LONG.withName("memory_size"), JAVA_LONG.withName("userspace_addr"))
             .withName("kvm_userspace_memory_region");
 
+    /** kvm_userspace_memory_region.flags: guest writes to the slot exit as MMIO writes. */
+    static final int KVM_MEM_READONLY = 1 << 1;
+
     /** struct kvm_msr_entry. */
     static final StructLayout KVM_MSR_ENTRY = structLayout(
             JAVA_INT.withName("index"), JAVA_INT.withName("reserved"), JAVA_LONG.withName("data"))

@@ -6,11 +6,13 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
 import java.util.Map;
 
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.Vcpu;
 
 /**
@@ -38,11 +40,13 @@ final class KvmPartition implements Partition {
     private final MemorySegment cpuid;
     private final List<KvmVcpu> vcpus = new ArrayList<>();
     private final int kickSignal;
+    private final long ramBytes;
     private boolean closed;
 
     KvmPartition(KvmSystem system, long ramBytes, int kickSignal) {
         this.system = system;
         this.kickSignal = kickSignal;
+        this.ramBytes = ramBytes;
         int vm = -1;
         int mem = -1;
         MemorySegment mapped = null;
@@ -51,13 +55,7 @@ final class KvmPartition implements Partition {
             mem = Libc.memfdCreate("nxia-guest-ram");
             Libc.ftruncate(mem, ramBytes);
             mapped = Libc.mmap(ramBytes, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, mem, "guest RAM");
-            MemorySegment region = arena.allocate(KVM_USERSPACE_MEMORY_REGION);
-            region.set(ValueLayout.JAVA_INT, O_USERSPACE_MEMORY_REGION_SLOT, 0);
-            region.set(ValueLayout.JAVA_INT, O_USERSPACE_MEMORY_REGION_FLAGS, 0);
-            region.set(ValueLayout.JAVA_LONG, O_USERSPACE_MEMORY_REGION_GUEST_PHYS_ADDR, 0L);
-            region.set(ValueLayout.JAVA_LONG, O_USERSPACE_MEMORY_REGION_MEMORY_SIZE, ramBytes);
-            region.set(ValueLayout.JAVA_LONG, O_USERSPACE_MEMORY_REGION_USERSPACE_ADDR, mapped.address());
-            Libc.ioctl(vm, KVM_SET_USER_MEMORY_REGION, region, "KVM_SET_USER_MEMORY_REGION");
+            setMemoryRegion(vm, 0, 0, 0L, ramBytes, mapped.address());
             // Intel without unrestricted guest needs a TSS area; PVM and AMD refuse or ignore it.
             try {
                 Libc.ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000L, "KVM_SET_TSS_ADDR");
@@ -83,6 +81,18 @@ final class KvmPartition implements Partition {
         this.mapping = mapped;
         this.ram = scoped(mapped, arena);
         this.memory = GuestMemory.of(0, ram);
+    }
+
+    private void setMemoryRegion(int vm, int slot, int flags, long gpa, long size, long hostAddress) {
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment region = call.allocate(KVM_USERSPACE_MEMORY_REGION);
+            region.set(ValueLayout.JAVA_INT, O_USERSPACE_MEMORY_REGION_SLOT, slot);
+            region.set(ValueLayout.JAVA_INT, O_USERSPACE_MEMORY_REGION_FLAGS, flags);
+            region.set(ValueLayout.JAVA_LONG, O_USERSPACE_MEMORY_REGION_GUEST_PHYS_ADDR, gpa);
+            region.set(ValueLayout.JAVA_LONG, O_USERSPACE_MEMORY_REGION_MEMORY_SIZE, size);
+            region.set(ValueLayout.JAVA_LONG, O_USERSPACE_MEMORY_REGION_USERSPACE_ADDR, hostAddress);
+            Libc.ioctl(vm, KVM_SET_USER_MEMORY_REGION, region, "KVM_SET_USER_MEMORY_REGION");
+        }
     }
 
     @SuppressWarnings("restricted")
@@ -116,6 +126,88 @@ final class KvmPartition implements Partition {
     @Override
     public Map<String, Long> statistics() {
         return Map.of("ram_bytes", ram.byteSize());
+    }
+
+    // ---- shared memory (Portal) ----
+
+    private static final long PAGE = 4096;
+    /** Slot 0 is RAM; shared mappings take slots from 1 (x86 KVM has at least 509 user slots). */
+    private static final int MAX_SHARED_SLOTS = 256;
+    private final BitSet sharedSlots = new BitSet();
+    private final List<KvmSharedMapping> shared = new ArrayList<>();
+
+    private final class KvmSharedMapping implements SharedMapping {
+        private final int slot;
+        private final long gpa;
+        private final long size;
+        private final boolean readOnly;
+        private boolean unmapped;
+
+        KvmSharedMapping(int slot, long gpa, long size, boolean readOnly) {
+            this.slot = slot;
+            this.gpa = gpa;
+            this.size = size;
+            this.readOnly = readOnly;
+        }
+
+        @Override
+        public long gpa() {
+            return gpa;
+        }
+
+        @Override
+        public long size() {
+            return size;
+        }
+
+        @Override
+        public boolean readOnly() {
+            return readOnly;
+        }
+
+        @Override
+        public void close() {
+            synchronized (KvmPartition.this) {
+                if (unmapped) {
+                    return;
+                }
+                unmapped = true;
+                shared.remove(this);
+                if (!closed) {
+                    setMemoryRegion(vmFd, slot, 0, gpa, 0, 0); // size 0 deletes the slot
+                }
+                sharedSlots.clear(slot);
+            }
+        }
+    }
+
+    @Override
+    public synchronized SharedMapping mapShared(long gpa, MemorySegment host, boolean readOnly) {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        long size = host.byteSize();
+        if (!host.isNative() || host.address() % PAGE != 0 || size <= 0 || size % PAGE != 0 || gpa < 0 || gpa % PAGE != 0) {
+            throw new IllegalArgumentException("a shared mapping needs page-aligned native memory of whole pages at a page-aligned guest address"
+                    + " (host 0x%x +%d, guest 0x%x)".formatted(host.address(), size, gpa));
+        }
+        if (gpa > Long.MAX_VALUE - size || gpa < ramBytes) {
+            throw new IllegalArgumentException("guest range [0x%x, +0x%x) overlaps RAM (0 to 0x%x)".formatted(gpa, size, ramBytes));
+        }
+        for (KvmSharedMapping m : shared) {
+            if (gpa < m.gpa + m.size && m.gpa < gpa + size) {
+                throw new IllegalArgumentException("guest range [0x%x, +0x%x) overlaps the mapping at 0x%x".formatted(gpa, size, m.gpa));
+            }
+        }
+        int slot = sharedSlots.nextClearBit(1);
+        if (slot > MAX_SHARED_SLOTS) {
+            throw new IllegalArgumentException("this VM already has " + MAX_SHARED_SLOTS + " shared mappings");
+        }
+        setMemoryRegion(vmFd, slot, readOnly ? KVM_MEM_READONLY : 0, gpa, size, host.address());
+        sharedSlots.set(slot);
+        KvmSharedMapping mapping = new KvmSharedMapping(slot, gpa, size, readOnly);
+        shared.add(mapping);
+        return mapping;
     }
 
     @Override

@@ -1,6 +1,9 @@
 package org.nxia.vmm.api.device;
 
+import java.lang.foreign.MemorySegment;
+
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.SharedMapping;
 import org.osgi.annotation.versioning.ProviderType;
 
 /** What the VMM gives a device of one VM. */
@@ -28,6 +31,18 @@ public interface DeviceContext {
      * @throws IllegalArgumentException when the device area is full
      */
     long claimMmio(long size, MmioDevice device);
+
+    /**
+     * Maps a Portal region into the VM's portal window (docs/guest-abi.md,
+     * "Portals") and lists it in the boot block's portal table under
+     * {@code name}, with {@code doorbellGpa} (0 for none). Closing the mapping
+     * removes the slot and marks the table entry unmapped.
+     *
+     * @throws IllegalArgumentException when the window or the table is full, or the region is not page aligned
+     */
+    default SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
+        throw new UnsupportedOperationException("this VM cannot map shared memory");
+    }
 
     /** Text the device shows the user: appended to the VM's console. Safe from any thread. */
     void console(byte[] bytes, int offset, int length);

@@ -12,7 +12,14 @@ public final class BootBlock {
     public static final int MMIO_COUNT = 120;
     public static final int MMIO_BASES = 128;
     public static final int MAX_MMIO_WINDOWS = 32;
-    public static final int SIZE = 384;
+    public static final int PORTAL_COUNT = 384;
+    public static final int PORTALS = 392;
+    public static final int PORTAL_ENTRY = 48;
+    public static final int MAX_PORTALS = 16;
+    public static final int PORTAL_NAME = 16;
+    public static final int PORTAL_MAPPED = 1;
+    public static final int PORTAL_WRITABLE = 2;
+    public static final int SIZE = PORTALS + MAX_PORTALS * PORTAL_ENTRY;
 
     private BootBlock() {
     }
@@ -53,6 +60,47 @@ public final class BootBlock {
         for (int i = 0; i < bases.size(); i++) {
             m.writeLong(b + MMIO_BASES + 8L * i, bases.get(i));
         }
+    }
+
+    /**
+     * Writes portal table entry {@code index} (docs/guest-abi.md, "Portals");
+     * the count becomes at least {@code index + 1}. The flags word is written
+     * last so a polling guest sees a complete entry once MAPPED is set.
+     */
+    public static void writePortal(GuestMemory m, int index, String name, long gpa, long size, long doorbell, int flags) {
+        if (index < 0 || index >= MAX_PORTALS) {
+            throw new IllegalArgumentException("a micro-VM has room for " + MAX_PORTALS + " portals");
+        }
+        long e = MicroVmLayout.BOOT_BLOCK + PORTALS + (long) PORTAL_ENTRY * index;
+        m.writeInt(e + 24, 0); // unmapped while it changes
+        m.writeLong(e, gpa);
+        m.writeLong(e + 8, size);
+        m.writeLong(e + 16, doorbell);
+        m.writeInt(e + 28, nameHash(name));
+        byte[] bytes = name.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] padded = new byte[PORTAL_NAME];
+        System.arraycopy(bytes, 0, padded, 0, Math.min(bytes.length, PORTAL_NAME - 1));
+        m.write(e + 32, padded);
+        long count = MicroVmLayout.BOOT_BLOCK + PORTAL_COUNT;
+        if (m.readInt(count) < index + 1) {
+            m.writeInt(count, index + 1);
+        }
+        java.lang.invoke.VarHandle.releaseFence();
+        m.writeInt(e + 24, flags);
+    }
+
+    /** Marks portal table entry {@code index} unmapped. */
+    public static void clearPortal(GuestMemory m, int index) {
+        m.writeInt(MicroVmLayout.BOOT_BLOCK + PORTALS + (long) PORTAL_ENTRY * index + 24, 0);
+    }
+
+    /** FNV-1a (32 bit) of the name's UTF-8 bytes: what a guest compares to find a portal by name. */
+    public static int nameHash(String name) {
+        int h = 0x811c9dc5;
+        for (byte b : name.getBytes(java.nio.charset.StandardCharsets.UTF_8)) {
+            h = (h ^ (b & 0xff)) * 0x01000193;
+        }
+        return h;
     }
 
     /** How many output bytes the guest says it wrote, clamped to the capacity (the guest may lie). */

@@ -21,6 +21,10 @@ public record MicroVmLayout(long ramSize, long imageEnd, long inputGpa, long inp
     public static final long STACK_SIZE = 64 * 1024;
     public static final long MMIO_WINDOW = 0xd000_0000L;
     public static final long MMIO_WINDOW_SIZE = 2L << 20;
+    /** Portal regions (shared memory slots) are mapped here, each at a 2 MiB boundary. */
+    public static final long PORTAL_WINDOW = 0xc000_0000L;
+    public static final long PORTAL_WINDOW_SIZE = 256L << 20;
+    public static final long PORTAL_ALIGN = 2L << 20;
 
     /**
      * Plans the map.

@@ -7,7 +7,9 @@ import org.nxia.vmm.api.GuestMemory;
 
 /**
  * Builds the 4-level identity map of a micro-VM: all RAM but the null page,
- * plus the MMIO window, with 4 KiB pages. Every present entry at every level
+ * plus the MMIO window, with 4 KiB pages, and the portal window with 2 MiB
+ * pages (mapped whether or not a region is there: an access to a hole exits
+ * as unclaimed MMIO). Every present entry at every level
  * has P, R/W and U/S: PVM runs the guest at CPL 3 and spins on page faults
  * without U/S (see shared/design/TESTBENCH.md).
  */
@@ -18,9 +20,11 @@ public final class PageTables {
     static final long US = 1 << 2;
     static final long PWT = 1 << 3;
     static final long PCD = 1 << 4;
+    static final long PS = 1 << 7;
     static final long TABLE = P | RW | US;
     static final long RAM_PAGE = P | RW | US;
     static final long MMIO_PAGE = P | RW | US | PWT | PCD;
+    static final long PORTAL_PAGE = P | RW | US | PS;
 
     private static final long PAGE = 4096;
     private static final long TWO_MIB = 2L << 20;
@@ -81,6 +85,11 @@ public final class PageTables {
         for (int i = 0; i < MicroVmLayout.MMIO_WINDOW_SIZE / PAGE; i++) {
             entry(tables, mmioPt + i * 8L, (window + i * PAGE) | MMIO_PAGE);
         }
+        // The portal window shares the MMIO window's gigabyte and directory.
+        long portal = MicroVmLayout.PORTAL_WINDOW;
+        for (long p = portal; p < portal + MicroVmLayout.PORTAL_WINDOW_SIZE; p += TWO_MIB) {
+            entry(tables, mmioPd + ((p % ONE_GIB) / TWO_MIB) * 8, p | PORTAL_PAGE);
+        }
         return base;
     }
 
@@ -101,6 +110,9 @@ public final class PageTables {
             entry = memory.readLong(table + ((virtual >>> shift) & 511) * 8);
             if ((entry & P) == 0 || (entry & US) == 0 || (entry & RW) == 0) {
                 return -1;
+            }
+            if (shift == 21 && (entry & PS) != 0) {
+                return (entry & 0x000f_ffff_ffe0_0000L) | (virtual & (TWO_MIB - 1));
             }
             table = entry & 0x000f_ffff_ffff_f000L;
         }

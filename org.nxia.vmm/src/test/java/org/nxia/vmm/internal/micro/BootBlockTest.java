@@ -44,12 +44,31 @@ class BootBlockTest {
         assertEquals(0x3333_0000L, memory.readLong(B + 96));
         assertEquals(0x0ff0_0000L, memory.readLong(B + 104));
         assertEquals(0x1234_5678_9abc_def0L, memory.readLong(B + 112));
-        assertEquals(384, BootBlock.SIZE);
+        assertEquals(384 + 8 + 16 * 48, BootBlock.SIZE);
         for (int i = (int) B + BootBlock.SIZE; i < B + 4096; i++) {
             assertEquals(0, bytes[i], "rest of the page is zero");
         }
         assertEquals((byte) 0xee, bytes[(int) B - 1]);
         assertEquals((byte) 0xee, bytes[(int) B + 4096]);
+    }
+
+    @Test
+    void portalEntriesSitAtTheirDocumentedOffsets() {
+        BootBlock.write(memory, layout, 0, 0);
+        BootBlock.writePortal(memory, 1, "ring", 0xc020_0000L, 0x4_0000, 0xd000_1000L,
+                BootBlock.PORTAL_MAPPED | BootBlock.PORTAL_WRITABLE);
+        long e = B + 392 + 48;
+        assertEquals(2, memory.readInt(B + 384), "count covers entry 1");
+        assertEquals(0xc020_0000L, memory.readLong(e));
+        assertEquals(0x4_0000, memory.readLong(e + 8));
+        assertEquals(0xd000_1000L, memory.readLong(e + 16));
+        assertEquals(3, memory.readInt(e + 24));
+        assertEquals(0xf75a_fb6b, memory.readInt(e + 28), "FNV-1a 32 of \"ring\"");
+        assertEquals("ring", new String(memory.read(e + 32, 4), java.nio.charset.StandardCharsets.US_ASCII));
+        assertEquals(0, memory.readByte(e + 36), "NUL padded");
+        assertEquals(0, memory.readInt(B + 392 + 24), "entry 0 stays unmapped");
+        BootBlock.clearPortal(memory, 1);
+        assertEquals(0, memory.readInt(e + 24));
     }
 
     @Test

@@ -82,7 +82,8 @@ class PageTablesTest {
         for (long address : new long[] {ramSize, ramSize + PAGE, ramSize + 2 * MIB - 1, GIB, 2 * GIB, 3 * GIB,
                 WINDOW - PAGE, WINDOW - 1, WINDOW_END, WINDOW_END + PAGE, 4 * GIB - 1, 4 * GIB, 512 * GIB,
                 1L << 46, (1L << 47) - 1, 1L << 47, -1, -PAGE, Long.MIN_VALUE, 0xffff_8000_0000_0000L}) {
-            if (address >= ramSize) {
+            boolean portal = address >= MicroVmLayout.PORTAL_WINDOW && address < MicroVmLayout.PORTAL_WINDOW + MicroVmLayout.PORTAL_WINDOW_SIZE;
+            if (address >= ramSize && !portal) {
                 assertEquals(-1, PageTables.translate(t.memory(), t.cr3(), address),
                         () -> "0x%x is beyond RAM but mapped".formatted(address));
             }
@@ -91,13 +92,20 @@ class PageTablesTest {
             assertEquals(page, PageTables.translate(t.memory(), t.cr3(), page), "MMIO window is identity mapped");
         }
         assertEquals(WINDOW_END - 1, PageTables.translate(t.memory(), t.cr3(), WINDOW_END - 1));
+        long portalEnd = MicroVmLayout.PORTAL_WINDOW + MicroVmLayout.PORTAL_WINDOW_SIZE;
+        for (long page = MicroVmLayout.PORTAL_WINDOW; page < portalEnd; page += PAGE) {
+            assertEquals(page + 8, PageTables.translate(t.memory(), t.cr3(), page + 8), "portal window is identity mapped");
+        }
+        if (ramSize < MicroVmLayout.PORTAL_WINDOW) { // 3 GiB of RAM ends where the window starts
+            assertEquals(-1, PageTables.translate(t.memory(), t.cr3(), MicroVmLayout.PORTAL_WINDOW - 1), "nothing below the portal window");
+        }
         assertEntriesAndTableCount(t, ramSize);
     }
 
     /** Walks raw entries: every present entry at every level has P, R/W and U/S; only MMIO leaves have PCD|PWT. */
     private static void assertEntriesAndTableCount(Built t, long ramSize) {
         Set<Long> tables = new HashSet<>();
-        long[] leaves = {0, 0};  // RAM, MMIO
+        long[] leaves = {0, 0, 0};  // RAM, MMIO, portal window (2 MiB)
         walk(t.memory(), t.cr3(), 4, 0, tables, leaves);
         assertEquals(PageTables.sizeFor(ramSize) / PAGE, tables.size(), "sizeFor matches the tables used");
         for (long table : tables) {
@@ -105,6 +113,7 @@ class PageTablesTest {
         }
         assertEquals(ramSize / PAGE - 1, leaves[0], "one leaf per RAM page but the null page");
         assertEquals(MicroVmLayout.MMIO_WINDOW_SIZE / PAGE, leaves[1]);
+        assertEquals(MicroVmLayout.PORTAL_WINDOW_SIZE / MicroVmLayout.PORTAL_ALIGN, leaves[2]);
     }
 
     private static void walk(GuestMemory memory, long table, int level, long virtualBase, Set<Long> tables, long[] leaves) {
@@ -119,9 +128,17 @@ class PageTablesTest {
             long virtual = virtualBase + ((long) i << shift);
             long flags = PageTables.P | PageTables.RW | PageTables.US;
             assertEquals(flags, entry & flags, () -> "entry at level %d for 0x%x lacks P/RW/US: 0x%x".formatted(level, virtual, entry));
-            assertEquals(0, entry & (1L << 7), "no large pages");
             assertEquals(0, entry & (1L << 63), "no NX on mapped pages");
             long next = entry & ADDRESS_MASK;
+            boolean portal = virtual >= MicroVmLayout.PORTAL_WINDOW && virtual < MicroVmLayout.PORTAL_WINDOW + MicroVmLayout.PORTAL_WINDOW_SIZE;
+            if (level == 2 && portal) {
+                assertEquals(PageTables.PS, entry & PageTables.PS, "the portal window has 2 MiB pages");
+                assertEquals(virtual, next, "portal pages map identity");
+                assertEquals(0, entry & (PageTables.PCD | PageTables.PWT), "portal memory is cached");
+                leaves[2]++;
+                continue;
+            }
+            assertEquals(0, entry & PageTables.PS, "no other large pages");
             if (level > 1) {
                 assertEquals(0, entry & (PageTables.PCD | PageTables.PWT), "tables are cached");
                 walk(memory, next, level - 1, virtual, tables, leaves);

@@ -1,0 +1,85 @@
+package org.nxia.portal.internal;
+
+import java.time.Duration;
+import java.util.concurrent.locks.LockSupport;
+
+import org.nxia.portal.api.Doorbell;
+import org.nxia.vmm.api.device.MmioDevice;
+
+/**
+ * A doorbell as a one-page MMIO window: every guest store is one exit that
+ * counts a ring and unparks the waiter. Nothing allocates on that path. (An
+ * ioeventfd would let the store skip the VMM thread; {@link #ring} is the hook
+ * it would call.)
+ */
+final class DoorbellImpl implements Doorbell, MmioDevice {
+
+    /** How long a waiter spins before it parks: a running guest usually answers within this. */
+    static final long SPIN_NANOS = 20_000;
+
+    private volatile long rings;
+    private volatile Thread waiter;
+    private volatile long gpa;
+
+    void gpa(long value) {
+        gpa = value;
+    }
+
+    @Override
+    public long gpa() {
+        return gpa;
+    }
+
+    void ring() {
+        rings++; // only the vCPU thread writes
+        Thread w = waiter;
+        if (w != null) {
+            LockSupport.unpark(w);
+        }
+    }
+
+    @Override
+    public long rings() {
+        return rings;
+    }
+
+    @Override
+    public long await(long seen, Duration timeout) throws InterruptedException {
+        long now = System.nanoTime();
+        long spinUntil = now + Math.min(SPIN_NANOS, timeout.toNanos());
+        long deadline = now + timeout.toNanos();
+        long r;
+        while ((r = rings) == seen && System.nanoTime() < spinUntil) {
+            Thread.onSpinWait();
+        }
+        if (r != seen) {
+            return r;
+        }
+        waiter = Thread.currentThread();
+        try {
+            while ((r = rings) == seen) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    break;
+                }
+                LockSupport.parkNanos(this, left);
+                if (Thread.interrupted()) {
+                    throw new InterruptedException();
+                }
+            }
+            return r;
+        } finally {
+            waiter = null;
+        }
+    }
+
+    @Override
+    public void write(long offset, int size, long value) {
+        ring();
+    }
+
+    @Override
+    public long read(long offset, int size) {
+        return rings;
+    }
+}

@@ -1,0 +1,97 @@
+package org.nxia.portal.internal;
+
+import org.nxia.portal.api.Doorbell;
+import org.nxia.portal.api.PortalMapping;
+import org.nxia.portal.api.Rights;
+import org.nxia.vmm.api.SharedMapping;
+import org.nxia.vmm.api.device.Device;
+import org.nxia.vmm.api.device.DeviceContext;
+
+/**
+ * A {@code portal} device: one VM's capability for one region, its doorbell,
+ * and the region's mapping while mapped.
+ */
+final class Grant implements Device, PortalMapping {
+
+    /** The device's state for diagnostics. */
+    record State(String region, Rights rights, boolean mapped, long gpa, long doorbellGpa, long rings) {
+    }
+
+    private final PortalsImpl portals;
+    private final DeviceContext context;
+    private final String region;
+    private final Rights rights;
+    private final DoorbellImpl doorbell = new DoorbellImpl();
+    private SharedMapping mapping;
+
+    Grant(PortalsImpl portals, DeviceContext context, String region, Rights rights) {
+        this.portals = portals;
+        this.context = context;
+        this.region = region;
+        this.rights = rights;
+        doorbell.gpa(context.claimMmio(Region.PAGE, doorbell));
+    }
+
+    synchronized void map(Region r) {
+        if (mapping != null) {
+            throw new IllegalArgumentException("portal " + region + " is already mapped into " + context.vmId()
+                    + " at 0x" + Long.toHexString(mapping.gpa()));
+        }
+        mapping = context.mapPortal(region, r.segment(), rights == Rights.RO, doorbell.gpa());
+    }
+
+    synchronized boolean unmap() {
+        if (mapping == null) {
+            return false;
+        }
+        mapping.close();
+        mapping = null;
+        return true;
+    }
+
+    @Override
+    public String type() {
+        return PortalsImpl.TYPE;
+    }
+
+    @Override
+    public synchronized Record state() {
+        return new State(region, rights, mapping != null, gpa(), doorbell.gpa(), doorbell.rings());
+    }
+
+    @Override
+    public void close() {
+        unmap();
+        portals.forget(this);
+    }
+
+    @Override
+    public String vmId() {
+        return context.vmId();
+    }
+
+    @Override
+    public String region() {
+        return region;
+    }
+
+    @Override
+    public Rights rights() {
+        return rights;
+    }
+
+    @Override
+    public synchronized boolean mapped() {
+        return mapping != null;
+    }
+
+    @Override
+    public synchronized long gpa() {
+        return mapping == null ? 0 : mapping.gpa();
+    }
+
+    @Override
+    public Doorbell doorbell() {
+        return doorbell;
+    }
+}
