@@ -80,7 +80,7 @@ configure() {
 # Runs make with its output condensed to one progress line; the whole log stays in $OBJ/build.log.
 # The percentage is against the step count of the last full build (a first build guesses).
 compile_kernel() {
-  local total; total="$(cat "$OBJ/.nxia-steps" 2>/dev/null || echo 1400)"
+  local total; total="$(cat "$OBJ/.nxia-steps" 2>/dev/null || echo 1800)"
   say "[3/5] kernel: make -j$JOBS bzImage (log: $OBJ/build.log)"
   local tty=0; [ -t 2 ] && tty=1
   set +o pipefail
@@ -134,7 +134,6 @@ make_initramfs() {  # make_initramfs OUT-DIR
   } > "$list"
   # A fixed timestamp keeps the archive the same for the same inputs.
   "$gen" -t 0 "$list" | gzip -9n > "$out/initramfs.cpio.gz"
-  echo "$init" > "$out/init.source"
 }
 
 cmd_build() {
@@ -150,7 +149,7 @@ cmd_build() {
   exec 9>"$CACHE/.lock"
   flock -n 9 || { say "another build holds $CACHE/.lock; waiting"; flock 9; }
   if [ -f "$dir/info.json" ]; then ln -sfn "$k" "$CACHE/current"; echo "$dir"; return; fi
-  say "building image $k (cold: ~25 min on 2 cores; cached afterwards)"
+  say "building image $k (cold: 20-40 min on 2 cores; cached afterwards)"
   for tool in make gcc flex bison bc xz gzip readelf dpkg-deb apt-get; do
     command -v "$tool" >/dev/null || die "missing $tool (.ci/run lists what the kernel build needs)"
   done
@@ -199,7 +198,7 @@ cmd_info() {
     [ -L "$CACHE/current" ] && echo "current:    $(readlink -f "$CACHE/current") (older inputs)"
     return 0
   fi
-  field() { sed -n "s/^ *\"$1\": *\"\{0,1\}\([^\"]*\)\"\{0,1\},\{0,1\}$/\1/p" "$dir/info.json"; }
+  field() { sed -n "s/^ *\"$1\": *\"\{0,1\}\([^\",]*\).*$/\1/p" "$dir/info.json"; }
   echo "release:    $(field kernel_release)"
   echo "config:     sha256 $(field config_sha256)"
   echo "bzImage:    $(field bzimage_bytes) bytes"
