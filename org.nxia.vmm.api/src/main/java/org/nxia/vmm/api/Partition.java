@@ -1,6 +1,7 @@
 package org.nxia.vmm.api;
 
 import java.util.Map;
+import java.util.Optional;
 
 import org.osgi.annotation.versioning.ConsumerType;
 
@@ -19,6 +20,19 @@ public interface Partition extends AutoCloseable {
      * thread.
      */
     Vcpu createVcpu(int id);
+
+    /**
+     * Creates the hypervisor's interrupt controllers for this VM (local
+     * APICs, IOAPIC, PICs, PIT), as a stock kernel expects. Call once, before
+     * the first {@link #createVcpu}. Optional: a backend that cannot emulate
+     * them (PVM, a backend without an in-kernel irqchip) returns empty and the
+     * VM keeps to polling.
+     *
+     * @throws IllegalStateException if vCPUs exist or it was already called
+     */
+    default Optional<InterruptController> createInterruptController() {
+        return Optional.empty();
+    }
 
     /** Backend statistics for the whole VM, by the backend's names; empty if it has none. */
     Map<String, Long> statistics();

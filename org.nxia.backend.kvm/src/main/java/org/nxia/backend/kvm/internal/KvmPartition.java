@@ -8,8 +8,10 @@ import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.Partition;
 import org.nxia.vmm.api.Vcpu;
 
@@ -26,6 +28,10 @@ final class KvmPartition implements Partition {
     private static final long O_USERSPACE_MEMORY_REGION_SLOT = offset(KVM_USERSPACE_MEMORY_REGION, "slot");
     private static final long O_USERSPACE_MEMORY_REGION_USERSPACE_ADDR = offset(KVM_USERSPACE_MEMORY_REGION, "userspace_addr");
 
+    /** Three pages for Intel's real-mode TSS, and the page below it for the EPT identity map. */
+    static final long TSS_ADDR = 0xfffb_d000L;
+    static final long IDENTITY_MAP_ADDR = 0xfffb_c000L;
+
     private final KvmSystem system;
     private final int vmFd;
     private final int memFd;
@@ -38,6 +44,8 @@ final class KvmPartition implements Partition {
     private final MemorySegment cpuid;
     private final List<KvmVcpu> vcpus = new ArrayList<>();
     private final int kickSignal;
+    private KvmInterrupts interrupts;
+    private boolean interruptsAsked;
     private boolean closed;
 
     KvmPartition(KvmSystem system, long ramBytes, int kickSignal) {
@@ -58,9 +66,14 @@ final class KvmPartition implements Partition {
             region.set(ValueLayout.JAVA_LONG, O_USERSPACE_MEMORY_REGION_MEMORY_SIZE, ramBytes);
             region.set(ValueLayout.JAVA_LONG, O_USERSPACE_MEMORY_REGION_USERSPACE_ADDR, mapped.address());
             Libc.ioctl(vm, KVM_SET_USER_MEMORY_REGION, region, "KVM_SET_USER_MEMORY_REGION");
-            // Intel without unrestricted guest needs a TSS area; PVM and AMD refuse or ignore it.
+            // Intel without unrestricted guest needs a TSS area and (with EPT) an identity-map
+            // page for real mode, below 4 GiB and outside RAM and every MMIO window; PVM and AMD
+            // refuse or ignore them.
             try {
-                Libc.ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000L, "KVM_SET_TSS_ADDR");
+                Libc.ioctl(vm, KVM_SET_TSS_ADDR, TSS_ADDR, "KVM_SET_TSS_ADDR");
+                MemorySegment identityMap = arena.allocate(ValueLayout.JAVA_LONG);
+                identityMap.set(ValueLayout.JAVA_LONG, 0, IDENTITY_MAP_ADDR);
+                Libc.ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, identityMap, "KVM_SET_IDENTITY_MAP_ADDR");
             } catch (KvmException ignored) {
                 // not needed by this backend's 64-bit entry
             }
@@ -108,9 +121,22 @@ final class KvmPartition implements Partition {
             Libc.close(fd);
             throw e;
         }
-        vcpu.setCpuid(cpuid);
+        vcpu.setCpuid(Cpuid.forVcpu(cpuid, id, arena));
         vcpus.add(vcpu);
         return vcpu;
+    }
+
+    @Override
+    public synchronized Optional<InterruptController> createInterruptController() {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        if (interruptsAsked || !vcpus.isEmpty()) {
+            throw new IllegalStateException("the interrupt controller is created once, before the first vCPU");
+        }
+        interruptsAsked = true;
+        interrupts = KvmInterrupts.create(vmFd, arena);
+        return Optional.ofNullable(interrupts);
     }
 
     @Override
@@ -128,6 +154,9 @@ final class KvmPartition implements Partition {
             vcpu.close();
         }
         vcpus.clear();
+        if (interrupts != null) {
+            interrupts.close();
+        }
         Libc.close(vmFd);
         arena.close();
         Libc.munmap(mapping);
