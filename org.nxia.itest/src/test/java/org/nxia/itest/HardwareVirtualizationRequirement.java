@@ -1,5 +1,9 @@
 package org.nxia.itest;
 
+import java.lang.annotation.ElementType;
+import java.lang.annotation.Retention;
+import java.lang.annotation.RetentionPolicy;
+import java.lang.annotation.Target;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -14,8 +18,8 @@ import org.ops4j.pax.exam.junit.PaxExam;
  * The runner for tests that boot a stock Linux kernel: like
  * {@link KvmRequirement} (which it runs), and on a PVM host (kvm_pvm without kvm_intel or
  * kvm_amd) every test is reported as skipped, "not run: PVM host, stock
- * kernel needs hardware virtualization"; without a kernel to boot, skipped
- * with where to put one. Checked here because Pax Exam reports an
+ * kernel needs hardware virtualization"; a {@link NeedsKernel} class without
+ * a kernel to boot is skipped with where to put one. Checked here because Pax Exam reports an
  * assumption that fails inside the framework as a pass.
  */
 public final class HardwareVirtualizationRequirement extends PaxExam {
@@ -24,12 +28,21 @@ public final class HardwareVirtualizationRequirement extends PaxExam {
     static final String KERNEL_PROPERTY = "nxia.linux.kernel";
     static final String INITRD_PROPERTY = "nxia.linux.initrd";
 
+    /** Marks a test class that boots the kernel and initramfs the properties name. */
+    @Retention(RetentionPolicy.RUNTIME)
+    @Target(ElementType.TYPE)
+    @interface NeedsKernel {
+    }
+
+    private final boolean needsKernel;
+
     /** Runs the tests, or reports them, when this host can boot Linux; it alone knows a host without KVM. */
     private final KvmRequirement kvm;
 
     public HardwareVirtualizationRequirement(Class<?> klass) throws InitializationError {
         super(klass);
         this.kvm = new KvmRequirement(klass);
+        this.needsKernel = klass.isAnnotationPresent(NeedsKernel.class);
     }
 
     @Override
@@ -37,7 +50,7 @@ public final class HardwareVirtualizationRequirement extends PaxExam {
         String reason = null;
         if (module("kvm_pvm") && !module("kvm_intel") && !module("kvm_amd")) {
             reason = PVM;
-        } else if (Files.exists(Path.of("/dev/kvm")) && !bootable()) {
+        } else if (needsKernel && Files.exists(Path.of("/dev/kvm")) && !bootable()) {
             reason = "no kernel to boot: -D" + KERNEL_PROPERTY + "=bzImage and -D" + INITRD_PROPERTY
                     + "=initramfs (tools/kvm-rig/itest.sh passes LINUX_KERNEL and LINUX_INITRD, or the System VM image when built)";
         }

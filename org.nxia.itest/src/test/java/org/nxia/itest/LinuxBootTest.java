@@ -27,6 +27,7 @@ import org.ops4j.pax.exam.spi.reactors.PerClass;
  * console. In the rig everything is emulated: minutes, not seconds.
  */
 @RunWith(HardwareVirtualizationRequirement.class)
+@HardwareVirtualizationRequirement.NeedsKernel
 @ExamReactorStrategy(PerClass.class)
 public class LinuxBootTest {
 

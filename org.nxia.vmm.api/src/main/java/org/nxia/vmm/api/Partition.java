@@ -34,6 +34,18 @@ public interface Partition extends AutoCloseable {
         return Optional.empty();
     }
 
+    /**
+     * Makes guest writes of {@code length} bytes to {@code address} (an MMIO
+     * address, not RAM) count on a {@link Doorbell} instead of exiting.
+     * Optional: empty where the backend has no such mechanism; callers keep
+     * serving the address through MMIO exits.
+     *
+     * @throws IllegalArgumentException if {@code length} is not 1, 2, 4 or 8, or the address is in RAM
+     */
+    default Optional<Doorbell> createDoorbell(long address, int length) {
+        return Optional.empty();
+    }
+
     /** Backend statistics for the whole VM, by the backend's names; empty if it has none. */
     Map<String, Long> statistics();
 

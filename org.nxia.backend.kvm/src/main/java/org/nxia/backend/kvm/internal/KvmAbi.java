@@ -128,6 +128,12 @@ final class KvmAbi {
             JAVA_INT.withName("fd"), JAVA_INT.withName("gsi"), JAVA_INT.withName("flags"),
             JAVA_INT.withName("resamplefd"), sequenceLayout(16, JAVA_BYTE).withName("pad")).withName("kvm_irqfd");
 
+    /** struct kvm_ioeventfd. */
+    static final StructLayout KVM_IOEVENTFD_LAYOUT = structLayout(
+            JAVA_LONG.withName("datamatch"), JAVA_LONG.withName("addr"), JAVA_INT.withName("len"),
+            JAVA_INT.withName("fd"), JAVA_INT.withName("flags"), sequenceLayout(36, JAVA_BYTE).withName("pad"))
+            .withName("kvm_ioeventfd");
+
     // ---- struct kvm_run: the fields the run loop reads, as offsets (the union is read by exit type) ----
 
     static final StructLayout KVM_RUN_HEADER = structLayout(
@@ -193,6 +199,7 @@ final class KvmAbi {
     static final long KVM_IRQ_LINE = iow(0x61, KVM_IRQ_LEVEL.byteSize());
     static final long KVM_IRQFD = iow(0x76, KVM_IRQFD_LAYOUT.byteSize());
     static final long KVM_CREATE_PIT2 = iow(0x77, KVM_PIT_CONFIG.byteSize());
+    static final long KVM_IOEVENTFD = iow(0x79, KVM_IOEVENTFD_LAYOUT.byteSize());
     static final long KVM_RUN = io(0x80);
     static final long KVM_GET_REGS = ior(0x81, KVM_REGS.byteSize());
     static final long KVM_SET_REGS = iow(0x82, KVM_REGS.byteSize());
@@ -208,6 +215,8 @@ final class KvmAbi {
     static final int KVM_CAP_IRQCHIP = 0;
     static final int KVM_CAP_IRQFD = 32;
     static final int KVM_CAP_PIT2 = 33;
+    static final int KVM_CAP_IOEVENTFD = 36;
+    static final int KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2;
     /** KVM handles port 0x61 (speaker/PIT gate), so calibration loops need no exit. */
     static final int KVM_PIT_SPEAKER_DUMMY = 1;
 

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
+import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.Partition;
@@ -45,6 +46,7 @@ final class KvmPartition implements Partition {
     private final List<KvmVcpu> vcpus = new ArrayList<>();
     private final int kickSignal;
     private KvmInterrupts interrupts;
+    private final List<KvmDoorbell> doorbells = new ArrayList<>();
     private boolean interruptsAsked;
     private boolean closed;
 
@@ -140,6 +142,25 @@ final class KvmPartition implements Partition {
     }
 
     @Override
+    public synchronized Optional<Doorbell> createDoorbell(long address, int length) {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        if (length != 1 && length != 2 && length != 4 && length != 8) {
+            throw new IllegalArgumentException("a doorbell matches writes of 1, 2, 4 or 8 bytes, not " + length);
+        }
+        if (address < 0 || address < ram.byteSize()) {
+            throw new IllegalArgumentException("a doorbell needs an MMIO address; 0x%x is in RAM".formatted(address));
+        }
+        if (Libc.ioctl(vmFd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD, "KVM_CHECK_EXTENSION") <= 0) {
+            return Optional.empty();
+        }
+        KvmDoorbell doorbell = new KvmDoorbell(vmFd, address, length, arena);
+        doorbells.add(doorbell);
+        return Optional.of(doorbell);
+    }
+
+    @Override
     public Map<String, Long> statistics() {
         return Map.of("ram_bytes", ram.byteSize());
     }
@@ -157,7 +178,13 @@ final class KvmPartition implements Partition {
         if (interrupts != null) {
             interrupts.close();
         }
+        for (KvmDoorbell doorbell : doorbells) {
+            doorbell.close();
+        }
         Libc.close(vmFd);
+        for (KvmDoorbell doorbell : doorbells) {
+            Libc.close(doorbell.eventFd);
+        }
         arena.close();
         Libc.munmap(mapping);
         Libc.close(memFd);

@@ -74,6 +74,9 @@ final class Libc {
     private static final MethodHandle WRITE = downcall("write",
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
             ERRNO_CAPTURE);
+    private static final MethodHandle READ = downcall("read",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
+            ERRNO_CAPTURE);
     private static final MethodHandle PTHREAD_SELF = downcall("pthread_self",
             FunctionDescriptor.of(ValueLayout.JAVA_LONG));
     private static final MethodHandle PTHREAD_KILL = downcall("pthread_kill",
@@ -233,6 +236,25 @@ final class Libc {
             throw KvmException.of("write(" + what + ")", errno(state), "fd " + fd);
         }
         return rc;
+    }
+
+    /** read(fd, buffer, size), retried on EINTR; throws on failure. */
+    static long read(int fd, MemorySegment buffer, String what) throws KvmException {
+        MemorySegment state = CALL_STATES.get();
+        while (true) {
+            long rc;
+            try {
+                rc = (long) READ.invokeExact(state, fd, buffer, buffer.byteSize());
+            } catch (Throwable t) {
+                throw new AssertionError(t);
+            }
+            if (rc >= 0) {
+                return rc;
+            }
+            if (errno(state) != EINTR) {
+                throw KvmException.of("read(" + what + ")", errno(state), "fd " + fd);
+            }
+        }
     }
 
     static long pthreadSelf() {
