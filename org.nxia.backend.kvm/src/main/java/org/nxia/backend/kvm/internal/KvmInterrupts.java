@@ -124,12 +124,13 @@ final class KvmInterrupts implements InterruptController {
         @Override
         public synchronized void pulse() {
             if (eventFd >= 0) {
+                // irqfd is its own interrupt source: the level set() holds is untouched
                 Libc.write(eventFd, one, "irqfd");
-            } else {
+            } else if (!asserted) {
                 drive(true);
                 drive(false);
-            }
-            if (asserted) {
+            } else {
+                drive(false);
                 drive(true);
             }
         }
