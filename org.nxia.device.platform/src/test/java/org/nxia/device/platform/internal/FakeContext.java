@@ -4,7 +4,6 @@ import java.io.ByteArrayOutputStream;
 import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
 import java.util.Map;
-
 import java.util.Optional;
 
 import org.nxia.vmm.api.GuestMemory;
