@@ -22,7 +22,9 @@ public interface InterruptLine {
 
     /**
      * Raises and drops the line once: one edge for an edge-triggered pin
-     * (virtio-mmio). Goes through an irqfd where the backend has one.
+     * (virtio-mmio). Goes through an irqfd where the backend has one; on a
+     * line {@link #set} holds high it drops and raises it again. A device
+     * uses one of the two styles.
      */
     void pulse();
 }

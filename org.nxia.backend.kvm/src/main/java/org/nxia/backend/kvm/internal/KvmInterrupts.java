@@ -123,8 +123,8 @@ final class KvmInterrupts implements InterruptController {
 
         @Override
         public synchronized void pulse() {
-            if (eventFd >= 0) {
-                // irqfd is its own interrupt source: the level set() holds is untouched
+            if (eventFd >= 0 && !asserted) {
+                // KVM raises and drops the line from a worker: one write, no wait for the injection
                 Libc.write(eventFd, one, "irqfd");
             } else if (!asserted) {
                 drive(true);
