@@ -65,7 +65,8 @@ public class LinuxBootTest {
                     vm.stop();
                     VmResult r = vm.await(Duration.ofSeconds(10));
                     fail("no '" + READY + "' line: the VM ended " + r.reason() + " (" + r.detail() + ") after "
-                            + r.runTime().toSeconds() + " s; console:\n" + vm.console());
+                            + r.runTime().toSeconds() + " s; devices: " + vm.devices().stream().map(d -> d.state().toString()).toList()
+                            + "; console:\n" + vm.console());
                 }
                 Thread.sleep(200);
             }
