@@ -234,6 +234,12 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         }
         try {
             backend.process(q);
+            // With EVENT_IDX a driver kicks only past avail_event: publish it (Linux's drivers
+            // stop kicking otherwise) and serve once more what arrived before it was published.
+            // Once: a queue whose buffers wait for host input (console receive) stays available.
+            if (queues[q].isActive() && !queues[q].isBroken() && queues[q].enableNotification()) {
+                backend.process(q);
+            }
             if (queues[q].isActive() && !queues[q].isBroken() && queues[q].needsNotification()) {
                 interrupt(INT_USED_BUFFER);
             }
