@@ -47,6 +47,15 @@ for jar in "$ROOT"/org.nxia.*/target/org.nxia.*-"$VERSION".jar; do
 done
 cp -a "$ROOT/guest/target/images" "$P/root/guest/target/images"
 cp -a "$ITEST/test-classes" "$P/test-classes"
+# the Linux VM's kernel and initramfs (LinuxBootTest): LINUX_KERNEL/LINUX_INITRD, else the System VM image if built
+SYSTEM_VM="${SYSTEM_VM_DIR:-$HOME/.cache/nxia/system-vm/image}"
+LINUX_KERNEL="${LINUX_KERNEL:-$(ls "$SYSTEM_VM"/bzImage 2>/dev/null || true)}"
+LINUX_INITRD="${LINUX_INITRD:-$(ls "$SYSTEM_VM"/initramfs* 2>/dev/null | head -1 || true)}"
+linux_props=""
+if [ -f "$LINUX_KERNEL" ] && [ -f "$LINUX_INITRD" ]; then
+  mkdir -p "$P/root/linux"; cp "$LINUX_KERNEL" "$P/root/linux/bzImage"; cp "$LINUX_INITRD" "$P/root/linux/initramfs"
+  linux_props="-Dnxia.linux.kernel=/payload/root/linux/bzImage -Dnxia.linux.initrd=/payload/root/linux/initramfs"
+fi
 cp "$ITEST/rig/junit-platform-console-standalone.jar" "$P/console.jar"
 # ITEST_CLASSES="org.nxia.itest.A org.nxia.itest.B" runs just those; default: every *Test class
 selectors="--scan-classpath /payload/test-classes --include-classname '.*Test'"
@@ -58,7 +67,7 @@ cat > "$P/run.sh" <<RUN
 cd /payload
 exec ./$(basename "$JRE")/bin/java -XX:TieredStopAtLevel=1 --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow \\
   -Dnxia.root=/payload/root -Dnxia.version=$VERSION -Dnxia.m2=/payload/m2 \\
-  -Dnxia.guest.images=/payload/root/guest/target/images -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \\
+  -Dnxia.guest.images=/payload/root/guest/target/images $linux_props -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \\
   -jar console.jar execute --disable-banner --details=tree --disable-ansi-colors \\
   --class-path /payload/test-classes$cp_in_rig \\
   $selectors

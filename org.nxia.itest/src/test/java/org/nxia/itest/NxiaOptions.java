@@ -10,6 +10,8 @@ import static org.ops4j.pax.exam.CoreOptions.systemProperty;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import org.ops4j.pax.exam.Option;
 
@@ -34,7 +36,15 @@ final class NxiaOptions {
             }
             nxia[i] = bundle(jar.toUri().toString());
         }
+        // Optional paths tests read inside the framework (the Linux VM's kernel and initramfs).
+        List<Option> optional = new ArrayList<>();
+        for (String key : new String[] {"nxia.linux.kernel", "nxia.linux.initrd"}) {
+            if (System.getProperty(key) != null) {
+                optional.add(systemProperty(key).value(System.getProperty(key)));
+            }
+        }
         return options(
+                composite(optional.toArray(Option[]::new)),
                 systemProperty("org.ops4j.pax.url.mvn.localRepository").value(m2),
                 systemProperty("org.ops4j.pax.url.mvn.repositories").value("https://repo1.maven.org/maven2@id=central"),
                 systemProperty("nxia.guest.images").value(System.getProperty("nxia.guest.images")),

@@ -13,6 +13,7 @@ import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmInfo;
 import org.nxia.vmm.api.VmManager;
@@ -28,7 +29,7 @@ import org.osgi.service.component.annotations.Reference;
         "osgi.command.scope=vm",
         "osgi.command.function=create", "osgi.command.function=start", "osgi.command.function=stop",
         "osgi.command.function=list", "osgi.command.function=info", "osgi.command.function=console",
-        "osgi.command.function=run", "osgi.command.function=destroy"})
+        "osgi.command.function=run", "osgi.command.function=destroy", "osgi.command.function=boot"})
 public final class VmCommands {
 
     /** Session variable the CLI runner turns into the process exit code. */
@@ -139,6 +140,36 @@ public final class VmCommands {
         }
         out.println(profile.name() + ": " + Text.outcome(r) + " in " + Text.duration(r.runTime()));
         session.put(EXIT_CODE, r.reason() == VmResult.Reason.EXITED ? r.exitStatus() : 1);
+    }
+
+    @Descriptor("boot a Linux kernel (bzImage) in a Linux VM, its serial console here, until it reboots, powers off or times out")
+    public void boot(CommandSession session,
+            @Descriptor("guest RAM, a multiple of 2M from 64M to 3G") @Parameter(names = {"-m", "--memory"}, absentValue = "256M") String memory,
+            @Descriptor("number of vCPUs") @Parameter(names = {"-c", "--vcpus"}, absentValue = "1") int vcpus,
+            @Descriptor("initramfs file") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
+            @Descriptor("added to the kernel command line") @Parameter(names = {"-k", "--cmdline"}, absentValue = "") String cmdline,
+            @Descriptor("stop the VM after this long (30s, 5m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "5m") String timeout,
+            @Descriptor(DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
+            @Descriptor("the kernel: a bzImage") String kernel) throws Exception {
+        HypervisorInfo h = vms.hypervisor();
+        if (!h.flavour().hardwareVirtualization()) {
+            throw new IllegalArgumentException("cannot boot Linux here: the " + h.backend() + " backend runs on " + h.flavour().label()
+                    + ", and a stock kernel needs hardware virtualization (VMX or SVM); run on such a host or in the rig");
+        }
+        List<DeviceConfig> configs = new ArrayList<>();
+        for (String spec : devices.split(";")) {
+            if (!spec.isBlank()) {
+                configs.add(DeviceConfig.parse(spec));
+            }
+        }
+        LinuxProfile profile = LinuxProfile.of(Path.of(kernel), initrd.isEmpty() ? null : Path.of(initrd))
+                .withMemory(VmProfile.parseSize(memory)).withVcpus(vcpus).withCmdline(cmdline)
+                .withTimeout(Text.parseDuration(timeout)).withDevices(configs);
+        PrintStream out = System.out;
+        VmResult r = vms.run(profile, out);
+        out.flush();
+        out.println(profile.name() + ": " + Text.outcome(r) + " in " + Text.duration(r.runTime()));
+        session.put(EXIT_CODE, r.reason() == VmResult.Reason.RESET ? 0 : 1);
     }
 
     static String hex(byte[] bytes, int max) {

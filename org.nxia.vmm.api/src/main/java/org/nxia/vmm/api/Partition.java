@@ -2,6 +2,7 @@ package org.nxia.vmm.api;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Map;
+import java.util.Optional;
 
 import org.osgi.annotation.versioning.ConsumerType;
 
@@ -20,6 +21,31 @@ public interface Partition extends AutoCloseable {
      * thread.
      */
     Vcpu createVcpu(int id);
+
+    /**
+     * Creates the hypervisor's interrupt controllers for this VM (local
+     * APICs, IOAPIC, PICs, PIT), as a stock kernel expects. Call once, before
+     * the first {@link #createVcpu}. Optional: a backend that cannot emulate
+     * them (PVM, a backend without an in-kernel irqchip) returns empty and the
+     * VM keeps to polling.
+     *
+     * @throws IllegalStateException if vCPUs exist or it was already called
+     */
+    default Optional<InterruptController> createInterruptController() {
+        return Optional.empty();
+    }
+
+    /**
+     * Makes guest writes of {@code length} bytes to {@code address} (an MMIO
+     * address, not RAM) count on a {@link Doorbell} instead of exiting.
+     * Optional: empty where the backend has no such mechanism; callers keep
+     * serving the address through MMIO exits.
+     *
+     * @throws IllegalArgumentException if {@code length} is not 1, 2, 4 or 8, or the address is in RAM
+     */
+    default Optional<Doorbell> createDoorbell(long address, int length) {
+        return Optional.empty();
+    }
 
     /** Backend statistics for the whole VM, by the backend's names; empty if it has none. */
     Map<String, Long> statistics();

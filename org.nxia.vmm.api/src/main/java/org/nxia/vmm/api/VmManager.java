@@ -27,6 +27,21 @@ public interface VmManager {
      */
     VmResult run(VmProfile profile, Appendable console) throws InterruptedException;
 
+    /**
+     * Creates a Linux VM from {@code profile}: loads the bzImage and
+     * initramfs, builds boot parameters, the e820 map and MP tables, a 16550
+     * console on COM1 (IRQ 4) and the i8042 whose reset stops the VM. Not
+     * started. Its {@link VirtualMachine#profile()} is a summary (name,
+     * memory, kernel as image, devices); {@link VirtualMachine#info()} has the vCPU count.
+     *
+     * @throws IllegalArgumentException if the kernel or initramfs is unusable, saying why
+     * @throws HypervisorException if the backend lacks hardware virtualization or refuses
+     */
+    VirtualMachine create(LinuxProfile profile);
+
+    /** Like {@link #run(VmProfile, Appendable)}, for a Linux VM. */
+    VmResult run(LinuxProfile profile, Appendable console) throws InterruptedException;
+
     List<VirtualMachine> list();
 
     Optional<VirtualMachine> find(String id);

@@ -49,7 +49,7 @@ import org.nxia.vmm.internal.micro.PageTables;
  * vCPU runs on its own platform thread; port and MMIO exits go through its
  * {@link Bus}. Anything the guest does wrong stops this VM only.
  */
-final class MicroVm implements VirtualMachine, ExitHandler, HostCallContext {
+final class MicroVm implements ManagedVm, ExitHandler, HostCallContext {
 
     private final String id;
     private final VmProfile profile;
@@ -440,8 +440,14 @@ final class MicroVm implements VirtualMachine, ExitHandler, HostCallContext {
         return state;
     }
 
-    void consoleSink(Appendable sink) {
+    @Override
+    public void consoleSink(Appendable sink) {
         console.sink(sink);
+    }
+
+    @Override
+    public Duration timeout() {
+        return profile.timeout();
     }
 
     @Override
@@ -522,7 +528,8 @@ final class MicroVm implements VirtualMachine, ExitHandler, HostCallContext {
     }
 
     /** Records why the VM should stop (first cause wins) and kicks the vCPU. */
-    void stopWith(VmResult.Reason reason, String detail) {
+    @Override
+    public void stopWith(VmResult.Reason reason, String detail) {
         synchronized (this) {
             if (stopReason == null) {
                 stopReason = reason;
@@ -608,7 +615,8 @@ final class MicroVm implements VirtualMachine, ExitHandler, HostCallContext {
     }
 
     /** Stops the vCPU if needed and releases the partition. */
-    void destroy() {
+    @Override
+    public void destroy() {
         if (state == VmState.RUNNING) {
             stopWith(VmResult.Reason.STOPPED, "destroyed");
             try {

@@ -14,6 +14,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.nxia.vmm.api.HostFunction;
 import org.nxia.vmm.api.Hypervisor;
 import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
@@ -38,7 +39,7 @@ public final class VmManagerImpl implements VmManager {
     private final Hypervisor hypervisor;
     private final HostCalls hostCalls = new HostCalls();
     private final Map<String, DeviceFactory> deviceFactories = new ConcurrentHashMap<>();
-    private final Map<String, MicroVm> vms = new ConcurrentHashMap<>();
+    private final Map<String, ManagedVm> vms = new ConcurrentHashMap<>();
     private final AtomicLong ids = new AtomicLong();
     private final ImageCache images = new ImageCache();
     /** vCPUs run on platform threads; pooled, so a sandbox cycle does not pay for a thread start. */
@@ -88,17 +89,33 @@ public final class VmManagerImpl implements VmManager {
     }
 
     @Override
+    public VirtualMachine create(LinuxProfile profile) {
+        String id = "vm-" + ids.incrementAndGet();
+        LinuxVm vm = new LinuxVm(id, profile, hypervisor, vcpuThreads, Map.copyOf(deviceFactories));
+        vms.put(id, vm);
+        return vm;
+    }
+
+    @Override
     public VmResult run(VmProfile profile, Appendable console) throws InterruptedException {
-        MicroVm vm = (MicroVm) create(profile);
+        return runToEnd((ManagedVm) create(profile), console);
+    }
+
+    @Override
+    public VmResult run(LinuxProfile profile, Appendable console) throws InterruptedException {
+        return runToEnd((ManagedVm) create(profile), console);
+    }
+
+    private VmResult runToEnd(ManagedVm vm, Appendable console) throws InterruptedException {
         try {
             if (console != null) {
                 vm.consoleSink(console);
             }
             vm.start();
             try {
-                return vm.await(profile.timeout());
+                return vm.await(vm.timeout());
             } catch (TimeoutException e) {
-                vm.stopWith(VmResult.Reason.TIMEOUT, "the guest ran past its " + profile.timeout().toMillis()
+                vm.stopWith(VmResult.Reason.TIMEOUT, "the guest ran past its " + vm.timeout().toMillis()
                         + " ms timeout and was stopped; give a longer --timeout if it needs more");
                 try {
                     return vm.await(Duration.ofSeconds(5));
@@ -129,7 +146,7 @@ public final class VmManagerImpl implements VmManager {
 
     @Override
     public boolean destroy(String id) {
-        MicroVm vm = vms.remove(id);
+        ManagedVm vm = vms.remove(id);
         if (vm == null) {
             return false;
         }

@@ -118,6 +118,25 @@ final class KvmAbi {
             JAVA_INT.withName("flags"), JAVA_SHORT.withName("exponent"), JAVA_SHORT.withName("size"),
             JAVA_INT.withName("offset"), JAVA_INT.withName("bucket_size")).withName("kvm_stats_desc");
 
+    /** struct kvm_irq_level: the GSI and its new level. */
+    static final StructLayout KVM_IRQ_LEVEL = structLayout(
+            JAVA_INT.withName("irq"), JAVA_INT.withName("level")).withName("kvm_irq_level");
+
+    /** struct kvm_pit_config: flags and padding. */
+    static final StructLayout KVM_PIT_CONFIG = structLayout(
+            JAVA_INT.withName("flags"), sequenceLayout(15, JAVA_INT).withName("pad")).withName("kvm_pit_config");
+
+    /** struct kvm_irqfd. */
+    static final StructLayout KVM_IRQFD_LAYOUT = structLayout(
+            JAVA_INT.withName("fd"), JAVA_INT.withName("gsi"), JAVA_INT.withName("flags"),
+            JAVA_INT.withName("resamplefd"), sequenceLayout(16, JAVA_BYTE).withName("pad")).withName("kvm_irqfd");
+
+    /** struct kvm_ioeventfd. */
+    static final StructLayout KVM_IOEVENTFD_LAYOUT = structLayout(
+            JAVA_LONG.withName("datamatch"), JAVA_LONG.withName("addr"), JAVA_INT.withName("len"),
+            JAVA_INT.withName("fd"), JAVA_INT.withName("flags"), sequenceLayout(36, JAVA_BYTE).withName("pad"))
+            .withName("kvm_ioeventfd");
+
     // ---- struct kvm_run: the fields the run loop reads, as offsets (the union is read by exit type) ----
 
     static final StructLayout KVM_RUN_HEADER = structLayout(
@@ -178,6 +197,12 @@ final class KvmAbi {
     static final long KVM_CREATE_VCPU = io(0x41);
     static final long KVM_SET_USER_MEMORY_REGION = iow(0x46, KVM_USERSPACE_MEMORY_REGION.byteSize());
     static final long KVM_SET_TSS_ADDR = io(0x47);
+    static final long KVM_SET_IDENTITY_MAP_ADDR = iow(0x48, 8);
+    static final long KVM_CREATE_IRQCHIP = io(0x60);
+    static final long KVM_IRQ_LINE = iow(0x61, KVM_IRQ_LEVEL.byteSize());
+    static final long KVM_IRQFD = iow(0x76, KVM_IRQFD_LAYOUT.byteSize());
+    static final long KVM_CREATE_PIT2 = iow(0x77, KVM_PIT_CONFIG.byteSize());
+    static final long KVM_IOEVENTFD = iow(0x79, KVM_IOEVENTFD_LAYOUT.byteSize());
     static final long KVM_RUN = io(0x80);
     static final long KVM_GET_REGS = ior(0x81, KVM_REGS.byteSize());
     static final long KVM_SET_REGS = iow(0x82, KVM_REGS.byteSize());
@@ -190,6 +215,13 @@ final class KvmAbi {
 
     static final int KVM_API_VERSION = 12;
     static final int KVM_CAP_USER_MEMORY = 3;
+    static final int KVM_CAP_IRQCHIP = 0;
+    static final int KVM_CAP_IRQFD = 32;
+    static final int KVM_CAP_PIT2 = 33;
+    static final int KVM_CAP_IOEVENTFD = 36;
+    static final int KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2;
+    /** KVM handles port 0x61 (speaker/PIT gate), so calibration loops need no exit. */
+    static final int KVM_PIT_SPEAKER_DUMMY = 1;
 
     static long offset(MemoryLayout layout, String... path) {
         MemoryLayout.PathElement[] elements = new MemoryLayout.PathElement[path.length];

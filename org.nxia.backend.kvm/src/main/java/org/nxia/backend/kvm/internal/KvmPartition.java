@@ -9,8 +9,11 @@ import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
+import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.Partition;
 import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.Vcpu;
@@ -28,6 +31,10 @@ final class KvmPartition implements Partition {
     private static final long O_USERSPACE_MEMORY_REGION_SLOT = offset(KVM_USERSPACE_MEMORY_REGION, "slot");
     private static final long O_USERSPACE_MEMORY_REGION_USERSPACE_ADDR = offset(KVM_USERSPACE_MEMORY_REGION, "userspace_addr");
 
+    /** Three pages for Intel's real-mode TSS, and the page below it for the EPT identity map. */
+    static final long TSS_ADDR = 0xfffb_d000L;
+    static final long IDENTITY_MAP_ADDR = 0xfffb_c000L;
+
     private final KvmSystem system;
     private final int vmFd;
     private final int memFd;
@@ -41,6 +48,9 @@ final class KvmPartition implements Partition {
     private final List<KvmVcpu> vcpus = new ArrayList<>();
     private final int kickSignal;
     private final long ramBytes;
+    private KvmInterrupts interrupts;
+    private final List<KvmDoorbell> doorbells = new ArrayList<>();
+    private boolean interruptsAsked;
     private boolean closed;
 
     KvmPartition(KvmSystem system, long ramBytes, int kickSignal) {
@@ -56,9 +66,14 @@ final class KvmPartition implements Partition {
             Libc.ftruncate(mem, ramBytes);
             mapped = Libc.mmap(ramBytes, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, mem, "guest RAM");
             setMemoryRegion(vm, 0, 0, 0L, ramBytes, mapped.address());
-            // Intel without unrestricted guest needs a TSS area; PVM and AMD refuse or ignore it.
+            // Intel without unrestricted guest needs a TSS area and (with EPT) an identity-map
+            // page for real mode, below 4 GiB and outside RAM and every MMIO window; PVM and AMD
+            // refuse or ignore them.
             try {
-                Libc.ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000L, "KVM_SET_TSS_ADDR");
+                Libc.ioctl(vm, KVM_SET_TSS_ADDR, TSS_ADDR, "KVM_SET_TSS_ADDR");
+                MemorySegment identityMap = arena.allocate(ValueLayout.JAVA_LONG);
+                identityMap.set(ValueLayout.JAVA_LONG, 0, IDENTITY_MAP_ADDR);
+                Libc.ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, identityMap, "KVM_SET_IDENTITY_MAP_ADDR");
             } catch (KvmException ignored) {
                 // not needed by this backend's 64-bit entry
             }
@@ -118,9 +133,41 @@ final class KvmPartition implements Partition {
             Libc.close(fd);
             throw e;
         }
-        vcpu.setCpuid(cpuid);
+        vcpu.setCpuid(Cpuid.forVcpu(cpuid, id, arena));
         vcpus.add(vcpu);
         return vcpu;
+    }
+
+    @Override
+    public synchronized Optional<InterruptController> createInterruptController() {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        if (interruptsAsked || !vcpus.isEmpty()) {
+            throw new IllegalStateException("the interrupt controller is created once, before the first vCPU");
+        }
+        interruptsAsked = true;
+        interrupts = KvmInterrupts.create(vmFd, arena);
+        return Optional.ofNullable(interrupts);
+    }
+
+    @Override
+    public synchronized Optional<Doorbell> createDoorbell(long address, int length) {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        if (length != 1 && length != 2 && length != 4 && length != 8) {
+            throw new IllegalArgumentException("a doorbell matches writes of 1, 2, 4 or 8 bytes, not " + length);
+        }
+        if (address < 0 || address < ram.byteSize()) {
+            throw new IllegalArgumentException("a doorbell needs an MMIO address; 0x%x is in RAM".formatted(address));
+        }
+        if (Libc.ioctl(vmFd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD, "KVM_CHECK_EXTENSION") <= 0) {
+            return Optional.empty();
+        }
+        KvmDoorbell doorbell = new KvmDoorbell(vmFd, address, length, arena);
+        doorbells.add(doorbell);
+        return Optional.of(doorbell);
     }
 
     @Override
@@ -220,7 +267,16 @@ final class KvmPartition implements Partition {
             vcpu.close();
         }
         vcpus.clear();
+        if (interrupts != null) {
+            interrupts.close();
+        }
+        for (KvmDoorbell doorbell : doorbells) {
+            doorbell.close();
+        }
         Libc.close(vmFd);
+        for (KvmDoorbell doorbell : doorbells) {
+            Libc.close(doorbell.eventFd);
+        }
         arena.close();
         Libc.munmap(mapping);
         Libc.close(memFd);

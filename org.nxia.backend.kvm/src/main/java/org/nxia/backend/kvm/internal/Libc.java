@@ -68,6 +68,15 @@ final class Libc {
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
                     ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
             ERRNO_CAPTURE);
+    private static final MethodHandle EVENTFD = downcall("eventfd",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
+            ERRNO_CAPTURE);
+    private static final MethodHandle WRITE = downcall("write",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
+            ERRNO_CAPTURE);
+    private static final MethodHandle READ = downcall("read",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
+            ERRNO_CAPTURE);
     private static final MethodHandle PTHREAD_SELF = downcall("pthread_self",
             FunctionDescriptor.of(ValueLayout.JAVA_LONG));
     private static final MethodHandle PTHREAD_KILL = downcall("pthread_kill",
@@ -205,6 +214,47 @@ final class Libc {
     static long pread(int fd, MemorySegment buffer, long offset) throws KvmException {
         return checked("pread", "fd " + fd + ", offset " + offset,
                 (arena, state) -> (long) PREAD.invokeExact(state, fd, buffer, buffer.byteSize(), offset));
+    }
+
+    static final int EFD_CLOEXEC = 0x80000;
+
+    /** eventfd(0, EFD_CLOEXEC). */
+    static int eventfd() throws KvmException {
+        return (int) checked("eventfd", "", (arena, state) -> (int) EVENTFD.invokeExact(state, 0, EFD_CLOEXEC));
+    }
+
+    /** write(fd, buffer, size) that throws on failure; no allocation unless it fails. */
+    static long write(int fd, MemorySegment buffer, String what) throws KvmException {
+        MemorySegment state = CALL_STATES.get();
+        long rc;
+        try {
+            rc = (long) WRITE.invokeExact(state, fd, buffer, buffer.byteSize());
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+        if (rc < 0) {
+            throw KvmException.of("write(" + what + ")", errno(state), "fd " + fd);
+        }
+        return rc;
+    }
+
+    /** read(fd, buffer, size), retried on EINTR; throws on failure. */
+    static long read(int fd, MemorySegment buffer, String what) throws KvmException {
+        MemorySegment state = CALL_STATES.get();
+        while (true) {
+            long rc;
+            try {
+                rc = (long) READ.invokeExact(state, fd, buffer, buffer.byteSize());
+            } catch (Throwable t) {
+                throw new AssertionError(t);
+            }
+            if (rc >= 0) {
+                return rc;
+            }
+            if (errno(state) != EINTR) {
+                throw KvmException.of("read(" + what + ")", errno(state), "fd " + fd);
+            }
+        }
     }
 
     static long pthreadSelf() {

@@ -25,6 +25,10 @@ class KvmAbiTest {
         assertEquals(8, KVM_CPUID2.byteSize(), "sizeof(struct kvm_cpuid2)");
         assertEquals(24, KVM_STATS_HEADER.byteSize(), "sizeof(struct kvm_stats_header)");
         assertEquals(16, KVM_STATS_DESC.byteSize(), "sizeof(struct kvm_stats_desc)");
+        assertEquals(8, KVM_IRQ_LEVEL.byteSize(), "sizeof(struct kvm_irq_level)");
+        assertEquals(64, KVM_PIT_CONFIG.byteSize(), "sizeof(struct kvm_pit_config)");
+        assertEquals(32, KVM_IRQFD_LAYOUT.byteSize(), "sizeof(struct kvm_irqfd)");
+        assertEquals(64, KVM_IOEVENTFD_LAYOUT.byteSize(), "sizeof(struct kvm_ioeventfd)");
     }
 
     @Test
@@ -51,6 +55,13 @@ class KvmAbiTest {
         assertEquals(12, offset(KVM_CPUID_ENTRY2, "eax"));
         assertEquals(20, offset(KVM_STATS_HEADER, "data_offset"));
         assertEquals(8, offset(KVM_STATS_DESC, "offset"));
+        assertEquals(4, offset(KVM_IRQ_LEVEL, "level"));
+        assertEquals(4, offset(KVM_IRQFD_LAYOUT, "gsi"));
+        assertEquals(12, offset(KVM_IRQFD_LAYOUT, "resamplefd"));
+        assertEquals(8, offset(KVM_IOEVENTFD_LAYOUT, "addr"));
+        assertEquals(16, offset(KVM_IOEVENTFD_LAYOUT, "len"));
+        assertEquals(20, offset(KVM_IOEVENTFD_LAYOUT, "fd"));
+        assertEquals(24, offset(KVM_IOEVENTFD_LAYOUT, "flags"));
     }
 
     @Test
@@ -88,5 +99,11 @@ class KvmAbiTest {
         assertEquals(0x4008AE89L, KVM_SET_MSRS);
         assertEquals(0x4008AE90L, KVM_SET_CPUID2);
         assertEquals(0xAECEL, KVM_GET_STATS_FD);
+        assertEquals(0x4008AE48L, KVM_SET_IDENTITY_MAP_ADDR);
+        assertEquals(0xAE60L, KVM_CREATE_IRQCHIP);
+        assertEquals(0x4008AE61L, KVM_IRQ_LINE);
+        assertEquals(0x4020AE76L, KVM_IRQFD);
+        assertEquals(0x4040AE77L, KVM_CREATE_PIT2);
+        assertEquals(0x4040AE79L, KVM_IOEVENTFD);
     }
 }

@@ -2,6 +2,7 @@ package org.nxia.device.platform.internal;
 
 import java.util.concurrent.ConcurrentLinkedQueue;
 
+import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.PortDevice;
@@ -10,8 +11,10 @@ import org.nxia.vmm.api.device.SerialPort;
 /**
  * A 16550A UART at eight consecutive ports: the registers Linux's 8250
  * driver uses, a receive FIFO fed by the host ({@link #send}), transmit to
- * the VM's console, loopback. Micro-VMs have no interrupt controller, so the
- * guest polls LSR; IIR still reports what would interrupt.
+ * the VM's console, loopback. Where the VM has an interrupt controller the
+ * UART drives its IRQ line from IIR (Linux's 8250 driver needs the
+ * THR-empty interrupt to write from user space); micro-VMs have none, so
+ * their guests poll LSR.
  */
 final class Uart16550 implements Device, SerialPort, PortDevice {
 
@@ -45,6 +48,8 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
     private final DeviceContext context;
     private final ConcurrentLinkedQueue<Byte> rx = new ConcurrentLinkedQueue<>();
     private final byte[] one = new byte[1];
+    /** The IRQ line, or null where the VM has no interrupt controller. */
+    private final InterruptLine irq;
 
     private int ier;
     private int lcr;
@@ -56,10 +61,11 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
     /** A THR-empty interrupt is pending until IIR is read or THR written (16550 semantics). */
     private boolean threPending = true;
 
-    Uart16550(int base, DeviceContext context) {
+    Uart16550(int base, int irq, DeviceContext context) {
         this.base = base;
         this.context = context;
         context.claimPorts(base, 8, this);
+        this.irq = context.claimIrq(irq).orElse(null);
     }
 
     @Override
@@ -71,6 +77,16 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
     public void send(byte[] bytes) {
         for (byte b : bytes) {
             rx.add(b);
+        }
+        synchronized (this) {
+            updateIrq();
+        }
+    }
+
+    /** The chip's INTR output follows IIR: asserted while an enabled interrupt is pending. */
+    private void updateIrq() {
+        if (irq != null) {
+            irq.set(interruptId() != IIR_NONE);
         }
     }
 
@@ -93,6 +109,11 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
                 if ((lcr & LCR_DLAB) != 0) {
                     dlm = v;
                 } else {
+                    // Enabling THRE with the transmitter empty raises it at once (16550 behaviour;
+                    // Linux's 8250 driver checks for exactly this at startup).
+                    if ((v & IER_THRE) != 0 && (ier & IER_THRE) == 0) {
+                        threPending = true;
+                    }
                     ier = v & 0x0f;
                 }
             }
@@ -109,10 +130,17 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
                 // LSR and MSR are read-only: writes are ignored, as on the chip
             }
         }
+        updateIrq();
     }
 
     @Override
     public synchronized int read(int port, int size) {
+        int value = register(port);
+        updateIrq();
+        return value;
+    }
+
+    private int register(int port) {
         return switch (port - base) {
             case RBR_THR_DLL -> {
                 if ((lcr & LCR_DLAB) != 0) {

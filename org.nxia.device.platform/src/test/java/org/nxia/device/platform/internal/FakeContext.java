@@ -4,8 +4,10 @@ import java.io.ByteArrayOutputStream;
 import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Optional;
 
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.MmioDevice;
 import org.nxia.vmm.api.device.PortDevice;
@@ -16,6 +18,9 @@ final class FakeContext implements DeviceContext {
     final Map<Integer, PortDevice> ports = new HashMap<>();
     final ByteArrayOutputStream console = new ByteArrayOutputStream();
     final GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[1 << 16]));
+    /** The line a device claimed, when {@link #interrupts} is on; records its level and pulses. */
+    boolean interrupts;
+    final FakeLine line = new FakeLine();
     Integer exitStatus;
     String reset;
     String failure;
@@ -42,6 +47,36 @@ final class FakeContext implements DeviceContext {
     @Override
     public long claimMmio(long size, MmioDevice device) {
         throw new UnsupportedOperationException();
+    }
+
+    @Override
+    public Optional<InterruptLine> claimIrq(int gsi) {
+        line.gsi = gsi;
+        return interrupts ? Optional.of(line) : Optional.empty();
+    }
+
+    static final class FakeLine implements InterruptLine {
+        int gsi = -1;
+        boolean level;
+        int rises;
+
+        @Override
+        public int gsi() {
+            return gsi;
+        }
+
+        @Override
+        public void set(boolean asserted) {
+            if (asserted && !level) {
+                rises++;
+            }
+            level = asserted;
+        }
+
+        @Override
+        public void pulse() {
+            rises++;
+        }
     }
 
     @Override

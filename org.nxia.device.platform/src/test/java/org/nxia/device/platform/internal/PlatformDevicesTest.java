@@ -2,6 +2,7 @@ package org.nxia.device.platform.internal;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -126,5 +127,35 @@ class PlatformDevicesTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> new I8042Factory().create(DeviceConfig.parse("i8042:port=1"), ctx));
         assertTrue(e.getMessage().contains("no parameters"), e.getMessage());
+    }
+
+    @Test
+    void uartDrivesIrq4FromIirWhereTheVmHasInterrupts() {
+        ctx.interrupts = true;
+        uart();
+        assertEquals(4, ctx.line.gsi);
+        assertFalse(ctx.line.level, "nothing enabled, nothing pending");
+        ctx.out(0x3f9, Uart16550.IER_THRE);
+        assertTrue(ctx.line.level, "enabling THRE with THR empty interrupts at once (Linux's 8250 startup test)");
+        assertEquals(Uart16550.IIR_THRE, ctx.in(0x3fa) & 0x0f);
+        assertFalse(ctx.line.level, "reading IIR clears THRE");
+        ctx.out(0x3f8, 'x');
+        assertTrue(ctx.line.level, "THR empty again after a byte");
+        ctx.out(0x3f9, 0);
+        assertFalse(ctx.line.level);
+        ctx.out(0x3f9, Uart16550.IER_RDA);
+        ((Uart16550) ctx.ports.get(0x3f8)).send(new byte[] {'a'});
+        assertTrue(ctx.line.level, "received data");
+        assertEquals('a', ctx.in(0x3f8));
+        assertFalse(ctx.line.level, "read: nothing pending");
+        assertEquals(3, ctx.line.rises);
+    }
+
+    @Test
+    void uartWithoutInterruptsClaimsNoLine() {
+        uart();
+        assertEquals(4, ctx.line.gsi, "asked for IRQ 4");
+        ctx.out(0x3f9, Uart16550.IER_THRE);
+        assertFalse(ctx.line.level, "but got none and drives none");
     }
 }

@@ -1,8 +1,10 @@
 package org.nxia.vmm.api.device;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Optional;
 
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.SharedMapping;
 import org.osgi.annotation.versioning.ProviderType;
 
@@ -42,6 +44,28 @@ public interface DeviceContext {
      */
     default SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
         throw new UnsupportedOperationException("this VM cannot map shared memory");
+    }
+
+    /**
+     * The interrupt line {@code gsi} (a fixed ISA IRQ: 4 for COM1), for this
+     * device alone. Empty when the VM has no interrupt controller (micro-VMs:
+     * their guests poll), so a device raises interrupts only where one exists.
+     *
+     * @throws IllegalArgumentException when another device holds the line or it is not a valid GSI
+     */
+    default Optional<InterruptLine> claimIrq(int gsi) {
+        return Optional.empty();
+    }
+
+    /**
+     * A free interrupt line, edge-triggered, for a device whose bus announces
+     * it (virtio-mmio on the kernel command line). Empty when the VM has no
+     * interrupt controller.
+     *
+     * @throws IllegalArgumentException when every line is taken
+     */
+    default Optional<InterruptLine> claimIrq() {
+        return Optional.empty();
     }
 
     /** Text the device shows the user: appended to the VM's console. Safe from any thread. */

@@ -42,7 +42,10 @@ public final class VirtioConsoleFactory implements DeviceFactory {
 
         @Override
         public void send(byte[] bytes) {
-            transport.locked(() -> console.send(bytes));
+            transport.locked(() -> {
+                console.send(bytes);
+                transport.usedBuffers();
+            });
         }
     }
 }

@@ -4,6 +4,7 @@ import org.nxia.device.virtio.internal.queue.SplitQueue;
 import org.nxia.device.virtio.internal.queue.SplitQueueState;
 import org.nxia.device.virtio.internal.queue.VirtqueueException;
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.MmioDevice;
@@ -11,8 +12,9 @@ import org.nxia.vmm.api.device.MmioDevice;
 /**
  * The virtio-mmio transport, register layout version 2 (virtio 1.x, 4.2.2).
  * Notifications arrive as MMIO exits and are served synchronously on the
- * vCPU thread; there is no interrupt line (micro-VMs poll the used ring), so
- * InterruptStatus is only for drivers that look.
+ * vCPU thread. Where the VM has interrupts (a Linux VM) the transport
+ * pulses its line when it sets an InterruptStatus bit (used buffer, config
+ * change); micro-VMs have none and poll the used ring.
  *
  * <p>A driver that breaks the protocol — a bad ring, a notify before
  * DRIVER_OK, a queue size that is not a power of two — gets
@@ -80,6 +82,8 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     private int interruptStatus;
     private long errors;
     private String lastError = "";
+    /** The interrupt line, or null where the VM has none. */
+    private InterruptLine line;
 
     public VirtioMmioTransport(String type, GuestMemory memory, VirtioBackend backend) {
         this.type = type;
@@ -100,6 +104,7 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     public static VirtioMmioTransport attach(DeviceContext context, String type, VirtioBackend backend) {
         VirtioMmioTransport transport = new VirtioMmioTransport(type, context.memory(), backend);
         context.claimMmio(WINDOW, transport);
+        transport.line = context.claimIrq().orElse(null);
         return transport;
     }
 
@@ -229,8 +234,14 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         }
         try {
             backend.process(q);
+            // With EVENT_IDX a driver kicks only past avail_event: publish it (Linux's drivers
+            // stop kicking otherwise) and serve once more what arrived before it was published.
+            // Once: a queue whose buffers wait for host input (console receive) stays available.
+            if (queues[q].isActive() && !queues[q].isBroken() && queues[q].enableNotification()) {
+                backend.process(q);
+            }
             if (queues[q].isActive() && !queues[q].isBroken() && queues[q].needsNotification()) {
-                interruptStatus |= INT_USED_BUFFER;
+                interrupt(INT_USED_BUFFER);
             }
         } catch (VirtqueueException e) {
             needsReset("queue " + q + ": " + e.getMessage());
@@ -280,9 +291,24 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
 
     private void needsReset(String why) {
         status |= S_NEEDS_RESET;
-        interruptStatus |= INT_CONFIG_CHANGE;
+        interrupt(INT_CONFIG_CHANGE);
         errors++;
         lastError = why;
+    }
+
+    private void interrupt(int cause) {
+        interruptStatus |= cause;
+        if (line != null) {
+            line.pulse();
+        }
+    }
+
+    /**
+     * Tells the driver that the device put buffers in a used ring outside a
+     * notification (host-side input); call under {@link #locked}.
+     */
+    public void usedBuffers() {
+        interrupt(INT_USED_BUFFER);
     }
 
     /** Saved state: the transport's registers, every queue's state and the backend's. */

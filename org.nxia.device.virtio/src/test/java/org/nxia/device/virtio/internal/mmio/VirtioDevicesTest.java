@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -22,6 +23,7 @@ import org.nxia.device.virtio.internal.queue.TestDriver;
 import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
 import org.nxia.device.virtio.internal.rng.VirtioRngFactory;
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
@@ -40,6 +42,29 @@ class VirtioDevicesTest {
         final GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[1 << 20]));
         final List<MmioDevice> windows = new ArrayList<>();
         final ByteArrayOutputStream console = new ByteArrayOutputStream();
+        /** Whether the VM has interrupts; pulses on the one line it hands out. */
+        boolean interrupts;
+        int pulses;
+
+        @Override
+        public Optional<InterruptLine> claimIrq() {
+            return !interrupts ? Optional.empty() : Optional.of(new InterruptLine() {
+                @Override
+                public int gsi() {
+                    return 5;
+                }
+
+                @Override
+                public void set(boolean asserted) {
+                    throw new AssertionError("virtio-mmio pulses, it does not hold a level");
+                }
+
+                @Override
+                public void pulse() {
+                    pulses++;
+                }
+            });
+        }
 
         @Override
         public String vmId() {
@@ -259,6 +284,26 @@ class VirtioDevicesTest {
         assertNotNull(used, "host input lands in the posted receive buffer at once");
         assertEquals(5, used.length());
         assertEquals("ping\n", new String(ctx.memory.read(in, 5), StandardCharsets.US_ASCII));
+    }
+
+    @Test
+    void usedBuffersAndNeedsResetPulseTheLineWhereTheVmHasOne() {
+        ctx.interrupts = true;
+        Mmio m = create(new VirtioRngFactory(), "virtio-rng");
+        assertTrue(m.negotiate(F_VERSION_1));
+        TestDriver d = driver(0x10000);
+        m.queue(0, d, 16);
+        m.driverOk();
+        d.addChain(new Buffer(d.allocate(16), 16, true));
+        m.w(VirtioMmioTransport.QUEUE_NOTIFY, 0);
+        assertEquals(1, ctx.pulses);
+        assertEquals(VirtioMmioTransport.INT_USED_BUFFER, m.r(VirtioMmioTransport.INTERRUPT_STATUS));
+        m.w(VirtioMmioTransport.INTERRUPT_ACK, VirtioMmioTransport.INT_USED_BUFFER);
+        assertEquals(0, m.r(VirtioMmioTransport.INTERRUPT_STATUS));
+        m.w(VirtioMmioTransport.QUEUE_NOTIFY, 7);
+        assertTrue(m.needsReset());
+        assertEquals(2, ctx.pulses);
+        assertEquals(VirtioMmioTransport.INT_CONFIG_CHANGE, m.r(VirtioMmioTransport.INTERRUPT_STATUS));
     }
 
     @Test

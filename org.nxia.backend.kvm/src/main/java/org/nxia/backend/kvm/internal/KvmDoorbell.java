@@ -1,0 +1,86 @@
+package org.nxia.backend.kvm.internal;
+
+import static org.nxia.backend.kvm.internal.KvmAbi.*;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import org.nxia.vmm.api.Doorbell;
+
+/**
+ * An ioeventfd: KVM counts guest writes to one MMIO address on an eventfd
+ * instead of exiting. The eventfd stays open until the partition closes, so
+ * a thread still in {@link #await} never reads a reused descriptor.
+ */
+final class KvmDoorbell implements Doorbell {
+
+    private static final long O_ADDR = offset(KVM_IOEVENTFD_LAYOUT, "addr");
+    private static final long O_LEN = offset(KVM_IOEVENTFD_LAYOUT, "len");
+    private static final long O_FD = offset(KVM_IOEVENTFD_LAYOUT, "fd");
+    private static final long O_FLAGS = offset(KVM_IOEVENTFD_LAYOUT, "flags");
+
+    private final int vmFd;
+    private final long address;
+    private final int length;
+    final int eventFd;
+    private final MemorySegment request;
+    private final MemorySegment count;
+    private final MemorySegment wake;
+    private volatile boolean closed;
+
+    KvmDoorbell(int vmFd, long address, int length, Arena arena) {
+        this.vmFd = vmFd;
+        this.address = address;
+        this.length = length;
+        this.request = arena.allocate(KVM_IOEVENTFD_LAYOUT);
+        this.count = arena.allocate(ValueLayout.JAVA_LONG);
+        this.wake = arena.allocate(ValueLayout.JAVA_LONG);
+        wake.set(ValueLayout.JAVA_LONG, 0, 1L);
+        this.eventFd = Libc.eventfd();
+        request.set(ValueLayout.JAVA_LONG, O_ADDR, address);
+        request.set(ValueLayout.JAVA_INT, O_LEN, length);
+        request.set(ValueLayout.JAVA_INT, O_FD, eventFd);
+        request.set(ValueLayout.JAVA_INT, O_FLAGS, 0);   // MMIO, any value
+        try {
+            Libc.ioctl(vmFd, KVM_IOEVENTFD, request, "KVM_IOEVENTFD");
+        } catch (KvmException e) {
+            Libc.close(eventFd);
+            throw e;
+        }
+    }
+
+    @Override
+    public long address() {
+        return address;
+    }
+
+    @Override
+    public int length() {
+        return length;
+    }
+
+    @Override
+    public long await() {
+        if (closed) {
+            return 0;
+        }
+        Libc.read(eventFd, count, "ioeventfd");
+        return closed ? 0 : count.get(ValueLayout.JAVA_LONG, 0);
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        request.set(ValueLayout.JAVA_INT, O_FLAGS, KVM_IOEVENTFD_FLAG_DEASSIGN);
+        try {
+            Libc.ioctl(vmFd, KVM_IOEVENTFD, request, "KVM_IOEVENTFD");
+        } catch (KvmException e) {
+            // the VM is going away: nothing left to unregister from
+        }
+        Libc.write(eventFd, wake, "ioeventfd wake-up");
+    }
+}

@@ -1,0 +1,86 @@
+package org.nxia.itest;
+
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assert.fail;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+import javax.inject.Inject;
+
+import org.junit.Test;
+import org.junit.runner.RunWith;
+import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.ops4j.pax.exam.Configuration;
+import org.ops4j.pax.exam.Option;
+import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
+import org.ops4j.pax.exam.spi.reactors.PerClass;
+
+/**
+ * Boots a stock Linux kernel (bzImage + initramfs) on two vCPUs through the
+ * platform and waits for the System VM agent's ready line on the 16550
+ * console. In the rig everything is emulated: minutes, not seconds.
+ */
+@RunWith(HardwareVirtualizationRequirement.class)
+@HardwareVirtualizationRequirement.NeedsKernel
+@ExamReactorStrategy(PerClass.class)
+public class LinuxBootTest {
+
+    static final String READY = "nxia-agent: ready";
+    static final Duration BOOT_LIMIT = Duration.ofMinutes(6);
+
+    @Inject
+    VmManager vms;
+
+    @Configuration
+    public Option[] config() {
+        return NxiaOptions.platform();
+    }
+
+    @Test
+    public void bootsOnTwoVcpusToTheAgentReadyLine() throws Exception {
+        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
+                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
+                .withVcpus(2).withMemory(256L << 20).withTimeout(BOOT_LIMIT)
+                .withDevices(List.of(DeviceConfig.parse("virtio-rng")));
+        VirtualMachine vm = vms.create(profile);
+        long start = System.nanoTime();
+        try {
+            vm.start();
+            long deadline = start + BOOT_LIMIT.toNanos();
+            int shown = 0;
+            while (!vm.console().contains(READY)) {
+                // the console as it comes: in the rig a boot takes minutes and may be cut short
+                String text = vm.console();
+                if (text.length() > shown) {
+                    System.out.print(text.substring(shown));
+                    shown = text.length();
+                }
+                if (vm.result().isPresent() || System.nanoTime() > deadline) {
+                    vm.stop();
+                    VmResult r = vm.await(Duration.ofSeconds(10));
+                    fail("no '" + READY + "' line: the VM ended " + r.reason() + " (" + r.detail() + ") after "
+                            + r.runTime().toSeconds() + " s; devices: " + vm.devices().stream().map(d -> d.state().toString()).toList()
+                            + "; console:\n" + vm.console());
+                }
+                Thread.sleep(200);
+            }
+            long readyMs = (System.nanoTime() - start) / 1_000_000;
+            String console = vm.console();
+            System.out.println(console.substring(Math.min(shown, console.length())));
+            System.out.println("LinuxBootTest: ready line after " + readyMs + " ms; info " + vm.info().counters());
+            assertTrue("both vCPUs came up:\n" + console, console.contains("Brought up 1 node, 2 CPUs"));
+            assertTrue("the virtio-rng device was announced on the command line:\n" + console,
+                    console.contains("virtio_mmio.device=4K@0xd0000000:5"));
+            VmResult r = vm.await(Duration.ofMinutes(2));
+            System.out.println("LinuxBootTest: " + r.reason() + " " + r.detail() + " after " + r.runTime().toMillis() + " ms");
+        } finally {
+            vms.destroy(vm.id());
+        }
+    }
+}

@@ -1,0 +1,31 @@
+package org.nxia.vmm.api;
+
+import org.osgi.annotation.versioning.ProviderType;
+
+/**
+ * A guest-physical MMIO address whose writes the hypervisor counts instead
+ * of exiting to the VMM (KVM: ioeventfd): the vCPU goes on at once and a
+ * host thread takes the writes with {@link #await()}. For a device whose
+ * notifications need not be served on the vCPU thread (a virtqueue notify
+ * register). Obtained from {@link Partition#createDoorbell}.
+ */
+@ProviderType
+public interface Doorbell extends AutoCloseable {
+
+    /** The guest-physical address. */
+    long address();
+
+    /** The write size it matches, in bytes. */
+    int length();
+
+    /**
+     * Blocks until the guest has written at least once since the last call,
+     * then returns how many times; returns 0 once closed. For one waiting
+     * thread.
+     */
+    long await();
+
+    /** Stops counting (writes exit to the VMM again) and wakes a waiting thread. */
+    @Override
+    void close();
+}

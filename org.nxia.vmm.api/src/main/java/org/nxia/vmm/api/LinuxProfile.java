@@ -1,0 +1,78 @@
+package org.nxia.vmm.api;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+
+import org.nxia.vmm.api.device.DeviceConfig;
+
+/**
+ * What a Linux VM (the System VM) is made of: a bzImage, an optional
+ * initramfs, command-line additions, vCPUs and RAM. Needs hardware
+ * virtualization. Validated on construction: a bad value throws
+ * {@link IllegalArgumentException} saying what is allowed.
+ *
+ * @param name        a name for people
+ * @param kernel      the kernel, an x86 bzImage (boot protocol 2.12 or later, 64-bit)
+ * @param initrd      the initramfs, or {@code null} for none
+ * @param cmdline     added to the command line the VMM writes (console, devices); may be empty
+ * @param vcpus       1 to {@value #MAX_VCPUS}
+ * @param memoryBytes a multiple of 2 MiB from 64 MiB to 3 GiB
+ * @param timeout     how long {@code run} waits before stopping the VM
+ * @param devices     devices besides the console UART and i8042, which every Linux VM has
+ */
+public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline, int vcpus, long memoryBytes,
+                           Duration timeout, List<DeviceConfig> devices) {
+
+    public static final int MAX_VCPUS = 32;
+    public static final long MIN_MEMORY = 64 * VmProfile.MIB;
+    public static final long DEFAULT_MEMORY = 256 * VmProfile.MIB;
+    public static final Duration DEFAULT_TIMEOUT = Duration.ofMinutes(5);
+
+    public LinuxProfile {
+        Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(kernel, "kernel");
+        Objects.requireNonNull(cmdline, "cmdline");
+        Objects.requireNonNull(timeout, "timeout");
+        Objects.requireNonNull(devices, "devices");
+        if (vcpus < 1 || vcpus > MAX_VCPUS) {
+            throw new IllegalArgumentException("vcpus=" + vcpus + " is not allowed: 1 to " + MAX_VCPUS);
+        }
+        if (memoryBytes < MIN_MEMORY || memoryBytes > VmProfile.MAX_MEMORY || memoryBytes % (2 * VmProfile.MIB) != 0) {
+            throw new IllegalArgumentException("memory %s is not allowed: give a multiple of 2 MiB from 64 MiB to 3072 MiB (e.g. 256M)"
+                    .formatted(VmProfile.bytesToString(memoryBytes)));
+        }
+        if (timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("timeout must be positive, got " + timeout);
+        }
+        devices = List.copyOf(devices);
+    }
+
+    /** A profile with the defaults: no command-line additions, 1 vCPU, 256 MiB, 5 minutes, no extra devices. */
+    public static LinuxProfile of(Path kernel, Path initrd) {
+        Path file = kernel.getFileName();
+        return new LinuxProfile(file == null ? kernel.toString() : file.toString(), kernel, initrd, "", 1,
+                DEFAULT_MEMORY, DEFAULT_TIMEOUT, List.of());
+    }
+
+    public LinuxProfile withVcpus(int value) {
+        return new LinuxProfile(name, kernel, initrd, cmdline, value, memoryBytes, timeout, devices);
+    }
+
+    public LinuxProfile withMemory(long bytes) {
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, bytes, timeout, devices);
+    }
+
+    public LinuxProfile withCmdline(String value) {
+        return new LinuxProfile(name, kernel, initrd, value, vcpus, memoryBytes, timeout, devices);
+    }
+
+    public LinuxProfile withTimeout(Duration value) {
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, value, devices);
+    }
+
+    public LinuxProfile withDevices(List<DeviceConfig> list) {
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, list);
+    }
+}
