@@ -48,7 +48,7 @@ done
 cp -a "$ROOT/guest/target/images" "$P/root/guest/target/images"
 cp -a "$ITEST/test-classes" "$P/test-classes"
 # the Linux VM's kernel and initramfs (LinuxBootTest): LINUX_KERNEL/LINUX_INITRD, else the System VM image if built
-SYSTEM_VM="${SYSTEM_VM_DIR:-$HOME/.cache/nxia/system-vm/image}"
+SYSTEM_VM="${SYSTEM_VM_DIR:-$("$ROOT/distro/system-vm/build.sh" path 2>/dev/null || true)}"
 LINUX_KERNEL="${LINUX_KERNEL:-$(ls "$SYSTEM_VM"/bzImage 2>/dev/null || true)}"
 LINUX_INITRD="${LINUX_INITRD:-$(ls "$SYSTEM_VM"/initramfs* 2>/dev/null | head -1 || true)}"
 linux_props=""

@@ -77,7 +77,8 @@ public class LinuxBootTest {
             assertTrue("both vCPUs came up:\n" + console, console.contains("Brought up 1 node, 2 CPUs"));
             assertTrue("the virtio-rng device was announced on the command line:\n" + console,
                     console.contains("virtio_mmio.device=4K@0xd0000000:5"));
-            VmResult r = vm.await(Duration.ofMinutes(2));
+            vm.stop();  // the agent serves until told otherwise; stopping must be clean
+            VmResult r = vm.await(Duration.ofSeconds(30));
             System.out.println("LinuxBootTest: " + r.reason() + " " + r.detail() + " after " + r.runTime().toMillis() + " ms");
         } finally {
             vms.destroy(vm.id());
