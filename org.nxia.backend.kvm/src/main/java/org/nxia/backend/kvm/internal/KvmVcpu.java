@@ -79,13 +79,24 @@ final class KvmVcpu implements Vcpu {
     private long mmioExits;
     private long interruptedRuns;
     private int cpuidErrno;
-    private KvmStats stats;
+    /** Opened before the vCPU first runs: a vCPU ioctl waits for KVM_RUN to return, which a halted Linux vCPU may never do. */
+    private final KvmStats stats;
+    private final int statsErrno;
 
     KvmVcpu(int id, int fd, int mmapSize, int kickSignal) {
         this.id = id;
         this.fd = fd;
         this.kickSignal = kickSignal;
         this.run = Libc.mmap(mmapSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd, "kvm_run");
+        KvmStats opened = null;
+        int errno = 0;
+        try {
+            opened = KvmStats.open(fd);
+        } catch (KvmException e) {
+            errno = e.errno();
+        }
+        this.stats = opened;
+        this.statsErrno = errno;
     }
 
     void setCpuid(MemorySegment cpuid) {
@@ -359,13 +370,14 @@ final class KvmVcpu implements Vcpu {
         }
         synchronized (threadLock) {
             if (!closed) {
-                try {
-                    if (stats == null) {
-                        stats = KvmStats.open(fd);
+                if (stats == null) {
+                    out.put("binary_stats_unavailable_errno", (long) statsErrno);
+                } else {
+                    try {
+                        out.putAll(stats.read());
+                    } catch (KvmException e) {
+                        out.put("binary_stats_unavailable_errno", (long) e.errno());
                     }
-                    out.putAll(stats.read());
-                } catch (KvmException e) {
-                    out.put("binary_stats_unavailable_errno", (long) e.errno());
                 }
             }
         }
