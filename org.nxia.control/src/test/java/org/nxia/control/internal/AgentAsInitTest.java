@@ -50,8 +50,13 @@ class AgentAsInitTest {
     @Test
     void asInitItReapsOrphansConfiguresAndPowersOff() throws Exception {
         assumeTrue(namespacesWork(), "unshare --user --pid is not allowed here");
-        // Not under /tmp: as PID 1 the agent mounts a fresh tmpfs there in its namespace.
-        Path dir = Files.createTempDirectory(Path.of("target"), "agent-init").toAbsolutePath();
+        // Not under /tmp or /run: as PID 1 the agent mounts fresh tmpfs there in its namespace,
+        // hiding the socket (a checkout may itself live under /tmp).
+        Path base = Path.of("target").toAbsolutePath();
+        if (base.startsWith("/tmp") || base.startsWith("/run")) {
+            base = Files.createDirectories(Path.of(System.getProperty("user.home"), ".cache", "nxia", "agent-test"));
+        }
+        Path dir = Files.createTempDirectory(base, "agent-init").toAbsolutePath();
         try (AgentProcess p = new AgentProcess(dir, UNSHARE); AgentSession s = p.session()) {
             assertTrue(s.agentIsInit());
             assertEquals("1\n", s.exec("sh", "-c", "echo $PPID").stdoutText());
