@@ -101,9 +101,10 @@ public class SystemVmExecTest {
                 assertEquals(1, f.status().code());
                 System.out.println("SystemVmExecTest: ready after " + readyMs + " ms, session in " + sessionMs
                         + " ms, exec echo in " + execMs + " ms (" + s.agent() + ")");
-                s.shutdown();
+                s.shutdown();  // syncs and powers off; without ACPI the halted VM is then ours to stop
             }
-            VmResult r = vm.await(Duration.ofSeconds(60));
+            vm.stop();
+            VmResult r = vm.await(Duration.ofSeconds(30));
             System.out.println("SystemVmExecTest: " + r.reason() + " " + r.detail() + " after " + r.runTime().toMillis() + " ms");
         } finally {
             vms.destroy(vm.id());

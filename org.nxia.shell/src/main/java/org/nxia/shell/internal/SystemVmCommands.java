@@ -61,7 +61,7 @@ public final class SystemVmCommands {
 
     @Deactivate
     void deactivate() {
-        kept.values().forEach(svm -> end(svm, false));
+        kept.values().forEach(this::end);
         kept.clear();
     }
 
@@ -86,7 +86,7 @@ public final class SystemVmCommands {
                 throw new IllegalArgumentException("vm:exec needs --kernel and --initrd (distro/system-vm/build.sh path), or --id");
             svm = boot(Path.of(kernel), Path.of(initrd), VmProfile.parseSize(memory), Text.parseDuration(timeout));
         }
-        boolean ok = false, shutDown = false;
+        boolean ok = false;
         try (AgentSession s = connector.connect(connectToGuest(svm.uds(), AGENT_PORT), svm.secret())) {
             ExecResult r = s.exec(argv);
             System.out.write(r.stdout());
@@ -94,17 +94,15 @@ public final class SystemVmCommands {
             System.err.write(r.stderr());
             System.err.flush();
             session.put(VmCommands.EXIT_CODE, r.status().signaled() ? 128 + r.status().code() : r.status().code());
-            if (!keep && id.isEmpty()) {
-                s.shutdown();
-                shutDown = true;
-            }
+            if (!keep && id.isEmpty())
+                s.shutdown();  // syncs the guest's file systems
             ok = true;
         } finally {
             if (keep && ok) {
                 kept.put(svm.vm().id(), svm);
                 System.err.println("System VM " + svm.vm().id() + " kept (vm:exec -i " + svm.vm().id() + " ...)");
             } else if (id.isEmpty()) {
-                end(svm, shutDown);
+                end(svm);
             }
         }
     }
@@ -135,26 +133,21 @@ public final class SystemVmCommands {
             }
             return svm;
         } catch (Exception | Error e) {
-            end(svm, false);
+            end(svm);
             throw e;
         }
     }
 
-    /** Ends a System VM: after the agent's shutdown it powers off by itself; otherwise (or if it does not) it is stopped. */
-    private void end(SystemVm svm, boolean shutDown) {
+    /** Ends a System VM: the agent's power-off (after shutdown) only halts its CPUs, as there is no ACPI. */
+    private void end(SystemVm svm) {
         VirtualMachine vm = svm.vm();
         try {
-            if (shutDown) {
-                try {
-                    vm.await(Duration.ofSeconds(30));
-                } catch (TimeoutException e) {
-                    // still running: stopped below
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-            if (vm.result().isEmpty())
-                vm.stop();
+            vm.stop();
+            vm.await(Duration.ofSeconds(10));
+        } catch (TimeoutException e) {
+            // destroy below releases it all the same
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         } finally {
             vms.destroy(vm.id());
             try {
