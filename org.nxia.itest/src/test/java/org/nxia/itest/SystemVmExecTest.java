@@ -83,11 +83,12 @@ public class SystemVmExecTest {
             long t0 = System.nanoTime();
             SocketChannel ch;
             try {
-                ch = connectToGuest(uds, AGENT_PORT);
+                ch = connectToGuest(uds, AGENT_PORT, Duration.ofSeconds(90));
             } catch (IOException e) {
                 failWith(vm, "vsock CONNECT " + AGENT_PORT + " failed: " + e);
                 return;
             }
+            Thread watchdog = closeAfter(ch, Duration.ofMinutes(3));  // a stalled session fails the test, not the run
             try (AgentSession s = connector.connect(ch, secret)) {
                 long sessionMs = (System.nanoTime() - t0) / 1_000_000;
                 assertTrue("the agent runs as init: " + s.agent(), s.agentIsInit());
@@ -102,6 +103,10 @@ public class SystemVmExecTest {
                 System.out.println("SystemVmExecTest: ready after " + readyMs + " ms, session in " + sessionMs
                         + " ms, exec echo in " + execMs + " ms (" + s.agent() + ")");
                 s.shutdown();  // syncs and powers off; without ACPI the halted VM is then ours to stop
+            } catch (IOException e) {
+                failWith(vm, "the control session failed" + (watchdog.isAlive() ? "" : " (stalled 3 minutes)") + ": " + e);
+            } finally {
+                watchdog.interrupt();
             }
             vm.stop();
             VmResult r = vm.await(Duration.ofSeconds(30));
@@ -112,8 +117,9 @@ public class SystemVmExecTest {
     }
 
     /** The device's host-initiated connection: {@code CONNECT port\n}, then {@code OK hostport\n}, then the raw stream. */
-    static SocketChannel connectToGuest(Path uds, int port) throws IOException {
+    static SocketChannel connectToGuest(Path uds, int port, Duration limit) throws IOException {
         SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+        Thread watchdog = closeAfter(ch, limit);  // a guest that never answers must not hang us
         try {
             ch.connect(UnixDomainSocketAddress.of(uds));
             ch.write(ByteBuffer.wrap(("CONNECT " + port + "\n").getBytes(StandardCharsets.US_ASCII)));

@@ -87,7 +87,7 @@ public final class SystemVmCommands {
             svm = boot(Path.of(kernel), Path.of(initrd), VmProfile.parseSize(memory), Text.parseDuration(timeout));
         }
         boolean ok = false;
-        try (AgentSession s = connector.connect(connectToGuest(svm.uds(), AGENT_PORT), svm.secret())) {
+        try (AgentSession s = connector.connect(connectToGuest(svm.uds(), AGENT_PORT, Duration.ofSeconds(60)), svm.secret())) {
             ExecResult r = s.exec(argv);
             System.out.write(r.stdout());
             System.out.flush();
@@ -164,8 +164,9 @@ public final class SystemVmCommands {
     }
 
     /** The device's host-initiated connection: {@code CONNECT port\n}, then {@code OK hostport\n}, then the raw stream. */
-    static SocketChannel connectToGuest(Path uds, int port) throws IOException {
+    static SocketChannel connectToGuest(Path uds, int port, Duration limit) throws IOException {
         SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+        Thread watchdog = closeAfter(ch, limit);  // a guest that never answers must not hang us
         try {
             ch.connect(UnixDomainSocketAddress.of(uds));
             ch.write(ByteBuffer.wrap(("CONNECT " + port + "\n").getBytes(StandardCharsets.US_ASCII)));
@@ -187,7 +188,21 @@ public final class SystemVmCommands {
             return ch;
         } catch (IOException e) {
             ch.close();
-            throw e;
+            throw watchdog.isAlive() ? e : new IOException("vsock port " + port + ": no answer within " + limit.toSeconds() + " s", e);
+        } finally {
+            watchdog.interrupt();
         }
+    }
+
+    /** A thread that closes {@code ch} after {@code limit} unless interrupted first. */
+    static Thread closeAfter(SocketChannel ch, Duration limit) {
+        return Thread.ofVirtual().start(() -> {
+            try {
+                Thread.sleep(limit);
+                ch.close();
+            } catch (InterruptedException | IOException e) {
+                // interrupted: done in time
+            }
+        });
     }
 }
