@@ -141,8 +141,22 @@ public class SystemVmExecTest {
             return ch;
         } catch (IOException e) {
             ch.close();
-            throw e;
+            throw watchdog.isAlive() ? e : new IOException("vsock port " + port + ": no answer within " + limit.toSeconds() + " s", e);
+        } finally {
+            watchdog.interrupt();
         }
+    }
+
+    /** A thread that closes {@code ch} after {@code limit} unless interrupted first. */
+    static Thread closeAfter(SocketChannel ch, Duration limit) {
+        return Thread.ofVirtual().start(() -> {
+            try {
+                Thread.sleep(limit);
+                ch.close();
+            } catch (InterruptedException | IOException e) {
+                // interrupted: done in time
+            }
+        });
     }
 
     private static void failWith(VirtualMachine vm, String what) throws Exception {
