@@ -74,12 +74,19 @@ public class SystemVmExecTest {
         try {
             vm.start();
             long deadline = start + LinuxBootTest.BOOT_LIMIT.toNanos();
+            int shown = 0;
             while (!vm.console().contains(LinuxBootTest.READY)) {
+                String text = vm.console();  // as it comes: a rig run may be cut short
+                if (text.length() > shown) {
+                    System.out.print(text.substring(shown));
+                    shown = text.length();
+                }
                 if (vm.result().isPresent() || System.nanoTime() > deadline)
                     failWith(vm, "no '" + LinuxBootTest.READY + "' line");
                 Thread.sleep(200);
             }
             long readyMs = (System.nanoTime() - start) / 1_000_000;
+            System.out.println("SystemVmExecTest: agent ready after " + readyMs + " ms; CONNECT " + AGENT_PORT);
             long t0 = System.nanoTime();
             SocketChannel ch;
             try {
