@@ -170,6 +170,24 @@ public class SystemVmExecTest {
         vm.stop();
         VmResult r = vm.await(Duration.ofSeconds(10));
         fail(what + ": the VM ended " + r.reason() + " (" + r.detail() + ") after " + r.runTime().toSeconds()
-                + " s; devices: " + vm.devices().stream().map(d -> d.state().toString()).toList() + "; console:\n" + vm.console());
+                + " s; devices: " + vm.devices().stream().map(d -> describe(d.state())).toList() + "; console:\n" + vm.console());
+    }
+
+    /** A device state record with its arrays (the virtqueues' states) spelled out. */
+    static String describe(Object o) {
+        if (o instanceof Object[] a)
+            return java.util.Arrays.stream(a).map(SystemVmExecTest::describe).toList().toString();
+        if (!(o instanceof Record r))
+            return String.valueOf(o);
+        StringBuilder b = new StringBuilder(r.getClass().getSimpleName()).append('[');
+        for (var c : r.getClass().getRecordComponents()) {
+            try {
+                c.getAccessor().setAccessible(true);
+                b.append(c.getName()).append('=').append(describe(c.getAccessor().invoke(r))).append(", ");
+            } catch (ReflectiveOperationException | RuntimeException e) {
+                b.append(c.getName()).append("=?, ");
+            }
+        }
+        return b.append(']').toString();
     }
 }
