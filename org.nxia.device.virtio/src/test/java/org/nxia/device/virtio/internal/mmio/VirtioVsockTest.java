@@ -265,6 +265,20 @@ class VirtioVsockTest {
     }
 
     @Test
+    void aHostClientsConnectInterruptsTheDriver(@TempDir Path dir) throws Exception {
+        Path uds = dir.resolve("v.sock");
+        Guest g = guest(",uds=" + uds);
+        g.m.w(VirtioMmioTransport.INTERRUPT_ACK, g.m.r(VirtioMmioTransport.INTERRUPT_STATUS));
+        try (SocketChannel client = SocketChannel.open(UnixDomainSocketAddress.of(uds))) {
+            client.write(ByteBuffer.wrap("CONNECT 1024\n".getBytes(StandardCharsets.US_ASCII)));
+            assertEquals(1024, g.expect(REQUEST).dstPort());
+            // a Linux driver looks at its receive queue only when interrupted
+            assertEquals(VirtioMmioTransport.INT_USED_BUFFER,
+                    g.m.r(VirtioMmioTransport.INTERRUPT_STATUS) & VirtioMmioTransport.INT_USED_BUFFER);
+        }
+    }
+
+    @Test
     void hostDataWaitsForTheGuestsCreditAndAsksForMore() throws Exception {
         Guest g = guest("");
         VsockEndpoint host = (VsockEndpoint) device;
