@@ -19,7 +19,7 @@ import org.ops4j.pax.exam.Option;
 final class NxiaOptions {
 
     static final String[] NXIA_BUNDLES = {"org.nxia.vmm.api", "org.nxia.backend.kvm", "org.nxia.vmm", "org.nxia.examples", "org.nxia.device.platform", "org.nxia.device.virtio", "org.nxia.shell",
-        "org.nxia.portal", "org.nxia.lsm.policy", "org.nxia.gemini"};
+        "org.nxia.portal", "org.nxia.lsm.policy", "org.nxia.gemini", "org.nxia.control"};
 
     private NxiaOptions() {
     }

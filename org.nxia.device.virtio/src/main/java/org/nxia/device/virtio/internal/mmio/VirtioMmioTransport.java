@@ -240,11 +240,25 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
             if (queues[q].isActive() && !queues[q].isBroken() && queues[q].enableNotification()) {
                 backend.process(q);
             }
-            if (queues[q].isActive() && !queues[q].isBroken() && queues[q].needsNotification()) {
-                interrupt(INT_USED_BUFFER);
-            }
+            signalUsed();
         } catch (VirtqueueException e) {
             needsReset("queue " + q + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * Interrupts once if any queue has used buffers its driver wants to hear of:
+     * serving one queue can fill another (vsock answers on its receive queue).
+     */
+    private void signalUsed() {
+        boolean wanted = false;
+        for (SplitQueue queue : queues) {
+            if (queue.isActive() && !queue.isBroken() && queue.needsNotification()) {
+                wanted = true;
+            }
+        }
+        if (wanted) {
+            interrupt(INT_USED_BUFFER);
         }
     }
 
@@ -333,6 +347,8 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     public synchronized void locked(Runnable action) {
         try {
             action.run();
+            // host-side delivery used buffers: an interrupt-driven driver (Linux) only looks when told
+            signalUsed();
         } catch (VirtqueueException e) {
             needsReset("host-side delivery: " + e.getMessage());
         }

@@ -265,6 +265,23 @@ class VirtioVsockTest {
     }
 
     @Test
+    void aHostClientsConnectInterruptsTheDriver(@TempDir Path dir) throws Exception {
+        Path uds = dir.resolve("v.sock");
+        Guest g = guest(",uds=" + uds);
+        g.m.w(VirtioMmioTransport.INTERRUPT_ACK, g.m.r(VirtioMmioTransport.INTERRUPT_STATUS));
+        try (SocketChannel client = SocketChannel.open(UnixDomainSocketAddress.of(uds))) {
+            client.write(ByteBuffer.wrap("CONNECT 1024\n".getBytes(StandardCharsets.US_ASCII)));
+            // a Linux driver looks at its receive queue only when interrupted: wait for that before looking
+            long end = System.nanoTime() + 5_000_000_000L;
+            while ((g.m.r(VirtioMmioTransport.INTERRUPT_STATUS) & VirtioMmioTransport.INT_USED_BUFFER) == 0) {
+                assertTrue(System.nanoTime() < end, "no used-buffer interrupt for the REQUEST");
+                Thread.sleep(10);
+            }
+            assertEquals(1024, g.expect(REQUEST).dstPort());
+        }
+    }
+
+    @Test
     void hostDataWaitsForTheGuestsCreditAndAsksForMore() throws Exception {
         Guest g = guest("");
         VsockEndpoint host = (VsockEndpoint) device;
