@@ -6,11 +6,7 @@ import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
 import java.io.IOException;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
-import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
@@ -25,6 +21,7 @@ import org.junit.runner.RunWith;
 import org.nxia.control.api.AgentSession;
 import org.nxia.control.api.ControlConnector;
 import org.nxia.control.api.ExecResult;
+import org.nxia.device.virtio.vsock.VsockUnixClient;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
@@ -90,7 +87,7 @@ public class SystemVmExecTest {
             long t0 = System.nanoTime();
             SocketChannel ch;
             try {
-                ch = connectToGuest(uds, AGENT_PORT, Duration.ofSeconds(90));
+                ch = VsockUnixClient.connect(uds, AGENT_PORT, Duration.ofSeconds(90));
             } catch (IOException e) {
                 failWith(vm, "vsock CONNECT " + AGENT_PORT + " failed: " + e);
                 return;
@@ -120,37 +117,6 @@ public class SystemVmExecTest {
             System.out.println("SystemVmExecTest: " + r.reason() + " " + r.detail() + " after " + r.runTime().toMillis() + " ms");
         } finally {
             vms.destroy(vm.id());
-        }
-    }
-
-    /** The device's host-initiated connection: {@code CONNECT port\n}, then {@code OK hostport\n}, then the raw stream. */
-    static SocketChannel connectToGuest(Path uds, int port, Duration limit) throws IOException {
-        SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
-        Thread watchdog = closeAfter(ch, limit);  // a guest that never answers must not hang us
-        try {
-            ch.connect(UnixDomainSocketAddress.of(uds));
-            ch.write(ByteBuffer.wrap(("CONNECT " + port + "\n").getBytes(StandardCharsets.US_ASCII)));
-            StringBuilder line = new StringBuilder();
-            ByteBuffer one = ByteBuffer.allocate(1);  // byte by byte: nothing past the line is ours to read
-            while (true) {
-                one.clear();
-                if (ch.read(one) < 0)
-                    throw new IOException("the device closed the socket (guest refused?) after '" + line + "'");
-                char c = (char) one.get(0);
-                if (c == '\n')
-                    break;
-                if (line.length() > 64)
-                    throw new IOException("no OK line: '" + line + "'");
-                line.append(c);
-            }
-            if (!line.toString().startsWith("OK "))
-                throw new IOException("expected 'OK <port>', got '" + line + "'");
-            return ch;
-        } catch (IOException e) {
-            ch.close();
-            throw watchdog.isAlive() ? e : new IOException("vsock port " + port + ": no answer within " + limit.toSeconds() + " s", e);
-        } finally {
-            watchdog.interrupt();
         }
     }
 

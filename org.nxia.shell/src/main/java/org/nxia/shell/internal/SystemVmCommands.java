@@ -1,11 +1,6 @@
 package org.nxia.shell.internal;
 
 import java.io.IOException;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
-import java.nio.ByteBuffer;
-import java.nio.channels.SocketChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
@@ -22,6 +17,7 @@ import org.apache.felix.service.command.Parameter;
 import org.nxia.control.api.AgentSession;
 import org.nxia.control.api.ControlConnector;
 import org.nxia.control.api.ExecResult;
+import org.nxia.device.virtio.vsock.VsockUnixClient;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
@@ -87,7 +83,7 @@ public final class SystemVmCommands {
             svm = boot(Path.of(kernel), Path.of(initrd), VmProfile.parseSize(memory), Text.parseDuration(timeout));
         }
         boolean ok = false;
-        try (AgentSession s = connector.connect(connectToGuest(svm.uds(), AGENT_PORT, Duration.ofSeconds(60)), svm.secret())) {
+        try (AgentSession s = connector.connect(VsockUnixClient.connect(svm.uds(), AGENT_PORT, Duration.ofSeconds(60)), svm.secret())) {
             ExecResult r = s.exec(argv);
             System.out.write(r.stdout());
             System.out.flush();
@@ -161,48 +157,5 @@ public final class SystemVmCommands {
 
     private static String tail(String console) {
         return console.length() <= 4000 ? console : console.substring(console.length() - 4000);
-    }
-
-    /** The device's host-initiated connection: {@code CONNECT port\n}, then {@code OK hostport\n}, then the raw stream. */
-    static SocketChannel connectToGuest(Path uds, int port, Duration limit) throws IOException {
-        SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
-        Thread watchdog = closeAfter(ch, limit);  // a guest that never answers must not hang us
-        try {
-            ch.connect(UnixDomainSocketAddress.of(uds));
-            ch.write(ByteBuffer.wrap(("CONNECT " + port + "\n").getBytes(StandardCharsets.US_ASCII)));
-            StringBuilder line = new StringBuilder();
-            ByteBuffer one = ByteBuffer.allocate(1);  // byte by byte: what follows the line is the agent's
-            while (true) {
-                one.clear();
-                if (ch.read(one) < 0)
-                    throw new IOException("vsock port " + port + ": the guest refused the connection");
-                char c = (char) one.get(0);
-                if (c == '\n')
-                    break;
-                if (line.length() > 64)
-                    throw new IOException("vsock: no OK line from the device");
-                line.append(c);
-            }
-            if (!line.toString().startsWith("OK "))
-                throw new IOException("vsock: expected 'OK <port>', got '" + line + "'");
-            return ch;
-        } catch (IOException e) {
-            ch.close();
-            throw watchdog.isAlive() ? e : new IOException("vsock port " + port + ": no answer within " + limit.toSeconds() + " s", e);
-        } finally {
-            watchdog.interrupt();
-        }
-    }
-
-    /** A thread that closes {@code ch} after {@code limit} unless interrupted first. */
-    static Thread closeAfter(SocketChannel ch, Duration limit) {
-        return Thread.ofVirtual().start(() -> {
-            try {
-                Thread.sleep(limit);
-                ch.close();
-            } catch (InterruptedException | IOException e) {
-                // interrupted: done in time
-            }
-        });
     }
 }

@@ -5,7 +5,7 @@
  * The Unix-socket convention for processes outside the JVM is in docs/vsock.md.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.nxia.device.virtio.vsock;
 
 import org.osgi.annotation.bundle.Export;
