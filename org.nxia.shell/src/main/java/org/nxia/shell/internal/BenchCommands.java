@@ -22,6 +22,7 @@ import java.util.concurrent.TimeUnit;
 import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
+import org.nxia.device.virtio.vsock.VsockUnixClient;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
@@ -125,17 +126,7 @@ public final class BenchCommands {
                     }
                     Thread.sleep(5);
                 }
-                try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(uds))) {
-                    ch.write(ByteBuffer.wrap(("CONNECT " + VSOCK_PORT + "\n").getBytes(StandardCharsets.US_ASCII)));
-                    ByteBuffer one = ByteBuffer.allocate(1);
-                    StringBuilder line = new StringBuilder();
-                    while (ch.read(one) > 0 && one.get(0) != '\n') {
-                        line.append((char) one.get(0));
-                        one.clear();
-                    }
-                    if (!line.toString().startsWith("OK ")) {
-                        throw new IllegalStateException("vsock CONNECT " + VSOCK_PORT + " got '" + line + "'\n" + vm.console());
-                    }
+                try (SocketChannel ch = VsockUnixClient.connect(uds, VSOCK_PORT, Duration.ofMinutes(1))) {
                     guest = echoFigures(ch, transfers);
                 }
                 VmResult r = vm.await(Duration.ofMinutes(2));
