@@ -73,7 +73,7 @@ cat > "$P/run.sh" <<RUN
 cd /payload
 exec ./$(basename "$JRE")/bin/java -XX:TieredStopAtLevel=1 --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow \\
   -Dnxia.root=/payload/root -Dnxia.version=$VERSION -Dnxia.m2=/payload/m2 \\
-  -Dnxia.guest.images=/payload/root/guest/target/images $linux_props -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \\
+  -Dnxia.guest.images=/payload/root/guest/target/images $linux_props ${ITEST_JAVA_OPTS:-} -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \\
   -jar console.jar execute --disable-banner --details=tree --disable-ansi-colors \\
   --class-path /payload/test-classes$cp_in_rig \\
   $selectors

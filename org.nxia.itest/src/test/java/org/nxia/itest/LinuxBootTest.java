@@ -33,7 +33,8 @@ public class LinuxBootTest {
 
     static final String READY = "nxia-agent: ready";
     static final int VCPUS = Integer.getInteger("nxia.linux.vcpus", 1);
-    static final Duration BOOT_LIMIT = Duration.ofMinutes(6);
+    static final Duration BOOT_LIMIT = Duration.ofMinutes(Long.getLong("nxia.linux.bootMinutes", 6));
+    static final Duration QUIET_REPORT = Duration.ofSeconds(20);
 
     @Inject
     VmManager vms;
@@ -56,12 +57,19 @@ public class LinuxBootTest {
             vm.start();
             long deadline = start + BOOT_LIMIT.toNanos();
             int shown = 0;
+            long quietSince = System.nanoTime();
             while (!vm.console().contains(READY)) {
                 // the console as it comes: in the rig a boot takes minutes and may be cut short
                 String text = vm.console();
                 if (text.length() > shown) {
                     System.out.print(text.substring(shown));
                     shown = text.length();
+                    quietSince = System.nanoTime();
+                } else if (System.nanoTime() - quietSince > QUIET_REPORT.toNanos()) {
+                    // a quiet console: say whether the vCPUs still run (exits grow) or sleep
+                    System.out.println("LinuxBootTest: console quiet for " + QUIET_REPORT.toSeconds() + " s; info "
+                            + vm.info().counters());
+                    quietSince = System.nanoTime();
                 }
                 if (vm.result().isPresent() || System.nanoTime() > deadline) {
                     vm.stop();
