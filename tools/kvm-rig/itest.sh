@@ -68,9 +68,13 @@ fi
 if [ -n "${ITEST_CLASSES:-}" ]; then
   selectors=""; for c in $ITEST_CLASSES; do selectors+=" --select-class $c"; done
 fi
+heartbeat=""
+# RIG_HEARTBEAT=N prints the rig's uptime every N s: if those lines stop, the rig's own kernel hangs, not the test
+[ -n "${RIG_HEARTBEAT:-}" ] && heartbeat="(while sleep $RIG_HEARTBEAT; do echo rig: alive \$(cut -d' ' -f1 /proc/uptime) s, load \$(cut -d' ' -f1-3 /proc/loadavg); done) &"
 cat > "$P/run.sh" <<RUN
 #!/bin/sh
 cd /payload
+$heartbeat
 exec ./$(basename "$JRE")/bin/java -XX:TieredStopAtLevel=1 --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow \\
   -Dnxia.root=/payload/root -Dnxia.version=$VERSION -Dnxia.m2=/payload/m2 \\
   -Dnxia.guest.images=/payload/root/guest/target/images $linux_props ${ITEST_JAVA_OPTS:-} -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \\

@@ -28,7 +28,7 @@ pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(
 [ -n "$pkg" ] || { log "cannot find Debian's linux-image-amd64 kernel package"; exit 1; }
 kver=${pkg#linux-image-}
 # The suffix names the initramfs layout: bump it when this script changes what it builds.
-RIG="${NXIA_CACHE:-$HOME/.cache/nxia}/kvm-rig/$kver-r2"
+RIG="${NXIA_CACHE:-$HOME/.cache/nxia}/kvm-rig/$kver-r3"
 if [ -f "$RIG/base.cpio" ] && [ -f "$RIG/vmlinux" ]; then
   echo "$RIG"; exit 0
 fi

@@ -53,12 +53,14 @@ public class LinuxBootTest {
                 .withDevices(List.of(DeviceConfig.parse("virtio-rng")));
         VirtualMachine vm = vms.create(profile);
         long start = System.nanoTime();
+        Thread watchdog = stackDumpWhenStuck();
         try {
             vm.start();
             long deadline = start + BOOT_LIMIT.toNanos();
             int shown = 0;
             long quietSince = System.nanoTime();
             while (!vm.console().contains(READY)) {
+                lastIteration = System.nanoTime();
                 // the console as it comes: in the rig a boot takes minutes and may be cut short
                 String text = vm.console();
                 if (text.length() > shown) {
@@ -91,7 +93,37 @@ public class LinuxBootTest {
             VmResult r = vm.await(Duration.ofSeconds(30));
             System.out.println("LinuxBootTest: " + r.reason() + " " + r.detail() + " after " + r.runTime().toMillis() + " ms");
         } finally {
+            watchdog.interrupt();
             vms.destroy(vm.id());
         }
+    }
+
+    private volatile long lastIteration = System.nanoTime();
+
+    /** Prints every thread's stack when the loop above stops turning for 30 s: a hang shows where it hangs. */
+    private Thread stackDumpWhenStuck() {
+        Thread t = new Thread(() -> {
+            try {
+                while (true) {
+                    Thread.sleep(5_000);
+                    if (System.nanoTime() - lastIteration > 30_000_000_000L) {
+                        StringBuilder b = new StringBuilder("LinuxBootTest: the wait loop is stuck; threads:\n");
+                        Thread.getAllStackTraces().forEach((th, st) -> {
+                            b.append("  ").append(th.getName()).append(' ').append(th.getState()).append('\n');
+                            for (StackTraceElement e : st) {
+                                b.append("      at ").append(e).append('\n');
+                            }
+                        });
+                        System.out.println(b);
+                        lastIteration = System.nanoTime() + 60_000_000_000L;
+                    }
+                }
+            } catch (InterruptedException e) {
+                // the test ended
+            }
+        }, "linux-boot-watchdog");
+        t.setDaemon(true);
+        t.start();
+        return t;
     }
 }
