@@ -10,9 +10,13 @@
  * {@code docs/control-protocol.md}. The agent runs inside the guest and is
  * untrusted: every frame it sends is checked, and a bad one ends the session
  * with a {@link org.nxia.control.api.ControlException}.
+ *
+ * <p>{@link org.nxia.control.api.SystemVms} boots System VMs and registers
+ * each one's session as an {@code AgentSession} service with the VM's id
+ * ({@link org.nxia.control.api.SystemVms#VM_ID}).
  */
 @Export
-@Version("0.1.0")
+@Version("0.2.0")
 package org.nxia.control.api;
 
 import org.osgi.annotation.bundle.Export;

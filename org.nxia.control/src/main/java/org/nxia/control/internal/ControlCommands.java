@@ -10,24 +10,39 @@ import org.apache.felix.service.command.Parameter;
 import org.nxia.control.api.AgentSession;
 import org.nxia.control.api.ControlConnector;
 import org.nxia.control.api.ExecResult;
+import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVms;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
 
 /**
  * {@code control:exec} and {@code control:bench}: one program, or the exec
- * round trip, through an agent's Unix socket ({@code nxia-agent --unix PATH}),
- * for manual testing until the System VM's vsock carries sessions.
+ * round trip, through an agent's Unix socket ({@code nxia-agent --unix PATH});
+ * {@code control:vms}: the System VMs and their sessions ({@code vm:exec}
+ * runs programs in them).
  */
 @Component(service = ControlCommands.class, property = {
-        "osgi.command.scope=control", "osgi.command.function=exec", "osgi.command.function=bench"})
+        "osgi.command.scope=control", "osgi.command.function=exec", "osgi.command.function=bench",
+        "osgi.command.function=vms"})
 public final class ControlCommands {
 
     private final ControlConnector connector;
+    private final SystemVms systemVms;
 
     @Activate
-    public ControlCommands(@Reference ControlConnector connector) {
+    public ControlCommands(@Reference ControlConnector connector, @Reference SystemVms systemVms) {
         this.connector = connector;
+        this.systemVms = systemVms;
+    }
+
+    @Descriptor("the System VMs booted here, with their agents (each session is an AgentSession service with nxia.vm.id)")
+    public String vms() {
+        StringBuilder out = new StringBuilder(String.format("%-10s %-16s %10s  %s%n", "VM", "AGENT", "READY (ms)", "STATE"));
+        for (SystemVm s : systemVms.list()) {
+            out.append(String.format("%-10s %-16s %10d  %s%n", s.vm().id(), s.session().agent(), s.readyAfter().toMillis(), s.vm().state()));
+        }
+        return out.toString().stripTrailing();
     }
 
     @Descriptor("run a program through a control agent; prints its output and status")

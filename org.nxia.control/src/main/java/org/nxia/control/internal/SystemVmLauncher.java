@@ -1,0 +1,245 @@
+package org.nxia.control.internal;
+
+import java.io.IOException;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Dictionary;
+import java.util.HexFormat;
+import java.util.Hashtable;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeoutException;
+
+import org.nxia.control.api.AgentSession;
+import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVms;
+import org.nxia.device.virtio.vsock.VsockUnixClient;
+import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.osgi.framework.BundleContext;
+import org.osgi.framework.ServiceRegistration;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Deactivate;
+import org.osgi.service.component.annotations.Reference;
+
+/**
+ * Boots System VMs: a secret per VM on the kernel command line (the agent
+ * proves it knows it, and so do we: docs/control-protocol.md), a vsock
+ * device whose host socket lives in a private temporary directory, the
+ * agent's ready line on the console, then a session over vsock port 1024
+ * registered as an {@link AgentSession} service for as long as the VM runs.
+ */
+@Component(service = SystemVms.class)
+public final class SystemVmLauncher implements SystemVms {
+
+    static final String READY = "nxia-agent: ready";
+    static final Duration CONNECT_LIMIT = Duration.ofSeconds(60);
+    static final int CONSOLE_TAIL = 4000;
+
+    private final VmManager vms;
+    private final BundleContext context;
+    private final SecureRandom random = new SecureRandom();
+    private final Map<String, Booted> running = new ConcurrentHashMap<>();
+
+    @Activate
+    public SystemVmLauncher(@Reference VmManager vms, BundleContext context) {
+        this.vms = vms;
+        this.context = context;
+    }
+
+    @Deactivate
+    void deactivate() {
+        List.copyOf(running.values()).forEach(Booted::close);
+    }
+
+    @Override
+    public SystemVm boot(LinuxProfile profile, Duration readyLimit) throws IOException, InterruptedException {
+        HypervisorInfo h = vms.hypervisor();
+        if (!h.flavour().hardwareVirtualization()) {
+            throw new IllegalArgumentException("cannot boot the System VM here: the " + h.backend() + " backend runs on "
+                    + h.flavour().label() + ", and a stock kernel needs hardware virtualization (VMX or SVM)");
+        }
+        if (profile.devices().stream().anyMatch(d -> d.type().equals("virtio-vsock"))) {
+            throw new IllegalArgumentException("the System VM's virtio-vsock device is added by the launcher: leave it out of the profile");
+        }
+        byte[] secret = new byte[32];
+        random.nextBytes(secret);
+        Path dir = Files.createTempDirectory("nxia-sysvm");
+        Path uds = dir.resolve("vsock");
+        List<DeviceConfig> devices = new ArrayList<>(profile.devices());
+        devices.add(DeviceConfig.parse("virtio-vsock:cid=3,uds=" + uds));
+        String secretArg = "nxia.secret=" + HexFormat.of().formatHex(secret);
+        LinuxProfile withAgent = profile.withCmdline(profile.cmdline().isBlank() ? secretArg : profile.cmdline() + " " + secretArg)
+                .withDevices(devices);
+        VirtualMachine vm;
+        try {
+            vm = vms.create(withAgent);
+        } catch (RuntimeException e) {
+            deleteQuietly(dir, uds);
+            throw e;
+        }
+        Booted booted = new Booted(vm, dir, uds);
+        try {
+            long start = System.nanoTime();
+            vm.start();
+            awaitReady(vm, start + readyLimit.toNanos());
+            booted.readyAfter = Duration.ofNanos(System.nanoTime() - start);
+            SocketChannel channel = VsockUnixClient.connect(uds, AGENT_PORT, CONNECT_LIMIT);
+            booted.session = AgentConnection.open(channel, secret);
+            running.put(vm.id(), booted);
+            booted.watch();
+            Dictionary<String, Object> props = new Hashtable<>();
+            props.put(VM_ID, vm.id());
+            props.put(AGENT, booted.session.agent());
+            booted.registration = context.registerService(AgentSession.class, booted.session, props);
+            return booted;
+        } catch (IOException | InterruptedException | RuntimeException | Error e) {
+            booted.close();
+            throw e;
+        }
+    }
+
+    private static void awaitReady(VirtualMachine vm, long deadline) throws IOException, InterruptedException {
+        while (!vm.console().contains(READY)) {
+            Optional<VmResult> r = vm.result();
+            if (r.isPresent()) {
+                throw new IOException("the System VM ended before its agent was ready: " + r.get().reason() + " ("
+                        + r.get().detail() + "); console:\n" + tail(vm.console()));
+            }
+            if (System.nanoTime() > deadline) {
+                throw new IOException("the System VM's agent was not ready in time; console:\n" + tail(vm.console()));
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    @Override
+    public List<SystemVm> list() {
+        return List.copyOf(running.values());
+    }
+
+    @Override
+    public Optional<SystemVm> find(String vmId) {
+        return Optional.ofNullable(running.get(vmId));
+    }
+
+    static String tail(String console) {
+        return console.length() <= CONSOLE_TAIL ? console : console.substring(console.length() - CONSOLE_TAIL);
+    }
+
+    private static void deleteQuietly(Path dir, Path uds) {
+        try {
+            Files.deleteIfExists(uds);
+            Files.deleteIfExists(dir);
+        } catch (IOException e) {
+            // a leftover empty temporary directory is harmless
+        }
+    }
+
+    /** One System VM from boot to close; closing is idempotent and also follows the VM's own end. */
+    private final class Booted implements SystemVm {
+        private final VirtualMachine vm;
+        private final Path dir;
+        private final Path uds;
+        private volatile Duration readyAfter = Duration.ZERO;
+        private volatile AgentSession session;
+        private volatile ServiceRegistration<AgentSession> registration;
+        private Thread watcher;
+        private boolean closed;
+
+        Booted(VirtualMachine vm, Path dir, Path uds) {
+            this.vm = vm;
+            this.dir = dir;
+            this.uds = uds;
+        }
+
+        /** Ends everything when the VM ends by itself (the guest powered off, crashed or timed out). */
+        void watch() {
+            watcher = Thread.ofVirtual().name("system-vm-watch-" + vm.id()).start(() -> {
+                try {
+                    while (true) {
+                        try {
+                            vm.await(Duration.ofMinutes(10));
+                            break;
+                        } catch (TimeoutException e) {
+                            // still running
+                        }
+                    }
+                    close();
+                } catch (InterruptedException e) {
+                    // closed from elsewhere
+                }
+            });
+        }
+
+        @Override
+        public VirtualMachine vm() {
+            return vm;
+        }
+
+        @Override
+        public AgentSession session() {
+            return session;
+        }
+
+        @Override
+        public Duration readyAfter() {
+            return readyAfter;
+        }
+
+        @Override
+        public void close() {
+            synchronized (this) {
+                if (closed) {
+                    return;
+                }
+                closed = true;
+            }
+            running.remove(vm.id(), this);
+            ServiceRegistration<AgentSession> reg = registration;
+            if (reg != null) {
+                try {
+                    reg.unregister();
+                } catch (IllegalStateException e) {
+                    // already gone with the bundle
+                }
+            }
+            AgentSession s = session;
+            if (s != null) {
+                if (vm.result().isEmpty()) {
+                    try {
+                        s.shutdown();  // syncs the guest's file systems before we pull the plug
+                    } catch (IOException e) {
+                        // the guest is going away either way
+                    }
+                }
+                s.close();
+            }
+            if (watcher != null && watcher != Thread.currentThread()) {
+                watcher.interrupt();
+            }
+            try {
+                vm.stop();  // without ACPI the agent's power-off only halts the vCPUs
+                vm.await(Duration.ofSeconds(10));
+            } catch (TimeoutException e) {
+                // destroy releases it all the same
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                vms.destroy(vm.id());
+                deleteQuietly(dir, uds);
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+package org.nxia.shell.internal;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import org.apache.felix.service.command.Descriptor;
+import org.apache.felix.service.command.Parameter;
+import org.nxia.control.api.ExecResult;
+import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVms;
+import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.VmManager;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Reference;
+
+/**
+ * {@code bench:boot}: the System VM from start to its agent's ready line,
+ * against {@code qemu-system-x86_64 -M microvm -enable-kvm} booting the same
+ * kernel and initramfs in the same run, and the exec round trip of
+ * {@code true} through the agent. Needs hardware virtualization; elsewhere it
+ * says why it did not run.
+ */
+@Component(service = SystemVmBenchCommands.class, property = {"osgi.command.scope=bench", "osgi.command.function=boot"})
+public final class SystemVmBenchCommands {
+
+    /** Where the launcher says the System VM image is (distro/system-vm/build.sh path). */
+    static final String IMAGE_PROPERTY = "nxia.system.vm";
+    static final String READY = "nxia-agent: ready";
+    static final Duration READY_LIMIT = Duration.ofMinutes(5);
+    /** The peer's command line: ours without the virtio-mmio devices (LinuxVm.BASE_CMDLINE). */
+    static final String PEER_CMDLINE = "console=ttyS0 reboot=t panic=-1 pci=off 8250.nr_uarts=1";
+
+    private final SystemVms systemVms;
+    private final VmManager vms;
+
+    @Activate
+    public SystemVmBenchCommands(@Reference SystemVms systemVms, @Reference VmManager vms) {
+        this.systemVms = systemVms;
+        this.vms = vms;
+    }
+
+    @Descriptor("System VM boot to agent-ready (median of N) against qemu -M microvm -enable-kvm, and exec of 'true' p50/p99")
+    public String boot(
+            @Descriptor("boots per side") @Parameter(names = {"-n", "--boots"}, absentValue = "10") int boots,
+            @Descriptor("exec round trips of 'true'") @Parameter(names = {"-e", "--execs"}, absentValue = "200") int execs,
+            @Descriptor("kernel (default: the built System VM image)") @Parameter(names = {"-k", "--kernel"}, absentValue = "") String kernel,
+            @Descriptor("initramfs (default: the built System VM image)") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
+            @Descriptor("the QEMU to compare with") @Parameter(names = {"-q", "--qemu"}, absentValue = "qemu-system-x86_64") String qemu)
+            throws Exception {
+        if (boots < 1 || execs < 10)
+            throw new IllegalArgumentException("at least 1 boot and 10 execs");
+        HypervisorInfo h = vms.hypervisor();
+        if (!h.flavour().hardwareVirtualization()) {
+            return "bench boot: not run: " + h.flavour().label() + " host, stock kernel needs hardware virtualization (VMX or SVM)";
+        }
+        Path k = image(kernel, "bzImage");
+        Path r = image(initrd, "initramfs.cpio.gz");
+        LinuxProfile profile = LinuxProfile.of(k, r).withVcpus(1).withMemory(256L << 20).withTimeout(Duration.ofMinutes(10));
+
+        long[] ours = new long[boots];
+        long[] exec = new long[execs];
+        for (int i = 0; i < boots; i++) {
+            try (SystemVm svm = systemVms.boot(profile, READY_LIMIT)) {
+                ours[i] = svm.readyAfter().toNanos();
+                if (i == boots - 1) {
+                    for (int j = 0; j < execs / 10; j++)
+                        svm.session().exec("/bin/true");  // warm-up
+                    for (int j = 0; j < execs; j++) {
+                        long t0 = System.nanoTime();
+                        ExecResult e = svm.session().exec("/bin/true");
+                        exec[j] = System.nanoTime() - t0;
+                        if (e.status().signaled() || e.status().code() != 0)
+                            throw new IOException("true ended with " + e.status());
+                    }
+                }
+            }
+            System.err.printf("bench boot: NXIA boot %d/%d ready after %d ms%n", i + 1, boots, ours[i] / 1_000_000);
+        }
+
+        String peerRow;
+        String qemuMissing = missing(qemu);
+        long peerMedian = 0;
+        if (qemuMissing != null) {
+            peerRow = String.format("  %-44s %s%n", "qemu -M microvm -enable-kvm (peer)", "not run: " + qemuMissing);
+        } else {
+            long[] peer = new long[boots];
+            try {
+                for (int i = 0; i < boots; i++) {
+                    peer[i] = qemuBoot(qemu, k, r);
+                    System.err.printf("bench boot: qemu boot %d/%d ready after %d ms%n", i + 1, boots, peer[i] / 1_000_000);
+                }
+                peerMedian = median(peer);
+                peerRow = String.format("  %-44s %10.1f %10.1f%n", "qemu -M microvm -enable-kvm (peer)", peerMedian / 1e6, max(peer) / 1e6);
+            } catch (IOException e) {
+                peerRow = String.format("  %-44s %s%n", "qemu -M microvm -enable-kvm (peer)", "failed: " + e.getMessage().strip());
+            }
+        }
+        long oursMedian = median(ours);
+        StringBuilder out = new StringBuilder();
+        out.append(String.format("System VM boot to '%s', %d boots each, 1 vCPU, 256 MiB (%s)%n", READY, boots, h.flavour().label()));
+        out.append(String.format("  %-44s %10s %10s%n", "", "median ms", "max ms"));
+        out.append(String.format("  %-44s %10.1f %10.1f%n", "NXIA (16550 + virtio-vsock)", oursMedian / 1e6, max(ours) / 1e6));
+        out.append(peerRow);
+        out.append(String.format("  %-44s %s%n", "ratio NXIA / peer (goal <= 1.0)",
+                peerMedian == 0 ? "-" : String.format("%.2f", (double) oursMedian / peerMedian)));
+        out.append(String.format("exec of /bin/true through the agent (vsock), %d round trips%n", execs));
+        out.append(String.format("  %-44s %10s %10s%n", "", "p50 ms", "p99 ms"));
+        out.append(String.format("  %-44s %10.2f %10.2f", "NXIA vm exec", percentile(exec, 50) / 1e6, percentile(exec, 99) / 1e6));
+        return out.toString();
+    }
+
+    /** One peer boot: start to the ready line on QEMU's serial console, then kill it. */
+    private static long qemuBoot(String qemu, Path kernel, Path initrd) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of(qemu, "-M", "microvm,x-option-roms=off,rtc=off,isa-serial=on,acpi=off", "-enable-kvm",
+                "-cpu", "host", "-m", "256M", "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
+                "-serial", "stdio", "-no-reboot", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
+                "-append", PEER_CMDLINE));
+        long t0 = System.nanoTime();
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        // a QEMU that prints nothing more must not block the read below forever
+        Thread watchdog = Thread.ofVirtual().start(() -> {
+            try {
+                if (!p.waitFor(READY_LIMIT.toNanos(), java.util.concurrent.TimeUnit.NANOSECONDS))
+                    p.destroyForcibly();
+            } catch (InterruptedException e) {
+                // the boot ended first
+            }
+        });
+        try (InputStream in = p.getInputStream()) {
+            StringBuilder seen = new StringBuilder();
+            byte[] buf = new byte[4096];
+            long deadline = t0 + READY_LIMIT.toNanos();
+            while (System.nanoTime() < deadline) {
+                int n = in.read(buf);
+                if (n < 0)
+                    throw new IOException("qemu ended before the ready line: " + tail(seen));
+                seen.append(new String(buf, 0, n, StandardCharsets.UTF_8));
+                if (seen.indexOf(READY) >= 0)
+                    return System.nanoTime() - t0;
+            }
+            throw new IOException("qemu: no ready line in " + READY_LIMIT.toMinutes() + " min: " + tail(seen));
+        } finally {
+            watchdog.interrupt();
+            p.destroyForcibly().waitFor();
+        }
+    }
+
+    private static Path image(String given, String name) {
+        if (!given.isEmpty())
+            return Path.of(given);
+        String dir = System.getProperty(IMAGE_PROPERTY);
+        if (dir == null || !Files.isRegularFile(Path.of(dir, name)))
+            throw new IllegalArgumentException("no System VM image: build it ('./nxia image build') or give --kernel and --initrd");
+        return Path.of(dir, name);
+    }
+
+    /** Why {@code qemu} cannot run here, or null. */
+    private static String missing(String qemu) {
+        if (qemu.contains("/"))
+            return Files.isExecutable(Path.of(qemu)) ? null : qemu + " is not an executable";
+        String path = System.getenv().getOrDefault("PATH", "");
+        for (String dir : path.split(":")) {
+            if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, qemu)))
+                return null;
+        }
+        return qemu + " not found on PATH";
+    }
+
+    private static String tail(StringBuilder s) {
+        return s.length() <= 2000 ? s.toString() : s.substring(s.length() - 2000);
+    }
+
+    private static long median(long[] ns) {
+        long[] s = ns.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    private static long max(long[] ns) {
+        return Arrays.stream(ns).max().orElse(0);
+    }
+
+    private static double percentile(long[] ns, int p) {
+        long[] s = ns.clone();
+        Arrays.sort(s);
+        return s[Math.min(s.length - 1, s.length * p / 100)];
+    }
+}
