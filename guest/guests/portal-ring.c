@@ -15,7 +15,9 @@
  *   5 arena     deref the refs in the input against the arena at offset 0
  *   6 roundtrip send count messages into ring 0 and check count echoes
  *               from ring 1, then send an empty one
- *   7 ping      as 6, but one message in flight at a time (latency)
+ *   7 ping      as 6, but one message in flight at a time (latency); the
+ *               output also carries the loop's TSC ticks, then each round
+ *               trip's ticks (u32, as many as fit) for percentiles
  *
  * Message i is 8 + (i * 7) % 57 bytes: i (u64), then bytes (i * 31 + j * 7).
  * Modes 2, 3 and 6 write {messages, FNV-1a 64 of all their bytes} to the
@@ -199,6 +201,11 @@ int main(const struct nxia_boot *boot)
     if (mode == 6 || mode == 7) {
         static uint8_t want[4096];
         uint64_t sent = 0, got = 0, sum = FNV_START;
+        /* mode 7 output: count, sum, loop ticks, samples, then u32 ticks per trip */
+        uint64_t *out64 = (uint64_t *)(uintptr_t)boot->output_gpa;
+        uint32_t *trip = (uint32_t *)(out64 + 4);
+        uint64_t room = boot->output_cap >= 32 ? (boot->output_cap - 32) / 4 : 0;
+        uint64_t loop_start = __builtin_ia32_rdtsc(), trip_start = loop_start;
         while (got < count) {
             if (sent < count && (mode == 6 || sent == got)) {
                 uint32_t len = make_message(sent, msg);
@@ -217,10 +224,23 @@ int main(const struct nxia_boot *boot)
             if ((uint64_t)rc != len || memcmp(msg, want, len) != 0)
                 fail("echo differs at message", (int64_t)got);
             sum = fnv(sum, msg, len);
+            if (mode == 7) {
+                uint64_t now = __builtin_ia32_rdtsc();
+                if (got < room)
+                    trip[got] = (uint32_t)(now - trip_start > 0xffffffffull ? 0xffffffffull : now - trip_start);
+                trip_start = now;
+            }
             got++;
         }
+        uint64_t loop_ticks = __builtin_ia32_rdtsc() - loop_start;
         send(&in, msg, 0);
         put_result(boot, got, sum);
+        if (mode == 7 && boot->output_cap >= 32) {
+            uint64_t samples = got < room ? got : room;
+            out64[2] = loop_ticks;
+            out64[3] = samples;
+            ((struct nxia_boot *)boot)->output_len = 32 + samples * 4;
+        }
         return 0;
     }
     fail("unknown mode", (int64_t)mode);

@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 
+import org.nxia.vmm.api.InterruptLine;
 import org.osgi.annotation.versioning.ProviderType;
 
 /**
@@ -58,4 +59,29 @@ public interface Portals {
      * @throws IllegalArgumentException when the VM has no grant for the region
      */
     PortalMapping unmap(String vmId, String region);
+
+    /**
+     * Names {@code line} as {@code region}'s interrupt in VM {@code vmId}: the
+     * line of the device that shows the region to the guest (virtio-pmem),
+     * which {@link #connect} raises when another VM rings. Called by that
+     * device; closing the result withdraws it (the device's close).
+     *
+     * @throws IllegalArgumentException when the VM has no grant for the region or the region has an interrupt there already
+     */
+    AutoCloseable attachInterrupt(String vmId, String region, InterruptLine line);
+
+    /**
+     * Connects {@code fromVm}'s doorbell for {@code region} to the region's
+     * interrupt in {@code toVm}: each ring in {@code fromVm} raises it. Inside
+     * the hypervisor where the backend can (KVM: one eventfd is both the
+     * doorbell's ioeventfd and the other VM's irqfd); otherwise the vCPU
+     * thread that takes the doorbell's exit raises it.
+     *
+     * @throws IllegalArgumentException when a VM has no grant for the region, {@code toVm} has no
+     *                                  interrupt for it (a micro-VM, whose guest polls), or the two are connected already
+     */
+    DoorbellLink connect(String fromVm, String toVm, String region);
+
+    /** The doorbell links now connected. */
+    List<DoorbellLink> links();
 }

@@ -4,13 +4,15 @@ import java.time.Duration;
 import java.util.concurrent.locks.LockSupport;
 
 import org.nxia.portal.api.Doorbell;
+import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.device.MmioDevice;
 
 /**
  * A doorbell as a one-page MMIO window: every guest store is one exit that
- * counts a ring and unparks the waiter. Nothing allocates on that path. (An
- * ioeventfd would let the store skip the VMM thread; {@link #ring} is the hook
- * it would call.)
+ * counts a ring, unparks the waiter and, while the doorbell is linked to
+ * another VM without the hypervisor's help, raises that VM's line. Nothing
+ * allocates on that path. (A link the hypervisor carries takes the store
+ * before it exits: see {@link Link}.)
  */
 final class DoorbellImpl implements Doorbell, MmioDevice {
 
@@ -20,6 +22,7 @@ final class DoorbellImpl implements Doorbell, MmioDevice {
     private volatile long rings;
     private volatile Thread waiter;
     private volatile long gpa;
+    private volatile InterruptLine forward;
 
     void gpa(long value) {
         gpa = value;
@@ -30,8 +33,17 @@ final class DoorbellImpl implements Doorbell, MmioDevice {
         return gpa;
     }
 
+    /** Raise {@code line} on every ring from now on; null stops. */
+    void forward(InterruptLine line) {
+        forward = line;
+    }
+
     void ring() {
         rings++; // only the vCPU thread writes
+        InterruptLine f = forward;
+        if (f != null) {
+            f.pulse();
+        }
         Thread w = waiter;
         if (w != null) {
             LockSupport.unpark(w);

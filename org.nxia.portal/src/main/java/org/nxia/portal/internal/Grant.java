@@ -1,8 +1,11 @@
 package org.nxia.portal.internal;
 
+import java.util.Optional;
+
 import org.nxia.portal.api.Doorbell;
 import org.nxia.portal.api.PortalMapping;
 import org.nxia.portal.api.Rights;
+import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceContext;
@@ -23,6 +26,8 @@ final class Grant implements Device, PortalMapping {
     private final Rights rights;
     private final DoorbellImpl doorbell = new DoorbellImpl();
     private SharedMapping mapping;
+    /** The line of the device that shows the region to this VM's guest, or null. */
+    private volatile InterruptLine interrupt;
 
     Grant(PortalsImpl portals, DeviceContext context, String region, Rights rights) {
         this.portals = portals;
@@ -47,6 +52,36 @@ final class Grant implements Device, PortalMapping {
         mapping.close();
         mapping = null;
         return true;
+    }
+
+    /** Names the region's interrupt in this VM (its virtio-pmem device's line). */
+    synchronized AutoCloseable attachInterrupt(InterruptLine line) {
+        if (interrupt != null) {
+            throw new IllegalArgumentException("portal " + region + " already has an interrupt in " + context.vmId()
+                    + " (GSI " + interrupt.gsi() + "): one device per region and VM");
+        }
+        interrupt = line;
+        return () -> {
+            synchronized (this) {
+                if (interrupt == line) {
+                    interrupt = null;
+                }
+            }
+            portals.closeLinksTo(this);
+        };
+    }
+
+    InterruptLine interrupt() {
+        return interrupt;
+    }
+
+    DoorbellImpl doorbellImpl() {
+        return doorbell;
+    }
+
+    /** A hypervisor doorbell on the 4-byte store guests ring with (guest kit: {@code nxia_portal_ring}). */
+    Optional<org.nxia.vmm.api.Doorbell> hypervisorDoorbell() {
+        return context.createDoorbell(doorbell.gpa(), 4);
     }
 
     @Override

@@ -9,6 +9,7 @@ import java.util.Locale;
 
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
+import org.nxia.portal.api.DoorbellLink;
 import org.nxia.portal.api.PortalMapping;
 import org.nxia.portal.api.PortalRegion;
 import org.nxia.portal.api.Portals;
@@ -20,7 +21,8 @@ import org.osgi.service.component.annotations.Reference;
 /** {@code portal:*}: create, list, inspect and (un)map Portal regions. */
 @Component(service = PortalCommands.class, property = {"osgi.command.scope=portal",
         "osgi.command.function=create", "osgi.command.function=list", "osgi.command.function=map",
-        "osgi.command.function=unmap", "osgi.command.function=info", "osgi.command.function=dump"})
+        "osgi.command.function=unmap", "osgi.command.function=info", "osgi.command.function=dump",
+        "osgi.command.function=connect", "osgi.command.function=disconnect"})
 public final class PortalCommands {
 
     private final Portals portals;
@@ -73,6 +75,26 @@ public final class PortalCommands {
         return name + " unmapped from " + vm;
     }
 
+    @Descriptor("make a VM's doorbell for a region raise the region's interrupt in another VM (one with virtio-pmem:region=<region>)")
+    public String connect(@Descriptor("the VM whose guest rings") String from, @Descriptor("the VM that takes the interrupt") String to,
+            @Descriptor("region name") String name) {
+        DoorbellLink l = portals.connect(from, to, name);
+        return "%s's doorbell for %s raises GSI %d in %s, %s".formatted(from, name, l.gsi(), to,
+                l.inHypervisor() ? "inside the hypervisor (no host thread per ring)" : "through the VMM (this backend has no irqfd)");
+    }
+
+    @Descriptor("undo portal:connect")
+    public String disconnect(@Descriptor("the VM whose guest rings") String from, @Descriptor("the VM that takes the interrupt") String to,
+            @Descriptor("region name") String name) {
+        for (DoorbellLink l : portals.links()) {
+            if (l.fromVm().equals(from) && l.toVm().equals(to) && l.region().equals(name)) {
+                l.close();
+                return from + "'s doorbell for " + name + " no longer reaches " + to;
+            }
+        }
+        throw new IllegalArgumentException(from + "'s doorbell for " + name + " is not connected to " + to + " (portal:info " + name + " lists the links)");
+    }
+
     @Descriptor("show a region: size, rights, backing, the structure at its start, and its VMs")
     public String info(@Descriptor("region name") String name) {
         PortalRegion r = region(name);
@@ -87,6 +109,12 @@ public final class PortalCommands {
             if (m.region().equals(name)) {
                 out.append("vm:       %s %s %s, doorbell at 0x%x, %d rings%n".formatted(m.vmId(), m.rights(),
                         m.mapped() ? "at 0x" + Long.toHexString(m.gpa()) : "unmapped", m.doorbell().gpa(), m.doorbell().rings()));
+            }
+        }
+        for (DoorbellLink l : portals.links()) {
+            if (l.region().equals(name)) {
+                out.append("link:     %s rings GSI %d in %s, %s%n".formatted(l.fromVm(), l.gsi(), l.toVm(),
+                        l.inHypervisor() ? "in the hypervisor" : "through the VMM"));
             }
         }
         return out.toString();

@@ -10,10 +10,12 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.regex.Pattern;
 
+import org.nxia.portal.api.DoorbellLink;
 import org.nxia.portal.api.PortalMapping;
 import org.nxia.portal.api.PortalRegion;
 import org.nxia.portal.api.Portals;
 import org.nxia.portal.api.Rights;
+import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
@@ -36,6 +38,7 @@ public final class PortalsImpl implements Portals, DeviceFactory {
 
     private final Map<String, Region> regions = new ConcurrentHashMap<>();
     private final List<Grant> grants = new CopyOnWriteArrayList<>();
+    private final List<Link> links = new CopyOnWriteArrayList<>();
 
     @Deactivate
     void deactivate() {
@@ -124,7 +127,61 @@ public final class PortalsImpl implements Portals, DeviceFactory {
                 + ": its profile must list the device portal:name=" + region + ",rights=ro|rw");
     }
 
+    @Override
+    public synchronized AutoCloseable attachInterrupt(String vmId, String region, InterruptLine line) {
+        if (line == null) {
+            throw new IllegalArgumentException("attachInterrupt needs a line");
+        }
+        return grant(vmId, region).attachInterrupt(line);
+    }
+
+    @Override
+    public synchronized DoorbellLink connect(String fromVm, String toVm, String region) {
+        if (fromVm.equals(toVm)) {
+            throw new IllegalArgumentException("a doorbell connects two VMs; " + fromVm + " is both");
+        }
+        Grant from = grant(fromVm, region);
+        Grant to = grant(toVm, region);
+        InterruptLine line = to.interrupt();
+        if (line == null) {
+            throw new IllegalArgumentException(toVm + " has no interrupt for portal " + region
+                    + ": only a VM that shows the region through a device (a Linux VM's virtio-pmem:region=" + region
+                    + ") takes one; a micro-VM's guest polls");
+        }
+        for (Link l : links) {
+            if (l.from() == from) {
+                throw new IllegalArgumentException(fromVm + "'s doorbell for " + region + " is already connected to " + l.toVm()
+                        + " (portal:disconnect first)");
+            }
+        }
+        Link link = Link.open(this, from, to, line);
+        links.add(link);
+        return link;
+    }
+
+    @Override
+    public List<DoorbellLink> links() {
+        return List.copyOf(links);
+    }
+
+    void forget(Link link) {
+        links.remove(link);
+    }
+
+    void closeLinksTo(Grant g) {
+        for (Link l : links) {
+            if (l.to() == g) {
+                l.close();
+            }
+        }
+    }
+
     void forget(Grant g) {
+        for (Link l : links) {
+            if (l.from() == g || l.to() == g) {
+                l.close();
+            }
+        }
         grants.remove(g);
     }
 

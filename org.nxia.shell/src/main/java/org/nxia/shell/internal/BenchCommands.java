@@ -44,19 +44,23 @@ public final class BenchCommands {
     private static final long RAM = 4 * VmProfile.MIB;
 
     private final VmManager vms;
+    private final PortalBenchCommands portal;
 
     @Activate
-    public BenchCommands(@Reference VmManager vms) {
+    public BenchCommands(@Reference VmManager vms, @Reference PortalBenchCommands portal) {
         this.vms = vms;
+        this.portal = portal;
     }
 
-    @Descriptor("run every micro-VM benchmark (exits, sandbox, devices)")
+    @Descriptor("run every micro-VM benchmark (exits, sandbox, devices, portal)")
     public void all(CommandSession session) throws Exception {
         exits(session, 200_000);
         System.out.println();
         sandbox(session, 200);
         System.out.println();
         devices(session, 64);
+        System.out.println();
+        portal.portal(session, 2000, 8);
     }
 
     @Descriptor("virtio-blk MiB/s seen from the guest (1 MiB sequential write and read, 4 KiB random read) against the same file used directly on the host; virtio-vsock echo latency and throughput against a host Unix-socket pair")

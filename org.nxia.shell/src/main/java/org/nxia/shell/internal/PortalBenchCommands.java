@@ -11,6 +11,7 @@ import java.lang.foreign.MemorySegment;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
@@ -148,8 +149,10 @@ public final class PortalBenchCommands {
         rows.add(List.of("ring round trip host<->guest, both poll (host yields after 1000 spins), p99 (µs)", fmt(polled[1]), fmt(socket[1]), ratio(polled[1], socket[1]), ""));
         rows.add(List.of("doorbell wake-up: round trip, host parks on the doorbell, p50 (µs)", fmt(belled[0]), fmt(socket[0]), ratio(belled[0], socket[0]), "Unix socket round trip"));
         rows.add(List.of("doorbell wake-up: round trip, host parks on the doorbell, p99 (µs)", fmt(belled[1]), fmt(socket[1]), ratio(belled[1], socket[1]), ""));
-        double g2g = guestGuest(trips);
-        rows.add(List.of("ring round trip guest<->guest, mean (µs; no guest clock for p50/p99)", fmt(g2g), fmt(socket[2]), ratio(g2g, socket[2]), "Unix socket mean"));
+        double[] g2g = guestGuest(trips);
+        rows.add(List.of("ring round trip guest<->guest, both poll, p50 (µs; guest TSC, scaled by the mean)", fmt(g2g[0]), fmt(socket[0]), ratio(g2g[0], socket[0]), "Unix socket round trip"));
+        rows.add(List.of("ring round trip guest<->guest, both poll, p99 (µs; guest TSC, scaled by the mean)", fmt(g2g[1]), fmt(socket[1]), ratio(g2g[1], socket[1]), ""));
+        rows.add(List.of("ring round trip guest<->guest, mean (µs; runs of n and n/2 trips, differenced)", fmt(g2g[2]), fmt(socket[2]), ratio(g2g[2], socket[2]), "Unix socket mean"));
     }
 
     /** p50, p99 and mean in µs of a 64-byte ping-pong between two host threads over a Unix socket pair. */
@@ -251,14 +254,32 @@ public final class PortalBenchCommands {
         }
     }
 
-    /** Mean µs per round trip of guest A pinging guest B one message at a time (runs of n and n/2 trips, differenced). */
-    private double guestGuest(int trips) throws Exception {
-        double full = guestPair(trips);
-        double half = guestPair(trips / 2);
-        return (full - half) / (trips - trips / 2) * 1e6;
+    /**
+     * p50, p99 and mean µs per round trip of guest A pinging guest B one message
+     * at a time. The mean comes from runs of n and n/2 trips, differenced (VM
+     * start-up cancels out); the ping guest times each trip with its TSC, and
+     * the percentiles are those ticks scaled by the mean's µs per tick: micro-VMs
+     * have no wall clock of their own.
+     */
+    private double[] guestGuest(int trips) throws Exception {
+        PairRun full = guestPair(trips);
+        PairRun half = guestPair(trips / 2);
+        double meanNanos = (full.seconds() - half.seconds()) / (trips - trips / 2) * 1e9;
+        long[] sorted = full.tripTicks().clone();
+        Arrays.sort(sorted);
+        if (sorted.length == 0 || full.loopTicks() <= 0) {
+            return new double[] {Double.NaN, Double.NaN, meanNanos / 1e3};
+        }
+        double nanosPerTick = meanNanos / ((double) full.loopTicks() / trips);
+        return new double[] {percentile(sorted, sorted.length, 50) * nanosPerTick / 1e3,
+                percentile(sorted, sorted.length, 99) * nanosPerTick / 1e3, meanNanos / 1e3};
     }
 
-    private double guestPair(int trips) throws Exception {
+    /** One ping-pong run: its wall time, the ping loop's TSC ticks and each trip's ticks. */
+    private record PairRun(double seconds, long loopTicks, long[] tripTicks) {
+    }
+
+    private PairRun guestPair(int trips) throws Exception {
         String name = "bench-g2g";
         PortalRegion region = portals.create(name, 256 * 1024, "bench:portal", Rights.RW, null);
         try {
@@ -276,7 +297,14 @@ public final class PortalBenchCommands {
                     throw new IllegalStateException("guest ping-pong failed: " + Text.outcome(p) + " / " + Text.outcome(e)
                             + "\n" + ping.console() + echo.console());
                 }
-                return p.runTime().toNanos() / 1e9;
+                ByteBuffer out = ByteBuffer.wrap(p.output()).order(ByteOrder.LITTLE_ENDIAN);
+                long loopTicks = out.remaining() >= 32 ? out.getLong(16) : 0;
+                int samples = out.remaining() >= 32 ? (int) Math.min(out.getLong(24), (out.remaining() - 32) / 4) : 0;
+                long[] tripTicks = new long[samples];
+                for (int i = 0; i < samples; i++) {
+                    tripTicks[i] = Integer.toUnsignedLong(out.getInt(32 + 4 * i));
+                }
+                return new PairRun(p.runTime().toNanos() / 1e9, loopTicks, tripTicks);
             } finally {
                 vms.destroy(ping.id());
                 vms.destroy(echo.id());

@@ -1,5 +1,7 @@
 package org.nxia.vmm.api;
 
+import java.util.Optional;
+
 import org.osgi.annotation.versioning.ProviderType;
 
 /**
@@ -24,6 +26,21 @@ public interface Doorbell extends AutoCloseable {
      * thread.
      */
     long await();
+
+    /**
+     * Connects this doorbell to {@code line}, an interrupt line of another VM
+     * of the same backend: each guest write then raises that line inside the
+     * hypervisor, with no host thread in between (KVM: the ioeventfd's
+     * eventfd is also the other VM's irqfd). While connected, {@link #await()}
+     * sees no writes. Closing the result disconnects; closing either VM does too.
+     *
+     * @return empty where the backend cannot join them (no irqfd, or a line
+     *         of another backend); the caller then forwards the writes itself
+     * @throws IllegalStateException if this doorbell is closed or already connected
+     */
+    default Optional<AutoCloseable> connect(InterruptLine line) {
+        return Optional.empty();
+    }
 
     /** Stops counting (writes exit to the VMM again) and wakes a waiting thread. */
     @Override

@@ -1,6 +1,7 @@
 package org.nxia.vmm.internal;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -15,6 +16,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.ExitHandler;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.Hypervisor;
@@ -24,6 +26,7 @@ import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.Vcpu;
 import org.nxia.vmm.api.VcpuStop;
 import org.nxia.vmm.api.VirtualMachine;
@@ -77,6 +80,8 @@ final class LinuxVm implements ManagedVm, ExitHandler {
     private final String cmdline;
     private final LinuxLayout layout;
     private long nextWindow = LinuxLayout.MMIO_BASE;
+    /** Portal regions mapped now, each as the span it occupies in the portal window. */
+    private final List<SharedMapping> portals = new ArrayList<>();
 
     private volatile VmState state = VmState.CREATED;
     private volatile VmResult result;
@@ -205,6 +210,16 @@ final class LinuxVm implements ManagedVm, ExitHandler {
         }
 
         @Override
+        public SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
+            return LinuxVm.this.mapPortal(name, region, readOnly);
+        }
+
+        @Override
+        public Optional<Doorbell> createDoorbell(long address, int length) {
+            return partition.createDoorbell(address, length);
+        }
+
+        @Override
         public Optional<InterruptLine> claimIrq(int gsi) {
             synchronized (claimedGsis) {
                 if (gsi < 0 || gsi >= claimedGsis.length) {
@@ -253,6 +268,56 @@ final class LinuxVm implements ManagedVm, ExitHandler {
         public void fail(String reason) {
             stopWith(VmResult.Reason.GUEST_ERROR, reason);
         }
+    }
+
+    /**
+     * Maps a Portal region at the first free section of the portal window
+     * (above 4 GiB, outside e820); a device (virtio-pmem) tells the guest where.
+     */
+    private synchronized SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly) {
+        long span = (region.byteSize() + LinuxLayout.PORTAL_ALIGN - 1) & -LinuxLayout.PORTAL_ALIGN;
+        long end = LinuxLayout.PORTAL_WINDOW + LinuxLayout.PORTAL_WINDOW_SIZE;
+        long gpa = LinuxLayout.PORTAL_WINDOW;
+        for (boolean moved = true; moved; ) {
+            moved = false;
+            for (SharedMapping m : portals) {
+                if (gpa < m.gpa() + m.size() && m.gpa() < gpa + span) {
+                    gpa = (m.gpa() + m.size() + LinuxLayout.PORTAL_ALIGN - 1) & -LinuxLayout.PORTAL_ALIGN;
+                    moved = true;
+                }
+            }
+        }
+        if (gpa + span > end) {
+            throw new IllegalArgumentException("the portal window (%d GiB at 0x%x) has no room for portal '%s' (%d MiB)"
+                    .formatted(LinuxLayout.PORTAL_WINDOW_SIZE >> 30, LinuxLayout.PORTAL_WINDOW, name, span >> 20));
+        }
+        SharedMapping kernel = partition.mapShared(gpa, region, readOnly);
+        SharedMapping mapping = new SharedMapping() {
+            @Override
+            public long gpa() {
+                return kernel.gpa();
+            }
+
+            @Override
+            public long size() {
+                return kernel.size();
+            }
+
+            @Override
+            public boolean readOnly() {
+                return kernel.readOnly();
+            }
+
+            @Override
+            public void close() {
+                synchronized (LinuxVm.this) {
+                    portals.remove(this);
+                }
+                kernel.close();
+            }
+        };
+        portals.add(mapping);
+        return mapping;
     }
 
     private void closeDevices() {

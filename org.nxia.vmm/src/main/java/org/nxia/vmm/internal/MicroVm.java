@@ -15,6 +15,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
+import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.ExitHandler;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.HostCallContext;
@@ -163,6 +164,11 @@ final class MicroVm implements ManagedVm, ExitHandler, HostCallContext {
         @Override
         public SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
             return MicroVm.this.mapPortal(name, region, readOnly, doorbellGpa);
+        }
+
+        @Override
+        public Optional<Doorbell> createDoorbell(long address, int length) {
+            return partition.createDoorbell(address, length);
         }
 
         @Override

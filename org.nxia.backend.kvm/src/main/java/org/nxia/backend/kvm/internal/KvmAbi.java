@@ -220,6 +220,7 @@ final class KvmAbi {
     static final int KVM_CAP_PIT2 = 33;
     static final int KVM_CAP_IOEVENTFD = 36;
     static final int KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2;
+    static final int KVM_IRQFD_FLAG_DEASSIGN = 1;
     /** KVM handles port 0x61 (speaker/PIT gate), so calibration loops need no exit. */
     static final int KVM_PIT_SPEAKER_DUMMY = 1;
 

@@ -6,12 +6,17 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
+import java.util.Optional;
+
 import org.nxia.vmm.api.Doorbell;
+import org.nxia.vmm.api.InterruptLine;
 
 /**
  * An ioeventfd: KVM counts guest writes to one MMIO address on an eventfd
  * instead of exiting. The eventfd stays open until the partition closes, so
  * a thread still in {@link #await} never reads a reused descriptor.
+ * Connected to another VM's line, the same eventfd is that VM's irqfd: the
+ * guest's write reaches the other VM's interrupt controller in the kernel.
  */
 final class KvmDoorbell implements Doorbell {
 
@@ -28,6 +33,8 @@ final class KvmDoorbell implements Doorbell {
     private final MemorySegment count;
     private final MemorySegment wake;
     private volatile boolean closed;
+    /** The other VM's irqfd this doorbell's eventfd feeds, or null. */
+    private AutoCloseable link;
 
     KvmDoorbell(int vmFd, long address, int length, Arena arena) {
         this.vmFd = vmFd;
@@ -70,9 +77,37 @@ final class KvmDoorbell implements Doorbell {
     }
 
     @Override
+    public synchronized Optional<AutoCloseable> connect(InterruptLine line) {
+        if (closed) {
+            throw new IllegalStateException("the doorbell at 0x%x is closed".formatted(address));
+        }
+        if (link != null) {
+            throw new IllegalStateException("the doorbell at 0x%x is already connected".formatted(address));
+        }
+        if (!(line instanceof KvmInterrupts.Line target) || !target.takesIrqfd()) {
+            return Optional.empty();
+        }
+        link = target.listen(eventFd);
+        return Optional.of(this::disconnect);
+    }
+
+    private synchronized void disconnect() throws Exception {
+        AutoCloseable l = link;
+        link = null;
+        if (l != null) {
+            l.close();
+        }
+    }
+
+    @Override
     public synchronized void close() {
         if (closed) {
             return;
+        }
+        try {
+            disconnect();   // before the wake-up write below, which would otherwise interrupt the other VM
+        } catch (Exception e) {
+            // the other VM is going away: its irqfd goes with it
         }
         closed = true;
         request.set(ValueLayout.JAVA_INT, O_FLAGS, KVM_IOEVENTFD_FLAG_DEASSIGN);

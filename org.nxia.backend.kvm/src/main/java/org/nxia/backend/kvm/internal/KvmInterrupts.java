@@ -22,11 +22,13 @@ final class KvmInterrupts implements InterruptController {
     private static final long O_IRQ_LEVEL_LEVEL = offset(KVM_IRQ_LEVEL, "level");
     private static final long O_IRQFD_FD = offset(KVM_IRQFD_LAYOUT, "fd");
     private static final long O_IRQFD_GSI = offset(KVM_IRQFD_LAYOUT, "gsi");
+    private static final long O_IRQFD_FLAGS = offset(KVM_IRQFD_LAYOUT, "flags");
 
     private final int vmFd;
     private final Arena arena;
     private final boolean irqfd;
     private final Line[] lines = new Line[IOAPIC_PINS];
+    private boolean closed;
 
     private KvmInterrupts(int vmFd, Arena arena, boolean irqfd) {
         this.vmFd = vmFd;
@@ -74,6 +76,7 @@ final class KvmInterrupts implements InterruptController {
 
     /** Closes the lines' eventfds; the VM fd's close releases the irqfds. */
     synchronized void close() {
+        closed = true;
         for (Line line : lines) {
             if (line != null && line.eventFd >= 0) {
                 Libc.close(line.eventFd);
@@ -81,7 +84,36 @@ final class KvmInterrupts implements InterruptController {
         }
     }
 
-    private final class Line implements InterruptLine {
+    /**
+     * Registers {@code eventFd} (another VM's doorbell) as an irqfd of {@code line}:
+     * each signal raises the line in the kernel. The returned handle deregisters
+     * it, unless this VM has closed meanwhile (its fd's close released it).
+     */
+    synchronized AutoCloseable listen(Line line, int eventFd) {
+        if (closed) {
+            throw new IllegalStateException("the VM with GSI " + line.gsi + " is closed");
+        }
+        irqfd(eventFd, line.gsi, 0);
+        return () -> {
+            synchronized (KvmInterrupts.this) {
+                if (!closed) {
+                    irqfd(eventFd, line.gsi, KVM_IRQFD_FLAG_DEASSIGN);
+                }
+            }
+        };
+    }
+
+    private void irqfd(int eventFd, int gsi, int flags) {
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment request = call.allocate(KVM_IRQFD_LAYOUT);
+            request.set(ValueLayout.JAVA_INT, O_IRQFD_FD, eventFd);
+            request.set(ValueLayout.JAVA_INT, O_IRQFD_GSI, gsi);
+            request.set(ValueLayout.JAVA_INT, O_IRQFD_FLAGS, flags);
+            Libc.ioctl(vmFd, KVM_IRQFD, request, "KVM_IRQFD");
+        }
+    }
+
+    final class Line implements InterruptLine {
         private final int gsi;
         private final MemorySegment level = arena.allocate(KVM_IRQ_LEVEL);
         private final MemorySegment one = arena.allocate(ValueLayout.JAVA_LONG);
@@ -111,6 +143,15 @@ final class KvmInterrupts implements InterruptController {
         @Override
         public int gsi() {
             return gsi;
+        }
+
+        /** Whether another eventfd can raise this line in the kernel. */
+        boolean takesIrqfd() {
+            return irqfd;
+        }
+
+        AutoCloseable listen(int fd) {
+            return KvmInterrupts.this.listen(this, fd);
         }
 
         @Override

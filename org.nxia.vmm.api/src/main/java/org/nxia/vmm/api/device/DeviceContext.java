@@ -3,6 +3,7 @@ package org.nxia.vmm.api.device;
 import java.lang.foreign.MemorySegment;
 import java.util.Optional;
 
+import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.SharedMapping;
@@ -44,6 +45,19 @@ public interface DeviceContext {
      */
     default SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
         throw new UnsupportedOperationException("this VM cannot map shared memory");
+    }
+
+    /**
+     * Makes guest writes of {@code length} bytes to {@code address} (in a
+     * window this device claimed) count on a hypervisor {@link Doorbell}
+     * instead of exiting; see {@link org.nxia.vmm.api.Partition#createDoorbell}.
+     * The VM closes it with its partition. Empty where the backend has no such
+     * mechanism: the writes keep arriving as MMIO exits.
+     *
+     * @throws IllegalArgumentException if {@code length} is not 1, 2, 4 or 8, or the address is in RAM
+     */
+    default Optional<Doorbell> createDoorbell(long address, int length) {
+        return Optional.empty();
     }
 
     /**

@@ -29,6 +29,17 @@ public record LinuxLayout(long ramSize, long kernelAddress, long kernelEnd, long
     /** Virtio-mmio and other MMIO windows: above the largest RAM (3 GiB), below the APICs. */
     public static final long MMIO_BASE = 0xd000_0000L;
     public static final long MMIO_SIZE = 2L << 20;
+    /**
+     * Portal regions (virtio-pmem): above 4 GiB, so above RAM, every MMIO window
+     * and the APICs, and in no e820 entry, so the kernel never takes them for RAM.
+     */
+    public static final long PORTAL_WINDOW = 1L << 32;
+    public static final long PORTAL_WINDOW_SIZE = 64L << 30;
+    /**
+     * Each region starts on its own 128 MiB memory section: Linux's pmem driver
+     * maps the range with memremap_pages, which wants at least 2 MiB alignment.
+     */
+    public static final long PORTAL_ALIGN = 128L << 20;
 
     /**
      * Plans where the kernel and initramfs go.

@@ -1,0 +1,230 @@
+package org.nxia.itest;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assert.fail;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import javax.inject.Inject;
+
+import org.junit.Test;
+import org.junit.runner.RunWith;
+import org.nxia.control.api.AgentSession;
+import org.nxia.control.api.ControlConnector;
+import org.nxia.control.api.ExecResult;
+import org.nxia.device.virtio.vsock.VsockUnixClient;
+import org.nxia.portal.api.DoorbellLink;
+import org.nxia.portal.api.PortalMapping;
+import org.nxia.portal.api.PortalRegion;
+import org.nxia.portal.api.PortalStructures;
+import org.nxia.portal.api.Portals;
+import org.nxia.portal.api.Rights;
+import org.nxia.portal.api.Ring;
+import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.ops4j.pax.exam.Configuration;
+import org.ops4j.pax.exam.Option;
+import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
+import org.ops4j.pax.exam.spi.reactors.PerClass;
+
+/**
+ * A Portal region as the System VM's /dev/pmem0 (virtio-pmem): the guest reads
+ * what the host wrote and the host sees what the guest wrote, through one
+ * memory slot; a flush reaches the backing file. Then a micro-VM's doorbell
+ * for the same region is connected to the Linux VM's pmem interrupt line and
+ * its rings show up in the guest's /proc/interrupts.
+ */
+@RunWith(HardwareVirtualizationRequirement.class)
+@HardwareVirtualizationRequirement.NeedsKernel
+@ExamReactorStrategy(PerClass.class)
+public class PmemTest {
+
+    static final long REGION = 2L << 20;
+    static final int RINGS = 20;
+
+    @Inject
+    VmManager vms;
+
+    @Inject
+    ControlConnector connector;
+
+    @Inject
+    Portals portals;
+
+    @Configuration
+    public Option[] config() {
+        return NxiaOptions.platform();
+    }
+
+    @Test
+    public void theGuestSeesTheRegionAsPmemAndAnotherVmsDoorbellInterruptsIt() throws Exception {
+        byte[] secret = new byte[32];
+        new SecureRandom().nextBytes(secret);
+        Path dir = Files.createTempDirectory("nxia-pmem");
+        Path uds = dir.resolve("vm.sock");
+        PortalRegion region = portals.create("pmem", REGION, "PmemTest", Rights.RW, dir.resolve("pmem.img"));
+        MemorySegment host = region.segment();
+        for (long i = 0; i < REGION; i += 8) {
+            host.set(ValueLayout.JAVA_LONG, i, i * 0x9e37_79b9_7f4a_7c15L + 1);
+        }
+        byte[] first64k = host.asSlice(0, 65536).toArray(ValueLayout.JAVA_BYTE);
+        String expected = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(first64k));
+        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
+                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
+                .withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
+                .withCmdline("nxia.secret=" + HexFormat.of().formatHex(secret))
+                .withDevices(List.of(DeviceConfig.parse("virtio-vsock:cid=3,uds=" + uds), DeviceConfig.parse("portal:name=pmem"),
+                        DeviceConfig.parse("virtio-pmem:region=pmem")));
+        VirtualMachine linux = vms.create(profile);
+        try {
+            PortalMapping grant = portals.mappings().stream().filter(m -> m.vmId().equals(linux.id())).findFirst().orElseThrow();
+            System.out.printf("PmemTest: pmem at 0x%x%n", grant.gpa());
+            linux.start();
+            long deadline = System.nanoTime() + LinuxBootTest.BOOT_LIMIT.toNanos();
+            while (!linux.console().contains(LinuxBootTest.READY)) {
+                if (linux.result().isPresent() || System.nanoTime() > deadline)
+                    failWith(linux, "no '" + LinuxBootTest.READY + "' line");
+                Thread.sleep(200);
+            }
+            SocketChannel ch;
+            try {
+                ch = VsockUnixClient.connect(uds, SystemVmExecTest.AGENT_PORT, Duration.ofSeconds(90));
+            } catch (IOException e) {
+                failWith(linux, "vsock CONNECT failed: " + e);
+                return;
+            }
+            Thread watchdog = SystemVmExecTest.closeAfter(ch, Duration.ofMinutes(5));
+            try (AgentSession s = connector.connect(ch, secret)) {
+                ExecResult dmesg = s.exec("/bin/busybox", "sh", "-c", "dmesg | grep -i -E 'pmem|nd_|virtio' ; ls -l /dev/pmem*");
+                System.out.println("PmemTest: guest kernel says:\n" + dmesg.stdoutText() + dmesg.stderrText());
+
+                ExecResult read = sh(s, "dd if=/dev/pmem0 bs=4096 count=16 2>/dev/null | sha256sum");
+                assertEquals("the guest's /dev/pmem0 holds the host's bytes", expected, read.stdoutText().split("\\s+")[0]);
+
+                ExecResult write = sh(s, "echo -n nxia-pmem-guest-write | dd of=/dev/pmem0 bs=4096 seek=32 conv=sync,fsync 2>&1");
+                assertEquals("dd: " + write.stdoutText(), 0, write.status().code());
+                byte[] seen = host.asSlice(32 * 4096, 22).toArray(ValueLayout.JAVA_BYTE);
+                assertEquals("the host sees the guest's write in the region", "nxia-pmem-guest-write\0", new String(seen, StandardCharsets.US_ASCII));
+                String state = SystemVmExecTest.describe(linux.devices().stream().filter(d -> d.type().equals("virtio-pmem"))
+                        .findFirst().orElseThrow().state());
+                System.out.println("PmemTest: pmem device " + state);
+                assertTrue("the fsync reached the device as a FLUSH: " + state, state.matches(".*flushes=[1-9].*"));
+                byte[] onDisk = Files.readAllBytes(dir.resolve("pmem.img"));
+                assertEquals("the file has the guest's write", 'n', onDisk[32 * 4096]);
+
+                interVmDoorbell(s, linux);
+                s.shutdown();
+            } catch (IOException e) {
+                failWith(linux, "the control session failed: " + e);
+            } finally {
+                watchdog.interrupt();
+            }
+            linux.stop();
+            linux.await(Duration.ofSeconds(30));
+        } finally {
+            vms.destroy(linux.id());
+            portals.delete("pmem");
+        }
+    }
+
+    /** A micro-VM echoes RINGS messages and rings after each; the rings become interrupts in the Linux guest. */
+    private void interVmDoorbell(AgentSession s, VirtualMachine linux) throws Exception {
+        long fdsBefore = openFds();
+        PortalRegion region = portals.find("pmem").orElseThrow();
+        long half = REGION / 2;
+        Ring in = PortalStructures.formatSpsc(region.segment().asSlice(0, half), 64 * 1024);
+        Ring out = PortalStructures.formatSpsc(region.segment().asSlice(half, half), 64 * 1024);
+        VirtualMachine micro = vms.create(VmProfile.of(Path.of(System.getProperty("nxia.guest.images"), "portal-ring.elf"))
+                .withMemory(4 * VmProfile.MIB).withTimeout(Duration.ofSeconds(120)).withArg(1)   // echo, ring when dry
+                .withDevices(List.of(DeviceConfig.parse("portal:name=pmem"))));
+        try {
+            DoorbellLink link = portals.connect(micro.id(), linux.id(), "pmem");
+            long before = interrupts(s, link.gsi());
+            PortalMapping microGrant = portals.mappings().stream().filter(m -> m.vmId().equals(micro.id())).findFirst().orElseThrow();
+            micro.start();
+            MemorySegment into = MemorySegment.ofArray(new long[512]);
+            for (int i = 0; i <= RINGS; i++) {
+                byte[] msg = i == RINGS ? new byte[0] : ("ring " + i).getBytes(StandardCharsets.US_ASCII);
+                while (!in.offer(MemorySegment.ofArray(msg))) {
+                    Thread.onSpinWait();
+                }
+                long t0 = System.nanoTime();
+                while (out.poll(into) < 0) {
+                    if (System.nanoTime() - t0 > 60_000_000_000L) {
+                        fail("the micro-VM did not echo message " + i + ": " + micro.console());
+                    }
+                    Thread.sleep(1);
+                }
+                Thread.sleep(5);   // let the interrupt land before the next ring, so each one counts
+            }
+            VmResult r = micro.await(Duration.ofSeconds(60));
+            assertTrue("the echo guest ended well: " + r + " " + micro.console(), r.succeeded());
+            long after = interrupts(s, link.gsi());
+            long javaRings = microGrant.doorbell().rings();
+            System.out.printf("PmemTest: %s -> %s on GSI %d %s: guest interrupts %d -> %d for %d rings; rings through the VMM: %d%n",
+                    micro.id(), linux.id(), link.gsi(), link.inHypervisor() ? "in the hypervisor" : "through the VMM",
+                    before, after, RINGS + 1, javaRings);
+            assertTrue("the Linux guest took the micro-VM's rings as interrupts (" + before + " -> " + after + ")", after - before >= 1);
+            if (link.inHypervisor()) {
+                assertEquals("no ring went through the VMM", 0, javaRings);
+            } else {
+                assertTrue("the VMM forwarded the rings", javaRings >= RINGS);
+            }
+        } finally {
+            vms.destroy(micro.id());
+        }
+        assertTrue("the link went with the micro-VM", portals.links().isEmpty());
+        assertEquals("no descriptor left open by the link or the micro-VM", fdsBefore, openFds());
+    }
+
+    private static ExecResult sh(AgentSession s, String script) throws IOException {
+        ExecResult r = s.exec("/bin/busybox", "sh", "-c", script);
+        assertEquals(script + ": " + r.stderrText(), 0, r.status().code());
+        return r;
+    }
+
+    /** The guest's count for IRQ {@code gsi} in /proc/interrupts (summed over CPUs). */
+    private static long interrupts(AgentSession s, int gsi) throws IOException {
+        String text = sh(s, "cat /proc/interrupts").stdoutText();
+        Matcher m = Pattern.compile("(?m)^\\s*" + gsi + ":((?:\\s+\\d+)+)").matcher(text);
+        if (!m.find()) {
+            fail("no IRQ " + gsi + " in the guest's /proc/interrupts:\n" + text);
+        }
+        long sum = 0;
+        for (String n : m.group(1).trim().split("\\s+")) {
+            sum += Long.parseLong(n);
+        }
+        return sum;
+    }
+
+    private static long openFds() throws IOException {
+        try (var list = Files.list(Path.of("/proc/self/fd"))) {
+            return list.count();
+        }
+    }
+
+    private static void failWith(VirtualMachine vm, String what) throws Exception {
+        vm.stop();
+        VmResult r = vm.await(Duration.ofSeconds(10));
+        fail(what + ": the VM ended " + r.reason() + " (" + r.detail() + "); devices: "
+                + vm.devices().stream().map(d -> SystemVmExecTest.describe(d.state())).toList() + "; console:\n" + vm.console());
+    }
+}
