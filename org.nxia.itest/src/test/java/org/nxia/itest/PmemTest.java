@@ -7,12 +7,10 @@ import static org.junit.Assert.fail;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
-import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.HexFormat;
 import java.util.List;
@@ -24,9 +22,9 @@ import javax.inject.Inject;
 import org.junit.Test;
 import org.junit.runner.RunWith;
 import org.nxia.control.api.AgentSession;
-import org.nxia.control.api.ControlConnector;
+import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVms;
 import org.nxia.control.api.ExecResult;
-import org.nxia.device.virtio.vsock.VsockUnixClient;
 import org.nxia.portal.api.DoorbellLink;
 import org.nxia.portal.api.PortalMapping;
 import org.nxia.portal.api.PortalRegion;
@@ -64,7 +62,7 @@ public class PmemTest {
     VmManager vms;
 
     @Inject
-    ControlConnector connector;
+    SystemVms systemVms;
 
     @Inject
     Portals portals;
@@ -76,10 +74,7 @@ public class PmemTest {
 
     @Test
     public void theGuestSeesTheRegionAsPmemAndAnotherVmsDoorbellInterruptsIt() throws Exception {
-        byte[] secret = new byte[32];
-        new SecureRandom().nextBytes(secret);
         Path dir = Files.createTempDirectory("nxia-pmem");
-        Path uds = dir.resolve("vm.sock");
         PortalRegion region = portals.create("pmem", REGION, "PmemTest", Rights.RW, dir.resolve("pmem.img"));
         MemorySegment host = region.segment();
         for (long i = 0; i < REGION; i += 8) {
@@ -90,57 +85,31 @@ public class PmemTest {
         LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
                         Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
                 .withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
-                .withCmdline("nxia.secret=" + HexFormat.of().formatHex(secret))
-                .withDevices(List.of(DeviceConfig.parse("virtio-vsock:cid=3,uds=" + uds), DeviceConfig.parse("portal:name=pmem"),
-                        DeviceConfig.parse("virtio-pmem:region=pmem")));
-        VirtualMachine linux = vms.create(profile);
-        try {
+                .withDevices(List.of(DeviceConfig.parse("portal:name=pmem"), DeviceConfig.parse("virtio-pmem:region=pmem")));
+        try (SystemVm svm = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT)) {
+            VirtualMachine linux = svm.vm();
+            AgentSession s = svm.session();
             PortalMapping grant = portals.mappings().stream().filter(m -> m.vmId().equals(linux.id())).findFirst().orElseThrow();
-            System.out.printf("PmemTest: pmem at 0x%x%n", grant.gpa());
-            linux.start();
-            long deadline = System.nanoTime() + LinuxBootTest.BOOT_LIMIT.toNanos();
-            while (!linux.console().contains(LinuxBootTest.READY)) {
-                if (linux.result().isPresent() || System.nanoTime() > deadline)
-                    failWith(linux, "no '" + LinuxBootTest.READY + "' line");
-                Thread.sleep(200);
-            }
-            SocketChannel ch;
-            try {
-                ch = VsockUnixClient.connect(uds, SystemVmExecTest.AGENT_PORT, Duration.ofSeconds(90));
-            } catch (IOException e) {
-                failWith(linux, "vsock CONNECT failed: " + e);
-                return;
-            }
-            Thread watchdog = SystemVmExecTest.closeAfter(ch, Duration.ofMinutes(5));
-            try (AgentSession s = connector.connect(ch, secret)) {
-                ExecResult dmesg = s.exec("/bin/busybox", "sh", "-c", "dmesg | grep -i -E 'pmem|nd_|virtio' ; ls -l /dev/pmem*");
-                System.out.println("PmemTest: guest kernel says:\n" + dmesg.stdoutText() + dmesg.stderrText());
+            System.out.printf("PmemTest: pmem at 0x%x, agent ready after %d ms%n", grant.gpa(), svm.readyAfter().toMillis());
+            ExecResult dmesg = s.exec("/bin/busybox", "sh", "-c", "dmesg | grep -i -E 'pmem|nd_|virtio' ; ls -l /dev/pmem*");
+            System.out.println("PmemTest: guest kernel says:\n" + dmesg.stdoutText() + dmesg.stderrText());
 
-                ExecResult read = sh(s, "dd if=/dev/pmem0 bs=4096 count=16 2>/dev/null | sha256sum");
-                assertEquals("the guest's /dev/pmem0 holds the host's bytes", expected, read.stdoutText().split("\\s+")[0]);
+            ExecResult read = sh(s, "dd if=/dev/pmem0 bs=4096 count=16 2>/dev/null | sha256sum");
+            assertEquals("the guest's /dev/pmem0 holds the host's bytes", expected, read.stdoutText().split("\\s+")[0]);
 
-                ExecResult write = sh(s, "echo -n nxia-pmem-guest-write | dd of=/dev/pmem0 bs=4096 seek=32 conv=sync,fsync 2>&1");
-                assertEquals("dd: " + write.stdoutText(), 0, write.status().code());
-                byte[] seen = host.asSlice(32 * 4096, 22).toArray(ValueLayout.JAVA_BYTE);
-                assertEquals("the host sees the guest's write in the region", "nxia-pmem-guest-write\0", new String(seen, StandardCharsets.US_ASCII));
-                String state = SystemVmExecTest.describe(linux.devices().stream().filter(d -> d.type().equals("virtio-pmem"))
-                        .findFirst().orElseThrow().state());
-                System.out.println("PmemTest: pmem device " + state);
-                assertTrue("the fsync reached the device as a FLUSH: " + state, state.matches(".*flushes=[1-9].*"));
-                byte[] onDisk = Files.readAllBytes(dir.resolve("pmem.img"));
-                assertEquals("the file has the guest's write", 'n', onDisk[32 * 4096]);
+            ExecResult write = sh(s, "echo -n nxia-pmem-guest-write | dd of=/dev/pmem0 bs=4096 seek=32 conv=sync,fsync 2>&1");
+            assertEquals("dd: " + write.stdoutText(), 0, write.status().code());
+            byte[] seen = host.asSlice(32 * 4096, 22).toArray(ValueLayout.JAVA_BYTE);
+            assertEquals("the host sees the guest's write in the region", "nxia-pmem-guest-write\0", new String(seen, StandardCharsets.US_ASCII));
+            String state = String.valueOf(linux.devices().stream().filter(d -> d.type().equals("virtio-pmem"))
+                    .findFirst().orElseThrow().state());
+            System.out.println("PmemTest: pmem device " + state);
+            assertTrue("the fsync reached the device as a FLUSH: " + state, state.matches(".*flushes=[1-9].*"));
+            byte[] onDisk = Files.readAllBytes(dir.resolve("pmem.img"));
+            assertEquals("the file has the guest's write", 'n', onDisk[32 * 4096]);
 
-                interVmDoorbell(s, linux);
-                s.shutdown();
-            } catch (IOException e) {
-                failWith(linux, "the control session failed: " + e);
-            } finally {
-                watchdog.interrupt();
-            }
-            linux.stop();
-            linux.await(Duration.ofSeconds(30));
+            interVmDoorbell(s, linux);
         } finally {
-            vms.destroy(linux.id());
             portals.delete("pmem");
         }
     }
@@ -219,12 +188,5 @@ public class PmemTest {
         try (var list = Files.list(Path.of("/proc/self/fd"))) {
             return list.count();
         }
-    }
-
-    private static void failWith(VirtualMachine vm, String what) throws Exception {
-        vm.stop();
-        VmResult r = vm.await(Duration.ofSeconds(10));
-        fail(what + ": the VM ended " + r.reason() + " (" + r.detail() + "); devices: "
-                + vm.devices().stream().map(d -> SystemVmExecTest.describe(d.state())).toList() + "; console:\n" + vm.console());
     }
 }

@@ -42,7 +42,8 @@ public final class CommandLineRunner {
         PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
         PrintStream err = new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8);
         try (CommandSession session = processor.createSession(new FileInputStream(FileDescriptor.in), out, err)) {
-            long deadline = System.nanoTime() + 10_000_000_000L;
+            // a loaded or emulated machine (the rig) may take long to start every bundle
+            long deadline = System.nanoTime() + COMMAND_WAIT_NANOS;
             while (true) {
                 try {
                     Object result = session.execute(command);
@@ -72,6 +73,9 @@ public final class CommandLineRunner {
             return isCommandNotFound(t) ? 127 : 1;
         }
     }
+
+    /** How long a command of a bundle still starting is waited for. */
+    static final long COMMAND_WAIT_NANOS = 60_000_000_000L;
 
     private static boolean isCommandNotFound(Throwable t) {
         return t.getClass().getSimpleName().equals("CommandNotFoundException");
