@@ -15,6 +15,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.ExitHandler;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.Hypervisor;
@@ -68,6 +69,7 @@ final class LinuxVm implements ManagedVm, ExitHandler {
     private final InterruptController interrupts;
     private final List<Vcpu> vcpus = new ArrayList<>();
     private final Bus bus = new Bus();
+    private final DeviceDoorbells doorbells;
     private final List<Device> devices = new ArrayList<>();
     private final boolean[] claimedGsis = new boolean[InterruptController.IOAPIC_PINS];
     private final StringBuilder announced = new StringBuilder();
@@ -101,6 +103,7 @@ final class LinuxVm implements ManagedVm, ExitHandler {
         BzImage kernel = BzImage.parse(kernelFile, profile.kernel().toString());
         this.layout = LinuxLayout.plan(profile.memoryBytes(), kernel, initrd.length);
         this.partition = hv.createPartition(profile.memoryBytes());
+        this.doorbells = new DeviceDoorbells(partition, bus);
         try {
             this.memory = partition.memory();
             this.interrupts = partition.createInterruptController().orElseThrow(() -> new HypervisorException(
@@ -232,6 +235,11 @@ final class LinuxVm implements ManagedVm, ExitHandler {
                 }
             }
             throw new IllegalArgumentException("every interrupt line is taken: at most " + FREE_GSIS.length + " interrupting devices");
+        }
+
+        @Override
+        public Optional<Doorbell> createDoorbell(long address, int length) {
+            return doorbells.create(address, length);
         }
 
         @Override
@@ -383,6 +391,7 @@ final class LinuxVm implements ManagedVm, ExitHandler {
         String detail = stopDetail == null ? "stopped" : stopDetail;
         result = new VmResult(reason, -1, detail, new byte[0], Duration.ofNanos(System.nanoTime() - startedAt));
         state = VmState.STOPPED;
+        doorbells.closeAll();   // device threads end with the VM
         stopped.countDown();
     }
 
@@ -446,6 +455,8 @@ final class LinuxVm implements ManagedVm, ExitHandler {
             }
         }
         counters.put("unserved_accesses", unservedAccesses);
+        counters.put("ioeventfd_doorbells", doorbells.open());
+        counters.put("ioeventfd_writes", doorbells.writes());
         return new VmInfo(id, profile.name(), state, profile.memoryBytes(), profile.vcpus(),
                 profile.kernel().toString(), hypervisor, "hardware", counters);
     }
@@ -467,6 +478,7 @@ final class LinuxVm implements ManagedVm, ExitHandler {
         } else if (state == VmState.CREATED) {
             stop();
         }
+        doorbells.closeAll();
         closeDevices();
         partition.close();
     }

@@ -3,6 +3,7 @@ package org.nxia.vmm.api.device;
 import java.lang.foreign.MemorySegment;
 import java.util.Optional;
 
+import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.SharedMapping;
@@ -65,6 +66,22 @@ public interface DeviceContext {
      * @throws IllegalArgumentException when every line is taken
      */
     default Optional<InterruptLine> claimIrq() {
+        return Optional.empty();
+    }
+
+    /**
+     * A doorbell on {@code address}, inside an MMIO window claimed through
+     * this VM: the guest's writes of {@code length} bytes there are counted
+     * for a host thread ({@link Doorbell#await}) instead of exiting on the
+     * vCPU thread (KVM: ioeventfd). Empty where the VM has none (a backend
+     * without ioeventfd, as PVM may be; a VM that has stopped): the writes
+     * keep arriving as MMIO exits. The VM closes every doorbell when it
+     * stops; the device closes one it no longer wants.
+     *
+     * @throws IllegalArgumentException when the range is not inside a claimed MMIO window, or
+     *                                  {@code length} is not 1, 2, 4 or 8
+     */
+    default Optional<Doorbell> createDoorbell(long address, int length) {
         return Optional.empty();
     }
 

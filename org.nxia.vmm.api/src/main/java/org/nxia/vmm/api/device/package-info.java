@@ -8,7 +8,7 @@
  * next VM.
  */
 @Export
-@Version("0.2.0")
+@Version("0.3.0")
 package org.nxia.vmm.api.device;
 
 import org.osgi.annotation.bundle.Export;
