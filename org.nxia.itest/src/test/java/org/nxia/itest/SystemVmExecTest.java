@@ -36,6 +36,8 @@ import org.ops4j.pax.exam.spi.reactors.PerClass;
  * Boots the System VM with a virtio-vsock device, reaches its control agent
  * (vsock port 1024) through the device's host Unix socket and runs a program
  * in the guest: the whole host-to-guest exec path under a real Linux driver.
+ * With a virtio-rng device too, both devices' kicks must arrive through
+ * ioeventfd doorbells (hardware KVM has them), not MMIO exits.
  */
 @RunWith(HardwareVirtualizationRequirement.class)
 @HardwareVirtualizationRequirement.NeedsKernel
@@ -65,7 +67,7 @@ public class SystemVmExecTest {
                         Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
                 .withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
                 .withCmdline("nxia.secret=" + HexFormat.of().formatHex(secret))
-                .withDevices(List.of(DeviceConfig.parse("virtio-vsock:cid=3,uds=" + uds)));
+                .withDevices(List.of(DeviceConfig.parse("virtio-vsock:cid=3,uds=" + uds), DeviceConfig.parse("virtio-rng")));
         VirtualMachine vm = vms.create(profile);
         long start = System.nanoTime();
         try {
@@ -106,6 +108,7 @@ public class SystemVmExecTest {
                 assertEquals(1, f.status().code());
                 System.out.println("SystemVmExecTest: ready after " + readyMs + " ms, session in " + sessionMs
                         + " ms, exec echo in " + execMs + " ms (" + s.agent() + ")");
+                assertKicksByDoorbell(vm);
                 s.shutdown();  // syncs and powers off; without ACPI the halted VM is then ours to stop
             } catch (IOException e) {
                 failWith(vm, "the control session failed" + (watchdog.isAlive() ? "" : " (stalled 3 minutes)") + ": " + e);
@@ -118,6 +121,25 @@ public class SystemVmExecTest {
         } finally {
             vms.destroy(vm.id());
         }
+    }
+
+    /** Every virtio device of {@code vm} has its doorbell on and took kicks through it; prints the counters. */
+    private static void assertKicksByDoorbell(VirtualMachine vm) {
+        java.util.Map<String, Long> counters = vm.info().counters();
+        System.out.println("SystemVmExecTest: mmio_exits " + counters.get("mmio_exits") + ", ioeventfd_doorbells "
+                + counters.get("ioeventfd_doorbells") + ", ioeventfd_writes " + counters.get("ioeventfd_writes"));
+        java.util.regex.Pattern kicks = java.util.regex.Pattern.compile("kicksByDoorbell=(\\d+)");
+        for (var device : vm.devices()) {
+            if (!device.type().startsWith("virtio-")) {
+                continue;
+            }
+            String state = device.state().toString();
+            System.out.println("SystemVmExecTest: " + state);
+            assertTrue(device.type() + " kicks by doorbell: " + state, state.contains("notifyPath=ioeventfd"));
+            java.util.regex.Matcher m = kicks.matcher(state);
+            assertTrue(state, m.find() && Long.parseLong(m.group(1)) > 0);
+        }
+        assertTrue("the doorbells took the kicks: " + counters, counters.get("ioeventfd_writes") > 0);
     }
 
     /** A thread that closes {@code ch} after {@code limit} unless interrupted first. */
