@@ -2,6 +2,7 @@ package org.nxia.device.virtio.internal.mmio;
 
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Consumer;
 
 import org.nxia.device.virtio.internal.queue.SplitQueue;
 import org.nxia.device.virtio.internal.queue.SplitQueueState;
@@ -117,6 +118,8 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     /** Serves {@link #doorbell}; started with the first one, ends on close or when the VM stops. */
     private Thread notifyThread;
     private String notifyThreadName = "nxia-virtio-notify";
+    /** Ends the VM when serving a kick on the notify thread fails outside the protocol (a device bug), as it would on the vCPU. */
+    private Consumer<String> failVm = reason -> { };
     private boolean closed;
     private String noDoorbell = "";
     private long kicksByExit;
@@ -160,6 +163,7 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         long base = context.claimMmio(WINDOW, transport);
         transport.line = context.claimIrq().orElse(null);
         transport.notifyThreadName = "nxia-" + context.vmId() + "-" + config.type() + "-notify";
+        transport.failVm = context::fail;
         if (notify.equals(NOTIFY_IOEVENTFD)) {
             transport.doorbells = () -> context.createDoorbell(base + QUEUE_NOTIFY, 4);
         } else {
@@ -382,8 +386,16 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
                 bell = doorbell;
             }
             long writes;
-            while ((writes = bell.await()) > 0) {
-                rung(bell, writes);
+            try {
+                while ((writes = bell.await()) > 0) {
+                    rung(bell, writes);
+                }
+            } catch (RuntimeException e) {
+                synchronized (this) {
+                    notifyThread = null;
+                }
+                failVm.accept(type + ": serving a kick failed: " + e);
+                return;
             }
             synchronized (this) {
                 if (doorbell == bell) {

@@ -102,6 +102,7 @@ class VirtioDoorbellTest {
         final List<TestDoorbell> doorbells = new ArrayList<>();
         boolean offersDoorbells = true;
         MmioDevice window;
+        volatile String failed;
 
         synchronized TestDoorbell last() {
             return doorbells.getLast();
@@ -156,6 +157,7 @@ class VirtioDoorbellTest {
 
         @Override
         public void fail(String reason) {
+            failed = reason;
         }
     }
 
@@ -269,6 +271,44 @@ class VirtioDoorbellTest {
         ctx.last().close();   // what the VM does when it stops
         awaitTrue("the notify thread ends", () -> notifyThread() == null);
         assertEquals("ioeventfd", state(t).notifyPath(), "the state still says which path the kicks took");
+        t.close();
+    }
+
+    @Test
+    void aDeviceBugOnTheNotifyThreadEndsTheVmAsItWouldOnTheVcpu() throws Exception {
+        VirtioBackend buggy = new SingleQueueBackend() {
+            @Override
+            public int deviceId() {
+                return 4;
+            }
+
+            @Override
+            public long features() {
+                return 0;
+            }
+
+            @Override
+            public long readConfig(int offset, int size) {
+                return 0;
+            }
+
+            @Override
+            protected long serve(org.nxia.device.virtio.internal.queue.DescriptorChain chain) {
+                throw new IllegalStateException("device bug");
+            }
+
+            @Override
+            public Record state() {
+                return null;
+            }
+        };
+        VirtioMmioTransport t = VirtioMmioTransport.attach(ctx, "virtio-rng", buggy);
+        TestDriver d = ready(new Mmio(ctx.window), 0x10000);
+        d.addChain(Buffer.writable(d.allocate(64), 64));
+        ctx.last().ring();
+        awaitTrue("the VM is told to fail", () -> ctx.failed != null);
+        assertEquals("virtio-rng: serving a kick failed: java.lang.IllegalStateException: device bug", ctx.failed);
+        awaitTrue("the notify thread ends", () -> notifyThread() == null);
         t.close();
     }
 
