@@ -77,6 +77,39 @@ public class InterruptCapabilitiesTest {
         assertEquals("with a doorbell no write exits", 0, runGuest(true));
     }
 
+    /** Drivers reset devices: a closed doorbell must give its eventfd back at once, not when the VM ends. */
+    @Test
+    public void closedDoorbellsReleaseTheirEventfdsWhileThePartitionLives() throws Exception {
+        try (Partition p = hypervisor.createPartition(RAM)) {
+            long before = openFds();
+            for (int i = 0; i < 64; i++) {
+                Doorbell bell = p.createDoorbell(BELL, 4).orElseThrow();
+                if (i % 2 == 1) {
+                    // a thread waiting in await when it closes releases it on the way out
+                    Thread waiter = Thread.ofPlatform().start(bell::await);
+                    while (waiter.getState() != Thread.State.RUNNABLE && waiter.isAlive()) {
+                        Thread.onSpinWait();
+                    }
+                    Thread.sleep(2);
+                    bell.close();
+                    waiter.join(5_000);
+                    assertTrue("the waiter woke when the doorbell closed", !waiter.isAlive());
+                } else {
+                    bell.close();
+                }
+            }
+            long after = openFds();
+            System.out.println("InterruptCapabilitiesTest: open fds " + before + " before 64 doorbells, " + after + " after closing them");
+            assertTrue("64 doorbells opened and closed left " + (after - before) + " fds open", after - before < 4);
+        }
+    }
+
+    private static long openFds() throws java.io.IOException {
+        try (var fds = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/fd"))) {
+            return fds.count();
+        }
+    }
+
     /** Runs the guest; returns the MMIO write exits it made. */
     private int runGuest(boolean doorbell) {
         try (Partition p = hypervisor.createPartition(RAM)) {

@@ -6,6 +6,7 @@ import static org.junit.Assert.assertTrue;
 
 import java.nio.file.Path;
 import java.util.Collection;
+import java.util.List;
 
 import javax.inject.Inject;
 
@@ -16,7 +17,9 @@ import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.device.DeviceConfig;
 import org.ops4j.pax.exam.Configuration;
 import org.ops4j.pax.exam.Option;
 import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
@@ -29,6 +32,8 @@ import org.osgi.framework.ServiceReference;
  * session over virtio-vsock port 1024 registered as an {@code AgentSession}
  * service for that VM, programs run in the guest, and a clean end that takes
  * the service away — the whole host-to-guest exec path under a real Linux driver.
+ * With a virtio-rng device too, both devices' kicks must arrive through
+ * ioeventfd doorbells (hardware KVM has them), not MMIO exits.
  */
 @RunWith(HardwareVirtualizationRequirement.class)
 @HardwareVirtualizationRequirement.NeedsKernel
@@ -53,7 +58,8 @@ public class SystemVmExecTest {
     public void runsProgramsInTheGuestThroughItsSessionService() throws Exception {
         LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
                         Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
-                .withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT);
+                .withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
+                .withDevices(List.of(DeviceConfig.parse("virtio-rng")));
         long t0 = System.nanoTime();
         SystemVm svm = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT);
         String id = svm.vm().id();
@@ -73,6 +79,7 @@ public class SystemVmExecTest {
                 assertEquals(1, s.exec("/bin/busybox", "false").status().code());
                 System.out.println("SystemVmExecTest: ready after " + svm.readyAfter().toMillis() + " ms, session in " + sessionMs
                         + " ms, exec echo in " + execMs + " ms (" + s.agent() + ")");
+                assertKicksByDoorbell(svm.vm());
             } finally {
                 context.ungetService(refs.iterator().next());
             }
@@ -83,5 +90,24 @@ public class SystemVmExecTest {
         assertTrue("the session service went with the VM",
                 context.getServiceReferences(AgentSession.class, "(" + SystemVms.VM_ID + "=" + id + ")").isEmpty());
         assertTrue("the VM is destroyed", systemVms.find(id).isEmpty() && vms.list().stream().noneMatch(v -> v.id().equals(id)));
+    }
+
+    /** Every virtio device of {@code vm} has its doorbell on and took kicks through it; prints the counters. */
+    private static void assertKicksByDoorbell(VirtualMachine vm) {
+        java.util.Map<String, Long> counters = vm.info().counters();
+        System.out.println("SystemVmExecTest: mmio_exits " + counters.get("mmio_exits") + ", ioeventfd_doorbells "
+                + counters.get("ioeventfd_doorbells") + ", ioeventfd_writes " + counters.get("ioeventfd_writes"));
+        java.util.regex.Pattern kicks = java.util.regex.Pattern.compile("kicksByDoorbell=(\\d+)");
+        for (var device : vm.devices()) {
+            if (!device.type().startsWith("virtio-")) {
+                continue;
+            }
+            String state = device.state().toString();
+            System.out.println("SystemVmExecTest: " + state);
+            assertTrue(device.type() + " kicks by doorbell: " + state, state.contains("notifyPath=ioeventfd"));
+            java.util.regex.Matcher m = kicks.matcher(state);
+            assertTrue(state, m.find() && Long.parseLong(m.group(1)) > 0);
+        }
+        assertTrue("the doorbells took the kicks: " + counters, counters.get("ioeventfd_writes") > 0);
     }
 }

@@ -81,12 +81,16 @@ public final class BenchCommands {
             VmProfile profile = VmProfile.of(image).withMemory(16 * VmProfile.MIB).withTimeout(Duration.ofMinutes(10))
                     .withDevices(List.of(org.nxia.vmm.api.device.DeviceConfig.parse("virtio-blk:path=" + disk)));
             blkRun(profile, 0, mib);                          // warm-up
-            double baseline = blkRun(profile, 0, mib);        // boot, find and set up the device: subtracted
+            double baseline = blkRun(profile, 0, mib).seconds(); // boot, find and set up the device: subtracted
             String[] names = {"sequential write, 1 MiB requests", "sequential read, 1 MiB requests", "random read, 4 KiB requests"};
             List<List<String>> rows = new ArrayList<>();
-            String mode = "";
+            List<String> notes = new ArrayList<>();
             for (int m = 1; m <= 3; m++) {
-                double guestSeconds = blkRun(profile, m, mib) - baseline;
+                BlkRun run = blkRun(profile, m, mib);
+                if (m == 1) {
+                    notes.add("virtio-blk: " + run.notifyPath());
+                }
+                double guestSeconds = run.seconds() - baseline;
                 double hostSeconds = hostIo(disk, m, mib);
                 double host = mib / hostSeconds;
                 if (guestSeconds < baseline / 20) {
@@ -98,10 +102,13 @@ public final class BenchCommands {
                 rows.add(List.of(names[m - 1] + " (MiB/s)", fmt(guest), fmt(host), ratio(guest, host), ">= 0.7x host"));
             }
             int transfers = Math.min(mib, 16);
-            rows.addAll(vsockRows(transfers));
+            rows.addAll(vsockRows(transfers, notes));
             out.println("bench devices: virtio-blk over a " + mib + " MiB raw image, guest 'blk-bench', one request in flight;");
             out.println("  virtio-vsock: guest 'virtio-vsock' echoes a host Unix-socket client (CONNECT over uds), peer: a host Unix-socket echo thread;");
-            out.println("  1000 round trips of 64 B, then " + transfers + " x 1 MiB echoed (MiB/s counted one way)");
+            out.println("  1000 round trips of 64 B, then " + transfers + " x 1 MiB echoed (MiB/s counted one way); the round trips again with notify=mmio-exit");
+            for (String note : notes) {
+                out.println("  kicks, " + note);
+            }
             out.print(Text.table(List.of("figure", "guest", "host direct", "guest/host", "goal"), rows));
         } finally {
             Files.deleteIfExists(disk);
@@ -110,36 +117,19 @@ public final class BenchCommands {
 
     private static final int VSOCK_PORT = 6000;
 
-    /** virtio-vsock against a plain Unix-socket pair on the host: latency p50/p99 of 64-byte echoes, then 1 MiB transfers. */
-    private List<List<String>> vsockRows(int transfers) throws Exception {
+    /**
+     * virtio-vsock against a plain Unix-socket pair on the host: latency p50/p99 of 64-byte echoes, then 1 MiB transfers;
+     * the round trips again with kicks as MMIO exits ({@code notify=mmio-exit}), the peer of the doorbell path.
+     */
+    private List<List<String>> vsockRows(int transfers, List<String> notes) throws Exception {
         Path dir = Files.createTempDirectory("nxv");
         Path uds = dir.resolve("v.sock");
+        Path byExitUds = dir.resolve("x.sock");
         Path peer = dir.resolve("peer.sock");
         try {
-            VmProfile profile = VmProfile.of(GuestImages.resolve("virtio-vsock")).withMemory(RAM).withTimeout(Duration.ofMinutes(10))
-                    .withArg((long) VSOCK_PORT << 32)
-                    .withDevices(List.of(org.nxia.vmm.api.device.DeviceConfig.parse("virtio-vsock:uds=" + uds)));
-            EchoFigures guest;
-            VirtualMachine vm = vms.create(profile);
-            try {
-                vm.start();
-                long end = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
-                while (!vm.console().contains("listening on port " + VSOCK_PORT)) {
-                    if (System.nanoTime() > end || vm.state() == org.nxia.vmm.api.VmState.STOPPED) {
-                        throw new IllegalStateException("the virtio-vsock guest did not listen:\n" + vm.console());
-                    }
-                    Thread.sleep(5);
-                }
-                try (SocketChannel ch = VsockUnixClient.connect(uds, VSOCK_PORT, Duration.ofMinutes(1))) {
-                    guest = echoFigures(ch, transfers);
-                }
-                VmResult r = vm.await(Duration.ofMinutes(2));
-                if (!r.succeeded()) {
-                    throw new IllegalStateException("virtio-vsock guest failed: " + Text.outcome(r) + "\n" + vm.console());
-                }
-            } finally {
-                vms.destroy(vm.id());
-            }
+            GuestEcho guest = guestEcho(uds, "", transfers);
+            GuestEcho byExit = guestEcho(byExitUds, ",notify=mmio-exit", 0);
+            notes.add("virtio-vsock: " + guest.notifyPath() + "; second run: " + byExit.notifyPath());
             EchoFigures host;
             try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
                 server.bind(UnixDomainSocketAddress.of(peer));
@@ -163,19 +153,59 @@ public final class BenchCommands {
                 echo.join(10_000);
             }
             List<List<String>> rows = new ArrayList<>();
-            rows.add(List.of("vsock round trip 64 B p50 (us)", fmt(guest.p50 / 1e3), fmt(host.p50 / 1e3), ratio(guest.p50, host.p50), ""));
-            rows.add(List.of("vsock round trip 64 B p99 (us)", fmt(guest.p99 / 1e3), fmt(host.p99 / 1e3), ratio(guest.p99, host.p99), ""));
-            rows.add(List.of("vsock 1 MiB transfers, echoed (MiB/s)", fmt(guest.mibPerSecond), fmt(host.mibPerSecond),
-                    ratio(guest.mibPerSecond, host.mibPerSecond), ""));
+            EchoFigures g = guest.figures();
+            EchoFigures x = byExit.figures();
+            rows.add(List.of("vsock round trip 64 B p50 (us)", fmt(g.p50 / 1e3), fmt(host.p50 / 1e3), ratio(g.p50, host.p50), ""));
+            rows.add(List.of("vsock round trip 64 B p99 (us)", fmt(g.p99 / 1e3), fmt(host.p99 / 1e3), ratio(g.p99, host.p99), ""));
+            rows.add(List.of("vsock round trip 64 B p50 (us), kicks by MMIO exit", fmt(x.p50 / 1e3), fmt(host.p50 / 1e3), ratio(x.p50, host.p50),
+                    "ioeventfd/exit " + ratio(g.p50, x.p50)));
+            rows.add(List.of("vsock round trip 64 B p99 (us), kicks by MMIO exit", fmt(x.p99 / 1e3), fmt(host.p99 / 1e3), ratio(x.p99, host.p99),
+                    "ioeventfd/exit " + ratio(g.p99, x.p99)));
+            rows.add(List.of("vsock 1 MiB transfers, echoed (MiB/s)", fmt(g.mibPerSecond), fmt(host.mibPerSecond),
+                    ratio(g.mibPerSecond, host.mibPerSecond), ""));
             return rows;
         } finally {
             Files.deleteIfExists(uds);
+            Files.deleteIfExists(byExitUds);
             Files.deleteIfExists(peer);
             Files.deleteIfExists(dir);
         }
     }
 
     private record EchoFigures(double p50, double p99, double mibPerSecond) {
+    }
+
+    /** The guest's echo figures and how its kicks arrived ({@link Text#notifyPath}). */
+    private record GuestEcho(EchoFigures figures, String notifyPath) {
+    }
+
+    /** Echoes through the 'virtio-vsock' guest; {@code extra} is appended to the device's parameters. */
+    private GuestEcho guestEcho(Path uds, String extra, int transfers) throws Exception {
+        VmProfile profile = VmProfile.of(GuestImages.resolve("virtio-vsock")).withMemory(RAM).withTimeout(Duration.ofMinutes(10))
+                .withArg((long) VSOCK_PORT << 32)
+                .withDevices(List.of(org.nxia.vmm.api.device.DeviceConfig.parse("virtio-vsock:uds=" + uds + extra)));
+        VirtualMachine vm = vms.create(profile);
+        try {
+            vm.start();
+            long end = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
+            while (!vm.console().contains("listening on port " + VSOCK_PORT)) {
+                if (System.nanoTime() > end || vm.state() == org.nxia.vmm.api.VmState.STOPPED) {
+                    throw new IllegalStateException("the virtio-vsock guest did not listen:\n" + vm.console());
+                }
+                Thread.sleep(5);
+            }
+            EchoFigures figures;
+            try (SocketChannel ch = VsockUnixClient.connect(uds, VSOCK_PORT, Duration.ofMinutes(1))) {
+                figures = echoFigures(ch, transfers);
+            }
+            VmResult r = vm.await(Duration.ofMinutes(2));
+            if (!r.succeeded()) {
+                throw new IllegalStateException("virtio-vsock guest failed: " + Text.outcome(r) + "\n" + vm.console());
+            }
+            return new GuestEcho(figures, Text.notifyPath(vm.info().counters()));
+        } finally {
+            vms.destroy(vm.id());
+        }
     }
 
     /** Round trips of 64 bytes, then {@code transfers} MiB written by one thread while this one reads the echo; ends the stream. */
@@ -232,8 +262,11 @@ public final class BenchCommands {
         return new EchoFigures(percentile(nanos, rounds, 50), percentile(nanos, rounds, 99), transfers / seconds);
     }
 
-    /** Seconds for one blk-bench VM run (create to stop). */
-    private double blkRun(VmProfile profile, int mode, int mib) throws Exception {
+    /** Seconds for one blk-bench VM run (create to stop), and how its kicks arrived. */
+    private record BlkRun(double seconds, String notifyPath) {
+    }
+
+    private BlkRun blkRun(VmProfile profile, int mode, int mib) throws Exception {
         VirtualMachine vm = vms.create(profile.withArg(((long) mib << 8) | mode));
         try {
             long t0 = System.nanoTime();
@@ -243,7 +276,7 @@ public final class BenchCommands {
             if (!r.succeeded()) {
                 throw new IllegalStateException("blk-bench mode " + mode + " failed: " + Text.outcome(r) + "\n" + vm.console());
             }
-            return (t1 - t0) / 1e9;
+            return new BlkRun((t1 - t0) / 1e9, Text.notifyPath(vm.info().counters()));
         } finally {
             vms.destroy(vm.id());
         }

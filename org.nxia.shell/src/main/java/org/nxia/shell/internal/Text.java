@@ -3,6 +3,7 @@ package org.nxia.shell.internal;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 import org.nxia.vmm.api.VmResult;
 
@@ -67,6 +68,19 @@ final class Text {
     }
 
     /** A plain-text table: a header row, then rows; columns padded to their widest cell. */
+    /**
+     * How the VM's virtio kicks arrive, from its counters: {@code notify=ioeventfd}
+     * once a doorbell took a write or while one is open, else {@code notify=mmio-exit}.
+     */
+    static String notifyPath(Map<String, Long> counters) {
+        long open = counters.getOrDefault("ioeventfd_doorbells", 0L);
+        long writes = counters.getOrDefault("ioeventfd_writes", 0L);
+        if (open == 0 && writes == 0) {
+            return "notify=mmio-exit (no doorbell in use: virtio kicks exit to the VMM)";
+        }
+        return "notify=ioeventfd (" + open + " doorbells open, " + writes + " kicks taken without an exit)";
+    }
+
     static String table(List<String> header, List<List<String>> rows) {
         int[] widths = new int[header.size()];
         for (int i = 0; i < header.size(); i++) {

@@ -106,6 +106,7 @@ public final class VmCommands {
         HypervisorInfo h = i.hypervisor();
         out.append("backend:    ").append(h.backend()).append(", ").append(h.flavour().label()).append('\n');
         out.append("execution:  ").append(i.executionMode()).append('\n');
+        out.append("notify:     ").append(Text.notifyPath(i.counters())).append('\n');
         vm.devices().forEach(d -> out.append("device:     ").append(d.type()).append(' ').append(d.state()).append('\n'));
         vm.result().ifPresent(r -> out.append("result:     ").append(Text.outcome(r))
                 .append(" after ").append(Text.duration(r.runTime())).append('\n'));

@@ -42,7 +42,10 @@ public interface Doorbell extends AutoCloseable {
         return Optional.empty();
     }
 
-    /** Stops counting (writes exit to the VMM again) and wakes a waiting thread. */
+    /**
+     * Stops counting (writes exit to the VMM again), wakes a waiting thread
+     * and releases the kernel objects once no thread waits. Idempotent.
+     */
     @Override
     void close();
 }

@@ -71,6 +71,7 @@ final class LinuxVm implements ManagedVm, ExitHandler {
     private final InterruptController interrupts;
     private final List<Vcpu> vcpus = new ArrayList<>();
     private final Bus bus = new Bus();
+    private final DeviceDoorbells doorbells;
     private final List<Device> devices = new ArrayList<>();
     private final boolean[] claimedGsis = new boolean[InterruptController.IOAPIC_PINS];
     private final StringBuilder announced = new StringBuilder();
@@ -106,6 +107,7 @@ final class LinuxVm implements ManagedVm, ExitHandler {
         BzImage kernel = BzImage.parse(kernelFile, profile.kernel().toString());
         this.layout = LinuxLayout.plan(profile.memoryBytes(), kernel, initrd.length);
         this.partition = hv.createPartition(profile.memoryBytes());
+        this.doorbells = new DeviceDoorbells(partition, bus);
         try {
             this.memory = partition.memory();
             this.interrupts = partition.createInterruptController().orElseThrow(() -> new HypervisorException(
@@ -215,11 +217,6 @@ final class LinuxVm implements ManagedVm, ExitHandler {
         }
 
         @Override
-        public Optional<Doorbell> createDoorbell(long address, int length) {
-            return partition.createDoorbell(address, length);
-        }
-
-        @Override
         public Optional<InterruptLine> claimIrq(int gsi) {
             synchronized (claimedGsis) {
                 if (gsi < 0 || gsi >= claimedGsis.length) {
@@ -247,6 +244,11 @@ final class LinuxVm implements ManagedVm, ExitHandler {
                 }
             }
             throw new IllegalArgumentException("every interrupt line is taken: at most " + FREE_GSIS.length + " interrupting devices");
+        }
+
+        @Override
+        public Optional<Doorbell> createDoorbell(long address, int length) {
+            return doorbells.create(address, length);
         }
 
         @Override
@@ -448,6 +450,7 @@ final class LinuxVm implements ManagedVm, ExitHandler {
         String detail = stopDetail == null ? "stopped" : stopDetail;
         result = new VmResult(reason, -1, detail, new byte[0], Duration.ofNanos(System.nanoTime() - startedAt));
         state = VmState.STOPPED;
+        doorbells.closeAll();   // device threads end with the VM
         stopped.countDown();
     }
 
@@ -511,6 +514,8 @@ final class LinuxVm implements ManagedVm, ExitHandler {
             }
         }
         counters.put("unserved_accesses", unservedAccesses);
+        counters.put("ioeventfd_doorbells", doorbells.open());
+        counters.put("ioeventfd_writes", doorbells.writes());
         return new VmInfo(id, profile.name(), state, profile.memoryBytes(), profile.vcpus(),
                 profile.kernel().toString(), hypervisor, "hardware", counters);
     }
@@ -532,6 +537,7 @@ final class LinuxVm implements ManagedVm, ExitHandler {
         } else if (state == VmState.CREATED) {
             stop();
         }
+        doorbells.closeAll();
         closeDevices();
         partition.close();
     }

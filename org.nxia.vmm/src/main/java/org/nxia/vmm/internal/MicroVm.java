@@ -61,6 +61,7 @@ final class MicroVm implements ManagedVm, ExitHandler, HostCallContext {
     private final MicroVmLayout layout;
     private final Vcpu vcpu;
     private final Bus bus = new Bus();
+    private final DeviceDoorbells doorbells;
     private final List<Device> devices = new ArrayList<>();
     private final List<Long> mmioWindows = new ArrayList<>();
     private final ConsoleLog console = new ConsoleLog();
@@ -98,6 +99,7 @@ final class MicroVm implements ManagedVm, ExitHandler, HostCallContext {
         String name = profile.image().toString();
         this.layout = MicroVmLayout.plan(profile.memoryBytes(), image.end(), profile.input().length, profile.outputCapacity());
         this.partition = hv.createPartition(profile.memoryBytes());
+        this.doorbells = new DeviceDoorbells(partition, bus);
         try {
             this.memory = partition.memory();
             ImageLoader.load(image, memory, layout, name);
@@ -168,7 +170,7 @@ final class MicroVm implements ManagedVm, ExitHandler, HostCallContext {
 
         @Override
         public Optional<Doorbell> createDoorbell(long address, int length) {
-            return partition.createDoorbell(address, length);
+            return doorbells.create(address, length);
         }
 
         @Override
@@ -530,6 +532,7 @@ final class MicroVm implements ManagedVm, ExitHandler, HostCallContext {
         Duration runTime = Duration.ofNanos(System.nanoTime() - startedAt);
         result = new VmResult(reason, reason == VmResult.Reason.EXITED ? exitStatus : -1, detail, output, runTime);
         state = VmState.STOPPED;
+        doorbells.closeAll();   // device threads end with the VM
         stopped.countDown();
     }
 
@@ -586,6 +589,8 @@ final class MicroVm implements ManagedVm, ExitHandler, HostCallContext {
         counters.putAll(stats);
         counters.put("host_calls", hostCallCount);
         counters.put("bench_exits", benchExits);
+        counters.put("ioeventfd_doorbells", doorbells.open());
+        counters.put("ioeventfd_writes", doorbells.writes());
         counters.put("vcpu_thread_allocated_bytes", vcpuAllocated);
         return new VmInfo(id, profile.name(), state, profile.memoryBytes(), profile.vcpus(),
                 profile.image().toString(), hypervisor, executionMode(stats), counters);
@@ -648,6 +653,7 @@ final class MicroVm implements ManagedVm, ExitHandler, HostCallContext {
                 // one holder failing to let go must not keep the VM's memory alive
             }
         }
+        doorbells.closeAll();
         closeDevices();
         partition.close();
     }

@@ -10,6 +10,8 @@ import java.util.BitSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.GuestMemory;
@@ -49,7 +51,8 @@ final class KvmPartition implements Partition {
     private final int kickSignal;
     private final long ramBytes;
     private KvmInterrupts interrupts;
-    private final List<KvmDoorbell> doorbells = new ArrayList<>();
+    /** Open doorbells; each removes itself when closed (without this lock: a doorbell closes under its own). */
+    private final Set<KvmDoorbell> doorbells = ConcurrentHashMap.newKeySet();
     private boolean interruptsAsked;
     private boolean closed;
 
@@ -165,7 +168,7 @@ final class KvmPartition implements Partition {
         if (Libc.ioctl(vmFd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD, "KVM_CHECK_EXTENSION") <= 0) {
             return Optional.empty();
         }
-        KvmDoorbell doorbell = new KvmDoorbell(vmFd, address, length, arena);
+        KvmDoorbell doorbell = new KvmDoorbell(vmFd, address, length, doorbells::remove);
         doorbells.add(doorbell);
         return Optional.of(doorbell);
     }
@@ -270,13 +273,11 @@ final class KvmPartition implements Partition {
         if (interrupts != null) {
             interrupts.close();
         }
-        for (KvmDoorbell doorbell : doorbells) {
+        // before the VM fd: a doorbell deassigns itself through it
+        for (KvmDoorbell doorbell : List.copyOf(doorbells)) {
             doorbell.close();
         }
         Libc.close(vmFd);
-        for (KvmDoorbell doorbell : doorbells) {
-            Libc.close(doorbell.eventFd);
-        }
         arena.close();
         Libc.munmap(mapping);
         Libc.close(memFd);

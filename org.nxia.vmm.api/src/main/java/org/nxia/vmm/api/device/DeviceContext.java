@@ -48,19 +48,6 @@ public interface DeviceContext {
     }
 
     /**
-     * Makes guest writes of {@code length} bytes to {@code address} (in a
-     * window this device claimed) count on a hypervisor {@link Doorbell}
-     * instead of exiting; see {@link org.nxia.vmm.api.Partition#createDoorbell}.
-     * The VM closes it with its partition. Empty where the backend has no such
-     * mechanism: the writes keep arriving as MMIO exits.
-     *
-     * @throws IllegalArgumentException if {@code length} is not 1, 2, 4 or 8, or the address is in RAM
-     */
-    default Optional<Doorbell> createDoorbell(long address, int length) {
-        return Optional.empty();
-    }
-
-    /**
      * The interrupt line {@code gsi} (a fixed ISA IRQ: 4 for COM1), for this
      * device alone. Empty when the VM has no interrupt controller (micro-VMs:
      * their guests poll), so a device raises interrupts only where one exists.
@@ -79,6 +66,22 @@ public interface DeviceContext {
      * @throws IllegalArgumentException when every line is taken
      */
     default Optional<InterruptLine> claimIrq() {
+        return Optional.empty();
+    }
+
+    /**
+     * A doorbell on {@code address}, inside an MMIO window claimed through
+     * this VM: the guest's writes of {@code length} bytes there are counted
+     * for a host thread ({@link Doorbell#await}) instead of exiting on the
+     * vCPU thread (KVM: ioeventfd). Empty where the VM has none (a backend
+     * without ioeventfd, as PVM may be; a VM that has stopped): the writes
+     * keep arriving as MMIO exits. The VM closes every doorbell when it
+     * stops; the device closes one it no longer wants.
+     *
+     * @throws IllegalArgumentException when the range is not inside a claimed MMIO window, or
+     *                                  {@code length} is not 1, 2, 4 or 8
+     */
+    default Optional<Doorbell> createDoorbell(long address, int length) {
         return Optional.empty();
     }
 

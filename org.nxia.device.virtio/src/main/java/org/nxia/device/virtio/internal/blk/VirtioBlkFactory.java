@@ -6,6 +6,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
+import static org.nxia.device.virtio.internal.mmio.VirtioMmioTransport.NOTIFY_HELP;
+
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
@@ -24,7 +26,7 @@ public final class VirtioBlkFactory implements DeviceFactory {
 
     @Override
     public String description() {
-        return "virtio-blk over virtio-mmio on a raw image: path=FILE (a multiple of 512 bytes), ro=false";
+        return "virtio-blk over virtio-mmio on a raw image: path=FILE (a multiple of 512 bytes), ro=false, " + NOTIFY_HELP;
     }
 
     @Override
@@ -57,7 +59,16 @@ public final class VirtioBlkFactory implements DeviceFactory {
             throw new IllegalArgumentException("device virtio-blk: " + path + " has " + size + " bytes; a disk needs at least one 512-byte sector");
         }
         VirtioBlk blk = new VirtioBlk(context.memory(), channel, size, readOnly, path);
-        return new ClosingDevice(VirtioMmioTransport.attach(context, type(), blk), blk);
+        try {
+            return new ClosingDevice(VirtioMmioTransport.attach(context, config, blk), blk);
+        } catch (RuntimeException e) {
+            try {
+                blk.close();
+            } catch (IOException ignored) {
+                // nothing was written
+            }
+            throw e;
+        }
     }
 
     /** The transport as the VM's device, closing the image file with it. */
@@ -74,6 +85,7 @@ public final class VirtioBlkFactory implements DeviceFactory {
 
         @Override
         public void close() {
+            transport.close();
             try {
                 blk.close();
             } catch (IOException ignored) {

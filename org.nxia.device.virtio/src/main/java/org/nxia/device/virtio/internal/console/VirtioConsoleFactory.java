@@ -1,5 +1,7 @@
 package org.nxia.device.virtio.internal.console;
 
+import static org.nxia.device.virtio.internal.mmio.VirtioMmioTransport.NOTIFY_HELP;
+
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
@@ -19,13 +21,13 @@ public final class VirtioConsoleFactory implements DeviceFactory {
 
     @Override
     public String description() {
-        return "virtio-console over virtio-mmio, one port: output to the VM console, input from the host (SerialPort)";
+        return "virtio-console over virtio-mmio, one port: output to the VM console, input from the host (SerialPort); " + NOTIFY_HELP;
     }
 
     @Override
     public Device create(DeviceConfig config, DeviceContext context) {
         VirtioConsole console = new VirtioConsole(context.memory(), context);
-        return new ConsoleDevice(VirtioMmioTransport.attach(context, type(), console), console);
+        return new ConsoleDevice(VirtioMmioTransport.attach(context, config, console), console);
     }
 
     /** The transport as a device the host can type into. */
@@ -38,6 +40,11 @@ public final class VirtioConsoleFactory implements DeviceFactory {
         @Override
         public Record state() {
             return transport.state();
+        }
+
+        @Override
+        public void close() {
+            transport.close();
         }
 
         @Override

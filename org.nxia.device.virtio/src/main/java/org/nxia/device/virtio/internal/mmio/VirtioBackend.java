@@ -4,7 +4,8 @@ import org.nxia.device.virtio.internal.queue.SplitQueue;
 
 /**
  * The device-type half of a virtio device (rng, blk, console); the transport
- * half is {@link VirtioMmioTransport}. Called on the vCPU thread.
+ * half is {@link VirtioMmioTransport}. Called under the transport's lock: on
+ * the vCPU thread, or on the device's notify thread for a kick by doorbell.
  */
 public interface VirtioBackend {
 

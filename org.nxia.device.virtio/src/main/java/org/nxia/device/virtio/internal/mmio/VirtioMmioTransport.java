@@ -1,20 +1,34 @@
 package org.nxia.device.virtio.internal.mmio;
 
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Consumer;
+
 import org.nxia.device.virtio.internal.queue.SplitQueue;
 import org.nxia.device.virtio.internal.queue.SplitQueueState;
 import org.nxia.device.virtio.internal.queue.VirtqueueException;
+import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.device.Device;
+import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.MmioDevice;
 
 /**
  * The virtio-mmio transport, register layout version 2 (virtio 1.x, 4.2.2).
- * Notifications arrive as MMIO exits and are served synchronously on the
- * vCPU thread. Where the VM has interrupts (a Linux VM) the transport
- * pulses its line when it sets an InterruptStatus bit (used buffer, config
- * change); micro-VMs have none and poll the used ring.
+ * Where the VM offers doorbells (KVM's ioeventfd) the transport puts one on
+ * QueueNotify when the driver sets DRIVER_OK: the guest's kick then costs no
+ * exit, and the device's notify thread serves the queues. Without one
+ * (a backend without ioeventfd, {@code notify=mmio-exit}, or before
+ * DRIVER_OK) a kick is an MMIO exit served on the vCPU thread. Where the VM
+ * has interrupts (a Linux VM) the transport pulses its line when it sets an
+ * InterruptStatus bit (used buffer, config change); micro-VMs have none and
+ * poll the used ring.
+ *
+ * <p>Every register access, notification and host-side delivery runs under
+ * the transport's lock, so a kick served on the notify thread never sees a
+ * queue half set up or reset by the vCPU thread.
  *
  * <p>A driver that breaks the protocol — a bad ring, a notify before
  * DRIVER_OK, a queue size that is not a power of two — gets
@@ -65,6 +79,18 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
 
     public static final int QUEUE_MAX = 256;
 
+    /** What the device state and docs call the two ways a kick reaches the device. */
+    public static final String NOTIFY_IOEVENTFD = "ioeventfd";
+    public static final String NOTIFY_MMIO_EXIT = "mmio-exit";
+    /** The {@code notify} parameter, as device descriptions list it. */
+    public static final String NOTIFY_HELP = "notify=ioeventfd|mmio-exit (how kicks arrive; ioeventfd falls back to exits where the VM has none)";
+
+    /** Opens a doorbell on QueueNotify; empty where the VM has none. */
+    @FunctionalInterface
+    interface DoorbellSource {
+        Optional<Doorbell> open();
+    }
+
     private final String type;
     private final VirtioBackend backend;
     private final long offered;
@@ -85,6 +111,20 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     /** The interrupt line, or null where the VM has none. */
     private InterruptLine line;
 
+    /** Where QueueNotify doorbells come from; null: every kick is an MMIO exit. */
+    private DoorbellSource doorbells;
+    /** The doorbell on QueueNotify, from DRIVER_OK until a reset, DEVICE_NEEDS_RESET or close. */
+    private Doorbell doorbell;
+    /** Serves {@link #doorbell}; started with the first one, ends on close or when the VM stops. */
+    private Thread notifyThread;
+    private String notifyThreadName = "nxia-virtio-notify";
+    /** Ends the VM when serving a kick on the notify thread fails outside the protocol (a device bug), as it would on the vCPU. */
+    private Consumer<String> failVm = reason -> { };
+    private boolean closed;
+    private String noDoorbell = "";
+    private long kicksByExit;
+    private long kicksByDoorbell;
+
     public VirtioMmioTransport(String type, GuestMemory memory, VirtioBackend backend) {
         this.type = type;
         this.backend = backend;
@@ -100,12 +140,41 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         }
     }
 
-    /** Builds the transport for {@code backend} and claims its window in the VM's device area. */
+    /** {@link #attach(DeviceContext, DeviceConfig, VirtioBackend)} with no parameters: kicks by doorbell where the VM has them. */
     public static VirtioMmioTransport attach(DeviceContext context, String type, VirtioBackend backend) {
-        VirtioMmioTransport transport = new VirtioMmioTransport(type, context.memory(), backend);
-        context.claimMmio(WINDOW, transport);
+        return attach(context, new DeviceConfig(type, Map.of()), backend);
+    }
+
+    /**
+     * Builds the transport for {@code backend} and claims its window in the
+     * VM's device area. {@code config}'s {@code notify} parameter picks how
+     * kicks arrive: {@code ioeventfd} (the default; falls back to MMIO exits
+     * where the VM has no doorbells) or {@code mmio-exit}.
+     *
+     * @throws IllegalArgumentException for another {@code notify} value
+     */
+    public static VirtioMmioTransport attach(DeviceContext context, DeviceConfig config, VirtioBackend backend) {
+        String notify = config.get("notify", NOTIFY_IOEVENTFD);
+        if (!notify.equals(NOTIFY_IOEVENTFD) && !notify.equals(NOTIFY_MMIO_EXIT)) {
+            throw new IllegalArgumentException("device " + config.type() + ": notify=" + notify + " is not a notify path; give notify="
+                    + NOTIFY_IOEVENTFD + " (the default, MMIO exits where the VM has no doorbells) or notify=" + NOTIFY_MMIO_EXIT);
+        }
+        VirtioMmioTransport transport = new VirtioMmioTransport(config.type(), context.memory(), backend);
+        long base = context.claimMmio(WINDOW, transport);
         transport.line = context.claimIrq().orElse(null);
+        transport.notifyThreadName = "nxia-" + context.vmId() + "-" + config.type() + "-notify";
+        transport.failVm = context::fail;
+        if (notify.equals(NOTIFY_IOEVENTFD)) {
+            transport.doorbells = () -> context.createDoorbell(base + QUEUE_NOTIFY, 4);
+        } else {
+            transport.noDoorbell = "notify=" + NOTIFY_MMIO_EXIT + " asked";
+        }
         return transport;
+    }
+
+    /** Kicks on QueueNotify come from doorbells {@code source} opens (tests; {@link #attach} wires the VM's). */
+    synchronized void useDoorbells(DoorbellSource source) {
+        doorbells = source;
     }
 
     @Override
@@ -220,7 +289,9 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         }
     }
 
+    /** A kick by MMIO exit, on the vCPU thread: {@code q} is the queue the driver named. */
     private void notify(int q) {
+        kicksByExit++;
         if ((status & S_NEEDS_RESET) != 0) {
             return;
         }
@@ -232,6 +303,13 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
             needsReset("notify of queue " + q + ", which is not ready");
             return;
         }
+        if (serve(q)) {
+            signalUsed();
+        }
+    }
+
+    /** Serves every available chain of {@code q}; false when the driver broke the protocol (the device then needs a reset). */
+    private boolean serve(int q) {
         try {
             backend.process(q);
             // With EVENT_IDX a driver kicks only past avail_event: publish it (Linux's drivers
@@ -240,9 +318,138 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
             if (queues[q].isActive() && !queues[q].isBroken() && queues[q].enableNotification()) {
                 backend.process(q);
             }
-            signalUsed();
+            return true;
         } catch (VirtqueueException e) {
             needsReset("queue " + q + ": " + e.getMessage());
+            return false;
+        }
+    }
+
+    // ---- kicks by doorbell: the notify thread ----
+
+    /**
+     * Puts a doorbell on QueueNotify (at DRIVER_OK), or stays on MMIO exits
+     * where the VM has none. One notify thread per device, not one per VM: a
+     * doorbell's {@code await} blocks on one eventfd (one thread for many would
+     * need an epoll set in the backend API), and a slow request of one device
+     * (a blk flush) then never delays another's kicks; a VM has a handful of
+     * virtio devices. The thread outlives resets (it waits for the next
+     * DRIVER_OK) so a driver that resets in a loop costs no thread each time.
+     */
+    private void armDoorbell() {
+        if (doorbells == null || closed || doorbell != null) {
+            return;
+        }
+        try {
+            doorbell = doorbells.open().orElse(null);
+        } catch (RuntimeException e) {
+            noDoorbell = "the VM refused a doorbell: " + e.getMessage();
+        }
+        if (doorbell == null) {
+            if (noDoorbell.isEmpty()) {
+                noDoorbell = "the VM has no doorbells";
+            }
+            return;
+        }
+        if (notifyThread == null) {
+            notifyThread = Thread.ofPlatform().daemon().name(notifyThreadName).start(this::serveDoorbells);
+        } else {
+            notifyAll();
+        }
+    }
+
+    /** Back to MMIO exits (reset, DEVICE_NEEDS_RESET, close): the notify thread drops what the old doorbell counted. */
+    private void disarmDoorbell() {
+        Doorbell bell = doorbell;
+        if (bell != null) {
+            doorbell = null;
+            bell.close();
+        }
+    }
+
+    /** The notify thread: waits for a doorbell, serves its rings until it closes, and again. */
+    private void serveDoorbells() {
+        while (true) {
+            Doorbell bell;
+            synchronized (this) {
+                while (doorbell == null && !closed) {
+                    try {
+                        wait();
+                    } catch (InterruptedException e) {
+                        notifyThread = null;
+                        return;
+                    }
+                }
+                if (closed) {
+                    return;
+                }
+                bell = doorbell;
+            }
+            long writes;
+            try {
+                while ((writes = bell.await()) > 0) {
+                    rung(bell, writes);
+                }
+            } catch (RuntimeException e) {
+                synchronized (this) {
+                    notifyThread = null;
+                }
+                failVm.accept(type + ": serving a kick failed: " + e);
+                return;
+            }
+            synchronized (this) {
+                if (doorbell == bell) {
+                    // closed from outside: the VM stopped; the doorbell stays the record of the path taken
+                    notifyThread = null;
+                    return;
+                }
+            }
+        }
+    }
+
+    /**
+     * The guest kicked {@code writes} times through {@code bell}. The doorbell
+     * does not say which queue (it matches any value), so every ready queue
+     * with available chains is served: a kick with nothing new is harmless,
+     * and a driver kicks only after making chains available.
+     */
+    private synchronized void rung(Doorbell bell, long writes) {
+        if (bell != doorbell) {
+            return;   // counted before a reset closed it
+        }
+        kicksByDoorbell += writes;
+        if ((status & S_DRIVER_OK) == 0) {
+            needsReset("queue notify without DRIVER_OK");   // the driver took it back without a reset
+            return;
+        }
+        for (int q = 0; q < queues.length; q++) {
+            if (queues[q].isActive() && !queues[q].isBroken() && queues[q].hasAvailable() && !serve(q)) {
+                return;
+            }
+        }
+        signalUsed();
+    }
+
+    /**
+     * Ends the notify thread and closes the doorbell: the VM is being
+     * destroyed. Kicks arrive as MMIO exits afterwards, were any to come.
+     */
+    @Override
+    public void close() {
+        Thread thread;
+        synchronized (this) {
+            closed = true;
+            disarmDoorbell();
+            notifyAll();
+            thread = notifyThread;
+            notifyThread = null;
+        }
+        if (thread != null && thread != Thread.currentThread()) {
+            try {
+                thread.join(5_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 
@@ -281,12 +488,16 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
             }
             status = next | (status & S_NEEDS_RESET);
             backend.activate(driverFeatures, queues);
+            if ((status & S_NEEDS_RESET) == 0) {
+                armDoorbell();
+            }
             return;
         }
         status = next | (status & S_NEEDS_RESET);
     }
 
     private void reset() {
+        disarmDoorbell();
         status = 0;
         driverFeatures = 0;
         deviceFeaturesSel = 0;
@@ -304,6 +515,7 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     }
 
     private void needsReset(String why) {
+        disarmDoorbell();   // until the reset, kicks exit and are refused there
         status |= S_NEEDS_RESET;
         interrupt(INT_CONFIG_CHANGE);
         errors++;
@@ -325,9 +537,16 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         interrupt(INT_USED_BUFFER);
     }
 
-    /** Saved state: the transport's registers, every queue's state and the backend's. */
+    /**
+     * Saved state: the transport's registers, every queue's state and the
+     * backend's; and how kicks arrive: {@code notifyPath} is {@value #NOTIFY_IOEVENTFD}
+     * while a doorbell is on QueueNotify (and after the VM stopped with one),
+     * otherwise {@value #NOTIFY_MMIO_EXIT} with why in {@code noDoorbell}
+     * (empty before DRIVER_OK), and the kicks each way.
+     */
     public record State(String type, int status, long driverFeatures, int queueSel, int interruptStatus,
-                        SplitQueueState[] queues, long errors, String lastError, Record backend) {
+                        SplitQueueState[] queues, long errors, String lastError, String notifyPath, String noDoorbell,
+                        long kicksByDoorbell, long kicksByExit, Record backend) {
     }
 
     @Override
@@ -336,7 +555,9 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         for (int i = 0; i < queues.length; i++) {
             saved[i] = queues[i].isActive() ? queues[i].state() : null;
         }
-        return new State(type, status, driverFeatures, queueSel, interruptStatus, saved, errors, lastError, backend.state());
+        return new State(type, status, driverFeatures, queueSel, interruptStatus, saved, errors, lastError,
+                doorbell != null ? NOTIFY_IOEVENTFD : NOTIFY_MMIO_EXIT, doorbell != null ? "" : noDoorbell,
+                kicksByDoorbell, kicksByExit, backend.state());
     }
 
     /**

@@ -290,6 +290,16 @@ public final class SplitQueue {
         return Short.toUnsignedInt(availSegment.get(U16, 2)) != lastAvailIdx;
     }
 
+    /**
+     * Whether the driver made chains available that {@link #next()} has not
+     * taken: for a device that learns of a kick without the queue's index
+     * (a doorbell shared by every queue).
+     */
+    public boolean hasAvailable() {
+        requireWorking();
+        return Short.toUnsignedInt(availSegment.get(U16, 2)) != lastAvailIdx;
+    }
+
     /** Asks the driver not to notify (only without EVENT_IDX; with it, avail_event already says when). */
     public void disableNotification() {
         requireWorking();

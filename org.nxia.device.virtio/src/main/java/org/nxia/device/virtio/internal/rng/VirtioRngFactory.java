@@ -1,5 +1,7 @@
 package org.nxia.device.virtio.internal.rng;
 
+import static org.nxia.device.virtio.internal.mmio.VirtioMmioTransport.NOTIFY_HELP;
+
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
@@ -18,11 +20,11 @@ public final class VirtioRngFactory implements DeviceFactory {
 
     @Override
     public String description() {
-        return "virtio-rng over virtio-mmio: random bytes from the host's secure random source";
+        return "virtio-rng over virtio-mmio: random bytes from the host's secure random source; " + NOTIFY_HELP;
     }
 
     @Override
     public Device create(DeviceConfig config, DeviceContext context) {
-        return VirtioMmioTransport.attach(context, type(), new VirtioRng(context.memory()));
+        return VirtioMmioTransport.attach(context, config, new VirtioRng(context.memory()));
     }
 }

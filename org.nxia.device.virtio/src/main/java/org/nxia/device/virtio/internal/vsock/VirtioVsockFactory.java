@@ -5,6 +5,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 
+import static org.nxia.device.virtio.internal.mmio.VirtioMmioTransport.NOTIFY_HELP;
+
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.device.virtio.vsock.VsockEndpoint;
 import org.nxia.device.virtio.vsock.VsockListener;
@@ -26,7 +28,7 @@ public final class VirtioVsockFactory implements DeviceFactory {
 
     @Override
     public String description() {
-        return "virtio-vsock over virtio-mmio, stream sockets: cid=3 (the guest's CID), uds=PATH (guest port P connects to PATH_P; clients of PATH send 'CONNECT <port>')";
+        return "virtio-vsock over virtio-mmio, stream sockets: cid=3 (the guest's CID), uds=PATH (guest port P connects to PATH_P; clients of PATH send 'CONNECT <port>'), " + NOTIFY_HELP;
     }
 
     @Override
@@ -53,7 +55,7 @@ public final class VirtioVsockFactory implements DeviceFactory {
         }
         VirtioMmioTransport transport;
         try {
-            transport = VirtioMmioTransport.attach(context, type(), vsock);
+            transport = VirtioMmioTransport.attach(context, config, vsock);
         } catch (RuntimeException e) {
             vsock.close();
             throw e;
@@ -91,6 +93,7 @@ public final class VirtioVsockFactory implements DeviceFactory {
 
         @Override
         public void close() {
+            transport.close();
             vsock.close();
         }
     }
