@@ -471,6 +471,11 @@ final class Session implements GeminiSession {
             throw new GeminiException(ErrorCode.BAD_REF, what + " is a reference, but session " + id
                     + " has no reference region");
         }
+        return deref(arena, referenceRegion, ref, what);
+    }
+
+    /** The checks of docs/gemini-protocol.md, "Large arguments" (the {@code deref} vectors). */
+    static MemorySegment deref(PortalArena arena, String referenceRegion, Ref ref, String what) {
         try {
             return arena.deref(ref).asReadOnly();
         } catch (PortalException | IllegalStateException e) {
