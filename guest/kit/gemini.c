@@ -566,11 +566,11 @@ int nxia_gemini_open_in(struct nxia_gemini *g, const char *peer, void *mem, uint
         len < NXIA_GM_MEM_SIZE(ring_cap))
         return NXIA_GM_EBAD_ARGS;
     g->ring_cap = ring_cap;
-    g->max_frame = ring_cap - 4;
+    g->max_frame = ring_cap / 2 - 4;
     g->g2h = mem;
     g->h2g = g->g2h + NXIA_RING_DATA + ring_cap;
     g->rxbuf = g->h2g + NXIA_RING_DATA + ring_cap;
-    g->txbuf = g->rxbuf + ring_cap;
+    g->txbuf = g->rxbuf + ring_cap / 2;
     g->next_id = 1;
     g->closed = 0;
     g->session = 0;

@@ -119,8 +119,12 @@ long nxia_ring_poll(struct nxia_ring *r, void *into, uint32_t cap_into);
 
 /* Ring capacity of nxia_gemini_open; nxia_gemini_open_in takes any power of two. */
 #define NXIA_GM_RING_CAP     65536u
-/* Memory nxia_gemini_open_in needs for rings of cap bytes: both rings, a receive and a send buffer. */
-#define NXIA_GM_MEM_SIZE(cap) (2u * (NXIA_RING_DATA + (uint64_t)(cap)) + 2u * (uint64_t)(cap))
+/*
+ * Memory nxia_gemini_open_in needs for rings of cap bytes: both rings, a
+ * receive and a send buffer. A frame is at most cap / 2 - 4 bytes: a record
+ * never wraps, so a larger one could find no room even in an empty ring.
+ */
+#define NXIA_GM_MEM_SIZE(cap) (2u * (NXIA_RING_DATA + (uint64_t)(cap)) + (uint64_t)(cap))
 #define NXIA_GM_MAX_EXPORTS  16u
 
 /* How nxia_gemini_call_m passes BYTES arguments (docs/gemini-protocol.md, "Large arguments"). */

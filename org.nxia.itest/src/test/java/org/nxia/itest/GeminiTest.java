@@ -5,10 +5,13 @@ import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Hashtable;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -24,11 +27,19 @@ import org.nxia.gemini.api.ErrorCode;
 import org.nxia.gemini.api.Gemini;
 import org.nxia.gemini.api.GeminiException;
 import org.nxia.gemini.api.GeminiSession;
+import org.nxia.gemini.api.Marshalling;
 import org.nxia.lsm.policy.api.CallPolicy;
+import org.nxia.portal.api.PortalArena;
+import org.nxia.portal.api.PortalRegion;
+import org.nxia.portal.api.PortalStructures;
+import org.nxia.portal.api.Portals;
+import org.nxia.portal.api.Ref;
+import org.nxia.portal.api.Rights;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.device.DeviceConfig;
 import org.ops4j.pax.exam.Configuration;
 import org.ops4j.pax.exam.Option;
 import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
@@ -59,6 +70,9 @@ public class GeminiTest {
     @Inject
     ConfigurationAdmin config;
 
+    @Inject
+    Portals portals;
+
     @Configuration
     public Option[] config() {
         return NxiaOptions.platform();
@@ -78,6 +92,37 @@ public class GeminiTest {
             ctx.require(GeminiSession.READ);
             return "token accepted";
         }
+
+        /** Reads its argument in place when it came by reference. */
+        public long sum(MemorySegment data) {
+            return checksum(data);
+        }
+
+        public String how(Object v) {
+            return v instanceof Ref ? "ref" : v instanceof byte[] ? "copy" : "other";
+        }
+    }
+
+    /** gemini-echo's checksum: the length plus every little-endian u64 word plus each tail byte. */
+    static long checksum(MemorySegment s) {
+        long n = s.byteSize();
+        long h = n;
+        long i = 0;
+        for (; i + 8 <= n; i += 8) {
+            h += s.get(ValueLayout.JAVA_LONG_UNALIGNED, i);
+        }
+        for (; i < n; i++) {
+            h += s.get(ValueLayout.JAVA_BYTE, i) & 0xff;
+        }
+        return h;
+    }
+
+    static byte[] pattern(int n) {
+        byte[] b = new byte[n];
+        for (int i = 0; i < n; i++) {
+            b[i] = (byte) (i * 7 + 3);
+        }
+        return b;
     }
 
     private static void await(String what, BooleanSupplier condition) throws InterruptedException {
@@ -149,6 +194,80 @@ public class GeminiTest {
             assertFalse(gemini.sessionOfVm(vm.id()).isPresent());
         } finally {
             vms.destroy(vm.id());
+            reg.unregister();
+            manifest.delete();
+        }
+    }
+
+    /**
+     * Large arguments by reference into the Portal region "gemini", both ways, and references
+     * outside the region or stale from either side: a BAD_REF reply, the VM keeps running.
+     */
+    @Test
+    public void largeArgumentsCrossByReferenceAndBadReferencesAreRefusedBothWays() throws Exception {
+        org.osgi.service.cm.Configuration manifest = config.createFactoryConfiguration("org.nxia.lsm.policy.manifest", "?");
+        Hashtable<String, Object> props = new Hashtable<>();
+        props.put("manifest", "profile gemini-refs\nallow out itest.*\nallow in calc.*\n");
+        manifest.update(props);
+        await("the manifest to load", () -> policy.manifests().containsKey("gemini-refs"));
+        Hashtable<String, Object> sp = new Hashtable<>();
+        sp.put(Gemini.SERVICE_PROPERTY, "itest");
+        ServiceRegistration<?> reg = context.registerService(Object.class.getName(), new ItestService(), sp);
+        PortalRegion region = portals.create("gemini", 8 * VmProfile.MIB, "GeminiTest", Rights.RW, null);
+        PortalArena hostView = PortalStructures.formatArena(region.segment(), 1 << 20);
+        VirtualMachine vm = vms.create(VmProfile.of(Path.of(System.getProperty("nxia.guest.images"), "gemini-echo.elf"))
+                .withName("gemini-refs").withMemory(16 * VmProfile.MIB).withTimeout(T)
+                .withDevices(List.of(DeviceConfig.parse("portal:name=gemini,rights=rw"))));
+        try {
+            vm.start();
+            await("the guest to serve", () -> vm.console().contains("serving") || vm.result().isPresent());
+            System.out.println("gemini-echo console:\n" + vm.console());
+            String console = vm.console();
+            assertTrue(console, console.contains("region gemini bound"));
+            assertTrue(console, console.contains("itest.sum ref: ok"));
+            assertTrue("guest-originated stale reference: " + console, console.contains("itest.sum stale: error 15"));
+            assertTrue("guest-originated reference outside the region: " + console, console.contains("itest.sum outside: error 15"));
+            assertTrue("C AUTO above the threshold goes by reference: " + console, console.contains("itest.how big: ref"));
+            assertTrue(console, console.contains("itest.how small: copy"));
+            assertTrue(console, console.contains("itest.how small forced: ref"));
+            assertTrue(console, console.contains("refs ok"));
+
+            GeminiSession session = gemini.sessionOfVm(vm.id()).orElseThrow();
+            assertEquals(Optional.of("gemini"), session.referenceRegion());
+            byte[] mib = pattern(1 << 20);
+            long expected = checksum(MemorySegment.ofArray(mib));
+            assertEquals("a 1 MiB argument goes by reference (it exceeds the 64 KiB rings)", "ref", session.call("calc", "how", T, (Object) mib));
+            assertEquals(expected, session.call("calc", "sum", T, (Object) mib));
+            assertEquals(expected, session.call("calc", "sum", Marshalling.REFERENCE, T, (Object) mib));
+            byte[] small = pattern(30_000);
+            assertEquals("copy", session.call("calc", "how", T, (Object) small));
+            assertEquals(checksum(MemorySegment.ofArray(small)), session.call("calc", "sum", Marshalling.COPY, T, (Object) small));
+            assertEquals(checksum(MemorySegment.ofArray(small)), session.call("calc", "sum", Marshalling.REFERENCE, T, (Object) small));
+
+            GeminiException outside = null;
+            try {
+                session.call("calc", "sum", T, new Ref(1L << 40, 16, 0));
+            } catch (GeminiException e) {
+                outside = e;
+            }
+            assertEquals("host-originated reference outside the region", ErrorCode.BAD_REF, outside.code());
+            Ref stale = hostView.allocate(64);
+            hostView.free(stale);
+            GeminiException staleError = null;
+            try {
+                session.call("calc", "sum", T, stale);
+            } catch (GeminiException e) {
+                staleError = e;
+            }
+            assertEquals("host-originated stale reference", ErrorCode.BAD_REF, staleError.code());
+            assertEquals("the session and the VM keep running", 5L, session.call("calc", "add", T, 2L, 3L));
+            assertTrue(session.isOpen());
+            assertFalse(vm.result().isPresent());
+            session.close("test done");
+            assertEquals(0, vm.await(T).exitStatus());
+        } finally {
+            vms.destroy(vm.id());
+            portals.delete("gemini");
             reg.unregister();
             manifest.delete();
         }

@@ -378,10 +378,7 @@ final class Session implements GeminiSession {
             return CompletableFuture.failedFuture(e);
         }
         long callId = nextCall.getAndIncrement();
-        Pending p = new Pending(callId);
-        if (!lent.isEmpty()) {
-            p.whenComplete((r, e) -> release(lent)); // the callee may read a block only until the call ends
-        }
+        Pending p = new Pending(callId, lent);
         outgoing.put(callId, p);
         if (closeReason != null) { // closed while registering: close() may have missed this call
             outgoing.remove(callId);
@@ -506,9 +503,35 @@ final class Session implements GeminiSession {
     /** An outgoing call; cancelling it tells the peer. */
     private final class Pending extends CompletableFuture<Object> {
         private final long callId;
+        /** Blocks lent to the callee: freed before the caller sees the outcome, once. */
+        private List<Ref> lent;
 
-        Pending(long callId) {
+        Pending(long callId, List<Ref> lent) {
             this.callId = callId;
+            this.lent = lent.isEmpty() ? null : lent;
+        }
+
+        private void releaseLent() {
+            List<Ref> l;
+            synchronized (this) {
+                l = lent;
+                lent = null;
+            }
+            if (l != null) {
+                release(l);
+            }
+        }
+
+        @Override
+        public boolean complete(Object value) {
+            releaseLent();
+            return super.complete(value);
+        }
+
+        @Override
+        public boolean completeExceptionally(Throwable failure) {
+            releaseLent();
+            return super.completeExceptionally(failure);
         }
 
         @Override
