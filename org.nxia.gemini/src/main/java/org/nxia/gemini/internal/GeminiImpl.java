@@ -155,6 +155,11 @@ public final class GeminiImpl implements Gemini {
         return openSession(transport, profile, vmId);
     }
 
+    @Override
+    public GeminiSession open(java.nio.channels.ByteChannel stream, String profile, String vmId) {
+        return openSession(new StreamTransport(stream, vmId == null ? "peer" : vmId), profile, vmId);
+    }
+
     Session openSession(Transport transport, String profile, String vmId) {
         long id = ids.incrementAndGet();
         Session s = new Session(id, transport, profile, vmId, new HostHandler(policy, services, tokens, closed -> {
