@@ -5,6 +5,7 @@
  */
 #ifdef NXIA_GUEST
 #include "nxia.h"
+#include "nxia_vsock.h"
 #else
 #include <string.h>
 #endif
@@ -425,6 +426,15 @@ static int send_frame(struct nxia_gemini *g, const struct nxia_gm_frame *f)
     long n = nxia_gm_encode(f, g->txbuf, g->max_frame);
     if (n < 0)
         return NXIA_GM_EBAD_ARGS;
+    if (g->vsock >= 0) {
+        uint8_t len[4];
+        put_le(len, (uint64_t)n, 4);
+        if (nxia_vsock_send(g->vsock, len, 4, ~0ul) != 4 || nxia_vsock_send(g->vsock, g->txbuf, (unsigned long)n, ~0ul) != n) {
+            g->closed = 1;
+            return NXIA_GM_ECLOSED;
+        }
+        return NXIA_GM_OK;
+    }
     for (;;) {
         int rc = nxia_ring_offer(&g->tx, g->txbuf, (uint32_t)n);
         if (rc == 1)
@@ -494,6 +504,41 @@ static void serve_call(struct nxia_gemini *g, struct nxia_gm_frame *c)
 }
 
 /*
+ * The next frame into rxbuf: its length, -1 if none has arrived (yet), -2 if
+ * the transport broke (a corrupt ring, a frame length over max_frame, the
+ * stream's end). Over vsock a frame may arrive in pieces: rx_have keeps count.
+ */
+static long recv_frame(struct nxia_gemini *g)
+{
+    if (g->vsock < 0)
+        return nxia_ring_poll(&g->rx, g->rxbuf, g->max_frame);
+    for (;;) {
+        uint8_t *dst;
+        uint32_t want;
+        if (g->rx_have < 4) {
+            dst = g->rx_len + g->rx_have;
+            want = 4 - g->rx_have;
+        } else {
+            uint32_t len = (uint32_t)get_le(g->rx_len, 4), have = g->rx_have - 4;
+            if (len > g->max_frame)
+                return -2;
+            if (have == len) {
+                g->rx_have = 0;
+                return len;
+            }
+            dst = g->rxbuf + have;
+            want = len - have;
+        }
+        long n = nxia_vsock_recv(g->vsock, dst, want, 1);
+        if (n == NXIA_VIRTIO_ETIMEDOUT)
+            return -1;
+        if (n <= 0)
+            return -2;
+        g->rx_have += (uint32_t)n;
+    }
+}
+
+/*
  * Receives frames until the answer to call `want` (WELCOME when want is 0
  * and welcome is set) arrives, serving the host's calls meanwhile. In serve
  * mode (want is 0, welcome not set) it returns only when the session closes.
@@ -501,7 +546,7 @@ static void serve_call(struct nxia_gemini *g, struct nxia_gm_frame *c)
 static int pump(struct nxia_gemini *g, uint64_t want, int welcome, struct nxia_gm_value *ret)
 {
     while (!g->closed) {
-        long n = nxia_ring_poll(&g->rx, g->rxbuf, g->max_frame);
+        long n = recv_frame(g);
         if (n == -1) {
             __builtin_ia32_pause();
             continue;
@@ -558,10 +603,9 @@ int nxia_gemini_open(struct nxia_gemini *g, const char *peer)
     return nxia_gemini_open_in(g, peer, mem, sizeof mem, NXIA_GM_RING_CAP);
 }
 
-int nxia_gemini_open_in(struct nxia_gemini *g, const char *peer, void *mem, uint64_t len, uint32_t ring_cap)
+/* Lays out the rings and buffers in mem and resets the session state. */
+static int setup(struct nxia_gemini *g, void *mem, uint64_t len, uint32_t ring_cap)
 {
-    struct nxia_gm_value ret;
-    uint8_t arg[48];
     if (ring_cap < 64 || ring_cap > (1u << 30) || (ring_cap & (ring_cap - 1)) || ((uintptr_t)mem & 63) ||
         len < NXIA_GM_MEM_SIZE(ring_cap))
         return NXIA_GM_EBAD_ARGS;
@@ -576,8 +620,45 @@ int nxia_gemini_open_in(struct nxia_gemini *g, const char *peer, void *mem, uint
     g->session = 0;
     g->has_region = 0;
     g->ref_threshold = NXIA_GM_REF_THRESHOLD;
+    g->vsock = -1;
+    g->rx_have = 0;
     for (unsigned i = 0; i < 16; i++)
         g->ctl[i] = 0;
+    return NXIA_GM_OK;
+}
+
+static int hello(struct nxia_gemini *g, const char *peer)
+{
+    struct nxia_gm_value ret;
+    memset(&g->out, 0, sizeof g->out);
+    g->out.type = NXIA_GM_HELLO;
+    g->out.min_version = NXIA_GM_VERSION;
+    g->out.max_version = NXIA_GM_VERSION;
+    g->out.peer = (const uint8_t *)peer;
+    g->out.peer_len = (uint32_t)strlen(peer);
+    int rc = send_frame(g, &g->out);
+    return rc != NXIA_GM_OK ? rc : pump(g, 0, 1, &ret);
+}
+
+int nxia_gemini_open_vsock(struct nxia_gemini *g, const char *peer, uint32_t port)
+{
+    static uint8_t mem[NXIA_GM_MEM_SIZE(NXIA_GM_RING_CAP)] __attribute__((aligned(64)));
+    int rc = setup(g, mem, sizeof mem, NXIA_GM_RING_CAP);
+    if (rc != NXIA_GM_OK)
+        return rc;
+    int c = nxia_vsock_connect(port, 100000000ul);
+    if (c < 0)
+        return NXIA_GM_ECLOSED;
+    g->vsock = c;
+    return hello(g, peer);
+}
+
+int nxia_gemini_open_in(struct nxia_gemini *g, const char *peer, void *mem, uint64_t len, uint32_t ring_cap)
+{
+    uint8_t arg[48];
+    int rc = setup(g, mem, len, ring_cap);
+    if (rc != NXIA_GM_OK)
+        return rc;
     if (nxia_ring_format(&g->tx, g->g2h, ring_cap) || nxia_ring_format(&g->rx, g->h2g, ring_cap))
         return NXIA_GM_EBAD_ARGS;
     put_le(arg, NXIA_GM_ATTACH_MAGIC, 4);
@@ -590,14 +671,7 @@ int nxia_gemini_open_in(struct nxia_gemini *g, const char *peer, void *mem, uint
     put_le(arg + 40, (uintptr_t)g->ctl, 8);
     if (nxia_hostcall("gemini", arg, sizeof arg, 0, 0, 0) != NXIA_HC_OK)
         return NXIA_GM_EAUTH;
-    memset(&g->out, 0, sizeof g->out);
-    g->out.type = NXIA_GM_HELLO;
-    g->out.min_version = NXIA_GM_VERSION;
-    g->out.max_version = NXIA_GM_VERSION;
-    g->out.peer = (const uint8_t *)peer;
-    g->out.peer_len = (uint32_t)strlen(peer);
-    int rc = send_frame(g, &g->out);
-    return rc != NXIA_GM_OK ? rc : pump(g, 0, 1, &ret);
+    return hello(g, peer);
 }
 
 int nxia_gemini_export(struct nxia_gemini *g, const char *service, const char *method, nxia_gm_fn fn, void *user)

@@ -142,6 +142,9 @@ struct nxia_gemini {
     volatile uint32_t ctl[16] __attribute__((aligned(64)));
     uint8_t *g2h, *h2g;         /* the rings, NXIA_RING_DATA + ring_cap bytes each */
     uint8_t *rxbuf, *txbuf;     /* max_frame bytes each */
+    int vsock;                  /* the vsock connection of nxia_gemini_open_vsock, or -1 over rings */
+    uint32_t rx_have;           /* vsock: bytes of the frame being received (its u32 length first) */
+    uint8_t rx_len[4];
     uint32_t ring_cap, max_frame;
     struct nxia_ring tx, rx;
     struct nxia_gm_frame in, out;
@@ -165,6 +168,12 @@ int nxia_gemini_open(struct nxia_gemini *g, const char *peer);
  * ring_cap - 4 bytes, e.g. large copied arguments.
  */
 int nxia_gemini_open_in(struct nxia_gemini *g, const char *peer, void *mem, uint64_t len, uint32_t ring_cap);
+/*
+ * As nxia_gemini_open over a virtio-vsock stream to host port `port` (the
+ * portable path; call nxia_vsock_init first): each frame is a u32 length and
+ * its bytes, at most NXIA_GM_RING_CAP / 2 - 4 bytes. The same HELLO and session.
+ */
+int nxia_gemini_open_vsock(struct nxia_gemini *g, const char *peer, uint32_t port);
 /*
  * Binds the mapped Portal region `name`, which holds a block arena, as the
  * session's reference region (host call "gemini", op REGION): by-reference

@@ -21,6 +21,9 @@ import javax.inject.Inject;
 
 import org.junit.Test;
 import org.junit.runner.RunWith;
+import org.nxia.device.virtio.vsock.VsockEndpoint;
+import org.nxia.device.virtio.vsock.VsockListener;
+import org.nxia.device.virtio.vsock.VsockStream;
 import org.nxia.gemini.api.CallContext;
 import org.nxia.gemini.api.CapabilityToken;
 import org.nxia.gemini.api.ErrorCode;
@@ -268,6 +271,58 @@ public class GeminiTest {
         } finally {
             vms.destroy(vm.id());
             portals.delete("gemini");
+            reg.unregister();
+            manifest.delete();
+        }
+    }
+
+    /** The same protocol over a virtio-vsock stream (guests/gemini-vsock.c), the portable path: calls both ways. */
+    @Test
+    public void callsCrossOverVirtioVsock() throws Exception {
+        org.osgi.service.cm.Configuration manifest = config.createFactoryConfiguration("org.nxia.lsm.policy.manifest", "?");
+        Hashtable<String, Object> props = new Hashtable<>();
+        props.put("manifest", "profile gemini-vsock\nallow out itest.*\nallow in calc.*\n");
+        manifest.update(props);
+        await("the manifest to load", () -> policy.manifests().containsKey("gemini-vsock"));
+        Hashtable<String, Object> sp = new Hashtable<>();
+        sp.put(Gemini.SERVICE_PROPERTY, "itest");
+        ServiceRegistration<?> reg = context.registerService(Object.class.getName(), new ItestService(), sp);
+        VirtualMachine vm = vms.create(VmProfile.of(Path.of(System.getProperty("nxia.guest.images"), "gemini-vsock.elf"))
+                .withName("gemini-vsock").withMemory(16 * VmProfile.MIB).withTimeout(T)
+                .withDevices(List.of(DeviceConfig.parse("virtio-vsock"))));
+        try {
+            VsockEndpoint endpoint = (VsockEndpoint) vm.devices().get(0);
+            GeminiSession session;
+            try (VsockListener listener = endpoint.listen(7000)) {
+                vm.start();
+                VsockStream stream = listener.accept(T);
+                assertTrue("the guest connected\n" + vm.console(), stream != null);
+                session = gemini.open(stream, "gemini-vsock", vm.id());
+            }
+            await("the guest to serve", () -> vm.console().contains("serving") || vm.result().isPresent());
+            System.out.println("gemini-vsock console:\n" + vm.console());
+            assertTrue(vm.console(), vm.console().contains("itest.add: 42"));
+            assertEquals("gemini-vsock", session.peer());
+            assertEquals(session, gemini.sessionOfVm(vm.id()).orElseThrow());
+            long start = System.nanoTime();
+            int n = 100;
+            for (int i = 0; i < n; i++) {
+                assertEquals((long) i + 3, session.call("calc", "add", T, (long) i, 3L));
+            }
+            System.out.println("H->L calc.add round trip over vsock (nested KVM under TCG): " + (System.nanoTime() - start) / n / 1000 + " us");
+            GeminiException denied = null;
+            try {
+                session.call("admin", "wipe", T);
+            } catch (GeminiException e) {
+                denied = e;
+            }
+            assertEquals(ErrorCode.DENIED, denied.code());
+            session.close("test done");
+            VmResult r = vm.await(T);
+            assertEquals(vm.console(), 0, r.exitStatus());
+            assertTrue(vm.console(), vm.console().contains("closed after serving " + (n + 0) + " calls"));
+        } finally {
+            vms.destroy(vm.id());
             reg.unregister();
             manifest.delete();
         }
