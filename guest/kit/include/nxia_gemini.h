@@ -130,7 +130,7 @@ long nxia_ring_poll(struct nxia_ring *r, void *into, uint32_t cap_into);
 /* How nxia_gemini_call_m passes BYTES arguments (docs/gemini-protocol.md, "Large arguments"). */
 enum { NXIA_GM_AUTO = 0, NXIA_GM_COPY, NXIA_GM_REFERENCE };
 /* AUTO passes BYTES of at least this many bytes by reference: the measured crossover (the host's default too). */
-#define NXIA_GM_REF_THRESHOLD (64u * 1024u)
+#define NXIA_GM_REF_THRESHOLD (16u * 1024u)
 
 /*
  * An exported function: fill *ret (strings/bytes it points to must outlive

@@ -239,10 +239,10 @@ public class GeminiTest {
             assertEquals(Optional.of("gemini"), session.referenceRegion());
             byte[] mib = pattern(1 << 20);
             long expected = checksum(MemorySegment.ofArray(mib));
-            assertEquals("a 1 MiB argument goes by reference (it exceeds the 64 KiB rings)", "ref", session.call("calc", "how", T, (Object) mib));
+            assertEquals("a 1 MiB argument goes by reference (above the threshold, and larger than a frame)", "ref", session.call("calc", "how", T, (Object) mib));
             assertEquals(expected, session.call("calc", "sum", T, (Object) mib));
             assertEquals(expected, session.call("calc", "sum", Marshalling.REFERENCE, T, (Object) mib));
-            byte[] small = pattern(30_000);
+            byte[] small = pattern((int) Math.min(session.referenceThreshold() - 1, 30_000)); // below the threshold, fits a frame
             assertEquals("copy", session.call("calc", "how", T, (Object) small));
             assertEquals(checksum(MemorySegment.ofArray(small)), session.call("calc", "sum", Marshalling.COPY, T, (Object) small));
             assertEquals(checksum(MemorySegment.ofArray(small)), session.call("calc", "sum", Marshalling.REFERENCE, T, (Object) small));

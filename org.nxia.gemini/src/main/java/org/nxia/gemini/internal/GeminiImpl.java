@@ -43,7 +43,7 @@ public final class GeminiImpl implements Gemini {
      * {@code bench gemini} measured (docs/gemini-protocol.md, "Large arguments"). The system
      * property {@value #THRESHOLD_PROPERTY} overrides it.
      */
-    static final long DEFAULT_REFERENCE_THRESHOLD = 64 * 1024;
+    static final long DEFAULT_REFERENCE_THRESHOLD = 16 * 1024;
     static final String THRESHOLD_PROPERTY = "nxia.gemini.referenceThreshold";
 
     private final CallPolicy policy;
