@@ -16,7 +16,8 @@ public enum Marshalling {
     /**
      * Every {@code byte[]} argument by reference: the caller copies it into a block of the
      * session's reference region and the callee reads it in place; the call fails with
-     * {@link ErrorCode#BAD_REF} if there is no region or no block fits.
+     * {@link ErrorCode#BAD_REF} if there is no region or no block fits. An empty one is copied
+     * (a reference names at least one byte).
      */
     REFERENCE
 }
