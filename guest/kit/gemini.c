@@ -5,6 +5,7 @@
  */
 #ifdef NXIA_GUEST
 #include "nxia.h"
+#include "nxia_vsock.h"
 #else
 #include <string.h>
 #endif
@@ -166,7 +167,7 @@ int nxia_gm_decode(const uint8_t *buf, uint32_t len, struct nxia_gm_frame *f)
         break;
     case NXIA_GM_ERROR:
         f->code = (uint16_t)rd_n(&r, 2);
-        if (f->code < NXIA_GM_EBAD_FRAME || f->code > NXIA_GM_EBUSY)
+        if (f->code < NXIA_GM_EBAD_FRAME || f->code > NXIA_GM_EBAD_REF)
             r.bad = 1;
         f->message = rd_bin(&r, NXIA_GM_MAX_MESSAGE, &f->message_len);
         break;
@@ -383,6 +384,22 @@ long nxia_ring_poll(struct nxia_ring *r, void *into, uint32_t cap_into)
     return -1;
 }
 
+/* ---- references ---- */
+
+int nxia_gm_deref(struct nxia_arena *a, struct nxia_gm_value *v)
+{
+    struct nxia_ref r = { v->ref_off, v->ref_len, v->ref_gen };
+    int err = 0;
+    if (!a || v->tag != NXIA_GM_REF)
+        return NXIA_GM_EBAD_REF;
+    void *p = nxia_arena_deref(a, &r, &err); /* every check of docs/portal-abi.md, "Deref" */
+    if (!p || v->ref_len > 0xffffffffu)
+        return NXIA_GM_EBAD_REF;
+    v->ptr = p;
+    v->len = (uint32_t)v->ref_len;
+    return NXIA_GM_OK;
+}
+
 /* ---- guest session ---- */
 
 #ifdef NXIA_GUEST
@@ -406,9 +423,18 @@ static void kick(void)
 
 static int send_frame(struct nxia_gemini *g, const struct nxia_gm_frame *f)
 {
-    long n = nxia_gm_encode(f, g->txbuf, sizeof g->txbuf);
+    long n = nxia_gm_encode(f, g->txbuf, g->max_frame);
     if (n < 0)
         return NXIA_GM_EBAD_ARGS;
+    if (g->vsock >= 0) {
+        uint8_t len[4];
+        put_le(len, (uint64_t)n, 4);
+        if (nxia_vsock_send(g->vsock, len, 4, ~0ul) != 4 || nxia_vsock_send(g->vsock, g->txbuf, (unsigned long)n, ~0ul) != n) {
+            g->closed = 1;
+            return NXIA_GM_ECLOSED;
+        }
+        return NXIA_GM_OK;
+    }
     for (;;) {
         int rc = nxia_ring_offer(&g->tx, g->txbuf, (uint32_t)n);
         if (rc == 1)
@@ -442,8 +468,18 @@ static int name_is(const char *s, const uint8_t *p, uint32_t n)
     return strlen(s) == n && memcmp(s, p, n) == 0;
 }
 
-static void serve_call(struct nxia_gemini *g, const struct nxia_gm_frame *c)
+static void serve_call(struct nxia_gemini *g, struct nxia_gm_frame *c)
 {
+    /* A reference argument is checked before the function runs; the function reads its block in place. */
+    for (unsigned i = 0; i < c->nargs; i++) {
+        if (c->args[i].tag == NXIA_GM_REF &&
+            nxia_gm_deref(g->has_region ? &g->arena : 0, &c->args[i]) != NXIA_GM_OK) {
+            reply_error(g, c->id, NXIA_GM_EBAD_REF, g->has_region
+                        ? "a reference argument is not a live block of the session's region"
+                        : "a reference argument, but the guest bound no reference region");
+            return;
+        }
+    }
     for (unsigned i = 0; i < g->nexports; i++) {
         if (!name_is(g->exports[i].service, c->service, c->service_len) ||
             !name_is(g->exports[i].method, c->method, c->method_len))
@@ -468,6 +504,41 @@ static void serve_call(struct nxia_gemini *g, const struct nxia_gm_frame *c)
 }
 
 /*
+ * The next frame into rxbuf: its length, -1 if none has arrived (yet), -2 if
+ * the transport broke (a corrupt ring, a frame length over max_frame, the
+ * stream's end). Over vsock a frame may arrive in pieces: rx_have keeps count.
+ */
+static long recv_frame(struct nxia_gemini *g)
+{
+    if (g->vsock < 0)
+        return nxia_ring_poll(&g->rx, g->rxbuf, g->max_frame);
+    for (;;) {
+        uint8_t *dst;
+        uint32_t want;
+        if (g->rx_have < 4) {
+            dst = g->rx_len + g->rx_have;
+            want = 4 - g->rx_have;
+        } else {
+            uint32_t len = (uint32_t)get_le(g->rx_len, 4), have = g->rx_have - 4;
+            if (len > g->max_frame)
+                return -2;
+            if (have == len) {
+                g->rx_have = 0;
+                return len;
+            }
+            dst = g->rxbuf + have;
+            want = len - have;
+        }
+        long n = nxia_vsock_recv(g->vsock, dst, want, 1);
+        if (n == NXIA_VIRTIO_ETIMEDOUT)
+            return -1;
+        if (n <= 0)
+            return -2;
+        g->rx_have += (uint32_t)n;
+    }
+}
+
+/*
  * Receives frames until the answer to call `want` (WELCOME when want is 0
  * and welcome is set) arrives, serving the host's calls meanwhile. In serve
  * mode (want is 0, welcome not set) it returns only when the session closes.
@@ -475,7 +546,7 @@ static void serve_call(struct nxia_gemini *g, const struct nxia_gm_frame *c)
 static int pump(struct nxia_gemini *g, uint64_t want, int welcome, struct nxia_gm_value *ret)
 {
     while (!g->closed) {
-        long n = nxia_ring_poll(&g->rx, g->rxbuf, sizeof g->rxbuf);
+        long n = recv_frame(g);
         if (n == -1) {
             __builtin_ia32_pause();
             continue;
@@ -528,25 +599,37 @@ static int pump(struct nxia_gemini *g, uint64_t want, int welcome, struct nxia_g
 
 int nxia_gemini_open(struct nxia_gemini *g, const char *peer)
 {
-    struct nxia_gm_value ret;
-    uint8_t arg[48];
+    static uint8_t mem[NXIA_GM_MEM_SIZE(NXIA_GM_RING_CAP)] __attribute__((aligned(64)));
+    return nxia_gemini_open_in(g, peer, mem, sizeof mem, NXIA_GM_RING_CAP);
+}
+
+/* Lays out the rings and buffers in mem and resets the session state. */
+static int setup(struct nxia_gemini *g, void *mem, uint64_t len, uint32_t ring_cap)
+{
+    if (ring_cap < 64 || ring_cap > (1u << 30) || (ring_cap & (ring_cap - 1)) || ((uintptr_t)mem & 63) ||
+        len < NXIA_GM_MEM_SIZE(ring_cap))
+        return NXIA_GM_EBAD_ARGS;
+    g->ring_cap = ring_cap;
+    g->max_frame = ring_cap / 2 - 4;
+    g->g2h = mem;
+    g->h2g = g->g2h + NXIA_RING_DATA + ring_cap;
+    g->rxbuf = g->h2g + NXIA_RING_DATA + ring_cap;
+    g->txbuf = g->rxbuf + ring_cap / 2;
     g->next_id = 1;
     g->closed = 0;
     g->session = 0;
+    g->has_region = 0;
+    g->ref_threshold = NXIA_GM_REF_THRESHOLD;
+    g->vsock = -1;
+    g->rx_have = 0;
     for (unsigned i = 0; i < 16; i++)
         g->ctl[i] = 0;
-    if (nxia_ring_format(&g->tx, g->g2h, NXIA_GM_RING_CAP) || nxia_ring_format(&g->rx, g->h2g, NXIA_GM_RING_CAP))
-        return NXIA_GM_EBAD_ARGS;
-    put_le(arg, NXIA_GM_ATTACH_MAGIC, 4);
-    put_le(arg + 4, 1, 2);
-    put_le(arg + 6, NXIA_GM_OP_ATTACH, 2);
-    put_le(arg + 8, (uintptr_t)g->g2h, 8);
-    put_le(arg + 16, sizeof g->g2h, 8);
-    put_le(arg + 24, (uintptr_t)g->h2g, 8);
-    put_le(arg + 32, sizeof g->h2g, 8);
-    put_le(arg + 40, (uintptr_t)g->ctl, 8);
-    if (nxia_hostcall("gemini", arg, sizeof arg, 0, 0, 0) != NXIA_HC_OK)
-        return NXIA_GM_EAUTH;
+    return NXIA_GM_OK;
+}
+
+static int hello(struct nxia_gemini *g, const char *peer)
+{
+    struct nxia_gm_value ret;
     memset(&g->out, 0, sizeof g->out);
     g->out.type = NXIA_GM_HELLO;
     g->out.min_version = NXIA_GM_VERSION;
@@ -555,6 +638,40 @@ int nxia_gemini_open(struct nxia_gemini *g, const char *peer)
     g->out.peer_len = (uint32_t)strlen(peer);
     int rc = send_frame(g, &g->out);
     return rc != NXIA_GM_OK ? rc : pump(g, 0, 1, &ret);
+}
+
+int nxia_gemini_open_vsock(struct nxia_gemini *g, const char *peer, uint32_t port)
+{
+    static uint8_t mem[NXIA_GM_MEM_SIZE(NXIA_GM_RING_CAP)] __attribute__((aligned(64)));
+    int rc = setup(g, mem, sizeof mem, NXIA_GM_RING_CAP);
+    if (rc != NXIA_GM_OK)
+        return rc;
+    int c = nxia_vsock_connect(port, 100000000ul);
+    if (c < 0)
+        return NXIA_GM_ECLOSED;
+    g->vsock = c;
+    return hello(g, peer);
+}
+
+int nxia_gemini_open_in(struct nxia_gemini *g, const char *peer, void *mem, uint64_t len, uint32_t ring_cap)
+{
+    uint8_t arg[48];
+    int rc = setup(g, mem, len, ring_cap);
+    if (rc != NXIA_GM_OK)
+        return rc;
+    if (nxia_ring_format(&g->tx, g->g2h, ring_cap) || nxia_ring_format(&g->rx, g->h2g, ring_cap))
+        return NXIA_GM_EBAD_ARGS;
+    put_le(arg, NXIA_GM_ATTACH_MAGIC, 4);
+    put_le(arg + 4, 1, 2);
+    put_le(arg + 6, NXIA_GM_OP_ATTACH, 2);
+    put_le(arg + 8, (uintptr_t)g->g2h, 8);
+    put_le(arg + 16, NXIA_RING_DATA + ring_cap, 8);
+    put_le(arg + 24, (uintptr_t)g->h2g, 8);
+    put_le(arg + 32, NXIA_RING_DATA + ring_cap, 8);
+    put_le(arg + 40, (uintptr_t)g->ctl, 8);
+    if (nxia_hostcall("gemini", arg, sizeof arg, 0, 0, 0) != NXIA_HC_OK)
+        return NXIA_GM_EAUTH;
+    return hello(g, peer);
 }
 
 int nxia_gemini_export(struct nxia_gemini *g, const char *service, const char *method, nxia_gm_fn fn, void *user)
@@ -570,10 +687,45 @@ int nxia_gemini_export(struct nxia_gemini *g, const char *service, const char *m
     return NXIA_GM_OK;
 }
 
+int nxia_gemini_region(struct nxia_gemini *g, const char *name)
+{
+    uint8_t arg[24];
+    size_t n = strlen(name);
+    const struct nxia_portal *p = nxia_portal_find(name);
+    if (!p || n == 0 || n > 15 || g->closed)
+        return NXIA_GM_EBAD_ARGS;
+    if (nxia_arena_attach(&g->arena, (void *)(uintptr_t)p->gpa, p->size) != NXIA_PORTAL_OK)
+        return NXIA_GM_EBAD_REF;
+    memset(arg, 0, sizeof arg);
+    put_le(arg, NXIA_GM_ATTACH_MAGIC, 4);
+    put_le(arg + 4, 1, 2);
+    put_le(arg + 6, NXIA_GM_OP_REGION, 2);
+    memcpy(arg + 8, name, n);
+    if (nxia_hostcall("gemini", arg, sizeof arg, 0, 0, 0) != NXIA_HC_OK)
+        return NXIA_GM_EFAILED;
+    g->has_region = 1;
+    return NXIA_GM_OK;
+}
+
 int nxia_gemini_call(struct nxia_gemini *g, const char *service, const char *method,
                      const struct nxia_gm_value *args, unsigned nargs,
                      const uint8_t (*tokens)[16], unsigned ntokens, struct nxia_gm_value *ret)
 {
+    return nxia_gemini_call_m(g, service, method, args, nargs, tokens, ntokens, NXIA_GM_AUTO, ret);
+}
+
+static void release(struct nxia_gemini *g, const struct nxia_ref *lent, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        nxia_arena_free(&g->arena, &lent[i]); /* a block the host freed behind our back stays freed */
+}
+
+int nxia_gemini_call_m(struct nxia_gemini *g, const char *service, const char *method,
+                       const struct nxia_gm_value *args, unsigned nargs,
+                       const uint8_t (*tokens)[16], unsigned ntokens, int marshalling, struct nxia_gm_value *ret)
+{
+    struct nxia_ref lent[NXIA_GM_MAX_ARGS];
+    unsigned nlent = 0;
     if (g->closed) {
         put_str(ret, "the session is closed");
         return NXIA_GM_ECLOSED;
@@ -592,15 +744,41 @@ int nxia_gemini_call(struct nxia_gemini *g, const char *service, const char *met
     g->out.ntokens = (uint8_t)ntokens;
     g->out.tokens = (const uint8_t *)tokens;
     g->out.nargs = (uint16_t)nargs;
-    for (unsigned i = 0; i < nargs; i++)
-        g->out.args[i] = args[i];
+    for (unsigned i = 0; i < nargs; i++) {
+        struct nxia_gm_value *v = &g->out.args[i];
+        *v = args[i];
+        if (v->tag != NXIA_GM_BYTES || v->len == 0 || marshalling == NXIA_GM_COPY ||
+            (marshalling == NXIA_GM_AUTO && v->len < g->ref_threshold && v->len + 1024u <= g->max_frame))
+            continue;
+        struct nxia_ref r;
+        int err = 0;
+        void *block = 0;
+        if (g->has_region && nxia_arena_alloc(&g->arena, v->len, &r) == NXIA_PORTAL_OK)
+            block = nxia_arena_deref(&g->arena, &r, &err);
+        if (!block) {
+            if (marshalling == NXIA_GM_AUTO)
+                continue; /* no region or no free block: copy */
+            release(g, lent, nlent);
+            put_str(ret, g->has_region ? "no free block for a by-reference argument" : "no reference region bound");
+            return NXIA_GM_EBAD_REF;
+        }
+        memcpy(block, v->ptr, v->len);
+        lent[nlent++] = r;
+        v->tag = NXIA_GM_REF;
+        v->ref_off = r.offset;
+        v->ref_len = r.length;
+        v->ref_gen = r.generation;
+    }
     uint64_t id = g->out.id;
     int rc = send_frame(g, &g->out);
     if (rc != NXIA_GM_OK) {
+        release(g, lent, nlent);
         put_str(ret, "the call could not be sent");
         return rc;
     }
-    return pump(g, id, 0, ret);
+    rc = pump(g, id, 0, ret);
+    release(g, lent, nlent);
+    return rc;
 }
 
 unsigned long nxia_gemini_serve(struct nxia_gemini *g)

@@ -1,6 +1,9 @@
 package org.nxia.gemini.api;
 
+import java.lang.foreign.MemorySegment;
 import java.util.List;
+
+import org.nxia.portal.api.Ref;
 
 import org.osgi.annotation.versioning.ProviderType;
 
@@ -27,6 +30,15 @@ public interface CallContext {
      * @throws GeminiException {@link ErrorCode#TOKEN} if none does
      */
     TokenInfo require(int rights);
+
+    /**
+     * The bytes a reference argument names in the session's reference region, read-only and in
+     * place, checked now (bounds, block, generation). Valid until the call returns; the peer
+     * can change them meanwhile, so read each byte once.
+     *
+     * @throws GeminiException {@link ErrorCode#BAD_REF} if it names no live block of the region
+     */
+    MemorySegment read(Ref ref);
 
     /** Whether the caller cancelled the call or its session closed. */
     boolean cancelled();

@@ -15,7 +15,9 @@ public enum ErrorCode {
     TIMEOUT(11),
     CLOSED(12),
     RATE_LIMITED(13),
-    BUSY(14);
+    BUSY(14),
+    /** A Portal reference is outside the session's reference region, stale, or the session has none. */
+    BAD_REF(15);
 
     private final int wire;
 

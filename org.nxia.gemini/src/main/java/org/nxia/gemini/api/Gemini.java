@@ -1,5 +1,6 @@
 package org.nxia.gemini.api;
 
+import java.nio.channels.ByteChannel;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -38,4 +39,12 @@ public interface Gemini {
      * session applies the policy of {@code profile}.
      */
     GeminiSession open(Transport transport, String profile, String vmId);
+
+    /**
+     * Opens a session over a byte stream, the portable path: a virtio-vsock connection
+     * ({@code VsockListener.accept} on the VM's device), each frame a u32 little-endian length
+     * and its bytes. The peer says HELLO as over rings; the stream must come from the VM
+     * {@code vmId}, which binds the session to it. Closing the session closes the stream.
+     */
+    GeminiSession open(ByteChannel stream, String profile, String vmId);
 }

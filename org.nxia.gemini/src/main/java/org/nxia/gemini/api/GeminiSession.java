@@ -2,7 +2,10 @@ package org.nxia.gemini.api;
 
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+
+import org.nxia.portal.api.PortalArena;
 
 import org.osgi.annotation.versioning.ProviderType;
 
@@ -42,6 +45,35 @@ public interface GeminiSession {
      */
     CompletableFuture<Object> callAsync(String service, String method, List<CapabilityToken> tokens, Duration timeout,
                                         Object... args);
+
+    /**
+     * As {@link #call(String, String, Duration, Object...)}, passing {@code byte[]} arguments as
+     * {@code marshalling} says (the per-call override of {@link Marshalling#AUTO}).
+     */
+    Object call(String service, String method, Marshalling marshalling, Duration timeout, Object... args);
+
+    /**
+     * As {@link #callAsync(String, String, List, Duration, Object...)} with {@code marshalling}.
+     * A block allocated for a by-reference argument is freed when the call completes, fails,
+     * times out or is cancelled.
+     */
+    CompletableFuture<Object> callAsync(String service, String method, List<CapabilityToken> tokens, Marshalling marshalling,
+                                        Duration timeout, Object... args);
+
+    /**
+     * Binds the Portal region whose block arena holds this session's by-reference arguments
+     * (both directions); the peer must use the same region. A VM binds its own with the
+     * host call {@code gemini} (op REGION).
+     *
+     * @throws IllegalStateException if a region is already bound
+     */
+    void bindReferenceRegion(String name, PortalArena arena);
+
+    /** The name of the bound reference region, if any. */
+    Optional<String> referenceRegion();
+
+    /** The size from which {@link Marshalling#AUTO} passes a {@code byte[]} argument by reference. */
+    long referenceThreshold();
 
     /**
      * A proxy for {@code type}: each method calls {@code service.<method name>}

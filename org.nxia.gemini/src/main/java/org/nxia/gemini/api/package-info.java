@@ -5,10 +5,12 @@
  * a {@link org.nxia.gemini.api.Transport}: guests call host services (OSGi
  * services with {@value org.nxia.gemini.api.Gemini#SERVICE_PROPERTY}), the
  * host calls functions a guest registered, through typed proxies. Every call
- * is checked by the policy service and its capability tokens.
+ * is checked by the policy service and its capability tokens. Large byte
+ * arguments cross by bounded reference into a Portal region
+ * ({@link org.nxia.gemini.api.Marshalling}).
  */
 @Export
-@Version("0.1.0")
+@Version("0.2.0")
 package org.nxia.gemini.api;
 
 import org.osgi.annotation.bundle.Export;

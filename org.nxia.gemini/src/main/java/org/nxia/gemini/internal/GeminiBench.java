@@ -1,10 +1,13 @@
 package org.nxia.gemini.internal;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.Hashtable;
+import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.TimeoutException;
@@ -14,9 +17,15 @@ import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.gemini.api.Gemini;
 import org.nxia.gemini.api.GeminiSession;
+import org.nxia.gemini.api.Marshalling;
+import org.nxia.portal.api.PortalRegion;
+import org.nxia.portal.api.PortalStructures;
+import org.nxia.portal.api.Portals;
+import org.nxia.portal.api.Rights;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.device.DeviceConfig;
 import org.osgi.framework.BundleContext;
 import org.osgi.framework.ServiceRegistration;
 import org.osgi.service.cm.Configuration;
@@ -30,7 +39,9 @@ import org.osgi.service.component.annotations.ReferencePolicy;
 /**
  * {@code bench:gemini}: null-call round trips both ways, in-process loopback
  * (the floor: codec, session and dispatch without a VM) and a real guest
- * (guests/gemini-echo.c) over rings in its RAM, measured in the same run.
+ * (guests/gemini-echo.c) over rings in its RAM, measured in the same run; then
+ * argument throughput host to guest, copied versus by Portal reference, from
+ * 4 KiB to 64 MiB in the same guest, and the crossover size.
  */
 @Component(service = GeminiBench.class, property = {"osgi.command.scope=bench", "osgi.command.function=gemini"})
 public final class GeminiBench {
@@ -46,6 +57,18 @@ public final class GeminiBench {
 
     @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
     volatile ConfigurationAdmin config;
+
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
+    volatile Portals portals;
+
+    /** Argument sizes of the throughput sweep; the three (4 KiB, 1 MiB, 64 MiB) among them. */
+    static final int[] SIZES = {4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20};
+    /** log2 of the throughput guest's ring capacity: 256 MiB, so a 64 MiB argument can be copied (a frame is half a ring). */
+    static final int BIG_RING_LOG = 28;
+    /** The throughput guest's RAM: both rings and both frame buffers (3 x 256 MiB, touched as used) plus the image. */
+    static final long BIG_GUEST_MEMORY = 832 * VmProfile.MIB;
+    /** Keep measuring one figure for at least this long (and at least 3 calls). */
+    static final long FIGURE_NANOS = 400_000_000L;
 
     @Activate
     public GeminiBench(BundleContext context, @Reference Gemini gemini) {
@@ -70,8 +93,11 @@ public final class GeminiBench {
         }
     }
 
-    @Descriptor("Gemini null-call round trip p50/p99, host->guest and guest->host: in-process loopback vs a guest on rings")
-    public void gemini(@Descriptor("calls per figure") @Parameter(names = {"-n", "--calls"}, absentValue = "20000") int n)
+    @Descriptor("Gemini: null-call round trip p50/p99 both ways (in-process loopback vs a guest on rings), then host->guest "
+            + "argument throughput 4 KiB..64 MiB, copied vs by Portal reference, and the crossover size")
+    public void gemini(@Descriptor("calls per null-call figure") @Parameter(names = {"-n", "--calls"}, absentValue = "20000") int n,
+                       @Descriptor("only the argument throughput (skip the null calls)")
+                       @Parameter(names = {"-t", "--throughput"}, absentValue = "false", presentValue = "true") boolean throughputOnly)
             throws Exception {
         if (n < 100 || n > 10_000_000) {
             throw new IllegalArgumentException("give 100 to 10000000 calls");
@@ -90,23 +116,172 @@ public final class GeminiBench {
         ServiceRegistration<?> reg = context.registerService(Object.class.getName(), bench, sp);
         try {
             Thread.sleep(200); // ConfigAdmin delivers the manifest asynchronously
-            double[] loop = loopback(n);
-            double[] vm = guest(n);
-            System.out.println("bench gemini: " + n + " null calls per figure (microseconds; 4 KiB echo in MiB/s)");
-            String[] names = {"H->L round trip p50", "H->L round trip p99", "L->H round trip p50", "L->H round trip p99",
-                    "H->L 4 KiB echo MiB/s"};
-            System.out.printf(Locale.ROOT, "%-26s %14s %16s%n", "figure", "loopback", "guest on rings");
-            for (int i = 0; i < names.length; i++) {
-                System.out.printf(Locale.ROOT, "%-26s %14s %16s%n", names[i], fmt(loop[i]), vm == null ? "n/a" : fmt(vm[i]));
+            if (!throughputOnly) {
+                nullCalls(n);
             }
-            System.out.println("L->H on the guest is the gap between consecutive calls as the host sees them (one full round trip).");
-            if (vm == null) {
-                System.out.println("guest: " + skipped);
-            }
+            throughput();
         } finally {
             reg.unregister();
             manifest.delete();
         }
+    }
+
+    private void nullCalls(int n) throws Exception {
+        double[] loop = loopback(n);
+        double[] vm = guest(n);
+        System.out.println("bench gemini: " + n + " null calls per figure (microseconds; 4 KiB echo in MiB/s)");
+        String[] names = {"H->L round trip p50", "H->L round trip p99", "L->H round trip p50", "L->H round trip p99",
+                "H->L 4 KiB echo MiB/s"};
+        System.out.printf(Locale.ROOT, "%-26s %14s %16s%n", "figure", "loopback", "guest on rings");
+        for (int i = 0; i < names.length; i++) {
+            System.out.printf(Locale.ROOT, "%-26s %14s %16s%n", names[i], fmt(loop[i]), vm == null ? "n/a" : fmt(vm[i]));
+        }
+        System.out.println("L->H on the guest is the gap between consecutive calls as the host sees them (one full round trip).");
+        if (vm == null) {
+            System.out.println("guest: " + skipped);
+        }
+    }
+
+    /** gemini-echo's calc.sum: the length plus every little-endian u64 word plus each tail byte. */
+    static long checksum(byte[] data) {
+        MemorySegment s = MemorySegment.ofArray(data);
+        long h = data.length;
+        int i = 0;
+        for (; i + 8 <= data.length; i += 8) {
+            h += s.get(ValueLayout.JAVA_LONG_UNALIGNED, i);
+        }
+        for (; i < data.length; i++) {
+            h += data[i] & 0xff;
+        }
+        return h;
+    }
+
+    /**
+     * Host to guest calls of calc.sum (the guest reads every byte where it lies) with each size
+     * copied and by reference, in one guest: 256 MiB rings so a 64 MiB copy fits a frame, and the
+     * Portal region "gemini" (one 64 MiB block) for references.
+     */
+    private void throughput() throws Exception {
+        VmManager m = vms;
+        Portals p = portals;
+        Path image = Path.of(System.getProperty("nxia.guest.images", "guest/target/images"), "gemini-echo.elf");
+        if (m == null || p == null || !Files.exists(image)) {
+            System.out.println("argument throughput: skipped (" + (m == null ? "no VM manager" : p == null ? "no Portal service"
+                    : "no guest image " + image) + ")");
+            return;
+        }
+        int largest = SIZES[SIZES.length - 1];
+        PortalRegion region = p.create("gemini", largest + 2 * VmProfile.MIB, "bench:gemini", Rights.RW, null);
+        VirtualMachine vm = null;
+        try {
+            PortalStructures.formatArena(region.segment(), largest);
+            try {
+                vm = m.create(VmProfile.of(image).withName(PROFILE).withMemory(BIG_GUEST_MEMORY)
+                        .withArg(((long) BIG_RING_LOG << 32) | 1).withTimeout(Duration.ofMinutes(30))
+                        .withDevices(List.of(DeviceConfig.parse("portal:name=gemini,rights=rw"))));
+            } catch (RuntimeException e) {
+                System.out.println("argument throughput: skipped (cannot create a VM here: " + e.getMessage() + ")");
+                return;
+            }
+            VirtualMachine guest = vm;
+            guest.start();
+            long end = System.nanoTime() + Duration.ofMinutes(10).toNanos();
+            while (!guest.console().contains("serving") && guest.result().isEmpty() && System.nanoTime() < end) {
+                Thread.sleep(5);
+            }
+            GeminiSession session = gemini.sessionOfVm(guest.id()).orElse(null);
+            if (session == null || session.referenceRegion().isEmpty()) {
+                System.out.println("argument throughput: the guest did not bind its region: "
+                        + guest.result().map(Object::toString).orElse(guest.console()));
+                return;
+            }
+            System.out.println("bench gemini: host->guest calc.sum(bytes), the guest reads every byte; one guest, 256 MiB rings, "
+                    + "region 'gemini' (MiB/s from the median call; copy and reference calls alternate)");
+            System.out.printf(Locale.ROOT, "%-10s %12s %12s %10s%n", "argument", "copy", "reference", "ref/copy");
+            double[][] figures = new double[SIZES.length][];
+            for (int i = 0; i < SIZES.length; i++) {
+                byte[] data = new byte[SIZES[i]];
+                for (int j = 0; j < data.length; j++) {
+                    data[j] = (byte) (j * 7 + 3);
+                }
+                long expected = checksum(data);
+                figures[i] = copyVsReference(session, data, expected);
+                double copy = figures[i][0];
+                double ref = figures[i][1];
+                System.out.printf(Locale.ROOT, "%-10s %12.1f %12.1f %9.2fx%n", size(SIZES[i]), copy, ref, ref / copy);
+            }
+            int crossover = crossover(figures);
+            System.out.println("crossover (smallest size from which references win by >= 5% at every larger size): "
+                    + (crossover < 0 ? "none up to " + size(largest) : size(SIZES[crossover])) + "; AUTO threshold in force: "
+                    + size(session.referenceThreshold()) + " (default " + size(GeminiImpl.DEFAULT_REFERENCE_THRESHOLD)
+                    + ", -D" + GeminiImpl.THRESHOLD_PROPERTY + "=BYTES)");
+            session.close("bench done");
+            try {
+                guest.await(Duration.ofSeconds(30));
+            } catch (TimeoutException e) {
+                guest.stop();
+            }
+        } finally {
+            if (vm != null) {
+                m.destroy(vm.id());
+            }
+            p.delete("gemini");
+        }
+    }
+
+    /**
+     * References "win" when they are at least this much faster: closer figures are a tie within
+     * the noise of a shared (or emulated) machine.
+     */
+    static final double WIN_MARGIN = 1.05;
+
+    /** The index of the smallest size from which references win at every larger size, or -1. */
+    static int crossover(double[][] copyVsRef) {
+        int from = -1;
+        for (int i = copyVsRef.length - 1; i >= 0 && copyVsRef[i][1] >= WIN_MARGIN * copyVsRef[i][0]; i--) {
+            from = i;
+        }
+        return from;
+    }
+
+    /**
+     * Copy and reference throughput for one size, from the median call time. The two alternate
+     * call by call, so both see the same background (in the rig, other emulated work) and a
+     * stall skews neither.
+     */
+    private static double[] copyVsReference(GeminiSession s, byte[] data, long expected) {
+        for (Marshalling how : List.of(Marshalling.COPY, Marshalling.REFERENCE)) {
+            Object first = s.call("calc", "sum", how, T, (Object) data); // warm-up; the guest must read what was sent
+            if (!Long.valueOf(expected).equals(first)) {
+                throw new IllegalStateException("calc.sum of " + size(data.length) + " " + how + " returned " + first
+                        + ", expected " + expected);
+            }
+        }
+        long[] copy = new long[100_000];
+        long[] ref = new long[copy.length];
+        int rounds = 0;
+        long t0 = System.nanoTime();
+        do {
+            long a = System.nanoTime();
+            s.call("calc", "sum", Marshalling.COPY, T, (Object) data);
+            long b = System.nanoTime();
+            s.call("calc", "sum", Marshalling.REFERENCE, T, (Object) data);
+            copy[rounds] = b - a;
+            ref[rounds] = System.nanoTime() - b;
+            rounds++;
+        } while ((System.nanoTime() - t0 < 2 * FIGURE_NANOS || rounds < 5) && rounds < copy.length);
+        return new double[] {mibs(data.length, copy, rounds), mibs(data.length, ref, rounds)};
+    }
+
+    private static double mibs(int size, long[] nanos, int count) {
+        long[] sorted = Arrays.copyOf(nanos, count);
+        Arrays.sort(sorted);
+        return size / (double) (1 << 20) / (sorted[count / 2] / 1e9);
+    }
+
+    static String size(long bytes) {
+        return bytes >= 1 << 20 && bytes % (1 << 20) == 0 ? bytes / (1 << 20) + " MiB"
+                : bytes >= 1024 && bytes % 1024 == 0 ? bytes / 1024 + " KiB" : bytes + " B";
     }
 
     private String skipped = "";

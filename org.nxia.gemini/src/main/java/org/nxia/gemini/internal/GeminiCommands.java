@@ -26,17 +26,18 @@ public final class GeminiCommands {
         this.gemini = (GeminiImpl) gemini;
     }
 
-    /** gemini:sessions — open sessions. */
+    /** gemini:sessions — open sessions, with the Portal region their by-reference arguments use. */
     public String sessions() {
         List<GeminiSession> all = gemini.sessions();
         if (all.isEmpty()) {
             return "no Gemini sessions (a guest opens one with nxia_gemini_open)";
         }
-        StringBuilder s = new StringBuilder(String.format("%-8s %-10s %-20s %-16s %-12s %s%n", "SESSION", "VM", "PEER", "PROFILE",
-                "IN FLIGHT", "TOKENS"));
+        StringBuilder s = new StringBuilder(String.format("%-8s %-10s %-20s %-16s %-12s %-8s %s%n", "SESSION", "VM", "PEER", "PROFILE",
+                "IN FLIGHT", "TOKENS", "REF REGION"));
         for (GeminiSession g : all) {
-            s.append(String.format("%-8d %-10s %-20s %-16s %-12d %d%n", g.id(), g.vmId() == null ? "-" : g.vmId(), g.peer(),
-                    g.profile(), g.outstanding(), g.tokens().stream().filter(t -> !t.revoked()).count()));
+            s.append(String.format("%-8d %-10s %-20s %-16s %-12d %-8d %s%n", g.id(), g.vmId() == null ? "-" : g.vmId(), g.peer(),
+                    g.profile(), g.outstanding(), g.tokens().stream().filter(t -> !t.revoked()).count(),
+                    g.referenceRegion().orElse("-")));
         }
         return s.toString();
     }

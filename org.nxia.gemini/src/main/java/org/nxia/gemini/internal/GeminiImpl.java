@@ -38,7 +38,16 @@ import org.osgi.util.tracker.ServiceTracker;
 @Component(service = Gemini.class)
 public final class GeminiImpl implements Gemini {
 
+    /**
+     * The size from which AUTO marshalling passes a byte argument by reference: the crossover
+     * {@code bench gemini} measured (docs/gemini-protocol.md, "Large arguments"). The system
+     * property {@value #THRESHOLD_PROPERTY} overrides it.
+     */
+    static final long DEFAULT_REFERENCE_THRESHOLD = 16 * 1024;
+    static final String THRESHOLD_PROPERTY = "nxia.gemini.referenceThreshold";
+
     private final CallPolicy policy;
+    private final long referenceThreshold = threshold();
     private final Tokens tokens = new Tokens(Clock.systemUTC());
     private final AtomicLong ids = new AtomicLong();
     private final Map<Long, Session> sessions = new ConcurrentHashMap<>();
@@ -90,6 +99,22 @@ public final class GeminiImpl implements Gemini {
         this.services = mapServices();
     }
 
+    private static long threshold() {
+        String p = System.getProperty(THRESHOLD_PROPERTY);
+        if (p == null || p.isBlank()) {
+            return DEFAULT_REFERENCE_THRESHOLD;
+        }
+        try {
+            long v = Long.parseLong(p.strip());
+            if (v >= 0) {
+                return v;
+            }
+        } catch (NumberFormatException e) {
+            // fall through to the message
+        }
+        throw new IllegalArgumentException(THRESHOLD_PROPERTY + "=" + p + ": give a byte count >= 0");
+    }
+
     /** Call timeouts; a call that completes cancels its timeout, which then leaves the queue at once. */
     private static ScheduledThreadPoolExecutor timer() {
         ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1, Thread.ofPlatform().name("gemini-timer").daemon(true).factory());
@@ -130,6 +155,11 @@ public final class GeminiImpl implements Gemini {
         return openSession(transport, profile, vmId);
     }
 
+    @Override
+    public GeminiSession open(java.nio.channels.ByteChannel stream, String profile, String vmId) {
+        return openSession(new StreamTransport(stream, vmId == null ? "peer" : vmId), profile, vmId);
+    }
+
     Session openSession(Transport transport, String profile, String vmId) {
         long id = ids.incrementAndGet();
         Session s = new Session(id, transport, profile, vmId, new HostHandler(policy, services, tokens, closed -> {
@@ -138,7 +168,7 @@ public final class GeminiImpl implements Gemini {
                 byVm.remove(vmId, closed);
             }
             tokens.forget(id);
-        }), tokens, true, workers, timer);
+        }), tokens, true, workers, timer, referenceThreshold);
         if (vmId != null && byVm.putIfAbsent(vmId, s) != null) {
             throw new IllegalStateException(vmId + " already has a Gemini session");
         }
@@ -148,7 +178,8 @@ public final class GeminiImpl implements Gemini {
 
     /** A client end (what a guest runs) over {@code transport}, for tests and the loopback benchmark. */
     Session client(Transport transport, PeerHandler handler, String name) {
-        return new Session(0, transport, "", null, handler, tokens, false, workers, timer).start(name, Duration.ofSeconds(5));
+        return new Session(0, transport, "", null, handler, tokens, false, workers, timer, referenceThreshold)
+                .start(name, Duration.ofSeconds(5));
     }
 
     @Override

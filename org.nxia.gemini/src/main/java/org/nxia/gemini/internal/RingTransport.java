@@ -48,7 +48,9 @@ final class RingTransport implements Transport {
         this.tx = SpscRing.attach(tx);
         this.ctl = ctl;
         this.peerState = peerState;
-        this.maxFrame = Math.min(SpscRing.maxMessage(this.rx.capacity()), SpscRing.maxMessage(this.tx.capacity()));
+        // A record never wraps: one of more than half the capacity can find neither the tail nor the
+        // head free even in an empty ring, so a frame is at most half a ring (docs/gemini-protocol.md).
+        this.maxFrame = Math.min(this.rx.capacity(), this.tx.capacity()) / 2 - 4;
     }
 
     /** Lets go of the memory for good; waits for an access in progress. */

@@ -1,5 +1,6 @@
 package org.nxia.gemini.internal;
 
+import java.lang.foreign.MemorySegment;
 import java.lang.reflect.InvocationHandler;
 import java.lang.reflect.Method;
 import java.lang.reflect.Proxy;
@@ -8,6 +9,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
@@ -23,8 +25,12 @@ import org.nxia.gemini.api.CapabilityToken;
 import org.nxia.gemini.api.ErrorCode;
 import org.nxia.gemini.api.GeminiException;
 import org.nxia.gemini.api.GeminiSession;
+import org.nxia.gemini.api.Marshalling;
 import org.nxia.gemini.api.TokenInfo;
 import org.nxia.gemini.api.Transport;
+import org.nxia.portal.api.PortalArena;
+import org.nxia.portal.api.PortalException;
+import org.nxia.portal.api.Ref;
 
 /**
  * One end of a Gemini session (docs/gemini-protocol.md). A poller thread
@@ -54,13 +60,18 @@ final class Session implements GeminiSession {
     private final Object sendLock = new Object();
     private final CompletableFuture<Void> welcomed = new CompletableFuture<>();
     private final Thread poller;
+    private final long referenceThreshold;
 
     private volatile String peer = "";
+    /** The block arena by-reference arguments live in, and its region's name; set once. */
+    private volatile PortalArena references;
+    private volatile String referenceRegion;
     private volatile String closeReason;
 
     Session(long id, Transport transport, String profile, String vmId, Handler handler, Tokens tokens, boolean server,
-            Executor workers, ScheduledExecutorService timer) {
+            Executor workers, ScheduledExecutorService timer, long referenceThreshold) {
         this.id = id;
+        this.referenceThreshold = referenceThreshold;
         this.transport = transport;
         this.profile = profile;
         this.vmId = vmId;
@@ -221,6 +232,11 @@ final class Session implements GeminiSession {
         ctx.thread = Thread.currentThread();
         Wire.Frame reply;
         try {
+            for (int i = 0; i < c.args().size(); i++) {
+                if (c.args().get(i) instanceof Ref r) {
+                    deref(r, c.service() + "." + c.method() + " argument " + (i + 1)); // refused before the callee runs
+                }
+            }
             Object result = handler.serve(this, c, ctx);
             reply = new Wire.Return(c.id(), result);
             Wire.encode(reply); // a result the encoding cannot carry becomes an error reply
@@ -313,7 +329,12 @@ final class Session implements GeminiSession {
 
     @Override
     public Object call(String service, String method, Duration timeout, Object... args) {
-        CompletableFuture<Object> f = callAsync(service, method, List.of(), timeout, args);
+        return call(service, method, Marshalling.AUTO, timeout, args);
+    }
+
+    @Override
+    public Object call(String service, String method, Marshalling marshalling, Duration timeout, Object... args) {
+        CompletableFuture<Object> f = callAsync(service, method, List.of(), marshalling, timeout, args);
         try {
             return f.get();
         } catch (ExecutionException e) {
@@ -332,6 +353,12 @@ final class Session implements GeminiSession {
     @Override
     public CompletableFuture<Object> callAsync(String service, String method, List<CapabilityToken> presented, Duration timeout,
                                                Object... args) {
+        return callAsync(service, method, presented, Marshalling.AUTO, timeout, args);
+    }
+
+    @Override
+    public CompletableFuture<Object> callAsync(String service, String method, List<CapabilityToken> presented,
+                                               Marshalling marshalling, Duration timeout, Object... args) {
         Wire.name(service);
         Wire.name(method);
         if (closeReason != null) {
@@ -342,18 +369,28 @@ final class Session implements GeminiSession {
         } catch (GeminiException e) {
             return CompletableFuture.failedFuture(e);
         }
+        List<Ref> lent = new ArrayList<>(0);
+        Object[] marshalled;
+        try {
+            marshalled = marshal(args, marshalling, lent);
+        } catch (GeminiException e) {
+            release(lent);
+            return CompletableFuture.failedFuture(e);
+        }
         long callId = nextCall.getAndIncrement();
-        Pending p = new Pending(callId);
+        Pending p = new Pending(callId, lent);
         outgoing.put(callId, p);
         if (closeReason != null) { // closed while registering: close() may have missed this call
             outgoing.remove(callId);
-            return CompletableFuture.failedFuture(new GeminiException(ErrorCode.CLOSED, closeReason));
+            p.completeExceptionally(new GeminiException(ErrorCode.CLOSED, closeReason));
+            return p;
         }
         try {
-            send(new Wire.Call(callId, service, method, List.copyOf(presented), Arrays.asList(args)));
+            send(new Wire.Call(callId, service, method, List.copyOf(presented), Arrays.asList(marshalled)));
         } catch (GeminiException e) {
             outgoing.remove(callId);
-            return CompletableFuture.failedFuture(e);
+            p.completeExceptionally(e);
+            return p;
         }
         ScheduledFuture<?> expiry = timer.schedule(() -> {
             if (outgoing.remove(callId) == p
@@ -366,12 +403,135 @@ final class Session implements GeminiSession {
         return p;
     }
 
+    /**
+     * Replaces each {@code byte[]} argument that goes by reference with a {@link Ref} to a block
+     * of the reference region holding a copy of it; the blocks are added to {@code lent}.
+     */
+    private Object[] marshal(Object[] args, Marshalling marshalling, List<Ref> lent) {
+        Object[] out = args;
+        PortalArena arena = references;
+        // a copy must leave room in the frame for the rest of the call
+        long copyLimit = transport.maxFrame() - 1024L;
+        for (int i = 0; i < args.length; i++) {
+            if (!(args[i] instanceof byte[] a) || marshalling == Marshalling.COPY) {
+                continue;
+            }
+            boolean wanted = marshalling == Marshalling.REFERENCE || a.length >= referenceThreshold || a.length > copyLimit;
+            if (!wanted || a.length == 0) {
+                continue;
+            }
+            Ref r = null;
+            if (arena != null) {
+                try {
+                    r = arena.allocate(a.length);
+                } catch (PortalException e) {
+                    if (marshalling == Marshalling.REFERENCE) {
+                        throw new GeminiException(ErrorCode.BAD_REF, "argument " + (i + 1) + " (" + a.length
+                                + " bytes) cannot go by reference: " + e.getMessage());
+                    }
+                }
+            } else if (marshalling == Marshalling.REFERENCE) {
+                throw new GeminiException(ErrorCode.BAD_REF, "session " + id + " has no reference region for argument "
+                        + (i + 1) + " (bind one: GeminiSession.bindReferenceRegion, or the guest's nxia_gemini_region)");
+            }
+            if (r == null) {
+                continue; // AUTO without a usable block: copy
+            }
+            lent.add(r);
+            MemorySegment.copy(a, 0, arena.deref(r), java.lang.foreign.ValueLayout.JAVA_BYTE, 0, a.length);
+            if (out == args) {
+                out = args.clone();
+            }
+            out[i] = r;
+        }
+        return out;
+    }
+
+    private void release(List<Ref> lent) {
+        PortalArena arena = references;
+        for (Ref r : lent) {
+            try {
+                arena.free(r);
+            } catch (PortalException | IllegalStateException e) {
+                // the peer freed it (a hostile or confused peer) or the region is gone: nothing left to release
+            }
+        }
+    }
+
+    /**
+     * The bytes {@code ref} names in the reference region, checked now (bounds, block, generation);
+     * {@link ErrorCode#BAD_REF} if it names none.
+     */
+    MemorySegment deref(Ref ref, String what) {
+        PortalArena arena = references;
+        if (arena == null) {
+            throw new GeminiException(ErrorCode.BAD_REF, what + " is a reference, but session " + id
+                    + " has no reference region");
+        }
+        return deref(arena, referenceRegion, ref, what);
+    }
+
+    /** The checks of docs/gemini-protocol.md, "Large arguments" (the {@code deref} vectors). */
+    static MemorySegment deref(PortalArena arena, String referenceRegion, Ref ref, String what) {
+        try {
+            return arena.deref(ref).asReadOnly();
+        } catch (PortalException | IllegalStateException e) {
+            throw new GeminiException(ErrorCode.BAD_REF, what + ": reference " + Wire.text(ref) + " is not a live block of region "
+                    + referenceRegion + ": " + e.getMessage());
+        }
+    }
+
+    @Override
+    public synchronized void bindReferenceRegion(String name, PortalArena arena) {
+        if (references != null) {
+            throw new IllegalStateException("session " + id + " already uses region " + referenceRegion + " for references");
+        }
+        referenceRegion = name;
+        references = arena;
+    }
+
+    @Override
+    public Optional<String> referenceRegion() {
+        return Optional.ofNullable(referenceRegion);
+    }
+
+    @Override
+    public long referenceThreshold() {
+        return referenceThreshold;
+    }
+
     /** An outgoing call; cancelling it tells the peer. */
     private final class Pending extends CompletableFuture<Object> {
         private final long callId;
+        /** Blocks lent to the callee: freed before the caller sees the outcome, once. */
+        private List<Ref> lent;
 
-        Pending(long callId) {
+        Pending(long callId, List<Ref> lent) {
             this.callId = callId;
+            this.lent = lent.isEmpty() ? null : lent;
+        }
+
+        private void releaseLent() {
+            List<Ref> l;
+            synchronized (this) {
+                l = lent;
+                lent = null;
+            }
+            if (l != null) {
+                release(l);
+            }
+        }
+
+        @Override
+        public boolean complete(Object value) {
+            releaseLent();
+            return super.complete(value);
+        }
+
+        @Override
+        public boolean completeExceptionally(Throwable failure) {
+            releaseLent();
+            return super.completeExceptionally(failure);
         }
 
         @Override
@@ -403,7 +563,8 @@ final class Session implements GeminiSession {
             if (m.getReturnType() == CompletableFuture.class) {
                 return callAsync(service, m.getName(), List.of(), timeout, a);
             }
-            return Values.convert(call(service, m.getName(), timeout, a), m.getReturnType(), service + "." + m.getName() + " result");
+            return Values.convert(call(service, m.getName(), timeout, a), m.getReturnType(), service + "." + m.getName() + " result",
+                    null);
         };
         return type.cast(Proxy.newProxyInstance(type.getClassLoader(), new Class<?>[] {type}, h));
     }
@@ -512,6 +673,11 @@ final class Session implements GeminiSession {
             }
             throw new GeminiException(ErrorCode.TOKEN, call.service() + "." + call.method() + " needs a token for "
                     + call.service() + " with rights 0x" + Integer.toHexString(rights));
+        }
+
+        @Override
+        public MemorySegment read(Ref ref) {
+            return deref(ref, call.service() + "." + call.method() + " reference");
         }
 
         @Override

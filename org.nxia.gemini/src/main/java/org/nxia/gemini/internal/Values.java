@@ -1,5 +1,7 @@
 package org.nxia.gemini.internal;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
@@ -18,8 +20,12 @@ final class Values {
     private Values() {
     }
 
-    /** Converts a wire value to {@code type}, widening integers; BAD_ARGS if it cannot. */
-    static Object convert(Object v, Class<?> type, String what) {
+    /**
+     * Converts a wire value to {@code type}, widening integers; BAD_ARGS if it cannot. A reference
+     * becomes a {@code byte[]} (a copy) or a read-only {@link MemorySegment} (in place) through
+     * {@code context}, which checks it; without a context it stays a {@link Ref}.
+     */
+    static Object convert(Object v, Class<?> type, String what, CallContext context) {
         if (type == void.class || type == Void.class) {
             return null;
         }
@@ -44,6 +50,13 @@ final class Values {
         }
         if ((type == boolean.class || type == Boolean.class) && v instanceof Boolean) {
             return v;
+        }
+        if (v instanceof Ref r && context != null && (type == byte[].class || type == MemorySegment.class)) {
+            MemorySegment in = context.read(r);
+            return type == MemorySegment.class ? in : in.toArray(ValueLayout.JAVA_BYTE);
+        }
+        if (v instanceof byte[] a && type == MemorySegment.class) {
+            return MemorySegment.ofArray(a).asReadOnly();
         }
         if (type.isInstance(v) && (type == String.class || type == byte[].class || type == Ref.class || type == CapabilityToken.class)) {
             return v;
@@ -88,7 +101,7 @@ final class Values {
                 a[0] = context;
             }
             for (int i = 0; i < args.size(); i++) {
-                a[i + skip] = convert(args.get(i), p[i + skip], name + "." + method + " argument " + (i + 1));
+                a[i + skip] = convert(args.get(i), p[i + skip], name + "." + method + " argument " + (i + 1), context);
             }
             try {
                 m.setAccessible(true);

@@ -2,9 +2,15 @@ package org.nxia.gemini.internal;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
 
 import org.nxia.gemini.api.Gemini;
 import org.nxia.gemini.api.GeminiSession;
+import org.nxia.portal.api.PortalArena;
+import org.nxia.portal.api.PortalException;
+import org.nxia.portal.api.PortalRegion;
+import org.nxia.portal.api.PortalStructures;
+import org.nxia.portal.api.Portals;
 import org.nxia.portal.internal.SpscRing;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.HostCallContext;
@@ -14,11 +20,14 @@ import org.nxia.vmm.api.VmState;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
+import org.osgi.service.component.annotations.ReferenceCardinality;
+import org.osgi.service.component.annotations.ReferencePolicy;
 
 /**
  * The host call {@code gemini} (docs/gemini-protocol.md): ATTACH wraps the
  * rings a guest formatted in its own RAM and opens its session; KICK is the
- * doorbell that wakes the host's sleeping receiver.
+ * doorbell that wakes the host's sleeping receiver; REGION binds the Portal
+ * region (a block arena the VM maps) that by-reference arguments live in.
  */
 @Component(property = HostFunction.NAME_PROPERTY + "=gemini")
 public final class VmAttach implements HostFunction {
@@ -26,10 +35,15 @@ public final class VmAttach implements HostFunction {
     static final int VERSION = 1;
     static final int ATTACH = 1;
     static final int KICK = 2;
+    static final int REGION = 3;
     static final int ATTACH_SIZE = 48;
+    static final int REGION_SIZE = 24;
     static final int CTL_SIZE = 64;
 
     private final GeminiImpl gemini;
+
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
+    volatile Portals portals;
 
     @Activate
     public VmAttach(@Reference Gemini gemini) {
@@ -51,6 +65,10 @@ public final class VmAttach implements HostFunction {
         int op = arg.get(ValueLayout.JAVA_SHORT_UNALIGNED, 6);
         if (op == KICK) {
             gemini.wake(vm.id());
+            return 0;
+        }
+        if (op == REGION && arg.byteSize() >= REGION_SIZE) {
+            bindRegion(vm, regionName(arg));
             return 0;
         }
         if (op != ATTACH || arg.byteSize() < ATTACH_SIZE) {
@@ -77,6 +95,51 @@ public final class VmAttach implements HostFunction {
             session.close("the VM " + vm.id() + " was destroyed");
         });
         return 0;
+    }
+
+    /** The region name at offset 8: 1 to 15 bytes, NUL-padded to 16. */
+    private static String regionName(MemorySegment arg) {
+        byte[] raw = arg.asSlice(8, 16).toArray(ValueLayout.JAVA_BYTE);
+        int n = 0;
+        while (n < raw.length && raw[n] != 0) {
+            n++;
+        }
+        String name = new String(raw, 0, n, StandardCharsets.US_ASCII);
+        if (!name.matches(Portals.NAME_PATTERN)) {
+            throw new IllegalArgumentException("gemini host call: REGION names no valid region ('" + name + "')");
+        }
+        return name;
+    }
+
+    /**
+     * Binds {@code name} as the reference region of the VM's session. The VM must map it (its
+     * profile's grant is the capability); the host attaches the region's block arena with the
+     * untrusted-header checks and keeps the geometry, so a guest that rewrites the header later
+     * confuses only itself.
+     */
+    private void bindRegion(VirtualMachine vm, String name) {
+        GeminiSession session = gemini.sessionOfVm(vm.id()).orElseThrow(
+                () -> new IllegalArgumentException("gemini host call: REGION before ATTACH (the VM has no session)"));
+        Portals p = portals;
+        if (p == null) {
+            throw new IllegalArgumentException("gemini host call: REGION needs the Portal service, which is not running");
+        }
+        boolean mapped = p.mappings().stream().anyMatch(m -> m.vmId().equals(vm.id()) && m.region().equals(name) && m.mapped());
+        PortalRegion region = p.find(name).orElse(null);
+        if (!mapped || region == null) {
+            throw new IllegalArgumentException("gemini host call: the VM " + vm.id() + " does not map region " + name);
+        }
+        PortalArena arena;
+        try {
+            arena = PortalStructures.attachArena(region.segment());
+        } catch (PortalException e) {
+            throw new IllegalArgumentException("gemini host call: region " + name + " holds no block arena: " + e.getMessage());
+        }
+        try {
+            session.bindReferenceRegion(name, arena);
+        } catch (IllegalStateException e) {
+            throw new IllegalArgumentException("gemini host call: " + e.getMessage());
+        }
     }
 
     private static MemorySegment region(GuestMemory memory, long gpa, long length, String what) {

@@ -99,7 +99,7 @@ final class Wire {
 
     /** Encodes {@code frame}; throws {@link ErrorCode#BAD_ARGS} for a value the encoding cannot carry. */
     static byte[] encode(Frame frame) {
-        Out out = new Out();
+        Out out = new Out(HEADER + bodySize(frame));
         int type = switch (frame) {
             case Hello h -> HELLO;
             case Welcome w -> WELCOME;
@@ -141,6 +141,59 @@ final class Wire {
         return out.bytes();
     }
 
+    /**
+     * The body's size, exact for what {@link #encode} accepts, so a frame with a large argument is
+     * written once into an array of the right size instead of grown and copied.
+     */
+    private static int bodySize(Frame frame) {
+        long n = switch (frame) {
+            case Call c -> {
+                long t = 8 + utf8(c.service()) + utf8(c.method()) + 1 + 16L * c.tokens().size() + 2;
+                for (Object a : c.args()) {
+                    t += valueSize(a);
+                }
+                yield t;
+            }
+            case Return r -> valueSize(r.value());
+            default -> 256;
+        };
+        return (int) Math.min(n, Integer.MAX_VALUE - HEADER - 8);
+    }
+
+    private static long valueSize(Object v) {
+        return switch (v) {
+            case null -> 1;
+            case Boolean z -> 2;
+            case Integer i -> 5;
+            case Short i -> 5;
+            case Byte i -> 5;
+            case String s -> 5 + utf8(s);
+            case byte[] a -> 5L + a.length;
+            case Ref r -> 21;
+            case CapabilityToken t -> 17;
+            default -> 9;
+        };
+    }
+
+    /** UTF-8 length of {@code s} without encoding it. */
+    private static long utf8(String s) {
+        long n = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c < 0x80) {
+                n++;
+            } else if (c < 0x800) {
+                n += 2;
+            } else if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                n += 4;
+                i++;
+            } else {
+                n += 3;
+            }
+        }
+        return n;
+    }
+
     /** Messages are for people: cut one that is too long rather than fail the reply. */
     private static String clip(String s) {
         String t = s == null ? "" : s;
@@ -165,7 +218,11 @@ final class Wire {
     }
 
     private static final class Out {
-        private ByteBuffer b = ByteBuffer.allocate(256).order(ByteOrder.LITTLE_ENDIAN);
+        private ByteBuffer b;
+
+        Out(int capacity) {
+            b = ByteBuffer.allocate(capacity).order(ByteOrder.LITTLE_ENDIAN);
+        }
 
         private ByteBuffer room(int n) {
             if (b.remaining() < n) {
@@ -234,6 +291,9 @@ final class Wire {
         }
 
         byte[] bytes() {
+            if (b.position() == b.capacity()) {
+                return b.array();
+            }
             byte[] r = new byte[b.position()];
             b.flip().get(r);
             return r;

@@ -78,6 +78,35 @@ class WireTest {
         }
     }
 
+    /** The {@code deref} lines: reference checks against the arena the document describes. */
+    @Test
+    void referenceVectorsAreCheckedAsBothEndsDo() throws IOException {
+        java.lang.foreign.MemorySegment region = java.lang.foreign.Arena.ofAuto().allocate(1024, 64);
+        org.nxia.portal.api.PortalArena arena = org.nxia.portal.api.PortalStructures.formatArena(region, 64);
+        assertEquals(192, arena.allocate(64).offset());
+        org.nxia.portal.api.Ref freed = arena.allocate(64);
+        assertEquals(256, freed.offset());
+        arena.free(freed);
+        int n = 0;
+        for (String line : Files.readAllLines(Path.of("..", "docs", "gemini-protocol.md"))) {
+            String[] w = line.split(" ");
+            if (!w[0].equals("deref") || w.length != 4) {
+                continue;
+            }
+            n++;
+            String[] r = w[2].split(",");
+            org.nxia.portal.api.Ref ref = new org.nxia.portal.api.Ref(Long.parseLong(r[0]), Long.parseLong(r[1]), Integer.parseInt(r[2]));
+            if (w[3].equals("ok")) {
+                assertEquals(ref.length(), Session.deref(arena, "test", ref, w[1]).byteSize(), w[1]);
+                assertEquals(region.address() + ref.offset(), Session.deref(arena, "test", ref, w[1]).address(), w[1]);
+            } else {
+                GeminiException e = assertThrows(GeminiException.class, () -> Session.deref(arena, "test", ref, w[1]), w[1]);
+                assertEquals(ErrorCode.BAD_REF, e.code(), w[1]);
+            }
+        }
+        assertTrue(n >= 8, "deref vectors found: " + n);
+    }
+
     @Test
     void unencodableValuesAreBadArgs() {
         GeminiException e = assertThrows(GeminiException.class,
