@@ -32,7 +32,7 @@ import org.ops4j.pax.exam.spi.reactors.PerClass;
 public class LinuxBootTest {
 
     static final String READY = "nxia-agent: ready";
-    static final int VCPUS = Integer.getInteger("nxia.linux.vcpus", 1);
+    static final int VCPUS = Integer.getInteger("nxia.linux.vcpus", 2);
     static final Duration BOOT_LIMIT = Duration.ofMinutes(Long.getLong("nxia.linux.bootMinutes", 6));
     static final Duration QUIET_REPORT = Duration.ofSeconds(20);
 
@@ -48,7 +48,6 @@ public class LinuxBootTest {
     public void bootsOnTwoVcpusToTheAgentReadyLine() throws Exception {
         LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
                         Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
-                // 1 vCPU unless asked: 2-vCPU boots stall now and then under the rig's nested TCG (not yet understood)
                 .withVcpus(VCPUS).withMemory(256L << 20).withTimeout(BOOT_LIMIT)
                 .withDevices(List.of(DeviceConfig.parse("virtio-rng")));
         VirtualMachine vm = vms.create(profile);
