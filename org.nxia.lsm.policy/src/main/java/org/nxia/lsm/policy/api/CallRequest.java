@@ -5,7 +5,8 @@ package org.nxia.lsm.policy.api;
  *
  * @param profile      the VM profile whose manifest applies
  * @param session      the Gemini session id (rate limits count per session)
- * @param caller       who calls: {@code guest:<vm id>} for a guest, {@code host:<name>} for the host
+ * @param caller       who calls: {@code guest:<vm id>} for a guest, {@code host} for host code (one
+ *                     identity: which host bundle called is not told apart yet)
  * @param direction    which way the call goes
  * @param service      the called service
  * @param method       the called method
