@@ -567,6 +567,8 @@ static int pump(struct nxia_gemini *g, uint64_t want, int welcome, struct nxia_g
         case NXIA_GM_WELCOME:
             if (welcome) {
                 g->session = f->session;
+                if (f->max_frame != 0 && f->max_frame < g->max_frame)
+                    g->max_frame = f->max_frame;   /* the host caps frames below half a ring */
                 return f->version == NXIA_GM_VERSION ? NXIA_GM_OK : NXIA_GM_EVERSION;
             }
             break;

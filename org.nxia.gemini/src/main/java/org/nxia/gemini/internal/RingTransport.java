@@ -50,8 +50,13 @@ final class RingTransport implements Transport {
         this.peerState = peerState;
         // A record never wraps: one of more than half the capacity can find neither the tail nor the
         // head free even in an empty ring, so a frame is at most half a ring (docs/gemini-protocol.md).
-        this.maxFrame = Math.min(this.rx.capacity(), this.tx.capacity()) / 2 - 4;
+        // The guest sizes the rings; the host's receive buffer is one frame, so a cap keeps a guest
+        // with huge rings from making the host hold that much heap (the guest learns it from WELCOME).
+        this.maxFrame = (int) Math.min(Math.min(this.rx.capacity(), this.tx.capacity()) / 2 - 4, MAX_FRAME);
     }
+
+    /** The largest frame on any ring pair: a 64 MiB argument by copy and its call header fit. */
+    static final int MAX_FRAME = (64 << 20) + (64 << 10);
 
     /** Lets go of the memory for good; waits for an access in progress. */
     synchronized void kill(String why) {
