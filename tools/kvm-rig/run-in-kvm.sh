@@ -13,8 +13,7 @@
 # Env:  RIG_TIMEOUT  seconds (default 600)         RIG_MEM   guest RAM (default 2G)
 #       RIG_SMP      vCPUs (default 1)             RIG_CPU   QEMU -cpu (default max; EPYC,+svm also works)
 #       RIG_NPT      0|1: kvm_amd npt= (default: module default, i.e. 1)
-#       RIG_KVM_AMD  kvm_amd parameters, comma-separated (default vgif=0: with QEMU's emulated vGIF the
-#                    rig's kernel froze now and then in nested Linux boots; empty: module defaults)
+#       RIG_KVM_AMD  more kvm_amd parameters, comma-separated (e.g. vgif=0)
 #       RIG_APPEND   extra kernel cmdline (e.g. rig.dmesg prints dmesg before COMMAND)
 #       RIG_HOSTFILES  space-separated host paths to copy in at the same path
 #       RIG_KEEP=1   keep the temp dir (initramfs + log) and print its path
@@ -82,7 +81,6 @@ cat "$RIG/base.cpio" "$TMP/payload.cpio" > "$TMP/initrd.cpio"
 rm -rf "$S" "$TMP/payload.cpio"
 
 # boot-time trims: no crypto self-tests, no TSC/timer sanity delays, no i8042 probing
-RIG_KVM_AMD="${RIG_KVM_AMD-vgif=0}"
 APPEND="console=ttyS0 quiet loglevel=3 cryptomgr.notests tsc=reliable no_timer_check i8042.noaux i8042.nokbd i8042.nopnp mitigations=off ${RIG_NPT:+rig.npt=$RIG_NPT} ${RIG_KVM_AMD:+rig.kvm_amd=$RIG_KVM_AMD} ${RIG_APPEND:-}"
 LOG=$TMP/serial.log
 timeout --foreground -k 5 "${RIG_TIMEOUT:-600}" \
