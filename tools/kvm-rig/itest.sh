@@ -103,15 +103,16 @@ if [ -n "${ITEST_CLASSES:-}" ]; then
   selectors=""; for c in $ITEST_CLASSES; do selectors+=" --select-class $c"; done
   rig_run "$selectors"; exit $?
 fi
-# Every *Test class but the Linux boots, then the Linux boots in a rig of their own: a rig that
-# freezes during a Linux boot (see rig_run) costs that run only, and it is retried.
+# Every *Test class but the Linux boots, then each Linux boot test in a rig of its own: a rig that
+# freezes during a Linux boot (see rig_run) costs that class's run only, and it is retried.
 status=0
 rig_run "--scan-classpath /payload/test-classes --include-classname '.*Test' --exclude-classname 'org.nxia.itest.(LinuxBootTest|SystemVmExecTest|PmemTest)'" || status=$?
-selectors=""; for c in $LINUX_TESTS; do selectors+=" --select-class $c"; done
-for attempt in 1 2 3; do
-  st=0; rig_run "$selectors" || st=$?
-  [ "$st" -eq 3 ] && [ "$attempt" -lt 3 ] && { log "retrying the Linux tests in a fresh rig (attempt $((attempt + 1)) of 3)"; continue; }
-  break
+for c in $LINUX_TESTS; do
+  for attempt in 1 2 3 4; do
+    st=0; rig_run "--select-class $c" || st=$?
+    [ "$st" -eq 3 ] && [ "$attempt" -lt 4 ] && { log "retrying ${c##*.} in a fresh rig (attempt $((attempt + 1)) of 4)"; continue; }
+    break
+  done
+  [ "$st" -ne 0 ] && [ "$status" -eq 0 ] && status=$st
 done
-[ "$status" -ne 0 ] && exit "$status"
-exit "$st"
+exit "$status"
