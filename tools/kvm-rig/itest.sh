@@ -80,11 +80,11 @@ RUN
     > "$fifo" 2>&1 &
   rpid=$!
   while true; do
-    if IFS= read -r -t "${RIG_FREEZE:-120}" line; then
+    if IFS= read -r -t "${RIG_FREEZE:-60}" line; then
       printf '%s\n' "$line"
     else
       if [ $? -gt 128 ]; then
-        log "the rig itself froze: no heartbeat for ${RIG_FREEZE:-120} s (its kernel hung under QEMU TCG; not a test result)"
+        log "the rig itself froze: no heartbeat for ${RIG_FREEZE:-60} s (its kernel hung under QEMU TCG; not a test result)"
         kill -TERM -- "-$rpid" 2>/dev/null; sleep 2; kill -KILL -- "-$rpid" 2>/dev/null
         wait "$rpid" 2>/dev/null
         return 3
@@ -108,9 +108,9 @@ fi
 status=0
 rig_run "--scan-classpath /payload/test-classes --include-classname '.*Test' --exclude-classname 'org.nxia.itest.(LinuxBootTest|SystemVmExecTest|PmemTest)'" || status=$?
 for c in $LINUX_TESTS; do
-  for attempt in 1 2 3 4; do
+  for attempt in 1 2 3 4 5; do
     st=0; rig_run "--select-class $c" || st=$?
-    [ "$st" -eq 3 ] && [ "$attempt" -lt 4 ] && { log "retrying ${c##*.} in a fresh rig (attempt $((attempt + 1)) of 4)"; continue; }
+    [ "$st" -eq 3 ] && [ "$attempt" -lt 5 ] && { log "retrying ${c##*.} in a fresh rig (attempt $((attempt + 1)) of 5)"; continue; }
     break
   done
   [ "$st" -ne 0 ] && [ "$status" -eq 0 ] && status=$st
