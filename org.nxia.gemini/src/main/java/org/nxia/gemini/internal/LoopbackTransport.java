@@ -2,23 +2,17 @@ package org.nxia.gemini.internal;
 
 import java.util.Arrays;
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
 
-import org.nxia.gemini.api.Transport;
 
 /** An in-process transport: two queues. {@link #pair} gives both ends. */
-final class LoopbackTransport implements Transport {
+final class LoopbackTransport extends QueuedTransport {
     static final int MAX_FRAME = 1 << 21;
 
-    private final LinkedBlockingQueue<byte[]> in;
     private final LinkedBlockingQueue<byte[]> out;
     private volatile boolean closed;
     private volatile String gone;
-    /** A frame {@link #await} took off the queue; the receiving thread alone touches it. */
-    private byte[] held;
-
     private LoopbackTransport(LinkedBlockingQueue<byte[]> in, LinkedBlockingQueue<byte[]> out) {
-        this.in = in;
+        super(in);
         this.out = out;
     }
 
@@ -46,30 +40,8 @@ final class LoopbackTransport implements Transport {
     }
 
     @Override
-    public int receive(byte[] buffer) {
-        byte[] f = held != null ? held : in.poll();
-        held = null;
-        if (f == null) {
-            return -1;
-        }
-        System.arraycopy(f, 0, buffer, 0, f.length);
-        return f.length;
-    }
-
-    @Override
     public int maxFrame() {
         return MAX_FRAME;
-    }
-
-    @Override
-    public void await(long nanos) {
-        try {
-            if (held == null) {
-                held = in.poll(nanos, TimeUnit.NANOSECONDS);
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
     }
 
     @Override

@@ -5,11 +5,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.ByteChannel;
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
 
-import org.nxia.gemini.api.ErrorCode;
-import org.nxia.gemini.api.GeminiException;
-import org.nxia.gemini.api.Transport;
 
 /**
  * Gemini over a byte stream (docs/gemini-protocol.md, "Transports"): a
@@ -18,21 +14,18 @@ import org.nxia.gemini.api.Transport;
  * the stream, so the session's poller never blocks in a read; a length over
  * {@link #MAX_FRAME} means the peer broke the framing, which ends the session.
  */
-final class StreamTransport implements Transport {
+final class StreamTransport extends QueuedTransport {
     /** The guest kit's default frame buffers (half a 64 KiB ring, as on the ring transport). */
     static final int MAX_FRAME = 32 * 1024 - 4;
     private static final int QUEUED = 64;
 
     private final ByteChannel stream;
-    private final LinkedBlockingQueue<byte[]> in = new LinkedBlockingQueue<>(QUEUED);
     private final ByteBuffer length = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
     private final Thread reader;
     private volatile String gone;
     private volatile String corrupt;
-    /** A frame {@link #await} took off the queue; the receiving thread alone touches it. */
-    private byte[] held;
-
     StreamTransport(ByteChannel stream, String name) {
+        super(new LinkedBlockingQueue<>(QUEUED));
         this.stream = stream;
         this.reader = Thread.ofPlatform().daemon().name("gemini-stream-" + name).start(this::readLoop);
     }
@@ -99,18 +92,8 @@ final class StreamTransport implements Transport {
     }
 
     @Override
-    public int receive(byte[] buffer) {
-        byte[] f = held != null ? held : in.poll();
-        held = null;
-        if (f == null) {
-            String c = corrupt;
-            if (c != null) {
-                throw new GeminiException(ErrorCode.BAD_FRAME, "the peer broke the stream's framing: " + c);
-            }
-            return -1;
-        }
-        System.arraycopy(f, 0, buffer, 0, f.length);
-        return f.length;
+    protected String brokenFraming() {
+        return corrupt;
     }
 
     @Override
@@ -119,19 +102,8 @@ final class StreamTransport implements Transport {
     }
 
     @Override
-    public void await(long nanos) {
-        try {
-            if (held == null) {
-                held = in.poll(nanos, TimeUnit.NANOSECONDS);
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-    }
-
-    @Override
     public String peerGone() {
-        return in.isEmpty() && held == null ? gone : null; // frames already read are served first
+        return framesWaiting() ? null : gone; // frames already read are served first
     }
 
     @Override
