@@ -606,21 +606,27 @@ final class MicroVm implements ManagedVm, ExitHandler, HostCallContext {
 
     /**
      * How the guest's instructions ran. On PVM a native guest only has its
-     * port I/O emulated, so {@code insn_emulation} stays near the I/O exit
-     * count; an emulated guest has every instruction counted there.
+     * port I/O and MMIO emulated, so {@code insn_emulation} stays near the
+     * count of those exits to the VMM; an emulated guest has every
+     * instruction counted there.
      */
     String executionMode(Map<String, Long> stats) {
-        return switch (hypervisor.flavour()) {
+        return executionMode(hypervisor.flavour(), state, stats);
+    }
+
+    static String executionMode(HypervisorInfo.Flavour flavour, VmState state, Map<String, Long> stats) {
+        return switch (flavour) {
             case HARDWARE_VMX, HARDWARE_SVM -> "hardware";
             case PVM, UNKNOWN -> {
                 Long emulated = stats.get("insn_emulation");
-                Long io = stats.get("io_exits");
+                Long io = stats.containsKey("io_exits") && stats.containsKey("mmio_exits")
+                        ? stats.get("io_exits") + stats.get("mmio_exits") : null;
                 if (emulated == null || io == null) {
                     yield state == VmState.CREATED ? "not started" : "unknown (no insn_emulation counter)";
                 }
                 yield emulated <= 2 * io + 64
-                        ? "native (PVM, insn_emulation=" + emulated + " for " + io + " I/O exits)"
-                        : "emulated (insn_emulation=" + emulated + " for " + io + " I/O exits)";
+                        ? "native (PVM, insn_emulation=" + emulated + " for " + io + " I/O and MMIO exits)"
+                        : "emulated (insn_emulation=" + emulated + " for " + io + " I/O and MMIO exits)";
             }
         };
     }

@@ -374,7 +374,12 @@ final class KvmVcpu implements Vcpu {
                     out.put("binary_stats_unavailable_errno", (long) statsErrno);
                 } else {
                     try {
-                        out.putAll(stats.read());
+                        // KVM's own exits/io_exits/mmio_exits count exits KVM handled in the kernel
+                        // too, and a kvm_pvm host leaves io_exits at 0: ours (exits to this VMM) keep
+                        // the plain names, KVM's get a kvm_ prefix.
+                        for (Map.Entry<String, Long> e : stats.read().entrySet()) {
+                            out.put(out.containsKey(e.getKey()) ? "kvm_" + e.getKey() : e.getKey(), e.getValue());
+                        }
                     } catch (KvmException e) {
                         out.put("binary_stats_unavailable_errno", (long) e.errno());
                     }
