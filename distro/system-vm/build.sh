@@ -42,7 +42,9 @@ fetch_source() {
   if [ ! -f "$deb" ]; then
     say "[1/5] fetching $KERNEL_PKG $KERNEL_PKG_VERSION"
     mkdir -p "$CACHE/dl"
-    (cd "$CACHE/dl" && apt-get download -q "$KERNEL_PKG=$KERNEL_PKG_VERSION" >"$CACHE/dl/apt.log" 2>&1) \
+    download() { (cd "$CACHE/dl" && apt-get download -q "$KERNEL_PKG=$KERNEL_PKG_VERSION" >"$CACHE/dl/apt.log" 2>&1); }
+    # A fresh machine's package lists may predate the version (it comes from bookworm-security).
+    download || { [ "$(id -u)" -eq 0 ] && say "[1/5] apt-get update (the package lists lack it)" && apt-get update -qq >&2 && download; } \
       || { cat "$CACHE/dl/apt.log" >&2; die "could not download $KERNEL_PKG=$KERNEL_PKG_VERSION (apt-get update? bookworm-security in sources.list?)"; }
     [ -f "$deb" ] || die "apt-get download left no $deb"
   fi
@@ -150,8 +152,9 @@ cmd_build() {
   flock -n 9 || { say "another build holds $CACHE/.lock; waiting"; flock 9; }
   if [ -f "$dir/info.json" ]; then ln -sfn "$k" "$CACHE/current"; echo "$dir"; return; fi
   say "building image $k (cold: 20-40 min on 2 cores; cached afterwards)"
-  for tool in make gcc flex bison bc xz gzip readelf dpkg-deb apt-get; do
-    command -v "$tool" >/dev/null || die "missing $tool (.ci/run lists what the kernel build needs)"
+  "$ROOT/tools/need.sh" image || die "the kernel build's tools are missing (above)"
+  for tool in gzip dpkg-deb apt-get; do
+    command -v "$tool" >/dev/null || die "missing $tool: the image is built from Debian's kernel source package, on a Debian host"
   done
   fetch_source
   configure

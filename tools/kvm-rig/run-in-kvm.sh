@@ -17,6 +17,7 @@
 #       RIG_APPEND   extra kernel cmdline (e.g. rig.dmesg prints dmesg before COMMAND)
 #       RIG_HOSTFILES  space-separated host paths to copy in at the same path
 #       RIG_KEEP=1   keep the temp dir (initramfs + log) and print its path
+#       RIG_INTERACTIVE=1  this terminal is the rig's console: COMMAND reads it (a shell, a VM console)
 # Exit: COMMAND's status; 124 on timeout; 125 if the VM ended without an exit marker.
 set -u
 RIG=$("$(dirname "$(readlink -f "$0")")/setup.sh") || { echo "rig: setup failed" >&2; exit 2; }
@@ -81,6 +82,7 @@ cat "$RIG/base.cpio" "$TMP/payload.cpio" > "$TMP/initrd.cpio"
 rm -rf "$S" "$TMP/payload.cpio"
 
 # boot-time trims: no crypto self-tests, no TSC/timer sanity delays, no i8042 probing
+[ "${RIG_INTERACTIVE:-0}" = 1 ] && RIG_APPEND="${RIG_APPEND:-} rig.interactive"
 APPEND="console=ttyS0 quiet loglevel=3 cryptomgr.notests tsc=reliable no_timer_check i8042.noaux i8042.nokbd i8042.nopnp mitigations=off ${RIG_NPT:+rig.npt=$RIG_NPT} ${RIG_KVM_AMD:+rig.kvm_amd=$RIG_KVM_AMD} ${RIG_APPEND:-}"
 LOG=$TMP/serial.log
 timeout --foreground -k 5 "${RIG_TIMEOUT:-600}" \
@@ -88,7 +90,7 @@ timeout --foreground -k 5 "${RIG_TIMEOUT:-600}" \
     -m "${RIG_MEM:-2G}" -smp "${RIG_SMP:-1}" \
     -nodefaults -no-user-config -display none -serial stdio -monitor none \
     -kernel "$RIG/vmlinux" -initrd "$TMP/initrd.cpio" -append "$APPEND" -no-reboot \
-    </dev/null | tee "$LOG"
+    <"$( [ "${RIG_INTERACTIVE:-0}" = 1 ] && echo /dev/stdin || echo /dev/null)" | tee "$LOG"
 st=("${PIPESTATUS[@]}")
 if [ "${st[0]}" = 124 ] || [ "${st[0]}" = 137 ]; then
   echo "rig: TIMEOUT after ${RIG_TIMEOUT:-600}s" >&2; exit 124

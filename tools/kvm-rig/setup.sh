@@ -12,15 +12,7 @@
 set -euo pipefail
 log() { echo "kvm-rig: $*" >&2; }
 
-need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-{ [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x insmod >/dev/null; } || need+=(busybox-static)
-command -v cpio >/dev/null || need+=(cpio)
-command -v xz >/dev/null || need+=(xz-utils)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
-fi
+"$(dirname "$0")/../need.sh" rig >&2
 
 # The kernel the linux-image-amd64 metapackage points at (any version with kvm_amd works).
 pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1)
@@ -28,7 +20,7 @@ pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(
 [ -n "$pkg" ] || { log "cannot find Debian's linux-image-amd64 kernel package"; exit 1; }
 kver=${pkg#linux-image-}
 # The suffix names the initramfs layout: bump it when this script changes what it builds.
-RIG="${NXIA_CACHE:-$HOME/.cache/nxia}/kvm-rig/$kver-r3"
+RIG="${NXIA_CACHE:-$HOME/.cache/nxia}/kvm-rig/$kver-r4"
 if [ -f "$RIG/base.cpio" ] && [ -f "$RIG/vmlinux" ]; then
   echo "$RIG"; exit 0
 fi
