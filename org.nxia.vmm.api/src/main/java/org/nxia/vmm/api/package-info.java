@@ -7,7 +7,7 @@
  * <p>No backend type (KVM, WHP, HVF) appears here.
  */
 @Export
-@Version("0.3.0")
+@Version("1.0.0")
 package org.nxia.vmm.api;
 
 import org.osgi.annotation.bundle.Export;

@@ -8,7 +8,7 @@
  * next VM.
  */
 @Export
-@Version("0.3.0")
+@Version("1.0.0")
 package org.nxia.vmm.api.device;
 
 import org.osgi.annotation.bundle.Export;
