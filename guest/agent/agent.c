@@ -268,7 +268,8 @@ static char *cstr(size_t *used, const uint8_t *val, uint32_t len)
     return s;
 }
 
-static void set_cfg_env(char *kv)
+/* Takes kv (malloc'd); -1 if it is a new key and MAX_ENV are set already. */
+static int set_cfg_env(char *kv)
 {
     size_t klen = strcspn(kv, "=");
 
@@ -276,14 +277,14 @@ static void set_cfg_env(char *kv)
         if (cfg_env[i] && !strncmp(cfg_env[i], kv, klen) && cfg_env[i][klen] == '=') {
             free(cfg_env[i]);
             cfg_env[i] = kv;
-            return;
+            return 0;
         }
     for (int i = 0; i < MAX_ENV; i++)
         if (!cfg_env[i]) {
             cfg_env[i] = kv;
-            return;
+            return 0;
         }
-    free(kv);
+    return -1;
 }
 
 static unsigned long mount_flags(char *opts)
@@ -357,8 +358,15 @@ static void do_configure(struct conn *c, uint32_t id, const uint8_t *pl, uint32_
                 return;
             }
             char *copy = strdup(kv);
-            if (copy)
-                set_cfg_env(copy);
+            if (!copy) {
+                send_error(c, id, CTL_E_SYSTEM, "configure: out of memory");
+                return;
+            }
+            if (set_cfg_env(copy) < 0) {
+                free(copy);
+                send_error(c, id, CTL_E_PROTO, "configure: more than %d variables", MAX_ENV);
+                return;
+            }
         } else if (t.tag == CTL_T_MOUNT) {
             /* source NUL target NUL fstype NUL options */
             const uint8_t *f[4], *end = t.val + t.len;
