@@ -125,9 +125,16 @@ class AgentHardeningTest {
         }
     }
 
+    private static long fds(Process p) throws IOException {
+        try (var list = Files.list(Path.of("/proc/" + p.pid() + "/fd"))) {
+            return list.count();
+        }
+    }
+
     @Test
     void silentClientsInEverySlotDoNotLockTheHostOut(@TempDir Path dir) throws Exception {
         try (AgentProcess p = new AgentProcess(dir)) {
+            long before = fds(p.process), peak;
             List<RawClient> silent = new ArrayList<>();
             try {
                 for (int i = 0; i < 2 * 16; i++)
@@ -135,12 +142,21 @@ class AgentHardeningTest {
                 long start = System.nanoTime();
                 try (AgentSession s = p.session()) {
                     assertEquals(ExitStatus.exited(0), s.exec("true").status());
+                    peak = fds(p.process);
                 }
                 assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(5), "the host waited for a slot");
             } finally {
                 for (RawClient c : silent)
                     c.close();
             }
+            long after = fds(p.process);
+            for (int i = 0; i < 100 && after > before; i++) {
+                Thread.sleep(20);
+                after = fds(p.process);
+            }
+            System.out.printf("agent fds with 32 silent clients: %d -> %d -> %d%n", before, peak, after);
+            assertTrue(peak <= before + 16, "more than 16 connections held: " + peak);
+            assertEquals(before, after, "fds left after every client went");
         }
     }
 
