@@ -774,8 +774,8 @@ static void add_conn(int fd)
     c->deadline = now_ms() + HANDSHAKE_MS;
 }
 
-/* Closes the connections whose handshake is overdue; returns the poll
- * timeout until the next deadline (-1: none). */
+/* Ends (marks dead) the connections whose handshake is overdue; returns the
+ * poll timeout until the next deadline (-1: none). */
 static int expire_handshakes(void)
 {
     long long now = now_ms(), next = -1;

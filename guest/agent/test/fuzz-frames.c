@@ -214,7 +214,7 @@ static void stream_case(struct stream *s)
     if (state == 2) {
         /* One answer per whole frame (STDIN for no program gets none), then the error that ended it. */
         if (answers != per_frame * s->frames + (want_error != 0) || (want_error && last_error != want_error))
-            die("authenticated: answers / last error", answers * 1000 + last_error, s->frames * 1000 + s->broken * 100 + (long long)ctl_get16(s->b + 4) % 100);
+            die("authenticated: answers and the last error code", answers, last_error);
     } else if (secret_len == 0) {
         /* Whatever comes first, the answer is ERROR AUTH and the end. */
         int whole = s->frames > 0;
