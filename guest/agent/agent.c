@@ -27,6 +27,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 
 #include "proto.h"
 
@@ -37,11 +38,14 @@
 #define OUT_CHUNK   32768u
 #define STDIN_LIMIT (1u << 20)   /* queued stdin per job; more is a host bug */
 #define SEND_TIMEOUT_S 10        /* a host that stops reading loses its connection */
+#define HANDSHAKE_MS 10000       /* a connection that has not authenticated by then is closed */
+#define SECRET_FILE "/etc/nxia/secret"  /* PID 1's: the host appends it to the initramfs */
 
 struct conn {
     int fd;                      /* -1: free */
     int state;                   /* 0 want HELLO, 1 want AUTH, 2 ready */
     int dead;
+    long long deadline;          /* ms (CLOCK_MONOTONIC) by which state 2 must be reached */
     uint8_t host_nonce[CTL_NONCE], agent_nonce[CTL_NONCE];
     size_t rlen;
     uint8_t rbuf[4 + CTL_MAX_BODY];
@@ -64,7 +68,7 @@ static struct job jobs[MAX_JOBS];
 static int pid1, quiesced, listen_fd = -1, sig_fd = -1, stop;
 static const char *unix_path;
 static uint8_t secret[CTL_MAX_SECRET];
-static size_t secret_len;
+static size_t secret_len;        /* 0: no valid secret, every connection is refused */
 static char *cfg_env[MAX_ENV];
 static uint8_t scratch[CTL_MAX_PAYLOAD + 2 * MAX_ARGS + 16];
 
@@ -264,7 +268,8 @@ static char *cstr(size_t *used, const uint8_t *val, uint32_t len)
     return s;
 }
 
-static void set_cfg_env(char *kv)
+/* Takes kv (malloc'd); -1 if it is a new key and MAX_ENV are set already. */
+static int set_cfg_env(char *kv)
 {
     size_t klen = strcspn(kv, "=");
 
@@ -272,14 +277,14 @@ static void set_cfg_env(char *kv)
         if (cfg_env[i] && !strncmp(cfg_env[i], kv, klen) && cfg_env[i][klen] == '=') {
             free(cfg_env[i]);
             cfg_env[i] = kv;
-            return;
+            return 0;
         }
     for (int i = 0; i < MAX_ENV; i++)
         if (!cfg_env[i]) {
             cfg_env[i] = kv;
-            return;
+            return 0;
         }
-    free(kv);
+    return -1;
 }
 
 static unsigned long mount_flags(char *opts)
@@ -353,8 +358,15 @@ static void do_configure(struct conn *c, uint32_t id, const uint8_t *pl, uint32_
                 return;
             }
             char *copy = strdup(kv);
-            if (copy)
-                set_cfg_env(copy);
+            if (!copy) {
+                send_error(c, id, CTL_E_SYSTEM, "configure: out of memory");
+                return;
+            }
+            if (set_cfg_env(copy) < 0) {
+                free(copy);
+                send_error(c, id, CTL_E_PROTO, "configure: more than %d variables", MAX_ENV);
+                return;
+            }
         } else if (t.tag == CTL_T_MOUNT) {
             /* source NUL target NUL fstype NUL options */
             const uint8_t *f[4], *end = t.val + t.len;
@@ -629,6 +641,12 @@ static void power_off(void)
 static void handle_frame(struct conn *c, uint16_t type, uint32_t id, const uint8_t *pl, uint32_t len)
 {
     if (c->state == 0) {
+        /* Fail closed: HMAC over an empty key is a proof anyone can compute. */
+        if (!secret_len) {
+            send_error(c, id, CTL_E_AUTH, "this agent has no valid secret: it refuses every connection");
+            c->dead = 1;
+            return;
+        }
         if (type != CTL_HELLO || len != 4 + CTL_NONCE) {
             send_error(c, id, CTL_E_PROTO, "expected HELLO (36 bytes)");
             c->dead = 1;
@@ -717,18 +735,63 @@ static void close_conn(struct conn *c)
     c->state = 0;
 }
 
+static long long now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* With every slot taken, a new connection takes the slot of the oldest one
+ * still in its handshake: clients that connect and say nothing cannot lock
+ * the host out (authenticated connections are never displaced). */
 static void add_conn(int fd)
 {
     struct timeval tv = {.tv_sec = SEND_TIMEOUT_S};
+    struct conn *c = NULL;
 
-    for (int i = 0; i < MAX_CONNS; i++)
-        if (conns[i].fd < 0) {
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-            conns[i].fd = fd;
-            return;
+    for (int i = 0; i < MAX_CONNS && !c; i++)
+        if (conns[i].fd < 0)
+            c = &conns[i];
+    for (int i = 0; i < MAX_CONNS && !c; i++)
+        if (conns[i].state < 2 && !conns[i].dead)
+            c = &conns[i];
+    for (int i = 0; i < MAX_CONNS && c && c->fd >= 0; i++)
+        if (conns[i].state < 2 && !conns[i].dead && conns[i].deadline < c->deadline)
+            c = &conns[i];
+    if (!c) {
+        logmsg("%d authenticated connections: refusing another", MAX_CONNS);
+        close(fd);
+        return;
+    }
+    if (c->fd >= 0) {
+        send_error(c, 0, CTL_E_PROTO, "displaced by a newer connection before authenticating");
+        close_conn(c);
+    }
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    c->fd = fd;
+    c->deadline = now_ms() + HANDSHAKE_MS;
+}
+
+/* Ends (marks dead) the connections whose handshake is overdue; returns the
+ * poll timeout until the next deadline (-1: none). */
+static int expire_handshakes(void)
+{
+    long long now = now_ms(), next = -1;
+
+    for (int i = 0; i < MAX_CONNS; i++) {
+        struct conn *c = &conns[i];
+        if (c->fd < 0 || c->state == 2 || c->dead)
+            continue;
+        if (c->deadline <= now) {
+            send_error(c, 0, CTL_E_PROTO, "no handshake within %d ms", HANDSHAKE_MS);
+            c->dead = 1;
+        } else if (next < 0 || c->deadline - now < next) {
+            next = c->deadline - now;
         }
-    logmsg("too many connections (%d): refusing one", MAX_CONNS);
-    close(fd);
+    }
+    return (int)next;
 }
 
 static void conn_readable(struct conn *c)
@@ -769,44 +832,69 @@ static void conn_readable(struct conn *c)
 
 /* ---- set-up --------------------------------------------------------------- */
 
-static int load_secret_hex(const char *hex, size_t n)
+/* Takes the secret from hex (trailing newlines and spaces ignored); NULL, or
+ * why it is not a valid secret. Leaves no copy but the key. */
+static const char *load_secret_hex(const char *hex, size_t n)
 {
     char buf[2 * CTL_MAX_SECRET + 1];
+    const char *why = NULL;
     long len;
 
     while (n && (hex[n - 1] == '\n' || hex[n - 1] == ' '))
         n--;
+    if (n == 0)
+        return "it is empty";
+    if (n % 2)
+        return "an odd number of hex digits";
     if (n >= sizeof buf)
-        return -1;
+        return "longer than 64 bytes";
     memcpy(buf, hex, n);
     buf[n] = 0;
     len = ctl_unhex(buf, secret, sizeof secret);
-    if (len < (long)CTL_MIN_SECRET)
-        return -1;
+    explicit_bzero(buf, sizeof buf);
+    if (len < 0)
+        why = "not hex";
+    else if (len < (long)CTL_MIN_SECRET)
+        why = "shorter than 16 bytes";
+    if (why) {
+        explicit_bzero(secret, sizeof secret);
+        return why;
+    }
     secret_len = (size_t)len;
-    return 0;
+    return NULL;
 }
 
-static int load_secret_file(const char *path)
+/* The secret file is a hand-over, not a store: read, zeroed and unlinked, so
+ * nothing started after the agent finds it. */
+static const char *load_secret_file(const char *path)
 {
-    char buf[4096];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    static char why[160];
+    static const char zeros[2 * CTL_MAX_SECRET + 8];
+    char buf[sizeof zeros];
+    const char *bad;
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     ssize_t n;
 
-    if (fd < 0)
-        return -1;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    if (!strcmp(path, "/proc/cmdline")) {
-        for (char *tok = strtok(buf, " \n"); tok; tok = strtok(NULL, " \n"))
-            if (!strncmp(tok, "nxia.secret=", 12))
-                return load_secret_hex(tok + 12, strlen(tok + 12));
-        return -1;
+    if (fd < 0) {
+        snprintf(why, sizeof why, "%s: %s", path, strerror(errno));
+        return why;
     }
-    return load_secret_hex(buf, (size_t)n);
+    while ((n = read(fd, buf, sizeof buf)) < 0 && errno == EINTR)
+        ;
+    if (n > 0 && (pwrite(fd, zeros, (size_t)n, 0) != n || fsync(fd) < 0))
+        logmsg("cannot zero %s: %s", path, strerror(errno));
+    close(fd);
+    if (unlink(path) < 0)
+        logmsg("cannot remove %s: %s", path, strerror(errno));
+    if (n < 0) {
+        snprintf(why, sizeof why, "%s: %s", path, strerror(errno));
+        return why;
+    }
+    bad = (size_t)n == sizeof buf ? "longer than 64 bytes" : load_secret_hex(buf, (size_t)n);
+    explicit_bzero(buf, sizeof buf);
+    if (bad)
+        snprintf(why, sizeof why, "%s: %s", path, bad);
+    return bad ? why : NULL;
 }
 
 static void setup_pid1(void)
@@ -877,14 +965,16 @@ fail:
 static void usage(void)
 {
     fprintf(stderr, "usage: nxia-agent (--unix PATH | --fd N | --vsock PORT) (--secret HEX | --secret-file PATH)\n"
-                    "       as PID 1: vsock port %u, secret from nxia.secret=HEX on the kernel command line\n"
-                    "       or /etc/nxia/secret\n", CTL_VSOCK_PORT);
+                    "       as PID 1: vsock port %u, secret from " SECRET_FILE "\n"
+                    "       (a secret file is erased once read; without a valid secret every connection is refused)\n",
+            CTL_VSOCK_PORT);
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     int conn_fd = -1, vsock_port = -1;
+    const char *secret_from = NULL, *no_secret = NULL;
     sigset_t mask;
 
     pid1 = getpid() == 1;
@@ -906,17 +996,13 @@ int main(int argc, char **argv)
             conn_fd = atoi(v);
         else if (!strcmp(argv[i], "--vsock"))
             vsock_port = atoi(v);
-        else if (!strcmp(argv[i], "--secret")) {
-            if (load_secret_hex(v, strlen(v)) < 0) {
-                fprintf(stderr, "nxia-agent: --secret: want %u..%u bytes as hex\n", CTL_MIN_SECRET, CTL_MAX_SECRET);
-                exit(2);
-            }
-        } else if (!strcmp(argv[i], "--secret-file")) {
-            if (load_secret_file(v) < 0) {
-                fprintf(stderr, "nxia-agent: --secret-file %s: no %u..%u bytes of hex there\n", v,
-                        CTL_MIN_SECRET, CTL_MAX_SECRET);
-                exit(2);
-            }
+        else if (!strcmp(argv[i], "--secret") && !secret_from) {
+            secret_from = "--secret";
+            no_secret = load_secret_hex(v, strlen(v));
+            memset(argv[i + 1], 'x', strlen(v));    /* out of /proc/PID/cmdline */
+        } else if (!strcmp(argv[i], "--secret-file") && !secret_from) {
+            secret_from = v;
+            no_secret = load_secret_file(v);
         } else if (pid1) {
             logmsg("ignoring argument %s", argv[i]);
             continue;
@@ -928,15 +1014,16 @@ int main(int argc, char **argv)
         setup_pid1();
         if (vsock_port < 0 && !unix_path && conn_fd < 0)
             vsock_port = CTL_VSOCK_PORT;
-        if (!secret_len && load_secret_file("/proc/cmdline") < 0 && load_secret_file("/etc/nxia/secret") < 0)
-            logmsg("no nxia.secret=HEX on the kernel command line and no /etc/nxia/secret: "
-                  "no host can authenticate");
+        if (!secret_from)
+            no_secret = load_secret_file(SECRET_FILE);
     } else {
-        if ((vsock_port < 0) + !unix_path + (conn_fd < 0) != 2 || !secret_len)
+        if ((vsock_port < 0) + !unix_path + (conn_fd < 0) != 2 || !secret_from)
             usage();
         /* Grandchildren whose parent exits come to us, as they would to PID 1. */
         prctl(PR_SET_CHILD_SUBREAPER, 1);
     }
+    if (no_secret)
+        logmsg("no valid secret (%s): refusing every connection", no_secret);
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
@@ -977,6 +1064,16 @@ int main(int argc, char **argv)
         void *who[2 + MAX_CONNS + 3 * MAX_JOBS];
         int kind[2 + MAX_CONNS + 3 * MAX_JOBS];
         nfds_t n = 0;
+        int timeout = expire_handshakes();
+
+        for (int i = 0; i < MAX_CONNS; i++)
+            if (conns[i].fd >= 0 && conns[i].dead) {
+                close_conn(&conns[i]);
+                if (conn_fd >= 0)
+                    stop = 1;    /* --fd serves one connection */
+            }
+        if (stop)
+            break;
 
         pf[n] = (struct pollfd){.fd = sig_fd, .events = POLLIN}; kind[n++] = 0;
         if (listen_fd >= 0) {
@@ -1001,7 +1098,7 @@ int main(int argc, char **argv)
                 pf[n] = (struct pollfd){.fd = j->in_fd, .events = POLLOUT}; who[n] = j; kind[n++] = 5;
             }
         }
-        if (poll(pf, n, -1) < 0) {
+        if (poll(pf, n, timeout) < 0) {
             if (errno != EINTR)
                 logmsg("poll: %s", strerror(errno));
             continue;
@@ -1018,8 +1115,8 @@ int main(int argc, char **argv)
                     add_conn(fd);
                 break;
             }
-            case 2:
-                if (((struct conn *)who[i])->fd >= 0)
+            case 2:    /* add_conn may have given the slot to a newer connection */
+                if (((struct conn *)who[i])->fd == pf[i].fd)
                     conn_readable(who[i]);
                 break;
             /* A job may have been freed by reap() earlier in this turn. */
@@ -1028,12 +1125,6 @@ int main(int argc, char **argv)
             case 5: if (j->used && j->in_fd == pf[i].fd) pump_stdin(j); break;
             }
         }
-        for (int i = 0; i < MAX_CONNS; i++)
-            if (conns[i].fd >= 0 && conns[i].dead) {
-                close_conn(&conns[i]);
-                if (conn_fd >= 0)
-                    stop = 1;    /* --fd serves one connection */
-            }
     }
 
     if (pid1)

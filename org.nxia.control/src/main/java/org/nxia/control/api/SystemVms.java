@@ -26,14 +26,16 @@ public interface SystemVms {
     int AGENT_PORT = 1024;
 
     /**
-     * Boots {@code profile} with a fresh per-VM secret on its command line and
-     * a virtio-vsock device added, waits for the agent's ready line, and
-     * opens an authenticated session over vsock.
+     * Boots {@code profile} with a fresh per-VM secret in a file appended to its
+     * initramfs (never on the command line, which the console prints) and a
+     * virtio-vsock device added, waits for the agent's ready line, and opens an
+     * authenticated session over vsock; the handshake has 30 s.
      *
      * @param readyLimit how long boot may take up to the ready line
      * @throws IllegalArgumentException the host cannot boot a stock kernel (no hardware virtualization)
      * @throws IOException the VM ended or timed out before its agent was ready (the message carries
-     *         the console's tail), or the session failed; the VM is destroyed then
+     *         the console's tail), or the session failed or its handshake ran out of time; the VM is
+     *         stopped and destroyed then
      */
     SystemVm boot(LinuxProfile profile, Duration readyLimit) throws IOException, InterruptedException;
 

@@ -5,9 +5,12 @@ import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -16,6 +19,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 
 import org.nxia.control.api.AgentSession;
 import org.nxia.control.api.ControlException;
@@ -37,6 +41,8 @@ final class AgentConnection implements AgentSession {
 
     /** How long a request waits for the agent's answer; a silent agent must not hang the host. */
     static final long REPLY_TIMEOUT_S = 60;
+    /** How long the handshake may take; an agent that accepts and goes silent must not hang the host. */
+    static final Duration HANDSHAKE_LIMIT = Duration.ofSeconds(30);
     private static final int MIN_SECRET = 16, MAX_SECRET = 64;
     private static final SecureRandom RANDOM = new SecureRandom();
 
@@ -55,12 +61,27 @@ final class AgentConnection implements AgentSession {
         this.init = init;
     }
 
-    /** Authenticates both ways, then starts the reader; closes the channel on failure. */
-    static AgentConnection open(SocketChannel channel, byte[] secret) throws IOException {
+    /**
+     * Authenticates both ways within {@code limit}, then starts the reader;
+     * closes the channel on failure.
+     */
+    static AgentConnection open(SocketChannel channel, byte[] secret, Duration limit) throws IOException {
         if (secret.length < MIN_SECRET || secret.length > MAX_SECRET)
             throw new IllegalArgumentException("secret must be " + MIN_SECRET + ".." + MAX_SECRET + " bytes, not " + secret.length);
         channel.configureBlocking(true);
         AgentConnection c = null;
+        // Blocking reads on a Unix channel have no timeout: closing the channel ends them.
+        // Whoever settles first wins: the handshake (done) or the watchdog (late).
+        AtomicReference<String> settled = new AtomicReference<>();
+        Thread watchdog = Thread.ofVirtual().name("nxia-control-handshake").start(() -> {
+            try {
+                Thread.sleep(limit);
+                if (settled.compareAndSet(null, "late"))
+                    channel.close();
+            } catch (InterruptedException | IOException e) {
+                // done in time
+            }
+        });
         try {
             ByteBuffer hs = ByteBuffer.allocate(4 + Wire.MAX_BODY).flip();
             byte[] hostNonce = new byte[Wire.NONCE];
@@ -89,9 +110,15 @@ final class AgentConnection implements AgentSession {
             ByteBuffer rb = ready.body();
             boolean init = (rb.getInt() & 1) != 0;
             String ident = new String(ready.payload(), 4, ready.payload().length - 4, StandardCharsets.UTF_8);
+            if (!settled.compareAndSet(null, "done"))
+                throw new ClosedChannelException();
             c = new AgentConnection(channel, ident, init);
             c.in.clear().put(hs).flip();
+        } catch (ClosedChannelException e) {
+            throw "late".equals(settled.get()) ? new ControlException(Code.SESSION,
+                    "the agent did not complete the handshake within " + limit.toMillis() + " ms", e) : e;
         } finally {
+            watchdog.interrupt();
             if (c == null)
                 channel.close();
         }
@@ -128,7 +155,7 @@ final class AgentConnection implements AgentSession {
     }
 
     /** Reads the next frame into {@code buf} (kept flipped: position..limit unread). */
-    private static Wire.Frame read(SocketChannel ch, ByteBuffer buf) throws IOException {
+    static Wire.Frame read(ReadableByteChannel ch, ByteBuffer buf) throws IOException {
         for (;;) {
             int r = Wire.scan(buf, false);
             if (r > 0)

@@ -15,7 +15,7 @@ public final class SocketControlConnector implements ControlConnector {
 
     @Override
     public AgentSession connect(SocketChannel channel, byte[] secret) throws IOException {
-        return AgentConnection.open(channel, secret);
+        return AgentConnection.open(channel, secret, AgentConnection.HANDSHAKE_LIMIT);
     }
 
     @Override

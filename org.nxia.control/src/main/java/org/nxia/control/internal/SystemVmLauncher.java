@@ -4,11 +4,11 @@ import java.io.IOException;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Dictionary;
-import java.util.HexFormat;
 import java.util.Hashtable;
 import java.util.List;
 import java.util.Map;
@@ -34,11 +34,12 @@ import org.osgi.service.component.annotations.Deactivate;
 import org.osgi.service.component.annotations.Reference;
 
 /**
- * Boots System VMs: a secret per VM on the kernel command line (the agent
- * proves it knows it, and so do we: docs/control-protocol.md), a vsock
- * device whose host socket lives in a private temporary directory, the
- * agent's ready line on the console, then a session over vsock port 1024
- * registered as an {@link AgentSession} service for as long as the VM runs.
+ * Boots System VMs: a secret per VM in a file appended to the initramfs (the
+ * agent proves it knows it, and so do we: docs/control-protocol.md; never on
+ * the command line, which the console prints), a vsock device whose host
+ * socket lives in a private temporary directory, the agent's ready line on the
+ * console, then a session over vsock port 1024 registered as an
+ * {@link AgentSession} service for as long as the VM runs.
  */
 @Component(service = SystemVms.class)
 public final class SystemVmLauncher implements SystemVms {
@@ -51,11 +52,17 @@ public final class SystemVmLauncher implements SystemVms {
     private final BundleContext context;
     private final SecureRandom random = new SecureRandom();
     private final Map<String, Booted> running = new ConcurrentHashMap<>();
+    private final Duration handshakeLimit;
 
     @Activate
     public SystemVmLauncher(@Reference VmManager vms, BundleContext context) {
+        this(vms, context, AgentConnection.HANDSHAKE_LIMIT);
+    }
+
+    SystemVmLauncher(VmManager vms, BundleContext context, Duration handshakeLimit) {
         this.vms = vms;
         this.context = context;
+        this.handshakeLimit = handshakeLimit;
     }
 
     @Deactivate
@@ -75,20 +82,24 @@ public final class SystemVmLauncher implements SystemVms {
         }
         byte[] secret = new byte[32];
         random.nextBytes(secret);
-        Path dir = Files.createTempDirectory("nxia-sysvm");
+        Path dir = Files.createTempDirectory("nxia-sysvm");  // 0700
         Path uds = dir.resolve("vsock");
+        Path initrd = dir.resolve("initramfs");
         List<DeviceConfig> devices = new ArrayList<>(profile.devices());
         devices.add(DeviceConfig.parse("virtio-vsock:cid=3,uds=" + uds));
-        String secretArg = "nxia.secret=" + HexFormat.of().formatHex(secret);
-        LinuxProfile withAgent = profile.withCmdline(profile.cmdline().isBlank() ? secretArg : profile.cmdline() + " " + secretArg)
-                .withDevices(devices);
+        LinuxProfile withAgent = new LinuxProfile(profile.name(), profile.kernel(), initrd, profile.cmdline(), profile.vcpus(),
+                profile.memoryBytes(), profile.timeout(), devices);
         VirtualMachine vm;
         try {
-            vm = vms.create(withAgent);
-        } catch (RuntimeException e) {
-            deleteQuietly(dir, uds);
+            byte[] image = profile.initrd() == null ? new byte[0] : Files.readAllBytes(profile.initrd());
+            Files.write(Files.createFile(initrd, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"))),
+                    Initramfs.withSecret(image, secret));
+            vm = vms.create(withAgent);  // has read the initramfs
+        } catch (IOException | RuntimeException e) {
+            deleteQuietly(initrd, uds, dir);
             throw e;
         }
+        deleteQuietly(initrd);
         Booted booted = new Booted(vm, dir, uds);
         try {
             long start = System.nanoTime();
@@ -96,7 +107,7 @@ public final class SystemVmLauncher implements SystemVms {
             awaitReady(vm, start + readyLimit.toNanos());
             booted.readyAfter = Duration.ofNanos(System.nanoTime() - start);
             SocketChannel channel = VsockUnixClient.connect(uds, AGENT_PORT, CONNECT_LIMIT);
-            booted.session = AgentConnection.open(channel, secret);
+            booted.session = AgentConnection.open(channel, secret, handshakeLimit);
             running.put(vm.id(), booted);
             booted.watch();
             Dictionary<String, Object> props = new Hashtable<>();
@@ -138,10 +149,11 @@ public final class SystemVmLauncher implements SystemVms {
         return console.length() <= CONSOLE_TAIL ? console : console.substring(console.length() - CONSOLE_TAIL);
     }
 
-    private static void deleteQuietly(Path dir, Path uds) {
+    /** Deletes in order (a directory after its files). */
+    private static void deleteQuietly(Path... paths) {
         try {
-            Files.deleteIfExists(uds);
-            Files.deleteIfExists(dir);
+            for (Path p : paths)
+                Files.deleteIfExists(p);
         } catch (IOException e) {
             // a leftover empty temporary directory is harmless
         }
@@ -238,7 +250,7 @@ public final class SystemVmLauncher implements SystemVms {
                 Thread.currentThread().interrupt();
             } finally {
                 vms.destroy(vm.id());
-                deleteQuietly(dir, uds);
+                deleteQuietly(uds, dir);
             }
         }
     }

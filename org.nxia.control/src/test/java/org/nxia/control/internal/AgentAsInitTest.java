@@ -30,10 +30,10 @@ import org.nxia.control.api.GuestConfig;
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class AgentAsInitTest {
 
-    private static final List<String> UNSHARE = List.of("unshare", "--user", "--map-root-user", "--pid", "--uts", "--fork", "--kill-child",
+    static final List<String> UNSHARE = List.of("unshare", "--user", "--map-root-user", "--pid", "--uts", "--fork", "--kill-child",
             "--mount-proc");
 
-    private static boolean namespacesWork() {
+    static boolean namespacesWork() {
         try {
             Process p = new ProcessBuilder(concat(UNSHARE, "true")).redirectErrorStream(true).start();
             p.getInputStream().readAllBytes();
@@ -47,16 +47,29 @@ class AgentAsInitTest {
         return Stream.concat(a.stream(), Stream.of(b)).toList();
     }
 
-    @Test
-    void asInitItReapsOrphansConfiguresAndPowersOff() throws Exception {
-        assumeTrue(namespacesWork(), "unshare --user --pid is not allowed here");
-        // Not under /tmp or /run: as PID 1 the agent mounts fresh tmpfs there in its namespace,
-        // hiding the socket (a checkout may itself live under /tmp).
+    /**
+     * A directory for the agent's socket, not under /tmp or /run: as PID 1 the agent mounts fresh tmpfs
+     * there in its namespace, hiding the socket (a checkout may itself live under /tmp).
+     */
+    static Path privateDir() throws IOException {
         Path base = Path.of("target").toAbsolutePath();
         if (base.startsWith("/tmp") || base.startsWith("/run")) {
             base = Files.createDirectories(Path.of(System.getProperty("user.home"), ".cache", "nxia", "agent-test"));
         }
-        Path dir = Files.createTempDirectory(base, "agent-init").toAbsolutePath();
+        return Files.createTempDirectory(base, "agent-init").toAbsolutePath();
+    }
+
+    static void deleteTree(Path dir) throws IOException {
+        try (Stream<Path> files = Files.walk(dir)) {
+            for (Path f : files.sorted(Comparator.reverseOrder()).toList())
+                Files.delete(f);
+        }
+    }
+
+    @Test
+    void asInitItReapsOrphansConfiguresAndPowersOff() throws Exception {
+        assumeTrue(namespacesWork(), "unshare --user --pid is not allowed here");
+        Path dir = privateDir();
         try (AgentProcess p = new AgentProcess(dir, UNSHARE); AgentSession s = p.session()) {
             assertTrue(s.agentIsInit());
             assertEquals("1\n", s.exec("sh", "-c", "echo $PPID").stdoutText());
@@ -86,10 +99,7 @@ class AgentAsInitTest {
             // In a PID namespace, reboot(RB_POWER_OFF) ends its init with SIGINT.
             assertTrue(p.process.waitFor(10, TimeUnit.SECONDS), "the agent did not power off");
         } finally {
-            try (Stream<Path> files = Files.walk(dir)) {
-                for (Path f : files.sorted(Comparator.reverseOrder()).toList())
-                    Files.delete(f);
-            }
+            deleteTree(dir);
         }
     }
 }

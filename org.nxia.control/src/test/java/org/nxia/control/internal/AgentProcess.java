@@ -26,12 +26,18 @@ final class AgentProcess implements AutoCloseable {
 
     /** Runs the agent under {@code wrapper} (e.g. unshare). */
     AgentProcess(Path dir, List<String> wrapper) throws IOException, InterruptedException {
+        this(dir, wrapper, List.of("--secret", HexFormat.of().formatHex(SECRET)));
+    }
+
+    /** With {@code secretArgs} for the secret (none: PID 1's own way, /etc/nxia/secret). */
+    AgentProcess(Path dir, List<String> wrapper, List<String> secretArgs) throws IOException, InterruptedException {
         String binary = System.getProperty("nxia.agent.binary");
         if (binary == null || !Files.isExecutable(Path.of(binary)))
             throw new IllegalStateException("nxia.agent.binary (" + binary + ") is not an executable: run make -C guest/agent");
         socket = dir.resolve("agent.sock");
         List<String> cmd = new ArrayList<>(wrapper);
-        cmd.addAll(List.of(binary, "--unix", socket.toString(), "--secret", HexFormat.of().formatHex(SECRET)));
+        cmd.addAll(List.of(binary, "--unix", socket.toString()));
+        cmd.addAll(secretArgs);
         process = new ProcessBuilder(cmd)
                 .redirectOutput(ProcessBuilder.Redirect.INHERIT).redirectError(ProcessBuilder.Redirect.INHERIT).start();
         for (int i = 0; i < 500 && !Files.exists(socket); i++) {

@@ -1,0 +1,215 @@
+package org.nxia.control.internal;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.lang.reflect.Proxy;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.nxia.control.api.ControlException;
+import org.nxia.control.api.ExitStatus;
+import org.nxia.control.api.SystemVm;
+import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmResult;
+import org.osgi.framework.BundleContext;
+import org.osgi.framework.ServiceRegistration;
+
+/**
+ * The launcher without KVM: a fake VMM whose "VM" prints the ready line at once
+ * and whose vsock device is a Unix socket server that either goes silent after
+ * CONNECT or hands the stream to the real agent binary, started with the secret
+ * file the launcher appended to the initramfs.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class SystemVmLauncherTest {
+
+    @TempDir
+    Path dir;
+
+    private final List<String> calls = new CopyOnWriteArrayList<>();
+    private final List<AutoCloseable> cleanup = new CopyOnWriteArrayList<>();
+    private LinuxProfile created;
+    private byte[] initrdSeen;
+    private String initrdMode;
+    private volatile boolean stopped;
+
+    @AfterEach
+    void tearDown() throws Exception {
+        for (AutoCloseable c : cleanup)
+            c.close();
+    }
+
+    /** The VMM: create() reads the initramfs as LinuxVm does, then starts the vsock device. */
+    private VmManager vmm(boolean silent) {
+        VirtualMachine vm = (VirtualMachine) Proxy.newProxyInstance(getClass().getClassLoader(), new Class<?>[] {VirtualMachine.class},
+                (proxy, m, args) -> {
+                    calls.add(m.getName());
+                    return switch (m.getName()) {
+                        case "id" -> "vm-1";
+                        case "console" -> "Linux version 6\n" + SystemVmLauncher.READY + "\n";
+                        case "result" -> result();
+                        case "await" -> {
+                            long end = System.nanoTime() + ((Duration) args[0]).toNanos();
+                            while (!stopped && System.nanoTime() < end)
+                                Thread.sleep(10);
+                            yield result().orElseThrow(TimeoutException::new);
+                        }
+                        case "stop" -> {
+                            stopped = true;
+                            yield null;
+                        }
+                        default -> null;
+                    };
+                });
+        return (VmManager) Proxy.newProxyInstance(getClass().getClassLoader(), new Class<?>[] {VmManager.class}, (proxy, m, args) -> {
+            switch (m.getName()) {
+                case "hypervisor":
+                    return new HypervisorInfo("fake", HypervisorInfo.Flavour.HARDWARE_VMX, true, "", 0);
+                case "create":
+                    created = (LinuxProfile) args[0];
+                    initrdSeen = Files.readAllBytes(created.initrd());
+                    initrdMode = PosixFilePermissions.toString(Files.getPosixFilePermissions(created.initrd()));
+                    String uds = created.devices().getLast().get("uds", null);
+                    startDevice(Path.of(uds), silent);
+                    return vm;
+                case "destroy":
+                    calls.add("destroy " + args[0]);
+                    return true;
+                default:
+                    throw new UnsupportedOperationException(m.getName());
+            }
+        });
+    }
+
+    private Optional<VmResult> result() {
+        return stopped ? Optional.of(new VmResult(VmResult.Reason.STOPPED, 0, "", null, Duration.ZERO)) : Optional.empty();
+    }
+
+    /** Answers CONNECT with OK, then stays silent or splices the stream to the agent. */
+    private void startDevice(Path uds, boolean silent) throws IOException {
+        ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX).bind(UnixDomainSocketAddress.of(uds));
+        cleanup.add(server);
+        Thread.ofVirtual().start(() -> {
+            try {
+                SocketChannel host = server.accept();
+                cleanup.add(host);
+                ByteBuffer one = ByteBuffer.allocate(1);
+                do {
+                    one.clear();
+                    if (host.read(one) < 0)
+                        return;
+                } while (one.get(0) != '\n');
+                host.write(ByteBuffer.wrap("OK 1\n".getBytes(StandardCharsets.US_ASCII)));
+                if (silent)
+                    return;
+                AgentProcess agent = agentWithTheSecretFile();
+                SocketChannel guest = agent.channel();
+                cleanup.add(guest);
+                Thread.ofVirtual().start(() -> splice(guest, host));
+                splice(host, guest);
+            } catch (IOException | InterruptedException e) {
+                // the test sees it in boot()
+            }
+        });
+    }
+
+    private static void splice(SocketChannel from, SocketChannel to) {
+        ByteBuffer b = ByteBuffer.allocate(65536);
+        try {
+            while (from.read(b) >= 0) {
+                b.flip();
+                while (b.hasRemaining())
+                    to.write(b);
+                b.clear();
+            }
+            to.shutdownOutput();
+        } catch (IOException e) {
+            // one side went away
+        }
+    }
+
+    /** The agent as the guest would start it: the secret from the file in the appended archive. */
+    private AgentProcess agentWithTheSecretFile() throws IOException, InterruptedException {
+        byte[] image = Files.readAllBytes(dir.resolve("image"));
+        InitramfsTest.Entry file = InitramfsTest.read(initrdSeen, image.length).get(Initramfs.SECRET_FILE);
+        Path secret = Files.write(dir.resolve("secret"), file.data());
+        Path own = Files.createDirectories(dir.resolve("agent"));
+        AgentProcess agent = new AgentProcess(own, List.of(), List.of("--secret-file", secret.toString()));
+        cleanup.add(agent);
+        return agent;
+    }
+
+    private LinuxProfile profile() throws IOException {
+        Path image = Files.write(dir.resolve("image"), new byte[] {0x1f, (byte) 0x8b, 8, 0, 0});  // 5 bytes: padding needed
+        return LinuxProfile.of(dir.resolve("bzImage"), image).withCmdline("loglevel=4");
+    }
+
+    @Test
+    void theSecretTravelsInTheInitramfsNotOnTheCommandLine() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), fakeContext(), Duration.ofSeconds(10));
+        try (SystemVm vm = launcher.boot(profile(), Duration.ofSeconds(10))) {
+            assertEquals(ExitStatus.exited(0), vm.session().exec("true").status(), "the agent knows the secret it was handed");
+            assertEquals("loglevel=4", created.cmdline(), "the command line is the profile's own");
+            assertFalse(Files.exists(created.initrd()), "the initramfs with the secret outlived create()");
+            assertEquals("rw-------", initrdMode);
+            byte[] image = Files.readAllBytes(dir.resolve("image"));
+            assertArrayEquals(image, java.util.Arrays.copyOf(initrdSeen, image.length));
+            String hex = new String(InitramfsTest.read(initrdSeen, image.length).get(Initramfs.SECRET_FILE).data(),
+                    StandardCharsets.US_ASCII).strip();
+            assertEquals(64, hex.length());
+            assertFalse(created.toString().contains(hex));
+            assertFalse(Files.exists(dir.resolve("secret")), "the agent did not erase its secret file");
+        }
+        assertTrue(calls.contains("destroy vm-1"));
+    }
+
+    @Test
+    void anAgentThatAcceptsAndGoesSilentFailsTheBootWithinTheHandshakeLimit() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(true), null, Duration.ofMillis(500));
+        long start = System.nanoTime();
+        ControlException e = assertThrows(ControlException.class, () -> launcher.boot(profile(), Duration.ofSeconds(10)));
+        long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        assertTrue(e.getMessage().contains("did not complete the handshake within 500 ms"), e.getMessage());
+        assertTrue(ms < 5_000, "boot() took " + ms + " ms");
+        // ... and the VM is not left running, unwatched and unlisted.
+        assertTrue(calls.contains("stop"), calls.toString());
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+        assertTrue(launcher.list().isEmpty());
+        assertNotNull(created);
+        assertFalse(Files.exists(created.initrd().getParent()), "the VM's temporary directory is left behind");
+    }
+
+    /** Enough of a bundle context to register the session. */
+    private static BundleContext fakeContext() {
+        ServiceRegistration<?> reg = (ServiceRegistration<?>) Proxy.newProxyInstance(SystemVmLauncherTest.class.getClassLoader(),
+                new Class<?>[] {ServiceRegistration.class}, (p, m, a) -> null);
+        return (BundleContext) Proxy.newProxyInstance(SystemVmLauncherTest.class.getClassLoader(), new Class<?>[] {BundleContext.class},
+                (p, m, a) -> m.getName().equals("registerService") ? reg : null);
+    }
+}
