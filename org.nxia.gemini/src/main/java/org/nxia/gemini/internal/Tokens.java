@@ -18,8 +18,8 @@ import org.nxia.gemini.api.TokenInfo;
 /**
  * The capability tokens this host minted. A token is 128 bits from
  * {@link SecureRandom}; everything it means lives here and is checked on every
- * use. Revoked tokens stay listed (marked) until their session's tokens are
- * dropped, so a replay is refused as "revoked", not "unknown".
+ * use. A token revoked one by one stays listed (marked), so its replay is
+ * refused as "revoked", not "unknown"; when its session closes it is dropped.
  */
 final class Tokens {
     private final SecureRandom random = new SecureRandom();
@@ -72,19 +72,12 @@ final class Tokens {
         return new TokenInfo(i.token(), i.service(), i.rights(), i.session(), i.expires(), true);
     }
 
-    /** Revokes every token of {@code session}; returns how many were live. */
-    int revokeAll(long session) {
-        int n = 0;
-        for (TokenInfo i : all.values()) {
-            if (i.session() == session && !i.revoked() && all.replace(i.token(), i, revoked(i))) {
-                n++;
-            }
-        }
-        return n;
-    }
-
-    /** Forgets the tokens of a session that is gone for good (after revokeAll; keeps the table bounded). */
-    void forget(long session) {
+    /**
+     * Revokes every token of a session that closed, by dropping them: each later use is refused
+     * (as unknown), a call still running in the closed session included, and the table keeps only
+     * open sessions' tokens.
+     */
+    void revokeAll(long session) {
         all.values().removeIf(i -> i.session() == session);
     }
 
