@@ -688,4 +688,21 @@ class SessionTest {
                 "a new session of the same VM continues the window");
         second.close("done");
     }
+
+    @Test
+    void aSessionHoldsABoundedNumberOfTokens() {
+        List<CapabilityToken> minted = new java.util.ArrayList<>();
+        for (int i = 0; i < Tokens.MAX_PER_SESSION; i++) {
+            minted.add(host.grant("files", GeminiSession.READ, Duration.ofMinutes(1)));
+        }
+        GeminiException full = assertThrows(GeminiException.class, () -> host.grant("files", GeminiSession.READ, Duration.ofMinutes(1)));
+        assertEquals(ErrorCode.BUSY, full.code(), full.getMessage());
+        assertEquals(Tokens.MAX_PER_SESSION, host.tokens().size());
+        assertTrue(host.revoke(minted.getFirst()));
+        host.grant("files", GeminiSession.READ, Duration.ofMinutes(1)); // the revoked one made room
+        assertEquals(Tokens.MAX_PER_SESSION, host.tokens().size());
+        assertTrue(host.tokens().stream().noneMatch(t -> t.token().equals(minted.getFirst())));
+        host.close("done");
+        assertEquals(List.of(), gemini.allTokens(), "a closed session's tokens are gone");
+    }
 }
