@@ -10,7 +10,9 @@ import org.osgi.annotation.versioning.ProviderType;
 /**
  * The Gemini service: sessions with guests and the host services they may
  * call. A host service is any OSGi service registered with the property
- * {@value #SERVICE_PROPERTY}; its public methods are callable by name.
+ * {@value #SERVICE_PROPERTY}; the methods of the interfaces it is registered
+ * under are callable by name (registered under no interface it implements, the
+ * public methods its own class declares; never inherited ones, nor Object's).
  */
 @ProviderType
 public interface Gemini {

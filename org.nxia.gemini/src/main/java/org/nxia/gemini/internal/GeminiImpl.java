@@ -10,8 +10,6 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -20,6 +18,7 @@ import org.nxia.gemini.api.GeminiSession;
 import org.nxia.gemini.api.Transport;
 import org.nxia.lsm.policy.api.CallPolicy;
 import org.osgi.framework.BundleContext;
+import org.osgi.framework.Constants;
 import org.osgi.framework.Filter;
 import org.osgi.framework.FrameworkUtil;
 import org.osgi.framework.InvalidSyntaxException;
@@ -53,14 +52,12 @@ public final class GeminiImpl implements Gemini {
     private final Map<Long, Session> sessions = new ConcurrentHashMap<>();
     /** The open session of each VM: the doorbell looks it up on every KICK. */
     private final Map<String, Session> byVm = new ConcurrentHashMap<>();
-    private final ExecutorService workers =
-            Executors.newCachedThreadPool(Thread.ofPlatform().name("gemini-worker-", 0).daemon(true).factory());
     private final ScheduledThreadPoolExecutor timer = timer();
     private final HostHandler.Services services;
     private final ServiceTracker<Object, Entry> tracker;
     private final Map<String, Entry> byName = new ConcurrentHashMap<>();
 
-    private record Entry(String name, Object service, Set<String> catastrophic) {
+    private record Entry(String name, Values.Exported exported, Set<String> catastrophic) {
     }
 
     @Activate
@@ -76,7 +73,8 @@ public final class GeminiImpl implements Gemini {
                 }
                 Object c = ref.getProperty(CATASTROPHIC_PROPERTY);
                 Set<String> cat = c == null ? Set.of() : Set.of(String.valueOf(c).split("\\s*,\\s*"));
-                Entry e = new Entry(String.valueOf(ref.getProperty(SERVICE_PROPERTY)), service, cat);
+                Entry e = new Entry(String.valueOf(ref.getProperty(SERVICE_PROPERTY)),
+                        Values.Exported.of(service, List.of((String[]) ref.getProperty(Constants.OBJECTCLASS))), cat);
                 byName.put(e.name(), e);
                 return e;
             }
@@ -91,11 +89,13 @@ public final class GeminiImpl implements Gemini {
         tracker.open(true);
     }
 
-    /** For tests: host services from a map, no OSGi. */
+    /** For tests: host services from a map, no OSGi; each is registered under the interfaces its class implements (as DS does). */
     GeminiImpl(CallPolicy policy, Map<String, Object> services, Map<String, Set<String>> catastrophic) {
         this.policy = policy;
         this.tracker = null;
-        services.forEach((name, s) -> byName.put(name, new Entry(name, s, catastrophic.getOrDefault(name, Set.of()))));
+        services.forEach((name, s) -> byName.put(name, new Entry(name, Values.Exported.of(s,
+                java.util.Arrays.stream(s.getClass().getInterfaces()).map(Class::getName).toList()),
+                catastrophic.getOrDefault(name, Set.of()))));
         this.services = mapServices();
     }
 
@@ -125,9 +125,9 @@ public final class GeminiImpl implements Gemini {
     private HostHandler.Services mapServices() {
         return new HostHandler.Services() {
             @Override
-            public Object find(String name) {
+            public Values.Exported find(String name) {
                 Entry e = byName.get(name);
-                return e == null ? null : e.service();
+                return e == null ? null : e.exported();
             }
 
             @Override
@@ -146,7 +146,6 @@ public final class GeminiImpl implements Gemini {
         if (tracker != null) {
             tracker.close();
         }
-        workers.shutdownNow();
         timer.shutdownNow();
     }
 
@@ -161,14 +160,19 @@ public final class GeminiImpl implements Gemini {
     }
 
     Session openSession(Transport transport, String profile, String vmId) {
+        return openSession(transport, profile, vmId, () -> { });
+    }
+
+    /** {@code onClosed} runs once when the session closes, after it is forgotten here. */
+    Session openSession(Transport transport, String profile, String vmId, Runnable onClosed) {
         long id = ids.incrementAndGet();
         Session s = new Session(id, transport, profile, vmId, new HostHandler(policy, services, tokens, closed -> {
             sessions.remove(id);
             if (vmId != null) {
                 byVm.remove(vmId, closed);
             }
-            tokens.forget(id);
-        }), tokens, true, workers, timer, referenceThreshold);
+            onClosed.run();
+        }), tokens, true, timer, referenceThreshold);
         if (vmId != null && byVm.putIfAbsent(vmId, s) != null) {
             throw new IllegalStateException(vmId + " already has a Gemini session");
         }
@@ -178,7 +182,7 @@ public final class GeminiImpl implements Gemini {
 
     /** A client end (what a guest runs) over {@code transport}, for tests and the loopback benchmark. */
     Session client(Transport transport, PeerHandler handler, String name) {
-        return new Session(0, transport, "", null, handler, tokens, false, workers, timer, referenceThreshold)
+        return new Session(0, transport, "", null, handler, tokens, false, timer, referenceThreshold)
                 .start(name, Duration.ofSeconds(5));
     }
 
@@ -202,7 +206,7 @@ public final class GeminiImpl implements Gemini {
     @Override
     public Map<String, List<String>> services() {
         Map<String, List<String>> out = new TreeMap<>();
-        byName.forEach((name, e) -> out.put(name, Values.names(e.service())));
+        byName.forEach((name, e) -> out.put(name, e.exported().names()));
         return out;
     }
 
@@ -222,7 +226,7 @@ public final class GeminiImpl implements Gemini {
     /** The host service object registered under {@code name}, or null. */
     Object hostService(String name) {
         Entry e = byName.get(name);
-        return e == null ? null : e.service();
+        return e == null ? null : e.exported().service();
     }
 
     Set<String> catastrophic(String service) {

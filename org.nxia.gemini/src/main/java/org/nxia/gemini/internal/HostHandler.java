@@ -21,8 +21,8 @@ final class HostHandler implements Handler {
 
     /** Where host services come from (OSGi in the platform, a map in tests). */
     interface Services {
-        /** The service object, or null. */
-        Object find(String name);
+        /** The service and its callable methods, or null. */
+        Values.Exported find(String name);
 
         /** Whether the service marks {@code method} catastrophic. */
         boolean catastrophic(String name, String method);
@@ -40,14 +40,21 @@ final class HostHandler implements Handler {
         this.onClose = onClose;
     }
 
+    /**
+     * Who calls, for the policy: a VM's session is that VM by construction; a session bound to no
+     * VM has only the name its peer claimed in HELLO, which proves nothing, so it is
+     * {@value #UNAUTHENTICATED} whatever the name (no {@code caller=} rule can be claimed by saying a name).
+     */
     static String guestCaller(Session s) {
-        return s.vmId() != null ? "guest:" + s.vmId() : "peer:" + s.peer();
+        return s.vmId() != null ? "guest:" + s.vmId() : UNAUTHENTICATED;
     }
+
+    static final String UNAUTHENTICATED = "unauthenticated";
 
     @Override
     public Object serve(Session session, Wire.Call call, Session.Context context) throws Exception {
-        Object service = services.find(call.service());
-        CallRequest request = new CallRequest(session.profile(), session.id(), guestCaller(session),
+        Values.Exported service = services.find(call.service());
+        CallRequest request = new CallRequest(session.profile(), session.id(), session.vmId(), guestCaller(session),
                 CallRequest.Direction.GUEST_TO_HOST, call.service(), call.method(),
                 service != null && services.catastrophic(call.service(), call.method()));
         Decision d = policy.check(request);
@@ -62,12 +69,15 @@ final class HostHandler implements Handler {
         if (service == null) {
             throw new GeminiException(ErrorCode.NO_SERVICE, "no host service '" + call.service() + "' (gemini:services lists them)");
         }
+        if (context.cancelled()) { // the CANCEL came while the checks ran: the service never sees the call
+            throw new GeminiException(ErrorCode.CANCELLED, call.service() + "." + call.method() + " was cancelled before it ran");
+        }
         return Values.invoke(service, call.service(), call.method(), call.args(), context);
     }
 
     @Override
     public void checkOutgoing(Session session, String service, String method) {
-        Decision d = policy.check(new CallRequest(session.profile(), session.id(), "host", CallRequest.Direction.HOST_TO_GUEST,
+        Decision d = policy.check(new CallRequest(session.profile(), session.id(), session.vmId(), "host", CallRequest.Direction.HOST_TO_GUEST,
                 service, method, false));
         if (!d.allowed()) {
             throw new GeminiException(d.rateLimited() ? ErrorCode.RATE_LIMITED : ErrorCode.DENIED, d.reason());

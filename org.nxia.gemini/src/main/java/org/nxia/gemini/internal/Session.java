@@ -13,12 +13,16 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
 
 import org.nxia.gemini.api.CallContext;
 import org.nxia.gemini.api.CapabilityToken;
@@ -34,16 +38,22 @@ import org.nxia.portal.api.Ref;
 
 /**
  * One end of a Gemini session (docs/gemini-protocol.md). A poller thread
- * receives frames; incoming calls run on worker threads; senders share one
- * lock because a ring has one producer. The server side waits for HELLO and
- * answers WELCOME; the client side (a guest, or a test peer) says HELLO.
+ * receives frames; incoming calls run on the session's own virtual threads,
+ * at most {@value #MAX_INCOMING} at a time; senders share one lock because a
+ * ring has one producer, and every send has a deadline. The server side waits
+ * for HELLO and answers WELCOME; the client side (a guest, or a test peer)
+ * says HELLO.
  */
 final class Session implements GeminiSession {
+    /** Incoming calls whose worker has not finished, cancelled ones included: the peer cannot have more. */
     static final int MAX_INCOMING = 64;
-    /** Spin this long on an empty transport before sleeping on it (the polling fast path). */
+    /** Spin this long on an empty transport (or a full one, sending) before sleeping on it (the fast path). */
     static final long SPIN_NANOS = 50_000;
     static final long SLEEP_NANOS = 1_000_000;
+    /** How long a send waits for the peer to make room before it fails BUSY. */
     static final long SEND_GIVE_UP_NANOS = 1_000_000_000L;
+    /** How long close() and the timeout timer wait for the send lock: they never wait on the peer. */
+    static final long SEND_NOW_NANOS = 20_000_000L;
 
     private final long id;
     private final Transport transport;
@@ -52,12 +62,12 @@ final class Session implements GeminiSession {
     private final Handler handler;
     private final Tokens tokens;
     private final boolean server;
-    private final Executor workers;
+    private final ExecutorService workers;
     private final ScheduledExecutorService timer;
     private final AtomicLong nextCall = new AtomicLong(1);
     private final Map<Long, Pending> outgoing = new ConcurrentHashMap<>();
     private final Map<Long, Context> incoming = new ConcurrentHashMap<>();
-    private final Object sendLock = new Object();
+    private final ReentrantLock sendLock = new ReentrantLock();
     private final CompletableFuture<Void> welcomed = new CompletableFuture<>();
     private final Thread poller;
     private final long referenceThreshold;
@@ -69,7 +79,7 @@ final class Session implements GeminiSession {
     private volatile String closeReason;
 
     Session(long id, Transport transport, String profile, String vmId, Handler handler, Tokens tokens, boolean server,
-            Executor workers, ScheduledExecutorService timer, long referenceThreshold) {
+            ScheduledExecutorService timer, long referenceThreshold) {
         this.id = id;
         this.referenceThreshold = referenceThreshold;
         this.transport = transport;
@@ -78,7 +88,7 @@ final class Session implements GeminiSession {
         this.handler = handler;
         this.tokens = tokens;
         this.server = server;
-        this.workers = workers;
+        this.workers = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("gemini-" + id + "-call-", 0).factory());
         this.timer = timer;
         this.poller = Thread.ofPlatform().daemon().name("gemini-session-" + id).unstarted(this::pollLoop);
     }
@@ -88,7 +98,7 @@ final class Session implements GeminiSession {
         poller.start();
         if (!server) {
             peer = "server";
-            send(new Wire.Hello(Wire.VERSION, Wire.VERSION, peerName, new byte[0]));
+            send(new Wire.Hello(Wire.VERSION, Wire.VERSION, peerName, new byte[0]), System.nanoTime() + timeout.toNanos());
             try {
                 welcomed.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
             } catch (ExecutionException e) {
@@ -183,8 +193,7 @@ final class Session implements GeminiSession {
             case Wire.Cancel c -> {
                 Context ctx = incoming.get(c.id());
                 if (ctx != null && ctx.answered.compareAndSet(false, true)) {
-                    ctx.cancelled = true;
-                    incoming.remove(c.id());
+                    ctx.cancelled = true; // the worker keeps its slot until it has really finished
                     Thread t = ctx.thread;
                     if (t != null) {
                         t.interrupt();
@@ -225,11 +234,27 @@ final class Session implements GeminiSession {
             trySend(new Wire.Error(c.id(), ErrorCode.BAD_FRAME, "call id " + Long.toUnsignedString(c.id()) + " is already in flight"));
             return;
         }
-        workers.execute(() -> serve(c, ctx));
+        try {
+            workers.execute(() -> serve(c, ctx));
+        } catch (RejectedExecutionException e) {
+            incoming.remove(c.id(), ctx); // the session closed meanwhile
+        }
     }
 
     private void serve(Wire.Call c, Context ctx) {
         ctx.thread = Thread.currentThread();
+        try {
+            Wire.Frame reply = ctx.cancelled() ? null : reply(c, ctx); // cancelled before it started: never invoked
+            if (reply != null && ctx.answered.compareAndSet(false, true)) {
+                trySend(reply, System.nanoTime() + SEND_GIVE_UP_NANOS);
+            }
+        } finally {
+            ctx.thread = null;
+            incoming.remove(c.id(), ctx); // the call counts against MAX_INCOMING until here
+        }
+    }
+
+    private Wire.Frame reply(Wire.Call c, Context ctx) {
         Wire.Frame reply;
         try {
             for (int i = 0; i < c.args().size(); i++) {
@@ -246,45 +271,71 @@ final class Session implements GeminiSession {
             reply = new Wire.Error(c.id(), ErrorCode.CANCELLED, "interrupted");
         } catch (Exception | LinkageError e) {
             reply = new Wire.Error(c.id(), ErrorCode.FAILED, c.service() + "." + c.method() + " failed: " + e);
-        } finally {
-            ctx.thread = null;
-            Thread.interrupted(); // a late CANCEL must not leak into the next task on this worker
         }
-        if (ctx.answered.compareAndSet(false, true)) {
-            incoming.remove(c.id());
-            trySend(reply);
-        }
+        Thread.interrupted(); // a CANCEL that came too late to stop the call must not fail its reply's send
+        return reply;
     }
 
     // ---- sending ----
 
-    private void send(Wire.Frame f) {
+    /**
+     * Sends {@code f} by {@code deadline} ({@link System#nanoTime}): a peer that does not make room
+     * by then fails it BUSY. A full transport is retried after a short spin with growing pauses
+     * (up to {@value #SLEEP_NANOS} ns), so a stalled peer costs no host core.
+     */
+    private void send(Wire.Frame f, long deadline) {
         byte[] bytes = Wire.encode(f);
         if (bytes.length > transport.maxFrame()) {
             throw new GeminiException(ErrorCode.BAD_ARGS, "a frame of " + bytes.length + " bytes exceeds the transport's "
                     + transport.maxFrame() + "-byte limit");
         }
-        synchronized (sendLock) {
-            long start = 0;
+        long start = System.nanoTime();
+        try {
+            if (!sendLock.tryLock(deadline - start, TimeUnit.NANOSECONDS)) {
+                throw stalled(start);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new GeminiException(ErrorCode.CANCELLED, "interrupted while waiting to send");
+        }
+        try {
+            long pause = 0;
             while (!transport.send(bytes, bytes.length)) {
                 if (closeReason != null) {
                     throw new GeminiException(ErrorCode.CLOSED, closeReason);
                 }
                 long now = System.nanoTime();
-                if (start == 0) {
-                    start = now;
-                } else if (now - start > SEND_GIVE_UP_NANOS) {
-                    throw new GeminiException(ErrorCode.BUSY, "the peer has not drained its ring for 1 s");
+                if (now - deadline >= 0) {
+                    throw stalled(start);
                 }
-                Thread.onSpinWait();
+                if (Thread.currentThread().isInterrupted()) {
+                    throw new GeminiException(ErrorCode.CANCELLED, "interrupted while waiting to send");
+                }
+                if (now - start < SPIN_NANOS) {
+                    Thread.onSpinWait();
+                } else {
+                    pause = Math.min(Math.max(2 * pause, SPIN_NANOS), SLEEP_NANOS);
+                    LockSupport.parkNanos(Math.min(pause, deadline - now));
+                }
             }
+        } finally {
+            sendLock.unlock();
         }
     }
 
-    /** Sends a reply; a failure here only means the peer is gone or stuck, which the poller notices. */
+    private GeminiException stalled(long since) {
+        return new GeminiException(ErrorCode.BUSY, "session " + id + ": the peer took no frame for "
+                + (System.nanoTime() - since) / 1_000_000 + " ms (it stopped reading)");
+    }
+
+    /** Sends a reply or notice; a failure here only means the peer is gone or stuck, which its calls' deadlines cover. */
     private void trySend(Wire.Frame f) {
+        trySend(f, System.nanoTime() + SEND_GIVE_UP_NANOS);
+    }
+
+    private void trySend(Wire.Frame f, long deadline) {
         try {
-            send(f);
+            send(f, deadline);
         } catch (GeminiException e) {
             // the session is closing or the peer stopped draining
         }
@@ -385,21 +436,27 @@ final class Session implements GeminiSession {
             p.completeExceptionally(new GeminiException(ErrorCode.CLOSED, closeReason));
             return p;
         }
-        try {
-            send(new Wire.Call(callId, service, method, List.copyOf(presented), Arrays.asList(marshalled)));
-        } catch (GeminiException e) {
-            outgoing.remove(callId);
-            p.completeExceptionally(e);
-            return p;
-        }
+        // armed before the send, so the timeout covers a send the peer holds up
+        long deadline = System.nanoTime() + timeout.toNanos();
         ScheduledFuture<?> expiry = timer.schedule(() -> {
             if (outgoing.remove(callId) == p
                     && p.completeExceptionally(new GeminiException(ErrorCode.TIMEOUT, service + "." + method
                     + " did not answer within " + timeout.toMillis() + " ms"))) {
-                trySend(new Wire.Cancel(callId));
+                trySend(new Wire.Cancel(callId), System.nanoTime() + SEND_NOW_NANOS); // the timer never waits long
             }
         }, timeout.toNanos(), TimeUnit.NANOSECONDS);
         p.whenComplete((r, e) -> expiry.cancel(false)); // the timer drops it: no task lingers per call
+        try {
+            send(new Wire.Call(callId, service, method, List.copyOf(presented), Arrays.asList(marshalled)),
+                    Math.min(deadline, System.nanoTime() + SEND_GIVE_UP_NANOS));
+        } catch (GeminiException e) {
+            if (outgoing.remove(callId) == p) {
+                p.completeExceptionally(e.code() == ErrorCode.BUSY && deadline - System.nanoTime() <= 0
+                        ? new GeminiException(ErrorCode.TIMEOUT, service + "." + method + " could not be sent within "
+                        + timeout.toMillis() + " ms: " + e.reason())
+                        : e);
+            }
+        }
         return p;
     }
 
@@ -600,11 +657,19 @@ final class Session implements GeminiSession {
         if (gone == null) {
             try {
                 byte[] bytes = Wire.encode(new Wire.Close(reason));
-                synchronized (sendLock) {
-                    transport.send(bytes, bytes.length); // best effort: a full ring does not hold up the close
+                // a sender waiting for room sees closeReason and lets go; one that does not, or a full
+                // transport, only costs the CLOSE frame: close never waits on the peer
+                if (sendLock.tryLock(SEND_NOW_NANOS, TimeUnit.NANOSECONDS)) {
+                    try {
+                        transport.send(bytes, bytes.length);
+                    } finally {
+                        sendLock.unlock();
+                    }
                 }
             } catch (RuntimeException e) {
                 // the transport is already broken
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         }
         transport.close();
@@ -615,13 +680,9 @@ final class Session implements GeminiSession {
             }
         }
         for (Context ctx : new ArrayList<>(incoming.values())) {
-            ctx.cancelled = true;
-            Thread t = ctx.thread;
-            if (t != null) {
-                t.interrupt();
-            }
+            ctx.cancelled = true; // each leaves incoming when its worker ends
         }
-        incoming.clear();
+        workers.shutdownNow(); // interrupts the running calls; waits for none
         welcomed.completeExceptionally(new GeminiException(ErrorCode.CLOSED, reason));
         wake();
     }

@@ -18,12 +18,17 @@ import org.nxia.gemini.api.TokenInfo;
 /**
  * The capability tokens this host minted. A token is 128 bits from
  * {@link SecureRandom}; everything it means lives here and is checked on every
- * use. Revoked tokens stay listed (marked) until their session's tokens are
- * dropped, so a replay is refused as "revoked", not "unknown".
+ * use. A token revoked one by one stays listed (marked), so its replay is
+ * refused as "revoked", not "unknown"; when its session closes it is dropped.
  */
 final class Tokens {
+    /** Tokens one session holds at once (revoked and expired ones are dropped to make room). */
+    static final int MAX_PER_SESSION = 1024;
+
     private final SecureRandom random = new SecureRandom();
     private final Map<CapabilityToken, TokenInfo> all = new ConcurrentHashMap<>();
+    /** Session → how many of {@link #all} are its. */
+    private final Map<Long, int[]> held = new ConcurrentHashMap<>();
     private final Clock clock;
 
     Tokens(Clock clock) {
@@ -34,12 +39,28 @@ final class Tokens {
         if (ttl.isNegative() || ttl.isZero()) {
             throw new IllegalArgumentException("a token needs a positive lifetime, got " + ttl);
         }
-        CapabilityToken t;
-        do {
-            t = new CapabilityToken(random.nextLong(), random.nextLong());
-        } while (all.containsKey(t));
-        all.put(t, new TokenInfo(t, service, rights, session, clock.instant().plus(ttl), false));
-        return t;
+        int[] n = held.computeIfAbsent(session, k -> new int[1]);
+        synchronized (n) {
+            if (n[0] >= MAX_PER_SESSION) {
+                Instant now = clock.instant();
+                List<CapabilityToken> spent = all.values().stream()
+                        .filter(i -> i.session() == session && (i.revoked() || !now.isBefore(i.expires())))
+                        .map(TokenInfo::token).toList();
+                spent.forEach(all::remove);
+                n[0] -= spent.size();
+                if (n[0] >= MAX_PER_SESSION) {
+                    throw new GeminiException(ErrorCode.BUSY, "session " + session + " holds " + MAX_PER_SESSION
+                            + " live tokens already: revoke some or let them expire");
+                }
+            }
+            CapabilityToken t;
+            do {
+                t = new CapabilityToken(random.nextLong(), random.nextLong());
+            } while (all.containsKey(t));
+            all.put(t, new TokenInfo(t, service, rights, session, clock.instant().plus(ttl), false));
+            n[0]++;
+            return t;
+        }
     }
 
     /** The token's record if {@code session} may use it now; else TOKEN with the reason. */
@@ -72,20 +93,14 @@ final class Tokens {
         return new TokenInfo(i.token(), i.service(), i.rights(), i.session(), i.expires(), true);
     }
 
-    /** Revokes every token of {@code session}; returns how many were live. */
-    int revokeAll(long session) {
-        int n = 0;
-        for (TokenInfo i : all.values()) {
-            if (i.session() == session && !i.revoked() && all.replace(i.token(), i, revoked(i))) {
-                n++;
-            }
-        }
-        return n;
-    }
-
-    /** Forgets the tokens of a session that is gone for good (after revokeAll; keeps the table bounded). */
-    void forget(long session) {
+    /**
+     * Revokes every token of a session that closed, by dropping them: each later use is refused
+     * (as unknown), a call still running in the closed session included, and the table keeps only
+     * open sessions' tokens.
+     */
+    void revokeAll(long session) {
         all.values().removeIf(i -> i.session() == session);
+        held.remove(session);
     }
 
     List<TokenInfo> of(long session) {

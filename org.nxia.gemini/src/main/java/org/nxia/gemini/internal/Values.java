@@ -6,7 +6,10 @@ import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.TreeSet;
 
 import org.nxia.gemini.api.CallContext;
@@ -64,29 +67,80 @@ final class Values {
         throw new GeminiException(ErrorCode.BAD_ARGS, what + ": " + Wire.text(v) + " is not a " + type.getSimpleName());
     }
 
-    /** The public methods of {@code service} that guests can call, by name. */
-    static List<Method> callable(Object service) {
+    /** A host service and the methods guests may call on it. */
+    record Exported(Object service, List<Method> methods) {
+        /** {@code service} registered under the interfaces named in {@code objectClass} (see {@link #callable}). */
+        static Exported of(Object service, Collection<String> objectClass) {
+            return new Exported(service, callable(service, objectClass));
+        }
+
+        List<String> names() {
+            TreeSet<String> names = new TreeSet<>();
+            for (Method m : methods) {
+                names.add(m.getName());
+            }
+            return List.copyOf(names);
+        }
+    }
+
+    /**
+     * The methods guests can call on {@code service}: those of the interfaces it is registered
+     * under ({@code objectClass}); registered under no interface it implements (as Object, say),
+     * the public instance methods its own class declares. Never a method it inherits from a
+     * superclass, nor one of Object's: only what the service declares is callable.
+     */
+    static List<Method> callable(Object service, Collection<String> objectClass) {
         List<Method> out = new ArrayList<>();
-        for (Method m : service.getClass().getMethods()) {
-            if (m.getDeclaringClass() != Object.class && !Modifier.isStatic(m.getModifiers())) {
-                out.add(m);
+        for (Class<?> i : interfaces(service.getClass())) {
+            if (objectClass.contains(i.getName())) {
+                for (Method m : i.getMethods()) {
+                    if (!Modifier.isStatic(m.getModifiers()) && !overridesObject(m)) {
+                        out.add(m);
+                    }
+                }
+            }
+        }
+        if (out.isEmpty()) {
+            for (Method m : service.getClass().getDeclaredMethods()) {
+                int mod = m.getModifiers();
+                if (Modifier.isPublic(mod) && !Modifier.isStatic(mod) && !m.isSynthetic() && !m.isBridge() && !overridesObject(m)) {
+                    out.add(m);
+                }
+            }
+        }
+        return List.copyOf(out);
+    }
+
+    /** Every interface {@code c} implements, through its superclasses and superinterfaces. */
+    private static Set<Class<?>> interfaces(Class<?> c) {
+        Set<Class<?>> out = new LinkedHashSet<>();
+        List<Class<?>> todo = new ArrayList<>();
+        for (Class<?> k = c; k != null; k = k.getSuperclass()) {
+            todo.addAll(List.of(k.getInterfaces()));
+        }
+        while (!todo.isEmpty()) {
+            Class<?> i = todo.removeLast();
+            if (out.add(i)) {
+                todo.addAll(List.of(i.getInterfaces()));
             }
         }
         return out;
     }
 
-    static List<String> names(Object service) {
-        TreeSet<String> names = new TreeSet<>();
-        for (Method m : callable(service)) {
-            names.add(m.getName());
+    private static boolean overridesObject(Method m) {
+        try {
+            Object.class.getMethod(m.getName(), m.getParameterTypes());
+            return true;
+        } catch (NoSuchMethodException e) {
+            return false;
         }
-        return List.copyOf(names);
     }
 
-    /** Calls {@code method} of {@code service} with {@code args}; an optional leading CallContext parameter gets {@code context}. */
-    static Object invoke(Object service, String name, String method, List<Object> args, CallContext context) throws Exception {
+    /** Calls {@code method} of {@code exported} with {@code args}; an optional leading CallContext parameter gets {@code context}. */
+    static Object invoke(Exported exported, String name, String method, List<Object> args, CallContext context) throws Exception {
+        Object service = exported.service();
         boolean named = false;
-        for (Method m : callable(service)) {
+        for (Method m : exported.methods()) {
             if (!m.getName().equals(method)) {
                 continue;
             }

@@ -3,6 +3,8 @@ package org.nxia.gemini.internal;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 import org.nxia.gemini.api.Gemini;
 import org.nxia.gemini.api.GeminiSession;
@@ -41,6 +43,42 @@ public final class VmAttach implements HostFunction {
     static final int CTL_SIZE = 64;
 
     private final GeminiImpl gemini;
+    /**
+     * Per VM with a Gemini session so far: its one destroy action's state. Sessions come and go
+     * (CLOSE, then ATTACH again); each releases its transport and session here when it closes,
+     * so a long-lived VM holds one small entry, not every session it ever had.
+     */
+    private final Map<String, Attached> attached = new ConcurrentHashMap<>();
+
+    /** The open session of a VM and the transport over its RAM, or none. */
+    private static final class Attached {
+        private RingTransport transport;
+        private GeminiSession session;
+        private boolean destroyed;
+
+        synchronized void release(RingTransport t) {
+            if (transport == t) {
+                transport = null;
+                session = null;
+            }
+        }
+
+        void destroy(String why) {
+            RingTransport t;
+            GeminiSession s;
+            synchronized (this) {
+                destroyed = true;
+                t = transport;
+                s = session;
+                transport = null;
+                session = null;
+            }
+            if (t != null) {
+                t.kill(why); // nothing touches the VM's memory after this
+                s.close(why);
+            }
+        }
+    }
 
     @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
     volatile Portals portals;
@@ -89,12 +127,35 @@ public final class VmAttach implements HostFunction {
         RingTransport transport = new RingTransport(rx, tx, c, () -> vm.state() == VmState.STOPPED
                 ? "the VM " + vm.id() + " stopped" + vm.result().map(r -> ": " + r.detail()).orElse("")
                 : null);
-        GeminiSession session = gemini.openSession(transport, vm.profile().name(), vm.id());
-        context.onDestroy(() -> {
-            transport.kill("the VM " + vm.id() + " was destroyed");
-            session.close("the VM " + vm.id() + " was destroyed");
-        });
+        Attached a = attached(context);
+        synchronized (a) {
+            if (a.destroyed) {
+                throw new IllegalArgumentException("gemini host call: the VM " + vm.id() + " is being destroyed");
+            }
+            a.session = gemini.openSession(transport, vm.profile().name(), vm.id(), () -> a.release(transport));
+            a.transport = transport;
+        }
         return 0;
+    }
+
+    /** The VM's entry; its first ATTACH registers the one destroy action, which drops the entry too. */
+    private Attached attached(HostCallContext context) {
+        String vmId = context.vm().id();
+        Attached fresh = new Attached();
+        Attached a = attached.putIfAbsent(vmId, fresh);
+        if (a != null) {
+            return a;
+        }
+        context.onDestroy(() -> {
+            attached.remove(vmId, fresh);
+            fresh.destroy("the VM " + vmId + " was destroyed");
+        });
+        return fresh;
+    }
+
+    /** VMs with an entry (tests). */
+    int attachedVms() {
+        return attached.size();
     }
 
     /** The region name at offset 8: 1 to 15 bytes, NUL-padded to 16. */

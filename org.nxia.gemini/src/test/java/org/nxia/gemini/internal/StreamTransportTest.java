@@ -2,7 +2,9 @@ package org.nxia.gemini.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -11,9 +13,13 @@ import java.nio.ByteOrder;
 import java.nio.channels.ByteChannel;
 import java.nio.channels.Pipe;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Hashtable;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -129,6 +135,63 @@ class StreamTransportTest {
         }
         assertFalse(host.isOpen());
         assertTrue(host.closeReason().contains("framing"), host.closeReason());
+    }
+
+    private static List<Thread> streamThreads(String name) {
+        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("gemini-stream-" + name)).toList();
+    }
+
+    /**
+     * The guest says HELLO and then never reads: host sends fail by their deadline (BUSY, not a
+     * hang), close returns at once, and no stream thread is left behind.
+     */
+    @Test
+    void aPeerThatStopsReadingCannotHangTheHost() throws Exception {
+        assertTimeoutPreemptively(Duration.ofSeconds(20), () -> {
+            GeminiSession host = gemini.open(hostEnd, "test", "vm-deaf");
+            ByteBuffer hello = frame(Wire.encode(new Wire.Hello(1, 1, "deaf", new byte[0])));
+            while (hello.hasRemaining()) {
+                guestEnd.write(hello);
+            }
+            long end = System.nanoTime() + T.toNanos();
+            while (host.peer().isEmpty() && System.nanoTime() < end) {
+                Thread.sleep(5);
+            }
+            assertEquals("deaf", host.peer());
+            assertEquals(2, streamThreads("vm-deaf").size(), "a reader and a writer");
+            byte[] big = new byte[StreamTransport.MAX_FRAME - 1024];
+            GeminiException failed = null;
+            long start = 0;
+            List<CompletableFuture<Object>> calls = new ArrayList<>();
+            for (int i = 0; i < 1000 && failed == null; i++) { // the pipe and the queue fill; then a send finds no room
+                start = System.nanoTime();
+                CompletableFuture<Object> f = host.callAsync("calc", "add", List.of(), T, (Object) big);
+                calls.add(f);
+                if (f.isCompletedExceptionally()) {
+                    failed = (GeminiException) assertThrows(ExecutionException.class, f::get).getCause();
+                }
+            }
+            long waited = System.nanoTime() - start;
+            assertNotNull(failed, "a send to a peer that does not read failed");
+            assertEquals(ErrorCode.BUSY, failed.code(), failed.getMessage());
+            assertTrue(failed.getMessage().contains("stopped reading"), failed.getMessage());
+            assertTrue(waited < 2 * Session.SEND_GIVE_UP_NANOS, "it failed by its deadline: " + waited / 1_000_000 + " ms");
+            assertTrue(calls.size() <= StreamTransport.QUEUED + 64, "the queue is bounded: " + calls.size() + " sends took");
+            start = System.nanoTime();
+            host.close("the guest stopped reading");
+            long closing = System.nanoTime() - start;
+            assertTrue(closing < 500_000_000L, "close does not wait on the peer: " + closing / 1_000_000 + " ms");
+            for (CompletableFuture<Object> f : calls) {
+                assertTrue(f.isDone(), "every call is over once the session closed");
+            }
+            end = System.nanoTime() + T.toNanos();
+            while (!streamThreads("vm-deaf").isEmpty() && System.nanoTime() < end) {
+                Thread.sleep(5);
+            }
+            assertEquals(List.of(), streamThreads("vm-deaf"), "no stream thread is left stuck");
+            System.out.println("a peer that stopped reading: " + calls.size() + " sends queued, the next failed after "
+                    + waited / 1_000_000 + " ms; close took " + closing / 1_000_000 + " ms");
+        });
     }
 
     private static ByteBuffer frame(byte[] f) {

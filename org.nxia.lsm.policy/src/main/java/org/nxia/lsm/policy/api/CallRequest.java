@@ -4,15 +4,19 @@ package org.nxia.lsm.policy.api;
  * One call to decide on.
  *
  * @param profile      the VM profile whose manifest applies
- * @param session      the Gemini session id (rate limits count per session)
+ * @param session      the Gemini session id (for the audit log)
+ * @param vm           the VM the call crosses out of or into, or null for a session bound to no VM;
+ *                     rate limits count per VM, caller and rule, so a new session of the same VM
+ *                     (CLOSE, then ATTACH again) continues its windows
  * @param caller       who calls: {@code guest:<vm id>} for a guest, {@code host} for host code (one
- *                     identity: which host bundle called is not told apart yet)
+ *                     identity: which host bundle called is not told apart yet), {@code unauthenticated}
+ *                     for the peer of a session bound to no VM (its HELLO name proves nothing)
  * @param direction    which way the call goes
  * @param service      the called service
  * @param method       the called method
  * @param catastrophic whether the service marked the method catastrophic
  */
-public record CallRequest(String profile, long session, String caller, Direction direction, String service, String method,
+public record CallRequest(String profile, long session, String vm, String caller, Direction direction, String service, String method,
                           boolean catastrophic) {
 
     /** Which way a call crosses the VM boundary. */

@@ -45,7 +45,7 @@ public final class PolicyCommands {
             case "in" -> CallRequest.Direction.HOST_TO_GUEST;
             default -> throw new IllegalArgumentException("direction must be 'out' (guest calls host) or 'in' (host calls guest)");
         };
-        Decision decision = policy.explain(new CallRequest(profile, 0, caller, d, service, method, false));
+        Decision decision = policy.explain(new CallRequest(profile, 0, null, caller, d, service, method, false));
         return (decision.allowed() ? "ALLOW " : "DENY ") + decision.reason();
     }
 

@@ -32,12 +32,15 @@ public final class PolicyService implements CallPolicy, ManagedServiceFactory {
 
     public static final String FACTORY_PID = "org.nxia.lsm.policy.manifest";
     static final int AUDIT_CAPACITY = 1024;
+    /** Rate windows held at once (one per VM, caller and rated rule); ended ones are dropped to make room. */
+    static final int MAX_WINDOWS = 4096;
 
     private static final System.Logger LOG = System.getLogger("org.nxia.lsm.policy");
 
     /** Configuration PID → manifest; several PIDs may not claim one profile. */
     private final Map<String, Manifest> byPid = new ConcurrentHashMap<>();
     private final Map<String, String> errors = new ConcurrentHashMap<>();
+    /** Rate window key → {start nanos, calls in it, window length}. */
     private final Map<String, long[]> windows = new ConcurrentHashMap<>();
     private final ArrayDeque<AuditEntry> audit = new ArrayDeque<>();
 
@@ -141,29 +144,56 @@ public final class PolicyService implements CallPolicy, ManagedServiceFactory {
             if (r.catastrophic() && m.grants().stream().noneMatch(g -> g.matches(r))) {
                 return Decision.deny(what + " is catastrophic and manifest '" + m.profile() + "' has no 'grant catastrophic' for it");
             }
-            if (rule.perWindow() > 0 && count && !take(r.session(), m, rule)) {
-                return new Decision(false, true, "rate limit of " + at + " exceeded");
+            if (rule.perWindow() > 0 && count) {
+                String refused = take(r, m, rule);
+                if (refused != null) {
+                    return new Decision(false, true, refused + " (" + at + ")");
+                }
             }
             return Decision.allow("allowed by " + at);
         }
         return Decision.deny("no rule of manifest '" + m.profile() + "' matches " + what + " from " + r.caller() + " (default deny)");
     }
 
-    /** Fixed-window counter per session and rule. */
-    private boolean take(long session, Manifest m, Manifest.Rule rule) {
-        long[] w = windows.computeIfAbsent(session + "/" + m.profile() + "/" + rule.line(), k -> new long[2]);
+    /**
+     * Fixed-window counter per VM, caller and rule (not per session: reconnecting resets nothing);
+     * null if the call fits, else why not.
+     */
+    private String take(CallRequest r, Manifest m, Manifest.Rule rule) {
+        String key = r.vm() + "/" + r.caller() + "/" + m.profile() + "/" + rule.line();
+        long now = System.nanoTime();
+        long[] w = windows.get(key);
+        if (w == null) {
+            if (windows.size() >= MAX_WINDOWS) {
+                windows.values().removeIf(x -> ended(x, now));
+                if (windows.size() >= MAX_WINDOWS) {
+                    return MAX_WINDOWS + " rate windows are open at once, so no new one";
+                }
+            }
+            w = windows.computeIfAbsent(key, k -> new long[] {now, 0, rule.windowNanos()});
+        }
         synchronized (w) {
-            long now = System.nanoTime();
-            if (w[1] == 0 || now - w[0] >= rule.windowNanos()) {
+            if (ended(w, now)) {
                 w[0] = now;
                 w[1] = 0;
             }
             if (w[1] >= rule.perWindow()) {
-                return false;
+                return "rate limit exceeded";
             }
             w[1]++;
-            return true;
+            return null;
         }
+    }
+
+    private static boolean ended(long[] w, long now) {
+        synchronized (w) {
+            return now - w[0] >= w[2];
+        }
+    }
+
+    /** Open rate windows (tests). */
+    int windows() {
+        return windows.size();
     }
 
     @Override

@@ -42,7 +42,7 @@ class PolicyServiceTest {
     }
 
     private static CallRequest out(String service, String method) {
-        return new CallRequest("web", 1, "guest:vm-1", Direction.GUEST_TO_HOST, service, method, false);
+        return new CallRequest("web", 1, "vm-1", "guest:vm-1", Direction.GUEST_TO_HOST, service, method, false);
     }
 
     @Test
@@ -64,24 +64,24 @@ class PolicyServiceTest {
         Decision none = policy.check(out("net", "open"));
         assertFalse(none.allowed());
         assertTrue(none.reason().contains("default deny"), none.reason());
-        assertTrue(policy.check(new CallRequest("web", 1, "host", Direction.HOST_TO_GUEST, "calc", "add", false)).allowed());
-        assertFalse(policy.check(new CallRequest("web", 1, "guest:vm-1", Direction.HOST_TO_GUEST, "calc", "add", false)).allowed(),
+        assertTrue(policy.check(new CallRequest("web", 1, "vm-1", "host", Direction.HOST_TO_GUEST, "calc", "add", false)).allowed());
+        assertFalse(policy.check(new CallRequest("web", 1, "vm-1", "guest:vm-1", Direction.HOST_TO_GUEST, "calc", "add", false)).allowed(),
                 "caller= restricts the rule");
-        assertFalse(policy.check(new CallRequest("other", 1, "guest:vm-1", Direction.GUEST_TO_HOST, "echo", "say", false)).allowed(),
+        assertFalse(policy.check(new CallRequest("other", 1, "vm-1", "guest:vm-1", Direction.GUEST_TO_HOST, "echo", "say", false)).allowed(),
                 "another profile's manifest does not apply");
     }
 
     @Test
     void catastrophicNeedsAGrant() throws ConfigurationException {
         policy.updated("pid1", props("manifest", MANIFEST));
-        Decision destroy = policy.check(new CallRequest("web", 1, "guest:vm-1", Direction.GUEST_TO_HOST, "vm", "destroy", true));
+        Decision destroy = policy.check(new CallRequest("web", 1, "vm-1", "guest:vm-1", Direction.GUEST_TO_HOST, "vm", "destroy", true));
         assertFalse(destroy.allowed());
         assertTrue(destroy.reason().contains("catastrophic"), destroy.reason());
-        assertTrue(policy.check(new CallRequest("web", 1, "guest:vm-1", Direction.GUEST_TO_HOST, "vm", "reboot", true)).allowed());
+        assertTrue(policy.check(new CallRequest("web", 1, "vm-1", "guest:vm-1", Direction.GUEST_TO_HOST, "vm", "reboot", true)).allowed());
     }
 
     @Test
-    void rateLimitsCountPerSession() throws ConfigurationException {
+    void rateLimitsCountPerVmNotPerSession() throws ConfigurationException {
         policy.updated("pid1", props("manifest", MANIFEST));
         for (int i = 0; i < 3; i++) {
             assertTrue(policy.check(out("files", "read")).allowed());
@@ -89,9 +89,29 @@ class PolicyServiceTest {
         Decision d = policy.check(out("files", "read"));
         assertFalse(d.allowed());
         assertTrue(d.rateLimited());
-        assertTrue(policy.check(new CallRequest("web", 2, "guest:vm-2", Direction.GUEST_TO_HOST, "files", "read", false)).allowed(),
-                "another session has its own window");
+        assertTrue(d.reason().contains("line 5"), d.reason());
+        assertFalse(policy.check(new CallRequest("web", 2, "vm-1", "guest:vm-1", Direction.GUEST_TO_HOST, "files", "read", false)).allowed(),
+                "a new session of the same VM (CLOSE, then ATTACH) continues its window");
+        assertTrue(policy.check(new CallRequest("web", 3, "vm-2", "guest:vm-2", Direction.GUEST_TO_HOST, "files", "read", false)).allowed(),
+                "another VM has its own window");
         assertTrue(policy.explain(out("files", "read")).allowed(), "explain does not count");
+    }
+
+    @Test
+    void rateWindowsAreBoundedAndEndedOnesMakeRoom() throws Exception {
+        policy.updated("pid1", props("manifest", "profile web\nallow out files.* rate=1/s\n"));
+        for (int i = 0; i < PolicyService.MAX_WINDOWS; i++) {
+            assertTrue(policy.check(new CallRequest("web", i, "vm-" + i, "guest:vm-" + i, Direction.GUEST_TO_HOST, "files", "r", false))
+                    .allowed());
+        }
+        assertEquals(PolicyService.MAX_WINDOWS, policy.windows());
+        Decision full = policy.check(new CallRequest("web", 0, "vm-new", "guest:vm-new", Direction.GUEST_TO_HOST, "files", "r", false));
+        assertFalse(full.allowed(), "at the bound, while every window is live, a new key is refused");
+        assertTrue(full.rateLimited() && full.reason().contains("rate windows"), full.reason());
+        Thread.sleep(1100); // every window has ended
+        assertTrue(policy.check(new CallRequest("web", 0, "vm-new", "guest:vm-new", Direction.GUEST_TO_HOST, "files", "r", false))
+                .allowed());
+        assertEquals(1, policy.windows(), "the ended windows were dropped");
     }
 
     @Test
