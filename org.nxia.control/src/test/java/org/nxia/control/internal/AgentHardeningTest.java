@@ -142,7 +142,13 @@ class AgentHardeningTest {
                 long start = System.nanoTime();
                 try (AgentSession s = p.session()) {
                     assertEquals(ExitStatus.exited(0), s.exec("true").status());
+                    // The program's pipes and a connection accepted but not yet given a slot (the
+                    // oldest handshake is evicted right after) are transient: give a loaded host a moment.
                     peak = fds(p.process);
+                    for (int i = 0; i < 100 && peak > before + 16; i++) {
+                        Thread.sleep(20);
+                        peak = fds(p.process);
+                    }
                 }
                 assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(5), "the host waited for a slot");
             } finally {

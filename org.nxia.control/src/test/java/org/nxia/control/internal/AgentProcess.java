@@ -47,12 +47,34 @@ final class AgentProcess implements AutoCloseable {
         }
     }
 
+    /** The socket file appears at bind(), just before listen(): a refused connection is retried for 5 s. */
+    private <T> T connected(IoCall<T> call) throws IOException {
+        for (int i = 0; ; i++) {
+            try {
+                return call.run();
+            } catch (java.net.ConnectException e) {
+                if (i >= 500)
+                    throw e;
+                try {
+                    Thread.sleep(10);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw e;
+                }
+            }
+        }
+    }
+
+    private interface IoCall<T> {
+        T run() throws IOException;
+    }
+
     SocketChannel channel() throws IOException {
-        return SocketChannel.open(UnixDomainSocketAddress.of(socket));
+        return connected(() -> SocketChannel.open(UnixDomainSocketAddress.of(socket)));
     }
 
     AgentSession session() throws IOException {
-        return new SocketControlConnector().connect(socket, SECRET);
+        return connected(() -> new SocketControlConnector().connect(socket, SECRET));
     }
 
     @Override

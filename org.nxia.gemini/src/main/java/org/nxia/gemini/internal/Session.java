@@ -77,6 +77,8 @@ final class Session implements GeminiSession {
     private volatile PortalArena references;
     private volatile String referenceRegion;
     private volatile String closeReason;
+    /** Set when close() has done everything, its CLOSE frame and the transport's release included. */
+    private final java.util.concurrent.CountDownLatch closed = new java.util.concurrent.CountDownLatch(1);
 
     Session(long id, Transport transport, String profile, String vmId, Handler handler, Tokens tokens, boolean server,
             ScheduledExecutorService timer, long referenceThreshold) {
@@ -685,6 +687,16 @@ final class Session implements GeminiSession {
         workers.shutdownNow(); // interrupts the running calls; waits for none
         welcomed.completeExceptionally(new GeminiException(ErrorCode.CLOSED, reason));
         wake();
+        closed.countDown();
+    }
+
+    /**
+     * Waits until close() has finished: its CLOSE frame is out and the transport let go of its
+     * memory (isOpen() turns false first). Memory that a new session reuses, a ring re-formatted
+     * for the next ATTACH, can take no late frame of this one after this returns.
+     */
+    boolean awaitClosed(Duration limit) throws InterruptedException {
+        return closed.await(limit.toNanos(), TimeUnit.NANOSECONDS);
     }
 
     // ---- incoming call context ----
