@@ -36,6 +36,8 @@ final class Connection {
     static final int P_CREDIT_UPDATE = 4;
 
     int state;
+    /** System.nanoTime() by which a connection still opening (HANDSHAKE, CONNECTING, REQUESTED) must be open. */
+    long deadline;
     int hostPort;
     int guestPort;
     int pending;
@@ -80,6 +82,8 @@ final class Connection {
     CompletableFuture<VsockStream> opened;
     /** The Java API's end of the pipes. */
     PipeStream stream;
+    /** The Java listener whose accept queue holds {@link #stream} until the host takes it. */
+    JavaListener listener;
 
     private Connection(SocketChannel socket, ReadableByteChannel reader, WritableByteChannel writer) {
         this.socket = socket;
@@ -121,8 +125,21 @@ final class Connection {
         return inFlight >= alloc ? 0 : alloc - inFlight;
     }
 
-    /** Closes the host side; the Java API's ends see end-of-stream or a broken pipe. */
+    /**
+     * Takes the stream back from its listener's accept queue and closes it, when
+     * the host has not accepted it yet (nobody else ever would); returns whether it did.
+     */
+    boolean unclaim() {
+        if (listener == null || !listener.accepted.remove(stream)) {
+            return false;
+        }
+        closeQuietly(stream);
+        return true;
+    }
+
+    /** Closes the host side; the Java API's ends see end-of-stream or a broken pipe, an unaccepted stream is closed. */
     void closeHost() {
+        unclaim();
         closeQuietly(reader);
         closeQuietly(writer);
         if (opened != null && !opened.isDone()) {
