@@ -118,6 +118,11 @@ final class Connection {
         return socket != null ? socket : (SelectableChannel) writer;
     }
 
+    /** Whether a selector still holds one of its channels (whose fd then stays open until it lets go). */
+    boolean registered() {
+        return readKey != null && readChannel().isRegistered() || writeKey != null && writeChannel().isRegistered();
+    }
+
     /** Bytes the guest can still take: its buffer minus what is in flight, clamped to what it could mean. */
     long credit() {
         long inFlight = Integer.toUnsignedLong(txCnt - peerFwdCnt);

@@ -116,6 +116,13 @@ final class VirtioVsock implements VirtioBackend {
     private final MemorySegment in = MemorySegment.ofArray(new byte[HDR]);
     private final MemorySegment out = MemorySegment.ofArray(new byte[HDR]);
     private final Connection[] connections = new Connection[MAX_CONNECTIONS];
+    /**
+     * Released connections whose channels the selector still holds: NIO closes a registered
+     * channel's fd only when the I/O thread's next select drops its key. WHY: while these are
+     * all taken new connections are refused, so a guest resetting connections faster than
+     * that thread runs cannot pile up fds.
+     */
+    private final Connection[] closing = new Connection[MAX_CONNECTIONS];
     /** RSTs for ports with no connection: (host port << 32) | guest port; the oldest is dropped when full. */
     private final long[] strayRsts = new long[STRAY_RSTS];
     private final Map<Integer, JavaListener> listeners = new HashMap<>();
@@ -359,8 +366,8 @@ final class VirtioVsock implements VirtioBackend {
             reset(existing, "a second REQUEST for an open connection");
             return;
         }
-        if (freeSlot() < 0) {
-            lastError = "guest port " + Integer.toUnsignedString(guestPort) + ": refused, " + MAX_CONNECTIONS + " connections are open";
+        if (freeSlot() < 0 || closingSlot() < 0) {
+            lastError = "guest port " + Integer.toUnsignedString(guestPort) + ": refused, " + MAX_CONNECTIONS + " connections are open or closing";
             strayRst(hostPort, guestPort);
             return;
         }
@@ -728,7 +735,7 @@ final class VirtioVsock implements VirtioBackend {
                     lastError = "a client of " + uds + " was pushed out by a newer one before it sent 'CONNECT <port>'";
                     release(oldest);
                 }
-                if (freeSlot() < 0) {
+                if (freeSlot() < 0 || closingSlot() < 0) {
                     s.close();
                     continue;
                 }
@@ -1002,7 +1009,25 @@ final class VirtioVsock implements VirtioBackend {
             connections[slot] = null;
         }
         c.closeHost();
+        int free = closingSlot();
+        if (free >= 0 && c.registered()) {
+            closing[free] = c;
+        }
         wakeup = true;
+    }
+
+    /** A free entry of {@link #closing}, after dropping those the selector has let go of; -1 when all are taken. */
+    private int closingSlot() {
+        int free = -1;
+        for (int i = 0; i < closing.length; i++) {
+            if (closing[i] != null && !closing[i].registered()) {
+                closing[i] = null;
+            }
+            if (closing[i] == null && free < 0) {
+                free = i;
+            }
+        }
+        return free;
     }
 
     private void strayRst(int hostPort, int guestPort) {
@@ -1027,8 +1052,8 @@ final class VirtioVsock implements VirtioBackend {
         c.opened = opened;
         IOException[] refused = new IOException[1];
         transport.locked(() -> {
-            if (freeSlot() < 0) {
-                refused[0] = new IOException("vsock: " + MAX_CONNECTIONS + " connections are open");
+            if (freeSlot() < 0 || closingSlot() < 0) {
+                refused[0] = new IOException("vsock: " + MAX_CONNECTIONS + " connections are open or closing");
                 return;
             }
             c.guestPort = guestPort;
