@@ -1,6 +1,7 @@
 package org.nxia.portal.internal;
 
 import java.time.Duration;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 
 import org.nxia.portal.api.Doorbell;
@@ -19,7 +20,8 @@ final class DoorbellImpl implements Doorbell, MmioDevice {
     /** How long a waiter spins before it parks: a running guest usually answers within this. */
     static final long SPIN_NANOS = 20_000;
 
-    private volatile long rings;
+    /** WHY atomic: every vCPU of a VM may store to the doorbell; a plain ++ would lose rings. */
+    private final AtomicLong rings = new AtomicLong();
     private volatile Thread waiter;
     private volatile long gpa;
     private volatile InterruptLine forward;
@@ -39,7 +41,7 @@ final class DoorbellImpl implements Doorbell, MmioDevice {
     }
 
     void ring() {
-        rings++; // only the vCPU thread writes
+        rings.incrementAndGet();
         InterruptLine f = forward;
         if (f != null) {
             f.pulse();
@@ -52,7 +54,7 @@ final class DoorbellImpl implements Doorbell, MmioDevice {
 
     @Override
     public long rings() {
-        return rings;
+        return rings.get();
     }
 
     @Override
@@ -61,7 +63,7 @@ final class DoorbellImpl implements Doorbell, MmioDevice {
         long spinUntil = now + Math.min(SPIN_NANOS, timeout.toNanos());
         long deadline = now + timeout.toNanos();
         long r;
-        while ((r = rings) == seen && System.nanoTime() < spinUntil) {
+        while ((r = rings.get()) == seen && System.nanoTime() < spinUntil) {
             Thread.onSpinWait();
         }
         if (r != seen) {
@@ -69,7 +71,7 @@ final class DoorbellImpl implements Doorbell, MmioDevice {
         }
         waiter = Thread.currentThread();
         try {
-            while ((r = rings) == seen) {
+            while ((r = rings.get()) == seen) {
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
                     break;
@@ -92,6 +94,6 @@ final class DoorbellImpl implements Doorbell, MmioDevice {
 
     @Override
     public long read(long offset, int size) {
-        return rings;
+        return rings.get();
     }
 }

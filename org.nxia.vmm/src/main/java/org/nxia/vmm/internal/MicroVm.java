@@ -481,8 +481,10 @@ final class MicroVm implements ManagedVm, ExitHandler, HostCallContext {
     }
 
     private void runVcpuNamed() {
-        VmResult.Reason reason;
-        String detail;
+        // WHY the defaults and finally: an Error (a host function's StackOverflowError, an OutOfMemoryError) must
+        // still stop the VM, or it stays RUNNING and await() never returns.
+        VmResult.Reason reason = VmResult.Reason.HYPERVISOR_ERROR;
+        String detail = "the vCPU thread died";
         try {
             long allocatedBefore = ThreadAllocation.current();
             VcpuStop stop = vcpu.run(this);
@@ -509,10 +511,13 @@ final class MicroVm implements ManagedVm, ExitHandler, HostCallContext {
                 }
             }
         } catch (RuntimeException e) {
-            reason = VmResult.Reason.HYPERVISOR_ERROR;
             detail = e.getMessage();
+        } catch (Error e) {
+            detail = "the vCPU thread died: " + e;
+            throw e;
+        } finally {
+            finish(reason, detail);
         }
-        finish(reason, detail);
     }
 
     private String hint() {

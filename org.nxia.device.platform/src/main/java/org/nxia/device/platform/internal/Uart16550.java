@@ -1,6 +1,6 @@
 package org.nxia.device.platform.internal;
 
-import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.ArrayDeque;
 
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.device.Device;
@@ -10,8 +10,11 @@ import org.nxia.vmm.api.device.SerialPort;
 
 /**
  * A 16550A UART at eight consecutive ports: the registers Linux's 8250
- * driver uses, a receive FIFO fed by the host ({@link #send}), transmit to
- * the VM's console, loopback. Where the VM has an interrupt controller the
+ * driver uses, the chip's 16-byte receive FIFO fed by the host ({@link #send})
+ * or by loopback, transmit to the VM's console. A loopback byte that finds the
+ * FIFO full is dropped and sets LSR.OE, as on the chip; host input beyond the
+ * FIFO waits on the host side (up to {@link #MAX_PENDING} bytes) and refills
+ * the FIFO as the guest reads. Where the VM has an interrupt controller the
  * UART drives its IRQ line from IIR (Linux's 8250 driver needs the
  * THR-empty interrupt to write from user space); micro-VMs have none, so
  * their guests poll LSR.
@@ -31,6 +34,7 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
     static final int LCR_DLAB = 0x80;
     static final int MCR_LOOP = 0x10;
     static final int LSR_DR = 0x01;
+    static final int LSR_OE = 0x02;
     static final int LSR_THRE = 0x20;
     static final int LSR_TEMT = 0x40;
     static final int IER_RDA = 0x01;
@@ -43,10 +47,20 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
     static final int FCR_CLEAR_RX = 0x02;
     /** With loopback off, the modem lines read as connected: DCD, DSR, CTS. */
     static final int MSR_CONNECTED = 0xb0;
+    static final int FIFO_SIZE = 16;
+    /** Host input waiting for room in the FIFO; beyond this the host's bytes are dropped. */
+    static final int MAX_PENDING = 1 << 20;
 
     private final int base;
     private final DeviceContext context;
-    private final ConcurrentLinkedQueue<Byte> rx = new ConcurrentLinkedQueue<>();
+    private final byte[] fifo = new byte[FIFO_SIZE];
+    private int fifoHead;
+    private int fifoCount;
+    /** Overrun: set when a byte arrived at a full FIFO, cleared by reading LSR. */
+    private boolean overrun;
+    private final ArrayDeque<byte[]> pending = new ArrayDeque<>();
+    private int pendingBytes;
+    private int pendingOffset;
     private final byte[] one = new byte[1];
     /** The IRQ line, or null where the VM has no interrupt controller. */
     private final InterruptLine irq;
@@ -74,13 +88,35 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
     }
 
     @Override
-    public void send(byte[] bytes) {
-        for (byte b : bytes) {
-            rx.add(b);
+    public synchronized void send(byte[] bytes) {
+        if (bytes.length == 0 || pendingBytes + bytes.length > MAX_PENDING) {
+            return;   // the guest is not reading: keep the host's memory bounded
         }
-        synchronized (this) {
-            updateIrq();
+        pending.add(bytes.clone());
+        pendingBytes += bytes.length;
+        refill();
+        updateIrq();
+    }
+
+    /** Moves waiting host input into the FIFO while it has room. */
+    private void refill() {
+        while (fifoCount < FIFO_SIZE && !pending.isEmpty()) {
+            byte[] head = pending.peek();
+            fifo[(fifoHead + fifoCount++) % FIFO_SIZE] = head[pendingOffset++];
+            pendingBytes--;
+            if (pendingOffset == head.length) {
+                pending.poll();
+                pendingOffset = 0;
+            }
         }
+    }
+
+    private void clearReceiver() {
+        fifoHead = 0;
+        fifoCount = 0;
+        pending.clear();
+        pendingBytes = 0;
+        pendingOffset = 0;
     }
 
     /** The chip's INTR output follows IIR: asserted while an enabled interrupt is pending. */
@@ -98,7 +134,11 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
                 if ((lcr & LCR_DLAB) != 0) {
                     dll = v;
                 } else if ((mcr & MCR_LOOP) != 0) {
-                    rx.add((byte) v);
+                    if (fifoCount == FIFO_SIZE) {
+                        overrun = true;
+                    } else {
+                        fifo[(fifoHead + fifoCount++) % FIFO_SIZE] = (byte) v;
+                    }
                 } else {
                     one[0] = (byte) v;
                     context.console(one, 0, 1);
@@ -120,7 +160,7 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
             case IIR_FCR -> {
                 fcr = v & 0xc9;
                 if ((v & FCR_CLEAR_RX) != 0) {
-                    rx.clear();
+                    clearReceiver();
                 }
             }
             case LCR -> lcr = v;
@@ -146,8 +186,14 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
                 if ((lcr & LCR_DLAB) != 0) {
                     yield dll;
                 }
-                Byte b = rx.poll();
-                yield b == null ? 0 : b & 0xff;
+                if (fifoCount == 0) {
+                    yield 0;
+                }
+                int b = fifo[fifoHead] & 0xff;
+                fifoHead = (fifoHead + 1) % FIFO_SIZE;
+                fifoCount--;
+                refill();
+                yield b;
             }
             case IER_DLM -> (lcr & LCR_DLAB) != 0 ? dlm : ier;
             case IIR_FCR -> {
@@ -159,7 +205,11 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
             }
             case LCR -> lcr;
             case MCR -> mcr;
-            case LSR -> LSR_THRE | LSR_TEMT | (rx.peek() != null ? LSR_DR : 0);
+            case LSR -> {
+                int lsr = LSR_THRE | LSR_TEMT | (fifoCount > 0 ? LSR_DR : 0) | (overrun ? LSR_OE : 0);
+                overrun = false;   // reading LSR clears the error bits
+                yield lsr;
+            }
             case MSR -> (mcr & MCR_LOOP) != 0 ? loopbackModemStatus() : MSR_CONNECTED;
             case SCR -> scr;
             default -> 0xff;
@@ -167,7 +217,7 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
     }
 
     private int interruptId() {
-        if ((ier & IER_RDA) != 0 && rx.peek() != null) {
+        if ((ier & IER_RDA) != 0 && fifoCount > 0) {
             return IIR_RDA;
         }
         if ((ier & IER_THRE) != 0 && threPending) {
@@ -187,13 +237,17 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
 
     @Override
     public synchronized Record state() {
-        byte[] pending = new byte[rx.size()];
-        int i = 0;
-        for (Byte b : rx) {
-            if (i < pending.length) {
-                pending[i++] = b;
-            }
+        byte[] input = new byte[fifoCount + pendingBytes];
+        for (int i = 0; i < fifoCount; i++) {
+            input[i] = fifo[(fifoHead + i) % FIFO_SIZE];
         }
-        return new State(base, ier, lcr, mcr, scr, dll, dlm, fcr, pending);
+        int at = fifoCount;
+        int offset = pendingOffset;
+        for (byte[] chunk : pending) {
+            System.arraycopy(chunk, offset, input, at, chunk.length - offset);
+            at += chunk.length - offset;
+            offset = 0;
+        }
+        return new State(base, ier, lcr, mcr, scr, dll, dlm, fcr, input);
     }
 }

@@ -36,6 +36,8 @@ final class Connection {
     static final int P_CREDIT_UPDATE = 4;
 
     int state;
+    /** System.nanoTime() by which a connection still opening (HANDSHAKE, CONNECTING, REQUESTED) must be open. */
+    long deadline;
     int hostPort;
     int guestPort;
     int pending;
@@ -80,6 +82,8 @@ final class Connection {
     CompletableFuture<VsockStream> opened;
     /** The Java API's end of the pipes. */
     PipeStream stream;
+    /** The Java listener whose accept queue holds {@link #stream} until the host takes it. */
+    JavaListener listener;
 
     private Connection(SocketChannel socket, ReadableByteChannel reader, WritableByteChannel writer) {
         this.socket = socket;
@@ -114,6 +118,11 @@ final class Connection {
         return socket != null ? socket : (SelectableChannel) writer;
     }
 
+    /** Whether a selector still holds one of its channels (whose fd then stays open until it lets go). */
+    boolean registered() {
+        return readKey != null && readChannel().isRegistered() || writeKey != null && writeChannel().isRegistered();
+    }
+
     /** Bytes the guest can still take: its buffer minus what is in flight, clamped to what it could mean. */
     long credit() {
         long inFlight = Integer.toUnsignedLong(txCnt - peerFwdCnt);
@@ -121,8 +130,21 @@ final class Connection {
         return inFlight >= alloc ? 0 : alloc - inFlight;
     }
 
-    /** Closes the host side; the Java API's ends see end-of-stream or a broken pipe. */
+    /**
+     * Takes the stream back from its listener's accept queue and closes it, when
+     * the host has not accepted it yet (nobody else ever would); returns whether it did.
+     */
+    boolean unclaim() {
+        if (listener == null || !listener.accepted.remove(stream)) {
+            return false;
+        }
+        closeQuietly(stream);
+        return true;
+    }
+
+    /** Closes the host side; the Java API's ends see end-of-stream or a broken pipe, an unaccepted stream is closed. */
     void closeHost() {
+        unclaim();
         closeQuietly(reader);
         closeQuietly(writer);
         if (opened != null && !opened.isDone()) {

@@ -7,12 +7,14 @@ import java.util.concurrent.TimeUnit;
 import org.nxia.device.virtio.vsock.VsockListener;
 import org.nxia.device.virtio.vsock.VsockStream;
 
-/** Guest connections to one host port, queued for the Java API. */
+/** Guest connections to one host port, queued for the Java API: at most {@link #BACKLOG}, further requests are refused. */
 final class JavaListener implements VsockListener {
+
+    static final int BACKLOG = 16;
 
     private final VirtioVsock device;
     private final int port;
-    final LinkedBlockingQueue<VsockStream> accepted = new LinkedBlockingQueue<>();
+    final LinkedBlockingQueue<VsockStream> accepted = new LinkedBlockingQueue<>(BACKLOG);
 
     JavaListener(VirtioVsock device, int port) {
         this.device = device;

@@ -92,6 +92,14 @@ final class VirtioVsock implements VirtioBackend {
     /** Host bytes read ahead per connection, waiting for receive buffers. */
     static final int INBOX = 64 * 1024;
     static final int MAX_CONNECTIONS = 32;
+    /**
+     * Unix-socket clients that have not yet sent their {@code CONNECT} line; a new one
+     * past this pushes out the oldest. WHY: silent clients can then hold at most these
+     * slots, never the ones the host's own connections need.
+     */
+    static final int MAX_HANDSHAKES = 8;
+    /** Default time a connection has to open: a client's CONNECT line, the guest's answer, a host socket's connect. */
+    static final long CONNECT_MILLIS = 30_000;
     private static final int STRAY_RSTS = 64;
     private static final int FIRST_HOST_PORT = 1 << 30;
 
@@ -103,10 +111,18 @@ final class VirtioVsock implements VirtioBackend {
     private final MemorySegment ram;
     private final long cid;
     private final Path uds;
+    private final long connectNanos;
     /** The packet being read from the transmitq, and the one being written to the receiveq. */
     private final MemorySegment in = MemorySegment.ofArray(new byte[HDR]);
     private final MemorySegment out = MemorySegment.ofArray(new byte[HDR]);
     private final Connection[] connections = new Connection[MAX_CONNECTIONS];
+    /**
+     * Released connections whose channels the selector still holds: NIO closes a registered
+     * channel's fd only when the I/O thread's next select drops its key. WHY: while these are
+     * all taken new connections are refused, so a guest resetting connections faster than
+     * that thread runs cannot pile up fds.
+     */
+    private final Connection[] closing = new Connection[MAX_CONNECTIONS];
     /** RSTs for ports with no connection: (host port << 32) | guest port; the oldest is dropped when full. */
     private final long[] strayRsts = new long[STRAY_RSTS];
     private final Map<Integer, JavaListener> listeners = new HashMap<>();
@@ -125,6 +141,8 @@ final class VirtioVsock implements VirtioBackend {
     private int strayHead;
     private int strayCount;
     private int nextHostPort = FIRST_HOST_PORT;
+    /** The earliest deadline of a connection still opening, or 0; the I/O thread's select waits no longer. */
+    private long nextDeadline;
 
     private long packetsFromGuest;
     private long packetsToGuest;
@@ -134,11 +152,12 @@ final class VirtioVsock implements VirtioBackend {
     private long dropped;
     private String lastError = "";
 
-    VirtioVsock(GuestMemory memory, long cid, Path uds) {
+    VirtioVsock(GuestMemory memory, long cid, Path uds, Duration connectLimit) {
         this.base = memory.base();
         this.ram = memory.slice(memory.base(), memory.size());
         this.cid = cid;
         this.uds = uds;
+        this.connectNanos = connectLimit.toNanos();
     }
 
     /** Opens the selector and, with {@code uds}, binds the listening socket. */
@@ -347,8 +366,8 @@ final class VirtioVsock implements VirtioBackend {
             reset(existing, "a second REQUEST for an open connection");
             return;
         }
-        if (freeSlot() < 0) {
-            lastError = "guest port " + Integer.toUnsignedString(guestPort) + ": refused, " + MAX_CONNECTIONS + " connections are open";
+        if (freeSlot() < 0 || closingSlot() < 0) {
+            lastError = "guest port " + Integer.toUnsignedString(guestPort) + ": refused, " + MAX_CONNECTIONS + " connections are open or closing";
             strayRst(hostPort, guestPort);
             return;
         }
@@ -356,9 +375,16 @@ final class VirtioVsock implements VirtioBackend {
         try {
             JavaListener listener = listeners.get(hostPort);
             if (listener != null) {
+                if (listener.accepted.remainingCapacity() == 0) {
+                    lastError = "guest port " + Integer.toUnsignedString(guestPort) + ": refused, " + JavaListener.BACKLOG
+                            + " connections wait for host port " + Integer.toUnsignedString(hostPort) + "'s listener";
+                    strayRst(hostPort, guestPort);
+                    return;
+                }
                 c = Connection.overPipes(Pipe.open(), Pipe.open());
                 c.state = Connection.ESTABLISHED;
                 c.stream.ports(hostPort, guestPort);
+                c.listener = listener;
                 listener.accepted.add(c.stream);
             } else if (uds != null) {
                 SocketChannel s = SocketChannel.open(StandardProtocolFamily.UNIX);
@@ -592,6 +618,16 @@ final class VirtioVsock implements VirtioBackend {
             }
             case OP_RW -> {
                 long room = chain.writableBytes() - HDR;
+                if (room == 0) {
+                    // WHY: a header-only buffer cannot carry data; answering it with an empty OP_RW would repeat
+                    // for every such buffer the guest posts, forever. The connection ends instead, in this buffer.
+                    lastError = "port " + Integer.toUnsignedString(c.guestPort) + ": a 44-byte receive buffer has no room for its data";
+                    resets++;
+                    header(c.hostPort, c.guestPort, OP_RST, 0, 0, 0, 0);
+                    send(rx, chain, c, 0);
+                    closeAfterDrain(c, false);
+                    return;
+                }
                 len = (int) Math.min(Math.min(room, c.credit()), Math.min(c.inbox.position(), MAX_PAYLOAD));
             }
             default -> {
@@ -648,7 +684,12 @@ final class VirtioVsock implements VirtioBackend {
     private void ioLoop() {
         while (!closed) {
             try {
-                selector.select();
+                long millis = nextDeadline == 0 ? 0 : TimeUnit.NANOSECONDS.toMillis(nextDeadline - System.nanoTime()) + 1;
+                if (nextDeadline != 0 && millis <= 0) {
+                    selector.selectNow();
+                } else {
+                    selector.select(millis);   // 0: until something is ready
+                }
             } catch (IOException | ClosedSelectorException e) {
                 return;
             }
@@ -675,6 +716,7 @@ final class VirtioVsock implements VirtioBackend {
             }
         }
         selector.selectedKeys().clear();
+        expire();
         try {
             pump();
         } catch (VirtqueueException e) {
@@ -688,7 +730,12 @@ final class VirtioVsock implements VirtioBackend {
         SocketChannel s;
         try {
             while ((s = server.accept()) != null) {
-                if (freeSlot() < 0) {
+                Connection oldest = oldestHandshake();
+                if (oldest != null && (handshakes() == MAX_HANDSHAKES || freeSlot() < 0)) {
+                    lastError = "a client of " + uds + " was pushed out by a newer one before it sent 'CONNECT <port>'";
+                    release(oldest);
+                }
+                if (freeSlot() < 0 || closingSlot() < 0) {
                     s.close();
                     continue;
                 }
@@ -700,6 +747,54 @@ final class VirtioVsock implements VirtioBackend {
             }
         } catch (IOException e) {
             lastError = "accepting on " + uds + ": " + e.getMessage();
+        }
+    }
+
+    private int handshakes() {
+        int n = 0;
+        for (Connection c : connections) {
+            if (c != null && c.state == Connection.HANDSHAKE) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private Connection oldestHandshake() {
+        Connection oldest = null;
+        for (Connection c : connections) {
+            if (c != null && c.state == Connection.HANDSHAKE && (oldest == null || c.deadline - oldest.deadline < 0)) {
+                oldest = c;
+            }
+        }
+        return oldest;
+    }
+
+    private static boolean opening(Connection c) {
+        return c.state == Connection.HANDSHAKE || c.state == Connection.CONNECTING || c.state == Connection.REQUESTED;
+    }
+
+    /** Ends the connections past their deadline to open, and notes the next deadline for the I/O thread's select. */
+    private void expire() {
+        long now = System.nanoTime();
+        nextDeadline = 0;
+        for (Connection c : connections) {
+            if (c == null || !opening(c)) {
+                continue;
+            }
+            if (now - c.deadline >= 0) {
+                String why = c.state == Connection.HANDSHAKE
+                        ? "a client of " + uds + " sent no 'CONNECT <port>' line"
+                        : "no answer to the connection to guest port " + Integer.toUnsignedString(c.guestPort);
+                lastError = why + " within " + TimeUnit.NANOSECONDS.toMillis(connectNanos) + " ms";
+                if (c.state == Connection.HANDSHAKE) {
+                    release(c);
+                } else {
+                    reset(c, null);
+                }
+            } else if (nextDeadline == 0 || c.deadline - nextDeadline < 0) {
+                nextDeadline = c.deadline;
+            }
         }
     }
 
@@ -792,6 +887,7 @@ final class VirtioVsock implements VirtioBackend {
         c.guestPort = port;
         c.hostPort = allocateHostPort();
         c.state = Connection.REQUESTED;
+        c.deadline = System.nanoTime() + connectNanos;
         c.pending |= Connection.P_REQUEST;
     }
 
@@ -842,6 +938,7 @@ final class VirtioVsock implements VirtioBackend {
     private void add(Connection c) {
         int slot = freeSlot();
         connections[slot] = c;
+        c.deadline = System.nanoTime() + connectNanos;
         try {
             c.readKey = c.readChannel().register(selector, 0, c);
             c.writeKey = c.socket != null ? c.readKey : c.writeChannel().register(selector, 0, c);
@@ -897,7 +994,8 @@ final class VirtioVsock implements VirtioBackend {
         }
         c.pending = 0;
         c.inbox.clear();
-        if (c.outbox.position() > 0 && !c.hostOutputShut && c.writer.isOpen()) {
+        // A stream still in its listener's queue is closed here: nobody would ever read what a drain wrote.
+        if (!c.unclaim() && c.outbox.position() > 0 && !c.hostOutputShut && c.writer.isOpen()) {
             c.state = Connection.DRAINING;
             interest(c);
             return;
@@ -911,7 +1009,25 @@ final class VirtioVsock implements VirtioBackend {
             connections[slot] = null;
         }
         c.closeHost();
+        int free = closingSlot();
+        if (free >= 0 && c.registered()) {
+            closing[free] = c;
+        }
         wakeup = true;
+    }
+
+    /** A free entry of {@link #closing}, after dropping those the selector has let go of; -1 when all are taken. */
+    private int closingSlot() {
+        int free = -1;
+        for (int i = 0; i < closing.length; i++) {
+            if (closing[i] != null && !closing[i].registered()) {
+                closing[i] = null;
+            }
+            if (closing[i] == null && free < 0) {
+                free = i;
+            }
+        }
+        return free;
     }
 
     private void strayRst(int hostPort, int guestPort) {
@@ -936,8 +1052,8 @@ final class VirtioVsock implements VirtioBackend {
         c.opened = opened;
         IOException[] refused = new IOException[1];
         transport.locked(() -> {
-            if (freeSlot() < 0) {
-                refused[0] = new IOException("vsock: " + MAX_CONNECTIONS + " connections are open");
+            if (freeSlot() < 0 || closingSlot() < 0) {
+                refused[0] = new IOException("vsock: " + MAX_CONNECTIONS + " connections are open or closing");
                 return;
             }
             c.guestPort = guestPort;
@@ -985,8 +1101,17 @@ final class VirtioVsock implements VirtioBackend {
         return listener;
     }
 
+    /** Removes the listener; the guest connections still in its queue are reset and their pipes closed. */
     void unlisten(JavaListener listener) {
-        transport.locked(() -> listeners.remove(listener.port(), listener));
+        transport.locked(() -> {
+            listeners.remove(listener.port(), listener);
+            for (Connection c : connections) {
+                if (c != null && c.listener == listener && listener.accepted.contains(c.stream)) {
+                    reset(c, "host port " + Integer.toUnsignedString(listener.port()) + "'s listener closed before accepting it");
+                }
+            }
+            flushWakeup();
+        });
     }
 
     long guestCid() {

@@ -17,7 +17,7 @@ import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.DeviceFactory;
 import org.osgi.service.component.annotations.Component;
 
-/** {@code virtio-vsock[:cid=3][,uds=PATH]}: stream sockets between the guest and host Unix sockets or Java code. */
+/** {@code virtio-vsock[:cid=3][,uds=PATH][,connect-ms=30000]}: stream sockets between the guest and host Unix sockets or Java code. */
 @Component(property = DeviceFactory.TYPE_PROPERTY + "=virtio-vsock")
 public final class VirtioVsockFactory implements DeviceFactory {
 
@@ -28,7 +28,7 @@ public final class VirtioVsockFactory implements DeviceFactory {
 
     @Override
     public String description() {
-        return "virtio-vsock over virtio-mmio, stream sockets: cid=3 (the guest's CID), uds=PATH (guest port P connects to PATH_P; clients of PATH send 'CONNECT <port>'), " + NOTIFY_HELP;
+        return "virtio-vsock over virtio-mmio, stream sockets: cid=3 (the guest's CID), uds=PATH (guest port P connects to PATH_P; clients of PATH send 'CONNECT <port>'), connect-ms=30000 (time a client has to send its CONNECT line and a connection to be answered), " + NOTIFY_HELP;
     }
 
     @Override
@@ -46,7 +46,8 @@ public final class VirtioVsockFactory implements DeviceFactory {
                 throw new IllegalArgumentException("device virtio-vsock: uds=" + name + " exists and is not a socket");
             }
         }
-        VirtioVsock vsock = new VirtioVsock(context.memory(), cid, uds);
+        long connectMs = config.number("connect-ms", VirtioVsock.CONNECT_MILLIS, 10, 600_000);
+        VirtioVsock vsock = new VirtioVsock(context.memory(), cid, uds, Duration.ofMillis(connectMs));
         try {
             vsock.open();
         } catch (IOException | RuntimeException e) {
