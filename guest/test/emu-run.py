@@ -142,7 +142,8 @@ def main():
 
     for n in (0, 1, 1000):
         st = run(floor, g("exits"), work, arg=n)
-        check("exits %d" % n, st["stop"] == "exit" and st["status"] == 0 and st["bench"] == n, st)
+        check("exits %d" % n, st["stop"] == "exit" and st["status"] == 0 and st["bench"] == n
+              and len(st["output"]) == 16 and struct.unpack_from("<Q", st["output"])[0] == n, st)
 
     st = run(floor, g("spin"), work, max_insns=200_000)
     check("spin", st["stop"] == "timeout" and st["console"] == b"", st)
