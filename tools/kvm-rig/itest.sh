@@ -82,9 +82,11 @@ RUN
   while true; do
     if IFS= read -r -t "${RIG_FREEZE:-60}" line; then
       printf '%s\n' "$line"
-      # the JUnit console's summary, "[ N tests successful ]" and so on: added up over every rig run
-      if [[ "${line%$'\r'}" =~ ^\[\ *([0-9]+)\ tests\ (successful|failed|aborted)\ *\]$ ]]; then
-        tests[${BASH_REMATCH[2]}]=$(( ${tests[${BASH_REMATCH[2]}]} + BASH_REMATCH[1] ))
+      # the JUnit console's summary, "[ N tests successful ]" and so on: added up over every rig run;
+      # a test class that failed to start ("[ N containers failed ]") ran none of its tests: a failure too
+      if [[ "${line%$'\r'}" =~ ^\[\ *([0-9]+)\ (tests\ (successful|failed|aborted)|containers\ (failed))\ *\]$ ]]; then
+        kind="${BASH_REMATCH[3]}${BASH_REMATCH[4]}"
+        tests[$kind]=$(( ${tests[$kind]} + BASH_REMATCH[1] ))
       fi
     else
       if [ $? -gt 128 ]; then
