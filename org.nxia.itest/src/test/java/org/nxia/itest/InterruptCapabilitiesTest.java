@@ -127,7 +127,7 @@ public class InterruptCapabilitiesTest {
                 line.pulse();
                 line.pulse();
                 line.pulse();
-                sleep(200);  // an irqfd injects from a kernel worker: let all three land before the guest runs
+                sleep(500);  // an irqfd injects from a kernel worker: let all three land before the guest runs
             }, 1));
             List<String> failures = new ArrayList<>();
             int[] done = {0};
