@@ -8,16 +8,24 @@
  * NXIA_HC_ENOENT.
  *
  *   kvm-floor run IMAGE [--ram MIB] [--arg N] [--input FILE] [--timeout SEC]
- *   kvm-floor exits IMAGE N [--ram MIB]
- *   kvm-floor sandbox IMAGE RUNS [--ram MIB]
+ *   kvm-floor exits IMAGE N [--ram MIB] [--samples FILE]
+ *   kvm-floor sandbox IMAGE RUNS [--ram MIB] [--samples FILE]
+ *   kvm-floor tsc
  *   kvm-floor layout IMAGE [--ram MIB] [--arg N] [--input FILE] [--dump FILE]
  *             (no KVM: build guest memory in a plain buffer, verify it, and
  *             optionally write it to FILE; for host tests)
  *
  * Result lines (one each, key=value):
  *   run:     stderr  "floor run status=<n> reason=<reason>"
- *   exits:   stdout  "floor exits n=<N> seconds=<s> exits_per_s=<x> user_ns_p50=<a> user_ns_p99=<b>"
- *   sandbox: stdout  "floor sandbox runs=<n> p50_us=<a> p99_us=<b> vms_per_s=<c>"
+ *   exits:   stdout  "floor exits n=<N> guest_ticks=<t> samples=<k>"
+ *   sandbox: stdout  "floor sandbox runs=<n> seconds=<s> samples=<k>"
+ *   tsc:     stdout  "floor tsc hz=<x>"
+ * exits: guest_ticks is the exits guest's own TSC span (its output), from
+ * before its first benchmark exit to after its last. --samples writes the raw
+ * samples, little-endian u32 nanoseconds (saturated): exits, the user-space
+ * time of each exit; sandbox, each create -> run -> destroy cycle. The floor
+ * computes no percentiles: NXIA's bench computes both sides' with one
+ * definition.
  *   layout:  stdout  "floor layout ram=<bytes> entry=<hex> ..."
  * Exit codes: run: the guest's status when it is 0..255; 125 when the guest
  * stopped without a status (halt, shutdown, bad port, timeout, ...) or with
@@ -879,16 +887,18 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: %s run IMAGE [--ram MIB] [--arg N] [--input FILE] [--timeout SEC]\n"
-            "       %s exits IMAGE N [--ram MIB]\n"
-            "       %s sandbox IMAGE RUNS [--ram MIB]\n"
+            "       %s exits IMAGE N [--ram MIB] [--samples FILE]\n"
+            "       %s sandbox IMAGE RUNS [--ram MIB] [--samples FILE]\n"
+            "       %s tsc\n"
             "       %s layout IMAGE [--ram MIB] [--arg N] [--input FILE] [--dump FILE]\n",
-            prog, prog, prog, prog);
+            prog, prog, prog, prog, prog);
 }
 
 struct opts {
     uint64_t ram_mib, arg, timeout;
     const char *input;
     const char *dump;                /* layout: write guest RAM here */
+    const char *samples;             /* exits, sandbox: write the raw samples here */
 };
 
 /* Parse the options after the positional arguments. */
@@ -915,6 +925,8 @@ static int parse_opts(int argc, char **argv, int first, struct opts *o, bool all
             o->input = v;
         } else if (allow_arg && !strcmp(a, "--dump")) {
             o->dump = v;
+        } else if (!allow_arg && !strcmp(a, "--samples")) {
+            o->samples = v;
         } else if (allow_arg && !strcmp(a, "--timeout")) {
             if (parse_u64(v, "--timeout", &o->timeout) < 0)
                 return -1;
@@ -926,22 +938,18 @@ static int parse_opts(int argc, char **argv, int first, struct opts *o, bool all
     return 0;
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* Write n samples as little-endian u32 (x86 is little-endian) to path, when one is given. */
+static int write_samples(const char *path, const uint32_t *samples, size_t n)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
+    FILE *f;
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static size_t pct_index(size_t n, double p)
-{
-    size_t i = (size_t)(p * (double)n); /* nearest rank, 0-based */
-    return i >= n ? n - 1 : i;
+    if (!path)
+        return 0;
+    if (!(f = fopen(path, "wb")) || fwrite(samples, sizeof *samples, n, f) != n || fclose(f) != 0) {
+        err("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 static void report_stop(const struct result *r)
@@ -1064,6 +1072,13 @@ static int cmd_exits(const char *path, uint64_t n, const struct opts *o)
     if (vm_create(&vm, &k, &c, &im) < 0)
         return 1;
     vm_run(&vm, &ctl, &r);
+    /* the guest's output: {u64 exits, u64 TSC ticks of its loop} */
+    struct nxia_boot b;
+    uint64_t out[2] = { 0, 0 };
+    memcpy(&b, vm.mem + NXIA_BOOT_GPA, sizeof b);
+    if (b.output_len == sizeof out && b.output_gpa == vm.lay.output_gpa)
+        memcpy(out, vm.mem + b.output_gpa, sizeof out);
+    uint64_t guest_ticks = out[0] == n ? out[1] : 0;
     vm_destroy(&vm);
     if (r.reason != R_EXIT) {
         report_stop(&r);
@@ -1075,15 +1090,9 @@ static int cmd_exits(const char *path, uint64_t n, const struct opts *o)
             " (is this the 'exits' guest?)", path, r.status, r.bench, n);
         return 1;
     }
-    double secs = r.t_stop - r.t_first;
-    uint32_t p50 = 0, p99 = 0;
-    if (ctl.n) {
-        qsort(ctl.samples, ctl.n, sizeof *ctl.samples, cmp_u32);
-        p50 = ctl.samples[pct_index(ctl.n, 0.50)];
-        p99 = ctl.samples[pct_index(ctl.n, 0.99)];
-    }
-    printf("floor exits n=%" PRIu64 " seconds=%.6f exits_per_s=%.0f user_ns_p50=%" PRIu32
-           " user_ns_p99=%" PRIu32 "\n", r.bench, secs, secs > 0 ? (double)r.bench / secs : 0.0, p50, p99);
+    if (write_samples(o->samples, ctl.samples, ctl.n) < 0)
+        return 1;
+    printf("floor exits n=%" PRIu64 " guest_ticks=%" PRIu64 " samples=%zu\n", r.bench, guest_ticks, ctl.n);
     free(ctl.samples);
     return 0;
 }
@@ -1102,8 +1111,8 @@ static int cmd_sandbox(const char *path, uint64_t runs, const struct opts *o)
     if (image_load(&im, path) < 0 || kvm_open(&k) < 0)
         return 1;
     c.pvm = k.pvm;
-    double *us = malloc(runs * sizeof *us);
-    if (!us) {
+    uint32_t *ns = malloc(runs * sizeof *ns);
+    if (!ns) {
         err("out of memory");
         return 1;
     }
@@ -1111,12 +1120,13 @@ static int cmd_sandbox(const char *path, uint64_t runs, const struct opts *o)
     for (uint64_t i = 0; i < runs; i++) {
         struct vm vm;
         struct result r;
-        double t0 = now_s();
+        uint64_t t0 = now_ns();
         if (vm_create(&vm, &k, &c, &im) < 0)
             return 1;
         vm_run(&vm, &ctl, &r);
         vm_destroy(&vm);
-        us[i] = (now_s() - t0) * 1e6;
+        uint64_t took = now_ns() - t0;
+        ns[i] = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
         if (r.reason != R_EXIT) {
             report_stop(&r);
             err("%s: run %" PRIu64 " stopped with reason %s, expected an exit", path, i, reason_names[r.reason]);
@@ -1124,10 +1134,23 @@ static int cmd_sandbox(const char *path, uint64_t runs, const struct opts *o)
         }
     }
     double total = now_s() - t_all;
-    qsort(us, runs, sizeof *us, cmp_double);
-    printf("floor sandbox runs=%" PRIu64 " p50_us=%.1f p99_us=%.1f vms_per_s=%.1f\n", runs,
-           us[pct_index(runs, 0.50)], us[pct_index(runs, 0.99)], total > 0 ? (double)runs / total : 0.0);
-    free(us);
+    if (write_samples(o->samples, ns, runs) < 0)
+        return 1;
+    printf("floor sandbox runs=%" PRIu64 " seconds=%.6f samples=%" PRIu64 "\n", runs, total, runs);
+    free(ns);
+    return 0;
+}
+
+/* The TSC's rate against CLOCK_MONOTONIC over 200 ms: what converts a guest's TSC ticks to time. */
+static int cmd_tsc(void)
+{
+    struct timespec pause = { 0, 200 * 1000 * 1000 };
+    uint64_t n0 = now_ns(), t0 = __builtin_ia32_rdtsc();
+
+    while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
+        ;
+    uint64_t t1 = __builtin_ia32_rdtsc(), n1 = now_ns();
+    printf("floor tsc hz=%.0f\n", (double)(t1 - t0) * 1e9 / (double)(n1 - n0));
     return 0;
 }
 
@@ -1136,6 +1159,8 @@ int main(int argc, char **argv)
     struct opts o = { .ram_mib = 16 };
     uint64_t n;
 
+    if (argc == 2 && !strcmp(argv[1], "tsc"))
+        return cmd_tsc();
     if (argc < 3) {
         usage();
         return EXIT_VMM_ERROR;

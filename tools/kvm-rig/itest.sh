@@ -82,6 +82,12 @@ RUN
   while true; do
     if IFS= read -r -t "${RIG_FREEZE:-60}" line; then
       printf '%s\n' "$line"
+      # the JUnit console's summary, "[ N tests successful ]" and so on: added up over every rig run;
+      # a test class that failed to start ("[ N containers failed ]") ran none of its tests: a failure too
+      if [[ "${line%$'\r'}" =~ ^\[\ *([0-9]+)\ (tests\ (successful|failed|aborted)|containers\ (failed))\ *\]$ ]]; then
+        kind="${BASH_REMATCH[3]}${BASH_REMATCH[4]}"
+        tests[$kind]=$(( ${tests[$kind]} + BASH_REMATCH[1] ))
+      fi
     else
       if [ $? -gt 128 ]; then
         log "the rig itself froze: no heartbeat for ${RIG_FREEZE:-60} s (its kernel hung under QEMU TCG; not a test result)"
@@ -96,12 +102,19 @@ RUN
   return "$st"
 }
 
+declare -A tests=([successful]=0 [failed]=0 [aborted]=0)
+# The closing line ./nxia test reads: a test aborted (an assumption did not hold) neither passed nor failed.
+summary() {
+  echo "kvm-rig: tests ${tests[successful]} successful, ${tests[failed]} failed, ${tests[aborted]} aborted"
+}
+
 LINUX_TESTS="org.nxia.itest.LinuxBootTest org.nxia.itest.SystemVmExecTest org.nxia.itest.PmemTest"
 log "running org.nxia.itest on /dev/kvm inside the rig (QEMU TCG, nested SVM; slow by design)"
 if [ -n "${ITEST_CLASSES:-}" ]; then
   # ITEST_CLASSES="org.nxia.itest.A org.nxia.itest.B" runs just those
   selectors=""; for c in $ITEST_CLASSES; do selectors+=" --select-class $c"; done
-  rig_run "$selectors"; exit $?
+  st=0; rig_run "$selectors" || st=$?
+  summary; exit "$st"
 fi
 # Every *Test class but the Linux boots, then each Linux boot test in a rig of its own: a rig that
 # freezes during a Linux boot (see rig_run) costs that class's run only, and it is retried.
@@ -115,4 +128,5 @@ for c in $LINUX_TESTS; do
   done
   [ "$st" -ne 0 ] && [ "$status" -eq 0 ] && status=$st
 done
+summary
 exit "$status"

@@ -1,5 +1,6 @@
 package org.nxia.itest;
 
+import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
@@ -15,6 +16,7 @@ import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.ops4j.pax.exam.Configuration;
 import org.ops4j.pax.exam.Option;
@@ -91,6 +93,8 @@ public class LinuxBootTest {
             vm.stop();  // the agent serves until told otherwise; stopping must be clean
             VmResult r = vm.await(Duration.ofSeconds(30));
             System.out.println("LinuxBootTest: " + r.reason() + " " + r.detail() + " after " + r.runTime().toMillis() + " ms");
+            assertEquals("stopped from the host, nothing else (" + r.detail() + ")", VmResult.Reason.STOPPED, r.reason());
+            assertEquals(VmState.STOPPED, vm.state());
         } finally {
             watchdog.interrupt();
             vms.destroy(vm.id());

@@ -67,7 +67,10 @@ public class MicroVmTest {
     }
 
     private VmResult run(VmProfile profile) throws InterruptedException {
-        StringBuilder console = new StringBuilder();
+        return run(profile, new StringBuilder());
+    }
+
+    private VmResult run(VmProfile profile, StringBuilder console) throws InterruptedException {
         VmResult r = vms.run(profile, console);
         System.out.println(profile.name() + ": " + r.reason() + " " + r.exitStatus() + " in " + r.runTime().toNanos() / 1000 + " us: "
                 + r.detail() + "\n  console: " + console.toString().replace("\n", "\n  console: "));
@@ -104,7 +107,10 @@ public class MicroVmTest {
 
     @Test
     public void hostCallReachesAnOsgiServiceAndOneRegisteredLater() throws Exception {
-        assertTrue(run(guest("hostcall")).succeeded());
+        // The guest exits 0 only if the answer came back upper-cased; the console shows it did.
+        StringBuilder console = new StringBuilder();
+        assertTrue(run(guest("hostcall"), console).succeeded());
+        assertTrue(console.toString(), console.toString().startsWith("host says: HELLO FROM THE GUEST\n"));
 
         Bundle examples = null;
         for (Bundle b : context.getBundles()) {
@@ -129,7 +135,10 @@ public class MicroVmTest {
             };
             ServiceRegistration<HostFunction> reg = context.registerService(HostFunction.class, mine, props);
             try {
-                assertTrue("a host function registered at run time is callable by the next guest", run(guest("hostcall")).succeeded());
+                StringBuilder later = new StringBuilder();
+                assertTrue("a host function registered at run time is callable by the next guest",
+                        run(guest("hostcall"), later).succeeded());
+                assertTrue(later.toString(), later.toString().startsWith("host says: HELLO FROM THE GUEST\n"));
             } finally {
                 reg.unregister();
             }

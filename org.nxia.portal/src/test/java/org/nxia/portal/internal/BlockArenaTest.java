@@ -1,6 +1,7 @@
 package org.nxia.portal.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -62,10 +63,21 @@ class BlockArenaTest {
 
     @Test
     void worksOnAHeapSegmentBackedByLongs() {
-        BlockArena a = BlockArena.format(MemorySegment.ofArray(new long[4096]), 64);
+        long[] longs = new long[4096];
+        MemorySegment seg = MemorySegment.ofArray(longs);
+        BlockArena a = BlockArena.format(seg, 64);
+        assertTrue(a.blockCount() > 0 && BlockArena.requiredSize(64, a.blockCount()) <= seg.byteSize());
         Ref ref = a.allocate(64);
         a.deref(ref).fill((byte) 1);
+        // The bytes land in the array itself, at the block's offset: the arena addresses the heap segment, not a copy.
+        assertEquals(0x0101_0101_0101_0101L, longs[(int) (ref.offset() / Long.BYTES)]);
+        assertEquals(0x0101_0101_0101_0101L, longs[(int) ((ref.offset() + 56) / Long.BYTES)]);
+        assertEquals(a.blockCount(), BlockArena.attach(seg).blockCount());
         a.free(ref);
+        assertThrows(PortalException.class, () -> a.deref(ref));
+        Ref again = a.allocate(64);
+        assertEquals(ref.offset(), again.offset());
+        assertEquals(ref.generation() + 1, again.generation());
     }
 
     @Test
@@ -82,7 +94,7 @@ class BlockArenaTest {
                 next = r;
             }
         }
-        assertTrue(next != null);
+        assertNotNull(next, "the freed block was never handed out again");
         assertEquals(ref.generation() + 1, next.generation());
         PortalException e = assertThrows(PortalException.class, () -> a.deref(ref));
         assertTrue(e.getMessage().contains("generation"), e.getMessage());

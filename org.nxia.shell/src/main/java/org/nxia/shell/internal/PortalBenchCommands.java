@@ -1,8 +1,7 @@
 package org.nxia.shell.internal;
 
+import static org.nxia.shell.internal.BenchCommands.faster;
 import static org.nxia.shell.internal.BenchCommands.fmt;
-import static org.nxia.shell.internal.BenchCommands.percentile;
-import static org.nxia.shell.internal.BenchCommands.ratio;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -18,7 +17,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 import org.apache.felix.service.command.CommandSession;
@@ -83,7 +81,7 @@ public final class PortalBenchCommands {
         out.println("bench portal: " + vms.hypervisor().flavour() + ", " + Runtime.getRuntime().availableProcessors()
                 + " CPU(s), 64-byte messages, " + trips + " round trips per latency figure. In the kvm-rig guests run nested"
                 + " under QEMU TCG (emulated): guest figures are only meaningful as ratios there.");
-        out.print(Text.table(List.of("figure", "Portal", "host peer", "Portal/peer", "peer"), rows));
+        out.print(Text.table(List.of("figure", "Portal", "host peer", BenchStats.RATIO_HEADING, "peer"), rows));
     }
 
     // ---- bulk ----
@@ -94,8 +92,8 @@ public final class PortalBenchCommands {
         PortalRegion region = portals.create(name, size, "bench:portal", Rights.RW, null);
         try {
             int reps = 4;
-            double hostSeconds = hostCopy(region.segment(), reps);
             for (int mode : new int[] {COPY_IN, COPY_OUT}) {
+                double hostSeconds = hostCopy(region.segment(), reps, mode);
                 VmProfile profile = VmProfile.of(GuestImages.resolve("portal-bench")).withMemory(size + 16 * VmProfile.MIB)
                         .withTimeout(Duration.ofMinutes(10)).withDevices(List.of(DeviceConfig.parse("portal:name=" + name)));
                 runSeconds(profile.withArg(mode)); // warm-up
@@ -104,20 +102,30 @@ public final class PortalBenchCommands {
                 double guestMibs = mib * reps / guest;
                 double hostMibs = mib * reps / hostSeconds;
                 rows.add(List.of((mode == COPY_IN ? "bulk host->guest: guest copies the region in" : "bulk guest->host: guest copies into the region")
-                        + " (MiB/s, " + mib + " MiB)", fmt(guestMibs), fmt(hostMibs), ratio(guestMibs, hostMibs), "host MemorySegment.copy"));
+                        + " (MiB/s, " + mib + " MiB)", fmt(guestMibs), fmt(hostMibs), faster(guestMibs, hostMibs, true),
+                        "host MemorySegment.copy, same direction, same first touch"));
             }
         } finally {
             portals.delete(name);
         }
     }
 
-    private static double hostCopy(MemorySegment region, int reps) {
+    /**
+     * The host peer of one direction: {@code reps} copies between the region and
+     * fresh, untouched memory, the first touch inside the timed span as in the
+     * guest, whose copies also meet its RAM for the first time (COPY_IN: region
+     * to memory; COPY_OUT: memory to region).
+     */
+    private static double hostCopy(MemorySegment region, int reps, int mode) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment heap = arena.allocate(region.byteSize(), 4096);
-            MemorySegment.copy(region, 0, heap, 0, region.byteSize()); // warm-up, touches the pages
+            MemorySegment memory = arena.allocate(region.byteSize(), 4096);
             long t0 = System.nanoTime();
             for (int i = 0; i < reps; i++) {
-                MemorySegment.copy(region, 0, heap, 0, region.byteSize());
+                if (mode == COPY_IN) {
+                    MemorySegment.copy(region, 0, memory, 0, region.byteSize());
+                } else {
+                    MemorySegment.copy(memory, 0, region, 0, region.byteSize());
+                }
             }
             return (System.nanoTime() - t0) / 1e9;
         }
@@ -145,14 +153,14 @@ public final class PortalBenchCommands {
         double[] socket = unixSocket(trips);
         double[] polled = hostGuest(trips, false);
         double[] belled = hostGuest(trips, true);
-        rows.add(List.of("ring round trip host<->guest, both poll (host yields after 1000 spins), p50 (µs)", fmt(polled[0]), fmt(socket[0]), ratio(polled[0], socket[0]), "Unix socket round trip"));
-        rows.add(List.of("ring round trip host<->guest, both poll (host yields after 1000 spins), p99 (µs)", fmt(polled[1]), fmt(socket[1]), ratio(polled[1], socket[1]), ""));
-        rows.add(List.of("doorbell wake-up: round trip, host parks on the doorbell, p50 (µs)", fmt(belled[0]), fmt(socket[0]), ratio(belled[0], socket[0]), "Unix socket round trip"));
-        rows.add(List.of("doorbell wake-up: round trip, host parks on the doorbell, p99 (µs)", fmt(belled[1]), fmt(socket[1]), ratio(belled[1], socket[1]), ""));
+        rows.add(List.of("ring round trip host<->guest, both poll (host yields after 1000 spins), p50 (µs)", fmt(polled[0]), fmt(socket[0]), faster(polled[0], socket[0], false), "Unix socket round trip"));
+        rows.add(List.of("ring round trip host<->guest, both poll (host yields after 1000 spins), p99 (µs)", fmt(polled[1]), fmt(socket[1]), faster(polled[1], socket[1], false), ""));
+        rows.add(List.of("doorbell wake-up: round trip, host parks on the doorbell, p50 (µs)", fmt(belled[0]), fmt(socket[0]), faster(belled[0], socket[0], false), "Unix socket round trip"));
+        rows.add(List.of("doorbell wake-up: round trip, host parks on the doorbell, p99 (µs)", fmt(belled[1]), fmt(socket[1]), faster(belled[1], socket[1], false), ""));
         double[] g2g = guestGuest(trips);
-        rows.add(List.of("ring round trip guest<->guest, both poll, p50 (µs; guest TSC, scaled by the mean)", fmt(g2g[0]), fmt(socket[0]), ratio(g2g[0], socket[0]), "Unix socket round trip"));
-        rows.add(List.of("ring round trip guest<->guest, both poll, p99 (µs; guest TSC, scaled by the mean)", fmt(g2g[1]), fmt(socket[1]), ratio(g2g[1], socket[1]), ""));
-        rows.add(List.of("ring round trip guest<->guest, mean (µs; runs of n and n/2 trips, differenced)", fmt(g2g[2]), fmt(socket[2]), ratio(g2g[2], socket[2]), "Unix socket mean"));
+        rows.add(List.of("ring round trip guest<->guest, both poll, p50 (µs; each trip's guest TSC ticks at the measured TSC rate)", fmt(g2g[0]), fmt(socket[0]), faster(g2g[0], socket[0], false), "Unix socket round trip"));
+        rows.add(List.of("ring round trip guest<->guest, both poll, p99 (µs; each trip's guest TSC ticks at the measured TSC rate)", fmt(g2g[1]), fmt(socket[1]), faster(g2g[1], socket[1], false), ""));
+        rows.add(List.of("ring round trip guest<->guest, mean (µs; runs of n and n/2 trips, differenced)", fmt(g2g[2]), fmt(socket[2]), faster(g2g[2], socket[2], false), "Unix socket mean"));
     }
 
     /** p50, p99 and mean in µs of a 64-byte ping-pong between two host threads over a Unix socket pair. */
@@ -256,27 +264,22 @@ public final class PortalBenchCommands {
 
     /**
      * p50, p99 and mean µs per round trip of guest A pinging guest B one message
-     * at a time. The mean comes from runs of n and n/2 trips, differenced (VM
-     * start-up cancels out); the ping guest times each trip with its TSC, and
-     * the percentiles are those ticks scaled by the mean's µs per tick: micro-VMs
-     * have no wall clock of their own.
+     * at a time. The ping guest times each trip with its TSC (micro-VMs have no
+     * wall clock of their own); the percentiles are those ticks at the host's
+     * measured TSC rate (KVM runs the guest's TSC at the host's). The mean comes
+     * from runs of n and n/2 trips, differenced (VM start-up cancels out).
      */
     private double[] guestGuest(int trips) throws Exception {
         PairRun full = guestPair(trips);
         PairRun half = guestPair(trips / 2);
         double meanNanos = (full.seconds() - half.seconds()) / (trips - trips / 2) * 1e9;
-        long[] sorted = full.tripTicks().clone();
-        Arrays.sort(sorted);
-        if (sorted.length == 0 || full.loopTicks() <= 0) {
-            return new double[] {Double.NaN, Double.NaN, meanNanos / 1e3};
-        }
-        double nanosPerTick = meanNanos / ((double) full.loopTicks() / trips);
-        return new double[] {percentile(sorted, sorted.length, 50) * nanosPerTick / 1e3,
-                percentile(sorted, sorted.length, 99) * nanosPerTick / 1e3, meanNanos / 1e3};
+        double hz = BenchCommands.tscHz();
+        return new double[] {BenchStats.micros(BenchStats.percentile(full.tripTicks(), 50), hz),
+                BenchStats.micros(BenchStats.percentile(full.tripTicks(), 99), hz), meanNanos / 1e3};
     }
 
-    /** One ping-pong run: its wall time, the ping loop's TSC ticks and each trip's ticks. */
-    private record PairRun(double seconds, long loopTicks, long[] tripTicks) {
+    /** One ping-pong run: its wall time and each trip's TSC ticks. */
+    private record PairRun(double seconds, long[] tripTicks) {
     }
 
     private PairRun guestPair(int trips) throws Exception {
@@ -298,13 +301,12 @@ public final class PortalBenchCommands {
                             + "\n" + ping.console() + echo.console());
                 }
                 ByteBuffer out = ByteBuffer.wrap(p.output()).order(ByteOrder.LITTLE_ENDIAN);
-                long loopTicks = out.remaining() >= 32 ? out.getLong(16) : 0;
                 int samples = out.remaining() >= 32 ? (int) Math.min(out.getLong(24), (out.remaining() - 32) / 4) : 0;
                 long[] tripTicks = new long[samples];
                 for (int i = 0; i < samples; i++) {
                     tripTicks[i] = Integer.toUnsignedLong(out.getInt(32 + 4 * i));
                 }
-                return new PairRun(p.runTime().toNanos() / 1e9, loopTicks, tripTicks);
+                return new PairRun(p.runTime().toNanos() / 1e9, tripTicks);
             } finally {
                 vms.destroy(ping.id());
                 vms.destroy(echo.id());
@@ -321,9 +323,6 @@ public final class PortalBenchCommands {
     }
 
     private static double[] stats(long[] times) {
-        long[] sorted = times.clone();
-        Arrays.sort(sorted);
-        double mean = Arrays.stream(sorted).average().orElse(Double.NaN);
-        return new double[] {percentile(sorted, sorted.length, 50) / 1e3, percentile(sorted, sorted.length, 99) / 1e3, mean / 1e3};
+        return new double[] {BenchStats.percentile(times, 50) / 1e3, BenchStats.percentile(times, 99) / 1e3, BenchStats.mean(times) / 1e3};
     }
 }

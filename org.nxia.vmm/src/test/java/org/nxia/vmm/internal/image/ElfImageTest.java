@@ -354,8 +354,11 @@ class ElfImageTest {
     @Test
     void messagesCarryTheGivenName() {
         GuestImageException e = assertThrows(GuestImageException.class, () -> ElfImage.parse(new byte[0], "/tmp/x/evil.bin"));
-        assertTrue(e.getMessage().startsWith("/tmp/x/evil.bin: "), e.getMessage());
-        assertTrue(e instanceof IllegalArgumentException);
+        assertEquals("/tmp/x/evil.bin: not an ELF file (no \\x7fELF magic); give a guest built with the guest kit (guest/)",
+                e.getMessage());
+        byte[] truncated = Arrays.copyOf(ElfBuilder.minimal().build(), 20);
+        e = assertThrows(GuestImageException.class, () -> ElfImage.parse(truncated, "/tmp/x/evil.bin"));
+        assertEquals("/tmp/x/evil.bin: truncated ELF header (20 bytes, need 64)", e.getMessage());
     }
 
     /**

@@ -7,7 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,6 +20,7 @@ import java.util.Optional;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.nxia.device.virtio.internal.DirtyPages;
 import org.nxia.device.virtio.internal.blk.VirtioBlkFactory;
 import org.nxia.device.virtio.internal.console.VirtioConsoleFactory;
 import org.nxia.device.virtio.internal.queue.TestDriver;
@@ -196,7 +200,11 @@ class VirtioDevicesTest {
     @Test
     void blkWritesFlushesAndReadsBackAndRefusesOutOfRange(@TempDir Path dir) throws Exception {
         Path disk = dir.resolve("disk.img");
+        DirtyPages.assumeWriteback(disk);
         Files.write(disk, new byte[64 * 1024]);
+        try (FileChannel f = FileChannel.open(disk)) {
+            f.force(false);  // the zeros on disk: from here, only the guest's write dirties the file
+        }
         Mmio m = create(new VirtioBlkFactory(), "virtio-blk:path=" + disk);
         assertEquals(128, m.dev.read(0x100, 8), "capacity in sectors");
         assertTrue(m.negotiate(F_VERSION_1 | (1L << 9)));
@@ -208,7 +216,14 @@ class VirtioDevicesTest {
             pattern[i] = (byte) (i * 7 + 3);
         }
         assertEquals(0, request(m, d, 1, 8, pattern, false));
-        assertEquals(0, request(m, d, 4, 0, null, false));
+        try (Arena arena = Arena.ofConfined(); FileChannel f = FileChannel.open(disk)) {
+            // A read-only view of the image: smaps shows how much of its page cache is not yet on disk.
+            MemorySegment image = f.map(FileChannel.MapMode.READ_ONLY, 0, f.size(), arena);
+            assertEquals(pattern[5], image.get(ValueLayout.JAVA_BYTE, 8 * 512 + 5), "the write reached the image file");
+            assertTrue(DirtyPages.dirtyBytes(image) >= 4096, "the write is in the page cache, not yet on disk");
+            assertEquals(0, request(m, d, 4, 0, null, false));
+            assertEquals(0, DirtyPages.dirtyBytes(image), "the flush wrote it to disk (fdatasync)");
+        }
         byte[] back = new byte[1024];
         assertEquals(0, request(m, d, 0, 8, back, true));
         assertArrayEquals(pattern, back);

@@ -18,6 +18,7 @@ import java.util.Optional;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.nxia.device.virtio.internal.DirtyPages;
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.device.virtio.internal.queue.TestDriver;
 import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
@@ -216,17 +217,21 @@ class VirtioPmemTest {
     @Test
     void flushSyncsAFileBackedRegionAndAnswersZero(@TempDir Path dir) throws Exception {
         Path file = dir.resolve("pmem.img");
+        DirtyPages.assumeWriteback(file);
         portals.create("disk", MIB2, "test", Rights.RW, file);
         Device device = attach(vm, "disk", "rw", "virtio-pmem:region=disk");
         TestDriver d = start(vm);
         MemorySegment host = portals.find("disk").orElseThrow().segment();
         host.set(ValueLayout.JAVA_LONG, 4096, 0x1122_3344_5566_7788L);  // as a guest store through the mapping would
+        assertTrue(DirtyPages.dirtyBytes(host) >= 4096, "the store left its page dirty, not yet on disk");
         long req = d.allocate(4);
         vm.memory.writeInt(req, VirtioPmem.REQ_TYPE_FLUSH);
         long resp = d.allocate(4, (byte) 0xee);
         assertEquals(4, post(vm, d, Buffer.readable(req, 4), Buffer.writable(resp, 4)));
         assertEquals(0, vm.memory.readInt(resp), "ret 0: flushed");
         assertEquals(1, ((VirtioPmem.State) ((VirtioMmioTransport.State) device.state()).backend()).flushes());
+        // Reading the file back would see the page cache whether or not msync ran; a clean mapping says it reached the disk.
+        assertEquals(0, DirtyPages.dirtyBytes(host), "the flush wrote the region back (msync)");
         byte[] onDisk = Files.readAllBytes(file);
         assertEquals((byte) 0x88, onDisk[4096], "the file holds the region's bytes");
         assertTrue(vm.pulses > 0, "the driver is told the flush is done");

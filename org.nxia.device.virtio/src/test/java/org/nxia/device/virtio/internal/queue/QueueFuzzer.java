@@ -19,8 +19,11 @@ import org.nxia.vmm.api.GuestMemory;
  * <p>The property: every {@link SplitQueue} operation either succeeds with a
  * chain whose every range lies inside guest memory, with at most queue-size
  * buffers, readable before writable; or throws {@link VirtqueueException} and
- * leaves the queue broken. Anything else is a bug; {@link #run} reports it
- * as an {@link AssertionError} naming the seed.
+ * leaves the queue broken. And the converse: a well-formed ring that was not
+ * corrupted, in a standard layout, is accepted, chain for chain, in the order it
+ * was published (so a queue that refused too much would fail here too).
+ * Anything else is a bug; {@link #run} reports it as an {@link AssertionError}
+ * naming the seed.
  */
 final class QueueFuzzer {
 
@@ -43,11 +46,19 @@ final class QueueFuzzer {
     private final SplitQueue queue = new SplitQueue(memory, MAX_SIZE);
     private final Random rnd = new Random();
     private final int[] permutation = new int[MAX_SIZE];
+    /** What {@link #wellFormedThenCorrupted} published: each chain's head and buffer count, in order. */
+    private final int[] publishedHead = new int[4];
+    private final int[] publishedCount = new int[4];
+    private int published;
+    /** Whether the last {@link #fillDescriptors} wrote well-formed chains and corrupted none of them. */
+    private boolean uncorrupted;
 
     /** Counters, for the test's report. */
     long chains;
     long refusedGeometry;
     long brokenQueues;
+    /** Chains popped from uncorrupted rings: each was checked against what the driver published. */
+    long wellFormedAccepted;
 
     /** Runs the case for {@code seed}; throws AssertionError naming the seed if the property fails. */
     void run(long seed) {
@@ -109,6 +120,9 @@ final class QueueFuzzer {
                 "activated with a ring outside guest memory");
 
         int pending = fillDescriptors(size, desc, avail, lastAvail, indirect);
+        // Layouts 0 and 1 may overlap the rings (a write to one corrupts another); a restored
+        // state may carry other features than the ones the chains were written for.
+        boolean wellFormed = uncorrupted && layout >= 2 && pending == published && queue.features() == features;
         ram.set(U16, avail + 2, (short) (lastAvail + pending));
         if (rnd.nextInt(4) == 0) {
             ram.set(U16, avail, (short) rnd.nextInt(4));
@@ -120,6 +134,7 @@ final class QueueFuzzer {
             try {
                 chain = queue.next();
             } catch (VirtqueueException e) {
+                check(!wellFormed, "refused the well-formed chain " + pops + ": " + e.getMessage());
                 brokenQueues++;
                 check(queue.isBroken(), "threw without marking the queue broken: " + e.getMessage());
                 try {
@@ -131,10 +146,18 @@ final class QueueFuzzer {
                 return;
             }
             if (chain == null) {
+                check(!wellFormed || pops == published, "no chain " + pops + " though " + published + " were published");
                 return;
             }
             chains++;
             checkChain(chain, size);
+            if (wellFormed) {
+                check(pops < published, "a chain popped beyond the " + published + " published");
+                check(chain.head() == publishedHead[pops] && chain.count() == publishedCount[pops],
+                        "chain %d: head %d with %d buffers, published head %d with %d".formatted(
+                                pops, chain.head(), chain.count(), publishedHead[pops], publishedCount[pops]));
+                wellFormedAccepted++;
+            }
             if (rnd.nextBoolean()) {
                 queue.pushUsed(chain.head(), Integer.toUnsignedLong(rnd.nextInt()));
                 queue.needsNotification();
@@ -168,6 +191,8 @@ final class QueueFuzzer {
     /** Fills the descriptor table and avail ring in one of three styles; returns how many entries to publish. */
     private int fillDescriptors(int size, long desc, long avail, int lastAvail, boolean indirect) {
         int style = rnd.nextInt(10);
+        uncorrupted = false;
+        published = 0;
         if (style < 4) {
             return wellFormedThenCorrupted(size, desc, avail, lastAvail, indirect);
         }
@@ -222,6 +247,7 @@ final class QueueFuzzer {
                 writeDescriptor(desc + 16L * head, data, 16 * entries, VIRTQ_DESC_F_INDIRECT, 0);
                 data += 16 * 8;
                 used++;
+                publishedCount[chains] = entries;
             } else {
                 for (int k = 0; k < length; k++) {
                     int index = permutation[used + k];
@@ -231,11 +257,15 @@ final class QueueFuzzer {
                             more ? permutation[used + k + 1] : 0);
                 }
                 used += length;
+                publishedCount[chains] = length;
             }
+            publishedHead[chains] = head;
             ram.set(U16, avail + 4 + 2L * ((lastAvail + chains) & (size - 1)), (short) head);
             chains++;
         }
+        published = chains;
         int corruptions = rnd.nextInt(4);
+        uncorrupted = corruptions == 0;
         for (int c = 0; c < corruptions; c++) {
             long where = switch (rnd.nextInt(3)) {
                 case 0 -> desc + rnd.nextInt(16 * size);

@@ -30,11 +30,13 @@ class SplitQueueFuzzTest {
             fuzzer.run(seeds.nextLong());
         }
         long millis = (System.nanoTime() - start) / 1_000_000;
-        System.out.printf("virtqueue fuzz: %,d cases in %,d ms: %,d chains popped, %,d geometries refused, %,d queues broken%n",
-                CASES, millis, fuzzer.chains, fuzzer.refusedGeometry, fuzzer.brokenQueues);
+        System.out.printf("virtqueue fuzz: %,d cases in %,d ms: %,d chains popped (%,d from uncorrupted rings, each as published),"
+                + " %,d geometries refused, %,d queues broken%n",
+                CASES, millis, fuzzer.chains, fuzzer.wellFormedAccepted, fuzzer.refusedGeometry, fuzzer.brokenQueues);
         // The mix must exercise all three outcomes, or the generator has drifted.
         assertTrue(fuzzer.chains > CASES / 10, "too few chains popped: " + fuzzer.chains);
         assertTrue(fuzzer.refusedGeometry > CASES / 100, "too few geometries refused: " + fuzzer.refusedGeometry);
         assertTrue(fuzzer.brokenQueues > CASES / 10, "too few queues broken: " + fuzzer.brokenQueues);
+        assertTrue(fuzzer.wellFormedAccepted > CASES / 20, "too few uncorrupted rings checked: " + fuzzer.wellFormedAccepted);
     }
 }

@@ -1,0 +1,100 @@
+package org.nxia.shell.internal;
+
+import java.util.Arrays;
+import java.util.Locale;
+
+/**
+ * The arithmetic of every {@code bench:*} table, in one place so that both
+ * sides of a comparison are computed the same way: one percentile definition,
+ * the median of repeated samples as a baseline, and one ratio whose direction
+ * is the same in every row.
+ */
+final class BenchStats {
+
+    /** The heading of every ratio column: {@link #speedRatio} is at least 1 where NXIA does as well as its peer. */
+    static final String RATIO_HEADING = "speed vs peer (>= 1 is better)";
+
+    private BenchStats() {
+    }
+
+    /**
+     * The nearest-rank percentile of {@code sorted[0, count)}: the smallest
+     * sample with at least {@code p} % of the samples at or below it; NaN for
+     * no samples. The C floor reports raw samples, so its percentiles are
+     * computed here too.
+     */
+    static double percentile(long[] sorted, int count, int p) {
+        if (p <= 0 || p > 100) {
+            throw new IllegalArgumentException("percentile " + p + " is not in 1..100");
+        }
+        if (count == 0) {
+            return Double.NaN;
+        }
+        int rank = (int) ((p * (long) count + 99) / 100);  // ceil(p / 100 * count), exactly
+        return sorted[rank - 1];
+    }
+
+    /** {@link #percentile(long[], int, int)} of unsorted samples (a sorted copy). */
+    static double percentile(long[] samples, int p) {
+        long[] sorted = samples.clone();
+        Arrays.sort(sorted);
+        return percentile(sorted, sorted.length, p);
+    }
+
+    /** The median of repeated samples: the middle one, or the mean of the two middle ones; NaN for none. */
+    static double median(double... samples) {
+        if (samples.length == 0) {
+            return Double.NaN;
+        }
+        double[] s = samples.clone();
+        Arrays.sort(s);
+        int mid = s.length / 2;
+        return s.length % 2 == 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+    }
+
+    /** {@link #median(double...)} of integral samples (nanoseconds). */
+    static double median(long[] samples) {
+        return median(Arrays.stream(samples).asDoubleStream().toArray());
+    }
+
+    /** The mean; NaN for none. */
+    static double mean(long[] samples) {
+        return Arrays.stream(samples).average().orElse(Double.NaN);
+    }
+
+    /**
+     * How fast NXIA is next to its peer, the same way round in every row: for a
+     * rate (MiB/s, exits/s) {@code ours / peer}, for a time (µs, ns)
+     * {@code peer / ours}. At least 1 means as fast or faster. NaN where either
+     * figure is missing or not positive.
+     */
+    static double speedRatio(double ours, double peer, boolean higherIsBetter) {
+        if (!(ours > 0) || !(peer > 0)) {
+            return Double.NaN;
+        }
+        return higherIsBetter ? ours / peer : peer / ours;
+    }
+
+    /** A rate: {@code count} events over {@code ticks} of a clock running at {@code hz}. */
+    static double perSecond(long count, long ticks, double hz) {
+        return ticks > 0 && hz > 0 ? count / (ticks / hz) : Double.NaN;
+    }
+
+    /** Ticks of a clock running at {@code hz}, in microseconds. */
+    static double micros(double ticks, double hz) {
+        return hz > 0 ? ticks / hz * 1e6 : Double.NaN;
+    }
+
+    /** A figure for a table: grouped integers from 100 up, two decimals below; "n/a" for NaN. */
+    static String fmt(double v) {
+        if (Double.isNaN(v) || Double.isInfinite(v)) {
+            return "n/a";
+        }
+        return Math.abs(v) >= 100 ? String.format(Locale.ROOT, "%,.0f", v) : String.format(Locale.ROOT, "%.2f", v);
+    }
+
+    /** A {@link #speedRatio} for a table: "1.23x", or "n/a". */
+    static String fmtRatio(double ratio) {
+        return Double.isNaN(ratio) || Double.isInfinite(ratio) ? "n/a" : String.format(Locale.ROOT, "%.2fx", ratio);
+    }
+}
