@@ -63,6 +63,9 @@ public class GeminiTest {
     BundleContext context;
 
     @Inject
+    PortalStructures structures;
+
+    @Inject
     VmManager vms;
 
     @Inject
@@ -222,7 +225,7 @@ public class GeminiTest {
         sp.put(Gemini.SERVICE_PROPERTY, "itest");
         ServiceRegistration<?> reg = context.registerService(Object.class.getName(), new ItestService(), sp);
         PortalRegion region = portals.create("gemini", 8 * VmProfile.MIB, "GeminiTest", Rights.RW, null);
-        PortalArena hostView = PortalStructures.formatArena(region.segment(), 1 << 20);
+        PortalArena hostView = structures.formatArena(region.segment(), 1 << 20);
         VirtualMachine vm = vms.create(VmProfile.of(Path.of(System.getProperty("nxia.guest.images"), "gemini-echo.elf"))
                 .withName("gemini-refs").withMemory(16 * VmProfile.MIB).withTimeout(T)
                 .withDevices(List.of(DeviceConfig.parse("portal:name=gemini,rights=rw"))));

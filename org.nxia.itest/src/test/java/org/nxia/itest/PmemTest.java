@@ -62,6 +62,9 @@ public class PmemTest {
     VmManager vms;
 
     @Inject
+    PortalStructures structures;
+
+    @Inject
     SystemVms systemVms;
 
     @Inject
@@ -119,8 +122,8 @@ public class PmemTest {
         long fdsBefore = openFds();
         PortalRegion region = portals.find("pmem").orElseThrow();
         long half = REGION / 2;
-        Ring in = PortalStructures.formatSpsc(region.segment().asSlice(0, half), 64 * 1024);
-        Ring out = PortalStructures.formatSpsc(region.segment().asSlice(half, half), 64 * 1024);
+        Ring in = structures.formatSpsc(region.segment().asSlice(0, half), 64 * 1024);
+        Ring out = structures.formatSpsc(region.segment().asSlice(half, half), 64 * 1024);
         VirtualMachine micro = vms.create(VmProfile.of(Path.of(System.getProperty("nxia.guest.images"), "portal-ring.elf"))
                 .withMemory(4 * VmProfile.MIB).withTimeout(Duration.ofSeconds(120)).withArg(1)   // echo, ring when dry
                 .withDevices(List.of(DeviceConfig.parse("portal:name=pmem"))));

@@ -65,6 +65,9 @@ public class PortalTest {
     BundleContext context;
 
     @Inject
+    PortalStructures structures;
+
+    @Inject
     VmManager vms;
 
     @Inject
@@ -94,17 +97,17 @@ public class PortalTest {
     }
 
     /** Ring 0 at offset 0 and ring 1 at the middle, both SPSC or both MPMC. */
-    private static Ring[] formatRings(PortalRegion r, boolean mpmc) {
+    private Ring[] formatRings(PortalRegion r, boolean mpmc) {
         MemorySegment s = r.segment();
         long half = s.byteSize() / 2;
         return new Ring[] {format(s.asSlice(0, half), mpmc), format(s.asSlice(half, half), mpmc)};
     }
 
-    private static Ring format(MemorySegment s, boolean mpmc) {
-        return mpmc ? PortalStructures.formatMpmc(s, 512, 128) : PortalStructures.formatSpsc(s, 64 * 1024);
+    private Ring format(MemorySegment s, boolean mpmc) {
+        return mpmc ? structures.formatMpmc(s, 512, 128) : structures.formatSpsc(s, 64 * 1024);
     }
 
-    private static VmProfile guest(int mode, long count, String... portalsGranted) {
+    private VmProfile guest(int mode, long count, String... portalsGranted) {
         List<DeviceConfig> devices = new ArrayList<>();
         for (String grant : portalsGranted) {
             devices.add(DeviceConfig.parse("portal:" + grant));
@@ -140,14 +143,14 @@ public class PortalTest {
         return h;
     }
 
-    private static VmResult await(VirtualMachine vm) throws Exception {
+    private VmResult await(VirtualMachine vm) throws Exception {
         VmResult r = vm.await(Duration.ofSeconds(150));
         System.out.println("PortalTest " + vm.id() + ": " + r.reason() + " " + r.exitStatus() + " in "
                 + r.runTime().toMillis() + " ms: " + r.detail() + " console: " + vm.console().strip());
         return r;
     }
 
-    private static long[] result(VmResult r) {
+    private long[] result(VmResult r) {
         ByteBuffer b = ByteBuffer.wrap(r.output()).order(ByteOrder.LITTLE_ENDIAN);
         return new long[] {b.getLong(), b.getLong()};
     }
@@ -321,7 +324,7 @@ public class PortalTest {
     @Test
     public void staleAndForgedRefsAreRefusedByHostAndGuest() throws Exception {
         PortalRegion r = region("arena", Rights.RW, null);
-        PortalArena arena = PortalStructures.formatArena(r.segment(), 4096);
+        PortalArena arena = structures.formatArena(r.segment(), 4096);
         Ref live = arena.allocate(100);
         arena.deref(live).set(ValueLayout.JAVA_LONG, 0, 0x1122334455667788L);
         Ref freed = arena.allocate(100);

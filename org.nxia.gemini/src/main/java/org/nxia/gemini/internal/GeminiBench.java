@@ -61,6 +61,9 @@ public final class GeminiBench {
     @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
     volatile Portals portals;
 
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
+    volatile PortalStructures structures;
+
     /** Argument sizes of the throughput sweep; the three (4 KiB, 1 MiB, 64 MiB) among them. */
     static final int[] SIZES = {4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20};
     /** log2 of the throughput guest's ring capacity: 256 MiB, so a 64 MiB argument can be copied (a frame is half a ring). */
@@ -164,8 +167,9 @@ public final class GeminiBench {
     private void throughput() throws Exception {
         VmManager m = vms;
         Portals p = portals;
+        PortalStructures ps = structures;
         Path image = Path.of(System.getProperty("nxia.guest.images", "guest/target/images"), "gemini-echo.elf");
-        if (m == null || p == null || !Files.exists(image)) {
+        if (m == null || p == null || ps == null || !Files.exists(image)) {
             System.out.println("argument throughput: skipped (" + (m == null ? "no VM manager" : p == null ? "no Portal service"
                     : "no guest image " + image) + ")");
             return;
@@ -174,7 +178,7 @@ public final class GeminiBench {
         PortalRegion region = p.create("gemini", largest + 2 * VmProfile.MIB, "bench:gemini", Rights.RW, null);
         VirtualMachine vm = null;
         try {
-            PortalStructures.formatArena(region.segment(), largest);
+            ps.formatArena(region.segment(), largest);
             try {
                 vm = m.create(VmProfile.of(image).withName(PROFILE).withMemory(BIG_GUEST_MEMORY)
                         .withArg(((long) BIG_RING_LOG << 32) | 1).withTimeout(Duration.ofMinutes(30))

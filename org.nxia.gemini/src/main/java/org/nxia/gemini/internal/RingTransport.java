@@ -10,7 +10,7 @@ import org.nxia.gemini.api.ErrorCode;
 import org.nxia.gemini.api.GeminiException;
 import org.nxia.gemini.api.Transport;
 import org.nxia.portal.api.PortalException;
-import org.nxia.portal.internal.SpscRing;
+import org.nxia.portal.api.Ring;
 
 /**
  * Gemini over a pair of Portal SPSC rings in shared memory
@@ -23,14 +23,10 @@ import org.nxia.portal.internal.SpscRing;
  * {@code kill} returns nothing touches the memory again.
  */
 final class RingTransport implements Transport {
-    static final long OFF_PRODUCER = 64;
-    static final long OFF_CONSUMER = 128;
     private static final VarHandle INT = ValueLayout.JAVA_INT.varHandle();
-    private static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle();
 
-    private final MemorySegment rxMemory;
-    private final SpscRing rx;
-    private final SpscRing tx;
+    private final Ring rx;
+    private final Ring tx;
     private final MemorySegment ctl;
     private final Supplier<String> peerState;
     private final int maxFrame;
@@ -42,10 +38,9 @@ final class RingTransport implements Transport {
     /**
      * @param peerState why the peer cannot take part any more (its VM stopped), or null while it can
      */
-    RingTransport(MemorySegment rx, MemorySegment tx, MemorySegment ctl, Supplier<String> peerState) {
-        this.rxMemory = rx;
-        this.rx = SpscRing.attach(rx);
-        this.tx = SpscRing.attach(tx);
+    RingTransport(Ring rx, Ring tx, MemorySegment ctl, Supplier<String> peerState) {
+        this.rx = rx;
+        this.tx = tx;
         this.ctl = ctl;
         this.peerState = peerState;
         // A record never wraps: one of more than half the capacity can find neither the tail nor the
@@ -105,7 +100,7 @@ final class RingTransport implements Transport {
             }
             INT.setVolatile(ctl, 0L, 1);
             VarHandle.fullFence(); // pairs with the peer's fence between publishing and reading host_sleeping
-            if ((long) LONG.getAcquire(rxMemory, OFF_PRODUCER) != (long) LONG.getAcquire(rxMemory, OFF_CONSUMER)) {
+            if (!rx.isEmpty()) {
                 INT.setVolatile(ctl, 0L, 0);
                 return;
             }

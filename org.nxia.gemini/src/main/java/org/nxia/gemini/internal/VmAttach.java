@@ -13,7 +13,6 @@ import org.nxia.portal.api.PortalException;
 import org.nxia.portal.api.PortalRegion;
 import org.nxia.portal.api.PortalStructures;
 import org.nxia.portal.api.Portals;
-import org.nxia.portal.internal.SpscRing;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.HostFunction;
@@ -83,9 +82,12 @@ public final class VmAttach implements HostFunction {
     @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
     volatile Portals portals;
 
+    private final PortalStructures structures;
+
     @Activate
-    public VmAttach(@Reference Gemini gemini) {
+    public VmAttach(@Reference Gemini gemini, @Reference PortalStructures structures) {
         this.gemini = (GeminiImpl) gemini;
+        this.structures = structures;
     }
 
     @Override
@@ -124,7 +126,7 @@ public final class VmAttach implements HostFunction {
         if (overlap(g2h, g2hLen, h2g, h2gLen) || overlap(g2h, g2hLen, ctl, CTL_SIZE) || overlap(h2g, h2gLen, ctl, CTL_SIZE)) {
             throw new IllegalArgumentException("gemini host call: the rings and the control block overlap");
         }
-        RingTransport transport = new RingTransport(rx, tx, c, () -> vm.state() == VmState.STOPPED
+        RingTransport transport = new RingTransport(structures.attachSpsc(rx), structures.attachSpsc(tx), c, () -> vm.state() == VmState.STOPPED
                 ? "the VM " + vm.id() + " stopped" + vm.result().map(r -> ": " + r.detail()).orElse("")
                 : null);
         Attached a = attached(context);
@@ -192,7 +194,7 @@ public final class VmAttach implements HostFunction {
         }
         PortalArena arena;
         try {
-            arena = PortalStructures.attachArena(region.segment());
+            arena = structures.attachArena(region.segment());
         } catch (PortalException e) {
             throw new IllegalArgumentException("gemini host call: region " + name + " holds no block arena: " + e.getMessage());
         }
@@ -203,8 +205,8 @@ public final class VmAttach implements HostFunction {
         }
     }
 
-    private static MemorySegment region(GuestMemory memory, long gpa, long length, String what) {
-        if ((gpa & 7) != 0 || length < SpscRing.DATA_OFFSET && !what.equals("control block") || length > Integer.MAX_VALUE) {
+    private MemorySegment region(GuestMemory memory, long gpa, long length, String what) {
+        if ((gpa & 7) != 0 || length < structures.spscHeaderSize() && !what.equals("control block") || length > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("gemini host call: " + what + " at 0x" + Long.toHexString(gpa) + " (" + length
                     + " bytes) must be 8-byte aligned and of a usable size");
         }

@@ -23,10 +23,13 @@ import org.nxia.gemini.api.Marshalling;
 import org.nxia.lsm.policy.internal.PolicyService;
 import org.nxia.portal.api.PortalArena;
 import org.nxia.portal.api.PortalStructures;
+import org.nxia.portal.internal.Structures;
 import org.nxia.portal.api.Ref;
 
 /** Large arguments by Portal reference over the loopback transport, both sides on one shared arena. */
 class ReferenceTest {
+
+    private static final PortalStructures STRUCTURES = new Structures();
 
     static final Duration T = Duration.ofSeconds(5);
 
@@ -83,8 +86,8 @@ class ReferenceTest {
         host = gemini.openSession(wire[0], "test", null);
         guest = gemini.client(wire[1], exports, "test-guest");
         MemorySegment region = memory.allocate(4 * 1024 * 1024 + 4096, 64);
-        hostArena = PortalStructures.formatArena(region, 1024 * 1024);
-        guestArena = PortalStructures.attachArena(region);
+        hostArena = STRUCTURES.formatArena(region, 1024 * 1024);
+        guestArena = STRUCTURES.attachArena(region);
         host.bindReferenceRegion("shared", hostArena);
         guest.bindReferenceRegion("shared", guestArena);
     }

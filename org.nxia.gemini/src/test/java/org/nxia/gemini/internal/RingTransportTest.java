@@ -40,8 +40,8 @@ class RingTransportTest {
             MemorySegment ctl = arena.allocate(64, 64);
             SpscRing.format(g2h, cap);
             SpscRing.format(h2g, cap);
-            RingTransport hostEnd = new RingTransport(g2h, h2g, ctl, () -> null);
-            RingTransport guestEnd = new RingTransport(h2g, g2h, arena.allocate(64, 64), () -> null);
+            RingTransport hostEnd = new RingTransport(SpscRing.attach(g2h), SpscRing.attach(h2g), ctl, () -> null);
+            RingTransport guestEnd = new RingTransport(SpscRing.attach(h2g), SpscRing.attach(g2h), arena.allocate(64, 64), () -> null);
             GeminiSession host = gemini.openSession(hostEnd, "ring", "vm-test");
             Session guest = gemini.client(guestEnd, new PeerHandler()
                     .export("calc", "add", (a, c) -> (Long) a.get(0) + (Long) a.get(1))

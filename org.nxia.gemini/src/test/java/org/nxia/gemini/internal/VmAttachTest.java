@@ -47,7 +47,7 @@ class VmAttachTest {
         config.put("manifest", "profile attach\nallow out echo.*\n");
         policy.updated("m", config);
         GeminiImpl gemini = new GeminiImpl(policy, Map.of("echo", new SessionTest.Echo()), Map.of());
-        VmAttach attach = new VmAttach(gemini);
+        VmAttach attach = new VmAttach(gemini, new org.nxia.portal.internal.Structures());
         VirtualMachine vm = (VirtualMachine) Proxy.newProxyInstance(getClass().getClassLoader(), new Class<?>[] {VirtualMachine.class},
                 (p, m, a) -> switch (m.getName()) {
                     case "id" -> "vm-attach";
@@ -94,7 +94,7 @@ class VmAttachTest {
                 SpscRing.format(memory.slice(H2G, size), CAP);
                 assertEquals(0, attach.call(context, arg, arena.allocate(8)));
                 GeminiSession host = gemini.sessionOfVm("vm-attach").orElseThrow();
-                Session guest = gemini.client(new RingTransport(memory.slice(H2G, size), memory.slice(G2H, size),
+                Session guest = gemini.client(new RingTransport(SpscRing.attach(memory.slice(H2G, size)), SpscRing.attach(memory.slice(G2H, size)),
                         arena.allocate(64, 64), () -> null), new PeerHandler(), "cycle-" + i);
                 assertEquals(3L, guest.call("echo", "add", T, 1L, 2L));
                 peak = Math.max(peak, threads());

@@ -82,7 +82,7 @@ class WireTest {
     @Test
     void referenceVectorsAreCheckedAsBothEndsDo() throws IOException {
         java.lang.foreign.MemorySegment region = java.lang.foreign.Arena.ofAuto().allocate(1024, 64);
-        org.nxia.portal.api.PortalArena arena = org.nxia.portal.api.PortalStructures.formatArena(region, 64);
+        org.nxia.portal.api.PortalArena arena = new org.nxia.portal.internal.Structures().formatArena(region, 64);
         assertEquals(192, arena.allocate(64).offset());
         org.nxia.portal.api.Ref freed = arena.allocate(64);
         assertEquals(256, freed.offset());

@@ -2,50 +2,34 @@ package org.nxia.portal.api;
 
 import java.lang.foreign.MemorySegment;
 
-import org.nxia.portal.internal.BlockArena;
-import org.nxia.portal.internal.MpmcRing;
-import org.nxia.portal.internal.SpscRing;
+import org.osgi.annotation.versioning.ProviderType;
 
 /**
  * Formats and attaches the Portal structures of {@code docs/portal-abi.md} over
- * any part of a region. Attach validates the header as untrusted.
+ * any part of a region; a service of the Portal bundle. Attach validates the
+ * header as untrusted.
  */
-public final class PortalStructures {
+@ProviderType
+public interface PortalStructures {
 
-    private PortalStructures() {
-    }
+    /** Bytes an SPSC ring's header takes before its data area. */
+    long spscHeaderSize();
 
     /** Bytes an SPSC ring with {@code capacity} data bytes needs. */
-    public static long spscSize(int capacity) {
-        return SpscRing.requiredSize(capacity);
-    }
+    long spscSize(int capacity);
 
-    public static Ring formatSpsc(MemorySegment segment, int capacity) {
-        return SpscRing.format(segment, capacity);
-    }
+    Ring formatSpsc(MemorySegment segment, int capacity);
 
-    public static Ring attachSpsc(MemorySegment segment) {
-        return SpscRing.attach(segment);
-    }
+    Ring attachSpsc(MemorySegment segment);
 
     /** Bytes an MPMC ring of {@code slots} slots of {@code slotSize} bytes needs. */
-    public static long mpmcSize(int slots, int slotSize) {
-        return MpmcRing.requiredSize(slots, slotSize);
-    }
+    long mpmcSize(int slots, int slotSize);
 
-    public static Ring formatMpmc(MemorySegment segment, int slots, int slotSize) {
-        return MpmcRing.format(segment, slots, slotSize);
-    }
+    Ring formatMpmc(MemorySegment segment, int slots, int slotSize);
 
-    public static Ring attachMpmc(MemorySegment segment) {
-        return MpmcRing.attach(segment);
-    }
+    Ring attachMpmc(MemorySegment segment);
 
-    public static PortalArena formatArena(MemorySegment segment, int blockSize) {
-        return BlockArena.format(segment, blockSize);
-    }
+    PortalArena formatArena(MemorySegment segment, int blockSize);
 
-    public static PortalArena attachArena(MemorySegment segment) {
-        return BlockArena.attach(segment);
-    }
+    PortalArena attachArena(MemorySegment segment);
 }

@@ -35,4 +35,11 @@ public interface Ring {
 
     /** Returns the size of the ring's data area in bytes. */
     int capacity();
+
+    /**
+     * Whether no message is waiting now: what a consumer checks, after saying
+     * it will sleep, before it sleeps (so a message published in between is
+     * not missed).
+     */
+    boolean isEmpty();
 }

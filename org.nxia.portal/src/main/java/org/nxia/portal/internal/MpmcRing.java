@@ -210,4 +210,9 @@ public final class MpmcRing implements Ring {
     public int capacity() {
         return (int) Math.min(Integer.MAX_VALUE, (long) slots * maxMessage());
     }
+
+    @Override
+    public boolean isEmpty() {
+        return (long) LONG.getAcquire(segment, OFF_ENQUEUE) == (long) LONG.getAcquire(segment, OFF_DEQUEUE);
+    }
 }

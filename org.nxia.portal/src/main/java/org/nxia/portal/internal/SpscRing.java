@@ -224,4 +224,9 @@ public final class SpscRing implements Ring {
     public int capacity() {
         return capacity;
     }
+
+    @Override
+    public boolean isEmpty() {
+        return (long) LONG.getAcquire(segment, OFF_PRODUCER) == (long) LONG.getAcquire(segment, OFF_CONSUMER);
+    }
 }

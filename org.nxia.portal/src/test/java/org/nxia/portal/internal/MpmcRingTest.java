@@ -39,6 +39,16 @@ class MpmcRingTest {
     }
 
     @Test
+    void isEmptyUntilAMessageIsPublishedAndAgainOnceItIsTaken() {
+        MpmcRing ring = MpmcRing.format(region(4, 64), 4, 64);
+        assertTrue(ring.isEmpty());
+        assertTrue(ring.offer(bytes(1, 2, 3)));
+        assertFalse(ring.isEmpty(), "a published message is waiting");
+        assertEquals(3, ring.poll(arena.allocate(64)));
+        assertTrue(ring.isEmpty());
+    }
+
+    @Test
     void keepsOrderAndReportsFullAndEmpty() {
         MpmcRing ring = MpmcRing.format(region(4, 64), 4, 64);
         MemorySegment into = arena.allocate(64);

@@ -41,6 +41,16 @@ class SpscRingTest {
     }
 
     @Test
+    void isEmptyUntilAMessageIsPublishedAndAgainOnceItIsTaken() {
+        SpscRing ring = SpscRing.format(region(256), 256);
+        assertTrue(ring.isEmpty());
+        assertTrue(ring.offer(bytes(1, 2, 3)));
+        assertFalse(ring.isEmpty(), "a published message is waiting");
+        assertEquals(3, ring.poll(MemorySegment.ofArray(new byte[64])));
+        assertTrue(ring.isEmpty());
+    }
+
+    @Test
     void keepsMessagesInOrder() {
         SpscRing ring = SpscRing.format(region(256), 256);
         MemorySegment into = MemorySegment.ofArray(new byte[64]);

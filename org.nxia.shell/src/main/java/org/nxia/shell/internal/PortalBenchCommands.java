@@ -55,9 +55,11 @@ public final class PortalBenchCommands {
 
     private final VmManager vms;
     private final Portals portals;
+    private final PortalStructures structures;
 
     @Activate
-    public PortalBenchCommands(@Reference VmManager vms, @Reference Portals portals) {
+    public PortalBenchCommands(@Reference VmManager vms, @Reference Portals portals, @Reference PortalStructures structures) {
+        this.structures = structures;
         this.vms = vms;
         this.portals = portals;
     }
@@ -316,10 +318,10 @@ public final class PortalBenchCommands {
         }
     }
 
-    private static Ring[] formatRings(PortalRegion region) {
+    private Ring[] formatRings(PortalRegion region) {
         long half = region.size() / 2;
-        return new Ring[] {PortalStructures.formatSpsc(region.segment().asSlice(0, half), 64 * 1024),
-                PortalStructures.formatSpsc(region.segment().asSlice(half, half), 64 * 1024)};
+        return new Ring[] {structures.formatSpsc(region.segment().asSlice(0, half), 64 * 1024),
+                structures.formatSpsc(region.segment().asSlice(half, half), 64 * 1024)};
     }
 
     private static double[] stats(long[] times) {
