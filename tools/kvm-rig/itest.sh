@@ -7,7 +7,8 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HERE="$ROOT/tools/kvm-rig"
 log() { echo "kvm-rig: $*" >&2; }
 
-JAVA_HOME="${JAVA_HOME:-$(ls -d /usr/lib/jvm/*25* 2>/dev/null | head -1)}"
+. "$(dirname "$0")/../java.sh"
+JAVA_HOME="$(find_java)"
 ITEST_CP="$ROOT/org.nxia.itest/target/test-classpath.txt"
 [ -f "$ITEST_CP" ] || { log "build first: ./mvnw verify"; exit 2; }
 # The local Maven repository, from where junit 4.13.2 sits on the test classpath.
@@ -65,7 +66,7 @@ rig_run() {
 #!/bin/sh
 cd /payload
 (while sleep 10; do echo rig: alive \$(cut -d' ' -f1 /proc/uptime) s, load \$(cut -d' ' -f1-3 /proc/loadavg); done) &
-exec ./$(basename "$JRE")/bin/java -XX:TieredStopAtLevel=1 --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow \\
+exec ./$(basename "$JRE")/bin/java -XX:TieredStopAtLevel=1 $NXIA_JVM_FLAGS \\
   -Dnxia.root=/payload/root -Dnxia.version=$VERSION -Dnxia.m2=/payload/m2 \\
   -Dnxia.guest.images=/payload/root/guest/target/images $linux_props ${ITEST_JAVA_OPTS:-} -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \\
   -jar console.jar execute --disable-banner --details=tree --disable-ansi-colors \\

@@ -2,7 +2,8 @@
 # jre.sh RIG-DIR: links (once) a small Java runtime for the rig and prints its path.
 # Everything in the rig is emulated, so a smaller runtime boots faster.
 set -euo pipefail
-JAVA_HOME="${JAVA_HOME:-$(ls -d /usr/lib/jvm/*25* 2>/dev/null | head -1)}"
+. "$(dirname "$0")/../java.sh"
+JAVA_HOME="$(find_java)"
 version="$("$JAVA_HOME/bin/java" -version 2>&1 | sed -n '1s/.*version "\([^"]*\)".*/\1/p')"
 JRE="$(cd "$1/.." && pwd)/jre-$version"
 if [ ! -x "$JRE/bin/java" ]; then

@@ -6,7 +6,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HERE="$ROOT/tools/kvm-rig"
-JAVA_HOME="${JAVA_HOME:-$(ls -d /usr/lib/jvm/*25* 2>/dev/null | head -1)}"
+. "$(dirname "$0")/../java.sh"
+JAVA_HOME="$(find_java)"
 RIG="$("$HERE/setup.sh")"
 JRE="$("$HERE/jre.sh" "$RIG")"
 P="$(mktemp -d)"; trap 'rm -rf "$P"' EXIT
@@ -31,7 +32,7 @@ cat > "$P/run.sh" <<RUN
 cd /payload
 # one Gogo command, or (none) the interactive shell
 if [ -n "\$1" ]; then set -- -Dgosh.args=--nointeractive "-Dnxia.command=\$1"; else set --; fi
-PATH="/payload/bin:\$PATH" exec ./$(basename "$JRE")/bin/java --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow \\
+PATH="/payload/bin:\$PATH" exec ./$(basename "$JRE")/bin/java $NXIA_JVM_FLAGS \\
   -Dorg.osgi.framework.storage=/tmp/felix -Dnxia.guest.images=/payload/images -Dnxia.debug=${NXIA_DEBUG:-false} \\
   -Dnxia.system.vm=/payload/system-vm "\$@" -jar nxia.jar
 RUN
