@@ -73,6 +73,8 @@ final class Connection {
     boolean guestShutRecv;
     boolean hostOutputShut;
 
+    /** The guest asked for it (REQUEST from the guest): counts against the guest's share of slots. */
+    boolean guestInitiated;
     /** Host-initiated over the Unix socket: the client waits for {@code OK <port>}. */
     boolean udsClient;
     final byte[] line = new byte[32];

@@ -93,6 +93,11 @@ final class VirtioVsock implements VirtioBackend {
     static final int INBOX = 64 * 1024;
     static final int MAX_CONNECTIONS = 32;
     /**
+     * Slots the guest cannot take: a guest that opens connections until every slot is full would
+     * otherwise lock out the host's own (the control agent's session among them).
+     */
+    static final int HOST_RESERVED = 4;
+    /**
      * Unix-socket clients that have not yet sent their {@code CONNECT} line; a new one
      * past this pushes out the oldest. WHY: silent clients can then hold at most these
      * slots, never the ones the host's own connections need.
@@ -371,6 +376,12 @@ final class VirtioVsock implements VirtioBackend {
             strayRst(hostPort, guestPort);
             return;
         }
+        if (guestConnections() >= MAX_CONNECTIONS - HOST_RESERVED) {
+            lastError = "guest port " + Integer.toUnsignedString(guestPort) + ": refused, the guest has "
+                    + (MAX_CONNECTIONS - HOST_RESERVED) + " connections open (" + HOST_RESERVED + " slots are the host's)";
+            strayRst(hostPort, guestPort);
+            return;
+        }
         Connection c;
         try {
             JavaListener listener = listeners.get(hostPort);
@@ -408,6 +419,7 @@ final class VirtioVsock implements VirtioBackend {
         }
         c.hostPort = hostPort;
         c.guestPort = guestPort;
+        c.guestInitiated = true;
         c.peerBufAlloc = in.get(U32, BUF_ALLOC_OFF);
         c.peerFwdCnt = in.get(U32, FWD_CNT);
         if (c.state == Connection.ESTABLISHED) {
@@ -948,6 +960,16 @@ final class VirtioVsock implements VirtioBackend {
         }
         interest(c);
         wakeup = true;
+    }
+
+    private int guestConnections() {
+        int n = 0;
+        for (Connection c : connections) {
+            if (c != null && c.guestInitiated) {
+                n++;
+            }
+        }
+        return n;
     }
 
     private int freeSlot() {

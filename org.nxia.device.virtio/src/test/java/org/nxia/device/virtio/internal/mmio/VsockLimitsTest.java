@@ -193,6 +193,32 @@ class VsockLimitsTest {
     }
 
     @Test
+    void aGuestThatOpensEveryConnectionCannotLockOutTheHost() throws Exception {
+        Guest g = guest("", HDR + 4096);
+        try (VsockListener a = ((VsockEndpoint) device).listen(80); VsockListener b = ((VsockEndpoint) device).listen(81)) {
+            int opened = 0;
+            for (int i = 0; i < 32; i++) {   // as many as there are slots
+                g.send(REQUEST, 7000 + i, i % 2 == 0 ? 80 : 81, new byte[0]);
+                opened += g.expect(i < 28 ? RESPONSE : RST).op() == RESPONSE ? 1 : 0;
+            }
+            assertEquals(28, opened, "the guest's share: every slot but the host's 4");
+            assertTrue(device.state().toString().contains("slots are the host's"), device.state().toString());
+            // the host still connects (as the control agent's session does)
+            CompletableFuture<VsockStream> host = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return ((VsockEndpoint) device).connect(1024, Duration.ofSeconds(5));
+                } catch (IOException e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            Packet request = g.expect(REQUEST);
+            assertEquals(1024, request.dstPort());
+            g.send(RESPONSE, 1024, request.srcPort(), new byte[0]);
+            host.get().close();
+        }
+    }
+
+    @Test
     void aHeaderOnlyReceiveBufferEndsTheConnectionInsteadOfEmptyData() throws Exception {
         Guest g = guest("", HDR);
         try (VsockListener listener = ((VsockEndpoint) device).listen(80)) {

@@ -90,7 +90,8 @@ class VsockStreamFuzzTest {
                         + "at most %d connections; fds %d -> %d -> %d; threads %d -> %d -> %d; heap %,d -> %,d -> %,d bytes%n",
                 CASES, sent, received, millis, maxConnections, fdsBefore, fdsPeak, fdsAfter,
                 threadsBefore, threadsPeak, threadsAfter, heapBefore, heapPeak, heapAfter);
-        assertTrue(CASES < 10 * CASES_PER_STREAM || maxConnections == 32, "the generator reaches the connection bound: " + maxConnections);
+        // the guest's share of the 32 slots: 4 stay the host's (VirtioVsock.HOST_RESERVED)
+        assertTrue(CASES < 10 * CASES_PER_STREAM || maxConnections == 28, "the generator reaches the guest's connection bound: " + maxConnections);
         // 32 live connections of 4 pipe fds, up to 64 released ones whose 2 device-side fds wait for the selector
         // (32 tracked, 32 released while those are full), the host peer's 32 streams of 2, the selector's own
         assertTrue(fdsPeak <= fdsBefore + 32 * 4 + 64 * 2 + 32 * 2 + 8, "fds " + fdsBefore + " -> peak " + fdsPeak);
