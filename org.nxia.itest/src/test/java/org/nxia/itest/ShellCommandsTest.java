@@ -3,15 +3,11 @@ package org.nxia.itest;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 
 import javax.inject.Inject;
 
 import org.apache.felix.service.command.CommandProcessor;
-import org.apache.felix.service.command.CommandSession;
 import org.junit.Test;
 import org.junit.runner.RunWith;
 import org.nxia.vmm.api.VmManager;
@@ -25,9 +21,6 @@ import org.ops4j.pax.exam.spi.reactors.PerClass;
 @ExamReactorStrategy(PerClass.class)
 public class ShellCommandsTest {
 
-    /** Where a command leaves the status that ./nxia exits with (VmCommands.EXIT_CODE). */
-    private static final String EXIT_CODE = "nxia.exit";
-
     @Inject
     CommandProcessor processor;
 
@@ -39,24 +32,13 @@ public class ShellCommandsTest {
         return NxiaOptions.platform();
     }
 
-    private record Run(Object exit, String output) {
-    }
-
-    private Run execute(String command) throws Exception {
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        PrintStream out = new PrintStream(bytes, true, StandardCharsets.UTF_8);
-        try (CommandSession session = processor.createSession(System.in, out, out)) {
-            Object result = session.execute(command);
-            if (result != null) {
-                out.println(session.format(result, 0));
-            }
-            return new Run(session.get(EXIT_CODE), bytes.toString(StandardCharsets.UTF_8));
-        }
+    private Gogo.Run execute(String command) throws Exception {
+        return Gogo.run(processor, command);
     }
 
     @Test
     public void theDemoChecksEveryOutcomeAndThatTheVmmStillRunsVmsAfterTheHostileGuests() throws Exception {
-        Run run = execute("nxia:demo");
+        Gogo.Run run = execute("nxia:demo");
         assertEquals("nxia:demo's status (0: every example as expected, a VM ran after the hostile ones, none left)",
                 0, run.exit());
         assertTrue("no VM is left behind: " + vms.list(), vms.list().isEmpty());

@@ -41,6 +41,21 @@ import org.nxia.vmm.api.device.DeviceConfig;
 /** virtio-vsock driven packet by packet from a test driver on heap memory (no KVM), with real host sockets and pipes. */
 class VirtioVsockTest {
 
+    /** Writes a virtio-vsock packet header (virtio 1.2, 5.10.6) at {@code hdr}: every guest-side test's one writer. */
+    static void header(GuestMemory m, long hdr, long srcCid, long dstCid, int type, int op, int flags, int srcPort, int dstPort,
+                       int len, int bufAlloc, int fwdCnt) {
+        m.writeLong(hdr, srcCid);
+        m.writeLong(hdr + 8, dstCid);
+        m.writeInt(hdr + 16, srcPort);
+        m.writeInt(hdr + 20, dstPort);
+        m.writeInt(hdr + 24, len);
+        m.writeShort(hdr + 28, (short) type);
+        m.writeShort(hdr + 30, (short) op);
+        m.writeInt(hdr + 32, flags);
+        m.writeInt(hdr + 36, bufAlloc);
+        m.writeInt(hdr + 40, fwdCnt);
+    }
+
     static final long F_VERSION_1 = 1L << 32;
     static final int HDR = 44;
     static final int REQUEST = 1, RESPONSE = 2, RST = 3, SHUTDOWN = 4, RW = 5, CREDIT_UPDATE = 6, CREDIT_REQUEST = 7;
@@ -97,16 +112,7 @@ class VirtioVsockTest {
 
         void send(long srcCid, long dstCid, int type, int op, int flags, int srcPort, int dstPort, byte[] data, int len) {
             long hdr = tx.allocate(HDR);
-            mem().writeLong(hdr, srcCid);
-            mem().writeLong(hdr + 8, dstCid);
-            mem().writeInt(hdr + 16, srcPort);
-            mem().writeInt(hdr + 20, dstPort);
-            mem().writeInt(hdr + 24, len);
-            mem().writeShort(hdr + 28, (short) type);
-            mem().writeShort(hdr + 30, (short) op);
-            mem().writeInt(hdr + 32, flags);
-            mem().writeInt(hdr + 36, bufAlloc);
-            mem().writeInt(hdr + 40, fwdCnt);
+            header(mem(), hdr, srcCid, dstCid, type, op, flags, srcPort, dstPort, len, bufAlloc, fwdCnt);
             transport.locked(() -> {
                 if (data.length > 0) {
                     mem().write(payload, data);

@@ -182,16 +182,7 @@ final class VsockStreamFuzzer implements AutoCloseable {
               int payload, int shape, Random r) {
         tx.resetData();
         long hdr = tx.allocate(HDR + payload);
-        mem().writeLong(hdr, srcCid);
-        mem().writeLong(hdr + 8, dstCid);
-        mem().writeInt(hdr + 16, srcPort);
-        mem().writeInt(hdr + 20, dstPort);
-        mem().writeInt(hdr + 24, len);
-        mem().writeShort(hdr + 28, (short) type);
-        mem().writeShort(hdr + 30, (short) op);
-        mem().writeInt(hdr + 32, flags);
-        mem().writeInt(hdr + 36, bufAlloc);
-        mem().writeInt(hdr + 40, fwd);
+        VirtioVsockTest.header(mem(), hdr, srcCid, dstCid, type, op, flags, srcPort, dstPort, len, bufAlloc, fwd);
         if (payload > 0 && r != null) {
             mem().slice(hdr + HDR, payload).fill((byte) r.nextInt());
         }
