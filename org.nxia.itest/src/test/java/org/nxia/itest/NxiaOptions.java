@@ -56,6 +56,7 @@ final class NxiaOptions {
                 mavenBundle("org.apache.felix", "org.apache.felix.scr", "2.2.18"),
                 mavenBundle("org.apache.felix", "org.apache.felix.configadmin", "1.9.26"),
                 mavenBundle("org.apache.felix", "org.apache.felix.gogo.runtime", "1.1.6"),
+                mavenBundle("org.apache.felix", "org.apache.felix.gogo.command", "1.1.2"),   // help, as the distro has it
                 composite(nxia));
     }
 }
