@@ -53,4 +53,48 @@ class DeviceConfigTest {
         DeviceConfig c = DeviceConfig.parse("blk:ro=maybe");
         assertThrows(IllegalArgumentException.class, () -> c.flag("ro", false));
     }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"true", "1", "yes", "on", "TRUE", "On"})
+    void readsEveryTrueSpelling(String value) {
+        assertTrue(DeviceConfig.parse("blk:ro=" + value).flag("ro", false));
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"false", "0", "no", "off", "No"})
+    void readsEveryFalseSpelling(String value) {
+        assertFalse(DeviceConfig.parse("blk:ro=" + value).flag("ro", true));
+    }
+
+    @Test
+    void anAbsentFlagIsItsFallback() {
+        DeviceConfig c = DeviceConfig.parse("blk");
+        assertTrue(c.flag("ro", true));
+        assertFalse(c.flag("ro", false));
+    }
+
+    @Test
+    void numberBoundsAreInclusive() {
+        DeviceConfig c = DeviceConfig.parse("uart:lo=10,hi=20");
+        assertEquals(10, c.number("lo", 0, 10, 20));
+        assertEquals(20, c.number("hi", 0, 10, 20));
+        assertThrows(IllegalArgumentException.class, () -> c.number("lo", 0, 11, 20));
+        assertThrows(IllegalArgumentException.class, () -> c.number("hi", 0, 10, 19));
+        assertEquals(0x1F, DeviceConfig.parse("uart:n=0X1f").number("n", 0, 0, 100));
+    }
+
+    @Test
+    void aTrailingColonMeansNoParametersAndSpacesAroundPartsAreTrimmed() {
+        assertTrue(DeviceConfig.parse("virtio-rng:").parameters().isEmpty());
+        DeviceConfig c = DeviceConfig.parse("  blk: Path = a.img ,ro=1 ");
+        assertEquals("blk", c.type());
+        assertEquals(Map.of("path", "a.img", "ro", "1"), c.parameters());
+    }
+
+    @Test
+    void printsWhatParsesBackToTheSameConfig() {
+        DeviceConfig c = DeviceConfig.parse("blk:path=disk.img,ro=true");
+        assertEquals("blk:path=disk.img,ro=true", c.toString());
+        assertEquals(c, DeviceConfig.parse(c.toString()));
+    }
 }

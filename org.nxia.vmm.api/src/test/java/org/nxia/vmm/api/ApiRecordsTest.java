@@ -1,0 +1,113 @@
+package org.nxia.vmm.api;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+import org.nxia.vmm.api.device.DeviceConfig;
+
+/** The API's records check what they are given, and say what they hold. */
+class ApiRecordsTest {
+
+    private static final long MIB = VmProfile.MIB;
+    private static final Path KERNEL = Path.of("/boot/bzImage");
+
+    private static LinuxProfile linux(int vcpus, long memory, Duration timeout) {
+        return new LinuxProfile("l", KERNEL, null, "", vcpus, memory, timeout, List.of());
+    }
+
+    @Test
+    void linuxProfileTakesOneToThirtyTwoVcpus() {
+        assertEquals(1, linux(1, 256 * MIB, Duration.ofSeconds(1)).vcpus());
+        assertEquals(LinuxProfile.MAX_VCPUS, linux(LinuxProfile.MAX_VCPUS, 256 * MIB, Duration.ofSeconds(1)).vcpus());
+        assertThrows(IllegalArgumentException.class, () -> linux(0, 256 * MIB, Duration.ofSeconds(1)));
+        assertThrows(IllegalArgumentException.class, () -> linux(LinuxProfile.MAX_VCPUS + 1, 256 * MIB, Duration.ofSeconds(1)));
+    }
+
+    @Test
+    void linuxProfileMemoryIsAMultipleOfTwoMibFrom64MibTo3Gib() {
+        assertEquals(64 * MIB, linux(1, 64 * MIB, Duration.ofSeconds(1)).memoryBytes());
+        assertEquals(VmProfile.MAX_MEMORY, linux(1, VmProfile.MAX_MEMORY, Duration.ofSeconds(1)).memoryBytes());
+        for (long bad : new long[] {62 * MIB, VmProfile.MAX_MEMORY + 2 * MIB, 65 * MIB, 64 * MIB + 1}) {
+            String message = assertThrows(IllegalArgumentException.class, () -> linux(1, bad, Duration.ofSeconds(1))).getMessage();
+            assertTrue(message.contains("multiple of 2 MiB"), message);
+        }
+    }
+
+    @Test
+    void linuxProfileTimeoutIsPositive() {
+        assertThrows(IllegalArgumentException.class, () -> linux(1, 256 * MIB, Duration.ZERO));
+        assertThrows(IllegalArgumentException.class, () -> linux(1, 256 * MIB, Duration.ofSeconds(-1)));
+        assertEquals(Duration.ofNanos(1), linux(1, 256 * MIB, Duration.ofNanos(1)).timeout());
+    }
+
+    @Test
+    void linuxProfileDefaultsAndCopiesItsDevices() {
+        LinuxProfile p = LinuxProfile.of(KERNEL, null);
+        assertEquals("bzImage", p.name());
+        assertEquals(1, p.vcpus());
+        assertEquals(LinuxProfile.DEFAULT_MEMORY, p.memoryBytes());
+        assertEquals(LinuxProfile.DEFAULT_TIMEOUT, p.timeout());
+        assertEquals("", p.cmdline());
+        assertEquals(4, p.withVcpus(4).vcpus());
+        List<DeviceConfig> devices = new ArrayList<>(List.of(DeviceConfig.parse("uart")));
+        LinuxProfile withDevices = new LinuxProfile("l", KERNEL, null, "", 1, 256 * MIB, Duration.ofSeconds(1), devices);
+        devices.clear();
+        assertEquals(1, withDevices.devices().size(), "the profile keeps its own copy");
+    }
+
+    @Test
+    void aVmSucceededOnlyWhenItExitedWithStatusZero() {
+        assertTrue(new VmResult(VmResult.Reason.EXITED, 0, "", null, Duration.ZERO).succeeded());
+        assertFalse(new VmResult(VmResult.Reason.EXITED, 1, "", null, Duration.ZERO).succeeded());
+        assertFalse(new VmResult(VmResult.Reason.HALTED, 0, "", null, Duration.ZERO).succeeded());
+    }
+
+    @Test
+    void aVmResultsOutputCannotBeChangedFromOutside() {
+        byte[] bytes = {1, 2, 3};
+        VmResult r = new VmResult(VmResult.Reason.EXITED, 0, "", bytes, Duration.ZERO);
+        bytes[0] = 9;
+        assertArrayEquals(new byte[] {1, 2, 3}, r.output());
+        r.output()[1] = 9;
+        assertArrayEquals(new byte[] {1, 2, 3}, r.output());
+        assertEquals(0, new VmResult(VmResult.Reason.EXITED, 0, "", null, Duration.ZERO).output().length);
+    }
+
+    @Test
+    void onlyVmxAndSvmBootAStockKernel() {
+        assertTrue(HypervisorInfo.Flavour.HARDWARE_VMX.hardwareVirtualization());
+        assertTrue(HypervisorInfo.Flavour.HARDWARE_SVM.hardwareVirtualization());
+        assertFalse(HypervisorInfo.Flavour.PVM.hardwareVirtualization());
+        assertFalse(HypervisorInfo.Flavour.UNKNOWN.hardwareVirtualization());
+        assertEquals("PVM (kvm_pvm)", HypervisorInfo.Flavour.PVM.label());
+    }
+
+    @Test
+    void aHypervisorExceptionNamesItsCallAndErrno() {
+        HypervisorException e = new HypervisorException("ioctl(KVM_CREATE_VM)", 12, "out of memory");
+        assertEquals("ioctl(KVM_CREATE_VM)", e.call());
+        assertEquals(12, e.errno());
+        assertEquals("out of memory", e.getMessage());
+    }
+
+    @Test
+    void guestMemoryReadsBackAShort() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ram = arena.allocate(4096);
+            GuestMemory m = GuestMemory.of(0x1000, ram);
+            m.writeShort(0x1001, (short) 0xBEEF);
+            assertEquals((short) 0xBEEF, m.readShort(0x1001));
+        }
+    }
+}
