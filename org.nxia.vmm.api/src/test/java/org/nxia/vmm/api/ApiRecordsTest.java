@@ -60,6 +60,12 @@ class ApiRecordsTest {
         assertEquals(LinuxProfile.DEFAULT_TIMEOUT, p.timeout());
         assertEquals("", p.cmdline());
         assertEquals(4, p.withVcpus(4).vcpus());
+        assertEquals(512 * MIB, p.withMemory(512 * MIB).memoryBytes());
+        assertEquals("quiet", p.withCmdline("quiet").cmdline());
+        assertEquals(Duration.ofSeconds(7), p.withTimeout(Duration.ofSeconds(7)).timeout());
+        assertEquals(List.of(DeviceConfig.parse("uart")), p.withDevices(List.of(DeviceConfig.parse("uart"))).devices());
+        assertEquals(List.of(DeviceConfig.parse("uart")),
+                VmProfile.of(KERNEL).withDevices(List.of(DeviceConfig.parse("uart"))).devices());
         List<DeviceConfig> devices = new ArrayList<>(List.of(DeviceConfig.parse("uart")));
         LinuxProfile withDevices = new LinuxProfile("l", KERNEL, null, "", 1, 256 * MIB, Duration.ofSeconds(1), devices);
         devices.clear();
