@@ -17,7 +17,8 @@ want() {  # want PACKAGE TEST-COMMAND...: PACKAGE is needed unless the test pass
   case " ${missing[*]:-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
 }
 has() { command -v "$1"; }
-static_busybox() { [ -x /bin/busybox ] && ! readelf -l /bin/busybox 2>/dev/null | grep -q INTERP && /bin/busybox --list | grep -qx insmod; }
+# (grep without -q: an early exit would SIGPIPE the writer and, under pipefail, fail the check)
+static_busybox() { [ -x /bin/busybox ] && ! readelf -l /bin/busybox 2>/dev/null | grep INTERP >/dev/null && /bin/busybox --list | grep -x insmod >/dev/null; }
 
 for purpose in "$@"; do
   case "$purpose" in
