@@ -1,6 +1,7 @@
 package org.nxia.control.internal;
 
 import java.io.IOException;
+import java.net.ConnectException;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
@@ -52,7 +53,7 @@ final class AgentProcess implements AutoCloseable {
         for (int i = 0; ; i++) {
             try {
                 return call.run();
-            } catch (java.net.ConnectException e) {
+            } catch (ConnectException e) {
                 if (i >= 500)
                     throw e;
                 try {

@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -78,7 +79,7 @@ final class Session implements GeminiSession {
     private volatile String referenceRegion;
     private volatile String closeReason;
     /** Set when close() has done everything, its CLOSE frame and the transport's release included. */
-    private final java.util.concurrent.CountDownLatch closed = new java.util.concurrent.CountDownLatch(1);
+    private final CountDownLatch closed = new CountDownLatch(1);
 
     Session(long id, Transport transport, String profile, String vmId, Handler handler, Tokens tokens, boolean server,
             ScheduledExecutorService timer, long referenceThreshold) {
