@@ -1,5 +1,6 @@
 package org.nxia.vmm.api.device;
 
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -26,7 +27,9 @@ public record DeviceConfig(String type, Map<String, String> parameters) {
                 throw new IllegalArgumentException("device " + type + ": '" + key + "' is not a parameter name");
             }
         }
-        parameters = Map.copyOf(parameters);
+        // Kept in the order written, so toString() prints what was parsed.
+        parameters = Collections.unmodifiableMap(new LinkedHashMap<>(parameters));
+        parameters.forEach((k, v) -> Objects.requireNonNull(v, k));
     }
 
     /** Parses {@code type[:key=value,...]}. */
