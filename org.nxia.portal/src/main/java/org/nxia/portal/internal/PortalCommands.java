@@ -199,9 +199,11 @@ public final class PortalCommands {
     private static void row(StringBuilder out, List<String> cells, int[] widths) {
         for (int i = 0; i < widths.length; i++) {
             String c = cells.get(i);
-            out.append(c).append(" ".repeat(widths[i] - c.length() + 2));
+            out.append(c);
+            if (i < widths.length - 1) {   // no trailing blanks after the last column
+                out.append(" ".repeat(widths[i] - c.length() + 2));
+            }
         }
-        out.setLength(out.length() - 2);
         out.append('\n');
     }
 }

@@ -24,14 +24,16 @@ class PortalsImplTest {
     void anonymousRegionIsSharedMemoryThatLeavesNoFile() throws IOException {
         PortalsImpl portals = new PortalsImpl();
         try {
-            PortalRegion r = portals.create("anon", 8192, "me", Rights.RW, null);
+            // a name of its own, so a file left by another process (a killed test run) cannot fail this
+            String name = "anon-" + ProcessHandle.current().pid() % 1_000_000_000L;
+            PortalRegion r = portals.create(name, 8192, "me", Rights.RW, null);
             assertEquals(8192, r.segment().byteSize());
             assertEquals(0, r.segment().address() % 4096, "page aligned, so it can be a KVM memory slot");
             r.segment().set(ValueLayout.JAVA_LONG, 4096, 7);
             assertEquals(7, r.segment().get(ValueLayout.JAVA_LONG, 4096));
             assertTrue(r.file().isEmpty());
             try (var files = Files.list(Path.of("/dev/shm"))) {
-                assertTrue(files.noneMatch(f -> f.getFileName().toString().startsWith("nxia-portal-anon-")), "unlinked after mapping");
+                assertTrue(files.noneMatch(f -> f.getFileName().toString().startsWith("nxia-portal-" + name + "-")), "unlinked after mapping");
             }
         } finally {
             portals.deactivate();
