@@ -58,6 +58,8 @@ class SystemVmLauncherTest {
     private byte[] initrdSeen;
     private String initrdMode;
     private volatile boolean stopped;
+    /** What the fake VM's console shows; the ready line unless a test says otherwise. */
+    private volatile String console = "Linux version 6\n" + SystemVmLauncher.READY + "\n";
 
     @AfterEach
     void tearDown() throws Exception {
@@ -72,7 +74,7 @@ class SystemVmLauncherTest {
                     calls.add(m.getName());
                     return switch (m.getName()) {
                         case "id" -> "vm-1";
-                        case "console" -> "Linux version 6\n" + SystemVmLauncher.READY + "\n";
+                        case "console" -> console;
                         case "result" -> result();
                         case "await" -> {
                             long end = System.nanoTime() + ((Duration) args[0]).toNanos();
@@ -211,5 +213,104 @@ class SystemVmLauncherTest {
                 new Class<?>[] {ServiceRegistration.class}, (p, m, a) -> null);
         return (BundleContext) Proxy.newProxyInstance(SystemVmLauncherTest.class.getClassLoader(), new Class<?>[] {BundleContext.class},
                 (p, m, a) -> m.getName().equals("registerService") ? reg : null);
+    }
+
+    /** A context whose registration records its unregister in {@link #calls}. */
+    private BundleContext recordingContext() {
+        ServiceRegistration<?> reg = (ServiceRegistration<?>) Proxy.newProxyInstance(getClass().getClassLoader(),
+                new Class<?>[] {ServiceRegistration.class}, (p, m, a) -> {
+                    calls.add("registration." + m.getName());
+                    return null;
+                });
+        return (BundleContext) Proxy.newProxyInstance(getClass().getClassLoader(), new Class<?>[] {BundleContext.class},
+                (p, m, a) -> {
+                    if (m.getName().equals("registerService")) {
+                        calls.add("registerService " + a[2]);
+                        return reg;
+                    }
+                    return null;
+                });
+    }
+
+    @Test
+    void aBootedVmIsListedUntilClosedAndClosingShutsTheAgentDownAndUnregisters() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        SystemVm vm = launcher.boot(profile(), Duration.ofSeconds(10));
+        assertEquals(List.of(vm), launcher.list());
+        assertEquals(vm, launcher.find("vm-1").orElseThrow());
+        assertTrue(launcher.find("vm-2").isEmpty());
+        assertEquals("vm-1", vm.vm().id());
+        assertTrue(vm.readyAfter().toNanos() > 0, "the time to the ready line is measured");
+        assertTrue(calls.contains("start"), calls.toString());
+        assertTrue(calls.stream().anyMatch(c -> c.startsWith("registerService ") && c.contains("nxia.vm.id=vm-1")), calls.toString());
+        Path tmp = created.initrd().getParent();
+        vm.close();
+        assertTrue(launcher.list().isEmpty());
+        assertTrue(calls.contains("registration.unregister"), calls.toString());
+        assertTrue(calls.contains("stop"), calls.toString());
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+        assertFalse(Files.exists(tmp), "the VM's temporary directory is removed");
+        assertThrows(Exception.class, () -> vm.session().exec("true"), "the session is closed with the VM");
+        int destroys = (int) calls.stream().filter("destroy vm-1"::equals).count();
+        vm.close();
+        assertEquals(destroys, calls.stream().filter("destroy vm-1"::equals).count(), "closing twice destroys once");
+    }
+
+    @Test
+    void aVmThatEndsByItselfIsClosedAndUnlisted() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        launcher.boot(profile(), Duration.ofSeconds(10));
+        stopped = true;  // the guest powered off
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (!launcher.list().isEmpty() && System.nanoTime() < end)
+            Thread.sleep(10);
+        assertTrue(launcher.list().isEmpty(), "the watcher closes a VM that ended");
+        while (!calls.contains("destroy vm-1") && System.nanoTime() < end)
+            Thread.sleep(10);
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+        assertTrue(calls.contains("registration.unregister"), calls.toString());
+    }
+
+    @Test
+    void deactivatingTheLauncherClosesEveryVm() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        launcher.boot(profile(), Duration.ofSeconds(10));
+        launcher.deactivate();
+        assertTrue(launcher.list().isEmpty());
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+    }
+
+    @Test
+    void aVmWhoseAgentNeverSaysReadyFailsAtTheLimitWithTheConsolesTail() throws Exception {
+        console = "x".repeat(SystemVmLauncher.CONSOLE_TAIL) + "kernel panic";
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(true), null, Duration.ofSeconds(10));
+        long start = System.nanoTime();
+        IOException e = assertThrows(IOException.class, () -> launcher.boot(profile(), Duration.ofMillis(300)));
+        long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        assertTrue(e.getMessage().startsWith("the System VM's agent was not ready in time; console:\n"), e.getMessage());
+        assertTrue(e.getMessage().endsWith("kernel panic"), "the tail, where the reason is");
+        assertEquals(SystemVmLauncher.CONSOLE_TAIL, e.getMessage().length() - "the System VM's agent was not ready in time; console:\n".length());
+        assertTrue(ms >= 250 && ms < 5_000, ms + " ms");
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+        assertTrue(launcher.list().isEmpty());
+    }
+
+    @Test
+    void aVmThatEndsBeforeItsAgentIsReadyFailsAtOnceWithWhy() throws Exception {
+        console = "short console";
+        stopped = true;
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(true), null, Duration.ofSeconds(10));
+        IOException e = assertThrows(IOException.class, () -> launcher.boot(profile(), Duration.ofSeconds(30)));
+        assertEquals("the System VM ended before its agent was ready: STOPPED (); console:\nshort console", e.getMessage());
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+    }
+
+    @Test
+    void theLauncherAddsTheVsockDeviceItselfAndNeedsHardwareVirtualization() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(true), null, Duration.ofSeconds(10));
+        LinuxProfile withVsock = profile().withDevices(List.of(org.nxia.vmm.api.device.DeviceConfig.parse("virtio-vsock:cid=3")));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> launcher.boot(withVsock, Duration.ofSeconds(1)));
+        assertTrue(e.getMessage().contains("added by the launcher"), e.getMessage());
+        assertEquals(null, created, "refused before any VM was created");
     }
 }
