@@ -150,7 +150,7 @@ final class Passt implements AutoCloseable {
             in.clear();
             transport.locked(net::clearPending);
             setLink(true);
-            LOG.log(System.Logger.Level.INFO, "{0}: passt (pid {1}) connected; link up", name, p.pid());
+            LOG.log(System.Logger.Level.INFO, "{0}: passt (pid {1}) connected; link up", name, Long.toString(p.pid()));
             return serve(p, channel, key, sel);
         } finally {
             selector = null;
