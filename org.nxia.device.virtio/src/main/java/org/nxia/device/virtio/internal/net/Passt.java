@@ -9,7 +9,6 @@ import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.UserPrincipal;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -41,6 +40,9 @@ final class Passt implements AutoCloseable {
     /** The socket's read buffer: several largest frames per read. */
     static final int READ_BUFFER = 256 * 1024;
 
+    /** The user passt runs as when the VMM is root: nobody's uid. */
+    static final String NOBODY = "65534";
+
     private static final System.Logger LOG = System.getLogger("org.nxia.device.virtio.net");
 
     private final String name;
@@ -70,25 +72,19 @@ final class Passt implements AutoCloseable {
         this.tx = tx;
         this.dir = Files.createTempDirectory("nxia-passt-");
         this.socket = dir.resolve("passt.sock");
+        boolean root = "root".equals(Files.getOwner(dir).getName());
         List<String> c = new ArrayList<>();
         c.add(binary.toString());
         c.addAll(List.of("--foreground", "--quiet", "--socket", socket.toString()));
+        if (root) {
+            // WHY: passt run as root drops to an unprivileged user before it binds its socket, and
+            // then cannot enter a directory only root may: the directory (still 0700) goes to that
+            // user. Numeric, so a host without "nobody" in /etc/passwd (the kvm rig) works too.
+            c.addAll(List.of("--runas", NOBODY + ":" + NOBODY));
+            Files.setOwner(dir, dir.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName(NOBODY));
+        }
         c.addAll(options);
         this.command = List.copyOf(c);
-        givePrivateDirToNobodyIfRoot();
-    }
-
-    /**
-     * WHY: passt run as root drops to "nobody" before it binds its socket, and
-     * then cannot enter a directory only root may; the directory stays private
-     * (0700), owned by the user passt runs as. Root (the VMM) still connects.
-     */
-    private void givePrivateDirToNobodyIfRoot() throws IOException {
-        if (!"root".equals(Files.getOwner(dir).getName())) {
-            return;
-        }
-        UserPrincipal nobody = dir.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName("nobody");
-        Files.setOwner(dir, nobody);
     }
 
     void start(VirtioMmioTransport transport) {
