@@ -33,7 +33,8 @@ final class Passt implements AutoCloseable {
 
     static final long CONNECT_MILLIS = 10_000;
     static final long WRITE_MILLIS = 5_000;
-    static final long BACKOFF_FIRST_MILLIS = 250;
+    /** Long enough for a guest to see the link down (its config-change work runs) before it comes back. */
+    static final long BACKOFF_FIRST_MILLIS = 1_000;
     static final long BACKOFF_MAX_MILLIS = 8_000;
     /** A connection that lasted this long resets the back-off. */
     static final long STABLE_MILLIS = 10_000;
