@@ -64,6 +64,11 @@ cp "$ITEST/rig/junit-platform-console-standalone.jar" "$P/console.jar"
 rig_run() {
   cat > "$P/run.sh" <<RUN
 #!/bin/sh
+# passt (virtio-net) sandboxes itself with pivot_root, which the rig's initramfs root (rootfs)
+# refuses ("pivot_root: Invalid argument"): run from a bind mount of the root instead.
+if [ -z "\${RIG_ROOT_MOVED:-}" ] && [ -x /usr/bin/passt ]; then
+  mkdir -p /.root && mount --rbind / /.root && cd /.root && mount --move . / && RIG_ROOT_MOVED=1 exec chroot . /payload/run.sh
+fi
 cd /payload
 (while sleep 10; do echo rig: alive \$(cut -d' ' -f1 /proc/uptime) s, load \$(cut -d' ' -f1-3 /proc/loadavg); done) &
 exec ./$(basename "$JRE")/bin/java -XX:TieredStopAtLevel=1 $NXIA_JVM_FLAGS \\

@@ -110,7 +110,7 @@ final class Passt implements AutoCloseable {
             try {
                 why = runOnce();
             } catch (IOException | RuntimeException e) {
-                why = e.toString();
+                why = e + logTail();
             }
             setLink(false);
             stopProcess();
@@ -174,7 +174,21 @@ final class Passt implements AutoCloseable {
 
     /** Moves frames both ways until passt fails; returns why. */
     private String serve(Process p, SocketChannel channel, SelectionKey key, Selector sel) throws IOException {
-        ByteBuffer out = null;
+        out = null;
+        try {
+            return move(p, channel, key, sel);
+        } finally {
+            if (out != null) {
+                tx.release(out);   // a frame cut off with its connection: its buffer is free again
+                out = null;
+            }
+        }
+    }
+
+    /** The frame being written to passt, or null. */
+    private ByteBuffer out;
+
+    private String move(Process p, SocketChannel channel, SelectionKey key, Selector sel) throws IOException {
         long writeSince = 0;
         byte[] held = null;
         while (!closed) {
@@ -199,9 +213,10 @@ final class Passt implements AutoCloseable {
                 if (!out.hasRemaining()) {
                     tx.release(out);
                     out = null;
-                    transport.locked(() -> net.process(VirtioNet.TX));   // chains may wait for a buffer
+                    if (net.txWaiting()) {
+                        transport.locked(() -> net.process(VirtioNet.TX));
+                    }
                 } else if ((System.nanoTime() - writeSince) / 1_000_000 > WRITE_MILLIS) {
-                    tx.release(out);
                     return "passt took no data for " + WRITE_MILLIS + " ms";
                 }
             }
@@ -267,12 +282,15 @@ final class Passt implements AutoCloseable {
         }
     }
 
+    /** passt's last words (its log, without the start banner and its complaints about syslog), for the log line. */
     private String logTail() {
-        try {
-            byte[] log = Files.readAllBytes(dir.resolve("passt.log"));
-            String text = new String(log, Math.max(0, log.length - 300), Math.min(300, log.length)).strip();
-            return text.isEmpty() ? "" : " (passt said: " + text.replace('\n', ' ') + ")";
-        } catch (IOException e) {
+        try (Stream<String> lines = Files.lines(dir.resolve("passt.log"))) {
+            List<String> said = lines.map(String::strip)
+                    .filter(l -> !l.isEmpty() && !l.contains("syslog") && !l.contains("qrap") && !l.contains("qemu"))
+                    .toList();
+            String last = String.join("; ", said.subList(Math.max(0, said.size() - 3), said.size()));
+            return last.isEmpty() ? "" : " (passt said: " + (last.length() > 300 ? last.substring(last.length() - 300) : last) + ")";
+        } catch (IOException | java.io.UncheckedIOException e) {
             return "";
         }
     }

@@ -65,6 +65,8 @@ final class VirtioNet implements VirtioBackend {
     private long rxDropped;
     private long txDropped;
     private long txStalls;
+    /** Transmit chains wait for a {@link TxFrames} buffer: the writer calls {@link #process} when it frees one. */
+    private volatile boolean txWaiting;
     private String lastDrop = "";
     /** Wakes the backend's I/O thread: a frame to send, or room for frames it holds back. */
     private Runnable wake = () -> { };
@@ -250,6 +252,7 @@ final class VirtioNet implements VirtioBackend {
     }
 
     private void transmitChains() {
+        txWaiting = false;
         DescriptorChain c;
         while ((c = txQueue.next()) != null) {
             long frame = c.readableBytes() - HEADER;
@@ -266,7 +269,12 @@ final class VirtioNet implements VirtioBackend {
             }
             ByteBuffer b = tx.acquire();
             if (b == null) {
-                txQueue.unpop(1);   // the writer calls process(TX) again when a buffer is free
+                // Say we wait, then look once more: a buffer the writer freed before it read the flag is seen here.
+                txWaiting = true;
+                b = tx.acquire();
+            }
+            if (b == null) {
+                txQueue.unpop(1);   // the writer calls process(TX) again when it frees a buffer
                 txStalls++;
                 return;
             }
@@ -296,6 +304,11 @@ final class VirtioNet implements VirtioBackend {
             txDropped++;
         }
         lastDrop = why;
+    }
+
+    /** Whether transmit chains wait for a buffer (read by the writer without the lock). */
+    boolean txWaiting() {
+        return txWaiting;
     }
 
     /** Frames waiting for receive buffers. */
