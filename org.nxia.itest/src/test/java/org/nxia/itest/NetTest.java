@@ -148,7 +148,7 @@ public class NetTest {
     }
 
     private static Matcher passt(VirtualMachine vm) {
-        Matcher m = Pattern.compile("passt=State\\[pid=(\\d+), starts=(\\d+)").matcher(device(vm).state().toString());
+        Matcher m = Pattern.compile("backend=State\\[pid=(\\d+), starts=(\\d+)").matcher(device(vm).state().toString());
         assertTrue(device(vm).state().toString(), m.find());
         return m;
     }

@@ -29,7 +29,7 @@ import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
  * checked ({@value VirtioNet#MIN_FRAME}..{@value VirtioNet#MAX_FRAME} bytes);
  * a bad length is a broken peer, handled the same way.
  */
-final class Passt implements AutoCloseable {
+final class Passt implements NetBackend {
 
     static final long CONNECT_MILLIS = 10_000;
     static final long WRITE_MILLIS = 5_000;
@@ -88,7 +88,8 @@ final class Passt implements AutoCloseable {
         this.command = List.copyOf(c);
     }
 
-    void start(VirtioMmioTransport transport) {
+    @Override
+    public void start(VirtioMmioTransport transport) {
         this.transport = transport;
         net.onWork(this::wake);
         thread = Thread.ofPlatform().daemon().name("nxia-" + name + "-passt").start(this::supervise);
@@ -333,8 +334,13 @@ final class Passt implements AutoCloseable {
     record State(long pid, int starts, String socket, String lastError) {
     }
 
-    State state() {
+    State status() {
         return new State(pid(), starts, socket.toString(), lastError);
+    }
+
+    @Override
+    public Record state() {
+        return status();
     }
 
     /** Ends passt and the I/O thread, and removes the private directory (the VM is being destroyed). */

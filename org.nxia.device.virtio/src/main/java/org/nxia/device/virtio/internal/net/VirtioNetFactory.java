@@ -41,7 +41,7 @@ public final class VirtioNetFactory implements DeviceFactory {
     public String description() {
         return "virtio-net over virtio-mmio with passt (user-mode networking, DHCP; no privileges): "
                 + "forward=HOST:GUEST[;HOST:GUEST...] (TCP ports from the host to the guest), "
-                + "mac=02:4e:58:.. (default from the VM id), backend=passt, passt=/usr/bin/passt, "
+                + "mac=02:4e:58:.. (default from the VM id), backend=passt|tap:IFNAME, passt=/usr/bin/passt, "
                 + "address=A.B.C.D/PREFIX, gateway=A.B.C.D, interface=IF (what passt assigns and copies, "
                 + "for a host without a default route), " + NOTIFY_HELP;
     }
@@ -49,34 +49,40 @@ public final class VirtioNetFactory implements DeviceFactory {
     @Override
     public Device create(DeviceConfig config, DeviceContext context) {
         String backend = config.get("backend", "passt");
-        if (!backend.equals("passt")) {
-            throw new IllegalArgumentException("device virtio-net: backend=" + backend + " is not available; give backend=passt "
-                    + "(a TAP backend is not implemented yet)");
-        }
-        Path binary = Path.of(config.get("passt", PASST.toString()));
-        if (!Files.isExecutable(binary)) {
-            throw new IllegalArgumentException("device virtio-net: " + binary + " is not an executable; install passt "
-                    + "(apt-get install passt, or tools/need.sh)");
-        }
-        List<String> options = passtOptions(config);
-        byte[] mac = mac(config, context.vmId());
         TxFrames tx = new TxFrames(VirtioNet.TX_FRAMES);
-        VirtioNet net = new VirtioNet(context.memory(), mac, tx);
-        Passt passt;
-        try {
-            passt = new Passt(context.vmId() + "-net", binary, options, net, tx);
-        } catch (IOException e) {
-            throw new IllegalArgumentException("device virtio-net: cannot make passt's private directory (" + e.getMessage() + ")");
+        VirtioNet net = new VirtioNet(context.memory(), mac(config, context.vmId()), tx);
+        NetBackend host;
+        if (backend.equals("passt")) {
+            Path binary = Path.of(config.get("passt", PASST.toString()));
+            if (!Files.isExecutable(binary)) {
+                throw new IllegalArgumentException("device virtio-net: " + binary + " is not an executable; install passt "
+                        + "(apt-get install passt, or tools/need.sh)");
+            }
+            List<String> options = passtOptions(config);
+            try {
+                host = new Passt(context.vmId() + "-net", binary, options, net, tx);
+            } catch (IOException e) {
+                throw new IllegalArgumentException("device virtio-net: cannot make passt's private directory (" + e.getMessage() + ")");
+            }
+        } else if (backend.startsWith("tap:")) {
+            try {
+                host = new Tap(context.vmId() + "-net", new Tun(backend.substring(4)), net, tx);
+            } catch (IOException e) {
+                throw new IllegalArgumentException("device virtio-net: backend=" + backend + ": " + e.getMessage());
+            }
+        } else {
+            throw new IllegalArgumentException("device virtio-net: backend=" + backend + " is not a backend; give backend=passt "
+                    + "(the default) or backend=tap:IFNAME (an existing TAP interface, or root to make one)");
         }
         VirtioMmioTransport transport;
         try {
             transport = VirtioMmioTransport.attach(context, config, net);
         } catch (RuntimeException e) {
-            passt.close();
+            host.close();
             throw e;
         }
-        passt.start(transport);
-        return new NetDevice(transport, passt);
+        host.start(transport);
+        return new NetDevice(transport, host);
     }
 
     /** passt's options from the device's parameters, each checked. */
@@ -147,8 +153,8 @@ public final class VirtioNetFactory implements DeviceFactory {
         }
     }
 
-    /** The transport as the VM's device; closing it ends passt. */
-    private record NetDevice(VirtioMmioTransport transport, Passt passt) implements Device {
+    /** The transport as the VM's device; closing it ends the backend (passt, or the TAP fd). */
+    private record NetDevice(VirtioMmioTransport transport, NetBackend backend) implements Device {
         @Override
         public String type() {
             return transport.type();
@@ -156,17 +162,17 @@ public final class VirtioNetFactory implements DeviceFactory {
 
         @Override
         public Record state() {
-            return new State(transport.state(), passt.state());
+            return new State(transport.state(), backend.state());
         }
 
         @Override
         public void close() {
             transport.close();
-            passt.close();
+            backend.close();
         }
     }
 
-    /** The transport's state (with the device's counters) and passt's. */
-    record State(Record transport, Passt.State passt) {
+    /** The transport's state (with the device's counters) and the backend's. */
+    record State(Record transport, Record backend) {
     }
 }

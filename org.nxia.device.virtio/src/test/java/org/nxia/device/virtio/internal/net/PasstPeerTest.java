@@ -65,8 +65,8 @@ class PasstPeerTest {
         transport.locked(() -> rxDriver.addChain(Buffer.writable(rxDriver.allocate(4096), 4096)));
         try (Passt passt = new Passt("peer", peer("c.sendall(b'\\xff\\xff\\xff\\xff' + b'x' * 64)"), List.of(), net, tx)) {
             passt.start(transport);
-            await(() -> passt.state().starts() >= 2, 20_000);
-            assertTrue(passt.state().lastError().contains("frame length of 4294967295"), passt.state().lastError());
+            await(() -> passt.status().starts() >= 2, 20_000);
+            assertTrue(passt.status().lastError().contains("frame length of 4294967295"), passt.status().lastError());
             transport.locked(() -> assertTrue(rxDriver.pollUsed() == null, "nothing from the bad stream reached the guest"));
         }
     }
@@ -85,7 +85,7 @@ class PasstPeerTest {
             // far more than the socket buffers hold: 64 frames of 64 KiB, sent again as chains come back
             long frame = txDriver.allocate(12 + 65536);
             long deadline = System.currentTimeMillis() + 30_000;
-            while (passt.state().starts() < 2 && System.currentTimeMillis() < deadline) {
+            while (passt.status().starts() < 2 && System.currentTimeMillis() < deadline) {
                 transport.locked(() -> {
                     while (txDriver.pollUsed() != null) {
                         // chains back: send them again
@@ -101,7 +101,7 @@ class PasstPeerTest {
                 });
                 Thread.sleep(50);
             }
-            assertTrue(passt.state().lastError().contains("took no data for " + Passt.WRITE_MILLIS + " ms"), passt.state().toString());
+            assertTrue(passt.status().lastError().contains("took no data for " + Passt.WRITE_MILLIS + " ms"), passt.status().toString());
         }
     }
 

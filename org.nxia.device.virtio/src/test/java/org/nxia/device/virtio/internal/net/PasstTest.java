@@ -60,11 +60,11 @@ class PasstTest {
             ProcessHandle.of(first).orElseThrow().destroyForcibly();
             await("link down after passt died", () -> !locked(net::linkUp));
             assertEquals(0, transport.read(0x106, 2));
-            assertTrue(passt.state().lastError().contains("exit") || passt.state().lastError().contains("closed"),
-                    passt.state().lastError());
+            assertTrue(passt.status().lastError().contains("exit") || passt.status().lastError().contains("closed"),
+                    passt.status().lastError());
             await("link up after the restart", () -> locked(net::linkUp));
             assertNotEquals(first, passt.pid());
-            assertEquals(2, passt.state().starts());
+            assertEquals(2, passt.status().starts());
             dhcp();
         }
         assertFalse(ProcessHandle.allProcesses().anyMatch(p -> p.info().command().orElse("").endsWith("passt")
