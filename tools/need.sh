@@ -2,9 +2,9 @@
 # need.sh PURPOSE...: makes sure the Debian packages a purpose needs are installed.
 #
 #   build   the guest kit, the agent and the C floor: gcc, make, binutils
-#   test    the guest emulator check (guest/test/emu-run.py): python3-unicorn
+#   test    the guest emulator check (guest/test/emu-run.py): python3-unicorn; virtio-net's passt
 #   image   the System VM image: the kernel build's tools, static busybox, cpio
-#   rig     the nested-KVM rig: QEMU, static busybox, cpio, xz
+#   rig     the nested-KVM rig: QEMU, static busybox, cpio, xz; passt (the rig carries the host's)
 #
 # With apt rights (root, or sudo without a password) it installs what is missing, saying so;
 # otherwise it prints the one command that does and fails. Nothing is done when all is there.
@@ -23,13 +23,13 @@ static_busybox() { [ -x /bin/busybox ] && ! readelf -l /bin/busybox 2>/dev/null 
 for purpose in "$@"; do
   case "$purpose" in
     build) want gcc has gcc; want make has make; want binutils has readelf ;;
-    test)  want python3-unicorn /usr/bin/python3 -c 'import unicorn' ;;
+    test)  want python3-unicorn /usr/bin/python3 -c 'import unicorn'; want passt test -x /usr/bin/passt ;;
     image) want gcc has gcc; want make has make; want binutils has readelf
            want flex has flex; want bison has bison; want bc has bc; want xz-utils has xz
            want libelf-dev test -f /usr/include/gelf.h; want libssl-dev test -f /usr/include/openssl/ssl.h
            want busybox-static static_busybox; want cpio has cpio ;;
     rig)   want qemu-system-x86 has qemu-system-x86_64; want busybox-static static_busybox
-           want cpio has cpio; want xz-utils has xz ;;
+           want cpio has cpio; want xz-utils has xz; want passt test -x /usr/bin/passt ;;
     *) echo "need.sh: unknown purpose '$purpose' (build, test, image, rig)" >&2; exit 2 ;;
   esac
 done

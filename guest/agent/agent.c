@@ -29,6 +29,7 @@
 #include <termios.h>
 #include <time.h>
 
+#include "net.h"
 #include "proto.h"
 
 #define MAX_CONNS   16
@@ -1012,6 +1013,7 @@ int main(int argc, char **argv)
     }
     if (pid1) {
         setup_pid1();
+        net_up();
         if (vsock_port < 0 && !unix_path && conn_fd < 0)
             vsock_port = CTL_VSOCK_PORT;
         if (!secret_from)

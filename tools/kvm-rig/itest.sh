@@ -64,6 +64,11 @@ cp "$ITEST/rig/junit-platform-console-standalone.jar" "$P/console.jar"
 rig_run() {
   cat > "$P/run.sh" <<RUN
 #!/bin/sh
+# passt (virtio-net) sandboxes itself with pivot_root, which the rig's initramfs root (rootfs)
+# refuses ("pivot_root: Invalid argument"): run from a bind mount of the root instead.
+if [ -z "\${RIG_ROOT_MOVED:-}" ] && [ -x /usr/bin/passt ]; then
+  mkdir -p /.root && mount --rbind / /.root && cd /.root && mount --move . / && RIG_ROOT_MOVED=1 exec chroot . /payload/run.sh
+fi
 cd /payload
 (while sleep 10; do echo rig: alive \$(cut -d' ' -f1 /proc/uptime) s, load \$(cut -d' ' -f1-3 /proc/loadavg); done) &
 exec ./$(basename "$JRE")/bin/java -XX:TieredStopAtLevel=1 $NXIA_JVM_FLAGS \\
@@ -76,7 +81,10 @@ RUN
   chmod +x "$P/run.sh"
   local fifo="$P/out" line rpid st=0
   rm -f "$fifo"; mkfifo "$fifo"
-  RIG_MEM="${RIG_MEM:-3G}" RIG_TIMEOUT="${RIG_TIMEOUT:-900}" setsid \
+  # virtio-net's passt, at its host path (the device runs /usr/bin/passt); its libraries are the JRE's
+  local hostfiles="${RIG_HOSTFILES:-}"
+  [ -x /usr/bin/passt ] && hostfiles+=" /usr/bin/passt"
+  RIG_HOSTFILES="$hostfiles" RIG_MEM="${RIG_MEM:-3G}" RIG_TIMEOUT="${RIG_TIMEOUT:-900}" setsid \
     "$HERE/run-in-kvm.sh" "$JRE" "$P/m2" "$P/reactor" "$P/root" "$P/test-classes" "$P/console.jar" "$P/run.sh" -- ./run.sh \
     > "$fifo" 2>&1 &
   rpid=$!

@@ -106,6 +106,8 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     private int driverFeaturesSel;
     private int queueSel;
     private int interruptStatus;
+    /** Bumped by {@link #configChanged()}: a driver rereads the config space when it changes under it. */
+    private int configGeneration;
     private long errors;
     private String lastError = "";
     /** The interrupt line, or null where the VM has none. */
@@ -200,7 +202,7 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
             case QUEUE_READY -> selected() >= 0 && queues[queueSel].isActive() ? 1 : 0;
             case INTERRUPT_STATUS -> interruptStatus;
             case STATUS -> status;
-            case CONFIG_GENERATION -> 0;
+            case CONFIG_GENERATION -> configGeneration;
             default -> 0;
         } & 0xffff_ffffL;
     }
@@ -527,6 +529,15 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         if (line != null) {
             line.pulse();
         }
+    }
+
+    /**
+     * Tells the driver that the device's configuration changed (virtio-net's
+     * link status): a new generation and a configuration-change interrupt.
+     */
+    public synchronized void configChanged() {
+        configGeneration++;
+        interrupt(INT_CONFIG_CHANGE);
     }
 
     /**

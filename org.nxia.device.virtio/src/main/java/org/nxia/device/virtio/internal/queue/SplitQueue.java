@@ -215,6 +215,23 @@ public final class SplitQueue {
     }
 
     /**
+     * Gives back the last {@code count} chains {@link #next()} returned and no
+     * {@link #pushUsed} answered: the next calls return them again. For a device
+     * that needs several chains at once (virtio-net's mergeable receive
+     * buffers) and found too few; the driver sees nothing.
+     *
+     * @throws IllegalArgumentException if {@code count} is negative or more than the chains in flight (a device bug)
+     */
+    public void unpop(int count) {
+        requireWorking();
+        if (count < 0 || count > ((lastAvailIdx - usedIdx) & 0xffff)) {
+            throw new IllegalArgumentException("cannot give back " + count + " chains; "
+                    + ((lastAvailIdx - usedIdx) & 0xffff) + " are in flight");
+        }
+        lastAvailIdx = (lastAvailIdx - count) & 0xffff;
+    }
+
+    /**
      * Returns a chain to the driver: writes the used element, then bumps the used index.
      *
      * @param head          the head index from {@link DescriptorChain#head()}

@@ -1,0 +1,117 @@
+package org.nxia.device.virtio.internal.net;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
+import org.nxia.device.virtio.internal.queue.SplitQueue;
+import org.nxia.device.virtio.internal.queue.TestDriver;
+import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
+import org.nxia.vmm.api.GuestMemory;
+
+/**
+ * A hostile passt (a small Python peer in its place, speaking the stream
+ * protocol on the socket it is given): a frame length outside 14..65550, or a
+ * peer that stops reading, ends that passt with the reason said, and the
+ * supervisor starts another; nothing reaches the guest from the bad stream.
+ */
+class PasstPeerTest {
+
+    static final Path PYTHON = Path.of("/usr/bin/python3");
+
+    @TempDir
+    Path tmp;
+
+    GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[1 << 20]));
+    TestDriver rxDriver = TestDriver.create(memory, 16, 0x1000);
+    TestDriver txDriver = TestDriver.create(memory, 16, 0x80000);
+    TxFrames tx = new TxFrames(VirtioNet.TX_FRAMES);
+    VirtioNet net = new VirtioNet(memory, new byte[] {2, 0, 0, 0, 0, 1}, tx);
+    VirtioMmioTransport transport = new VirtioMmioTransport("virtio-net", memory, net);
+
+    /** A peer that accepts one connection on --socket PATH, then runs {@code behaviour} (Python, with {@code c} the connection). */
+    Path peer(String behaviour) throws Exception {
+        Path script = tmp.resolve("fake-passt");
+        Files.writeString(script, """
+                #!/usr/bin/python3
+                import socket, sys, time
+                path = sys.argv[sys.argv.index('--socket') + 1]
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.bind(path)
+                s.listen(1)
+                c, _ = s.accept()
+                """ + behaviour + "\ntime.sleep(60)\n");
+        Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"));
+        return script;
+    }
+
+    void activate() {
+        transport.locked(() -> net.activate(1L << VirtioNet.F_MRG_RXBUF,
+                new SplitQueue[] {rxDriver.newQueue(0), txDriver.newQueue(0)}));
+    }
+
+    @Test
+    void aFrameLengthOutOfRangeEndsThatPasstAndAnotherStarts() throws Exception {
+        assumeTrue(Files.isExecutable(PYTHON), "no python3 for the fake peer");
+        activate();
+        transport.locked(() -> rxDriver.addChain(Buffer.writable(rxDriver.allocate(4096), 4096)));
+        try (Passt passt = new Passt("peer", peer("c.sendall(b'\\xff\\xff\\xff\\xff' + b'x' * 64)"), List.of(), net, tx)) {
+            passt.start(transport);
+            await(() -> passt.status().starts() >= 2, 20_000);
+            assertTrue(passt.status().lastError().contains("frame length of 4294967295"), passt.status().lastError());
+            transport.locked(() -> assertTrue(rxDriver.pollUsed() == null, "nothing from the bad stream reached the guest"));
+        }
+    }
+
+    @Test
+    void aPeerThatStopsReadingIsKilledAtTheWriteDeadline() throws Exception {
+        assumeTrue(Files.isExecutable(PYTHON), "no python3 for the fake peer");
+        activate();
+        try (Passt passt = new Passt("peer", peer("pass"), List.of(), net, tx)) {
+            passt.start(transport);
+            await(() -> {
+                boolean[] up = new boolean[1];
+                transport.locked(() -> up[0] = net.linkUp());
+                return up[0];
+            }, 20_000);
+            // far more than the socket buffers hold: 64 frames of 64 KiB, sent again as chains come back
+            long frame = txDriver.allocate(12 + 65536);
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (passt.status().starts() < 2 && System.currentTimeMillis() < deadline) {
+                transport.locked(() -> {
+                    while (txDriver.pollUsed() != null) {
+                        // chains back: send them again
+                    }
+                    for (int i = 0; i < 8; i++) {
+                        try {
+                            txDriver.addChain(Buffer.readable(frame, 12 + 65536));
+                        } catch (IllegalStateException full) {
+                            break;
+                        }
+                    }
+                    net.process(VirtioNet.TX);
+                });
+                Thread.sleep(50);
+            }
+            assertTrue(passt.status().lastError().contains("took no data for " + Passt.WRITE_MILLIS + " ms"), passt.status().toString());
+        }
+    }
+
+    static void await(java.util.function.BooleanSupplier condition, long millis) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + millis;
+        while (!condition.getAsBoolean()) {
+            if (System.currentTimeMillis() > deadline) {
+                throw new AssertionError("not within " + millis + " ms");
+            }
+            Thread.sleep(20);
+        }
+    }
+}

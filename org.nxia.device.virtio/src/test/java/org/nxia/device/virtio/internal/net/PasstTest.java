@@ -1,0 +1,146 @@
+package org.nxia.device.virtio.internal.net;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.util.List;
+import java.util.function.BooleanSupplier;
+
+import org.junit.jupiter.api.Test;
+import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
+import org.nxia.device.virtio.internal.queue.SplitQueue;
+import org.nxia.device.virtio.internal.queue.TestDriver;
+import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
+import org.nxia.device.virtio.internal.queue.TestDriver.Used;
+import org.nxia.vmm.api.GuestMemory;
+
+/**
+ * The device against a real passt (Debian's /usr/bin/passt; skipped where it
+ * is missing): a DHCP DISCOVER sent on the transmit queue comes back as
+ * passt's OFFER in mergeable receive buffers; killing passt takes the link
+ * down, and the supervisor's restart brings it back up and DHCP works again.
+ */
+class PasstTest {
+
+    /** In a receive buffer: the virtio header, Ethernet, IPv4, UDP, then BOOTP's yiaddr at 16. */
+    static final int YIADDR = 12 + 14 + 20 + 8 + 16;
+    static final byte[] MAC = {0x02, 0x4e, 0x58, 9, 8, 7};
+
+    GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[4 << 20]));
+    TestDriver rxDriver = TestDriver.create(memory, 64, 0x1000);
+    TestDriver txDriver = TestDriver.create(memory, 16, 0x200000);
+    TxFrames tx = new TxFrames(VirtioNet.TX_FRAMES);
+    VirtioNet net = new VirtioNet(memory, MAC, tx);
+    VirtioMmioTransport transport = new VirtioMmioTransport("virtio-net", memory, net);
+
+    @Test
+    void dhcpThroughPasstAndTheLinkFollowsItsRestart() throws Exception {
+        assumeTrue(Files.isExecutable(VirtioNetFactory.PASST), "passt is not installed (tools/need.sh installs it)");
+        transport.locked(() -> net.activate(1L << VirtioNet.F_MRG_RXBUF,
+                new SplitQueue[] {rxDriver.newQueue(0), txDriver.newQueue(0)}));
+        // no default route needed: passt copies these (the kvm rig has only lo)
+        List<String> options = VirtioNetFactory.passtOptions(org.nxia.vmm.api.device.DeviceConfig.parse(
+                "virtio-net:address=10.0.2.15/24,gateway=10.0.2.2,interface=lo"));
+        try (Passt passt = new Passt("test", VirtioNetFactory.PASST, options, net, tx)) {
+            passt.start(transport);
+            await("link up", () -> locked(net::linkUp));
+            assertEquals(2, transport.read(0x060, 4) & 2, "the driver heard of the link change");
+            assertEquals(1, transport.read(0x106, 2), "config status: VIRTIO_NET_S_LINK_UP");
+            byte[] offer = dhcp();
+            assertEquals("0a00020f", java.util.HexFormat.of().formatHex(offer, YIADDR, YIADDR + 4), "the OFFER's yiaddr: 10.0.2.15");
+
+            long first = passt.pid();
+            ProcessHandle.of(first).orElseThrow().destroyForcibly();
+            await("link down after passt died", () -> !locked(net::linkUp));
+            assertEquals(0, transport.read(0x106, 2));
+            assertTrue(passt.status().lastError().contains("exit") || passt.status().lastError().contains("closed"),
+                    passt.status().lastError());
+            await("link up after the restart", () -> locked(net::linkUp));
+            assertNotEquals(first, passt.pid());
+            assertEquals(2, passt.status().starts());
+            dhcp();
+        }
+        assertFalse(ProcessHandle.allProcesses().anyMatch(p -> p.info().command().orElse("").endsWith("passt")
+                && p.info().arguments().map(a -> String.join(" ", a).contains("nxia-passt-")).orElse(false)), "passt reaped");
+    }
+
+    /** Sends a DHCP DISCOVER; returns the receive buffer with passt's answer (the virtio header, then the frame). */
+    private byte[] dhcp() throws Exception {
+        long[] bufs = new long[4];
+        transport.locked(() -> {
+            for (int i = 0; i < 4; i++) {
+                bufs[i] = rxDriver.allocate(2048);
+                rxDriver.addChain(Buffer.writable(bufs[i], 2048));
+            }
+            long at = txDriver.allocate(12 + 342);
+            memory.write(at + 12, discover());
+            txDriver.addChain(Buffer.readable(at, 12 + 342));
+            net.process(VirtioNet.TX);
+        });
+        Used[] used = new Used[1];
+        await("a DHCP answer from passt", () -> {
+            transport.locked(() -> {
+                Used u;
+                while ((u = rxDriver.pollUsed()) != null) {
+                    long addr = memory.readLong(rxDriver.descriptorTable() + 16L * u.id());
+                    byte[] f = memory.read(addr, (int) u.length());
+                    // UDP from port 67: IPv4 (0x0800), protocol 17, source port 67
+                    if (f[12 + 12] == 8 && f[12 + 13] == 0 && f[12 + 14 + 9] == 17 && f[12 + 14 + 20 + 1] == 67) {
+                        used[0] = u;
+                        bufs[0] = addr;
+                    }
+                }
+            });
+            return used[0] != null;
+        });
+        assertNotNull(used[0]);
+        byte[] f = memory.read(bufs[0], (int) used[0].length());
+        txDriver.pollUsed();
+        return f;
+    }
+
+    /** Ethernet + IPv4 + UDP + BOOTP DHCPDISCOVER from {@link #MAC}, broadcast. */
+    static byte[] discover() {
+        ByteBuffer b = ByteBuffer.allocate(342);
+        b.put(new byte[] {-1, -1, -1, -1, -1, -1}).put(MAC).putShort((short) 0x0800);
+        int ip = b.position();
+        b.put((byte) 0x45).put((byte) 0).putShort((short) (342 - 14)).putInt(0).put((byte) 64).put((byte) 17).putShort((short) 0)
+                .putInt(0).putInt(-1);
+        int sum = 0;
+        for (int i = ip; i < ip + 20; i += 2) {
+            sum += b.getShort(i) & 0xffff;
+        }
+        sum = (sum & 0xffff) + (sum >>> 16);
+        sum = (sum & 0xffff) + (sum >>> 16);
+        b.putShort(ip + 10, (short) ~sum);
+        b.putShort((short) 68).putShort((short) 67).putShort((short) (342 - 34)).putShort((short) 0);
+        b.put((byte) 1).put((byte) 1).put((byte) 6).put((byte) 0).putInt(0x6e786961).putShort((short) 0).putShort((short) 0x8000);
+        b.position(b.position() + 16);
+        b.put(MAC).position(b.position() + 10 + 64 + 128);
+        b.putInt(0x63825363).put((byte) 53).put((byte) 1).put((byte) 1).put((byte) 255);
+        return b.array();
+    }
+
+    private boolean locked(BooleanSupplier s) {
+        boolean[] r = new boolean[1];
+        transport.locked(() -> r[0] = s.getAsBoolean());
+        return r[0];
+    }
+
+    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("no " + what + " within 20 s");
+            }
+            Thread.sleep(20);
+        }
+    }
+}

@@ -1,0 +1,273 @@
+package org.nxia.device.virtio.internal.net;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
+import org.nxia.device.virtio.internal.queue.SplitQueue;
+import org.nxia.device.virtio.internal.queue.TestDriver;
+import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
+import org.nxia.device.virtio.internal.queue.TestDriver.Used;
+import org.nxia.device.virtio.internal.queue.VirtqueueException;
+import org.nxia.vmm.api.GuestMemory;
+
+/** virtio-net's queues driven by a test driver on heap memory: what reaches the backend and the guest, byte for byte. */
+class VirtioNetTest {
+
+    static final byte[] MAC = {0x02, 0x4e, 0x58, 1, 2, 3};
+    static final long F_MRG = 1L << VirtioNet.F_MRG_RXBUF;
+
+    GuestMemory memory;
+    TestDriver rxDriver;
+    TestDriver txDriver;
+    TxFrames tx;
+    VirtioNet net;
+
+    @BeforeEach
+    void setUp() {
+        memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[4 << 20]));
+        rxDriver = TestDriver.create(memory, 16, 0x1000);
+        txDriver = TestDriver.create(memory, 16, 0x200000);
+        tx = new TxFrames(4);
+        net = new VirtioNet(memory, MAC, tx);
+    }
+
+    void activate(long features) {
+        net.activate(features, new SplitQueue[] {rxDriver.newQueue(0), txDriver.newQueue(0)});
+        net.setLink(true);
+    }
+
+    static byte[] frame(int length) {
+        byte[] f = new byte[length];
+        for (int i = 0; i < length; i++) {
+            f[i] = (byte) (i * 7 + 3);
+        }
+        return f;
+    }
+
+    @Test
+    void offersMacStatusAndMergeableBuffersAndVersion1ThroughTheTransport() {
+        VirtioMmioTransport t = new VirtioMmioTransport("virtio-net", memory, net);
+        assertEquals(1, t.read(0x008, 4), "device ID");
+        t.write(0x014, 4, 0);
+        long low = t.read(0x010, 4);
+        t.write(0x014, 4, 1);
+        long high = t.read(0x010, 4);
+        assertEquals(1L << VirtioNet.F_MAC | F_MRG | 1L << VirtioNet.F_STATUS,
+                low & (1L << VirtioNet.F_MAC | F_MRG | 1L << VirtioNet.F_STATUS));
+        assertEquals(1, high & 1, "VIRTIO_F_VERSION_1");
+        for (int i = 0; i < 6; i++) {
+            assertEquals(MAC[i] & 0xff, t.read(0x100 + i, 1), "mac[" + i + "]");
+        }
+        assertEquals(0, t.read(0x106, 2), "link down before the backend connects");
+        int generation = (int) t.read(0x0fc, 4);
+        net.setLink(true);
+        t.configChanged();
+        assertEquals(VirtioNet.S_LINK_UP, t.read(0x106, 2));
+        assertEquals(2, t.read(0x060, 4) & 2, "a configuration-change interrupt");
+        assertTrue(t.read(0x0fc, 4) != generation, "a new configuration generation");
+    }
+
+    @Test
+    void spreadsAFrameOverMergeableBuffersAndCountsThemInTheHeader() {
+        activate(F_MRG);
+        long[] bufs = new long[3];
+        int[] heads = new int[3];
+        for (int i = 0; i < 3; i++) {
+            bufs[i] = rxDriver.allocate(1000, (byte) 0xee);
+            heads[i] = rxDriver.addChain(Buffer.writable(bufs[i], 1000));
+        }
+        byte[] f = frame(2500);
+        assertTrue(net.offerFrame(f));
+        net.receive();
+        int[] lengths = {1000, 1000, 512};
+        ByteBuffer got = ByteBuffer.allocate(3000);
+        for (int i = 0; i < 3; i++) {
+            Used u = rxDriver.pollUsed();
+            assertNotNull(u, "used entry " + i);
+            assertEquals(heads[i], u.id());
+            assertEquals(lengths[i], u.length());
+            got.put(memory.read(bufs[i], lengths[i]));
+        }
+        assertNull(rxDriver.pollUsed());
+        got.flip();
+        byte[] hdr = new byte[12];
+        got.get(hdr);
+        assertEquals(3, (hdr[10] & 0xff) | (hdr[11] & 0xff) << 8, "num_buffers");
+        assertArrayEquals(new byte[10], Arrays.copyOf(hdr, 10), "no offloads: the rest of the header is zero");
+        byte[] data = new byte[2500];
+        got.get(data);
+        assertArrayEquals(f, data);
+        assertEquals(0, net.rxWaiting());
+    }
+
+    @Test
+    void aFrameWaitsUntilTheDriverGivesEnoughBuffers() {
+        activate(F_MRG);
+        for (int i = 0; i < 2; i++) {
+            rxDriver.addChain(Buffer.writable(rxDriver.allocate(1000), 1000));
+        }
+        assertTrue(net.offerFrame(frame(2500)));
+        net.receive();
+        assertNull(rxDriver.pollUsed(), "two buffers cannot hold 2512 bytes: nothing is used");
+        assertEquals(1, net.rxWaiting());
+        rxDriver.addChain(Buffer.writable(rxDriver.allocate(1000), 1000));
+        net.process(VirtioNet.RX);
+        for (int i = 0; i < 3; i++) {
+            assertNotNull(rxDriver.pollUsed(), "used entry " + i);
+        }
+        assertEquals(0, net.rxWaiting());
+    }
+
+    @Test
+    void withoutMergeableBuffersAFrameLargerThanOneChainIsDroppedAndTheChainKept() {
+        activate(0);
+        long buf = rxDriver.allocate(1526);
+        int head = rxDriver.addChain(Buffer.writable(buf, 1526));
+        assertTrue(net.offerFrame(frame(2000)));
+        assertTrue(net.offerFrame(frame(1514)));
+        net.receive();
+        Used u = rxDriver.pollUsed();
+        assertNotNull(u);
+        assertEquals(head, u.id());
+        assertEquals(12 + 1514, u.length(), "the second frame, in the chain the first could not use");
+        assertArrayEquals(frame(1514), memory.read(buf + 12, 1514));
+        assertTrue(net.state().toString().contains("rxDropped=1"), net.state().toString());
+    }
+
+    @Test
+    void aReceiveChainWithoutRoomForTheHeaderIsReturnedEmpty() {
+        activate(F_MRG);
+        int head = rxDriver.addChain(Buffer.writable(rxDriver.allocate(8), 8));
+        net.offerFrame(frame(100));
+        net.receive();
+        Used u = rxDriver.pollUsed();
+        assertEquals(head, u.id());
+        assertEquals(0, u.length());
+    }
+
+    @Test
+    void sendsAChainedFrameWithoutItsHeaderBehindALengthWord() throws Exception {
+        activate(F_MRG);
+        byte[] f = frame(3000);
+        long hdr = txDriver.allocate(12, (byte) 0);
+        long a = txDriver.allocate(1000);
+        long b = txDriver.allocate(2000);
+        memory.write(a, Arrays.copyOfRange(f, 0, 1000));
+        memory.write(b, Arrays.copyOfRange(f, 1000, 3000));
+        int head = txDriver.addChain(Buffer.readable(hdr, 12), Buffer.readable(a, 1000), Buffer.readable(b, 2000));
+        net.process(VirtioNet.TX);
+        ByteBuffer sent = tx.take(0);
+        assertNotNull(sent);
+        assertEquals(3000, sent.getInt());
+        byte[] data = new byte[sent.remaining()];
+        sent.get(data);
+        assertArrayEquals(f, data);
+        Used u = txDriver.pollUsed();
+        assertEquals(head, u.id());
+        assertEquals(0, u.length());
+    }
+
+    @Test
+    void theHeaderMaySpanBuffersAndShareOneWithTheFrame() throws Exception {
+        activate(F_MRG);
+        byte[] f = frame(60);
+        long a = txDriver.allocate(5);
+        long b = txDriver.allocate(67);
+        memory.write(b + 7, f);
+        txDriver.addChain(Buffer.readable(a, 5), Buffer.readable(b, 67));
+        net.process(VirtioNet.TX);
+        ByteBuffer sent = tx.take(0);
+        assertEquals(60, sent.getInt());
+        byte[] data = new byte[60];
+        sent.get(data);
+        assertArrayEquals(f, data);
+    }
+
+    @Test
+    void dropsOversizedTinyAndWritableTransmitChains() throws Exception {
+        activate(F_MRG);
+        long big = txDriver.allocate(12 + VirtioNet.MAX_FRAME + 1);
+        txDriver.addChain(Buffer.readable(big, 12 + VirtioNet.MAX_FRAME + 1));
+        txDriver.addChain(Buffer.readable(txDriver.allocate(20), 20));
+        long w = txDriver.allocate(100);
+        txDriver.addChain(Buffer.readable(w, 80), Buffer.writable(w + 80, 20));
+        net.process(VirtioNet.TX);
+        assertNull(tx.take(0), "nothing reached the backend");
+        for (int i = 0; i < 3; i++) {
+            assertEquals(0, txDriver.pollUsed().length(), "chain " + i + " returned");
+        }
+        assertTrue(net.state().toString().contains("txDropped=3"), net.state().toString());
+    }
+
+    @Test
+    void theLargestFrameGoesThrough() throws Exception {
+        activate(F_MRG);
+        long big = txDriver.allocate(12 + VirtioNet.MAX_FRAME);
+        txDriver.addChain(Buffer.readable(big, 12 + VirtioNet.MAX_FRAME));
+        net.process(VirtioNet.TX);
+        assertEquals(VirtioNet.MAX_FRAME, tx.take(0).getInt());
+    }
+
+    @Test
+    void aTransmitBufferOutsideGuestMemoryBreaksTheQueue() {
+        activate(F_MRG);
+        txDriver.addChain(Buffer.readable(memory.size() - 10, 100));
+        assertThrows(VirtqueueException.class, () -> net.process(VirtioNet.TX));
+        assertNull(txDriver.pollUsed());
+    }
+
+    @Test
+    void aDescriptorLoopBreaksTheQueueInsteadOfSpinning() {
+        activate(F_MRG);
+        long a = txDriver.allocate(64);
+        int head = txDriver.writeChain(Buffer.readable(a, 32), Buffer.readable(a + 32, 32));
+        // the second descriptor points back at the head: a cycle
+        int second = (head + 1) % 16;
+        txDriver.writeDescriptor(head, a, 32, SplitQueue.VIRTQ_DESC_F_NEXT, second);
+        txDriver.writeDescriptor(second, a + 32, 32, SplitQueue.VIRTQ_DESC_F_NEXT, head);
+        txDriver.publish(head);
+        assertThrows(VirtqueueException.class, () -> net.process(VirtioNet.TX));
+    }
+
+    @Test
+    void transmitWaitsForABufferWhenTheBackendIsBehind() throws Exception {
+        tx = new TxFrames(1);
+        net = new VirtioNet(memory, MAC, tx);
+        activate(F_MRG);
+        for (int i = 0; i < 2; i++) {
+            long a = txDriver.allocate(12 + 100);
+            txDriver.addChain(Buffer.readable(a, 112));
+        }
+        net.process(VirtioNet.TX);
+        assertNotNull(txDriver.pollUsed());
+        assertNull(txDriver.pollUsed(), "the second chain waits: the one buffer is taken");
+        ByteBuffer first = tx.take(0);
+        tx.release(first);
+        net.process(VirtioNet.TX);
+        assertNotNull(txDriver.pollUsed(), "sent once the writer freed the buffer");
+        assertNotNull(tx.take(0));
+    }
+
+    @Test
+    void transmitWhileTheLinkIsDownDropsTheFrame() throws Exception {
+        activate(F_MRG);
+        net.setLink(false);
+        txDriver.addChain(Buffer.readable(txDriver.allocate(112), 112));
+        net.process(VirtioNet.TX);
+        assertEquals(0, txDriver.pollUsed().length());
+        assertNull(tx.take(0));
+        assertFalse(net.linkUp());
+    }
+}
