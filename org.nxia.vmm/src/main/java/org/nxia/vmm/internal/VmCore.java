@@ -54,6 +54,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
     static final int[] FREE_GSIS = {5, 6, 7, 9, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
     /** How long destroy waits for the vCPUs to leave the guest before it cancels their threads. */
     static final Duration DESTROY_WAIT = Duration.ofSeconds(5);
+    private static final VcpuStop NOT_ENTERED = new VcpuStop(VcpuStop.Kind.REQUESTED, "stopped before it entered the guest");
     private static final long PAGE = 4096;
 
     private final String id;
@@ -71,6 +72,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
     private final boolean[] claimedGsis = new boolean[InterruptController.IOAPIC_PINS];
     private long nextMmio;
     private final ExecutorService vcpuThreads;
+    private final Duration destroyWait;
     private final List<Future<?>> vcpuTasks = new ArrayList<>();
     private final AtomicInteger running = new AtomicInteger();
     private final CountDownLatch stopped = new CountDownLatch(1);
@@ -91,7 +93,13 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
     private volatile long unservedAccesses;
 
     VmCore(String id, VmKind kind, Hypervisor hv, ExecutorService vcpuThreads, Map<String, DeviceFactory> factories) {
+        this(id, kind, hv, vcpuThreads, factories, DESTROY_WAIT);
+    }
+
+    VmCore(String id, VmKind kind, Hypervisor hv, ExecutorService vcpuThreads, Map<String, DeviceFactory> factories,
+           Duration destroyWait) {
         this.id = id;
+        this.destroyWait = destroyWait;
         this.kind = kind;
         this.hypervisor = hv.info();
         this.vcpuThreads = vcpuThreads;
@@ -419,7 +427,8 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
         // the VM, or it stays RUNNING and await() never returns.
         try {
             long allocatedBefore = ThreadAllocation.current();
-            VcpuStop stop = vcpu.run(this);
+            // WHY: a stop that came while this thread was starting must not depend on the backend keeping it
+            VcpuStop stop = stopRequested() ? NOT_ENTERED : vcpu.run(this);
             long allocatedAfter = ThreadAllocation.current();
             if (vcpu.id() == 0) {
                 vcpuAllocated = allocatedBefore < 0 || allocatedAfter < 0 ? -1 : allocatedAfter - allocatedBefore;
@@ -461,6 +470,10 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
         }
         doorbells.closeAll();   // device threads end with the VM
         stopped.countDown();
+    }
+
+    private synchronized boolean stopRequested() {
+        return stopReason != null;
     }
 
     /** Records why the VM should stop (first cause wins) and kicks every vCPU. */
@@ -538,7 +551,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
 
     /**
      * Stops the vCPUs if needed (cancelling their threads if they do not
-     * leave the guest in {@link #DESTROY_WAIT}), runs the destroy actions,
+     * leave the guest in time, {@link #DESTROY_WAIT} by default), runs the destroy actions,
      * then releases the devices and the partition. Idempotent.
      */
     @Override
@@ -549,7 +562,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
         if (state == VmState.RUNNING) {
             stopWith(VmResult.Reason.STOPPED, "destroyed");
             try {
-                if (!stopped.await(DESTROY_WAIT.toNanos(), TimeUnit.NANOSECONDS)) {
+                if (!stopped.await(destroyWait.toNanos(), TimeUnit.NANOSECONDS)) {
                     synchronized (this) {
                         vcpuTasks.forEach(t -> t.cancel(true));
                     }
