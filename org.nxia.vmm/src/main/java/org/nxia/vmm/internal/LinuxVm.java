@@ -15,7 +15,7 @@ import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.Vcpu;
 import org.nxia.vmm.api.VcpuStop;
-import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmSpec;
 import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.PortDevice;
@@ -69,16 +69,14 @@ final class LinuxVm implements VmKind {
         }
     }
 
-    /** A summary: name, memory, the kernel as image, devices; the vCPU count is in {@code info()}. */
     @Override
-    public VmProfile profile() {
-        return VmProfile.of(profile.kernel()).withName(profile.name()).withMemory(profile.memoryBytes())
-                .withTimeout(profile.timeout()).withDevices(profile.devices());
+    public VmSpec spec() {
+        return profile;
     }
 
     @Override
-    public int vcpus() {
-        return profile.vcpus();
+    public String imageName() {
+        return profile.kernel().toString();
     }
 
     @Override

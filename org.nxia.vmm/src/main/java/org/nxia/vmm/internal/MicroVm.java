@@ -14,6 +14,7 @@ import org.nxia.vmm.api.Vcpu;
 import org.nxia.vmm.api.VcpuStop;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.VmSpec;
 import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.PortDevice;
@@ -54,13 +55,13 @@ final class MicroVm implements VmKind {
     }
 
     @Override
-    public VmProfile profile() {
+    public VmSpec spec() {
         return profile;
     }
 
     @Override
-    public int vcpus() {
-        return 1;
+    public String imageName() {
+        return profile.image().toString();
     }
 
     @Override

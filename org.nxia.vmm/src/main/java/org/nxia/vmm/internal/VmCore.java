@@ -30,8 +30,8 @@ import org.nxia.vmm.api.Vcpu;
 import org.nxia.vmm.api.VcpuStop;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmInfo;
-import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.VmSpec;
 import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
@@ -39,6 +39,7 @@ import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.DeviceFactory;
 import org.nxia.vmm.api.device.MmioDevice;
 import org.nxia.vmm.api.device.PortDevice;
+import org.nxia.vmm.bench.ExitTimeRecorder;
 import org.nxia.vmm.internal.bus.Bus;
 
 /**
@@ -48,7 +49,7 @@ import org.nxia.vmm.internal.bus.Bus;
  * (start, stop, await, destroy with the destroy actions of host calls).
  * Anything the guest does wrong stops this VM only.
  */
-final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
+final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeRecorder {
 
     /** GSIs devices get from {@link DeviceContext#claimIrq()}, in order: free ISA lines, then the IOAPIC-only pins. */
     static final int[] FREE_GSIS = {5, 6, 7, 9, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
@@ -104,7 +105,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
         this.hypervisor = hv.info();
         this.vcpuThreads = vcpuThreads;
         this.nextMmio = kind.windows().mmioBase();
-        this.partition = hv.createPartition(kind.profile().memoryBytes());
+        this.partition = hv.createPartition(kind.spec().memoryBytes());
         this.doorbells = new DeviceDoorbells(partition, bus);
         try {
             this.memory = partition.memory();
@@ -116,7 +117,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
             for (DeviceConfig config : kind.devices()) {
                 attach(config, factories);
             }
-            for (int i = 0; i < kind.vcpus(); i++) {
+            for (int i = 0; i < kind.spec().vcpus(); i++) {
                 vcpus.add(partition.createVcpu(i));
             }
             kind.boot(memory, vcpus.get(0));
@@ -386,8 +387,8 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
     }
 
     @Override
-    public VmProfile profile() {
-        return kind.profile();
+    public VmSpec spec() {
+        return kind.spec();
     }
 
     @Override
@@ -544,8 +545,8 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
         counters.put("ioeventfd_doorbells", doorbells.open());
         counters.put("ioeventfd_writes", doorbells.writes());
         counters.put("vcpu_thread_allocated_bytes", vcpuAllocated);
-        VmProfile p = kind.profile();
-        return new VmInfo(id, p.name(), state, p.memoryBytes(), kind.vcpus(), p.image().toString(), hypervisor,
+        VmSpec spec = kind.spec();
+        return new VmInfo(id, spec.name(), state, spec.memoryBytes(), spec.vcpus(), kind.imageName(), hypervisor,
                 kind.executionMode(state, stats), counters);
     }
 
@@ -593,13 +594,9 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext {
         partition.close();
     }
 
+    /** The first vCPU's exit times, where its backend records them; otherwise nothing is recorded. */
     @Override
-    public void recordExitTimes(long[] sink) {
-        vcpus.get(0).recordExitTimes(sink);
-    }
-
-    @Override
-    public int exitTimesRecorded() {
-        return vcpus.get(0).recordExitTimes(null);
+    public int recordExitTimes(long[] sink) {
+        return vcpus.getFirst() instanceof ExitTimeRecorder r ? r.recordExitTimes(sink) : 0;
     }
 }

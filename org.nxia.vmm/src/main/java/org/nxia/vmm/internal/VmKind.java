@@ -8,7 +8,7 @@ import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.Vcpu;
 import org.nxia.vmm.api.VcpuStop;
-import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmSpec;
 import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.api.device.DeviceConfig;
 
@@ -25,10 +25,11 @@ sealed interface VmKind permits MicroVm, LinuxVm {
     record Windows(long mmioBase, long mmioSize, long portalBase, long portalSize, long portalAlign, int portalSlots) {
     }
 
-    /** What {@code VirtualMachine.profile()} shows. */
-    VmProfile profile();
+    /** What the VM was created from. */
+    VmSpec spec();
 
-    int vcpus();
+    /** The guest image's name, for {@code info()}: the ELF image or the kernel. */
+    String imageName();
 
     /** The devices to attach, in order: the kind's own first, then the profile's. */
     List<DeviceConfig> devices();

@@ -93,7 +93,6 @@ class MicroVmVcpuTest {
         @Override public void writeMsr(int index, long value) { }
         @Override public VcpuStop run(ExitHandler handler) { return run.get(); }
         @Override public void requestStop() { }
-        @Override public int recordExitTimes(long[] sink) { return 0; }
         @Override public Map<String, Long> statistics() { return Map.of(); }
         @Override public void close() { }
     }

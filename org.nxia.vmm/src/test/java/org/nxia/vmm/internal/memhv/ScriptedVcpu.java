@@ -161,11 +161,6 @@ public final class ScriptedVcpu implements Vcpu {
     }
 
     @Override
-    public int recordExitTimes(long[] sink) {
-        return 0;
-    }
-
-    @Override
     public Map<String, Long> statistics() {
         return Map.of("runs", (long) runs.get());
     }
