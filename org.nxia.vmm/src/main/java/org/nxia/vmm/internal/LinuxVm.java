@@ -45,7 +45,6 @@ final class LinuxVm implements VmKind {
     private final BzImage kernel;
     private final LinuxLayout layout;
     private final StringBuilder announced = new StringBuilder();
-    private String cmdline;
     private int cmosIndex;
 
     /** Reads and checks the kernel and initramfs; refuses a host without hardware virtualization. */
@@ -141,16 +140,11 @@ final class LinuxVm implements VmKind {
 
     @Override
     public void boot(GuestMemory memory, Vcpu boot) {
-        cmdline = (BASE_CMDLINE + announced + " " + profile.cmdline()).strip();
+        String cmdline = (BASE_CMDLINE + announced + " " + profile.cmdline()).strip();
         // Processor entries carry family/model/stepping; any plausible value will do for Linux.
         LinuxBoot.load(memory, kernel, kernelFile, layout, initrd, cmdline, profile.vcpus(), 0x600, 0x0781_abfd);
         boot.setSpecialRegisters(LinuxBoot.specialRegisters(boot.specialRegisters().apicBase()));
         boot.setRegisters(LinuxBoot.registers(layout));
-    }
-
-    /** The command line the kernel gets, once booted. */
-    String cmdline() {
-        return cmdline;
     }
 
     /** A virtio-pmem device tells the guest where its region is. */

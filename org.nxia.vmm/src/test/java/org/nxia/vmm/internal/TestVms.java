@@ -30,6 +30,8 @@ final class TestVms {
     final AtomicInteger closedDevices = new AtomicInteger();
     /** The interrupt line the last "mmio" device got, or null. */
     volatile InterruptLine lastLine;
+    /** What the last "mmio" device was given. */
+    volatile DeviceContext lastContext;
 
     private final Map<String, DeviceFactory> factories = Map.of(
             "uart", factory("uart", c -> {
@@ -49,6 +51,7 @@ final class TestVms {
                     }
                 });
                 lastLine = c.claimIrq().orElse(null);
+                lastContext = c;
             }));
 
     Map<String, DeviceFactory> factories() {
