@@ -51,7 +51,7 @@ class VmAttachTest {
         VirtualMachine vm = (VirtualMachine) Proxy.newProxyInstance(getClass().getClassLoader(), new Class<?>[] {VirtualMachine.class},
                 (p, m, a) -> switch (m.getName()) {
                     case "id" -> "vm-attach";
-                    case "profile" -> VmProfile.of(Path.of("attach.elf")).withName("attach");
+                    case "spec" -> VmProfile.of(Path.of("attach.elf")).withName("attach");
                     case "state" -> VmState.RUNNING;
                     case "result" -> Optional.empty();
                     default -> throw new UnsupportedOperationException(m.getName());

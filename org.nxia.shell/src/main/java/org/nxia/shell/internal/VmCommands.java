@@ -83,8 +83,8 @@ public final class VmCommands {
     public String list() {
         List<List<String>> rows = new ArrayList<>();
         for (VirtualMachine vm : vms.list()) {
-            rows.add(List.of(vm.id(), vm.profile().name(), vm.state().name().toLowerCase(),
-                    Text.size(vm.profile().memoryBytes()),
+            rows.add(List.of(vm.id(), vm.spec().name(), vm.state().name().toLowerCase(),
+                    Text.size(vm.spec().memoryBytes()),
                     vm.result().map(Text::outcome).orElse("")));
         }
         if (rows.isEmpty()) {

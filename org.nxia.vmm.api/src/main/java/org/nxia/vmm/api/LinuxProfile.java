@@ -23,7 +23,7 @@ import org.nxia.vmm.api.device.DeviceConfig;
  * @param devices     devices besides the console UART and i8042, which every Linux VM has
  */
 public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline, int vcpus, long memoryBytes,
-                           Duration timeout, List<DeviceConfig> devices) {
+                           Duration timeout, List<DeviceConfig> devices) implements VmSpec {
 
     public static final int MAX_VCPUS = 32;
     public static final long MIN_MEMORY = 64 * VmProfile.MIB;

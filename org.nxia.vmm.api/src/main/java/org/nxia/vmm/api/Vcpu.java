@@ -43,15 +43,6 @@ public interface Vcpu extends AutoCloseable {
      */
     void requestStop();
 
-    /**
-     * Records, for each exit, the nanoseconds spent in user space between the
-     * hypervisor returning and the next entry, into {@code sink} from index 0
-     * until it is full; {@code null} turns recording off.
-     *
-     * @return how many entries the previous sink received
-     */
-    int recordExitTimes(long[] sink);
-
     /** Backend counters for this vCPU (e.g. {@code exits}, {@code insn_emulation}); empty if none. */
     Map<String, Long> statistics();
 

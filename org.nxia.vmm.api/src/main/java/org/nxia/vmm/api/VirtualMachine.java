@@ -14,7 +14,8 @@ public interface VirtualMachine {
 
     String id();
 
-    VmProfile profile();
+    /** What the VM was created from. */
+    VmSpec spec();
 
     VmState state();
 
@@ -41,14 +42,4 @@ public interface VirtualMachine {
 
     /** The VM's devices, in profile order. */
     List<Device> devices();
-
-    /**
-     * For benchmarks: from the next start, records the user-space nanoseconds
-     * of each exit (hypervisor return to next entry) into {@code sink} until it
-     * is full. Recording costs two clock reads per exit.
-     */
-    void recordExitTimes(long[] sink);
-
-    /** How many entries the sink of {@link #recordExitTimes} received; stops recording. */
-    int exitTimesRecorded();
 }

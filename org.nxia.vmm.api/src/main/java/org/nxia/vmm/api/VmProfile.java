@@ -23,7 +23,7 @@ import org.nxia.vmm.api.device.DeviceConfig;
  * @param devices        the devices the VM gets, by type id and parameters
  */
 public record VmProfile(String name, long memoryBytes, int vcpus, Path image, byte[] input,
-                        int outputCapacity, long arg, Duration timeout, List<DeviceConfig> devices) {
+                        int outputCapacity, long arg, Duration timeout, List<DeviceConfig> devices) implements VmSpec {
 
     public static final long MIB = 1L << 20;
     public static final long MIN_MEMORY = 2 * MIB;

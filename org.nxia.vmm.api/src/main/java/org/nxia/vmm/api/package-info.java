@@ -5,9 +5,13 @@
  * {@link org.nxia.vmm.api.HostFunction}s that guests call.
  *
  * <p>No backend type (KVM, WHP, HVF) appears here.
+ *
+ * <p>2.0: {@code VirtualMachine.spec()}, a sealed {@link org.nxia.vmm.api.VmSpec}, replaces
+ * {@code profile()}, which showed a Linux VM as a micro-VM profile; the benchmark hooks moved
+ * off {@code VirtualMachine} and {@code Vcpu} to {@code org.nxia.vmm.bench}.
  */
 @Export
-@Version("1.0.0")
+@Version("2.0.0")
 package org.nxia.vmm.api;
 
 import org.osgi.annotation.bundle.Export;

@@ -82,7 +82,7 @@ public final class VmManagerImpl implements VmManager {
     @Override
     public VirtualMachine create(VmProfile profile) {
         String id = "vm-" + ids.incrementAndGet();
-        MicroVm vm = new MicroVm(id, profile, images.load(profile.image()), hypervisor, hostCalls, vcpuThreads,
+        VmCore vm = new VmCore(id, new MicroVm(profile, images.load(profile.image()), hostCalls), hypervisor, vcpuThreads,
                 Map.copyOf(deviceFactories));
         vms.put(id, vm);
         return vm;
@@ -91,7 +91,7 @@ public final class VmManagerImpl implements VmManager {
     @Override
     public VirtualMachine create(LinuxProfile profile) {
         String id = "vm-" + ids.incrementAndGet();
-        LinuxVm vm = new LinuxVm(id, profile, hypervisor, vcpuThreads, Map.copyOf(deviceFactories));
+        VmCore vm = new VmCore(id, new LinuxVm(profile, hypervisor.info()), hypervisor, vcpuThreads, Map.copyOf(deviceFactories));
         vms.put(id, vm);
         return vm;
     }

@@ -93,15 +93,14 @@ class MicroVmVcpuTest {
         @Override public void writeMsr(int index, long value) { }
         @Override public VcpuStop run(ExitHandler handler) { return run.get(); }
         @Override public void requestStop() { }
-        @Override public int recordExitTimes(long[] sink) { return 0; }
         @Override public Map<String, Long> statistics() { return Map.of(); }
         @Override public void close() { }
     }
 
-    private MicroVm vm(Supplier<VcpuStop> run) {
+    private VmCore vm(Supplier<VcpuStop> run) {
         VmProfile profile = VmProfile.of(Path.of("fake.elf"));
         ElfImage image = ElfImage.parse(ElfBuilder.minimal().build(), "fake.elf");
-        return new MicroVm("vm-t", profile, image, hypervisor(run), new HostCalls(), threads, Map.of());
+        return new VmCore("vm-t", new MicroVm(profile, image, new HostCalls()), hypervisor(run), threads, Map.of());
     }
 
     private static VcpuStop overflow() {
@@ -112,7 +111,7 @@ class MicroVmVcpuTest {
     void aVcpuThreadDyingOnAnErrorStillStopsTheVm() throws Exception {
         for (Supplier<VcpuStop> dies : List.<Supplier<VcpuStop>>of(MicroVmVcpuTest::overflow,
                 () -> { throw new OutOfMemoryError("Java heap space"); })) {
-            MicroVm vm = vm(dies);
+            VmCore vm = vm(dies);
             vm.start();
             VmResult r = vm.await(Duration.ofSeconds(10));   // hung before: the VM stayed RUNNING
             assertEquals(VmState.STOPPED, vm.state());
@@ -124,7 +123,7 @@ class MicroVmVcpuTest {
 
     @Test
     void aVcpuThatHaltsEndsAsBefore() throws Exception {
-        MicroVm vm = vm(() -> new VcpuStop(VcpuStop.Kind.HALT, "hlt"));
+        VmCore vm = vm(() -> new VcpuStop(VcpuStop.Kind.HALT, "hlt"));
         vm.start();
         assertEquals(VmResult.Reason.HALTED, vm.await(Duration.ofSeconds(10)).reason());
         vm.destroy();

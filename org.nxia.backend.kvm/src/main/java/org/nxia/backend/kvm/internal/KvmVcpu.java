@@ -15,13 +15,14 @@ import org.nxia.vmm.api.Segment;
 import org.nxia.vmm.api.SpecialRegisters;
 import org.nxia.vmm.api.Vcpu;
 import org.nxia.vmm.api.VcpuStop;
+import org.nxia.vmm.bench.ExitTimeRecorder;
 
 /**
  * A KVM vCPU: its fd and its shared {@code kvm_run} page. The run loop reads
  * exits straight from that page and calls the handler with primitives, so an
  * exit allocates nothing.
  */
-final class KvmVcpu implements Vcpu {
+final class KvmVcpu implements Vcpu, ExitTimeRecorder {
 
     private static final VcpuStop STOP_REQUESTED = new VcpuStop(VcpuStop.Kind.REQUESTED, "stop requested");
     private static final VcpuStop STOP_HALT = new VcpuStop(VcpuStop.Kind.HALT, "the guest executed hlt");

@@ -4,7 +4,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /** A synthetic bzImage: a setup header as boot.rst lays it out, then a payload of {@code payload} bytes. */
-final class TestKernel {
+public final class TestKernel {
 
     static final int SETUP_SECTS = 4;
     static final long PREF = 0x100_0000;
@@ -38,7 +38,7 @@ final class TestKernel {
         return f;
     }
 
-    static byte[] image() {
+    public static byte[] image() {
         return image(0x020f, 0x7f, 4096);
     }
 

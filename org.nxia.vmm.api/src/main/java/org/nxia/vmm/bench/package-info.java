@@ -1,0 +1,12 @@
+/**
+ * Benchmark hooks shared by the VMM, its backends and the shell's
+ * {@code bench} commands. Not part of the VMM API: they change with the
+ * benchmarks. Kept off {@link org.nxia.vmm.api.VirtualMachine} and
+ * {@link org.nxia.vmm.api.Vcpu} so that neither carries them.
+ */
+@Export
+@Version("1.0.0")
+package org.nxia.vmm.bench;
+
+import org.osgi.annotation.bundle.Export;
+import org.osgi.annotation.versioning.Version;

@@ -1,0 +1,602 @@
+package org.nxia.vmm.internal;
+
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeSet;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import org.nxia.vmm.api.Doorbell;
+import org.nxia.vmm.api.ExitHandler;
+import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.HostCallContext;
+import org.nxia.vmm.api.Hypervisor;
+import org.nxia.vmm.api.HypervisorException;
+import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.InterruptController;
+import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.SharedMapping;
+import org.nxia.vmm.api.Vcpu;
+import org.nxia.vmm.api.VcpuStop;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmInfo;
+import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.VmSpec;
+import org.nxia.vmm.api.VmState;
+import org.nxia.vmm.api.device.Device;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.api.device.DeviceContext;
+import org.nxia.vmm.api.device.DeviceFactory;
+import org.nxia.vmm.api.device.MmioDevice;
+import org.nxia.vmm.api.device.PortDevice;
+import org.nxia.vmm.bench.ExitTimeRecorder;
+import org.nxia.vmm.internal.bus.Bus;
+
+/**
+ * What every VM has, whatever its {@link VmKind}: a partition and its memory,
+ * a bus, doorbells, a console log, devices, N vCPUs on pooled platform
+ * threads, a stop reason where the first cause wins, and one lifecycle
+ * (start, stop, await, destroy with the destroy actions of host calls).
+ * Anything the guest does wrong stops this VM only.
+ */
+final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeRecorder {
+
+    /** GSIs devices get from {@link DeviceContext#claimIrq()}, in order: free ISA lines, then the IOAPIC-only pins. */
+    static final int[] FREE_GSIS = {5, 6, 7, 9, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
+    /** How long destroy waits for the vCPUs to leave the guest before it cancels their threads. */
+    static final Duration DESTROY_WAIT = Duration.ofSeconds(5);
+    private static final VcpuStop NOT_ENTERED = new VcpuStop(VcpuStop.Kind.REQUESTED, "stopped before it entered the guest");
+    private static final long PAGE = 4096;
+
+    private final String id;
+    private final VmKind kind;
+    private final HypervisorInfo hypervisor;
+    private final Partition partition;
+    private final GuestMemory memory;
+    private final InterruptController interrupts;
+    private final Bus bus = new Bus();
+    private final DeviceDoorbells doorbells;
+    private final ConsoleLog console = new ConsoleLog();
+    private final List<Device> devices = new ArrayList<>();
+    private final List<Vcpu> vcpus = new ArrayList<>();
+    private final PortalWindow portals;
+    private final boolean[] claimedGsis = new boolean[InterruptController.IOAPIC_PINS];
+    private long nextMmio;
+    private final ExecutorService vcpuThreads;
+    private final Duration destroyWait;
+    private final List<Future<?>> vcpuTasks = new ArrayList<>();
+    private final AtomicInteger running = new AtomicInteger();
+    private final CountDownLatch stopped = new CountDownLatch(1);
+    /** Host-call state that lives in guest RAM lets go of it here, before the partition is closed. */
+    private final List<Runnable> destroyActions = new ArrayList<>();
+
+    private volatile VmState state = VmState.CREATED;
+    private volatile boolean closed;
+    private volatile VmResult result;
+    private long startedAt;
+
+    // Why the vCPUs were asked to stop: the first cause wins.
+    private VmResult.Reason stopReason;
+    private String stopDetail;
+    private int exitStatus = -1;
+
+    private volatile long vcpuAllocated = -1;
+    private volatile long unservedAccesses;
+
+    VmCore(String id, VmKind kind, Hypervisor hv, ExecutorService vcpuThreads, Map<String, DeviceFactory> factories) {
+        this(id, kind, hv, vcpuThreads, factories, DESTROY_WAIT);
+    }
+
+    VmCore(String id, VmKind kind, Hypervisor hv, ExecutorService vcpuThreads, Map<String, DeviceFactory> factories,
+           Duration destroyWait) {
+        this.id = id;
+        this.destroyWait = destroyWait;
+        this.kind = kind;
+        this.hypervisor = hv.info();
+        this.vcpuThreads = vcpuThreads;
+        this.nextMmio = kind.windows().mmioBase();
+        this.partition = hv.createPartition(kind.spec().memoryBytes());
+        this.doorbells = new DeviceDoorbells(partition, bus);
+        try {
+            this.memory = partition.memory();
+            this.portals = new PortalWindow(id, partition, memory, kind);
+            this.interrupts = !kind.interrupts() ? null : partition.createInterruptController().orElseThrow(
+                    () -> new HypervisorException("create interrupt controller", 0, "the " + hypervisor.backend()
+                            + " backend has no in-kernel interrupt controller here; a stock Linux kernel needs one"));
+            kind.load(this);
+            for (DeviceConfig config : kind.devices()) {
+                attach(config, factories);
+            }
+            for (int i = 0; i < kind.spec().vcpus(); i++) {
+                vcpus.add(partition.createVcpu(i));
+            }
+            kind.boot(memory, vcpus.get(0));
+        } catch (RuntimeException e) {
+            closeDevices();
+            partition.close();
+            throw e;
+        }
+    }
+
+    private void attach(DeviceConfig config, Map<String, DeviceFactory> factories) {
+        DeviceFactory factory = factories.get(config.type());
+        if (factory == null) {
+            throw new IllegalArgumentException("no device type '" + config.type() + "' is installed (have: "
+                    + String.join(", ", new TreeSet<>(factories.keySet())) + "); " + kind.missingDeviceHint());
+        }
+        Context context = new Context();
+        devices.add(factory.create(config, context));
+        kind.announce(List.copyOf(context.windows), context.firstWindowSize, context.line);
+    }
+
+    // ---- what the kinds use while loading ----
+
+    /** The VM's bus, for a kind's own ports. */
+    Bus bus() {
+        return bus;
+    }
+
+    ConsoleLog consoleLog() {
+        return console;
+    }
+
+    HypervisorInfo hypervisor() {
+        return hypervisor;
+    }
+
+    /** Ends the VM as if the guest exited with {@code status}; the status counts only if this is the first cause. */
+    void exitWith(int status) {
+        synchronized (this) {
+            if (stopReason == null) {
+                exitStatus = status;
+            }
+        }
+        stopWith(VmResult.Reason.EXITED, "the guest exited with status " + status);
+    }
+
+    /** What one device of this VM sees; remembers its windows and first line for the kind to announce. */
+    private final class Context implements DeviceContext {
+        final List<Long> windows = new ArrayList<>();
+        long firstWindowSize;
+        InterruptLine line;
+
+        @Override
+        public String vmId() {
+            return id;
+        }
+
+        @Override
+        public GuestMemory memory() {
+            return memory;
+        }
+
+        @Override
+        public void claimPorts(int first, int count, PortDevice device) {
+            bus.addPorts(first, count, device);
+        }
+
+        @Override
+        public long claimMmio(long size, MmioDevice device) {
+            VmKind.Windows w = kind.windows();
+            if (size <= 0 || size > w.mmioSize()) {
+                throw new IllegalArgumentException("an MMIO window of " + size + " bytes is not possible");
+            }
+            long length = (size + PAGE - 1) & -PAGE;
+            long base;
+            synchronized (VmCore.this) {
+                if (nextMmio + length > w.mmioBase() + w.mmioSize()) {
+                    throw new IllegalArgumentException("the VM's device area (%d MiB at 0x%x) has no room for %d bytes"
+                            .formatted(w.mmioSize() >> 20, w.mmioBase(), size));
+                }
+                base = nextMmio;
+                bus.addMmio(base, length, device);
+                nextMmio += length;
+            }
+            if (windows.isEmpty()) {
+                firstWindowSize = length;
+            }
+            windows.add(base);
+            return base;
+        }
+
+        @Override
+        public SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
+            return portals.map(name, region, readOnly, doorbellGpa);
+        }
+
+        @Override
+        public Optional<InterruptLine> claimIrq(int gsi) {
+            if (interrupts == null) {
+                return Optional.empty();
+            }
+            synchronized (claimedGsis) {
+                if (gsi < 0 || gsi >= claimedGsis.length) {
+                    throw new IllegalArgumentException("IRQ " + gsi + " does not exist: 0 to " + (claimedGsis.length - 1));
+                }
+                if (claimedGsis[gsi]) {
+                    throw new IllegalArgumentException("IRQ " + gsi + " is already claimed by another device");
+                }
+                claimedGsis[gsi] = true;
+            }
+            InterruptLine l = interrupts.line(gsi);
+            if (line == null) {
+                line = l;
+            }
+            return Optional.of(l);
+        }
+
+        @Override
+        public Optional<InterruptLine> claimIrq() {
+            if (interrupts == null) {
+                return Optional.empty();
+            }
+            synchronized (claimedGsis) {
+                for (int gsi : FREE_GSIS) {
+                    if (!claimedGsis[gsi]) {
+                        return claimIrq(gsi);
+                    }
+                }
+            }
+            throw new IllegalArgumentException("every interrupt line is taken: at most " + FREE_GSIS.length + " interrupting devices");
+        }
+
+        @Override
+        public Optional<Doorbell> createDoorbell(long address, int length) {
+            return doorbells.create(address, length);
+        }
+
+        @Override
+        public void console(byte[] bytes, int offset, int length) {
+            console.append(bytes, offset, length);
+        }
+
+        @Override
+        public void exit(int status) {
+            exitWith(status);
+        }
+
+        @Override
+        public void reset(String how) {
+            stopWith(VmResult.Reason.RESET, kind.resetDetail(how));
+        }
+
+        @Override
+        public void fail(String reason) {
+            stopWith(VmResult.Reason.GUEST_ERROR, reason);
+        }
+    }
+
+    private void closeDevices() {
+        for (Device d : devices) {
+            try {
+                d.close();
+            } catch (RuntimeException e) {
+                // a device that fails to close must not keep the VM's memory alive
+            }
+        }
+    }
+
+    @Override
+    public List<Device> devices() {
+        return List.copyOf(devices);
+    }
+
+    // ---- HostCallContext ----
+
+    @Override
+    public VirtualMachine vm() {
+        return this;
+    }
+
+    @Override
+    public GuestMemory memory() {
+        return memory;
+    }
+
+    @Override
+    public void onDestroy(Runnable action) {
+        synchronized (destroyActions) {
+            if (!closed) {
+                destroyActions.add(action);
+                return;
+            }
+        }
+        action.run();
+    }
+
+    // ---- ExitHandler: every vCPU thread, every exit; nothing here allocates unless the VM stops ----
+
+    @Override
+    public void portWrite(int port, int size, int value) {
+        PortDevice h = bus.port(port);
+        if (h != null) {
+            h.write(port, size, value);
+        } else if (kind.strictBus()) {
+            stopWith(VmResult.Reason.GUEST_ERROR, "the guest wrote 0x%x to I/O port 0x%x, which no device serves"
+                    .formatted(value, port));
+        } else {
+            unservedAccesses++;
+        }
+    }
+
+    @Override
+    public int portRead(int port, int size) {
+        PortDevice h = bus.port(port);
+        if (h != null) {
+            return h.read(port, size);
+        } else if (kind.strictBus()) {
+            stopWith(VmResult.Reason.GUEST_ERROR, "the guest read I/O port 0x%x, which no device serves".formatted(port));
+        } else {
+            unservedAccesses++;
+        }
+        return -1;
+    }
+
+    @Override
+    public void mmioWrite(long address, int size, long value) {
+        Bus.MmioRoute r = bus.mmio(address);
+        if (r != null) {
+            r.device().write(address - r.base(), size, value);
+        } else if (kind.strictBus()) {
+            stopWith(VmResult.Reason.GUEST_ERROR, unservedWrite(address, size));
+        } else {
+            unservedAccesses++;
+        }
+    }
+
+    private String unservedWrite(long address, int size) {
+        PortalWindow.Slot p = portals.at(address);
+        if (p != null && p.mapping().readOnly() && address < p.gpa() + p.mapping().size()) {
+            return "the guest wrote %d bytes to read-only portal '%s' at offset 0x%x (address 0x%x)"
+                    .formatted(size, p.name(), address - p.gpa(), address);
+        } else if (p != null) {
+            return "the guest wrote %d bytes at 0x%x, past the end of portal '%s' (%d bytes at 0x%x)"
+                    .formatted(size, address, p.name(), p.mapping().size(), p.gpa());
+        }
+        return "the guest wrote %d bytes to MMIO address 0x%x, which no device serves".formatted(size, address);
+    }
+
+    @Override
+    public long mmioRead(long address, int size) {
+        Bus.MmioRoute r = bus.mmio(address);
+        if (r != null) {
+            return r.device().read(address - r.base(), size);
+        } else if (kind.strictBus()) {
+            stopWith(VmResult.Reason.GUEST_ERROR, "the guest read MMIO address 0x%x, which no device serves".formatted(address));
+        } else {
+            unservedAccesses++;
+        }
+        return -1;
+    }
+
+    // ---- lifecycle ----
+
+    @Override
+    public String id() {
+        return id;
+    }
+
+    @Override
+    public VmSpec spec() {
+        return kind.spec();
+    }
+
+    @Override
+    public VmState state() {
+        return state;
+    }
+
+    @Override
+    public void consoleSink(Appendable sink) {
+        console.sink(sink);
+    }
+
+    @Override
+    public Duration timeout() {
+        return kind.timeout();
+    }
+
+    @Override
+    public synchronized void start() {
+        if (state != VmState.CREATED) {
+            throw new IllegalStateException(id + " is " + state.name().toLowerCase() + "; only a created VM can be started");
+        }
+        state = VmState.RUNNING;
+        startedAt = System.nanoTime();
+        running.set(vcpus.size());
+        for (Vcpu vcpu : vcpus) {
+            vcpuTasks.add(vcpuThreads.submit(() -> runVcpu(vcpu)));
+        }
+    }
+
+    /** Runs on a pooled platform thread, named for this VM and vCPU while it runs. */
+    private void runVcpu(Vcpu vcpu) {
+        Thread self = Thread.currentThread();
+        String poolName = self.getName();
+        self.setName("nxia-" + id + "-vcpu" + vcpu.id());
+        // WHY the finally: an Error (a host function's StackOverflowError, an OutOfMemoryError) must still stop
+        // the VM, or it stays RUNNING and await() never returns.
+        try {
+            long allocatedBefore = ThreadAllocation.current();
+            // WHY: a stop that came while this thread was starting must not depend on the backend keeping it
+            VcpuStop stop = stopRequested() ? NOT_ENTERED : vcpu.run(this);
+            long allocatedAfter = ThreadAllocation.current();
+            if (vcpu.id() == 0) {
+                vcpuAllocated = allocatedBefore < 0 || allocatedAfter < 0 ? -1 : allocatedAfter - allocatedBefore;
+            }
+            switch (stop.kind()) {
+                case REQUESTED -> {
+                    // another vCPU or the host stopped the VM; its reason stands
+                }
+                case HALT -> stopWith(VmResult.Reason.HALTED, kind.stopDetail(vcpu.id(), stop));
+                case SHUTDOWN -> stopWith(VmResult.Reason.TRIPLE_FAULT, kind.stopDetail(vcpu.id(), stop));
+                default -> stopWith(VmResult.Reason.HYPERVISOR_ERROR, kind.stopDetail(vcpu.id(), stop));
+            }
+        } catch (RuntimeException e) {
+            stopWith(VmResult.Reason.HYPERVISOR_ERROR, "vCPU " + vcpu.id() + ": " + e.getMessage());
+        } catch (Error e) {
+            stopWith(VmResult.Reason.HYPERVISOR_ERROR, "the vCPU thread died: " + e);
+            throw e;
+        } finally {
+            self.setName(poolName);
+            if (running.decrementAndGet() == 0) {
+                finish();
+            }
+        }
+    }
+
+    private void finish() {
+        byte[] output;
+        try {
+            output = kind.output(memory);
+        } catch (RuntimeException e) {
+            output = new byte[0];   // the partition is already closed: no output
+        }
+        synchronized (this) {
+            VmResult.Reason reason = stopReason == null ? VmResult.Reason.STOPPED : stopReason;
+            String detail = stopDetail == null ? "stopped" : stopDetail;
+            result = new VmResult(reason, reason == VmResult.Reason.EXITED ? exitStatus : -1, detail, output,
+                    Duration.ofNanos(System.nanoTime() - startedAt));
+            state = VmState.STOPPED;
+        }
+        doorbells.closeAll();   // device threads end with the VM
+        stopped.countDown();
+    }
+
+    private synchronized boolean stopRequested() {
+        return stopReason != null;
+    }
+
+    /** Records why the VM should stop (first cause wins) and kicks every vCPU. */
+    @Override
+    public void stopWith(VmResult.Reason reason, String detail) {
+        synchronized (this) {
+            if (stopReason == null) {
+                stopReason = reason;
+                stopDetail = detail;
+            }
+        }
+        for (Vcpu vcpu : vcpus) {
+            vcpu.requestStop();
+        }
+    }
+
+    @Override
+    public void stop() {
+        synchronized (this) {
+            if (state == VmState.CREATED) {
+                stopReason = VmResult.Reason.STOPPED;
+                stopDetail = "stopped before it started";
+                startedAt = System.nanoTime();
+                state = VmState.STOPPED;   // start() refuses from here on; finish() below publishes the result
+            } else {
+                if (state == VmState.RUNNING) {
+                    stopWith(VmResult.Reason.STOPPED, "stopped from the host");
+                }
+                return;
+            }
+        }
+        finish();
+    }
+
+    @Override
+    public VmResult await(Duration timeout) throws InterruptedException, TimeoutException {
+        if (!stopped.await(timeout.toNanos(), TimeUnit.NANOSECONDS)) {
+            throw new TimeoutException(id + " is still running after " + timeout.toMillis() + " ms");
+        }
+        return result;
+    }
+
+    @Override
+    public Optional<VmResult> result() {
+        return Optional.ofNullable(result);
+    }
+
+    @Override
+    public String console() {
+        return console.text();
+    }
+
+    @Override
+    public VmInfo info() {
+        Map<String, Long> stats = new LinkedHashMap<>();
+        if (!closed) {
+            for (Vcpu vcpu : vcpus) {
+                try {
+                    vcpu.statistics().forEach((k, v) -> stats.merge(k, v, Long::sum));
+                } catch (RuntimeException e) {
+                    // closed under us
+                }
+            }
+        }
+        Map<String, Long> counters = new LinkedHashMap<>(stats);
+        kind.counters(counters);
+        counters.put("unserved_accesses", unservedAccesses);
+        counters.put("ioeventfd_doorbells", doorbells.open());
+        counters.put("ioeventfd_writes", doorbells.writes());
+        counters.put("vcpu_thread_allocated_bytes", vcpuAllocated);
+        VmSpec spec = kind.spec();
+        return new VmInfo(id, spec.name(), state, spec.memoryBytes(), spec.vcpus(), kind.imageName(), hypervisor,
+                kind.executionMode(state, stats), counters);
+    }
+
+    /**
+     * Stops the vCPUs if needed (cancelling their threads if they do not
+     * leave the guest in time, {@link #DESTROY_WAIT} by default), runs the destroy actions,
+     * then releases the devices and the partition. Idempotent.
+     */
+    @Override
+    public void destroy() {
+        if (state == VmState.CREATED) {
+            stop();
+        }
+        if (state == VmState.RUNNING) {
+            stopWith(VmResult.Reason.STOPPED, "destroyed");
+            try {
+                if (!stopped.await(destroyWait.toNanos(), TimeUnit.NANOSECONDS)) {
+                    synchronized (this) {
+                        vcpuTasks.forEach(t -> t.cancel(true));
+                    }
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        List<Runnable> actions;
+        synchronized (destroyActions) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            actions = List.copyOf(destroyActions);
+            destroyActions.clear();
+        }
+        for (Runnable action : actions) {
+            try {
+                action.run();
+            } catch (RuntimeException e) {
+                // one holder failing to let go must not keep the VM's memory alive
+            }
+        }
+        portals.close();
+        doorbells.closeAll();
+        closeDevices();
+        partition.close();
+    }
+
+    /** The first vCPU's exit times, where its backend records them; otherwise nothing is recorded. */
+    @Override
+    public int recordExitTimes(long[] sink) {
+        return vcpus.getFirst() instanceof ExitTimeRecorder r ? r.recordExitTimes(sink) : 0;
+    }
+}

@@ -1,0 +1,126 @@
+package org.nxia.vmm.internal;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.device.Device;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.api.device.DeviceContext;
+import org.nxia.vmm.api.device.DeviceFactory;
+import org.nxia.vmm.api.device.MmioDevice;
+import org.nxia.vmm.api.device.PortDevice;
+import org.nxia.vmm.internal.image.ElfBuilder;
+import org.nxia.vmm.internal.image.ElfImage;
+import org.nxia.vmm.internal.linux.TestKernel;
+import org.nxia.vmm.internal.memhv.InMemoryHypervisor;
+
+/** Micro-VMs and Linux VMs on an {@link InMemoryHypervisor}, with stand-in devices that count their closes. */
+final class TestVms {
+
+    /** Devices closed so far, over every VM these factories built. */
+    final AtomicInteger closedDevices = new AtomicInteger();
+    /** The interrupt line the last "mmio" device got, or null. */
+    volatile InterruptLine lastLine;
+    /** What the last "mmio" device was given. */
+    volatile DeviceContext lastContext;
+
+    private final Map<String, DeviceFactory> factories = Map.of(
+            "uart", factory("uart", c -> {
+                c.claimPorts(0x3f8, 8, idle());
+                c.claimIrq(4);
+            }),
+            "i8042", factory("i8042", c -> c.claimPorts(0x60, 5, idle())),
+            "mmio", factory("mmio", c -> {
+                c.claimMmio(4096, new MmioDevice() {
+                    @Override
+                    public void write(long offset, int size, long value) {
+                    }
+
+                    @Override
+                    public long read(long offset, int size) {
+                        return 0x7472_6976;   // "virt"
+                    }
+                });
+                lastLine = c.claimIrq().orElse(null);
+                lastContext = c;
+            }));
+
+    Map<String, DeviceFactory> factories() {
+        return factories;
+    }
+
+    VmCore micro(InMemoryHypervisor hv, ExecutorService threads, Duration destroyWait, DeviceConfig... devices) {
+        VmProfile profile = VmProfile.of(Path.of("test.elf")).withDevices(List.of(devices));
+        ElfImage image = ElfImage.parse(ElfBuilder.minimal().build(), "test.elf");
+        return new VmCore("vm-micro", new MicroVm(profile, image, new HostCalls()), hv, threads, factories, destroyWait);
+    }
+
+    VmCore linux(InMemoryHypervisor hv, ExecutorService threads, Path dir, int vcpus, Duration destroyWait,
+                 DeviceConfig... devices) throws IOException {
+        Path kernel = Files.write(dir.resolve("bzImage"), TestKernel.image());
+        LinuxProfile profile = LinuxProfile.of(kernel, null).withVcpus(vcpus).withMemory(LinuxProfile.MIN_MEMORY)
+                .withDevices(List.of(devices));
+        return new VmCore("vm-linux", new LinuxVm(profile, hv.info()), hv, threads, factories, destroyWait);
+    }
+
+    private interface Wiring {
+        void wire(DeviceContext context);
+    }
+
+    private DeviceFactory factory(String type, Wiring wiring) {
+        return new DeviceFactory() {
+            @Override
+            public String type() {
+                return type;
+            }
+
+            @Override
+            public String description() {
+                return "a stand-in " + type;
+            }
+
+            @Override
+            public Device create(DeviceConfig config, DeviceContext context) {
+                wiring.wire(context);
+                return new Device() {
+                    @Override
+                    public String type() {
+                        return type;
+                    }
+
+                    @Override
+                    public Record state() {
+                        return config;
+                    }
+
+                    @Override
+                    public void close() {
+                        closedDevices.incrementAndGet();
+                    }
+                };
+            }
+        };
+    }
+
+    private static PortDevice idle() {
+        return new PortDevice() {
+            @Override
+            public void write(int port, int size, int value) {
+            }
+
+            @Override
+            public int read(int port, int size) {
+                return 0;
+            }
+        };
+    }
+}

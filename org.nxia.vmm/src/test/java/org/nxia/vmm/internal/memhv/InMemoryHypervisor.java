@@ -1,0 +1,208 @@
+package org.nxia.vmm.internal.memhv;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntFunction;
+
+import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.Hypervisor;
+import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.InterruptController;
+import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.SharedMapping;
+import org.nxia.vmm.api.Vcpu;
+
+/**
+ * A hypervisor without one, for lifecycle tests of the VMM core: each
+ * partition's RAM is shared off-heap memory (closing the partition frees it,
+ * so a use after destroy fails), and each vCPU plays the {@link Script} the
+ * test gives for its id. Not a VM: tests of guests run on KVM in org.nxia.itest.
+ */
+public final class InMemoryHypervisor implements Hypervisor {
+
+    private final HypervisorInfo info;
+    private final IntFunction<Script> scripts;
+    private final boolean stickyStop;
+    private final List<InMemoryPartition> partitions = new CopyOnWriteArrayList<>();
+
+    /**
+     * @param stickyStop whether a stop requested before {@code run} is kept for it (KVM's behaviour) or lost
+     */
+    public InMemoryHypervisor(HypervisorInfo.Flavour flavour, boolean stickyStop, IntFunction<Script> scripts) {
+        this.info = new HypervisorInfo("in-memory", flavour, true, "test hypervisor", 0);
+        this.scripts = scripts;
+        this.stickyStop = stickyStop;
+    }
+
+    public InMemoryHypervisor(IntFunction<Script> scripts) {
+        this(HypervisorInfo.Flavour.HARDWARE_VMX, true, scripts);
+    }
+
+    @Override
+    public HypervisorInfo info() {
+        return info;
+    }
+
+    @Override
+    public InMemoryPartition createPartition(long ramBytes) {
+        InMemoryPartition p = new InMemoryPartition(ramBytes);
+        partitions.add(p);
+        return p;
+    }
+
+    /** Every partition created, in order. */
+    public List<InMemoryPartition> partitions() {
+        return List.copyOf(partitions);
+    }
+
+    /** The only partition; fails unless exactly one was created. */
+    public InMemoryPartition partition() {
+        if (partitions.size() != 1) {
+            throw new IllegalStateException(partitions.size() + " partitions");
+        }
+        return partitions.getFirst();
+    }
+
+    /** RAM over shared memory, vCPUs that play scripts, optional interrupt lines that count pulses. */
+    public final class InMemoryPartition implements Partition {
+        private final Arena arena = Arena.ofShared();
+        private final GuestMemory memory;
+        private final long ramBytes;
+        private final List<ScriptedVcpu> vcpus = new CopyOnWriteArrayList<>();
+        private final List<SharedMapping> mappings = new CopyOnWriteArrayList<>();
+        private final AtomicInteger[] pulses = new AtomicInteger[InterruptController.IOAPIC_PINS];
+        private volatile boolean closed;
+        private boolean interrupts;
+
+        InMemoryPartition(long ramBytes) {
+            this.ramBytes = ramBytes;
+            this.memory = GuestMemory.of(0, arena.allocate(ramBytes, 4096));
+            for (int i = 0; i < pulses.length; i++) {
+                pulses[i] = new AtomicInteger();
+            }
+        }
+
+        @Override
+        public GuestMemory memory() {
+            return memory;
+        }
+
+        @Override
+        public ScriptedVcpu createVcpu(int id) {
+            ScriptedVcpu v = new ScriptedVcpu(id, scripts.apply(id), stickyStop);
+            vcpus.add(v);
+            return v;
+        }
+
+        public List<ScriptedVcpu> vcpus() {
+            return List.copyOf(vcpus);
+        }
+
+        @Override
+        public synchronized Optional<InterruptController> createInterruptController() {
+            if (interrupts || !vcpus.isEmpty()) {
+                throw new IllegalStateException("interrupt controller after vCPUs or twice");
+            }
+            interrupts = true;
+            return Optional.of(new InterruptController() {
+                @Override
+                public InterruptLine line(int gsi) {
+                    return new InterruptLine() {
+                        @Override
+                        public int gsi() {
+                            return gsi;
+                        }
+
+                        @Override
+                        public void set(boolean asserted) {
+                            if (asserted) {
+                                pulses[gsi].incrementAndGet();
+                            }
+                        }
+
+                        @Override
+                        public void pulse() {
+                            pulses[gsi].incrementAndGet();
+                        }
+                    };
+                }
+
+                @Override
+                public boolean irqfd() {
+                    return false;
+                }
+            });
+        }
+
+        /** Interrupts raised on {@code gsi}. */
+        public int pulses(int gsi) {
+            return pulses[gsi].get();
+        }
+
+        @Override
+        public SharedMapping mapShared(long gpa, MemorySegment host, boolean readOnly) {
+            long size = host.byteSize();
+            if ((gpa & 4095) != 0 || (size & 4095) != 0 || size == 0 || gpa < ramBytes) {
+                throw new IllegalArgumentException("misaligned, empty or in RAM: 0x%x + %d".formatted(gpa, size));
+            }
+            for (SharedMapping m : mappings) {
+                if (gpa < m.gpa() + m.size() && m.gpa() < gpa + size) {
+                    throw new IllegalArgumentException("overlaps the mapping at 0x%x".formatted(m.gpa()));
+                }
+            }
+            SharedMapping mapping = new SharedMapping() {
+                @Override
+                public long gpa() {
+                    return gpa;
+                }
+
+                @Override
+                public long size() {
+                    return size;
+                }
+
+                @Override
+                public boolean readOnly() {
+                    return readOnly;
+                }
+
+                @Override
+                public void close() {
+                    mappings.remove(this);
+                }
+            };
+            mappings.add(mapping);
+            return mapping;
+        }
+
+        /** Shared regions mapped now. */
+        public List<SharedMapping> mappings() {
+            return List.copyOf(mappings);
+        }
+
+        @Override
+        public Map<String, Long> statistics() {
+            return Map.of();
+        }
+
+        public boolean closed() {
+            return closed;
+        }
+
+        @Override
+        public synchronized void close() {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            vcpus.forEach(Vcpu::close);
+            arena.close();   // fails while a vCPU thread still reads guest memory: the test sees it
+        }
+    }
+}

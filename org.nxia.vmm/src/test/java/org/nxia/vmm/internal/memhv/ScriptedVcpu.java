@@ -1,0 +1,205 @@
+package org.nxia.vmm.internal.memhv;
+
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import org.nxia.vmm.api.ExitHandler;
+import org.nxia.vmm.api.Registers;
+import org.nxia.vmm.api.SpecialRegisters;
+import org.nxia.vmm.api.Vcpu;
+import org.nxia.vmm.api.VcpuStop;
+import org.nxia.vmm.internal.micro.EntryState;
+
+/** A vCPU that plays its {@link Script} to the exit handler; what it saw is there to assert. */
+public final class ScriptedVcpu implements Vcpu {
+
+    private final int id;
+    private final Script script;
+    private final boolean stickyStop;
+    private final CountDownLatch entered = new CountDownLatch(1);
+    private final CountDownLatch left = new CountDownLatch(1);
+    private final AtomicInteger runs = new AtomicInteger();
+    private final Object stopLock = new Object();
+    private volatile boolean stopRequested;
+    private volatile boolean inRun;
+    private volatile boolean interrupted;
+    private volatile boolean closed;
+    private volatile long lastRead;
+    private Registers registers = Registers.RESET;
+    private SpecialRegisters special;
+
+    ScriptedVcpu(int id, Script script, boolean stickyStop) {
+        this.id = id;
+        this.script = script;
+        this.stickyStop = stickyStop;
+        this.special = EntryState.specialRegisters(0, 0xfee0_0900L);   // any valid set: the VMM keeps apicBase
+    }
+
+    @Override
+    public int id() {
+        return id;
+    }
+
+    @Override
+    public Registers registers() {
+        return registers;
+    }
+
+    @Override
+    public void setRegisters(Registers r) {
+        registers = r;
+    }
+
+    @Override
+    public SpecialRegisters specialRegisters() {
+        return special;
+    }
+
+    @Override
+    public void setSpecialRegisters(SpecialRegisters r) {
+        special = r;
+    }
+
+    @Override
+    public long readMsr(int index) {
+        return 0;
+    }
+
+    @Override
+    public void writeMsr(int index, long value) {
+    }
+
+    @Override
+    public VcpuStop run(ExitHandler handler) {
+        runs.incrementAndGet();
+        if (!stickyStop) {
+            stopRequested = false;   // a stop asked for before this entry is lost, as on a backend without a sticky flag
+        }
+        inRun = true;
+        entered.countDown();
+        try {
+            return play(handler);
+        } finally {
+            inRun = false;
+            left.countDown();
+        }
+    }
+
+    private VcpuStop play(ExitHandler handler) {
+        Script.Exit[] exits = script.exits();
+        for (int round = 0; round < script.rounds(); round++) {
+            for (int i = 0; i < exits.length; i++) {
+                if (stopRequested) {
+                    return new VcpuStop(VcpuStop.Kind.REQUESTED, "requested");
+                }
+                switch (exits[i]) {
+                    case Script.PortWrite w -> handler.portWrite(w.port(), w.size(), w.value());
+                    case Script.PortRead r -> lastRead = handler.portRead(r.port(), r.size());
+                    case Script.MmioWrite w -> handler.mmioWrite(w.address(), w.size(), w.value());
+                    case Script.MmioRead r -> lastRead = handler.mmioRead(r.address(), r.size());
+                }
+            }
+        }
+        return switch (script.ending()) {
+            case Script.Halt h -> stopRequested ? requested() : new VcpuStop(VcpuStop.Kind.HALT, "hlt");
+            case Script.Shutdown s -> new VcpuStop(VcpuStop.Kind.SHUTDOWN, s.detail());
+            case Script.UntilStopped u -> untilStopped();
+            case Script.IgnoringStop i -> untilInterrupted();
+            case Script.Throw t -> throw sneaky(t.thrown());
+        };
+    }
+
+    private static VcpuStop requested() {
+        return new VcpuStop(VcpuStop.Kind.REQUESTED, "requested");
+    }
+
+    private VcpuStop untilStopped() {
+        long deadline = System.nanoTime() + Script.DEADLINE.toNanos();
+        synchronized (stopLock) {
+            while (!stopRequested) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return new VcpuStop(VcpuStop.Kind.INTERNAL_ERROR, "script deadline: no stop was requested");
+                }
+                try {
+                    TimeUnit.NANOSECONDS.timedWait(stopLock, left);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                    return new VcpuStop(VcpuStop.Kind.INTERNAL_ERROR, "interrupted");
+                }
+            }
+        }
+        return requested();
+    }
+
+    private VcpuStop untilInterrupted() {
+        try {
+            Thread.sleep(Script.DEADLINE);
+            return new VcpuStop(VcpuStop.Kind.INTERNAL_ERROR, "script deadline: never interrupted");
+        } catch (InterruptedException e) {
+            interrupted = true;
+            return requested();
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <T extends Throwable> RuntimeException sneaky(Throwable t) throws T {
+        throw (T) t;
+    }
+
+    @Override
+    public void requestStop() {
+        if (!stickyStop && !inRun) {
+            return;
+        }
+        synchronized (stopLock) {
+            stopRequested = true;
+            stopLock.notifyAll();
+        }
+    }
+
+    @Override
+    public Map<String, Long> statistics() {
+        return Map.of("runs", (long) runs.get());
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+    }
+
+    /** Waits until {@code run} was entered. */
+    public boolean awaitEntered(long millis) throws InterruptedException {
+        return entered.await(millis, TimeUnit.MILLISECONDS);
+    }
+
+    /** Whether {@code run} has returned (or thrown). */
+    public boolean hasLeft() {
+        return left.getCount() == 0;
+    }
+
+    /** Whether a thread is in {@code run} now. */
+    public boolean inGuest() {
+        return inRun;
+    }
+
+    public int runs() {
+        return runs.get();
+    }
+
+    /** Whether the thread in {@code run} was interrupted (a cancelled vCPU task). */
+    public boolean wasInterrupted() {
+        return interrupted;
+    }
+
+    public boolean closed() {
+        return closed;
+    }
+
+    /** The value the last scripted read returned. */
+    public long lastRead() {
+        return lastRead;
+    }
+}
