@@ -141,8 +141,12 @@ class TransportsTest {
         assertEquals(2, buf[0]);
         assertEquals(-1, w[1].receive(buf));
 
-        Thread.currentThread().interrupt();
         long t0 = System.nanoTime();
+        w[1].await(300_000_000L);
+        assertTrue(System.nanoTime() - t0 >= 250_000_000L, "await on an empty queue waits for a frame");
+
+        Thread.currentThread().interrupt();
+        t0 = System.nanoTime();
         w[1].await(2_000_000_000L);
         assertTrue(Thread.interrupted(), "an interrupted wait keeps the interrupt");
         assertTrue(System.nanoTime() - t0 < 1_000_000_000L);
@@ -300,7 +304,7 @@ class TransportsTest {
             @Override
             public int write(ByteBuffer src) throws IOException {
                 try {
-                    Thread.sleep(30);
+                    Thread.sleep(10); // well inside close's grace, after close would have cut the stream without it
                 } catch (InterruptedException x) {
                     throw new java.io.InterruptedIOException();
                 }
