@@ -170,7 +170,7 @@ public final class GeminiBench {
         PortalStructures ps = structures;
         Path image = Path.of(System.getProperty("nxia.guest.images", "guest/target/images"), "gemini-echo.elf");
         if (m == null || p == null || ps == null || !Files.exists(image)) {
-            System.out.println("argument throughput: skipped (" + (m == null ? "no VM manager" : p == null ? "no Portal service"
+            System.out.println("argument throughput: skipped (" + (m == null ? "no VM manager" : p == null || ps == null ? "no Portal service"
                     : "no guest image " + image) + ")");
             return;
         }
@@ -277,7 +277,7 @@ public final class GeminiBench {
         return new double[] {mibs(data.length, copy, rounds), mibs(data.length, ref, rounds)};
     }
 
-    private static double mibs(int size, long[] nanos, int count) {
+    static double mibs(int size, long[] nanos, int count) {
         long[] sorted = Arrays.copyOf(nanos, count);
         Arrays.sort(sorted);
         return size / (double) (1 << 20) / (sorted[count / 2] / 1e9);
@@ -290,17 +290,17 @@ public final class GeminiBench {
 
     private String skipped = "";
 
-    private static String fmt(double v) {
+    static String fmt(double v) {
         return Double.isNaN(v) ? "n/a" : String.format(Locale.ROOT, "%.2f", v);
     }
 
-    private static double[] stats(long[] ns, int count) {
+    static double[] stats(long[] ns, int count) {
         long[] s = Arrays.copyOf(ns, count);
         Arrays.sort(s);
         return new double[] {s[count / 2] / 1e3, s[Math.min(count - 1, (int) (count * 0.99))] / 1e3};
     }
 
-    private static long[] gaps(long[] arrivals, int count) {
+    static long[] gaps(long[] arrivals, int count) {
         long[] g = new long[count - 1];
         for (int i = 1; i < count; i++) {
             g[i - 1] = arrivals[i] - arrivals[i - 1];

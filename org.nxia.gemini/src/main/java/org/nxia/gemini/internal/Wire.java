@@ -307,11 +307,6 @@ final class Wire {
         return length >= HEADER ? ByteBuffer.wrap(frame, 8, 8).order(ByteOrder.LITTLE_ENDIAN).getLong() : 0;
     }
 
-    /** The type byte of a frame, or 0 if there is none. */
-    static int typeOf(byte[] frame, int length) {
-        return length >= 1 ? frame[0] & 0xff : 0;
-    }
-
     static Frame decode(byte[] frame, int length) {
         if (length < HEADER) {
             throw bad("frame of " + length + " bytes is shorter than the " + HEADER + "-byte header");
