@@ -26,6 +26,9 @@ public final class SystemVmCommands {
     /** Boot to the agent's ready line: seconds on hardware, minutes under emulation. */
     static final Duration READY_LIMIT = Duration.ofMinutes(5);
 
+    static final String ROOTFS_HELP = "a root file system image (distro/rootfs/build.sh path): the shared base, read-only, "
+            + "under an overlay of this VM's own";
+
     private final SystemVms systemVms;
 
     @Activate
@@ -37,6 +40,7 @@ public final class SystemVmCommands {
     public void exec(CommandSession session,
             @Descriptor("the System VM's kernel (build.sh path/bzImage)") @Parameter(names = {"-k", "--kernel"}, absentValue = "") String kernel,
             @Descriptor("its initramfs (build.sh path/initramfs.cpio.gz)") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
+            @Descriptor(ROOTFS_HELP) @Parameter(names = {"--rootfs"}, absentValue = "") String rootfs,
             @Descriptor("guest RAM") @Parameter(names = {"-m", "--memory"}, absentValue = "256M") String memory,
             @Descriptor("the longest the VM may run (30s, 5m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "10m") String timeout,
             @Descriptor("a System VM kept by an earlier vm:exec --keep (control:vms lists them)") @Parameter(names = {"-i", "--id"}, absentValue = "") String id,
@@ -50,8 +54,8 @@ public final class SystemVmCommands {
         } else {
             if (kernel.isEmpty() || initrd.isEmpty())
                 throw new IllegalArgumentException("vm:exec needs --kernel and --initrd (distro/system-vm/build.sh path), or --id");
-            LinuxProfile profile = LinuxProfile.of(Path.of(kernel), Path.of(initrd))
-                    .withMemory(VmProfile.parseSize(memory)).withTimeout(Text.parseDuration(timeout));
+            LinuxProfile profile = RootFs.apply(LinuxProfile.of(Path.of(kernel), Path.of(initrd))
+                    .withMemory(VmProfile.parseSize(memory)).withTimeout(Text.parseDuration(timeout)), rootfs);
             svm = systemVms.boot(profile, READY_LIMIT);
         }
         boolean ok = false;
