@@ -4,6 +4,7 @@
 #   build   the guest kit, the agent and the C floor: gcc, make, binutils
 #   test    the guest emulator check (guest/test/emu-run.py): python3-unicorn; virtio-net's passt
 #   image   the System VM image: the kernel build's tools, static busybox, cpio
+#   rootfs  the System VM's Debian root file system: mmdebstrap, e2fsprogs (mkfs.ext4 -d, resize2fs)
 #   rig     the nested-KVM rig: QEMU, static busybox, cpio, xz; passt (the rig carries the host's)
 #
 # With apt rights (root, or sudo without a password) it installs what is missing, saying so;
@@ -28,9 +29,10 @@ for purpose in "$@"; do
            want flex has flex; want bison has bison; want bc has bc; want xz-utils has xz
            want libelf-dev test -f /usr/include/gelf.h; want libssl-dev test -f /usr/include/openssl/ssl.h
            want busybox-static static_busybox; want cpio has cpio ;;
+    rootfs) want mmdebstrap has mmdebstrap; want e2fsprogs has mkfs.ext4; want e2fsprogs has resize2fs ;;
     rig)   want qemu-system-x86 has qemu-system-x86_64; want busybox-static static_busybox
            want cpio has cpio; want xz-utils has xz; want passt test -x /usr/bin/passt ;;
-    *) echo "need.sh: unknown purpose '$purpose' (build, test, image, rig)" >&2; exit 2 ;;
+    *) echo "need.sh: unknown purpose '$purpose' (build, test, image, rootfs, rig)" >&2; exit 2 ;;
   esac
 done
 [ ${#missing[@]} -gt 0 ] || exit 0

@@ -31,6 +31,7 @@
 
 #include "net.h"
 #include "proto.h"
+#include "root.h"
 
 #define MAX_CONNS   16
 #define MAX_JOBS    64
@@ -1018,6 +1019,7 @@ int main(int argc, char **argv)
             vsock_port = CTL_VSOCK_PORT;
         if (!secret_from)
             no_secret = load_secret_file(SECRET_FILE);
+        root_from_cmdline();    /* after the secret: it is in the initramfs */
     } else {
         if ((vsock_port < 0) + !unix_path + (conn_fd < 0) != 2 || !secret_from)
             usage();

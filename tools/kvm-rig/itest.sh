@@ -57,6 +57,13 @@ if [ -f "$LINUX_KERNEL" ] && [ -f "$LINUX_INITRD" ]; then
   mkdir -p "$P/root/linux"; cp "$LINUX_KERNEL" "$P/root/linux/bzImage"; cp "$LINUX_INITRD" "$P/root/linux/initramfs"
   linux_props="-Dnxia.linux.kernel=/payload/root/linux/bzImage -Dnxia.linux.initrd=/payload/root/linux/initramfs"
 fi
+# the System VM's root file system (RootfsTest): ROOTFS_IMAGE, else the built one; a virtio drive of the rig
+# (/dev/vda inside), not a copy in the rig's RAM
+ROOTFS_IMAGE="${ROOTFS_IMAGE:-$("$ROOT/distro/rootfs/build.sh" path 2>/dev/null || true)}"
+if [ -f "$ROOTFS_IMAGE" ]; then
+  export RIG_DRIVES="$ROOTFS_IMAGE"
+  linux_props+=" -Dnxia.rootfs=/dev/vda"
+fi
 cp "$ITEST/rig/junit-platform-console-standalone.jar" "$P/console.jar"
 # One rig run of the JUnit console with the given selectors. The rig prints a heartbeat; when it
 # stops for RIG_FREEZE seconds the rig's own kernel has hung (seen under QEMU TCG's nested SVM,
@@ -117,7 +124,7 @@ summary() {
   echo "kvm-rig: tests ${tests[successful]} successful, ${tests[failed]} failed, ${tests[aborted]} aborted"
 }
 
-LINUX_TESTS="org.nxia.itest.LinuxBootTest org.nxia.itest.SystemVmExecTest org.nxia.itest.PmemTest"
+LINUX_TESTS="org.nxia.itest.LinuxBootTest org.nxia.itest.SystemVmExecTest org.nxia.itest.PmemTest org.nxia.itest.RootfsTest"
 log "running org.nxia.itest on /dev/kvm inside the rig (QEMU TCG, nested SVM; slow by design)"
 if [ -n "${ITEST_CLASSES:-}" ]; then
   # ITEST_CLASSES="org.nxia.itest.A org.nxia.itest.B" runs just those
@@ -128,7 +135,7 @@ fi
 # Every *Test class but the Linux boots, then each Linux boot test in a rig of its own: a rig that
 # freezes during a Linux boot (see rig_run) costs that class's run only, and it is retried.
 status=0
-rig_run "--scan-classpath /payload/test-classes --include-classname '.*Test' --exclude-classname 'org.nxia.itest.(LinuxBootTest|SystemVmExecTest|PmemTest)'" || status=$?
+rig_run "--scan-classpath /payload/test-classes --include-classname '.*Test' --exclude-classname 'org.nxia.itest.(LinuxBootTest|SystemVmExecTest|PmemTest|RootfsTest)'" || status=$?
 for c in $LINUX_TESTS; do
   for attempt in 1 2 3 4 5; do
     st=0; rig_run "--select-class $c" || st=$?

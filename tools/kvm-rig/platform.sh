@@ -31,6 +31,7 @@ cat > "$P/run.sh" <<RUN
 #!/bin/sh
 cd /payload
 # one Gogo command, or (none) the interactive shell
+${RIG_RAW_TTY:+stty raw -echo 2>/dev/null   # vm:exec --tty: the guest's pty echoes and edits}
 if [ -n "\$1" ]; then set -- -Dgosh.args=--nointeractive "-Dnxia.command=\$1"; else set --; fi
 PATH="/payload/bin:\$PATH" exec ./$(basename "$JRE")/bin/java $NXIA_JVM_FLAGS \\
   -Dorg.osgi.framework.storage=/tmp/felix -Dnxia.guest.images=/payload/images -Dnxia.debug=${NXIA_DEBUG:-false} \\

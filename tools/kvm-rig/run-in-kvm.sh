@@ -16,6 +16,8 @@
 #       RIG_KVM_AMD  more kvm_amd parameters, comma-separated (e.g. vgif=0)
 #       RIG_APPEND   extra kernel cmdline (e.g. rig.dmesg prints dmesg before COMMAND)
 #       RIG_HOSTFILES  space-separated host paths to copy in at the same path
+#       RIG_DRIVES   space-separated raw images attached as virtio disks, /dev/vda, /dev/vdb, ... inside;
+#                    the rig may write them, but its writes go to a QEMU snapshot, never to the file
 #       RIG_KEEP=1   keep the temp dir (initramfs + log) and print its path
 #       RIG_INTERACTIVE=1  this terminal is the rig's console: COMMAND reads it (a shell, a VM console)
 # Exit: COMMAND's status; 124 on timeout; 125 if the VM ended without an exit marker.
@@ -81,6 +83,13 @@ chmod +x "$S/payload/.rig-cmd"
 cat "$RIG/base.cpio" "$TMP/payload.cpio" > "$TMP/initrd.cpio"
 rm -rf "$S" "$TMP/payload.cpio"
 
+drives=()
+for d in ${RIG_DRIVES:-}; do
+  [ -f "$d" ] || { echo "rig: no such drive image: $d" >&2; exit 2; }
+  drives+=(-drive "file=$d,format=raw,if=virtio,snapshot=on,cache=unsafe")
+done
+[ ${#drives[@]} -eq 0 ] || RIG_APPEND="${RIG_APPEND:-} rig.drives"
+
 # boot-time trims: no crypto self-tests, no TSC/timer sanity delays, no i8042 probing
 [ "${RIG_INTERACTIVE:-0}" = 1 ] && RIG_APPEND="${RIG_APPEND:-} rig.interactive"
 APPEND="console=ttyS0 quiet loglevel=3 cryptomgr.notests tsc=reliable no_timer_check i8042.noaux i8042.nokbd i8042.nopnp mitigations=off ${RIG_NPT:+rig.npt=$RIG_NPT} ${RIG_KVM_AMD:+rig.kvm_amd=$RIG_KVM_AMD} ${RIG_APPEND:-}"
@@ -89,7 +98,7 @@ timeout --foreground -k 5 "${RIG_TIMEOUT:-600}" \
   qemu-system-x86_64 -accel tcg -cpu "${RIG_CPU:-max}" \
     -m "${RIG_MEM:-2G}" -smp "${RIG_SMP:-1}" \
     -nodefaults -no-user-config -display none -serial stdio -monitor none \
-    -kernel "$RIG/vmlinux" -initrd "$TMP/initrd.cpio" -append "$APPEND" -no-reboot \
+    -kernel "$RIG/vmlinux" -initrd "$TMP/initrd.cpio" -append "$APPEND" -no-reboot "${drives[@]}" \
     <"$( [ "${RIG_INTERACTIVE:-0}" = 1 ] && echo /dev/stdin || echo /dev/null)" | tee "$LOG"
 st=("${PIPESTATUS[@]}")
 if [ "${st[0]}" = 124 ] || [ "${st[0]}" = 137 ]; then

@@ -20,7 +20,7 @@ pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(
 [ -n "$pkg" ] || { log "cannot find Debian's linux-image-amd64 kernel package"; exit 1; }
 kver=${pkg#linux-image-}
 # The suffix names the initramfs layout: bump it when this script changes what it builds.
-RIG="${NXIA_CACHE:-$HOME/.cache/nxia}/kvm-rig/$kver-r4"
+RIG="${NXIA_CACHE:-$HOME/.cache/nxia}/kvm-rig/$kver-r5"
 if [ -f "$RIG/base.cpio" ] && [ -f "$RIG/vmlinux" ]; then
   echo "$RIG"; exit 0
 fi
@@ -36,7 +36,10 @@ S="$work/stage"
 mkdir -p "$S"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,root,payload,etc} "$S/lib/modules/$kver"
 cp /bin/busybox "$S/bin/busybox"
 for a in $(/bin/busybox --list-full); do [ -e "$S/$a" ] || ln -s /bin/busybox "$S/$a"; done
-for m in virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd drivers/crypto/ccp/ccp; do
+# virtio-blk (over PCI) for the drives RIG_DRIVES attaches (init loads them when the command line says rig.drives)
+for m in virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd drivers/crypto/ccp/ccp \
+         drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev \
+         drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci drivers/block/virtio_blk; do
   if [ -f "$M/$m.ko" ]; then cp "$M/$m.ko" "$S/lib/modules/$kver/"
   elif [ -f "$M/$m.ko.xz" ]; then xz -dc "$M/$m.ko.xz" > "$S/lib/modules/$kver/$(basename "$m").ko"
   else log "kernel $kver has no $m module"; exit 1; fi

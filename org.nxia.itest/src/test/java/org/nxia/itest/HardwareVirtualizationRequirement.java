@@ -27,6 +27,7 @@ public final class HardwareVirtualizationRequirement extends PaxExam {
     static final String PVM = "PVM host, stock kernel needs hardware virtualization";
     static final String KERNEL_PROPERTY = "nxia.linux.kernel";
     static final String INITRD_PROPERTY = "nxia.linux.initrd";
+    static final String ROOTFS_PROPERTY = "nxia.rootfs";
 
     /** Marks a test class that boots the kernel and initramfs the properties name. */
     @Retention(RetentionPolicy.RUNTIME)
@@ -34,7 +35,14 @@ public final class HardwareVirtualizationRequirement extends PaxExam {
     @interface NeedsKernel {
     }
 
+    /** Marks a test class that also boots the root file system image (a file or block device) the property names. */
+    @Retention(RetentionPolicy.RUNTIME)
+    @Target(ElementType.TYPE)
+    @interface NeedsRootfs {
+    }
+
     private final boolean needsKernel;
+    private final boolean needsRootfs;
 
     /** Runs the tests, or reports them, when this host can boot Linux; it alone knows a host without KVM. */
     private final KvmRequirement kvm;
@@ -43,6 +51,7 @@ public final class HardwareVirtualizationRequirement extends PaxExam {
         super(klass);
         this.kvm = new KvmRequirement(klass);
         this.needsKernel = klass.isAnnotationPresent(NeedsKernel.class);
+        this.needsRootfs = klass.isAnnotationPresent(NeedsRootfs.class);
     }
 
     @Override
@@ -53,6 +62,9 @@ public final class HardwareVirtualizationRequirement extends PaxExam {
         } else if (needsKernel && Files.exists(Path.of("/dev/kvm")) && !bootable()) {
             reason = "no kernel to boot: -D" + KERNEL_PROPERTY + "=bzImage and -D" + INITRD_PROPERTY
                     + "=initramfs (tools/kvm-rig/itest.sh passes LINUX_KERNEL and LINUX_INITRD, or the System VM image when built)";
+        } else if (needsRootfs && Files.exists(Path.of("/dev/kvm")) && !readable(System.getProperty(ROOTFS_PROPERTY))) {
+            reason = "no root file system image: -D" + ROOTFS_PROPERTY + "=IMAGE (./nxia image rootfs builds one; "
+                    + "tools/kvm-rig/itest.sh attaches it to the rig as a virtio drive)";
         }
         if (reason == null) {
             kvm.run(notifier);
@@ -68,6 +80,10 @@ public final class HardwareVirtualizationRequirement extends PaxExam {
 
     private static boolean module(String name) {
         return Files.isDirectory(Path.of("/sys/module", name));
+    }
+
+    private static boolean readable(String path) {
+        return path != null && Files.isReadable(Path.of(path)) && !Files.isDirectory(Path.of(path));
     }
 
     private static boolean bootable() {

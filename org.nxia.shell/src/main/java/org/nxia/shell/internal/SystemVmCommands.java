@@ -1,12 +1,20 @@
 package org.nxia.shell.internal;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.time.Duration;
 
 import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
+import org.nxia.control.api.AgentSession;
+import org.nxia.control.api.ExecRequest;
 import org.nxia.control.api.ExecResult;
+import org.nxia.control.api.Execution;
+import org.nxia.control.api.ExitStatus;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
 import org.nxia.vmm.api.LinuxProfile;
@@ -26,6 +34,9 @@ public final class SystemVmCommands {
     /** Boot to the agent's ready line: seconds on hardware, minutes under emulation. */
     static final Duration READY_LIMIT = Duration.ofMinutes(5);
 
+    static final String ROOTFS_HELP = "a root file system image (distro/rootfs/build.sh path): the shared base, read-only, "
+            + "under an overlay of this VM's own";
+
     private final SystemVms systemVms;
 
     @Activate
@@ -37,10 +48,13 @@ public final class SystemVmCommands {
     public void exec(CommandSession session,
             @Descriptor("the System VM's kernel (build.sh path/bzImage)") @Parameter(names = {"-k", "--kernel"}, absentValue = "") String kernel,
             @Descriptor("its initramfs (build.sh path/initramfs.cpio.gz)") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
+            @Descriptor(ROOTFS_HELP) @Parameter(names = {"--rootfs"}, absentValue = "") String rootfs,
             @Descriptor("guest RAM") @Parameter(names = {"-m", "--memory"}, absentValue = "256M") String memory,
             @Descriptor("the longest the VM may run (30s, 5m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "10m") String timeout,
             @Descriptor("a System VM kept by an earlier vm:exec --keep (control:vms lists them)") @Parameter(names = {"-i", "--id"}, absentValue = "") String id,
             @Descriptor("keep the VM running afterwards; prints its id") @Parameter(names = {"--keep"}, presentValue = "true", absentValue = "false") boolean keep,
+            @Descriptor("on a terminal of its own, this session's input to it, its output as it comes (put the local terminal in raw mode)")
+            @Parameter(names = {"--tty"}, presentValue = "true", absentValue = "false") boolean tty,
             @Descriptor("program and arguments") String... argv) throws Exception {
         if (argv.length == 0)
             throw new IllegalArgumentException("no program given");
@@ -50,18 +64,24 @@ public final class SystemVmCommands {
         } else {
             if (kernel.isEmpty() || initrd.isEmpty())
                 throw new IllegalArgumentException("vm:exec needs --kernel and --initrd (distro/system-vm/build.sh path), or --id");
-            LinuxProfile profile = LinuxProfile.of(Path.of(kernel), Path.of(initrd))
-                    .withMemory(VmProfile.parseSize(memory)).withTimeout(Text.parseDuration(timeout));
+            LinuxProfile profile = RootFs.apply(LinuxProfile.of(Path.of(kernel), Path.of(initrd))
+                    .withMemory(VmProfile.parseSize(memory)).withTimeout(Text.parseDuration(timeout)), rootfs);
             svm = systemVms.boot(profile, READY_LIMIT);
         }
         boolean ok = false;
         try {
-            ExecResult r = svm.session().exec(argv);
-            System.out.write(r.stdout());
-            System.out.flush();
-            System.err.write(r.stderr());
-            System.err.flush();
-            session.put(VmCommands.EXIT_CODE, r.status().signaled() ? 128 + r.status().code() : r.status().code());
+            ExitStatus status;
+            if (tty) {
+                status = onTerminal(session, svm.session(), argv);
+            } else {
+                ExecResult r = svm.session().exec(argv);
+                System.out.write(r.stdout());
+                System.out.flush();
+                System.err.write(r.stderr());
+                System.err.flush();
+                status = r.status();
+            }
+            session.put(VmCommands.EXIT_CODE, status.signaled() ? 128 + status.code() : status.code());
             ok = true;
         } finally {
             if (keep && ok) {
@@ -69,6 +89,45 @@ public final class SystemVmCommands {
             } else if (id.isEmpty()) {
                 svm.close();  // the agent syncs the guest's file systems first
             }
+        }
+    }
+
+    /**
+     * Runs {@code argv} on a guest pty (what {@code ./nxia run} gives: bash): the
+     * session's keyboard goes to it as it is typed, its output comes here as it
+     * is written. The size comes from {@code NXIA_TTY_SIZE} ("ROWS COLS", which
+     * the launcher takes from {@code stty size}), else 24x80.
+     */
+    private static ExitStatus onTerminal(CommandSession session, AgentSession agent, String[] argv) throws Exception {
+        int rows = 24, cols = 80;
+        String size = System.getenv("NXIA_TTY_SIZE");
+        if (size != null && size.trim().matches("\\d{1,4} \\d{1,4}")) {
+            String[] rc = size.trim().split(" ");
+            rows = Math.max(1, Integer.parseInt(rc[0]));
+            cols = Math.max(1, Integer.parseInt(rc[1]));
+        }
+        PrintStream out = session.getConsole();
+        ExecRequest request = ExecRequest.of(argv).withPty(rows, cols).withEnv("TERM", System.getenv().getOrDefault("TERM", "linux"));
+        Execution program = agent.start(request, (stderr, data, offset, length) -> {
+            out.write(data, offset, length);
+            out.flush();
+        });
+        InputStream keyboard = session.getKeyboard();
+        Thread input = Thread.ofPlatform().daemon().name("vm-exec-tty").start(() -> {
+            byte[] buf = new byte[4096];
+            try {
+                for (int n; (n = keyboard.read(buf)) > 0;) {
+                    program.write(Arrays.copyOf(buf, n));
+                }
+                program.closeStdin();
+            } catch (IOException e) {
+                // the program or the session ended
+            }
+        });
+        try {
+            return program.exit().get();
+        } finally {
+            input.interrupt();
         }
     }
 }

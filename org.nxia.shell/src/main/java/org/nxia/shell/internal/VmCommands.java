@@ -149,6 +149,7 @@ public final class VmCommands {
             @Descriptor("number of vCPUs") @Parameter(names = {"-c", "--vcpus"}, absentValue = "1") int vcpus,
             @Descriptor("initramfs file") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
             @Descriptor("added to the kernel command line") @Parameter(names = {"-k", "--cmdline"}, absentValue = "") String cmdline,
+            @Descriptor(SystemVmCommands.ROOTFS_HELP) @Parameter(names = {"--rootfs"}, absentValue = "") String rootfs,
             @Descriptor("stop the VM after this long (30s, 5m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "5m") String timeout,
             @Descriptor(DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
             @Descriptor("the kernel: a bzImage") String kernel) throws Exception {
@@ -163,9 +164,9 @@ public final class VmCommands {
                 configs.add(DeviceConfig.parse(spec));
             }
         }
-        LinuxProfile profile = LinuxProfile.of(Path.of(kernel), initrd.isEmpty() ? null : Path.of(initrd))
+        LinuxProfile profile = RootFs.apply(LinuxProfile.of(Path.of(kernel), initrd.isEmpty() ? null : Path.of(initrd))
                 .withMemory(VmProfile.parseSize(memory)).withVcpus(vcpus).withCmdline(cmdline)
-                .withTimeout(Text.parseDuration(timeout)).withDevices(configs);
+                .withTimeout(Text.parseDuration(timeout)).withDevices(configs), rootfs);
         PrintStream out = System.out;
         VmResult r = vms.run(profile, out);
         out.flush();

@@ -15,7 +15,7 @@ import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.DeviceFactory;
 import org.osgi.service.component.annotations.Component;
 
-/** {@code virtio-blk:path=disk.img[,ro=true]}: a disk over a raw image file. */
+/** {@code virtio-blk:path=disk.img[,ro=true]}: a disk over a raw image file or a block device. */
 @Component(property = DeviceFactory.TYPE_PROPERTY + "=virtio-blk")
 public final class VirtioBlkFactory implements DeviceFactory {
 
@@ -26,7 +26,7 @@ public final class VirtioBlkFactory implements DeviceFactory {
 
     @Override
     public String description() {
-        return "virtio-blk over virtio-mmio on a raw image: path=FILE (a multiple of 512 bytes), ro=false, " + NOTIFY_HELP;
+        return "virtio-blk over virtio-mmio on a raw image or block device: path=FILE (a multiple of 512 bytes), ro=false, " + NOTIFY_HELP;
     }
 
     @Override
@@ -37,8 +37,8 @@ public final class VirtioBlkFactory implements DeviceFactory {
         }
         boolean readOnly = config.flag("ro", false);
         Path path = Path.of(name);
-        if (!Files.isRegularFile(path)) {
-            throw new IllegalArgumentException("device virtio-blk: " + path + " is not a file; create one, e.g. truncate -s 64M " + path);
+        if (!Files.isRegularFile(path) && !isBlockDevice(path)) {
+            throw new IllegalArgumentException("device virtio-blk: " + path + " is not a file or a block device; create one, e.g. truncate -s 64M " + path);
         }
         FileChannel channel;
         long size;
@@ -91,6 +91,15 @@ public final class VirtioBlkFactory implements DeviceFactory {
             } catch (IOException ignored) {
                 // the VM is going away; a failed close loses nothing that a flush had not saved
             }
+        }
+    }
+
+    /** A block device (the rig's virtio drive, a loop device): the JDK sizes it with BLKGETSIZE64. */
+    static boolean isBlockDevice(Path path) {
+        try {
+            return ((Integer) Files.getAttribute(path, "unix:mode") & 0170000) == 0060000;
+        } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+            return false;
         }
     }
 }

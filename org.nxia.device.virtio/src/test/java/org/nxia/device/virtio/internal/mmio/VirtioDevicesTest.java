@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
@@ -232,6 +233,14 @@ class VirtioDevicesTest {
         assertEquals(1, request(m, d, 0, 127, new byte[1024], true), "a read past the end is an I/O error");
         assertEquals(1, request(m, d, 0, Long.MAX_VALUE / 256, new byte[512], true), "a huge sector is an I/O error");
         assertEquals(2, request(m, d, 99, 0, null, false), "an unknown type is unsupported");
+    }
+
+    @Test
+    void blkTakesAFileOrABlockDeviceNothingElse() {
+        // block devices are tested in the rig (RootfsTest hands the VMM the rig's /dev/vdb)
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> create(new VirtioBlkFactory(), "virtio-blk:path=/dev/null,ro=true"));
+        assertTrue(e.getMessage().contains("/dev/null is not a file or a block device"), e.getMessage());
     }
 
     @Test

@@ -1,0 +1,124 @@
+package org.nxia.itest;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertNotEquals;
+import static org.junit.Assert.assertTrue;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+
+import javax.inject.Inject;
+
+import org.junit.Test;
+import org.junit.runner.RunWith;
+import org.nxia.control.api.AgentSession;
+import org.nxia.control.api.ExecResult;
+import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVms;
+import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.ops4j.pax.exam.Configuration;
+import org.ops4j.pax.exam.Option;
+import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
+import org.ops4j.pax.exam.spi.reactors.PerClass;
+
+/**
+ * The System VM on its Debian root (issue 14.1): two VMs boot from one base
+ * image, which the VMM opens read-only (in the rig it is a block device, the
+ * rig's virtio drive), the agent mounts it under an overlay with a tmpfs upper
+ * layer of each VM's own and switches to it, and programs run in Debian. What
+ * one VM writes the other never sees, and the base's bytes are the same after.
+ */
+@RunWith(HardwareVirtualizationRequirement.class)
+@HardwareVirtualizationRequirement.NeedsKernel
+@HardwareVirtualizationRequirement.NeedsRootfs
+@ExamReactorStrategy(PerClass.class)
+public class RootfsTest {
+
+    @Inject
+    SystemVms systemVms;
+
+    @Configuration
+    public Option[] config() {
+        return NxiaOptions.platform();
+    }
+
+    @Test
+    public void debianBootsAndEachVmWritesOnlyItsOwnLayer() throws Exception {
+        Path base = Path.of(System.getProperty(HardwareVirtualizationRequirement.ROOTFS_PROPERTY));
+        String before = sha256(base);
+        long t0 = System.nanoTime();
+        SystemVm a = boot(base);
+        long bootMs = (System.nanoTime() - t0) / 1_000_000;
+        try (SystemVm b = boot(base)) {
+            AgentSession sa = a.session(), sb = b.session();
+            long t1 = System.nanoTime();
+            ExecResult os = sa.exec("cat", "/etc/os-release");
+            long execMs = (System.nanoTime() - t1) / 1_000_000;
+            assertEquals("stderr: " + os.stderrText(), 0, os.status().code());
+            assertTrue(os.stdoutText(), os.stdoutText().contains("VERSION_CODENAME=bookworm"));
+            assertTrue(os.stdoutText(), os.stdoutText().contains("ID=debian"));
+            assertTrue("the agent is still init after the switch", sa.agentIsInit());
+            String mounts = ok(sa, "cat", "/proc/mounts");
+            assertTrue(mounts, mounts.contains("overlay / overlay "));
+            assertTrue(mounts, mounts.matches("(?s).*/dev/vda /run/nxia/base ext4 ro[ ,].*"));
+            assertEquals("Debian's bash and dpkg run", "ii \n", ok(sa, "bash", "-c", "dpkg-query -W -f '${db:Status-Abbrev}\\n' criu"));
+            assertNotEquals("the base is read-only in the guest too", 0,
+                    sa.exec("sh", "-c", "echo x > /run/nxia/base/x").status().code());
+
+            ok(sa, "sh", "-c", "echo from-a > /root/a.txt && echo changed >> /etc/os-release && sync");
+            ok(sb, "sh", "-c", "echo from-b > /root/b.txt && sync");
+            assertEquals("from-a\n", ok(sa, "cat", "/root/a.txt"));
+            assertEquals("from-b\n", ok(sb, "cat", "/root/b.txt"));
+            assertEquals("A does not see B's file", 1, sa.exec("test", "-e", "/root/b.txt").status().code());
+            assertEquals("B does not see A's file", 1, sb.exec("test", "-e", "/root/a.txt").status().code());
+            assertTrue("B's /etc/os-release is the base's", !ok(sb, "cat", "/etc/os-release").contains("changed"));
+            System.out.println("RootfsTest: " + base + " (" + size(base) + " bytes): first VM ready after "
+                    + a.readyAfter().toMillis() + " ms, boot to session " + bootMs + " ms; exec cat /etc/os-release " + execMs + " ms");
+        } finally {
+            a.close();
+        }
+        assertEquals("the base image's bytes after both VMs", before, sha256(base));
+    }
+
+    private SystemVm boot(Path base) throws IOException, InterruptedException {
+        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
+                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
+                .withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
+                // what vm:exec --rootfs adds: the base, read-only, as the first disk
+                .withDevices(List.of(new DeviceConfig("virtio-blk", Map.of("path", base.toString(), "ro", "true"))))
+                .withCmdline("nxia.root=/dev/vda");
+        return systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT);
+    }
+
+    private static String ok(AgentSession s, String... argv) throws IOException {
+        ExecResult r = s.exec(argv);
+        assertEquals(String.join(" ", argv) + ": " + r.stderrText(), 0, r.status().code());
+        return r.stdoutText();
+    }
+
+    private static long size(Path p) throws IOException {
+        try (FileChannel c = FileChannel.open(p)) {
+            return c.size();  // a block device's too (Files.size says 0)
+        }
+    }
+
+    /** The whole file or block device (Files.size is 0 on a block device: read to the end). */
+    private static String sha256(Path p) throws Exception {
+        MessageDigest md = MessageDigest.getInstance("SHA-256");
+        try (InputStream in = Files.newInputStream(p)) {
+            byte[] buf = new byte[1 << 20];
+            for (int n; (n = in.read(buf)) > 0;) {
+                md.update(buf, 0, n);
+            }
+        }
+        return HexFormat.of().formatHex(md.digest());
+    }
+}
