@@ -67,7 +67,7 @@ class VmAttachRefusalsTest {
         VirtualMachine vm = (VirtualMachine) Proxy.newProxyInstance(getClass().getClassLoader(), new Class<?>[] {VirtualMachine.class},
                 (p, m, a) -> switch (m.getName()) {
                     case "id" -> "vm-r";
-                    case "profile" -> VmProfile.of(Path.of("attach.elf")).withName("attach");
+                    case "spec" -> VmProfile.of(Path.of("attach.elf")).withName("attach");
                     case "state" -> state;
                     case "result" -> result;
                     default -> throw new UnsupportedOperationException(m.getName());
