@@ -118,6 +118,15 @@ class ValuesTokensTest {
         assertEquals(42L, Values.invoke(hidden, "hidden", "answer", List.of(), null), "a service class need not be public");
     }
 
+    @Test
+    void aTokensTextParsesBackToIt() {
+        CapabilityToken t = new CapabilityToken(0x0102030405060708L, -2);
+        assertEquals(t, CapabilityToken.parse(t.toString()));
+        assertEquals("0807060504030201feffffffffffffff", t.toString(), "the 16 wire bytes, little-endian halves");
+        assertEquals("a token is 32 hex digits, got 31 characters",
+                assertThrows(IllegalArgumentException.class, () -> CapabilityToken.parse(t.toString().substring(1))).getMessage());
+    }
+
     /** A clock the test moves. */
     private static final class Manual extends Clock {
         Instant now = Instant.parse("2026-01-01T00:00:00Z");
