@@ -31,7 +31,8 @@ cat > "$P/run.sh" <<RUN
 #!/bin/sh
 cd /payload
 # one Gogo command, or (none) the interactive shell
-${RIG_RAW_TTY:+stty raw -echo 2>/dev/null   # vm:exec --tty: the guest's pty echoes and edits}
+# RIG_RAW_TTY (vm:exec --tty): keys pass as typed, the guest pty echoes and edits
+${RIG_RAW_TTY:+stty raw -echo 2>/dev/null}
 if [ -n "\$1" ]; then set -- -Dgosh.args=--nointeractive "-Dnxia.command=\$1"; else set --; fi
 PATH="/payload/bin:\$PATH" exec ./$(basename "$JRE")/bin/java $NXIA_JVM_FLAGS \\
   -Dorg.osgi.framework.storage=/tmp/felix -Dnxia.guest.images=/payload/images -Dnxia.debug=${NXIA_DEBUG:-false} \\
