@@ -124,7 +124,7 @@ summary() {
   echo "kvm-rig: tests ${tests[successful]} successful, ${tests[failed]} failed, ${tests[aborted]} aborted"
 }
 
-LINUX_TESTS="org.nxia.itest.LinuxBootTest org.nxia.itest.SystemVmExecTest org.nxia.itest.PmemTest org.nxia.itest.RootfsTest"
+LINUX_TESTS="org.nxia.itest.LinuxBootTest org.nxia.itest.SystemVmExecTest org.nxia.itest.PmemTest org.nxia.itest.RootfsTest org.nxia.itest.NetTest"
 log "running org.nxia.itest on /dev/kvm inside the rig (QEMU TCG, nested SVM; slow by design)"
 if [ -n "${ITEST_CLASSES:-}" ]; then
   # ITEST_CLASSES="org.nxia.itest.A org.nxia.itest.B" runs just those
@@ -135,7 +135,7 @@ fi
 # Every *Test class but the Linux boots, then each Linux boot test in a rig of its own: a rig that
 # freezes during a Linux boot (see rig_run) costs that class's run only, and it is retried.
 status=0
-rig_run "--scan-classpath /payload/test-classes --include-classname '.*Test' --exclude-classname 'org.nxia.itest.(LinuxBootTest|SystemVmExecTest|PmemTest|RootfsTest)'" || status=$?
+rig_run "--scan-classpath /payload/test-classes --include-classname '.*Test' --exclude-classname 'org.nxia.itest.(LinuxBootTest|SystemVmExecTest|PmemTest|RootfsTest|NetTest)'" || status=$?
 for c in $LINUX_TESTS; do
   for attempt in 1 2 3 4 5; do
     st=0; rig_run "--select-class $c" || st=$?

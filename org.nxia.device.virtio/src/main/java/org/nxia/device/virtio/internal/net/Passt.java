@@ -230,6 +230,14 @@ final class Passt implements NetBackend {
             }
             int n = channel.read(in);
             if (n < 0) {
+                // passt dying closes its end first: give its exit a moment, so the log says which it was
+                try {
+                    if (p.waitFor(1, java.util.concurrent.TimeUnit.SECONDS)) {
+                        return "passt (pid " + p.pid() + ") exited with status " + p.exitValue() + logTail();
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
                 return "passt closed the connection";
             }
             if (n > 0) {

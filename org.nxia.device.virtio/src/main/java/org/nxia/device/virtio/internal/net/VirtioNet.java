@@ -185,7 +185,13 @@ final class VirtioNet implements VirtioBackend {
                 return true;
             }
             DescriptorChain c = rxQueue.next();
+            if (c == null && rxQueue.enableNotification()) {
+                continue;   // more arrived while we asked
+            }
             if (c == null) {
+                // WHY: with every chain popped, enableNotification() just published avail_event at the
+                // driver's index, so its next buffer kicks us; after the unpop it would stay behind
+                // (the chains we give back) and, with EVENT_IDX, that kick would never come.
                 rxQueue.unpop(chains);
                 return false;
             }

@@ -131,6 +131,20 @@ class VirtioNetTest {
     }
 
     @Test
+    void aFrameWaitingForBuffersAsksForTheKickOfTheNextOneWithEventIdx() {
+        net.activate(F_MRG, new SplitQueue[] {rxDriver.newQueue(SplitQueue.F_EVENT_IDX), txDriver.newQueue(SplitQueue.F_EVENT_IDX)});
+        net.setLink(true);
+        for (int i = 0; i < 2; i++) {
+            rxDriver.addChain(Buffer.writable(rxDriver.allocate(1000), 1000));
+        }
+        net.offerFrame(frame(2500));
+        net.receive();
+        assertNull(rxDriver.pollUsed());
+        // the driver kicks when its avail idx passes avail_event: it must be 2 (its index), not 0 (the chains given back)
+        assertEquals(2, rxDriver.availEvent());
+    }
+
+    @Test
     void withoutMergeableBuffersAFrameLargerThanOneChainIsDroppedAndTheChainKept() {
         activate(0);
         long buf = rxDriver.allocate(1526);
