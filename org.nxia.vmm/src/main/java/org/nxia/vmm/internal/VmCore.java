@@ -156,12 +156,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
 
     /** Ends the VM as if the guest exited with {@code status}; the status counts only if this is the first cause. */
     void exitWith(int status) {
-        synchronized (this) {
-            if (stopReason == null) {
-                exitStatus = status;
-            }
-        }
-        stopWith(VmResult.Reason.EXITED, "the guest exited with status " + status);
+        stop(VmResult.Reason.EXITED, null, status);
     }
 
     /** What one device of this VM sees; remembers its windows and first line for the kind to announce. */
@@ -480,10 +475,16 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     /** Records why the VM should stop (first cause wins) and kicks every vCPU. */
     @Override
     public void stopWith(VmResult.Reason reason, String detail) {
+        stop(reason, detail, -1);
+    }
+
+    /** The first cause's reason, detail and exit status are taken together: racing causes never mix their parts. */
+    private void stop(VmResult.Reason reason, String detail, int status) {
         synchronized (this) {
             if (stopReason == null) {
                 stopReason = reason;
-                stopDetail = detail;
+                stopDetail = detail != null ? detail : "the guest exited with status " + status;   // built only for the first cause
+                exitStatus = status;
             }
         }
         for (Vcpu vcpu : vcpus) {
