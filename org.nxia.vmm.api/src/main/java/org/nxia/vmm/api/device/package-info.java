@@ -6,9 +6,12 @@
  * {@link org.nxia.vmm.api.device.DeviceContext} through which it claims
  * ports and MMIO windows. A device bundle installed later is offered to the
  * next VM.
+ *
+ * <p>1.1: {@code Device.saveState()}/{@code restoreState(byte[])} for snapshots, apart from
+ * the counters of {@code state()}.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.nxia.vmm.api.device;
 
 import org.osgi.annotation.bundle.Export;
