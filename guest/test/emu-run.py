@@ -148,6 +148,11 @@ def main():
     st = run(floor, g("spin"), work, max_insns=200_000)
     check("spin", st["stop"] == "timeout" and st["console"] == b"", st)
 
+    st = run(floor, g("counter"), work, arg=10, max_insns=200_000)
+    check("counter", st["stop"] == "timeout"
+          and st["console"].startswith(b"counter: boot\ntick 1\ntick 2\ntick 3\n")
+          and st["console"].count(b"counter: boot") == 1, st)
+
     st = run(floor, g("bad-port"), work)
     check("bad-port", st["stop"] == "bad_port 0x1234" and st["console"].startswith(b"bad-port:"), st)
 

@@ -1,6 +1,7 @@
 package org.nxia.vmm.api;
 
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
@@ -45,6 +46,15 @@ public interface Partition extends AutoCloseable {
      */
     default Optional<Doorbell> createDoorbell(long address, int length) {
         return Optional.empty();
+    }
+
+    /**
+     * The parts of RAM that may hold nonzero bytes (pages the guest or the
+     * VMM ever touched), ascending; RAM outside them reads as zero. By
+     * default all of RAM.
+     */
+    default List<GuestRange> populatedRam() {
+        return List.of(new GuestRange(memory().base(), memory().size()));
     }
 
     /**

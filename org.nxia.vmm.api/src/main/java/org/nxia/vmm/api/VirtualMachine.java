@@ -47,6 +47,17 @@ public interface VirtualMachine {
     }
 
     /**
+     * Saves a paused VM whole (see {@link VmSnapshot}); the VM stays paused.
+     *
+     * @throws IllegalStateException unless {@link VmState#PAUSED}, or if a device cannot be saved (naming it)
+     *         or the VM has Portal regions mapped
+     * @throws UnsupportedOperationException if this VM or its backend cannot be saved
+     */
+    default VmSnapshot snapshot() {
+        throw new UnsupportedOperationException(id() + " cannot be saved");
+    }
+
+    /**
      * Waits until the VM stops.
      *
      * @throws TimeoutException if it is still running after {@code timeout}

@@ -42,6 +42,18 @@ public interface VmManager {
     /** Like {@link #run(VmProfile, Appendable)}, for a Linux VM. */
     VmResult run(LinuxProfile profile, Appendable console) throws InterruptedException;
 
+    /**
+     * Creates a new VM from {@code snapshot}'s spec, puts the saved RAM,
+     * device, partition and vCPU state into it before any vCPU runs, and
+     * starts it: it goes on where the saved VM paused. The snapshot is
+     * checked as untrusted input; a part the new VM cannot take is refused
+     * and nothing is left behind.
+     *
+     * @throws IllegalArgumentException if the snapshot does not fit this backend or its spec's VM, saying why
+     * @throws HypervisorException if the backend refuses a part
+     */
+    VirtualMachine restore(VmSnapshot snapshot);
+
     List<VirtualMachine> list();
 
     Optional<VirtualMachine> find(String id);

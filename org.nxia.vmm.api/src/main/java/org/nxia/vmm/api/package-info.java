@@ -12,7 +12,9 @@
  *
  * <p>2.1: pause and resume ({@code VirtualMachine.pause()/resume()}, {@code Vcpu.clearStopRequest()}) and the
  * full vCPU and partition state for snapshots ({@link org.nxia.vmm.api.VcpuState},
- * {@link org.nxia.vmm.api.PartitionState}, {@link org.nxia.vmm.api.StatePart}).
+ * {@link org.nxia.vmm.api.PartitionState}, {@link org.nxia.vmm.api.StatePart}); a paused VM saved whole
+ * ({@code VirtualMachine.snapshot()}, {@link org.nxia.vmm.api.VmSnapshot}) and restored into a new VM
+ * ({@code VmManager.restore}); {@code Partition.populatedRam()}.
  */
 @Export
 @Version("2.1.0")

@@ -1,5 +1,8 @@
 package org.nxia.vmm.internal;
 
+import java.util.ArrayList;
+import java.util.List;
+
 import java.lang.foreign.MemorySegment;
 
 import org.nxia.vmm.api.GuestMemory;
@@ -133,5 +136,16 @@ final class PortalWindow {
     /** From now on the memory is going away: closing a mapping no longer writes the guest's table. */
     synchronized void close() {
         closed = true;
+    }
+
+    /** The names of the Portal regions mapped now. */
+    synchronized List<String> mapped() {
+        List<String> out = new ArrayList<>();
+        for (Slot s : slots) {
+            if (s != null) {
+                out.add(s.name());
+            }
+        }
+        return out;
     }
 }

@@ -18,6 +18,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.ExitHandler;
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.GuestRange;
 import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.Hypervisor;
 import org.nxia.vmm.api.HypervisorException;
@@ -27,10 +28,12 @@ import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.Partition;
 import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.Vcpu;
+import org.nxia.vmm.api.VcpuState;
 import org.nxia.vmm.api.VcpuStop;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmInfo;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.VmSnapshot;
 import org.nxia.vmm.api.VmSpec;
 import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.api.device.Device;
@@ -560,6 +563,85 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         doorbells.release();
         throw new IllegalStateException(id + " could not pause within " + destroyWait.toMillis() + " ms ("
                 + (missing != null ? missing : "it stopped") + "); it runs on");
+    }
+
+    /**
+     * Saves this paused VM: each device's own state first (a device that
+     * cannot be saved refuses the snapshot, naming it), then the touched RAM,
+     * the vCPUs and the partition. Holds this VM's lock throughout, so it
+     * stays paused: a resume or stop waits until the snapshot is taken.
+     */
+    @Override
+    public synchronized VmSnapshot snapshot() {
+        if (state != VmState.PAUSED) {
+            throw new IllegalStateException(id + " is " + state.name().toLowerCase() + "; only a paused VM can be saved (vm:pause first)");
+        }
+        List<String> mappedPortals = portals.mapped();
+        if (!mappedPortals.isEmpty()) {
+            throw new IllegalStateException(id + " has Portal regions mapped " + mappedPortals + "; a VM with Portals cannot be saved yet");
+        }
+        List<VmSnapshot.DeviceState> deviceStates = new ArrayList<>();
+        for (int i = 0; i < devices.size(); i++) {
+            Device d = devices.get(i);
+            try {
+                deviceStates.add(new VmSnapshot.DeviceState(d.type(), d.saveState()));
+            } catch (UnsupportedOperationException e) {
+                throw new IllegalStateException(id + " cannot be saved: device " + i + " (" + d.type() + ") cannot: " + e.getMessage(), e);
+            }
+        }
+        List<VmSnapshot.RamChunk> ram = new ArrayList<>();
+        for (GuestRange r : partition.populatedRam()) {
+            for (long at = r.gpa(); at < r.end(); at += VmSnapshot.RamChunk.MAX_CHUNK) {
+                long length = Math.min(VmSnapshot.RamChunk.MAX_CHUNK, r.end() - at);
+                MemorySegment copy = MemorySegment.ofArray(new byte[(int) length]);
+                copy.copyFrom(memory.slice(at, length));
+                ram.add(new VmSnapshot.RamChunk(at, copy));
+            }
+        }
+        List<VcpuState> vcpuStates = new ArrayList<>();
+        for (Vcpu vcpu : vcpus) {
+            vcpuStates.add(vcpu.saveState());
+        }
+        return new VmSnapshot(kind.spec(), hypervisor.backend(), ram, vcpuStates, partition.saveState(), deviceStates);
+    }
+
+    /**
+     * Puts {@code snapshot} into this VM, which was just created from the same
+     * spec and has not started: RAM exactly as saved (what the new VM's
+     * loading wrote is zeroed first), then the devices, the partition and the
+     * vCPUs, each checked by its owner before it takes anything.
+     */
+    synchronized void restoreFrom(VmSnapshot snapshot) {
+        if (state != VmState.CREATED) {
+            throw new IllegalStateException(id + " is " + state.name().toLowerCase() + "; a snapshot goes only into a VM not yet started");
+        }
+        if (!snapshot.backend().equals(hypervisor.backend())) {
+            throw new IllegalArgumentException("the snapshot was taken on the " + snapshot.backend() + " backend; this is "
+                    + hypervisor.backend());
+        }
+        List<VmSnapshot.DeviceState> saved = snapshot.devices();
+        if (saved.size() != devices.size()) {
+            throw new IllegalArgumentException("the snapshot has " + saved.size() + " device states; the VM has " + devices.size() + " devices");
+        }
+        for (int i = 0; i < saved.size(); i++) {
+            if (!saved.get(i).type().equals(devices.get(i).type())) {
+                throw new IllegalArgumentException("device " + i + " of the snapshot is " + saved.get(i).type() + "; the VM's is "
+                        + devices.get(i).type());
+            }
+        }
+        for (GuestRange r : partition.populatedRam()) {
+            memory.slice(r.gpa(), r.length()).fill((byte) 0);
+        }
+        for (VmSnapshot.RamChunk c : snapshot.ram()) {
+            memory.slice(c.gpa(), c.bytes().byteSize()).copyFrom(c.bytes());
+        }
+        for (int i = 0; i < saved.size(); i++) {
+            devices.get(i).restoreState(saved.get(i).state());
+        }
+        partition.restoreState(snapshot.partition());
+        for (int i = 0; i < vcpus.size(); i++) {
+            vcpus.get(i).restoreState(snapshot.vcpus().get(i));
+        }
     }
 
     /** Resumes a paused VM: the parked vCPU threads enter the guest again where it left, held doorbell writes go to their devices. */

@@ -19,6 +19,7 @@ import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.VmSnapshot;
 import org.nxia.vmm.api.device.DeviceFactory;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
@@ -93,6 +94,23 @@ public final class VmManagerImpl implements VmManager {
         String id = "vm-" + ids.incrementAndGet();
         VmCore vm = new VmCore(id, new LinuxVm(profile, hypervisor.info()), hypervisor, vcpuThreads, Map.copyOf(deviceFactories));
         vms.put(id, vm);
+        return vm;
+    }
+
+    @Override
+    public VirtualMachine restore(VmSnapshot snapshot) {
+        VirtualMachine created = switch (snapshot.spec()) {
+            case VmProfile micro -> create(micro);
+            case LinuxProfile linux -> create(linux);
+        };
+        VmCore vm = (VmCore) created;
+        try {
+            vm.restoreFrom(snapshot);
+            vm.start();
+        } catch (RuntimeException e) {
+            destroy(vm.id());
+            throw e;
+        }
         return vm;
     }
 

@@ -1,11 +1,13 @@
 package org.nxia.vmm.internal;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -32,6 +34,8 @@ final class TestVms {
     volatile InterruptLine lastLine;
     /** What the last "mmio" device was given. */
     volatile DeviceContext lastContext;
+    /** The states restored into "mmio" devices, in order. */
+    final List<String> restoredStates = new CopyOnWriteArrayList<>();
 
     private final Map<String, DeviceFactory> factories = Map.of(
             "uart", factory("uart", c -> {
@@ -91,24 +95,53 @@ final class TestVms {
             @Override
             public Device create(DeviceConfig config, DeviceContext context) {
                 wiring.wire(context);
-                return new Device() {
-                    @Override
-                    public String type() {
-                        return type;
-                    }
+                if (type.equals("mmio")) {
+                    return new Stand(type, config) {
+                        /** Saves its "state" option; refuses to be restored from "bad". */
+                        @Override
+                        public byte[] saveState() {
+                            return config.parameters().getOrDefault("state", "").getBytes(StandardCharsets.UTF_8);
+                        }
 
-                    @Override
-                    public Record state() {
-                        return config;
-                    }
-
-                    @Override
-                    public void close() {
-                        closedDevices.incrementAndGet();
-                    }
-                };
+                        @Override
+                        public void restoreState(byte[] saved) {
+                            String text = new String(saved, StandardCharsets.UTF_8);
+                            if (text.equals("bad")) {
+                                throw new IllegalArgumentException("mmio: state 'bad' refused");
+                            }
+                            restoredStates.add(text);
+                        }
+                    };
+                }
+                return new Stand(type, config);
             }
         };
+    }
+
+    /** A stand-in device: counts its close; cannot be saved. */
+    private class Stand implements Device {
+        private final String type;
+        private final DeviceConfig config;
+
+        Stand(String type, DeviceConfig config) {
+            this.type = type;
+            this.config = config;
+        }
+
+        @Override
+        public String type() {
+            return type;
+        }
+
+        @Override
+        public Record state() {
+            return config;
+        }
+
+        @Override
+        public void close() {
+            closedDevices.incrementAndGet();
+        }
     }
 
     private static PortDevice idle() {

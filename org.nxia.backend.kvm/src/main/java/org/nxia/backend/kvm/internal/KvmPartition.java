@@ -15,6 +15,7 @@ import java.util.concurrent.ConcurrentHashMap;
 
 import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.GuestRange;
 import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.Partition;
 import org.nxia.vmm.api.PartitionState;
@@ -177,6 +178,33 @@ final class KvmPartition implements Partition {
         KvmDoorbell doorbell = new KvmDoorbell(vmFd, address, length, doorbells::remove);
         doorbells.add(doorbell);
         return Optional.of(doorbell);
+    }
+
+    /** The memfd's data extents (SEEK_DATA/SEEK_HOLE): pages never touched are holes and read as zero. */
+    @Override
+    public synchronized List<GuestRange> populatedRam() {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        return dataExtents(memFd, ramBytes);
+    }
+
+    /** The page-rounded data extents of the first {@code size} bytes of {@code fd}. */
+    static List<GuestRange> dataExtents(int fd, long size) {
+        List<GuestRange> out = new ArrayList<>();
+        long at = 0;
+        while (at < size) {
+            long data = Libc.seek(fd, at, Libc.SEEK_DATA);
+            if (data < 0 || data >= size) {
+                break;
+            }
+            long hole = Math.min(size, Libc.seek(fd, data, Libc.SEEK_HOLE));
+            long start = data & -PAGE;
+            long end = Math.min(size, (hole + PAGE - 1) & -PAGE);
+            out.add(new GuestRange(start, end - start));
+            at = end;
+        }
+        return out;
     }
 
     @Override

@@ -252,21 +252,53 @@ final class KvmVcpuState {
         }
     }
 
+    /**
+     * KVM_SET_MSRS stops at the first MSR it refuses. A refused MSR whose value
+     * the new vCPU already has loses nothing and is passed over (KVM lists
+     * MSRs, such as MSR_KVM_POLL_CONTROL, whose host writes a vCPU may refuse
+     * while they hold their reset value); any other refusal fails, naming it.
+     */
     private static void writeMsrs(int fd, int id, StatePart p, Arena a) {
         int count = p.size() / (int) MSR_ENTRY;
-        MemorySegment msrs = a.allocate(KVM_MSRS.byteSize() + p.size(), 8);
-        msrs.set(ValueLayout.JAVA_INT, 0, count);
-        MemorySegment.copy(p.bytes(), 0, msrs, ValueLayout.JAVA_BYTE, KVM_MSRS.byteSize(), p.size());
-        int written;
-        try {
-            written = Libc.ioctl(fd, KVM_SET_MSRS, msrs, "KVM_SET_MSRS");
-        } catch (KvmException e) {
-            throw refused(e, id, "restore", MSRS);
+        MemorySegment saved = a.allocate(Math.max(p.size(), 1), 8);
+        MemorySegment.copy(p.bytes(), 0, saved, ValueLayout.JAVA_BYTE, 0, p.size());
+        MemorySegment msrs = a.allocate(KVM_MSRS.byteSize() + Math.max(p.size(), MSR_ENTRY), 8);
+        int next = 0;
+        while (next < count) {
+            msrs.set(ValueLayout.JAVA_INT, 0, count - next);
+            MemorySegment.copy(saved, next * MSR_ENTRY, msrs, KVM_MSRS.byteSize(), (count - next) * MSR_ENTRY);
+            int written;
+            try {
+                written = Libc.ioctl(fd, KVM_SET_MSRS, msrs, "KVM_SET_MSRS");
+            } catch (KvmException e) {
+                throw refused(e, id, "restore", MSRS);
+            }
+            next += written;
+            if (next == count) {
+                return;
+            }
+            int index = saved.get(ValueLayout.JAVA_INT, next * MSR_ENTRY);
+            long value = saved.get(ValueLayout.JAVA_LONG, next * MSR_ENTRY + 8);
+            long[] current = readOne(fd, index, a);
+            if (current.length == 0 || current[0] != value) {
+                throw new KvmException("ioctl(KVM_SET_MSRS)", 0, ("this host's KVM refuses to restore vCPU %d's MSR 0x%x to 0x%x"
+                        + " (the new vCPU has %s; %d of %d MSRs set)").formatted(id, index, value,
+                        current.length == 0 ? "it unreadable" : "0x%x".formatted(current[0]), next, count));
+            }
+            next++;
         }
-        if (written != count) {
-            int index = msrs.get(ValueLayout.JAVA_INT, KVM_MSRS.byteSize() + written * MSR_ENTRY);
-            throw new KvmException("ioctl(KVM_SET_MSRS)", 0, "this host's KVM refuses to restore vCPU %d's MSR 0x%x (%d of %d set)"
-                    .formatted(id, index, written, count));
+    }
+
+    /** The MSR's value on this vCPU, or nothing if KVM does not read it. */
+    private static long[] readOne(int fd, int index, Arena a) {
+        MemorySegment one = a.allocate(KVM_MSRS.byteSize() + MSR_ENTRY, 8);
+        one.set(ValueLayout.JAVA_INT, 0, 1);
+        one.set(ValueLayout.JAVA_INT, KVM_MSRS.byteSize(), index);
+        try {
+            return Libc.ioctl(fd, KVM_GET_MSRS, one, "KVM_GET_MSRS") == 1
+                    ? new long[] {one.get(ValueLayout.JAVA_LONG, KVM_MSRS.byteSize() + 8)} : new long[0];
+        } catch (KvmException e) {
+            return new long[0];
         }
     }
 }

@@ -68,6 +68,9 @@ final class Libc {
             FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
                     ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
             ERRNO_CAPTURE);
+    private static final MethodHandle LSEEK = downcall("lseek",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT),
+            ERRNO_CAPTURE);
     private static final MethodHandle EVENTFD = downcall("eventfd",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
             ERRNO_CAPTURE);
@@ -214,6 +217,32 @@ final class Libc {
     static long pread(int fd, MemorySegment buffer, long offset) throws KvmException {
         return checked("pread", "fd " + fd + ", offset " + offset,
                 (arena, state) -> (long) PREAD.invokeExact(state, fd, buffer, buffer.byteSize(), offset));
+    }
+
+    static final int SEEK_DATA = 3;
+    static final int SEEK_HOLE = 4;
+    static final int ENXIO = 6;
+
+    /**
+     * lseek(fd, offset, whence) for SEEK_DATA/SEEK_HOLE on a memfd: where the
+     * next populated (or unpopulated) byte is; -1 where SEEK_DATA finds no
+     * more data (ENXIO).
+     */
+    static long seek(int fd, long offset, int whence) throws KvmException {
+        MemorySegment state = CALL_STATES.get();
+        long rc;
+        try {
+            rc = (long) LSEEK.invokeExact(state, fd, offset, whence);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+        if (rc < 0) {
+            if (errno(state) == ENXIO) {
+                return -1;
+            }
+            throw KvmException.of("lseek", errno(state), "fd " + fd + ", offset " + offset + ", whence " + whence);
+        }
+        return rc;
     }
 
     static final int EFD_CLOEXEC = 0x80000;

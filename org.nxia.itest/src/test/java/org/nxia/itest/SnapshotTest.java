@@ -1,0 +1,194 @@
+package org.nxia.itest;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assert.fail;
+
+import java.time.Duration;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import javax.inject.Inject;
+
+import org.junit.Test;
+import org.junit.runner.RunWith;
+import org.nxia.vmm.api.Hypervisor;
+import org.nxia.vmm.api.StatePart;
+import org.nxia.vmm.api.VcpuState;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmSnapshot;
+import org.nxia.vmm.api.VmState;
+import org.ops4j.pax.exam.Configuration;
+import org.ops4j.pax.exam.Option;
+import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
+import org.ops4j.pax.exam.spi.reactors.PerClass;
+
+/**
+ * Pause, resume, save and restore of a real micro-VM on /dev/kvm: the
+ * {@code counter} guest prints "counter: boot" once and then "tick N" lines.
+ * Paused, the ticks stand still; restored into a new VM from a snapshot, the
+ * count goes on with the next tick and the boot line never comes again.
+ */
+@RunWith(KvmRequirement.class)
+@ExamReactorStrategy(PerClass.class)
+public class SnapshotTest {
+
+    private static final Pattern TICK = Pattern.compile("tick (\\d+)\n");
+    private static final String BOOT_LINE = "counter: boot";
+    /** Busy-loop turns per tick: a few ticks a second in the rig's nested, emulated KVM. */
+    private static final long SPIN = 1 << 18;
+    private static final Duration WAIT = Duration.ofSeconds(90);
+
+    @Inject
+    VmManager vms;
+
+    @Inject
+    Hypervisor hypervisor;
+
+    @Configuration
+    public Option[] config() {
+        return NxiaOptions.platform();
+    }
+
+    private static VmProfile counter() {
+        return MicroVmTest.guest("counter").withArg(SPIN);
+    }
+
+    /** The first and the last tick on the console, or 0 where none. */
+    private static long[] ticks(String console) {
+        Matcher m = TICK.matcher(console);
+        long first = 0;
+        long last = 0;
+        while (m.find()) {
+            last = Long.parseLong(m.group(1));
+            if (first == 0) {
+                first = last;
+            }
+        }
+        return new long[] {first, last};
+    }
+
+    private static long lastTick(VirtualMachine vm) {
+        return ticks(vm.console())[1];
+    }
+
+    private static long awaitTickAbove(VirtualMachine vm, long tick) throws InterruptedException {
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (System.nanoTime() < deadline) {
+            long last = lastTick(vm);
+            if (last > tick) {
+                return last;
+            }
+            assertTrue(vm.id() + " stopped: " + vm.result(), vm.result().isEmpty());
+            Thread.sleep(20);
+        }
+        fail(vm.id() + " did not count past tick " + tick + " within " + WAIT + "; console: " + tail(vm.console()));
+        return -1;
+    }
+
+    /** Every tick is the one before plus one: the guest neither started over nor skipped. */
+    private static void assertConsecutive(String console) {
+        Matcher m = TICK.matcher(console);
+        long previous = -1;
+        while (m.find()) {
+            long tick = Long.parseLong(m.group(1));
+            if (previous >= 0 && tick != previous + 1) {
+                fail("tick " + tick + " came after tick " + previous + ": " + tail(console));
+            }
+            previous = tick;
+        }
+    }
+
+    private static String tail(String console) {
+        return console.length() <= 400 ? console : "…" + console.substring(console.length() - 400);
+    }
+
+    @Test
+    public void aPausedCounterStandsStillAndGoesOnWhenResumed() throws Exception {
+        VirtualMachine vm = vms.create(counter());
+        try {
+            vm.start();
+            awaitTickAbove(vm, 2);
+            long pausedAt = System.nanoTime();
+            vm.pause();
+            long pauseMicros = (System.nanoTime() - pausedAt) / 1000;
+            assertEquals(VmState.PAUSED, vm.state());
+            long atPause = lastTick(vm);
+            Thread.sleep(1500);
+            assertEquals("no tick while paused", atPause, lastTick(vm));
+            assertEquals(VmState.PAUSED, vm.info().state());
+            vm.resume();
+            assertEquals(VmState.RUNNING, vm.state());
+            long after = awaitTickAbove(vm, atPause);
+            System.out.println("pause took " + pauseMicros + " us; tick " + atPause + " while paused 1.5 s, then " + after
+                    + " after resume (" + hypervisor.info().flavour().label() + ")");
+            assertConsecutive(vm.console());
+        } finally {
+            vms.destroy(vm.id());
+        }
+    }
+
+    @Test
+    public void aRestoredCounterGoesOnFromItsSnapshotAndDoesNotBootAgain() throws Exception {
+        VirtualMachine vm = vms.create(counter());
+        VmSnapshot snapshot;
+        long saved;
+        try {
+            vm.start();
+            awaitTickAbove(vm, 3);
+            vm.pause();
+            saved = lastTick(vm);
+            long savingAt = System.nanoTime();
+            snapshot = vm.snapshot();
+            long saveMicros = (System.nanoTime() - savingAt) / 1000;
+            assertEquals("saving leaves it paused", VmState.PAUSED, vm.state());
+            assertEquals("nothing ran while it was saved", saved, lastTick(vm));
+            StringBuilder parts = new StringBuilder();
+            for (VcpuState v : snapshot.vcpus()) {
+                for (StatePart p : v.parts()) {
+                    parts.append(p.name()).append('=').append(p.size()).append(' ');
+                }
+            }
+            snapshot.partition().parts().forEach(p -> parts.append("vm.").append(p.name()).append('=').append(p.size()).append(' '));
+            System.out.println("snapshot at tick " + saved + " in " + saveMicros + " us: " + snapshot.ram().size() + " RAM chunks, "
+                    + snapshot.ramBytes() / 1024 + " KiB touched of " + snapshot.spec().memoryBytes() / 1024 + " KiB; parts: " + parts);
+            assertTrue("only touched RAM is kept", snapshot.ramBytes() < snapshot.spec().memoryBytes());
+            assertTrue("the vCPU's MSRs are saved", snapshot.vcpus().getFirst().part("msrs").isPresent());
+        } finally {
+            vms.destroy(vm.id());
+        }
+
+        long restoringAt = System.nanoTime();
+        VirtualMachine restored = vms.restore(snapshot);
+        long restoreMicros = (System.nanoTime() - restoringAt) / 1000;
+        try {
+            assertEquals(VmState.RUNNING, restored.state());
+            long last = awaitTickAbove(restored, saved + 1);
+            String console = restored.console();
+            System.out.println("restored " + restored.id() + " in " + restoreMicros + " us; it printed ticks " + ticks(console)[0]
+                    + " to " + last + " after tick " + saved + " was saved");
+            assertFalse("the restored guest did not boot again: " + tail(console), console.contains(BOOT_LINE));
+            assertEquals("the first tick after restore is the one after the saved tick: " + tail(console), saved + 1, ticks(console)[0]);
+            assertConsecutive(console);
+        } finally {
+            vms.destroy(restored.id());
+        }
+    }
+
+    @Test
+    public void onlyAPausedVmIsSaved() throws Exception {
+        VirtualMachine vm = vms.create(counter());
+        try {
+            vm.start();
+            vm.snapshot();
+            fail("a running VM was saved");
+        } catch (IllegalStateException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("only a paused VM can be saved"));
+        } finally {
+            vms.destroy(vm.id());
+        }
+    }
+}
