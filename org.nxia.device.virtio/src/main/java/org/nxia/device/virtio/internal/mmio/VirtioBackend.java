@@ -33,6 +33,16 @@ public interface VirtioBackend {
     /** The driver reset the device: forget the queues. */
     void reset();
 
-    /** The device type's own saved state. */
+    /** The device type's counters and diagnostics (not what a snapshot keeps). */
     Record state();
+
+    /**
+     * The transport was restored from a snapshot with DRIVER_OK, after
+     * {@link #activate}: a device whose host-side state no snapshot keeps
+     * tells its driver here (vsock: the transport reset event).
+     *
+     * @throws org.nxia.device.virtio.internal.queue.VirtqueueException when the driver's rings are broken
+     */
+    default void restored() {
+    }
 }
