@@ -595,10 +595,12 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
      * been told not to) every used buffer.
      */
     record Saved(int status, long driverFeatures, int deviceFeaturesSel, int driverFeaturesSel, int queueSel,
-                 int interruptStatus, int configGeneration, List<SavedQueue> queues) {
+                 int interruptStatus, int configGeneration, List<SavedQueue> queues, byte[] device) {
     }
 
     static final int SAVED_VERSION = 1;
+    /** The most a device type's own saved state may have ({@link VirtioBackend#saveState}). */
+    static final int MAX_DEVICE_STATE = 4096;
 
     /**
      * @throws IllegalStateException when a queue has a request in flight: a
@@ -622,7 +624,7 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
             saved.add(new SavedQueue(queueNum[q], desc[q], driver[q], device[q], ready));
         }
         return new Saved(status, driverFeatures, deviceFeaturesSel, driverFeaturesSel, queueSel, interruptStatus,
-                configGeneration, saved);
+                configGeneration, saved, backend.saveState());
     }
 
     /** {@code saved} in {@link SavedStateCodec}'s encoding, as {@code type}'s record; {@link #readSaved} reads it back. */
@@ -637,7 +639,7 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
                         .bool(queue.ready().broken());
             }
         }
-        return out.toBytes();
+        return out.bytes(saved.device()).toBytes();
     }
 
     private static int inFlight(SplitQueueState queue) {
@@ -651,7 +653,8 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
      * {@value #QUEUE_MAX}, rings aligned and inside guest RAM, ring features
      * only), indices 16-bit with no request in flight, accepted features
      * (FEATURES_OK) offered and virtio 1.x, DRIVER_OK only after FEATURES_OK,
-     * interrupt status bits the transport sets. The backend is then activated as
+     * interrupt status bits the transport sets, and the device type's own
+     * state ({@link VirtioBackend#checkState}). The backend is then activated as
      * at DRIVER_OK and told it was restored. Guest RAM must already be restored:
      * a backend may write into its rings (vsock's transport reset event).
      *
@@ -671,6 +674,12 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         SavedStateCodec.Reader in = SavedStateCodec.reader(bytes, type, SAVED_VERSION);
         Saved saved = readSaved(in);
         check(saved, in);
+        Runnable applyDevice;
+        try {
+            applyDevice = backend.checkState(saved.device());
+        } catch (IllegalArgumentException e) {
+            throw in.refuse("device state: " + e.getMessage());
+        }
         status = saved.status();
         driverFeatures = saved.driverFeatures();
         deviceFeaturesSel = saved.deviceFeaturesSel();
@@ -688,6 +697,7 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
                 queues[q].restore(queue.ready());   // checked above on a scratch queue over the same memory
             }
         }
+        applyDevice.run();
         if ((status & S_DRIVER_OK) == 0) {
             return;
         }
@@ -702,7 +712,9 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
                     queue.needsNotification();   // the used buffers so far were signalled before the snapshot
                 }
             }
-            backend.restored();
+            if (backend.restored()) {
+                configChanged();
+            }
             signalUsed();
         } catch (VirtqueueException e) {
             needsReset("after restore: " + e.getMessage());   // the rings in guest RAM are broken, not the saved state
@@ -730,8 +742,9 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
             SplitQueueState ready = in.bool() ? new SplitQueueState(num, d, a, u, in.i64(), in.u16(), in.u16(), in.bool()) : null;
             saved.add(new SavedQueue(num, d, a, u, ready));
         }
+        byte[] device = in.bytes(MAX_DEVICE_STATE);
         in.end();
-        return new Saved(savedStatus, features, deviceSel, driverSel, sel, interrupts, generation, saved);
+        return new Saved(savedStatus, features, deviceSel, driverSel, sel, interrupts, generation, saved, device);
     }
 
     private void check(Saved saved, SavedStateCodec.Reader in) {

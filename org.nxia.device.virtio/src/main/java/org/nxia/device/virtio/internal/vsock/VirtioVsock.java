@@ -253,9 +253,10 @@ final class VirtioVsock implements VirtioBackend {
      * 5.10.6.6). Sent now if the driver posted an event buffer, else when it posts one.
      */
     @Override
-    public void restored() {
+    public boolean restored() {
         resetEventPending = true;
         sendResetEvent();
+        return false;
     }
 
     private void sendResetEvent() {

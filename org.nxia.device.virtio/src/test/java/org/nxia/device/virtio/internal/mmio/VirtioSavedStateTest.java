@@ -10,11 +10,15 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nxia.device.virtio.internal.blk.VirtioBlkFactory;
 import org.nxia.device.virtio.internal.console.VirtioConsoleFactory;
 import org.nxia.device.virtio.internal.mmio.VirtioDevicesTest.Context;
 import org.nxia.device.virtio.internal.mmio.VirtioDevicesTest.Mmio;
@@ -262,7 +266,7 @@ class VirtioSavedStateTest {
 
     private static Saved withQueue(Saved saved, SavedQueue queue, int status) {
         return new Saved(status, saved.driverFeatures(), saved.deviceFeaturesSel(), saved.driverFeaturesSel(), saved.queueSel(),
-                saved.interruptStatus(), saved.configGeneration(), List.of(queue));
+                saved.interruptStatus(), saved.configGeneration(), List.of(queue), saved.device());
     }
 
     @Test
@@ -285,7 +289,7 @@ class VirtioSavedStateTest {
         hostile.add(new Hostile(version, "version 2"));
         hostile.add(new Hostile(create(new VirtioConsoleFactory(), "virtio-console").saveState(), "saved state of 'virtio-console'"));
         hostile.add(new Hostile(VirtioMmioTransport.encode("virtio-rng", new Saved(s.status(), s.driverFeatures(), 0, 0, 0, 0, 0,
-                List.of(s.queues().getFirst(), s.queues().getFirst()))), "2 queues saved; this device has 1"));
+                List.of(s.queues().getFirst(), s.queues().getFirst()), s.device())), "2 queues saved; this device has 1"));
         SplitQueueState q = s.queues().getFirst().ready();
         long d = q.descriptorTable();
         long a = q.availRing();
@@ -305,15 +309,17 @@ class VirtioSavedStateTest {
                     (String) bad[1]));
         }
         hostile.add(new Hostile(VirtioMmioTransport.encode("virtio-rng",
-                new Saved(s.status(), s.driverFeatures() | (1L << 7), 0, 0, 0, 0, 0, s.queues())), "include 0x80, never offered"));
+                new Saved(s.status(), s.driverFeatures() | (1L << 7), 0, 0, 0, 0, 0, s.queues(), s.device())), "include 0x80, never offered"));
         hostile.add(new Hostile(VirtioMmioTransport.encode("virtio-rng",
-                new Saved(s.status(), s.driverFeatures() & ~F_VERSION_1, 0, 0, 0, 0, 0, s.queues())), "lack VIRTIO_F_VERSION_1"));
+                new Saved(s.status(), s.driverFeatures() & ~F_VERSION_1, 0, 0, 0, 0, 0, s.queues(), s.device())), "lack VIRTIO_F_VERSION_1"));
         hostile.add(new Hostile(VirtioMmioTransport.encode("virtio-rng",
-                new Saved(VirtioMmioTransport.S_DRIVER_OK, 0, 0, 0, 0, 0, 0, s.queues())), "DRIVER_OK without FEATURES_OK"));
+                new Saved(VirtioMmioTransport.S_DRIVER_OK, 0, 0, 0, 0, 0, 0, s.queues(), s.device())), "DRIVER_OK without FEATURES_OK"));
         hostile.add(new Hostile(VirtioMmioTransport.encode("virtio-rng",
-                new Saved(s.status(), s.driverFeatures(), 0, 0, 0, 4, 0, s.queues())), "interrupt status 0x4"));
+                new Saved(s.status(), s.driverFeatures(), 0, 0, 0, 4, 0, s.queues(), s.device())), "interrupt status 0x4"));
+        hostile.add(new Hostile(VirtioMmioTransport.encode("virtio-rng", new Saved(s.status(), s.driverFeatures(), 0, 0, 0, 0, 0,
+                s.queues(), new byte[] {1})), "device state: 1 bytes of device state for a device that saves none"));
         byte[] badBoolean = good.clone();
-        badBoolean[badBoolean.length - 1] = 2;   // the queue's broken flag
+        badBoolean[badBoolean.length - 5] = 2;   // the queue's broken flag, before the (empty) device state's length
         hostile.add(new Hostile(badBoolean, "not 0 or 1"));
 
         for (Hostile bad : hostile) {
@@ -326,6 +332,57 @@ class VirtioSavedStateTest {
             assertArrayEquals(asCreated, fresh.saveState(), () -> "as created after " + bad.refusal());
             assertEquals(0, m.r(VirtioMmioTransport.STATUS));
             assertEquals(0, m.r(VirtioMmioTransport.QUEUE_READY));
+        }
+    }
+
+    /** A blk read of one sector into a fresh buffer; returns the status byte and fills {@code data}. */
+    private int readSector(Mmio m, TestDriver d, long sector, byte[] data) {
+        long header = d.allocate(16);
+        ctx.memory.writeInt(header, 0);
+        ctx.memory.writeLong(header + 8, sector);
+        long buffer = d.allocate(data.length);
+        long status = d.allocate(1, (byte) 0xee);
+        d.addChain(new Buffer(header, 16, false), new Buffer(buffer, data.length, true), new Buffer(status, 1, true));
+        m.w(VirtioMmioTransport.QUEUE_NOTIFY, 0);
+        assertNotNull(d.pollUsed());
+        System.arraycopy(ctx.memory.read(buffer, data.length), 0, data, 0, data.length);
+        return ctx.memory.readByte(status);
+    }
+
+    @Test
+    void blkKeepsItsImageByConfigurationAndReadsOnAfterRestore(@TempDir Path dir) throws Exception {
+        Path disk = dir.resolve("disk.img");
+        byte[] image = new byte[8 * 512];
+        for (int i = 0; i < image.length; i++) {
+            image[i] = (byte) (i * 13 + 1);
+        }
+        Files.write(disk, image);
+        String spec = "virtio-blk:path=" + disk + ",ro=true";
+        Device saved = create(new VirtioBlkFactory(), spec);
+        Mmio before = new Mmio(transport(ctx));
+        assertTrue(before.negotiate(F_VERSION_1 | (1L << 5)));
+        TestDriver d = TestDriver.create(ctx.memory, 16, 0x10000);
+        before.queue(0, d, 16);
+        before.driverOk();
+        byte[] sector = new byte[512];
+        assertEquals(0, readSector(before, d, 1, sector));
+        byte[] bytes = saved.saveState();
+        saved.close();
+
+        Files.write(disk, new byte[512], java.nio.file.StandardOpenOption.APPEND);
+        try (Device grown = create(new VirtioBlkFactory(), spec)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> grown.restoreState(bytes));
+            assertTrue(e.getMessage().contains("the guest knows a disk of 8 sectors; the image now has 9"), e.getMessage());
+        }
+        Files.write(disk, image);
+        try (Device restored = create(new VirtioBlkFactory(), spec)) {
+            restored.restoreState(bytes);
+            Mmio after = new Mmio(transport(ctx));
+            assertEquals(registers(before), registers(after));
+            assertEquals(8, after.r(VirtioMmioTransport.CONFIG), "capacity in sectors, from the image");
+            assertEquals(0, readSector(after, d, 7, sector));
+            assertArrayEquals(Arrays.copyOfRange(image, 7 * 512, 8 * 512), sector);
+            assertEquals(2, d.usedIdx(), "served from the restored index: one request before, one after");
         }
     }
 
