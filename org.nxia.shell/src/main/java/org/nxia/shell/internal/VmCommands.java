@@ -33,7 +33,8 @@ import org.osgi.service.component.annotations.ReferencePolicy;
         "osgi.command.scope=vm",
         "osgi.command.function=create", "osgi.command.function=start", "osgi.command.function=stop",
         "osgi.command.function=list", "osgi.command.function=info", "osgi.command.function=console",
-        "osgi.command.function=run", "osgi.command.function=destroy", "osgi.command.function=boot"})
+        "osgi.command.function=run", "osgi.command.function=destroy", "osgi.command.function=boot",
+        "osgi.command.function=pause", "osgi.command.function=resume"})
 public final class VmCommands {
 
     /** Session variable the CLI runner turns into the process exit code. */
@@ -94,6 +95,18 @@ public final class VmCommands {
         } catch (Exception e) {
             return id + " was asked to stop";
         }
+    }
+
+    @Descriptor("pause a running VM: its vCPUs leave the guest and its devices' notifications are held")
+    public String pause(@Descriptor("VM id") String id) {
+        vm(id).pause();
+        return id + " paused";
+    }
+
+    @Descriptor("resume a paused VM where it paused")
+    public String resume(@Descriptor("VM id") String id) {
+        vm(id).resume();
+        return id + " resumed";
     }
 
     @Descriptor("stop a VM if needed and release its memory")
