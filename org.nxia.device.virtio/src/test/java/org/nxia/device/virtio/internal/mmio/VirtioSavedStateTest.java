@@ -377,6 +377,7 @@ class VirtioSavedStateTest {
         Files.write(disk, image);
         try (Device restored = create(new VirtioBlkFactory(), spec)) {
             restored.restoreState(bytes);
+            assertArrayEquals(bytes, restored.saveState(), "the read counted before the snapshot is not in the bytes");
             Mmio after = new Mmio(transport(ctx));
             assertEquals(registers(before), registers(after));
             assertEquals(8, after.r(VirtioMmioTransport.CONFIG), "capacity in sectors, from the image");
