@@ -19,7 +19,7 @@ import org.ops4j.pax.exam.Option;
 final class NxiaOptions {
 
     static final String[] NXIA_BUNDLES = {"org.nxia.vmm.api", "org.nxia.backend.kvm", "org.nxia.vmm", "org.nxia.examples", "org.nxia.device.platform", "org.nxia.device.virtio", "org.nxia.shell",
-        "org.nxia.portal", "org.nxia.lsm.policy", "org.nxia.gemini", "org.nxia.control", "org.nxia.profile"};
+        "org.nxia.portal", "org.nxia.lsm.policy", "org.nxia.gemini", "org.nxia.control", "org.nxia.profile", "org.nxia.snapshot"};
 
     /** The directory FileInstall watches in the framework under test. */
     static final Path CONF = Path.of(System.getProperty("java.io.tmpdir"), "nxia-itest-conf-" + ProcessHandle.current().pid());
