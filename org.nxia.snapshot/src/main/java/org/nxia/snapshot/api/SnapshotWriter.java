@@ -131,7 +131,8 @@ public final class SnapshotWriter implements AutoCloseable {
         if (!names.add(name)) {
             throw new IllegalArgumentException("section " + name + " is already in the snapshot");
         }
-        if (entries.size() >= Format.MAX_SECTIONS - (ramWritten ? 0 : 2)) {
+        int needed = kind == Format.KIND_DATA ? (ramWritten ? 1 : 3) : 2;   // RAM's two stay free until RAM is written
+        if (entries.size() + needed > Format.MAX_SECTIONS) {
             throw new IllegalArgumentException("more than " + Format.MAX_SECTIONS + " sections (RAM's two included)");
         }
         MessageDigest sha = Format.sha256();
@@ -177,7 +178,7 @@ public final class SnapshotWriter implements AutoCloseable {
                 + " up to " + Format.MAX_RAM);
         }
         LongList runs = nonZeroRuns(ram, candidates(size, pages));
-        coalesce(runs);
+        coalesce(runs, Format.MAX_RUNS);
         int count = runs.size() / 2;
         byte[] map = new byte[Format.MAP_HEADER + count * Format.RUN];
         ByteBuffer m = Format.le(map);
@@ -302,8 +303,8 @@ public final class SnapshotWriter implements AutoCloseable {
     }
 
     /** Keeps the page map within its bound: joins runs across ever larger gaps (storing some zero pages) until it fits. */
-    private static void coalesce(LongList runs) {
-        for (long gap = Format.PAGE; runs.size() / 2 > Format.MAX_RUNS; gap *= 2) {
+    static void coalesce(LongList runs, int maxRuns) {
+        for (long gap = Format.PAGE; runs.size() / 2 > maxRuns; gap *= 2) {
             int kept = 0;
             for (int i = 0; i < runs.size(); i += 2) {
                 if (kept > 0 && runs.get(i) - runs.get(kept - 1) <= gap) {
