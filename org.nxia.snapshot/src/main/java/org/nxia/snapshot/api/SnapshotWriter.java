@@ -22,6 +22,7 @@ import javax.crypto.SecretKey;
 
 import org.nxia.snapshot.internal.ChunkCipher;
 import org.nxia.snapshot.internal.Format;
+import org.nxia.snapshot.internal.HashThread;
 import org.nxia.snapshot.internal.LongList;
 import org.nxia.snapshot.internal.SeekData;
 import org.nxia.snapshot.internal.TableEntry;
@@ -199,28 +200,40 @@ public final class SnapshotWriter implements AutoCloseable {
             position = Format.align(position, Format.PAGE);
         }
         long offset = position;
-        MessageDigest sha = Format.sha256();
         progress.progress(0, total);
-        if (cipher == null) {
+        byte[] digest = cipher == null ? plainPages(ram, runs, total, progress) : encryptedPages(ram, runs, total, progress);
+        entries.add(new TableEntry(Format.RAM_PAGES_NAME, Format.KIND_RAM_PAGES, offset, position - offset, total, digest));
+    }
+
+    /** Writes the runs' pages as they are, hashing them on a second thread meanwhile where {@code ram} allows it. */
+    private byte[] plainPages(MemorySegment ram, LongList runs, long total, SaveProgress progress) throws IOException {
+        try (HashThread hash = new HashThread()) {
+            MessageDigest inline = hash.canRead(ram) ? null : Format.sha256();
+            if (inline == null) {
+                hash.start();
+            }
             long done = 0;
-            for (int i = 0; i < count; i++) {
-                for (long at = runs.get(2 * i), end = runs.get(2 * i + 1); at < end; ) {
+            for (int i = 0; i < runs.size(); i += 2) {
+                for (long at = runs.get(i), end = runs.get(i + 1); at < end; ) {
                     long n = Math.min(RAM_WRITE, end - at);
                     ByteBuffer slice = ram.asSlice(at, n).asByteBuffer();
-                    sha.update(slice.duplicate());
+                    if (inline != null) {
+                        inline.update(slice.duplicate());
+                    } else {
+                        hash.update(slice.duplicate());
+                    }
                     write(slice);
                     at += n;
                     done += n;
                     progress.progress(done, total);
                 }
             }
-        } else {
-            encryptedPages(ram, runs, total, sha, progress);
+            return inline != null ? inline.digest() : hash.digest();
         }
-        entries.add(new TableEntry(Format.RAM_PAGES_NAME, Format.KIND_RAM_PAGES, offset, position - offset, total, sha.digest()));
     }
 
-    private void encryptedPages(MemorySegment ram, LongList runs, long total, MessageDigest sha, SaveProgress progress) throws IOException {
+    private byte[] encryptedPages(MemorySegment ram, LongList runs, long total, SaveProgress progress) throws IOException {
+        MessageDigest sha = Format.sha256();
         int section = entries.size();
         byte[] plain = new byte[(int) Math.min(chunkSize, total)];
         byte[] out = new byte[plain.length + Format.TAG];
@@ -246,6 +259,7 @@ public final class SnapshotWriter implements AutoCloseable {
                 }
             }
         }
+        return sha.digest();
     }
 
     /** Page-aligned, sorted, merged (start, end) pairs where stored pages may be. */

@@ -26,12 +26,12 @@ import org.nxia.snapshot.internal.Format;
  * either reads, with nothing written outside the stored pages, or is refused with a
  * {@link SnapshotFormatException}; anything else fails the test with the case's seed. The
  * heap a case allocates is bounded by its file size.
- * {@code nxia.snapshot.fuzz.cases} cases (default 10^5; 10^6 for a long run).
+ * {@code nxia.snapshot.fuzz.cases} cases (default 10^6: 17 s on two idle cores, 51 s on the same two shared with three other builds).
  */
 class SnapshotFuzzTest {
 
     private static final long MASTER_SEED = 0x6e786961_736e6170L;
-    private static final int CASES = Integer.getInteger("nxia.snapshot.fuzz.cases", 100_000);
+    private static final int CASES = Integer.getInteger("nxia.snapshot.fuzz.cases", 1_000_000);
     private static final int GUARD = 4096;
     private static final int RAM = (int) SnapshotCorpus.RAM;
     private static final byte CANARY = (byte) 0xa5;
@@ -108,7 +108,7 @@ class SnapshotFuzzTest {
     String check(byte[] file, SecretKey key) throws Exception {
         long before = threads.getCurrentThreadAllocatedBytes();
         String outcome;
-        List<RamRange> written = List.of();
+        List<RamRange> written = null;
         try (SnapshotReader reader = SnapshotReader.open(file, key)) {
             SnapshotInfo info = reader.info();
             if (info.authenticated()) {
@@ -133,7 +133,9 @@ class SnapshotFuzzTest {
         if (warm && excess > ALLOCATION_CONSTANT) {
             fail("allocated " + allocated + " bytes for a file of " + file.length);
         }
-        checkRam(written);
+        if (written != null) {   // the target was handed to the reader
+            checkRam(written);
+        }
         return outcome;
     }
 
@@ -166,6 +168,12 @@ class SnapshotFuzzTest {
     private static String kind(String message) {
         for (String kind : KINDS) {
             if (message.contains(kind)) {
+                if (kind.equals("does not authenticate:")) {
+                    return "table tag (wrong key or forged table)";
+                }
+                if (kind.equals("does not authenticate")) {
+                    return "chunk tag";
+                }
                 if (kind.startsWith("page map")) {
                     return message.contains("outside RAM") ? "page map: run outside RAM" : message.contains("before the end")
                         ? "page map: runs out of order" : message.contains("naming") ? "page map: pages disagree" : "page map: header";
