@@ -33,7 +33,8 @@ import org.nxia.snapshot.internal.TableEntry;
  * under its name only when finished (written to a hidden sibling, synced, renamed), readable
  * by its owner only; {@link #close()} before {@code finish()} leaves nothing behind.
  *
- * <p>Not thread-safe: one thread writes a snapshot.
+ * <p>A {@link SaveProgress} that throws aborts the save; {@link #close()} then deletes the
+ * partial file. Not thread-safe: one thread writes a snapshot.
  */
 public final class SnapshotWriter implements AutoCloseable {
 
@@ -364,6 +365,9 @@ public final class SnapshotWriter implements AutoCloseable {
         channel.close();
         Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
         finished = true;
+        try (FileChannel directory = FileChannel.open(target.getParent(), StandardOpenOption.READ)) {
+            directory.force(true);   // the rename itself survives a crash
+        }
         List<SectionInfo> sections = new ArrayList<>();
         long ramStored = 0;
         for (TableEntry e : entries) {
