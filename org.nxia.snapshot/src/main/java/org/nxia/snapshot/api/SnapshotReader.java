@@ -34,6 +34,11 @@ import org.nxia.snapshot.internal.TableEntry;
  * bounds before it sizes a buffer: reading a file allocates at most a few times its size
  * (capped by {@link SnapshotWriter#MAX_SECTION_BYTES} per section) plus a fixed amount.
  *
+ * <p>Opening hashes every stored byte, guest RAM included: to restore one snapshot many times
+ * (clones), open it once and keep the reader. Mapped RAM ({@link #ramExtents()}) is not checked
+ * again after open, so the file must not change while clones map it: keep snapshots where only
+ * the VMM writes.
+ *
  * <p>Not thread-safe.
  */
 public final class SnapshotReader implements AutoCloseable {
@@ -162,6 +167,16 @@ public final class SnapshotReader implements AutoCloseable {
         checkGapsAndHashes(headerLength, tableOffset);
         if (map >= 0 && (!encrypted || cipher != null)) {
             parseMap(content(map));
+        }
+    }
+
+    /**
+     * {@code snapshot verify}: opens {@code file} (with {@code key}, or {@code null}), reads every
+     * section again and returns its description; a {@link SnapshotFormatException} says what is wrong.
+     */
+    public static SnapshotInfo verify(Path file, SecretKey key) throws IOException, SnapshotFormatException {
+        try (SnapshotReader reader = open(file, key)) {
+            return reader.verify();
         }
     }
 

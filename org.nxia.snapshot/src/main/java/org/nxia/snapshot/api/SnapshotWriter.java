@@ -22,6 +22,7 @@ import javax.crypto.SecretKey;
 
 import org.nxia.snapshot.internal.ChunkCipher;
 import org.nxia.snapshot.internal.Format;
+import org.nxia.snapshot.internal.HashThread;
 import org.nxia.snapshot.internal.LongList;
 import org.nxia.snapshot.internal.SeekData;
 import org.nxia.snapshot.internal.TableEntry;
@@ -32,7 +33,8 @@ import org.nxia.snapshot.internal.TableEntry;
  * under its name only when finished (written to a hidden sibling, synced, renamed), readable
  * by its owner only; {@link #close()} before {@code finish()} leaves nothing behind.
  *
- * <p>Not thread-safe: one thread writes a snapshot.
+ * <p>A {@link SaveProgress} that throws aborts the save; {@link #close()} then deletes the
+ * partial file. Not thread-safe: one thread writes a snapshot.
  */
 public final class SnapshotWriter implements AutoCloseable {
 
@@ -131,7 +133,8 @@ public final class SnapshotWriter implements AutoCloseable {
         if (!names.add(name)) {
             throw new IllegalArgumentException("section " + name + " is already in the snapshot");
         }
-        if (entries.size() >= Format.MAX_SECTIONS - (ramWritten ? 0 : 2)) {
+        int needed = kind == Format.KIND_DATA ? (ramWritten ? 1 : 3) : 2;   // RAM's two stay free until RAM is written
+        if (entries.size() + needed > Format.MAX_SECTIONS) {
             throw new IllegalArgumentException("more than " + Format.MAX_SECTIONS + " sections (RAM's two included)");
         }
         MessageDigest sha = Format.sha256();
@@ -177,7 +180,7 @@ public final class SnapshotWriter implements AutoCloseable {
                 + " up to " + Format.MAX_RAM);
         }
         LongList runs = nonZeroRuns(ram, candidates(size, pages));
-        coalesce(runs);
+        coalesce(runs, Format.MAX_RUNS);
         int count = runs.size() / 2;
         byte[] map = new byte[Format.MAP_HEADER + count * Format.RUN];
         ByteBuffer m = Format.le(map);
@@ -198,28 +201,40 @@ public final class SnapshotWriter implements AutoCloseable {
             position = Format.align(position, Format.PAGE);
         }
         long offset = position;
-        MessageDigest sha = Format.sha256();
         progress.progress(0, total);
-        if (cipher == null) {
+        byte[] digest = cipher == null ? plainPages(ram, runs, total, progress) : encryptedPages(ram, runs, total, progress);
+        entries.add(new TableEntry(Format.RAM_PAGES_NAME, Format.KIND_RAM_PAGES, offset, position - offset, total, digest));
+    }
+
+    /** Writes the runs' pages as they are, hashing them on a second thread meanwhile where {@code ram} allows it. */
+    private byte[] plainPages(MemorySegment ram, LongList runs, long total, SaveProgress progress) throws IOException {
+        try (HashThread hash = new HashThread()) {
+            MessageDigest inline = hash.canRead(ram) ? null : Format.sha256();
+            if (inline == null) {
+                hash.start();
+            }
             long done = 0;
-            for (int i = 0; i < count; i++) {
-                for (long at = runs.get(2 * i), end = runs.get(2 * i + 1); at < end; ) {
+            for (int i = 0; i < runs.size(); i += 2) {
+                for (long at = runs.get(i), end = runs.get(i + 1); at < end; ) {
                     long n = Math.min(RAM_WRITE, end - at);
                     ByteBuffer slice = ram.asSlice(at, n).asByteBuffer();
-                    sha.update(slice.duplicate());
+                    if (inline != null) {
+                        inline.update(slice.duplicate());
+                    } else {
+                        hash.update(slice.duplicate());
+                    }
                     write(slice);
                     at += n;
                     done += n;
                     progress.progress(done, total);
                 }
             }
-        } else {
-            encryptedPages(ram, runs, total, sha, progress);
+            return inline != null ? inline.digest() : hash.digest();
         }
-        entries.add(new TableEntry(Format.RAM_PAGES_NAME, Format.KIND_RAM_PAGES, offset, position - offset, total, sha.digest()));
     }
 
-    private void encryptedPages(MemorySegment ram, LongList runs, long total, MessageDigest sha, SaveProgress progress) throws IOException {
+    private byte[] encryptedPages(MemorySegment ram, LongList runs, long total, SaveProgress progress) throws IOException {
+        MessageDigest sha = Format.sha256();
         int section = entries.size();
         byte[] plain = new byte[(int) Math.min(chunkSize, total)];
         byte[] out = new byte[plain.length + Format.TAG];
@@ -245,6 +260,7 @@ public final class SnapshotWriter implements AutoCloseable {
                 }
             }
         }
+        return sha.digest();
     }
 
     /** Page-aligned, sorted, merged (start, end) pairs where stored pages may be. */
@@ -302,8 +318,8 @@ public final class SnapshotWriter implements AutoCloseable {
     }
 
     /** Keeps the page map within its bound: joins runs across ever larger gaps (storing some zero pages) until it fits. */
-    private static void coalesce(LongList runs) {
-        for (long gap = Format.PAGE; runs.size() / 2 > Format.MAX_RUNS; gap *= 2) {
+    static void coalesce(LongList runs, int maxRuns) {
+        for (long gap = Format.PAGE; runs.size() / 2 > maxRuns; gap *= 2) {
             int kept = 0;
             for (int i = 0; i < runs.size(); i += 2) {
                 if (kept > 0 && runs.get(i) - runs.get(kept - 1) <= gap) {
@@ -349,6 +365,9 @@ public final class SnapshotWriter implements AutoCloseable {
         channel.close();
         Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
         finished = true;
+        try (FileChannel directory = FileChannel.open(target.getParent(), StandardOpenOption.READ)) {
+            directory.force(true);   // the rename itself survives a crash
+        }
         List<SectionInfo> sections = new ArrayList<>();
         long ramStored = 0;
         for (TableEntry e : entries) {

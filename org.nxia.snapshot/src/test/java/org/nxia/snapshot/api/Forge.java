@@ -73,7 +73,7 @@ final class Forge {
         int h = b.getInt(Format.H_HEADER_LENGTH);
         int n = b.getInt(Format.H_SECTION_COUNT);
         long t = b.getLong(Format.H_TABLE_OFFSET);
-        if (h < Format.FIXED_HEADER || h > f.length || n < 0 || n > Format.MAX_SECTIONS || t < 0
+        if (h < Format.FIXED_HEADER || h > f.length || n < 0 || n > Format.MAX_SECTIONS || t < 0 || t > f.length
             || t + (long) n * Format.ENTRY + Format.DIGEST > f.length) {
             return f;
         }

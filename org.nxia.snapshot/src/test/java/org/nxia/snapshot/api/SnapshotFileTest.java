@@ -137,6 +137,44 @@ class SnapshotFileTest {
         assertThrows(java.nio.file.FileAlreadyExistsException.class, () -> SnapshotWriter.create(file, REQUIREMENTS));
     }
 
+    @Test
+    void theSectionCountIsBoundedWithRoomKeptForRam() throws Exception {
+        Path file = dir.resolve("many.nxsnap");
+        try (SnapshotWriter w = SnapshotWriter.create(file, REQUIREMENTS)) {
+            for (int i = 0; i < Format.MAX_SECTIONS - 2; i++) {
+                w.section("s" + i, new byte[0]);
+            }
+            assertThrows(IllegalArgumentException.class, () -> w.section("one.more", new byte[0]));
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment ram = arena.allocate(Format.PAGE);
+                ram.set(java.lang.foreign.ValueLayout.JAVA_BYTE, 5, (byte) 1);
+                w.ram(ram, RamPages.all(), SaveProgress.NONE);
+            }
+            w.finish();
+        }
+        try (SnapshotReader r = SnapshotReader.open(file)) {
+            assertEquals(Format.MAX_SECTIONS, r.info().sections().size());
+            assertEquals(Format.MAX_SECTIONS - 2, r.sectionNames().size());
+        }
+    }
+
+    @Test
+    void tooManyRunsAreJoinedAcrossTheSmallestGapsUntilTheMapFits() {
+        org.nxia.snapshot.internal.LongList runs = new org.nxia.snapshot.internal.LongList();
+        long[] pages = {0, 2, 3, 5, 9, 10, 20, 40, 41, 100};
+        for (long p : pages) {
+            runs.add(p * Format.PAGE);
+            runs.add((p + 1) * Format.PAGE);
+        }
+        SnapshotWriter.coalesce(runs, 3);
+        List<Long> joined = new ArrayList<>();
+        for (int i = 0; i < runs.size(); i++) {
+            joined.add(runs.get(i) / Format.PAGE);
+        }
+        // gaps of 1 page joined (5 runs), then of up to 4 (4 runs), then of up to 16 (3 runs)
+        assertEquals(List.of(0L, 21L, 40L, 42L, 100L, 101L), joined);
+    }
+
     /** A small snapshot with RAM, as bytes. */
     byte[] small(SecretKey key, int chunk) throws IOException {
         return small(key, chunk, 64 << 10, 2, 3, 9);
