@@ -5,12 +5,15 @@ import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import javax.inject.Inject;
 
+import org.apache.felix.service.command.CommandProcessor;
 import org.junit.Test;
 import org.junit.runner.RunWith;
 import org.nxia.vmm.api.Hypervisor;
@@ -47,6 +50,9 @@ public class SnapshotTest {
 
     @Inject
     Hypervisor hypervisor;
+
+    @Inject
+    CommandProcessor processor;
 
     @Configuration
     public Option[] config() {
@@ -172,6 +178,41 @@ public class SnapshotTest {
                     + " to " + last + " after tick " + saved + " was saved");
             assertFalse("the restored guest did not boot again: " + tail(console), console.contains(BOOT_LINE));
             assertEquals("the first tick after restore is the one after the saved tick: " + tail(console), saved + 1, ticks(console)[0]);
+            assertConsecutive(console);
+        } finally {
+            vms.destroy(restored.id());
+        }
+    }
+
+    @Test
+    public void aCounterSavedToAnEncryptedFileByTheShellGoesOnInTheVmRestoredFromIt() throws Exception {
+        Path dir = Files.createTempDirectory("nxia-snapshot-test");
+        Path key = dir.resolve("key");
+        Path file = dir.resolve("counter.nxsnap");
+        assertTrue(Gogo.run(processor, "snapshot:key " + key).output().contains("key written"));
+        VirtualMachine vm = vms.create(counter());
+        long before;
+        try {
+            vm.start();
+            before = awaitTickAbove(vm, 3);
+            Gogo.Run saved = Gogo.run(processor, "vm:snapshot -k " + key + " " + vm.id() + " " + file);
+            System.out.println(saved.output().strip());
+            assertTrue(saved.output(), saved.output().contains("saved to " + file) && saved.output().contains("encrypted"));
+            assertEquals("vm:snapshot resumes a VM it paused", VmState.RUNNING, vm.state());
+            System.out.println(Gogo.run(processor, "snapshot:verify -k " + key + " " + file).output().strip());
+        } finally {
+            vms.destroy(vm.id());
+        }
+        Gogo.Run run = Gogo.run(processor, "vm:restore -k " + key + " " + file);
+        String id = run.output().strip();
+        VirtualMachine restored = vms.find(id).orElseThrow(() -> new AssertionError("vm:restore said: " + run.output()));
+        try {
+            long last = awaitTickAbove(restored, before + 2);
+            String console = restored.console();
+            System.out.println("restored " + id + " from " + file + ": ticks " + ticks(console)[0] + " to " + last
+                    + " (tick " + before + " was seen before the save)");
+            assertFalse("the restored guest did not boot again: " + tail(console), console.contains(BOOT_LINE));
+            assertTrue("the count goes on past the ticks before the save: " + tail(console), ticks(console)[0] > before);
             assertConsecutive(console);
         } finally {
             vms.destroy(restored.id());

@@ -14,6 +14,9 @@ import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.profile.api.Profile;
 import org.nxia.profile.api.ProfileRegistry;
+import org.nxia.snapshot.api.SnapshotFormatException;
+import org.nxia.snapshot.api.SnapshotInfo;
+import org.nxia.snapshot.api.SnapshotKeys;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
@@ -21,6 +24,8 @@ import org.nxia.vmm.api.VmInfo;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.VmSnapshot;
+import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
@@ -34,7 +39,8 @@ import org.osgi.service.component.annotations.ReferencePolicy;
         "osgi.command.function=create", "osgi.command.function=start", "osgi.command.function=stop",
         "osgi.command.function=list", "osgi.command.function=info", "osgi.command.function=console",
         "osgi.command.function=run", "osgi.command.function=destroy", "osgi.command.function=boot",
-        "osgi.command.function=pause", "osgi.command.function=resume"})
+        "osgi.command.function=pause", "osgi.command.function=resume", "osgi.command.function=snapshot",
+        "osgi.command.function=restore"})
 public final class VmCommands {
 
     /** Session variable the CLI runner turns into the process exit code. */
@@ -107,6 +113,39 @@ public final class VmCommands {
     public String resume(@Descriptor("VM id") String id) {
         vm(id).resume();
         return id + " resumed";
+    }
+
+    @Descriptor("save a micro-VM to a snapshot file (a running VM is paused for the save and then resumed)")
+    public String snapshot(
+            @Descriptor(SnapshotFileCommands.KEY_HELP + "; encrypts the file") @Parameter(names = {"-k", "--key"}, absentValue = "") String key,
+            @Descriptor("VM id") String id,
+            @Descriptor("snapshot file to create (never overwritten)") String file) throws IOException {
+        VirtualMachine vm = vm(id);
+        boolean wasRunning = vm.state() == VmState.RUNNING;
+        if (wasRunning) {
+            vm.pause();
+        }
+        try {
+            VmSnapshot s = vm.snapshot();
+            SnapshotInfo info = VmSnapshotFile.write(s, Path.of(file), key.isEmpty() ? null : SnapshotKeys.load(Path.of(key)));
+            return id + " saved to " + file + ": " + Text.size(info.fileLength()) + ", RAM " + Text.size(s.ramBytes()) + " touched of "
+                    + Text.size(s.spec().memoryBytes()) + (key.isEmpty() ? "" : ", encrypted");
+        } finally {
+            if (wasRunning) {
+                vm.resume();
+            }
+        }
+    }
+
+    @Descriptor("restore a snapshot file into a new VM and start it; prints its id")
+    public String restore(
+            @Descriptor(SnapshotFileCommands.KEY_HELP) @Parameter(names = {"-k", "--key"}, absentValue = "") String key,
+            @Descriptor("snapshot file") String file) throws IOException, SnapshotFormatException {
+        if (!Files.isRegularFile(Path.of(file))) {
+            throw new IllegalArgumentException("no snapshot file " + file);
+        }
+        VmSnapshot s = VmSnapshotFile.read(Path.of(file), key.isEmpty() ? null : SnapshotKeys.load(Path.of(key)));
+        return vms.restore(s).id();
     }
 
     @Descriptor("stop a VM if needed and release its memory")

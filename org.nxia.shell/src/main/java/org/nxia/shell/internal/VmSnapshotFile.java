@@ -1,0 +1,349 @@
+package org.nxia.shell.internal;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import javax.crypto.SecretKey;
+
+import org.nxia.snapshot.api.RamPages;
+import org.nxia.snapshot.api.RamRange;
+import org.nxia.snapshot.api.Requirements;
+import org.nxia.snapshot.api.SaveProgress;
+import org.nxia.snapshot.api.SnapshotFormatException;
+import org.nxia.snapshot.api.SnapshotInfo;
+import org.nxia.snapshot.api.SnapshotReader;
+import org.nxia.snapshot.api.SnapshotWriter;
+import org.nxia.vmm.api.DescriptorTable;
+import org.nxia.vmm.api.PartitionState;
+import org.nxia.vmm.api.Registers;
+import org.nxia.vmm.api.Segment;
+import org.nxia.vmm.api.SpecialRegisters;
+import org.nxia.vmm.api.StatePart;
+import org.nxia.vmm.api.VcpuState;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmSnapshot;
+import org.nxia.vmm.api.device.DeviceConfig;
+
+/**
+ * A {@link VmSnapshot} in a snapshot file (docs/snapshot-format.md): sections
+ * {@code vm.spec}, {@code vcpu.N}, {@code partition}, {@code device.N.TYPE}
+ * and the touched RAM. Each section's encoding here starts with a version
+ * byte. Reading treats the file as hostile: the reader checks the file's
+ * structure and hashes; this class checks every count, length and name it
+ * decodes and that nothing follows a section's last field.
+ */
+final class VmSnapshotFile {
+
+    static final String ARCHITECTURE = "x86_64";
+    private static final int VERSION = 1;
+    private static final int KIND_MICRO = 0;
+    private static final int MAX_PARTS = 64;
+    private static final int MAX_PART_BYTES = 1 << 20;
+    private static final int MAX_DEVICES = 64;
+    private static final int MAX_PARAMETERS = 64;
+    private static final Pattern DEVICE_SECTION = Pattern.compile("device\\.(\\d{1,2})\\.(.+)");
+
+    private VmSnapshotFile() {
+    }
+
+    /** Writes {@code snapshot} to {@code file} (which must not exist), encrypted when {@code key} is not null. */
+    static SnapshotInfo write(VmSnapshot snapshot, Path file, SecretKey key) throws IOException {
+        if (!(snapshot.spec() instanceof VmProfile profile)) {
+            throw new IllegalArgumentException("only micro-VM snapshots are written to files yet; this is a Linux VM's");
+        }
+        Requirements requirements = new Requirements(ARCHITECTURE, snapshot.backend(), new byte[0], new byte[0]);
+        try (SnapshotWriter w = key == null ? SnapshotWriter.create(file, requirements) : SnapshotWriter.createEncrypted(file, requirements, key)) {
+            w.section("vm.spec", spec(profile));
+            for (VcpuState v : snapshot.vcpus()) {
+                w.section("vcpu." + v.id(), vcpu(v));
+            }
+            w.section("partition", parts(snapshot.partition().parts()));
+            for (int i = 0; i < snapshot.devices().size(); i++) {
+                VmSnapshot.DeviceState d = snapshot.devices().get(i);
+                w.section("device." + i + "." + d.type(), d.state());
+            }
+            // The writer takes RAM as one segment: lay the saved chunks out at their addresses (untouched pages stay holes)
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment ram = arena.allocate(profile.memoryBytes(), 4096);
+                List<RamRange> ranges = new ArrayList<>();
+                for (VmSnapshot.RamChunk c : snapshot.ram()) {
+                    ram.asSlice(c.gpa(), c.bytes().byteSize()).copyFrom(c.bytes());
+                    ranges.add(new RamRange(c.gpa(), c.bytes().byteSize()));
+                }
+                w.ram(ram, RamPages.ranges(ranges), SaveProgress.NONE);
+            }
+            return w.finish();
+        }
+    }
+
+    /** Reads a snapshot file; a file this VMM cannot take whole is refused, saying why. */
+    static VmSnapshot read(Path file, SecretKey key) throws IOException, SnapshotFormatException {
+        try (SnapshotReader r = key == null ? SnapshotReader.open(file) : SnapshotReader.open(file, key)) {
+            Requirements req = r.requirements();
+            if (!req.architecture().equals(ARCHITECTURE)) {
+                throw new IllegalArgumentException(file + " is a snapshot of an " + req.architecture() + " guest; this VMM runs " + ARCHITECTURE);
+            }
+            VmProfile profile = spec(section(r, "vm.spec"));
+            List<VcpuState> vcpus = new ArrayList<>();
+            for (int i = 0; i < profile.vcpus(); i++) {
+                VcpuState v = vcpu(section(r, "vcpu." + i));
+                if (v.id() != i) {
+                    throw new IllegalArgumentException("section vcpu." + i + " holds vCPU " + v.id());
+                }
+                vcpus.add(v);
+            }
+            PartitionState partition = new PartitionState(parts(section(r, "partition")));
+            TreeMap<Integer, VmSnapshot.DeviceState> devices = new TreeMap<>();
+            for (String name : r.sectionNames()) {
+                Matcher m = DEVICE_SECTION.matcher(name);
+                if (m.matches()) {
+                    devices.put(Integer.parseInt(m.group(1)), new VmSnapshot.DeviceState(m.group(2), r.section(name)));
+                }
+            }
+            if (!devices.isEmpty() && (devices.firstKey() != 0 || devices.lastKey() != devices.size() - 1)) {
+                throw new IllegalArgumentException("the device sections are not numbered 0.." + (devices.size() - 1) + ": " + devices.keySet());
+            }
+            List<VmSnapshot.RamChunk> ram = new ArrayList<>();
+            if (r.hasRam()) {
+                if (r.ramSize() != profile.memoryBytes()) {
+                    throw new IllegalArgumentException("the snapshot's RAM is " + r.ramSize() + " bytes; its spec says " + profile.memoryBytes());
+                }
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment whole = arena.allocate(r.ramSize(), 4096);
+                    r.copyRamInto(whole);
+                    for (RamRange range : r.ramRanges()) {
+                        for (long at = range.offset(); at < range.end(); at += VmSnapshot.RamChunk.MAX_CHUNK) {
+                            long length = Math.min(VmSnapshot.RamChunk.MAX_CHUNK, range.end() - at);
+                            MemorySegment copy = MemorySegment.ofArray(new byte[(int) length]);
+                            copy.copyFrom(whole.asSlice(at, length));
+                            ram.add(new VmSnapshot.RamChunk(at, copy));
+                        }
+                    }
+                }
+            }
+            return new VmSnapshot(profile, req.backend(), ram, vcpus, partition, List.copyOf(devices.values()));
+        }
+    }
+
+    private static byte[] section(SnapshotReader r, String name) throws IOException, SnapshotFormatException {
+        if (!r.hasSection(name)) {
+            throw new IllegalArgumentException("the snapshot has no section " + name);
+        }
+        return r.section(name);
+    }
+
+    // ---- encodings ----
+
+    private interface Writing {
+        void write(DataOutputStream out) throws IOException;
+    }
+
+    private interface Reading<T> {
+        T read(DataInputStream in) throws IOException;
+    }
+
+    private static byte[] encode(Writing body) {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (DataOutputStream out = new DataOutputStream(bytes)) {
+            out.writeByte(VERSION);
+            body.write(out);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return bytes.toByteArray();
+    }
+
+    private static <T> T decode(String what, byte[] section, Reading<T> body) {
+        DataInputStream in = new DataInputStream(new ByteArrayInputStream(section));
+        try {
+            int version = in.readUnsignedByte();
+            if (version != VERSION) {
+                throw new IllegalArgumentException(what + " has encoding version " + version + "; this VMM reads " + VERSION);
+            }
+            T value = body.read(in);
+            if (in.available() != 0) {
+                throw new IllegalArgumentException(what + " has " + in.available() + " bytes after its last field");
+            }
+            return value;
+        } catch (EOFException e) {
+            throw new IllegalArgumentException(what + " is truncated");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static int count(DataInputStream in, int max, String what) throws IOException {
+        int n = in.readInt();
+        if (n < 0 || n > max) {
+            throw new IllegalArgumentException(what + ": " + n + " is not in 0.." + max);
+        }
+        return n;
+    }
+
+    static byte[] spec(VmProfile p) {
+        if (p.input().length > SnapshotWriter.MAX_SECTION_BYTES / 2) {
+            throw new IllegalArgumentException("a micro-VM with " + p.input().length + " bytes of input is not written to a file yet");
+        }
+        return encode(out -> {
+            out.writeByte(KIND_MICRO);
+            out.writeUTF(p.name());
+            out.writeLong(p.memoryBytes());
+            out.writeInt(p.vcpus());
+            out.writeUTF(p.image().toString());
+            out.writeInt(p.input().length);
+            out.write(p.input());
+            out.writeInt(p.outputCapacity());
+            out.writeLong(p.arg());
+            out.writeLong(p.timeout().toNanos());
+            out.writeInt(p.devices().size());
+            for (DeviceConfig d : p.devices()) {
+                out.writeUTF(d.type());
+                out.writeInt(d.parameters().size());
+                for (Map.Entry<String, String> e : d.parameters().entrySet()) {
+                    out.writeUTF(e.getKey());
+                    out.writeUTF(e.getValue());
+                }
+            }
+        });
+    }
+
+    static VmProfile spec(byte[] section) {
+        return decode("section vm.spec", section, in -> {
+            int kind = in.readUnsignedByte();
+            if (kind != KIND_MICRO) {
+                throw new IllegalArgumentException("section vm.spec is of VM kind " + kind + "; only micro-VMs (0) are read yet");
+            }
+            String name = in.readUTF();
+            long memory = in.readLong();
+            int vcpus = in.readInt();
+            Path image = Path.of(in.readUTF());
+            int inputLength = count(in, (int) SnapshotWriter.MAX_SECTION_BYTES, "vm.spec input length");
+            byte[] input = in.readNBytes(inputLength);
+            if (input.length != inputLength) {
+                throw new EOFException();
+            }
+            int output = in.readInt();
+            long arg = in.readLong();
+            Duration timeout = Duration.ofNanos(in.readLong());
+            int n = count(in, MAX_DEVICES, "vm.spec devices");
+            List<DeviceConfig> devices = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                String type = in.readUTF();
+                int params = count(in, MAX_PARAMETERS, "vm.spec device parameters");
+                Map<String, String> map = new LinkedHashMap<>();
+                for (int j = 0; j < params; j++) {
+                    map.put(in.readUTF(), in.readUTF());
+                }
+                devices.add(new DeviceConfig(type, map));
+            }
+            return new VmProfile(name, memory, vcpus, image, input, output, arg, timeout, devices);   // checks every field
+        });
+    }
+
+    static byte[] vcpu(VcpuState v) {
+        return encode(out -> {
+            out.writeInt(v.id());
+            Registers g = v.registers();
+            for (long r : new long[] {g.rax(), g.rbx(), g.rcx(), g.rdx(), g.rsi(), g.rdi(), g.rsp(), g.rbp(), g.r8(), g.r9(),
+                    g.r10(), g.r11(), g.r12(), g.r13(), g.r14(), g.r15(), g.rip(), g.rflags()}) {
+                out.writeLong(r);
+            }
+            SpecialRegisters s = v.special();
+            for (Segment seg : new Segment[] {s.cs(), s.ds(), s.es(), s.fs(), s.gs(), s.ss(), s.tr(), s.ldt()}) {
+                out.writeLong(seg.base());
+                out.writeInt(seg.limit());
+                out.writeInt(seg.selector());
+                out.writeInt(seg.type());
+                out.writeBoolean(seg.present());
+                out.writeInt(seg.dpl());
+                out.writeBoolean(seg.db());
+                out.writeBoolean(seg.s());
+                out.writeBoolean(seg.l());
+                out.writeBoolean(seg.g());
+                out.writeBoolean(seg.unusable());
+            }
+            for (DescriptorTable t : new DescriptorTable[] {s.gdt(), s.idt()}) {
+                out.writeLong(t.base());
+                out.writeInt(t.limit());
+            }
+            for (long r : new long[] {s.cr0(), s.cr2(), s.cr3(), s.cr4(), s.cr8(), s.efer(), s.apicBase()}) {
+                out.writeLong(r);
+            }
+            writeParts(out, v.parts());
+        });
+    }
+
+    static VcpuState vcpu(byte[] section) {
+        return decode("a vcpu section", section, in -> {
+            int id = in.readInt();
+            long[] g = new long[18];
+            for (int i = 0; i < g.length; i++) {
+                g[i] = in.readLong();
+            }
+            Registers regs = new Registers(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12],
+                    g[13], g[14], g[15], g[16], g[17]);
+            Segment[] seg = new Segment[8];
+            for (int i = 0; i < seg.length; i++) {
+                seg[i] = new Segment(in.readLong(), in.readInt(), in.readInt(), in.readInt(), in.readBoolean(), in.readInt(),
+                        in.readBoolean(), in.readBoolean(), in.readBoolean(), in.readBoolean(), in.readBoolean());
+            }
+            DescriptorTable gdt = new DescriptorTable(in.readLong(), in.readInt());
+            DescriptorTable idt = new DescriptorTable(in.readLong(), in.readInt());
+            long[] c = new long[7];
+            for (int i = 0; i < c.length; i++) {
+                c[i] = in.readLong();
+            }
+            SpecialRegisters special = new SpecialRegisters(seg[0], seg[1], seg[2], seg[3], seg[4], seg[5], seg[6], seg[7],
+                    gdt, idt, c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
+            return new VcpuState(id, regs, special, readParts(in));
+        });
+    }
+
+    static byte[] parts(List<StatePart> parts) {
+        return encode(out -> writeParts(out, parts));
+    }
+
+    static List<StatePart> parts(byte[] section) {
+        return decode("section partition", section, VmSnapshotFile::readParts);
+    }
+
+    private static void writeParts(DataOutputStream out, List<StatePart> parts) throws IOException {
+        out.writeInt(parts.size());
+        for (StatePart p : parts) {
+            out.writeUTF(p.name());
+            out.writeInt(p.size());
+            out.write(p.bytes());
+        }
+    }
+
+    private static List<StatePart> readParts(DataInputStream in) throws IOException {
+        int n = count(in, MAX_PARTS, "state parts");
+        List<StatePart> parts = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            String name = in.readUTF();
+            int size = count(in, MAX_PART_BYTES, "state part '" + name + "' length");
+            byte[] bytes = in.readNBytes(size);
+            if (bytes.length != size) {
+                throw new EOFException();
+            }
+            parts.add(new StatePart(name, bytes));
+        }
+        return parts;
+    }
+}

@@ -1,0 +1,110 @@
+package org.nxia.shell.internal;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+import javax.crypto.SecretKey;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nxia.snapshot.api.SnapshotKeys;
+import org.nxia.vmm.api.DescriptorTable;
+import org.nxia.vmm.api.PartitionState;
+import org.nxia.vmm.api.Registers;
+import org.nxia.vmm.api.Segment;
+import org.nxia.vmm.api.SpecialRegisters;
+import org.nxia.vmm.api.StatePart;
+import org.nxia.vmm.api.VcpuState;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmSnapshot;
+import org.nxia.vmm.api.device.DeviceConfig;
+
+/** A VmSnapshot through a snapshot file and back, and the sections it refuses. */
+class VmSnapshotFileTest {
+
+    @TempDir
+    Path dir;
+
+    private static VmSnapshot snapshot() {
+        VmProfile profile = VmProfile.of(Path.of("/images/counter.elf")).withMemory(4 * VmProfile.MIB).withArg(99)
+                .withInput(new byte[] {5, 6}).withTimeout(Duration.ofSeconds(7))
+                .withDevices(List.of(new DeviceConfig("virtio-rng", Map.of())));
+        Segment code = new Segment(0, 0xfffff, 0x10, 11, true, 0, false, true, true, true, false);
+        Segment data = new Segment(0, 0xfffff, 0x18, 3, true, 0, true, true, false, true, false);
+        SpecialRegisters special = new SpecialRegisters(code, data, data, data, data, data, code, data,
+                new DescriptorTable(0x3000, 0x27), new DescriptorTable(0, 0), 0x80050033L, 7, 0x9000, 0x20, 0, 0xd01, 0xfee00900L);
+        Registers regs = new Registers(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x100123, 0x202);
+        VcpuState vcpu = new VcpuState(0, regs, special, List.of(new StatePart("xsave", filled(4096, 3)), new StatePart("msrs", filled(32, 9))));
+        byte[] page = filled(4096, 0x5a);
+        List<VmSnapshot.RamChunk> ram = List.of(new VmSnapshot.RamChunk(0x1000, MemorySegment.ofArray(page)),
+                new VmSnapshot.RamChunk(0x100000, MemorySegment.ofArray(filled(8192, 0x11))));
+        return new VmSnapshot(profile, "kvm", ram, List.of(vcpu), new PartitionState(List.of(new StatePart("clock", filled(48, 1)))),
+                List.of(new VmSnapshot.DeviceState("virtio-rng", new byte[] {1, 2, 3})));
+    }
+
+    private static byte[] filled(int n, int value) {
+        byte[] b = new byte[n];
+        Arrays.fill(b, (byte) value);
+        return b;
+    }
+
+    private static void assertSame(VmSnapshot a, VmSnapshot b) {
+        assertEquals(a.spec().memoryBytes(), b.spec().memoryBytes());
+        assertEquals(((VmProfile) a.spec()).arg(), ((VmProfile) b.spec()).arg());
+        assertArrayEquals(((VmProfile) a.spec()).input(), ((VmProfile) b.spec()).input());
+        assertEquals(((VmProfile) a.spec()).devices(), ((VmProfile) b.spec()).devices());
+        assertEquals(((VmProfile) a.spec()).timeout(), ((VmProfile) b.spec()).timeout());
+        assertEquals(a.spec().name(), b.spec().name());
+        assertEquals(a.backend(), b.backend());
+        assertEquals(a.vcpus(), b.vcpus());
+        assertEquals(a.partition(), b.partition());
+        assertEquals(a.devices(), b.devices());
+        assertEquals(a.ram().size(), b.ram().size());
+        for (int i = 0; i < a.ram().size(); i++) {
+            assertEquals(a.ram().get(i).gpa(), b.ram().get(i).gpa());
+            assertEquals(-1, a.ram().get(i).bytes().mismatch(b.ram().get(i).bytes()));
+        }
+    }
+
+    @Test
+    void aSnapshotComesBackWholeFromAPlainFile() throws Exception {
+        VmSnapshot s = snapshot();
+        Path file = dir.resolve("vm.nxsnap");
+        VmSnapshotFile.write(s, file, null);
+        assertSame(s, VmSnapshotFile.read(file, null));
+    }
+
+    @Test
+    void andFromAnEncryptedOne() throws Exception {
+        VmSnapshot s = snapshot();
+        SecretKey key = SnapshotKeys.generate();
+        Path file = dir.resolve("vm.nxsnap");
+        VmSnapshotFile.write(s, file, key);
+        assertSame(s, VmSnapshotFile.read(file, key));
+        assertThrows(Exception.class, () -> VmSnapshotFile.read(file, SnapshotKeys.generate()), "another key");
+    }
+
+    @Test
+    void sectionsThatAreCutOrLongOrOfAnotherVersionAreRefused() {
+        byte[] vcpu = VmSnapshotFile.vcpu(snapshot().vcpus().getFirst());
+        assertEquals("a vcpu section is truncated",
+                assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.vcpu(Arrays.copyOf(vcpu, vcpu.length - 1))).getMessage());
+        assertEquals("a vcpu section has 1 bytes after its last field",
+                assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.vcpu(Arrays.copyOf(vcpu, vcpu.length + 1))).getMessage());
+        byte[] other = vcpu.clone();
+        other[0] = 2;
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.vcpu(other)).getMessage().contains("version 2"));
+        byte[] parts = VmSnapshotFile.parts(List.of(new StatePart("clock", new byte[8])));
+        parts[4] = 0x7f;   // part count: far more than any state has
+        assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.parts(parts));
+    }
+}
