@@ -122,6 +122,51 @@ class SnapshotFileTest {
     }
 
     @Test
+    void allZeroRamStoresNoPagesPlainOrEncrypted() throws Exception {
+        for (SecretKey key : new SecretKey[] {null, SnapshotKeys.generate()}) {
+            Path file = dir.resolve("zero-" + (key != null));
+            try (Arena arena = Arena.ofConfined();
+                SnapshotWriter w = key == null ? SnapshotWriter.create(file, REQUIREMENTS)
+                    : SnapshotWriter.createEncrypted(file, REQUIREMENTS, key)) {
+                w.ram(arena.allocate(4 * MIB, Format.PAGE), RamPages.all(), SaveProgress.NONE);
+                assertEquals(0, w.finish().ramStoredBytes());
+            }
+            try (SnapshotReader r = SnapshotReader.open(file, key)) {
+                assertEquals(4 * MIB, r.ramSize());
+                assertEquals(List.of(), r.ramRanges());
+                byte[] target = new byte[(int) (4 * MIB)];
+                Arrays.fill(target, (byte) 3);
+                r.copyRamInto(MemorySegment.ofArray(target));
+                byte[] threes = new byte[target.length];
+                Arrays.fill(threes, (byte) 3);
+                assertArrayEquals(threes, target, "nothing written");
+            }
+        }
+    }
+
+    @Test
+    void aProgressCallbackThatThrowsAbortsTheSaveAndLeavesNoFile() throws Exception {
+        Path file = dir.resolve("aborted.nxsnap");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ram = arena.allocate(32 * MIB, Format.PAGE);
+            ram.fill((byte) 1);
+            assertThrows(IllegalStateException.class, () -> {
+                try (SnapshotWriter w = SnapshotWriter.create(file, REQUIREMENTS)) {
+                    w.ram(ram, RamPages.all(), (done, total) -> {
+                        if (done > 0) {
+                            throw new IllegalStateException("cancelled");
+                        }
+                    });
+                    w.finish();
+                }
+            });
+        }
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of(), files.toList());
+        }
+    }
+
+    @Test
     void theWriterRefusesBadNamesDuplicatesOversizedSectionsAndAnExistingFile() throws Exception {
         Path file = dir.resolve("w.nxsnap");
         try (SnapshotWriter w = SnapshotWriter.create(file, REQUIREMENTS)) {
