@@ -378,6 +378,34 @@ class SnapshotFileTest {
     }
 
     @Test
+    void ramCheckedWhenReadOpensWithoutAPassOverRamAndStillRefusesChangedPages() throws Exception {
+        byte[] good = small(null, 0);
+        byte[] bad = good.clone();
+        bad[(int) Forge.offset(bad, "ram") + 5] ^= 1;
+        Path file = dir.resolve("changed.nxsnap");
+        Files.write(file, bad);
+        assertTrue(assertThrows(SnapshotFormatException.class, () -> SnapshotReader.open(file)).getMessage()
+            .contains("section ram (offset"));
+        try (SnapshotReader r = SnapshotReader.open(file, null, SnapshotReader.RamCheck.WHEN_READ)) {
+            assertEquals(3, r.ramExtents().stream().mapToLong(x -> x.length() / Format.PAGE).sum());
+            String why = assertThrows(SnapshotFormatException.class, () -> r.copyRamInto(MemorySegment.ofArray(new byte[64 << 10])))
+                .getMessage();
+            assertTrue(why.contains("RAM pages") && why.contains("do not match their SHA-256"), why);
+            assertThrows(SnapshotFormatException.class, r::verify);
+        }
+        Files.write(file, good, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING);
+        try (SnapshotReader r = SnapshotReader.open(file, null, SnapshotReader.RamCheck.WHEN_READ)) {
+            r.copyRamInto(MemorySegment.ofArray(new byte[64 << 10]));
+            r.verify();
+        }
+        byte[] header = good.clone();
+        header[Format.H_FLAGS] = 4;
+        Files.write(file, header, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING);
+        assertThrows(SnapshotFormatException.class, () -> SnapshotReader.open(file, null, SnapshotReader.RamCheck.WHEN_READ),
+            "everything but the pages is still checked at open");
+    }
+
+    @Test
     void ramLargerThanTheTargetIsRefusedWithoutWritingIt() throws Exception {
         byte[] file = small(null, 0);
         byte[] backing = new byte[4096 + (32 << 10) + 4096];
