@@ -233,34 +233,41 @@ public final class SnapshotWriter implements AutoCloseable {
         }
     }
 
+    /** Ciphertext buffers in rotation: one being sealed and written while the hash thread reads the others. */
+    private static final int SEALED_BUFFERS = 3;
+
+    /** Encrypts the runs' pages chunk by chunk and writes them, hashing the ciphertext on a second thread meanwhile. */
     private byte[] encryptedPages(MemorySegment ram, LongList runs, long total, SaveProgress progress) throws IOException {
-        MessageDigest sha = Format.sha256();
         int section = entries.size();
         byte[] plain = new byte[(int) Math.min(chunkSize, total)];
-        byte[] out = new byte[plain.length + Format.TAG];
+        byte[][] sealed = new byte[SEALED_BUFFERS][plain.length + Format.TAG];
         MemorySegment buffer = MemorySegment.ofArray(plain);
         long chunks = Format.chunks(total, chunkSize);
         long chunk = 0;
         int filled = 0;
         long done = 0;
-        for (int i = 0; i < runs.size(); i += 2) {
-            for (long at = runs.get(i), end = runs.get(i + 1); at < end; ) {
-                int n = (int) Math.min(plain.length - filled, end - at);
-                MemorySegment.copy(ram, at, buffer, filled, n);
-                filled += n;
-                at += n;
-                done += n;
-                if (filled == plain.length || done == total) {
-                    int sealed = cipher.seal(counter++, section, chunk, chunk == chunks - 1, plain, 0, filled, out);
-                    sha.update(out, 0, sealed);
-                    write(ByteBuffer.wrap(out, 0, sealed));
-                    chunk++;
-                    filled = 0;
-                    progress.progress(done, total);
+        try (HashThread hash = new HashThread().start()) {
+            for (int i = 0; i < runs.size(); i += 2) {
+                for (long at = runs.get(i), end = runs.get(i + 1); at < end; ) {
+                    int n = (int) Math.min(plain.length - filled, end - at);
+                    MemorySegment.copy(ram, at, buffer, filled, n);
+                    filled += n;
+                    at += n;
+                    done += n;
+                    if (filled == plain.length || done == total) {
+                        hash.awaitHashed(chunk - SEALED_BUFFERS + 1);   // the buffer's last chunk is hashed
+                        byte[] out = sealed[(int) (chunk % SEALED_BUFFERS)];
+                        int length = cipher.seal(counter++, section, chunk, chunk == chunks - 1, plain, 0, filled, out);
+                        hash.update(ByteBuffer.wrap(out, 0, length));
+                        write(ByteBuffer.wrap(out, 0, length));
+                        chunk++;
+                        filled = 0;
+                        progress.progress(done, total);
+                    }
                 }
             }
+            return hash.digest();
         }
-        return sha.digest();
     }
 
     /** Page-aligned, sorted, merged (start, end) pairs where stored pages may be. */
