@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/random.h>
 #include <linux/vm_sockets.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -640,6 +641,95 @@ static void power_off(void)
         pause();     /* PID 1 must never exit */
 }
 
+/* Mixes the host's seed into the kernel's pool and makes the CRNG reseed from
+ * it now: a clone must not go on drawing the random numbers its siblings draw.
+ * Credited entropy and the reseed need CAP_SYS_ADMIN (PID 1 has it); a host
+ * process only mixes the seed in, uncredited. */
+static const char *reseed(const uint8_t *seed, uint32_t n)
+{
+    struct {
+        int entropy_count, buf_size;
+        uint8_t buf[CTL_MAX_SEED];
+    } info;
+    int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+    const char *how = "credited";
+
+    if (fd < 0)
+        return NULL;
+    info.entropy_count = (int)n * 8;
+    info.buf_size = (int)n;
+    memcpy(info.buf, seed, n);
+    if (ioctl(fd, RNDADDENTROPY, &info) < 0) {
+        how = write(fd, seed, n) == (ssize_t)n ? "mixed" : NULL;
+    } else if (ioctl(fd, RNDRESEEDCRNG) < 0) {
+        how = "credited, no reseed";
+    }
+    explicit_bzero(&info, sizeof info);
+    close(fd);
+    return how;
+}
+
+/* RESUME. With GENERATION, SEED and SECRET (a clone resuming from a snapshot,
+ * or the original after one): the generation must be later than this agent's,
+ * the guest's entropy is reseeded, and later connections must prove the new
+ * secret (this one stays authenticated). All three or none: a clone that kept
+ * its sibling's secret or random state is what this exists to prevent. */
+static void do_resume(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len)
+{
+    static uint64_t generation;
+    struct ctl_tlv t = {.p = pl, .end = pl + len};
+    const uint8_t *seed = NULL, *key = NULL;
+    uint32_t seed_len = 0, key_len = 0;
+    uint64_t gen = 0;
+    int have_gen = 0, r;
+
+    while ((r = ctl_tlv_next(&t)) > 0) {
+        if (t.tag == CTL_T_GENERATION && t.len == 8 && !have_gen) {
+            for (int i = 7; i >= 0; i--)
+                gen = (gen << 8) | t.val[i];
+            have_gen = 1;
+        } else if (t.tag == CTL_T_SEED && !seed && t.len >= CTL_MIN_SEED && t.len <= CTL_MAX_SEED) {
+            seed = t.val;
+            seed_len = t.len;
+        } else if (t.tag == CTL_T_SECRET && !key && t.len >= CTL_MIN_SECRET && t.len <= CTL_MAX_SECRET) {
+            key = t.val;
+            key_len = t.len;
+        } else {
+            send_error(c, id, CTL_E_PROTO, "resume: field %u of %u bytes is not allowed here (generation: 8 bytes; "
+                       "seed: %u..%u; secret: %u..%u; each once)", t.tag, t.len, CTL_MIN_SEED, CTL_MAX_SEED,
+                       CTL_MIN_SECRET, CTL_MAX_SECRET);
+            return;
+        }
+    }
+    if (r < 0) {
+        send_error(c, id, CTL_E_PROTO, "resume: a field runs past the payload");
+        return;
+    }
+    if (have_gen || seed || key) {
+        if (!have_gen || !seed || !key) {
+            send_error(c, id, CTL_E_PROTO, "resume: a new generation needs its generation, seed and secret together");
+            return;
+        }
+        if (gen <= generation) {
+            send_error(c, id, CTL_E_PROTO, "resume: generation %llu is not after this agent's %llu",
+                       (unsigned long long)gen, (unsigned long long)generation);
+            return;
+        }
+        const char *how = reseed(seed, seed_len);
+        if (!how && pid1) {
+            send_error(c, id, CTL_E_SYSTEM, "resume: cannot reseed the guest's entropy: %s", strerror(errno));
+            return;
+        }
+        explicit_bzero(secret, sizeof secret);
+        memcpy(secret, key, key_len);
+        secret_len = key_len;
+        generation = gen;
+        logmsg("generation %llu: entropy reseeded (%s), new secret", (unsigned long long)gen, how ? how : "not as a process");
+    }
+    quiesced = 0;
+    send_ok(c, id);
+}
+
 static void handle_frame(struct conn *c, uint16_t type, uint32_t id, const uint8_t *pl, uint32_t len)
 {
     if (c->state == 0) {
@@ -705,8 +795,7 @@ static void handle_frame(struct conn *c, uint16_t type, uint32_t id, const uint8
         send_ok(c, id);
         break;
     case CTL_RESUME:
-        quiesced = 0;
-        send_ok(c, id);
+        do_resume(c, id, pl, len);
         break;
     case CTL_SHUTDOWN:
         send_ok(c, id);

@@ -33,11 +33,15 @@ enum {
     CTL_E_TRUNCATED = 5, CTL_E_UNKNOWN_TYPE = 6, CTL_E_EXEC = 7, CTL_E_NO_SUCH_ID = 8,
     CTL_E_QUIESCED = 9, CTL_E_SYSTEM = 10,
 };
-/* TLV tags in CONFIGURE and EXEC payloads */
+/* TLV tags in CONFIGURE, EXEC and RESUME payloads */
 enum {
     CTL_T_ARG = 1, CTL_T_ENV = 2, CTL_T_CWD = 3, CTL_T_PTY = 4,
     CTL_T_HOSTNAME = 5, CTL_T_MOUNT = 6,
+    /* RESUME of a clone: all three or none */
+    CTL_T_GENERATION = 7, CTL_T_SEED = 8, CTL_T_SECRET = 9,
 };
+#define CTL_MIN_SEED     32u
+#define CTL_MAX_SEED     256u
 
 /* Writes a frame header into out[CTL_HEADER]; payload follows it. */
 void ctl_header(uint8_t *out, uint16_t type, uint32_t id, uint32_t payload_len);

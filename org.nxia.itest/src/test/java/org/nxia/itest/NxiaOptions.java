@@ -19,12 +19,20 @@ import org.ops4j.pax.exam.Option;
 final class NxiaOptions {
 
     static final String[] NXIA_BUNDLES = {"org.nxia.vmm.api", "org.nxia.backend.kvm", "org.nxia.vmm", "org.nxia.examples", "org.nxia.device.platform", "org.nxia.device.virtio", "org.nxia.shell",
-        "org.nxia.portal", "org.nxia.lsm.policy", "org.nxia.gemini", "org.nxia.control"};
+        "org.nxia.portal", "org.nxia.lsm.policy", "org.nxia.gemini", "org.nxia.control", "org.nxia.profile", "org.nxia.snapshot"};
+
+    /** The directory FileInstall watches in the framework under test. */
+    static final Path CONF = Path.of(System.getProperty("java.io.tmpdir"), "nxia-itest-conf-" + ProcessHandle.current().pid());
 
     private NxiaOptions() {
     }
 
     static Option[] platform() {
+        try {
+            Files.createDirectories(CONF);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
         String root = System.getProperty("nxia.root");
         String version = System.getProperty("nxia.version");
         String m2 = System.getProperty("nxia.m2");
@@ -55,6 +63,12 @@ final class NxiaOptions {
                 mavenBundle("org.osgi", "org.osgi.service.component", "1.5.1"),
                 mavenBundle("org.apache.felix", "org.apache.felix.scr", "2.2.18"),
                 mavenBundle("org.apache.felix", "org.apache.felix.configadmin", "1.9.26"),
+                mavenBundle("org.apache.felix", "org.apache.felix.fileinstall", "3.7.4"),
+                // FileInstall watches a directory of the test's own (ProfileTest writes profiles there)
+                systemProperty("felix.fileinstall.dir").value(System.getProperty("nxia.itest.conf", CONF.toString())),
+                systemProperty("felix.fileinstall.poll").value("200"),
+                systemProperty("felix.fileinstall.noInitialDelay").value("true"),
+                systemProperty("felix.fileinstall.enableConfigSave").value("false"),
                 mavenBundle("org.apache.felix", "org.apache.felix.gogo.runtime", "1.1.6"),
                 mavenBundle("org.apache.felix", "org.apache.felix.gogo.command", "1.1.2"),   // help, as the distro has it
                 composite(nxia));

@@ -10,6 +10,7 @@ import javax.inject.Inject;
 import org.apache.felix.service.command.CommandProcessor;
 import org.junit.Test;
 import org.junit.runner.RunWith;
+import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.ops4j.pax.exam.Configuration;
 import org.ops4j.pax.exam.Option;
@@ -53,10 +54,35 @@ public class ShellCommandsTest {
     }
 
     @Test
+    public void aVmMadeFromAProfileGetsItsSettingsAndSaysWhichVersion() throws Exception {
+        java.nio.file.Path file = NxiaOptions.CONF.resolve("org.nxia.profile-shelltest.cfg");
+        try {
+            java.nio.file.Files.writeString(file, "name = shelltest\nkind = micro\nmemory = 32M\ndevices = uart\n");
+            long deadline = System.currentTimeMillis() + 20_000;
+            while (!execute("profile:list").output().contains("shelltest") && System.currentTimeMillis() < deadline) {
+                Thread.sleep(50);
+            }
+            String id = execute("vm:create --profile shelltest --devices debug-exit hello").output().strip();
+            try {
+                VirtualMachine vm = vms.find(id).orElseThrow(() -> new AssertionError("vm:create --profile printed " + id));
+                assertEquals(32L << 20, vm.info().memoryBytes());
+                assertEquals("the profile's devices, then the command line's", List.of("uart", "debug-exit"),
+                        vm.devices().stream().map(d -> d.type()).toList());
+                String info = execute("vm:info " + id).output();
+                assertTrue(info, info.contains("name:       profile shelltest v1"));
+            } finally {
+                vms.destroy(id);
+            }
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+    }
+
+    @Test
     public void helpDescribesACommandOfEveryScope() throws Exception {
         String all = execute("help").output();
         for (String command : List.of("vm:run", "vm:exec", "nxia:demo", "bench:exits", "portal:create", "gemini:sessions",
-                "policy:show", "device:list", "control:vms")) {
+                "policy:show", "device:list", "control:vms", "profile:list")) {
             assertTrue(command + " is in 'help'", all.contains(command));
             String one = execute("help " + command).output();
             assertTrue("'help " + command + "' describes it: " + one, one.contains(command.substring(command.indexOf(':') + 1))

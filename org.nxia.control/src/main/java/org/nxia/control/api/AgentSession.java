@@ -47,6 +47,16 @@ public interface AgentSession extends AutoCloseable {
     void resume() throws IOException;
 
     /**
+     * Accepts new work again as {@code generation}: the guest's entropy is reseeded from its seed
+     * and later connections must prove its secret (this session stays open). For a guest restored
+     * from a snapshot, so that clones share neither secret nor random state.
+     *
+     * @throws ControlException {@link ControlException.Code#PROTOCOL} if the guest has already seen
+     *         this generation or a later one
+     */
+    void resume(Generation generation) throws IOException;
+
+    /**
      * Asks the agent to end: as PID 1 it powers the guest off, as a process it
      * exits. The session is closed afterwards.
      */

@@ -6,7 +6,7 @@
  * socket in tests) and the VM's secret into an authenticated
  * {@link org.nxia.control.api.AgentSession}: run programs with streamed
  * stdio ({@link org.nxia.control.api.Execution}), configure the guest,
- * quiesce, resume and shut it down. The wire format is
+ * quiesce, resume (as a new {@link org.nxia.control.api.Generation} after a snapshot) and shut it down. The wire format is
  * {@code docs/control-protocol.md}. The agent runs inside the guest and is
  * untrusted: every frame it sends is checked, and a bad one ends the session
  * with a {@link org.nxia.control.api.ControlException}.
@@ -16,7 +16,7 @@
  * ({@link org.nxia.control.api.SystemVms#VM_ID}).
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.nxia.control.api;
 
 import org.osgi.annotation.bundle.Export;

@@ -28,6 +28,7 @@ import org.nxia.control.api.ExecRequest;
 import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.Execution;
 import org.nxia.control.api.ExitStatus;
+import org.nxia.control.api.Generation;
 import org.nxia.control.api.GuestConfig;
 import org.nxia.control.api.OutputSink;
 
@@ -383,6 +384,20 @@ final class AgentConnection implements AgentSession {
     @Override
     public void resume() throws IOException {
         request(Wire.RESUME, new byte[0], "resume");
+    }
+
+    @Override
+    public void resume(Generation generation) throws IOException {
+        byte[] number = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(generation.number()).array();
+        byte[] secret = generation.secret();
+        byte[] seed = generation.seed();
+        try {
+            request(Wire.RESUME, new Wire.Fields().put(Wire.T_GENERATION, number).put(Wire.T_SEED, seed)
+                    .put(Wire.T_SECRET, secret).bytes(), "resume as generation " + generation.number());
+        } finally {
+            Arrays.fill(secret, (byte) 0);
+            Arrays.fill(seed, (byte) 0);
+        }
     }
 
     @Override

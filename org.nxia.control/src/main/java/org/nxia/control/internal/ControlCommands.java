@@ -2,7 +2,6 @@ package org.nxia.control.internal;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.HexFormat;
 
 import org.apache.felix.service.command.Descriptor;
@@ -12,6 +11,7 @@ import org.nxia.control.api.ControlConnector;
 import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
+import org.nxia.vmm.bench.Percentiles;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
@@ -85,12 +85,11 @@ public final class ControlCommands {
         return String.format("exec true, %d runs                 p50 us   p99 us%n"
                 + "  through the agent (Unix socket) %8.0f %8.0f%n"
                 + "  host ProcessBuilder (floor)     %8.0f %8.0f", runs,
-                percentile(agent, 50), percentile(agent, 99), percentile(host, 50), percentile(host, 99));
+                micros(agent, 50), micros(agent, 99), micros(host, 50), micros(host, 99));
     }
 
-    private static double percentile(long[] ns, int p) {
-        long[] s = ns.clone();
-        Arrays.sort(s);
-        return s[Math.min(s.length - 1, s.length * p / 100)] / 1e3;
+    /** The {@code p}th percentile of {@code ns} in microseconds, by the definition every bench table uses. */
+    static double micros(long[] ns, int p) {
+        return Percentiles.nearestRankUnsorted(ns, p) / 1e3;
     }
 }

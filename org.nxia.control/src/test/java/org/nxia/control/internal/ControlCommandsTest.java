@@ -86,6 +86,21 @@ class ControlCommandsTest {
     }
 
     @Test
+    void benchPercentilesAreTheNearestRankInMicroseconds() {
+        long[] ns = new long[100];
+        for (int i = 0; i < 100; i++) {
+            ns[i] = (100 - i) * 1000L;  // 100 µs down to 1 µs, unsorted on purpose
+        }
+        assertEquals(50.0, ControlCommands.micros(ns, 50), "the 50th of 100, not the 51st");
+        assertEquals(99.0, ControlCommands.micros(ns, 99));
+        assertEquals(1.0, ControlCommands.micros(ns, 1));
+        long[] ten = {10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 70_000, 80_000, 90_000, 100_000};
+        assertEquals(50.0, ControlCommands.micros(ten, 50), "an even count takes the lower middle");
+        assertEquals(100.0, ControlCommands.micros(ten, 99), "p99 of 10 runs is the slowest");
+        assertEquals(100_000, ns[0], "the caller's samples are not sorted in place");
+    }
+
+    @Test
     void vmsWithNoneBootedIsTheHeadingAlone() {
         assertEquals("VM         AGENT            READY (ms)  STATE", commands.vms());
     }

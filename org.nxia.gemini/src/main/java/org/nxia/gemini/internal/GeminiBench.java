@@ -5,7 +5,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.Hashtable;
 import java.util.List;
 import java.util.Locale;
@@ -26,6 +25,7 @@ import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.bench.Percentiles;
 import org.osgi.framework.BundleContext;
 import org.osgi.framework.ServiceRegistration;
 import org.osgi.service.cm.Configuration;
@@ -277,10 +277,9 @@ public final class GeminiBench {
         return new double[] {mibs(data.length, copy, rounds), mibs(data.length, ref, rounds)};
     }
 
+    /** MiB/s of {@code size} bytes in the p50 of {@code nanos[0, count)}. */
     static double mibs(int size, long[] nanos, int count) {
-        long[] sorted = Arrays.copyOf(nanos, count);
-        Arrays.sort(sorted);
-        return size / (double) (1 << 20) / (sorted[count / 2] / 1e9);
+        return size / (double) (1 << 20) / (Percentiles.nearestRankUnsorted(nanos, count, 50) / 1e9);
     }
 
     static String size(long bytes) {
@@ -294,10 +293,9 @@ public final class GeminiBench {
         return Double.isNaN(v) ? "n/a" : String.format(Locale.ROOT, "%.2f", v);
     }
 
+    /** p50 and p99 in µs of {@code ns[0, count)}, by the definition every bench table uses. */
     static double[] stats(long[] ns, int count) {
-        long[] s = Arrays.copyOf(ns, count);
-        Arrays.sort(s);
-        return new double[] {s[count / 2] / 1e3, s[Math.min(count - 1, (int) (count * 0.99))] / 1e3};
+        return new double[] {Percentiles.nearestRankUnsorted(ns, count, 50) / 1e3, Percentiles.nearestRankUnsorted(ns, count, 99) / 1e3};
     }
 
     static long[] gaps(long[] arrivals, int count) {

@@ -64,13 +64,14 @@ class GeminiBenchTest {
         for (int i = 0; i < 100; i++) {
             ns[i] = (100 - i) * 1000L; // 100 µs down to 1 µs
         }
-        assertArrayEquals(new double[] {51.0, 100.0}, GeminiBench.stats(ns, 100));
+        assertArrayEquals(new double[] {50.0, 99.0}, GeminiBench.stats(ns, 100), "nearest rank: the 50th and 99th of 100");
         assertArrayEquals(new double[] {2.0, 3.0}, GeminiBench.stats(new long[] {3000, 1000, 2000}, 3), "p99 of 3 is the largest");
         long[] thousand = new long[1000];
         for (int i = 0; i < 1000; i++) {
             thousand[i] = i * 1000L;
         }
-        assertArrayEquals(new double[] {500.0, 990.0}, GeminiBench.stats(thousand, 1000), "p99 is the 990th of 1000");
+        assertArrayEquals(new double[] {499.0, 989.0}, GeminiBench.stats(thousand, 1000), "p50 and p99: the 500th and 990th of 1000");
+        assertArrayEquals(new double[] {1.0, 2.0}, GeminiBench.stats(new long[] {2000, 1000}, 2), "p50 of two is the lower");
     }
 
     @Test
@@ -81,7 +82,7 @@ class GeminiBenchTest {
     @Test
     void throughputIsTheSizeOverTheMedianTime() {
         assertEquals(0.5, GeminiBench.mibs(1 << 20, new long[] {3_000_000_000L, 1_000_000_000L, 2_000_000_000L, 1}, 3), 1e-12);
-        assertEquals(8.0, GeminiBench.mibs(4 << 20, new long[] {500_000_000L, 400_000_000L}, 2), 1e-12, "the upper median of two");
+        assertEquals(10.0, GeminiBench.mibs(4 << 20, new long[] {500_000_000L, 400_000_000L}, 2), 1e-12, "p50 of two: the lower");
     }
 
     @Test

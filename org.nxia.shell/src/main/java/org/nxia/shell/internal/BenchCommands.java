@@ -29,6 +29,7 @@ import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
 import org.nxia.vmm.bench.ExitTimeRecorder;
+import org.nxia.vmm.bench.Percentiles;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
@@ -269,7 +270,7 @@ public final class BenchCommands {
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
         writer.get(1, TimeUnit.MINUTES);
-        return new EchoFigures(BenchStats.percentile(nanos, rounds, 50), BenchStats.percentile(nanos, rounds, 99), transfers / seconds);
+        return new EchoFigures(Percentiles.nearestRank(nanos, rounds, 50), Percentiles.nearestRank(nanos, rounds, 99), transfers / seconds);
     }
 
     /** Seconds for one blk-bench VM run (create to stop), and how its kicks arrived. */
@@ -347,10 +348,10 @@ public final class BenchCommands {
         // instructions, from before its first exit to after its last), percentiles of raw samples here.
         double javaRate = BenchStats.perSecond(n, java.guestTicks, hz);
         double cRate = BenchStats.perSecond((long) number(c.values(), "n"), (long) number(c.values(), "guest_ticks"), hz);
-        double javaP50 = BenchStats.percentile(sink, java.recorded, 50);
-        double javaP99 = BenchStats.percentile(sink, java.recorded, 99);
-        double cP50 = BenchStats.percentile(c.samples(), 50);
-        double cP99 = BenchStats.percentile(c.samples(), 99);
+        double javaP50 = Percentiles.nearestRank(sink, java.recorded, 50);
+        double javaP99 = Percentiles.nearestRank(sink, java.recorded, 99);
+        double cP50 = Percentiles.nearestRankUnsorted(c.samples(), 50);
+        double cP99 = Percentiles.nearestRankUnsorted(c.samples(), 99);
         out.println("bench exits: " + n + " port-I/O exits by guest 'exits' (" + java.mode + "), the same span on both sides:");
         out.println("  exits/s: counted exits / the guest's TSC ticks from before its first exit to after its last"
                 + " (TSC " + fmt(hz / 1e6) + " MHz, measured);");
@@ -439,10 +440,10 @@ public final class BenchCommands {
         }
         FloorRun c = floorWithSamples("sandbox", image.toString(), Integer.toString(runs), "--ram", Long.toString(RAM >> 20));
 
-        double p50 = BenchStats.percentile(times, runs, 50) / 1e3;
-        double p99 = BenchStats.percentile(times, runs, 99) / 1e3;
-        double cP50 = BenchStats.percentile(c.samples(), 50) / 1e3;
-        double cP99 = BenchStats.percentile(c.samples(), 99) / 1e3;
+        double p50 = Percentiles.nearestRank(times, runs, 50) / 1e3;
+        double p99 = Percentiles.nearestRank(times, runs, 99) / 1e3;
+        double cP50 = Percentiles.nearestRankUnsorted(c.samples(), 50) / 1e3;
+        double cP99 = Percentiles.nearestRankUnsorted(c.samples(), 99) / 1e3;
         double rate = runs / seconds;
         double cRate = number(c.values(), "runs") / number(c.values(), "seconds");
         double vmm = (after.anonAndFile() - before.anonAndFile()) / (double) extra / 1024;

@@ -5,9 +5,11 @@ import java.util.Locale;
 
 /**
  * The arithmetic of every {@code bench:*} table, in one place so that both
- * sides of a comparison are computed the same way: one percentile definition,
- * the median of repeated samples as a baseline, and one ratio whose direction
- * is the same in every row.
+ * sides of a comparison are computed the same way: the median of repeated
+ * samples as a baseline, and one ratio whose direction is the same in every
+ * row. Percentiles, of the C floor's raw samples too, come from
+ * {@link org.nxia.vmm.bench.Percentiles}, the one definition that
+ * {@code control:bench} and {@code bench:gemini} use as well.
  */
 final class BenchStats {
 
@@ -15,30 +17,6 @@ final class BenchStats {
     static final String RATIO_HEADING = "speed vs peer (>= 1 is better)";
 
     private BenchStats() {
-    }
-
-    /**
-     * The nearest-rank percentile of {@code sorted[0, count)}: the smallest
-     * sample with at least {@code p} % of the samples at or below it; NaN for
-     * no samples. The C floor reports raw samples, so its percentiles are
-     * computed here too.
-     */
-    static double percentile(long[] sorted, int count, int p) {
-        if (p <= 0 || p > 100) {
-            throw new IllegalArgumentException("percentile " + p + " is not in 1..100");
-        }
-        if (count == 0) {
-            return Double.NaN;
-        }
-        int rank = (int) ((p * (long) count + 99) / 100);  // ceil(p / 100 * count), exactly
-        return sorted[rank - 1];
-    }
-
-    /** {@link #percentile(long[], int, int)} of unsorted samples (a sorted copy). */
-    static double percentile(long[] samples, int p) {
-        long[] sorted = samples.clone();
-        Arrays.sort(sorted);
-        return percentile(sorted, sorted.length, p);
     }
 
     /** The median of repeated samples: the middle one, or the mean of the two middle ones; NaN for none. */

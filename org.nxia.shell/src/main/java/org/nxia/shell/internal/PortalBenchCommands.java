@@ -33,6 +33,7 @@ import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
 import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.bench.Percentiles;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
@@ -276,8 +277,8 @@ public final class PortalBenchCommands {
         PairRun half = guestPair(trips / 2);
         double meanNanos = (full.seconds() - half.seconds()) / (trips - trips / 2) * 1e9;
         double hz = BenchCommands.tscHz();
-        return new double[] {BenchStats.micros(BenchStats.percentile(full.tripTicks(), 50), hz),
-                BenchStats.micros(BenchStats.percentile(full.tripTicks(), 99), hz), meanNanos / 1e3};
+        return new double[] {BenchStats.micros(Percentiles.nearestRankUnsorted(full.tripTicks(), 50), hz),
+                BenchStats.micros(Percentiles.nearestRankUnsorted(full.tripTicks(), 99), hz), meanNanos / 1e3};
     }
 
     /** One ping-pong run: its wall time and each trip's TSC ticks. */
@@ -325,6 +326,6 @@ public final class PortalBenchCommands {
     }
 
     private static double[] stats(long[] times) {
-        return new double[] {BenchStats.percentile(times, 50) / 1e3, BenchStats.percentile(times, 99) / 1e3, BenchStats.mean(times) / 1e3};
+        return new double[] {Percentiles.nearestRankUnsorted(times, 50) / 1e3, Percentiles.nearestRankUnsorted(times, 99) / 1e3, BenchStats.mean(times) / 1e3};
     }
 }

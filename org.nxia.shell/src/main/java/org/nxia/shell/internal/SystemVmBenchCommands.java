@@ -24,6 +24,7 @@ import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.bench.Percentiles;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
@@ -131,8 +132,8 @@ public final class SystemVmBenchCommands {
                 BenchStats.fmtRatio(BenchStats.speedRatio(oursMedian, peerMedian, false))));
         out.append(String.format("exec of /bin/true through the agent (vsock), %d round trips%n", execs));
         out.append(String.format("  %-52s %10s %10s%n", "", "p50 ms", "p99 ms"));
-        out.append(String.format("  %-52s %10.2f %10.2f", "NXIA vm exec", BenchStats.percentile(exec, 50) / 1e6,
-                BenchStats.percentile(exec, 99) / 1e6));
+        out.append(String.format("  %-52s %10.2f %10.2f", "NXIA vm exec", Percentiles.nearestRankUnsorted(exec, 50) / 1e6,
+                Percentiles.nearestRankUnsorted(exec, 99) / 1e6));
         return out.toString();
     }
 

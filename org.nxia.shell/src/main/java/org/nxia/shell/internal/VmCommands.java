@@ -12,6 +12,8 @@ import java.util.Map;
 import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
+import org.nxia.profile.api.Profile;
+import org.nxia.profile.api.ProfileRegistry;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
@@ -23,19 +25,25 @@ import org.nxia.vmm.api.device.DeviceConfig;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
+import org.osgi.service.component.annotations.ReferenceCardinality;
+import org.osgi.service.component.annotations.ReferencePolicy;
 
 /** {@code vm:*}: create, start, stop, inspect and run micro-VMs. */
 @Component(service = VmCommands.class, property = {
         "osgi.command.scope=vm",
         "osgi.command.function=create", "osgi.command.function=start", "osgi.command.function=stop",
         "osgi.command.function=list", "osgi.command.function=info", "osgi.command.function=console",
-        "osgi.command.function=run", "osgi.command.function=destroy", "osgi.command.function=boot"})
+        "osgi.command.function=run", "osgi.command.function=destroy", "osgi.command.function=boot",
+        "osgi.command.function=pause", "osgi.command.function=resume"})
 public final class VmCommands {
 
     /** Session variable the CLI runner turns into the process exit code. */
     static final String EXIT_CODE = "nxia.exit";
 
     private final VmManager vms;
+
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
+    private volatile ProfileRegistry profiles;
 
     @Activate
     public VmCommands(@Reference VmManager vms) {
@@ -44,13 +52,31 @@ public final class VmCommands {
 
     @Descriptor("create a micro-VM from a guest image (not started); prints its id")
     public String create(
-            @Descriptor("guest RAM, a multiple of 2M from 2M to 3G") @Parameter(names = {"-m", "--memory"}, absentValue = "16M") String memory,
+            @Descriptor("guest RAM, a multiple of 2M from 2M to 3G (default: the profile's, else 16M)") @Parameter(names = {"-m", "--memory"}, absentValue = "") String memory,
             @Descriptor("file whose bytes the guest gets as input") @Parameter(names = {"-i", "--input"}, absentValue = "") String input,
             @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
-            @Descriptor(DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
+            @Descriptor(DEVICES_HELP + "; added to the profile's") @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
+            @Descriptor("a micro profile (profile:list): its memory and devices, and its name and version in vm:info") @Parameter(names = {"-p", "--profile"}, absentValue = "") String profile,
             @Descriptor("guest image: a name from the guest kit (hello) or a path to an .elf") String image) {
-        VirtualMachine vm = vms.create(profile(image, memory, input, arg, "30s", devices));
-        return vm.id();
+        if (profile.isEmpty()) {
+            return vms.create(profile(image, memory.isEmpty() ? "16M" : memory, input, arg, "30s", devices)).id();
+        }
+        Profile p = profiles().get(profile).orElseThrow(() -> new IllegalArgumentException("no profile " + profile + " (profile:list shows the profiles)"));
+        if (p.kind() != Profile.Kind.MICRO) {
+            throw new IllegalArgumentException("profile " + profile + " makes a " + p.kind().name().toLowerCase() + " VM, not a micro-VM");
+        }
+        VmProfile base = profile(image, memory.isEmpty() ? (p.memoryBytes() >> 20) + "M" : memory, input, arg, "30s", devices);
+        List<DeviceConfig> all = new ArrayList<>(p.devices());
+        all.addAll(base.devices());
+        return vms.create(base.withName("profile " + p.name() + " v" + p.version()).withDevices(all)).id();
+    }
+
+    private ProfileRegistry profiles() {
+        ProfileRegistry r = profiles;
+        if (r == null) {
+            throw new IllegalStateException("no profile registry: the org.nxia.profile bundle is not running");
+        }
+        return r;
     }
 
     @Descriptor("start a created VM")
@@ -69,6 +95,18 @@ public final class VmCommands {
         } catch (Exception e) {
             return id + " was asked to stop";
         }
+    }
+
+    @Descriptor("pause a running VM: its vCPUs leave the guest and its devices' notifications are held")
+    public String pause(@Descriptor("VM id") String id) {
+        vm(id).pause();
+        return id + " paused";
+    }
+
+    @Descriptor("resume a paused VM where it paused")
+    public String resume(@Descriptor("VM id") String id) {
+        vm(id).resume();
+        return id + " resumed";
     }
 
     @Descriptor("stop a VM if needed and release its memory")

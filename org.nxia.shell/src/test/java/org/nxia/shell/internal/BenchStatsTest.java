@@ -2,72 +2,14 @@ package org.nxia.shell.internal;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.Arrays;
-import java.util.Random;
-import java.util.stream.LongStream;
 
 import org.junit.jupiter.api.Test;
 
 class BenchStatsTest {
-
-    @Test
-    void percentileIsTheNearestRank() {
-        long[] hundred = LongStream.rangeClosed(1, 100).toArray();
-        assertEquals(50, BenchStats.percentile(hundred, 100, 50));
-        assertEquals(99, BenchStats.percentile(hundred, 100, 99));
-        assertEquals(100, BenchStats.percentile(hundred, 100, 100));
-        assertEquals(1, BenchStats.percentile(hundred, 100, 1));
-        long[] ten = LongStream.rangeClosed(1, 10).map(i -> i * 10).toArray();
-        assertEquals(50, BenchStats.percentile(ten, 10, 50));
-        assertEquals(100, BenchStats.percentile(ten, 10, 99), "p99 of 10 samples is the largest");
-        assertEquals(10, BenchStats.percentile(ten, 10, 10));
-        assertEquals(20, BenchStats.percentile(ten, 10, 11), "just past a rank: the next sample");
-        assertEquals(7, BenchStats.percentile(new long[] {7}, 1, 50));
-        assertEquals(7, BenchStats.percentile(new long[] {7}, 1, 99));
-    }
-
-    @Test
-    void percentileLooksOnlyAtTheRecordedPrefix() {
-        long[] sink = {1, 2, 3, 0, 0, 0};  // a sink of which 3 entries were recorded
-        assertEquals(2, BenchStats.percentile(sink, 3, 50));
-        assertEquals(3, BenchStats.percentile(sink, 3, 99));
-    }
-
-    @Test
-    void percentileOfUnsortedSamplesSortsACopy() {
-        long[] samples = {900, 100, 500, 300, 700};
-        assertEquals(500, BenchStats.percentile(samples, 50));
-        assertEquals(900, BenchStats.percentile(samples, 99));
-        assertArrayEquals(new long[] {900, 100, 500, 300, 700}, samples, "the caller's samples are untouched");
-    }
-
-    @Test
-    void percentileMatchesItsDefinitionOnRandomSamples() {
-        Random random = new Random(19);
-        for (int round = 0; round < 2000; round++) {
-            long[] samples = random.longs(1 + random.nextInt(300), 0, 50).toArray();
-            int p = 1 + random.nextInt(100);
-            double got = BenchStats.percentile(samples, p);
-            // the smallest sample with at least p % of the samples at or below it
-            long want = Arrays.stream(samples).sorted()
-                    .filter(x -> Arrays.stream(samples).filter(y -> y <= x).count() * 100 >= (long) p * samples.length)
-                    .findFirst().orElseThrow();
-            assertEquals(want, got, () -> "p" + p + " of " + Arrays.toString(samples));
-        }
-    }
-
-    @Test
-    void percentileOfNothingIsNaNAndOfANonsensePIsRefused() {
-        assertTrue(Double.isNaN(BenchStats.percentile(new long[0], 50)));
-        assertTrue(Double.isNaN(BenchStats.percentile(new long[4], 0, 50)), "a sink nothing was recorded into");
-        assertThrows(IllegalArgumentException.class, () -> BenchStats.percentile(new long[] {1}, 0));
-        assertThrows(IllegalArgumentException.class, () -> BenchStats.percentile(new long[] {1}, 101));
-    }
 
     @Test
     void medianIsTheMiddleOrTheMeanOfTheTwoMiddles() {

@@ -47,6 +47,30 @@ public interface Partition extends AutoCloseable {
         return Optional.empty();
     }
 
+    /**
+     * The hypervisor's VM-wide state apart from RAM and vCPUs (interrupt
+     * controllers, timers, clock). Call while no vCPU runs.
+     *
+     * @throws UnsupportedOperationException if this backend cannot save it
+     * @throws HypervisorException if the hypervisor refuses a part, naming it
+     */
+    default PartitionState saveState() {
+        throw new UnsupportedOperationException("this backend cannot save a partition's state");
+    }
+
+    /**
+     * Puts {@code state} into this partition before any vCPU runs; every part
+     * is checked first (a wrong size, an unknown part or one this partition
+     * has no device for is refused, naming it).
+     *
+     * @throws IllegalArgumentException for a malformed state
+     * @throws UnsupportedOperationException if this backend cannot restore it
+     * @throws HypervisorException if the hypervisor refuses a part, naming it
+     */
+    default void restoreState(PartitionState state) {
+        throw new UnsupportedOperationException("this backend cannot restore a partition's state");
+    }
+
     /** Backend statistics for the whole VM, by the backend's names; empty if it has none. */
     Map<String, Long> statistics();
 

@@ -43,6 +43,41 @@ public interface Vcpu extends AutoCloseable {
      */
     void requestStop();
 
+    /**
+     * Lets the next {@link #run} enter the guest again after a requested stop,
+     * for a paused VM that resumes. Call on the vCPU's own thread between two
+     * runs; a stop requested after this call still ends the next run.
+     *
+     * @throws UnsupportedOperationException if this backend cannot run a vCPU again once stopped
+     */
+    default void clearStopRequest() {
+        throw new UnsupportedOperationException("this backend cannot resume a vCPU after a requested stop");
+    }
+
+    /**
+     * The vCPU's full state, consistent: an I/O the guest was doing when it
+     * stopped is complete. Call only while no thread is in {@link #run}.
+     *
+     * @throws UnsupportedOperationException if this backend cannot save vCPU state
+     * @throws HypervisorException if the hypervisor refuses to give a part, naming the part
+     */
+    default VcpuState saveState() {
+        throw new UnsupportedOperationException("this backend cannot save vCPU state");
+    }
+
+    /**
+     * Puts {@code state} into this vCPU before it runs. The state may come from
+     * a file: every part is checked first and a part of the wrong size or one
+     * this backend does not know is refused, naming it, before anything is set.
+     *
+     * @throws IllegalArgumentException for a malformed state
+     * @throws UnsupportedOperationException if this backend cannot restore vCPU state
+     * @throws HypervisorException if the hypervisor refuses a part, naming it
+     */
+    default void restoreState(VcpuState state) {
+        throw new UnsupportedOperationException("this backend cannot restore vCPU state");
+    }
+
     /** Backend counters for this vCPU (e.g. {@code exits}, {@code insn_emulation}); empty if none. */
     Map<String, Long> statistics();
 

@@ -26,6 +26,27 @@ public interface VirtualMachine {
     void stop();
 
     /**
+     * Pauses a running VM: every vCPU leaves the guest and waits, device
+     * notifications are held. {@link #stop()} and destroy still work while paused.
+     *
+     * @throws IllegalStateException unless {@link VmState#RUNNING}
+     * @throws UnsupportedOperationException if this VM cannot pause
+     */
+    default void pause() {
+        throw new UnsupportedOperationException(id() + " cannot pause");
+    }
+
+    /**
+     * Resumes a paused VM on the same vCPU threads, where it paused.
+     *
+     * @throws IllegalStateException unless {@link VmState#PAUSED}
+     * @throws UnsupportedOperationException if this VM cannot pause
+     */
+    default void resume() {
+        throw new UnsupportedOperationException(id() + " cannot pause or resume");
+    }
+
+    /**
      * Waits until the VM stops.
      *
      * @throws TimeoutException if it is still running after {@code timeout}

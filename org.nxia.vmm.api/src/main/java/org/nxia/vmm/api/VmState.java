@@ -1,6 +1,6 @@
 package org.nxia.vmm.api;
 
-/** The life of a VM: created → running → stopped (paused is reserved for snapshots). */
+/** The life of a VM: created → running ⇄ paused → stopped. */
 public enum VmState {
     CREATED, RUNNING, PAUSED, STOPPED
 }

@@ -9,9 +9,13 @@
  * <p>2.0: {@code VirtualMachine.spec()}, a sealed {@link org.nxia.vmm.api.VmSpec}, replaces
  * {@code profile()}, which showed a Linux VM as a micro-VM profile; the benchmark hooks moved
  * off {@code VirtualMachine} and {@code Vcpu} to {@code org.nxia.vmm.bench}.
+ *
+ * <p>2.1: pause and resume ({@code VirtualMachine.pause()/resume()}, {@code Vcpu.clearStopRequest()}) and the
+ * full vCPU and partition state for snapshots ({@link org.nxia.vmm.api.VcpuState},
+ * {@link org.nxia.vmm.api.PartitionState}, {@link org.nxia.vmm.api.StatePart}).
  */
 @Export
-@Version("2.0.0")
+@Version("2.1.0")
 package org.nxia.vmm.api;
 
 import org.osgi.annotation.bundle.Export;

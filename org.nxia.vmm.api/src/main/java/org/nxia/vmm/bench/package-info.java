@@ -1,11 +1,12 @@
 /**
  * Benchmark hooks shared by the VMM, its backends and the shell's
- * {@code bench} commands. Not part of the VMM API: they change with the
+ * {@code bench} commands, and the one percentile definition of every bench
+ * table ({@link org.nxia.vmm.bench.Percentiles}, since 1.1). Not part of the VMM API: they change with the
  * benchmarks. Kept off {@link org.nxia.vmm.api.VirtualMachine} and
  * {@link org.nxia.vmm.api.Vcpu} so that neither carries them.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.nxia.vmm.bench;
 
 import org.osgi.annotation.bundle.Export;

@@ -116,4 +116,32 @@ class ApiRecordsTest {
             assertEquals((short) 0xBEEF, m.readShort(0x1001));
         }
     }
+
+    @Test
+    void aStatePartCopiesItsBytesInAndOut() {
+        byte[] bytes = {1, 2, 3};
+        StatePart p = new StatePart("lapic", bytes);
+        bytes[0] = 9;
+        p.bytes()[1] = 9;
+        assertArrayEquals(new byte[] {1, 2, 3}, p.bytes());
+        assertEquals(3, p.size());
+        assertEquals(new StatePart("lapic", new byte[] {1, 2, 3}), p, "equal by content");
+    }
+
+    @Test
+    void aSavedStateNamesEachPartOnce() {
+        SpecialRegisters special = new SpecialRegisters(seg(), seg(), seg(), seg(), seg(), seg(), seg(), seg(),
+                new DescriptorTable(0, 0), new DescriptorTable(0, 0), 0, 0, 0, 0, 0, 0, 0);
+        List<StatePart> twice = List.of(new StatePart("msrs", new byte[16]), new StatePart("msrs", new byte[0]));
+        assertEquals("vCPU 2 state has part 'msrs' twice",
+                assertThrows(IllegalArgumentException.class, () -> new VcpuState(2, Registers.RESET, special, twice)).getMessage());
+        assertThrows(IllegalArgumentException.class, () -> new PartitionState(twice));
+        VcpuState s = new VcpuState(0, Registers.RESET, special, List.of(new StatePart("xsave", new byte[4096])));
+        assertEquals(4096, s.part("xsave").orElseThrow().size());
+        assertTrue(s.part("lapic").isEmpty());
+    }
+
+    private static Segment seg() {
+        return new Segment(0, 0xffff, 0, 3, true, 0, false, true, false, false, false);
+    }
 }

@@ -4,6 +4,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 import org.nxia.vmm.api.Doorbell;
@@ -15,6 +16,12 @@ import org.nxia.vmm.internal.bus.Bus;
  * created on the partition for addresses inside a claimed MMIO window, all
  * closed when the VM stops so no device thread outlives it, and counted for
  * the VM's counters ({@code ioeventfd_doorbells}, {@code ioeventfd_writes}).
+ *
+ * <p>While the VM is paused they are {@linkplain #hold() held}: a device
+ * thread that was rung gets the writes only once the VM resumes (or stops), so
+ * a paused VM's devices do no doorbell work. A device thread is "working" from
+ * the moment {@code await} hands it writes until it calls {@code await} again;
+ * {@link #awaitQuiet} waits until none is.
  */
 final class DeviceDoorbells {
 
@@ -23,6 +30,9 @@ final class DeviceDoorbells {
     private final Set<Counted> open = ConcurrentHashMap.newKeySet();
     private final AtomicLong writes = new AtomicLong();
     private boolean stopped;
+    private boolean held;
+    /** Doorbells whose thread took writes and has not come back to await: device work in flight. */
+    private int working;
 
     DeviceDoorbells(Partition partition, Bus bus) {
         this.partition = partition;
@@ -51,6 +61,41 @@ final class DeviceDoorbells {
         for (Counted bell : List.copyOf(open)) {
             bell.close();
         }
+        notifyAll();
+    }
+
+    /** The VM pauses: writes that ring from now on wait in {@code await} until {@link #release}. */
+    synchronized void hold() {
+        held = true;
+    }
+
+    /** The VM resumes (or a pause was abandoned): held writes go to their device threads. */
+    synchronized void release() {
+        held = false;
+        notifyAll();
+    }
+
+    /**
+     * Waits until no device thread is working on writes it took before the
+     * hold, for at most {@code timeoutNanos}.
+     *
+     * @return whether the devices are quiet
+     */
+    synchronized boolean awaitQuiet(long timeoutNanos) throws InterruptedException {
+        long deadline = System.nanoTime() + timeoutNanos;
+        while (working > 0 && !stopped) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return false;
+            }
+            TimeUnit.NANOSECONDS.timedWait(this, left);
+        }
+        return true;
+    }
+
+    /** Device threads working now. */
+    synchronized int working() {
+        return working;
     }
 
     /** Doorbells open now. */
@@ -66,6 +111,8 @@ final class DeviceDoorbells {
     /** The partition's doorbell, counting what it hands out. */
     private final class Counted implements Doorbell {
         private final Doorbell bell;
+        /** Guarded by the enclosing instance. */
+        private boolean busy;
 
         Counted(Doorbell bell) {
             this.bell = bell;
@@ -83,9 +130,39 @@ final class DeviceDoorbells {
 
         @Override
         public long await() {
+            idle();
             long n = bell.await();
+            synchronized (DeviceDoorbells.this) {
+                // A paused VM's device must not touch guest memory or raise interrupts: hold the writes.
+                // No deadline on purpose: a VM may stay paused as long as its owner wants; stop or resume ends it.
+                while (held && !stopped && n > 0) {
+                    try {
+                        DeviceDoorbells.this.wait();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        return 0;
+                    }
+                }
+                if (stopped) {
+                    return 0;   // closed while held: the writes are for a VM that no longer runs
+                }
+                if (n > 0) {
+                    busy = true;
+                    working++;
+                }
+            }
             writes.addAndGet(n);
             return n;
+        }
+
+        private void idle() {
+            synchronized (DeviceDoorbells.this) {
+                if (busy) {
+                    busy = false;
+                    working--;
+                    DeviceDoorbells.this.notifyAll();
+                }
+            }
         }
 
         @Override
@@ -96,6 +173,7 @@ final class DeviceDoorbells {
         @Override
         public void close() {
             open.remove(this);
+            idle();
             bell.close();
         }
     }

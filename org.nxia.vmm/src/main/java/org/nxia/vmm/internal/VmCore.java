@@ -85,6 +85,11 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     private volatile VmResult result;
     private long startedAt;
 
+    // Pause: asked for (vCPU threads park at their next chance), counted (each pause kicks the vCPUs once), parked threads.
+    private boolean pauseRequested;
+    private long pauses;
+    private int parked;
+
     // Why the vCPUs were asked to stop: the first cause wins.
     private VmResult.Reason stopReason;
     private String stopDetail;
@@ -423,8 +428,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         // the VM, or it stays RUNNING and await() never returns.
         try {
             long allocatedBefore = ThreadAllocation.current();
-            // WHY: a stop that came while this thread was starting must not depend on the backend keeping it
-            VcpuStop stop = stopRequested() ? NOT_ENTERED : vcpu.run(this);
+            VcpuStop stop = runUntilStopped(vcpu);
             long allocatedAfter = ThreadAllocation.current();
             if (vcpu.id() == 0) {
                 vcpuAllocated = allocatedBefore < 0 || allocatedAfter < 0 ? -1 : allocatedAfter - allocatedBefore;
@@ -439,6 +443,10 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
             }
         } catch (RuntimeException e) {
             stopWith(VmResult.Reason.HYPERVISOR_ERROR, "vCPU " + vcpu.id() + ": " + e.getMessage());
+        } catch (InterruptedException e) {
+            // destroy cancels threads that do not stop in time: its own reason was recorded first
+            Thread.currentThread().interrupt();
+            stopWith(VmResult.Reason.HYPERVISOR_ERROR, "vCPU " + vcpu.id() + "'s thread was interrupted while paused");
         } catch (Error e) {
             stopWith(VmResult.Reason.HYPERVISOR_ERROR, "the vCPU thread died: " + e);
             throw e;
@@ -448,6 +456,124 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
                 finish();
             }
         }
+    }
+
+    /**
+     * Runs the guest until the VM stops, parking this thread while the VM is
+     * paused and entering the guest again on resume. A requested stop that
+     * neither a stop nor a pause asked for ends the VM: re-entering would spin.
+     */
+    private VcpuStop runUntilStopped(Vcpu vcpu) throws InterruptedException {
+        boolean kicked = false;   // the backend may hold a stop request from a pause: clear it before entering again
+        while (true) {
+            if (kicked) {
+                vcpu.clearStopRequest();   // before the checks below: a stop or pause asked for after this still counts
+            }
+            long generation;
+            synchronized (this) {
+                if (pauseRequested && stopReason == null) {
+                    parked++;
+                    notifyAll();
+                    // No deadline on purpose: a paused VM waits for its owner; stop, destroy or resume wake it.
+                    while (pauseRequested && stopReason == null) {
+                        wait();
+                    }
+                    parked--;
+                    kicked = true;
+                    continue;
+                }
+                if (stopReason != null) {
+                    // WHY: a stop that came while this thread was starting must not depend on the backend keeping it
+                    return NOT_ENTERED;
+                }
+                generation = pauses;
+            }
+            VcpuStop stop = vcpu.run(this);
+            if (stop.kind() != VcpuStop.Kind.REQUESTED) {
+                return stop;
+            }
+            synchronized (this) {
+                if (stopReason != null) {
+                    return stop;
+                }
+                if (pauses == generation && !pauseRequested) {
+                    return new VcpuStop(VcpuStop.Kind.INTERNAL_ERROR, "vCPU " + vcpu.id()
+                            + " left the guest though neither a stop nor a pause asked it to");
+                }
+            }
+            kicked = true;
+        }
+    }
+
+    /**
+     * Pauses the VM: every vCPU leaves the guest and parks, doorbell writes are
+     * held and the device work already under way ends, within the destroy wait
+     * ({@link #DESTROY_WAIT} by default). A pause that does not complete in
+     * time is abandoned (the VM runs on) and reported.
+     */
+    @Override
+    public void pause() {
+        synchronized (this) {
+            if (state != VmState.RUNNING) {
+                throw new IllegalStateException(id + " is " + state.name().toLowerCase() + "; only a running VM can be paused");
+            }
+            if (stopReason != null) {
+                throw new IllegalStateException(id + " is stopping (" + stopDetail + "); it cannot be paused");
+            }
+            if (pauseRequested) {
+                throw new IllegalStateException(id + " is already pausing");
+            }
+            pauseRequested = true;
+            pauses++;
+        }
+        doorbells.hold();
+        for (Vcpu vcpu : vcpus) {
+            vcpu.requestStop();
+        }
+        String missing;
+        try {
+            long deadline = System.nanoTime() + destroyWait.toNanos();
+            synchronized (this) {
+                while (parked < vcpus.size() && stopReason == null && System.nanoTime() < deadline) {
+                    TimeUnit.NANOSECONDS.timedWait(this, deadline - System.nanoTime());
+                }
+                if (stopReason != null) {
+                    throw new IllegalStateException(id + " stopped while it was pausing: " + stopDetail);
+                }
+                missing = parked < vcpus.size() ? (vcpus.size() - parked) + " of " + vcpus.size() + " vCPUs did not leave the guest" : null;
+            }
+            if (missing == null && !doorbells.awaitQuiet(Math.max(0, deadline - System.nanoTime()))) {
+                missing = doorbells.working() + " device threads did not finish their work";
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            missing = "interrupted";
+        }
+        synchronized (this) {
+            if (missing == null && stopReason == null) {
+                state = VmState.PAUSED;
+                return;
+            }
+            pauseRequested = false;
+            notifyAll();
+        }
+        doorbells.release();
+        throw new IllegalStateException(id + " could not pause within " + destroyWait.toMillis() + " ms ("
+                + (missing != null ? missing : "it stopped") + "); it runs on");
+    }
+
+    /** Resumes a paused VM: the parked vCPU threads enter the guest again where it left, held doorbell writes go to their devices. */
+    @Override
+    public void resume() {
+        synchronized (this) {
+            if (state != VmState.PAUSED) {
+                throw new IllegalStateException(id + " is " + state.name().toLowerCase() + "; only a paused VM can be resumed");
+            }
+            pauseRequested = false;
+            state = VmState.RUNNING;
+            notifyAll();
+        }
+        doorbells.release();
     }
 
     private void finish() {
@@ -463,13 +589,10 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
             result = new VmResult(reason, reason == VmResult.Reason.EXITED ? exitStatus : -1, detail, output,
                     Duration.ofNanos(System.nanoTime() - startedAt));
             state = VmState.STOPPED;
+            notifyAll();
         }
         doorbells.closeAll();   // device threads end with the VM
         stopped.countDown();
-    }
-
-    private synchronized boolean stopRequested() {
-        return stopReason != null;
     }
 
     /** Records why the VM should stop (first cause wins) and kicks every vCPU. */
@@ -485,6 +608,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
                 stopReason = reason;
                 stopDetail = detail != null ? detail : "the guest exited with status " + status;   // built only for the first cause
                 exitStatus = status;
+                notifyAll();   // parked vCPU threads and a waiting pause see it
             }
         }
         for (Vcpu vcpu : vcpus) {
@@ -501,7 +625,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
                 startedAt = System.nanoTime();
                 state = VmState.STOPPED;   // start() refuses from here on; finish() below publishes the result
             } else {
-                if (state == VmState.RUNNING) {
+                if (state == VmState.RUNNING || state == VmState.PAUSED) {
                     stopWith(VmResult.Reason.STOPPED, "stopped from the host");
                 }
                 return;
@@ -561,7 +685,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         if (state == VmState.CREATED) {
             stop();
         }
-        if (state == VmState.RUNNING) {
+        if (state == VmState.RUNNING || state == VmState.PAUSED) {
             stopWith(VmResult.Reason.STOPPED, "destroyed");
             try {
                 if (!stopped.await(destroyWait.toNanos(), TimeUnit.NANOSECONDS)) {

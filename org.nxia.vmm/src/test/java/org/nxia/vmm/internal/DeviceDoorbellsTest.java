@@ -1,6 +1,7 @@
 package org.nxia.vmm.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,6 +10,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 import org.junit.jupiter.api.Test;
 import org.nxia.vmm.api.Doorbell;
@@ -141,5 +145,41 @@ class DeviceDoorbellsTest {
         partition.hasDoorbells = false;
         assertTrue(doorbells.create(0xd000_0050L, 4).isEmpty());
         assertEquals(0, doorbells.open());
+    }
+
+    @Test
+    void aHeldDoorbellGivesItsWritesOnlyOnRelease() throws Exception {
+        Doorbell bell = doorbells.create(0xd000_0050L, 4).orElseThrow();
+        partition.bells.getFirst().pending = 3;
+        doorbells.hold();
+        CompletableFuture<Long> took = CompletableFuture.supplyAsync(bell::await);
+        assertThrows(TimeoutException.class, () -> took.get(200, TimeUnit.MILLISECONDS), "held while paused");
+        assertEquals(0, doorbells.working());
+        doorbells.release();
+        assertEquals(3, took.get(10, TimeUnit.SECONDS));
+        assertEquals(1, doorbells.working(), "its thread works on the writes until it awaits again");
+    }
+
+    @Test
+    void quietOnlyOnceEveryDeviceThreadIsBackInAwait() throws Exception {
+        Doorbell bell = doorbells.create(0xd000_0050L, 4).orElseThrow();
+        partition.bells.getFirst().pending = 1;
+        assertEquals(1, bell.await());
+        assertFalse(doorbells.awaitQuiet(TimeUnit.MILLISECONDS.toNanos(100)), "the device thread still works");
+        assertEquals(0, bell.await());   // back for more: idle
+        assertTrue(doorbells.awaitQuiet(0));
+    }
+
+    @Test
+    void stoppingWakesAHeldThreadWithNothing() throws Exception {
+        Doorbell bell = doorbells.create(0xd000_0050L, 4).orElseThrow();
+        partition.bells.getFirst().pending = 2;
+        doorbells.hold();
+        CompletableFuture<Long> took = CompletableFuture.supplyAsync(bell::await);
+        assertThrows(TimeoutException.class, () -> took.get(100, TimeUnit.MILLISECONDS));
+        doorbells.closeAll();
+        assertEquals(0, took.get(10, TimeUnit.SECONDS), "a stopped VM's writes are not handed out");
+        assertEquals(0, doorbells.working());
+        assertTrue(doorbells.awaitQuiet(0));
     }
 }

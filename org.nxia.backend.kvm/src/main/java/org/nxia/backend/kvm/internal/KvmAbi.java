@@ -137,6 +137,43 @@ final class KvmAbi {
             JAVA_INT.withName("fd"), JAVA_INT.withName("flags"), sequenceLayout(36, JAVA_BYTE).withName("pad"))
             .withName("kvm_ioeventfd");
 
+    // ---- saved state: structs the VMM keeps whole, as bytes (only their size and a few fields matter here) ----
+
+    /** struct kvm_fpu: the legacy FPU/SSE area, where KVM has no XSAVE. */
+    static final MemoryLayout KVM_FPU = sequenceLayout(416, JAVA_BYTE).withName("kvm_fpu");
+    /** struct kvm_xsave without the flexible tail KVM_GET_XSAVE2 may add. */
+    static final MemoryLayout KVM_XSAVE = sequenceLayout(1024, JAVA_INT).withName("kvm_xsave");
+    /** struct kvm_xcrs: count, flags, 16 {xcr, reserved, value}, 16 u64 padding. */
+    static final MemoryLayout KVM_XCRS = structLayout(
+            JAVA_INT.withName("nr_xcrs"), JAVA_INT.withName("flags"),
+            sequenceLayout(16, structLayout(JAVA_INT.withName("xcr"), JAVA_INT.withName("reserved"), JAVA_LONG.withName("value")))
+                    .withName("xcrs"),
+            sequenceLayout(16, JAVA_LONG).withName("padding")).withName("kvm_xcrs");
+    /** struct kvm_lapic_state: the local APIC's register page. */
+    static final MemoryLayout KVM_LAPIC_STATE = sequenceLayout(1024, JAVA_BYTE).withName("kvm_lapic_state");
+    /** struct kvm_mp_state. */
+    static final StructLayout KVM_MP_STATE = structLayout(JAVA_INT.withName("mp_state")).withName("kvm_mp_state");
+    /** struct kvm_vcpu_events: pending exception, interrupt, NMI, SIPI, SMM. */
+    static final MemoryLayout KVM_VCPU_EVENTS = sequenceLayout(64, JAVA_BYTE).withName("kvm_vcpu_events");
+    /** struct kvm_debugregs: db[4], dr6, dr7, flags, reserved[9]. */
+    static final MemoryLayout KVM_DEBUGREGS = sequenceLayout(16, JAVA_LONG).withName("kvm_debugregs");
+    /** struct kvm_msr_list header (u32 indices follow). */
+    static final StructLayout KVM_MSR_LIST = structLayout(JAVA_INT.withName("nmsrs")).withName("kvm_msr_list");
+    /** struct kvm_irqchip: chip id, pad, a 512-byte union (PIC or IOAPIC state). */
+    static final StructLayout KVM_IRQCHIP = structLayout(
+            JAVA_INT.withName("chip_id"), JAVA_INT.withName("pad"), sequenceLayout(512, JAVA_BYTE).withName("chip"))
+            .withName("kvm_irqchip");
+    static final int KVM_IRQCHIP_PIC_MASTER = 0;
+    static final int KVM_IRQCHIP_PIC_SLAVE = 1;
+    static final int KVM_IRQCHIP_IOAPIC = 2;
+    /** struct kvm_pit_state2: three channels, flags, reserved. */
+    static final MemoryLayout KVM_PIT_STATE2 = sequenceLayout(112, JAVA_BYTE).withName("kvm_pit_state2");
+    /** struct kvm_clock_data. */
+    static final StructLayout KVM_CLOCK_DATA = structLayout(
+            JAVA_LONG.withName("clock"), JAVA_INT.withName("flags"), JAVA_INT.withName("pad0"),
+            JAVA_LONG.withName("realtime"), JAVA_LONG.withName("host_tsc"), sequenceLayout(4, JAVA_INT).withName("pad"))
+            .withName("kvm_clock_data");
+
     // ---- struct kvm_run: the fields the run loop reads, as offsets (the union is read by exit type) ----
 
     static final StructLayout KVM_RUN_HEADER = structLayout(
@@ -212,6 +249,31 @@ final class KvmAbi {
     static final long KVM_SET_MSRS = iow(0x89, KVM_MSRS.byteSize());
     static final long KVM_SET_CPUID2 = iow(0x90, KVM_CPUID2.byteSize());
     static final long KVM_GET_STATS_FD = io(0xce);
+    static final long KVM_GET_MSR_INDEX_LIST = iowr(0x02, KVM_MSR_LIST.byteSize());
+    static final long KVM_GET_IRQCHIP = iowr(0x62, KVM_IRQCHIP.byteSize());
+    /** _IOR, not _IOW: a slip in the kernel's header that the ABI keeps. */
+    static final long KVM_SET_IRQCHIP = ior(0x63, KVM_IRQCHIP.byteSize());
+    static final long KVM_SET_CLOCK = iow(0x7b, KVM_CLOCK_DATA.byteSize());
+    static final long KVM_GET_CLOCK = ior(0x7c, KVM_CLOCK_DATA.byteSize());
+    static final long KVM_GET_FPU = ior(0x8c, KVM_FPU.byteSize());
+    static final long KVM_SET_FPU = iow(0x8d, KVM_FPU.byteSize());
+    static final long KVM_GET_LAPIC = ior(0x8e, KVM_LAPIC_STATE.byteSize());
+    static final long KVM_SET_LAPIC = iow(0x8f, KVM_LAPIC_STATE.byteSize());
+    static final long KVM_GET_MP_STATE = ior(0x98, KVM_MP_STATE.byteSize());
+    static final long KVM_SET_MP_STATE = iow(0x99, KVM_MP_STATE.byteSize());
+    /** A VM ioctl; the vCPU's KVM_GET_VCPU_EVENTS shares its number, not its size. */
+    static final long KVM_GET_PIT2 = ior(0x9f, KVM_PIT_STATE2.byteSize());
+    static final long KVM_SET_PIT2 = iow(0xa0, KVM_PIT_STATE2.byteSize());
+    static final long KVM_GET_VCPU_EVENTS = ior(0x9f, KVM_VCPU_EVENTS.byteSize());
+    static final long KVM_SET_VCPU_EVENTS = iow(0xa0, KVM_VCPU_EVENTS.byteSize());
+    static final long KVM_GET_DEBUGREGS = ior(0xa1, KVM_DEBUGREGS.byteSize());
+    static final long KVM_SET_DEBUGREGS = iow(0xa2, KVM_DEBUGREGS.byteSize());
+    static final long KVM_GET_XSAVE = ior(0xa4, KVM_XSAVE.byteSize());
+    static final long KVM_SET_XSAVE = iow(0xa5, KVM_XSAVE.byteSize());
+    static final long KVM_GET_XCRS = ior(0xa6, KVM_XCRS.byteSize());
+    static final long KVM_SET_XCRS = iow(0xa7, KVM_XCRS.byteSize());
+    /** Like KVM_GET_XSAVE, for an XSAVE area larger than 4 KiB (its size: KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2)). */
+    static final long KVM_GET_XSAVE2 = ior(0xcf, KVM_XSAVE.byteSize());
 
     static final int KVM_API_VERSION = 12;
     static final int KVM_CAP_USER_MEMORY = 3;
@@ -219,6 +281,13 @@ final class KvmAbi {
     static final int KVM_CAP_IRQFD = 32;
     static final int KVM_CAP_PIT2 = 33;
     static final int KVM_CAP_IOEVENTFD = 36;
+    static final int KVM_CAP_MP_STATE = 14;
+    static final int KVM_CAP_ADJUST_CLOCK = 39;
+    static final int KVM_CAP_VCPU_EVENTS = 41;
+    static final int KVM_CAP_DEBUGREGS = 50;
+    static final int KVM_CAP_XSAVE = 55;
+    static final int KVM_CAP_XCRS = 56;
+    static final int KVM_CAP_XSAVE2 = 208;
     static final int KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2;
     static final int KVM_IRQFD_FLAG_DEASSIGN = 1;
     /** KVM handles port 0x61 (speaker/PIT gate), so calibration loops need no exit. */

@@ -17,6 +17,7 @@ import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.PartitionState;
 import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.Vcpu;
 
@@ -54,6 +55,7 @@ final class KvmPartition implements Partition {
     /** Open doorbells; each removes itself when closed (without this lock: a doorbell closes under its own). */
     private final Set<KvmDoorbell> doorbells = ConcurrentHashMap.newKeySet();
     private boolean interruptsAsked;
+    private KvmVcpuState.Support vcpuState;
     private boolean closed;
 
     KvmPartition(KvmSystem system, long ramBytes, int kickSignal) {
@@ -131,7 +133,11 @@ final class KvmPartition implements Partition {
         int fd = Libc.ioctl(vmFd, KVM_CREATE_VCPU, id, "KVM_CREATE_VCPU");
         KvmVcpu vcpu;
         try {
-            vcpu = new KvmVcpu(id, fd, system.vcpuMmapSize(), kickSignal);
+            if (vcpuState == null) {
+                // after the interrupt controller's turn: whether vCPUs have a local APIC to save is known now
+                vcpuState = KvmVcpuState.Support.of(vmFd, system.msrIndices(), interrupts != null);
+            }
+            vcpu = new KvmVcpu(id, fd, system.vcpuMmapSize(), kickSignal, vcpuState);
         } catch (RuntimeException e) {
             Libc.close(fd);
             throw e;
@@ -171,6 +177,22 @@ final class KvmPartition implements Partition {
         KvmDoorbell doorbell = new KvmDoorbell(vmFd, address, length, doorbells::remove);
         doorbells.add(doorbell);
         return Optional.of(doorbell);
+    }
+
+    @Override
+    public synchronized PartitionState saveState() {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        return KvmPartitionState.save(vmFd, interrupts != null);
+    }
+
+    @Override
+    public synchronized void restoreState(PartitionState state) {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        KvmPartitionState.restore(vmFd, interrupts != null, state);
     }
 
     @Override

@@ -84,6 +84,34 @@ final class KvmSystem implements AutoCloseable {
         throw new KvmException("ioctl(KVM_GET_SUPPORTED_CPUID)", Libc.E2BIG, "more than 4096 CPUID entries");
     }
 
+    private int[] msrIndices;
+
+    /** KVM_GET_MSR_INDEX_LIST, asked once: the MSRs a vCPU's saved state holds. */
+    synchronized int[] msrIndices() {
+        if (msrIndices == null) {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment probe = a.allocate(KVM_MSR_LIST);
+                try {
+                    Libc.ioctl(fd, KVM_GET_MSR_INDEX_LIST, probe, "KVM_GET_MSR_INDEX_LIST");
+                } catch (KvmException e) {
+                    if (e.errno() != Libc.E2BIG) {
+                        throw e;
+                    }
+                }
+                int count = probe.get(ValueLayout.JAVA_INT, 0);   // KVM writes the count back before E2BIG
+                if (count < 0 || count > 4096) {
+                    throw new KvmException("ioctl(KVM_GET_MSR_INDEX_LIST)", 0, "KVM lists " + count + " MSRs; at most 4096 are taken");
+                }
+                MemorySegment list = a.allocate(KVM_MSR_LIST.byteSize() + 4L * count, 4);
+                list.set(ValueLayout.JAVA_INT, 0, count);
+                Libc.ioctl(fd, KVM_GET_MSR_INDEX_LIST, list, "KVM_GET_MSR_INDEX_LIST");
+                int listed = Math.min(count, list.get(ValueLayout.JAVA_INT, 0));
+                msrIndices = list.asSlice(KVM_MSR_LIST.byteSize(), 4L * listed).toArray(ValueLayout.JAVA_INT);
+            }
+        }
+        return msrIndices.clone();
+    }
+
     /** KVM_CREATE_VM(0): a new VM file descriptor. */
     int createVmFd() {
         return Libc.ioctl(fd, KVM_CREATE_VM, 0L, "KVM_CREATE_VM");

@@ -14,6 +14,7 @@ import org.nxia.vmm.api.Registers;
 import org.nxia.vmm.api.Segment;
 import org.nxia.vmm.api.SpecialRegisters;
 import org.nxia.vmm.api.Vcpu;
+import org.nxia.vmm.api.VcpuState;
 import org.nxia.vmm.api.VcpuStop;
 import org.nxia.vmm.bench.ExitTimeRecorder;
 
@@ -84,10 +85,13 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
     private final KvmStats stats;
     private final int statsErrno;
 
-    KvmVcpu(int id, int fd, int mmapSize, int kickSignal) {
+    private final KvmVcpuState.Support stateSupport;
+
+    KvmVcpu(int id, int fd, int mmapSize, int kickSignal, KvmVcpuState.Support stateSupport) {
         this.id = id;
         this.fd = fd;
         this.kickSignal = kickSignal;
+        this.stateSupport = stateSupport;
         this.run = Libc.mmap(mmapSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd, "kvm_run");
         KvmStats opened = null;
         int errno = 0;
@@ -207,13 +211,16 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
         }
     }
 
-    /** The exit loop. Nothing here allocates until the vCPU stops. */
+    /**
+     * The exit loop. Nothing here allocates until the vCPU stops. A stop is
+     * seen only when KVM_RUN returns EINTR: {@link #requestStop} sets
+     * immediate_exit, and KVM first completes the I/O of the last exit (an
+     * {@code in}'s value reaches RAX, RIP moves past the instruction), so the
+     * state a paused vCPU shows is consistent (KVM API: "immediate_exit").
+     */
     private VcpuStop loop(ExitHandler handler) {
         long returnedAt = 0;
         while (true) {
-            if (stopRequested) {
-                return STOP_REQUESTED;
-            }
             long[] sink = exitTimes;
             if (sink != null && returnedAt != 0 && exitTimesCount < sink.length) {
                 sink[exitTimesCount++] = System.nanoTime() - returnedAt;
@@ -225,6 +232,9 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
             if (rc < 0) {
                 int errno = Libc.errno(callState);
                 if (errno == Libc.EINTR || errno == Libc.EAGAIN) {
+                    if (stopRequested) {
+                        return STOP_REQUESTED;
+                    }
                     interruptedRuns++;
                     continue;
                 }
@@ -348,6 +358,50 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
                 // Kicks a guest that runs without exits out of KVM_RUN (EINTR).
                 Libc.pthreadKill(runnerPthread, kickSignal);
             }
+        }
+    }
+
+    @Override
+    public void clearStopRequest() {
+        synchronized (threadLock) {
+            if (closed) {
+                throw new IllegalStateException("vCPU " + id + " is closed");
+            }
+            if (runner != null) {
+                throw new IllegalStateException("vCPU " + id + " is running on " + runner.getName());
+            }
+            stopRequested = false;
+            run.set(ValueLayout.JAVA_BYTE, RUN_IMMEDIATE_EXIT, (byte) 0);
+        }
+    }
+
+    @Override
+    public VcpuState saveState() {
+        synchronized (threadLock) {
+            requireIdle("saved");
+            return new VcpuState(id, registers(), specialRegisters(), KvmVcpuState.save(fd, id, stateSupport));
+        }
+    }
+
+    @Override
+    public void restoreState(VcpuState state) {
+        synchronized (threadLock) {
+            requireIdle("restored");
+            // WHY this order: sregs before the MSRs (EFER) and the local APIC (its base is in sregs)
+            KvmVcpuState.check(id, stateSupport, state.parts());   // nothing is set unless every part is good
+            setSpecialRegisters(state.special());
+            setRegisters(state.registers());
+            KvmVcpuState.restore(fd, id, stateSupport, state.parts());
+        }
+    }
+
+    private void requireIdle(String what) {
+        if (closed) {
+            throw new IllegalStateException("vCPU " + id + " is closed");
+        }
+        if (runner != null) {
+            throw new IllegalStateException("vCPU " + id + " is in the guest on " + runner.getName()
+                    + "; it can be " + what + " only while paused or not started");
         }
     }
 

@@ -29,6 +29,17 @@ class KvmAbiTest {
         assertEquals(64, KVM_PIT_CONFIG.byteSize(), "sizeof(struct kvm_pit_config)");
         assertEquals(32, KVM_IRQFD_LAYOUT.byteSize(), "sizeof(struct kvm_irqfd)");
         assertEquals(64, KVM_IOEVENTFD_LAYOUT.byteSize(), "sizeof(struct kvm_ioeventfd)");
+        assertEquals(416, KVM_FPU.byteSize(), "sizeof(struct kvm_fpu)");
+        assertEquals(4096, KVM_XSAVE.byteSize(), "sizeof(struct kvm_xsave)");
+        assertEquals(392, KVM_XCRS.byteSize(), "sizeof(struct kvm_xcrs)");
+        assertEquals(1024, KVM_LAPIC_STATE.byteSize(), "sizeof(struct kvm_lapic_state)");
+        assertEquals(4, KVM_MP_STATE.byteSize(), "sizeof(struct kvm_mp_state)");
+        assertEquals(64, KVM_VCPU_EVENTS.byteSize(), "sizeof(struct kvm_vcpu_events)");
+        assertEquals(128, KVM_DEBUGREGS.byteSize(), "sizeof(struct kvm_debugregs)");
+        assertEquals(4, KVM_MSR_LIST.byteSize(), "sizeof(struct kvm_msr_list)");
+        assertEquals(520, KVM_IRQCHIP.byteSize(), "sizeof(struct kvm_irqchip)");
+        assertEquals(112, KVM_PIT_STATE2.byteSize(), "sizeof(struct kvm_pit_state2)");
+        assertEquals(48, KVM_CLOCK_DATA.byteSize(), "sizeof(struct kvm_clock_data)");
     }
 
     @Test
@@ -62,6 +73,9 @@ class KvmAbiTest {
         assertEquals(16, offset(KVM_IOEVENTFD_LAYOUT, "len"));
         assertEquals(20, offset(KVM_IOEVENTFD_LAYOUT, "fd"));
         assertEquals(24, offset(KVM_IOEVENTFD_LAYOUT, "flags"));
+        assertEquals(8, offset(KVM_IRQCHIP, "chip"));
+        assertEquals(8, offset(KVM_CLOCK_DATA, "flags"));
+        assertEquals(16, offset(KVM_CLOCK_DATA, "realtime"));
     }
 
     @Test
@@ -105,5 +119,27 @@ class KvmAbiTest {
         assertEquals(0x4020AE76L, KVM_IRQFD);
         assertEquals(0x4040AE77L, KVM_CREATE_PIT2);
         assertEquals(0x4040AE79L, KVM_IOEVENTFD);
+        assertEquals(0x81A0AE8CL, KVM_GET_FPU);
+        assertEquals(0x41A0AE8DL, KVM_SET_FPU);
+        assertEquals(0x9000AEA4L, KVM_GET_XSAVE);
+        assertEquals(0x5000AEA5L, KVM_SET_XSAVE);
+        assertEquals(0x9000AECFL, KVM_GET_XSAVE2);
+        assertEquals(0x8188AEA6L, KVM_GET_XCRS);
+        assertEquals(0x4188AEA7L, KVM_SET_XCRS);
+        assertEquals(0x8400AE8EL, KVM_GET_LAPIC);
+        assertEquals(0x4400AE8FL, KVM_SET_LAPIC);
+        assertEquals(0x8004AE98L, KVM_GET_MP_STATE);
+        assertEquals(0x4004AE99L, KVM_SET_MP_STATE);
+        assertEquals(0x8040AE9FL, KVM_GET_VCPU_EVENTS);
+        assertEquals(0x4040AEA0L, KVM_SET_VCPU_EVENTS);
+        assertEquals(0x8080AEA1L, KVM_GET_DEBUGREGS);
+        assertEquals(0x4080AEA2L, KVM_SET_DEBUGREGS);
+        assertEquals(0xC004AE02L, KVM_GET_MSR_INDEX_LIST);
+        assertEquals(0xC208AE62L, KVM_GET_IRQCHIP);
+        assertEquals(0x8208AE63L, KVM_SET_IRQCHIP);
+        assertEquals(0x8070AE9FL, KVM_GET_PIT2);
+        assertEquals(0x4070AEA0L, KVM_SET_PIT2);
+        assertEquals(0x8030AE7CL, KVM_GET_CLOCK);
+        assertEquals(0x4030AE7BL, KVM_SET_CLOCK);
     }
 }

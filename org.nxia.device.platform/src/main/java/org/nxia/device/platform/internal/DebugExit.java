@@ -5,6 +5,7 @@ import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.DeviceFactory;
 import org.nxia.vmm.api.device.PortDevice;
+import org.nxia.vmm.api.device.SavedStateCodec;
 import org.osgi.service.component.annotations.Component;
 
 /**
@@ -53,6 +54,17 @@ public final class DebugExit implements DeviceFactory {
             @Override
             public Record state() {
                 return state;
+            }
+
+            /** Nothing but the kind: the port is configuration, and a write leaves nothing behind. */
+            @Override
+            public byte[] saveState() {
+                return SavedStateCodec.writer(TYPE, 1).toBytes();
+            }
+
+            @Override
+            public void restoreState(byte[] saved) {
+                SavedStateCodec.reader(saved, TYPE, 1).end();
             }
         };
     }

@@ -3,6 +3,7 @@ package org.nxia.device.platform.internal;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.PortDevice;
+import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**
  * The part of the i8042 keyboard controller a guest uses to reset the
@@ -74,5 +75,33 @@ final class I8042 implements Device, PortDevice {
     @Override
     public synchronized Record state() {
         return new State(commandByte, output, expectCommandByte);
+    }
+
+    /** What a snapshot keeps: the command byte, the byte waiting on the data port (-1: none), and a half-written command. */
+    record Saved(int commandByte, int pendingOutput, boolean expectCommandByte) {
+    }
+
+    static final int SAVED_VERSION = 1;
+
+    @Override
+    public synchronized byte[] saveState() {
+        return SavedStateCodec.writer(type(), SAVED_VERSION).u8(commandByte).bool(output >= 0).u8(Math.max(output, 0))
+                .bool(expectCommandByte).toBytes();
+    }
+
+    @Override
+    public synchronized void restoreState(byte[] bytes) {
+        SavedStateCodec.Reader in = SavedStateCodec.reader(bytes, type(), SAVED_VERSION);
+        int command = in.u8();
+        boolean full = in.bool();
+        int waiting = in.u8();
+        Saved saved = new Saved(command, full ? waiting : -1, in.bool());
+        in.end();
+        if (!full && waiting != 0) {
+            throw in.refuse("an empty output buffer holds 0x" + Integer.toHexString(waiting));
+        }
+        commandByte = saved.commandByte();
+        output = saved.pendingOutput();
+        expectCommandByte = saved.expectCommandByte();
     }
 }

@@ -6,6 +6,7 @@ import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.PortDevice;
+import org.nxia.vmm.api.device.SavedStateCodec;
 import org.nxia.vmm.api.device.SerialPort;
 
 /**
@@ -45,6 +46,10 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
     static final int IIR_FIFO = 0xc0;
     static final int FCR_ENABLE = 0x01;
     static final int FCR_CLEAR_RX = 0x02;
+    /** The bits IER, MCR and FCR keep of what the guest writes. */
+    static final int IER_KEPT = 0x0f;
+    static final int MCR_KEPT = 0x1f;
+    static final int FCR_KEPT = 0xc9;
     /** With loopback off, the modem lines read as connected: DCD, DSR, CTS. */
     static final int MSR_CONNECTED = 0xb0;
     static final int FIFO_SIZE = 16;
@@ -154,17 +159,17 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
                     if ((v & IER_THRE) != 0 && (ier & IER_THRE) == 0) {
                         threPending = true;
                     }
-                    ier = v & 0x0f;
+                    ier = v & IER_KEPT;
                 }
             }
             case IIR_FCR -> {
-                fcr = v & 0xc9;
+                fcr = v & FCR_KEPT;
                 if ((v & FCR_CLEAR_RX) != 0) {
                     clearReceiver();
                 }
             }
             case LCR -> lcr = v;
-            case MCR -> mcr = v & 0x1f;
+            case MCR -> mcr = v & MCR_KEPT;
             case SCR -> scr = v;
             default -> {
                 // LSR and MSR are read-only: writes are ignored, as on the chip
@@ -231,7 +236,7 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
         return ((mcr & 0x01) << 5) | ((mcr & 0x02) << 3) | ((mcr & 0x04) << 4) | ((mcr & 0x08) << 4);
     }
 
-    /** Saved state. */
+    /** Counters and diagnostics: the registers and every byte of input waiting, the host's included. */
     record State(int port, int ier, int lcr, int mcr, int scr, int dll, int dlm, int fcr, byte[] pendingInput) {
     }
 
@@ -249,5 +254,53 @@ final class Uart16550 implements Device, SerialPort, PortDevice {
             offset = 0;
         }
         return new State(base, ier, lcr, mcr, scr, dll, dlm, fcr, input);
+    }
+
+    /**
+     * What a snapshot keeps: the registers as the guest wrote them, the pending
+     * THR-empty interrupt, the overrun bit and the bytes in the receive FIFO
+     * (the guest can read them). Host input still waiting outside the FIFO is
+     * the host's, not the chip's, and is not kept.
+     */
+    record Saved(int ier, int lcr, int mcr, int scr, int dll, int dlm, int fcr, boolean threPending, boolean overrun,
+                 byte[] receiveFifo) {
+    }
+
+    static final int SAVED_VERSION = 1;
+
+    @Override
+    public synchronized byte[] saveState() {
+        byte[] received = new byte[fifoCount];
+        for (int i = 0; i < fifoCount; i++) {
+            received[i] = fifo[(fifoHead + i) % FIFO_SIZE];
+        }
+        return SavedStateCodec.writer(type(), SAVED_VERSION).u8(ier).u8(lcr).u8(mcr).u8(scr).u8(dll).u8(dlm).u8(fcr)
+                .bool(threPending).bool(overrun).bytes(received).toBytes();
+    }
+
+    @Override
+    public synchronized void restoreState(byte[] bytes) {
+        SavedStateCodec.Reader in = SavedStateCodec.reader(bytes, type(), SAVED_VERSION);
+        Saved saved = new Saved(in.u8(), in.u8(), in.u8(), in.u8(), in.u8(), in.u8(), in.u8(), in.bool(), in.bool(),
+                in.bytes(FIFO_SIZE));
+        in.end();
+        // The write path keeps only some bits of IER, MCR and FCR: a state with others was edited.
+        if ((saved.ier() & ~IER_KEPT) != 0 || (saved.mcr() & ~MCR_KEPT) != 0 || (saved.fcr() & ~FCR_KEPT) != 0) {
+            throw in.refuse("IER 0x%x, MCR 0x%x or FCR 0x%x has bits the chip does not keep"
+                    .formatted(saved.ier(), saved.mcr(), saved.fcr()));
+        }
+        ier = saved.ier();
+        lcr = saved.lcr();
+        mcr = saved.mcr();
+        scr = saved.scr();
+        dll = saved.dll();
+        dlm = saved.dlm();
+        fcr = saved.fcr();
+        threPending = saved.threPending();
+        overrun = saved.overrun();
+        clearReceiver();
+        System.arraycopy(saved.receiveFifo(), 0, fifo, 0, saved.receiveFifo().length);
+        fifoCount = saved.receiveFifo().length;
+        updateIrq();
     }
 }

@@ -2,6 +2,7 @@ package org.nxia.vmm.internal.memhv;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -15,7 +16,9 @@ import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.PartitionState;
 import org.nxia.vmm.api.SharedMapping;
+import org.nxia.vmm.api.StatePart;
 import org.nxia.vmm.api.Vcpu;
 
 /**
@@ -184,6 +187,26 @@ public final class InMemoryHypervisor implements Hypervisor {
         /** Shared regions mapped now. */
         public List<SharedMapping> mappings() {
             return List.copyOf(mappings);
+        }
+
+        /** A stand-in for the hypervisor's own VM state: one 8-byte part, {@value #CLOCK_PART}. */
+        public volatile long clock;
+        public static final String CLOCK_PART = "clock";
+
+        @Override
+        public PartitionState saveState() {
+            return new PartitionState(List.of(new StatePart(CLOCK_PART, ByteBuffer.allocate(8).putLong(clock).array())));
+        }
+
+        @Override
+        public void restoreState(PartitionState state) {
+            for (StatePart p : state.parts()) {
+                if (!p.name().equals(CLOCK_PART) || p.size() != 8) {
+                    throw new IllegalArgumentException("partition state part '%s' of %d bytes: the in-memory partition has only '%s' of 8"
+                            .formatted(p.name(), p.size(), CLOCK_PART));
+                }
+            }
+            state.part(CLOCK_PART).ifPresent(p -> clock = ByteBuffer.wrap(p.bytes()).getLong());
         }
 
         @Override

@@ -1,6 +1,10 @@
 package org.nxia.vmm.internal.memhv;
 
+import java.nio.ByteBuffer;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -8,12 +12,16 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.nxia.vmm.api.ExitHandler;
 import org.nxia.vmm.api.Registers;
 import org.nxia.vmm.api.SpecialRegisters;
+import org.nxia.vmm.api.StatePart;
 import org.nxia.vmm.api.Vcpu;
+import org.nxia.vmm.api.VcpuState;
 import org.nxia.vmm.api.VcpuStop;
 import org.nxia.vmm.internal.micro.EntryState;
 
 /** A vCPU that plays its {@link Script} to the exit handler; what it saw is there to assert. */
 public final class ScriptedVcpu implements Vcpu {
+
+    public static final String RUNS_PART = "runs";
 
     private final int id;
     private final Script script;
@@ -27,6 +35,8 @@ public final class ScriptedVcpu implements Vcpu {
     private volatile boolean interrupted;
     private volatile boolean closed;
     private volatile long lastRead;
+    private volatile long restoredRuns = -1;
+    private final Set<Thread> threads = ConcurrentHashMap.newKeySet();
     private Registers registers = Registers.RESET;
     private SpecialRegisters special;
 
@@ -74,6 +84,7 @@ public final class ScriptedVcpu implements Vcpu {
     @Override
     public VcpuStop run(ExitHandler handler) {
         runs.incrementAndGet();
+        threads.add(Thread.currentThread());
         if (!stickyStop) {
             stopRequested = false;   // a stop asked for before this entry is lost, as on a backend without a sticky flag
         }
@@ -158,6 +169,52 @@ public final class ScriptedVcpu implements Vcpu {
             stopRequested = true;
             stopLock.notifyAll();
         }
+    }
+
+    @Override
+    public void clearStopRequest() {
+        if (inRun) {
+            throw new IllegalStateException("vCPU " + id + " is in run");
+        }
+        synchronized (stopLock) {
+            stopRequested = false;
+        }
+    }
+
+    /** Its state: the registers and one 8-byte part, {@value #RUNS_PART}, that holds how often it entered the guest. */
+    @Override
+    public VcpuState saveState() {
+        if (inRun) {
+            throw new IllegalStateException("vCPU " + id + " is in run");
+        }
+        byte[] runsPart = ByteBuffer.allocate(8).putLong(runs.get()).array();
+        return new VcpuState(id, registers, special, List.of(new StatePart(RUNS_PART, runsPart)));
+    }
+
+    @Override
+    public void restoreState(VcpuState state) {
+        if (inRun) {
+            throw new IllegalStateException("vCPU " + id + " is in run");
+        }
+        for (StatePart p : state.parts()) {
+            if (!p.name().equals(RUNS_PART) || p.size() != 8) {
+                throw new IllegalArgumentException("vCPU %d state part '%s' of %d bytes: the in-memory vCPU has only '%s' of 8"
+                        .formatted(id, p.name(), p.size(), RUNS_PART));
+            }
+        }
+        registers = state.registers();
+        special = state.special();
+        state.part(RUNS_PART).ifPresent(p -> restoredRuns = ByteBuffer.wrap(p.bytes()).getLong());
+    }
+
+    /** The threads that have run it. */
+    public Set<Thread> threads() {
+        return Set.copyOf(threads);
+    }
+
+    /** The runs count of the state last restored into it, or -1. */
+    public long restoredRuns() {
+        return restoredRuns;
     }
 
     @Override

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import org.nxia.device.virtio.internal.mmio.SingleQueueBackend;
 import org.nxia.device.virtio.internal.queue.DescriptorChain;
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**
  * virtio-blk (device ID 2) over a raw image file: read, write, flush, get-id;
@@ -184,6 +185,30 @@ final class VirtioBlk extends SingleQueueBackend {
             moved += len;
         }
         return read ? moved : 0;
+    }
+
+    static final String SAVED_KIND = "virtio-blk disk";
+
+    /**
+     * The capacity the driver read. The image is configuration (its path), and
+     * requests are answered before their notification returns, so none is in
+     * flight at a snapshot; only the disk's size is checked on restore.
+     */
+    @Override
+    public byte[] saveState() {
+        return SavedStateCodec.writer(SAVED_KIND, 1).i64(capacitySectors).toBytes();
+    }
+
+    /** Refuses an image whose size changed since the snapshot: the guest's file systems know the old one. */
+    @Override
+    public Runnable checkState(byte[] saved) {
+        SavedStateCodec.Reader in = SavedStateCodec.reader(saved, SAVED_KIND, 1);
+        long sectors = in.i64();
+        in.end();
+        if (sectors != capacitySectors) {
+            throw in.refuse("the guest knows a disk of " + sectors + " sectors; the image now has " + capacitySectors);
+        }
+        return () -> { };
     }
 
     record State(long capacitySectors, boolean readOnly, long reads, long writes, long flushes, long errors) {

@@ -43,6 +43,16 @@ public final class VirtioConsoleFactory implements DeviceFactory {
         }
 
         @Override
+        public byte[] saveState() {
+            return transport.saveState();
+        }
+
+        @Override
+        public void restoreState(byte[] saved) {
+            transport.restoreState(saved);
+        }
+
+        @Override
         public void close() {
             transport.close();
         }

@@ -33,6 +33,41 @@ public interface VirtioBackend {
     /** The driver reset the device: forget the queues. */
     void reset();
 
-    /** The device type's own saved state. */
+    /** The device type's counters and diagnostics (not what a snapshot keeps). */
     Record state();
+
+    /**
+     * The device type's own saved state, in {@link org.nxia.vmm.api.device.SavedStateCodec}'s
+     * encoding: guest-visible configuration the device's parameters do not fix
+     * (virtio-net's MAC), never counters; empty when there is none.
+     */
+    default byte[] saveState() {
+        return new byte[0];
+    }
+
+    /**
+     * Checks what {@link #saveState} wrote and applies nothing: the transport
+     * checks the whole of a saved state before it applies any of it.
+     *
+     * @return the step that applies it, run once everything was checked
+     * @throws IllegalArgumentException for a malformed or out-of-range state
+     */
+    default Runnable checkState(byte[] saved) {
+        if (saved.length != 0) {
+            throw new IllegalArgumentException(saved.length + " bytes of device state for a device that saves none");
+        }
+        return () -> { };
+    }
+
+    /**
+     * The transport was restored from a snapshot with DRIVER_OK, after
+     * {@link #activate}: a device whose host-side state no snapshot keeps
+     * tells its driver here (vsock: the transport reset event).
+     *
+     * @return whether the driver must reread the configuration space (the transport then signals a configuration change)
+     * @throws org.nxia.device.virtio.internal.queue.VirtqueueException when the driver's rings are broken
+     */
+    default boolean restored() {
+        return false;
+    }
 }

@@ -1,5 +1,7 @@
 package org.nxia.device.virtio.internal.mmio;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Consumer;
@@ -14,6 +16,7 @@ import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.MmioDevice;
+import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**
  * The virtio-mmio transport, register layout version 2 (virtio 1.x, 4.2.2).
@@ -92,6 +95,7 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     }
 
     private final String type;
+    private final GuestMemory memory;
     private final VirtioBackend backend;
     private final long offered;
     private final SplitQueue[] queues;
@@ -129,6 +133,7 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
 
     public VirtioMmioTransport(String type, GuestMemory memory, VirtioBackend backend) {
         this.type = type;
+        this.memory = memory;
         this.backend = backend;
         this.offered = F_VERSION_1 | SplitQueue.QUEUE_FEATURES | backend.features();
         int n = backend.queueCount();
@@ -569,6 +574,212 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         return new State(type, status, driverFeatures, queueSel, interruptStatus, saved, errors, lastError,
                 doorbell != null ? NOTIFY_IOEVENTFD : NOTIFY_MMIO_EXIT, doorbell != null ? "" : noDoorbell,
                 kicksByDoorbell, kicksByExit, backend.state());
+    }
+
+    // ---- snapshots ----
+
+    /**
+     * What a snapshot keeps of one queue: the registers the driver wrote and,
+     * once it made the queue ready, where the device is in its rings
+     * ({@code ready}, null before). The rings themselves are guest RAM.
+     */
+    record SavedQueue(int num, long desc, long driver, long device, SplitQueueState ready) {
+    }
+
+    /**
+     * What a snapshot keeps of the device: the transport's registers (both
+     * feature selects included) and every queue; the counters, the doorbell and
+     * the notify thread are the host's. EVENT_IDX is kept with each queue's
+     * features, its event indices are in guest RAM. The last used index the
+     * device signalled is the used index: a quiesced device has signalled (or
+     * been told not to) every used buffer.
+     */
+    record Saved(int status, long driverFeatures, int deviceFeaturesSel, int driverFeaturesSel, int queueSel,
+                 int interruptStatus, int configGeneration, List<SavedQueue> queues, byte[] device) {
+    }
+
+    static final int SAVED_VERSION = 1;
+    /** The most a device type's own saved state may have ({@link VirtioBackend#saveState}). */
+    static final int MAX_DEVICE_STATE = 4096;
+
+    /**
+     * @throws IllegalStateException when a queue has a request in flight: a
+     *         device is saved quiesced (every device here answers a request
+     *         before its notification returns, so only a device bug leaves one)
+     */
+    @Override
+    public synchronized byte[] saveState() {
+        return encode(type, saved());
+    }
+
+    /** The saved state now; see {@link #saveState()}. */
+    synchronized Saved saved() {
+        List<SavedQueue> saved = new ArrayList<>(queues.length);
+        for (int q = 0; q < queues.length; q++) {
+            SplitQueueState ready = queues[q].isActive() ? queues[q].state() : null;
+            if (ready != null && inFlight(ready) != 0) {
+                throw new IllegalStateException("%s cannot be saved: queue %d has %d requests in flight (it must be quiesced)"
+                        .formatted(type, q, inFlight(ready)));
+            }
+            saved.add(new SavedQueue(queueNum[q], desc[q], driver[q], device[q], ready));
+        }
+        return new Saved(status, driverFeatures, deviceFeaturesSel, driverFeaturesSel, queueSel, interruptStatus,
+                configGeneration, saved, backend.saveState());
+    }
+
+    /** {@code saved} in {@link SavedStateCodec}'s encoding, as {@code type}'s record; {@link #readSaved} reads it back. */
+    static byte[] encode(String type, Saved saved) {
+        SavedStateCodec.Writer out = SavedStateCodec.writer(type, SAVED_VERSION).u8(saved.status()).i64(saved.driverFeatures())
+                .i32(saved.deviceFeaturesSel()).i32(saved.driverFeaturesSel()).i32(saved.queueSel())
+                .u8(saved.interruptStatus()).i32(saved.configGeneration()).u8(saved.queues().size());
+        for (SavedQueue queue : saved.queues()) {
+            out.u16(queue.num()).i64(queue.desc()).i64(queue.driver()).i64(queue.device()).bool(queue.ready() != null);
+            if (queue.ready() != null) {
+                out.i64(queue.ready().features()).u16(queue.ready().lastAvailIdx()).u16(queue.ready().usedIdx())
+                        .bool(queue.ready().broken());
+            }
+        }
+        return out.bytes(saved.device()).toBytes();
+    }
+
+    private static int inFlight(SplitQueueState queue) {
+        return (queue.lastAvailIdx() - queue.usedIdx()) & 0xffff;
+    }
+
+    /**
+     * Puts a transport that no driver has touched yet into {@code bytes}'
+     * state. Everything is checked before anything is applied: a ready queue
+     * as the driver's QueueReady is (size a power of two up to
+     * {@value #QUEUE_MAX}, rings aligned and inside guest RAM, ring features
+     * only), indices 16-bit with no request in flight, accepted features
+     * (FEATURES_OK) offered and virtio 1.x, DRIVER_OK only after FEATURES_OK,
+     * interrupt status bits the transport sets, and the device type's own
+     * state ({@link VirtioBackend#checkState}). The backend is then activated as
+     * at DRIVER_OK and told it was restored. Guest RAM must already be restored:
+     * a backend may write into its rings (vsock's transport reset event).
+     *
+     * @throws IllegalArgumentException for a malformed or out-of-range state; the transport stays as created
+     * @throws IllegalStateException when a driver already touched this transport
+     */
+    @Override
+    public synchronized void restoreState(byte[] bytes) {
+        for (SplitQueue queue : queues) {
+            if (queue.isActive()) {
+                throw new IllegalStateException(type + ": only a device as created is restored (a queue is ready)");
+            }
+        }
+        if (status != 0 || closed) {
+            throw new IllegalStateException(type + ": only a device as created is restored (status " + status + ")");
+        }
+        SavedStateCodec.Reader in = SavedStateCodec.reader(bytes, type, SAVED_VERSION);
+        Saved saved = readSaved(in);
+        check(saved, in);
+        Runnable applyDevice;
+        try {
+            applyDevice = backend.checkState(saved.device());
+        } catch (IllegalArgumentException e) {
+            throw in.refuse("device state: " + e.getMessage());
+        }
+        status = saved.status();
+        driverFeatures = saved.driverFeatures();
+        deviceFeaturesSel = saved.deviceFeaturesSel();
+        driverFeaturesSel = saved.driverFeaturesSel();
+        queueSel = saved.queueSel();
+        interruptStatus = saved.interruptStatus();
+        configGeneration = saved.configGeneration();
+        for (int q = 0; q < queues.length; q++) {
+            SavedQueue queue = saved.queues().get(q);
+            queueNum[q] = queue.num();
+            desc[q] = queue.desc();
+            driver[q] = queue.driver();
+            device[q] = queue.device();
+            if (queue.ready() != null) {
+                queues[q].restore(queue.ready());   // checked above on a scratch queue over the same memory
+            }
+        }
+        applyDevice.run();
+        if ((status & S_DRIVER_OK) == 0) {
+            return;
+        }
+        backend.activate(driverFeatures, queues);
+        if ((status & S_NEEDS_RESET) != 0) {
+            return;
+        }
+        armDoorbell();
+        try {
+            for (SplitQueue queue : queues) {
+                if (queue.isActive() && !queue.isBroken()) {
+                    queue.needsNotification();   // the used buffers so far were signalled before the snapshot
+                }
+            }
+            if (backend.restored()) {
+                configChanged();
+            }
+            signalUsed();
+        } catch (VirtqueueException e) {
+            needsReset("after restore: " + e.getMessage());   // the rings in guest RAM are broken, not the saved state
+        }
+    }
+
+    private Saved readSaved(SavedStateCodec.Reader in) {
+        int savedStatus = in.u8();
+        long features = in.i64();
+        int deviceSel = in.i32();
+        int driverSel = in.i32();
+        int sel = in.i32();
+        int interrupts = in.u8();
+        int generation = in.i32();
+        int count = in.u8();
+        if (count != queues.length) {
+            throw in.refuse(count + " queues saved; this device has " + queues.length);
+        }
+        List<SavedQueue> saved = new ArrayList<>(count);
+        for (int q = 0; q < count; q++) {
+            int num = in.u16();
+            long d = in.i64();
+            long a = in.i64();
+            long u = in.i64();
+            SplitQueueState ready = in.bool() ? new SplitQueueState(num, d, a, u, in.i64(), in.u16(), in.u16(), in.bool()) : null;
+            saved.add(new SavedQueue(num, d, a, u, ready));
+        }
+        byte[] device = in.bytes(MAX_DEVICE_STATE);
+        in.end();
+        return new Saved(savedStatus, features, deviceSel, driverSel, sel, interrupts, generation, saved, device);
+    }
+
+    private void check(Saved saved, SavedStateCodec.Reader in) {
+        int st = saved.status();
+        if ((st & S_DRIVER_OK) != 0 && (st & S_FEATURES_OK) == 0) {
+            throw in.refuse("status 0x%x has DRIVER_OK without FEATURES_OK".formatted(st));
+        }
+        if ((st & S_FEATURES_OK) != 0) {
+            // WHY: FEATURES_OK is the device's acceptance; an edited snapshot must not make it accept what it never offered.
+            if ((saved.driverFeatures() & ~offered) != 0) {
+                throw in.refuse("accepted features 0x%x include 0x%x, never offered (offered 0x%x)"
+                        .formatted(saved.driverFeatures(), saved.driverFeatures() & ~offered, offered));
+            }
+            if ((saved.driverFeatures() & F_VERSION_1) == 0) {
+                throw in.refuse("accepted features 0x%x lack VIRTIO_F_VERSION_1".formatted(saved.driverFeatures()));
+            }
+        }
+        if ((saved.interruptStatus() & ~(INT_USED_BUFFER | INT_CONFIG_CHANGE)) != 0) {
+            throw in.refuse("interrupt status 0x%x has bits the transport never sets".formatted(saved.interruptStatus()));
+        }
+        for (int q = 0; q < saved.queues().size(); q++) {
+            SplitQueueState ready = saved.queues().get(q).ready();
+            if (ready == null) {
+                continue;
+            }
+            try {
+                new SplitQueue(memory, QUEUE_MAX).restore(ready);
+            } catch (VirtqueueException e) {
+                throw in.refuse("queue " + q + ": " + e.getMessage());
+            }
+            if (inFlight(ready) != 0) {
+                throw in.refuse("queue %d has %d requests in flight (last available %d, used %d); a device is saved quiesced"
+                        .formatted(q, inFlight(ready), ready.lastAvailIdx(), ready.usedIdx()));
+            }
+        }
     }
 
     /**

@@ -225,8 +225,18 @@ final class Passt implements NetBackend {
                 if (!net.offerFrame(held)) {
                     continue;
                 }
-                held = null;
+                // WHY: the frames read behind the held one wait in the buffer; queue them now, not when
+                // passt next sends (which, with the guest's ACKs among them, may be never: a stall).
+                String bad = frames();
+                if (bad != null) {
+                    return bad;
+                }
+                held = pendingHeld;
+                pendingHeld = null;
                 transport.locked(net::receive);
+                if (held != null) {
+                    continue;
+                }
             }
             int n = channel.read(in);
             if (n < 0) {

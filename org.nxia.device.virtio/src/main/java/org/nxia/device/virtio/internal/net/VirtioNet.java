@@ -11,6 +11,7 @@ import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.device.virtio.internal.queue.DescriptorChain;
 import org.nxia.device.virtio.internal.queue.SplitQueue;
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**
  * virtio-net (device ID 1): one receive and one transmit queue, a MAC address,
@@ -326,6 +327,35 @@ final class VirtioNet implements VirtioBackend {
     void clearPending() {
         rxPending.clear();
         tx.clear();
+    }
+
+    static final String SAVED_KIND = "virtio-net config";
+
+    /**
+     * The MAC address the driver read: without {@code mac=} it comes from the
+     * VM's id, and a VM restored under another id must keep the one its guest
+     * knows. The link is the backend's, never saved.
+     */
+    @Override
+    public byte[] saveState() {
+        return SavedStateCodec.writer(SAVED_KIND, 1).bytes(mac).toBytes();
+    }
+
+    @Override
+    public Runnable checkState(byte[] saved) {
+        SavedStateCodec.Reader in = SavedStateCodec.reader(saved, SAVED_KIND, 1);
+        byte[] address = in.bytes(mac.length);
+        in.end();
+        if (address.length != mac.length || (address[0] & 1) != 0) {
+            throw in.refuse("MAC " + HexFormat.ofDelimiter(":").formatHex(address) + " is not a unicast address of 6 bytes");
+        }
+        return () -> System.arraycopy(address, 0, mac, 0, mac.length);
+    }
+
+    /** The link is the new backend's, whatever the driver last read: it rereads the status. */
+    @Override
+    public boolean restored() {
+        return true;
     }
 
     record State(String mac, boolean linkUp, boolean mergeable, long rxFrames, long rxBytes, long txFrames, long txBytes,

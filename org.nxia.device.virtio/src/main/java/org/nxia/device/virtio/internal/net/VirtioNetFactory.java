@@ -166,6 +166,16 @@ public final class VirtioNetFactory implements DeviceFactory {
         }
 
         @Override
+        public byte[] saveState() {
+            return transport.saveState();
+        }
+
+        @Override
+        public void restoreState(byte[] saved) {
+            transport.restoreState(saved);
+        }
+
+        @Override
         public void close() {
             transport.close();
             backend.close();

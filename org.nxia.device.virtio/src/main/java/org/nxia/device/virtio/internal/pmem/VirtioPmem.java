@@ -3,6 +3,7 @@ package org.nxia.device.virtio.internal.pmem;
 import org.nxia.device.virtio.internal.mmio.SingleQueueBackend;
 import org.nxia.device.virtio.internal.queue.DescriptorChain;
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**
  * virtio-pmem (device ID 27, virtio 1.2 section 5.19): a guest-physical range
@@ -104,7 +105,29 @@ final class VirtioPmem extends SingleQueueBackend {
         }
     }
 
-    /** Saved state: where the range is, and the counters. */
+    static final String SAVED_KIND = "virtio-pmem region";
+
+    /** Where the driver found the range: the region itself is configuration (the portal it names). */
+    @Override
+    public byte[] saveState() {
+        return SavedStateCodec.writer(SAVED_KIND, 1).i64(start).i64(size).toBytes();
+    }
+
+    /** Refuses a range mapped elsewhere or with another size: the guest's mappings of it would point at the wrong memory. */
+    @Override
+    public Runnable checkState(byte[] saved) {
+        SavedStateCodec.Reader in = SavedStateCodec.reader(saved, SAVED_KIND, 1);
+        long savedStart = in.i64();
+        long savedSize = in.i64();
+        in.end();
+        if (savedStart != start || savedSize != size) {
+            throw in.refuse("the guest knows the range at 0x%x, 0x%x bytes; it is now at 0x%x, 0x%x bytes"
+                    .formatted(savedStart, savedSize, start, size));
+        }
+        return () -> { };
+    }
+
+    /** Counters and diagnostics: where the range is, and the flushes. */
     record State(long start, long size, boolean readOnly, long flushes, long errors) {
     }
 

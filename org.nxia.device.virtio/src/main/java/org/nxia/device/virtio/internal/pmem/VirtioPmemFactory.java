@@ -115,6 +115,16 @@ public final class VirtioPmemFactory implements DeviceFactory {
         }
 
         @Override
+        public byte[] saveState() {
+            return transport.saveState();
+        }
+
+        @Override
+        public void restoreState(byte[] saved) {
+            transport.restoreState(saved);
+        }
+
+        @Override
         public void close() {
             if (interrupt != null) {
                 try {

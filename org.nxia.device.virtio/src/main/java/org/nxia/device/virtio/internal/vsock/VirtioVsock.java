@@ -59,6 +59,10 @@ final class VirtioVsock implements VirtioBackend {
     static final long F_STREAM = 1L;
     static final int RX = 0;
     static final int TX = 1;
+    static final int EVENT = 2;
+    /** struct virtio_vsock_event { le32 id; }: VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (spec 5.10.6.6). */
+    static final int EVENT_BYTES = 4;
+    static final int EVENT_TRANSPORT_RESET = 0;
     static final long HOST_CID = 2;
 
     // struct virtio_vsock_hdr, little-endian, packed.
@@ -143,6 +147,8 @@ final class VirtioVsock implements VirtioBackend {
 
     private SplitQueue[] queues;
     private boolean failed;
+    /** Restored from a snapshot, the driver's connections are gone: the reset event waits for an event buffer. */
+    private boolean resetEventPending;
     private int strayHead;
     private int strayCount;
     private int nextHostPort = FIRST_HOST_PORT;
@@ -200,7 +206,7 @@ final class VirtioVsock implements VirtioBackend {
 
     @Override
     public int queueCount() {
-        return 3;   // rx, tx, event (the event queue's buffers are never used: no transport reset events without snapshots)
+        return 3;   // rx, tx, event (used only for the transport reset event after a restore)
     }
 
     @Override
@@ -228,6 +234,8 @@ final class VirtioVsock implements VirtioBackend {
         try {
             if (index == TX) {
                 transmit();
+            } else if (index == EVENT) {
+                sendResetEvent();
             }
             pump();
         } catch (VirtqueueException e) {
@@ -238,10 +246,42 @@ final class VirtioVsock implements VirtioBackend {
         }
     }
 
+    /**
+     * Connections are host resources and are never saved: a restored device
+     * has none, so it tells the driver with VIRTIO_VSOCK_EVENT_TRANSPORT_RESET,
+     * on which the driver drops its connections and rereads the CID (spec
+     * 5.10.6.6). Sent now if the driver posted an event buffer, else when it posts one.
+     */
+    @Override
+    public boolean restored() {
+        resetEventPending = true;
+        sendResetEvent();
+        return false;
+    }
+
+    private void sendResetEvent() {
+        SplitQueue q = queues[EVENT];
+        if (!resetEventPending || !q.isActive() || q.isBroken()) {
+            return;
+        }
+        DescriptorChain chain = q.next();
+        if (chain == null) {
+            return;
+        }
+        if (chain.writableBytes() < EVENT_BYTES) {
+            throw new VirtqueueException("an event queue buffer of " + chain.writableBytes() + " bytes cannot hold a 4-byte event");
+        }
+        out.set(U32, 0, EVENT_TRANSPORT_RESET);
+        scatter(chain, out, 0, EVENT_BYTES);
+        q.pushUsed(chain.head(), EVENT_BYTES);
+        resetEventPending = false;
+    }
+
     @Override
     public void reset() {
         queues = null;
         failed = false;
+        resetEventPending = false;
         strayCount = 0;
         for (int i = 0; i < connections.length; i++) {
             if (connections[i] != null) {

@@ -78,6 +78,16 @@ public final class VirtioVsockFactory implements DeviceFactory {
         }
 
         @Override
+        public byte[] saveState() {
+            return transport.saveState();
+        }
+
+        @Override
+        public void restoreState(byte[] saved) {
+            transport.restoreState(saved);
+        }
+
+        @Override
         public long guestCid() {
             return vsock.guestCid();
         }

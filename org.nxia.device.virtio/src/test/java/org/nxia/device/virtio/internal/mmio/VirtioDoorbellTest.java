@@ -231,6 +231,27 @@ class VirtioDoorbellTest {
     }
 
     @Test
+    void aDeviceRestoredWithDriverOkArmsItsDoorbellAndServesKicksOnIt() throws Exception {
+        VirtioMmioTransport saved = rng("virtio-rng");
+        TestDriver d = ready(new Mmio(ctx.window), 0x10000);
+        byte[] bytes = saved.saveState();
+        saved.close();
+
+        VirtioMmioTransport restored = rng("virtio-rng");
+        int before = ctx.doorbells.size();
+        restored.restoreState(bytes);
+        assertEquals(before + 1, ctx.doorbells.size(), "restoring DRIVER_OK puts a doorbell on QueueNotify, as DRIVER_OK does");
+        TestDoorbell bell = ctx.last();
+        assertEquals(WINDOW + VirtioMmioTransport.QUEUE_NOTIFY, bell.address());
+        d.addChain(Buffer.writable(d.allocate(64), 64));
+        bell.ring();
+        assertEquals(64, awaitUsed(d).length());
+        assertEquals("ioeventfd", state(restored).notifyPath());
+        assertEquals(1, state(restored).kicksByDoorbell());
+        restored.close();
+    }
+
+    @Test
     void resetAndNeedsResetCloseTheDoorbellAndKicksExitAgain() throws Exception {
         VirtioMmioTransport t = rng("virtio-rng");
         Mmio m = new Mmio(ctx.window);

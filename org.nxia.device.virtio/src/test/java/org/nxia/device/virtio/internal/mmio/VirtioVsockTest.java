@@ -20,6 +20,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 
@@ -75,6 +76,8 @@ class VirtioVsockTest {
         final VirtioMmioTransport transport;
         final TestDriver rx;
         final TestDriver tx;
+        /** The event queue: no buffers posted unless a test posts them. */
+        final TestDriver ev;
         final Map<Integer, Long> rxBuffers = new HashMap<>();
         final int rxSize;
         long payload;
@@ -89,7 +92,7 @@ class VirtioVsockTest {
             assertTrue(m.negotiate(F_VERSION_1 | 1));
             rx = TestDriver.create(ctx.memory, 16, 0x10000);
             tx = TestDriver.create(ctx.memory, 16, 0x40000);
-            TestDriver ev = TestDriver.create(ctx.memory, 16, 0x70000);
+            ev = TestDriver.create(ctx.memory, 16, 0x70000);
             m.queue(0, rx, 16);
             m.queue(1, tx, 16);
             m.queue(2, ev, 16);
@@ -100,6 +103,21 @@ class VirtioVsockTest {
                 transport.locked(() -> rxBuffers.put(rx.addChain(new Buffer(buf, rxSize, true)), buf));
             }
             m.w(VirtioMmioTransport.QUEUE_NOTIFY, 0);
+        }
+
+        /** The same driver, its rings and buffers, now on the newest device's window: a VM restored from a snapshot. */
+        Guest(Guest before) {
+            this.ctx = before.ctx;
+            this.m = new Mmio(ctx.windows.getLast());
+            this.transport = (VirtioMmioTransport) m.dev;
+            this.rxSize = before.rxSize;
+            this.rx = before.rx;
+            this.tx = before.tx;
+            this.ev = before.ev;
+            this.rxBuffers.putAll(before.rxBuffers);
+            this.payload = before.payload;
+            this.bufAlloc = before.bufAlloc;
+            this.fwdCnt = before.fwdCnt;
         }
 
         GuestMemory mem() {
@@ -438,6 +456,80 @@ class VirtioVsockTest {
         again.send(REQUEST, 5010, 80, new byte[0]);
         assertEquals(5010, again.expect(RST).dstPort());
         assertFalse(again.m.needsReset());
+    }
+
+    /** The next used element of {@code d}, polled under the transport's lock (the I/O thread also pushes). */
+    private static TestDriver.Used poll(Guest g, TestDriver d) {
+        TestDriver.Used[] used = new TestDriver.Used[1];
+        g.transport.locked(() -> used[0] = d.pollUsed());
+        return used[0];
+    }
+
+    @Test
+    void aRestoredDeviceSendsTheTransportResetEventDropsTheConnectionsAndKeepsServing() throws Exception {
+        Guest g = guest("");
+        long event = g.ev.allocate(8, (byte) 0x5a);
+        byte[] bytes;
+        List<Integer> registers;
+        List<Integer> ready;
+        try (VsockListener listener = ((VsockEndpoint) device).listen(1234)) {
+            g.send(REQUEST, 5000, 1234, new byte[0]);
+            g.expect(RESPONSE);
+            assertNotNull(listener.accept(Duration.ofSeconds(5)));
+            g.transport.locked(() -> g.ev.addChain(new Buffer(event, 8, true)));
+            g.m.w(VirtioMmioTransport.QUEUE_NOTIFY, 2);
+            assertNull(poll(g, g.ev), "no event while nothing was restored");
+            bytes = device.saveState();
+            registers = VirtioSavedStateTest.registers(g.m);
+            ready = VirtioSavedStateTest.readyQueues(g.m, 3);
+        }
+        device.close();   // the VM that was saved is gone; its RAM lives on in the restored one
+
+        device = new VirtioVsockFactory().create(DeviceConfig.parse("virtio-vsock:cid=" + CID), ctx);
+        device.restoreState(bytes);
+        Guest r = new Guest(g);
+        TestDriver.Used used = poll(r, r.ev);
+        assertNotNull(used, "the transport reset event, in the buffer posted before the snapshot");
+        assertEquals(4, used.length());
+        assertEquals(0, ctx.memory.readInt(event), "VIRTIO_VSOCK_EVENT_TRANSPORT_RESET");
+        assertEquals(0x5a5a5a5a, ctx.memory.readInt(event + 4), "nothing past the 4-byte event");
+        assertEquals(registers, VirtioSavedStateTest.registers(r.m));
+        assertEquals(CID, r.m.r(VirtioMmioTransport.CONFIG), "the guest's CID, which the driver rereads on the event");
+        assertEquals(ready, VirtioSavedStateTest.readyQueues(r.m, 3));
+        assertEquals(List.of(1, 1, 1), ready);
+
+        r.send(RW, 5000, 1234, "lost".getBytes(StandardCharsets.US_ASCII));
+        assertEquals(5000, r.expect(RST).dstPort(), "the connection was the old host's: not restored");
+        try (VsockListener listener = ((VsockEndpoint) device).listen(1234)) {
+            r.send(REQUEST, 5001, 1234, new byte[0]);
+            r.expect(RESPONSE);
+            VsockStream stream = listener.accept(Duration.ofSeconds(5));
+            r.send(RW, 5001, 1234, "again".getBytes(StandardCharsets.US_ASCII));
+            assertEquals("again", readString(stream, 5));
+        }
+        assertFalse(r.m.needsReset());
+    }
+
+    @Test
+    void withoutAnEventBufferTheResetEventWaitsForTheDriverToPostOne() throws Exception {
+        Guest g = guest("");
+        byte[] bytes = device.saveState();
+        device.close();
+        device = new VirtioVsockFactory().create(DeviceConfig.parse("virtio-vsock:cid=" + CID), ctx);
+        device.restoreState(bytes);
+        Guest r = new Guest(g);
+        long event = r.ev.allocate(4, (byte) 0x5a);
+        r.transport.locked(() -> r.ev.addChain(new Buffer(event, 4, true)));
+        assertNull(poll(r, r.ev), "nothing before the driver's notify");
+        r.m.w(VirtioMmioTransport.QUEUE_NOTIFY, 2);
+        TestDriver.Used used = poll(r, r.ev);
+        assertNotNull(used);
+        assertEquals(4, used.length());
+        assertEquals(0, ctx.memory.readInt(event));
+        long second = r.ev.allocate(4, (byte) 0x5a);
+        r.transport.locked(() -> r.ev.addChain(new Buffer(second, 4, true)));
+        r.m.w(VirtioMmioTransport.QUEUE_NOTIFY, 2);
+        assertNull(poll(r, r.ev), "one event per restore");
     }
 
     private static String readString(java.nio.channels.ReadableByteChannel ch, int n) throws IOException {

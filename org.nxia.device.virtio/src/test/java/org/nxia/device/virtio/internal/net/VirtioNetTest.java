@@ -79,6 +79,70 @@ class VirtioNetTest {
         assertTrue(t.read(0x0fc, 4) != generation, "a new configuration generation");
     }
 
+    /** A driver's setup through the transport's registers (virtio 1.2, 4.2.2): features, both queues, DRIVER_OK. */
+    private void driverSetsUp(VirtioMmioTransport t, long features) {
+        t.write(0x070, 4, VirtioMmioTransport.S_ACKNOWLEDGE | VirtioMmioTransport.S_DRIVER);
+        t.write(0x024, 4, 0);
+        t.write(0x020, 4, features & 0xffff_ffffL);
+        t.write(0x024, 4, 1);
+        t.write(0x020, 4, features >>> 32);
+        t.write(0x070, 4, VirtioMmioTransport.S_ACKNOWLEDGE | VirtioMmioTransport.S_DRIVER | VirtioMmioTransport.S_FEATURES_OK);
+        TestDriver[] drivers = {rxDriver, txDriver};
+        for (int q = 0; q < 2; q++) {
+            t.write(0x030, 4, q);
+            t.write(0x038, 4, 16);
+            t.write(0x080, 4, drivers[q].descriptorTable());
+            t.write(0x090, 4, drivers[q].availRing());
+            t.write(0x0a0, 4, drivers[q].usedRing());
+            t.write(0x044, 4, 1);
+        }
+        t.write(0x070, 4, t.read(0x070, 4) | VirtioMmioTransport.S_DRIVER_OK);
+    }
+
+    @Test
+    void aRestoredDeviceKeepsTheMacTheDriverReadTellsItToRereadTheLinkAndReceivesOn() {
+        VirtioMmioTransport t = new VirtioMmioTransport("virtio-net", memory, net);
+        driverSetsUp(t, 1L << 32 | 1L << VirtioNet.F_MAC | 1L << VirtioNet.F_STATUS | F_MRG);
+        net.setLink(true);
+        long first = rxDriver.allocate(2000);
+        rxDriver.addChain(Buffer.writable(first, 2000));
+        assertTrue(net.offerFrame(frame(100)));
+        t.locked(net::receive);
+        assertNotNull(rxDriver.pollUsed());
+        byte[] bytes = t.saveState();
+        int generation = (int) t.read(0x0fc, 4);
+
+        // another VM's id gives another MAC, and its passt has not connected yet
+        VirtioNet fresh = new VirtioNet(memory, new byte[] {0x02, 0x4e, 0x58, 9, 9, 9}, new TxFrames(4));
+        VirtioMmioTransport restored = new VirtioMmioTransport("virtio-net", memory, fresh);
+        restored.restoreState(bytes);
+        for (int i = 0; i < 6; i++) {
+            assertEquals(MAC[i] & 0xff, restored.read(0x100 + i, 1), "mac[" + i + "] as the driver read it");
+        }
+        assertEquals(0, restored.read(0x106, 2), "the new backend's link, down");
+        assertEquals(2, restored.read(0x060, 4) & 2, "a configuration-change interrupt: the driver rereads the status");
+        assertEquals(generation + 1, (int) restored.read(0x0fc, 4));
+        assertEquals(t.read(0x070, 4), restored.read(0x070, 4));
+
+        fresh.setLink(true);
+        long second = rxDriver.allocate(2000, (byte) 0xee);
+        int head = rxDriver.addChain(Buffer.writable(second, 2000));
+        assertTrue(fresh.offerFrame(frame(200)));
+        restored.locked(fresh::receive);
+        Used used = rxDriver.pollUsed();
+        assertNotNull(used, "a frame after the restore lands in the buffer posted after it");
+        assertEquals(head, used.id());
+        assertEquals(12 + 200, used.length());
+        assertArrayEquals(frame(200), memory.read(second + 12, 200));
+
+        byte[] multicast = bytes.clone();
+        multicast[multicast.length - 6] |= 1;
+        VirtioMmioTransport refuses = new VirtioMmioTransport("virtio-net", memory, new VirtioNet(memory, MAC, new TxFrames(4)));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> refuses.restoreState(multicast));
+        assertTrue(e.getMessage().contains("is not a unicast address"), e.getMessage());
+        assertEquals(0, refuses.read(0x070, 4), "left as created");
+    }
+
     @Test
     void spreadsAFrameOverMergeableBuffersAndCountsThemInTheHeader() {
         activate(F_MRG);

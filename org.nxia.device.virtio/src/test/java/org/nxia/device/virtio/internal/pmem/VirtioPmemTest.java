@@ -46,7 +46,7 @@ class VirtioPmemTest {
             STATUS = 0x070, QUEUE_DESC_LOW = 0x080, QUEUE_DRIVER_LOW = 0x090, QUEUE_DEVICE_LOW = 0x0a0, CONFIG = 0x100;
 
     /** One VM as a device sees it: heap RAM, its windows, its mapped portals, one interrupt line if it has interrupts. */
-    static final class Vm implements DeviceContext {
+    static class Vm implements DeviceContext {
         final String id;
         final GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[1 << 20]));
         final List<MmioDevice> windows = new ArrayList<>();
@@ -306,6 +306,62 @@ class VirtioPmemTest {
         portals.create("ro", MIB2, "test", Rights.RO, null);
         Device device = attach(vm, "ro", "ro", "virtio-pmem:region=ro");
         assertTrue(((VirtioPmem.State) ((VirtioMmioTransport.State) device.state()).backend()).readOnly());
+    }
+
+    @Test
+    void aRestoredVmFindsTheRangeWhereItWasAndFlushesOn() {
+        portals.create("data", MIB2, "test", Rights.RW, null);
+        Device saved = attach(vm, "data", "rw", "virtio-pmem:region=data");
+        TestDriver d = start(vm);
+        long req = d.allocate(4);
+        vm.memory.writeInt(req, VirtioPmem.REQ_TYPE_FLUSH);
+        long resp = d.allocate(4, (byte) 0xee);
+        assertEquals(4, post(vm, d, Buffer.readable(req, 4), Buffer.writable(resp, 4)));
+        byte[] bytes = saved.saveState();
+
+        Vm restored = new Vm("vm-restored", true);
+        restored.memory.write(0, vm.memory.read(0, (int) vm.memory.size()));   // the snapshot's RAM
+        Device device = attach(restored, "data", "rw", "virtio-pmem:region=data");
+        device.restoreState(bytes);
+        for (int reg : new int[] {DEVICE_ID, STATUS, QUEUE_READY, CONFIG, CONFIG + 4, CONFIG + 8, CONFIG + 12}) {
+            assertEquals(vm.r(reg), restored.r(reg), "register 0x" + Integer.toHexString(reg));
+        }
+        restored.memory.writeInt(resp, 0xeeee);
+        assertEquals(4, post(restored, d.onMemory(restored.memory), Buffer.readable(req, 4), Buffer.writable(resp, 4)));
+        assertEquals(0, restored.memory.readInt(resp), "flushed by the restored device");
+        assertEquals(2, restored.memory.readShort(d.usedRing() + 2), "served from the restored index");
+
+        Vm elsewhere = new Vm("vm-elsewhere", true) {
+            @Override
+            public SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
+                SharedMapping at = super.mapPortal(name, region, readOnly, doorbellGpa);
+                return new SharedMapping() {
+                    @Override
+                    public long gpa() {
+                        return at.gpa() + MIB2;
+                    }
+
+                    @Override
+                    public long size() {
+                        return at.size();
+                    }
+
+                    @Override
+                    public boolean readOnly() {
+                        return at.readOnly();
+                    }
+
+                    @Override
+                    public void close() {
+                    }
+                };
+            }
+        };
+        Device moved = attach(elsewhere, "data", "rw", "virtio-pmem:region=data");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> moved.restoreState(bytes));
+        assertTrue(e.getMessage().contains("the guest knows the range at 0x100000000, 0x200000 bytes; it is now at 0x100200000"),
+                e.getMessage());
+        assertEquals(0, elsewhere.r(STATUS), "left as created");
     }
 
     @Test

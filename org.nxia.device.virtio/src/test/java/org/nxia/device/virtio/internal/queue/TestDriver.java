@@ -77,6 +77,20 @@ public final class TestDriver {
         return new TestDriver(memory, size, desc, avail, used, data);
     }
 
+    /** This driver, its rings, buffers and indices, over {@code other}: a copy of this memory, as in a VM restored from a snapshot. */
+    public TestDriver onMemory(GuestMemory other) {
+        TestDriver copy = new TestDriver(other, size, descriptorTable, availRing, usedRing, dataStart);
+        copy.dataNext = dataNext;
+        copy.freeDescriptors.clear();
+        copy.freeDescriptors.addAll(freeDescriptors);
+        for (int i = 0; i < size; i++) {
+            copy.chainOf[i] = chainOf[i];
+        }
+        copy.availIdx = availIdx;
+        copy.lastUsedIdx = lastUsedIdx;
+        return copy;
+    }
+
     public GuestMemory memory() {
         return memory;
     }
