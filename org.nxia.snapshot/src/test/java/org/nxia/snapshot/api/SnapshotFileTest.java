@@ -21,6 +21,8 @@ import javax.crypto.SecretKey;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nxia.snapshot.internal.Format;
+import org.nxia.snapshot.internal.LongList;
+import org.nxia.snapshot.internal.RunBuilder;
 
 class SnapshotFileTest {
 
@@ -205,19 +207,34 @@ class SnapshotFileTest {
 
     @Test
     void tooManyRunsAreJoinedAcrossTheSmallestGapsUntilTheMapFits() {
-        org.nxia.snapshot.internal.LongList runs = new org.nxia.snapshot.internal.LongList();
-        long[] pages = {0, 2, 3, 5, 9, 10, 20, 40, 41, 100};
-        for (long p : pages) {
-            runs.add(p * Format.PAGE);
-            runs.add((p + 1) * Format.PAGE);
+        RunBuilder builder = new RunBuilder(3);
+        for (long p : new long[] {0, 2, 3, 5, 9, 10, 20, 40, 41, 100}) {
+            builder.add(p * Format.PAGE);
         }
-        SnapshotWriter.coalesce(runs, 3);
+        LongList runs = builder.finish();
         List<Long> joined = new ArrayList<>();
         for (int i = 0; i < runs.size(); i++) {
             joined.add(runs.get(i) / Format.PAGE);
         }
-        // gaps of 1 page joined (5 runs), then of up to 4 (4 runs), then of up to 16 (3 runs)
+        // at 6 runs: joined across gaps of 1, 2 then 4 pages (3 runs), 41 joins as it comes, 100 makes 4; at the end
+        // joined across 8 then 16
         assertEquals(List.of(0L, 21L, 40L, 42L, 100L, 101L), joined);
+    }
+
+    @Test
+    void theRunListStaysBoundedWhateverTheGuestWrote() {
+        RunBuilder builder = new RunBuilder(4);
+        for (long p = 0; p < 100_000; p += 2) {   // every other page non-zero: the most runs a guest can make
+            builder.add(p * Format.PAGE);
+        }
+        LongList runs = builder.finish();
+        assertTrue(builder.peakRuns() <= 8, "peak " + builder.peakRuns());
+        assertTrue(runs.size() / 2 <= 4, "runs " + runs.size() / 2);
+        assertEquals(0, runs.get(0));
+        assertEquals(99_999L * Format.PAGE, runs.get(runs.size() - 1), "every page is still covered");
+        for (int i = 2; i < runs.size(); i += 2) {
+            assertTrue(runs.get(i) > runs.get(i - 1), "ascending, disjoint");
+        }
     }
 
     /** A small snapshot with RAM, as bytes. */
