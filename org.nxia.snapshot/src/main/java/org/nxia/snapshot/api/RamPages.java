@@ -22,6 +22,8 @@ public sealed interface RamPages {
     /**
      * The data ranges of the sparse file (a memfd) whose mapping is guest RAM, found with
      * {@code lseek(SEEK_DATA/SEEK_HOLE)}: pages never touched are holes and are not read.
+     * {@code ram} must be this file's mapping. Reading a hole through a shared mapping
+     * allocates it, so host code that reads all of RAM first leaves no holes to skip.
      * This moves the descriptor's file offset; the descriptor stays the caller's.
      */
     static RamPages sparseFile(int fd) {

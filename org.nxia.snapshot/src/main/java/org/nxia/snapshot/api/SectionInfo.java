@@ -12,7 +12,7 @@ package org.nxia.snapshot.api;
  */
 public record SectionInfo(String name, Kind kind, long offset, long storedLength, long length, String sha256) {
 
-    /** What a section holds. */
+    /** What a section holds; the ordinal is the kind's code in the file. */
     public enum Kind {
         /** Bytes the VMM gave. */
         DATA,

@@ -43,6 +43,20 @@ import org.nxia.snapshot.internal.TableEntry;
  */
 public final class SnapshotReader implements AutoCloseable {
 
+    /** When the stored RAM pages' SHA-256 is checked. */
+    public enum RamCheck {
+        /** At open, with everything else (the default): nothing is handed out unchecked. */
+        AT_OPEN,
+        /**
+         * When the pages are read: {@link #copyRamInto} hashes them as it copies and refuses at
+         * the end, {@link #verify()} checks them, and {@link #ramExtents()} hands out pages that
+         * nobody checked. Opening then costs no pass over RAM: for restores and clones of
+         * snapshots kept where only the VMM writes. Encrypted pages are still authenticated
+         * chunk by chunk before they are written, and the table that locates them at open.
+         */
+        WHEN_READ
+    }
+
     private static final int IO_BUFFER = 1 << 20;
 
     private final Source source;
@@ -63,7 +77,7 @@ public final class SnapshotReader implements AutoCloseable {
     private long[] runs = new long[0];
     private byte[] buffer;
 
-    private SnapshotReader(Source source, String label, SecretKey key) throws IOException, SnapshotFormatException {
+    private SnapshotReader(Source source, String label, SecretKey key, RamCheck ramCheck) throws IOException, SnapshotFormatException {
         this.source = source;
         this.label = label;
         long size = source.size();
@@ -164,7 +178,7 @@ public final class SnapshotReader implements AutoCloseable {
         }
         mapIndex = map;
         pagesIndex = pages;
-        checkGapsAndHashes(headerLength, tableOffset);
+        checkGapsAndHashes(headerLength, tableOffset, ramCheck);
         if (map >= 0 && (!encrypted || cipher != null)) {
             parseMap(content(map));
         }
@@ -190,9 +204,14 @@ public final class SnapshotReader implements AutoCloseable {
      * A key given for an unencrypted file is refused.
      */
     public static SnapshotReader open(Path file, SecretKey key) throws IOException, SnapshotFormatException {
+        return open(file, key, RamCheck.AT_OPEN);
+    }
+
+    /** As {@link #open(Path, SecretKey)}, checking RAM's hash {@code ramCheck}. */
+    public static SnapshotReader open(Path file, SecretKey key, RamCheck ramCheck) throws IOException, SnapshotFormatException {
         FileChannel channel = FileChannel.open(file, StandardOpenOption.READ);
         try {
-            return new SnapshotReader(new Source.OfFile(channel), file.getFileName().toString(), key);
+            return new SnapshotReader(new Source.OfFile(channel), file.getFileName().toString(), key, ramCheck);
         } catch (IOException | SnapshotFormatException | RuntimeException e) {
             channel.close();
             throw e;
@@ -201,8 +220,13 @@ public final class SnapshotReader implements AutoCloseable {
 
     /** Opens a snapshot held in memory; {@code key} as for {@link #open(Path, SecretKey)}. */
     public static SnapshotReader open(byte[] file, SecretKey key) throws SnapshotFormatException {
+        return open(file, key, RamCheck.AT_OPEN);
+    }
+
+    /** As {@link #open(byte[], SecretKey)}, checking RAM's hash {@code ramCheck}. */
+    public static SnapshotReader open(byte[] file, SecretKey key, RamCheck ramCheck) throws SnapshotFormatException {
         try {
-            return new SnapshotReader(new Source.OfBytes(file), "the snapshot", key);
+            return new SnapshotReader(new Source.OfBytes(file), "the snapshot", key, ramCheck);
         } catch (IOException e) {
             throw new IllegalStateException("an array cannot fail to read", e);
         }
@@ -295,11 +319,13 @@ public final class SnapshotReader implements AutoCloseable {
     }
 
     /** Every gap is zero and every section's stored bytes match their hash: every byte of the file is checked. */
-    private void checkGapsAndHashes(long headerLength, long tableOffset) throws IOException, SnapshotFormatException {
+    private void checkGapsAndHashes(long headerLength, long tableOffset, RamCheck ramCheck) throws IOException, SnapshotFormatException {
         long previousEnd = headerLength;
         for (TableEntry e : entries) {
             checkZero(previousEnd, e.offset());
-            checkHash(e);
+            if (e.kind() != Format.KIND_RAM_PAGES || ramCheck == RamCheck.AT_OPEN) {
+                checkHash(e);
+            }
             previousEnd = e.end();
         }
         checkZero(previousEnd, tableOffset);
@@ -500,8 +526,9 @@ public final class SnapshotReader implements AutoCloseable {
      * Copies the stored pages into {@code target}, guest RAM of {@code target.byteSize()}
      * bytes, at their guest offsets; other pages are not written (give zeroed memory). A
      * snapshot whose RAM is larger than {@code target} is refused before anything is written;
-     * a chunk that does not authenticate is refused before its bytes are written. A file
-     * changed since open is refused at the end, when earlier pages may have been copied.
+     * a chunk that does not authenticate is refused before its bytes are written. Pages that
+     * do not match their hash (a file changed since open, or opened with
+     * {@link RamCheck#WHEN_READ}) are refused at the end, when they have been copied.
      */
     public void copyRamInto(MemorySegment target, SaveProgress progress) throws IOException, SnapshotFormatException {
         checkReadable();
@@ -539,7 +566,7 @@ public final class SnapshotReader implements AutoCloseable {
             }
         }
         if (!MessageDigest.isEqual(sha.digest(), e.sha256())) {
-            throw fail("has RAM pages (offset " + e.offset() + ") that no longer match their SHA-256: changed since open");
+            throw fail("has RAM pages (offset " + e.offset() + ") that do not match their SHA-256 (changed since open, or not checked at open)");
         }
     }
 
@@ -594,7 +621,7 @@ public final class SnapshotReader implements AutoCloseable {
                 MessageDigest sha = Format.sha256();
                 copyEncrypted(null, e, sha, SaveProgress.NONE);
                 if (!MessageDigest.isEqual(sha.digest(), e.sha256())) {
-                    throw fail("has RAM pages (offset " + e.offset() + ") that no longer match their SHA-256: changed since open");
+                    throw fail("has RAM pages (offset " + e.offset() + ") that do not match their SHA-256 (changed since open, or not checked at open)");
                 }
             } else {
                 checkHash(e);

@@ -24,6 +24,7 @@ import org.nxia.snapshot.internal.ChunkCipher;
 import org.nxia.snapshot.internal.Format;
 import org.nxia.snapshot.internal.HashThread;
 import org.nxia.snapshot.internal.LongList;
+import org.nxia.snapshot.internal.RunBuilder;
 import org.nxia.snapshot.internal.SeekData;
 import org.nxia.snapshot.internal.TableEntry;
 
@@ -179,8 +180,9 @@ public final class SnapshotWriter implements AutoCloseable {
             throw new IllegalArgumentException("guest RAM of " + size + " bytes: not a positive multiple of " + Format.PAGE
                 + " up to " + Format.MAX_RAM);
         }
-        LongList runs = nonZeroRuns(ram, candidates(size, pages));
-        coalesce(runs, Format.MAX_RUNS);
+        RunBuilder builder = new RunBuilder(Format.MAX_RUNS);
+        scan(ram, pages, builder);
+        LongList runs = builder.finish();
         int count = runs.size() / 2;
         byte[] map = new byte[Format.MAP_HEADER + count * Format.RUN];
         ByteBuffer m = Format.le(map);
@@ -233,103 +235,64 @@ public final class SnapshotWriter implements AutoCloseable {
         }
     }
 
+    /** Ciphertext buffers in rotation: one being sealed and written while the hash thread reads the others. */
+    private static final int SEALED_BUFFERS = 3;
+
+    /** Encrypts the runs' pages chunk by chunk and writes them, hashing the ciphertext on a second thread meanwhile. */
     private byte[] encryptedPages(MemorySegment ram, LongList runs, long total, SaveProgress progress) throws IOException {
-        MessageDigest sha = Format.sha256();
         int section = entries.size();
         byte[] plain = new byte[(int) Math.min(chunkSize, total)];
-        byte[] out = new byte[plain.length + Format.TAG];
+        byte[][] sealed = new byte[SEALED_BUFFERS][plain.length + Format.TAG];
         MemorySegment buffer = MemorySegment.ofArray(plain);
         long chunks = Format.chunks(total, chunkSize);
         long chunk = 0;
         int filled = 0;
         long done = 0;
-        for (int i = 0; i < runs.size(); i += 2) {
-            for (long at = runs.get(i), end = runs.get(i + 1); at < end; ) {
-                int n = (int) Math.min(plain.length - filled, end - at);
-                MemorySegment.copy(ram, at, buffer, filled, n);
-                filled += n;
-                at += n;
-                done += n;
-                if (filled == plain.length || done == total) {
-                    int sealed = cipher.seal(counter++, section, chunk, chunk == chunks - 1, plain, 0, filled, out);
-                    sha.update(out, 0, sealed);
-                    write(ByteBuffer.wrap(out, 0, sealed));
-                    chunk++;
-                    filled = 0;
-                    progress.progress(done, total);
+        try (HashThread hash = new HashThread().start()) {
+            for (int i = 0; i < runs.size(); i += 2) {
+                for (long at = runs.get(i), end = runs.get(i + 1); at < end; ) {
+                    int n = (int) Math.min(plain.length - filled, end - at);
+                    MemorySegment.copy(ram, at, buffer, filled, n);
+                    filled += n;
+                    at += n;
+                    done += n;
+                    if (filled == plain.length || done == total) {
+                        hash.awaitHashed(chunk - SEALED_BUFFERS + 1);   // the buffer's last chunk is hashed
+                        byte[] out = sealed[(int) (chunk % SEALED_BUFFERS)];
+                        int length = cipher.seal(counter++, section, chunk, chunk == chunks - 1, plain, 0, filled, out);
+                        hash.update(ByteBuffer.wrap(out, 0, length));
+                        write(ByteBuffer.wrap(out, 0, length));
+                        chunk++;
+                        filled = 0;
+                        progress.progress(done, total);
+                    }
                 }
             }
+            return hash.digest();
         }
-        return sha.digest();
     }
 
-    /** Page-aligned, sorted, merged (start, end) pairs where stored pages may be. */
-    private static LongList candidates(long size, RamPages pages) throws IOException {
-        LongList ranges = new LongList();
+    /** Feeds the non-zero pages among {@code pages} to {@code runs}, in ascending order. */
+    private static void scan(MemorySegment ram, RamPages pages, RunBuilder runs) throws IOException {
+        long size = ram.byteSize();
         switch (pages) {
-            case RamPages.All a -> {
-                ranges.add(0);
-                ranges.add(size);
-            }
+            case RamPages.All a -> runs.scan(ram, 0, size);
             case RamPages.Ranges r -> {
                 List<RamRange> sorted = new ArrayList<>(r.ranges());
                 sorted.sort(Comparator.comparingLong(RamRange::offset));
+                long scanned = 0;
                 for (RamRange range : sorted) {
                     if (range.end() > size) {
                         throw new IllegalArgumentException(range + " lies outside guest RAM of " + size + " bytes");
                     }
-                    int last = ranges.size() - 1;
-                    if (last > 0 && range.offset() <= ranges.get(last)) {
-                        ranges.set(last, Math.max(ranges.get(last), range.end()));
-                    } else {
-                        ranges.add(range.offset());
-                        ranges.add(range.end());
+                    long from = Math.max(range.offset(), scanned);   // overlapping ranges: each page once
+                    if (from < range.end()) {
+                        runs.scan(ram, from, range.end());
+                        scanned = range.end();
                     }
                 }
             }
-            case RamPages.SparseFile f -> SeekData.dataRanges(f.fd(), size, (start, end) -> {
-                ranges.add(start);
-                ranges.add(end);
-            });
-        }
-        return ranges;
-    }
-
-    private static final MemorySegment ZERO_PAGE = MemorySegment.ofArray(new byte[Format.PAGE]);
-
-    /** The candidates' pages that are not all zero, as merged (start, end) pairs. */
-    private static LongList nonZeroRuns(MemorySegment ram, LongList candidates) {
-        LongList runs = new LongList();
-        for (int i = 0; i < candidates.size(); i += 2) {
-            for (long page = candidates.get(i), end = candidates.get(i + 1); page < end; page += Format.PAGE) {
-                if (MemorySegment.mismatch(ram, page, page + Format.PAGE, ZERO_PAGE, 0, Format.PAGE) < 0) {
-                    continue;
-                }
-                int last = runs.size() - 1;
-                if (last > 0 && runs.get(last) == page) {
-                    runs.set(last, page + Format.PAGE);
-                } else {
-                    runs.add(page);
-                    runs.add(page + Format.PAGE);
-                }
-            }
-        }
-        return runs;
-    }
-
-    /** Keeps the page map within its bound: joins runs across ever larger gaps (storing some zero pages) until it fits. */
-    static void coalesce(LongList runs, int maxRuns) {
-        for (long gap = Format.PAGE; runs.size() / 2 > maxRuns; gap *= 2) {
-            int kept = 0;
-            for (int i = 0; i < runs.size(); i += 2) {
-                if (kept > 0 && runs.get(i) - runs.get(kept - 1) <= gap) {
-                    runs.set(kept - 1, runs.get(i + 1));
-                } else {
-                    runs.set(kept++, runs.get(i));
-                    runs.set(kept++, runs.get(i + 1));
-                }
-            }
-            runs.truncate(kept);
+            case RamPages.SparseFile f -> SeekData.dataRanges(f.fd(), size, (start, end) -> runs.scan(ram, start, end));
         }
     }
 

@@ -9,8 +9,8 @@ import java.util.concurrent.ArrayBlockingQueue;
 /**
  * SHA-256 on a second thread, in order, at most two pieces behind the caller: a save hashes
  * guest RAM while it writes it, instead of one after the other (each is about as fast as the
- * other on one core). Pieces are views of memory the caller does not change until
- * {@link #digest()} returns.
+ * other on one core). Pieces are views of memory the caller does not change until they are
+ * hashed ({@link #awaitHashed}, {@link #digest()}).
  */
 public final class HashThread implements AutoCloseable {
 
@@ -20,6 +20,8 @@ public final class HashThread implements AutoCloseable {
     private final MessageDigest sha = Format.sha256();
     private final Thread thread = Thread.ofPlatform().daemon().name("snapshot-sha256").unstarted(this::run);
     private volatile RuntimeException failure;
+    /** Pieces hashed so far; guarded by {@code this}. */
+    private long hashed;
 
     /** Whether the hashing thread may read {@code segment} (not if it is confined to the caller's thread). */
     public boolean canRead(MemorySegment segment) {
@@ -35,12 +37,19 @@ public final class HashThread implements AutoCloseable {
         try {
             for (ByteBuffer piece = pieces.take(); piece != END; piece = pieces.take()) {
                 sha.update(piece);
+                synchronized (this) {
+                    hashed++;
+                    notifyAll();
+                }
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (RuntimeException e) {
             failure = e;
             pieces.clear();
+            synchronized (this) {
+                notifyAll();
+            }
         }
     }
 
@@ -55,6 +64,21 @@ public final class HashThread implements AutoCloseable {
             throw new InterruptedIOException("interrupted while hashing guest RAM");
         }
         checkFailure();
+    }
+
+    /** Waits until the first {@code count} pieces are hashed, so that the memory of those may be reused. */
+    public void awaitHashed(long count) throws InterruptedIOException {
+        try {
+            synchronized (this) {
+                while (hashed < count) {
+                    checkFailure();
+                    wait(100);
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while hashing guest RAM");
+        }
     }
 
     private void checkFailure() {

@@ -36,7 +36,7 @@ public final class SeekData {
         void range(long offset, long end);
     }
 
-    /** Reports the data ranges of {@code fd} below {@code size}, rounded out to whole pages. */
+    /** Reports the data ranges of {@code fd} below {@code size}, rounded out to whole pages, ascending and disjoint. */
     public static void dataRanges(int fd, long size, RangeSink sink) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CAPTURE);
@@ -53,10 +53,12 @@ public final class SeekData {
                 if (hole < 0) {
                     hole = size;
                 }
-                long start = data & -Format.PAGE;
+                long start = Math.max(data & -Format.PAGE, at);   // ascending and disjoint, whatever the file system's granularity
                 long end = Math.min(size, Format.align(Math.min(hole, size), Format.PAGE));
-                sink.range(start, end);
-                at = end;
+                if (start < end) {
+                    sink.range(start, end);
+                }
+                at = Math.max(end, data + 1);
             }
         }
     }

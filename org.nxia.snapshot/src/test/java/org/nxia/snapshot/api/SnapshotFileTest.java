@@ -21,6 +21,8 @@ import javax.crypto.SecretKey;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nxia.snapshot.internal.Format;
+import org.nxia.snapshot.internal.LongList;
+import org.nxia.snapshot.internal.RunBuilder;
 
 class SnapshotFileTest {
 
@@ -122,6 +124,51 @@ class SnapshotFileTest {
     }
 
     @Test
+    void allZeroRamStoresNoPagesPlainOrEncrypted() throws Exception {
+        for (SecretKey key : new SecretKey[] {null, SnapshotKeys.generate()}) {
+            Path file = dir.resolve("zero-" + (key != null));
+            try (Arena arena = Arena.ofConfined();
+                SnapshotWriter w = key == null ? SnapshotWriter.create(file, REQUIREMENTS)
+                    : SnapshotWriter.createEncrypted(file, REQUIREMENTS, key)) {
+                w.ram(arena.allocate(4 * MIB, Format.PAGE), RamPages.all(), SaveProgress.NONE);
+                assertEquals(0, w.finish().ramStoredBytes());
+            }
+            try (SnapshotReader r = SnapshotReader.open(file, key)) {
+                assertEquals(4 * MIB, r.ramSize());
+                assertEquals(List.of(), r.ramRanges());
+                byte[] target = new byte[(int) (4 * MIB)];
+                Arrays.fill(target, (byte) 3);
+                r.copyRamInto(MemorySegment.ofArray(target));
+                byte[] threes = new byte[target.length];
+                Arrays.fill(threes, (byte) 3);
+                assertArrayEquals(threes, target, "nothing written");
+            }
+        }
+    }
+
+    @Test
+    void aProgressCallbackThatThrowsAbortsTheSaveAndLeavesNoFile() throws Exception {
+        Path file = dir.resolve("aborted.nxsnap");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ram = arena.allocate(32 * MIB, Format.PAGE);
+            ram.fill((byte) 1);
+            assertThrows(IllegalStateException.class, () -> {
+                try (SnapshotWriter w = SnapshotWriter.create(file, REQUIREMENTS)) {
+                    w.ram(ram, RamPages.all(), (done, total) -> {
+                        if (done > 0) {
+                            throw new IllegalStateException("cancelled");
+                        }
+                    });
+                    w.finish();
+                }
+            });
+        }
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of(), files.toList());
+        }
+    }
+
+    @Test
     void theWriterRefusesBadNamesDuplicatesOversizedSectionsAndAnExistingFile() throws Exception {
         Path file = dir.resolve("w.nxsnap");
         try (SnapshotWriter w = SnapshotWriter.create(file, REQUIREMENTS)) {
@@ -160,19 +207,34 @@ class SnapshotFileTest {
 
     @Test
     void tooManyRunsAreJoinedAcrossTheSmallestGapsUntilTheMapFits() {
-        org.nxia.snapshot.internal.LongList runs = new org.nxia.snapshot.internal.LongList();
-        long[] pages = {0, 2, 3, 5, 9, 10, 20, 40, 41, 100};
-        for (long p : pages) {
-            runs.add(p * Format.PAGE);
-            runs.add((p + 1) * Format.PAGE);
+        RunBuilder builder = new RunBuilder(3);
+        for (long p : new long[] {0, 2, 3, 5, 9, 10, 20, 40, 41, 100}) {
+            builder.add(p * Format.PAGE);
         }
-        SnapshotWriter.coalesce(runs, 3);
+        LongList runs = builder.finish();
         List<Long> joined = new ArrayList<>();
         for (int i = 0; i < runs.size(); i++) {
             joined.add(runs.get(i) / Format.PAGE);
         }
-        // gaps of 1 page joined (5 runs), then of up to 4 (4 runs), then of up to 16 (3 runs)
+        // at 6 runs: joined across gaps of 1, 2 then 4 pages (3 runs), 41 joins as it comes, 100 makes 4; at the end
+        // joined across 8 then 16
         assertEquals(List.of(0L, 21L, 40L, 42L, 100L, 101L), joined);
+    }
+
+    @Test
+    void theRunListStaysBoundedWhateverTheGuestWrote() {
+        RunBuilder builder = new RunBuilder(4);
+        for (long p = 0; p < 100_000; p += 2) {   // every other page non-zero: the most runs a guest can make
+            builder.add(p * Format.PAGE);
+        }
+        LongList runs = builder.finish();
+        assertTrue(builder.peakRuns() <= 8, "peak " + builder.peakRuns());
+        assertTrue(runs.size() / 2 <= 4, "runs " + runs.size() / 2);
+        assertEquals(0, runs.get(0));
+        assertEquals(99_999L * Format.PAGE, runs.get(runs.size() - 1), "every page is still covered");
+        for (int i = 2; i < runs.size(); i += 2) {
+            assertTrue(runs.get(i) > runs.get(i - 1), "ascending, disjoint");
+        }
     }
 
     /** A small snapshot with RAM, as bytes. */
@@ -330,6 +392,34 @@ class SnapshotFileTest {
         byte[] page = file.clone();
         Forge.le(page).putInt(map + 8, 8192);
         assertTrue(refusal(Forge.reseal(page, null), null).contains("pages of 8192 bytes"));
+    }
+
+    @Test
+    void ramCheckedWhenReadOpensWithoutAPassOverRamAndStillRefusesChangedPages() throws Exception {
+        byte[] good = small(null, 0);
+        byte[] bad = good.clone();
+        bad[(int) Forge.offset(bad, "ram") + 5] ^= 1;
+        Path file = dir.resolve("changed.nxsnap");
+        Files.write(file, bad);
+        assertTrue(assertThrows(SnapshotFormatException.class, () -> SnapshotReader.open(file)).getMessage()
+            .contains("section ram (offset"));
+        try (SnapshotReader r = SnapshotReader.open(file, null, SnapshotReader.RamCheck.WHEN_READ)) {
+            assertEquals(3, r.ramExtents().stream().mapToLong(x -> x.length() / Format.PAGE).sum());
+            String why = assertThrows(SnapshotFormatException.class, () -> r.copyRamInto(MemorySegment.ofArray(new byte[64 << 10])))
+                .getMessage();
+            assertTrue(why.contains("RAM pages") && why.contains("do not match their SHA-256"), why);
+            assertThrows(SnapshotFormatException.class, r::verify);
+        }
+        Files.write(file, good, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING);
+        try (SnapshotReader r = SnapshotReader.open(file, null, SnapshotReader.RamCheck.WHEN_READ)) {
+            r.copyRamInto(MemorySegment.ofArray(new byte[64 << 10]));
+            r.verify();
+        }
+        byte[] header = good.clone();
+        header[Format.H_FLAGS] = 4;
+        Files.write(file, header, java.nio.file.StandardOpenOption.TRUNCATE_EXISTING);
+        assertThrows(SnapshotFormatException.class, () -> SnapshotReader.open(file, null, SnapshotReader.RamCheck.WHEN_READ),
+            "everything but the pages is still checked at open");
     }
 
     @Test
