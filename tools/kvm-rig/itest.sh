@@ -46,6 +46,10 @@ for jar in "$ROOT"/org.nxia.*/target/org.nxia.*-"$VERSION".jar; do
   [ "$b" = org.nxia.itest ] && continue
   mkdir -p "$P/root/$b/target"; cp "$jar" "$P/root/$b/target/"
 done
+# the third-party examples, not part of the platform (DeployVmTest deploys them from these paths)
+for jar in "$ROOT"/examples/*/target/org.nxia.examples.*-"$VERSION".jar; do
+  rel="${jar#"$ROOT"/}"; mkdir -p "$P/root/$(dirname "$rel")"; cp "$jar" "$P/root/$rel"
+done
 cp -a "$ROOT/guest/target/images" "$P/root/guest/target/images"
 cp -a "$ITEST/test-classes" "$P/test-classes"
 # the Linux VM's kernel and initramfs (LinuxBootTest): LINUX_KERNEL/LINUX_INITRD, else the System VM image if built

@@ -18,6 +18,8 @@ if [ $# -gt 0 ]; then mkdir -p "$P/files"; cp -L "$@" "$P/files/"; extra+=("$P/f
 cp -a "$ROOT/guest/target/images" "$P/images"
 # the profiles (FileInstall reads them there; edits made inside the rig stay there)
 cp -a "${NXIA_CONF:-$ROOT/distro/conf}" "$P/conf"
+# the bundles dropped into deploy/ (FileInstall installs them there, as on a host)
+mkdir -p "$P/deploy"; cp -a "${NXIA_DEPLOY:-$ROOT/deploy}/." "$P/deploy/" 2>/dev/null || true
 # the System VM image (bench:boot, vm:exec) and, for bench:boot's peer, this host's QEMU and its firmware
 image="$("$ROOT/distro/system-vm/build.sh" path 2>/dev/null || true)"
 if [ -n "$image" ] && [ -f "$image/bzImage" ]; then
@@ -38,7 +40,7 @@ ${RIG_RAW_TTY:+stty raw -echo 2>/dev/null}
 if [ -n "\$1" ]; then set -- -Dgosh.args=--nointeractive "-Dnxia.command=\$1"; else set --; fi
 PATH="/payload/bin:\$PATH" exec ./$(basename "$JRE")/bin/java $NXIA_JVM_FLAGS \\
   -Dorg.osgi.framework.storage=/tmp/felix -Dnxia.guest.images=/payload/images -Dnxia.debug=${NXIA_DEBUG:-false} \\
-  -Dnxia.system.vm=/payload/system-vm -Dfelix.fileinstall.dir=/payload/conf "\$@" -jar nxia.jar
+  -Dnxia.system.vm=/payload/system-vm -Dfelix.fileinstall.dir=/payload/conf -Dnxia.deploy=/payload/deploy "\$@" -jar nxia.jar
 RUN
 chmod +x "$P/run.sh"
 if [ -z "$gogo" ]; then
@@ -48,4 +50,4 @@ else
   echo "kvm-rig: running '$gogo' inside the rig (QEMU TCG, nested SVM): figures from here are not comparable with a real host" >&2
 fi
 RIG_MEM="${RIG_MEM:-3G}" RIG_TIMEOUT="${RIG_TIMEOUT:-1800}" \
-  "$HERE/run-in-kvm.sh" "$JRE" "$P/nxia.jar" "$P/images" "$P/conf" "${extra[@]}" "$P/run.sh" -- ./run.sh "$gogo"
+  "$HERE/run-in-kvm.sh" "$JRE" "$P/nxia.jar" "$P/images" "$P/conf" "$P/deploy" "${extra[@]}" "$P/run.sh" -- ./run.sh "$gogo"

@@ -68,8 +68,22 @@ public final class VmManagerImpl implements VmManager {
         deviceFactories.put(String.valueOf(properties.get(DeviceFactory.TYPE_PROPERTY)), factory);
     }
 
+    /**
+     * A device type goes away (its bundle stopped or was uninstalled): new VMs no longer get it, and
+     * each VM holding one of its devices stops with that reason and is destroyed, so no device runs
+     * code of a bundle that is gone and nothing of the bundle stays reachable from a VM. A device is
+     * the factory's when it has the type and comes from the factory's class loader (its bundle).
+     */
     void removeDeviceFactory(DeviceFactory factory, Map<String, Object> properties) {
-        deviceFactories.remove(String.valueOf(properties.get(DeviceFactory.TYPE_PROPERTY)), factory);
+        String type = String.valueOf(properties.get(DeviceFactory.TYPE_PROPERTY));
+        deviceFactories.remove(type, factory);
+        ClassLoader bundle = factory.getClass().getClassLoader();
+        for (ManagedVm vm : List.copyOf(vms.values())) {
+            if (vm.devices().stream().anyMatch(d -> d.type().equals(type) && d.getClass().getClassLoader() == bundle)) {
+                vm.stopWith(VmResult.Reason.STOPPED, "device type '" + type + "' was undeployed: its bundle stopped");
+                destroy(vm.id());
+            }
+        }
     }
 
     @Deactivate
