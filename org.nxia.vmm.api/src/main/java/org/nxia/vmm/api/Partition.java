@@ -58,6 +58,18 @@ public interface Partition extends AutoCloseable {
     }
 
     /**
+     * Starts logging which RAM pages the vCPUs write (see {@link DirtyLog}).
+     * Call before the vCPUs run; a second call returns the same log. Optional:
+     * empty where the backend cannot track writes, and callers then treat all
+     * of RAM as written.
+     *
+     * @throws HypervisorException if the hypervisor refuses
+     */
+    default Optional<DirtyLog> startDirtyLog() {
+        return Optional.empty();
+    }
+
+    /**
      * The hypervisor's VM-wide state apart from RAM and vCPUs (interrupt
      * controllers, timers, clock). Call while no vCPU runs.
      *

@@ -15,9 +15,11 @@
  * {@link org.nxia.vmm.api.PartitionState}, {@link org.nxia.vmm.api.StatePart}); a paused VM saved whole
  * ({@code VirtualMachine.snapshot()}, {@link org.nxia.vmm.api.VmSnapshot}) and restored into a new VM
  * ({@code VmManager.restore}); {@code Partition.populatedRam()}.
+ *
+ * <p>2.2: {@code Partition.startDirtyLog()} and {@link org.nxia.vmm.api.DirtyLog}: which RAM pages the vCPUs wrote.
  */
 @Export
-@Version("2.1.0")
+@Version("2.2.0")
 package org.nxia.vmm.api;
 
 import org.osgi.annotation.bundle.Export;

@@ -85,8 +85,15 @@ final class KvmAbi {
             JAVA_LONG.withName("memory_size"), JAVA_LONG.withName("userspace_addr"))
             .withName("kvm_userspace_memory_region");
 
+    /** kvm_userspace_memory_region.flags: KVM logs the slot's pages that guests write (KVM_GET_DIRTY_LOG). */
+    static final int KVM_MEM_LOG_DIRTY_PAGES = 1;
     /** kvm_userspace_memory_region.flags: guest writes to the slot exit as MMIO writes. */
     static final int KVM_MEM_READONLY = 1 << 1;
+
+    /** struct kvm_dirty_log: the slot and where KVM writes its bitmap (one bit per page, unsigned longs). */
+    static final StructLayout KVM_DIRTY_LOG = structLayout(
+            JAVA_INT.withName("slot"), JAVA_INT.withName("padding1"), JAVA_LONG.withName("dirty_bitmap"))
+            .withName("kvm_dirty_log");
 
     /** struct kvm_msr_entry. */
     static final StructLayout KVM_MSR_ENTRY = structLayout(
@@ -234,6 +241,7 @@ final class KvmAbi {
     static final long KVM_CREATE_VCPU = io(0x41);
     static final long KVM_SET_USER_MEMORY_REGION = iow(0x46, KVM_USERSPACE_MEMORY_REGION.byteSize());
     static final long KVM_SET_TSS_ADDR = io(0x47);
+    static final long KVM_GET_DIRTY_LOG = iow(0x42, KVM_DIRTY_LOG.byteSize());
     static final long KVM_SET_IDENTITY_MAP_ADDR = iow(0x48, 8);
     static final long KVM_CREATE_IRQCHIP = io(0x60);
     static final long KVM_IRQ_LINE = iow(0x61, KVM_IRQ_LEVEL.byteSize());

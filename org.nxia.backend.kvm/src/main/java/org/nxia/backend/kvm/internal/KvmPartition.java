@@ -13,6 +13,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
+import org.nxia.vmm.api.DirtyLog;
 import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.GuestRange;
@@ -57,6 +58,7 @@ final class KvmPartition implements Partition {
     private final Set<KvmDoorbell> doorbells = ConcurrentHashMap.newKeySet();
     private boolean interruptsAsked;
     private KvmVcpuState.Support vcpuState;
+    private KvmDirtyLog dirtyLog;
     private boolean closed;
 
     KvmPartition(KvmSystem system, long ramBytes, int kickSignal) {
@@ -205,6 +207,60 @@ final class KvmPartition implements Partition {
             at = end;
         }
         return out;
+    }
+
+    /** Turns on KVM_MEM_LOG_DIRTY_PAGES for the RAM slot (KVM allows changing a slot's flags in place). */
+    @Override
+    public synchronized Optional<DirtyLog> startDirtyLog() {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        if (dirtyLog == null) {
+            setMemoryRegion(vmFd, 0, KVM_MEM_LOG_DIRTY_PAGES, 0L, ramBytes, mapping.address());
+            dirtyLog = new KvmDirtyLog();
+        }
+        return Optional.of(dirtyLog);
+    }
+
+    /**
+     * KVM_GET_DIRTY_LOG on the RAM slot: KVM copies out its bitmap and
+     * write-protects those pages again, so each call starts a new interval.
+     * KVM_CLEAR_DIRTY_LOG (manual protection) would let a caller re-protect
+     * only part of it; a reset takes it all, so the plain ioctl is enough.
+     */
+    private final class KvmDirtyLog implements DirtyLog {
+        private static final long O_DIRTY_LOG_BITMAP = offset(KVM_DIRTY_LOG, "dirty_bitmap");
+        private final int words = (int) ((ramBytes / PAGE + 63) / 64);
+        // Allocated once: collect() runs on every sandbox reset.
+        private final MemorySegment request = arena.allocate(KVM_DIRTY_LOG);
+        private final MemorySegment bitmap = arena.allocate(ValueLayout.JAVA_LONG, words);
+
+        KvmDirtyLog() {
+            request.set(ValueLayout.JAVA_INT, offset(KVM_DIRTY_LOG, "slot"), 0);
+            request.set(ValueLayout.JAVA_LONG, O_DIRTY_LOG_BITMAP, bitmap.address());
+        }
+
+        @Override
+        public long collect(long[] out) {
+            if (out.length < words) {
+                throw new IllegalArgumentException("the dirty bitmap needs " + words + " words, not " + out.length);
+            }
+            synchronized (KvmPartition.this) {
+                if (closed) {
+                    throw new IllegalStateException("partition is closed");
+                }
+                Libc.ioctl(vmFd, KVM_GET_DIRTY_LOG, request, "KVM_GET_DIRTY_LOG");
+                long pages = 0;
+                for (int i = 0; i < words; i++) {
+                    long w = bitmap.getAtIndex(ValueLayout.JAVA_LONG, i);
+                    if (w != 0) {
+                        out[i] |= w;
+                        pages += Long.bitCount(w);
+                    }
+                }
+                return pages;
+            }
+        }
     }
 
     @Override

@@ -19,6 +19,7 @@ class KvmAbiTest {
         assertEquals(16, KVM_DTABLE.byteSize(), "sizeof(struct kvm_dtable)");
         assertEquals(312, KVM_SREGS.byteSize(), "sizeof(struct kvm_sregs)");
         assertEquals(32, KVM_USERSPACE_MEMORY_REGION.byteSize(), "sizeof(struct kvm_userspace_memory_region)");
+        assertEquals(16, KVM_DIRTY_LOG.byteSize(), "sizeof(struct kvm_dirty_log)");
         assertEquals(16, KVM_MSR_ENTRY.byteSize(), "sizeof(struct kvm_msr_entry)");
         assertEquals(8, KVM_MSRS.byteSize(), "sizeof(struct kvm_msrs)");
         assertEquals(40, KVM_CPUID_ENTRY2.byteSize(), "sizeof(struct kvm_cpuid_entry2)");
@@ -62,6 +63,7 @@ class KvmAbiTest {
         assertEquals(280, offset(KVM_SREGS, "interrupt_bitmap"));
         assertEquals(8, offset(KVM_USERSPACE_MEMORY_REGION, "guest_phys_addr"));
         assertEquals(24, offset(KVM_USERSPACE_MEMORY_REGION, "userspace_addr"));
+        assertEquals(8, offset(KVM_DIRTY_LOG, "dirty_bitmap"));
         assertEquals(8, offset(KVM_MSR_ENTRY, "data"));
         assertEquals(12, offset(KVM_CPUID_ENTRY2, "eax"));
         assertEquals(20, offset(KVM_STATS_HEADER, "data_offset"));
@@ -104,6 +106,7 @@ class KvmAbiTest {
         assertEquals(0xAE41L, KVM_CREATE_VCPU);
         assertEquals(0x4020AE46L, KVM_SET_USER_MEMORY_REGION);
         assertEquals(0xAE47L, KVM_SET_TSS_ADDR);
+        assertEquals(0x4010AE42L, KVM_GET_DIRTY_LOG);
         assertEquals(0xAE80L, KVM_RUN);
         assertEquals(0x8090AE81L, KVM_GET_REGS);
         assertEquals(0x4090AE82L, KVM_SET_REGS);
