@@ -54,6 +54,19 @@ public interface VmManager {
      */
     VirtualMachine restore(VmSnapshot snapshot);
 
+    /**
+     * Makes a {@link Sandbox} of {@code template}: a micro-VM restored from it
+     * once, reset in place for each run. The template is a snapshot of a paused
+     * micro-VM or of one created and not yet started (its entry point). It is
+     * checked as in {@link #restore}.
+     *
+     * @throws IllegalArgumentException if it is not a micro-VM's, or the VM has devices (their writes to
+     *         guest RAM are not tracked yet), or it does not fit this backend
+     * @throws UnsupportedOperationException if the backend keeps no log of the pages a guest writes
+     * @throws HypervisorException if the backend refuses a part
+     */
+    Sandbox sandbox(VmSnapshot template);
+
     List<VirtualMachine> list();
 
     Optional<VirtualMachine> find(String id);

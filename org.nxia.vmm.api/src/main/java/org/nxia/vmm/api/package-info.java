@@ -16,7 +16,8 @@
  * ({@code VirtualMachine.snapshot()}, {@link org.nxia.vmm.api.VmSnapshot}) and restored into a new VM
  * ({@code VmManager.restore}); {@code Partition.populatedRam()}.
  *
- * <p>2.2: {@code Partition.startDirtyLog()} and {@link org.nxia.vmm.api.DirtyLog}: which RAM pages the vCPUs wrote.
+ * <p>2.2: {@code Partition.startDirtyLog()} and {@link org.nxia.vmm.api.DirtyLog}: which RAM pages the vCPUs wrote;
+ * {@link org.nxia.vmm.api.Sandbox} ({@code VmManager.sandbox}): a micro-VM reset in place to a snapshot for each run.
  */
 @Export
 @Version("2.2.0")

@@ -48,6 +48,11 @@ final class ConsoleLog {
         }
     }
 
+    /** Forgets what was printed (a sandbox's next run starts with an empty console); keeps the buffer. */
+    synchronized void clear() {
+        total = 0;
+    }
+
     synchronized String text() {
         int kept = (int) Math.min(total, ring.length);
         byte[] out = new byte[kept];

@@ -15,6 +15,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import org.nxia.vmm.api.DirtyLog;
 import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.ExitHandler;
 import org.nxia.vmm.api.GuestMemory;
@@ -65,7 +66,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     private final VmKind kind;
     private final HypervisorInfo hypervisor;
     private final Partition partition;
-    private final GuestMemory memory;
+    private final WrittenPages memory;
     private final InterruptController interrupts;
     private final Bus bus = new Bus();
     private final DeviceDoorbells doorbells;
@@ -79,7 +80,8 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     private final Duration destroyWait;
     private final List<Future<?>> vcpuTasks = new ArrayList<>();
     private final AtomicInteger running = new AtomicInteger();
-    private final CountDownLatch stopped = new CountDownLatch(1);
+    /** Counted down when the VM stops; a new one for each run of a sandbox reset in place ({@link #rearm}). */
+    private volatile CountDownLatch stopped = new CountDownLatch(1);
     /** Host-call state that lives in guest RAM lets go of it here, before the partition is closed. */
     private final List<Runnable> destroyActions = new ArrayList<>();
 
@@ -97,6 +99,10 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     private VmResult.Reason stopReason;
     private String stopDetail;
     private int exitStatus = -1;
+
+    // In-place reset (a sandbox): the hypervisor's log of vCPU writes and the bitmap both logs are gathered in.
+    private DirtyLog dirtyLog;
+    private long[] written;
 
     private volatile long vcpuAllocated = -1;
     private volatile long unservedAccesses;
@@ -116,7 +122,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         this.partition = hv.createPartition(kind.spec().memoryBytes());
         this.doorbells = new DeviceDoorbells(partition, bus);
         try {
-            this.memory = partition.memory();
+            this.memory = new WrittenPages(partition.memory());
             this.portals = new PortalWindow(id, partition, memory, kind);
             this.interrupts = !kind.interrupts() ? null : partition.createInterruptController().orElseThrow(
                     () -> new HypervisorException("create interrupt controller", 0, "the " + hypervisor.backend()
@@ -573,8 +579,9 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
      */
     @Override
     public synchronized VmSnapshot snapshot() {
-        if (state != VmState.PAUSED) {
-            throw new IllegalStateException(id + " is " + state.name().toLowerCase() + "; only a paused VM can be saved (vm:pause first)");
+        if (state != VmState.PAUSED && state != VmState.CREATED) {
+            throw new IllegalStateException(id + " is " + state.name().toLowerCase()
+                    + "; only a paused VM can be saved (vm:pause first), or one not yet started");
         }
         List<String> mappedPortals = portals.mapped();
         if (!mappedPortals.isEmpty()) {
@@ -635,6 +642,12 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         for (VmSnapshot.RamChunk c : snapshot.ram()) {
             memory.slice(c.gpa(), c.bytes().byteSize()).copyFrom(c.bytes());
         }
+        restoreMachine(snapshot);
+    }
+
+    /** Device, partition and vCPU state, each checked by its owner before it takes anything. */
+    private void restoreMachine(VmSnapshot snapshot) {
+        List<VmSnapshot.DeviceState> saved = snapshot.devices();
         for (int i = 0; i < saved.size(); i++) {
             devices.get(i).restoreState(saved.get(i).state());
         }
@@ -642,6 +655,57 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         for (int i = 0; i < vcpus.size(); i++) {
             vcpus.get(i).restoreState(snapshot.vcpus().get(i));
         }
+    }
+
+    /**
+     * Starts logging the RAM pages the vCPUs (the hypervisor's dirty log) and
+     * the VMM ({@link WrittenPages}) write, for {@link #rearm}. Call once, after
+     * {@link #restoreFrom} and before the first start.
+     *
+     * @throws UnsupportedOperationException if the backend keeps no dirty log
+     */
+    synchronized void startWriteLog() {
+        if (state != VmState.CREATED || dirtyLog != null) {
+            throw new IllegalStateException(id + ": the write log starts once, before the VM first runs");
+        }
+        dirtyLog = partition.startDirtyLog().orElseThrow(() -> new UnsupportedOperationException("the " + hypervisor.backend()
+                + " backend keeps no log of the pages a guest writes; a reset in place needs one"));
+        written = new long[WrittenPages.words(memory.size())];
+        memory.start();
+    }
+
+    /**
+     * Puts this stopped VM back to {@code snapshot} (the one it was restored
+     * from) for another {@link #start}: rewrites only the RAM pages written
+     * since the write log started or the last rearm, then restores device,
+     * partition and vCPU state and forgets the run (result, stop reason,
+     * console). Destroy actions stay: they belong to the VM, not to a run.
+     *
+     * @return pages of RAM rewritten
+     * @throws IllegalStateException unless the VM has stopped and its write log runs
+     */
+    synchronized long rearm(VmSnapshot snapshot, RamReset ram) {
+        if (state != VmState.STOPPED || stopped.getCount() != 0 || closed || dirtyLog == null) {
+            throw new IllegalStateException(id + " is " + state.name().toLowerCase()
+                    + "; only a stopped VM with a write log is reset in place");
+        }
+        dirtyLog.collect(written);
+        memory.drainInto(written);
+        long pages = ram.reset(written, partition.memory().slice(0, memory.size()));
+        restoreMachine(snapshot);
+        for (Vcpu vcpu : vcpus) {
+            vcpu.clearStopRequest();
+        }
+        stopReason = null;
+        stopDetail = null;
+        exitStatus = -1;
+        result = null;
+        pauseRequested = false;
+        vcpuTasks.clear();
+        console.clear();
+        stopped = new CountDownLatch(1);
+        state = VmState.CREATED;
+        return pages;
     }
 
     /** Resumes a paused VM: the parked vCPU threads enter the guest again where it left, held doorbell writes go to their devices. */

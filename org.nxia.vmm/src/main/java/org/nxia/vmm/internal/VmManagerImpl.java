@@ -15,6 +15,7 @@ import org.nxia.vmm.api.HostFunction;
 import org.nxia.vmm.api.Hypervisor;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.Sandbox;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
@@ -129,6 +130,25 @@ public final class VmManagerImpl implements VmManager {
     }
 
     @Override
+    public Sandbox sandbox(VmSnapshot template) {
+        if (!(template.spec() instanceof VmProfile)) {
+            throw new IllegalArgumentException("a sandbox is made of a micro-VM's snapshot; this one is of a Linux VM");
+        }
+        if (!template.devices().isEmpty()) {
+            throw new IllegalArgumentException("the template's VM has " + template.devices().size()
+                    + " devices; a sandbox takes a micro-VM without devices (their writes to guest RAM are not tracked yet)");
+        }
+        VmCore vm = (VmCore) create((VmProfile) template.spec());
+        try {
+            vm.restoreFrom(template);
+        } catch (RuntimeException e) {
+            destroy(vm.id());
+            throw e;
+        }
+        return new InPlaceSandbox(vm, template, this::awaitEnd, this::destroy);
+    }
+
+    @Override
     public VmResult run(VmProfile profile, Appendable console) throws InterruptedException {
         return runToEnd((ManagedVm) create(profile), console);
     }
@@ -143,20 +163,25 @@ public final class VmManagerImpl implements VmManager {
             if (console != null) {
                 vm.consoleSink(console);
             }
-            vm.start();
-            try {
-                return vm.await(vm.timeout());
-            } catch (TimeoutException e) {
-                vm.stopWith(VmResult.Reason.TIMEOUT, "the guest ran past its " + vm.timeout().toMillis()
-                        + " ms timeout and was stopped; give a longer --timeout if it needs more");
-                try {
-                    return vm.await(Duration.ofSeconds(5));
-                } catch (TimeoutException stuck) {
-                    throw new IllegalStateException(vm.id() + " did not stop within 5 s of its timeout", stuck);
-                }
-            }
+            return awaitEnd(vm);
         } finally {
             destroy(vm.id());
+        }
+    }
+
+    /** Starts {@code vm} and waits for its end, stopping it once its timeout has passed. */
+    private VmResult awaitEnd(ManagedVm vm) throws InterruptedException {
+        vm.start();
+        try {
+            return vm.await(vm.timeout());
+        } catch (TimeoutException e) {
+            vm.stopWith(VmResult.Reason.TIMEOUT, "the guest ran past its " + vm.timeout().toMillis()
+                    + " ms timeout and was stopped; give a longer --timeout if it needs more");
+            try {
+                return vm.await(Duration.ofSeconds(5));
+            } catch (TimeoutException stuck) {
+                throw new IllegalStateException(vm.id() + " did not stop within 5 s of its timeout", stuck);
+            }
         }
     }
 

@@ -144,7 +144,9 @@ class VmCoreDeviceContextTest {
         InMemoryHypervisor hv = halting();
         VmCore vm = micro(hv, "probe");
         assertEquals("vm-ctx", context.vmId());
-        assertSame(hv.partition().memory(), context.memory());
+        assertSame(vm.memory(), context.memory(), "the VM's view, which notes the VMM's accesses for a reset in place");
+        context.memory().writeInt(0x1000, 0x5a5a);
+        assertEquals(0x5a5a, hv.partition().memory().readInt(0x1000), "it is the partition's RAM");
         assertSame(vm, vm.vm(), "a host call's VM is this one");
         assertEquals(1, vm.devices().size());
         assertEquals("probe", vm.devices().getFirst().type());

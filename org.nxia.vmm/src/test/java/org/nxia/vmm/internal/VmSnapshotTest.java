@@ -99,7 +99,7 @@ class VmSnapshotTest {
         InMemoryHypervisor hv = new InMemoryHypervisor(id -> Script.untilStopped());
         VmCore vm = vms.micro(hv, threads, VmCore.DESTROY_WAIT);
         vm.start();
-        assertEquals("vm-micro is running; only a paused VM can be saved (vm:pause first)",
+        assertEquals("vm-micro is running; only a paused VM can be saved (vm:pause first), or one not yet started",
                 assertThrows(IllegalStateException.class, vm::snapshot).getMessage());
         vm.destroy();
     }

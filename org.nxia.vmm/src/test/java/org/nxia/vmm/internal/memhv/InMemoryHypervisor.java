@@ -10,6 +10,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.IntFunction;
 
+import org.nxia.vmm.api.DirtyLog;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.Hypervisor;
 import org.nxia.vmm.api.HypervisorInfo;
@@ -187,6 +188,35 @@ public final class InMemoryHypervisor implements Hypervisor {
         /** Shared regions mapped now. */
         public List<SharedMapping> mappings() {
             return List.copyOf(mappings);
+        }
+
+        /** A stand-in for the hypervisor's dirty log: the pages {@link #guestWrite} wrote since it started or was collected. */
+        private long[] guestWritten;
+
+        @Override
+        public synchronized Optional<DirtyLog> startDirtyLog() {
+            if (guestWritten == null) {
+                guestWritten = new long[(int) ((ramBytes / DirtyLog.PAGE + 63) / 64)];
+            }
+            return Optional.of(bitmap -> {
+                synchronized (this) {
+                    long pages = 0;
+                    for (int i = 0; i < guestWritten.length; i++) {
+                        bitmap[i] |= guestWritten[i];
+                        pages += Long.bitCount(guestWritten[i]);
+                        guestWritten[i] = 0;
+                    }
+                    return pages;
+                }
+            });
+        }
+
+        /** Writes {@code bytes} at {@code gpa} as a guest would: straight into RAM, logged if the dirty log runs. */
+        public synchronized void guestWrite(long gpa, byte[] bytes) {
+            memory.write(gpa, bytes);
+            for (long page = gpa / DirtyLog.PAGE; guestWritten != null && page <= (gpa + bytes.length - 1) / DirtyLog.PAGE; page++) {
+                guestWritten[(int) (page >>> 6)] |= 1L << page;
+            }
         }
 
         /** A stand-in for the hypervisor's own VM state: one 8-byte part, {@value #CLOCK_PART}. */
