@@ -24,10 +24,12 @@ import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.device.virtio.vsock.VsockUnixClient;
+import org.nxia.vmm.api.Sandbox;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.VmSnapshot;
 import org.nxia.vmm.bench.ExitTimeRecorder;
 import org.nxia.vmm.bench.Percentiles;
 import org.osgi.service.component.annotations.Activate;
@@ -40,7 +42,7 @@ import org.osgi.service.component.annotations.Reference;
  * image in the same run.
  */
 @Component(service = BenchCommands.class, property = {
-        "osgi.command.scope=bench", "osgi.command.function=exits", "osgi.command.function=sandbox",
+        "osgi.command.scope=bench", "osgi.command.function=exits", "osgi.command.function=sandbox", "osgi.command.function=snapshot",
         "osgi.command.function=devices", "osgi.command.function=all"})
 public final class BenchCommands {
 
@@ -416,18 +418,10 @@ public final class BenchCommands {
         if (runs < 100) {
             throw new IllegalArgumentException("give at least 100 runs for a p99");
         }
-        Path image = GuestImages.resolve("hello");
-        VmProfile profile = VmProfile.of(image).withMemory(RAM);
-        for (int i = 0; i < 50; i++) {
-            cycle(profile);
-        }
-        long[] times = new long[runs];
-        long start = System.nanoTime();
-        for (int i = 0; i < runs; i++) {
-            times[i] = cycle(profile);
-        }
-        double seconds = (System.nanoTime() - start) / 1e9;
-        Arrays.sort(times);
+        VmProfile profile = helloProfile();
+        ColdCycles cold = coldCycles(profile, runs);
+        long[] times = cold.vmm();
+        double seconds = cold.seconds();
         Rss before = Rss.read();
         List<VirtualMachine> idle = new ArrayList<>();
         int extra = 32;
@@ -438,7 +432,7 @@ public final class BenchCommands {
         for (VirtualMachine vm : idle) {
             vms.destroy(vm.id());
         }
-        FloorRun c = floorWithSamples("sandbox", image.toString(), Integer.toString(runs), "--ram", Long.toString(RAM >> 20));
+        FloorRun c = cold.floor();
 
         double p50 = Percentiles.nearestRank(times, runs, 50) / 1e3;
         double p99 = Percentiles.nearestRank(times, runs, 99) / 1e3;
@@ -456,6 +450,90 @@ public final class BenchCommands {
         rows.add(List.of("RSS per extra idle VM, VMM (KiB)", fmt(vmm), "", "", "<= 5120 KiB"));
         rows.add(List.of("RSS per extra idle VM, guest RAM touched (KiB)", fmt(guest), "", "", "(not counted)"));
         out.print(Text.table(List.of("figure", "Java VMM", "C floor", BenchStats.RATIO_HEADING, "goal"), rows));
+    }
+
+    private static VmProfile helloProfile() {
+        return VmProfile.of(GuestImages.resolve("hello")).withMemory(RAM);
+    }
+
+    /**
+     * Cold cycles of {@code profile}: the Java VMM's create -> run -> destroy (sorted nanoseconds, after 50 to warm up, and
+     * the seconds they took together), then the C floor's {@code sandbox} mode on the same image and RAM.
+     */
+    record ColdCycles(long[] vmm, double seconds, FloorRun floor) {
+    }
+
+    private ColdCycles coldCycles(VmProfile profile, int runs) throws Exception {
+        for (int i = 0; i < 50; i++) {
+            cycle(profile);
+        }
+        long[] times = new long[runs];
+        long start = System.nanoTime();
+        for (int i = 0; i < runs; i++) {
+            times[i] = cycle(profile);
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        Arrays.sort(times);
+        FloorRun c = floorWithSamples("sandbox", profile.image().toString(), Integer.toString(runs), "--ram",
+                Long.toString(profile.memoryBytes() >> 20));
+        return new ColdCycles(times, seconds, c);
+    }
+
+    @Descriptor("sandbox cycle of 'hello' by in-place restore (a template saved at its entry point, reset to it for each run)"
+            + " vs the Java VMM's and the C floor's cold create -> run -> destroy, all in this run: p50/p99 and their ratios")
+    public void snapshot(CommandSession session,
+            @Descriptor("number of cycles of each kind (at least 100)") @Parameter(names = {"-n", "--runs"}, absentValue = "200") int runs)
+            throws Exception {
+        PrintStream out = System.out;
+        requireBackend(session);
+        if (runs < 100) {
+            throw new IllegalArgumentException("give at least 100 runs for a p99");
+        }
+        VmProfile profile = helloProfile();
+        VmSnapshot template;
+        VirtualMachine created = vms.create(profile);
+        try {
+            template = created.snapshot();
+        } finally {
+            vms.destroy(created.id());
+        }
+        long[] restore = new long[runs];
+        long pages;
+        try (Sandbox sandbox = vms.sandbox(template)) {
+            for (int i = 0; i < 50; i++) {
+                restoreCycle(sandbox);
+            }
+            for (int i = 0; i < runs; i++) {
+                restore[i] = restoreCycle(sandbox);
+            }
+            pages = sandbox.pagesRewritten();
+        }
+        Arrays.sort(restore);
+        ColdCycles cold = coldCycles(profile, runs);
+
+        out.println("bench snapshot: sandbox cycle of 'hello' (" + Text.size(RAM) + " RAM), " + runs + " runs each; restore in place ="
+                + " reset to the template + run to exit (" + pages + " pages rewritten per reset), cold = create -> run -> destroy");
+        List<List<String>> rows = new ArrayList<>();
+        for (int p : new int[] {50, 99}) {
+            double r = Percentiles.nearestRank(restore, runs, p) / 1e3;
+            double java = Percentiles.nearestRank(cold.vmm(), runs, p) / 1e3;
+            double c = Percentiles.nearestRankUnsorted(cold.floor().samples(), p) / 1e3;
+            rows.add(List.of("cycle p" + p + " (µs)", fmt(r), fmt(java), fmt(c), BenchStats.fmtRatio(r / c), BenchStats.fmtRatio(r / java),
+                    p == 50 ? "<= 0.5 of the C floor's cold cycle" : ""));
+        }
+        out.print(Text.table(List.of("figure", "restore in place", "Java cold", "C floor cold",
+                "restore ÷ C floor cold (<= 1 is better)", "restore ÷ Java cold (<= 1 is better)", "goal"), rows));
+    }
+
+    /** One sandbox run of 'hello' from its template, reset first: nanoseconds. */
+    private static long restoreCycle(Sandbox sandbox) throws InterruptedException {
+        long t0 = System.nanoTime();
+        VmResult r = sandbox.run(null);
+        long t = System.nanoTime() - t0;
+        if (!r.succeeded()) {
+            throw new IllegalStateException("hello did not exit 0 from its template: " + Text.outcome(r));
+        }
+        return t;
     }
 
     private long cycle(VmProfile profile) throws Exception {

@@ -19,6 +19,7 @@ import org.nxia.snapshot.api.SnapshotInfo;
 import org.nxia.snapshot.api.SnapshotKeys;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.Sandbox;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmInfo;
 import org.nxia.vmm.api.VmManager;
@@ -115,7 +116,8 @@ public final class VmCommands {
         return id + " resumed";
     }
 
-    @Descriptor("save a micro-VM to a snapshot file (a running VM is paused for the save and then resumed)")
+    @Descriptor("save a micro-VM to a snapshot file (a running VM is paused for the save and then resumed;"
+            + " one created and not started is saved at its entry point, a template for vm:run --from-snapshot)")
     public String snapshot(
             @Descriptor(SnapshotFileCommands.KEY_HELP + "; encrypts the file") @Parameter(names = {"-k", "--key"}, absentValue = "") String key,
             @Descriptor("VM id") String id,
@@ -198,16 +200,30 @@ public final class VmCommands {
         return vm(id).console();
     }
 
-    @Descriptor("create, start and wait for a micro-VM; prints its console, output and exit status")
+    @Descriptor("create, start and wait for a micro-VM; prints its console, output and exit status."
+            + " With --from-snapshot, runs a micro-VM snapshot file's VM from where it was saved, reset in place between runs")
     public void run(CommandSession session,
+            @Descriptor("the argument is a snapshot file of a micro-VM (vm:snapshot), not a guest image: its VM serves each run,"
+                    + " reset in place to the snapshot; memory, input, arg, timeout and devices are the snapshot's")
+            @Parameter(names = {"-s", "--from-snapshot"}, presentValue = "true", absentValue = "false") boolean fromSnapshot,
+            @Descriptor(SnapshotFileCommands.KEY_HELP + " (with --from-snapshot)") @Parameter(names = {"-k", "--key"}, absentValue = "") String key,
+            @Descriptor("runs (with --from-snapshot)") @Parameter(names = {"-n", "--runs"}, absentValue = "1") int runs,
             @Descriptor("guest RAM, a multiple of 2M from 2M to 3G") @Parameter(names = {"-m", "--memory"}, absentValue = "16M") String memory,
             @Descriptor("file whose bytes the guest gets as input") @Parameter(names = {"-i", "--input"}, absentValue = "") String input,
             @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
             @Descriptor("stop the guest after this long (500ms, 30s, 2m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "30s") String timeout,
             @Descriptor("write the guest's output bytes to this file") @Parameter(names = {"-o", "--output"}, absentValue = "") String output,
             @Descriptor(DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
-            @Descriptor("guest image: a name from the guest kit (hello) or a path to an .elf") String image) throws Exception {
+            @Descriptor("guest image: a name from the guest kit (hello) or a path to an .elf; with --from-snapshot, a snapshot file")
+            String image) throws Exception {
         PrintStream out = System.out;
+        if (fromSnapshot) {
+            if (!input.isEmpty() || arg != 0 || !devices.isEmpty()) {
+                throw new IllegalArgumentException("--from-snapshot runs the snapshot's VM as saved: -i, -a and -d do not apply");
+            }
+            runFromSnapshot(session, out, Path.of(image), key, runs, output);
+            return;
+        }
         VmProfile profile = profile(image, memory, input, arg, timeout, devices);
         VmResult r = vms.run(profile, out);
         out.flush();
@@ -218,6 +234,34 @@ public final class VmCommands {
         }
         out.println(profile.name() + ": " + Text.outcome(r) + " in " + Text.duration(r.runTime()));
         session.put(EXIT_CODE, r.reason() == VmResult.Reason.EXITED ? r.exitStatus() : 1);
+    }
+
+    /** {@code runs} runs of a {@link Sandbox} made of the snapshot file; the exit code is the last run's. */
+    private void runFromSnapshot(CommandSession session, PrintStream out, Path file, String key, int runs, String output)
+            throws IOException, SnapshotFormatException, InterruptedException {
+        if (runs < 1) {
+            throw new IllegalArgumentException("give at least one run, not " + runs);
+        }
+        if (!Files.isRegularFile(file)) {
+            throw new IllegalArgumentException("no snapshot file " + file);
+        }
+        VmSnapshot s = VmSnapshotFile.read(file, key.isEmpty() ? null : SnapshotKeys.load(Path.of(key)));
+        try (Sandbox sandbox = vms.sandbox(s)) {
+            VmResult r = null;
+            for (int i = 1; i <= runs; i++) {
+                r = sandbox.run(out);
+                out.flush();
+                if (output.isEmpty() && r.output().length > 0) {
+                    out.println("output: " + r.output().length + " bytes: " + hex(r.output(), 64));
+                }
+                out.println(s.spec().name() + " from " + file.getFileName() + ", run " + i + ": " + Text.outcome(r) + " in "
+                        + Text.duration(r.runTime()) + (i > 1 ? "; reset in place: " + sandbox.pagesRewritten() + " pages rewritten" : ""));
+            }
+            if (!output.isEmpty()) {
+                Files.write(Path.of(output), r.output());
+            }
+            session.put(EXIT_CODE, r.reason() == VmResult.Reason.EXITED ? r.exitStatus() : 1);
+        }
     }
 
     @Descriptor("boot a Linux kernel (bzImage) in a Linux VM, its serial console here, until it reboots, powers off or times out")
