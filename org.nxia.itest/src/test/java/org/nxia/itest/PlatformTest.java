@@ -81,7 +81,7 @@ public class PlatformTest {
         String list = execute("vm:list");
         assertTrue(list, list.contains("no VMs"));
         for (String function : List.of("vm:create", "vm:start", "vm:stop", "vm:pause", "vm:resume", "vm:list", "vm:info", "vm:console", "vm:run",
-                "nxia:doctor", "nxia:demo", "bench:exits", "bench:sandbox", "bench:devices", "device:list")) {
+                "nxia:doctor", "nxia:demo", "bench:exits", "bench:sandbox", "bench:snapshot", "bench:devices", "device:list")) {
             assertNotNull(function + " is registered", processor.createSession(System.in, System.out, System.err).get(function));
         }
     }
