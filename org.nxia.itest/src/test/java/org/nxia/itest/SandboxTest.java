@@ -1,7 +1,6 @@
 package org.nxia.itest;
 
 import static org.junit.Assert.assertEquals;
-import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
@@ -158,8 +157,9 @@ public class SandboxTest {
         Gogo.Run run = Gogo.run(processor, "vm:run --from-snapshot -n 3 " + file);
         System.out.println(run.output().strip());
         assertEquals(run.output(), 1, run.exit());
-        assertEquals(run.output(), 3, count(run.output(), "run 1\n"));
-        assertFalse(run.output(), run.output().contains("run 2"));
+        // the guest's exit status is its count: 1 on every run (its console goes to the vCPU thread's System.out,
+        // which the session may not capture, so the command's own lines are what is checked)
+        assertEquals(run.output(), 3, count(run.output(), ": exited with status 1 in "));
         Matcher m = RESET.matcher(run.output());
         int resets = 0;
         while (m.find()) {
