@@ -17,7 +17,7 @@
  * ({@code VmManager.restore}); {@code Partition.populatedRam()}.
  */
 @Export
-@Version("2.1.0")
+@Version("2.2.0")
 package org.nxia.vmm.api;
 
 import org.osgi.annotation.bundle.Export;
