@@ -52,6 +52,7 @@ public final class SystemVmLauncher implements SystemVms {
     static final String READY = "nxia-agent: ready";
     static final Duration CONNECT_LIMIT = Duration.ofSeconds(60);
     static final int CONSOLE_TAIL = 4000;
+    private static final System.Logger LOG = System.getLogger("org.nxia.control");
 
     private final VmManager vms;
     private final BundleContext context;
@@ -258,17 +259,25 @@ public final class SystemVmLauncher implements SystemVms {
          * again until the deadline.
          */
         void open(byte[] secret, long generation, long deadline, boolean restored) throws IOException {
-            for (;;) {
+            long start = System.nanoTime();
+            for (int attempt = 1;; attempt++) {
+                long tried = System.nanoTime();
                 try {
                     SocketChannel channel = VsockUnixClient.connect(uds, AGENT_PORT,
                             Duration.ofNanos(Math.max(1, Math.min(CONNECT_LIMIT.toNanos(), deadline - System.nanoTime()))));
                     session = AgentConnection.open(channel, secret, handshakeLimit);
+                    if (restored) {
+                        LOG.log(System.Logger.Level.INFO, "System VM " + vm.id() + " restored: session on attempt " + attempt + " after "
+                                + (System.nanoTime() - start) / 1_000_000 + " ms");
+                    }
                     break;
                 } catch (ControlException e) {
                     if (!restored || e.code() != ControlException.Code.SESSION || System.nanoTime() - deadline > 0
                             || vm.result().isPresent()) {
                         throw e;
                     }
+                    LOG.log(System.Logger.Level.INFO, "System VM " + vm.id() + " restored: session attempt " + attempt + " failed after "
+                            + (System.nanoTime() - tried) / 1_000_000 + " ms (" + e.getMessage() + "); trying again");
                 }
             }
             this.secret = secret.clone();
