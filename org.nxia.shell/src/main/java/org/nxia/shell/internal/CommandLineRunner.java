@@ -5,11 +5,16 @@ import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 import org.apache.felix.service.command.CommandProcessor;
 import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Converter;
+import org.nxia.shell.support.Text;
 import org.osgi.framework.BundleContext;
+import org.osgi.framework.InvalidSyntaxException;
+import org.osgi.framework.ServiceListener;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
@@ -33,8 +38,41 @@ public final class CommandLineRunner {
             return;
         }
         boolean debug = Boolean.parseBoolean(context.getProperty(DEBUG));
-        Thread.ofPlatform().name("nxia-cli").start(() -> System.exit(run(processor, command, debug)));
+        Thread.ofPlatform().name("nxia-cli").start(() -> {
+            awaitLauncherReady(context, System.nanoTime() + COMMAND_WAIT_NANOS);
+            System.exit(run(processor, command, debug));
+        });
     }
+
+    /**
+     * bnd's launcher (the exported jar's) sets {@code launcher.ready=true} on its
+     * service once it has started every bundle of the assembly. This component
+     * is activated while other bundles are still starting: without the wait a
+     * command would see a part of the assembly ({@code lb} half of it, a VM
+     * some of its device types). Another launcher never says so: then the
+     * command runs after the deadline, waiting for its own command as before.
+     */
+    static void awaitLauncherReady(BundleContext context, long deadline) {
+        CountDownLatch ready = new CountDownLatch(1);
+        ServiceListener listener = event -> ready.countDown();
+        try {
+            context.addServiceListener(listener, LAUNCHER_READY);
+            try {
+                if (context.getServiceReferences((String) null, LAUNCHER_READY) == null) {
+                    ready.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                }
+            } finally {
+                context.removeServiceListener(listener);
+            }
+        } catch (InvalidSyntaxException e) {
+            throw new IllegalStateException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** bnd's launcher service once every bundle is started (aQute.launcher.constants.LauncherConstants.LAUNCHER_READY). */
+    static final String LAUNCHER_READY = "(launcher.ready=true)";
 
     static int run(CommandProcessor processor, String command, boolean debug) {
         // The process's own descriptors: System.out inside Gogo is a per-session
@@ -51,7 +89,7 @@ public final class CommandLineRunner {
                         out.println(session.format(result, Converter.INSPECT));
                     }
                     out.flush();
-                    Object code = session.get(VmCommands.EXIT_CODE);
+                    Object code = session.get(Text.EXIT_CODE);
                     return code instanceof Integer i ? i : 0;
                 } catch (Exception e) {
                     // Commands of bundles still starting are not there yet: wait a little for them.
