@@ -5,16 +5,15 @@ import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 
 import org.apache.felix.service.command.CommandProcessor;
 import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Converter;
 import org.nxia.shell.support.Text;
 import org.osgi.framework.BundleContext;
+import org.osgi.framework.Constants;
 import org.osgi.framework.InvalidSyntaxException;
-import org.osgi.framework.ServiceListener;
+import org.osgi.framework.startlevel.FrameworkStartLevel;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
@@ -39,30 +38,29 @@ public final class CommandLineRunner {
         }
         boolean debug = Boolean.parseBoolean(context.getProperty(DEBUG));
         Thread.ofPlatform().name("nxia-cli").start(() -> {
-            awaitLauncherReady(context, System.nanoTime() + COMMAND_WAIT_NANOS);
+            awaitAssemblyStarted(context, System.nanoTime() + COMMAND_WAIT_NANOS);
             System.exit(run(processor, command, debug));
         });
     }
 
     /**
+     * Waits until the whole assembly is started. This component is activated
+     * while other bundles are still starting, and a command must not see a part
+     * of the assembly ({@code lb} half of it, a VM some of its device types).
      * bnd's launcher (the exported jar's) sets {@code launcher.ready=true} on its
-     * service once it has started every bundle of the assembly. This component
-     * is activated while other bundles are still starting: without the wait a
-     * command would see a part of the assembly ({@code lb} half of it, a VM
-     * some of its device types). Another launcher never says so: then the
-     * command runs after the deadline, waiting for its own command as before.
+     * service once it has started every bundle, but it raises the framework to
+     * its beginning start level asynchronously (the Gogo shell's level comes
+     * later): both must have happened. Under another launcher the command runs
+     * at the deadline, waiting for its own command as before.
      */
-    static void awaitLauncherReady(BundleContext context, long deadline) {
-        CountDownLatch ready = new CountDownLatch(1);
-        ServiceListener listener = event -> ready.countDown();
+    static void awaitAssemblyStarted(BundleContext context, long deadline) {
+        FrameworkStartLevel framework = context.getBundle(Constants.SYSTEM_BUNDLE_LOCATION).adapt(FrameworkStartLevel.class);
+        String beginning = context.getProperty(Constants.FRAMEWORK_BEGINNING_STARTLEVEL);
+        int level = beginning == null ? 1 : Integer.parseInt(beginning.trim());
         try {
-            context.addServiceListener(listener, LAUNCHER_READY);
-            try {
-                if (context.getServiceReferences((String) null, LAUNCHER_READY) == null) {
-                    ready.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-                }
-            } finally {
-                context.removeServiceListener(listener);
+            while (System.nanoTime() < deadline
+                    && (context.getServiceReferences((String) null, LAUNCHER_READY) == null || framework.getStartLevel() < level)) {
+                Thread.sleep(20);
             }
         } catch (InvalidSyntaxException e) {
             throw new IllegalStateException(e);
