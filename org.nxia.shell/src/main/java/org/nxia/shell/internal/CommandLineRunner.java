@@ -38,8 +38,9 @@ public final class CommandLineRunner {
         }
         boolean debug = Boolean.parseBoolean(context.getProperty(DEBUG));
         Thread.ofPlatform().name("nxia-cli").start(() -> {
-            awaitAssemblyStarted(context, System.nanoTime() + COMMAND_WAIT_NANOS);
-            System.exit(run(processor, command, debug));
+            boolean started = awaitAssemblyStarted(context, System.nanoTime() + COMMAND_WAIT_NANOS);
+            // once every bundle is started, a command that is not there is not in this assembly
+            System.exit(run(processor, command, debug, started ? System.nanoTime() : System.nanoTime() + COMMAND_WAIT_NANOS));
         });
     }
 
@@ -52,34 +53,39 @@ public final class CommandLineRunner {
      * its beginning start level asynchronously (the Gogo shell's level comes
      * later): both must have happened. Under another launcher the command runs
      * at the deadline, waiting for its own command as before.
+     *
+     * @return whether the assembly is started, false at the deadline
      */
-    static void awaitAssemblyStarted(BundleContext context, long deadline) {
+    static boolean awaitAssemblyStarted(BundleContext context, long deadline) {
         FrameworkStartLevel framework = context.getBundle(Constants.SYSTEM_BUNDLE_LOCATION).adapt(FrameworkStartLevel.class);
         String beginning = context.getProperty(Constants.FRAMEWORK_BEGINNING_STARTLEVEL);
         int level = beginning == null ? 1 : Integer.parseInt(beginning.trim());
         try {
-            while (System.nanoTime() < deadline
-                    && (context.getServiceReferences((String) null, LAUNCHER_READY) == null || framework.getStartLevel() < level)) {
+            while (context.getServiceReferences((String) null, LAUNCHER_READY) == null || framework.getStartLevel() < level) {
+                if (System.nanoTime() >= deadline) {
+                    return false;
+                }
                 Thread.sleep(20);
             }
+            return true;
         } catch (InvalidSyntaxException e) {
             throw new IllegalStateException(e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+            return false;
         }
     }
 
     /** bnd's launcher service once every bundle is started (aQute.launcher.constants.LauncherConstants.LAUNCHER_READY). */
     static final String LAUNCHER_READY = "(launcher.ready=true)";
 
-    static int run(CommandProcessor processor, String command, boolean debug) {
+    /** Runs {@code command}; until {@code deadline} (nanoTime) it waits for a command not registered yet. */
+    static int run(CommandProcessor processor, String command, boolean debug, long deadline) {
         // The process's own descriptors: System.out inside Gogo is a per-session
         // redirector, and handing it back to a session would loop.
         PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
         PrintStream err = new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8);
         try (CommandSession session = processor.createSession(new FileInputStream(FileDescriptor.in), out, err)) {
-            // a loaded or emulated machine (the rig) may take long to start every bundle
-            long deadline = System.nanoTime() + COMMAND_WAIT_NANOS;
             while (true) {
                 try {
                     Object result = session.execute(command);
@@ -101,6 +107,9 @@ public final class CommandLineRunner {
         } catch (Throwable t) {
             out.flush();
             err.println("nxia: " + message(t));
+            if (isCommandNotFound(t)) {
+                err.println("nxia: this assembly has no such command; ./nxia assemblies lists the assemblies, --assembly picks one");
+            }
             if (debug) {
                 t.printStackTrace(err);
             } else {
