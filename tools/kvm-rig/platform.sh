@@ -13,7 +13,8 @@ RIG="$("$HERE/setup.sh")"
 JRE="$("$HERE/jre.sh" "$RIG")"
 P="$(mktemp -d)"; trap 'rm -rf "$P"' EXIT
 # inside the rig it is nxia.jar, whichever assembly it is
-cp "${NXIA_JAR:-$ROOT/distro/target/nxia.jar}" "$P/nxia.jar"
+JAR="${NXIA_JAR:-$ROOT/distro/target/nxia.jar}"
+cp "$JAR" "$P/nxia.jar"
 gogo="$1"; shift
 extra=()
 if [ $# -gt 0 ]; then mkdir -p "$P/files"; cp -L "$@" "$P/files/"; extra+=("$P/files"); fi
@@ -49,7 +50,7 @@ if [ -z "$gogo" ]; then
   echo "kvm-rig: the Gogo shell inside the rig (QEMU TCG, nested SVM; slow to start): 'felix:stop 0' ends it" >&2
   export RIG_INTERACTIVE=1
 else
-  echo "kvm-rig: running '$gogo' inside the rig (QEMU TCG, nested SVM): figures from here are not comparable with a real host" >&2
+  echo "kvm-rig: running '$gogo' on $(basename "$JAR") inside the rig (QEMU TCG, nested SVM): figures from here are not comparable with a real host" >&2
 fi
 RIG_MEM="${RIG_MEM:-3G}" RIG_TIMEOUT="${RIG_TIMEOUT:-1800}" \
   "$HERE/run-in-kvm.sh" "$JRE" "$P/nxia.jar" "$P/images" "$P/conf" "$P/deploy" "${extra[@]}" "$P/run.sh" -- ./run.sh "$gogo"
