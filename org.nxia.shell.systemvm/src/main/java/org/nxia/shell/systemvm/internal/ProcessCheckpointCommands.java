@@ -1,4 +1,4 @@
-package org.nxia.shell.internal;
+package org.nxia.shell.systemvm.internal;
 
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -12,6 +12,7 @@ import org.nxia.control.api.ProcessCheckpoints;
 import org.nxia.control.api.ProcessCheckpoints.ProcessCheckpoint;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
+import org.nxia.shell.support.Text;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
@@ -49,7 +50,7 @@ public final class ProcessCheckpointCommands {
         ProcessCheckpoint c = checkpoints.checkpoint(find(id).session(), pid, Path.of(file), leaveRunning, Text.parseDuration(timeout));
         System.out.println("checkpoint of pid " + pid + " in " + id + ": " + c.file() + ", " + c.bytes() + " bytes, "
                 + Text.duration(c.took()) + (leaveRunning ? "; the process runs on" : "; the process ended"));
-        session.put(VmCommands.EXIT_CODE, 0);
+        session.put(Text.EXIT_CODE, 0);
     }
 
     @Descriptor("restore a process tree from a vm:checkpoint file in a System VM; its output shows here until it ends")
@@ -64,6 +65,6 @@ public final class ProcessCheckpointCommands {
             to.flush();
         });
         ExitStatus status = restored.exit().get();
-        session.put(VmCommands.EXIT_CODE, status.signaled() ? 128 + status.code() : status.code());
+        session.put(Text.EXIT_CODE, status.signaled() ? 128 + status.code() : status.code());
     }
 }
