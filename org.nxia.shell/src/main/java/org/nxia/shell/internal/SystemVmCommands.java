@@ -17,11 +17,15 @@ import org.nxia.control.api.Execution;
 import org.nxia.control.api.ExitStatus;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
+import org.nxia.profile.api.Profile;
+import org.nxia.profile.api.ProfileRegistry;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VmProfile;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
+import org.osgi.service.component.annotations.ReferenceCardinality;
+import org.osgi.service.component.annotations.ReferencePolicy;
 
 /**
  * {@code vm:exec}: runs a program in a System VM (the Linux image whose init
@@ -39,6 +43,9 @@ public final class SystemVmCommands {
 
     private final SystemVms systemVms;
 
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
+    private volatile ProfileRegistry profiles;
+
     @Activate
     public SystemVmCommands(@Reference SystemVms systemVms) {
         this.systemVms = systemVms;
@@ -49,7 +56,8 @@ public final class SystemVmCommands {
             @Descriptor("the System VM's kernel (build.sh path/bzImage)") @Parameter(names = {"-k", "--kernel"}, absentValue = "") String kernel,
             @Descriptor("its initramfs (build.sh path/initramfs.cpio.gz)") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
             @Descriptor(ROOTFS_HELP) @Parameter(names = {"--rootfs"}, absentValue = "") String rootfs,
-            @Descriptor("guest RAM") @Parameter(names = {"-m", "--memory"}, absentValue = "256M") String memory,
+            @Descriptor("guest RAM (default: the profile's, else 256M)") @Parameter(names = {"-m", "--memory"}, absentValue = "") String memory,
+            @Descriptor(VmCommands.SYSTEM_PROFILE_HELP) @Parameter(names = {"-p", "--profile"}, absentValue = "") String profileName,
             @Descriptor("the longest the VM may run (30s, 5m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "10m") String timeout,
             @Descriptor("a System VM kept by an earlier vm:exec --keep (control:vms lists them)") @Parameter(names = {"-i", "--id"}, absentValue = "") String id,
             @Descriptor("keep the VM running afterwards; prints its id") @Parameter(names = {"--keep"}, presentValue = "true", absentValue = "false") boolean keep,
@@ -60,12 +68,16 @@ public final class SystemVmCommands {
             throw new IllegalArgumentException("no program given");
         SystemVm svm;
         if (!id.isEmpty()) {
+            if (!profileName.isEmpty())
+                throw new IllegalArgumentException("--profile is for a System VM booted by this command; " + id + " runs as it was booted");
             svm = systemVms.find(id).orElseThrow(() -> new IllegalArgumentException("no System VM " + id + " (control:vms lists them)"));
         } else {
             if (kernel.isEmpty() || initrd.isEmpty())
                 throw new IllegalArgumentException("vm:exec needs --kernel and --initrd (distro/system-vm/build.sh path), or --id");
-            LinuxProfile profile = RootFs.apply(LinuxProfile.of(Path.of(kernel), Path.of(initrd))
-                    .withMemory(VmProfile.parseSize(memory)).withTimeout(Text.parseDuration(timeout)), rootfs);
+            LinuxProfile base = LinuxProfile.of(Path.of(kernel), Path.of(initrd)).withTimeout(Text.parseDuration(timeout));
+            base = profileName.isEmpty() ? base.withMemory(VmProfile.parseSize(memory.isEmpty() ? "256M" : memory))
+                    : Profiles.apply(Profiles.get(profiles, profileName, Profile.Kind.SYSTEM), base, memory);
+            LinuxProfile profile = RootFs.apply(base, rootfs);
             svm = systemVms.boot(profile, READY_LIMIT);
         }
         boolean ok = false;

@@ -62,27 +62,16 @@ public final class VmCommands {
             @Descriptor("file whose bytes the guest gets as input") @Parameter(names = {"-i", "--input"}, absentValue = "") String input,
             @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
             @Descriptor(DEVICES_HELP + "; added to the profile's") @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
-            @Descriptor("a micro profile (profile:list): its memory and devices, and its name and version in vm:info") @Parameter(names = {"-p", "--profile"}, absentValue = "") String profile,
+            @Descriptor("a micro profile (profile:list): its memory, devices and placement, and its name and version in vm:info") @Parameter(names = {"-p", "--profile"}, absentValue = "") String profile,
             @Descriptor("guest image: a name from the guest kit (hello) or a path to an .elf") String image) {
         if (profile.isEmpty()) {
             return vms.create(profile(image, memory.isEmpty() ? "16M" : memory, input, arg, "30s", devices)).id();
         }
-        Profile p = profiles().get(profile).orElseThrow(() -> new IllegalArgumentException("no profile " + profile + " (profile:list shows the profiles)"));
-        if (p.kind() != Profile.Kind.MICRO) {
-            throw new IllegalArgumentException("profile " + profile + " makes a " + p.kind().name().toLowerCase() + " VM, not a micro-VM");
-        }
+        Profile p = Profiles.get(profiles, profile, Profile.Kind.MICRO);
         VmProfile base = profile(image, memory.isEmpty() ? (p.memoryBytes() >> 20) + "M" : memory, input, arg, "30s", devices);
         List<DeviceConfig> all = new ArrayList<>(p.devices());
         all.addAll(base.devices());
-        return vms.create(base.withName("profile " + p.name() + " v" + p.version()).withDevices(all)).id();
-    }
-
-    private ProfileRegistry profiles() {
-        ProfileRegistry r = profiles;
-        if (r == null) {
-            throw new IllegalStateException("no profile registry: the org.nxia.profile bundle is not running");
-        }
-        return r;
+        return vms.create(base.withName(Profiles.vmName(p)).withDevices(all).withPlacement(p.placement().host())).id();
     }
 
     @Descriptor("start a created VM")
@@ -184,6 +173,7 @@ public final class VmCommands {
         out.append("backend:    ").append(h.backend()).append(", ").append(h.flavour().label()).append('\n');
         out.append("execution:  ").append(i.executionMode()).append('\n');
         out.append("notify:     ").append(Text.notifyPath(i.counters())).append('\n');
+        Profiles.describe(vm.placement(), out);
         vm.devices().forEach(d -> out.append("device:     ").append(d.type()).append(' ').append(d.state()).append('\n'));
         vm.result().ifPresent(r -> out.append("result:     ").append(Text.outcome(r))
                 .append(" after ").append(Text.duration(r.runTime())).append('\n'));
@@ -222,13 +212,14 @@ public final class VmCommands {
 
     @Descriptor("boot a Linux kernel (bzImage) in a Linux VM, its serial console here, until it reboots, powers off or times out")
     public void boot(CommandSession session,
-            @Descriptor("guest RAM, a multiple of 2M from 64M to 3G") @Parameter(names = {"-m", "--memory"}, absentValue = "256M") String memory,
-            @Descriptor("number of vCPUs") @Parameter(names = {"-c", "--vcpus"}, absentValue = "1") int vcpus,
+            @Descriptor("guest RAM, a multiple of 2M from 64M to 3G (default: the profile's, else 256M)") @Parameter(names = {"-m", "--memory"}, absentValue = "") String memory,
+            @Descriptor("number of vCPUs (default: the profile's, else 1)") @Parameter(names = {"-c", "--vcpus"}, absentValue = "0") int vcpus,
             @Descriptor("initramfs file") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
             @Descriptor("added to the kernel command line") @Parameter(names = {"-k", "--cmdline"}, absentValue = "") String cmdline,
             @Descriptor(SystemVmCommands.ROOTFS_HELP) @Parameter(names = {"--rootfs"}, absentValue = "") String rootfs,
             @Descriptor("stop the VM after this long (30s, 5m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "5m") String timeout,
             @Descriptor(DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
+            @Descriptor(SYSTEM_PROFILE_HELP) @Parameter(names = {"-p", "--profile"}, absentValue = "") String profileName,
             @Descriptor("the kernel: a bzImage") String kernel) throws Exception {
         HypervisorInfo h = vms.hypervisor();
         if (!h.flavour().hardwareVirtualization()) {
@@ -241,9 +232,11 @@ public final class VmCommands {
                 configs.add(DeviceConfig.parse(spec));
             }
         }
-        LinuxProfile profile = RootFs.apply(LinuxProfile.of(Path.of(kernel), initrd.isEmpty() ? null : Path.of(initrd))
-                .withMemory(VmProfile.parseSize(memory)).withVcpus(vcpus).withCmdline(cmdline)
-                .withTimeout(Text.parseDuration(timeout)).withDevices(configs), rootfs);
+        LinuxProfile base = LinuxProfile.of(Path.of(kernel), initrd.isEmpty() ? null : Path.of(initrd))
+                .withCmdline(cmdline).withTimeout(Text.parseDuration(timeout)).withDevices(configs);
+        base = profileName.isEmpty() ? base.withMemory(VmProfile.parseSize(memory.isEmpty() ? "256M" : memory))
+                : Profiles.apply(Profiles.get(profiles, profileName, Profile.Kind.SYSTEM), base, memory);
+        LinuxProfile profile = RootFs.apply(vcpus > 0 ? base.withVcpus(vcpus) : base, rootfs);
         PrintStream out = System.out;
         VmResult r = vms.run(profile, out);
         out.flush();
@@ -262,6 +255,9 @@ public final class VmCommands {
     private VirtualMachine vm(String id) {
         return vms.find(id).orElseThrow(() -> new IllegalArgumentException("no VM " + id + " (vm:list shows the VMs)"));
     }
+
+    static final String SYSTEM_PROFILE_HELP = "a system profile (profile:list): its memory, vCPUs, devices (before --devices) and"
+            + " placement (pinned vCPUs, huge pages, no overcommit), and its name and version in vm:info";
 
     static final String DEVICES_HELP = "devices, ';'-separated: type[:key=value,...] (device:list shows the types)";
 

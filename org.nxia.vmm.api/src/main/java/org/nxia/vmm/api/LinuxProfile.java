@@ -64,6 +64,10 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
                 DEFAULT_MEMORY, DEFAULT_TIMEOUT, List.of());
     }
 
+    public LinuxProfile withName(String value) {
+        return new LinuxProfile(value, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement);
+    }
+
     public LinuxProfile withVcpus(int value) {
         return new LinuxProfile(name, kernel, initrd, cmdline, value, memoryBytes, timeout, devices, placement);
     }
