@@ -4,7 +4,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicReferenceArray;
-import java.util.stream.Collectors;
 
 import org.nxia.vmm.api.HostAffinity;
 import org.nxia.vmm.api.HostPlacement;
@@ -101,7 +100,22 @@ final class VcpuPinning {
                 + each + ")");
     }
 
-    private static String list(List<Integer> cpus) {
-        return cpus.stream().map(String::valueOf).collect(Collectors.joining(","));
+    /** "0,1" as asked; runs of three or more as ranges ("0-63"), so a 4096-CPU host stays one line. */
+    static String list(List<Integer> cpus) {
+        StringBuilder s = new StringBuilder();
+        for (int i = 0; i < cpus.size(); ) {
+            int j = i;
+            while (j + 1 < cpus.size() && cpus.get(j + 1) == cpus.get(j) + 1) {
+                j++;
+            }
+            s.append(s.isEmpty() ? "" : ",").append(cpus.get(i));
+            if (j - i >= 2) {
+                s.append('-').append(cpus.get(j));
+                i = j + 1;
+            } else {
+                i++;
+            }
+        }
+        return s.toString();
     }
 }

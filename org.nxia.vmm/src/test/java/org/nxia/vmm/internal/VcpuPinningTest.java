@@ -80,7 +80,7 @@ class VcpuPinningTest {
     void cpusTheProcessMayNotRunOnAreRefusedUpFrontSayingWhichItMay() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> VcpuPinning.of(cpus(0, 7, 4), 2, Optional.of(host), "kvm"));
-        assertEquals("host CPUs 7,4 are not ones this process may run on (it may run on 0,1,2,3); change the profile's cpus",
+        assertEquals("host CPUs 7,4 are not ones this process may run on (it may run on 0-3); change the profile's cpus",
                 e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> VcpuPinning.of(cpus(0), 1, Optional.empty(), "whp"));
         assertTrue(e.getMessage().startsWith("the whp backend cannot pin vCPU threads"), e.getMessage());
@@ -97,6 +97,14 @@ class VcpuPinningTest {
             assertEquals(List.of(0, 1, 2, 3), host.threadCpus(), "a pooled thread is given back");
         }
         assertEquals(new PlacementOutcome("cpus", true, true, "2,3 pinned (vcpu0 on 2, vcpu1 on 3, vcpu2 on 2)"), pinning.outcome());
+    }
+
+    @Test
+    void cpuListsShowRunsAsRanges() {
+        assertEquals("0,1", VcpuPinning.list(List.of(0, 1)));
+        assertEquals("0-3,6,8-4095", VcpuPinning.list(java.util.stream.Stream.concat(List.of(0, 1, 2, 3, 6).stream(),
+                java.util.stream.IntStream.rangeClosed(8, 4095).boxed()).toList()));
+        assertEquals("5,3,4", VcpuPinning.list(List.of(5, 3, 4)), "in the profile's order");
     }
 
     @Test
