@@ -3,7 +3,9 @@ package org.nxia.itest;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 
 import javax.inject.Inject;
@@ -49,7 +51,23 @@ public class PlacementTest {
 
     @Test
     public void aVmFromThePerfProfileIsPlacedAndVmInfoSaysHow() throws Exception {
-        Profile perf = profiles.get("perf").orElseThrow(() -> new AssertionError("no shipped perf profile: " + profiles.list()));
+        Path file = NxiaOptions.CONF.resolve("org.nxia.profile-perf.cfg");
+        Files.copy(Path.of(System.getProperty("nxia.root"), "distro", "conf", file.getFileName().toString()), file,
+                StandardCopyOption.REPLACE_EXISTING);
+        try {
+            placed();
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    private void placed() throws Exception {
+        long wait = System.currentTimeMillis() + 20_000;
+        while (profiles.get("perf").isEmpty() && System.currentTimeMillis() < wait) {
+            Thread.sleep(50);
+        }
+        Profile perf = profiles.get("perf").orElseThrow(() -> new AssertionError("the shipped perf profile was not loaded: "
+                + profiles.refused()));
         LinuxProfile spec = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
                         Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
                 .withName("profile perf v" + perf.version()).withMemory(perf.memoryBytes()).withVcpus(perf.vcpus())
