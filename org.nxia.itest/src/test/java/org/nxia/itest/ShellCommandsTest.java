@@ -90,6 +90,55 @@ public class ShellCommandsTest {
         }
     }
 
+    /**
+     * A profile's placement on real KVM: the vCPU thread pinned to the host's last CPU, guest RAM
+     * advised for huge pages (or on hugetlbfs pages where the host has them free) and allocated up
+     * front, each outcome in vm:info; a CPU the host lacks is refused when the VM is made.
+     */
+    @Test
+    public void aProfilesPlacementTakesEffectAndVmInfoSaysHow() throws Exception {
+        int cpu = Runtime.getRuntime().availableProcessors() - 1;
+        java.nio.file.Path placed = NxiaOptions.CONF.resolve("org.nxia.profile-placed.cfg");
+        java.nio.file.Path wide = NxiaOptions.CONF.resolve("org.nxia.profile-toowide.cfg");
+        try {
+            java.nio.file.Files.writeString(placed, "name = placed\nkind = micro\nmemory = 32M\ndevices = uart\ncpus = " + cpu
+                    + "\nhugepages = true\novercommit = false\n");
+            java.nio.file.Files.writeString(wide, "name = toowide\nkind = micro\ncpus = 4095\n");
+            long deadline = System.currentTimeMillis() + 20_000;
+            while (!execute("profile:list").output().contains("toowide") || !execute("profile:list").output().contains("placed")) {
+                assertTrue("the profile files were loaded", System.currentTimeMillis() < deadline);
+                Thread.sleep(50);
+            }
+            try {
+                execute("vm:create --profile toowide hello");
+                throw new AssertionError("a profile pinning to host CPU 4095 made a VM");
+            } catch (IllegalArgumentException e) {
+                assertTrue(e.getMessage(), e.getMessage().startsWith("host CPUs 4095 are not ones this process may run on (it may run on "));
+            }
+            assertTrue("nothing left of the refused VM: " + vms.list(), vms.list().isEmpty());
+
+            String id = execute("vm:create --profile placed --devices debug-exit hello").output().strip();
+            try {
+                String before = execute("vm:info " + id).output();
+                assertTrue(before, before.contains("cpus:       " + cpu + " requested: pinned when the vCPUs run"));
+                assertTrue(before, before.contains("overcommit: none: all 32 MiB allocated up front"));
+                String huge = before.lines().filter(l -> l.startsWith("hugepages:  ")).findFirst().orElseThrow(() -> new AssertionError(before));
+                assertTrue(huge, huge.contains("hugetlbfs 2 MiB pages") || huge.contains("THP madvise (") || huge.endsWith(": 4 KiB pages"));
+                execute("vm:start " + id);
+                vms.find(id).orElseThrow().await(java.time.Duration.ofSeconds(60));
+                String info = execute("vm:info " + id).output();
+                System.out.println("ShellCommandsTest: a placed micro-VM on " + (cpu + 1) + " host CPUs:\n" + info);
+                assertTrue(info, info.contains("cpus:       " + cpu + " pinned (vcpu0 on " + cpu + ")"));
+                assertTrue(info, info.contains(huge));
+            } finally {
+                vms.destroy(id);
+            }
+        } finally {
+            java.nio.file.Files.deleteIfExists(placed);
+            java.nio.file.Files.deleteIfExists(wide);
+        }
+    }
+
     @Test
     public void helpDescribesACommandOfEveryScope() throws Exception {
         String all = execute("help").output();

@@ -14,6 +14,7 @@ import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.profile.api.Profile;
 import org.nxia.profile.api.ProfileRegistry;
+import org.nxia.shell.support.Profiles;
 import org.nxia.shell.support.Text;
 import org.nxia.snapshot.api.SnapshotFormatException;
 import org.nxia.snapshot.api.SnapshotInfo;
@@ -59,27 +60,16 @@ public final class VmCommands {
             @Descriptor("file whose bytes the guest gets as input") @Parameter(names = {"-i", "--input"}, absentValue = "") String input,
             @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
             @Descriptor(Text.DEVICES_HELP + "; added to the profile's") @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
-            @Descriptor("a micro profile (profile:list): its memory and devices, and its name and version in vm:info") @Parameter(names = {"-p", "--profile"}, absentValue = "") String profile,
+            @Descriptor("a micro profile (profile:list): its memory, devices and placement, and its name and version in vm:info") @Parameter(names = {"-p", "--profile"}, absentValue = "") String profile,
             @Descriptor("guest image: a name from the guest kit (hello) or a path to an .elf") String image) {
         if (profile.isEmpty()) {
             return vms.create(profile(image, memory.isEmpty() ? "16M" : memory, input, arg, "30s", devices)).id();
         }
-        Profile p = profiles().get(profile).orElseThrow(() -> new IllegalArgumentException("no profile " + profile + " (profile:list shows the profiles)"));
-        if (p.kind() != Profile.Kind.MICRO) {
-            throw new IllegalArgumentException("profile " + profile + " makes a " + p.kind().name().toLowerCase() + " VM, not a micro-VM");
-        }
+        Profile p = Profiles.get(profiles, profile, Profile.Kind.MICRO);
         VmProfile base = profile(image, memory.isEmpty() ? (p.memoryBytes() >> 20) + "M" : memory, input, arg, "30s", devices);
         List<DeviceConfig> all = new ArrayList<>(p.devices());
         all.addAll(base.devices());
-        return vms.create(base.withName("profile " + p.name() + " v" + p.version()).withDevices(all)).id();
-    }
-
-    private ProfileRegistry profiles() {
-        ProfileRegistry r = profiles;
-        if (r == null) {
-            throw new IllegalStateException("no profile registry: the org.nxia.profile bundle is not running");
-        }
-        return r;
+        return vms.create(base.withName(Profiles.vmName(p)).withDevices(all).withPlacement(p.placement().host())).id();
     }
 
     @Descriptor("start a created VM")
@@ -181,6 +171,7 @@ public final class VmCommands {
         out.append("backend:    ").append(h.backend()).append(", ").append(h.flavour().label()).append('\n');
         out.append("execution:  ").append(i.executionMode()).append('\n');
         out.append("notify:     ").append(Text.notifyPath(i.counters())).append('\n');
+        Profiles.describe(vm.placement(), out);
         vm.devices().forEach(d -> out.append("device:     ").append(d.type()).append(' ').append(d.state()).append('\n'));
         vm.result().ifPresent(r -> out.append("result:     ").append(Text.outcome(r))
                 .append(" after ").append(Text.duration(r.runTime())).append('\n'));

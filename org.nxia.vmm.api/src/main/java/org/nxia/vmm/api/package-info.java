@@ -15,6 +15,11 @@
  * {@link org.nxia.vmm.api.PartitionState}, {@link org.nxia.vmm.api.StatePart}); a paused VM saved whole
  * ({@code VirtualMachine.snapshot()}, {@link org.nxia.vmm.api.VmSnapshot}) and restored into a new VM
  * ({@code VmManager.restore}); {@code Partition.populatedRam()}.
+ *
+ * <p>2.2: host placement: a spec's {@link org.nxia.vmm.api.HostPlacement} (vCPUs pinned to host CPUs,
+ * huge pages, no overcommit), what took effect as {@link org.nxia.vmm.api.PlacementOutcome}s
+ * ({@code VirtualMachine.placement()}, {@code Partition.placement()}), and the backend's
+ * {@code createPartition(long, HostPlacement)} and {@link org.nxia.vmm.api.HostAffinity}.
  */
 @Export
 @Version("2.2.0")

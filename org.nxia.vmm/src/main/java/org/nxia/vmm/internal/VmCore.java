@@ -26,6 +26,7 @@ import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.PlacementOutcome;
 import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.Vcpu;
 import org.nxia.vmm.api.VcpuState;
@@ -65,6 +66,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     private final VmKind kind;
     private final HypervisorInfo hypervisor;
     private final Partition partition;
+    private final VcpuPinning pinning;
     private final GuestMemory memory;
     private final InterruptController interrupts;
     private final Bus bus = new Bus();
@@ -113,7 +115,8 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         this.hypervisor = hv.info();
         this.vcpuThreads = vcpuThreads;
         this.nextMmio = kind.windows().mmioBase();
-        this.partition = hv.createPartition(kind.spec().memoryBytes());
+        this.pinning = VcpuPinning.of(kind.spec().placement(), kind.spec().vcpus(), hv.hostAffinity(), hypervisor.backend());
+        this.partition = hv.createPartition(kind.spec().memoryBytes(), kind.spec().placement());
         this.doorbells = new DeviceDoorbells(partition, bus);
         try {
             this.memory = partition.memory();
@@ -429,7 +432,9 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         self.setName("nxia-" + id + "-vcpu" + vcpu.id());
         // WHY the finally: an Error (a host function's StackOverflowError, an OutOfMemoryError) must still stop
         // the VM, or it stays RUNNING and await() never returns.
+        List<Integer> affinity = null;
         try {
+            affinity = pinning.pin(vcpu.id());
             long allocatedBefore = ThreadAllocation.current();
             VcpuStop stop = runUntilStopped(vcpu);
             long allocatedAfter = ThreadAllocation.current();
@@ -455,6 +460,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
             throw e;
         } finally {
             self.setName(poolName);
+            pinning.unpin(affinity);
             if (running.decrementAndGet() == 0) {
                 finish();
             }
@@ -755,6 +761,17 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         VmSpec spec = kind.spec();
         return new VmInfo(id, spec.name(), state, spec.memoryBytes(), spec.vcpus(), kind.imageName(), hypervisor,
                 kind.executionMode(state, stats), counters);
+    }
+
+    @Override
+    public List<PlacementOutcome> placement() {
+        if (!kind.spec().placement().requested()) {
+            return List.of();
+        }
+        List<PlacementOutcome> out = new ArrayList<>();
+        out.add(pinning.outcome());
+        out.addAll(partition.placement());
+        return out;
     }
 
     /**
