@@ -50,7 +50,14 @@ done
 for jar in "$ROOT"/examples/*/target/org.nxia.examples.*-"$VERSION".jar; do
   rel="${jar#"$ROOT"/}"; mkdir -p "$P/root/$(dirname "$rel")"; cp "$jar" "$P/root/$rel"
 done
+# the shipped configuration and the examples' manifests (DeployTest reads them from the root)
+mkdir -p "$P/root/distro"; cp -a "$ROOT/distro/conf" "$P/root/distro/conf"
+for cfg in "$ROOT"/examples/*/*.cfg; do
+  rel="${cfg#"$ROOT"/}"; mkdir -p "$P/root/$(dirname "$rel")"; cp "$cfg" "$P/root/$rel"
+done
 cp -a "$ROOT/guest/target/images" "$P/root/guest/target/images"
+# the shipped configuration files (tests copy a shipped profile or watcher into the directory FileInstall watches)
+mkdir -p "$P/root/distro/conf"; cp "$ROOT"/distro/conf/*.cfg "$P/root/distro/conf/"
 cp -a "$ITEST/test-classes" "$P/test-classes"
 # the Linux VM's kernel and initramfs (LinuxBootTest): LINUX_KERNEL/LINUX_INITRD, else the System VM image if built
 SYSTEM_VM="${SYSTEM_VM_DIR:-$("$ROOT/distro/system-vm/build.sh" path 2>/dev/null || true)}"

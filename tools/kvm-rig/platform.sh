@@ -1,8 +1,9 @@
 #!/bin/bash
-# platform.sh GOGO-COMMAND [FILE...]: runs the exported platform (distro/target/nxia.jar)
-# with one command inside the nested-KVM rig, FILEs copied to /payload/files. An empty
-# command is the interactive Gogo shell on the rig's console. Used by `./nxia` on hosts
-# without /dev/kvm and by `./nxia rig ...`.
+# platform.sh GOGO-COMMAND [FILE...]: runs the exported platform with one command inside the
+# nested-KVM rig, FILEs copied to /payload/files. An empty command is the interactive Gogo shell
+# on the rig's console. The platform is NXIA_JAR, the assembly's jar that ./nxia --assembly picks
+# (default distro/target/nxia.jar, the full one). Used by `./nxia` on hosts without /dev/kvm
+# and by `./nxia rig ...`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HERE="$ROOT/tools/kvm-rig"
@@ -11,7 +12,9 @@ JAVA_HOME="$(find_java)"
 RIG="$("$HERE/setup.sh")"
 JRE="$("$HERE/jre.sh" "$RIG")"
 P="$(mktemp -d)"; trap 'rm -rf "$P"' EXIT
-cp "$ROOT/distro/target/nxia.jar" "$P/"
+# inside the rig it is nxia.jar, whichever assembly it is
+JAR="${NXIA_JAR:-$ROOT/distro/target/nxia.jar}"
+cp "$JAR" "$P/nxia.jar"
 gogo="$1"; shift
 extra=()
 if [ $# -gt 0 ]; then mkdir -p "$P/files"; cp -L "$@" "$P/files/"; extra+=("$P/files"); fi
@@ -47,7 +50,7 @@ if [ -z "$gogo" ]; then
   echo "kvm-rig: the Gogo shell inside the rig (QEMU TCG, nested SVM; slow to start): 'felix:stop 0' ends it" >&2
   export RIG_INTERACTIVE=1
 else
-  echo "kvm-rig: running '$gogo' inside the rig (QEMU TCG, nested SVM): figures from here are not comparable with a real host" >&2
+  echo "kvm-rig: running '$gogo' on $(basename "$JAR") inside the rig (QEMU TCG, nested SVM): figures from here are not comparable with a real host" >&2
 fi
 RIG_MEM="${RIG_MEM:-3G}" RIG_TIMEOUT="${RIG_TIMEOUT:-1800}" \
   "$HERE/run-in-kvm.sh" "$JRE" "$P/nxia.jar" "$P/images" "$P/conf" "$P/deploy" "${extra[@]}" "$P/run.sh" -- ./run.sh "$gogo"

@@ -105,6 +105,7 @@ _Static_assert(sizeof(struct nxia_boot) == 384, "boot size");
 #define NXIA_HC_EFAULT       (-3)
 #define NXIA_HC_E2BIG        (-4)
 #define NXIA_HC_EFAIL        (-5)
+#define NXIA_HC_EPERM        (-6) /* the call policy denied it (docs/gemini-protocol.md, manifests) */
 
 struct nxia_hostcall {
     uint32_t magic;          /*  0 */

@@ -20,6 +20,8 @@ import javax.inject.Inject;
 
 import org.junit.Test;
 import org.junit.runner.RunWith;
+import org.nxia.lsm.policy.api.AuditEntry;
+import org.nxia.lsm.policy.api.CallPolicy;
 import org.nxia.vmm.api.HostFunction;
 import org.nxia.vmm.api.Hypervisor;
 import org.nxia.vmm.api.HypervisorInfo;
@@ -41,6 +43,7 @@ import org.ops4j.pax.exam.spi.reactors.PerClass;
 import org.osgi.framework.Bundle;
 import org.osgi.framework.BundleContext;
 import org.osgi.framework.ServiceRegistration;
+import org.osgi.service.cm.ConfigurationAdmin;
 
 /** Real guests on /dev/kvm, driven through the platform's services inside Felix. */
 @RunWith(KvmRequirement.class)
@@ -55,6 +58,12 @@ public class MicroVmTest {
 
     @Inject
     Hypervisor hypervisor;
+
+    @Inject
+    ConfigurationAdmin config;
+
+    @Inject
+    CallPolicy policy;
 
     @Configuration
     public Option[] config() {
@@ -107,6 +116,33 @@ public class MicroVmTest {
 
     @Test
     public void hostCallReachesAnOsgiServiceAndOneRegisteredLater() throws Exception {
+        try (Manifests m = Manifests.load(config, policy, "hostcall", "allow out hostfunction.*\n")) {
+            hostCallsWhereTheManifestAllowsThem();
+        }
+    }
+
+    @Test
+    public void aHostCallThePolicyDeniesGetsEpermInTheGuestAndIsAudited() throws Exception {
+        StringBuilder console = new StringBuilder();
+        try (Manifests m = Manifests.load(config, policy, "hostcall", "deny out hostfunction.upper\nallow out hostfunction.*\n")) {
+            VmResult r = run(guest("hostcall"), console);
+            assertEquals(r.detail(), 1, r.exitStatus());
+        }
+        assertTrue(console.toString(), console.toString().contains("host call \"upper\" failed: status -6"));
+        assertTrue("the next call of the same guest still goes through: " + console,
+                console.toString().contains("no-such-function: status -2 (NXIA_HC_ENOENT"));
+        List<AuditEntry> audit = policy.audit(16);
+        AuditEntry last = audit.get(audit.size() - 1);
+        assertEquals("hostfunction", last.request().service());
+        assertEquals("upper", last.request().method());
+        assertTrue(last.request().caller(), last.request().caller().startsWith("guest:vm-"));
+        assertEquals("hostcall", last.request().profile());
+
+        VmResult none = run(guest("hostcall"));
+        assertEquals("with no manifest for its profile the policy denies (default deny): " + none.detail(), 1, none.exitStatus());
+    }
+
+    private void hostCallsWhereTheManifestAllowsThem() throws Exception {
         // The guest exits 0 only if the answer came back upper-cased; the console shows it did.
         StringBuilder console = new StringBuilder();
         assertTrue(run(guest("hostcall"), console).succeeded());

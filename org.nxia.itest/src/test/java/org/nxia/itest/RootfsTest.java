@@ -10,16 +10,23 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
+import java.time.Duration;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 import javax.inject.Inject;
 
 import org.junit.Test;
 import org.junit.runner.RunWith;
 import org.nxia.control.api.AgentSession;
+import org.nxia.control.api.ExecRequest;
 import org.nxia.control.api.ExecResult;
+import org.nxia.control.api.Execution;
+import org.nxia.control.api.ExitStatus;
+import org.nxia.control.api.OutputSink;
+import org.nxia.control.api.ProcessCheckpoints;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
 import org.nxia.vmm.api.LinuxProfile;
@@ -44,6 +51,9 @@ public class RootfsTest {
 
     @Inject
     SystemVms systemVms;
+
+    @Inject
+    ProcessCheckpoints checkpoints;
 
     @Configuration
     public Option[] config() {
@@ -93,6 +103,89 @@ public class RootfsTest {
             a.close();
         }
         assertEquals("the base image's bytes after both VMs", before, sha256(base));
+    }
+
+    /**
+     * Issue 14.4: {@code criu check} passes in the System VM, and a process that counts is
+     * checkpointed to a file on the host (which ends it), restored from the file, and counts on
+     * from where it was, its output reaching the restoring program's stream.
+     */
+    @Test
+    public void aCountingProcessIsCheckpointedToTheHostAndRestoredCountingOn() throws Exception {
+        Path base = Path.of(System.getProperty(HardwareVirtualizationRequirement.ROOTFS_PROPERTY));
+        try (SystemVm vm = boot(base)) {
+            AgentSession s = vm.session();
+            ExecResult check = s.exec("criu", "check");
+            assertEquals("criu check: " + check.stdoutText() + check.stderrText(), 0, check.status().code());
+
+            Lines before = new Lines();
+            Execution counter = s.start(ExecRequest.of("bash", "-c", "i=0; while :; do i=$((i+1)); echo $i; sleep 0.2; done"), before);
+            before.awaitAtLeast(5);
+            Path file = Files.createTempDirectory("nxia-ckpt").resolve("counter.ckpt");
+            ProcessCheckpoints.ProcessCheckpoint c = checkpoints.checkpoint(s, counter.pid(), file, false, Duration.ofMinutes(5));
+            ExitStatus ended = counter.exit().get(60, TimeUnit.SECONDS);
+            int last = before.last();
+            assertTrue("the checkpointed process ended: " + ended, ended.signaled());
+            assertTrue(c + " is on the host", Files.size(file) == c.bytes() && c.bytes() > 0);
+            assertEquals("no process " + counter.pid() + " after the checkpoint", 1,
+                    s.exec("test", "-d", "/proc/" + counter.pid()).status().code());
+
+            Lines after = new Lines();
+            Execution restored = checkpoints.restore(s, file, after);
+            after.awaitAtLeast(last + 3);
+            List<Integer> seen = after.numbers();
+            assertEquals("the restored process counts on from " + last + ": " + seen + " (stderr: " + after.stderr + ")",
+                    last + 1, (int) seen.get(0));
+            for (int i = 1; i < seen.size(); i++) {
+                assertEquals("counting on by one: " + seen, seen.get(i - 1) + 1, (int) seen.get(i));
+            }
+            assertEquals("the restored process has the pid it had", 0, s.exec("test", "-d", "/proc/" + counter.pid()).status().code());
+            restored.signal(9);
+            System.out.println("RootfsTest: checkpoint of a counting bash " + c.bytes() + " bytes in " + c.took().toMillis()
+                    + " ms; it had counted to " + last + ", restored it went on with " + seen.get(0));
+
+            Path garbage = file.resolveSibling("garbage.ckpt");
+            Files.write(garbage, new byte[] {1, 2, 3});
+            Lines refused = new Lines();
+            ExitStatus bad = checkpoints.restore(s, garbage, refused).exit().get(60, TimeUnit.SECONDS);
+            assertTrue("a file that is no checkpoint is refused: " + bad + " " + refused.stderr,
+                    bad.code() != 0 && refused.stderr.toString().contains("not a checkpoint"));
+        }
+    }
+
+    /** A program's stdout as numbers, one a line, and its stderr. */
+    private static final class Lines implements OutputSink {
+        private final StringBuilder stdout = new StringBuilder();
+        final StringBuilder stderr = new StringBuilder();
+
+        @Override
+        public synchronized void output(boolean isStderr, byte[] data, int offset, int length) {
+            (isStderr ? stderr : stdout).append(new String(data, offset, length, java.nio.charset.StandardCharsets.UTF_8));
+            notifyAll();
+        }
+
+        synchronized List<Integer> numbers() {
+            List<Integer> out = new java.util.ArrayList<>();
+            for (String line : stdout.toString().split("\n")) {
+                if (!line.isBlank()) {
+                    out.add(Integer.parseInt(line.strip()));
+                }
+            }
+            return out;
+        }
+
+        synchronized int last() {
+            List<Integer> n = numbers();
+            return n.get(n.size() - 1);
+        }
+
+        synchronized void awaitAtLeast(int n) throws InterruptedException {
+            long end = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
+            while ((numbers().isEmpty() || last() < n) && System.nanoTime() - end < 0) {
+                wait(200);
+            }
+            assertTrue("counted to " + n + " within 2 min: " + stdout + " / " + stderr, !numbers().isEmpty() && last() >= n);
+        }
     }
 
     private static LinuxProfile profile() {

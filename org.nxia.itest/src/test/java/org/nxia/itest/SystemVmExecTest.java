@@ -1,6 +1,7 @@
 package org.nxia.itest;
 
 import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertNotEquals;
 import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 
@@ -15,6 +16,7 @@ import org.junit.runner.RunWith;
 import org.nxia.control.api.AgentSession;
 import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVmSnapshot;
 import org.nxia.control.api.SystemVms;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
@@ -90,6 +92,60 @@ public class SystemVmExecTest {
         assertTrue("the session service went with the VM",
                 context.getServiceReferences(AgentSession.class, "(" + SystemVms.VM_ID + "=" + id + ")").isEmpty());
         assertTrue("the VM is destroyed", systemVms.find(id).isEmpty() && vms.list().stream().noneMatch(v -> v.id().equals(id)));
+    }
+
+    /**
+     * Issue 15: a System VM saved with its agent quiesced, then restored twice: each copy runs
+     * programs, has the file written before the snapshot, is a generation of its own (reseeded
+     * entropy; its own secret, which AgentGenerationTest checks), and the original runs on. Restore to a
+     * working session against the cold boot to one, same run, printed.
+     */
+    @Test
+    public void aSavedSystemVmIsRestoredTwiceWithItsFilesAndANewSecretEach() throws Exception {
+        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
+                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
+                .withVcpus(1).withMemory(128L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
+                .withDevices(List.of(DeviceConfig.parse("virtio-rng")));
+        long t0 = System.nanoTime();
+        SystemVm original = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT);
+        long coldMs = (System.nanoTime() - t0) / 1_000_000;
+        SystemVm first = null, second = null;
+        try {
+            assertEquals(0, original.session().exec("/bin/busybox", "sh", "-c", "echo before > /tmp/kept && sync").status().code());
+            long t1 = System.nanoTime();
+            SystemVmSnapshot saved = systemVms.snapshot(original.vm().id());
+            long saveMs = (System.nanoTime() - t1) / 1_000_000;
+            assertEquals("the original runs on after the snapshot", "hi\n",
+                    original.session().exec("/bin/busybox", "echo", "hi").stdoutText());
+            assertEquals(0, original.session().exec("/bin/busybox", "sh", "-c", "echo after > /tmp/kept").status().code());
+
+            long t2 = System.nanoTime();
+            first = systemVms.restore(saved, LinuxBootTest.BOOT_LIMIT);
+            long restoreMs = (System.nanoTime() - t2) / 1_000_000;
+            second = systemVms.restore(saved, LinuxBootTest.BOOT_LIMIT);
+            for (SystemVm copy : List.of(first, second)) {
+                ExecResult kept = copy.session().exec("/bin/busybox", "cat", "/tmp/kept");
+                assertEquals("the restored copy has the file as it was when saved: " + kept.stderrText(), "before\n", kept.stdoutText());
+                assertEquals(0, copy.session().exec("/bin/busybox", "sh", "-c", "echo mine > /tmp/own").status().code());
+            }
+            assertEquals("the original's file is its own", "after\n", original.session().exec("/bin/busybox", "cat", "/tmp/kept").stdoutText());
+            assertEquals(0, first.session().exec("/bin/busybox", "sh", "-c", "echo first > /tmp/own").status().code());
+            assertEquals("a copy does not see the other's writes", "mine\n", second.session().exec("/bin/busybox", "cat", "/tmp/own").stdoutText());
+            ExecResult random1 = first.session().exec("/bin/busybox", "sh", "-c", "head -c 16 /dev/urandom | od -An -tx1");
+            ExecResult random2 = second.session().exec("/bin/busybox", "sh", "-c", "head -c 16 /dev/urandom | od -An -tx1");
+            assertNotEquals("the copies' entropy was reseeded apart", random1.stdoutText(), random2.stdoutText());
+            assertEquals(3, systemVms.list().size());
+            System.out.println("SystemVmExecTest: System VM (128 MiB, 1 vCPU) cold boot to session " + coldMs + " ms; snapshot "
+                    + saveMs + " ms (" + saved.vm().ram().size() + " RAM chunks); restore to a new generation's session " + restoreMs
+                    + " ms (ratio " + String.format("%.3f", (double) restoreMs / coldMs) + ", <= 1 is better; emulated, one run)");
+        } finally {
+            for (SystemVm v : java.util.Arrays.asList(second, first, original)) {
+                if (v != null) {
+                    v.close();
+                }
+            }
+        }
+        assertTrue(systemVms.list().isEmpty());
     }
 
     /** Every virtio device of {@code vm} has its doorbell on and took kicks through it; prints the counters. */

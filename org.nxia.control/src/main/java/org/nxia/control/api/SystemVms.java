@@ -39,6 +39,27 @@ public interface SystemVms {
      */
     SystemVm boot(LinuxProfile profile, Duration readyLimit) throws IOException, InterruptedException;
 
+    /**
+     * Saves a running System VM: its agent quiesces (syncs the guest's file systems and takes no
+     * new work; running programs go on), the VM pauses and is saved, then both go on. Programs
+     * started through a session of the saved moment do not survive into a restored copy (their
+     * connection is reset there).
+     *
+     * @throws IllegalArgumentException no System VM of that id runs here
+     * @throws IllegalStateException the VM cannot be saved (a device cannot, or Portals are mapped), saying why; it runs on
+     */
+    SystemVmSnapshot snapshot(String vmId) throws IOException;
+
+    /**
+     * Starts a new System VM from {@code snapshot}: its RAM, vCPUs and devices as saved, a vsock
+     * socket of its own, then a session with the saved secret, and at once a new generation (a
+     * new secret and reseeded entropy, {@link AgentSession#resume(Generation)}), so that no two
+     * copies share either. Each restore of one snapshot is a clone of its own.
+     *
+     * @param readyLimit how long it may take until the new generation's session is open
+     */
+    SystemVm restore(SystemVmSnapshot snapshot, Duration readyLimit) throws IOException, InterruptedException;
+
     /** The System VMs booted here that are still running. */
     List<SystemVm> list();
 

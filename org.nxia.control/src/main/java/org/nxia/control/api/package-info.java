@@ -16,7 +16,7 @@
  * ({@link org.nxia.control.api.SystemVms#VM_ID}).
  */
 @Export
-@Version("1.1.0")
+@Version("1.2.0")
 package org.nxia.control.api;
 
 import org.osgi.annotation.bundle.Export;

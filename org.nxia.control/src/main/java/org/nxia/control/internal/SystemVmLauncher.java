@@ -15,9 +15,13 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
 
 import org.nxia.control.api.AgentSession;
+import org.nxia.control.api.ControlException;
+import org.nxia.control.api.Generation;
 import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVmSnapshot;
 import org.nxia.control.api.SystemVms;
 import org.nxia.device.virtio.vsock.VsockUnixClient;
 import org.nxia.vmm.api.HypervisorInfo;
@@ -25,6 +29,7 @@ import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.VmSnapshot;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.osgi.framework.BundleContext;
 import org.osgi.framework.ServiceRegistration;
@@ -47,6 +52,7 @@ public final class SystemVmLauncher implements SystemVms {
     static final String READY = "nxia-agent: ready";
     static final Duration CONNECT_LIMIT = Duration.ofSeconds(60);
     static final int CONSOLE_TAIL = 4000;
+    private static final System.Logger LOG = System.getLogger("org.nxia.control");
 
     private final VmManager vms;
     private final BundleContext context;
@@ -72,53 +78,118 @@ public final class SystemVmLauncher implements SystemVms {
 
     @Override
     public SystemVm boot(LinuxProfile profile, Duration readyLimit) throws IOException, InterruptedException {
-        HypervisorInfo h = vms.hypervisor();
-        if (!h.flavour().hardwareVirtualization()) {
-            throw new IllegalArgumentException("cannot boot the System VM here: the " + h.backend() + " backend runs on "
-                    + h.flavour().label() + ", and a stock kernel needs hardware virtualization (VMX or SVM)");
-        }
+        requireHardwareVirtualization();
         if (profile.devices().stream().anyMatch(d -> d.type().equals("virtio-vsock"))) {
             throw new IllegalArgumentException("the System VM's virtio-vsock device is added by the launcher: leave it out of the profile");
         }
         byte[] secret = new byte[32];
         random.nextBytes(secret);
+        Plumbing p = plumb(profile, secret);
+        Booted booted = new Booted(profile, p.create(vms::create), p.dir(), p.uds());
+        try {
+            long start = System.nanoTime();
+            booted.vm.start();
+            awaitReady(booted.vm, start + readyLimit.toNanos());
+            booted.readyAfter = Duration.ofNanos(System.nanoTime() - start);
+            booted.open(secret, 0, System.nanoTime() + CONNECT_LIMIT.toNanos(), false);
+            return booted;
+        } catch (IOException | InterruptedException | RuntimeException | Error e) {
+            booted.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public SystemVmSnapshot snapshot(String vmId) throws IOException {
+        Booted b = running.get(vmId);
+        if (b == null) {
+            throw new IllegalArgumentException("no System VM " + vmId + " runs here");
+        }
+        synchronized (b.saving) {
+            AgentSession s = b.session;
+            s.quiesce();
+            try {
+                b.vm.pause();
+                try {
+                    return new SystemVmSnapshot(b.profile, b.vm.snapshot(), b.secret, b.generation);
+                } finally {
+                    b.vm.resume();
+                }
+            } finally {
+                s.resume();
+            }
+        }
+    }
+
+    @Override
+    public SystemVm restore(SystemVmSnapshot snapshot, Duration readyLimit) throws IOException, InterruptedException {
+        requireHardwareVirtualization();
+        // the initramfs is loaded and then overwritten by the saved RAM: its secret is never used
+        byte[] unused = new byte[32];
+        random.nextBytes(unused);
+        Plumbing p = plumb(snapshot.profile(), unused);
+        VmSnapshot saved = snapshot.vm();
+        long start = System.nanoTime();
+        Booted booted = new Booted(snapshot.profile(), p.create(spec -> vms.restore(
+                new VmSnapshot(spec, saved.backend(), saved.ram(), saved.vcpus(), saved.partition(), saved.devices()))), p.dir(), p.uds());
+        try {
+            booted.open(snapshot.secret(), snapshot.generation(), start + readyLimit.toNanos(), true);
+            Generation next = Generation.fresh(snapshot.generation() + 1, random);
+            booted.session.resume(next);
+            booted.secret = next.secret();
+            booted.generation = next.number();
+            booted.readyAfter = Duration.ofNanos(System.nanoTime() - start);
+            return booted;
+        } catch (IOException | RuntimeException | Error e) {
+            booted.close();
+            throw e;
+        }
+    }
+
+    private void requireHardwareVirtualization() {
+        HypervisorInfo h = vms.hypervisor();
+        if (!h.flavour().hardwareVirtualization()) {
+            throw new IllegalArgumentException("cannot boot the System VM here: the " + h.backend() + " backend runs on "
+                    + h.flavour().label() + ", and a stock kernel needs hardware virtualization (VMX or SVM)");
+        }
+    }
+
+    /**
+     * A System VM's private directory (0700) with its vsock socket and its initramfs with the
+     * secret appended, and the profile with both put in.
+     */
+    private record Plumbing(Path dir, Path uds, Path initrd, LinuxProfile withAgent) {
+
+        /** Makes the VM; the initramfs is read by then and goes, and on failure so does the rest. */
+        VirtualMachine create(Function<LinuxProfile, VirtualMachine> how) {
+            try {
+                return how.apply(withAgent);
+            } catch (RuntimeException e) {
+                deleteQuietly(initrd, uds, dir);
+                throw e;
+            } finally {
+                deleteQuietly(initrd);
+            }
+        }
+    }
+
+    private static Plumbing plumb(LinuxProfile profile, byte[] secret) throws IOException {
         Path dir = Files.createTempDirectory("nxia-sysvm");  // 0700
         Path uds = dir.resolve("vsock");
         Path initrd = dir.resolve("initramfs");
         List<DeviceConfig> devices = new ArrayList<>(profile.devices());
         devices.add(DeviceConfig.parse("virtio-vsock:cid=3,uds=" + uds));
         LinuxProfile withAgent = new LinuxProfile(profile.name(), profile.kernel(), initrd, profile.cmdline(), profile.vcpus(),
-                profile.memoryBytes(), profile.timeout(), devices);
-        VirtualMachine vm;
+                profile.memoryBytes(), profile.timeout(), devices, profile.placement());
         try {
             byte[] image = profile.initrd() == null ? new byte[0] : Files.readAllBytes(profile.initrd());
             Files.write(Files.createFile(initrd, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"))),
                     Initramfs.withSecret(image, secret));
-            vm = vms.create(withAgent);  // has read the initramfs
         } catch (IOException | RuntimeException e) {
             deleteQuietly(initrd, uds, dir);
             throw e;
         }
-        deleteQuietly(initrd);
-        Booted booted = new Booted(vm, dir, uds);
-        try {
-            long start = System.nanoTime();
-            vm.start();
-            awaitReady(vm, start + readyLimit.toNanos());
-            booted.readyAfter = Duration.ofNanos(System.nanoTime() - start);
-            SocketChannel channel = VsockUnixClient.connect(uds, AGENT_PORT, CONNECT_LIMIT);
-            booted.session = AgentConnection.open(channel, secret, handshakeLimit);
-            running.put(vm.id(), booted);
-            booted.watch();
-            Dictionary<String, Object> props = new Hashtable<>();
-            props.put(VM_ID, vm.id());
-            props.put(AGENT, booted.session.agent());
-            booted.registration = context.registerService(AgentSession.class, booted.session, props);
-            return booted;
-        } catch (IOException | InterruptedException | RuntimeException | Error e) {
-            booted.close();
-            throw e;
-        }
+        return new Plumbing(dir, uds, initrd, withAgent);
     }
 
     private static void awaitReady(VirtualMachine vm, long deadline) throws IOException, InterruptedException {
@@ -161,19 +232,62 @@ public final class SystemVmLauncher implements SystemVms {
 
     /** One System VM from boot to close; closing is idempotent and also follows the VM's own end. */
     private final class Booted implements SystemVm {
+        private final LinuxProfile profile;
         private final VirtualMachine vm;
         private final Path dir;
         private final Path uds;
+        /** One snapshot at a time: a second must not resume the agent under the first. */
+        private final Object saving = new Object();
         private volatile Duration readyAfter = Duration.ZERO;
         private volatile AgentSession session;
+        private volatile byte[] secret;
+        private volatile long generation;
         private volatile ServiceRegistration<AgentSession> registration;
         private Thread watcher;
         private boolean closed;
 
-        Booted(VirtualMachine vm, Path dir, Path uds) {
+        Booted(LinuxProfile profile, VirtualMachine vm, Path dir, Path uds) {
+            this.profile = profile;
             this.vm = vm;
             this.dir = dir;
             this.uds = uds;
+        }
+
+        /**
+         * Opens the session, then registers it. A restored guest may take a moment to drop the
+         * connections of the saved moment: with {@code restored}, a connection it closes is tried
+         * again until the deadline.
+         */
+        void open(byte[] secret, long generation, long deadline, boolean restored) throws IOException {
+            long start = System.nanoTime();
+            for (int attempt = 1;; attempt++) {
+                long tried = System.nanoTime();
+                try {
+                    SocketChannel channel = VsockUnixClient.connect(uds, AGENT_PORT,
+                            Duration.ofNanos(Math.max(1, Math.min(CONNECT_LIMIT.toNanos(), deadline - System.nanoTime()))));
+                    session = AgentConnection.open(channel, secret, handshakeLimit);
+                    if (restored) {
+                        LOG.log(System.Logger.Level.INFO, "System VM " + vm.id() + " restored: session on attempt " + attempt + " after "
+                                + (System.nanoTime() - start) / 1_000_000 + " ms");
+                    }
+                    break;
+                } catch (ControlException e) {
+                    if (!restored || e.code() != ControlException.Code.SESSION || System.nanoTime() - deadline > 0
+                            || vm.result().isPresent()) {
+                        throw e;
+                    }
+                    LOG.log(System.Logger.Level.INFO, "System VM " + vm.id() + " restored: session attempt " + attempt + " failed after "
+                            + (System.nanoTime() - tried) / 1_000_000 + " ms (" + e.getMessage() + "); trying again");
+                }
+            }
+            this.secret = secret.clone();
+            this.generation = generation;
+            running.put(vm.id(), this);
+            watch();
+            Dictionary<String, Object> props = new Hashtable<>();
+            props.put(VM_ID, vm.id());
+            props.put(AGENT, session.agent());
+            registration = context.registerService(AgentSession.class, session, props);
         }
 
         /** Ends everything when the VM ends by itself (the guest powered off, crashed or timed out). */

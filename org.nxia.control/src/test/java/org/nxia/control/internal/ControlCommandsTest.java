@@ -19,6 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.nxia.control.api.ControlException;
 import org.nxia.control.api.ExitStatus;
 import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVmSnapshot;
 import org.nxia.control.api.SystemVms;
 import org.nxia.vmm.api.LinuxProfile;
 
@@ -33,6 +34,16 @@ class ControlCommandsTest {
     private static final SystemVms NONE = new SystemVms() {
         @Override
         public SystemVm boot(LinuxProfile profile, Duration readyLimit) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public SystemVmSnapshot snapshot(String vmId) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public SystemVm restore(SystemVmSnapshot snapshot, Duration readyLimit) {
             throw new UnsupportedOperationException();
         }
 

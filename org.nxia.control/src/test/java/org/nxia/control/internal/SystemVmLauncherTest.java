@@ -175,9 +175,11 @@ class SystemVmLauncherTest {
     @Test
     void theSecretTravelsInTheInitramfsNotOnTheCommandLine() throws Exception {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), fakeContext(), Duration.ofSeconds(10));
-        try (SystemVm vm = launcher.boot(profile(), Duration.ofSeconds(10))) {
+        org.nxia.vmm.api.HostPlacement placement = new org.nxia.vmm.api.HostPlacement(List.of(1), true, false);
+        try (SystemVm vm = launcher.boot(profile().withPlacement(placement), Duration.ofSeconds(10))) {
             assertEquals(ExitStatus.exited(0), vm.session().exec("true").status(), "the agent knows the secret it was handed");
             assertEquals("loglevel=4", created.cmdline(), "the command line is the profile's own");
+            assertEquals(placement, created.placement(), "the profile's placement");
             assertFalse(Files.exists(created.initrd()), "the initramfs with the secret outlived create()");
             assertEquals("rw-------", initrdMode);
             byte[] image = Files.readAllBytes(dir.resolve("image"));

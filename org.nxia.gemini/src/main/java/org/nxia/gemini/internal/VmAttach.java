@@ -30,7 +30,7 @@ import org.osgi.service.component.annotations.ReferencePolicy;
  * doorbell that wakes the host's sleeping receiver; REGION binds the Portal
  * region (a block arena the VM maps) that by-reference arguments live in.
  */
-@Component(property = HostFunction.NAME_PROPERTY + "=gemini")
+@Component(property = {HostFunction.NAME_PROPERTY + "=gemini", HostFunction.POLICY_PROPERTY + "=" + HostFunction.POLICES_ITSELF})
 public final class VmAttach implements HostFunction {
     static final int MAGIC = 0x4d47584e; // "NXGM"
     static final int VERSION = 1;

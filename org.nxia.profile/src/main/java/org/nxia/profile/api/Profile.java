@@ -4,6 +4,8 @@ import java.util.List;
 import java.util.Objects;
 import java.util.regex.Pattern;
 
+import org.nxia.vmm.api.HostPlacement;
+import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.device.DeviceConfig;
 
 /**
@@ -50,6 +52,11 @@ public record Profile(String name, long version, Kind kind, long memoryBytes, in
                 }
             }
         }
+
+        /** This placement as the VMM takes it (whether the host has these CPUs is checked when a VM is made). */
+        public HostPlacement host() {
+            return new HostPlacement(cpus, hugePages, overcommit);
+        }
     }
 
     public Profile {
@@ -62,9 +69,9 @@ public record Profile(String name, long version, Kind kind, long memoryBytes, in
         if (version < 1) {
             throw new IllegalArgumentException("version " + version + " is not 1 or more");
         }
-        if (vcpus < 1 || vcpus > 64 || (kind == Kind.MICRO && vcpus != 1)) {
+        if (vcpus < 1 || vcpus > LinuxProfile.MAX_VCPUS || (kind == Kind.MICRO && vcpus != 1)) {
             throw new IllegalArgumentException("vcpus=" + vcpus + ": a " + kind.name().toLowerCase() + " profile has "
-                    + (kind == Kind.MICRO ? "1" : "1..64"));
+                    + (kind == Kind.MICRO ? "1" : "1.." + LinuxProfile.MAX_VCPUS));
         }
         devices = List.copyOf(devices);
     }

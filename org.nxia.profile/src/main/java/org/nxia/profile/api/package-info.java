@@ -4,9 +4,11 @@
  * watches) naming a VM kind, its memory, vCPUs, device set, manifest and placement. A changed
  * profile applies to the next VM; {@link org.nxia.profile.api.Profile#version()} says which
  * revision a VM was made from.
+ *
+ * <p>1.1: {@code Profile.Placement.host()}, the placement as the VMM takes it.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.nxia.profile.api;
 
 import org.osgi.annotation.bundle.Export;

@@ -39,6 +39,7 @@ class ProfileServiceTest {
         assertEquals("perf", p.manifest(), "the manifest defaults to the profile's name");
         assertTrue(p.portal());
         assertEquals(new Profile.Placement(List.of(0, 1, 2, 5), true, false), p.placement());
+        assertEquals(new org.nxia.vmm.api.HostPlacement(List.of(0, 1, 2, 5), true, false), p.placement().host(), "as the VMM takes it");
 
         service.updated("pid.2", config("name", "micro", "kind", "micro", "portal", "false", "manifest", "sandbox"));
         Profile m = service.get("micro").orElseThrow();
@@ -71,7 +72,7 @@ class ProfileServiceTest {
         service.updated("pid.1", config("name", "system", "memory", "256M"));
         String[][] bad = {
             {"memory", "3M"}, {"memory", "lots"}, {"memory", "32M"}, {"memory", "4G"}, {"vcpus", "0"}, {"vcpus", "x"},
-            {"vcpus", "65"}, {"kind", "windows"}, {"devices", "bad type!"}, {"cpus", "3-1"}, {"cpus", "-1"}, {"cpus", "4096"},
+            {"vcpus", "33"}, {"kind", "windows"}, {"devices", "bad type!"}, {"cpus", "3-1"}, {"cpus", "-1"}, {"cpus", "4096"},
             {"cpus", "1-2-3"}, {"hugepages", "yes"}, {"portal", "1"}, {"overcommit", ""},
         };
         for (String[] kv : bad) {

@@ -24,6 +24,8 @@ import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.device.virtio.vsock.VsockUnixClient;
+import org.nxia.shell.support.BenchStats;
+import org.nxia.shell.support.Text;
 import org.nxia.vmm.api.Sandbox;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
@@ -553,7 +555,7 @@ public final class BenchCommands {
 
     private void requireBackend(CommandSession session) {
         if (!vms.hypervisor().available()) {
-            session.put(VmCommands.EXIT_CODE, 1);
+            session.put(Text.EXIT_CODE, 1);
             throw new IllegalStateException("not run: " + vms.hypervisor().detail());
         }
     }

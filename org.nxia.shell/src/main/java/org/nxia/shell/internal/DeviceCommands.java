@@ -5,6 +5,7 @@ import java.util.Comparator;
 import java.util.List;
 
 import org.apache.felix.service.command.Descriptor;
+import org.nxia.shell.support.Text;
 import org.nxia.vmm.api.device.DeviceFactory;
 import org.osgi.framework.Bundle;
 import org.osgi.framework.BundleContext;

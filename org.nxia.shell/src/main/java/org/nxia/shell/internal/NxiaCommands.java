@@ -12,6 +12,7 @@ import java.util.function.Predicate;
 
 import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
+import org.nxia.shell.support.Text;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
@@ -72,7 +73,7 @@ public final class NxiaCommands {
             out.println("hint: ./nxia rig doctor (and ./nxia rig demo, bench, run-guest) run the platform on a nested /dev/kvm"
                     + " in a QEMU-emulated machine: slow, but real KVM");
         }
-        session.put(VmCommands.EXIT_CODE, ready ? 0 : 1);
+        session.put(Text.EXIT_CODE, ready ? 0 : 1);
     }
 
     private record Example(String image, String what, byte[] input, Predicate<VmResult> expected, String expectation) {
@@ -85,7 +86,7 @@ public final class NxiaCommands {
         out.println("NXIA demo: micro-VMs on " + h.backend() + ", " + h.flavour().label());
         if (!h.available()) {
             out.println("cannot run guests here: " + h.detail());
-            session.put(VmCommands.EXIT_CODE, 1);
+            session.put(Text.EXIT_CODE, 1);
             return;
         }
         byte[] data = new byte[1 << 20];
@@ -135,7 +136,7 @@ public final class NxiaCommands {
         out.println(failures == 0 ? "all " + examples.size() + " examples behaved as expected; the platform kept running throughout"
                 + " (a VM after the hostile guests ran, and none was left behind)"
                 : failures + " example(s) did not behave as expected");
-        session.put(VmCommands.EXIT_CODE, failures == 0 ? 0 : 1);
+        session.put(Text.EXIT_CODE, failures == 0 ? 0 : 1);
     }
 
     /** Prefixes each console line, so guest output stands apart from the demo's own. */

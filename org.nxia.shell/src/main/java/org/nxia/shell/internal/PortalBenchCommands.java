@@ -28,6 +28,8 @@ import org.nxia.portal.api.PortalStructures;
 import org.nxia.portal.api.Portals;
 import org.nxia.portal.api.Rights;
 import org.nxia.portal.api.Ring;
+import org.nxia.shell.support.BenchStats;
+import org.nxia.shell.support.Text;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
@@ -72,7 +74,7 @@ public final class PortalBenchCommands {
             throws Exception {
         PrintStream out = System.out;
         if (!vms.hypervisor().available()) {
-            session.put(VmCommands.EXIT_CODE, 1);
+            session.put(Text.EXIT_CODE, 1);
             throw new IllegalStateException("not run: " + vms.hypervisor().detail());
         }
         if (trips < 100 || mib < 1 || mib > 64) {

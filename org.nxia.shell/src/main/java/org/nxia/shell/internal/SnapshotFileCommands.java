@@ -10,6 +10,7 @@ import javax.crypto.SecretKey;
 
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
+import org.nxia.shell.support.Text;
 import org.nxia.snapshot.api.SectionInfo;
 import org.nxia.snapshot.api.SnapshotFormatException;
 import org.nxia.snapshot.api.SnapshotInfo;

@@ -14,11 +14,12 @@ import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.profile.api.Profile;
 import org.nxia.profile.api.ProfileRegistry;
+import org.nxia.shell.support.Profiles;
+import org.nxia.shell.support.Text;
 import org.nxia.snapshot.api.SnapshotFormatException;
 import org.nxia.snapshot.api.SnapshotInfo;
 import org.nxia.snapshot.api.SnapshotKeys;
 import org.nxia.vmm.api.HypervisorInfo;
-import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.Sandbox;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmInfo;
@@ -39,13 +40,10 @@ import org.osgi.service.component.annotations.ReferencePolicy;
         "osgi.command.scope=vm",
         "osgi.command.function=create", "osgi.command.function=start", "osgi.command.function=stop",
         "osgi.command.function=list", "osgi.command.function=info", "osgi.command.function=console",
-        "osgi.command.function=run", "osgi.command.function=destroy", "osgi.command.function=boot",
+        "osgi.command.function=run", "osgi.command.function=destroy",
         "osgi.command.function=pause", "osgi.command.function=resume", "osgi.command.function=snapshot",
         "osgi.command.function=restore"})
 public final class VmCommands {
-
-    /** Session variable the CLI runner turns into the process exit code. */
-    static final String EXIT_CODE = "nxia.exit";
 
     private final VmManager vms;
 
@@ -62,28 +60,17 @@ public final class VmCommands {
             @Descriptor("guest RAM, a multiple of 2M from 2M to 3G (default: the profile's, else 16M)") @Parameter(names = {"-m", "--memory"}, absentValue = "") String memory,
             @Descriptor("file whose bytes the guest gets as input") @Parameter(names = {"-i", "--input"}, absentValue = "") String input,
             @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
-            @Descriptor(DEVICES_HELP + "; added to the profile's") @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
-            @Descriptor("a micro profile (profile:list): its memory and devices, and its name and version in vm:info") @Parameter(names = {"-p", "--profile"}, absentValue = "") String profile,
+            @Descriptor(Text.DEVICES_HELP + "; added to the profile's") @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
+            @Descriptor("a micro profile (profile:list): its memory, devices and placement, and its name and version in vm:info") @Parameter(names = {"-p", "--profile"}, absentValue = "") String profile,
             @Descriptor("guest image: a name from the guest kit (hello) or a path to an .elf") String image) {
         if (profile.isEmpty()) {
             return vms.create(profile(image, memory.isEmpty() ? "16M" : memory, input, arg, "30s", devices)).id();
         }
-        Profile p = profiles().get(profile).orElseThrow(() -> new IllegalArgumentException("no profile " + profile + " (profile:list shows the profiles)"));
-        if (p.kind() != Profile.Kind.MICRO) {
-            throw new IllegalArgumentException("profile " + profile + " makes a " + p.kind().name().toLowerCase() + " VM, not a micro-VM");
-        }
+        Profile p = Profiles.get(profiles, profile, Profile.Kind.MICRO);
         VmProfile base = profile(image, memory.isEmpty() ? (p.memoryBytes() >> 20) + "M" : memory, input, arg, "30s", devices);
         List<DeviceConfig> all = new ArrayList<>(p.devices());
         all.addAll(base.devices());
-        return vms.create(base.withName("profile " + p.name() + " v" + p.version()).withDevices(all)).id();
-    }
-
-    private ProfileRegistry profiles() {
-        ProfileRegistry r = profiles;
-        if (r == null) {
-            throw new IllegalStateException("no profile registry: the org.nxia.profile bundle is not running");
-        }
-        return r;
+        return vms.create(base.withName(Profiles.vmName(p)).withDevices(all).withPlacement(p.placement().host())).id();
     }
 
     @Descriptor("start a created VM")
@@ -186,6 +173,7 @@ public final class VmCommands {
         out.append("backend:    ").append(h.backend()).append(", ").append(h.flavour().label()).append('\n');
         out.append("execution:  ").append(i.executionMode()).append('\n');
         out.append("notify:     ").append(Text.notifyPath(i.counters())).append('\n');
+        Profiles.describe(vm.placement(), out);
         vm.devices().forEach(d -> out.append("device:     ").append(d.type()).append(' ').append(d.state()).append('\n'));
         vm.result().ifPresent(r -> out.append("result:     ").append(Text.outcome(r))
                 .append(" after ").append(Text.duration(r.runTime())).append('\n'));
@@ -213,7 +201,7 @@ public final class VmCommands {
             @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
             @Descriptor("stop the guest after this long (500ms, 30s, 2m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "30s") String timeout,
             @Descriptor("write the guest's output bytes to this file") @Parameter(names = {"-o", "--output"}, absentValue = "") String output,
-            @Descriptor(DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
+            @Descriptor(Text.DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
             @Descriptor("guest image: a name from the guest kit (hello) or a path to an .elf; with --from-snapshot, a snapshot file")
             String image) throws Exception {
         PrintStream out = System.out;
@@ -233,7 +221,7 @@ public final class VmCommands {
             out.println("output: " + r.output().length + " bytes: " + hex(r.output(), 64));
         }
         out.println(profile.name() + ": " + Text.outcome(r) + " in " + Text.duration(r.runTime()));
-        session.put(EXIT_CODE, r.reason() == VmResult.Reason.EXITED ? r.exitStatus() : 1);
+        session.put(Text.EXIT_CODE, r.reason() == VmResult.Reason.EXITED ? r.exitStatus() : 1);
     }
 
     /** {@code runs} runs of a {@link Sandbox} made of the snapshot file; the exit code is the last run's. */
@@ -260,39 +248,8 @@ public final class VmCommands {
             if (!output.isEmpty()) {
                 Files.write(Path.of(output), r.output());
             }
-            session.put(EXIT_CODE, r.reason() == VmResult.Reason.EXITED ? r.exitStatus() : 1);
+            session.put(Text.EXIT_CODE, r.reason() == VmResult.Reason.EXITED ? r.exitStatus() : 1);
         }
-    }
-
-    @Descriptor("boot a Linux kernel (bzImage) in a Linux VM, its serial console here, until it reboots, powers off or times out")
-    public void boot(CommandSession session,
-            @Descriptor("guest RAM, a multiple of 2M from 64M to 3G") @Parameter(names = {"-m", "--memory"}, absentValue = "256M") String memory,
-            @Descriptor("number of vCPUs") @Parameter(names = {"-c", "--vcpus"}, absentValue = "1") int vcpus,
-            @Descriptor("initramfs file") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
-            @Descriptor("added to the kernel command line") @Parameter(names = {"-k", "--cmdline"}, absentValue = "") String cmdline,
-            @Descriptor(SystemVmCommands.ROOTFS_HELP) @Parameter(names = {"--rootfs"}, absentValue = "") String rootfs,
-            @Descriptor("stop the VM after this long (30s, 5m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "5m") String timeout,
-            @Descriptor(DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
-            @Descriptor("the kernel: a bzImage") String kernel) throws Exception {
-        HypervisorInfo h = vms.hypervisor();
-        if (!h.flavour().hardwareVirtualization()) {
-            throw new IllegalArgumentException("cannot boot Linux here: the " + h.backend() + " backend runs on " + h.flavour().label()
-                    + ", and a stock kernel needs hardware virtualization (VMX or SVM); run on such a host or in the rig");
-        }
-        List<DeviceConfig> configs = new ArrayList<>();
-        for (String spec : devices.split(";")) {
-            if (!spec.isBlank()) {
-                configs.add(DeviceConfig.parse(spec));
-            }
-        }
-        LinuxProfile profile = RootFs.apply(LinuxProfile.of(Path.of(kernel), initrd.isEmpty() ? null : Path.of(initrd))
-                .withMemory(VmProfile.parseSize(memory)).withVcpus(vcpus).withCmdline(cmdline)
-                .withTimeout(Text.parseDuration(timeout)).withDevices(configs), rootfs);
-        PrintStream out = System.out;
-        VmResult r = vms.run(profile, out);
-        out.flush();
-        out.println(profile.name() + ": " + Text.outcome(r) + " in " + Text.duration(r.runTime()));
-        session.put(EXIT_CODE, r.reason() == VmResult.Reason.RESET ? 0 : 1);
     }
 
     static String hex(byte[] bytes, int max) {
@@ -307,8 +264,6 @@ public final class VmCommands {
         return vms.find(id).orElseThrow(() -> new IllegalArgumentException("no VM " + id + " (vm:list shows the VMs)"));
     }
 
-    static final String DEVICES_HELP = "devices, ';'-separated: type[:key=value,...] (device:list shows the types)";
-
     static VmProfile profile(String image, String memory, String input, long arg, String timeout, String devices) {
         Path path = GuestImages.resolve(image);
         byte[] in = new byte[0];
@@ -319,13 +274,7 @@ public final class VmCommands {
                 throw new IllegalArgumentException("cannot read input file " + input + ": " + e.getMessage());
             }
         }
-        List<DeviceConfig> configs = new ArrayList<>();
-        for (String spec : devices.split(";")) {
-            if (!spec.isBlank()) {
-                configs.add(DeviceConfig.parse(spec));
-            }
-        }
         return VmProfile.of(path).withMemory(VmProfile.parseSize(memory)).withInput(in).withArg(arg)
-                .withTimeout(Text.parseDuration(timeout)).withDevices(configs);
+                .withTimeout(Text.parseDuration(timeout)).withDevices(Text.devices(devices));
     }
 }

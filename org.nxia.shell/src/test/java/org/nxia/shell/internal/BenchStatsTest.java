@@ -8,6 +8,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 import org.junit.jupiter.api.Test;
+import org.nxia.shell.support.BenchStats;
 
 class BenchStatsTest {
 

@@ -17,6 +17,17 @@ public interface HostFunction {
     String NAME_PROPERTY = "nxia.hostfunction";
 
     /**
+     * Service property: who decides whether a guest may call the function. Absent, the platform's
+     * call policy decides each call (manifest service {@code hostfunction}, the name as the method:
+     * {@code allow out hostfunction.upper}); {@value #POLICES_ITSELF} says the function checks every
+     * call it serves with the policy itself, as Gemini's attach does for the calls of its sessions.
+     */
+    String POLICY_PROPERTY = "nxia.hostfunction.policy";
+
+    /** The value of {@link #POLICY_PROPERTY} for a function that checks its calls itself. */
+    String POLICES_ITSELF = "self";
+
+    /**
      * Handles one call on the calling vCPU's thread.
      *
      * @param argument read-only view of the guest's argument bytes

@@ -1,5 +1,7 @@
 package org.nxia.vmm.api;
 
+import java.util.Optional;
+
 import org.osgi.annotation.versioning.ConsumerType;
 
 /**
@@ -24,4 +26,25 @@ public interface Hypervisor {
      * @throws HypervisorException when the backend is unavailable or a call fails
      */
     Partition createPartition(long ramBytes);
+
+    /**
+     * Like {@link #createPartition(long)}, with guest RAM placed as {@code placement} asks (its
+     * huge pages and overcommit; {@link Partition#placement()} says what took effect). A backend
+     * that cannot place RAM refuses any placement of RAM.
+     *
+     * @throws HypervisorException if RAM cannot be placed as asked where that is a requirement
+     *         ({@code overcommit=false}), or a call fails
+     */
+    default Partition createPartition(long ramBytes, HostPlacement placement) {
+        if (placement.hugePages() || !placement.overcommit()) {
+            throw new UnsupportedOperationException("the " + info().backend() + " backend cannot place guest RAM"
+                    + " (huge pages, no overcommit)");
+        }
+        return createPartition(ramBytes);
+    }
+
+    /** Pinning threads to host CPUs, where this backend's host can. */
+    default Optional<HostAffinity> hostAffinity() {
+        return Optional.empty();
+    }
 }

@@ -21,9 +21,10 @@ import org.nxia.vmm.api.device.DeviceConfig;
  * @param memoryBytes a multiple of 2 MiB from 64 MiB to 3 GiB
  * @param timeout     how long {@code run} waits before stopping the VM
  * @param devices     devices besides the console UART and i8042, which every Linux VM has
+ * @param placement   where its vCPUs and RAM go on the host
  */
 public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline, int vcpus, long memoryBytes,
-                           Duration timeout, List<DeviceConfig> devices) implements VmSpec {
+                           Duration timeout, List<DeviceConfig> devices, HostPlacement placement) implements VmSpec {
 
     public static final int MAX_VCPUS = 32;
     public static final long MIN_MEMORY = 64 * VmProfile.MIB;
@@ -36,6 +37,7 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
         Objects.requireNonNull(cmdline, "cmdline");
         Objects.requireNonNull(timeout, "timeout");
         Objects.requireNonNull(devices, "devices");
+        Objects.requireNonNull(placement, "placement");
         if (vcpus < 1 || vcpus > MAX_VCPUS) {
             throw new IllegalArgumentException("vcpus=" + vcpus + " is not allowed: 1 to " + MAX_VCPUS);
         }
@@ -49,6 +51,12 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
         devices = List.copyOf(devices);
     }
 
+    /** A profile placed as {@link HostPlacement#NONE}. */
+    public LinuxProfile(String name, Path kernel, Path initrd, String cmdline, int vcpus, long memoryBytes,
+                        Duration timeout, List<DeviceConfig> devices) {
+        this(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, HostPlacement.NONE);
+    }
+
     /** A profile with the defaults: no command-line additions, 1 vCPU, 256 MiB, 5 minutes, no extra devices. */
     public static LinuxProfile of(Path kernel, Path initrd) {
         Path file = kernel.getFileName();
@@ -56,23 +64,31 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
                 DEFAULT_MEMORY, DEFAULT_TIMEOUT, List.of());
     }
 
+    public LinuxProfile withName(String value) {
+        return new LinuxProfile(value, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement);
+    }
+
     public LinuxProfile withVcpus(int value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, value, memoryBytes, timeout, devices);
+        return new LinuxProfile(name, kernel, initrd, cmdline, value, memoryBytes, timeout, devices, placement);
     }
 
     public LinuxProfile withMemory(long bytes) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, bytes, timeout, devices);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, bytes, timeout, devices, placement);
     }
 
     public LinuxProfile withCmdline(String value) {
-        return new LinuxProfile(name, kernel, initrd, value, vcpus, memoryBytes, timeout, devices);
+        return new LinuxProfile(name, kernel, initrd, value, vcpus, memoryBytes, timeout, devices, placement);
     }
 
     public LinuxProfile withTimeout(Duration value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, value, devices);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, value, devices, placement);
+    }
+
+    public LinuxProfile withPlacement(HostPlacement value) {
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, value);
     }
 
     public LinuxProfile withDevices(List<DeviceConfig> list) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, list);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, list, placement);
     }
 }

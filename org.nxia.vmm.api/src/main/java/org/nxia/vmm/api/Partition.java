@@ -93,6 +93,15 @@ public interface Partition extends AutoCloseable {
         throw new UnsupportedOperationException("this backend cannot restore a partition's state");
     }
 
+    /**
+     * What became of the RAM part of the {@link HostPlacement} this partition was created with
+     * ({@link PlacementOutcome#HUGE_PAGES}, {@link PlacementOutcome#OVERCOMMIT}); empty where the
+     * backend does not say.
+     */
+    default List<PlacementOutcome> placement() {
+        return List.of();
+    }
+
     /** Backend statistics for the whole VM, by the backend's names; empty if it has none. */
     Map<String, Long> statistics();
 

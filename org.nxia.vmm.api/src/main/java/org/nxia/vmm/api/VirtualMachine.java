@@ -72,6 +72,14 @@ public interface VirtualMachine {
 
     VmInfo info();
 
+    /**
+     * What became of the {@link VmSpec#placement()} asked for: one outcome per part asked for
+     * (vCPU pinning, huge pages, overcommit), empty if the spec asked for none.
+     */
+    default List<PlacementOutcome> placement() {
+        return List.of();
+    }
+
     /** The VM's devices, in profile order. */
     List<Device> devices();
 }

@@ -21,9 +21,11 @@ import org.nxia.vmm.api.device.DeviceConfig;
  * @param arg            a number handed to the guest in its boot block
  * @param timeout        how long {@code run} waits before stopping the VM
  * @param devices        the devices the VM gets, by type id and parameters
+ * @param placement      where its vCPU and RAM go on the host
  */
 public record VmProfile(String name, long memoryBytes, int vcpus, Path image, byte[] input,
-                        int outputCapacity, long arg, Duration timeout, List<DeviceConfig> devices) implements VmSpec {
+                        int outputCapacity, long arg, Duration timeout, List<DeviceConfig> devices,
+                        HostPlacement placement) implements VmSpec {
 
     public static final long MIB = 1L << 20;
     public static final long MIN_MEMORY = 2 * MIB;
@@ -40,6 +42,7 @@ public record VmProfile(String name, long memoryBytes, int vcpus, Path image, by
         Objects.requireNonNull(input, "input");
         Objects.requireNonNull(timeout, "timeout");
         Objects.requireNonNull(devices, "devices");
+        Objects.requireNonNull(placement, "placement");
         if (memoryBytes < MIN_MEMORY || memoryBytes > MAX_MEMORY || memoryBytes % (2 * MIB) != 0) {
             throw new IllegalArgumentException(
                     "memory %s is not allowed: give a multiple of 2 MiB from 2 MiB to 3072 MiB (e.g. 16M)"
@@ -61,34 +64,44 @@ public record VmProfile(String name, long memoryBytes, int vcpus, Path image, by
         devices = List.copyOf(devices);
     }
 
+    /** A profile placed as {@link HostPlacement#NONE}. */
+    public VmProfile(String name, long memoryBytes, int vcpus, Path image, byte[] input,
+                     int outputCapacity, long arg, Duration timeout, List<DeviceConfig> devices) {
+        this(name, memoryBytes, vcpus, image, input, outputCapacity, arg, timeout, devices, HostPlacement.NONE);
+    }
+
     /** A profile with the defaults: 16 MiB, 1 vCPU, no input, 64 KiB output, 30 s. */
     public static VmProfile of(Path image) {
         return new VmProfile(nameOf(image), DEFAULT_MEMORY, 1, image, new byte[0], DEFAULT_OUTPUT, 0, DEFAULT_TIMEOUT, List.of());
     }
 
     public VmProfile withMemory(long bytes) {
-        return new VmProfile(name, bytes, vcpus, image, input, outputCapacity, arg, timeout, devices);
+        return new VmProfile(name, bytes, vcpus, image, input, outputCapacity, arg, timeout, devices, placement);
     }
 
     public VmProfile withInput(byte[] bytes) {
-        return new VmProfile(name, memoryBytes, vcpus, image, bytes, outputCapacity, arg, timeout, devices);
+        return new VmProfile(name, memoryBytes, vcpus, image, bytes, outputCapacity, arg, timeout, devices, placement);
     }
 
     public VmProfile withArg(long value) {
-        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, value, timeout, devices);
+        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, value, timeout, devices, placement);
     }
 
     public VmProfile withTimeout(Duration value) {
-        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, arg, value, devices);
+        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, arg, value, devices, placement);
     }
 
     public VmProfile withName(String value) {
-        return new VmProfile(value, memoryBytes, vcpus, image, input, outputCapacity, arg, timeout, devices);
+        return new VmProfile(value, memoryBytes, vcpus, image, input, outputCapacity, arg, timeout, devices, placement);
     }
 
     /** A copy with {@code list} as its devices. */
     public VmProfile withDevices(List<DeviceConfig> list) {
-        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, arg, timeout, list);
+        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, arg, timeout, list, placement);
+    }
+
+    public VmProfile withPlacement(HostPlacement value) {
+        return new VmProfile(name, memoryBytes, vcpus, image, input, outputCapacity, arg, timeout, devices, value);
     }
 
     @Override

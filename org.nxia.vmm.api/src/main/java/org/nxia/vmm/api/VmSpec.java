@@ -24,4 +24,9 @@ public sealed interface VmSpec permits VmProfile, LinuxProfile {
 
     /** The devices the spec asks for, by type and parameters (a Linux VM's console UART and i8042 are not listed). */
     List<DeviceConfig> devices();
+
+    /** Where on the host its vCPUs and RAM go. */
+    default HostPlacement placement() {
+        return HostPlacement.NONE;
+    }
 }

@@ -16,7 +16,11 @@
  * ({@code VirtualMachine.snapshot()}, {@link org.nxia.vmm.api.VmSnapshot}) and restored into a new VM
  * ({@code VmManager.restore}); {@code Partition.populatedRam()}.
  *
- * <p>2.2: {@code Partition.startDirtyLog()} and {@link org.nxia.vmm.api.DirtyLog}: which RAM pages the vCPUs wrote;
+ * <p>2.2: host placement: a spec's {@link org.nxia.vmm.api.HostPlacement} (vCPUs pinned to host CPUs,
+ * huge pages, no overcommit), what took effect as {@link org.nxia.vmm.api.PlacementOutcome}s
+ * ({@code VirtualMachine.placement()}, {@code Partition.placement()}), and the backend's
+ * {@code createPartition(long, HostPlacement)} and {@link org.nxia.vmm.api.HostAffinity}.
+ * Also 2.2: {@code Partition.startDirtyLog()} and {@link org.nxia.vmm.api.DirtyLog}: which RAM pages the vCPUs wrote;
  * {@link org.nxia.vmm.api.Sandbox} ({@code VmManager.sandbox}): a micro-VM reset in place to a snapshot for each run.
  */
 @Export

@@ -35,6 +35,21 @@ class ApiRecordsTest {
     }
 
     @Test
+    void aPlacementNamesEachHostCpuOnceWithinTheMaskAndTravelsWithTheSpec() {
+        HostPlacement pinned = new HostPlacement(List.of(0, HostPlacement.MAX_CPU), false, true);
+        assertTrue(pinned.requested());
+        assertFalse(HostPlacement.NONE.requested());
+        assertThrows(IllegalArgumentException.class, () -> new HostPlacement(List.of(-1), false, true));
+        assertThrows(IllegalArgumentException.class, () -> new HostPlacement(List.of(HostPlacement.MAX_CPU + 1), false, true));
+        assertEquals("host CPUs [1, 1] name a CPU twice",
+                assertThrows(IllegalArgumentException.class, () -> new HostPlacement(List.of(1, 1), false, true)).getMessage());
+        assertEquals(HostPlacement.NONE, linux(1, 256 * MIB, Duration.ofSeconds(1)).placement(), "not placed unless asked");
+        LinuxProfile placed = linux(1, 256 * MIB, Duration.ofSeconds(1)).withPlacement(pinned);
+        assertEquals(pinned, placed.withMemory(512 * MIB).withVcpus(2).withName("n").withDevices(List.of()).placement());
+        assertEquals(pinned, VmProfile.of(Path.of("g.elf")).withPlacement(pinned).withMemory(32 * MIB).withName("n").placement());
+    }
+
+    @Test
     void linuxProfileMemoryIsAMultipleOfTwoMibFrom64MibTo3Gib() {
         assertEquals(64 * MIB, linux(1, 64 * MIB, Duration.ofSeconds(1)).memoryBytes());
         assertEquals(VmProfile.MAX_MEMORY, linux(1, VmProfile.MAX_MEMORY, Duration.ofSeconds(1)).memoryBytes());

@@ -4,7 +4,10 @@ import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Collectors;
 
+import org.nxia.lsm.policy.api.CallPolicy;
+import org.nxia.lsm.policy.api.CallRequest;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.HostFunction;
@@ -13,7 +16,11 @@ import org.nxia.vmm.api.HostFunction;
  * Serves the host-call port (docs/guest-abi.md, "Host calls"): checks the
  * guest's request block and both buffers against guest RAM, finds the host
  * function by name, calls it and writes status and result length back.
- * Functions come and go with their OSGi services.
+ * Functions come and go with their OSGi services. Every call passes the call
+ * policy first, as a Gemini call does (service {@value #POLICY_SERVICE}, the
+ * function's name as the method), unless the function polices its own calls
+ * ({@link HostFunction#POLICY_PROPERTY}); with no policy service every call is
+ * refused, never let through.
  */
 public final class HostCalls {
 
@@ -30,19 +37,38 @@ public final class HostCalls {
     public static final int EFAULT = -3;
     public static final int E2BIG = -4;
     public static final int EFAIL = -5;
+    public static final int EPERM = -6;
 
-    private final Map<String, HostFunction> functions = new ConcurrentHashMap<>();
+    /** The service name host calls have in manifests: {@code allow out hostfunction.upper}. */
+    public static final String POLICY_SERVICE = "hostfunction";
 
-    public void add(String name, HostFunction function) {
-        functions.put(name, function);
+    private record Entry(HostFunction function, boolean policesItself) {
+    }
+
+    private final Map<String, Entry> functions = new ConcurrentHashMap<>();
+    private volatile CallPolicy policy;
+
+    public void add(String name, HostFunction function, boolean policesItself) {
+        functions.put(name, new Entry(function, policesItself));
     }
 
     public void remove(String name, HostFunction function) {
-        functions.remove(name, function);
+        functions.computeIfPresent(name, (n, e) -> e.function() == function ? null : e);
     }
 
     public Map<String, HostFunction> functions() {
-        return Map.copyOf(functions);
+        return functions.entrySet().stream().collect(Collectors.toUnmodifiableMap(Map.Entry::getKey, e -> e.getValue().function()));
+    }
+
+    /** The policy every call passes; null refuses every call that does not police itself. */
+    public void policy(CallPolicy policy) {
+        this.policy = policy;
+    }
+
+    public void removePolicy(CallPolicy gone) {
+        if (policy == gone) {
+            policy = null;
+        }
     }
 
     /**
@@ -79,10 +105,15 @@ public final class HostCalls {
         if (!memory.contains(argGpa, argLen) || !memory.contains(retGpa, retCap)) {
             return EFAULT;
         }
-        HostFunction function = functions.get(name);
-        if (function == null) {
+        Entry entry = functions.get(name);
+        // The policy decides before the lookup: a denied guest cannot probe which functions exist.
+        if ((entry == null || !entry.policesItself()) && !permitted(context, name)) {
+            return EPERM;
+        }
+        if (entry == null) {
             return ENOENT;
         }
+        HostFunction function = entry.function();
         MemorySegment argument = memory.slice(argGpa, argLen).asReadOnly();
         MemorySegment result = memory.slice(retGpa, retCap);
         long written;
@@ -96,6 +127,17 @@ public final class HostCalls {
         }
         memory.writeLong(block + 80, written);
         return OK;
+    }
+
+    private boolean permitted(HostCallContext context, String name) {
+        CallPolicy p = policy;
+        if (p == null) {
+            return false;
+        }
+        String vm = context.vm().id();
+        CallRequest request = new CallRequest(context.vm().spec().name(), 0, vm, "guest:" + vm,
+                CallRequest.Direction.GUEST_TO_HOST, POLICY_SERVICE, name, false);
+        return p.check(request).allowed();
     }
 
     /** The NUL-padded ASCII name, or null if it is empty or not printable ASCII. */

@@ -27,6 +27,7 @@ import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.api.PlacementOutcome;
 import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.Vcpu;
 import org.nxia.vmm.api.VcpuState;
@@ -66,6 +67,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     private final VmKind kind;
     private final HypervisorInfo hypervisor;
     private final Partition partition;
+    private final VcpuPinning pinning;
     private final WrittenPages memory;
     private final InterruptController interrupts;
     private final Bus bus = new Bus();
@@ -119,7 +121,8 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         this.hypervisor = hv.info();
         this.vcpuThreads = vcpuThreads;
         this.nextMmio = kind.windows().mmioBase();
-        this.partition = hv.createPartition(kind.spec().memoryBytes());
+        this.pinning = VcpuPinning.of(kind.spec().placement(), kind.spec().vcpus(), hv.hostAffinity(), hypervisor.backend());
+        this.partition = hv.createPartition(kind.spec().memoryBytes(), kind.spec().placement());
         this.doorbells = new DeviceDoorbells(partition, bus);
         try {
             this.memory = new WrittenPages(partition.memory());
@@ -435,7 +438,9 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         self.setName("nxia-" + id + "-vcpu" + vcpu.id());
         // WHY the finally: an Error (a host function's StackOverflowError, an OutOfMemoryError) must still stop
         // the VM, or it stays RUNNING and await() never returns.
+        List<Integer> affinity = null;
         try {
+            affinity = pinning.pin(vcpu.id());
             long allocatedBefore = ThreadAllocation.current();
             VcpuStop stop = runUntilStopped(vcpu);
             long allocatedAfter = ThreadAllocation.current();
@@ -461,6 +466,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
             throw e;
         } finally {
             self.setName(poolName);
+            pinning.unpin(affinity);
             if (running.decrementAndGet() == 0) {
                 finish();
             }
@@ -819,6 +825,17 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         VmSpec spec = kind.spec();
         return new VmInfo(id, spec.name(), state, spec.memoryBytes(), spec.vcpus(), kind.imageName(), hypervisor,
                 kind.executionMode(state, stats), counters);
+    }
+
+    @Override
+    public List<PlacementOutcome> placement() {
+        if (!kind.spec().placement().requested()) {
+            return List.of();
+        }
+        List<PlacementOutcome> out = new ArrayList<>();
+        out.add(pinning.outcome());
+        out.addAll(partition.placement());
+        return out;
     }
 
     /**

@@ -11,6 +11,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 
+import org.nxia.lsm.policy.api.CallPolicy;
 import org.nxia.vmm.api.HostFunction;
 import org.nxia.vmm.api.Hypervisor;
 import org.nxia.vmm.api.HypervisorInfo;
@@ -56,11 +57,23 @@ public final class VmManagerImpl implements VmManager {
     @Reference(cardinality = ReferenceCardinality.MULTIPLE, policy = ReferencePolicy.DYNAMIC,
             target = "(" + HostFunction.NAME_PROPERTY + "=*)")
     void addHostFunction(HostFunction function, Map<String, Object> properties) {
-        hostCalls.add(String.valueOf(properties.get(HostFunction.NAME_PROPERTY)), function);
+        hostCalls.add(String.valueOf(properties.get(HostFunction.NAME_PROPERTY)), function,
+                HostFunction.POLICES_ITSELF.equals(properties.get(HostFunction.POLICY_PROPERTY)));
     }
 
     void removeHostFunction(HostFunction function, Map<String, Object> properties) {
         hostCalls.remove(String.valueOf(properties.get(HostFunction.NAME_PROPERTY)), function);
+    }
+
+    /** Host calls pass the call policy; while none is registered they are refused. */
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC,
+            policyOption = ReferencePolicyOption.GREEDY)
+    void setCallPolicy(CallPolicy policy) {
+        hostCalls.policy(policy);
+    }
+
+    void unsetCallPolicy(CallPolicy policy) {
+        hostCalls.removePolicy(policy);
     }
 
     @Reference(cardinality = ReferenceCardinality.MULTIPLE, policy = ReferencePolicy.DYNAMIC,

@@ -12,7 +12,10 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
+import java.lang.reflect.Proxy;
+import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicReference;
@@ -24,7 +27,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.HostFunction;
+import org.nxia.lsm.policy.api.CallRequest;
 import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmProfile;
 
 class HostCallsTest {
 
@@ -45,12 +50,22 @@ class HostCallsTest {
     private final GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(ram));
     private final HostCalls calls = new HostCalls();
 
-    /** A context for a VM that is only its memory: these tests exercise the block, not the VM. */
+    private final RecordingPolicy policy = RecordingPolicy.allowingAll();
+
+    /** The calling VM as the policy sees it: its id and its spec's name, nothing else. */
+    private static final VirtualMachine VM = (VirtualMachine) Proxy.newProxyInstance(HostCallsTest.class.getClassLoader(),
+            new Class<?>[] {VirtualMachine.class}, (proxy, method, args) -> switch (method.getName()) {
+                case "id" -> "vm-7";
+                case "spec" -> VmProfile.of(Path.of("sandbox.elf"));
+                default -> throw new UnsupportedOperationException(method.getName() + " in this test");
+            });
+
+    /** A context for a VM that is only its memory and identity: these tests exercise the block, not the VM. */
     private static HostCallContext context(GuestMemory memory) {
         return new HostCallContext() {
             @Override
             public VirtualMachine vm() {
-                throw new UnsupportedOperationException("no VM in this test");
+                return VM;
             }
 
             @Override
@@ -66,7 +81,13 @@ class HostCallsTest {
     }
 
     HostCallsTest() {
-        calls.add("upper", UPPER);
+        add("upper", UPPER);
+        calls.policy(policy);
+    }
+
+    /** Adds a function that the policy polices (every function the tests add but one). */
+    private void add(String name, HostFunction function) {
+        calls.add(name, function, false);
     }
 
     /** Writes a block per docs/guest-abi.md, "Host calls". */
@@ -126,6 +147,7 @@ class HostCallsTest {
         assertEquals(-3, HostCalls.EFAULT);
         assertEquals(-4, HostCalls.E2BIG);
         assertEquals(-5, HostCalls.EFAIL);
+        assertEquals(-6, HostCalls.EPERM);
         assertEquals(88, HostCalls.BLOCK_SIZE);
     }
 
@@ -139,7 +161,7 @@ class HostCallsTest {
     @Test
     void acceptsArgumentOfExactlyOneMib() {
         AtomicReference<Long> seen = new AtomicReference<>();
-        calls.add("size", (a, r) -> {
+        add("size", (a, r) -> {
             seen.set(a.byteSize());
             return 0;
         });
@@ -151,7 +173,7 @@ class HostCallsTest {
     @Test
     void acceptsLongestNameAndRangesEndingAtTopOfRam() {
         String name = "a".repeat(31);
-        calls.add(name, UPPER);
+        add(name, UPPER);
         memory.write(RAM - 3, "abc".getBytes(StandardCharsets.US_ASCII));
         block(BLOCK, name, RAM - 3, 3, RAM - 3, 3);  // result overwrites the argument in place
         assertEquals(HostCalls.OK, calls.handle(context(memory), BLOCK));
@@ -190,7 +212,7 @@ class HostCallsTest {
     @Test
     void functionsIsASnapshot() {
         Map<String, HostFunction> snapshot = calls.functions();
-        calls.add("later", UPPER);
+        add("later", UPPER);
         assertEquals(Map.of("upper", UPPER), snapshot);
         assertThrows(UnsupportedOperationException.class, () -> snapshot.put("x", UPPER));
     }
@@ -221,8 +243,8 @@ class HostCallsTest {
     @Test
     void unterminatedThirtyTwoByteNameIsEinval() {
         String name = "b".repeat(32);
-        calls.add(name, UPPER);
-        calls.add(name.substring(0, 31), UPPER);
+        add(name, UPPER);
+        add(name.substring(0, 31), UPPER);
         rawBlock(BLOCK, 0x4348584e, 1, name(name), ARG, 0, RET, 0);
         assertEquals(HostCalls.EINVAL, calls.handle(context(memory), BLOCK));
         assertEquals(HostCalls.EINVAL, status());
@@ -231,7 +253,7 @@ class HostCallsTest {
     @ParameterizedTest
     @ValueSource(strings = {"upp\u00e9r", "\u00ffupper", "up per", "up\tper", "up\u007fper", "\u0001"})
     void nonPrintableOrNonAsciiNameIsEinval(String name) {
-        calls.add(name, UPPER);
+        add(name, UPPER);
         block(BLOCK, name, ARG, 0, RET, 0);
         assertEquals(HostCalls.EINVAL, calls.handle(context(memory), BLOCK));
         assertEquals(HostCalls.EINVAL, status());
@@ -280,7 +302,7 @@ class HostCallsTest {
     })
     void rangeOutsideRamIsEfault(long argGpa, long argLen, long retGpa, long retCap) {
         AtomicReference<Boolean> called = new AtomicReference<>(false);
-        calls.add("spy", (a, r) -> {
+        add("spy", (a, r) -> {
             called.set(true);
             return 0;
         });
@@ -313,7 +335,7 @@ class HostCallsTest {
     @ParameterizedTest
     @ValueSource(longs = {-1, Long.MIN_VALUE, 17, Long.MAX_VALUE})
     void functionClaimingImpossibleLengthIsE2big(long claimed) {
-        calls.add("liar", (a, r) -> claimed);
+        add("liar", (a, r) -> claimed);
         block(BLOCK, "liar", ARG, 0, RET, 16);
         assertEquals(HostCalls.E2BIG, calls.handle(context(memory), BLOCK));
         assertEquals(0, retLen());
@@ -321,13 +343,13 @@ class HostCallsTest {
 
     @Test
     void functionThatThrowsIsEfail() {
-        calls.add("checked", (a, r) -> {
+        add("checked", (a, r) -> {
             throw new IOException("disk on fire");
         });
-        calls.add("unchecked", (a, r) -> {
+        add("unchecked", (a, r) -> {
             throw new IllegalStateException("bug");
         });
-        calls.add("linkage", (a, r) -> {
+        add("linkage", (a, r) -> {
             throw new NoClassDefFoundError("org/example/Gone");
         });
         for (String name : new String[] {"checked", "unchecked", "linkage"}) {
@@ -340,7 +362,7 @@ class HostCallsTest {
 
     @Test
     void functionOverrunningTheResultSegmentIsEfail() {
-        calls.add("overrun", (a, r) -> {
+        add("overrun", (a, r) -> {
             r.set(ValueLayout.JAVA_BYTE, r.byteSize(), (byte) 1);
             return 0;
         });
@@ -355,7 +377,7 @@ class HostCallsTest {
         AtomicReference<MemorySegment> arg = new AtomicReference<>();
         AtomicReference<MemorySegment> res = new AtomicReference<>();
         AtomicReference<RuntimeException> writeAttempt = new AtomicReference<>();
-        calls.add("probe", (a, r) -> {
+        add("probe", (a, r) -> {
             arg.set(a);
             res.set(r);
             try {
@@ -378,7 +400,7 @@ class HostCallsTest {
     @Test
     void functionWritingTheArgumentFailsTheCall() {
         argument("keep");
-        calls.add("vandal", (a, r) -> {
+        add("vandal", (a, r) -> {
             a.fill((byte) 'X');
             return 0;
         });
@@ -416,20 +438,21 @@ class HostCallsTest {
         byte[] small = new byte[(int) ramSize];
         GuestMemory m = GuestMemory.of(0, MemorySegment.ofArray(small));
         HostCalls hc = new HostCalls();
-        hc.add("upper", UPPER);
+        hc.policy(new RecordingPolicy(r -> !r.method().equals("denied") && !r.method().equals("liar")));
+        hc.add("upper", UPPER, false);
         hc.add("boom", (a, r) -> {
             throw new RuntimeException("boom");
-        });
-        hc.add("liar", (a, r) -> a.byteSize() * 2 - 3);
+        }, false);
+        hc.add("liar", (a, r) -> a.byteSize() * 2 - 3, true);
         hc.add("fill", (a, r) -> {
             r.fill((byte) 0x41);
             return r.byteSize();
-        });
-        String[] names = {"upper", "boom", "liar", "fill", "nope", "", "x".repeat(32), "upp\u00e9r"};
+        }, false);
+        String[] names = {"upper", "boom", "liar", "fill", "nope", "denied", "", "x".repeat(32), "upp\u00e9r"};
         long[] nasty = {0, 1, 7, 8, 88, 4096, ramSize - 88, ramSize - 1, ramSize, ramSize + 1, 1 << 20, (1 << 20) + 1,
                 -1, -8, Long.MIN_VALUE, Long.MAX_VALUE, Long.MAX_VALUE - 7, 0xffff_ffffL};
         Random random = new Random(0xb10cL);
-        int[] counts = new int[6];
+        int[] counts = new int[7];
         for (int i = 0; i < 10_000; i++) {
             if (random.nextInt(8) == 0) {
                 random.nextBytes(small);
@@ -453,7 +476,7 @@ class HostCallsTest {
                 fail("block " + i + " at 0x" + Long.toHexString(at) + " threw " + e, e);
                 return;
             }
-            assertTrue(status <= 0 && status >= -5, "status " + status);
+            assertTrue(status <= 0 && status >= HostCalls.EPERM, "status " + status);
             counts[-status]++;
             if ((at & 7) != 0 || !m.contains(at, 88)) {
                 assertEquals(HostCalls.EINVAL, status);
@@ -499,5 +522,66 @@ class HostCallsTest {
             m.writeLong(at + 72, retCap);
             m.writeLong(at + 80, random.nextLong());
         }
+    }
+
+    @Test
+    void everyCallPassesThePolicyAsTheCallingVmsGuest() {
+        argument("abc");
+        block(BLOCK, "upper", ARG, 3, RET, 64);
+        assertEquals(HostCalls.OK, calls.handle(context(memory), BLOCK));
+        assertEquals(List.of(new CallRequest("sandbox", 0, "vm-7", "guest:vm-7", CallRequest.Direction.GUEST_TO_HOST,
+                "hostfunction", "upper", false)), policy.checked);
+    }
+
+    @Test
+    void aDeniedCallIsRefusedWithEpermAndNeverReachesTheFunction() {
+        AtomicReference<String> reached = new AtomicReference<>();
+        add("secret", (a, r) -> {
+            reached.set("called");
+            return 0;
+        });
+        calls.policy(new RecordingPolicy(r -> !r.method().equals("secret")));
+        block(BLOCK, "secret", ARG, 0, RET, 64);
+        assertEquals(HostCalls.EPERM, calls.handle(context(memory), BLOCK));
+        assertEquals(HostCalls.EPERM, status());
+        assertEquals(0, retLen());
+        assertEquals(null, reached.get());
+        argument("ok");
+        block(BLOCK, "upper", ARG, 2, RET, 64);
+        assertEquals(HostCalls.OK, calls.handle(context(memory), BLOCK), "the same policy lets another function through");
+    }
+
+    @Test
+    void thePolicyDecidesBeforeTheLookupSoADeniedGuestCannotProbeForNames() {
+        calls.policy(new RecordingPolicy(r -> false));
+        block(BLOCK, "no-such-function", ARG, 0, RET, 64);
+        assertEquals(HostCalls.EPERM, calls.handle(context(memory), BLOCK));
+        calls.policy(RecordingPolicy.allowingAll());
+        assertEquals(HostCalls.ENOENT, calls.handle(context(memory), BLOCK));
+    }
+
+    @Test
+    void withNoPolicyEveryCallIsRefusedButAFunctionThatPolicesItself() {
+        HostCalls bare = new HostCalls();
+        bare.add("upper", UPPER, false);
+        bare.add("self", UPPER, true);
+        argument("abc");
+        block(BLOCK, "upper", ARG, 3, RET, 64);
+        assertEquals(HostCalls.EPERM, bare.handle(context(memory), BLOCK));
+        block(BLOCK, "self", ARG, 3, RET, 64);
+        assertEquals(HostCalls.OK, bare.handle(context(memory), BLOCK));
+        assertEquals("ABC", result(3));
+    }
+
+    @Test
+    void aPolicyThatGoesAwayLeavesCallsRefusedUnlessAnotherTookItsPlace() {
+        RecordingPolicy second = RecordingPolicy.allowingAll();
+        calls.policy(second);
+        calls.removePolicy(policy);  // the old one leaving does not take the new one with it
+        argument("abc");
+        block(BLOCK, "upper", ARG, 3, RET, 64);
+        assertEquals(HostCalls.OK, calls.handle(context(memory), BLOCK));
+        calls.removePolicy(second);
+        assertEquals(HostCalls.EPERM, calls.handle(context(memory), BLOCK));
     }
 }

@@ -128,6 +128,7 @@ class VmManagerTest {
             InMemoryHypervisor hv = new InMemoryHypervisor(id -> Script.of(new Script.Halt(),
                     new Script.PortWrite(MicroVmPorts.HOSTCALL, 4, (int) block)));
             VmManagerImpl m = new VmManagerImpl(hv);
+            m.setCallPolicy(RecordingPolicy.allowingAll());
             m.addHostFunction(count, props);
             if (!added) {
                 m.removeHostFunction(count, props);
@@ -144,5 +145,34 @@ class VmManagerTest {
             assertTrue(m.list().isEmpty(), "deactivation destroys every VM");
         }
         assertEquals(1, calls.get());
+    }
+
+    @Test
+    void hostCallsArePolicedUnlessTheFunctionSaysItPolicesItself() throws Exception {
+        long block = 0x20_0000;
+        HostFunction none = (argument, result) -> 0;
+        for (boolean self : new boolean[] {false, true}) {
+            InMemoryHypervisor hv = new InMemoryHypervisor(id -> Script.of(new Script.Halt(),
+                    new Script.PortWrite(MicroVmPorts.HOSTCALL, 4, (int) block)));
+            VmManagerImpl m = new VmManagerImpl(hv);
+            RecordingPolicy denying = new RecordingPolicy(r -> false);
+            m.setCallPolicy(denying);
+            m.addHostFunction(none, self ? Map.of(HostFunction.NAME_PROPERTY, "f", HostFunction.POLICY_PROPERTY, HostFunction.POLICES_ITSELF)
+                    : Map.of(HostFunction.NAME_PROPERTY, "f"));
+            VirtualMachine vm = m.create(profile());
+            GuestMemory memory = hv.partition().memory();
+            memory.writeInt(block, HostCalls.MAGIC);
+            memory.writeShort(block + 4, (short) HostCalls.VERSION);
+            memory.write(block + HostCalls.NAME_OFFSET, "f".getBytes(StandardCharsets.US_ASCII));
+            vm.start();
+            assertEquals(VmResult.Reason.HALTED, vm.await(Duration.ofSeconds(30)).reason());
+            assertEquals(self ? HostCalls.OK : HostCalls.EPERM, memory.readInt(block + 8), "polices itself: " + self);
+            assertEquals(self ? 0 : 1, denying.checked.size());
+            if (!self) {
+                assertEquals("guest:" + vm.id(), denying.checked.get(0).caller());
+            }
+            m.unsetCallPolicy(denying);
+            m.deactivate();
+        }
     }
 }

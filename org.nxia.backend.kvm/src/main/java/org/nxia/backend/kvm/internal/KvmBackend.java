@@ -1,5 +1,9 @@
 package org.nxia.backend.kvm.internal;
 
+import java.util.Optional;
+
+import org.nxia.vmm.api.HostAffinity;
+import org.nxia.vmm.api.HostPlacement;
 import org.nxia.vmm.api.Hypervisor;
 import org.nxia.vmm.api.HypervisorException;
 import org.nxia.vmm.api.HypervisorInfo;
@@ -17,6 +21,7 @@ import org.osgi.service.component.annotations.Deactivate;
 public final class KvmBackend implements Hypervisor {
 
     private static int kickSignal;
+    private static final KvmAffinity AFFINITY = new KvmAffinity();
 
     private final HypervisorInfo info;
     /** /dev/kvm, open for the backend's lifetime so creating a VM costs one ioctl, not an open. */
@@ -61,9 +66,19 @@ public final class KvmBackend implements Hypervisor {
 
     @Override
     public Partition createPartition(long ramBytes) {
+        return createPartition(ramBytes, HostPlacement.NONE);
+    }
+
+    @Override
+    public Partition createPartition(long ramBytes, HostPlacement placement) {
         if (system == null) {
             throw new HypervisorException("open(/dev/kvm)", 0, info.detail());
         }
-        return new KvmPartition(system, ramBytes, kickSignal());
+        return new KvmPartition(system, ramBytes, placement, kickSignal());
+    }
+
+    @Override
+    public Optional<HostAffinity> hostAffinity() {
+        return Optional.of(AFFINITY);
     }
 }

@@ -17,14 +17,16 @@ import org.nxia.vmm.api.DirtyLog;
 import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.GuestMemory;
 import org.nxia.vmm.api.GuestRange;
+import org.nxia.vmm.api.HostPlacement;
 import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.Partition;
 import org.nxia.vmm.api.PartitionState;
+import org.nxia.vmm.api.PlacementOutcome;
 import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.Vcpu;
 
 /**
- * A KVM VM: its fd, its RAM (a memfd mapped shared, registered as slot 0) and
+ * A KVM VM: its fd, its RAM (a {@link GuestRam} memfd mapped shared, registered as slot 0) and
  * its vCPUs. Closing it closes the vCPUs, unmaps RAM and closes the fds.
  */
 final class KvmPartition implements Partition {
@@ -43,8 +45,8 @@ final class KvmPartition implements Partition {
     private final KvmSystem system;
     private final int vmFd;
     private final int memFd;
-    /** Global-scope mapping, used only to unmap. */
-    private final MemorySegment mapping;
+    /** The memfd and its global-scope mapping, used only to unmap. */
+    private final GuestRam guestRam;
     /** The same RAM scoped to {@link #arena}: once closed, stale views throw instead of touching unmapped memory. */
     private final MemorySegment ram;
     private final GuestMemory memory;
@@ -61,19 +63,16 @@ final class KvmPartition implements Partition {
     private KvmDirtyLog dirtyLog;
     private boolean closed;
 
-    KvmPartition(KvmSystem system, long ramBytes, int kickSignal) {
+    KvmPartition(KvmSystem system, long ramBytes, HostPlacement placement, int kickSignal) {
         this.system = system;
         this.kickSignal = kickSignal;
         this.ramBytes = ramBytes;
         int vm = -1;
-        int mem = -1;
-        MemorySegment mapped = null;
+        GuestRam guestRam = null;
         try {
             vm = system.createVmFd();
-            mem = Libc.memfdCreate("nxia-guest-ram");
-            Libc.ftruncate(mem, ramBytes);
-            mapped = Libc.mmap(ramBytes, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, mem, "guest RAM");
-            setMemoryRegion(vm, 0, 0, 0L, ramBytes, mapped.address());
+            guestRam = GuestRam.allocate(ramBytes, placement);
+            setMemoryRegion(vm, 0, 0, 0L, ramBytes, guestRam.mapping.address());
             // Intel without unrestricted guest needs a TSS area and (with EPT) an identity-map
             // page for real mode, below 4 GiB and outside RAM and every MMIO window; PVM and AMD
             // refuse or ignore them.
@@ -87,11 +86,8 @@ final class KvmPartition implements Partition {
             }
             this.cpuid = system.supportedCpuid();
         } catch (RuntimeException e) {
-            if (mapped != null) {
-                Libc.munmap(mapped);
-            }
-            if (mem >= 0) {
-                Libc.close(mem);
+            if (guestRam != null) {
+                guestRam.close();
             }
             if (vm >= 0) {
                 Libc.close(vm);
@@ -100,9 +96,9 @@ final class KvmPartition implements Partition {
             throw e;
         }
         this.vmFd = vm;
-        this.memFd = mem;
-        this.mapping = mapped;
-        this.ram = scoped(mapped, arena);
+        this.guestRam = guestRam;
+        this.memFd = guestRam.fd;
+        this.ram = scoped(guestRam.mapping, arena);
         this.memory = GuestMemory.of(0, ram);
     }
 
@@ -216,7 +212,7 @@ final class KvmPartition implements Partition {
             throw new IllegalStateException("partition is closed");
         }
         if (dirtyLog == null) {
-            setMemoryRegion(vmFd, 0, KVM_MEM_LOG_DIRTY_PAGES, 0L, ramBytes, mapping.address());
+            setMemoryRegion(vmFd, 0, KVM_MEM_LOG_DIRTY_PAGES, 0L, ramBytes, guestRam.mapping.address());
             dirtyLog = new KvmDirtyLog();
         }
         return Optional.of(dirtyLog);
@@ -277,6 +273,11 @@ final class KvmPartition implements Partition {
             throw new IllegalStateException("partition is closed");
         }
         KvmPartitionState.restore(vmFd, interrupts != null, state);
+    }
+
+    @Override
+    public List<PlacementOutcome> placement() {
+        return guestRam.outcomes();
     }
 
     @Override
@@ -385,7 +386,6 @@ final class KvmPartition implements Partition {
         }
         Libc.close(vmFd);
         arena.close();
-        Libc.munmap(mapping);
-        Libc.close(memFd);
+        guestRam.close();
     }
 }

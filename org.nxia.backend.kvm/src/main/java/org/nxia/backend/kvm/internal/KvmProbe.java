@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
+import org.nxia.vmm.api.HostPlacement;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.HypervisorInfo.Flavour;
 
@@ -43,7 +44,7 @@ final class KvmProbe {
     }
 
     private static HypervisorInfo probePvm(KvmSystem system, Flavour fromModules) {
-        try (KvmPartition partition = new KvmPartition(system, 2L << 20, KvmBackend.kickSignal());
+        try (KvmPartition partition = new KvmPartition(system, 2L << 20, HostPlacement.NONE, KvmBackend.kickSignal());
              var vcpu = partition.createVcpu(0)) {
             long signature;
             try {

@@ -10,6 +10,8 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Every libc function the KVM backend calls, as downcall handles, in one
@@ -26,6 +28,13 @@ final class Libc {
     static final int PROT_WRITE = 0x2;
     static final int MAP_SHARED = 0x1;
     static final int MFD_CLOEXEC = 0x1;
+    static final int MFD_HUGETLB = 0x4;
+    static final int MAP_PRIVATE = 0x2;
+    static final int MAP_ANONYMOUS = 0x20;
+    static final int MADV_HUGEPAGE = 14;
+    static final int MADV_POPULATE_WRITE = 23;
+    /** Affinity masks of 4096 bits: every CPU index a placement may name (HostPlacement.MAX_CPU). */
+    static final int CPU_SET_BYTES = 512;
 
     static final int EINTR = 4;
     static final int EAGAIN = 11;
@@ -89,6 +98,17 @@ final class Libc {
             ERRNO_CAPTURE);
     private static final MethodHandle SIGRTMIN = downcall("__libc_current_sigrtmin",
             FunctionDescriptor.of(ValueLayout.JAVA_INT));
+    private static final MethodHandle MADVISE = downcall("madvise",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT),
+            ERRNO_CAPTURE);
+    private static final MethodHandle GETTID = downcall("gettid", FunctionDescriptor.of(ValueLayout.JAVA_INT));
+    private static final MethodHandle GETPID = downcall("getpid", FunctionDescriptor.of(ValueLayout.JAVA_INT));
+    private static final MethodHandle SCHED_SETAFFINITY = downcall("sched_setaffinity",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS),
+            ERRNO_CAPTURE);
+    private static final MethodHandle SCHED_GETAFFINITY = downcall("sched_getaffinity",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS),
+            ERRNO_CAPTURE);
     private static final MethodHandle STRERROR = downcall("strerror",
             FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
 
@@ -204,8 +224,63 @@ final class Libc {
     }
 
     static int memfdCreate(String name) throws KvmException {
-        return (int) checked("memfd_create(" + name + ")", "",
-                (arena, state) -> (int) MEMFD_CREATE.invokeExact(state, arena.allocateFrom(name), MFD_CLOEXEC));
+        return memfdCreate(name, MFD_CLOEXEC);
+    }
+
+    static int memfdCreate(String name, int flags) throws KvmException {
+        return (int) checked("memfd_create(" + name + ")", "flags 0x" + Integer.toHexString(flags),
+                (arena, state) -> (int) MEMFD_CREATE.invokeExact(state, arena.allocateFrom(name), flags));
+    }
+
+    /** madvise(segment, advice) over the whole segment. */
+    static void madvise(MemorySegment segment, int advice, String what) throws KvmException {
+        checked("madvise(" + what + ")", segment.byteSize() + " bytes at 0x" + Long.toHexString(segment.address()),
+                (arena, state) -> (int) MADVISE.invokeExact(state, segment, segment.byteSize(), advice));
+    }
+
+    /** The calling thread's kernel id: what sched_setaffinity names. */
+    static int gettid() {
+        try {
+            return (int) GETTID.invokeExact();
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    static int getpid() {
+        try {
+            return (int) GETPID.invokeExact();
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** sched_setaffinity(tid, mask of {@code cpus}). */
+    static void schedSetaffinity(int tid, List<Integer> cpus) throws KvmException {
+        checked("sched_setaffinity", "tid " + tid + ", CPUs " + cpus, (arena, state) -> {
+            MemorySegment mask = arena.allocate(CPU_SET_BYTES, 8);
+            for (int cpu : cpus) {
+                long word = mask.getAtIndex(ValueLayout.JAVA_LONG, cpu / 64);
+                mask.setAtIndex(ValueLayout.JAVA_LONG, cpu / 64, word | 1L << (cpu % 64));
+            }
+            return (int) SCHED_SETAFFINITY.invokeExact(state, tid, (long) CPU_SET_BYTES, mask);
+        });
+    }
+
+    /** sched_getaffinity(tid): the CPUs it may run on, ascending. */
+    static List<Integer> schedGetaffinity(int tid) throws KvmException {
+        List<Integer> cpus = new ArrayList<>();
+        checked("sched_getaffinity", "tid " + tid, (arena, state) -> {
+            MemorySegment mask = arena.allocate(CPU_SET_BYTES, 8);
+            int rc = (int) SCHED_GETAFFINITY.invokeExact(state, tid, (long) CPU_SET_BYTES, mask);
+            for (int cpu = 0; rc >= 0 && cpu < CPU_SET_BYTES * 8; cpu++) {
+                if ((mask.getAtIndex(ValueLayout.JAVA_LONG, cpu / 64) & 1L << (cpu % 64)) != 0) {
+                    cpus.add(cpu);
+                }
+            }
+            return rc;
+        });
+        return cpus;
     }
 
     static void ftruncate(int fd, long size) throws KvmException {

@@ -33,6 +33,7 @@ import org.nxia.device.virtio.vsock.VsockEndpoint;
 import org.nxia.device.virtio.vsock.VsockListener;
 import org.nxia.device.virtio.vsock.VsockStream;
 import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**
  * virtio-vsock (device ID 19, virtio 1.2 section 5.10), stream sockets only.
@@ -111,6 +112,7 @@ final class VirtioVsock implements VirtioBackend {
     static final long CONNECT_MILLIS = 30_000;
     private static final int STRAY_RSTS = 64;
     private static final int FIRST_HOST_PORT = 1 << 30;
+    static final String SAVED_KIND = "virtio-vsock";
 
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED;
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED;
@@ -244,6 +246,31 @@ final class VirtioVsock implements VirtioBackend {
         } finally {
             flushWakeup();
         }
+    }
+
+    /**
+     * Saved: the next host port a connection from the host takes. A restored guest still holds
+     * the connections of the saved moment until it has handled the transport reset (and its
+     * programs closed them); a new connection from the same host port would meet one of them
+     * and be refused.
+     */
+    @Override
+    public byte[] saveState() {
+        int[] next = new int[1];
+        transport.locked(() -> next[0] = nextHostPort);
+        return SavedStateCodec.writer(SAVED_KIND, 1).i32(next[0]).toBytes();
+    }
+
+    /** Any port is good; a state saved before the port was (empty) leaves the fresh device's. */
+    @Override
+    public Runnable checkState(byte[] saved) {
+        if (saved.length == 0) {
+            return () -> { };
+        }
+        SavedStateCodec.Reader in = SavedStateCodec.reader(saved, SAVED_KIND, 1);
+        int next = in.i32();
+        in.end();
+        return () -> transport.locked(() -> nextHostPort = next);
     }
 
     /**

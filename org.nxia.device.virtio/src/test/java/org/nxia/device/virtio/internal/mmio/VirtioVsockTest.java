@@ -510,6 +510,35 @@ class VirtioVsockTest {
         assertFalse(r.m.needsReset());
     }
 
+    /**
+     * The restored guest still holds the saved moment's connections until it handles the reset:
+     * a new host connection must not come from one of their host ports, or the guest refuses it.
+     */
+    @Test
+    void aRestoredDeviceConnectsFromHostPortsTheSavedGuestHasNotSeen() throws Exception {
+        Guest g = guest("");
+        int before = hostConnection(g, (VsockEndpoint) device).srcPort();
+        byte[] bytes = device.saveState();
+        device.close();
+        device = new VirtioVsockFactory().create(DeviceConfig.parse("virtio-vsock:cid=" + CID), ctx);
+        device.restoreState(bytes);
+        Guest r = new Guest(g);
+        int after = hostConnection(r, (VsockEndpoint) device).srcPort();
+        assertEquals(before + 1, after, "the next host port after the saved moment's");
+    }
+
+    /** A host connection to guest port 9 as the guest sees its REQUEST (it answers nothing). */
+    private static Packet hostConnection(Guest g, VsockEndpoint host) throws InterruptedException {
+        CompletableFuture.runAsync(() -> {
+            try {
+                host.connect(9, Duration.ofSeconds(2));
+            } catch (IOException e) {
+                // nobody answers: only the REQUEST matters here
+            }
+        });
+        return g.expect(REQUEST);
+    }
+
     @Test
     void withoutAnEventBufferTheResetEventWaitsForTheDriverToPostOne() throws Exception {
         Guest g = guest("");

@@ -1,4 +1,4 @@
-package org.nxia.shell.internal;
+package org.nxia.shell.systemvm.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;

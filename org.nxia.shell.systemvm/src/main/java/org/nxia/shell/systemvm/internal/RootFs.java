@@ -1,4 +1,4 @@
-package org.nxia.shell.internal;
+package org.nxia.shell.systemvm.internal;
 
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,4 +1,4 @@
-package org.nxia.shell.internal;
+package org.nxia.shell.support;
 
 import java.util.Arrays;
 import java.util.Locale;
@@ -11,16 +11,16 @@ import java.util.Locale;
  * {@link org.nxia.vmm.bench.Percentiles}, the one definition that
  * {@code control:bench} and {@code bench:gemini} use as well.
  */
-final class BenchStats {
+public final class BenchStats {
 
     /** The heading of every ratio column: {@link #speedRatio} is at least 1 where NXIA does as well as its peer. */
-    static final String RATIO_HEADING = "speed vs peer (>= 1 is better)";
+    public static final String RATIO_HEADING = "speed vs peer (>= 1 is better)";
 
     private BenchStats() {
     }
 
     /** The median of repeated samples: the middle one, or the mean of the two middle ones; NaN for none. */
-    static double median(double... samples) {
+    public static double median(double... samples) {
         if (samples.length == 0) {
             return Double.NaN;
         }
@@ -31,12 +31,12 @@ final class BenchStats {
     }
 
     /** {@link #median(double...)} of integral samples (nanoseconds). */
-    static double median(long[] samples) {
+    public static double median(long[] samples) {
         return median(Arrays.stream(samples).asDoubleStream().toArray());
     }
 
     /** The mean; NaN for none. */
-    static double mean(long[] samples) {
+    public static double mean(long[] samples) {
         return Arrays.stream(samples).average().orElse(Double.NaN);
     }
 
@@ -46,7 +46,7 @@ final class BenchStats {
      * {@code peer / ours}. At least 1 means as fast or faster. NaN where either
      * figure is missing or not positive.
      */
-    static double speedRatio(double ours, double peer, boolean higherIsBetter) {
+    public static double speedRatio(double ours, double peer, boolean higherIsBetter) {
         if (!(ours > 0) || !(peer > 0)) {
             return Double.NaN;
         }
@@ -54,17 +54,17 @@ final class BenchStats {
     }
 
     /** A rate: {@code count} events over {@code ticks} of a clock running at {@code hz}. */
-    static double perSecond(long count, long ticks, double hz) {
+    public static double perSecond(long count, long ticks, double hz) {
         return ticks > 0 && hz > 0 ? count / (ticks / hz) : Double.NaN;
     }
 
     /** Ticks of a clock running at {@code hz}, in microseconds. */
-    static double micros(double ticks, double hz) {
+    public static double micros(double ticks, double hz) {
         return hz > 0 ? ticks / hz * 1e6 : Double.NaN;
     }
 
     /** A figure for a table: grouped integers from 100 up, two decimals below; "n/a" for NaN. */
-    static String fmt(double v) {
+    public static String fmt(double v) {
         if (Double.isNaN(v) || Double.isInfinite(v)) {
             return "n/a";
         }
@@ -72,7 +72,7 @@ final class BenchStats {
     }
 
     /** A {@link #speedRatio} for a table: "1.23x", or "n/a". */
-    static String fmtRatio(double ratio) {
+    public static String fmtRatio(double ratio) {
         return Double.isNaN(ratio) || Double.isInfinite(ratio) ? "n/a" : String.format(Locale.ROOT, "%.2fx", ratio);
     }
 }

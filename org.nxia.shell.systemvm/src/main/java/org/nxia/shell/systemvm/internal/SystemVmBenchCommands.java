@@ -1,4 +1,4 @@
-package org.nxia.shell.internal;
+package org.nxia.shell.systemvm.internal;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -20,6 +20,7 @@ import org.apache.felix.service.command.Parameter;
 import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
+import org.nxia.shell.support.BenchStats;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;

@@ -1,4 +1,4 @@
-package org.nxia.shell.internal;
+package org.nxia.shell.systemvm.internal;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -17,18 +17,31 @@ import org.nxia.control.api.Execution;
 import org.nxia.control.api.ExitStatus;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
+import org.nxia.profile.api.Profile;
+import org.nxia.profile.api.ProfileRegistry;
+import org.nxia.shell.support.Profiles;
+import org.nxia.shell.support.Text;
+import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmResult;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
+import org.osgi.service.component.annotations.ReferenceCardinality;
+import org.osgi.service.component.annotations.ReferencePolicy;
 
 /**
- * {@code vm:exec}: runs a program in a System VM (the Linux image whose init
- * is the control agent), booted for the one program or kept running with
- * {@code --keep} ({@code control:vms} lists those).
+ * The Linux side of {@code vm:*}: {@code vm:boot} boots a kernel with its
+ * console here; {@code vm:exec} runs a program in a System VM (the Linux image
+ * whose init is the control agent), booted for the one program or kept running
+ * with {@code --keep} ({@code control:vms} lists those). A bundle of their own,
+ * apart from the micro-VM commands of {@code org.nxia.shell}, so that an
+ * assembly without Linux VMs (distro/sandbox.bndrun) has neither them nor the
+ * control bundle they need.
  */
-@Component(service = SystemVmCommands.class, property = {"osgi.command.scope=vm", "osgi.command.function=exec"})
+@Component(service = SystemVmCommands.class, property = {"osgi.command.scope=vm", "osgi.command.function=exec", "osgi.command.function=boot"})
 public final class SystemVmCommands {
 
     /** Boot to the agent's ready line: seconds on hardware, minutes under emulation. */
@@ -38,10 +51,43 @@ public final class SystemVmCommands {
             + "under an overlay of this VM's own";
 
     private final SystemVms systemVms;
+    private final VmManager vms;
+
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
+    private volatile ProfileRegistry profiles;
 
     @Activate
-    public SystemVmCommands(@Reference SystemVms systemVms) {
+    public SystemVmCommands(@Reference SystemVms systemVms, @Reference VmManager vms) {
         this.systemVms = systemVms;
+        this.vms = vms;
+    }
+
+    @Descriptor("boot a Linux kernel (bzImage) in a Linux VM, its serial console here, until it reboots, powers off or times out")
+    public void boot(CommandSession session,
+            @Descriptor("guest RAM, a multiple of 2M from 64M to 3G (default: the profile's, else 256M)") @Parameter(names = {"-m", "--memory"}, absentValue = "") String memory,
+            @Descriptor("number of vCPUs (default: the profile's, else 1)") @Parameter(names = {"-c", "--vcpus"}, absentValue = "0") int vcpus,
+            @Descriptor("initramfs file") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
+            @Descriptor("added to the kernel command line") @Parameter(names = {"-k", "--cmdline"}, absentValue = "") String cmdline,
+            @Descriptor(ROOTFS_HELP) @Parameter(names = {"--rootfs"}, absentValue = "") String rootfs,
+            @Descriptor("stop the VM after this long (30s, 5m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "5m") String timeout,
+            @Descriptor(Text.DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
+            @Descriptor(Profiles.SYSTEM_PROFILE_HELP) @Parameter(names = {"-p", "--profile"}, absentValue = "") String profileName,
+            @Descriptor("the kernel: a bzImage") String kernel) throws Exception {
+        HypervisorInfo h = vms.hypervisor();
+        if (!h.flavour().hardwareVirtualization()) {
+            throw new IllegalArgumentException("cannot boot Linux here: the " + h.backend() + " backend runs on " + h.flavour().label()
+                    + ", and a stock kernel needs hardware virtualization (VMX or SVM); run on such a host or in the rig");
+        }
+        LinuxProfile base = LinuxProfile.of(Path.of(kernel), initrd.isEmpty() ? null : Path.of(initrd))
+                .withCmdline(cmdline).withTimeout(Text.parseDuration(timeout)).withDevices(Text.devices(devices));
+        base = profileName.isEmpty() ? base.withMemory(VmProfile.parseSize(memory.isEmpty() ? "256M" : memory))
+                : Profiles.apply(Profiles.get(profiles, profileName, Profile.Kind.SYSTEM), base, memory);
+        LinuxProfile profile = RootFs.apply(vcpus > 0 ? base.withVcpus(vcpus) : base, rootfs);
+        PrintStream out = System.out;
+        VmResult r = vms.run(profile, out);
+        out.flush();
+        out.println(profile.name() + ": " + Text.outcome(r) + " in " + Text.duration(r.runTime()));
+        session.put(Text.EXIT_CODE, r.reason() == VmResult.Reason.RESET ? 0 : 1);
     }
 
     @Descriptor("run a program in a System VM (booted here, or one kept with --keep); prints its output, sets its exit status")
@@ -49,7 +95,8 @@ public final class SystemVmCommands {
             @Descriptor("the System VM's kernel (build.sh path/bzImage)") @Parameter(names = {"-k", "--kernel"}, absentValue = "") String kernel,
             @Descriptor("its initramfs (build.sh path/initramfs.cpio.gz)") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
             @Descriptor(ROOTFS_HELP) @Parameter(names = {"--rootfs"}, absentValue = "") String rootfs,
-            @Descriptor("guest RAM") @Parameter(names = {"-m", "--memory"}, absentValue = "256M") String memory,
+            @Descriptor("guest RAM (default: the profile's, else 256M)") @Parameter(names = {"-m", "--memory"}, absentValue = "") String memory,
+            @Descriptor(Profiles.SYSTEM_PROFILE_HELP) @Parameter(names = {"-p", "--profile"}, absentValue = "") String profileName,
             @Descriptor("the longest the VM may run (30s, 5m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "10m") String timeout,
             @Descriptor("a System VM kept by an earlier vm:exec --keep (control:vms lists them)") @Parameter(names = {"-i", "--id"}, absentValue = "") String id,
             @Descriptor("keep the VM running afterwards; prints its id") @Parameter(names = {"--keep"}, presentValue = "true", absentValue = "false") boolean keep,
@@ -60,12 +107,16 @@ public final class SystemVmCommands {
             throw new IllegalArgumentException("no program given");
         SystemVm svm;
         if (!id.isEmpty()) {
+            if (!profileName.isEmpty())
+                throw new IllegalArgumentException("--profile is for a System VM booted by this command; " + id + " runs as it was booted");
             svm = systemVms.find(id).orElseThrow(() -> new IllegalArgumentException("no System VM " + id + " (control:vms lists them)"));
         } else {
             if (kernel.isEmpty() || initrd.isEmpty())
                 throw new IllegalArgumentException("vm:exec needs --kernel and --initrd (distro/system-vm/build.sh path), or --id");
-            LinuxProfile profile = RootFs.apply(LinuxProfile.of(Path.of(kernel), Path.of(initrd))
-                    .withMemory(VmProfile.parseSize(memory)).withTimeout(Text.parseDuration(timeout)), rootfs);
+            LinuxProfile base = LinuxProfile.of(Path.of(kernel), Path.of(initrd)).withTimeout(Text.parseDuration(timeout));
+            base = profileName.isEmpty() ? base.withMemory(VmProfile.parseSize(memory.isEmpty() ? "256M" : memory))
+                    : Profiles.apply(Profiles.get(profiles, profileName, Profile.Kind.SYSTEM), base, memory);
+            LinuxProfile profile = RootFs.apply(base, rootfs);
             svm = systemVms.boot(profile, READY_LIMIT);
         }
         boolean ok = false;
@@ -81,7 +132,7 @@ public final class SystemVmCommands {
                 System.err.flush();
                 status = r.status();
             }
-            session.put(VmCommands.EXIT_CODE, status.signaled() ? 128 + status.code() : status.code());
+            session.put(Text.EXIT_CODE, status.signaled() ? 128 + status.code() : status.code());
             ok = true;
         } finally {
             if (keep && ok) {

@@ -1,20 +1,39 @@
-package org.nxia.shell.internal;
+package org.nxia.shell.support;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.device.DeviceConfig;
 
-/** Formatting and parsing shared by the commands. */
-final class Text {
+/** Formatting and parsing shared by the commands, and how a command gives the launcher its exit status. */
+public final class Text {
+
+    /** The session variable a command sets to its exit status: the process's, when the launcher ran it ({@code -Dnxia.command}). */
+    public static final String EXIT_CODE = "nxia.exit";
 
     private Text() {
     }
 
+    /** What {@link #devices} reads, for a command's help. */
+    public static final String DEVICES_HELP = "devices, ';'-separated: type[:key=value,...] (device:list shows the types)";
+
+    /** Device specs as {@code --devices} takes them: {@code uart;virtio-blk:path=disk.img}. */
+    public static List<DeviceConfig> devices(String specs) {
+        List<DeviceConfig> configs = new ArrayList<>();
+        for (String spec : specs.split(";")) {
+            if (!spec.isBlank()) {
+                configs.add(DeviceConfig.parse(spec));
+            }
+        }
+        return configs;
+    }
+
     /** Parses {@code 500ms}, {@code 30s}, {@code 2m} or plain seconds. */
-    static Duration parseDuration(String text) {
+    public static Duration parseDuration(String text) {
         String t = text.trim().toLowerCase(Locale.ROOT);
         try {
             if (t.endsWith("ms")) {
@@ -32,7 +51,7 @@ final class Text {
         }
     }
 
-    static String duration(Duration d) {
+    public static String duration(Duration d) {
         long nanos = d.toNanos();
         if (nanos < 1_000_000) {
             return String.format(Locale.ROOT, "%.1f µs", nanos / 1e3);
@@ -43,7 +62,7 @@ final class Text {
         return String.format(Locale.ROOT, "%.1f s", nanos / 1e9);
     }
 
-    static String size(long bytes) {
+    public static String size(long bytes) {
         if (bytes >= 1L << 20 && bytes % (1L << 20) == 0) {
             return (bytes >> 20) + " MiB";
         }
@@ -54,7 +73,7 @@ final class Text {
     }
 
     /** One line for people: how a VM ended. */
-    static String outcome(VmResult r) {
+    public static String outcome(VmResult r) {
         return switch (r.reason()) {
             case EXITED -> "exited with status " + r.exitStatus();
             case HALTED -> "halted";
@@ -72,7 +91,7 @@ final class Text {
      * How the VM's virtio kicks arrive, from its counters: {@code notify=ioeventfd}
      * once a doorbell took a write or while one is open, else {@code notify=mmio-exit}.
      */
-    static String notifyPath(Map<String, Long> counters) {
+    public static String notifyPath(Map<String, Long> counters) {
         long open = counters.getOrDefault("ioeventfd_doorbells", 0L);
         long writes = counters.getOrDefault("ioeventfd_writes", 0L);
         if (open == 0 && writes == 0) {
@@ -81,7 +100,7 @@ final class Text {
         return "notify=ioeventfd (" + open + " doorbells open, " + writes + " kicks taken without an exit)";
     }
 
-    static String table(List<String> header, List<List<String>> rows) {
+    public static String table(List<String> header, List<List<String>> rows) {
         int[] widths = new int[header.size()];
         for (int i = 0; i < header.size(); i++) {
             widths[i] = header.get(i).length();

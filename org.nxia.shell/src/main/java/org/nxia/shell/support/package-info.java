@@ -1,0 +1,14 @@
+/**
+ * What the NXIA command bundles share, so that their output reads the same:
+ * durations as typed and printed ({@link org.nxia.shell.support.Text}) and the
+ * arithmetic of every {@code bench:*} table ({@link org.nxia.shell.support.BenchStats}).
+ * Exported for {@code org.nxia.shell.systemvm}, the System VM's commands, which
+ * live apart so that an assembly without the System VM need not carry its
+ * control bundle.
+ */
+@Export
+@Version("1.0.0")
+package org.nxia.shell.support;
+
+import org.osgi.annotation.bundle.Export;
+import org.osgi.annotation.versioning.Version;
