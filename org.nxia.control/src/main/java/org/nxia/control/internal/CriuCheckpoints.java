@@ -54,17 +54,20 @@ public final class CriuCheckpoints implements ProcessCheckpoints {
             fi
             tar -C "$d" -czf - .
             """;
-    // $1 the uploaded file; every pipe that was fd 0-2 becomes this program's own fd of that number
+    // $1 the uploaded file; every pipe that was fd 1 or 2 becomes this program's own fd of that number
+    // (stdin stays CRIU's: a pipe whose writer is gone, read as end of input). CRIU's own stdin is
+    // /dev/null: --shell-job keeps fd 0 in its store, and the agent's input pipe is closed by then.
     static final String RESTORE = """
+            f=$1
             d=$(mktemp -d /tmp/nxia-restore.XXXXXX) || exit 3
-            trap 'rm -rf "$d" "$1"' EXIT
-            tar -C "$d" -xzf "$1" || { echo "not a checkpoint: tar refused it" >&2; exit 3; }
-            rm -f "$1"
+            trap 'rm -rf "$d" "$f"' EXIT
+            tar -C "$d" -xzf "$f" || { echo "not a checkpoint: tar refused it" >&2; exit 3; }
+            rm -f "$f"
             set --
             while read -r fd what; do
-              case "$fd:$what" in [012]:pipe:\\[*\\]) set -- "$@" --inherit-fd "fd[$fd]:$what" ;; esac
+              case "$fd:$what" in [12]:pipe:\\[*\\]) set -- "$@" --inherit-fd "fd[$fd]:$what" ;; esac
             done < "$d/nxia-stdio"
-            criu restore -D "$d" --shell-job -o restore.log "$@"
+            criu restore -D "$d" --shell-job -o restore.log "$@" < /dev/null
             rc=$?
             if [ $rc -ne 0 ] && [ -f "$d/restore.log" ] && grep -q Error "$d/restore.log"; then
               echo "criu restore failed:" >&2; tail -n 20 "$d/restore.log" >&2
