@@ -52,6 +52,8 @@ public final class SystemVmLauncher implements SystemVms {
     static final String READY = "nxia-agent: ready";
     static final Duration CONNECT_LIMIT = Duration.ofSeconds(60);
     static final int CONSOLE_TAIL = 4000;
+    /** Per attempt, for a restored guest's session (see {@code Booted.open}). */
+    static final Duration RESTORED_HANDSHAKE = Duration.ofSeconds(5);
     private static final System.Logger LOG = System.getLogger("org.nxia.control");
 
     private final VmManager vms;
@@ -144,6 +146,10 @@ public final class SystemVmLauncher implements SystemVms {
             booted.close();
             throw e;
         }
+    }
+
+    private static Duration min(Duration a, Duration b) {
+        return a.compareTo(b) <= 0 ? a : b;
     }
 
     private void requireHardwareVirtualization() {
@@ -265,7 +271,9 @@ public final class SystemVmLauncher implements SystemVms {
                 try {
                     SocketChannel channel = VsockUnixClient.connect(uds, AGENT_PORT,
                             Duration.ofNanos(Math.max(1, Math.min(CONNECT_LIMIT.toNanos(), deadline - System.nanoTime()))));
-                    session = AgentConnection.open(channel, secret, handshakeLimit);
+                    // a restored guest may take the first connection while it still drops the saved moment's:
+                    // a short handshake limit then, tried again, rather than the whole limit on a lost one
+                    session = AgentConnection.open(channel, secret, restored ? min(handshakeLimit, RESTORED_HANDSHAKE) : handshakeLimit);
                     if (restored) {
                         LOG.log(System.Logger.Level.INFO, "System VM " + vm.id() + " restored: session on attempt " + attempt + " after "
                                 + (System.nanoTime() - start) / 1_000_000 + " ms");
