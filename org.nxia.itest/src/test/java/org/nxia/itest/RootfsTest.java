@@ -136,14 +136,6 @@ public class RootfsTest {
                 ExitStatus st = restored.exit().get();
                 String why = after.stderr.toString();
                 System.out.println("RootfsTest: the restore ended (" + st + "): " + why);
-                // Known gap, said visibly (as NetTest does: Pax Exam's runner reports an assumption as a pass): the
-                // System VM kernel has no transparent huge pages, and CRIU's restorer re-applies MADV_HUGEPAGE to the
-                // VMAs it maps (ENOSYS). Any other failure fails the test.
-                if (why.contains("failed with -38")) {
-                    System.out.println("RootfsTest: NOT RUN: the restore half: CRIU's restorer needs CONFIG_TRANSPARENT_HUGEPAGE in the"
-                            + " System VM kernel (madvise MADV_HUGEPAGE gave ENOSYS); the checkpoint half passed");
-                    return;
-                }
                 throw new AssertionError("the restore ended before counting on (" + st + "): " + why);
             }
             List<Integer> seen = after.numbers();
