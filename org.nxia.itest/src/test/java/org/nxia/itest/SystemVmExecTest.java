@@ -51,6 +51,9 @@ public class SystemVmExecTest {
     @Inject
     BundleContext context;
 
+    @Inject
+    org.apache.felix.service.command.CommandProcessor processor;
+
     @Configuration
     public Option[] config() {
         return NxiaOptions.platform();
@@ -146,6 +149,60 @@ public class SystemVmExecTest {
             }
         }
         assertTrue(systemVms.list().isEmpty());
+    }
+
+    /**
+     * Issue 15: a System VM through a snapshot file, as a user does it in the shell: a key,
+     * {@code systemvm:snapshot} of a running VM, the original gone, {@code systemvm:restore} in the
+     * same process; the copy has the file written before the save. The file is encrypted (it holds the
+     * agent's secret): without the key, or as a micro-VM's, it is refused.
+     */
+    @Test
+    public void aSystemVmGoesThroughAnEncryptedSnapshotFileAndComesBackWithItsFiles() throws Exception {
+        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
+                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
+                .withVcpus(1).withMemory(128L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT);
+        Path dir = java.nio.file.Files.createTempDirectory("sysvm-snap");
+        Path key = dir.resolve("key");
+        Path file = dir.resolve("sysvm.nxsnap");
+        SystemVm original = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT);
+        String restoredId = null;
+        try {
+            assertEquals(0, original.session().exec("/bin/busybox", "sh", "-c", "echo before > /tmp/kept").status().code());
+            Gogo.run(processor, "snapshot:key " + key);
+            String noKey = refused("systemvm:snapshot " + original.vm().id() + " " + file);
+            assertTrue(noKey, noKey.contains("always encrypted") && !java.nio.file.Files.exists(file));
+            Gogo.Run saved = Gogo.run(processor, "systemvm:snapshot -k " + key + " " + original.vm().id() + " " + file);
+            assertTrue(saved.output(), saved.output().contains("saved to " + file) && saved.output().contains("encrypted"));
+            assertEquals("the original runs on after the save", "before\n",
+                    original.session().exec("/bin/busybox", "cat", "/tmp/kept").stdoutText());
+            original.close();
+            String micro = refused("vm:restore -k " + key + " " + file);
+            assertTrue(micro, micro.contains("System VM's snapshot: systemvm:restore"));
+            Gogo.Run restored = Gogo.run(processor, "systemvm:restore -k " + key + " " + file);
+            java.util.regex.Matcher id = java.util.regex.Pattern.compile("^(\\S+) restored from").matcher(restored.output());
+            assertTrue(restored.output(), id.find());
+            restoredId = id.group(1);
+            SystemVm copy = systemVms.find(restoredId).orElseThrow();
+            ExecResult kept = copy.session().exec("/bin/busybox", "cat", "/tmp/kept");
+            assertEquals("the copy from the file has the file written before the save: " + kept.stderrText(), "before\n", kept.stdoutText());
+            System.out.println("SystemVmExecTest: " + saved.output().strip() + " | " + restored.output().strip());
+        } finally {
+            original.close();
+            if (restoredId != null) {
+                systemVms.find(restoredId).ifPresent(SystemVm::close);
+            }
+        }
+    }
+
+    /** The message of the error a Gogo command ends with. */
+    private String refused(String command) {
+        try {
+            Gogo.Run r = Gogo.run(processor, command);
+            throw new AssertionError("'" + command + "' was not refused: " + r.output());
+        } catch (Exception e) {
+            return String.valueOf(e.getMessage());
+        }
     }
 
     /** Every virtio device of {@code vm} has its doorbell on and took kicks through it; prints the counters. */

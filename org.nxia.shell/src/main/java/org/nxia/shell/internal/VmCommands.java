@@ -16,10 +16,12 @@ import org.nxia.profile.api.Profile;
 import org.nxia.profile.api.ProfileRegistry;
 import org.nxia.shell.support.Profiles;
 import org.nxia.shell.support.Text;
+import org.nxia.shell.support.VmSnapshotFile;
 import org.nxia.snapshot.api.SnapshotFormatException;
 import org.nxia.snapshot.api.SnapshotInfo;
 import org.nxia.snapshot.api.SnapshotKeys;
 import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.Sandbox;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmInfo;
@@ -110,6 +112,9 @@ public final class VmCommands {
             @Descriptor("VM id") String id,
             @Descriptor("snapshot file to create (never overwritten)") String file) throws IOException {
         VirtualMachine vm = vm(id);
+        if (vm.spec() instanceof LinuxProfile) {
+            throw new IllegalArgumentException(id + " is a System VM: systemvm:snapshot saves it with its agent quiesced (and needs a key)");
+        }
         boolean wasRunning = vm.state() == VmState.RUNNING;
         if (wasRunning) {
             vm.pause();
@@ -133,8 +138,7 @@ public final class VmCommands {
         if (!Files.isRegularFile(Path.of(file))) {
             throw new IllegalArgumentException("no snapshot file " + file);
         }
-        VmSnapshot s = VmSnapshotFile.read(Path.of(file), key.isEmpty() ? null : SnapshotKeys.load(Path.of(key)));
-        return vms.restore(s).id();
+        return vms.restore(readMicroVm(Path.of(file), key)).id();
     }
 
     @Descriptor("stop a VM if needed and release its memory")
@@ -224,6 +228,14 @@ public final class VmCommands {
         session.put(Text.EXIT_CODE, r.reason() == VmResult.Reason.EXITED ? r.exitStatus() : 1);
     }
 
+    private static VmSnapshot readMicroVm(Path file, String key) throws IOException, SnapshotFormatException {
+        VmSnapshot s = VmSnapshotFile.read(file, key.isEmpty() ? null : SnapshotKeys.load(Path.of(key)));
+        if (s.spec() instanceof LinuxProfile) {
+            throw new IllegalArgumentException(file + " is a System VM's snapshot: systemvm:restore starts it");
+        }
+        return s;
+    }
+
     /** {@code runs} runs of a {@link Sandbox} made of the snapshot file; the exit code is the last run's. */
     private void runFromSnapshot(CommandSession session, PrintStream out, Path file, String key, int runs, String output)
             throws IOException, SnapshotFormatException, InterruptedException {
@@ -233,7 +245,7 @@ public final class VmCommands {
         if (!Files.isRegularFile(file)) {
             throw new IllegalArgumentException("no snapshot file " + file);
         }
-        VmSnapshot s = VmSnapshotFile.read(file, key.isEmpty() ? null : SnapshotKeys.load(Path.of(key)));
+        VmSnapshot s = readMicroVm(file, key);
         try (Sandbox sandbox = vms.sandbox(s)) {
             VmResult r = null;
             for (int i = 1; i <= runs; i++) {

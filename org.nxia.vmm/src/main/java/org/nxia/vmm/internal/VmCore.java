@@ -621,8 +621,8 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     /**
      * Puts {@code snapshot} into this VM, which was just created from the same
      * spec and has not started: RAM exactly as saved (what the new VM's
-     * loading wrote is zeroed first), then the devices, the partition and the
-     * vCPUs, each checked by its owner before it takes anything.
+     * loading wrote is zeroed first), then the partition, the vCPUs and the
+     * devices, each checked by its owner before it takes anything.
      */
     synchronized void restoreFrom(VmSnapshot snapshot) {
         if (state != VmState.CREATED) {
@@ -651,15 +651,19 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         restoreMachine(snapshot);
     }
 
-    /** Device, partition and vCPU state, each checked by its owner before it takes anything. */
+    /**
+     * Partition, vCPU and device state, each checked by its owner before it takes anything. The
+     * devices come last: a restored device may interrupt at once (vsock's transport reset event),
+     * and the interrupt controllers' and local APICs' saved state would overwrite that interrupt.
+     */
     private void restoreMachine(VmSnapshot snapshot) {
-        List<VmSnapshot.DeviceState> saved = snapshot.devices();
-        for (int i = 0; i < saved.size(); i++) {
-            devices.get(i).restoreState(saved.get(i).state());
-        }
         partition.restoreState(snapshot.partition());
         for (int i = 0; i < vcpus.size(); i++) {
             vcpus.get(i).restoreState(snapshot.vcpus().get(i));
+        }
+        List<VmSnapshot.DeviceState> saved = snapshot.devices();
+        for (int i = 0; i < saved.size(); i++) {
+            devices.get(i).restoreState(saved.get(i).state());
         }
     }
 

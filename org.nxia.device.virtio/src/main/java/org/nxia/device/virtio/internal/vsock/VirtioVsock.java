@@ -151,6 +151,14 @@ final class VirtioVsock implements VirtioBackend {
     private boolean failed;
     /** Restored from a snapshot, the driver's connections are gone: the reset event waits for an event buffer. */
     private boolean resetEventPending;
+    /**
+     * The reset event is in the driver's hands and it has not posted an event buffer since: it may
+     * not have dropped the saved moment's connections yet. WHY: Linux drops every connected socket
+     * when it handles the event, in a work item that can run after the one taking a REQUEST that
+     * came in the same interrupt, so a new host connection is held until then (its connect deadline
+     * still runs) or the guest would drop it silently, never answering.
+     */
+    private boolean resetUnheard;
     private int strayHead;
     private int strayCount;
     private int nextHostPort = FIRST_HOST_PORT;
@@ -237,6 +245,7 @@ final class VirtioVsock implements VirtioBackend {
             if (index == TX) {
                 transmit();
             } else if (index == EVENT) {
+                resetUnheard = false;   // the driver handled the event before it gave the buffer back
                 sendResetEvent();
             }
             pump();
@@ -302,6 +311,7 @@ final class VirtioVsock implements VirtioBackend {
         scatter(chain, out, 0, EVENT_BYTES);
         q.pushUsed(chain.head(), EVENT_BYTES);
         resetEventPending = false;
+        resetUnheard = true;
     }
 
     @Override
@@ -309,6 +319,7 @@ final class VirtioVsock implements VirtioBackend {
         queues = null;
         failed = false;
         resetEventPending = false;
+        resetUnheard = false;
         strayCount = 0;
         for (int i = 0; i < connections.length; i++) {
             if (connections[i] != null) {
@@ -657,7 +668,7 @@ final class VirtioVsock implements VirtioBackend {
     /** The op of the next packet {@code c} has for the guest, or 0. */
     private int nextPacket(Connection c) {
         if ((c.pending & Connection.P_REQUEST) != 0) {
-            return OP_REQUEST;
+            return resetUnheard ? 0 : OP_REQUEST;
         }
         if (c.state != Connection.ESTABLISHED) {
             return 0;

@@ -1,4 +1,4 @@
-package org.nxia.shell.internal;
+package org.nxia.shell.support;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -30,6 +31,8 @@ import org.nxia.snapshot.api.SnapshotInfo;
 import org.nxia.snapshot.api.SnapshotReader;
 import org.nxia.snapshot.api.SnapshotWriter;
 import org.nxia.vmm.api.DescriptorTable;
+import org.nxia.vmm.api.HostPlacement;
+import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.PartitionState;
 import org.nxia.vmm.api.Registers;
 import org.nxia.vmm.api.Segment;
@@ -38,21 +41,34 @@ import org.nxia.vmm.api.StatePart;
 import org.nxia.vmm.api.VcpuState;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmSnapshot;
+import org.nxia.vmm.api.VmSpec;
 import org.nxia.vmm.api.device.DeviceConfig;
 
 /**
  * A {@link VmSnapshot} in a snapshot file (docs/snapshot-format.md): sections
  * {@code vm.spec}, {@code vcpu.N}, {@code partition}, {@code device.N.TYPE}
- * and the touched RAM. Each section's encoding here starts with a version
- * byte. Reading treats the file as hostile: the reader checks the file's
- * structure and hashes; this class checks every count, length and name it
- * decodes and that nothing follows a section's last field.
+ * and the touched RAM, of a micro-VM or a Linux VM, and any sections of the
+ * caller's beside them (a System VM's agent state). Each section's encoding
+ * here starts with a version byte. Reading treats the file as hostile: the
+ * reader checks the file's structure and hashes; this class checks every
+ * count, length and name it decodes and that nothing follows a section's
+ * last field.
  */
-final class VmSnapshotFile {
+public final class VmSnapshotFile {
+
+    /** What a file held: the VM, and the caller's sections by name. */
+    public record Contents(VmSnapshot vm, Map<String, byte[]> extra) {
+        public Contents {
+            extra = Map.copyOf(extra);
+        }
+    }
 
     static final String ARCHITECTURE = "x86_64";
     private static final int VERSION = 1;
     private static final int KIND_MICRO = 0;
+    private static final int KIND_LINUX = 1;
+    private static final Pattern EXTRA_SECTION = Pattern.compile("[a-z]+\\.[a-z][a-z.]*");
+    private static final Set<String> VM_SECTION_PREFIXES = Set.of("vm", "vcpu", "partition", "device");
     private static final int MAX_PARTS = 64;
     private static final int MAX_PART_BYTES = 1 << 20;
     private static final int MAX_DEVICES = 64;
@@ -63,13 +79,24 @@ final class VmSnapshotFile {
     }
 
     /** Writes {@code snapshot} to {@code file} (which must not exist), encrypted when {@code key} is not null. */
-    static SnapshotInfo write(VmSnapshot snapshot, Path file, SecretKey key) throws IOException {
-        if (!(snapshot.spec() instanceof VmProfile profile)) {
-            throw new IllegalArgumentException("only micro-VM snapshots are written to files yet; this is a Linux VM's");
+    public static SnapshotInfo write(VmSnapshot snapshot, Path file, SecretKey key) throws IOException {
+        return write(snapshot, file, key, Map.of(), SaveProgress.NONE);
+    }
+
+    /**
+     * Writes {@code snapshot} and the caller's {@code extra} sections (names like {@code systemvm.agent}:
+     * lower-case words with dots, none of the VM's own) to {@code file}, which must not exist.
+     */
+    public static SnapshotInfo write(VmSnapshot snapshot, Path file, SecretKey key, Map<String, byte[]> extra, SaveProgress progress)
+            throws IOException {
+        for (String name : extra.keySet()) {
+            if (!EXTRA_SECTION.matcher(name).matches() || VM_SECTION_PREFIXES.contains(name.substring(0, name.indexOf('.')))) {
+                throw new IllegalArgumentException("'" + name + "' is not a name for a section of the caller's");
+            }
         }
         Requirements requirements = new Requirements(ARCHITECTURE, snapshot.backend(), new byte[0], new byte[0]);
         try (SnapshotWriter w = key == null ? SnapshotWriter.create(file, requirements) : SnapshotWriter.createEncrypted(file, requirements, key)) {
-            w.section("vm.spec", spec(profile));
+            w.section("vm.spec", spec(snapshot.spec()));
             for (VcpuState v : snapshot.vcpus()) {
                 w.section("vcpu." + v.id(), vcpu(v));
             }
@@ -78,28 +105,36 @@ final class VmSnapshotFile {
                 VmSnapshot.DeviceState d = snapshot.devices().get(i);
                 w.section("device." + i + "." + d.type(), d.state());
             }
+            for (Map.Entry<String, byte[]> e : extra.entrySet()) {
+                w.section(e.getKey(), e.getValue());
+            }
             // The writer takes RAM as one segment: lay the saved chunks out at their addresses (untouched pages stay holes)
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment ram = arena.allocate(profile.memoryBytes(), 4096);
+                MemorySegment ram = arena.allocate(snapshot.spec().memoryBytes(), 4096);
                 List<RamRange> ranges = new ArrayList<>();
                 for (VmSnapshot.RamChunk c : snapshot.ram()) {
                     ram.asSlice(c.gpa(), c.bytes().byteSize()).copyFrom(c.bytes());
                     ranges.add(new RamRange(c.gpa(), c.bytes().byteSize()));
                 }
-                w.ram(ram, RamPages.ranges(ranges), SaveProgress.NONE);
+                w.ram(ram, RamPages.ranges(ranges), progress);
             }
             return w.finish();
         }
     }
 
     /** Reads a snapshot file; a file this VMM cannot take whole is refused, saying why. */
-    static VmSnapshot read(Path file, SecretKey key) throws IOException, SnapshotFormatException {
+    public static VmSnapshot read(Path file, SecretKey key) throws IOException, SnapshotFormatException {
+        return readWhole(file, key).vm();
+    }
+
+    /** Reads a snapshot file with the caller's sections; a file this VMM cannot take whole is refused, saying why. */
+    public static Contents readWhole(Path file, SecretKey key) throws IOException, SnapshotFormatException {
         try (SnapshotReader r = key == null ? SnapshotReader.open(file) : SnapshotReader.open(file, key)) {
             Requirements req = r.requirements();
             if (!req.architecture().equals(ARCHITECTURE)) {
                 throw new IllegalArgumentException(file + " is a snapshot of an " + req.architecture() + " guest; this VMM runs " + ARCHITECTURE);
             }
-            VmProfile profile = spec(section(r, "vm.spec"));
+            VmSpec profile = spec(section(r, "vm.spec"));
             List<VcpuState> vcpus = new ArrayList<>();
             for (int i = 0; i < profile.vcpus(); i++) {
                 VcpuState v = vcpu(section(r, "vcpu." + i));
@@ -110,10 +145,13 @@ final class VmSnapshotFile {
             }
             PartitionState partition = new PartitionState(parts(section(r, "partition")));
             TreeMap<Integer, VmSnapshot.DeviceState> devices = new TreeMap<>();
+            Map<String, byte[]> extra = new LinkedHashMap<>();
             for (String name : r.sectionNames()) {
                 Matcher m = DEVICE_SECTION.matcher(name);
                 if (m.matches()) {
                     devices.put(Integer.parseInt(m.group(1)), new VmSnapshot.DeviceState(m.group(2), r.section(name)));
+                } else if (EXTRA_SECTION.matcher(name).matches() && !VM_SECTION_PREFIXES.contains(name.substring(0, name.indexOf('.')))) {
+                    extra.put(name, r.section(name));
                 }
             }
             if (!devices.isEmpty() && (devices.firstKey() != 0 || devices.lastKey() != devices.size() - 1)) {
@@ -137,7 +175,7 @@ final class VmSnapshotFile {
                     }
                 }
             }
-            return new VmSnapshot(profile, req.backend(), ram, vcpus, partition, List.copyOf(devices.values()));
+            return new Contents(new VmSnapshot(profile, req.backend(), ram, vcpus, partition, List.copyOf(devices.values())), extra);
         }
     }
 
@@ -150,15 +188,18 @@ final class VmSnapshotFile {
 
     // ---- encodings ----
 
-    private interface Writing {
+    /** Writes a section's fields. */
+    public interface Writing {
         void write(DataOutputStream out) throws IOException;
     }
 
-    private interface Reading<T> {
+    /** Reads a section's fields; an {@link EOFException} means the section is cut short. */
+    public interface Reading<T> {
         T read(DataInputStream in) throws IOException;
     }
 
-    private static byte[] encode(Writing body) {
+    /** A section: this encoding's version byte, then what {@code body} writes. */
+    public static byte[] encode(Writing body) {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         try (DataOutputStream out = new DataOutputStream(bytes)) {
             out.writeByte(VERSION);
@@ -169,7 +210,11 @@ final class VmSnapshotFile {
         return bytes.toByteArray();
     }
 
-    private static <T> T decode(String what, byte[] section, Reading<T> body) {
+    /**
+     * Reads a section written by {@link #encode}: refuses another version, a cut-short section and
+     * bytes after its last field, saying so of {@code what}.
+     */
+    public static <T> T decode(String what, byte[] section, Reading<T> body) {
         DataInputStream in = new DataInputStream(new ByteArrayInputStream(section));
         try {
             int version = in.readUnsignedByte();
@@ -196,7 +241,15 @@ final class VmSnapshotFile {
         return n;
     }
 
-    static byte[] spec(VmProfile p) {
+    /** A VM's spec as a section (its kind first); {@link #spec(byte[])} reads it back. */
+    public static byte[] spec(VmSpec spec) {
+        return switch (spec) {
+            case VmProfile p -> micro(p);
+            case LinuxProfile p -> linux(p);
+        };
+    }
+
+    private static byte[] micro(VmProfile p) {
         if (p.input().length > SnapshotWriter.MAX_SECTION_BYTES / 2) {
             throw new IllegalArgumentException("a micro-VM with " + p.input().length + " bytes of input is not written to a file yet");
         }
@@ -211,49 +264,106 @@ final class VmSnapshotFile {
             out.writeInt(p.outputCapacity());
             out.writeLong(p.arg());
             out.writeLong(p.timeout().toNanos());
-            out.writeInt(p.devices().size());
-            for (DeviceConfig d : p.devices()) {
-                out.writeUTF(d.type());
-                out.writeInt(d.parameters().size());
-                for (Map.Entry<String, String> e : d.parameters().entrySet()) {
-                    out.writeUTF(e.getKey());
-                    out.writeUTF(e.getValue());
-                }
-            }
+            writeDevices(out, p.devices());
         });
     }
 
-    static VmProfile spec(byte[] section) {
+    private static byte[] linux(LinuxProfile p) {
+        return encode(out -> {
+            out.writeByte(KIND_LINUX);
+            out.writeUTF(p.name());
+            out.writeUTF(p.kernel().toString());
+            out.writeBoolean(p.initrd() != null);
+            if (p.initrd() != null) {
+                out.writeUTF(p.initrd().toString());
+            }
+            out.writeUTF(p.cmdline());
+            out.writeInt(p.vcpus());
+            out.writeLong(p.memoryBytes());
+            out.writeLong(p.timeout().toNanos());
+            writeDevices(out, p.devices());
+            HostPlacement placement = p.placement();
+            out.writeInt(placement.cpus().size());
+            for (int cpu : placement.cpus()) {
+                out.writeInt(cpu);
+            }
+            out.writeBoolean(placement.hugePages());
+            out.writeBoolean(placement.overcommit());
+        });
+    }
+
+    /** Reads a section written by {@link #spec(VmSpec)}; the spec's own constructor checks every field. */
+    public static VmSpec spec(byte[] section) {
         return decode("section vm.spec", section, in -> {
             int kind = in.readUnsignedByte();
-            if (kind != KIND_MICRO) {
-                throw new IllegalArgumentException("section vm.spec is of VM kind " + kind + "; only micro-VMs (0) are read yet");
-            }
-            String name = in.readUTF();
-            long memory = in.readLong();
-            int vcpus = in.readInt();
-            Path image = Path.of(in.readUTF());
-            int inputLength = count(in, (int) SnapshotWriter.MAX_SECTION_BYTES, "vm.spec input length");
-            byte[] input = in.readNBytes(inputLength);
-            if (input.length != inputLength) {
-                throw new EOFException();
-            }
-            int output = in.readInt();
-            long arg = in.readLong();
-            Duration timeout = Duration.ofNanos(in.readLong());
-            int n = count(in, MAX_DEVICES, "vm.spec devices");
-            List<DeviceConfig> devices = new ArrayList<>();
-            for (int i = 0; i < n; i++) {
-                String type = in.readUTF();
-                int params = count(in, MAX_PARAMETERS, "vm.spec device parameters");
-                Map<String, String> map = new LinkedHashMap<>();
-                for (int j = 0; j < params; j++) {
-                    map.put(in.readUTF(), in.readUTF());
-                }
-                devices.add(new DeviceConfig(type, map));
-            }
-            return new VmProfile(name, memory, vcpus, image, input, output, arg, timeout, devices);   // checks every field
+            return switch (kind) {
+                case KIND_MICRO -> micro(in);
+                case KIND_LINUX -> linux(in);
+                default -> throw new IllegalArgumentException("section vm.spec is of VM kind " + kind
+                        + "; this VMM reads micro-VMs (0) and Linux VMs (1)");
+            };
         });
+    }
+
+    private static VmProfile micro(DataInputStream in) throws IOException {
+        String name = in.readUTF();
+        long memory = in.readLong();
+        int vcpus = in.readInt();
+        Path image = Path.of(in.readUTF());
+        int inputLength = count(in, (int) SnapshotWriter.MAX_SECTION_BYTES, "vm.spec input length");
+        byte[] input = in.readNBytes(inputLength);
+        if (input.length != inputLength) {
+            throw new EOFException();
+        }
+        int output = in.readInt();
+        long arg = in.readLong();
+        Duration timeout = Duration.ofNanos(in.readLong());
+        return new VmProfile(name, memory, vcpus, image, input, output, arg, timeout, readDevices(in));
+    }
+
+    private static LinuxProfile linux(DataInputStream in) throws IOException {
+        String name = in.readUTF();
+        Path kernel = Path.of(in.readUTF());
+        Path initrd = in.readBoolean() ? Path.of(in.readUTF()) : null;
+        String cmdline = in.readUTF();
+        int vcpus = in.readInt();
+        long memory = in.readLong();
+        Duration timeout = Duration.ofNanos(in.readLong());
+        List<DeviceConfig> devices = readDevices(in);
+        int n = count(in, HostPlacement.MAX_CPU + 1, "vm.spec placement CPUs");
+        List<Integer> cpus = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            cpus.add(in.readInt());
+        }
+        HostPlacement placement = new HostPlacement(cpus, in.readBoolean(), in.readBoolean());
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memory, timeout, devices, placement);
+    }
+
+    private static void writeDevices(DataOutputStream out, List<DeviceConfig> devices) throws IOException {
+        out.writeInt(devices.size());
+        for (DeviceConfig d : devices) {
+            out.writeUTF(d.type());
+            out.writeInt(d.parameters().size());
+            for (Map.Entry<String, String> e : d.parameters().entrySet()) {
+                out.writeUTF(e.getKey());
+                out.writeUTF(e.getValue());
+            }
+        }
+    }
+
+    private static List<DeviceConfig> readDevices(DataInputStream in) throws IOException {
+        int n = count(in, MAX_DEVICES, "vm.spec devices");
+        List<DeviceConfig> devices = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            String type = in.readUTF();
+            int params = count(in, MAX_PARAMETERS, "vm.spec device parameters");
+            Map<String, String> map = new LinkedHashMap<>();
+            for (int j = 0; j < params; j++) {
+                map.put(in.readUTF(), in.readUTF());
+            }
+            devices.add(new DeviceConfig(type, map));
+        }
+        return devices;
     }
 
     static byte[] vcpu(VcpuState v) {

@@ -1,4 +1,4 @@
-package org.nxia.shell.internal;
+package org.nxia.shell.support;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -16,8 +16,11 @@ import javax.crypto.SecretKey;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.nxia.snapshot.api.SaveProgress;
 import org.nxia.snapshot.api.SnapshotKeys;
 import org.nxia.vmm.api.DescriptorTable;
+import org.nxia.vmm.api.HostPlacement;
+import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.PartitionState;
 import org.nxia.vmm.api.Registers;
 import org.nxia.vmm.api.Segment;
@@ -106,5 +109,47 @@ class VmSnapshotFileTest {
         byte[] parts = VmSnapshotFile.parts(List.of(new StatePart("clock", new byte[8])));
         parts[4] = 0x7f;   // part count: far more than any state has
         assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.parts(parts));
+    }
+
+    private static LinuxProfile linux() {
+        return new LinuxProfile("sysvm", Path.of("/cache/bzImage"), Path.of("/tmp/x/initramfs"), "quiet loglevel=3", 1,
+                128 * VmProfile.MIB, Duration.ofMinutes(9), List.of(DeviceConfig.parse("virtio-blk:path=/cache/root.ext4,ro=true"),
+                DeviceConfig.parse("virtio-vsock:cid=3,uds=/tmp/x/vsock")), new HostPlacement(List.of(1, 0), true, false));
+    }
+
+    @Test
+    void aLinuxVmsSpecComesBackWithItsPlacementAndTheCallersSectionsBesideIt() throws Exception {
+        VmSnapshot micro = snapshot();
+        VmSnapshot s = new VmSnapshot(linux(), "kvm", micro.ram(), micro.vcpus(), micro.partition(), micro.devices());
+        Path file = dir.resolve("sysvm.nxsnap");
+        SecretKey key = SnapshotKeys.generate();
+        VmSnapshotFile.write(s, file, key, Map.of("systemvm.agent", new byte[] {7, 7, 7}), SaveProgress.NONE);
+        VmSnapshotFile.Contents c = VmSnapshotFile.readWhole(file, key);
+        assertEquals(linux(), c.vm().spec());
+        assertEquals(List.of("systemvm.agent"), List.copyOf(c.extra().keySet()));
+        assertArrayEquals(new byte[] {7, 7, 7}, c.extra().get("systemvm.agent"));
+        assertEquals(s.devices(), c.vm().devices());
+        assertEquals(-1, s.ram().get(1).bytes().mismatch(c.vm().ram().get(1).bytes()));
+        // a Linux VM without an initramfs, and the plain read of the same file
+        LinuxProfile bare = new LinuxProfile("k", Path.of("/k"), null, "", 1, 64 * VmProfile.MIB, Duration.ofSeconds(1), List.of());
+        assertEquals(bare, VmSnapshotFile.spec(VmSnapshotFile.spec(bare)));
+        assertEquals(linux(), VmSnapshotFile.read(file, key).spec());
+    }
+
+    @Test
+    void theCallersSectionsCannotTakeTheVmsNamesAndAnUnknownKindIsRefused() {
+        VmSnapshot s = snapshot();
+        for (String name : List.of("vm.spec", "vcpu.0", "device.0.rng", "partition.x", "Upper.case", "nodot")) {
+            assertThrows(IllegalArgumentException.class,
+                    () -> VmSnapshotFile.write(s, dir.resolve(name), null, Map.of(name, new byte[1]), SaveProgress.NONE), name);
+        }
+        byte[] spec = VmSnapshotFile.spec(linux());
+        spec[1] = 9;
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.spec(spec)).getMessage().contains("VM kind 9"));
+        byte[] placement = VmSnapshotFile.spec(linux());
+        // the host CPU list: its count, two CPUs, then two booleans end the section
+        int at = placement.length - 2 - 8 - 4;
+        placement[at] = 0x7f;
+        assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.spec(placement));
     }
 }
