@@ -19,8 +19,10 @@ import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVmSnapshot;
 import org.nxia.control.api.SystemVms;
 import org.nxia.shell.support.BenchStats;
+import org.nxia.shell.support.Text;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
@@ -63,10 +65,12 @@ public final class SystemVmBenchCommands {
             @Descriptor("exec round trips of 'true'") @Parameter(names = {"-e", "--execs"}, absentValue = "200") int execs,
             @Descriptor("kernel (default: the built System VM image)") @Parameter(names = {"-k", "--kernel"}, absentValue = "") String kernel,
             @Descriptor("initramfs (default: the built System VM image)") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
-            @Descriptor("the QEMU to compare with") @Parameter(names = {"-q", "--qemu"}, absentValue = "qemu-system-x86_64") String qemu)
+            @Descriptor("the QEMU to compare with") @Parameter(names = {"-q", "--qemu"}, absentValue = "qemu-system-x86_64") String qemu,
+            @Descriptor("cold boots and restores to an agent session, each (0: none)") @Parameter(names = {"-s", "--restores"}, absentValue = "3")
+            int restores)
             throws Exception {
-        if (boots < 1 || execs < 10)
-            throw new IllegalArgumentException("at least 1 boot and 10 execs");
+        if (boots < 1 || execs < 10 || restores < 0)
+            throw new IllegalArgumentException("at least 1 boot and 10 execs, and 0 or more restores");
         HypervisorInfo h = vms.hypervisor();
         if (!h.flavour().hardwareVirtualization()) {
             return "bench boot: not run: " + h.flavour().label() + " host, stock kernel needs hardware virtualization (VMX or SVM)";
@@ -135,6 +139,53 @@ public final class SystemVmBenchCommands {
         out.append(String.format("  %-52s %10s %10s%n", "", "p50 ms", "p99 ms"));
         out.append(String.format("  %-52s %10.2f %10.2f", "NXIA vm exec", Percentiles.nearestRankUnsorted(exec, 50) / 1e6,
                 Percentiles.nearestRankUnsorted(exec, 99) / 1e6));
+        if (restores > 0) {
+            out.append('\n').append(restoreRows(profile, restores));
+        }
+        return out.toString();
+    }
+
+    /**
+     * Issue 15's System VM figure: a cold boot to an open agent session against a restore of a
+     * snapshot of that VM to the new generation's open session, both through {@link SystemVms}
+     * (the same handshake ends both spans), and what the save took.
+     */
+    private String restoreRows(LinuxProfile profile, int n) throws Exception {
+        long[] cold = new long[n];
+        long[] restored = new long[n];
+        SystemVmSnapshot saved = null;
+        long saveNs = 0;
+        for (int i = 0; i < n; i++) {
+            long t0 = System.nanoTime();
+            try (SystemVm svm = systemVms.boot(profile, READY_LIMIT)) {
+                cold[i] = System.nanoTime() - t0;
+                if (saved == null) {
+                    long t1 = System.nanoTime();
+                    saved = systemVms.snapshot(svm.vm().id());
+                    saveNs = System.nanoTime() - t1;
+                }
+            }
+            System.err.printf("bench boot: cold boot to session %d/%d in %d ms%n", i + 1, n, cold[i] / 1_000_000);
+        }
+        for (int i = 0; i < n; i++) {
+            long t0 = System.nanoTime();
+            try (SystemVm svm = systemVms.restore(saved, READY_LIMIT)) {
+                restored[i] = System.nanoTime() - t0;
+            }
+            System.err.printf("bench boot: restore to session %d/%d in %d ms%n", i + 1, n, restored[i] / 1_000_000);
+        }
+        double coldMedian = BenchStats.median(cold);
+        double restoredMedian = BenchStats.median(restored);
+        StringBuilder out = new StringBuilder();
+        out.append(String.format("System VM restore: a cold boot to an open agent session against a restore of a snapshot of it to the%n"
+                + "new generation's open session (its own secret, reseeded entropy), %d each, 1 vCPU, 256 MiB%n", n));
+        out.append(String.format("  %-52s %10s %10s%n", "", "median ms", "max ms"));
+        out.append(String.format("  %-52s %10.1f %10.1f%n", "cold boot to session", coldMedian / 1e6, max(cold) / 1e6));
+        out.append(String.format("  %-52s %10.1f %10.1f%n", "restore to session", restoredMedian / 1e6, max(restored) / 1e6));
+        out.append(String.format("  %-52s %10.1f%n", "save (quiesce, pause, copy " + Text.size(saved.vm().ramBytes()) + " touched)",
+                saveNs / 1e6));
+        out.append(String.format("  %-52s %s", "restore / cold boot (<= 1 is better), goal <= 0.1",
+                BenchStats.fmtRatio(restoredMedian / coldMedian)));
         return out.toString();
     }
 
