@@ -121,7 +121,8 @@ public final class VmCommands {
         }
         try {
             VmSnapshot s = vm.snapshot();
-            SnapshotInfo info = VmSnapshotFile.write(s, Path.of(file), key.isEmpty() ? null : SnapshotKeys.load(Path.of(key)));
+            SnapshotInfo info = VmSnapshotFile.write(s, Path.of(file), key.isEmpty() ? null : SnapshotKeys.load(Path.of(key)), Map.of(),
+                    VmSnapshotFile.progressLines(System.out));
             return id + " saved to " + file + ": " + Text.size(info.fileLength()) + ", RAM " + Text.size(s.ramBytes()) + " touched of "
                     + Text.size(s.spec().memoryBytes()) + (key.isEmpty() ? "" : ", encrypted");
         } finally {

@@ -6,6 +6,7 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
+import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -76,6 +77,25 @@ public final class VmSnapshotFile {
     private static final Pattern DEVICE_SECTION = Pattern.compile("device\\.(\\d{1,2})\\.(.+)");
 
     private VmSnapshotFile() {
+    }
+
+    /** A line on {@code out} per quarter of the RAM saved, for saves big enough (64 MiB) to take a while. */
+    public static SaveProgress progressLines(PrintStream out) {
+        return new SaveProgress() {
+            private int quarter;
+
+            @Override
+            public void progress(long done, long total) {
+                if (total < 64L << 20) {
+                    return;
+                }
+                int q = (int) (4 * done / total);
+                if (q > quarter && q < 4) {
+                    quarter = q;
+                    out.println("  RAM saved: " + Text.size(done) + " of " + Text.size(total));
+                }
+            }
+        };
     }
 
     /** Writes {@code snapshot} to {@code file} (which must not exist), encrypted when {@code key} is not null. */

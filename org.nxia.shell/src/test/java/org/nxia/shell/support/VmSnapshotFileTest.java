@@ -152,4 +152,21 @@ class VmSnapshotFileTest {
         placement[at] = 0x7f;
         assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.spec(placement));
     }
+
+    @Test
+    void aLongSaveSaysHowFarItIsOnceAQuarterAndAShortOneSaysNothing() {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream out = new java.io.PrintStream(bytes, true, java.nio.charset.StandardCharsets.UTF_8);
+        SaveProgress small = VmSnapshotFile.progressLines(out);
+        small.progress(30L << 20, 32L << 20);
+        assertEquals("", bytes.toString());
+        SaveProgress big = VmSnapshotFile.progressLines(out);
+        long total = 256L << 20;
+        for (long done = 0; done <= total; done += 16L << 20) {
+            big.progress(done, total);
+        }
+        String lines = bytes.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(3, lines.lines().count(), lines);
+        assertTrue(lines.startsWith("  RAM saved: 64"), lines);
+    }
 }

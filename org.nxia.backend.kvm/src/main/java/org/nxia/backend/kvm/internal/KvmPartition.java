@@ -264,7 +264,7 @@ final class KvmPartition implements Partition {
         if (closed) {
             throw new IllegalStateException("partition is closed");
         }
-        return KvmPartitionState.save(vmFd, interrupts != null);
+        return KvmPartitionState.save(vmFd, interrupts != null, CpuFeatures.of(cpuid));
     }
 
     @Override
@@ -272,7 +272,7 @@ final class KvmPartition implements Partition {
         if (closed) {
             throw new IllegalStateException("partition is closed");
         }
-        KvmPartitionState.restore(vmFd, interrupts != null, state);
+        KvmPartitionState.restore(vmFd, interrupts != null, state, CpuFeatures.of(cpuid));
     }
 
     @Override

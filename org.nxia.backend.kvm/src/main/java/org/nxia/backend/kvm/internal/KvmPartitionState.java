@@ -17,7 +17,8 @@ import org.nxia.vmm.api.StatePart;
  * A KVM VM's state outside RAM and vCPUs: the two PICs and the IOAPIC
  * (KVM_GET_IRQCHIP, each chip's 512-byte union), the PIT (KVM_GET_PIT2) where
  * the VM has the in-kernel interrupt controller, and the KVM clock
- * (KVM_GET_CLOCK), which every VM has.
+ * (KVM_GET_CLOCK), which every VM has; and the CPU features its guest may
+ * use ({@link CpuFeatures}), which a restore checks against this host's.
  */
 final class KvmPartitionState {
 
@@ -26,6 +27,7 @@ final class KvmPartitionState {
     static final String IOAPIC = "ioapic";
     static final String PIT = "pit";
     static final String CLOCK = "clock";
+    static final String CPU_FEATURES = "cpu_features";
 
     private static final long CHIP = offset(KVM_IRQCHIP, "chip");
     private static final int CHIP_SIZE = (int) (KVM_IRQCHIP.byteSize() - CHIP);
@@ -44,10 +46,11 @@ final class KvmPartitionState {
             out.put(PIT, (int) KVM_PIT_STATE2.byteSize());
         }
         out.put(CLOCK, (int) KVM_CLOCK_DATA.byteSize());
+        out.put(CPU_FEATURES, CpuFeatures.SIZE);
         return out;
     }
 
-    static PartitionState save(int vmFd, boolean irqchip) {
+    static PartitionState save(int vmFd, boolean irqchip, byte[] cpuFeatures) {
         List<StatePart> parts = new ArrayList<>();
         try (Arena a = Arena.ofConfined()) {
             for (Map.Entry<String, Integer> p : parts(irqchip).entrySet()) {
@@ -60,6 +63,7 @@ final class KvmPartitionState {
                         yield chip.asSlice(CHIP).toArray(ValueLayout.JAVA_BYTE);
                     }
                     case PIT -> get(vmFd, KVM_GET_PIT2, a.allocate(KVM_PIT_STATE2), "KVM_GET_PIT2", name);
+                    case CPU_FEATURES -> cpuFeatures.clone();
                     default -> get(vmFd, KVM_GET_CLOCK, a.allocate(KVM_CLOCK_DATA), "KVM_GET_CLOCK", name);
                 };
                 parts.add(new StatePart(name, bytes));
@@ -68,8 +72,12 @@ final class KvmPartitionState {
         return new PartitionState(parts);
     }
 
-    /** Checks every part (known to this VM, the right size), then sets them. */
-    static void restore(int vmFd, boolean irqchip, PartitionState state) {
+    /**
+     * Checks every part (known to this VM, the right size; the saved guest's CPU features all
+     * offered by {@code cpuFeatures}, this host's), then sets them. A state without CPU features
+     * (saved before they were) is not checked for them.
+     */
+    static void restore(int vmFd, boolean irqchip, PartitionState state, byte[] cpuFeatures) {
         Map<String, Integer> known = parts(irqchip);
         for (StatePart p : state.parts()) {
             Integer size = known.get(p.name());
@@ -80,6 +88,12 @@ final class KvmPartitionState {
             if (p.size() != size) {
                 throw new IllegalArgumentException("partition state part '%s' is %d bytes; KVM needs %d"
                         .formatted(p.name(), p.size(), size));
+            }
+            if (p.name().equals(CPU_FEATURES)) {
+                String why = CpuFeatures.missing(p.bytes(), cpuFeatures);
+                if (why != null) {
+                    throw new IllegalArgumentException("this host cannot take the snapshot: " + why);
+                }
             }
         }
         try (Arena a = Arena.ofConfined()) {
@@ -97,6 +111,9 @@ final class KvmPartitionState {
                     }
                     case PIT -> call(vmFd, KVM_SET_PIT2, a.allocateFrom(ValueLayout.JAVA_BYTE, p.bytes()), "KVM_SET_PIT2",
                             "restore", name);
+                    case CPU_FEATURES -> {
+                        // checked above; the vCPUs have this host's table, which offers all of them
+                    }
                     default -> {
                         MemorySegment clock = a.allocate(KVM_CLOCK_DATA);
                         MemorySegment.copy(p.bytes(), 0, clock, ValueLayout.JAVA_BYTE, 0, p.size());

@@ -1,6 +1,5 @@
 package org.nxia.shell.systemvm.internal;
 
-import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -13,7 +12,7 @@ import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVmSnapshot;
 import org.nxia.control.api.SystemVms;
 import org.nxia.shell.support.Text;
-import org.nxia.snapshot.api.SaveProgress;
+import org.nxia.shell.support.VmSnapshotFile;
 import org.nxia.snapshot.api.SnapshotInfo;
 import org.nxia.snapshot.api.SnapshotKeys;
 import org.osgi.service.component.annotations.Activate;
@@ -56,7 +55,7 @@ public final class SystemVmSnapshotCommands {
         long start = System.nanoTime();
         SystemVmSnapshot s = systemVms.snapshot(id);
         Duration paused = Duration.ofNanos(System.nanoTime() - start);
-        SnapshotInfo info = SystemVmSnapshotFile.write(s, target, k, progress(System.out));
+        SnapshotInfo info = SystemVmSnapshotFile.write(s, target, k, VmSnapshotFile.progressLines(System.out));
         Duration took = Duration.ofNanos(System.nanoTime() - start);
         return id + " saved to " + file + " in " + Text.duration(took) + " (quiesced and saved in memory in " + Text.duration(paused)
                 + "): " + Text.size(info.fileLength()) + ", RAM " + Text.size(s.vm().ramBytes()) + " touched of "
@@ -88,24 +87,5 @@ public final class SystemVmSnapshotCommands {
                     + " (snapshot:key KEYFILE makes a key)");
         }
         return SnapshotKeys.load(Path.of(file));
-    }
-
-    /** A line per quarter of the RAM written, for saves big enough to take a while. */
-    static SaveProgress progress(PrintStream out) {
-        return new SaveProgress() {
-            private int quarter;
-
-            @Override
-            public void progress(long done, long total) {
-                if (total < 64L << 20) {
-                    return;
-                }
-                int q = (int) (4 * done / total);
-                if (q > quarter && q < 4) {
-                    quarter = q;
-                    out.println("  RAM saved: " + Text.size(done) + " of " + Text.size(total));
-                }
-            }
-        };
     }
 }
