@@ -317,6 +317,21 @@ public final class SplitQueue {
         return Short.toUnsignedInt(availSegment.get(U16, 2)) != lastAvailIdx;
     }
 
+    /**
+     * Asks the driver to notify when it next makes a chain available, whatever it made available
+     * before: with EVENT_IDX avail_event is set to the driver's current index (not to the device's
+     * next one, which chains already posted may have passed), without it the no-notify flag is cleared.
+     */
+    public void notifyOnNextAvailable() {
+        requireWorking();
+        if (eventIdx()) {
+            usedSegment.set(U16, 4 + 8L * size, availSegment.get(U16, 2));
+        } else {
+            usedSegment.set(U16, 0, (short) 0);
+        }
+        VarHandle.fullFence();
+    }
+
     /** Asks the driver not to notify (only without EVENT_IDX; with it, avail_event already says when). */
     public void disableNotification() {
         requireWorking();

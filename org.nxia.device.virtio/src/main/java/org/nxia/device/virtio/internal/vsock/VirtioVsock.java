@@ -64,6 +64,8 @@ final class VirtioVsock implements VirtioBackend {
     /** struct virtio_vsock_event { le32 id; }: VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (spec 5.10.6.6). */
     static final int EVENT_BYTES = 4;
     static final int EVENT_TRANSPORT_RESET = 0;
+    /** The longest a host connection waits for the driver to hand the reset event's buffer back. */
+    static final long RESET_HOLD_NANOS = TimeUnit.SECONDS.toNanos(2);
     static final long HOST_CID = 2;
 
     // struct virtio_vsock_hdr, little-endian, packed.
@@ -155,10 +157,12 @@ final class VirtioVsock implements VirtioBackend {
      * The reset event is in the driver's hands and it has not posted an event buffer since: it may
      * not have dropped the saved moment's connections yet. WHY: Linux drops every connected socket
      * when it handles the event, in a work item that can run after the one taking a REQUEST that
-     * came in the same interrupt, so a new host connection is held until then (its connect deadline
-     * still runs) or the guest would drop it silently, never answering.
+     * came in the same interrupt, so a new host connection is held until then or the guest would
+     * drop it silently, never answering. Linux posts the buffer again right after handling the
+     * event and is asked to notify then; a driver that does not is waited for {@link #RESET_HOLD_NANOS}.
      */
     private boolean resetUnheard;
+    private long resetHeldUntil;
     private int strayHead;
     private int strayCount;
     private int nextHostPort = FIRST_HOST_PORT;
@@ -310,8 +314,10 @@ final class VirtioVsock implements VirtioBackend {
         out.set(U32, 0, EVENT_TRANSPORT_RESET);
         scatter(chain, out, 0, EVENT_BYTES);
         q.pushUsed(chain.head(), EVENT_BYTES);
+        q.notifyOnNextAvailable();
         resetEventPending = false;
         resetUnheard = true;
+        resetHeldUntil = System.nanoTime() + RESET_HOLD_NANOS;
     }
 
     @Override
@@ -868,6 +874,13 @@ final class VirtioVsock implements VirtioBackend {
     private void expire() {
         long now = System.nanoTime();
         nextDeadline = 0;
+        if (resetUnheard) {
+            if (now - resetHeldUntil >= 0) {
+                resetUnheard = false;   // the driver never said it handled the reset: connections go anyway
+            } else {
+                nextDeadline = resetHeldUntil;
+            }
+        }
         for (Connection c : connections) {
             if (c == null || !opening(c)) {
                 continue;

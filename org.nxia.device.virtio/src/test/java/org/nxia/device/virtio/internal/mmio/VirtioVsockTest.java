@@ -571,6 +571,33 @@ class VirtioVsockTest {
         assertEquals(9, r.expect(REQUEST).dstPort());
     }
 
+    /** A driver that never hands the event's buffer back holds host connections up only so long. */
+    @Test
+    void aDriverThatNeverSaysItHandledTheResetHoldsAConnectionOnlyBriefly() throws Exception {
+        Guest g = guest("");
+        long event = g.ev.allocate(4, (byte) 0x5a);
+        g.transport.locked(() -> g.ev.addChain(new Buffer(event, 4, true)));
+        g.m.w(VirtioMmioTransport.QUEUE_NOTIFY, 2);
+        byte[] bytes = device.saveState();
+        device.close();
+        device = new VirtioVsockFactory().create(DeviceConfig.parse("virtio-vsock:cid=" + CID), ctx);
+        device.restoreState(bytes);
+        Guest r = new Guest(g);
+        assertNotNull(poll(r, r.ev), "the reset event");
+        long start = System.nanoTime();
+        VsockEndpoint host = (VsockEndpoint) device;
+        CompletableFuture.runAsync(() -> {
+            try {
+                host.connect(9, Duration.ofSeconds(10));
+            } catch (IOException e) {
+                // nobody answers: only the REQUEST matters here
+            }
+        });
+        assertEquals(9, r.expect(REQUEST).dstPort());
+        long waited = (System.nanoTime() - start) / 1_000_000;
+        assertTrue(waited >= 1500 && waited < 4500, "held for the hold's 2 s, not more: " + waited + " ms");
+    }
+
     @Test
     void withoutAnEventBufferTheResetEventWaitsForTheDriverToPostOne() throws Exception {
         Guest g = guest("");
