@@ -36,6 +36,8 @@ final class TestVms {
     volatile DeviceContext lastContext;
     /** The states restored into "mmio" devices, in order. */
     final List<String> restoredStates = new CopyOnWriteArrayList<>();
+    /** Run as an "mmio" stand-in takes its saved state: what a test wants to know of that moment. */
+    volatile Runnable onDeviceRestore = () -> { };
 
     private final Map<String, DeviceFactory> factories = Map.of(
             "uart", factory("uart", c -> {
@@ -110,6 +112,7 @@ final class TestVms {
                                 throw new IllegalArgumentException("mmio: state 'bad' refused");
                             }
                             restoredStates.add(text);
+                            onDeviceRestore.run();
                         }
                     };
                 }

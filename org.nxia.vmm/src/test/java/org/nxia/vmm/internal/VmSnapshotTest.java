@@ -78,7 +78,12 @@ class VmSnapshotTest {
         InMemoryHypervisor hv2 = new InMemoryHypervisor(id -> Script.untilStopped());
         VmCore restored = vms.micro(hv2, threads, VmCore.DESTROY_WAIT, mmio("other"));
         restored.memory().write(MARK + 4096, new byte[] {9});   // the new VM's own bytes must not survive
+        List<String> atDeviceRestore = new java.util.ArrayList<>();
+        vms.onDeviceRestore = () -> atDeviceRestore.add("clock " + hv2.partition().clock + ", vCPU restored "
+                + hv2.partition().vcpus().getFirst().restoredRuns());
         restored.restoreFrom(snapshot);
+        // devices last: one may interrupt at once, and the interrupt controllers' saved state would undo it
+        assertEquals(List.of("clock 77, vCPU restored 1"), atDeviceRestore, "the partition and vCPUs were in before the devices");
         assertArrayEquals(new byte[] {1, 2, 3, 4}, restored.memory().read(MARK, 4));
         assertEquals(0, restored.memory().read(MARK + 4096, 1)[0]);
         assertEquals(List.of("queue=7"), vms.restoredStates, "the device got its saved state");
