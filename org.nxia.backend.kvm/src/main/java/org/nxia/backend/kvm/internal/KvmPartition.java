@@ -216,7 +216,7 @@ final class KvmPartition implements Partition {
         if (file.ramBytes() != ramBytes) {
             throw new IllegalArgumentException(file.file() + " describes " + file.ramBytes() + " bytes of RAM; this VM has " + ramBytes);
         }
-        mappedFrom = file;
+        mappedFrom = file;   // first: should mapping fail midway, RAM is zero pages, no longer the memfd's
         copiedFromFile = CopyOnWriteRam.map(guestRam.mapping, file);
         Libc.ftruncate(memFd, 0);
     }
