@@ -179,7 +179,7 @@ public final class VmCommands {
         RamFile ram = source.ram();
         return String.join(" ", ids) + "\n" + count + (count == 1 ? " clone" : " clones") + " of " + file + ": RAM "
                 + Text.size(ram.ramBytes()) + ", of it " + Text.size(ram.storedBytes()) + " in " + ram.extents().size()
-                + " runs of the file's pages mapped copy-on-write, the rest zero pages (vm:info ID: ram_file_resident_bytes,"
+                + (ram.extents().size() == 1 ? " run" : " runs") + " of the file's pages mapped copy-on-write, the rest zero pages (vm:info ID: ram_file_resident_bytes,"
                 + " ram_shared_bytes, ram_own_bytes)";
     }
 
