@@ -38,7 +38,7 @@ class AssemblySmokeTest {
      */
     static final Set<String> NODE_BUNDLES = Set.of("org.nxia.vmm.api", "org.nxia.vmm", "org.nxia.backend.kvm", "org.nxia.device.platform",
             "org.nxia.device.virtio", "org.nxia.portal", "org.nxia.profile", "org.nxia.snapshot", "org.nxia.shell", "org.nxia.lsm.policy");
-    static final Set<String> NODE_COMMANDS = Set.of("vm:create", "vm:run", "vm:list", "vm:snapshot", "vm:restore", "device:list",
+    static final Set<String> NODE_COMMANDS = Set.of("vm:create", "vm:run", "vm:list", "vm:snapshot", "vm:restore", "vm:clone", "device:list",
             "nxia:doctor", "nxia:demo", "bench:exits", "portal:create", "profile:list", "snapshot:info", "policy:show", "policy:check");
     static final Set<String> NODE_COMPONENTS = Set.of("org.nxia.backend.kvm.internal.KvmBackend", "org.nxia.vmm.internal.VmManagerImpl",
             "org.nxia.device.platform.internal.Uart16550Factory", "org.nxia.device.virtio.internal.vsock.VirtioVsockFactory",

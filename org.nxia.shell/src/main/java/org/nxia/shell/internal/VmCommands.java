@@ -22,6 +22,7 @@ import org.nxia.snapshot.api.SnapshotInfo;
 import org.nxia.snapshot.api.SnapshotKeys;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.RamFile;
 import org.nxia.vmm.api.Sandbox;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmInfo;
@@ -44,8 +45,11 @@ import org.osgi.service.component.annotations.ReferencePolicy;
         "osgi.command.function=list", "osgi.command.function=info", "osgi.command.function=console",
         "osgi.command.function=run", "osgi.command.function=destroy",
         "osgi.command.function=pause", "osgi.command.function=resume", "osgi.command.function=snapshot",
-        "osgi.command.function=restore"})
+        "osgi.command.function=restore", "osgi.command.function=clone"})
 public final class VmCommands {
+
+    /** Clones one vm:clone starts: each is a VM with its own vCPU threads. */
+    static final int MAX_CLONES = 256;
 
     private final VmManager vms;
 
@@ -140,6 +144,44 @@ public final class VmCommands {
             throw new IllegalArgumentException("no snapshot file " + file);
         }
         return vms.restore(readMicroVm(Path.of(file), key)).id();
+    }
+
+    @Descriptor("start N copy-on-write clones of a micro-VM snapshot file: each goes on where the snapshot was saved, its RAM"
+            + " the file's pages mapped privately (shared between clones until one writes a page; no write reaches the file);"
+            + " prints their ids. An encrypted file is restored by copy (vm:restore)")
+    public String clone(
+            @Descriptor("clones to start (default 1)") @Parameter(names = {"-n", "--count"}, absentValue = "1") int count,
+            @Descriptor("unencrypted snapshot file of a micro-VM (vm:snapshot without -k); it must stay unchanged while the clones run")
+            String file) throws IOException, SnapshotFormatException {
+        if (count < 1 || count > MAX_CLONES) {
+            throw new IllegalArgumentException("give 1 to " + MAX_CLONES + " clones, not " + count);
+        }
+        Path path = Path.of(file);
+        if (!Files.isRegularFile(path)) {
+            throw new IllegalArgumentException("no snapshot file " + file);
+        }
+        VmSnapshotFile.CloneSource source = VmSnapshotFile.readForClone(path);
+        if (source.vm().spec() instanceof LinuxProfile) {
+            throw new IllegalArgumentException(file + " is a System VM's snapshot: systemvm:restore starts it (with a new agent"
+                    + " generation and secret); System VMs are not cloned");
+        }
+        List<String> ids = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            try {
+                ids.add(vms.clone(source.vm(), source.ram()).id());
+            } catch (RuntimeException e) {
+                if (ids.isEmpty()) {
+                    throw e;
+                }
+                throw new IllegalStateException("clone " + (i + 1) + " of " + count + " failed: " + e.getMessage() + "; "
+                        + String.join(" ", ids) + " run (vm:destroy ends them)", e);
+            }
+        }
+        RamFile ram = source.ram();
+        return String.join(" ", ids) + "\n" + count + (count == 1 ? " clone" : " clones") + " of " + file + ": RAM "
+                + Text.size(ram.ramBytes()) + ", of it " + Text.size(ram.storedBytes()) + " in " + ram.extents().size()
+                + (ram.extents().size() == 1 ? " run" : " runs") + " of the file's pages mapped copy-on-write, the rest zero pages (vm:info ID: ram_file_resident_bytes,"
+                + " ram_shared_bytes, ram_own_bytes)";
     }
 
     @Descriptor("stop a VM if needed and release its memory")

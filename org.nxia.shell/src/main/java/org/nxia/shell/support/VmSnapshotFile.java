@@ -23,6 +23,7 @@ import java.util.regex.Pattern;
 
 import javax.crypto.SecretKey;
 
+import org.nxia.snapshot.api.RamExtent;
 import org.nxia.snapshot.api.RamPages;
 import org.nxia.snapshot.api.RamRange;
 import org.nxia.snapshot.api.Requirements;
@@ -35,6 +36,7 @@ import org.nxia.vmm.api.DescriptorTable;
 import org.nxia.vmm.api.HostPlacement;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.PartitionState;
+import org.nxia.vmm.api.RamFile;
 import org.nxia.vmm.api.Registers;
 import org.nxia.vmm.api.Segment;
 import org.nxia.vmm.api.SpecialRegisters;
@@ -150,53 +152,87 @@ public final class VmSnapshotFile {
     /** Reads a snapshot file with the caller's sections; a file this VMM cannot take whole is refused, saying why. */
     public static Contents readWhole(Path file, SecretKey key) throws IOException, SnapshotFormatException {
         try (SnapshotReader r = key == null ? SnapshotReader.open(file) : SnapshotReader.open(file, key)) {
-            Requirements req = r.requirements();
-            if (!req.architecture().equals(ARCHITECTURE)) {
-                throw new IllegalArgumentException(file + " is a snapshot of an " + req.architecture() + " guest; this VMM runs " + ARCHITECTURE);
+            return decode(r, file, true);
+        }
+    }
+
+    /**
+     * What a copy-on-write clone is made of ({@code VmManager.clone}): the VM's state, without RAM, and where
+     * the file holds each stored run of RAM pages. Only an unencrypted file's pages can be mapped. The file is
+     * checked whole here, RAM's hash included, once for all the clones made of it.
+     */
+    public record CloneSource(VmSnapshot vm, RamFile ram) {
+    }
+
+    /**
+     * Reads a plain snapshot file for clones; an encrypted one is refused (its pages must be decrypted: a
+     * restore copies them), and so is one this VMM cannot take whole.
+     */
+    public static CloneSource readForClone(Path file) throws IOException, SnapshotFormatException {
+        try (SnapshotReader r = SnapshotReader.open(file)) {
+            if (r.info().encrypted()) {
+                throw new IllegalArgumentException(file + " is encrypted: its RAM cannot be mapped; an encrypted snapshot is restored"
+                        + " by copy: vm:restore -k KEY " + file);
             }
-            VmSpec profile = spec(section(r, "vm.spec"));
-            List<VcpuState> vcpus = new ArrayList<>();
-            for (int i = 0; i < profile.vcpus(); i++) {
-                VcpuState v = vcpu(section(r, "vcpu." + i));
-                if (v.id() != i) {
-                    throw new IllegalArgumentException("section vcpu." + i + " holds vCPU " + v.id());
-                }
-                vcpus.add(v);
-            }
-            PartitionState partition = new PartitionState(parts(section(r, "partition")));
-            TreeMap<Integer, VmSnapshot.DeviceState> devices = new TreeMap<>();
-            Map<String, byte[]> extra = new LinkedHashMap<>();
-            for (String name : r.sectionNames()) {
-                Matcher m = DEVICE_SECTION.matcher(name);
-                if (m.matches()) {
-                    devices.put(Integer.parseInt(m.group(1)), new VmSnapshot.DeviceState(m.group(2), r.section(name)));
-                } else if (EXTRA_SECTION.matcher(name).matches() && !VM_SECTION_PREFIXES.contains(name.substring(0, name.indexOf('.')))) {
-                    extra.put(name, r.section(name));
-                }
-            }
-            if (!devices.isEmpty() && (devices.firstKey() != 0 || devices.lastKey() != devices.size() - 1)) {
-                throw new IllegalArgumentException("the device sections are not numbered 0.." + (devices.size() - 1) + ": " + devices.keySet());
-            }
-            List<VmSnapshot.RamChunk> ram = new ArrayList<>();
+            VmSnapshot vm = decode(r, file, false).vm();
+            List<RamFile.Extent> extents = new ArrayList<>();
             if (r.hasRam()) {
-                if (r.ramSize() != profile.memoryBytes()) {
-                    throw new IllegalArgumentException("the snapshot's RAM is " + r.ramSize() + " bytes; its spec says " + profile.memoryBytes());
+                for (RamExtent e : r.ramExtents()) {
+                    extents.add(new RamFile.Extent(e.guestOffset(), e.fileOffset(), e.length()));
                 }
-                try (Arena arena = Arena.ofConfined()) {
-                    MemorySegment whole = arena.allocate(r.ramSize(), 4096);
-                    r.copyRamInto(whole);
-                    for (RamRange range : r.ramRanges()) {
-                        for (long at = range.offset(); at < range.end(); at += VmSnapshot.RamChunk.MAX_CHUNK) {
-                            long length = Math.min(VmSnapshot.RamChunk.MAX_CHUNK, range.end() - at);
-                            MemorySegment copy = MemorySegment.ofArray(new byte[(int) length]);
-                            copy.copyFrom(whole.asSlice(at, length));
-                            ram.add(new VmSnapshot.RamChunk(at, copy));
-                        }
+            }
+            return new CloneSource(vm, new RamFile(file, vm.spec().memoryBytes(), extents));
+        }
+    }
+
+    /** The VM and the caller's sections; RAM copied into the snapshot when {@code withRam}, else left in the file. */
+    private static Contents decode(SnapshotReader r, Path file, boolean withRam) throws IOException, SnapshotFormatException {
+        Requirements req = r.requirements();
+        if (!req.architecture().equals(ARCHITECTURE)) {
+            throw new IllegalArgumentException(file + " is a snapshot of an " + req.architecture() + " guest; this VMM runs " + ARCHITECTURE);
+        }
+        VmSpec profile = spec(section(r, "vm.spec"));
+        List<VcpuState> vcpus = new ArrayList<>();
+        for (int i = 0; i < profile.vcpus(); i++) {
+            VcpuState v = vcpu(section(r, "vcpu." + i));
+            if (v.id() != i) {
+                throw new IllegalArgumentException("section vcpu." + i + " holds vCPU " + v.id());
+            }
+            vcpus.add(v);
+        }
+        PartitionState partition = new PartitionState(parts(section(r, "partition")));
+        TreeMap<Integer, VmSnapshot.DeviceState> devices = new TreeMap<>();
+        Map<String, byte[]> extra = new LinkedHashMap<>();
+        for (String name : r.sectionNames()) {
+            Matcher m = DEVICE_SECTION.matcher(name);
+            if (m.matches()) {
+                devices.put(Integer.parseInt(m.group(1)), new VmSnapshot.DeviceState(m.group(2), r.section(name)));
+            } else if (EXTRA_SECTION.matcher(name).matches() && !VM_SECTION_PREFIXES.contains(name.substring(0, name.indexOf('.')))) {
+                extra.put(name, r.section(name));
+            }
+        }
+        if (!devices.isEmpty() && (devices.firstKey() != 0 || devices.lastKey() != devices.size() - 1)) {
+            throw new IllegalArgumentException("the device sections are not numbered 0.." + (devices.size() - 1) + ": " + devices.keySet());
+        }
+        List<VmSnapshot.RamChunk> ram = new ArrayList<>();
+        if (r.hasRam() && r.ramSize() != profile.memoryBytes()) {
+            throw new IllegalArgumentException("the snapshot's RAM is " + r.ramSize() + " bytes; its spec says " + profile.memoryBytes());
+        }
+        if (r.hasRam() && withRam) {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment whole = arena.allocate(r.ramSize(), 4096);
+                r.copyRamInto(whole);
+                for (RamRange range : r.ramRanges()) {
+                    for (long at = range.offset(); at < range.end(); at += VmSnapshot.RamChunk.MAX_CHUNK) {
+                        long length = Math.min(VmSnapshot.RamChunk.MAX_CHUNK, range.end() - at);
+                        MemorySegment copy = MemorySegment.ofArray(new byte[(int) length]);
+                        copy.copyFrom(whole.asSlice(at, length));
+                        ram.add(new VmSnapshot.RamChunk(at, copy));
                     }
                 }
             }
-            return new Contents(new VmSnapshot(profile, req.backend(), ram, vcpus, partition, List.copyOf(devices.values())), extra);
         }
+        return new Contents(new VmSnapshot(profile, req.backend(), ram, vcpus, partition, List.copyOf(devices.values())), extra);
     }
 
     private static byte[] section(SnapshotReader r, String name) throws IOException, SnapshotFormatException {

@@ -8,7 +8,7 @@
  * control bundle.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.nxia.shell.support;
 
 import org.osgi.annotation.bundle.Export;

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
@@ -22,6 +23,7 @@ import org.nxia.vmm.api.DescriptorTable;
 import org.nxia.vmm.api.HostPlacement;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.PartitionState;
+import org.nxia.vmm.api.RamFile;
 import org.nxia.vmm.api.Registers;
 import org.nxia.vmm.api.Segment;
 import org.nxia.vmm.api.SpecialRegisters;
@@ -94,6 +96,37 @@ class VmSnapshotFileTest {
         VmSnapshotFile.write(s, file, key);
         assertSame(s, VmSnapshotFile.read(file, key));
         assertThrows(Exception.class, () -> VmSnapshotFile.read(file, SnapshotKeys.generate()), "another key");
+    }
+
+    @Test
+    void aPlainFileGivesAClonesStateWithoutRamAndWhereTheFileHoldsEachPageOfIt() throws Exception {
+        VmSnapshot s = snapshot();
+        Path file = dir.resolve("vm.nxsnap");
+        VmSnapshotFile.write(s, file, null);
+        VmSnapshotFile.CloneSource clone = VmSnapshotFile.readForClone(file);
+        assertEquals(List.of(), clone.vm().ram(), "a clone's RAM stays in the file");
+        assertEquals(s.vcpus(), clone.vm().vcpus());
+        assertEquals(s.devices(), clone.vm().devices());
+        assertEquals(s.spec().memoryBytes(), clone.ram().ramBytes());
+        assertEquals(file, clone.ram().file());
+        byte[] bytes = Files.readAllBytes(file);
+        assertEquals(s.ram().size(), clone.ram().extents().size());
+        for (int i = 0; i < s.ram().size(); i++) {
+            RamFile.Extent e = clone.ram().extents().get(i);
+            VmSnapshot.RamChunk c = s.ram().get(i);
+            assertEquals(c.gpa(), e.gpa());
+            assertEquals(0, e.fileOffset() % 4096, "page-aligned in the file: it can be mapped");
+            assertEquals(-1, c.bytes().mismatch(MemorySegment.ofArray(bytes).asSlice(e.fileOffset(), e.length())),
+                    "the file holds the chunk's bytes at the extent's offset");
+        }
+    }
+
+    @Test
+    void anEncryptedFileIsNotClonedButRestoredByCopy() throws Exception {
+        Path file = dir.resolve("vm.nxsnap");
+        VmSnapshotFile.write(snapshot(), file, SnapshotKeys.generate());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.readForClone(file));
+        assertTrue(e.getMessage().contains("an encrypted snapshot is restored by copy: vm:restore"), e.getMessage());
     }
 
     @Test

@@ -49,6 +49,22 @@ public interface Partition extends AutoCloseable {
     }
 
     /**
+     * Replaces all of guest RAM by {@code ram}'s pages mapped copy-on-write from its file (pages the
+     * file does not hold become zero pages): what the RAM held before is gone, and from now on the
+     * guest's and the VMM's writes go to private copies, never to the file. Call before any vCPU
+     * runs. Each extent is checked against the file's size and this RAM before anything is mapped.
+     * Afterwards {@link #populatedRam()} is all of RAM (the file's pages are not the backend's to probe).
+     *
+     * @throws IllegalArgumentException if an extent lies past the file's end or RAM's, or RAM is not {@code ram.ramBytes()}
+     * @throws IllegalStateException if this RAM cannot be replaced (its placement, huge pages or no overcommit, or a vCPU ran)
+     * @throws UnsupportedOperationException if the backend cannot map guest RAM from a file
+     * @throws HypervisorException if the file cannot be opened or mapped
+     */
+    default void mapRamFrom(RamFile ram) {
+        throw new UnsupportedOperationException("this backend cannot map guest RAM from a file (copy-on-write clones)");
+    }
+
+    /**
      * The parts of RAM that may hold nonzero bytes (pages the guest or the
      * VMM ever touched), ascending; RAM outside them reads as zero. By
      * default all of RAM.

@@ -55,6 +55,21 @@ public interface VmManager {
     VirtualMachine restore(VmSnapshot snapshot);
 
     /**
+     * Restores {@code snapshot} as {@link #restore} does, with guest RAM mapped copy-on-write from
+     * {@code ram} instead of copied: many clones of one snapshot file share its pages until each
+     * writes them, and no write reaches the file. {@code snapshot} carries the VM's state and no RAM
+     * of its own. Micro-VMs only: a System VM gets a new agent generation and secret on restore
+     * ({@code systemvm:restore}), which a shared image would defeat. The RAM is placed as the file's
+     * pages are: a spec asking for huge pages or no overcommit is refused.
+     *
+     * @throws IllegalArgumentException if the snapshot is a Linux VM's, holds RAM of its own, asks for huge pages
+     *         or no overcommit, does not fit this backend, or {@code ram} does not fit its RAM or its file
+     * @throws UnsupportedOperationException if the backend cannot map guest RAM from a file
+     * @throws HypervisorException if the backend refuses a part
+     */
+    VirtualMachine clone(VmSnapshot snapshot, RamFile ram);
+
+    /**
      * Makes a {@link Sandbox} of {@code template}: a micro-VM restored from it
      * once, reset in place for each run. The template is a snapshot of a paused
      * micro-VM or of one created and not yet started (its entry point). It is

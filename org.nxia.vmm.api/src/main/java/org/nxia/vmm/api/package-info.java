@@ -22,9 +22,13 @@
  * {@code createPartition(long, HostPlacement)} and {@link org.nxia.vmm.api.HostAffinity}.
  * Also 2.2: {@code Partition.startDirtyLog()} and {@link org.nxia.vmm.api.DirtyLog}: which RAM pages the vCPUs wrote;
  * {@link org.nxia.vmm.api.Sandbox} ({@code VmManager.sandbox}): a micro-VM reset in place to a snapshot for each run.
+ *
+ * <p>2.3: copy-on-write clones: {@code VmManager.clone(VmSnapshot, RamFile)} restores a micro-VM whose RAM is a
+ * {@link org.nxia.vmm.api.RamFile}'s pages mapped {@code MAP_PRIVATE}, through the backend's
+ * {@code Partition.mapRamFrom(RamFile)}.
  */
 @Export
-@Version("2.2.0")
+@Version("2.3.0")
 package org.nxia.vmm.api;
 
 import org.osgi.annotation.bundle.Export;

@@ -28,6 +28,7 @@ import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.Partition;
 import org.nxia.vmm.api.PlacementOutcome;
+import org.nxia.vmm.api.RamFile;
 import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.Vcpu;
 import org.nxia.vmm.api.VcpuState;
@@ -625,6 +626,15 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
      * devices, each checked by its owner before it takes anything.
      */
     synchronized void restoreFrom(VmSnapshot snapshot) {
+        restoreFrom(snapshot, null);
+    }
+
+    /**
+     * As {@link #restoreFrom(VmSnapshot)}, with RAM from {@code ram} when it is not null: the
+     * partition maps its file's pages copy-on-write over all of RAM (what loading wrote is dropped
+     * with the rest), and the snapshot brings no RAM of its own.
+     */
+    synchronized void restoreFrom(VmSnapshot snapshot, RamFile ram) {
         if (state != VmState.CREATED) {
             throw new IllegalStateException(id + " is " + state.name().toLowerCase() + "; a snapshot goes only into a VM not yet started");
         }
@@ -642,11 +652,18 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
                         + devices.get(i).type());
             }
         }
-        for (GuestRange r : partition.populatedRam()) {
-            memory.slice(r.gpa(), r.length()).fill((byte) 0);
-        }
-        for (VmSnapshot.RamChunk c : snapshot.ram()) {
-            memory.slice(c.gpa(), c.bytes().byteSize()).copyFrom(c.bytes());
+        if (ram != null) {
+            if (!snapshot.ram().isEmpty()) {
+                throw new IllegalArgumentException("the snapshot holds RAM of its own; a clone's RAM comes from " + ram.file());
+            }
+            partition.mapRamFrom(ram);
+        } else {
+            for (GuestRange r : partition.populatedRam()) {
+                memory.slice(r.gpa(), r.length()).fill((byte) 0);
+            }
+            for (VmSnapshot.RamChunk c : snapshot.ram()) {
+                memory.slice(c.gpa(), c.bytes().byteSize()).copyFrom(c.bytes());
+            }
         }
         restoreMachine(snapshot);
     }
@@ -821,6 +838,13 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
             }
         }
         Map<String, Long> counters = new LinkedHashMap<>(stats);
+        if (!closed) {
+            try {
+                counters.putAll(partition.statistics());   // a clone's RAM: resident, shared with other mappings, its own
+            } catch (RuntimeException e) {
+                // closed under us
+            }
+        }
         kind.counters(counters);
         counters.put("unserved_accesses", unservedAccesses);
         counters.put("ioeventfd_doorbells", doorbells.open());

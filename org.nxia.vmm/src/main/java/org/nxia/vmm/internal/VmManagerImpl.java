@@ -16,6 +16,7 @@ import org.nxia.vmm.api.HostFunction;
 import org.nxia.vmm.api.Hypervisor;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.RamFile;
 import org.nxia.vmm.api.Sandbox;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
@@ -134,6 +135,35 @@ public final class VmManagerImpl implements VmManager {
         VmCore vm = (VmCore) created;
         try {
             vm.restoreFrom(snapshot);
+            vm.start();
+        } catch (RuntimeException e) {
+            destroy(vm.id());
+            throw e;
+        }
+        return vm;
+    }
+
+    @Override
+    public VirtualMachine clone(VmSnapshot snapshot, RamFile ram) {
+        if (!(snapshot.spec() instanceof VmProfile micro)) {
+            throw new IllegalArgumentException("a clone is made of a micro-VM's snapshot; a System VM is restored by"
+                    + " systemvm:restore, which gives it a new agent generation and secret");
+        }
+        if (!snapshot.ram().isEmpty()) {
+            throw new IllegalArgumentException("a clone's RAM is the file's; the snapshot holds " + snapshot.ram().size()
+                    + " RAM chunks of its own (restore copies them: VmManager.restore)");
+        }
+        if (ram.ramBytes() != micro.memoryBytes()) {
+            throw new IllegalArgumentException("the RAM file describes " + ram.ramBytes() + " bytes of RAM; the snapshot's VM has "
+                    + micro.memoryBytes());
+        }
+        if (micro.placement().hugePages() || !micro.placement().overcommit()) {
+            throw new IllegalArgumentException("a clone's RAM is the snapshot file's pages, mapped copy-on-write: it cannot be"
+                    + " placed on huge pages or allocated up front (no overcommit); vm:restore copies RAM placed as asked");
+        }
+        VmCore vm = (VmCore) create(micro);
+        try {
+            vm.restoreFrom(snapshot, ram);
             vm.start();
         } catch (RuntimeException e) {
             destroy(vm.id());

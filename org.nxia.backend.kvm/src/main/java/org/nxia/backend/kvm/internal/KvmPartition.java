@@ -22,6 +22,7 @@ import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.Partition;
 import org.nxia.vmm.api.PartitionState;
 import org.nxia.vmm.api.PlacementOutcome;
+import org.nxia.vmm.api.RamFile;
 import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.Vcpu;
 
@@ -61,6 +62,9 @@ final class KvmPartition implements Partition {
     private boolean interruptsAsked;
     private KvmVcpuState.Support vcpuState;
     private KvmDirtyLog dirtyLog;
+    /** The file a clone's RAM is mapped from, or null: RAM is the memfd's. */
+    private RamFile mappedFrom;
+    private long copiedFromFile;
     private boolean closed;
 
     KvmPartition(KvmSystem system, long ramBytes, HostPlacement placement, int kickSignal) {
@@ -178,13 +182,43 @@ final class KvmPartition implements Partition {
         return Optional.of(doorbell);
     }
 
-    /** The memfd's data extents (SEEK_DATA/SEEK_HOLE): pages never touched are holes and read as zero. */
+    /**
+     * The memfd's data extents (SEEK_DATA/SEEK_HOLE): pages never touched are holes and read as zero.
+     * A clone's RAM is not the memfd's: all of it (the snapshot writer still skips its zero pages).
+     */
     @Override
     public synchronized List<GuestRange> populatedRam() {
         if (closed) {
             throw new IllegalStateException("partition is closed");
         }
-        return dataExtents(memFd, ramBytes);
+        return mappedFrom != null ? List.of(new GuestRange(0, ramBytes)) : dataExtents(memFd, ramBytes);
+    }
+
+    /**
+     * Maps the file's pages copy-on-write over the RAM's mapping in place ({@link CopyOnWriteRam}):
+     * the KVM slot keeps its address (KVM follows the host mapping through its MMU notifier), and the
+     * memfd, mapped nowhere now, is emptied of what loading wrote.
+     */
+    @Override
+    public synchronized void mapRamFrom(RamFile file) {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        for (PlacementOutcome o : guestRam.outcomes()) {
+            if (o.inEffect()) {   // hugetlbfs pages or RAM allocated up front: a file's 4 KiB pages would undo either
+                throw new IllegalStateException("guest RAM was placed (" + o.aspect() + ": " + o.detail()
+                        + "); a clone's RAM is the snapshot file's pages and cannot be placed");
+            }
+        }
+        if (mappedFrom != null) {
+            throw new IllegalStateException("guest RAM is already mapped from " + mappedFrom.file());
+        }
+        if (file.ramBytes() != ramBytes) {
+            throw new IllegalArgumentException(file.file() + " describes " + file.ramBytes() + " bytes of RAM; this VM has " + ramBytes);
+        }
+        mappedFrom = file;   // first: should mapping fail midway, RAM is zero pages, no longer the memfd's
+        copiedFromFile = CopyOnWriteRam.map(guestRam.mapping, file);
+        Libc.ftruncate(memFd, 0);
     }
 
     /** The page-rounded data extents of the first {@code size} bytes of {@code fd}. */
@@ -281,8 +315,13 @@ final class KvmPartition implements Partition {
     }
 
     @Override
-    public Map<String, Long> statistics() {
-        return Map.of("ram_bytes", ram.byteSize());
+    public synchronized Map<String, Long> statistics() {
+        if (mappedFrom == null || closed) {
+            return Map.of("ram_bytes", ram.byteSize());
+        }
+        CopyOnWriteRam.Usage u = CopyOnWriteRam.Usage.of(guestRam.mapping.address(), ramBytes);
+        return Map.of("ram_bytes", ram.byteSize(), "ram_file_bytes", mappedFrom.storedBytes(), "ram_file_copied_bytes", copiedFromFile,
+                "ram_file_resident_bytes", u.filePages(), "ram_shared_bytes", u.shared(), "ram_own_bytes", u.own());
     }
 
     // ---- shared memory (Portal) ----

@@ -31,6 +31,9 @@ final class Libc {
     static final int MFD_HUGETLB = 0x4;
     static final int MAP_PRIVATE = 0x2;
     static final int MAP_ANONYMOUS = 0x20;
+    static final int MAP_FIXED = 0x10;
+    static final int MAP_NORESERVE = 0x4000;
+    static final int O_RDONLY = 0x0;
     static final int MADV_HUGEPAGE = 14;
     static final int MADV_POPULATE_WRITE = 23;
     /** Affinity masks of 4096 bits: every CPU index a placement may name (HostPlacement.MAX_CPU). */
@@ -214,6 +217,20 @@ final class Libc {
         return MemorySegment.ofAddress(address).reinterpret(size);
     }
 
+    /**
+     * mmap(at, size, prot, flags | MAP_FIXED, fd, offset): replaces whatever is mapped at {@code at}
+     * (the caller's own range) with the new mapping, in place.
+     */
+    static void mmapFixed(MemorySegment at, int prot, int flags, int fd, long offset, String what) throws KvmException {
+        long size = at.byteSize();
+        long address = checked("mmap(" + what + ")", size + " bytes at 0x" + Long.toHexString(at.address()) + ", fd " + fd
+                + ", offset " + offset, (arena, state) ->
+                ((MemorySegment) MMAP.invokeExact(state, at, size, prot, flags | MAP_FIXED, fd, offset)).address());
+        if (address != at.address()) {   // MAP_FIXED maps exactly there or fails; anything else is a broken libc
+            throw new AssertionError("mmap(MAP_FIXED) at 0x" + Long.toHexString(at.address()) + " mapped 0x" + Long.toHexString(address));
+        }
+    }
+
     static void munmap(MemorySegment segment) {
         try {
             int rc = (int) MUNMAP.invokeExact(segment, segment.byteSize());
@@ -294,6 +311,7 @@ final class Libc {
                 (arena, state) -> (long) PREAD.invokeExact(state, fd, buffer, buffer.byteSize(), offset));
     }
 
+    static final int SEEK_END = 2;
     static final int SEEK_DATA = 3;
     static final int SEEK_HOLE = 4;
     static final int ENXIO = 6;

@@ -2,7 +2,11 @@ package org.nxia.vmm.internal.memhv;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.StandardOpenOption;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -18,6 +22,7 @@ import org.nxia.vmm.api.InterruptController;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.Partition;
 import org.nxia.vmm.api.PartitionState;
+import org.nxia.vmm.api.RamFile;
 import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.StatePart;
 import org.nxia.vmm.api.Vcpu;
@@ -183,6 +188,40 @@ public final class InMemoryHypervisor implements Hypervisor {
             };
             mappings.add(mapping);
             return mapping;
+        }
+
+        /** Files RAM was mapped from ({@link #mapRamFrom}), in order. */
+        public final List<RamFile> mappedFrom = new CopyOnWriteArrayList<>();
+
+        /**
+         * A stand-in for a copy-on-write mapping: zeroes RAM and copies the file's extents in, each
+         * checked against the file's size first, as the KVM backend does before it maps them.
+         */
+        @Override
+        public synchronized void mapRamFrom(RamFile ram) {
+            if (ram.ramBytes() != ramBytes) {
+                throw new IllegalArgumentException(ram.file() + " describes " + ram.ramBytes() + " bytes of RAM; this VM has " + ramBytes);
+            }
+            try (FileChannel file = FileChannel.open(ram.file(), StandardOpenOption.READ)) {
+                for (RamFile.Extent e : ram.extents()) {
+                    if (e.fileOffset() + e.length() > file.size()) {
+                        throw new IllegalArgumentException("RAM extent at 0x%x lies past the end of %s".formatted(e.gpa(), ram.file()));
+                    }
+                }
+                MemorySegment all = memory.slice(0, ramBytes);
+                all.fill((byte) 0);
+                for (RamFile.Extent e : ram.extents()) {
+                    ByteBuffer target = all.asSlice(e.gpa(), e.length()).asByteBuffer();
+                    while (target.hasRemaining()) {
+                        if (file.read(target, e.fileOffset() + target.position()) < 0) {
+                            throw new IllegalArgumentException(ram.file() + " ended early");
+                        }
+                    }
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            mappedFrom.add(ram);
         }
 
         /** Shared regions mapped now. */
