@@ -260,9 +260,10 @@ public final class SystemVmLauncher implements SystemVms {
         }
 
         /**
-         * Opens the session, then registers it. A restored guest may take a moment to drop the
-         * connections of the saved moment: with {@code restored}, a connection it closes is tried
-         * again until the deadline.
+         * Opens the session, then registers it. With {@code restored}, a handshake that gets no
+         * answer is tried again until the deadline: the vsock device holds a new connection until
+         * the guest has dropped the saved moment's (docs/vsock.md, "Snapshots"), but only for 2 s,
+         * and a guest slower than that drops the new one with them.
          */
         void open(byte[] secret, long generation, long deadline, boolean restored) throws IOException {
             long start = System.nanoTime();
@@ -271,8 +272,7 @@ public final class SystemVmLauncher implements SystemVms {
                 try {
                     SocketChannel channel = VsockUnixClient.connect(uds, AGENT_PORT,
                             Duration.ofNanos(Math.max(1, Math.min(CONNECT_LIMIT.toNanos(), deadline - System.nanoTime()))));
-                    // a restored guest may take the first connection while it still drops the saved moment's:
-                    // a short handshake limit then, tried again, rather than the whole limit on a lost one
+                    // a lost connection then costs one short attempt, not the whole limit
                     session = AgentConnection.open(channel, secret, restored ? min(handshakeLimit, RESTORED_HANDSHAKE) : handshakeLimit);
                     if (restored) {
                         LOG.log(System.Logger.Level.INFO, "System VM " + vm.id() + " restored: session on attempt " + attempt + " after "
