@@ -180,7 +180,7 @@ public class SystemVmExecTest {
             String micro = refused("vm:restore -k " + key + " " + file);
             assertTrue(micro, micro.contains("System VM's snapshot: systemvm:restore"));
             Gogo.Run restored = Gogo.run(processor, "systemvm:restore -k " + key + " " + file);
-            java.util.regex.Matcher id = java.util.regex.Pattern.compile("^(\\S+) restored from").matcher(restored.output());
+            java.util.regex.Matcher id = java.util.regex.Pattern.compile("^(\\S+) restored from", java.util.regex.Pattern.MULTILINE).matcher(restored.output());
             assertTrue(restored.output(), id.find());
             restoredId = id.group(1);
             SystemVm copy = systemVms.find(restoredId).orElseThrow();
