@@ -30,6 +30,7 @@
 #include <termios.h>
 #include <time.h>
 
+#include "confine.h"
 #include "net.h"
 #include "proto.h"
 #include "root.h"
@@ -408,9 +409,11 @@ static void do_configure(struct conn *c, uint32_t id, const uint8_t *pl, uint32_
     send_ok(c, id);
 }
 
-static void child_fail(int fd, int stage)
+/* The child's report of why it did not get to run the program: stage (what
+ * failed: see do_exec's what[]), errno, and the FS_RULE at fault or -1. */
+static void child_fail(int fd, int stage, int rule)
 {
-    int e[2] = {stage, errno};
+    int e[3] = {stage, errno, rule};
 
     if (write(fd, e, sizeof e) < 0)
         _exit(126);
@@ -421,7 +424,9 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
 {
     struct ctl_tlv t = {.p = pl, .end = pl + len};
     char *argv[MAX_ARGS + 1], *envv[MAX_ENV], *cwd = NULL;
-    int argc = 0, envc = 0, r, pty = 0;
+    int argc = 0, envc = 0, r, pty = 0, nrules = 0, ndeny = -1;
+    struct confine_rule rules[CONFINE_MAX_RULES];
+    uint32_t deny[CONFINE_MAX_SYSCALLS];
     struct winsize ws = {.ws_row = 24, .ws_col = 80};
     size_t used = 0;
     struct job *j = NULL;
@@ -436,6 +441,30 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
     }
     while ((r = ctl_tlv_next(&t)) > 0) {
         char *s = NULL;
+        if (t.tag == CTL_T_FS_RULE) {
+            uint32_t a = t.len > 4 ? ctl_get32(t.val) : 0;
+            if (nrules == CONFINE_MAX_RULES || a == 0 || (a & ~CONFINE_ALL) || t.len - 4 > CONFINE_MAX_PATH
+                || t.val[4] != '/' || !(s = cstr(&used, t.val + 4, t.len - 4))) {
+                send_error(c, id, CTL_E_PROTO, "exec: bad FS_RULE (access 1..7, absolute path of at most %d bytes,"
+                           " at most %d rules)", CONFINE_MAX_PATH, CONFINE_MAX_RULES);
+                return;
+            }
+            rules[nrules++] = (struct confine_rule){.access = a, .path = s};
+            continue;
+        }
+        if (t.tag == CTL_T_DENY_SYSCALLS) {
+            uint32_t n = t.len / 4;
+            int ok = ndeny < 0 && t.len % 4 == 0 && n >= 1 && n <= CONFINE_MAX_SYSCALLS;
+            for (uint32_t i = 0; ok && i < n; i++)
+                ok = (deny[i] = ctl_get32(t.val + 4 * i)) <= CONFINE_MAX_NR;
+            if (!ok) {
+                send_error(c, id, CTL_E_PROTO, "exec: bad DENY_SYSCALLS (once, 1..%d numbers of at most %d)",
+                           CONFINE_MAX_SYSCALLS, CONFINE_MAX_NR);
+                return;
+            }
+            ndeny = (int)n;
+            continue;
+        }
         if (t.tag != CTL_T_PTY && !(s = cstr(&used, t.val, t.len))) {
             send_error(c, id, CTL_E_PROTO, "exec: string holds a NUL");
             return;
@@ -493,37 +522,51 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
         if (pty) {
             int s = open(slave, O_RDWR);
             if (s < 0 || ioctl(s, TIOCSCTTY, 0) < 0)
-                child_fail(status[1], 0);
+                child_fail(status[1], 0, -1);
             in[0] = out[1] = err[1] = s;
         }
         if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
-            child_fail(status[1], 0);
+            child_fail(status[1], 0, -1);
         if (pty && in[0] > 2)
             close(in[0]);
         if (cwd && chdir(cwd) < 0)
-            child_fail(status[1], 1);
+            child_fail(status[1], 1, -1);
         for (int i = 0; i < MAX_ENV; i++)
             if (cfg_env[i])
                 putenv(cfg_env[i]);
         for (int i = 0; i < envc; i++)
             putenv(envv[i]);
+        /* Last, so that nothing above needs what the program is denied. A
+         * confinement that cannot be applied fails the exec: never unconfined. */
+        if ((nrules || ndeny > 0) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+            child_fail(status[1], 3, -1);
+        int bad;
+        if (nrules && confine_landlock(rules, nrules, &bad) < 0)
+            child_fail(status[1], 4, bad);
+        if (ndeny > 0 && confine_seccomp(deny, ndeny, EPERM) < 0)
+            child_fail(status[1], 5, -1);
         execvp(argv[0], argv);
-        child_fail(status[1], 2);
+        child_fail(status[1], 2, -1);
     }
 
     close_fd(&status[1]);
-    int e[2];
+    int e[3];
     ssize_t n;
     while ((n = read(status[0], e, sizeof e)) < 0 && errno == EINTR)
         ;
     close_fd(&status[0]);
     if (n == sizeof e) {
-        static const char *what[] = {"set up stdio for", "change to the directory of", "run"};
+        static const char *what[] = {"set up stdio for", "change to the directory of", "run",
+                                     "set no_new_privs for", "confine (Landlock)", "confine (seccomp)"};
         waitpid(pid, NULL, 0);
         if (e[0] == 1)
             send_error(c, id, CTL_E_EXEC, "cannot change to %s: %s", cwd, strerror(e[1]));
+        else if (e[0] == 4 && e[2] >= 0 && e[2] < nrules)
+            send_error(c, id, CTL_E_EXEC, "cannot confine (Landlock) %s: rule %d, %s: %s", argv[0], e[2],
+                       rules[e[2]].path, strerror(e[1]));
         else
-            send_error(c, id, CTL_E_EXEC, "cannot %s %s: %s", what[e[0] == 2 ? 2 : 0], argv[0], strerror(e[1]));
+            send_error(c, id, CTL_E_EXEC, "cannot %s %s: %s", what[e[0] >= 0 && e[0] <= 5 ? e[0] : 0], argv[0],
+                       strerror(e[1]));
         close_fd(&in[0]); close_fd(&in[1]); close_fd(&out[0]); close_fd(&out[1]);
         close_fd(&err[0]); close_fd(&err[1]); close_fd(&master);
         return;

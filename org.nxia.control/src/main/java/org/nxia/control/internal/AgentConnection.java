@@ -313,6 +313,9 @@ final class AgentConnection implements AgentSession {
         }
     }
 
+    /** Confined execs and their refusals (docs/linux-vm.md, Confinement). */
+    private static final System.Logger AUDIT = System.getLogger("org.nxia.control.audit");
+
     @Override
     public String agent() {
         return agent;
@@ -333,6 +336,7 @@ final class AgentConnection implements AgentSession {
         if (request.pty() != null)
             fields.put(Wire.T_PTY, ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN)
                     .putShort((short) request.pty().rows()).putShort((short) request.pty().cols()).array());
+        Wire.putConfinement(fields, request.confinement());
         byte[] payload = fields.bytes();
         if (payload.length > Wire.MAX_PAYLOAD)
             throw new IllegalArgumentException("argv and env take " + payload.length + " bytes, over " + Wire.MAX_PAYLOAD);
@@ -341,7 +345,20 @@ final class AgentConnection implements AgentSession {
         if (broken != null)
             x.fail(broken);
         send(Wire.EXEC, x.id, payload);
-        await(x.started, "exec " + request.argv().getFirst());
+        if (request.confinement().isNone()) {
+            await(x.started, "exec " + request.argv().getFirst());
+            return x;
+        }
+        // The audit trail of confined programs (issue 13 §5): what was asked, and whether the guest applied it.
+        try {
+            await(x.started, "exec " + request.argv().getFirst());
+        } catch (IOException e) {
+            AUDIT.log(System.Logger.Level.WARNING, "agent " + agent + ": confined exec " + request.argv() + " refused ("
+                    + request.confinement() + "): " + e.getMessage());
+            throw e;
+        }
+        AUDIT.log(System.Logger.Level.INFO, "agent " + agent + ": exec " + request.argv() + " confined: "
+                + request.confinement());
         return x;
     }
 

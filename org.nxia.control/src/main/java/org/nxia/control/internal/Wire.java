@@ -12,6 +12,7 @@ import java.util.List;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
+import org.nxia.control.api.Confinement;
 import org.nxia.control.api.ControlException.Code;
 
 /** Control protocol v1 on the wire (docs/control-protocol.md): frames, fields, proofs. */
@@ -32,7 +33,7 @@ final class Wire {
             STDOUT = 0x93, STDERR = 0x94, EXIT = 0x95;
     // fields of CONFIGURE and EXEC
     static final int T_ARG = 1, T_ENV = 2, T_CWD = 3, T_PTY = 4, T_HOSTNAME = 5, T_MOUNT = 6,
-            T_GENERATION = 7, T_SEED = 8, T_SECRET = 9;
+            T_GENERATION = 7, T_SEED = 8, T_SECRET = 9, T_FS_RULE = 10, T_DENY_SYSCALLS = 11;
 
     private Wire() {
     }
@@ -104,6 +105,20 @@ final class Wire {
 
         byte[] bytes() {
             return out.toByteArray();
+        }
+    }
+
+    /** EXEC's confinement fields: one FS_RULE per path, then DENY_SYSCALLS if any. */
+    static void putConfinement(Fields fields, Confinement c) {
+        for (Confinement.PathRule r : c.paths()) {
+            byte[] path = r.path().getBytes(StandardCharsets.UTF_8);
+            fields.put(T_FS_RULE, ByteBuffer.allocate(4 + path.length).order(ByteOrder.LITTLE_ENDIAN)
+                    .putInt(r.bits()).put(path).array());
+        }
+        if (!c.deniedSyscalls().isEmpty()) {
+            ByteBuffer b = ByteBuffer.allocate(4 * c.deniedSyscalls().size()).order(ByteOrder.LITTLE_ENDIAN);
+            c.deniedSyscalls().forEach(b::putInt);
+            fields.put(T_DENY_SYSCALLS, b.array());
         }
     }
 
