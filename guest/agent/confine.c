@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <string.h>
 #include <unistd.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -107,14 +109,38 @@ fail:;
 
 #define X32_BIT 0x40000000u
 
-int confine_seccomp(const uint32_t *nrs, int n, int err)
+int confine_notify_ok(const uint32_t *nrs, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (nrs[i] == __NR_sendmsg)
+            return 0;
+    return 1;
+}
+
+int confine_answer(int fd, int err, uint32_t *nr, uint32_t *pid)
+{
+    struct seccomp_notif req;
+    struct seccomp_notif_resp resp;
+
+    memset(&req, 0, sizeof req);    /* the kernel insists */
+    if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+        return -1;
+    *nr = (uint32_t)req.data.nr;
+    *pid = req.pid;
+    memset(&resp, 0, sizeof resp);
+    resp.id = req.id;
+    resp.error = -err;
+    return ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+int confine_seccomp(const uint32_t *nrs, int n, int err, int notify)
 {
     if (n < 0 || n > CONFINE_MAX_SYSCALLS) {
         errno = EINVAL;
         return -1;
     }
-    /* arch check, x32 check, one compare per number, then allow / deny / kill */
-    struct sock_filter f[8 + CONFINE_MAX_SYSCALLS];
+    /* arch check, x32 check, one compare per number, then allow / notify / deny */
+    struct sock_filter f[9 + CONFINE_MAX_SYSCALLS];
     int k = 0;
     f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
     /* jt 0 goes on; jf lands on the kill at the end */
@@ -124,10 +150,15 @@ int confine_seccomp(const uint32_t *nrs, int n, int err)
     /* x32 numbers are the same calls with a high bit: they would slip past the list */
     f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_BIT, 0, 1);
     f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-    for (int i = 0; i < n; i++)    /* a match jumps to the deny after the allow */
-        f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nrs[i], (uint8_t)(n - i), 0);
+    /* a match jumps past the allow to the notify, or (sendmsg, or notify 0) to the deny after it */
+    for (int i = 0; i < n; i++)
+        f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nrs[i],
+                                              (uint8_t)(n - i + (!notify || nrs[i] == __NR_sendmsg)), 0);
     f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
     f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((uint32_t)err & SECCOMP_RET_DATA));
     struct sock_fprog prog = {.len = (unsigned short)k, .filter = f};
-    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+    if (!notify)
+        return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+    return (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
 }

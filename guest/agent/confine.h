@@ -25,9 +25,20 @@ struct confine_rule {
  * the index of the rule whose path failed, or -1. */
 int confine_landlock(const struct confine_rule *rules, int n, int *bad);
 
-/* Installs a seccomp filter: on x86_64 the syscalls nrs[0..n) fail with
- * err, every other one runs; any other architecture (or x32) is killed.
- * Needs no_new_privs. -1 with errno on failure. */
-int confine_seccomp(const uint32_t *nrs, int n, int err);
+/* Installs a seccomp filter: on x86_64 the syscalls nrs[0..n) are denied,
+ * every other one runs; any other architecture (or x32) is killed. Needs
+ * no_new_privs. notify 0: a denied call fails with err at once, returns 0.
+ * notify 1: it waits for the listener this returns (an fd, close-on-exec) to
+ * answer; if nrs holds sendmsg it fails with err at once, so that the caller
+ * can hand the listener over with sendmsg (see confine_notify_ok). -1 with
+ * errno on failure. */
+int confine_seccomp(const uint32_t *nrs, int n, int err, int notify);
+
+/* Whether a listener can be handed over: nrs does not deny sendmsg. */
+int confine_notify_ok(const uint32_t *nrs, int n);
+
+/* Answers one waiting notification of listener fd with -err; *nr and *pid
+ * say what was denied. 0, or -1 with errno (ENOENT: the caller died). */
+int confine_answer(int fd, int err, uint32_t *nr, uint32_t *pid);
 
 #endif

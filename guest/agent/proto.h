@@ -26,6 +26,7 @@ enum {
 enum {
     CTL_HELLO_REPLY = 0x81, CTL_READY = 0x82, CTL_OK = 0x90, CTL_ERROR = 0x91,
     CTL_STARTED = 0x92, CTL_STDOUT = 0x93, CTL_STDERR = 0x94, CTL_EXIT = 0x95,
+    CTL_DENIED = 0x96,
 };
 /* ERROR codes */
 enum {

@@ -31,7 +31,7 @@ int main(int argc, char **argv)
         }
         nrs[n++] = (uint32_t)v;
     }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || confine_seccomp(nrs, n, ENOSYS) < 0) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || confine_seccomp(nrs, n, ENOSYS, 0) < 0) {
         fprintf(stderr, "deny-run: seccomp: %s\n", strerror(errno));
         return 1;
     }

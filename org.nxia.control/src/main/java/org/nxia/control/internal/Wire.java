@@ -30,7 +30,7 @@ final class Wire {
             SIGNAL = 0x13, RESIZE = 0x14, QUIESCE = 0x15, RESUME = 0x16, SHUTDOWN = 0x17;
     // agent -> host
     static final int HELLO_REPLY = 0x81, READY = 0x82, OK = 0x90, ERROR = 0x91, STARTED = 0x92,
-            STDOUT = 0x93, STDERR = 0x94, EXIT = 0x95;
+            STDOUT = 0x93, STDERR = 0x94, EXIT = 0x95, DENIED = 0x96;
     // fields of CONFIGURE and EXEC
     static final int T_ARG = 1, T_ENV = 2, T_CWD = 3, T_PTY = 4, T_HOSTNAME = 5, T_MOUNT = 6,
             T_GENERATION = 7, T_SEED = 8, T_SECRET = 9, T_FS_RULE = 10, T_DENY_SYSCALLS = 11;

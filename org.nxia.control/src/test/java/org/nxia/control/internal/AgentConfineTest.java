@@ -9,7 +9,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.logging.Handler;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
 
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
@@ -110,15 +114,64 @@ class AgentConfineTest {
     }
 
     @Test
-    void deniedSyscallIsEperm() throws IOException {
+    void deniedSyscallIsEpermAndAudited() throws IOException {
         String tryIt = helper("socket-try");
-        try (AgentSession s = agent.session()) {
+        try (AgentSession s = agent.session(); Audit audit = new Audit()) {
             ExecResult free = s.exec(ExecRequest.of(tryIt));
             assertEquals("socket: ok\n", free.stdoutText(), "sockets work here without the filter");
+            assertEquals(List.of(), audit.lines());
 
             ExecResult denied = s.exec(ExecRequest.of(tryIt).withConfinement(Confinement.NONE.denying(SYS_SOCKET)));
             assertEquals(ExitStatus.exited(1), denied.status());
             assertEquals("socket: Operation not permitted\n", denied.stdoutText());
+            List<String> lines = audit.lines();
+            assertEquals(2, lines.size(), lines.toString());
+            assertTrue(lines.get(0).matches("INFO agent .*: exec \\[.*socket-try\\] confined: paths=\\[\\] deny=\\[41\\]"), lines.get(0));
+            assertTrue(lines.get(1).matches("WARNING agent .*: program \\[.*socket-try\\] \\(pid \\d+ in the guest\\) was denied syscall 41 \\(EPERM\\)"),
+                    lines.get(1));
+        }
+    }
+
+    /** sendmsg carries the agent's listener, so it is denied without a report; execve denied fails the exec. */
+    @Test
+    void sendmsgAndExecveCanBeDeniedToo() throws IOException {
+        try (AgentSession s = agent.session(); Audit audit = new Audit()) {
+            ExecResult r = s.exec(ExecRequest.of(helper("socket-try")).withConfinement(Confinement.NONE.denying(46, SYS_SOCKET)));
+            assertEquals("socket: Operation not permitted\n", r.stdoutText());
+            assertEquals(1, audit.lines().size(), "the exec only, no denial: " + audit.lines());
+            ControlException e = assertThrows(ControlException.class,
+                    () -> s.exec(ExecRequest.of("true").withConfinement(Confinement.NONE.denying(59))));
+            assertEquals(Code.EXEC, e.code());
+            assertTrue(e.getMessage().endsWith("cannot run true: Operation not permitted"), e.getMessage());
+            assertEquals(ExitStatus.exited(0), s.exec("true").status(), "the agent goes on");
+        }
+    }
+
+    /** Records of the org.nxia.control.audit logger while open. */
+    private static final class Audit extends Handler implements AutoCloseable {
+        private final Logger logger = Logger.getLogger("org.nxia.control.audit");
+        private final List<String> lines = new CopyOnWriteArrayList<>();
+
+        Audit() {
+            logger.addHandler(this);
+        }
+
+        List<String> lines() {
+            return List.copyOf(lines);
+        }
+
+        @Override
+        public void publish(LogRecord r) {
+            lines.add(r.getLevel() + " " + r.getMessage());
+        }
+
+        @Override
+        public void flush() {
+        }
+
+        @Override
+        public void close() {
+            logger.removeHandler(this);
         }
     }
 
@@ -139,10 +192,15 @@ class AgentConfineTest {
         try (AgentProcess old = new AgentProcess(other, List.of(helper("deny-run"), LANDLOCK_SYSCALLS));
                 AgentSession s = old.session()) {
             assertEquals(ExitStatus.exited(0), s.exec("true").status(), "unconfined programs still run");
-            ControlException e = assertThrows(ControlException.class, () -> s.exec(ExecRequest.of("cat", "/etc/hostname")
-                    .withConfinement(Confinement.paths(USR))));
-            assertEquals(Code.EXEC, e.code());
-            assertTrue(e.getMessage().endsWith("cannot confine (Landlock) cat: Function not implemented"), e.getMessage());
+            try (Audit audit = new Audit()) {
+                ControlException e = assertThrows(ControlException.class, () -> s.exec(ExecRequest.of("cat", "/etc/hostname")
+                        .withConfinement(Confinement.paths(USR))));
+                assertEquals(Code.EXEC, e.code());
+                assertTrue(e.getMessage().endsWith("cannot confine (Landlock) cat: Function not implemented"), e.getMessage());
+                assertEquals(1, audit.lines().size());
+                assertTrue(audit.lines().getFirst().startsWith("WARNING agent nxia-agent 0.1: confined exec [cat, /etc/hostname] refused"),
+                        audit.lines().toString());
+            }
             ExecResult denied = s.exec(ExecRequest.of(helper("socket-try")).withConfinement(Confinement.NONE.denying(SYS_SOCKET)));
             assertEquals("socket: Operation not permitted\n", denied.stdoutText(), "seccomp alone still works");
         }
