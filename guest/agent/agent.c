@@ -623,8 +623,12 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
             n = -1;
             break;
         }
-        uint32_t nr, cpid;
-        if (pw[1].revents & POLLIN) {
+        /* Only while the status socket is still open (looked at again: the
+         * exec may have closed it since): later calls are the program's,
+         * answered and reported by the poll loop. */
+        struct pollfd ps = {.fd = status[0], .events = POLLIN};
+        if ((pw[1].revents & POLLIN) && !pw[0].revents && poll(&ps, 1, 0) == 0) {
+            uint32_t nr, cpid;
             confine_answer(notify, EPERM, &nr, &cpid);
             continue;
         }
