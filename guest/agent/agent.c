@@ -482,6 +482,7 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
     struct ctl_tlv t = {.p = pl, .end = pl + len};
     char *argv[MAX_ARGS + 1], *envv[MAX_ENV], *cwd = NULL;
     int argc = 0, envc = 0, r, pty = 0, nrules = 0, ndeny = -1;
+    uint32_t unshare_ns = 0;
     struct confine_rule rules[CONFINE_MAX_RULES];
     uint32_t deny[CONFINE_MAX_SYSCALLS];
     struct winsize ws = {.ws_row = 24, .ws_col = 80};
@@ -520,6 +521,15 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
                 return;
             }
             ndeny = (int)n;
+            continue;
+        }
+        if (t.tag == CTL_T_UNSHARE) {
+            uint32_t ns = t.len == 4 ? ctl_get32(t.val) : 0;
+            if (unshare_ns || ns == 0 || (ns & ~CONFINE_NS_ALL)) {
+                send_error(c, id, CTL_E_PROTO, "exec: bad UNSHARE (once, u32 of bits 1 mount, 2 net)");
+                return;
+            }
+            unshare_ns = ns;
             continue;
         }
         if (t.tag != CTL_T_PTY && !(s = cstr(&used, t.val, t.len))) {
@@ -596,6 +606,8 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
             putenv(envv[i]);
         /* Last, so that nothing above needs what the program is denied. A
          * confinement that cannot be applied fails the exec: never unconfined. */
+        if (unshare_ns && confine_unshare(unshare_ns) < 0)
+            child_fail(status[1], 6, -1);
         if ((nrules || ndeny > 0) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
             child_fail(status[1], 3, -1);
         int bad;
@@ -642,7 +654,8 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
     if (n == sizeof e) {
         close_fd(&notify);
         static const char *what[] = {"set up stdio for", "change to the directory of", "run",
-                                     "set no_new_privs for", "confine (Landlock)", "confine (seccomp)"};
+                                     "set no_new_privs for", "confine (Landlock)", "confine (seccomp)",
+                                     "unshare namespaces for"};
         waitpid(pid, NULL, 0);
         if (e[0] == 1)
             send_error(c, id, CTL_E_EXEC, "cannot change to %s: %s", cwd, strerror(e[1]));
@@ -650,7 +663,7 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
             send_error(c, id, CTL_E_EXEC, "cannot confine (Landlock) %s: rule %d, %s: %s", argv[0], e[2],
                        rules[e[2]].path, strerror(e[1]));
         else
-            send_error(c, id, CTL_E_EXEC, "cannot %s %s: %s", what[e[0] >= 0 && e[0] <= 5 ? e[0] : 0], argv[0],
+            send_error(c, id, CTL_E_EXEC, "cannot %s %s: %s", what[e[0] >= 0 && e[0] <= 6 ? e[0] : 0], argv[0],
                        strerror(e[1]));
         close_fd(&in[0]); close_fd(&in[1]); close_fd(&out[0]); close_fd(&out[1]);
         close_fd(&err[0]); close_fd(&err[1]); close_fd(&master);

@@ -3,14 +3,18 @@
  * here allocates, so it is safe after fork. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stddef.h>
 #include <string.h>
 #include <unistd.h>
+#include <net/if.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -105,6 +109,30 @@ fail:;
     close(rs);
     errno = e;
     return -1;
+}
+
+int confine_unshare(uint32_t ns)
+{
+    int flags = (ns & CONFINE_NS_MOUNT ? CLONE_NEWNS : 0) | (ns & CONFINE_NS_NET ? CLONE_NEWNET : 0);
+    if (unshare(flags) < 0)
+        return -1;
+    /* shared propagation (systemd's default) would carry the program's mounts out */
+    if ((ns & CONFINE_NS_MOUNT) && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return -1;
+    if (ns & CONFINE_NS_NET) {    /* loopback works as before, nothing else exists */
+        struct ifreq ifr = {.ifr_name = "lo"};
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int r = s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0 ? -1 : 0;
+        ifr.ifr_flags |= IFF_UP;
+        if (r == 0)
+            r = ioctl(s, SIOCSIFFLAGS, &ifr);
+        int e = errno;
+        if (s >= 0)
+            close(s);
+        errno = e;
+        return r;
+    }
+    return 0;
 }
 
 #define X32_BIT 0x40000000u

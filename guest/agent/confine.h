@@ -14,10 +14,19 @@
 #define CONFINE_MAX_SYSCALLS 128    /* numbers in DENY_SYSCALLS */
 #define CONFINE_MAX_NR       1023   /* the largest syscall number it takes */
 
+#define CONFINE_NS_MOUNT 1u         /* UNSHARE bits */
+#define CONFINE_NS_NET   2u
+#define CONFINE_NS_ALL   3u
+
 struct confine_rule {
     uint32_t access;             /* CONFINE_READ | CONFINE_WRITE | CONFINE_EXECUTE */
     const char *path;            /* absolute */
 };
+
+/* Moves the caller into new namespaces (CONFINE_NS_*): a mount namespace
+ * whose mounts no longer propagate either way, a network namespace with only
+ * lo, up. Needs CAP_SYS_ADMIN. -1 with errno on failure. */
+int confine_unshare(uint32_t ns);
 
 /* Restricts the calling thread (and what it execs) to rules[0..n) with
  * Landlock, handling every file-system access of the kernel's ABI. Needs

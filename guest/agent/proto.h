@@ -41,7 +41,7 @@ enum {
     /* RESUME of a clone: all three or none */
     CTL_T_GENERATION = 7, CTL_T_SEED = 8, CTL_T_SECRET = 9,
     /* EXEC's confinement (confine.h) */
-    CTL_T_FS_RULE = 10, CTL_T_DENY_SYSCALLS = 11,
+    CTL_T_FS_RULE = 10, CTL_T_DENY_SYSCALLS = 11, CTL_T_UNSHARE = 12,
 };
 #define CTL_MIN_SEED     32u
 #define CTL_MAX_SEED     256u

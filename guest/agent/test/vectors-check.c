@@ -100,6 +100,10 @@ static long build_fields(char **tok, int ntok, uint8_t *buf, size_t cap)
             ctl_put32(p, (uint32_t)strtoul((char *)val, NULL, 10));
             memcpy(p + 4, colon + 1, pn);
             r = ctl_tlv_put(buf, cap, &off, CTL_T_FS_RULE, p, (uint32_t)(4 + pn));
+        } else if (!strncmp(tok[i], "unshare", klen) && klen == 7) {
+            uint8_t p[4];
+            ctl_put32(p, (uint32_t)strtoul((char *)val, NULL, 10));
+            r = ctl_tlv_put(buf, cap, &off, CTL_T_UNSHARE, p, 4);
         } else if (!strncmp(tok[i], "deny", klen) && klen == 4) {
             /* deny=NR,NR,... */
             uint8_t p[4 * 128];

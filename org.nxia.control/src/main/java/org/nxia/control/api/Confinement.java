@@ -17,8 +17,9 @@ import java.util.TreeSet;
  *              their listed accesses; a denied access fails with EACCES
  * @param deniedSyscalls (in ascending order) x86_64 system call numbers that fail with EPERM (a
  *              seccomp filter; other architectures are killed); empty: none
+ * @param namespaces new namespaces the program runs in; empty: the agent's
  */
-public record Confinement(List<PathRule> paths, Set<Integer> deniedSyscalls) {
+public record Confinement(List<PathRule> paths, Set<Integer> deniedSyscalls, Set<Namespace> namespaces) {
 
     /** Bounds the agent enforces too (docs/limits.md). */
     public static final int MAX_PATH_RULES = 64, MAX_PATH_BYTES = 4095, MAX_DENIED_SYSCALLS = 128, MAX_SYSCALL = 1023;
@@ -26,7 +27,15 @@ public record Confinement(List<PathRule> paths, Set<Integer> deniedSyscalls) {
     /** No confinement: the program runs as the agent's other programs do. */
     public static final Confinement NONE = new Confinement(List.of(), Set.of());
 
+    /** Paths and syscalls, no namespaces. */
+    public Confinement(List<PathRule> paths, Set<Integer> deniedSyscalls) {
+        this(paths, deniedSyscalls, Set.of());
+    }
+
     public Confinement {
+        EnumSet<Namespace> ns = EnumSet.noneOf(Namespace.class);
+        ns.addAll(namespaces);
+        namespaces = Collections.unmodifiableSet(ns);
         paths = List.copyOf(paths);
         deniedSyscalls = Collections.unmodifiableSortedSet(new TreeSet<>(deniedSyscalls));
         if (paths.size() > MAX_PATH_RULES)
@@ -47,11 +56,19 @@ public record Confinement(List<PathRule> paths, Set<Integer> deniedSyscalls) {
     public Confinement denying(Integer... numbers) {
         Set<Integer> d = new TreeSet<>(deniedSyscalls);
         d.addAll(List.of(numbers));
-        return new Confinement(paths, d);
+        return new Confinement(paths, d, namespaces);
+    }
+
+    /** The same, in new namespaces {@code ns} too. */
+    public Confinement unsharing(Namespace... ns) {
+        EnumSet<Namespace> all = EnumSet.noneOf(Namespace.class);
+        all.addAll(namespaces);
+        all.addAll(List.of(ns));
+        return new Confinement(paths, deniedSyscalls, all);
     }
 
     public boolean isNone() {
-        return paths.isEmpty() && deniedSyscalls.isEmpty();
+        return paths.isEmpty() && deniedSyscalls.isEmpty() && namespaces.isEmpty();
     }
 
     /** For logs: {@code paths=[r /etc, rx /usr] deny=[41]}. */
@@ -60,7 +77,27 @@ public record Confinement(List<PathRule> paths, Set<Integer> deniedSyscalls) {
         StringBuilder b = new StringBuilder("paths=[");
         for (int i = 0; i < paths.size(); i++)
             b.append(i > 0 ? ", " : "").append(paths.get(i));
-        return b.append("] deny=").append(deniedSyscalls).toString();
+        b.append("] deny=").append(deniedSyscalls);
+        return namespaces.isEmpty() ? b.toString() : b.append(" unshare=").append(namespaces).toString();
+    }
+
+    /** A namespace a program can get of its own (the agent needs CAP_SYS_ADMIN: it has it as the guest's init). */
+    public enum Namespace {
+        /** its mounts are its own: none propagate in or out */
+        MOUNT(1),
+        /** a network of its own: only loopback */
+        NET(2);
+
+        private final int bit;
+
+        Namespace(int bit) {
+            this.bit = bit;
+        }
+
+        /** Its bit in the protocol's UNSHARE field. */
+        public int bit() {
+            return bit;
+        }
     }
 
     /** One kind of access to a path. */

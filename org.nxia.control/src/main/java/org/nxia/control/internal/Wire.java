@@ -33,7 +33,7 @@ final class Wire {
             STDOUT = 0x93, STDERR = 0x94, EXIT = 0x95, DENIED = 0x96;
     // fields of CONFIGURE and EXEC
     static final int T_ARG = 1, T_ENV = 2, T_CWD = 3, T_PTY = 4, T_HOSTNAME = 5, T_MOUNT = 6,
-            T_GENERATION = 7, T_SEED = 8, T_SECRET = 9, T_FS_RULE = 10, T_DENY_SYSCALLS = 11;
+            T_GENERATION = 7, T_SEED = 8, T_SECRET = 9, T_FS_RULE = 10, T_DENY_SYSCALLS = 11, T_UNSHARE = 12;
 
     private Wire() {
     }
@@ -108,7 +108,7 @@ final class Wire {
         }
     }
 
-    /** EXEC's confinement fields: one FS_RULE per path, then DENY_SYSCALLS if any. */
+    /** EXEC's confinement fields: one FS_RULE per path, then DENY_SYSCALLS and UNSHARE if any. */
     static void putConfinement(Fields fields, Confinement c) {
         for (Confinement.PathRule r : c.paths()) {
             byte[] path = r.path().getBytes(StandardCharsets.UTF_8);
@@ -119,6 +119,12 @@ final class Wire {
             ByteBuffer b = ByteBuffer.allocate(4 * c.deniedSyscalls().size()).order(ByteOrder.LITTLE_ENDIAN);
             c.deniedSyscalls().forEach(b::putInt);
             fields.put(T_DENY_SYSCALLS, b.array());
+        }
+        if (!c.namespaces().isEmpty()) {
+            int bits = 0;
+            for (Confinement.Namespace ns : c.namespaces())
+                bits |= ns.bit();
+            fields.put(T_UNSHARE, ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(bits).array());
         }
     }
 

@@ -137,6 +137,33 @@ class AgentConfineTest {
         }
     }
 
+    /** Namespaces of its own: another network (only lo) and mount namespace than the agent's. */
+    @Test
+    void namespacesOfItsOwn() throws IOException {
+        String script = "readlink /proc/self/ns/net /proc/self/ns/mnt; cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' '";
+        String net = Files.readSymbolicLink(Path.of("/proc/self/ns/net")).toString();
+        String mnt = Files.readSymbolicLink(Path.of("/proc/self/ns/mnt")).toString();
+        try (AgentSession s = agent.session()) {
+            List<String> same = s.exec(ExecRequest.of("sh", "-c", script)).stdoutText().lines().toList();
+            assertEquals(List.of(net, mnt), same.subList(0, 2), "without UNSHARE: the agent's namespaces");
+            ExecResult r;
+            try {
+                r = s.exec(ExecRequest.of("sh", "-c", script)
+                        .withConfinement(Confinement.NONE.unsharing(Confinement.Namespace.NET, Confinement.Namespace.MOUNT)));
+            } catch (ControlException e) {
+                // the agent as a host process may lack CAP_SYS_ADMIN (in the guest it is init, as root)
+                Assumptions.assumeFalse(e.getMessage().contains("unshare namespaces") && e.getMessage().contains("Operation not permitted"),
+                        "NOT RUN: no CAP_SYS_ADMIN here: " + e.getMessage());
+                throw e;
+            }
+            List<String> own = r.stdoutText().lines().toList();
+            assertEquals(ExitStatus.exited(0), r.status(), r.stderrText());
+            assertTrue(!own.get(0).equals(net) && own.get(0).startsWith("net:["), own.toString());
+            assertTrue(!own.get(1).equals(mnt) && own.get(1).startsWith("mnt:["), own.toString());
+            assertEquals(List.of("lo"), own.subList(2, own.size()), "its network has loopback only");
+        }
+    }
+
     /** sendmsg carries the agent's listener, so it is denied without a report; execve denied fails the exec. */
     @Test
     void sendmsgAndExecveCanBeDeniedToo() throws IOException {

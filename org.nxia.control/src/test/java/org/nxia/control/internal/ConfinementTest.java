@@ -62,6 +62,8 @@ class ConfinementTest {
         ExecRequest confined = r.withConfinement(c).withEnv("A", "1").withCwd("/").withPty(24, 80);
         assertEquals(c, confined.confinement());
         assertEquals("paths=[rx /usr] deny=[41]", c.toString());
+        assertEquals("paths=[rx /usr] deny=[41] unshare=[NET]", c.unsharing(Confinement.Namespace.NET).toString());
+        assertTrue(!Confinement.NONE.unsharing(Confinement.Namespace.MOUNT).isNone());
     }
 
     @Test
@@ -71,6 +73,9 @@ class ConfinementTest {
         assertEquals("0a" + "08000000" + "05000000" + "2f757372"
                 + "0a" + "08000000" + "02000000" + "2f746d70"
                 + "0b" + "08000000" + "29000000" + "2a000000", HexFormat.of().formatHex(f.bytes()));
+        Wire.Fields ns = new Wire.Fields();
+        Wire.putConfinement(ns, Confinement.NONE.unsharing(Confinement.Namespace.NET, Confinement.Namespace.MOUNT));
+        assertEquals("0c" + "04000000" + "03000000", HexFormat.of().formatHex(ns.bytes()));
         Wire.Fields none = new Wire.Fields();
         Wire.putConfinement(none, Confinement.NONE);
         assertEquals(0, none.bytes().length);

@@ -99,6 +99,8 @@ class ProtocolVectorsTest {
                 Confinement.PathRule r = Confinement.PathRule.of(value.substring(colon + 1), bitsToRwx(Integer.parseInt(value.substring(0, colon))));
                 Wire.putConfinement(fields, Confinement.paths(r));
             }
+            case "unshare" -> fields.put(Wire.T_UNSHARE, ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN)
+                    .putInt(Integer.parseInt(value)).array());
             case "deny" -> Wire.putConfinement(fields, new Confinement(List.of(),
                     java.util.Arrays.stream(value.split(",")).map(Integer::valueOf).collect(java.util.stream.Collectors.toSet())));
             case "pty" -> {
@@ -127,6 +129,7 @@ class ProtocolVectorsTest {
                 ByteBuffer b = ByteBuffer.wrap(f.value()).order(ByteOrder.LITTLE_ENDIAN);
                 yield "fs=" + b.getInt() + ":" + escape(new String(f.value(), 4, f.value().length - 4, StandardCharsets.UTF_8));
             }
+            case Wire.T_UNSHARE -> "unshare=" + ByteBuffer.wrap(f.value()).order(ByteOrder.LITTLE_ENDIAN).getInt();
             case Wire.T_DENY_SYSCALLS -> {
                 ByteBuffer b = ByteBuffer.wrap(f.value()).order(ByteOrder.LITTLE_ENDIAN);
                 StringBuilder d = new StringBuilder("deny=");
