@@ -53,6 +53,7 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfi
         List<Grant> grants = new ArrayList<>();
         List<GuestConfinement.Path> guestPaths = new ArrayList<>();
         Set<Integer> denied = new TreeSet<>();
+        Set<String> namespaces = new TreeSet<>();
         String[] lines = text.split("\r?\n", -1);
         for (int n = 1; n <= lines.length; n++) {
             String line = lines[n - 1];
@@ -86,7 +87,7 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfi
                 }
                 case "guest" -> {
                     requireProfile(profile, where, n);
-                    guest(w, n, where, guestPaths, denied);
+                    guest(w, n, where, guestPaths, denied, namespaces);
                 }
                 default -> throw new Invalid(where, n, "unknown keyword '" + w[0]
                         + "' (expected profile, allow, deny, grant or guest; '#' starts a comment)");
@@ -95,11 +96,12 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfi
         if (profile == null) {
             throw new Invalid(where, lines.length, "no 'profile <name>' line");
         }
-        return new Manifest(profile, List.copyOf(rules), List.copyOf(grants), new GuestConfinement(guestPaths, denied), text);
+        return new Manifest(profile, List.copyOf(rules), List.copyOf(grants), new GuestConfinement(guestPaths, denied, namespaces), text);
     }
 
-    /** {@code guest path <rwx> <absolute path>} or {@code guest deny-syscall <n>[,<n>...]}. */
-    private static void guest(String[] w, int n, String where, List<GuestConfinement.Path> paths, Set<Integer> denied) {
+    /** {@code guest path <rwx> <absolute path>}, {@code guest deny-syscall <n>[,<n>...]} or {@code guest unshare mount|net[,...]}. */
+    private static void guest(String[] w, int n, String where, List<GuestConfinement.Path> paths, Set<Integer> denied,
+            Set<String> namespaces) {
         if (w.length == 4 && w[1].equals("path")) {
             if (!w[2].matches("r?w?x?") || w[2].isEmpty()) {
                 throw new Invalid(where, n, "access '" + w[2] + "' must be r, w, x or several of them in that order (rx, rwx)");
@@ -121,8 +123,16 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfi
             if (denied.size() > MAX_DENIED_SYSCALLS) {
                 throw new Invalid(where, n, "more than " + MAX_DENIED_SYSCALLS + " denied syscalls");
             }
+        } else if (w.length == 3 && w[1].equals("unshare")) {
+            for (String ns : w[2].split(",", -1)) {
+                if (!ns.equals("mount") && !ns.equals("net")) {
+                    throw new Invalid(where, n, "namespace '" + ns + "' must be mount or net");
+                }
+                namespaces.add(ns);
+            }
         } else {
-            throw new Invalid(where, n, "expected 'guest path <rwx> <absolute path>' or 'guest deny-syscall <n>[,<n>...]'");
+            throw new Invalid(where, n, "expected 'guest path <rwx> <absolute path>', 'guest deny-syscall <n>[,<n>...]'"
+                    + " or 'guest unshare mount|net[,...]'");
         }
     }
 

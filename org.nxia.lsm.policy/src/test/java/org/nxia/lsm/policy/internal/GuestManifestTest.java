@@ -24,6 +24,7 @@ class GuestManifestTest {
             guest path rw /tmp
             guest deny-syscall 41,42
             guest deny-syscall 101
+            guest unshare net,mount
             """;
 
     @Test
@@ -36,6 +37,7 @@ class GuestManifestTest {
         assertEquals(List.of(new GuestConfinement.Path("rx", "/usr"), new GuestConfinement.Path("r", "/etc/hostname"),
                 new GuestConfinement.Path("rw", "/tmp")), g.paths());
         assertEquals(List.of(41, 42, 101), List.copyOf(g.deniedSyscalls()));
+        assertEquals(List.of("mount", "net"), List.copyOf(g.namespaces()));
         assertNull(policy.guestConfinement("other"), "no manifest, no answer");
         props.put("manifest", "profile plain\nallow out echo.*\n");
         policy.updated("pid2", props);
@@ -53,6 +55,8 @@ class GuestManifestTest {
                 {"guest deny-syscall 41,", "syscall ''"},
                 {"guest deny-syscall -1", "syscall '-1'"},
                 {"guest allow /usr", "expected 'guest path"},
+                {"guest unshare pid", "namespace 'pid'"},
+                {"guest unshare net,", "namespace ''"},
                 {"guest path r /" + "a".repeat(Manifest.MAX_PATH_BYTES), "at most 4095 bytes"}}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> Manifest.parse("profile p\n" + bad[0] + "\n", "m"), bad[0]);

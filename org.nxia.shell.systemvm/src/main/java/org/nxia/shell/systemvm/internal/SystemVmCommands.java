@@ -5,6 +5,8 @@ import java.io.InputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Locale;
+import java.util.stream.Collectors;
 import java.time.Duration;
 
 import org.apache.felix.service.command.CommandSession;
@@ -163,7 +165,8 @@ public final class SystemVmCommands {
         if (g == null)
             return Confinement.NONE;
         return new Confinement(g.paths().stream().map(p -> Confinement.PathRule.of(p.path(), p.access())).toList(),
-                g.deniedSyscalls());
+                g.deniedSyscalls(),
+                g.namespaces().stream().map(ns -> Confinement.Namespace.valueOf(ns.toUpperCase(Locale.ROOT))).collect(Collectors.toSet()));
     }
 
     /**

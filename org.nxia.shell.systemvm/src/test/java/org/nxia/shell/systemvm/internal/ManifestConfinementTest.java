@@ -50,10 +50,11 @@ class ManifestConfinementTest {
     @Test
     void theManifestsGuestLinesBecomeTheExecsConfinement() {
         CallPolicy policy = new Policy("sysvm", new GuestConfinement(
-                List.of(new GuestConfinement.Path("rx", "/usr"), new GuestConfinement.Path("rw", "/tmp")), Set.of(41)));
+                List.of(new GuestConfinement.Path("rx", "/usr"), new GuestConfinement.Path("rw", "/tmp")), Set.of(41), Set.of("net")));
         Confinement c = SystemVmCommands.confinement(policy, "sysvm");
         assertEquals(List.of(PathRule.of("/usr", "rx"), PathRule.of("/tmp", "rw")), c.paths());
         assertEquals(Set.of(41), c.deniedSyscalls());
+        assertEquals(Set.of(Confinement.Namespace.NET), c.namespaces());
     }
 
     @Test
@@ -65,7 +66,7 @@ class ManifestConfinementTest {
 
     @Test
     void aLineTheAgentWouldRefuseIsRefusedHere() {
-        CallPolicy policy = new Policy("sysvm", new GuestConfinement(List.of(new GuestConfinement.Path("rx", "usr")), Set.of()));
+        CallPolicy policy = new Policy("sysvm", new GuestConfinement(List.of(new GuestConfinement.Path("rx", "usr")), Set.of(), Set.of()));
         assertThrows(IllegalArgumentException.class, () -> SystemVmCommands.confinement(policy, "sysvm"));
     }
 }
