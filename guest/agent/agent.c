@@ -30,6 +30,7 @@
 #include <termios.h>
 #include <time.h>
 
+#include "confine.h"
 #include "net.h"
 #include "proto.h"
 #include "root.h"
@@ -61,6 +62,7 @@ struct job {
     pid_t pid;
     int pty;
     int in_fd, out_fd, err_fd;
+    int notify_fd;               /* seccomp listener of its DENY_SYSCALLS, or -1 */
     int in_eof;
     uint8_t *inq;
     size_t inq_len, inq_cap;
@@ -214,6 +216,8 @@ static void free_job(struct job *j)
     close_fd(&j->in_fd);
     close_fd(&j->out_fd);
     close_fd(&j->err_fd);
+    /* a process of the program still running now gets ENOSYS for a denied call */
+    close_fd(&j->notify_fd);
     free(j->inq);
     memset(j, 0, sizeof *j);
 }
@@ -408,9 +412,65 @@ static void do_configure(struct conn *c, uint32_t id, const uint8_t *pl, uint32_
     send_ok(c, id);
 }
 
-static void child_fail(int fd, int stage)
+/* Hands the seccomp listener to the agent: a status message {-1, 0, 0} with the fd. */
+static int send_listener(int sock, int fd)
 {
-    int e[2] = {stage, errno};
+    int e[3] = {-1, 0, 0};
+    char cbuf[CMSG_SPACE(sizeof fd)];
+    struct iovec iov = {.iov_base = e, .iov_len = sizeof e};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+
+    memset(cbuf, 0, sizeof cbuf);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof fd);
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    return sendmsg(sock, &m, MSG_NOSIGNAL) == (ssize_t)sizeof e ? 0 : -1;
+}
+
+/* Reads one status message of the child into e; an fd it carries goes to
+ * *fd (closing one already there). The message's size, 0 at EOF (exec'd), -1. */
+static ssize_t recv_status(int sock, int e[3], int *fd)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = e, .iov_len = 3 * sizeof(int)};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    ssize_t n;
+
+    while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&m) : NULL; cm; cm = CMSG_NXTHDR(&m, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+            close_fd(fd);
+            memcpy(fd, CMSG_DATA(cm), sizeof(int));
+        }
+    return n;
+}
+
+/* A denied call of job j's program is waiting: it gets EPERM, the host a DENIED frame. */
+static void answer_denial(struct job *j, short revents)
+{
+    uint32_t nr, pid;
+    uint8_t p[8];
+
+    if (!(revents & POLLIN)) {
+        close_fd(&j->notify_fd);    /* POLLHUP: no process uses the filter any more */
+        return;
+    }
+    if (confine_answer(j->notify_fd, EPERM, &nr, &pid) < 0)
+        return;                     /* ENOENT: the caller died meanwhile */
+    ctl_put32(p, nr);
+    ctl_put32(p + 4, pid);
+    if (j->conn)
+        send_frame(j->conn, CTL_DENIED, j->id, p, sizeof p);
+}
+
+/* The child's report of why it did not get to run the program: stage (what
+ * failed: see do_exec's what[]), errno, and the FS_RULE at fault or -1. */
+static void child_fail(int fd, int stage, int rule)
+{
+    int e[3] = {stage, errno, rule};
 
     if (write(fd, e, sizeof e) < 0)
         _exit(126);
@@ -421,7 +481,10 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
 {
     struct ctl_tlv t = {.p = pl, .end = pl + len};
     char *argv[MAX_ARGS + 1], *envv[MAX_ENV], *cwd = NULL;
-    int argc = 0, envc = 0, r, pty = 0;
+    int argc = 0, envc = 0, r, pty = 0, nrules = 0, ndeny = -1;
+    uint32_t unshare_ns = 0;
+    struct confine_rule rules[CONFINE_MAX_RULES];
+    uint32_t deny[CONFINE_MAX_SYSCALLS];
     struct winsize ws = {.ws_row = 24, .ws_col = 80};
     size_t used = 0;
     struct job *j = NULL;
@@ -436,6 +499,39 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
     }
     while ((r = ctl_tlv_next(&t)) > 0) {
         char *s = NULL;
+        if (t.tag == CTL_T_FS_RULE) {
+            uint32_t a = t.len > 4 ? ctl_get32(t.val) : 0;
+            if (nrules == CONFINE_MAX_RULES || a == 0 || (a & ~CONFINE_ALL) || t.len - 4 > CONFINE_MAX_PATH
+                || t.val[4] != '/' || !(s = cstr(&used, t.val + 4, t.len - 4))) {
+                send_error(c, id, CTL_E_PROTO, "exec: bad FS_RULE (access 1..7, absolute path of at most %d bytes,"
+                           " at most %d rules)", CONFINE_MAX_PATH, CONFINE_MAX_RULES);
+                return;
+            }
+            rules[nrules++] = (struct confine_rule){.access = a, .path = s};
+            continue;
+        }
+        if (t.tag == CTL_T_DENY_SYSCALLS) {
+            uint32_t n = t.len / 4;
+            int ok = ndeny < 0 && t.len % 4 == 0 && n >= 1 && n <= CONFINE_MAX_SYSCALLS;
+            for (uint32_t i = 0; ok && i < n; i++)
+                ok = (deny[i] = ctl_get32(t.val + 4 * i)) <= CONFINE_MAX_NR;
+            if (!ok) {
+                send_error(c, id, CTL_E_PROTO, "exec: bad DENY_SYSCALLS (once, 1..%d numbers of at most %d)",
+                           CONFINE_MAX_SYSCALLS, CONFINE_MAX_NR);
+                return;
+            }
+            ndeny = (int)n;
+            continue;
+        }
+        if (t.tag == CTL_T_UNSHARE) {
+            uint32_t ns = t.len == 4 ? ctl_get32(t.val) : 0;
+            if (unshare_ns || ns == 0 || (ns & ~CONFINE_NS_ALL)) {
+                send_error(c, id, CTL_E_PROTO, "exec: bad UNSHARE (once, u32 of bits 1 mount, 2 net)");
+                return;
+            }
+            unshare_ns = ns;
+            continue;
+        }
         if (t.tag != CTL_T_PTY && !(s = cstr(&used, t.val, t.len))) {
             send_error(c, id, CTL_E_PROTO, "exec: string holds a NUL");
             return;
@@ -470,7 +566,8 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
 
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, status[2] = {-1, -1}, master = -1;
     char *slave = NULL;
-    if (pipe2(status, O_CLOEXEC) < 0)
+    /* a socket, not a pipe: it also carries the seccomp listener */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, status) < 0)
         goto sys;
     if (pty) {
         master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -493,37 +590,81 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
         if (pty) {
             int s = open(slave, O_RDWR);
             if (s < 0 || ioctl(s, TIOCSCTTY, 0) < 0)
-                child_fail(status[1], 0);
+                child_fail(status[1], 0, -1);
             in[0] = out[1] = err[1] = s;
         }
         if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
-            child_fail(status[1], 0);
+            child_fail(status[1], 0, -1);
         if (pty && in[0] > 2)
             close(in[0]);
         if (cwd && chdir(cwd) < 0)
-            child_fail(status[1], 1);
+            child_fail(status[1], 1, -1);
         for (int i = 0; i < MAX_ENV; i++)
             if (cfg_env[i])
                 putenv(cfg_env[i]);
         for (int i = 0; i < envc; i++)
             putenv(envv[i]);
+        /* Last, so that nothing above needs what the program is denied. A
+         * confinement that cannot be applied fails the exec: never unconfined. */
+        if (unshare_ns && confine_unshare(unshare_ns) < 0)
+            child_fail(status[1], 6, -1);
+        if ((nrules || ndeny > 0) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+            child_fail(status[1], 3, -1);
+        int bad;
+        if (nrules && confine_landlock(rules, nrules, &bad) < 0)
+            child_fail(status[1], 4, bad);
+        if (ndeny > 0) {
+            int notify = confine_notify_ok(deny, ndeny);
+            int lfd = confine_seccomp(deny, ndeny, EPERM, notify);
+            if (lfd < 0 || (notify && send_listener(status[1], lfd) < 0))
+                child_fail(status[1], 5, -1);
+        }
         execvp(argv[0], argv);
-        child_fail(status[1], 2);
+        child_fail(status[1], 2, -1);
     }
 
     close_fd(&status[1]);
-    int e[2];
+    int e[3], notify = -1;
     ssize_t n;
-    while ((n = read(status[0], e, sizeof e)) < 0 && errno == EINTR)
-        ;
+    for (;;) {
+        /* Until the exec, a denied call of the child (execve itself) is answered here. */
+        struct pollfd pw[2] = {{.fd = status[0], .events = POLLIN}, {.fd = notify, .events = POLLIN}};
+        if (poll(pw, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            n = -1;
+            break;
+        }
+        /* Only while the status socket is still open (looked at again: the
+         * exec may have closed it since): later calls are the program's,
+         * answered and reported by the poll loop. */
+        struct pollfd ps = {.fd = status[0], .events = POLLIN};
+        if ((pw[1].revents & POLLIN) && !pw[0].revents && poll(&ps, 1, 0) == 0) {
+            uint32_t nr, cpid;
+            confine_answer(notify, EPERM, &nr, &cpid);
+            continue;
+        }
+        if (!pw[0].revents)
+            continue;
+        n = recv_status(status[0], e, &notify);
+        if (n != sizeof e || e[0] != -1)
+            break;    /* else: the listener came, the exec is still to come */
+    }
     close_fd(&status[0]);
     if (n == sizeof e) {
-        static const char *what[] = {"set up stdio for", "change to the directory of", "run"};
+        close_fd(&notify);
+        static const char *what[] = {"set up stdio for", "change to the directory of", "run",
+                                     "set no_new_privs for", "confine (Landlock)", "confine (seccomp)",
+                                     "unshare namespaces for"};
         waitpid(pid, NULL, 0);
         if (e[0] == 1)
             send_error(c, id, CTL_E_EXEC, "cannot change to %s: %s", cwd, strerror(e[1]));
+        else if (e[0] == 4 && e[2] >= 0 && e[2] < nrules)
+            send_error(c, id, CTL_E_EXEC, "cannot confine (Landlock) %s: rule %d, %s: %s", argv[0], e[2],
+                       rules[e[2]].path, strerror(e[1]));
         else
-            send_error(c, id, CTL_E_EXEC, "cannot %s %s: %s", what[e[0] == 2 ? 2 : 0], argv[0], strerror(e[1]));
+            send_error(c, id, CTL_E_EXEC, "cannot %s %s: %s", what[e[0] >= 0 && e[0] <= 6 ? e[0] : 0], argv[0],
+                       strerror(e[1]));
         close_fd(&in[0]); close_fd(&in[1]); close_fd(&out[0]); close_fd(&out[1]);
         close_fd(&err[0]); close_fd(&err[1]); close_fd(&master);
         return;
@@ -535,6 +676,7 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
     j->id = id;
     j->pid = pid;
     j->pty = pty;
+    j->notify_fd = notify;
     if (pty) {
         j->out_fd = master;
         j->in_fd = fcntl(master, F_DUPFD_CLOEXEC, 3);
@@ -1153,9 +1295,9 @@ int main(int argc, char **argv)
     }
 
     while (!stop) {
-        struct pollfd pf[2 + MAX_CONNS + 3 * MAX_JOBS];
-        void *who[2 + MAX_CONNS + 3 * MAX_JOBS];
-        int kind[2 + MAX_CONNS + 3 * MAX_JOBS];
+        struct pollfd pf[2 + MAX_CONNS + 4 * MAX_JOBS];
+        void *who[2 + MAX_CONNS + 4 * MAX_JOBS];
+        int kind[2 + MAX_CONNS + 4 * MAX_JOBS];
         nfds_t n = 0;
         int timeout = expire_handshakes();
 
@@ -1190,6 +1332,9 @@ int main(int argc, char **argv)
             if (j->in_fd >= 0 && j->inq_len) {
                 pf[n] = (struct pollfd){.fd = j->in_fd, .events = POLLOUT}; who[n] = j; kind[n++] = 5;
             }
+            if (j->notify_fd >= 0) {
+                pf[n] = (struct pollfd){.fd = j->notify_fd, .events = POLLIN}; who[n] = j; kind[n++] = 6;
+            }
         }
         if (poll(pf, n, timeout) < 0) {
             if (errno != EINTR)
@@ -1216,6 +1361,7 @@ int main(int argc, char **argv)
             case 3: if (j->used && j->out_fd == pf[i].fd) pump_output(j, &j->out_fd, CTL_STDOUT); break;
             case 4: if (j->used && j->err_fd == pf[i].fd) pump_output(j, &j->err_fd, CTL_STDERR); break;
             case 5: if (j->used && j->in_fd == pf[i].fd) pump_stdin(j); break;
+            case 6: if (j->used && j->notify_fd == pf[i].fd) answer_denial(j, pf[i].revents); break;
             }
         }
     }

@@ -26,6 +26,7 @@ enum {
 enum {
     CTL_HELLO_REPLY = 0x81, CTL_READY = 0x82, CTL_OK = 0x90, CTL_ERROR = 0x91,
     CTL_STARTED = 0x92, CTL_STDOUT = 0x93, CTL_STDERR = 0x94, CTL_EXIT = 0x95,
+    CTL_DENIED = 0x96,
 };
 /* ERROR codes */
 enum {
@@ -39,6 +40,8 @@ enum {
     CTL_T_HOSTNAME = 5, CTL_T_MOUNT = 6,
     /* RESUME of a clone: all three or none */
     CTL_T_GENERATION = 7, CTL_T_SEED = 8, CTL_T_SECRET = 9,
+    /* EXEC's confinement (confine.h) */
+    CTL_T_FS_RULE = 10, CTL_T_DENY_SYSCALLS = 11, CTL_T_UNSHARE = 12,
 };
 #define CTL_MIN_SEED     32u
 #define CTL_MAX_SEED     256u

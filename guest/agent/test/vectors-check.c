@@ -56,7 +56,7 @@ static size_t unescape(const char *s, size_t n, char *out)
 static long build_fields(char **tok, int ntok, uint8_t *buf, size_t cap)
 {
     size_t off = 0;
-    static char val[4096];
+    static char val[8192];
 
     for (int i = 0; i < ntok; i++) {
         char *eq = strchr(tok[i], '=');
@@ -66,6 +66,9 @@ static long build_fields(char **tok, int ntok, uint8_t *buf, size_t cap)
         const char *v = eq + 1;
         size_t vn = unescape(v, strlen(v), val);
         int r;
+        if (vn >= sizeof val)
+            return -1;
+        val[vn] = 0;    /* for fs= and deny=, read with strtoul */
         if (!strncmp(tok[i], "arg", klen) && klen == 3)
             r = ctl_tlv_put(buf, cap, &off, CTL_T_ARG, val, (uint32_t)vn);
         else if (!strncmp(tok[i], "env", klen) && klen == 3)
@@ -87,6 +90,30 @@ static long build_fields(char **tok, int ntok, uint8_t *buf, size_t cap)
             ctl_put16(p, (uint16_t)rows);
             ctl_put16(p + 2, (uint16_t)cols);
             r = ctl_tlv_put(buf, cap, &off, CTL_T_PTY, p, 4);
+        } else if (!strncmp(tok[i], "fs", klen) && klen == 2) {
+            /* fs=BITS:PATH */
+            uint8_t p[4 + 4096];
+            char *colon = memchr(val, ':', vn);
+            if (!colon || vn - (size_t)(colon + 1 - (char *)val) > 4096)
+                return -1;
+            size_t pn = vn - (size_t)(colon + 1 - (char *)val);
+            ctl_put32(p, (uint32_t)strtoul((char *)val, NULL, 10));
+            memcpy(p + 4, colon + 1, pn);
+            r = ctl_tlv_put(buf, cap, &off, CTL_T_FS_RULE, p, (uint32_t)(4 + pn));
+        } else if (!strncmp(tok[i], "unshare", klen) && klen == 7) {
+            uint8_t p[4];
+            ctl_put32(p, (uint32_t)strtoul((char *)val, NULL, 10));
+            r = ctl_tlv_put(buf, cap, &off, CTL_T_UNSHARE, p, 4);
+        } else if (!strncmp(tok[i], "deny", klen) && klen == 4) {
+            /* deny=NR,NR,... */
+            uint8_t p[4 * 128];
+            size_t n = 0;
+            for (char *q = (char *)val, *end; *q && n < 128; q = *end ? end + 1 : end) {
+                ctl_put32(p + 4 * n++, (uint32_t)strtoul(q, &end, 10));
+                if (end == q)
+                    return -1;
+            }
+            r = ctl_tlv_put(buf, cap, &off, CTL_T_DENY_SYSCALLS, p, (uint32_t)(4 * n));
         } else
             return -1;
         if (r < 0)

@@ -11,12 +11,16 @@
  * untrusted: every frame it sends is checked, and a bad one ends the session
  * with a {@link org.nxia.control.api.ControlException}.
  *
+ * <p>An {@link org.nxia.control.api.ExecRequest} may carry a
+ * {@link org.nxia.control.api.Confinement} (Landlock path rules, denied
+ * system calls) that the agent applies before execve.
+ *
  * <p>{@link org.nxia.control.api.SystemVms} boots System VMs and registers
  * each one's session as an {@code AgentSession} service with the VM's id
  * ({@link org.nxia.control.api.SystemVms#VM_ID}).
  */
 @Export
-@Version("1.2.0")
+@Version("1.3.0")
 package org.nxia.control.api;
 
 import org.osgi.annotation.bundle.Export;

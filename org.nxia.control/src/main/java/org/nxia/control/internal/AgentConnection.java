@@ -249,6 +249,12 @@ final class AgentConnection implements AgentSession {
                 pending.remove(f.id());
                 x.exit.complete(kind == 1 ? ExitStatus.killed(code) : ExitStatus.exited(code));
             }
+            case Wire.DENIED -> {
+                if (f.payload().length != 8 || !x.started.isDone())
+                    throw violation("bad DENIED for " + f.id());
+                ByteBuffer b = f.body();
+                x.denied(Integer.toUnsignedLong(b.getInt()), Integer.toUnsignedLong(b.getInt()));
+            }
             case Wire.ERROR -> {
                 pending.remove(f.id());
                 x.fail(error(f));
@@ -313,6 +319,12 @@ final class AgentConnection implements AgentSession {
         }
     }
 
+    /** Denials logged per program; the agent's DENIED frames past it are only counted. */
+    static final int MAX_DENIALS_LOGGED = 100;
+
+    /** Confined execs, their refusals and denials (docs/linux-vm.md, Confinement). */
+    private static final System.Logger AUDIT = System.getLogger("org.nxia.control.audit");
+
     @Override
     public String agent() {
         return agent;
@@ -333,15 +345,29 @@ final class AgentConnection implements AgentSession {
         if (request.pty() != null)
             fields.put(Wire.T_PTY, ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN)
                     .putShort((short) request.pty().rows()).putShort((short) request.pty().cols()).array());
+        Wire.putConfinement(fields, request.confinement());
         byte[] payload = fields.bytes();
         if (payload.length > Wire.MAX_PAYLOAD)
             throw new IllegalArgumentException("argv and env take " + payload.length + " bytes, over " + Wire.MAX_PAYLOAD);
-        Running x = new Running(nextId(), sink);
+        Running x = new Running(nextId(), sink, request.argv().toString());
         pending.put(x.id, x);
         if (broken != null)
             x.fail(broken);
         send(Wire.EXEC, x.id, payload);
-        await(x.started, "exec " + request.argv().getFirst());
+        if (request.confinement().isNone()) {
+            await(x.started, "exec " + request.argv().getFirst());
+            return x;
+        }
+        // The audit trail of confined programs (issue 13 §5): what was asked, and whether the guest applied it.
+        try {
+            await(x.started, "exec " + request.argv().getFirst());
+        } catch (IOException e) {
+            AUDIT.log(System.Logger.Level.WARNING, "agent " + agent + ": confined exec " + request.argv() + " refused ("
+                    + request.confinement() + "): " + e.getMessage());
+            throw e;
+        }
+        AUDIT.log(System.Logger.Level.INFO, "agent " + agent + ": exec " + request.argv() + " confined: "
+                + request.confinement());
         return x;
     }
 
@@ -420,11 +446,23 @@ final class AgentConnection implements AgentSession {
         final OutputSink sink;
         final CompletableFuture<Void> started = new CompletableFuture<>();
         final CompletableFuture<ExitStatus> exit = new CompletableFuture<>();
+        final String what;
         volatile int pid;
+        private int denials;    // the reader thread's
 
-        Running(int id, OutputSink sink) {
+        Running(int id, OutputSink sink, String what) {
             this.id = id;
             this.sink = sink;
+            this.what = what;
+        }
+
+        /** A system call the program's confinement denied (EPERM in the guest), as the agent reports it. */
+        void denied(long syscall, long guestPid) {
+            // the agent is untrusted: a flood of reports costs the log at most MAX_DENIALS_LOGGED lines per program
+            if (++denials <= MAX_DENIALS_LOGGED)
+                AUDIT.log(System.Logger.Level.WARNING, "agent " + agent + ": program " + what + " (pid " + guestPid
+                        + " in the guest) was denied syscall " + syscall + " (EPERM)"
+                        + (denials == MAX_DENIALS_LOGGED ? "; further denials of this program are not logged" : ""));
         }
 
         void fail(ControlException why) {

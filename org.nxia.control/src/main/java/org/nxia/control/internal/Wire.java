@@ -12,6 +12,7 @@ import java.util.List;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
+import org.nxia.control.api.Confinement;
 import org.nxia.control.api.ControlException.Code;
 
 /** Control protocol v1 on the wire (docs/control-protocol.md): frames, fields, proofs. */
@@ -29,10 +30,10 @@ final class Wire {
             SIGNAL = 0x13, RESIZE = 0x14, QUIESCE = 0x15, RESUME = 0x16, SHUTDOWN = 0x17;
     // agent -> host
     static final int HELLO_REPLY = 0x81, READY = 0x82, OK = 0x90, ERROR = 0x91, STARTED = 0x92,
-            STDOUT = 0x93, STDERR = 0x94, EXIT = 0x95;
+            STDOUT = 0x93, STDERR = 0x94, EXIT = 0x95, DENIED = 0x96;
     // fields of CONFIGURE and EXEC
     static final int T_ARG = 1, T_ENV = 2, T_CWD = 3, T_PTY = 4, T_HOSTNAME = 5, T_MOUNT = 6,
-            T_GENERATION = 7, T_SEED = 8, T_SECRET = 9;
+            T_GENERATION = 7, T_SEED = 8, T_SECRET = 9, T_FS_RULE = 10, T_DENY_SYSCALLS = 11, T_UNSHARE = 12;
 
     private Wire() {
     }
@@ -104,6 +105,26 @@ final class Wire {
 
         byte[] bytes() {
             return out.toByteArray();
+        }
+    }
+
+    /** EXEC's confinement fields: one FS_RULE per path, then DENY_SYSCALLS and UNSHARE if any. */
+    static void putConfinement(Fields fields, Confinement c) {
+        for (Confinement.PathRule r : c.paths()) {
+            byte[] path = r.path().getBytes(StandardCharsets.UTF_8);
+            fields.put(T_FS_RULE, ByteBuffer.allocate(4 + path.length).order(ByteOrder.LITTLE_ENDIAN)
+                    .putInt(r.bits()).put(path).array());
+        }
+        if (!c.deniedSyscalls().isEmpty()) {
+            ByteBuffer b = ByteBuffer.allocate(4 * c.deniedSyscalls().size()).order(ByteOrder.LITTLE_ENDIAN);
+            c.deniedSyscalls().forEach(b::putInt);
+            fields.put(T_DENY_SYSCALLS, b.array());
+        }
+        if (!c.namespaces().isEmpty()) {
+            int bits = 0;
+            for (Confinement.Namespace ns : c.namespaces())
+                bits |= ns.bit();
+            fields.put(T_UNSHARE, ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(bits).array());
         }
     }
 

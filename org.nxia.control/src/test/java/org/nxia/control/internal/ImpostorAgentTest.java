@@ -17,14 +17,19 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.nxia.control.api.Confinement;
 import org.nxia.control.api.ControlException;
 import org.nxia.control.api.ControlException.Code;
+import org.nxia.control.api.ExecRequest;
+import org.nxia.control.api.ExitStatus;
 
 /**
  * The host's side of the handshake against a scripted agent: it must refuse an
@@ -144,5 +149,66 @@ class ImpostorAgentTest {
         byte[] a = ((Seen) first[1]).hostNonce(), b = ((Seen) second[1]).hostNonce();
         assertFalse(Arrays.equals(a, b), "a fresh host nonce per handshake");
         assertFalse(Arrays.equals(a, new byte[Wire.NONCE]), "a random nonce, not zeros");
+    }
+
+    /** DENIED reports come from the untrusted agent: a flood is logged up to a bound, a misplaced one ends the session. */
+    @Test
+    void denialReportsAreBoundedAndCheckedLikeEveryFrame() throws Exception {
+        Path sock = dir.resolve("agent-denied");
+        java.util.logging.Logger audit = java.util.logging.Logger.getLogger("org.nxia.control.audit");
+        List<String> logged = new CopyOnWriteArrayList<>();
+        java.util.logging.Handler h = new java.util.logging.Handler() {
+            @Override
+            public void publish(java.util.logging.LogRecord r) {
+                logged.add(r.getMessage());
+            }
+
+            @Override
+            public void flush() {
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        audit.addHandler(h);
+        try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX).bind(UnixDomainSocketAddress.of(sock))) {
+            CompletableFuture<Void> peer = CompletableFuture.runAsync(() -> {
+                try (SocketChannel ch = server.accept()) {
+                    agent(ch, new Script(Wire.VERSION, AgentProcess.SECRET, true));
+                    ByteBuffer denied = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putInt(41).putInt(77);
+                    // first program: started, 150 denials, exit 1
+                    Wire.Frame exec = readFrame(ch);
+                    ch.write(ByteBuffer.wrap(Wire.encode(Wire.STARTED, exec.id(), new byte[] {77, 0, 0, 0})));
+                    for (int i = 0; i < 150; i++)
+                        ch.write(ByteBuffer.wrap(Wire.encode(Wire.DENIED, exec.id(), denied.array())));
+                    ch.write(ByteBuffer.wrap(Wire.encode(Wire.EXIT, exec.id(), new byte[] {0, 0, 0, 0, 1, 0, 0, 0})));
+                    // second program: a DENIED before STARTED (after the first one's end of stdin)
+                    do
+                        exec = readFrame(ch);
+                    while (exec.type() != Wire.EXEC);
+                    ch.write(ByteBuffer.wrap(Wire.encode(Wire.DENIED, exec.id(), denied.array())));
+                    readFrame(ch);
+                } catch (IOException e) {
+                    throw new RuntimeException(e);
+                }
+            });
+            try (AgentConnection c = AgentConnection.open(SocketChannel.open(UnixDomainSocketAddress.of(sock)),
+                    AgentProcess.SECRET, Duration.ofSeconds(20))) {
+                ExecRequest confined = ExecRequest.of("x").withConfinement(Confinement.NONE.denying(41));
+                assertEquals(ExitStatus.exited(1), c.exec(confined).status());
+                List<String> denials = logged.stream().filter(l -> l.contains("was denied syscall 41")).toList();
+                assertEquals(AgentConnection.MAX_DENIALS_LOGGED, denials.size());
+                assertTrue(denials.getLast().endsWith("further denials of this program are not logged"), denials.getLast());
+                ControlException e = assertThrows(ControlException.class, () -> c.exec(confined));
+                String why = "";
+                for (Throwable t = e; t != null; t = t.getCause())
+                    why += t.getMessage() + " / ";
+                assertTrue(why.contains("agent broke the protocol: bad DENIED for"), why);
+            }
+            peer.get(20, TimeUnit.SECONDS);
+        } finally {
+            audit.removeHandler(h);
+        }
     }
 }

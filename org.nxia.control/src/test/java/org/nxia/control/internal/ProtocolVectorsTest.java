@@ -17,6 +17,7 @@ import java.util.HexFormat;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
+import org.nxia.control.api.Confinement;
 
 /**
  * The host's side of docs/control-protocol-vectors.txt (the agent runs the same
@@ -93,6 +94,15 @@ class ProtocolVectorsTest {
             case "cwd" -> fields.put(Wire.T_CWD, value);
             case "hostname" -> fields.put(Wire.T_HOSTNAME, value);
             case "mount" -> fields.put(Wire.T_MOUNT, value.replace('|', '\0'));
+            case "fs" -> {
+                int colon = value.indexOf(':');
+                Confinement.PathRule r = Confinement.PathRule.of(value.substring(colon + 1), bitsToRwx(Integer.parseInt(value.substring(0, colon))));
+                Wire.putConfinement(fields, Confinement.paths(r));
+            }
+            case "unshare" -> fields.put(Wire.T_UNSHARE, ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN)
+                    .putInt(Integer.parseInt(value)).array());
+            case "deny" -> Wire.putConfinement(fields, new Confinement(List.of(),
+                    java.util.Arrays.stream(value.split(",")).map(Integer::valueOf).collect(java.util.stream.Collectors.toSet())));
             case "pty" -> {
                 String[] rc = value.split("x");
                 fields.put(Wire.T_PTY, ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN)
@@ -115,8 +125,24 @@ class ProtocolVectorsTest {
                 ByteBuffer b = ByteBuffer.wrap(f.value()).order(ByteOrder.LITTLE_ENDIAN);
                 yield "pty=" + b.getShort() + "x" + b.getShort();
             }
+            case Wire.T_FS_RULE -> {
+                ByteBuffer b = ByteBuffer.wrap(f.value()).order(ByteOrder.LITTLE_ENDIAN);
+                yield "fs=" + b.getInt() + ":" + escape(new String(f.value(), 4, f.value().length - 4, StandardCharsets.UTF_8));
+            }
+            case Wire.T_UNSHARE -> "unshare=" + ByteBuffer.wrap(f.value()).order(ByteOrder.LITTLE_ENDIAN).getInt();
+            case Wire.T_DENY_SYSCALLS -> {
+                ByteBuffer b = ByteBuffer.wrap(f.value()).order(ByteOrder.LITTLE_ENDIAN);
+                StringBuilder d = new StringBuilder("deny=");
+                while (b.hasRemaining())
+                    d.append(d.length() > 5 ? "," : "").append(b.getInt());
+                yield d.toString();
+            }
             default -> "tag" + f.tag();
         };
+    }
+
+    private static String bitsToRwx(int bits) {
+        return ((bits & 1) != 0 ? "r" : "") + ((bits & 2) != 0 ? "w" : "") + ((bits & 4) != 0 ? "x" : "");
     }
 
     private static String escape(String s) {

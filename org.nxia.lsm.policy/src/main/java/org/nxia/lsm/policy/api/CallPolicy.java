@@ -22,6 +22,15 @@ public interface CallPolicy {
     /** The newest denials, oldest first, at most {@code max}. */
     List<AuditEntry> audit(int max);
 
+    /**
+     * The confinement the manifest of {@code profile} asks for programs in its
+     * System VM; {@link GuestConfinement#NONE} when it has no guest lines, and
+     * null when the profile has no manifest (or this policy knows none: the default).
+     */
+    default GuestConfinement guestConfinement(String profile) {
+        return null;
+    }
+
     /** The loaded manifests: profile → its rules, as text. */
     Map<String, String> manifests();
 }

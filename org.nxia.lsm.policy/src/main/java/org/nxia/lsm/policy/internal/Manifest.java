@@ -1,17 +1,24 @@
 package org.nxia.lsm.policy.internal;
 
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.regex.Pattern;
 
 import org.nxia.lsm.policy.api.CallRequest;
 import org.nxia.lsm.policy.api.CallRequest.Direction;
+import org.nxia.lsm.policy.api.GuestConfinement;
 
 /**
  * A parsed capability manifest (docs/gemini-protocol.md, "Capability
  * manifests"): the rules for one VM profile, first match wins, default deny.
  */
-record Manifest(String profile, List<Rule> rules, List<Grant> grants, String source) {
+record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfinement guest, String source) {
+
+    /** Bounds of the guest lines: the agent's (docs/limits.md, "Control agent"). */
+    static final int MAX_GUEST_PATHS = 64, MAX_PATH_BYTES = 4095, MAX_DENIED_SYSCALLS = 128, MAX_SYSCALL = 1023;
 
     /** One allow or deny line; {@code perWindow} 0 means no rate limit. */
     record Rule(int line, boolean allow, Direction direction, Pattern service, Pattern method, Pattern caller,
@@ -44,6 +51,9 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, String sou
         String profile = null;
         List<Rule> rules = new ArrayList<>();
         List<Grant> grants = new ArrayList<>();
+        List<GuestConfinement.Path> guestPaths = new ArrayList<>();
+        Set<Integer> denied = new TreeSet<>();
+        Set<String> namespaces = new TreeSet<>();
         String[] lines = text.split("\r?\n", -1);
         for (int n = 1; n <= lines.length; n++) {
             String line = lines[n - 1];
@@ -75,14 +85,55 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, String sou
                     Pattern[] t = target(w[3], where, n);
                     grants.add(new Grant(n, direction(w[2], where, n), t[0], t[1], body));
                 }
+                case "guest" -> {
+                    requireProfile(profile, where, n);
+                    guest(w, n, where, guestPaths, denied, namespaces);
+                }
                 default -> throw new Invalid(where, n, "unknown keyword '" + w[0]
-                        + "' (expected profile, allow, deny or grant; '#' starts a comment)");
+                        + "' (expected profile, allow, deny, grant or guest; '#' starts a comment)");
             }
         }
         if (profile == null) {
             throw new Invalid(where, lines.length, "no 'profile <name>' line");
         }
-        return new Manifest(profile, List.copyOf(rules), List.copyOf(grants), text);
+        return new Manifest(profile, List.copyOf(rules), List.copyOf(grants), new GuestConfinement(guestPaths, denied, namespaces), text);
+    }
+
+    /** {@code guest path <rwx> <absolute path>}, {@code guest deny-syscall <n>[,<n>...]} or {@code guest unshare mount|net[,...]}. */
+    private static void guest(String[] w, int n, String where, List<GuestConfinement.Path> paths, Set<Integer> denied,
+            Set<String> namespaces) {
+        if (w.length == 4 && w[1].equals("path")) {
+            if (!w[2].matches("r?w?x?") || w[2].isEmpty()) {
+                throw new Invalid(where, n, "access '" + w[2] + "' must be r, w, x or several of them in that order (rx, rwx)");
+            }
+            if (!w[3].startsWith("/") || w[3].getBytes(StandardCharsets.UTF_8).length > MAX_PATH_BYTES) {
+                throw new Invalid(where, n, "guest path '" + w[3] + "' must be absolute and at most " + MAX_PATH_BYTES + " bytes");
+            }
+            if (paths.size() == MAX_GUEST_PATHS) {
+                throw new Invalid(where, n, "more than " + MAX_GUEST_PATHS + " guest paths");
+            }
+            paths.add(new GuestConfinement.Path(w[2], w[3]));
+        } else if (w.length == 3 && w[1].equals("deny-syscall")) {
+            for (String nr : w[2].split(",", -1)) {
+                if (!nr.matches("\\d{1,4}") || Integer.parseInt(nr) > MAX_SYSCALL) {
+                    throw new Invalid(where, n, "syscall '" + nr + "' must be an x86_64 number from 0 to " + MAX_SYSCALL);
+                }
+                denied.add(Integer.parseInt(nr));
+            }
+            if (denied.size() > MAX_DENIED_SYSCALLS) {
+                throw new Invalid(where, n, "more than " + MAX_DENIED_SYSCALLS + " denied syscalls");
+            }
+        } else if (w.length == 3 && w[1].equals("unshare")) {
+            for (String ns : w[2].split(",", -1)) {
+                if (!ns.equals("mount") && !ns.equals("net")) {
+                    throw new Invalid(where, n, "namespace '" + ns + "' must be mount or net");
+                }
+                namespaces.add(ns);
+            }
+        } else {
+            throw new Invalid(where, n, "expected 'guest path <rwx> <absolute path>', 'guest deny-syscall <n>[,<n>...]'"
+                    + " or 'guest unshare mount|net[,...]'");
+        }
     }
 
     private static void requireProfile(String profile, String where, int n) {

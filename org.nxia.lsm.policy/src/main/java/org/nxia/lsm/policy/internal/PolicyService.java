@@ -17,6 +17,7 @@ import org.nxia.lsm.policy.api.AuditEntry;
 import org.nxia.lsm.policy.api.CallPolicy;
 import org.nxia.lsm.policy.api.CallRequest;
 import org.nxia.lsm.policy.api.Decision;
+import org.nxia.lsm.policy.api.GuestConfinement;
 import org.osgi.service.cm.ConfigurationException;
 import org.osgi.service.cm.ManagedServiceFactory;
 import org.osgi.service.component.annotations.Component;
@@ -202,6 +203,12 @@ public final class PolicyService implements CallPolicy, ManagedServiceFactory {
             List<AuditEntry> all = new ArrayList<>(audit);
             return List.copyOf(all.subList(Math.max(0, all.size() - max), all.size()));
         }
+    }
+
+    @Override
+    public GuestConfinement guestConfinement(String profile) {
+        Manifest m = manifest(profile);
+        return m == null ? null : m.guest();
     }
 
     @Override

@@ -5,18 +5,23 @@ import java.io.InputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Locale;
+import java.util.stream.Collectors;
 import java.time.Duration;
 
 import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.control.api.AgentSession;
+import org.nxia.control.api.Confinement;
 import org.nxia.control.api.ExecRequest;
 import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.Execution;
 import org.nxia.control.api.ExitStatus;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
+import org.nxia.lsm.policy.api.CallPolicy;
+import org.nxia.lsm.policy.api.GuestConfinement;
 import org.nxia.profile.api.Profile;
 import org.nxia.profile.api.ProfileRegistry;
 import org.nxia.shell.support.Profiles;
@@ -55,6 +60,10 @@ public final class SystemVmCommands {
 
     @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
     private volatile ProfileRegistry profiles;
+
+    /** The capability manifests: a profile's 'guest' lines confine what vm:exec -p runs. */
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
+    private volatile CallPolicy policy;
 
     @Activate
     public SystemVmCommands(@Reference SystemVms systemVms, @Reference VmManager vms) {
@@ -106,6 +115,7 @@ public final class SystemVmCommands {
         if (argv.length == 0)
             throw new IllegalArgumentException("no program given");
         SystemVm svm;
+        Confinement confinement = Confinement.NONE;
         if (!id.isEmpty()) {
             if (!profileName.isEmpty())
                 throw new IllegalArgumentException("--profile is for a System VM booted by this command; " + id + " runs as it was booted");
@@ -117,15 +127,17 @@ public final class SystemVmCommands {
             base = profileName.isEmpty() ? base.withMemory(VmProfile.parseSize(memory.isEmpty() ? "256M" : memory))
                     : Profiles.apply(Profiles.get(profiles, profileName, Profile.Kind.SYSTEM), base, memory);
             LinuxProfile profile = RootFs.apply(base, rootfs);
+            if (!profileName.isEmpty())
+                confinement = confinement(policy, profileName);
             svm = systemVms.boot(profile, READY_LIMIT);
         }
         boolean ok = false;
         try {
             ExitStatus status;
             if (tty) {
-                status = onTerminal(session, svm.session(), argv);
+                status = onTerminal(session, svm.session(), argv, confinement);
             } else {
-                ExecResult r = svm.session().exec(argv);
+                ExecResult r = svm.session().exec(ExecRequest.of(argv).withConfinement(confinement));
                 System.out.write(r.stdout());
                 System.out.flush();
                 System.err.write(r.stderr());
@@ -144,12 +156,27 @@ public final class SystemVmCommands {
     }
 
     /**
+     * What the manifest of {@code profile} lets its programs touch (its 'guest'
+     * lines, docs/linux-vm.md "Confinement"): none without the policy service or
+     * a manifest for the profile, as before manifests had guest lines.
+     */
+    static Confinement confinement(CallPolicy policy, String profile) {
+        GuestConfinement g = policy == null ? null : policy.guestConfinement(profile);
+        if (g == null)
+            return Confinement.NONE;
+        return new Confinement(g.paths().stream().map(p -> Confinement.PathRule.of(p.path(), p.access())).toList(),
+                g.deniedSyscalls(),
+                g.namespaces().stream().map(ns -> Confinement.Namespace.valueOf(ns.toUpperCase(Locale.ROOT))).collect(Collectors.toSet()));
+    }
+
+    /**
      * Runs {@code argv} on a guest pty (what {@code ./nxia run} gives: bash): the
      * session's keyboard goes to it as it is typed, its output comes here as it
      * is written. The size comes from {@code NXIA_TTY_SIZE} ("ROWS COLS", which
      * the launcher takes from {@code stty size}), else 24x80.
      */
-    private static ExitStatus onTerminal(CommandSession session, AgentSession agent, String[] argv) throws Exception {
+    private static ExitStatus onTerminal(CommandSession session, AgentSession agent, String[] argv, Confinement confinement)
+            throws Exception {
         int rows = 24, cols = 80;
         String size = System.getenv("NXIA_TTY_SIZE");
         if (size != null && size.trim().matches("\\d{1,4} \\d{1,4}")) {
@@ -158,7 +185,8 @@ public final class SystemVmCommands {
             cols = Math.max(1, Integer.parseInt(rc[1]));
         }
         PrintStream out = session.getConsole();
-        ExecRequest request = ExecRequest.of(argv).withPty(rows, cols).withEnv("TERM", System.getenv().getOrDefault("TERM", "linux"));
+        ExecRequest request = ExecRequest.of(argv).withPty(rows, cols).withEnv("TERM", System.getenv().getOrDefault("TERM", "linux"))
+                .withConfinement(confinement);
         Execution program = agent.start(request, (stderr, data, offset, length) -> {
             out.write(data, offset, length);
             out.flush();

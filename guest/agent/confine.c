@@ -1,0 +1,192 @@
+/* confine.c - Landlock and seccomp for the programs the agent starts
+ * (docs/linux-vm.md, Confinement). Runs in the forked child only: nothing
+ * here allocates, so it is safe after fork. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "confine.h"
+
+/* <linux/landlock.h> of older build hosts may lack the later bits: the ABI's own numbers. */
+#define LL_CREATE_RULESET_VERSION (1u << 0)
+#define LL_RULE_PATH_BENEATH 1
+#define LL_EXECUTE     (1ull << 0)
+#define LL_WRITE_FILE  (1ull << 1)
+#define LL_READ_FILE   (1ull << 2)
+#define LL_READ_DIR    (1ull << 3)
+#define LL_MAKE_ETC    (0x1ffull << 4)   /* REMOVE_DIR, REMOVE_FILE, MAKE_CHAR .. MAKE_SYM */
+#define LL_REFER       (1ull << 13)      /* ABI 2 */
+#define LL_TRUNCATE    (1ull << 14)      /* ABI 3 */
+#define LL_IOCTL_DEV   (1ull << 15)      /* ABI 5 */
+/* the rights a rule on a file (not a directory) may hold */
+#define LL_FILE_ONLY   (LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE | LL_TRUNCATE | LL_IOCTL_DEV)
+
+struct ll_ruleset_attr { uint64_t handled_access_fs; };
+struct ll_path_beneath { uint64_t allowed_access; int32_t parent_fd; } __attribute__((packed));
+
+#ifndef __NR_landlock_create_ruleset
+#define __NR_landlock_create_ruleset 444
+#define __NR_landlock_add_rule 445
+#define __NR_landlock_restrict_self 446
+#endif
+
+static uint64_t handled_by(int abi)
+{
+    uint64_t h = LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE | LL_READ_DIR | LL_MAKE_ETC;
+    if (abi >= 2)
+        h |= LL_REFER;
+    if (abi >= 3)
+        h |= LL_TRUNCATE;
+    if (abi >= 5)
+        h |= LL_IOCTL_DEV;
+    return h;
+}
+
+/* What read / write / execute mean in Landlock's terms: write is everything
+ * that changes the tree (create, remove, rename, truncate). */
+static uint64_t rights(uint32_t access)
+{
+    uint64_t r = 0;
+    if (access & CONFINE_READ)
+        r |= LL_READ_FILE | LL_READ_DIR;
+    if (access & CONFINE_WRITE)
+        r |= LL_WRITE_FILE | LL_MAKE_ETC | LL_REFER | LL_TRUNCATE;
+    if (access & CONFINE_EXECUTE)
+        r |= LL_EXECUTE;
+    if (access & (CONFINE_READ | CONFINE_WRITE))
+        r |= LL_IOCTL_DEV;    /* ioctl on a device opened beneath the path */
+    return r;
+}
+
+int confine_landlock(const struct confine_rule *rules, int n, int *bad)
+{
+    *bad = -1;
+    long abi = syscall(__NR_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
+    if (abi < 1)
+        return -1;    /* ENOSYS: not built in; EOPNOTSUPP: not enabled at boot */
+    struct ll_ruleset_attr attr = {.handled_access_fs = handled_by((int)abi)};
+    int rs = (int)syscall(__NR_landlock_create_ruleset, &attr, sizeof attr, 0);
+    if (rs < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        struct ll_path_beneath pb = {.parent_fd = open(rules[i].path, O_PATH | O_CLOEXEC)};
+        if (pb.parent_fd < 0 || fstat(pb.parent_fd, &st) < 0) {
+            *bad = i;
+            goto fail;
+        }
+        pb.allowed_access = rights(rules[i].access) & attr.handled_access_fs;
+        if (!S_ISDIR(st.st_mode))
+            pb.allowed_access &= LL_FILE_ONLY;
+        if (pb.allowed_access && syscall(__NR_landlock_add_rule, rs, LL_RULE_PATH_BENEATH, &pb, 0) < 0) {
+            *bad = i;
+            int e = errno;
+            close(pb.parent_fd);
+            errno = e;
+            goto fail;
+        }
+        close(pb.parent_fd);
+    }
+    if (syscall(__NR_landlock_restrict_self, rs, 0) < 0)
+        goto fail;
+    close(rs);
+    return 0;
+fail:;
+    int e = errno;
+    close(rs);
+    errno = e;
+    return -1;
+}
+
+int confine_unshare(uint32_t ns)
+{
+    int flags = (ns & CONFINE_NS_MOUNT ? CLONE_NEWNS : 0) | (ns & CONFINE_NS_NET ? CLONE_NEWNET : 0);
+    if (unshare(flags) < 0)
+        return -1;
+    /* shared propagation (systemd's default) would carry the program's mounts out */
+    if ((ns & CONFINE_NS_MOUNT) && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return -1;
+    if (ns & CONFINE_NS_NET) {    /* loopback works as before, nothing else exists */
+        struct ifreq ifr = {.ifr_name = "lo"};
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int r = s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0 ? -1 : 0;
+        ifr.ifr_flags |= IFF_UP;
+        if (r == 0)
+            r = ioctl(s, SIOCSIFFLAGS, &ifr);
+        int e = errno;
+        if (s >= 0)
+            close(s);
+        errno = e;
+        return r;
+    }
+    return 0;
+}
+
+#define X32_BIT 0x40000000u
+
+int confine_notify_ok(const uint32_t *nrs, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (nrs[i] == __NR_sendmsg)
+            return 0;
+    return 1;
+}
+
+int confine_answer(int fd, int err, uint32_t *nr, uint32_t *pid)
+{
+    struct seccomp_notif req;
+    struct seccomp_notif_resp resp;
+
+    memset(&req, 0, sizeof req);    /* the kernel insists */
+    if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+        return -1;
+    *nr = (uint32_t)req.data.nr;
+    *pid = req.pid;
+    memset(&resp, 0, sizeof resp);
+    resp.id = req.id;
+    resp.error = -err;
+    return ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+int confine_seccomp(const uint32_t *nrs, int n, int err, int notify)
+{
+    if (n < 0 || n > CONFINE_MAX_SYSCALLS) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* arch check, x32 check, one compare per number, then allow / notify / deny */
+    struct sock_filter f[9 + CONFINE_MAX_SYSCALLS];
+    int k = 0;
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    /* jt 0 goes on; jf lands on the kill at the end */
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    /* x32 numbers are the same calls with a high bit: they would slip past the list */
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_BIT, 0, 1);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    /* a match jumps past the allow to the notify, or (sendmsg, or notify 0) to the deny after it */
+    for (int i = 0; i < n; i++)
+        f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nrs[i],
+                                              (uint8_t)(n - i + (!notify || nrs[i] == __NR_sendmsg)), 0);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
+    f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((uint32_t)err & SECCOMP_RET_DATA));
+    struct sock_fprog prog = {.len = (unsigned short)k, .filter = f};
+    if (!notify)
+        return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+    return (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+}

@@ -1,0 +1,69 @@
+package org.nxia.itest;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertNotEquals;
+import static org.junit.Assert.assertTrue;
+
+import java.nio.file.Path;
+
+import javax.inject.Inject;
+
+import org.junit.Test;
+import org.junit.runner.RunWith;
+import org.nxia.control.api.AgentSession;
+import org.nxia.control.api.Confinement;
+import org.nxia.control.api.Confinement.PathRule;
+import org.nxia.control.api.ExecRequest;
+import org.nxia.control.api.ExecResult;
+import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVms;
+import org.nxia.vmm.api.LinuxProfile;
+import org.ops4j.pax.exam.Configuration;
+import org.ops4j.pax.exam.Option;
+import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
+import org.ops4j.pax.exam.spi.reactors.PerClass;
+
+/**
+ * Issue 13 §5 in the System VM itself: its kernel (Landlock, seccomp filters)
+ * confines what the agent starts — a read outside the path rules fails with
+ * EACCES, a denied system call with EPERM.
+ */
+@RunWith(HardwareVirtualizationRequirement.class)
+@HardwareVirtualizationRequirement.NeedsKernel
+@ExamReactorStrategy(PerClass.class)
+public class SystemVmConfineTest {
+
+    @Inject
+    SystemVms systemVms;
+
+    @Configuration
+    public Option[] config() {
+        return NxiaOptions.platform();
+    }
+
+    @Test
+    public void theGuestKernelConfinesWhatTheAgentStarts() throws Exception {
+        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
+                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
+                .withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT);
+        try (SystemVm svm = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT)) {
+            AgentSession s = svm.session();
+            Confinement binOnly = Confinement.paths(PathRule.of("/bin", "rx"));
+            ExecResult denied = s.exec(ExecRequest.of("/bin/busybox", "ls", "/etc").withConfinement(binOnly));
+            assertNotEquals("stdout " + denied.stdoutText() + ", stderr " + denied.stderrText(), 0, denied.status().code());
+            assertTrue(denied.stderrText(), denied.stderrText().contains("Permission denied"));
+
+            ExecResult allowed = s.exec(ExecRequest.of("/bin/busybox", "ls", "/etc")
+                    .withConfinement(Confinement.paths(PathRule.of("/bin", "rx"), PathRule.of("/etc", "r"))));
+            assertEquals("stderr " + allowed.stderrText(), 0, allowed.status().code());
+
+            // mkdir (83) and mkdirat (258): whichever the C library uses
+            ExecResult noMkdir = s.exec(ExecRequest.of("/bin/busybox", "mkdir", "/tmp/confined")
+                    .withConfinement(Confinement.NONE.denying(83, 258)));
+            assertNotEquals("stderr " + noMkdir.stderrText(), 0, noMkdir.status().code());
+            assertTrue(noMkdir.stderrText(), noMkdir.stderrText().contains("Operation not permitted"));
+            assertEquals(0, s.exec("/bin/busybox", "mkdir", "/tmp/unconfined").status().code());
+            System.out.println("SystemVmConfineTest: " + denied.stderrText().strip() + " / " + noMkdir.stderrText().strip());
+        }
+    }
+}
