@@ -539,13 +539,8 @@ class VirtioVsockTest {
         return g.expect(REQUEST);
     }
 
-    /**
-     * A connection from the host after a restore waits until the driver gave an event buffer back
-     * after the reset event: until then the guest may still drop its connections, and would drop
-     * the new one with them without a word (Linux handles the event in a work item of its own).
-     */
-    @Test
-    void aHostConnectionAfterARestoreWaitsUntilTheDriverHasHandledTheResetEvent() throws Exception {
+    /** A device saved with an event buffer posted, restored, and the driver's side after it took the reset event. */
+    private Guest restoredWithTheResetEventTaken() throws Exception {
         Guest g = guest("");
         long event = g.ev.allocate(4, (byte) 0x5a);
         g.transport.locked(() -> g.ev.addChain(new Buffer(event, 4, true)));
@@ -556,14 +551,30 @@ class VirtioVsockTest {
         device.restoreState(bytes);
         Guest r = new Guest(g);
         assertNotNull(poll(r, r.ev), "the reset event");
+        return r;
+    }
+
+    /** A host connection to guest port 9 in the background (nobody answers: only its REQUEST matters). */
+    private void connectToPort9(Duration limit) {
         VsockEndpoint host = (VsockEndpoint) device;
         CompletableFuture.runAsync(() -> {
             try {
-                host.connect(9, Duration.ofSeconds(5));
+                host.connect(9, limit);
             } catch (IOException e) {
-                // nobody answers: only the REQUEST matters here
+                // nobody answers
             }
         });
+    }
+
+    /**
+     * A connection from the host after a restore waits until the driver gave an event buffer back
+     * after the reset event: until then the guest may still drop its connections, and would drop
+     * the new one with them without a word (Linux handles the event in a work item of its own).
+     */
+    @Test
+    void aHostConnectionAfterARestoreWaitsUntilTheDriverHasHandledTheResetEvent() throws Exception {
+        Guest r = restoredWithTheResetEventTaken();
+        connectToPort9(Duration.ofSeconds(5));
         assertNull(r.recv(300), "no REQUEST while the driver has not handled the reset");
         long again = r.ev.allocate(4, (byte) 0x5a);
         r.transport.locked(() -> r.ev.addChain(new Buffer(again, 4, true)));
@@ -574,25 +585,9 @@ class VirtioVsockTest {
     /** A driver that never hands the event's buffer back holds host connections up only so long. */
     @Test
     void aDriverThatNeverSaysItHandledTheResetHoldsAConnectionOnlyBriefly() throws Exception {
-        Guest g = guest("");
-        long event = g.ev.allocate(4, (byte) 0x5a);
-        g.transport.locked(() -> g.ev.addChain(new Buffer(event, 4, true)));
-        g.m.w(VirtioMmioTransport.QUEUE_NOTIFY, 2);
-        byte[] bytes = device.saveState();
-        device.close();
-        device = new VirtioVsockFactory().create(DeviceConfig.parse("virtio-vsock:cid=" + CID), ctx);
-        device.restoreState(bytes);
-        Guest r = new Guest(g);
-        assertNotNull(poll(r, r.ev), "the reset event");
+        Guest r = restoredWithTheResetEventTaken();
         long start = System.nanoTime();
-        VsockEndpoint host = (VsockEndpoint) device;
-        CompletableFuture.runAsync(() -> {
-            try {
-                host.connect(9, Duration.ofSeconds(10));
-            } catch (IOException e) {
-                // nobody answers: only the REQUEST matters here
-            }
-        });
+        connectToPort9(Duration.ofSeconds(10));
         assertEquals(9, r.expect(REQUEST).dstPort());
         long waited = (System.nanoTime() - start) / 1_000_000;
         assertTrue(waited >= 1500 && waited < 4500, "held for the hold's 2 s, not more: " + waited + " ms");
