@@ -1,6 +1,7 @@
 package org.nxia.itest;
 
 import static org.junit.Assert.assertEquals;
+import static org.nxia.itest.CounterGuest.*;
 import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
@@ -8,13 +9,10 @@ import static org.junit.Assert.fail;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 import javax.inject.Inject;
 
@@ -23,7 +21,6 @@ import org.junit.Test;
 import org.junit.runner.RunWith;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
-import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmSnapshot;
 import org.nxia.vmm.api.VmState;
 import org.ops4j.pax.exam.Configuration;
@@ -43,10 +40,6 @@ import org.ops4j.pax.exam.spi.reactors.PerClass;
 @ExamReactorStrategy(PerClass.class)
 public class CloneTest {
 
-    private static final Pattern TICK = Pattern.compile("tick (\\d+)\n");
-    private static final String BOOT_LINE = "counter: boot";
-    private static final long SPIN = 1 << 18;
-    private static final Duration WAIT = Duration.ofSeconds(90);
     private static final int PAGE = 4096;
 
     @Inject
@@ -58,37 +51,6 @@ public class CloneTest {
     @Configuration
     public Option[] config() {
         return NxiaOptions.platform();
-    }
-
-    private static VmProfile counter() {
-        return MicroVmTest.guest("counter").withArg(SPIN);
-    }
-
-    private static long[] ticks(String console) {
-        Matcher m = TICK.matcher(console);
-        long first = 0;
-        long last = 0;
-        while (m.find()) {
-            last = Long.parseLong(m.group(1));
-            if (first == 0) {
-                first = last;
-            }
-        }
-        return new long[] {first, last};
-    }
-
-    private static long awaitTickAbove(VirtualMachine vm, long tick) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (System.nanoTime() < deadline) {
-            long last = ticks(vm.console())[1];
-            if (last > tick) {
-                return last;
-            }
-            assertTrue(vm.id() + " stopped: " + vm.result(), vm.result().isEmpty());
-            Thread.sleep(20);
-        }
-        fail(vm.id() + " did not count past tick " + tick + " within " + WAIT + "; console: " + vm.console());
-        return -1;
     }
 
     private static String sha256(Path file) throws Exception {

@@ -1,15 +1,13 @@
 package org.nxia.itest;
 
 import static org.junit.Assert.assertEquals;
+import static org.nxia.itest.CounterGuest.*;
 import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 import javax.inject.Inject;
 
@@ -21,7 +19,6 @@ import org.nxia.vmm.api.StatePart;
 import org.nxia.vmm.api.VcpuState;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
-import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmSnapshot;
 import org.nxia.vmm.api.VmState;
 import org.ops4j.pax.exam.Configuration;
@@ -39,12 +36,6 @@ import org.ops4j.pax.exam.spi.reactors.PerClass;
 @ExamReactorStrategy(PerClass.class)
 public class SnapshotTest {
 
-    private static final Pattern TICK = Pattern.compile("tick (\\d+)\n");
-    private static final String BOOT_LINE = "counter: boot";
-    /** Busy-loop turns per tick: a few ticks a second in the rig's nested, emulated KVM. */
-    private static final long SPIN = 1 << 18;
-    private static final Duration WAIT = Duration.ofSeconds(90);
-
     @Inject
     VmManager vms;
 
@@ -57,59 +48,6 @@ public class SnapshotTest {
     @Configuration
     public Option[] config() {
         return NxiaOptions.platform();
-    }
-
-    private static VmProfile counter() {
-        return MicroVmTest.guest("counter").withArg(SPIN);
-    }
-
-    /** The first and the last tick on the console, or 0 where none. */
-    private static long[] ticks(String console) {
-        Matcher m = TICK.matcher(console);
-        long first = 0;
-        long last = 0;
-        while (m.find()) {
-            last = Long.parseLong(m.group(1));
-            if (first == 0) {
-                first = last;
-            }
-        }
-        return new long[] {first, last};
-    }
-
-    private static long lastTick(VirtualMachine vm) {
-        return ticks(vm.console())[1];
-    }
-
-    private static long awaitTickAbove(VirtualMachine vm, long tick) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (System.nanoTime() < deadline) {
-            long last = lastTick(vm);
-            if (last > tick) {
-                return last;
-            }
-            assertTrue(vm.id() + " stopped: " + vm.result(), vm.result().isEmpty());
-            Thread.sleep(20);
-        }
-        fail(vm.id() + " did not count past tick " + tick + " within " + WAIT + "; console: " + tail(vm.console()));
-        return -1;
-    }
-
-    /** Every tick is the one before plus one: the guest neither started over nor skipped. */
-    private static void assertConsecutive(String console) {
-        Matcher m = TICK.matcher(console);
-        long previous = -1;
-        while (m.find()) {
-            long tick = Long.parseLong(m.group(1));
-            if (previous >= 0 && tick != previous + 1) {
-                fail("tick " + tick + " came after tick " + previous + ": " + tail(console));
-            }
-            previous = tick;
-        }
-    }
-
-    private static String tail(String console) {
-        return console.length() <= 400 ? console : "…" + console.substring(console.length() - 400);
     }
 
     @Test
