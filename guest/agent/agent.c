@@ -57,6 +57,7 @@ struct conn {
 
 struct job {
     int used;
+    unsigned gen;                /* which job this slot holds: a poll result of a freed one is stale */
     struct conn *conn;           /* NULL once its connection is gone */
     uint32_t id;
     pid_t pid;
@@ -70,6 +71,7 @@ struct job {
 
 static struct conn conns[MAX_CONNS];
 static struct job jobs[MAX_JOBS];
+static unsigned job_gen;
 static int pid1, quiesced, listen_fd = -1, sig_fd = -1, stop;
 static const char *unix_path;
 static uint8_t secret[CTL_MAX_SECRET];
@@ -672,6 +674,7 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
 
     memset(j, 0, sizeof *j);
     j->used = 1;
+    j->gen = ++job_gen;
     j->conn = c;
     j->id = id;
     j->pid = pid;
@@ -1298,6 +1301,7 @@ int main(int argc, char **argv)
         struct pollfd pf[2 + MAX_CONNS + 4 * MAX_JOBS];
         void *who[2 + MAX_CONNS + 4 * MAX_JOBS];
         int kind[2 + MAX_CONNS + 4 * MAX_JOBS];
+        unsigned gen[2 + MAX_CONNS + 4 * MAX_JOBS];
         nfds_t n = 0;
         int timeout = expire_handshakes();
 
@@ -1324,16 +1328,16 @@ int main(int argc, char **argv)
             if (!j->used)
                 continue;
             if (j->out_fd >= 0) {
-                pf[n] = (struct pollfd){.fd = j->out_fd, .events = POLLIN}; who[n] = j; kind[n++] = 3;
+                pf[n] = (struct pollfd){.fd = j->out_fd, .events = POLLIN}; who[n] = j; gen[n] = j->gen; kind[n++] = 3;
             }
             if (j->err_fd >= 0) {
-                pf[n] = (struct pollfd){.fd = j->err_fd, .events = POLLIN}; who[n] = j; kind[n++] = 4;
+                pf[n] = (struct pollfd){.fd = j->err_fd, .events = POLLIN}; who[n] = j; gen[n] = j->gen; kind[n++] = 4;
             }
             if (j->in_fd >= 0 && j->inq_len) {
-                pf[n] = (struct pollfd){.fd = j->in_fd, .events = POLLOUT}; who[n] = j; kind[n++] = 5;
+                pf[n] = (struct pollfd){.fd = j->in_fd, .events = POLLOUT}; who[n] = j; gen[n] = j->gen; kind[n++] = 5;
             }
             if (j->notify_fd >= 0) {
-                pf[n] = (struct pollfd){.fd = j->notify_fd, .events = POLLIN}; who[n] = j; kind[n++] = 6;
+                pf[n] = (struct pollfd){.fd = j->notify_fd, .events = POLLIN}; who[n] = j; gen[n] = j->gen; kind[n++] = 6;
             }
         }
         if (poll(pf, n, timeout) < 0) {
@@ -1357,11 +1361,12 @@ int main(int argc, char **argv)
                 if (((struct conn *)who[i])->fd == pf[i].fd)
                     conn_readable(who[i]);
                 break;
-            /* A job may have been freed by reap() earlier in this turn. */
-            case 3: if (j->used && j->out_fd == pf[i].fd) pump_output(j, &j->out_fd, CTL_STDOUT); break;
-            case 4: if (j->used && j->err_fd == pf[i].fd) pump_output(j, &j->err_fd, CTL_STDERR); break;
-            case 5: if (j->used && j->in_fd == pf[i].fd) pump_stdin(j); break;
-            case 6: if (j->used && j->notify_fd == pf[i].fd) answer_denial(j, pf[i].revents); break;
+            /* A job may have been freed by reap() earlier in this turn, and its
+             * slot (and fd numbers) given to a job that an EXEC in this turn started. */
+            case 3: if (j->used && j->gen == gen[i] && j->out_fd == pf[i].fd) pump_output(j, &j->out_fd, CTL_STDOUT); break;
+            case 4: if (j->used && j->gen == gen[i] && j->err_fd == pf[i].fd) pump_output(j, &j->err_fd, CTL_STDERR); break;
+            case 5: if (j->used && j->gen == gen[i] && j->in_fd == pf[i].fd) pump_stdin(j); break;
+            case 6: if (j->used && j->gen == gen[i] && j->notify_fd == pf[i].fd) answer_denial(j, pf[i].revents); break;
             }
         }
     }
