@@ -153,7 +153,7 @@ public class PmemTest {
             VmResult r = micro.await(Duration.ofSeconds(60));
             assertTrue("the echo guest ended well: " + r + " " + micro.console(), r.succeeded());
             long after = interrupts(s, link.gsi());
-            long javaRings = microGrant.doorbell().rings();
+            long javaRings = microGrant.rings();
             System.out.printf("PmemTest: %s -> %s on GSI %d %s: guest interrupts %d -> %d for %d rings; rings through the VMM: %d%n",
                     micro.id(), linux.id(), link.gsi(), link.inHypervisor() ? "in the hypervisor" : "through the VMM",
                     before, after, RINGS + 1, javaRings);

@@ -194,11 +194,11 @@ public class PortalTest {
                     sent++;
                 }
             }
-            long seen = m.doorbell().rings();
+            long seen = m.rings();
             int len = rings[1].poll(buffer);
             if (len < 0) {
                 if (sent > MESSAGES) { // nothing left to send: block on the doorbell
-                    m.doorbell().await(seen, Duration.ofMillis(5));
+                    m.awaitRing(seen, Duration.ofMillis(5));
                     waits++;
                 }
                 continue;
@@ -219,10 +219,10 @@ public class PortalTest {
         assertEquals(result.detail(), VmResult.Reason.EXITED, result.reason());
         assertEquals(0, result.exitStatus());
         assertEquals("checksum of the echoes", expectedSum(MESSAGES), sum);
-        assertTrue("the guest rang the doorbell", m.doorbell().rings() > 0);
+        assertTrue("the guest rang the doorbell", m.rings() > 0);
         System.out.printf("PortalTest %s: %d messages host->guest->host in %d ms (%.1f us round trip, emulated guest),"
                 + " %d doorbell rings, %d waits%n", name, MESSAGES, nanos / 1_000_000, nanos / 1000.0 / MESSAGES,
-                m.doorbell().rings(), waits);
+                m.rings(), waits);
     }
 
     // ---- guest <-> guest ----

@@ -1,10 +1,11 @@
 package org.nxia.portal.internal;
 
+import java.time.Duration;
 import java.util.Optional;
 
-import org.nxia.portal.api.Doorbell;
 import org.nxia.portal.api.PortalMapping;
 import org.nxia.portal.api.Rights;
+import org.nxia.vmm.api.Doorbell;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.SharedMapping;
 import org.nxia.vmm.api.device.Device;
@@ -24,7 +25,7 @@ final class Grant implements Device, PortalMapping {
     private final DeviceContext context;
     private final String region;
     private final Rights rights;
-    private final DoorbellImpl doorbell = new DoorbellImpl();
+    private final DoorbellPage doorbell = new DoorbellPage();
     private SharedMapping mapping;
     /** The line of the device that shows the region to this VM's guest, or null. */
     private volatile InterruptLine interrupt;
@@ -75,12 +76,12 @@ final class Grant implements Device, PortalMapping {
         return interrupt;
     }
 
-    DoorbellImpl doorbellImpl() {
+    DoorbellPage doorbellPage() {
         return doorbell;
     }
 
     /** A hypervisor doorbell on the 4-byte store guests ring with (guest kit: {@code nxia_portal_ring}). */
-    Optional<org.nxia.vmm.api.Doorbell> hypervisorDoorbell() {
+    Optional<Doorbell> hypervisorDoorbell() {
         return context.createDoorbell(doorbell.gpa(), 4);
     }
 
@@ -126,7 +127,17 @@ final class Grant implements Device, PortalMapping {
     }
 
     @Override
-    public Doorbell doorbell() {
-        return doorbell;
+    public long doorbellGpa() {
+        return doorbell.gpa();
+    }
+
+    @Override
+    public long rings() {
+        return doorbell.rings();
+    }
+
+    @Override
+    public long awaitRing(long seen, Duration timeout) throws InterruptedException {
+        return doorbell.await(seen, timeout);
     }
 }

@@ -49,7 +49,7 @@ final class Link implements DoorbellLink {
                 doorbell = null;
             }
         }
-        from.doorbellImpl().forward(line);
+        from.doorbellPage().forward(line);
         return new Link(portals, from, to, line, doorbell, irqfd);
     }
 
@@ -98,7 +98,7 @@ final class Link implements DoorbellLink {
                 return;
             }
             closed = true;
-            from.doorbellImpl().forward(null);
+            from.doorbellPage().forward(null);
             if (irqfd != null) {
                 try {
                     irqfd.close();

@@ -108,7 +108,7 @@ public final class PortalCommands {
         for (PortalMapping m : portals.mappings()) {
             if (m.region().equals(name)) {
                 out.append("vm:       %s %s %s, doorbell at 0x%x, %d rings%n".formatted(m.vmId(), m.rights(),
-                        m.mapped() ? "at 0x" + Long.toHexString(m.gpa()) : "unmapped", m.doorbell().gpa(), m.doorbell().rings()));
+                        m.mapped() ? "at 0x" + Long.toHexString(m.gpa()) : "unmapped", m.doorbellGpa(), m.rings()));
             }
         }
         for (DoorbellLink l : portals.links()) {

@@ -53,11 +53,11 @@ class PortalCommandsTest {
         String mapped = commands.map("vm-1", "ring");
         assertEquals("ring mapped into vm-1 at 0x%x (ro)".formatted(vm.mappings.get(1).gpa), mapped);
         SpscRing.format(portals.find("ring").orElseThrow().segment(), 2048);
-        g.doorbellImpl().write(0, 4, 1);
+        g.doorbellPage().write(0, 4, 1);
         String info = commands.info("ring");
         assertTrue(info.startsWith("name:     ring\nsize:     4096 bytes\nowner:    shell\nrights:   rw (most a VM may get)\n"
                 + "backing:  anonymous shared memory\ncontents: SPSC ring (2048 data bytes)\n"), info);
-        assertTrue(info.contains("vm:       vm-1 ro at 0x%x, doorbell at 0x%x, 1 rings\n".formatted(g.gpa(), g.doorbell().gpa())), info);
+        assertTrue(info.contains("vm:       vm-1 ro at 0x%x, doorbell at 0x%x, 1 rings\n".formatted(g.gpa(), g.doorbellGpa())), info);
         IllegalArgumentException none = assertThrows(IllegalArgumentException.class, () -> commands.info("nope"));
         assertTrue(none.getMessage().contains("no portal nope"), none.getMessage());
     }

@@ -43,19 +43,19 @@ class PortalGrantsTest {
         Grant ro = grant(vm, "portal:name=ring,rights=ro");
 
         assertEquals(1, vm.windows.size(), "one MMIO page for the doorbell");
-        assertSame(ro.doorbellImpl(), vm.windowDevices.get(0), "the doorbell page's stores reach the doorbell");
-        assertEquals(vm.windows.get(0), ro.doorbell().gpa());
+        assertSame(ro.doorbellPage(), vm.windowDevices.get(0), "the doorbell page's stores reach the doorbell");
+        assertEquals(vm.windows.get(0), ro.doorbellGpa());
         FakeVmContext.Mapping m = vm.mappings.get(0);
         assertEquals("ring", m.name);
         assertTrue(m.readOnly, "rights=ro maps read-only");
         assertEquals(8192, m.region.byteSize());
-        assertEquals(ro.doorbell().gpa(), m.doorbellGpa, "the portal table names the doorbell");
+        assertEquals(ro.doorbellGpa(), m.doorbellGpa, "the portal table names the doorbell");
         assertTrue(ro.mapped());
         assertEquals(m.gpa, ro.gpa());
         assertEquals("portal", ro.type());
         assertEquals("vm-1", ro.vmId());
         assertEquals(Rights.RO, ro.rights());
-        assertEquals(new Grant.State("ring", Rights.RO, true, m.gpa, ro.doorbell().gpa(), 0), ro.state());
+        assertEquals(new Grant.State("ring", Rights.RO, true, m.gpa, ro.doorbellGpa(), 0), ro.state());
 
         FakeVmContext other = new FakeVmContext("vm-2", false, false);
         assertFalse(grant(other, "portal:name=ring").rights() == Rights.RO, "rw is the default");
@@ -145,11 +145,11 @@ class PortalGrantsTest {
         assertEquals(5, link.gsi());
         assertEquals("vm-a -> vm-b (ring, GSI 5, in the hypervisor)", link.toString());
         FakeVmContext.HvDoorbell hv = a.hvDoorbells.get(0);
-        assertEquals(ga.doorbell().gpa(), hv.address, "the ioeventfd sits on the source VM's doorbell");
+        assertEquals(ga.doorbellGpa(), hv.address, "the ioeventfd sits on the source VM's doorbell");
         assertSame(line, hv.connectedTo);
         assertEquals(List.of(link), portals.links());
 
-        ga.doorbellImpl().write(0, 4, 1);   // a store that still exits (not the 4-byte ring) is forwarded by the VMM
+        ga.doorbellPage().write(0, 4, 1);   // a store that still exits (not the 4-byte ring) is forwarded by the VMM
         assertEquals(1, line.pulses.get());
 
         IllegalArgumentException twice = assertThrows(IllegalArgumentException.class, () -> portals.connect("vm-a", "vm-b", "ring"));
@@ -160,7 +160,7 @@ class PortalGrantsTest {
         assertTrue(hv.irqfdClosed, "the irqfd is released");
         assertTrue(hv.closed, "the doorbell page exits to the VMM again");
         assertTrue(portals.links().isEmpty());
-        ga.doorbellImpl().write(0, 4, 1);
+        ga.doorbellPage().write(0, 4, 1);
         assertEquals(1, line.pulses.get(), "a closed link raises nothing");
         link.close();   // idempotent
         assertTrue(gb.mapped());
@@ -182,10 +182,10 @@ class PortalGrantsTest {
         assertTrue(a.hvDoorbells.get(0).closed, "the unjoined ioeventfd is given back, so stores exit");
         assertTrue(link.toString().endsWith("through the VMM)"), link.toString());
         for (int i = 0; i < 3; i++) {
-            ga.doorbellImpl().write(0, 4, 1);
+            ga.doorbellPage().write(0, 4, 1);
         }
         assertEquals(3, line.pulses.get());
-        assertEquals(3, ga.doorbell().rings());
+        assertEquals(3, ga.rings());
     }
 
     @Test
@@ -224,7 +224,7 @@ class PortalGrantsTest {
         assertFalse(link.connected(), "the target's device went away: the link with it");
         assertTrue(portals.links().isEmpty());
         assertEquals(null, gb.interrupt());
-        ga.doorbellImpl().write(0, 4, 1);
+        ga.doorbellPage().write(0, 4, 1);
         assertEquals(0, line.pulses.get());
         AutoCloseable again = portals.attachInterrupt("vm-b", "ring", new FakeVmContext.Line(11));
         assertNotEquals(null, gb.interrupt());

@@ -81,7 +81,7 @@ class PortalsImplTest {
 
     @Test
     void doorbellWakesAWaiterAndTimesOut() throws Exception {
-        DoorbellImpl bell = new DoorbellImpl();
+        DoorbellPage bell = new DoorbellPage();
         assertEquals(0, bell.await(0, Duration.ofMillis(20)), "times out with the count unchanged");
         Thread ringer = Thread.ofPlatform().start(() -> {
             try {

@@ -235,14 +235,14 @@ public final class PortalBenchCommands {
                 MemorySegment into = Arena.ofAuto().allocate(4096);
                 long[] times = new long[trips];
                 for (int i = -trips / 10; i < trips; i++) {
-                    long seen = m.doorbell().rings();
+                    long seen = m.rings();
                     long t0 = System.nanoTime();
                     while (!rings[0].offer(msg)) {
                         Thread.onSpinWait();
                     }
                     for (int spins = 0; rings[1].poll(into) < 0; spins++) {
                         if (doorbell) {
-                            seen = m.doorbell().await(seen, Duration.ofSeconds(10));
+                            seen = m.awaitRing(seen, Duration.ofSeconds(10));
                         } else if (spins < SPINS) {
                             Thread.onSpinWait();
                         } else {

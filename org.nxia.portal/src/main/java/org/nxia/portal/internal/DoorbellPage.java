@@ -4,7 +4,6 @@ import java.time.Duration;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 
-import org.nxia.portal.api.Doorbell;
 import org.nxia.vmm.api.InterruptLine;
 import org.nxia.vmm.api.device.MmioDevice;
 
@@ -15,7 +14,7 @@ import org.nxia.vmm.api.device.MmioDevice;
  * allocates on that path. (A link the hypervisor carries takes the store
  * before it exits: see {@link Link}.)
  */
-final class DoorbellImpl implements Doorbell, MmioDevice {
+final class DoorbellPage implements MmioDevice {
 
     /** How long a waiter spins before it parks: a running guest usually answers within this. */
     static final long SPIN_NANOS = 20_000;
@@ -30,8 +29,7 @@ final class DoorbellImpl implements Doorbell, MmioDevice {
         gpa = value;
     }
 
-    @Override
-    public long gpa() {
+    long gpa() {
         return gpa;
     }
 
@@ -52,13 +50,11 @@ final class DoorbellImpl implements Doorbell, MmioDevice {
         }
     }
 
-    @Override
-    public long rings() {
+    long rings() {
         return rings.get();
     }
 
-    @Override
-    public long await(long seen, Duration timeout) throws InterruptedException {
+    long await(long seen, Duration timeout) throws InterruptedException {
         long now = System.nanoTime();
         long spinUntil = now + Math.min(SPIN_NANOS, timeout.toNanos());
         long deadline = now + timeout.toNanos();

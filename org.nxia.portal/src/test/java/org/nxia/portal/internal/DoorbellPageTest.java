@@ -8,11 +8,11 @@ import java.util.concurrent.CountDownLatch;
 
 import org.junit.jupiter.api.Test;
 
-class DoorbellImplTest {
+class DoorbellPageTest {
 
     @Test
     void ringsFromManyVcpusAreAllCounted() throws Exception {
-        DoorbellImpl bell = new DoorbellImpl();
+        DoorbellPage bell = new DoorbellPage();
         int threads = 4;
         int each = 5_000_000;   // long enough that the threads really overlap
         CountDownLatch go = new CountDownLatch(1);
