@@ -80,6 +80,28 @@ class AssemblySmokeTest {
                 Set.of(), union(NODE_COMPONENTS, SANDBOX_COMPONENTS, SYSTEM_VM_COMPONENTS));
     }
 
+    /**
+     * The shipped configuration (distro/conf, as FileInstall reads it at start) reaches the
+     * services the commands use: a configuration delivered to a component instance that is then
+     * dropped and made again would leave the platform with no manifests and no profiles.
+     */
+    @Test
+    void shippedManifestsAndProfilesReachTheCommands() throws Exception {
+        Path conf = Files.createDirectories(tmp.resolve("conf"));
+        try (var shipped = Files.newDirectoryStream(Path.of("conf"), "*.cfg")) {
+            for (Path cfg : shipped) {
+                Files.copy(cfg, conf.resolve(cfg.getFileName()));
+            }
+        }
+        // FileInstall scans and ConfigAdmin delivers on their own threads after the framework is up
+        String out = start("nxia", "echo (policy:show); echo (profile:list)");
+        assertTrue(out.contains("profile hostcall"), "policy:show lists the shipped manifest of the hostcall guest:\n" + out);
+        for (String profile : List.of("system", "isolated", "micro", "perf")) {
+            assertTrue(Pattern.compile("^\\s*" + profile + "\\b", Pattern.MULTILINE).matcher(out).find(),
+                    "profile:list lists the shipped profile " + profile + ":\n" + out);
+        }
+    }
+
     private void check(String assembly, Set<String> bundles, Set<String> commands, Set<String> absentCommands, Set<String> components)
             throws Exception {
         String out = start(assembly, "echo (lb -s); echo (help); scr:list");

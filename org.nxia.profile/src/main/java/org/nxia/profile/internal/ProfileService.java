@@ -32,7 +32,9 @@ import org.osgi.service.component.annotations.Component;
  * and updates it when the file changes. A valid update replaces the profile for the next VM and
  * counts its version up; an invalid one is refused with the reason and the previous one stays.
  */
-@Component(service = {ProfileRegistry.class, ManagedServiceFactory.class}, property = "service.pid=" + ProfileService.FACTORY_PID)
+// WHY immediate: a delayed component's instance is dropped when no bundle uses it, and the next
+// one never gets the configurations ConfigAdmin delivered before: the platform lost its profiles.
+@Component(immediate = true, service = {ProfileRegistry.class, ManagedServiceFactory.class}, property = "service.pid=" + ProfileService.FACTORY_PID)
 public final class ProfileService implements ProfileRegistry, ManagedServiceFactory {
 
     public static final String FACTORY_PID = "org.nxia.profile";

@@ -28,7 +28,9 @@ import org.osgi.service.component.annotations.Component;
  * a path to it ({@code file}); an update replaces the manifest at once, an
  * invalid one is refused with the line and reason and the previous one stays.
  */
-@Component(service = {CallPolicy.class, ManagedServiceFactory.class}, property = "service.pid=" + PolicyService.FACTORY_PID)
+// WHY immediate: a delayed component's instance is dropped when no bundle uses it, and the next
+// one never gets the configurations ConfigAdmin delivered before: the platform lost its manifests.
+@Component(immediate = true, service = {CallPolicy.class, ManagedServiceFactory.class}, property = "service.pid=" + PolicyService.FACTORY_PID)
 public final class PolicyService implements CallPolicy, ManagedServiceFactory {
 
     public static final String FACTORY_PID = "org.nxia.lsm.policy.manifest";
