@@ -16,7 +16,7 @@ import org.junit.runner.RunWith;
 import org.nxia.profile.api.Profile;
 import org.nxia.profile.api.ProfileRegistry;
 import org.nxia.vmm.api.LinuxProfile;
-import org.nxia.vmm.api.PlacementOutcome;
+import org.nxia.vmm.spi.PlacementOutcome;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.ops4j.pax.exam.Configuration;

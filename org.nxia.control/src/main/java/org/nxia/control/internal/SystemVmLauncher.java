@@ -24,7 +24,7 @@ import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVmSnapshot;
 import org.nxia.control.api.SystemVms;
 import org.nxia.device.virtio.vsock.VsockUnixClient;
-import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;

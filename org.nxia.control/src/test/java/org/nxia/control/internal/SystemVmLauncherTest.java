@@ -32,7 +32,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.nxia.control.api.ControlException;
 import org.nxia.control.api.ExitStatus;
 import org.nxia.control.api.SystemVm;
-import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
@@ -175,7 +175,7 @@ class SystemVmLauncherTest {
     @Test
     void theSecretTravelsInTheInitramfsNotOnTheCommandLine() throws Exception {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), fakeContext(), Duration.ofSeconds(10));
-        org.nxia.vmm.api.HostPlacement placement = new org.nxia.vmm.api.HostPlacement(List.of(1), true, false);
+        org.nxia.vmm.spi.HostPlacement placement = new org.nxia.vmm.spi.HostPlacement(List.of(1), true, false);
         try (SystemVm vm = launcher.boot(profile().withPlacement(placement), Duration.ofSeconds(10))) {
             assertEquals(ExitStatus.exited(0), vm.session().exec("true").status(), "the agent knows the secret it was handed");
             assertEquals("loglevel=4", created.cmdline(), "the command line is the profile's own");

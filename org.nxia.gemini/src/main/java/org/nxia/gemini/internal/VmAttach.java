@@ -13,7 +13,7 @@ import org.nxia.portal.api.PortalException;
 import org.nxia.portal.api.PortalRegion;
 import org.nxia.portal.api.PortalStructures;
 import org.nxia.portal.api.Portals;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.HostFunction;
 import org.nxia.vmm.api.VirtualMachine;

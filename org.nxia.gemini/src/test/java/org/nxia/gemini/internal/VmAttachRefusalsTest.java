@@ -28,7 +28,7 @@ import org.nxia.portal.api.PortalRegion;
 import org.nxia.portal.api.Portals;
 import org.nxia.portal.internal.SpscRing;
 import org.nxia.portal.internal.Structures;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmProfile;

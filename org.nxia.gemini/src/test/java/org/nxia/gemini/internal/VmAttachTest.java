@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Test;
 import org.nxia.gemini.api.GeminiSession;
 import org.nxia.lsm.policy.internal.PolicyService;
 import org.nxia.portal.internal.SpscRing;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmProfile;

@@ -26,7 +26,7 @@ public interface PortalMapping {
     /**
      * The guest-physical address of the region's doorbell page: each guest
      * store to it counts one ring (guest kit: {@code nxia_portal_ring}). The
-     * hypervisor's doorbell ({@code org.nxia.vmm.api.Doorbell}) may take the
+     * hypervisor's doorbell ({@code org.nxia.vmm.spi.Doorbell}) may take the
      * stores instead while the region is linked to another VM.
      */
     long doorbellGpa();

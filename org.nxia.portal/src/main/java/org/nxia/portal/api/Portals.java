@@ -4,7 +4,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 
-import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.spi.InterruptLine;
 import org.osgi.annotation.versioning.ProviderType;
 
 /**

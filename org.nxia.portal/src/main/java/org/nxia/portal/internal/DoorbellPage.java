@@ -4,7 +4,7 @@ import java.time.Duration;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 
-import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.spi.InterruptLine;
 import org.nxia.vmm.api.device.MmioDevice;
 
 /**

@@ -5,9 +5,9 @@ import java.util.Optional;
 
 import org.nxia.portal.api.PortalMapping;
 import org.nxia.portal.api.Rights;
-import org.nxia.vmm.api.Doorbell;
-import org.nxia.vmm.api.InterruptLine;
-import org.nxia.vmm.api.SharedMapping;
+import org.nxia.vmm.spi.Doorbell;
+import org.nxia.vmm.spi.InterruptLine;
+import org.nxia.vmm.spi.SharedMapping;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceContext;
 

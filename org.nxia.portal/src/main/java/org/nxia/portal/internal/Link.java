@@ -3,8 +3,8 @@ package org.nxia.portal.internal;
 import java.util.Optional;
 
 import org.nxia.portal.api.DoorbellLink;
-import org.nxia.vmm.api.Doorbell;
-import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.spi.Doorbell;
+import org.nxia.vmm.spi.InterruptLine;
 
 /**
  * A {@link DoorbellLink}. In the hypervisor: an ioeventfd on the source VM's

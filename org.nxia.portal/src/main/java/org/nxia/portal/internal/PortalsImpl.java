@@ -15,7 +15,7 @@ import org.nxia.portal.api.PortalMapping;
 import org.nxia.portal.api.PortalRegion;
 import org.nxia.portal.api.Portals;
 import org.nxia.portal.api.Rights;
-import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.spi.InterruptLine;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;

@@ -6,10 +6,10 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicInteger;
 
-import org.nxia.vmm.api.Doorbell;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.InterruptLine;
-import org.nxia.vmm.api.SharedMapping;
+import org.nxia.vmm.spi.Doorbell;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.InterruptLine;
+import org.nxia.vmm.spi.SharedMapping;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.MmioDevice;
 import org.nxia.vmm.api.device.PortDevice;

@@ -4,7 +4,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.regex.Pattern;
 
-import org.nxia.vmm.api.HostPlacement;
+import org.nxia.vmm.spi.HostPlacement;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.device.DeviceConfig;
 

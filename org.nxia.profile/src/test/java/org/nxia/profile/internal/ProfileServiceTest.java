@@ -39,7 +39,7 @@ class ProfileServiceTest {
         assertEquals("perf", p.manifest(), "the manifest defaults to the profile's name");
         assertTrue(p.portal());
         assertEquals(new Profile.Placement(List.of(0, 1, 2, 5), true, false), p.placement());
-        assertEquals(new org.nxia.vmm.api.HostPlacement(List.of(0, 1, 2, 5), true, false), p.placement().host(), "as the VMM takes it");
+        assertEquals(new org.nxia.vmm.spi.HostPlacement(List.of(0, 1, 2, 5), true, false), p.placement().host(), "as the VMM takes it");
 
         service.updated("pid.2", config("name", "micro", "kind", "micro", "portal", "false", "manifest", "sandbox"));
         Profile m = service.get("micro").orElseThrow();

@@ -7,7 +7,7 @@ import java.util.Locale;
 import org.nxia.profile.api.Profile;
 import org.nxia.profile.api.ProfileRegistry;
 import org.nxia.vmm.api.LinuxProfile;
-import org.nxia.vmm.api.PlacementOutcome;
+import org.nxia.vmm.spi.PlacementOutcome;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.device.DeviceConfig;
 

@@ -11,9 +11,9 @@ import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.nxia.profile.api.Profile;
 import org.nxia.profile.api.ProfileRegistry;
-import org.nxia.vmm.api.HostPlacement;
+import org.nxia.vmm.spi.HostPlacement;
 import org.nxia.vmm.api.LinuxProfile;
-import org.nxia.vmm.api.PlacementOutcome;
+import org.nxia.vmm.spi.PlacementOutcome;
 import org.nxia.vmm.api.device.DeviceConfig;
 
 /** --profile on the System VM commands: what a system profile gives the Linux VM they boot, and what vm:info prints. */

@@ -1,6 +1,7 @@
 package org.nxia.vmm.api;
 
 import org.osgi.annotation.versioning.ProviderType;
+import org.nxia.vmm.spi.GuestMemory;
 
 /**
  * The VM a host call came from, for host functions that keep state per VM

@@ -7,6 +7,7 @@ import java.util.concurrent.TimeoutException;
 
 import org.nxia.vmm.api.device.Device;
 import org.osgi.annotation.versioning.ProviderType;
+import org.nxia.vmm.spi.PlacementOutcome;
 
 /** One VM managed by the platform. */
 @ProviderType

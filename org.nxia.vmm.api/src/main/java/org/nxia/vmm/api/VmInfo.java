@@ -2,6 +2,7 @@ package org.nxia.vmm.api;
 
 import java.util.Map;
 import java.util.Objects;
+import org.nxia.vmm.spi.HypervisorInfo;
 
 /**
  * A VM at a glance, for {@code vm:info} and tools.

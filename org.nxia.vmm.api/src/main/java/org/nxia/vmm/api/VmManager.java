@@ -4,6 +4,8 @@ import java.util.List;
 import java.util.Optional;
 
 import org.osgi.annotation.versioning.ProviderType;
+import org.nxia.vmm.spi.HypervisorInfo;
+import org.nxia.vmm.spi.RamFile;
 
 /**
  * Creates and tracks VMs. Several VMs live in one platform at once; each

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Objects;
 
 import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.spi.HostPlacement;
 
 /**
  * What a micro-VM is made of. Validated on construction: a bad value throws

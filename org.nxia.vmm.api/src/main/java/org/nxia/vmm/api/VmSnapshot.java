@@ -4,6 +4,9 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
+import org.nxia.vmm.spi.GuestRange;
+import org.nxia.vmm.spi.PartitionState;
+import org.nxia.vmm.spi.VcpuState;
 
 /**
  * A paused VM, saved whole and immutable: what it was created from, the guest
@@ -13,7 +16,7 @@ import java.util.Objects;
  * Portals mapped is not saved yet).
  *
  * @param spec      what the VM was created from
- * @param backend   the hypervisor backend that saved it ({@link HypervisorInfo#backend()}); another refuses it
+ * @param backend   the hypervisor backend that saved it ({@link org.nxia.vmm.spi.HypervisorInfo#backend()}); another refuses it
  * @param ram       the touched RAM, in ascending, non-overlapping page-aligned chunks inside the spec's memory;
  *                  the rest of RAM is zero
  * @param vcpus     one state per vCPU, in vCPU order

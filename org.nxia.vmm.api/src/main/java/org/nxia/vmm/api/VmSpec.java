@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.List;
 
 import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.spi.HostPlacement;
 
 /**
  * What a VM was created from: a micro-VM profile (an OS-less ELF image) or a

@@ -15,6 +15,17 @@ import java.util.List;
 
 import org.junit.jupiter.api.Test;
 import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.spi.DescriptorTable;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.HostPlacement;
+import org.nxia.vmm.spi.HypervisorException;
+import org.nxia.vmm.spi.HypervisorInfo;
+import org.nxia.vmm.spi.PartitionState;
+import org.nxia.vmm.spi.Registers;
+import org.nxia.vmm.spi.Segment;
+import org.nxia.vmm.spi.SpecialRegisters;
+import org.nxia.vmm.spi.StatePart;
+import org.nxia.vmm.spi.VcpuState;
 
 /** The API's records check what they are given, and say what they hold. */
 class ApiRecordsTest {

@@ -7,8 +7,8 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
-import org.nxia.vmm.api.Doorbell;
-import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.spi.Doorbell;
+import org.nxia.vmm.spi.Partition;
 import org.nxia.vmm.internal.bus.Bus;
 
 /**
@@ -166,7 +166,7 @@ final class DeviceDoorbells {
         }
 
         @Override
-        public Optional<AutoCloseable> connect(org.nxia.vmm.api.InterruptLine line) {
+        public Optional<AutoCloseable> connect(org.nxia.vmm.spi.InterruptLine line) {
             return bell.connect(line);
         }
 

@@ -8,7 +8,7 @@ import java.util.stream.Collectors;
 
 import org.nxia.lsm.policy.api.CallPolicy;
 import org.nxia.lsm.policy.api.CallRequest;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.HostFunction;
 

@@ -7,11 +7,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.HypervisorInfo;
-import org.nxia.vmm.api.InterruptLine;
-import org.nxia.vmm.api.Vcpu;
-import org.nxia.vmm.api.VcpuStop;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.HypervisorInfo;
+import org.nxia.vmm.spi.InterruptLine;
+import org.nxia.vmm.spi.Vcpu;
+import org.nxia.vmm.spi.VcpuStop;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
 import org.nxia.vmm.api.VmSpec;

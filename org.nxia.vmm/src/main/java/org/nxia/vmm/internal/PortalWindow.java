@@ -5,9 +5,9 @@ import java.util.List;
 
 import java.lang.foreign.MemorySegment;
 
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.Partition;
-import org.nxia.vmm.api.SharedMapping;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.Partition;
+import org.nxia.vmm.spi.SharedMapping;
 
 /**
  * A VM's Portal window: regions mapped first fit at aligned addresses, each in

@@ -3,7 +3,7 @@ package org.nxia.vmm.internal;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 
-import org.nxia.vmm.api.DirtyLog;
+import org.nxia.vmm.spi.DirtyLog;
 import org.nxia.vmm.api.VmSnapshot;
 
 /**

@@ -5,9 +5,9 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 
-import org.nxia.vmm.api.HostAffinity;
-import org.nxia.vmm.api.HostPlacement;
-import org.nxia.vmm.api.PlacementOutcome;
+import org.nxia.vmm.spi.HostAffinity;
+import org.nxia.vmm.spi.HostPlacement;
+import org.nxia.vmm.spi.PlacementOutcome;
 
 /**
  * Pins vCPU {@code i}'s thread to host CPU {@code cpus[i % cpus.size()]} while that vCPU runs, and

@@ -4,10 +4,10 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.InterruptLine;
-import org.nxia.vmm.api.Vcpu;
-import org.nxia.vmm.api.VcpuStop;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.InterruptLine;
+import org.nxia.vmm.spi.Vcpu;
+import org.nxia.vmm.spi.VcpuStop;
 import org.nxia.vmm.api.VmSpec;
 import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.api.device.DeviceConfig;

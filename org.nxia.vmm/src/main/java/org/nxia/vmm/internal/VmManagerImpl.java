@@ -13,10 +13,10 @@ import java.util.concurrent.atomic.AtomicLong;
 
 import org.nxia.lsm.policy.api.CallPolicy;
 import org.nxia.vmm.api.HostFunction;
-import org.nxia.vmm.api.Hypervisor;
-import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.spi.Hypervisor;
+import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
-import org.nxia.vmm.api.RamFile;
+import org.nxia.vmm.spi.RamFile;
 import org.nxia.vmm.api.Sandbox;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;

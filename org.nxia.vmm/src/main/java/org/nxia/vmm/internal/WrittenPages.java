@@ -2,8 +2,8 @@ package org.nxia.vmm.internal;
 
 import java.lang.foreign.MemorySegment;
 
-import org.nxia.vmm.api.DirtyLog;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.DirtyLog;
+import org.nxia.vmm.spi.GuestMemory;
 
 /**
  * Guest memory as the VMM (host calls, the micro-VM's ports, devices) sees it,

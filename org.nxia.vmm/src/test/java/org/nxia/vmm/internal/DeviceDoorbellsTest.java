@@ -15,10 +15,10 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.Doorbell;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.Partition;
-import org.nxia.vmm.api.Vcpu;
+import org.nxia.vmm.spi.Doorbell;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.Partition;
+import org.nxia.vmm.spi.Vcpu;
 import org.nxia.vmm.api.device.MmioDevice;
 import org.nxia.vmm.internal.bus.Bus;
 

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Map;
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.HypervisorInfo.Flavour;
+import org.nxia.vmm.spi.HypervisorInfo.Flavour;
 import org.nxia.vmm.api.VmState;
 
 class ExecutionModeTest {

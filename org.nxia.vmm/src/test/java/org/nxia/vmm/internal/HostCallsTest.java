@@ -24,7 +24,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.HostCallContext;
 import org.nxia.vmm.api.HostFunction;
 import org.nxia.lsm.policy.api.CallRequest;

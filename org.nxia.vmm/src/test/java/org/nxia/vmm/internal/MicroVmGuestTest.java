@@ -14,10 +14,10 @@ import java.util.concurrent.Executors;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.api.VmInfo;
-import org.nxia.vmm.api.VcpuStop;
+import org.nxia.vmm.spi.VcpuStop;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
 import org.nxia.vmm.api.device.DeviceConfig;

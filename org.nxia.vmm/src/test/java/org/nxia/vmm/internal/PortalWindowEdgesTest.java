@@ -14,8 +14,8 @@ import java.util.concurrent.Executors;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.SharedMapping;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.SharedMapping;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.internal.memhv.InMemoryHypervisor;

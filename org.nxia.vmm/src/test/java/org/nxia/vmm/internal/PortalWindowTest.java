@@ -15,7 +15,7 @@ import java.util.concurrent.Executors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.nxia.vmm.api.SharedMapping;
+import org.nxia.vmm.spi.SharedMapping;
 import org.nxia.vmm.api.VmResult;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;

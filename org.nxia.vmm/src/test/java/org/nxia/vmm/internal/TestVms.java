@@ -11,7 +11,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.atomic.AtomicInteger;
 
-import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.spi.InterruptLine;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.device.Device;

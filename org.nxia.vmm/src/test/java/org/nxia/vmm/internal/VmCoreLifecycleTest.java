@@ -24,7 +24,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
 import org.nxia.vmm.api.VmState;

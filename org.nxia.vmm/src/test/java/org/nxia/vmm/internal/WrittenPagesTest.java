@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import java.lang.foreign.MemorySegment;
 
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.GuestMemoryException;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.GuestMemoryException;
 
 /** The VMM's own accesses to guest RAM, noted page by page once started. */
 class WrittenPagesTest {

@@ -11,7 +11,7 @@ import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.MmioDevice;

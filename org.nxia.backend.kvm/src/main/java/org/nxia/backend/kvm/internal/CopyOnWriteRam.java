@@ -12,7 +12,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 
-import org.nxia.vmm.api.RamFile;
+import org.nxia.vmm.spi.RamFile;
 
 /**
  * Guest RAM made of a file's pages, copy-on-write: over the RAM's host range (which stays where it

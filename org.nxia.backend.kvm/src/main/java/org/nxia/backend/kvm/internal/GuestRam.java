@@ -8,8 +8,8 @@ import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-import org.nxia.vmm.api.HostPlacement;
-import org.nxia.vmm.api.PlacementOutcome;
+import org.nxia.vmm.spi.HostPlacement;
+import org.nxia.vmm.spi.PlacementOutcome;
 
 /**
  * Guest RAM: a memfd mapped shared (a memfd, so that snapshots find the touched pages by

@@ -2,7 +2,7 @@ package org.nxia.backend.kvm.internal;
 
 import java.util.List;
 
-import org.nxia.vmm.api.HostAffinity;
+import org.nxia.vmm.spi.HostAffinity;
 
 /** Thread affinity through sched_setaffinity/sched_getaffinity on the calling thread's tid (gettid). */
 final class KvmAffinity implements HostAffinity {

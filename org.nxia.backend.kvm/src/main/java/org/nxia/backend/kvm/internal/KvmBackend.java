@@ -2,12 +2,12 @@ package org.nxia.backend.kvm.internal;
 
 import java.util.Optional;
 
-import org.nxia.vmm.api.HostAffinity;
-import org.nxia.vmm.api.HostPlacement;
-import org.nxia.vmm.api.Hypervisor;
-import org.nxia.vmm.api.HypervisorException;
-import org.nxia.vmm.api.HypervisorInfo;
-import org.nxia.vmm.api.Partition;
+import org.nxia.vmm.spi.HostAffinity;
+import org.nxia.vmm.spi.HostPlacement;
+import org.nxia.vmm.spi.Hypervisor;
+import org.nxia.vmm.spi.HypervisorException;
+import org.nxia.vmm.spi.HypervisorInfo;
+import org.nxia.vmm.spi.Partition;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Deactivate;

@@ -8,8 +8,8 @@ import java.lang.foreign.ValueLayout;
 import java.util.Optional;
 import java.util.function.Consumer;
 
-import org.nxia.vmm.api.Doorbell;
-import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.spi.Doorbell;
+import org.nxia.vmm.spi.InterruptLine;
 
 /**
  * An ioeventfd: KVM counts guest writes to one MMIO address on an eventfd

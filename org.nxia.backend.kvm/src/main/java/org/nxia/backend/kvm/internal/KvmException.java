@@ -2,7 +2,7 @@ package org.nxia.backend.kvm.internal;
 
 import java.io.Serial;
 
-import org.nxia.vmm.api.HypervisorException;
+import org.nxia.vmm.spi.HypervisorException;
 
 /** A KVM or libc call failed; the message names the call, its errno and what it was given. */
 final class KvmException extends HypervisorException {

@@ -6,8 +6,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
-import org.nxia.vmm.api.InterruptController;
-import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.spi.InterruptController;
+import org.nxia.vmm.spi.InterruptLine;
 
 /**
  * KVM's in-kernel interrupt controllers (KVM_CREATE_IRQCHIP: local APICs,

@@ -13,18 +13,18 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
-import org.nxia.vmm.api.DirtyLog;
-import org.nxia.vmm.api.Doorbell;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.GuestRange;
-import org.nxia.vmm.api.HostPlacement;
-import org.nxia.vmm.api.InterruptController;
-import org.nxia.vmm.api.Partition;
-import org.nxia.vmm.api.PartitionState;
-import org.nxia.vmm.api.PlacementOutcome;
-import org.nxia.vmm.api.RamFile;
-import org.nxia.vmm.api.SharedMapping;
-import org.nxia.vmm.api.Vcpu;
+import org.nxia.vmm.spi.DirtyLog;
+import org.nxia.vmm.spi.Doorbell;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.GuestRange;
+import org.nxia.vmm.spi.HostPlacement;
+import org.nxia.vmm.spi.InterruptController;
+import org.nxia.vmm.spi.Partition;
+import org.nxia.vmm.spi.PartitionState;
+import org.nxia.vmm.spi.PlacementOutcome;
+import org.nxia.vmm.spi.RamFile;
+import org.nxia.vmm.spi.SharedMapping;
+import org.nxia.vmm.spi.Vcpu;
 
 /**
  * A KVM VM: its fd, its RAM (a {@link GuestRam} memfd mapped shared, registered as slot 0) and

@@ -10,8 +10,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-import org.nxia.vmm.api.PartitionState;
-import org.nxia.vmm.api.StatePart;
+import org.nxia.vmm.spi.PartitionState;
+import org.nxia.vmm.spi.StatePart;
 
 /**
  * A KVM VM's state outside RAM and vCPUs: the two PICs and the IOAPIC

@@ -4,9 +4,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-import org.nxia.vmm.api.HostPlacement;
-import org.nxia.vmm.api.HypervisorInfo;
-import org.nxia.vmm.api.HypervisorInfo.Flavour;
+import org.nxia.vmm.spi.HostPlacement;
+import org.nxia.vmm.spi.HypervisorInfo;
+import org.nxia.vmm.spi.HypervisorInfo.Flavour;
 
 /**
  * Finds out what KVM is on this host: hardware VMX/SVM or PVM, and for PVM

@@ -8,14 +8,14 @@ import java.lang.foreign.ValueLayout;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-import org.nxia.vmm.api.DescriptorTable;
-import org.nxia.vmm.api.ExitHandler;
-import org.nxia.vmm.api.Registers;
-import org.nxia.vmm.api.Segment;
-import org.nxia.vmm.api.SpecialRegisters;
-import org.nxia.vmm.api.Vcpu;
-import org.nxia.vmm.api.VcpuState;
-import org.nxia.vmm.api.VcpuStop;
+import org.nxia.vmm.spi.DescriptorTable;
+import org.nxia.vmm.spi.ExitHandler;
+import org.nxia.vmm.spi.Registers;
+import org.nxia.vmm.spi.Segment;
+import org.nxia.vmm.spi.SpecialRegisters;
+import org.nxia.vmm.spi.Vcpu;
+import org.nxia.vmm.spi.VcpuState;
+import org.nxia.vmm.spi.VcpuStop;
 import org.nxia.vmm.bench.ExitTimeRecorder;
 
 /**

@@ -13,7 +13,7 @@ import java.util.Map;
 import java.util.function.Function;
 import java.util.stream.Collectors;
 
-import org.nxia.vmm.api.StatePart;
+import org.nxia.vmm.spi.StatePart;
 
 /**
  * The parts of a KVM vCPU's state beyond its general and special registers,

@@ -17,7 +17,7 @@ import java.util.List;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.nxia.vmm.api.RamFile;
+import org.nxia.vmm.spi.RamFile;
 
 /**
  * Guest RAM mapped copy-on-write from a file, no /dev/kvm needed: two "clones" of one file see its

@@ -11,9 +11,9 @@ import java.nio.file.Path;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.GuestRange;
-import org.nxia.vmm.api.HostPlacement;
-import org.nxia.vmm.api.PlacementOutcome;
+import org.nxia.vmm.spi.GuestRange;
+import org.nxia.vmm.spi.HostPlacement;
+import org.nxia.vmm.spi.PlacementOutcome;
 
 /** Guest RAM placed on this host, no /dev/kvm needed: what the kernel made of each mapping, read back from smaps. */
 class GuestRamTest {

@@ -10,7 +10,7 @@ import java.nio.ByteOrder;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.StatePart;
+import org.nxia.vmm.spi.StatePart;
 
 /** A restored vCPU state is checked against what this host's KVM has before any part is set. */
 class KvmVcpuStateTest {

@@ -7,7 +7,7 @@ import java.lang.foreign.ValueLayout;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.GuestRange;
+import org.nxia.vmm.spi.GuestRange;
 
 /** Guest RAM is a memfd: the pages ever written are its data extents, the rest are holes (no /dev/kvm needed). */
 class MemfdExtentsTest {

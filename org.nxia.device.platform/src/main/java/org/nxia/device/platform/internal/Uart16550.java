@@ -2,7 +2,7 @@ package org.nxia.device.platform.internal;
 
 import java.util.ArrayDeque;
 
-import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.spi.InterruptLine;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.PortDevice;

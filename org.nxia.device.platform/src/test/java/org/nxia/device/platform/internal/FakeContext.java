@@ -6,8 +6,8 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
 
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.InterruptLine;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.InterruptLine;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.MmioDevice;
 import org.nxia.vmm.api.device.PortDevice;

@@ -23,7 +23,7 @@ import org.nxia.control.api.SystemVmSnapshot;
 import org.nxia.control.api.SystemVms;
 import org.nxia.shell.support.BenchStats;
 import org.nxia.shell.support.Text;
-import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;

@@ -26,7 +26,7 @@ import org.nxia.profile.api.Profile;
 import org.nxia.profile.api.ProfileRegistry;
 import org.nxia.shell.support.Profiles;
 import org.nxia.shell.support.Text;
-import org.nxia.vmm.api.HypervisorInfo;
+import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;

@@ -3,10 +3,10 @@ package org.nxia.vmm.api.device;
 import java.lang.foreign.MemorySegment;
 import java.util.Optional;
 
-import org.nxia.vmm.api.Doorbell;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.InterruptLine;
-import org.nxia.vmm.api.SharedMapping;
+import org.nxia.vmm.spi.Doorbell;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.InterruptLine;
+import org.nxia.vmm.spi.SharedMapping;
 import org.osgi.annotation.versioning.ProviderType;
 
 /** What the VMM gives a device of one VM. */

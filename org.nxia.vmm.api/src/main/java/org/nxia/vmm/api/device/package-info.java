@@ -9,9 +9,12 @@
  *
  * <p>1.1: {@code Device.saveState()}/{@code restoreState(byte[])} for snapshots, apart from
  * the counters of {@code state()}.
+ *
+ * <p>2.0: the context's guest memory, interrupt lines, doorbells and shared mappings are the
+ * backend SPI's types ({@code org.nxia.vmm.spi}), no longer {@code org.nxia.vmm.api}'s.
  */
 @Export
-@Version("1.1.0")
+@Version("2.0.0")
 package org.nxia.vmm.api.device;
 
 import org.osgi.annotation.bundle.Export;

@@ -4,11 +4,11 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
 
-import org.nxia.vmm.api.DescriptorTable;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.Registers;
-import org.nxia.vmm.api.Segment;
-import org.nxia.vmm.api.SpecialRegisters;
+import org.nxia.vmm.spi.DescriptorTable;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.Registers;
+import org.nxia.vmm.spi.Segment;
+import org.nxia.vmm.spi.SpecialRegisters;
 
 /**
  * Puts a bzImage, its initramfs and every boot structure into guest memory

@@ -1,6 +1,6 @@
 package org.nxia.vmm.internal.micro;
 
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 
 /** Writes {@code struct nxia_boot} (docs/guest-abi.md, "Boot block"). */
 public final class BootBlock {

@@ -1,10 +1,10 @@
 package org.nxia.vmm.internal.micro;
 
-import org.nxia.vmm.api.DescriptorTable;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.Registers;
-import org.nxia.vmm.api.Segment;
-import org.nxia.vmm.api.SpecialRegisters;
+import org.nxia.vmm.spi.DescriptorTable;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.Registers;
+import org.nxia.vmm.spi.Segment;
+import org.nxia.vmm.spi.SpecialRegisters;
 
 /**
  * The GDT, TSS and register state a micro-VM starts in: 64-bit long mode,

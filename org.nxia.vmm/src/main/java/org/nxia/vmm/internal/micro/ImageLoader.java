@@ -1,6 +1,6 @@
 package org.nxia.vmm.internal.micro;
 
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.internal.image.ElfImage;
 import org.nxia.vmm.internal.image.GuestImageException;
 

@@ -3,7 +3,7 @@ package org.nxia.vmm.internal.micro;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 
 /**
  * Builds the 4-level identity map of a micro-VM: all RAM but the null page,

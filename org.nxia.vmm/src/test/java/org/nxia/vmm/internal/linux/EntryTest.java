@@ -7,9 +7,9 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.Registers;
-import org.nxia.vmm.api.SpecialRegisters;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.Registers;
+import org.nxia.vmm.spi.SpecialRegisters;
 
 /** The 64-bit entry state boot.rst asks for, and what {@link LinuxBoot#load} puts where. */
 class EntryTest {
@@ -56,7 +56,7 @@ class EntryTest {
         SpecialRegisters s = LinuxBoot.specialRegisters(0xfee0_0900L);
         assertEquals(0x10, s.cs().selector());
         assertEquals(true, s.cs().l());
-        for (var seg : new org.nxia.vmm.api.Segment[] {s.ds(), s.es(), s.ss()}) {
+        for (var seg : new org.nxia.vmm.spi.Segment[] {s.ds(), s.es(), s.ss()}) {
             assertEquals(0x18, seg.selector());
         }
         assertEquals(0x8000_0001L, s.cr0() & 0x8000_0001L, "PG and PE");

@@ -12,7 +12,7 @@ import java.util.Arrays;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 
 /**
  * The Linux loader's checks at their edges: a bzImage header one byte either

@@ -14,18 +14,18 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.IntFunction;
 
-import org.nxia.vmm.api.DirtyLog;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.Hypervisor;
-import org.nxia.vmm.api.HypervisorInfo;
-import org.nxia.vmm.api.InterruptController;
-import org.nxia.vmm.api.InterruptLine;
-import org.nxia.vmm.api.Partition;
-import org.nxia.vmm.api.PartitionState;
-import org.nxia.vmm.api.RamFile;
-import org.nxia.vmm.api.SharedMapping;
-import org.nxia.vmm.api.StatePart;
-import org.nxia.vmm.api.Vcpu;
+import org.nxia.vmm.spi.DirtyLog;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.Hypervisor;
+import org.nxia.vmm.spi.HypervisorInfo;
+import org.nxia.vmm.spi.InterruptController;
+import org.nxia.vmm.spi.InterruptLine;
+import org.nxia.vmm.spi.Partition;
+import org.nxia.vmm.spi.PartitionState;
+import org.nxia.vmm.spi.RamFile;
+import org.nxia.vmm.spi.SharedMapping;
+import org.nxia.vmm.spi.StatePart;
+import org.nxia.vmm.spi.Vcpu;
 
 /**
  * A hypervisor without one, for lifecycle tests of the VMM core: each

@@ -9,13 +9,13 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
-import org.nxia.vmm.api.ExitHandler;
-import org.nxia.vmm.api.Registers;
-import org.nxia.vmm.api.SpecialRegisters;
-import org.nxia.vmm.api.StatePart;
-import org.nxia.vmm.api.Vcpu;
-import org.nxia.vmm.api.VcpuState;
-import org.nxia.vmm.api.VcpuStop;
+import org.nxia.vmm.spi.ExitHandler;
+import org.nxia.vmm.spi.Registers;
+import org.nxia.vmm.spi.SpecialRegisters;
+import org.nxia.vmm.spi.StatePart;
+import org.nxia.vmm.spi.Vcpu;
+import org.nxia.vmm.spi.VcpuState;
+import org.nxia.vmm.spi.VcpuStop;
 import org.nxia.vmm.internal.micro.EntryState;
 
 /** A vCPU that plays its {@link Script} to the exit handler; what it saw is there to assert. */

@@ -7,11 +7,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.lang.foreign.MemorySegment;
 
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.DescriptorTable;
-import org.nxia.vmm.api.GuestMemory;
-import org.nxia.vmm.api.Registers;
-import org.nxia.vmm.api.Segment;
-import org.nxia.vmm.api.SpecialRegisters;
+import org.nxia.vmm.spi.DescriptorTable;
+import org.nxia.vmm.spi.GuestMemory;
+import org.nxia.vmm.spi.Registers;
+import org.nxia.vmm.spi.Segment;
+import org.nxia.vmm.spi.SpecialRegisters;
 
 class EntryStateTest {
 

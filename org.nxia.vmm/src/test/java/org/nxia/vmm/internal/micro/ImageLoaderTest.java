@@ -8,7 +8,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.internal.image.ElfBuilder;
 import org.nxia.vmm.internal.image.ElfImage;
 import org.nxia.vmm.internal.image.GuestImageException;

@@ -8,7 +8,7 @@ import java.nio.file.Path;
 
 import org.nxia.device.virtio.internal.mmio.SingleQueueBackend;
 import org.nxia.device.virtio.internal.queue.DescriptorChain;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**

@@ -7,7 +7,7 @@ import java.util.ArrayDeque;
 import org.nxia.device.virtio.internal.mmio.VirtioBackend;
 import org.nxia.device.virtio.internal.queue.DescriptorChain;
 import org.nxia.device.virtio.internal.queue.SplitQueue;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.device.DeviceContext;
 
 /**

@@ -10,7 +10,7 @@ import org.nxia.device.virtio.internal.mmio.VirtioBackend;
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.device.virtio.internal.queue.DescriptorChain;
 import org.nxia.device.virtio.internal.queue.SplitQueue;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**

@@ -2,7 +2,7 @@ package org.nxia.device.virtio.internal.pmem;
 
 import org.nxia.device.virtio.internal.mmio.SingleQueueBackend;
 import org.nxia.device.virtio.internal.queue.DescriptorChain;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**

@@ -5,7 +5,7 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 import java.util.Objects;
 
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 
 /**
  * The device side of one virtio 1.x split virtqueue (spec section 2.7).

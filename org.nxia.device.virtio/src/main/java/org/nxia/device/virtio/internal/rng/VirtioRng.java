@@ -6,7 +6,7 @@ import java.security.SecureRandom;
 
 import org.nxia.device.virtio.internal.mmio.SingleQueueBackend;
 import org.nxia.device.virtio.internal.queue.DescriptorChain;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 
 /** virtio-rng (device ID 4): fills the driver's writable buffers from the host's secure random source. */
 final class VirtioRng extends SingleQueueBackend {

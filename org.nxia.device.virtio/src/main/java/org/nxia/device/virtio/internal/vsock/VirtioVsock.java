@@ -32,7 +32,7 @@ import org.nxia.device.virtio.internal.queue.VirtqueueException;
 import org.nxia.device.virtio.vsock.VsockEndpoint;
 import org.nxia.device.virtio.vsock.VsockListener;
 import org.nxia.device.virtio.vsock.VsockStream;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**

@@ -23,7 +23,7 @@ import org.nxia.device.virtio.internal.vsock.VirtioVsockFactory;
 import org.nxia.device.virtio.vsock.VsockEndpoint;
 import org.nxia.device.virtio.vsock.VsockListener;
 import org.nxia.device.virtio.vsock.VsockStream;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 

@@ -15,7 +15,7 @@ import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.device.virtio.internal.queue.SplitQueue;
 import org.nxia.device.virtio.internal.queue.TestDriver;
 import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 
 /**
  * A hostile passt (a small Python peer in its place, speaking the stream

@@ -19,7 +19,7 @@ import org.nxia.device.virtio.internal.queue.SplitQueue;
 import org.nxia.device.virtio.internal.queue.TestDriver;
 import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
 import org.nxia.device.virtio.internal.queue.TestDriver.Used;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 
 /**
  * The device against a real passt (Debian's /usr/bin/passt; skipped where it

@@ -15,7 +15,7 @@ import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.device.virtio.internal.queue.SplitQueue;
 import org.nxia.device.virtio.internal.queue.TestDriver;
 import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 
 /**
  * The TAP backend on a real interface (root with /dev/net/tun; skipped

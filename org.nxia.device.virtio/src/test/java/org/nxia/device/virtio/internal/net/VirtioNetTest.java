@@ -20,7 +20,7 @@ import org.nxia.device.virtio.internal.queue.TestDriver;
 import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
 import org.nxia.device.virtio.internal.queue.TestDriver.Used;
 import org.nxia.device.virtio.internal.queue.VirtqueueException;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 
 /** virtio-net's queues driven by a test driver on heap memory: what reaches the backend and the guest, byte for byte. */
 class VirtioNetTest {

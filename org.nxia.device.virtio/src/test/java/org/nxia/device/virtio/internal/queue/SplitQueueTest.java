@@ -18,7 +18,7 @@ import static org.nxia.device.virtio.internal.queue.TestDriver.Buffer.writable;
 import java.lang.foreign.MemorySegment;
 
 import org.junit.jupiter.api.Test;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 
 class SplitQueueTest {
 

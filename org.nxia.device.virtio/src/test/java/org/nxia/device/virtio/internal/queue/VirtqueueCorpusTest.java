@@ -20,7 +20,7 @@ import java.util.stream.Stream;
 
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
-import org.nxia.vmm.api.GuestMemory;
+import org.nxia.vmm.spi.GuestMemory;
 
 /** Replays every input in {@code src/test/resources/virtqueue-corpus/} (format in its README). */
 class VirtqueueCorpusTest {

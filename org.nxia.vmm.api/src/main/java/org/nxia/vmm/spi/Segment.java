@@ -1,4 +1,4 @@
-package org.nxia.vmm.api;
+package org.nxia.vmm.spi;
 
 /**
  * A segment register as the hypervisor sees it (hidden part included).

@@ -1,4 +1,4 @@
-package org.nxia.vmm.api;
+package org.nxia.vmm.spi;
 
 import java.util.List;
 

@@ -1,4 +1,4 @@
-package org.nxia.vmm.api;
+package org.nxia.vmm.spi;
 
 /**
  * A page-aligned range of guest-physical memory.

@@ -1,4 +1,4 @@
-package org.nxia.vmm.api;
+package org.nxia.vmm.spi;
 
 import org.osgi.annotation.versioning.ProviderType;
 

@@ -1,4 +1,4 @@
-package org.nxia.vmm.api;
+package org.nxia.vmm.spi;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

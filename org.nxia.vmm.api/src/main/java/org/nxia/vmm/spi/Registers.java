@@ -1,4 +1,4 @@
-package org.nxia.vmm.api;
+package org.nxia.vmm.spi;
 
 /** The x86-64 general-purpose registers, RIP and RFLAGS. */
 public record Registers(

@@ -1,4 +1,4 @@
-package org.nxia.vmm.api;
+package org.nxia.vmm.spi;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -7,7 +7,7 @@ import java.util.Objects;
 /**
  * Guest RAM stored page by page in a file, as an unencrypted snapshot file holds it: each
  * {@link Extent} says where a run of guest pages lies in the file; every other page of RAM is
- * zero. {@link VmManager#clone} maps these pages copy-on-write ({@code MAP_PRIVATE}), so clones of
+ * zero. {@link org.nxia.vmm.api.VmManager#clone} maps these pages copy-on-write ({@code MAP_PRIVATE}), so clones of
  * one file share its pages until they write them, and nothing a clone writes reaches the file.
  *
  * <p>The file is hostile input: the record checks the extents' shape here, and the backend checks
