@@ -97,7 +97,7 @@ public class MicroVmTest {
             assertTrue(vm.console(), vm.console().contains("hello from an NXIA micro-VM"));
             String mode = vm.info().executionMode();
             System.out.println("hello ran " + mode + " on " + hypervisor.info().flavour().label());
-            if (hypervisor.info().flavour() == HypervisorInfo.Flavour.PVM && hypervisor.info().pvmControlMsr() != 0) {
+            if (hypervisor.info().flavour() == HypervisorInfo.Flavour.PVM && hypervisor.info().nativeModeMsr() != 0) {
                 assertTrue("on this PVM the guest must run natively: " + mode, mode.startsWith("native"));
             }
         } finally {

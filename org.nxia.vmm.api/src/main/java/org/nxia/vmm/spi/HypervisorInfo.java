@@ -9,9 +9,10 @@ import java.util.Objects;
  * @param flavour         the kind of virtualization underneath
  * @param available       whether VMs can be created
  * @param detail          one line: version, how the flavour was detected, or why it is unavailable
- * @param pvmControlMsr   the PVM control MSR a guest writes to enter native mode, 0 when not PVM
+ * @param nativeModeMsr   the MSR a guest writes with its control block's address to run natively on a
+ *                        paravirtual host (PVM: its control MSR); 0 where there is none
  */
-public record HypervisorInfo(String backend, Flavour flavour, boolean available, String detail, int pvmControlMsr) {
+public record HypervisorInfo(String backend, Flavour flavour, boolean available, String detail, int nativeModeMsr) {
 
     public HypervisorInfo {
         Objects.requireNonNull(backend, "backend");

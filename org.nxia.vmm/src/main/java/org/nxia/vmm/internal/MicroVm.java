@@ -102,7 +102,7 @@ final class MicroVm implements VmKind {
         memory.write(layout.inputGpa(), profile.input());
         cr3 = PageTables.build(memory, layout.pageTablesBase(), layout.ramSize());
         EntryState.writeGdt(memory);
-        BootBlock.write(memory, layout, hypervisor.pvmControlMsr(), profile.arg());
+        BootBlock.write(memory, layout, hypervisor.nativeModeMsr(), profile.arg());
         ConsoleLog console = vm.consoleLog();
         vm.bus().addPorts(MicroVmPorts.DEBUG_PUTC, 1, writeOnly((port, size, value) -> {
             consoleBuffer[0] = (byte) value;
