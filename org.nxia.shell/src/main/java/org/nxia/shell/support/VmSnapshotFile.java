@@ -24,7 +24,7 @@ import java.util.regex.Pattern;
 import javax.crypto.SecretKey;
 
 import org.nxia.snapshot.api.RamExtent;
-import org.nxia.snapshot.api.RamPages;
+import org.nxia.snapshot.api.RamPiece;
 import org.nxia.snapshot.api.RamRange;
 import org.nxia.snapshot.api.Requirements;
 import org.nxia.snapshot.api.SaveProgress;
@@ -130,16 +130,12 @@ public final class VmSnapshotFile {
             for (Map.Entry<String, byte[]> e : extra.entrySet()) {
                 w.section(e.getKey(), e.getValue());
             }
-            // The writer takes RAM as one segment: lay the saved chunks out at their addresses (untouched pages stay holes)
-            try (Arena arena = Arena.ofConfined()) {
-                MemorySegment ram = arena.allocate(snapshot.spec().memoryBytes(), 4096);
-                List<RamRange> ranges = new ArrayList<>();
-                for (VmSnapshot.RamChunk c : snapshot.ram()) {
-                    ram.asSlice(c.gpa(), c.bytes().byteSize()).copyFrom(c.bytes());
-                    ranges.add(new RamRange(c.gpa(), c.bytes().byteSize()));
-                }
-                w.ram(ram, RamPages.ranges(ranges), progress);
+            // the writer reads the saved chunks where they are: no copy of RAM laid out whole
+            List<RamPiece> pieces = new ArrayList<>();
+            for (VmSnapshot.RamChunk c : snapshot.ram()) {
+                pieces.add(new RamPiece(c.gpa(), c.bytes()));
             }
+            w.ram(snapshot.spec().memoryBytes(), pieces, progress);
             return w.finish();
         }
     }
@@ -219,16 +215,13 @@ public final class VmSnapshotFile {
             throw new IllegalArgumentException("the snapshot's RAM is " + r.ramSize() + " bytes; its spec says " + profile.memoryBytes());
         }
         if (r.hasRam() && withRam) {
-            try (Arena arena = Arena.ofConfined()) {
-                MemorySegment whole = arena.allocate(r.ramSize(), 4096);
-                r.copyRamInto(whole);
-                for (RamRange range : r.ramRanges()) {
-                    for (long at = range.offset(); at < range.end(); at += VmSnapshot.RamChunk.MAX_CHUNK) {
-                        long length = Math.min(VmSnapshot.RamChunk.MAX_CHUNK, range.end() - at);
-                        MemorySegment copy = MemorySegment.ofArray(new byte[(int) length]);
-                        copy.copyFrom(whole.asSlice(at, length));
-                        ram.add(new VmSnapshot.RamChunk(at, copy));
-                    }
+            // the chunks are views of the one copy read from the file, which lives as long as they do
+            MemorySegment whole = Arena.ofAuto().allocate(r.ramSize(), 4096);
+            r.copyRamInto(whole);
+            for (RamRange range : r.ramRanges()) {
+                for (long at = range.offset(); at < range.end(); at += VmSnapshot.RamChunk.MAX_CHUNK) {
+                    long length = Math.min(VmSnapshot.RamChunk.MAX_CHUNK, range.end() - at);
+                    ram.add(new VmSnapshot.RamChunk(at, whole.asSlice(at, length)));
                 }
             }
         }

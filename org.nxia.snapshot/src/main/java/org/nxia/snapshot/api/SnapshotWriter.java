@@ -24,6 +24,7 @@ import org.nxia.snapshot.internal.ChunkCipher;
 import org.nxia.snapshot.internal.Format;
 import org.nxia.snapshot.internal.HashThread;
 import org.nxia.snapshot.internal.LongList;
+import org.nxia.snapshot.internal.RamView;
 import org.nxia.snapshot.internal.RunBuilder;
 import org.nxia.snapshot.internal.SeekData;
 import org.nxia.snapshot.internal.TableEntry;
@@ -171,18 +172,45 @@ public final class SnapshotWriter implements AutoCloseable {
      * boundary of the file, so that a restore can map them. The VM must not run meanwhile.
      */
     public void ram(MemorySegment ram, RamPages pages, SaveProgress progress) throws IOException {
+        checkRam(ram.byteSize());
+        RunBuilder builder = new RunBuilder(Format.MAX_RUNS);
+        scan(ram, pages, builder);
+        ram(RamView.whole(ram), builder.finish(), progress);
+    }
+
+    /**
+     * Adds guest RAM of {@code size} bytes held in {@code pieces} at their offsets (page-aligned,
+     * ascending, not overlapping; RAM outside them is zero): their pages that are not all zero,
+     * as {@link #ram(MemorySegment, RamPages, SaveProgress)} does, read from the pieces where
+     * they are rather than from a copy of RAM laid out whole.
+     */
+    public void ram(long size, List<RamPiece> pieces, SaveProgress progress) throws IOException {
+        checkRam(size);
+        long[] offsets = new long[pieces.size()];
+        MemorySegment[] bytes = new MemorySegment[pieces.size()];
+        for (int i = 0; i < offsets.length; i++) {
+            offsets[i] = pieces.get(i).offset();
+            bytes[i] = pieces.get(i).bytes();
+        }
+        RamView view = new RamView(size, offsets, bytes);
+        RunBuilder builder = new RunBuilder(Format.MAX_RUNS);
+        view.scan(builder);
+        ram(view, builder.finish(), progress);
+    }
+
+    private void checkRam(long size) {
         checkOpen();
         if (ramWritten) {
             throw new IllegalStateException("RAM is already in the snapshot");
         }
-        long size = ram.byteSize();
         if (size == 0 || size % Format.PAGE != 0 || size > Format.MAX_RAM) {
             throw new IllegalArgumentException("guest RAM of " + size + " bytes: not a positive multiple of " + Format.PAGE
                 + " up to " + Format.MAX_RAM);
         }
-        RunBuilder builder = new RunBuilder(Format.MAX_RUNS);
-        scan(ram, pages, builder);
-        LongList runs = builder.finish();
+    }
+
+    private void ram(RamView ram, LongList runs, SaveProgress progress) throws IOException {
+        long size = ram.size();
         int count = runs.size() / 2;
         byte[] map = new byte[Format.MAP_HEADER + count * Format.RUN];
         ByteBuffer m = Format.le(map);
@@ -209,7 +237,7 @@ public final class SnapshotWriter implements AutoCloseable {
     }
 
     /** Writes the runs' pages as they are, hashing them on a second thread meanwhile where {@code ram} allows it. */
-    private byte[] plainPages(MemorySegment ram, LongList runs, long total, SaveProgress progress) throws IOException {
+    private byte[] plainPages(RamView ram, LongList runs, long total, SaveProgress progress) throws IOException {
         try (HashThread hash = new HashThread()) {
             MessageDigest inline = hash.canRead(ram) ? null : Format.sha256();
             if (inline == null) {
@@ -218,8 +246,9 @@ public final class SnapshotWriter implements AutoCloseable {
             long done = 0;
             for (int i = 0; i < runs.size(); i += 2) {
                 for (long at = runs.get(i), end = runs.get(i + 1); at < end; ) {
-                    long n = Math.min(RAM_WRITE, end - at);
-                    ByteBuffer slice = ram.asSlice(at, n).asByteBuffer();
+                    MemorySegment bytes = ram.slice(at, Math.min(RAM_WRITE, end - at));
+                    long n = bytes.byteSize();
+                    ByteBuffer slice = bytes.asByteBuffer();
                     if (inline != null) {
                         inline.update(slice.duplicate());
                     } else {
@@ -239,7 +268,7 @@ public final class SnapshotWriter implements AutoCloseable {
     private static final int SEALED_BUFFERS = 3;
 
     /** Encrypts the runs' pages chunk by chunk and writes them, hashing the ciphertext on a second thread meanwhile. */
-    private byte[] encryptedPages(MemorySegment ram, LongList runs, long total, SaveProgress progress) throws IOException {
+    private byte[] encryptedPages(RamView ram, LongList runs, long total, SaveProgress progress) throws IOException {
         int section = entries.size();
         byte[] plain = new byte[(int) Math.min(chunkSize, total)];
         byte[][] sealed = new byte[SEALED_BUFFERS][plain.length + Format.TAG];
@@ -251,8 +280,9 @@ public final class SnapshotWriter implements AutoCloseable {
         try (HashThread hash = new HashThread().start()) {
             for (int i = 0; i < runs.size(); i += 2) {
                 for (long at = runs.get(i), end = runs.get(i + 1); at < end; ) {
-                    int n = (int) Math.min(plain.length - filled, end - at);
-                    MemorySegment.copy(ram, at, buffer, filled, n);
+                    MemorySegment bytes = ram.slice(at, Math.min(plain.length - filled, end - at));
+                    int n = (int) bytes.byteSize();
+                    MemorySegment.copy(bytes, 0, buffer, filled, n);
                     filled += n;
                     at += n;
                     done += n;

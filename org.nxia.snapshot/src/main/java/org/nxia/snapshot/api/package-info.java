@@ -7,9 +7,12 @@
  *
  * <p>What a section holds (vCPU registers, device states) is the VMM's business, not this
  * package's: here a section is a name and bytes.
+ *
+ * <p>1.1: {@code SnapshotWriter.ram(long, List<RamPiece>, SaveProgress)} takes RAM in pieces
+ * where they are held, without a copy laid out whole.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.nxia.snapshot.api;
 
 import org.osgi.annotation.bundle.Export;

@@ -28,6 +28,10 @@ public final class HashThread implements AutoCloseable {
         return segment.isAccessibleBy(thread);
     }
 
+    public boolean canRead(RamView ram) {
+        return ram.readableBy(thread);
+    }
+
     public HashThread start() {
         thread.start();
         return this;

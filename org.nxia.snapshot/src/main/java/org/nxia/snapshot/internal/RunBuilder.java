@@ -26,9 +26,14 @@ public final class RunBuilder {
 
     /** Adds the non-zero pages of {@code ram} in [start, end), which lies after every earlier range. */
     public void scan(MemorySegment ram, long start, long end) {
+        scan(ram, start, end, 0);
+    }
+
+    /** As {@link #scan(MemorySegment, long, long)} for {@code ram} that starts at {@code base} in guest RAM. */
+    public void scan(MemorySegment ram, long start, long end, long base) {
         for (long page = start; page < end; page += Format.PAGE) {
             if (MemorySegment.mismatch(ram, page, page + Format.PAGE, ZERO_PAGE, 0, Format.PAGE) >= 0) {
-                add(page);
+                add(base + page);
             }
         }
     }
