@@ -18,6 +18,15 @@ public interface Partition extends AutoCloseable {
     GuestMemory memory();
 
     /**
+     * Guest RAM as files another process can map, for devices served outside this process
+     * (vhost-user); empty where RAM is not in such a file (a clone's private mapping of a
+     * snapshot file, a backend that cannot share it).
+     */
+    default java.util.List<SharedRam> sharedRam() {
+        return java.util.List.of();
+    }
+
+    /**
      * Creates vCPU {@code id}. Call from any thread; run it on one platform
      * thread.
      */

@@ -9,7 +9,8 @@
  *
  * <p>No backend type (KVM, WHP, HVF) appears here.
  *
- * <p>1.0: split from {@code org.nxia.vmm.api} 2.3, unchanged.
+ * <p>1.0: split from {@code org.nxia.vmm.api} 2.3; new in it, {@code Partition.sharedRam()}:
+ * guest RAM as files a vhost-user back-end maps ({@link org.nxia.vmm.spi.SharedRam}).
  */
 @Export
 @Version("1.0.0")

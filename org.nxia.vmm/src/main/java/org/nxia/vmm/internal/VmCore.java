@@ -30,6 +30,7 @@ import org.nxia.vmm.spi.Partition;
 import org.nxia.vmm.spi.PlacementOutcome;
 import org.nxia.vmm.spi.RamFile;
 import org.nxia.vmm.spi.SharedMapping;
+import org.nxia.vmm.spi.SharedRam;
 import org.nxia.vmm.spi.Vcpu;
 import org.nxia.vmm.spi.VcpuState;
 import org.nxia.vmm.spi.VcpuStop;
@@ -191,6 +192,11 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         @Override
         public GuestMemory memory() {
             return memory;
+        }
+
+        @Override
+        public List<SharedRam> sharedRam() {
+            return partition.sharedRam();
         }
 
         @Override

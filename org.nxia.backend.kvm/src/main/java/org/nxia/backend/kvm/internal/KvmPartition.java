@@ -24,6 +24,7 @@ import org.nxia.vmm.spi.PartitionState;
 import org.nxia.vmm.spi.PlacementOutcome;
 import org.nxia.vmm.spi.RamFile;
 import org.nxia.vmm.spi.SharedMapping;
+import org.nxia.vmm.spi.SharedRam;
 import org.nxia.vmm.spi.Vcpu;
 
 /**
@@ -126,6 +127,12 @@ final class KvmPartition implements Partition {
     @Override
     public GuestMemory memory() {
         return memory;
+    }
+
+    @Override
+    public synchronized List<SharedRam> sharedRam() {
+        // a clone's RAM is a private mapping of its snapshot file: another process would not see its writes
+        return mappedFrom != null || closed ? List.of() : List.of(new SharedRam(0, ramBytes, ram.address(), memFd, 0));
     }
 
     @Override

@@ -20,6 +20,14 @@ public interface DeviceContext {
     GuestMemory memory();
 
     /**
+     * The VM's RAM as files another process can map, for a device served outside the VMM
+     * (a vhost-user back-end); empty where the VM's RAM cannot be shared.
+     */
+    default java.util.List<org.nxia.vmm.spi.SharedRam> sharedRam() {
+        return java.util.List.of();
+    }
+
+    /**
      * Routes {@code count} ports from {@code first} to {@code device}.
      *
      * @throws IllegalArgumentException when the range is outside 0..0xffff or already claimed

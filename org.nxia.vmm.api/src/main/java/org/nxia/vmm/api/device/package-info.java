@@ -11,7 +11,8 @@
  * the counters of {@code state()}.
  *
  * <p>2.0: the context's guest memory, interrupt lines, doorbells and shared mappings are the
- * backend SPI's types ({@code org.nxia.vmm.spi}), no longer {@code org.nxia.vmm.api}'s.
+ * backend SPI's types ({@code org.nxia.vmm.spi}), no longer {@code org.nxia.vmm.api}'s; and
+ * {@code DeviceContext.sharedRam()}, for devices served by another process (vhost-user).
  */
 @Export
 @Version("2.0.0")

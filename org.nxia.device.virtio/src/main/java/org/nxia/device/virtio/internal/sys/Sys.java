@@ -299,4 +299,75 @@ public final class Sys {
             // close errors leave nothing to do
         }
     }
+
+    /**
+     * An eventfd with its call buffers made once, so that signalling a kick (on a vCPU's exit)
+     * and waiting for a call allocate nothing. One thread at a time per direction.
+     */
+    public static final class EventFd implements AutoCloseable {
+
+        private final int fd;
+        private final Arena arena = Arena.ofShared();
+        private final MemorySegment errno = arena.allocate(CAPTURE);
+        private final MemorySegment one = arena.allocate(JAVA_LONG);
+        private final MemorySegment count = arena.allocate(JAVA_LONG);
+        private final MemorySegment pollfd = arena.allocate(8, 4);
+
+        public EventFd() throws IOException {
+            try {
+                fd = eventfd();
+            } catch (IOException e) {
+                arena.close();
+                throw e;
+            }
+            one.set(JAVA_LONG, 0, 1L);
+        }
+
+        public int fd() {
+            return fd;
+        }
+
+        /** Adds one to the counter; false if the write failed (the fd is gone). */
+        public boolean signal() {
+            try {
+                return (long) WRITE.invokeExact(errno, fd, one, 8L) == 8;
+            } catch (Throwable t) {
+                return false;
+            }
+        }
+
+        /**
+         * Waits up to {@code millis} for the counter to be non-zero and takes it.
+         *
+         * @return the counter taken, 0 when the wait timed out or was interrupted by a signal
+         */
+        public long await(int millis) throws IOException {
+            try {
+                pollfd.set(JAVA_INT, 0, fd);
+                pollfd.set(JAVA_SHORT, 4, POLLIN);
+                pollfd.set(JAVA_SHORT, 6, (short) 0);
+                int n = (int) POLL.invokeExact(errno, pollfd, 1L, millis);
+                if (n < 0 && (int) ERRNO.get(errno, 0L) != EINTR) {
+                    throw failure("poll(eventfd)", errno);
+                }
+                if (n <= 0) {
+                    return 0;
+                }
+                if ((long) READ.invokeExact(errno, fd, count, 8L) != 8) {
+                    throw failure("read(eventfd)", errno);
+                }
+                return count.get(JAVA_LONG, 0);
+            } catch (IOException e) {
+                throw e;
+            } catch (Throwable t) {
+                throw new IllegalStateException(t);
+            }
+        }
+
+        @Override
+        public void close() {
+            Sys.close(fd);
+            arena.close();
+        }
+    }
 }

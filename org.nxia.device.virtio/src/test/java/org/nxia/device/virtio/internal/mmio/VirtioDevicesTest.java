@@ -29,6 +29,7 @@ import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
 import org.nxia.device.virtio.internal.rng.VirtioRngFactory;
 import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.spi.InterruptLine;
+import org.nxia.vmm.spi.SharedRam;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
@@ -44,12 +45,28 @@ class VirtioDevicesTest {
 
     /** A DeviceContext over one heap memory that keeps the claimed windows and the console. */
     static final class Context implements DeviceContext {
-        final GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[1 << 20]));
+        final GuestMemory memory;
+        /** What {@link #sharedRam()} hands out: none for heap memory. */
+        final List<SharedRam> shared;
         final List<MmioDevice> windows = new ArrayList<>();
         final ByteArrayOutputStream console = new ByteArrayOutputStream();
         /** Whether the VM has interrupts; pulses on the one line it hands out. */
         boolean interrupts;
-        int pulses;
+        volatile int pulses;
+
+        Context() {
+            this(GuestMemory.of(0, MemorySegment.ofArray(new byte[1 << 20])), List.of());
+        }
+
+        Context(GuestMemory memory, List<SharedRam> shared) {
+            this.memory = memory;
+            this.shared = shared;
+        }
+
+        @Override
+        public List<SharedRam> sharedRam() {
+            return shared;
+        }
 
         @Override
         public Optional<InterruptLine> claimIrq() {

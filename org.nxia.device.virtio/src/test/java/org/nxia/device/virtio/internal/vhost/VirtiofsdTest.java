@@ -7,9 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -20,7 +17,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nxia.device.virtio.internal.queue.TestDriver;
-import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
 import org.nxia.device.virtio.internal.sys.Sys;
 import org.nxia.vmm.spi.GuestMemory;
 
@@ -36,7 +32,6 @@ class VirtiofsdTest {
     static final long RAM = 16 << 20;
     static final long VERSION_1 = 1L << 32;
     static final int REQUEST_QUEUE = 1;   // queue 0 is the high-priority queue
-    static final int FUSE_LOOKUP = 1, FUSE_OPEN = 14, FUSE_READ = 15, FUSE_INIT = 26;
     static final String TEXT = "hello from the host's directory\n";
 
     @TempDir
@@ -44,7 +39,6 @@ class VirtiofsdTest {
     Process virtiofsd;
     Arena arena;
     int memfd = -1, kick = -1, call = -1;
-    long unique;
 
     @BeforeEach
     void start() throws IOException {
@@ -94,44 +88,32 @@ class VirtiofsdTest {
         return driver;
     }
 
-    /** One FUSE request through the queue: the reply's bytes (out header first). */
-    private ByteBuffer fuse(TestDriver driver, int opcode, long node, byte[] body, int replyBytes) throws IOException {
-        ByteBuffer in = ByteBuffer.allocate(40 + body.length).order(ByteOrder.LITTLE_ENDIAN);
-        in.putInt(40 + body.length).putInt(opcode).putLong(++unique).putLong(node).putInt(0).putInt(0).putInt(1).putInt(0).put(body);
-        long request = driver.allocate(in.capacity());
-        driver.memory().write(request, in.array());
-        long reply = driver.allocate(replyBytes);
-        driver.publish(driver.addChain(Buffer.readable(request, in.capacity()), Buffer.writable(reply, replyBytes)));
-        int usedBefore = driver.usedIdx();
-        Sys.signal(kick, 1);
-        long deadline = System.nanoTime() + 10_000_000_000L;
-        while (driver.usedIdx() == usedBefore) {
-            assertTrue(System.nanoTime() < deadline && Sys.awaitReadable(call, 10_000), "no answer to FUSE opcode " + opcode + ": " + log());
-            Sys.drain(call);
-        }
-        ByteBuffer out = ByteBuffer.wrap(driver.memory().read(reply, replyBytes)).order(ByteOrder.LITTLE_ENDIAN);
-        assertEquals(unique, out.getLong(8), "the reply answers this request");
-        assertEquals(0, out.getInt(4), "FUSE error of opcode " + opcode);
-        return out;
+    private FuseClient fuse(TestDriver driver) {
+        return new FuseClient(driver, new FuseClient.Channel() {
+            @Override
+            public void kick() throws IOException {
+                Sys.signal(kick, 1);
+            }
+
+            @Override
+            public void awaitUsed(TestDriver d, int usedBefore) throws IOException {
+                long deadline = System.nanoTime() + 10_000_000_000L;
+                while (d.usedIdx() == usedBefore) {
+                    assertTrue(System.nanoTime() < deadline && Sys.awaitReadable(call, 10_000), "no answer from virtiofsd: " + log());
+                    Sys.drain(call);
+                }
+            }
+        });
     }
 
     @Test
     void virtiofsdServesAHostFileThroughTheQueue() throws Exception {
         try (VhostUserFrontend f = VhostUserFrontend.connect(dir.resolve("vfs.sock"), Duration.ofSeconds(10), Duration.ofSeconds(5))) {
-            TestDriver driver = connect(f);
-            ByteBuffer init = fuse(driver, FUSE_INIT, 0, le(64).putInt(7).putInt(31).array(), 16 + 64);
-            assertEquals(7, init.getInt(16), "FUSE major version");
-
-            byte[] name = "hello.txt\0".getBytes(StandardCharsets.US_ASCII);
-            ByteBuffer entry = fuse(driver, FUSE_LOOKUP, 1, name, 16 + 128);
-            long node = entry.getLong(16);
-            assertEquals(TEXT.length(), entry.getLong(16 + 48), "the file's size, as the host has it");
-
-            ByteBuffer open = fuse(driver, FUSE_OPEN, node, le(8).putInt(0).array(), 16 + 16);   // O_RDONLY
-            long handle = open.getLong(16);
-            ByteBuffer read = fuse(driver, FUSE_READ, node, le(40).putLong(handle).putLong(0).putInt(4096).array(), 16 + 4096);
-            int length = read.getInt(0) - 16;
-            assertEquals(TEXT, new String(read.array(), 16, length, StandardCharsets.UTF_8));
+            FuseClient fuse = fuse(connect(f));
+            assertEquals(7, fuse.init(), "FUSE major version");
+            long[] file = fuse.lookup("hello.txt");
+            assertEquals(TEXT.length(), file[1], "the file's size, as the host has it");
+            assertEquals(TEXT, fuse.read(file[0], 4096));
         }
     }
 
@@ -151,9 +133,5 @@ class VirtiofsdTest {
         IOException e = assertThrows(IOException.class,
                 () -> VhostUserFrontend.connect(dir.resolve("none.sock"), Duration.ofMillis(200), Duration.ofSeconds(1)));
         assertTrue(e.getMessage().contains("not reachable within 200 ms"), e.getMessage());
-    }
-
-    private static ByteBuffer le(int n) {
-        return ByteBuffer.allocate(n).order(ByteOrder.LITTLE_ENDIAN);
     }
 }
