@@ -2,7 +2,8 @@
 # need.sh PURPOSE...: makes sure the Debian packages a purpose needs are installed.
 #
 #   build   the guest kit, the agent and the C floor: gcc, make, binutils
-#   test    the guest emulator check (guest/test/emu-run.py): python3-unicorn; virtio-net's passt
+#   test    the guest emulator check (guest/test/emu-run.py): python3-unicorn; virtio-net's passt;
+#           the ACPI tables' byte-exact check (AcpiTablesIaslTest): iasl from acpica-tools
 #   image   the System VM image: the kernel build's tools, static busybox, cpio
 #   rootfs  the System VM's Debian root file system: mmdebstrap, e2fsprogs (mkfs.ext4 -d, resize2fs)
 #   rig     the nested-KVM rig: QEMU, static busybox, cpio, xz; passt (the rig carries the host's)
@@ -24,7 +25,8 @@ static_busybox() { [ -x /bin/busybox ] && ! readelf -l /bin/busybox 2>/dev/null 
 for purpose in "$@"; do
   case "$purpose" in
     build) want gcc has gcc; want make has make; want binutils has readelf ;;
-    test)  want python3-unicorn /usr/bin/python3 -c 'import unicorn'; want passt test -x /usr/bin/passt ;;
+    test)  want python3-unicorn /usr/bin/python3 -c 'import unicorn'; want passt test -x /usr/bin/passt
+           want acpica-tools has iasl ;;
     image) want gcc has gcc; want make has make; want binutils has readelf
            want flex has flex; want bison has bison; want bc has bc; want xz-utils has xz
            want libelf-dev test -f /usr/include/gelf.h; want libssl-dev test -f /usr/include/openssl/ssl.h
