@@ -49,12 +49,10 @@ final class Aml {
 
     /** A string constant: printable ASCII, NUL-terminated. */
     static byte[] string(String text) {
-        byte[] ascii = text.getBytes(StandardCharsets.US_ASCII);
-        for (byte c : ascii) {
-            if (c < 0x20 || c > 0x7e) {
-                throw new IllegalArgumentException("an AML string here holds printable ASCII only: " + text);
-            }
+        if (!text.chars().allMatch(c -> c >= 0x20 && c <= 0x7e)) {
+            throw new IllegalArgumentException("an AML string here holds printable ASCII only: " + text);
         }
+        byte[] ascii = text.getBytes(StandardCharsets.US_ASCII);
         byte[] out = new byte[ascii.length + 2];
         out[0] = STRING_PREFIX;
         System.arraycopy(ascii, 0, out, 1, ascii.length);
