@@ -119,6 +119,10 @@ class LinuxVmAcpiTest {
         List<VirtioMmioDevice> devices = announced(cmdline(booted(false)));
         assertEquals(2, devices.size());
         assertArrayEquals(expectedDsdt(devices), dsdtBytes);
+        String names = new String(dsdtBytes, StandardCharsets.US_ASCII);
+        for (String device : List.of("COM1", "PS2K", "VR00", "VR01")) {
+            assertTrue(names.contains(device), "the DSDT names " + device);
+        }
         assertFalse(cmdline(memory).contains("virtio_mmio.device"), "with ACPI the DSDT announces them, not the command line");
         assertEquals(0x5f50_4d5f, memory.readInt(LinuxLayout.EBDA), "the MP tables stay");
     }

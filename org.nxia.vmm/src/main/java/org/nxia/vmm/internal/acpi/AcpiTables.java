@@ -2,6 +2,7 @@ package org.nxia.vmm.internal.acpi;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -62,7 +63,7 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
         if (address < 0 || address % ALIGN != 0) {
             throw new IllegalArgumentException("the ACPI tables start on a 16-byte boundary, not at 0x" + Long.toHexString(address));
         }
-        byte[] dsdt = dsdt(platform.virtioMmio());
+        byte[] dsdt = dsdt(platform.isaDevices(), platform.virtioMmio());
         byte[] madt = madt(platform);
         long xsdtAddress = address + align(RSDP_SIZE);
         int xsdtSize = SystemDescriptionTable.HEADER_SIZE + 2 * 8;
@@ -157,26 +158,37 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
     }
 
     /**
-     * Differentiated System Description Table: under {@code \_SB}, each
-     * virtio-mmio device as {@code VRnn} with _HID LNRO0005, _UID its index
-     * and _CRS its window and its edge-triggered, active-high interrupt.
+     * Differentiated System Description Table: under {@code \_SB}, each ISA
+     * device with its EISA id, ports and IRQ, then each virtio-mmio device as
+     * {@code VRnn} with _HID LNRO0005, _UID its index and _CRS its window and
+     * its edge-triggered, active-high interrupt. _UID 0 for each ISA device:
+     * each has a _HID of its own.
      */
-    static byte[] dsdt(List<VirtioMmioDevice> devices) {
-        if (devices.size() > AcpiPlatform.MAX_DEVICES) {
+    static byte[] dsdt(List<IsaDevice> isaDevices, List<VirtioMmioDevice> virtioMmio) {
+        if (virtioMmio.size() > AcpiPlatform.MAX_DEVICES) {
             throw new IllegalArgumentException("the DSDT names at most " + AcpiPlatform.MAX_DEVICES + " virtio-mmio devices");
         }
-        byte[][] named = new byte[devices.size()][];
-        for (int i = 0; i < devices.size(); i++) {
-            VirtioMmioDevice d = devices.get(i);
-            named[i] = Aml.device("VR%02X".formatted(i),
+        List<byte[]> named = new ArrayList<>();
+        for (IsaDevice d : isaDevices) {
+            List<byte[]> resources = new ArrayList<>();
+            d.ports().forEach(p -> resources.add(ResourceTemplate.io(p)));
+            resources.add(ResourceTemplate.interrupt(d.irq(), ResourceTemplate.Trigger.EDGE, ResourceTemplate.Polarity.ACTIVE_HIGH));
+            named.add(Aml.device(d.name(),
+                    Aml.name("_HID", Aml.eisaId(d.eisaId())),
+                    Aml.name("_UID", Aml.integer(0)),
+                    Aml.name("_CRS", ResourceTemplate.of(resources.toArray(byte[][]::new)))));
+        }
+        for (int i = 0; i < virtioMmio.size(); i++) {
+            VirtioMmioDevice d = virtioMmio.get(i);
+            named.add(Aml.device("VR%02X".formatted(i),
                     Aml.name("_HID", Aml.string(VIRTIO_MMIO_HID)),
                     Aml.name("_UID", Aml.integer(i)),
                     Aml.name("_CRS", ResourceTemplate.of(
                             ResourceTemplate.memory32Fixed(d.base(), d.size()),
-                            ResourceTemplate.interrupt(d.gsi(), ResourceTemplate.Trigger.EDGE, ResourceTemplate.Polarity.ACTIVE_HIGH))));
+                            ResourceTemplate.interrupt(d.gsi(), ResourceTemplate.Trigger.EDGE, ResourceTemplate.Polarity.ACTIVE_HIGH)))));
         }
         // "_SB", not "\_SB": the same object seen from the root, and what iasl emits for Scope (\_SB)
-        return SystemDescriptionTable.of("DSDT", DSDT_REVISION, Aml.scope("_SB", named));
+        return SystemDescriptionTable.of("DSDT", DSDT_REVISION, Aml.scope("_SB", named.toArray(byte[][]::new)));
     }
 
     private static long align(long size) {

@@ -82,6 +82,25 @@ final class Aml {
         return out;
     }
 
+    /**
+     * {@code EisaId ("PNP0501")}: three letters in five bits each, then four
+     * hex digits, stored big-endian in a DWord as ACPI 6.3 §6.1.5 packs it.
+     */
+    static byte[] eisaId(String id) {
+        if (!id.matches("[A-Z]{3}[0-9A-F]{4}")) {
+            throw new IllegalArgumentException("an EISA id is three capital letters and four hex digits: " + id);
+        }
+        int vendor = (id.charAt(0) - 0x40) << 10 | (id.charAt(1) - 0x40) << 5 | (id.charAt(2) - 0x40);
+        int product = Integer.parseInt(id.substring(3), 16);
+        long packed = (vendor >> 8) | (vendor & 0xff) << 8 | (long) (product >> 8) << 16 | (long) (product & 0xff) << 24;
+        byte[] out = new byte[5];
+        out[0] = DWORD_PREFIX;
+        for (int i = 0; i < 4; i++) {
+            out[1 + i] = (byte) (packed >>> (8 * i));
+        }
+        return out;
+    }
+
     /** {@code Buffer (length) { data }}. */
     static byte[] buffer(byte[] data) {
         return op(new int[] {BUFFER_OP}, concat(integer(data.length), data));

@@ -4,12 +4,15 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /**
- * Resource descriptors (ACPI 6.3 §6.4) for a device's {@code _CRS}: a
- * 32-bit fixed memory range and an extended interrupt, closed by the end
- * tag inside a buffer, as {@code ResourceTemplate ()} compiles.
+ * Resource descriptors (ACPI 6.3 §6.4) for a device's {@code _CRS}: I/O
+ * ports, a 32-bit fixed memory range and an extended interrupt, closed by
+ * the end tag inside a buffer, as {@code ResourceTemplate ()} compiles.
  */
 final class ResourceTemplate {
 
+    /** Small I/O port descriptor: type 8, length 7. */
+    static final int IO = 0x47;
+    static final int DECODE_16 = 1;
     static final int MEMORY32_FIXED = 0x86;
     static final int EXTENDED_INTERRUPT = 0x89;
     static final int END_TAG = 0x79;
@@ -32,6 +35,12 @@ final class ResourceTemplate {
     /** {@code ResourceTemplate () { descriptors... }}: a buffer ending in the end tag (checksum 0: not checked). */
     static byte[] of(byte[]... descriptors) {
         return Aml.buffer(Aml.concat(Aml.concat(descriptors), new byte[] {END_TAG, 0}));
+    }
+
+    /** {@code IO (Decode16, base, base, 1, length)}: a fixed range of I/O ports. */
+    static byte[] io(IsaDevice.IoPorts ports) {
+        return ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).put((byte) IO).put((byte) DECODE_16)
+                .putShort((short) ports.base()).putShort((short) ports.base()).put((byte) 1).put((byte) ports.length()).array();
     }
 
     /** {@code Memory32Fixed (ReadWrite, base, length)}. */

@@ -7,6 +7,7 @@ import java.util.Optional;
 
 import org.nxia.vmm.internal.acpi.AcpiPlatform;
 import org.nxia.vmm.internal.acpi.AcpiTables;
+import org.nxia.vmm.internal.acpi.IsaDevice;
 import org.nxia.vmm.internal.acpi.VirtioMmioDevice;
 
 import org.nxia.vmm.spi.DescriptorTable;
@@ -36,6 +37,11 @@ public final class LinuxBoot {
     /** BIOS data area: the EBDA's segment and the base memory size in KiB, where Linux looks for them. */
     static final long BDA_EBDA_SEGMENT = 0x40e;
     static final long BDA_BASE_MEMORY_KIB = 0x413;
+
+    /** The 16550 on COM1 and the i8042's keyboard port, which every Linux VM has, as the DSDT names them. */
+    static final IsaDevice COM1 = new IsaDevice("COM1", "PNP0501", List.of(new IsaDevice.IoPorts(0x3f8, 8)), 4);
+    static final IsaDevice KEYBOARD = new IsaDevice("PS2K", "PNP0303",
+            List.of(new IsaDevice.IoPorts(0x60, 1), new IsaDevice.IoPorts(0x64, 1)), 1);
 
     private LinuxBoot() {
     }
@@ -90,11 +96,13 @@ public final class LinuxBoot {
      * {@link LinuxLayout#ACPI_TABLES}, describing the machine the MP table
      * does: the same APIC ids and addresses, IO-APIC id = number of vCPUs.
      * No interrupt source overrides: the MP table routes ISA IRQ n to pin n
-     * with the bus's polarity and trigger, ACPI's default without one.
+     * with the bus's polarity and trigger, ACPI's default without one. COM1
+     * and the keyboard are in the DSDT: in hardware-reduced mode Linux maps
+     * no ISA IRQ by itself, so the console gets its IRQ from there.
      */
     public static AcpiTables acpiTables(int cpus, List<VirtioMmioDevice> virtioMmio) {
         return AcpiTables.build(LinuxLayout.ACPI_TABLES, new AcpiPlatform(cpus, MpTable.LOCAL_APIC, MpTable.IOAPIC, cpus,
-                MpTable.IOAPIC_PINS, List.of(), virtioMmio));
+                MpTable.IOAPIC_PINS, List.of(), List.of(COM1, KEYBOARD), virtioMmio));
     }
 
     static void writeGdt(GuestMemory memory) {

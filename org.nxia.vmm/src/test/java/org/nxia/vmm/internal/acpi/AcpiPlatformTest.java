@@ -16,7 +16,7 @@ class AcpiPlatformTest {
     private static final long IOAPIC = 0xfec0_0000L;
 
     private static AcpiPlatform platform(int cpus, int ioApicId, List<InterruptOverride> overrides, List<VirtioMmioDevice> devices) {
-        return new AcpiPlatform(cpus, LAPIC, IOAPIC, ioApicId, 24, overrides, devices);
+        return new AcpiPlatform(cpus, LAPIC, IOAPIC, ioApicId, 24, overrides, List.of(), devices);
     }
 
     @Test
@@ -25,8 +25,8 @@ class AcpiPlatformTest {
         assertThrows(IllegalArgumentException.class, () -> platform(0, 1, List.of(), List.of()));
         assertThrows(IllegalArgumentException.class, () -> platform(256, 256, List.of(), List.of()));
         assertThrows(IllegalArgumentException.class, () -> platform(2, 1, List.of(), List.of()), "an IO-APIC id a CPU has");
-        assertThrows(IllegalArgumentException.class, () -> new AcpiPlatform(1, 1L << 32, IOAPIC, 1, 24, List.of(), List.of()));
-        assertThrows(IllegalArgumentException.class, () -> new AcpiPlatform(1, LAPIC, IOAPIC, 1, 0, List.of(), List.of()));
+        assertThrows(IllegalArgumentException.class, () -> new AcpiPlatform(1, 1L << 32, IOAPIC, 1, 24, List.of(), List.of(), List.of()));
+        assertThrows(IllegalArgumentException.class, () -> new AcpiPlatform(1, LAPIC, IOAPIC, 1, 0, List.of(), List.of(), List.of()));
     }
 
     @Test
@@ -40,6 +40,22 @@ class AcpiPlatformTest {
         assertThrows(IllegalArgumentException.class, () -> new InterruptOverride(0, 2, 2), "polarity 2 is reserved");
         assertThrows(IllegalArgumentException.class, () -> new InterruptOverride(0, 2, 8), "trigger 2 is reserved");
         assertThrows(IllegalArgumentException.class, () -> new VirtioMmioDevice(0xffff_f000L, 0x2000, 5));
+    }
+
+    @Test
+    void isaDevicesHaveIsaIrqsPortsBelow64KiBAndNamesOfTheirOwn() {
+        IsaDevice com1 = new IsaDevice("COM1", "PNP0501", List.of(new IsaDevice.IoPorts(0x3f8, 8)), 4);
+        assertThrows(IllegalArgumentException.class, () -> new IsaDevice("COM1", "PNP0501", List.of(), 16));
+        assertThrows(IllegalArgumentException.class, () -> new IsaDevice("COM1", "pnp0501", List.of(), 4));
+        assertThrows(IllegalArgumentException.class, () -> new IsaDevice("COM12", "PNP0501", List.of(), 4));
+        assertThrows(IllegalArgumentException.class, () -> new IsaDevice.IoPorts(0xfffc, 8));
+        assertThrows(IllegalArgumentException.class, () -> new IsaDevice.IoPorts(0x60, 0));
+        assertThrows(IllegalArgumentException.class, () -> new AcpiPlatform(1, LAPIC, IOAPIC, 1, 24, List.of(), List.of(com1, com1), List.of()));
+        IsaDevice vr00 = new IsaDevice("VR00", "PNP0501", List.of(), 4);
+        assertThrows(IllegalArgumentException.class, () -> new AcpiPlatform(1, LAPIC, IOAPIC, 1, 24, List.of(), List.of(vr00), List.of()),
+                "the virtio-mmio devices' names");
+        assertThrows(IllegalArgumentException.class, () -> new AcpiPlatform(1, LAPIC, IOAPIC, 1, 4, List.of(), List.of(com1), List.of()),
+                "IRQ 4 on an IO-APIC with pins 0 to 3");
     }
 
     @Test

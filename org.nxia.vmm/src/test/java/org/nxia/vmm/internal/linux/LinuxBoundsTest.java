@@ -132,7 +132,7 @@ class LinuxBoundsTest {
         GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[(int) (32 * MIB)]));
         BzImage k = TestKernel.parsed();
         LinuxLayout layout = LinuxLayout.plan(32 * MIB, k, 0);
-        AcpiPlatform platform = new AcpiPlatform(1, MpTable.LOCAL_APIC, MpTable.IOAPIC, 1, MpTable.IOAPIC_PINS, List.of(), List.of());
+        AcpiPlatform platform = new AcpiPlatform(1, MpTable.LOCAL_APIC, MpTable.IOAPIC, 1, MpTable.IOAPIC_PINS, List.of(), List.of(), List.of());
         AcpiTables elsewhere = AcpiTables.build(LinuxLayout.ACPI_TABLES + 16, platform);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LinuxBoot.load(memory, k, TestKernel.image(),
                 layout, new byte[0], "", 1, 0x600, 0, Optional.of(elsewhere)));
