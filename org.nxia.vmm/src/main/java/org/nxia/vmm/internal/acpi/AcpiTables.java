@@ -24,6 +24,7 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
                          long madtAddress, long dsdtAddress) {
 
     public static final int RSDP_SIZE = 36;
+    public static final int RSDP_REVISION = 2;
     /** The RSDP's checksum covers its ACPI 1.0 part; the extended checksum all of it. */
     public static final int RSDP_V1_SIZE = 20;
     public static final int RSDP_CHECKSUM = 8;
@@ -44,10 +45,17 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
 
     public static final int MADT_REVISION = 5;
     public static final int MADT_PCAT_COMPAT = 1;
+    /** The MADT's fields before its entries: the local APIC address and the flags. */
+    static final int MADT_FIXED_SIZE = 8;
+    /** MADT entry types and their lengths. */
     static final int MADT_LOCAL_APIC = 0;
+    static final int MADT_LOCAL_APIC_SIZE = 8;
     static final int MADT_IO_APIC = 1;
+    static final int MADT_IO_APIC_SIZE = 12;
     static final int MADT_INTERRUPT_OVERRIDE = 2;
+    static final int MADT_INTERRUPT_OVERRIDE_SIZE = 10;
     static final int MADT_LOCAL_APIC_NMI = 4;
+    static final int MADT_LOCAL_APIC_NMI_SIZE = 6;
     static final int LOCAL_APIC_ENABLED = 1;
     /** Processor UID 0xff in a local APIC NMI entry: every processor. */
     static final int ALL_PROCESSORS = 0xff;
@@ -58,6 +66,16 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
     /** Linux's virtio-mmio driver matches this _HID (drivers/virtio/virtio_mmio.c). */
     public static final String VIRTIO_MMIO_HID = "LNRO0005";
 
+    public AcpiTables {
+        bytes = bytes.clone();
+    }
+
+    /** The tables' bytes (a copy). */
+    @Override
+    public byte[] bytes() {
+        return bytes.clone();
+    }
+
     /** Builds every table for {@code platform}, to be placed at {@code address}. */
     public static AcpiTables build(long address, AcpiPlatform platform) {
         if (address < 0 || address % ALIGN != 0) {
@@ -66,7 +84,7 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
         byte[] dsdt = dsdt(platform.isaDevices(), platform.virtioMmio());
         byte[] madt = madt(platform);
         long xsdtAddress = address + align(RSDP_SIZE);
-        int xsdtSize = SystemDescriptionTable.HEADER_SIZE + 2 * 8;
+        int xsdtSize = SystemDescriptionTable.HEADER_SIZE + 2 * Long.BYTES;
         long fadtAddress = xsdtAddress + align(xsdtSize);
         long madtAddress = fadtAddress + align(FADT_SIZE);
         long dsdtAddress = madtAddress + align(madt.length);
@@ -87,7 +105,7 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
 
     /** One table's bytes, {@code length} from its address. */
     public byte[] table(long tableAddress, int length) {
-        if (tableAddress < address || tableAddress + length > address + bytes.length || length < 0) {
+        if (length < 0 || tableAddress < address || tableAddress - address > bytes.length - length) {
             throw new IndexOutOfBoundsException("0x%x + %d is outside the tables".formatted(tableAddress, length));
         }
         int from = (int) (tableAddress - address);
@@ -96,18 +114,18 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
 
     /** The table with the SDT header at {@code tableAddress}, as long as its length field says. */
     public byte[] table(long tableAddress) {
-        int at = (int) (tableAddress - address);
-        if (at < 0 || at + SystemDescriptionTable.HEADER_SIZE > bytes.length) {
+        long at = tableAddress - address;
+        if (at < 0 || at > bytes.length - SystemDescriptionTable.HEADER_SIZE) {
             throw new IndexOutOfBoundsException("no table header at 0x" + Long.toHexString(tableAddress));
         }
-        return table(tableAddress, ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getInt(at + SystemDescriptionTable.LENGTH));
+        return table(tableAddress, ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getInt((int) at + SystemDescriptionTable.LENGTH));
     }
 
     /** Root System Description Pointer, revision 2: no RSDT, the XSDT's 64-bit address. */
     static byte[] rsdp(long xsdtAddress) {
         ByteBuffer b = ByteBuffer.allocate(RSDP_SIZE).order(ByteOrder.LITTLE_ENDIAN);
         b.put(SystemDescriptionTable.ascii("RSD PTR ")).put((byte) 0).put(SystemDescriptionTable.ascii(SystemDescriptionTable.NXIA_OEM_ID))
-                .put((byte) 2).putInt(0).putInt(RSDP_SIZE).putLong(xsdtAddress).put((byte) 0).put(new byte[3]);
+                .put((byte) RSDP_REVISION).putInt(0).putInt(RSDP_SIZE).putLong(xsdtAddress).put((byte) 0).put(new byte[3]);
         byte[] rsdp = b.array();
         rsdp[RSDP_CHECKSUM] = SystemDescriptionTable.checksum(rsdp, 0, RSDP_V1_SIZE);
         rsdp[RSDP_EXTENDED_CHECKSUM] = SystemDescriptionTable.checksum(rsdp, 0, RSDP_SIZE);
@@ -116,7 +134,7 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
 
     /** Extended System Description Table: the 64-bit addresses of the other tables (the DSDT is the FADT's). */
     static byte[] xsdt(List<Long> tables) {
-        ByteBuffer b = ByteBuffer.allocate(8 * tables.size()).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = ByteBuffer.allocate(Long.BYTES * tables.size()).order(ByteOrder.LITTLE_ENDIAN);
         tables.forEach(b::putLong);
         return SystemDescriptionTable.of("XSDT", XSDT_REVISION, b.array());
     }
@@ -142,18 +160,24 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
      * NMI on every CPU, as the MP table's local interrupt entry says.
      */
     static byte[] madt(AcpiPlatform p) {
-        int size = 8 + p.cpus() * 8 + 12 + p.overrides().size() * 10 + 6;
+        int size = MADT_FIXED_SIZE + p.cpus() * MADT_LOCAL_APIC_SIZE + MADT_IO_APIC_SIZE
+                + p.overrides().size() * MADT_INTERRUPT_OVERRIDE_SIZE + MADT_LOCAL_APIC_NMI_SIZE;
         ByteBuffer b = ByteBuffer.allocate(size).order(ByteOrder.LITTLE_ENDIAN);
         b.putInt((int) p.localApicAddress()).putInt(MADT_PCAT_COMPAT);
         for (int cpu = 0; cpu < p.cpus(); cpu++) {
-            b.put((byte) MADT_LOCAL_APIC).put((byte) 8).put((byte) cpu).put((byte) cpu).putInt(LOCAL_APIC_ENABLED);
+            b.put((byte) MADT_LOCAL_APIC).put((byte) MADT_LOCAL_APIC_SIZE).put((byte) cpu).put((byte) cpu).putInt(LOCAL_APIC_ENABLED);
         }
-        b.put((byte) MADT_IO_APIC).put((byte) 12).put((byte) p.ioApicId()).put((byte) 0).putInt((int) p.ioApicAddress()).putInt(0);
+        // GSI base 0: the IO-APIC's pins are GSIs 0 to pins - 1
+        b.put((byte) MADT_IO_APIC).put((byte) MADT_IO_APIC_SIZE).put((byte) p.ioApicId()).put((byte) 0)
+                .putInt((int) p.ioApicAddress()).putInt(0);
         for (InterruptOverride o : p.overrides()) {
-            b.put((byte) MADT_INTERRUPT_OVERRIDE).put((byte) 10).put((byte) 0).put((byte) o.isaIrq()).putInt(o.gsi())
-                    .putShort((short) o.flags());
+            // bus 0 (ISA), its IRQ, the GSI, MPS INTI flags
+            b.put((byte) MADT_INTERRUPT_OVERRIDE).put((byte) MADT_INTERRUPT_OVERRIDE_SIZE).put((byte) 0).put((byte) o.isaIrq())
+                    .putInt(o.gsi()).putShort((short) o.flags());
         }
-        b.put((byte) MADT_LOCAL_APIC_NMI).put((byte) 6).put((byte) ALL_PROCESSORS).putShort((short) 0).put((byte) LINT1);
+        // processor UID 0xff (all), flags 0 (conforming: edge, active high, as the MP table's entry), LINT1
+        b.put((byte) MADT_LOCAL_APIC_NMI).put((byte) MADT_LOCAL_APIC_NMI_SIZE).put((byte) ALL_PROCESSORS).putShort((short) 0)
+                .put((byte) LINT1);
         return SystemDescriptionTable.of("APIC", MADT_REVISION, b.array());
     }
 

@@ -78,6 +78,8 @@ class AcpiPlatformTest {
         assertThrows(IndexOutOfBoundsException.class, () -> tables.table(tables.dsdtAddress(), tables.bytes().length));
         assertThrows(IndexOutOfBoundsException.class, () -> tables.table(0xdfff0, 16));
         assertThrows(IndexOutOfBoundsException.class, () -> tables.table(tables.address() + tables.bytes().length - 8));
+        tables.bytes()[0] = 0;
+        assertEquals('R', tables.bytes()[0], "bytes() hands out a copy");
         for (long at : List.of(tables.rsdpAddress(), tables.xsdtAddress(), tables.fadtAddress(), tables.madtAddress(), tables.dsdtAddress())) {
             assertEquals(0, at % AcpiTables.ALIGN, "0x" + Long.toHexString(at));
         }
