@@ -37,6 +37,12 @@ final class LinuxVm implements VmKind {
     /** What every Linux VM's command line starts with: console on COM1, reboot through the i8042, no PCI. */
     static final String BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=off 8250.nr_uarts=1 "
             + "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
+    /**
+     * With ACPI the i8042 driver takes its ports and IRQ from the DSDT's
+     * PNP0303: in hardware-reduced mode the kernel maps no ISA IRQ, so the
+     * fixed IRQ 1 that i8042.nopnp uses would not be there.
+     */
+    static final String ACPI_CMDLINE = BASE_CMDLINE.replace(" i8042.nopnp", "");
     static final int CMOS = 0x70;
     private static final Windows WINDOWS = new Windows(LinuxLayout.MMIO_BASE, LinuxLayout.MMIO_SIZE, LinuxLayout.PORTAL_WINDOW,
             LinuxLayout.PORTAL_WINDOW_SIZE, LinuxLayout.PORTAL_ALIGN, (int) (LinuxLayout.PORTAL_WINDOW_SIZE / LinuxLayout.PORTAL_ALIGN));
@@ -152,7 +158,7 @@ final class LinuxVm implements VmKind {
 
     @Override
     public void boot(GuestMemory memory, Vcpu boot) {
-        String cmdline = (BASE_CMDLINE + announced + " " + profile.cmdline()).strip();
+        String cmdline = ((profile.acpi() ? ACPI_CMDLINE : BASE_CMDLINE) + announced + " " + profile.cmdline()).strip();
         // Processor entries carry family/model/stepping; any plausible value will do for Linux.
         LinuxBoot.load(memory, kernel, kernelFile, layout, initrd, cmdline, profile.vcpus(), 0x600, 0x0781_abfd,
                 profile.acpi() ? Optional.of(LinuxBoot.acpiTables(profile.vcpus(), virtioMmio)) : Optional.empty());

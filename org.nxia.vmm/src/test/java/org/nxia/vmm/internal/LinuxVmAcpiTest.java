@@ -78,6 +78,7 @@ class LinuxVmAcpiTest {
         assertEquals(0, memory.readLong(LinuxLayout.ZERO_PAGE + BootParams.ACPI_RSDP_ADDR), "acpi_rsdp_addr");
         assertFalse(new String(memory.read(LinuxLayout.ACPI_TABLES, 8), StandardCharsets.US_ASCII).equals("RSD PTR "));
         assertEquals(2, announced(cmdline(memory)).size(), cmdline(memory));
+        assertTrue(cmdline(memory).contains(" i8042.nopnp "), cmdline(memory));
         assertEquals(0x5f50_4d5f, memory.readInt(LinuxLayout.EBDA), "the MP tables");
     }
 
@@ -124,6 +125,8 @@ class LinuxVmAcpiTest {
             assertTrue(names.contains(device), "the DSDT names " + device);
         }
         assertFalse(cmdline(memory).contains("virtio_mmio.device"), "with ACPI the DSDT announces them, not the command line");
+        assertFalse(cmdline(memory).contains("i8042.nopnp"), "the i8042 finds its IRQ through the DSDT's PNP0303");
+        assertTrue(cmdline(memory).startsWith("console=ttyS0 reboot=k"), cmdline(memory));
         assertEquals(0x5f50_4d5f, memory.readInt(LinuxLayout.EBDA), "the MP tables stay");
     }
 
