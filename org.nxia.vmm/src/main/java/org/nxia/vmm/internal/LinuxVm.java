@@ -29,8 +29,9 @@ import org.nxia.vmm.internal.linux.LinuxLayout;
  * A Linux VM: a stock kernel on N vCPUs with the hypervisor's interrupt
  * controllers, a 16550 console on COM1 (IRQ 4), the i8042 whose reset stops
  * the VM, and the profile's devices, virtio-mmio ones announced on the
- * command line, or in the DSDT when the profile asks for ACPI tables. Ports and MMIO nobody serves read as all ones and ignore
- * writes, as on a PC: a kernel probes for hardware that is not there.
+ * command line, or in the DSDT when the profile asks for ACPI tables.
+ * Ports and MMIO nobody serves read as all ones and ignore writes, as on a
+ * PC: a kernel probes for hardware that is not there.
  */
 final class LinuxVm implements VmKind {
 

@@ -9,7 +9,6 @@ import org.nxia.vmm.internal.acpi.AcpiPlatform;
 import org.nxia.vmm.internal.acpi.AcpiTables;
 import org.nxia.vmm.internal.acpi.IsaDevice;
 import org.nxia.vmm.internal.acpi.VirtioMmioDevice;
-
 import org.nxia.vmm.spi.DescriptorTable;
 import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.spi.Registers;
@@ -73,11 +72,12 @@ public final class LinuxBoot {
         long rsdp = 0;
         if (acpi.isPresent()) {
             AcpiTables tables = acpi.get();
-            if (tables.address() != LinuxLayout.ACPI_TABLES || tables.bytes().length > LinuxLayout.ACPI_TABLES_MAX) {
+            byte[] bytes = tables.bytes();
+            if (tables.address() != LinuxLayout.ACPI_TABLES || bytes.length > LinuxLayout.ACPI_TABLES_MAX) {
                 throw new IllegalArgumentException("ACPI tables of %d bytes at 0x%x: a Linux VM has room for %d at 0x%x"
-                        .formatted(tables.bytes().length, tables.address(), LinuxLayout.ACPI_TABLES_MAX, LinuxLayout.ACPI_TABLES));
+                        .formatted(bytes.length, tables.address(), LinuxLayout.ACPI_TABLES_MAX, LinuxLayout.ACPI_TABLES));
             }
-            memory.write(tables.address(), tables.bytes());
+            memory.write(tables.address(), bytes);
             rsdp = tables.rsdpAddress();
         }
         List<E820.Entry> map = E820.plan(layout.ramSize());
