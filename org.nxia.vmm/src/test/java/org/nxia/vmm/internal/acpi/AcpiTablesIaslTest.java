@@ -36,31 +36,31 @@ class AcpiTablesIaslTest {
 
     @Test
     void theDsdtIsWhatIaslCompilesFromTheAsl() throws Exception {
-        assertSameTable(Iasl.compileResource("dsdt.asl", dir), TABLES.table(TABLES.dsdtAddress()));
+        assertSameTable(Acpica.compileResource("dsdt.asl", dir), TABLES.table(TABLES.dsdtAddress()));
     }
 
     @Test
     void theFadtIsWhatIaslCompilesFromItsSource() throws Exception {
         assertEquals(0xe01f0, TABLES.dsdtAddress(), "the address facp.dsl names as X_DSDT");
-        assertSameTable(Iasl.compileResource("facp.dsl", dir), TABLES.table(TABLES.fadtAddress()));
+        assertSameTable(Acpica.compileResource("facp.dsl", dir), TABLES.table(TABLES.fadtAddress()));
     }
 
     @Test
     void theMadtIsWhatIaslCompilesFromItsSource() throws Exception {
-        assertSameTable(Iasl.compileResource("apic.dsl", dir), TABLES.table(TABLES.madtAddress()));
+        assertSameTable(Acpica.compileResource("apic.dsl", dir), TABLES.table(TABLES.madtAddress()));
     }
 
     @Test
     void theXsdtIsWhatIaslCompilesFromItsSource() throws Exception {
         assertEquals(List.of(0xe0070L, 0xe0190L), List.of(TABLES.fadtAddress(), TABLES.madtAddress()), "the addresses xsdt.dsl lists");
-        assertSameTable(Iasl.compileResource("xsdt.dsl", dir), TABLES.table(TABLES.xsdtAddress()));
+        assertSameTable(Acpica.compileResource("xsdt.dsl", dir), TABLES.table(TABLES.xsdtAddress()));
     }
 
     @Test
     void theRsdpIsWhatIaslCompilesFromItsSource() throws Exception {
         assertEquals(0xe0030, TABLES.xsdtAddress(), "the address rsdp.dsl names");
         // no creator fields in an RSDP: iasl's bytes, both checksums included, are the expectation as they are
-        assertEquals(hex(Iasl.compileResource("rsdp.dsl", dir)), hex(TABLES.table(TABLES.rsdpAddress(), AcpiTables.RSDP_SIZE)));
+        assertEquals(hex(Acpica.compileResource("rsdp.dsl", dir)), hex(TABLES.table(TABLES.rsdpAddress(), AcpiTables.RSDP_SIZE)));
     }
 
     /**
@@ -74,8 +74,8 @@ class AcpiTablesIaslTest {
             byte[] table = TABLES.table(address);
             String signature = new String(table, 0, 4, java.nio.charset.StandardCharsets.US_ASCII);
             Path binary = Files.write(dir.resolve(signature.toLowerCase() + ".dat"), table);
-            Path source = Iasl.disassemble(binary);
-            assertSameTable(Iasl.compile(source), table);
+            Path source = Acpica.disassemble(binary);
+            assertSameTable(Acpica.compile(source), table);
         }
     }
 
@@ -103,7 +103,7 @@ class AcpiTablesIaslTest {
         asl.append("    }\n}\n");
         byte[] dsdt = AcpiTables.dsdt(List.of(), devices);
         assertEquals(true, dsdt.length > 4096, "the test's point: a scope over 4 KiB");
-        assertSameTable(Iasl.compile(Files.writeString(dir.resolve("many.asl"), asl)), dsdt);
+        assertSameTable(Acpica.compile(Files.writeString(dir.resolve("many.asl"), asl)), dsdt);
     }
 
     /** {@code fromIasl} with the Java table's creator id and revision and its checksum redone, equal to {@code built}. */
