@@ -3,7 +3,8 @@
 #
 #   build   the guest kit, the agent and the C floor: gcc, make, binutils
 #   test    the guest emulator check (guest/test/emu-run.py): python3-unicorn; virtio-net's passt;
-#           virtio-fs's virtiofsd (Debian's, in qemu-system-common)
+#           virtio-fs's virtiofsd (Debian's, in qemu-system-common);
+#           the ACPI tables' checks (AcpiTablesIaslTest, AcpiExecTest): iasl, acpiexec from acpica-tools
 #   image   the System VM image: the kernel build's tools, static busybox, cpio
 #   rootfs  the System VM's Debian root file system: mmdebstrap, e2fsprogs (mkfs.ext4 -d, resize2fs)
 #   rig     the nested-KVM rig: QEMU, static busybox, cpio, xz; passt (the rig carries the host's)
@@ -26,7 +27,8 @@ for purpose in "$@"; do
   case "$purpose" in
     build) want gcc has gcc; want make has make; want binutils has readelf ;;
     test)  want python3-unicorn /usr/bin/python3 -c 'import unicorn'; want passt test -x /usr/bin/passt
-           want qemu-system-common test -x /usr/lib/qemu/virtiofsd ;;
+           want qemu-system-common test -x /usr/lib/qemu/virtiofsd
+           want acpica-tools has iasl; want acpica-tools has acpiexec ;;
     image) want gcc has gcc; want make has make; want binutils has readelf
            want flex has flex; want bison has bison; want bc has bc; want xz-utils has xz
            want libelf-dev test -f /usr/include/gelf.h; want libssl-dev test -f /usr/include/openssl/ssl.h

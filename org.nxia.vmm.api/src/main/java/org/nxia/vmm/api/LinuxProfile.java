@@ -23,9 +23,11 @@ import org.nxia.vmm.spi.HostPlacement;
  * @param timeout     how long {@code run} waits before stopping the VM
  * @param devices     devices besides the console UART and i8042, which every Linux VM has
  * @param placement   where its vCPUs and RAM go on the host
+ * @param acpi        whether the guest gets ACPI tables (MADT, a DSDT naming the virtio-mmio devices)
+ *                    instead of finding its virtio-mmio devices on the command line; the MP tables stay
  */
 public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline, int vcpus, long memoryBytes,
-                           Duration timeout, List<DeviceConfig> devices, HostPlacement placement) implements VmSpec {
+                           Duration timeout, List<DeviceConfig> devices, HostPlacement placement, boolean acpi) implements VmSpec {
 
     public static final int MAX_VCPUS = 32;
     public static final long MIN_MEMORY = 64 * VmProfile.MIB;
@@ -52,13 +54,19 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
         devices = List.copyOf(devices);
     }
 
-    /** A profile placed as {@link HostPlacement#NONE}. */
+    /** A profile without ACPI tables. */
+    public LinuxProfile(String name, Path kernel, Path initrd, String cmdline, int vcpus, long memoryBytes,
+                        Duration timeout, List<DeviceConfig> devices, HostPlacement placement) {
+        this(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, false);
+    }
+
+    /** A profile placed as {@link HostPlacement#NONE}, without ACPI tables. */
     public LinuxProfile(String name, Path kernel, Path initrd, String cmdline, int vcpus, long memoryBytes,
                         Duration timeout, List<DeviceConfig> devices) {
         this(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, HostPlacement.NONE);
     }
 
-    /** A profile with the defaults: no command-line additions, 1 vCPU, 256 MiB, 5 minutes, no extra devices. */
+    /** A profile with the defaults: no command-line additions, 1 vCPU, 256 MiB, 5 minutes, no extra devices, no ACPI. */
     public static LinuxProfile of(Path kernel, Path initrd) {
         Path file = kernel.getFileName();
         return new LinuxProfile(file == null ? kernel.toString() : file.toString(), kernel, initrd, "", 1,
@@ -66,30 +74,34 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
     }
 
     public LinuxProfile withName(String value) {
-        return new LinuxProfile(value, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement);
+        return new LinuxProfile(value, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, acpi);
     }
 
     public LinuxProfile withVcpus(int value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, value, memoryBytes, timeout, devices, placement);
+        return new LinuxProfile(name, kernel, initrd, cmdline, value, memoryBytes, timeout, devices, placement, acpi);
     }
 
     public LinuxProfile withMemory(long bytes) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, bytes, timeout, devices, placement);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, bytes, timeout, devices, placement, acpi);
     }
 
     public LinuxProfile withCmdline(String value) {
-        return new LinuxProfile(name, kernel, initrd, value, vcpus, memoryBytes, timeout, devices, placement);
+        return new LinuxProfile(name, kernel, initrd, value, vcpus, memoryBytes, timeout, devices, placement, acpi);
     }
 
     public LinuxProfile withTimeout(Duration value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, value, devices, placement);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, value, devices, placement, acpi);
     }
 
     public LinuxProfile withPlacement(HostPlacement value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, value);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, value, acpi);
     }
 
     public LinuxProfile withDevices(List<DeviceConfig> list) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, list, placement);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, list, placement, acpi);
+    }
+
+    public LinuxProfile withAcpi(boolean value) {
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, value);
     }
 }

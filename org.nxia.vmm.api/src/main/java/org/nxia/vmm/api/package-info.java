@@ -31,9 +31,11 @@
  * <p>2.3: copy-on-write clones: {@code VmManager.clone(VmSnapshot, RamFile)} restores a micro-VM whose RAM is a
  * {@link org.nxia.vmm.spi.RamFile}'s pages mapped {@code MAP_PRIVATE}, through the backend's
  * {@code org.nxia.vmm.spi.Partition.mapRamFrom(RamFile)}.
+ *
+ * <p>3.1: {@link org.nxia.vmm.api.LinuxProfile#acpi()}: a Linux VM with ACPI tables.
  */
 @Export
-@Version("3.0.0")
+@Version("3.1.0")
 package org.nxia.vmm.api;
 
 import org.osgi.annotation.bundle.Export;

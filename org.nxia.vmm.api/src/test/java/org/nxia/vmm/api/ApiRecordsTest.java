@@ -99,6 +99,19 @@ class ApiRecordsTest {
     }
 
     @Test
+    void acpiIsOffByDefaultAndEveryCopyKeepsIt() {
+        LinuxProfile p = LinuxProfile.of(KERNEL, null);
+        assertEquals(false, p.acpi());
+        LinuxProfile on = p.withAcpi(true);
+        assertEquals(true, on.acpi());
+        for (LinuxProfile copy : List.of(on.withName("n"), on.withVcpus(2), on.withMemory(512 * MIB), on.withCmdline("quiet"),
+                on.withTimeout(Duration.ofSeconds(7)), on.withDevices(List.of()), on.withPlacement(HostPlacement.NONE))) {
+            assertEquals(true, copy.acpi(), copy.toString());
+        }
+        assertEquals(false, on.withAcpi(false).acpi());
+    }
+
+    @Test
     void aVmSucceededOnlyWhenItExitedWithStatusZero() {
         assertTrue(new VmResult(VmResult.Reason.EXITED, 0, "", null, Duration.ZERO).succeeded());
         assertFalse(new VmResult(VmResult.Reason.EXITED, 1, "", null, Duration.ZERO).succeeded());

@@ -7,6 +7,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.spi.HypervisorException;
@@ -19,6 +20,7 @@ import org.nxia.vmm.api.VmSpec;
 import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.PortDevice;
+import org.nxia.vmm.internal.acpi.VirtioMmioDevice;
 import org.nxia.vmm.internal.linux.BzImage;
 import org.nxia.vmm.internal.linux.LinuxBoot;
 import org.nxia.vmm.internal.linux.LinuxLayout;
@@ -27,14 +29,21 @@ import org.nxia.vmm.internal.linux.LinuxLayout;
  * A Linux VM: a stock kernel on N vCPUs with the hypervisor's interrupt
  * controllers, a 16550 console on COM1 (IRQ 4), the i8042 whose reset stops
  * the VM, and the profile's devices, virtio-mmio ones announced on the
- * command line. Ports and MMIO nobody serves read as all ones and ignore
- * writes, as on a PC: a kernel probes for hardware that is not there.
+ * command line, or in the DSDT when the profile asks for ACPI tables.
+ * Ports and MMIO nobody serves read as all ones and ignore writes, as on a
+ * PC: a kernel probes for hardware that is not there.
  */
 final class LinuxVm implements VmKind {
 
     /** What every Linux VM's command line starts with: console on COM1, reboot through the i8042, no PCI. */
     static final String BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=off 8250.nr_uarts=1 "
             + "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
+    /**
+     * With ACPI the i8042 driver takes its ports and IRQ from the DSDT's
+     * PNP0303: in hardware-reduced mode the kernel maps no ISA IRQ, so the
+     * fixed IRQ 1 that i8042.nopnp uses would not be there.
+     */
+    static final String ACPI_CMDLINE = BASE_CMDLINE.replace(" i8042.nopnp", "");
     static final int CMOS = 0x70;
     private static final Windows WINDOWS = new Windows(LinuxLayout.MMIO_BASE, LinuxLayout.MMIO_SIZE, LinuxLayout.PORTAL_WINDOW,
             LinuxLayout.PORTAL_WINDOW_SIZE, LinuxLayout.PORTAL_ALIGN, (int) (LinuxLayout.PORTAL_WINDOW_SIZE / LinuxLayout.PORTAL_ALIGN));
@@ -45,6 +54,7 @@ final class LinuxVm implements VmKind {
     private final BzImage kernel;
     private final LinuxLayout layout;
     private final StringBuilder announced = new StringBuilder();
+    private final List<VirtioMmioDevice> virtioMmio = new ArrayList<>();
     private int cmosIndex;
 
     /** Reads and checks the kernel and initramfs; refuses a host without hardware virtualization. */
@@ -130,19 +140,29 @@ final class LinuxVm implements VmKind {
         });
     }
 
-    /** A device with a window and a line is virtio-mmio: the kernel learns of it from the command line. */
+    /**
+     * A device with a window and a line is virtio-mmio: the kernel learns of
+     * it from the command line, or from the DSDT with ACPI (not both: the
+     * second registration of the same window would fail).
+     */
     @Override
     public void announce(List<Long> windows, long firstWindowSize, InterruptLine line) {
-        if (!windows.isEmpty() && line != null) {
+        if (windows.isEmpty() || line == null) {
+            return;
+        }
+        if (profile.acpi()) {
+            virtioMmio.add(new VirtioMmioDevice(windows.getFirst(), firstWindowSize, line.gsi()));
+        } else {
             announced.append(" virtio_mmio.device=%dK@0x%x:%d".formatted(firstWindowSize >> 10, windows.getFirst(), line.gsi()));
         }
     }
 
     @Override
     public void boot(GuestMemory memory, Vcpu boot) {
-        String cmdline = (BASE_CMDLINE + announced + " " + profile.cmdline()).strip();
+        String cmdline = ((profile.acpi() ? ACPI_CMDLINE : BASE_CMDLINE) + announced + " " + profile.cmdline()).strip();
         // Processor entries carry family/model/stepping; any plausible value will do for Linux.
-        LinuxBoot.load(memory, kernel, kernelFile, layout, initrd, cmdline, profile.vcpus(), 0x600, 0x0781_abfd);
+        LinuxBoot.load(memory, kernel, kernelFile, layout, initrd, cmdline, profile.vcpus(), 0x600, 0x0781_abfd,
+                profile.acpi() ? Optional.of(LinuxBoot.acpiTables(profile.vcpus(), virtioMmio)) : Optional.empty());
         boot.setSpecialRegisters(LinuxBoot.specialRegisters(boot.specialRegisters().apicBase()));
         boot.setRegisters(LinuxBoot.registers(layout));
     }

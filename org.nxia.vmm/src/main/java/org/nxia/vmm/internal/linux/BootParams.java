@@ -8,11 +8,14 @@ import java.util.List;
 /**
  * The zero page (struct boot_params, 4 KiB) the 64-bit entry point reads
  * through %rsi: the kernel's own setup header with the loader's fields
- * filled in, the e820 map, the command line and initramfs pointers.
+ * filled in, the e820 map, the command line and initramfs pointers, and
+ * where the ACPI RSDP is when the VM has ACPI tables.
  */
 public final class BootParams {
 
     public static final int SIZE = 4096;
+    /** u64 acpi_rsdp_addr: where the RSDP is; 0 lets the kernel scan for it. */
+    public static final int ACPI_RSDP_ADDR = 0x070;
     public static final int EXT_RAMDISK_IMAGE = 0x0c0;
     public static final int EXT_RAMDISK_SIZE = 0x0c4;
     public static final int EXT_CMD_LINE_PTR = 0x0c8;
@@ -31,6 +34,14 @@ public final class BootParams {
      * @throws IllegalArgumentException when the command line is longer than the kernel accepts
      */
     public static byte[] build(BzImage kernel, LinuxLayout layout, String cmdline, List<E820.Entry> e820) {
+        return build(kernel, layout, cmdline, e820, 0);
+    }
+
+    /**
+     * The zero page as {@link #build(BzImage, LinuxLayout, String, List)} writes it, with
+     * {@code acpiRsdpAddress} (0: none) in acpi_rsdp_addr.
+     */
+    public static byte[] build(BzImage kernel, LinuxLayout layout, String cmdline, List<E820.Entry> e820, long acpiRsdpAddress) {
         byte[] text = cmdline.getBytes(StandardCharsets.US_ASCII);
         long limit = Math.min(kernel.cmdlineSize(), LinuxLayout.CMDLINE_MAX - 1);
         if (text.length > limit) {
@@ -50,6 +61,7 @@ public final class BootParams {
         b.putInt(BzImage.RAMDISK_SIZE, (int) layout.initrdSize());
         b.putInt(EXT_RAMDISK_IMAGE, 0);
         b.putInt(EXT_RAMDISK_SIZE, 0);
+        b.putLong(ACPI_RSDP_ADDR, acpiRsdpAddress);
         b.put(E820_ENTRIES, (byte) e820.size());
         int at = E820_TABLE;
         for (E820.Entry e : e820) {

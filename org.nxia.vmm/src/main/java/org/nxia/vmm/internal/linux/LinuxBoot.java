@@ -3,7 +3,12 @@ package org.nxia.vmm.internal.linux;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
+import java.util.Optional;
 
+import org.nxia.vmm.internal.acpi.AcpiPlatform;
+import org.nxia.vmm.internal.acpi.AcpiTables;
+import org.nxia.vmm.internal.acpi.IsaDevice;
+import org.nxia.vmm.internal.acpi.VirtioMmioDevice;
 import org.nxia.vmm.spi.DescriptorTable;
 import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.spi.Registers;
@@ -32,6 +37,11 @@ public final class LinuxBoot {
     static final long BDA_EBDA_SEGMENT = 0x40e;
     static final long BDA_BASE_MEMORY_KIB = 0x413;
 
+    /** The 16550 on COM1 and the i8042's keyboard port, which every Linux VM has, as the DSDT names them. */
+    static final IsaDevice COM1 = new IsaDevice("COM1", "PNP0501", List.of(new IsaDevice.IoPorts(0x3f8, 8)), 4);
+    static final IsaDevice KEYBOARD = new IsaDevice("PS2K", "PNP0303",
+            List.of(new IsaDevice.IoPorts(0x60, 1), new IsaDevice.IoPorts(0x64, 1)), 1);
+
     private LinuxBoot() {
     }
 
@@ -41,13 +51,37 @@ public final class LinuxBoot {
      */
     public static void load(GuestMemory memory, BzImage kernel, byte[] kernelFile, LinuxLayout layout, byte[] initrd,
                             String cmdline, int cpus, int cpuSignature, int cpuFeatures) {
+        load(memory, kernel, kernelFile, layout, initrd, cmdline, cpus, cpuSignature, cpuFeatures, Optional.empty());
+    }
+
+    /**
+     * Writes everything {@link #load(GuestMemory, BzImage, byte[], LinuxLayout, byte[], String, int, int, int)}
+     * does, and {@code acpi}'s tables at their address with the zero page pointing at their RSDP.
+     *
+     * @throws IllegalArgumentException when the tables were built for another place than
+     *                                  {@link LinuxLayout#ACPI_TABLES} or outgrow it
+     */
+    public static void load(GuestMemory memory, BzImage kernel, byte[] kernelFile, LinuxLayout layout, byte[] initrd,
+                            String cmdline, int cpus, int cpuSignature, int cpuFeatures, Optional<AcpiTables> acpi) {
         writeGdt(memory);
         writePageTables(memory);
         memory.writeShort(BDA_EBDA_SEGMENT, (short) (LinuxLayout.EBDA >> 4));
         memory.writeShort(BDA_BASE_MEMORY_KIB, (short) (LinuxLayout.EBDA >> 10));
+        // The MP tables stay with ACPI: a kernel booted with acpi=off still finds its CPUs and IRQs.
         memory.write(LinuxLayout.EBDA, MpTable.build(LinuxLayout.EBDA, cpus, cpuSignature, cpuFeatures));
+        long rsdp = 0;
+        if (acpi.isPresent()) {
+            AcpiTables tables = acpi.get();
+            byte[] bytes = tables.bytes();
+            if (tables.address() != LinuxLayout.ACPI_TABLES || bytes.length > LinuxLayout.ACPI_TABLES_MAX) {
+                throw new IllegalArgumentException("ACPI tables of %d bytes at 0x%x: a Linux VM has room for %d at 0x%x"
+                        .formatted(bytes.length, tables.address(), LinuxLayout.ACPI_TABLES_MAX, LinuxLayout.ACPI_TABLES));
+            }
+            memory.write(tables.address(), bytes);
+            rsdp = tables.rsdpAddress();
+        }
         List<E820.Entry> map = E820.plan(layout.ramSize());
-        memory.write(LinuxLayout.ZERO_PAGE, BootParams.build(kernel, layout, cmdline, map));
+        memory.write(LinuxLayout.ZERO_PAGE, BootParams.build(kernel, layout, cmdline, map, rsdp));
         memory.write(LinuxLayout.CMDLINE, BootParams.cmdlineBytes(cmdline));
         int payload = kernelFile.length - kernel.kernelOffset();
         MemorySegment.copy(kernelFile, kernel.kernelOffset(), memory.slice(layout.kernelAddress(), payload),
@@ -55,6 +89,20 @@ public final class LinuxBoot {
         if (initrd.length > 0) {
             memory.write(layout.initrdAddress(), initrd);
         }
+    }
+
+    /**
+     * The ACPI tables for {@code cpus} vCPUs and the virtio-mmio devices, at
+     * {@link LinuxLayout#ACPI_TABLES}, describing the machine the MP table
+     * does: the same APIC ids and addresses, IO-APIC id = number of vCPUs.
+     * No interrupt source overrides: the MP table routes ISA IRQ n to pin n
+     * with the bus's polarity and trigger, ACPI's default without one. COM1
+     * and the keyboard are in the DSDT: in hardware-reduced mode Linux maps
+     * no ISA IRQ by itself, so the console gets its IRQ from there.
+     */
+    public static AcpiTables acpiTables(int cpus, List<VirtioMmioDevice> virtioMmio) {
+        return AcpiTables.build(LinuxLayout.ACPI_TABLES, new AcpiPlatform(cpus, MpTable.LOCAL_APIC, MpTable.IOAPIC, cpus,
+                MpTable.IOAPIC_PINS, List.of(), List.of(COM1, KEYBOARD), virtioMmio));
     }
 
     static void writeGdt(GuestMemory memory) {

@@ -3,7 +3,8 @@ package org.nxia.vmm.internal.linux;
 /**
  * Where a Linux VM's boot structures, kernel and initramfs go in guest
  * memory (docs/linux-vm.md). Low memory holds the GDT, the zero page, the
- * boot page tables, the command line and the MP tables, all below 640 KiB;
+ * boot page tables, the command line and the MP tables, all below 640 KiB,
+ * and the ACPI tables at 896 KiB;
  * the kernel loads at its preferred address; the initramfs goes as high as
  * the kernel allows, never over the kernel's {@code init_size}.
  *
@@ -25,6 +26,12 @@ public record LinuxLayout(long ramSize, long kernelAddress, long kernelEnd, long
     /** The EBDA, where the MP tables live: the last KiB below 640 KiB, one place Linux scans. */
     public static final long EBDA = 0x9fc00;
     public static final long LEGACY_HOLE = 0xa0000;
+    /**
+     * The ACPI tables (when the profile asks for them), RSDP first: in the
+     * legacy hole e820 reserves, where a kernel also scans for the RSDP.
+     */
+    public static final long ACPI_TABLES = 0xe0000;
+    public static final long ACPI_TABLES_MAX = 0x20000;
     public static final long HIGH_RAM = 0x100000;
     /** Virtio-mmio and other MMIO windows: above the largest RAM (3 GiB), below the APICs. */
     public static final long MMIO_BASE = 0xd000_0000L;

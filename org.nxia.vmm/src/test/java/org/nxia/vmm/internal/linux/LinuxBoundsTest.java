@@ -10,8 +10,11 @@ import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 
 import org.junit.jupiter.api.Test;
+import org.nxia.vmm.internal.acpi.AcpiPlatform;
+import org.nxia.vmm.internal.acpi.AcpiTables;
 import org.nxia.vmm.spi.GuestMemory;
 
 /**
@@ -122,6 +125,25 @@ class LinuxBoundsTest {
         LinuxBoot.load(memory, k, TestKernel.image(), LinuxLayout.plan(32 * MIB, k, 0), new byte[0], "quiet", 1, 0x600, 0);
         assertEquals(LinuxLayout.EBDA >> 10, Short.toUnsignedLong(memory.readShort(LinuxBoot.BDA_BASE_MEMORY_KIB)), "base memory in KiB");
         assertEquals(BzImage.MAGIC, memory.readInt(LinuxLayout.ZERO_PAGE + BzImage.HEADER), "the setup header in the zero page");
+    }
+
+    @Test
+    void acpiTablesGoOnlyWhereTheLayoutReservesRoomAndTheZeroPagePointsAtThem() {
+        GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[(int) (32 * MIB)]));
+        BzImage k = TestKernel.parsed();
+        LinuxLayout layout = LinuxLayout.plan(32 * MIB, k, 0);
+        AcpiPlatform platform = new AcpiPlatform(1, MpTable.LOCAL_APIC, MpTable.IOAPIC, 1, MpTable.IOAPIC_PINS, List.of(), List.of(), List.of());
+        AcpiTables elsewhere = AcpiTables.build(LinuxLayout.ACPI_TABLES + 16, platform);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LinuxBoot.load(memory, k, TestKernel.image(),
+                layout, new byte[0], "", 1, 0x600, 0, Optional.of(elsewhere)));
+        assertTrue(e.getMessage().contains("room for"), e.getMessage());
+
+        AcpiTables tables = LinuxBoot.acpiTables(1, List.of());
+        LinuxBoot.load(memory, k, TestKernel.image(), layout, new byte[0], "", 1, 0x600, 0, Optional.of(tables));
+        assertEquals(LinuxLayout.ACPI_TABLES, memory.readLong(LinuxLayout.ZERO_PAGE + BootParams.ACPI_RSDP_ADDR));
+        assertEquals(Arrays.toString(tables.bytes()), Arrays.toString(memory.read(LinuxLayout.ACPI_TABLES, tables.bytes().length)));
+        assertTrue(LinuxLayout.ACPI_TABLES + LinuxLayout.ACPI_TABLES_MAX <= LinuxLayout.HIGH_RAM, "inside the legacy hole");
+        assertTrue(LinuxLayout.ACPI_TABLES >= LinuxLayout.LEGACY_HOLE, "inside the legacy hole");
     }
 
     @Test
