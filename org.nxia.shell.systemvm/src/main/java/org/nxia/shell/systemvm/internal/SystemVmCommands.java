@@ -3,10 +3,12 @@ package org.nxia.shell.systemvm.internal;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import java.time.Duration;
 
 import org.apache.felix.service.command.CommandSession;
@@ -31,6 +33,7 @@ import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.vmm.api.device.DeviceConfig;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
@@ -113,14 +116,16 @@ public final class SystemVmCommands {
             @Descriptor("keep the VM running afterwards; prints its id") @Parameter(names = {"--keep"}, presentValue = "true", absentValue = "false") boolean keep,
             @Descriptor("on a terminal of its own, this session's input to it, its output as it comes (put the local terminal in raw mode)")
             @Parameter(names = {"--tty"}, presentValue = "true", absentValue = "false") boolean tty,
+            @Descriptor(SHARE_HELP) @Parameter(names = {"-s", "--share"}, absentValue = "") String share,
             @Descriptor("program and arguments") String... argv) throws Exception {
         if (argv.length == 0)
             throw new IllegalArgumentException("no program given");
         SystemVm svm;
         Confinement confinement = Confinement.NONE;
         if (!id.isEmpty()) {
-            if (!profileName.isEmpty())
-                throw new IllegalArgumentException("--profile is for a System VM booted by this command; " + id + " runs as it was booted");
+            if (!profileName.isEmpty() || !share.isEmpty())
+                throw new IllegalArgumentException("--profile and --share are for a System VM booted by this command; " + id
+                        + " runs as it was booted");
             svm = systemVms.find(id).orElseThrow(() -> new IllegalArgumentException("no System VM " + id + " (control:vms lists them)"));
         } else {
             if (kernel.isEmpty() || initrd.isEmpty())
@@ -129,9 +134,13 @@ public final class SystemVmCommands {
             base = profileName.isEmpty() ? base.withMemory(VmProfile.parseSize(memory.isEmpty() ? "256M" : memory))
                     : Profiles.apply(Profiles.get(profiles, profileName, Profile.Kind.SYSTEM), base, memory);
             LinuxProfile profile = RootFs.apply(base, rootfs);
+            if (!share.isEmpty())
+                profile = profile.withDevices(Stream.concat(profile.devices().stream(), Stream.of(shareDevice(share))).toList());
             if (!profileName.isEmpty())
                 confinement = confinement(policy, profileName);
             svm = systemVms.boot(profile, READY_LIMIT);
+            if (!share.isEmpty())
+                mountShare(svm);
         }
         boolean ok = false;
         try {
@@ -154,6 +163,28 @@ public final class SystemVmCommands {
             } else if (id.isEmpty()) {
                 svm.close();  // the agent syncs the guest's file systems first
             }
+        }
+    }
+
+    static final String SHARE_TAG = "host", SHARE_MOUNT = "/mnt/host";
+    static final String SHARE_HELP = "a host directory the program sees at " + SHARE_MOUNT + " (virtio-fs, served by Debian's virtiofsd)";
+
+    /** The virtio-fs device of {@code --share DIR}. */
+    static DeviceConfig shareDevice(String dir) {
+        Path p = Path.of(dir).toAbsolutePath().normalize();
+        if (!Files.isDirectory(p))
+            throw new IllegalArgumentException("--share " + dir + ": no such directory on the host");
+        if (p.toString().contains(",") || p.toString().contains("="))
+            throw new IllegalArgumentException("--share " + dir + ": a path with ',' or '=' cannot be given to a device");
+        return DeviceConfig.parse("virtio-fs:path=" + p + ",tag=" + SHARE_TAG);
+    }
+
+    /** Mounts the shared directory before the program runs; a failure stops the VM, saying why. */
+    private static void mountShare(SystemVm svm) throws IOException {
+        ExecResult r = svm.session().exec(ExecRequest.of("sh", "-c", "mkdir -p " + SHARE_MOUNT + " && mount -t virtiofs " + SHARE_TAG + " " + SHARE_MOUNT));
+        if (r.status().code() != 0 || r.status().signaled()) {
+            svm.close();
+            throw new IOException("--share: mounting the host directory at " + SHARE_MOUNT + " in the guest failed: " + r.stderrText().strip());
         }
     }
 
