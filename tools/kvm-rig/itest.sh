@@ -99,9 +99,11 @@ RUN
   chmod +x "$P/run.sh"
   local fifo="$P/out" line rpid st=0
   rm -f "$fifo"; mkfifo "$fifo"
-  # virtio-net's passt, at its host path (the device runs /usr/bin/passt); its libraries are the JRE's
+  # virtio-net's passt, at its host path (the device runs /usr/bin/passt)
   local hostfiles="${RIG_HOSTFILES:-}"
   [ -x /usr/bin/passt ] && hostfiles+=" /usr/bin/passt"
+  # virtio-fs's virtiofsd, likewise (run-in-kvm.sh brings the libraries ldd names)
+  [ -x /usr/lib/qemu/virtiofsd ] && hostfiles+=" /usr/lib/qemu/virtiofsd"
   RIG_HOSTFILES="$hostfiles" RIG_MEM="${RIG_MEM:-3G}" RIG_TIMEOUT="${RIG_TIMEOUT:-900}" setsid \
     "$HERE/run-in-kvm.sh" "$JRE" "$P/m2" "$P/reactor" "$P/root" "$P/test-classes" "$P/console.jar" "$P/run.sh" -- ./run.sh \
     > "$fifo" 2>&1 &

@@ -6,8 +6,8 @@
 # runs COMMAND with cwd /payload, streams the serial console to stdout, and exits with
 # COMMAND's exit status.
 #
-# Shared-library dependencies (ldd) of every dynamic ELF among FILEs are copied into the
-# initramfs at their host paths, plus the dynamic loader.
+# Shared-library dependencies (ldd) of every dynamic ELF among FILEs and RIG_HOSTFILES are
+# copied into the initramfs at their host paths, plus the dynamic loader.
 # Kernel: uncompressed vmlinux booted via PVH (skips xz decompression under TCG).
 #
 # Env:  RIG_TIMEOUT  seconds (default 600)         RIG_MEM   guest RAM (default 2G)
@@ -50,14 +50,15 @@ done
 # --- shared-library dependencies -------------------------------------------------------
 libs=$TMP/libs
 : > "$libs"
-for h in ${RIG_HOSTFILES:-}; do echo "$h" >> "$libs"; done
-while IFS= read -r -d '' f; do
-  [ "$(head -c4 "$f" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 7f454c46 ] || continue
-  # dynamic ELF? (has a PT_INTERP or is a shared object); ldd prints nothing useful otherwise
-  LC_ALL=C ldd "$f" 2>/dev/null | awk '
+# the libraries (and loader) of a dynamic ELF; ldd prints nothing useful for anything else
+deps() {
+  [ "$(head -c4 "$1" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 7f454c46 ] || return 0
+  LC_ALL=C ldd "$1" 2>/dev/null | awk '
       /=> \// { print $3; next }
       /^[ \t]*\/[^ ]+ \(0x/ { print $1 }' >> "$libs"
-done < <(find "$S/payload" -type f -print0)
+}
+for h in ${RIG_HOSTFILES:-}; do echo "$h" >> "$libs"; deps "$h"; done
+while IFS= read -r -d '' f; do deps "$f"; done < <(find "$S/payload" -type f -print0)
 sort -u "$libs" | while read -r l; do
   case "$l" in "$S"/*) continue ;; esac        # resolved inside the payload itself
   [ -e "$l" ] || continue

@@ -62,7 +62,8 @@ public class SystemVmSharedDirTest {
             AgentSession s = svm.session();
             ExecResult mount = sh(s, "mkdir -p /tmp/project && mount -t virtiofs project /tmp/project && cat /tmp/project/from-host.txt"
                     + " && echo 'written in the guest' > /tmp/project/from-guest.txt && sync");
-            assertEquals(mount.stderrText(), 0, mount.status().code());
+            assertEquals(mount.stderrText() + "; the guest's virtio devices and log: "
+                    + sh(s, "cat /sys/bus/virtio/devices/*/device; dmesg | grep -i -E 'virtio|fuse'").stdoutText(), 0, mount.status().code());
             assertEquals("written on the host\n", mount.stdoutText());
             assertEquals("written in the guest\n", Files.readString(shared.resolve("from-guest.txt")));
             System.out.println("SystemVmSharedDirTest: " + sh(s, "grep virtiofs /proc/mounts").stdoutText().strip());

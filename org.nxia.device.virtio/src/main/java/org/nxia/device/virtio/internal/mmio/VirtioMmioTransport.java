@@ -63,6 +63,12 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     static final int QUEUE_DRIVER_HIGH = 0x094;
     static final int QUEUE_DEVICE_LOW = 0x0a0;
     static final int QUEUE_DEVICE_HIGH = 0x0a4;
+    /** Shared memory regions (virtio 1.2, 4.2.2): SHMSel, then the selected region's length and base. */
+    static final int SHM_SEL = 0x0ac;
+    static final int SHM_LEN_LOW = 0x0b0;
+    static final int SHM_LEN_HIGH = 0x0b4;
+    static final int SHM_BASE_LOW = 0x0b8;
+    static final int SHM_BASE_HIGH = 0x0bc;
     static final int CONFIG_GENERATION = 0x0fc;
     static final int CONFIG = 0x100;
 
@@ -208,6 +214,9 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
             case INTERRUPT_STATUS -> interruptStatus;
             case STATUS -> status;
             case CONFIG_GENERATION -> configGeneration;
+            // no device here has a shared memory region: "no such region" is all ones, not a region of
+            // length 0 at 0 (which Linux's virtio-fs tries to reserve, and then fails its probe)
+            case SHM_LEN_LOW, SHM_LEN_HIGH, SHM_BASE_LOW, SHM_BASE_HIGH -> -1;
             default -> 0;
         } & 0xffff_ffffL;
     }

@@ -77,6 +77,9 @@ class VirtioFsDeviceTest {
             }
             assertEquals("project", new String(tag, StandardCharsets.UTF_8).replace("\0", ""));
             assertEquals(1, m.r(VirtioMmioTransport.CONFIG + 36), "num_request_queues");
+            m.w(VirtioMmioTransport.SHM_SEL, 0);   // the DAX cache window's id: there is none
+            assertEquals(-1, m.r(VirtioMmioTransport.SHM_LEN_LOW), "no shared memory region: its length reads as all ones");
+            assertEquals(-1, m.r(VirtioMmioTransport.SHM_LEN_HIGH));
 
             assertTrue(m.negotiate(VirtioDevicesTest.F_VERSION_1));
             TestDriver hiprio = TestDriver.create(ctx.memory, 16, 0x100000);
