@@ -428,4 +428,131 @@ class AgentFramesTest {
         assertEquals("session closed", later.getMessage());
         assertSame(Code.SESSION, later.code());
     }
+
+    @Test
+    void shutdownClosesTheSessionOnceTheAgentAnswers() throws Exception {
+        CompletableFuture<Void> shutdown = async(() -> {
+            host.shutdown();
+            return null;
+        });
+        agent.send(Wire.OK, expect(Wire.SHUTDOWN).id(), new byte[0]);
+        shutdown.get(WAIT_S, TimeUnit.SECONDS);
+        assertNull(agent.read(), "the host hung up");
+        ControlException e = assertThrows(ControlException.class, () -> host.quiesce());
+        assertEquals("session closed", e.getMessage());
+    }
+
+    @Test
+    void aFailedWriteEndsTheSessionForEveryoneWaiting() throws Exception {
+        CompletableFuture<Execution> start = async(() -> host.start(ExecRequest.of("cat"), (err, d, off, len) -> { }));
+        agent.send(Wire.STARTED, expect(Wire.EXEC).id(), u32s(1));
+        Execution x = start.get(WAIT_S, TimeUnit.SECONDS);
+        agent.ch.shutdownInput();    // the agent reads no more: the host's next write fails (EPIPE), its reads go on
+        ControlException e = assertThrows(ControlException.class, () -> {
+            for (int i = 0; i < 1000; i++)    // the first writes may still fit in the socket's buffer
+                x.write(new byte[Wire.MAX_PAYLOAD]);
+        });
+        assertEquals(Code.SESSION, e.code());
+        assertTrue(e.getMessage().startsWith("cannot write to the agent: "), e.getMessage());
+        assertSame(e, failure(x.exit()), "the program waiting for its exit learns why");
+        assertSame(e, assertThrows(ControlException.class, () -> host.quiesce()), "and so does every later call");
+    }
+
+    /** Runs {@code call} on a thread that is interrupted while it waits; returns what it threw and whether it is still interrupted. */
+    private static Object[] interrupted(IoCall<?> call) throws Exception {
+        CompletableFuture<Object[]> outcome = new CompletableFuture<>();
+        Thread t = Thread.ofVirtual().start(() -> {
+            try {
+                call.run();
+                outcome.complete(new Object[] {null, Thread.currentThread().isInterrupted()});
+            } catch (Throwable e) {
+                outcome.complete(new Object[] {e, Thread.currentThread().isInterrupted()});
+            }
+        });
+        return new Object[] {t, outcome};
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Object[] interrupt(Object[] running) throws Exception {
+        ((Thread) running[0]).interrupt();
+        return ((CompletableFuture<Object[]>) running[1]).get(WAIT_S, TimeUnit.SECONDS);
+    }
+
+    @Test
+    void aCallInterruptedWhileItWaitsSaysSoAndKeepsTheInterrupt() throws Exception {
+        Object[] quiesce = interrupted(() -> {
+            host.quiesce();
+            return null;
+        });
+        expect(Wire.QUIESCE);
+        Object[] r = interrupt(quiesce);
+        assertEquals("interrupted waiting for quiesce", assertInstanceOf(java.io.InterruptedIOException.class, r[0]).getMessage());
+        assertEquals(true, r[1], "the thread's interrupt is kept");
+
+        Object[] exec = interrupted(() -> host.exec(ExecRequest.of("sleep", "1")));
+        Wire.Frame f = started();
+        expect(Wire.STDIN);    // exec has started the program and waits for its exit
+        r = interrupt(exec);
+        assertEquals("interrupted waiting for sleep", assertInstanceOf(java.io.InterruptedIOException.class, r[0]).getMessage());
+        assertEquals(true, r[1]);
+        agent.send(Wire.EXIT, f.id(), u32s(0, 0));
+    }
+
+    /** A channel that hands out its bytes with reads of nothing in between, as a non-blocking one may. */
+    private static final class Stuttering implements java.nio.channels.ReadableByteChannel {
+        private final ByteBuffer bytes;
+        private boolean empty;
+
+        Stuttering(byte[] bytes) {
+            this.bytes = ByteBuffer.wrap(bytes);
+        }
+
+        @Override
+        public int read(ByteBuffer dst) {
+            if (!bytes.hasRemaining())
+                return -1;
+            empty = !empty;
+            if (empty)
+                return 0;
+            dst.put(bytes.get());
+            return 1;
+        }
+
+        @Override
+        public boolean isOpen() {
+            return true;
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+
+    @Test
+    void theFrameReaderTellsAnEmptyReadFromTheEndAndSaysHowTheStreamEnded() throws Exception {
+        byte[] frame = Wire.encode(Wire.STDOUT, 5, "abc".getBytes(StandardCharsets.UTF_8));
+        ByteBuffer buf = ByteBuffer.allocate(4 + Wire.MAX_BODY).flip();
+        java.io.ByteArrayOutputStream two = new java.io.ByteArrayOutputStream();
+        two.writeBytes(frame);
+        two.writeBytes(java.util.Arrays.copyOf(frame, 7));
+        Stuttering in = new Stuttering(two.toByteArray());
+        Wire.Frame f = AgentConnection.read(in, buf);
+        assertEquals(List.of(Wire.STDOUT, 5, "abc"), List.of(f.type(), f.id(), new String(f.payload(), StandardCharsets.UTF_8)));
+        ControlException e = assertThrows(ControlException.class, () -> AgentConnection.read(in, buf));
+        assertEquals(Code.TRUNCATED, e.code());
+        assertEquals("agent closed the connection inside a frame", e.getMessage());
+
+        Stuttering one = new Stuttering(frame);
+        ByteBuffer oneBuf = ByteBuffer.allocate(4 + Wire.MAX_BODY).flip();
+        assertEquals(5, AgentConnection.read(one, oneBuf).id());
+        e = assertThrows(ControlException.class, () -> AgentConnection.read(one, oneBuf));
+        assertEquals(Code.SESSION, e.code());
+        assertEquals("agent closed the connection", e.getMessage());
+
+        byte[] big = Wire.encode(Wire.STDOUT, 5, new byte[0]);
+        ByteBuffer.wrap(big).order(ByteOrder.LITTLE_ENDIAN).putInt(0, Wire.MAX_BODY + 1);
+        e = assertThrows(ControlException.class, () -> AgentConnection.read(new Stuttering(big), ByteBuffer.allocate(4 + Wire.MAX_BODY).flip()));
+        assertEquals(Code.TOO_BIG, e.code());
+        assertEquals("agent sent a bad frame: TOO_BIG", e.getMessage());
+    }
 }
