@@ -10,15 +10,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -59,20 +54,9 @@ class AgentFramesTest {
 
     @BeforeEach
     void connect() throws Exception {
-        Path sock = dir.resolve("agent.sock");
-        try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX).bind(UnixDomainSocketAddress.of(sock))) {
-            CompletableFuture<RawClient> peer = CompletableFuture.supplyAsync(() -> {
-                try {
-                    RawClient ch = new RawClient(server.accept());
-                    ScriptedAgent.handshake(ch, Wire.VERSION, AgentProcess.SECRET, ScriptedAgent.ready(0, "scripted"));
-                    return ch;
-                } catch (IOException e) {
-                    throw new RuntimeException(e);
-                }
-            });
-            host = AgentConnection.open(SocketChannel.open(UnixDomainSocketAddress.of(sock)), AgentProcess.SECRET, Duration.ofSeconds(WAIT_S));
-            agent = peer.get(WAIT_S, TimeUnit.SECONDS);
-        }
+        ScriptedAgent.Pair p = ScriptedAgent.connect(dir);
+        host = p.host();
+        agent = p.agent();
     }
 
     @AfterEach
@@ -81,21 +65,8 @@ class AgentFramesTest {
         agent.close();
     }
 
-    private interface IoCall<T> {
-        T run() throws IOException;
-    }
-
-    /** Runs a host call that waits for the agent on another thread. */
-    private static <T> CompletableFuture<T> async(IoCall<T> call) {
-        CompletableFuture<T> f = new CompletableFuture<>();
-        Thread.ofVirtual().start(() -> {
-            try {
-                f.complete(call.run());
-            } catch (Throwable t) {
-                f.completeExceptionally(t);
-            }
-        });
-        return f;
+    private static <T> CompletableFuture<T> async(ScriptedAgent.IoCall<T> call) {
+        return ScriptedAgent.async(call);
     }
 
     private static ControlException failure(CompletableFuture<?> call) {
@@ -122,10 +93,16 @@ class AgentFramesTest {
         return f;
     }
 
-    /** The agent takes the host's EXEC and answers STARTED. */
+    /**
+     * The agent takes the host's EXEC of an exec() and answers STARTED; the host then closes the
+     * program's input (taken here, so a frame sent next is not racing that write) and waits for its exit.
+     */
     private Wire.Frame started() throws IOException {
         Wire.Frame exec = expect(Wire.EXEC);
         agent.send(Wire.STARTED, exec.id(), u32s(77));
+        Wire.Frame eof = expect(Wire.STDIN);
+        assertEquals(exec.id(), eof.id());
+        assertEquals(0, eof.payload().length);
         return exec;
     }
 
@@ -286,7 +263,6 @@ class AgentFramesTest {
         assertEquals(ExecResult.OUTPUT_LIMIT, r.stdout().length);
         assertEquals("e", r.stderrText());
         assertFalse(r.truncated(), "exactly the limit is not cut");
-        expect(Wire.STDIN);    // the first program's end of input
 
         exec = async(() -> host.exec(ExecRequest.of("y")));
         f = started();
@@ -459,7 +435,7 @@ class AgentFramesTest {
     }
 
     /** Runs {@code call} on a thread that is interrupted while it waits; returns what it threw and whether it is still interrupted. */
-    private static Object[] interrupted(IoCall<?> call) throws Exception {
+    private static Object[] interrupted(ScriptedAgent.IoCall<?> call) throws Exception {
         CompletableFuture<Object[]> outcome = new CompletableFuture<>();
         Thread t = Thread.ofVirtual().start(() -> {
             try {
@@ -490,8 +466,7 @@ class AgentFramesTest {
         assertEquals(true, r[1], "the thread's interrupt is kept");
 
         Object[] exec = interrupted(() -> host.exec(ExecRequest.of("sleep", "1")));
-        Wire.Frame f = started();
-        expect(Wire.STDIN);    // exec has started the program and waits for its exit
+        Wire.Frame f = started();    // exec has started the program and waits for its exit
         r = interrupt(exec);
         assertEquals("interrupted waiting for sleep", assertInstanceOf(java.io.InterruptedIOException.class, r[0]).getMessage());
         assertEquals(true, r[1]);

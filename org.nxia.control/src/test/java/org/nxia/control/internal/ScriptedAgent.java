@@ -6,7 +6,15 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Arrays;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The agent's side of the handshake by hand (RawClient frames the bytes), to
@@ -62,5 +70,50 @@ final class ScriptedAgent {
         if (ready != null)
             ch.send(Wire.READY, 0, ready);
         return new Seen(hostNonce, auth.payload(), agentNonce);
+    }
+
+    /** A host session opened against a scripted agent, and the agent's end of it after the handshake. */
+    record Pair(AgentConnection host, RawClient agent) implements AutoCloseable {
+        @Override
+        public void close() throws IOException {
+            host.close();
+            agent.close();
+        }
+    }
+
+    /** Opens a host session against a scripted agent listening in {@code dir} that completes the handshake. */
+    static Pair connect(Path dir) throws Exception {
+        Path sock = dir.resolve("scripted-" + System.nanoTime() + ".sock");
+        try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX).bind(UnixDomainSocketAddress.of(sock))) {
+            CompletableFuture<RawClient> peer = CompletableFuture.supplyAsync(() -> {
+                try {
+                    RawClient ch = new RawClient(server.accept());
+                    handshake(ch, Wire.VERSION, AgentProcess.SECRET, ready(0, "scripted"));
+                    return ch;
+                } catch (IOException e) {
+                    throw new RuntimeException(e);
+                }
+            });
+            AgentConnection host = AgentConnection.open(SocketChannel.open(UnixDomainSocketAddress.of(sock)), AgentProcess.SECRET,
+                    Duration.ofSeconds(20));
+            return new Pair(host, peer.get(20, TimeUnit.SECONDS));
+        }
+    }
+
+    interface IoCall<T> {
+        T run() throws Exception;
+    }
+
+    /** Runs a host call that waits for the scripted agent on another thread. */
+    static <T> CompletableFuture<T> async(IoCall<T> call) {
+        CompletableFuture<T> f = new CompletableFuture<>();
+        Thread.ofVirtual().start(() -> {
+            try {
+                f.complete(call.run());
+            } catch (Throwable t) {
+                f.completeExceptionally(t);
+            }
+        });
+        return f;
     }
 }
