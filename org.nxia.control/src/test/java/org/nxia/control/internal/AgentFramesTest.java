@@ -448,9 +448,17 @@ class AgentFramesTest {
         return new Object[] {t, outcome};
     }
 
+    /**
+     * Interrupts the thread once it waits for the agent's answer. The agent has read the request whole, but
+     * an interrupt before the write returns would close the channel (an interruptible channel's rule) instead.
+     */
     @SuppressWarnings("unchecked")
     private static Object[] interrupt(Object[] running) throws Exception {
-        ((Thread) running[0]).interrupt();
+        Thread t = (Thread) running[0];
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(WAIT_S);
+        while (t.getState() != Thread.State.WAITING && t.getState() != Thread.State.TIMED_WAITING && System.nanoTime() < end)
+            Thread.sleep(1);
+        t.interrupt();
         return ((CompletableFuture<Object[]>) running[1]).get(WAIT_S, TimeUnit.SECONDS);
     }
 

@@ -32,6 +32,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.nxia.control.api.ControlException;
 import org.nxia.control.api.ExitStatus;
 import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVmSnapshot;
 import org.nxia.vmm.api.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
@@ -60,6 +61,11 @@ class SystemVmLauncherTest {
     private volatile boolean stopped;
     /** What the fake VM's console shows; the ready line unless a test says otherwise. */
     private volatile String console = "Linux version 6\n" + SystemVmLauncher.READY + "\n";
+    /** What the fake VM does when paused, and the machine state its snapshot() gives. */
+    private volatile Runnable onPause = () -> { };
+    private volatile org.nxia.vmm.api.VmSnapshot saved;
+    /** The agent the fake vsock device spliced to, once it has. */
+    private volatile AgentProcess agentSeen;
 
     @AfterEach
     void tearDown() throws Exception {
@@ -86,6 +92,11 @@ class SystemVmLauncherTest {
                             stopped = true;
                             yield null;
                         }
+                        case "pause" -> {
+                            onPause.run();
+                            yield null;
+                        }
+                        case "snapshot" -> saved;
                         default -> null;
                     };
                 });
@@ -164,6 +175,7 @@ class SystemVmLauncherTest {
         Path own = Files.createDirectories(dir.resolve("agent"));
         AgentProcess agent = new AgentProcess(own, List.of(), List.of("--secret-file", secret.toString()));
         cleanup.add(agent);
+        agentSeen = agent;
         return agent;
     }
 
@@ -247,6 +259,7 @@ class SystemVmLauncherTest {
         assertTrue(calls.stream().anyMatch(c -> c.startsWith("registerService ") && c.contains("nxia.vm.id=vm-1")), calls.toString());
         Path tmp = created.initrd().getParent();
         vm.close();
+        assertTrue(agentSeen.process.waitFor(20, TimeUnit.SECONDS), "the agent was told to shut down (SHUTDOWN ends it)");
         assertTrue(launcher.list().isEmpty());
         assertTrue(calls.contains("registration.unregister"), calls.toString());
         assertTrue(calls.contains("stop"), calls.toString());
@@ -261,7 +274,7 @@ class SystemVmLauncherTest {
     @Test
     void aVmThatEndsByItselfIsClosedAndUnlisted() throws Exception {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
-        launcher.boot(profile(), Duration.ofSeconds(10));
+        SystemVm booted = launcher.boot(profile(), Duration.ofSeconds(10));
         stopped = true;  // the guest powered off
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (!launcher.list().isEmpty() && System.nanoTime() < end)
@@ -271,6 +284,49 @@ class SystemVmLauncherTest {
             Thread.sleep(10);
         assertTrue(calls.contains("destroy vm-1"), calls.toString());
         assertTrue(calls.contains("registration.unregister"), calls.toString());
+        SystemVm vm = booted;
+        ControlException e = assertThrows(ControlException.class, () -> vm.session().exec("true"),
+                "the session is closed with the VM, though the (fake) guest's agent still listens");
+        assertEquals("session closed", e.getMessage());
+        assertTrue(agentSeen.process.isAlive(), "a VM that ended is not sent SHUTDOWN");
+    }
+
+    @Test
+    void aSnapshotIsTakenWithTheAgentQuiescedAndTheVmPausedAndResumesBoth() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        try (SystemVm vm = launcher.boot(profile(), Duration.ofSeconds(10))) {
+            IllegalArgumentException none = assertThrows(IllegalArgumentException.class, () -> launcher.snapshot("vm-2"));
+            assertEquals("no System VM vm-2 runs here", none.getMessage());
+            org.nxia.vmm.api.Segment seg = new org.nxia.vmm.api.Segment(0, 0xfffff, 0x10, 11, true, 0, false, true, true, true, false);
+            org.nxia.vmm.api.VcpuState vcpu = new org.nxia.vmm.api.VcpuState(0,
+                    new org.nxia.vmm.api.Registers(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x1000, 2),
+                    new org.nxia.vmm.api.SpecialRegisters(seg, seg, seg, seg, seg, seg, seg, seg, new org.nxia.vmm.api.DescriptorTable(0, 0),
+                            new org.nxia.vmm.api.DescriptorTable(0, 0), 0x80050033L, 0, 0, 0x20, 0, 0xd01, 0xfee00900L), List.of());
+            saved = new org.nxia.vmm.api.VmSnapshot(created, "kvm", List.of(), List.of(vcpu), new org.nxia.vmm.api.PartitionState(List.of()), List.of());
+            List<String> whilePaused = new CopyOnWriteArrayList<>();
+            onPause = () -> {
+                try {
+                    vm.session().exec("true");
+                    whilePaused.add("ran");
+                } catch (ControlException e) {
+                    whilePaused.add(e.code().toString());
+                } catch (IOException e) {
+                    whilePaused.add(e.toString());
+                }
+            };
+            calls.clear();
+            SystemVmSnapshot s = launcher.snapshot("vm-1");
+            assertEquals(List.of("QUIESCED"), whilePaused, "the agent takes no new work while the VM is saved");
+            assertEquals(List.of("pause", "snapshot", "resume"),
+                    calls.stream().filter(List.of("pause", "snapshot", "resume")::contains).toList());
+            assertEquals(saved, s.vm());
+            assertEquals(0, s.generation());
+            byte[] image = Files.readAllBytes(dir.resolve("image"));
+            String hex = new String(InitramfsTest.read(initrdSeen, image.length).get(Initramfs.SECRET_FILE).data(),
+                    StandardCharsets.US_ASCII).strip();
+            assertEquals(hex, java.util.HexFormat.of().formatHex(s.secret()), "the secret its agent proves");
+            assertEquals(ExitStatus.exited(0), vm.session().exec("true").status(), "the agent was resumed");
+        }
     }
 
     @Test
