@@ -64,6 +64,8 @@ class SystemVmLauncherTest {
     /** What the fake VM does when paused, and the machine state its snapshot() gives. */
     private volatile Runnable onPause = () -> { };
     private volatile org.nxia.vmm.api.VmSnapshot saved;
+    /** What the fake hypervisor says it is. */
+    private volatile HypervisorInfo.Flavour flavour = HypervisorInfo.Flavour.HARDWARE_VMX;
     /** The agent the fake vsock device spliced to, once it has. */
     private volatile AgentProcess agentSeen;
 
@@ -103,7 +105,7 @@ class SystemVmLauncherTest {
         return (VmManager) Proxy.newProxyInstance(getClass().getClassLoader(), new Class<?>[] {VmManager.class}, (proxy, m, args) -> {
             switch (m.getName()) {
                 case "hypervisor":
-                    return new HypervisorInfo("fake", HypervisorInfo.Flavour.HARDWARE_VMX, true, "", 0);
+                    return new HypervisorInfo("fake", flavour, true, "", 0);
                 case "create":
                     created = (LinuxProfile) args[0];
                     initrdSeen = Files.readAllBytes(created.initrd());
@@ -199,6 +201,7 @@ class SystemVmLauncherTest {
             String hex = new String(InitramfsTest.read(initrdSeen, image.length).get(Initramfs.SECRET_FILE).data(),
                     StandardCharsets.US_ASCII).strip();
             assertEquals(64, hex.length());
+            assertFalse(hex.equals("0".repeat(64)), "a random secret");
             assertFalse(created.toString().contains(hex));
             assertFalse(Files.exists(dir.resolve("secret")), "the agent did not erase its secret file");
         }
@@ -249,7 +252,10 @@ class SystemVmLauncherTest {
     @Test
     void aBootedVmIsListedUntilClosedAndClosingShutsTheAgentDownAndUnregisters() throws Exception {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        long before = System.nanoTime();
         SystemVm vm = launcher.boot(profile(), Duration.ofSeconds(10));
+        long took = System.nanoTime() - before;
+        assertTrue(vm.readyAfter().toNanos() <= took, "ready after " + vm.readyAfter() + ", within the " + took + " ns boot() took");
         assertEquals(List.of(vm), launcher.list());
         assertEquals(vm, launcher.find("vm-1").orElseThrow());
         assertTrue(launcher.find("vm-2").isEmpty());
@@ -297,12 +303,7 @@ class SystemVmLauncherTest {
         try (SystemVm vm = launcher.boot(profile(), Duration.ofSeconds(10))) {
             IllegalArgumentException none = assertThrows(IllegalArgumentException.class, () -> launcher.snapshot("vm-2"));
             assertEquals("no System VM vm-2 runs here", none.getMessage());
-            org.nxia.vmm.api.Segment seg = new org.nxia.vmm.api.Segment(0, 0xfffff, 0x10, 11, true, 0, false, true, true, true, false);
-            org.nxia.vmm.api.VcpuState vcpu = new org.nxia.vmm.api.VcpuState(0,
-                    new org.nxia.vmm.api.Registers(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x1000, 2),
-                    new org.nxia.vmm.api.SpecialRegisters(seg, seg, seg, seg, seg, seg, seg, seg, new org.nxia.vmm.api.DescriptorTable(0, 0),
-                            new org.nxia.vmm.api.DescriptorTable(0, 0), 0x80050033L, 0, 0, 0x20, 0, 0xd01, 0xfee00900L), List.of());
-            saved = new org.nxia.vmm.api.VmSnapshot(created, "kvm", List.of(), List.of(vcpu), new org.nxia.vmm.api.PartitionState(List.of()), List.of());
+            saved = new org.nxia.vmm.api.VmSnapshot(created, "kvm", List.of(), List.of(vcpu()), new org.nxia.vmm.api.PartitionState(List.of()), List.of());
             List<String> whilePaused = new CopyOnWriteArrayList<>();
             onPause = () -> {
                 try {
@@ -370,5 +371,38 @@ class SystemVmLauncherTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> launcher.boot(withVsock, Duration.ofSeconds(1)));
         assertTrue(e.getMessage().contains("added by the launcher"), e.getMessage());
         assertEquals(null, created, "refused before any VM was created");
+
+        flavour = HypervisorInfo.Flavour.PVM;
+        e = assertThrows(IllegalArgumentException.class, () -> launcher.boot(profile(), Duration.ofSeconds(1)));
+        assertTrue(e.getMessage().startsWith("cannot boot the System VM here: the fake backend runs on PVM (kvm_pvm)"), e.getMessage());
+        SystemVmSnapshot snapshot = new SystemVmSnapshot(profile(), new org.nxia.vmm.api.VmSnapshot(profile(), "kvm", List.of(),
+                List.of(vcpu()), new org.nxia.vmm.api.PartitionState(List.of()), List.of()), new byte[32], 1);
+        e = assertThrows(IllegalArgumentException.class, () -> launcher.restore(snapshot, Duration.ofSeconds(1)));
+        assertTrue(e.getMessage().startsWith("cannot boot the System VM here"), e.getMessage());
+        assertEquals(null, created, "refused before any VM was created or restored");
+        flavour = HypervisorInfo.Flavour.HARDWARE_SVM;
+
+        // other devices are the profile's own: they go along, with the launcher's vsock device after them
+        SystemVmLauncher quick = new SystemVmLauncher(vmm(true), null, Duration.ofMillis(500));
+        LinuxProfile withDisk = profile().withDevices(List.of(org.nxia.vmm.api.device.DeviceConfig.parse("virtio-blk:path=/dev/null")));
+        assertThrows(ControlException.class, () -> quick.boot(withDisk, Duration.ofSeconds(10)));    // the fake agent is silent
+        assertEquals(List.of("virtio-blk", "virtio-vsock"), created.devices().stream().map(d -> d.type()).toList());
+    }
+
+    @Test
+    void aBootedVmsHandshakeHasTheLaunchersWholeLimit() throws Exception {
+        // longer than a restored VM's limit (RESTORED_HANDSHAKE), which is not a booted one's
+        Duration limit = SystemVmLauncher.RESTORED_HANDSHAKE.plusSeconds(1);
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(true), null, limit);
+        ControlException e = assertThrows(ControlException.class, () -> launcher.boot(profile(), Duration.ofSeconds(10)));
+        assertEquals("the agent did not complete the handshake within " + limit.toMillis() + " ms", e.getMessage());
+    }
+
+    private static org.nxia.vmm.api.VcpuState vcpu() {
+        org.nxia.vmm.api.Segment seg = new org.nxia.vmm.api.Segment(0, 0xfffff, 0x10, 11, true, 0, false, true, true, true, false);
+        return new org.nxia.vmm.api.VcpuState(0,
+                new org.nxia.vmm.api.Registers(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x1000, 2),
+                new org.nxia.vmm.api.SpecialRegisters(seg, seg, seg, seg, seg, seg, seg, seg, new org.nxia.vmm.api.DescriptorTable(0, 0),
+                        new org.nxia.vmm.api.DescriptorTable(0, 0), 0x80050033L, 0, 0, 0x20, 0, 0xd01, 0xfee00900L), List.of());
     }
 }
