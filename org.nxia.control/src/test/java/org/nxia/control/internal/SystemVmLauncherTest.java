@@ -64,6 +64,10 @@ class SystemVmLauncherTest {
     /** What the fake VM does when paused, and the machine state its snapshot() gives. */
     private volatile Runnable onPause = () -> { };
     private volatile org.nxia.vmm.api.VmSnapshot saved;
+    /** The secret the guest's agent knows when it is not the initramfs's: a restored guest's, from its saved RAM. */
+    private volatile byte[] agentSecret;
+    /** The snapshot the fake VMM was asked to restore. */
+    private volatile org.nxia.vmm.api.VmSnapshot restored;
     /** What the fake hypervisor says it is. */
     private volatile HypervisorInfo.Flavour flavour = HypervisorInfo.Flavour.HARDWARE_VMX;
     /** The agent the fake vsock device spliced to, once it has. */
@@ -112,6 +116,12 @@ class SystemVmLauncherTest {
                     initrdMode = PosixFilePermissions.toString(Files.getPosixFilePermissions(created.initrd()));
                     String uds = created.devices().getLast().get("uds", null);
                     startDevice(Path.of(uds), silent);
+                    return vm;
+                case "restore":
+                    restored = (org.nxia.vmm.api.VmSnapshot) args[0];
+                    created = (LinuxProfile) restored.spec();
+                    initrdSeen = Files.readAllBytes(created.initrd());
+                    startDevice(Path.of(created.devices().getLast().get("uds", null)), silent);
                     return vm;
                 case "destroy":
                     calls.add("destroy " + args[0]);
@@ -173,7 +183,8 @@ class SystemVmLauncherTest {
     private AgentProcess agentWithTheSecretFile() throws IOException, InterruptedException {
         byte[] image = Files.readAllBytes(dir.resolve("image"));
         InitramfsTest.Entry file = InitramfsTest.read(initrdSeen, image.length).get(Initramfs.SECRET_FILE);
-        Path secret = Files.write(dir.resolve("secret"), file.data());
+        Path secret = Files.write(dir.resolve("secret"), agentSecret != null
+                ? (java.util.HexFormat.of().formatHex(agentSecret) + "\n").getBytes(StandardCharsets.US_ASCII) : file.data());
         Path own = Files.createDirectories(dir.resolve("agent"));
         AgentProcess agent = new AgentProcess(own, List.of(), List.of("--secret-file", secret.toString()));
         cleanup.add(agent);
@@ -396,6 +407,64 @@ class SystemVmLauncherTest {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(true), null, limit);
         ControlException e = assertThrows(ControlException.class, () -> launcher.boot(profile(), Duration.ofSeconds(10)));
         assertEquals("the agent did not complete the handshake within " + limit.toMillis() + " ms", e.getMessage());
+    }
+
+    private SystemVmSnapshot savedWith(byte[] secret, long generation) throws IOException {
+        return new SystemVmSnapshot(profile(), new org.nxia.vmm.api.VmSnapshot(profile(), "kvm", List.of(), List.of(vcpu()),
+                new org.nxia.vmm.api.PartitionState(List.of()), List.of()), secret, generation);
+    }
+
+    @Test
+    void aRestoredVmsAgentProvesTheSavedSecretAndMovesToTheNextGeneration() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        byte[] secret = new byte[32];
+        java.util.Arrays.fill(secret, (byte) 0x33);
+        agentSecret = secret;
+        SystemVmSnapshot snapshot = savedWith(secret, 0);
+        long before = System.nanoTime();
+        try (SystemVm vm = launcher.restore(snapshot, Duration.ofSeconds(10))) {
+            long took = System.nanoTime() - before;
+            assertEquals(List.of(vm), launcher.list());
+            assertEquals("kvm", restored.backend());
+            assertEquals(snapshot.vm().vcpus(), restored.vcpus(), "the saved machine, in the spec with the launcher's vsock device");
+            assertEquals("virtio-vsock", created.devices().getLast().type());
+            assertTrue(vm.readyAfter().toNanos() > 0 && vm.readyAfter().toNanos() <= took, vm.readyAfter() + " of " + took + " ns");
+            assertTrue(calls.stream().anyMatch(c -> c.startsWith("registerService ") && c.contains("nxia.vm.id=vm-1")), calls.toString());
+            assertEquals(ExitStatus.exited(0), vm.session().exec("true").status());
+            ControlException old = assertThrows(ControlException.class,
+                    () -> new SocketControlConnector().connect(agentSeen.socket, secret));
+            assertEquals(ControlException.Code.AUTH, old.code(), "the saved moment's secret opens nothing now");
+            saved = snapshot.vm();
+            SystemVmSnapshot again = launcher.snapshot("vm-1");
+            assertEquals(1, again.generation(), "the restored VM is generation 1");
+            try (var s = new SocketControlConnector().connect(agentSeen.socket, again.secret())) {
+                assertEquals(ExitStatus.exited(0), s.exec("true").status(), "and its new secret is the agent's");
+            }
+        }
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+    }
+
+    @Test
+    void aRestoreWhoseAgentDoesNotProveTheSavedSecretIsUndone() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        agentSecret = new byte[32];    // not the snapshot's
+        ControlException e = assertThrows(ControlException.class, () -> launcher.restore(savedWith(new byte[] {
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32}, 4),
+                Duration.ofSeconds(10)));
+        assertEquals(ControlException.Code.AUTH, e.code(), "refused at once, not tried again");
+        assertTrue(launcher.list().isEmpty());
+        assertTrue(calls.contains("stop"), calls.toString());
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+        assertFalse(Files.exists(created.initrd().getParent()), "the VM's temporary directory is removed");
+    }
+
+    @Test
+    void aRestoredVmsSilentAgentGetsTheRestoredHandshakeLimitUntilTheDeadline() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(true), recordingContext(), Duration.ofSeconds(30));
+        ControlException e = assertThrows(ControlException.class, () -> launcher.restore(savedWith(new byte[32], 0), Duration.ofSeconds(1)));
+        assertEquals("the agent did not complete the handshake within " + SystemVmLauncher.RESTORED_HANDSHAKE.toMillis() + " ms",
+                e.getMessage(), "the shorter of the launcher's limit and a restored VM's, and no attempt past the deadline");
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
     }
 
     private static org.nxia.vmm.api.VcpuState vcpu() {
