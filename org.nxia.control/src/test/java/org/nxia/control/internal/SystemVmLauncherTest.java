@@ -68,6 +68,8 @@ class SystemVmLauncherTest {
     private volatile byte[] agentSecret;
     /** The snapshot the fake VMM was asked to restore. */
     private volatile org.nxia.vmm.api.VmSnapshot restored;
+    /** What the fake VMM's create() throws once it has read the profile, if anything. */
+    private volatile RuntimeException createFails;
     /** What the fake hypervisor says it is. */
     private volatile HypervisorInfo.Flavour flavour = HypervisorInfo.Flavour.HARDWARE_VMX;
     /** The agent the fake vsock device spliced to, once it has. */
@@ -113,6 +115,8 @@ class SystemVmLauncherTest {
                 case "create":
                     created = (LinuxProfile) args[0];
                     initrdSeen = Files.readAllBytes(created.initrd());
+                    if (createFails != null)
+                        throw createFails;
                     initrdMode = PosixFilePermissions.toString(Files.getPosixFilePermissions(created.initrd()));
                     String uds = created.devices().getLast().get("uds", null);
                     startDevice(Path.of(uds), silent);
@@ -407,6 +411,16 @@ class SystemVmLauncherTest {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(true), null, limit);
         ControlException e = assertThrows(ControlException.class, () -> launcher.boot(profile(), Duration.ofSeconds(10)));
         assertEquals("the agent did not complete the handshake within " + limit.toMillis() + " ms", e.getMessage());
+    }
+
+    @Test
+    void aVmThatCannotBeCreatedLeavesNothingBehind() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        createFails = new IllegalStateException("no memory for the VM");
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> launcher.boot(profile(), Duration.ofSeconds(10)));
+        assertEquals("no memory for the VM", e.getMessage());
+        assertFalse(Files.exists(created.initrd().getParent()), "the VM's temporary directory is removed");
+        assertTrue(launcher.list().isEmpty());
     }
 
     private SystemVmSnapshot savedWith(byte[] secret, long generation) throws IOException {
