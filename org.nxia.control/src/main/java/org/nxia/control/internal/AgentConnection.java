@@ -244,8 +244,8 @@ final class AgentConnection implements AgentSession {
                     throw violation("bad EXIT for " + f.id());
                 ByteBuffer b = f.body();
                 int kind = b.getInt(), code = b.getInt();
-                if (kind > 1)
-                    throw violation("EXIT kind " + kind);
+                if (Integer.compareUnsigned(kind, 1) > 0)    // u32: 0 exited, 1 killed; nothing else
+                    throw violation("EXIT kind " + Integer.toUnsignedString(kind));
                 pending.remove(f.id());
                 x.exit.complete(kind == 1 ? ExitStatus.killed(code) : ExitStatus.exited(code));
             }

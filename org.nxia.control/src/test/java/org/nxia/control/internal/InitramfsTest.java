@@ -15,8 +15,8 @@ import org.junit.jupiter.api.Test;
 /** The appended archive read back the way the kernel's initramfs unpacker reads it. */
 class InitramfsTest {
 
-    /** One cpio entry: mode and data. */
-    record Entry(int mode, int uid, byte[] data) {
+    /** One cpio entry: mode, owner, link count and data. */
+    record Entry(int mode, int uid, int nlink, byte[] data) {
     }
 
     /**
@@ -44,7 +44,7 @@ class InitramfsTest {
                 assertEquals(b.length, p, "nothing after the trailer");
                 return entries;
             }
-            entries.put(name, new Entry(f[1], f[2], Arrays.copyOfRange(b, data, data + size)));
+            entries.put(name, new Entry(f[1], f[2], f[4], Arrays.copyOfRange(b, data, data + size)));
         }
     }
 
@@ -60,9 +60,12 @@ class InitramfsTest {
             assertEquals(java.util.List.of("etc", "etc/nxia", Initramfs.SECRET_FILE), java.util.List.copyOf(entries.keySet()));
             assertEquals(0040755, entries.get("etc").mode());
             assertEquals(0040700, entries.get("etc/nxia").mode());
+            assertEquals(2, entries.get("etc").nlink(), "a directory has two links (its name and its .)");
+            assertEquals(2, entries.get("etc/nxia").nlink());
             Entry file = entries.get(Initramfs.SECRET_FILE);
             assertEquals(0100400, file.mode(), "a regular file only root reads");
             assertEquals(0, file.uid());
+            assertEquals(1, file.nlink());
             assertEquals(HexFormat.of().formatHex(secret) + "\n", new String(file.data(), StandardCharsets.US_ASCII));
             assertTrue(all.length % 4 == 0);
         }

@@ -32,6 +32,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.nxia.control.api.ControlException;
 import org.nxia.control.api.ExitStatus;
 import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVmSnapshot;
 import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
@@ -60,6 +61,19 @@ class SystemVmLauncherTest {
     private volatile boolean stopped;
     /** What the fake VM's console shows; the ready line unless a test says otherwise. */
     private volatile String console = "Linux version 6\n" + SystemVmLauncher.READY + "\n";
+    /** What the fake VM does when paused, and the machine state its snapshot() gives. */
+    private volatile Runnable onPause = () -> { };
+    private volatile org.nxia.vmm.api.VmSnapshot saved;
+    /** The secret the guest's agent knows when it is not the initramfs's: a restored guest's, from its saved RAM. */
+    private volatile byte[] agentSecret;
+    /** The snapshot the fake VMM was asked to restore. */
+    private volatile org.nxia.vmm.api.VmSnapshot restored;
+    /** What the fake VMM's create() throws once it has read the profile, if anything. */
+    private volatile RuntimeException createFails;
+    /** What the fake hypervisor says it is. */
+    private volatile HypervisorInfo.Flavour flavour = HypervisorInfo.Flavour.HARDWARE_VMX;
+    /** The agent the fake vsock device spliced to, once it has. */
+    private volatile AgentProcess agentSeen;
 
     @AfterEach
     void tearDown() throws Exception {
@@ -86,19 +100,32 @@ class SystemVmLauncherTest {
                             stopped = true;
                             yield null;
                         }
+                        case "pause" -> {
+                            onPause.run();
+                            yield null;
+                        }
+                        case "snapshot" -> saved;
                         default -> null;
                     };
                 });
         return (VmManager) Proxy.newProxyInstance(getClass().getClassLoader(), new Class<?>[] {VmManager.class}, (proxy, m, args) -> {
             switch (m.getName()) {
                 case "hypervisor":
-                    return new HypervisorInfo("fake", HypervisorInfo.Flavour.HARDWARE_VMX, true, "", 0);
+                    return new HypervisorInfo("fake", flavour, true, "", 0);
                 case "create":
                     created = (LinuxProfile) args[0];
                     initrdSeen = Files.readAllBytes(created.initrd());
+                    if (createFails != null)
+                        throw createFails;
                     initrdMode = PosixFilePermissions.toString(Files.getPosixFilePermissions(created.initrd()));
                     String uds = created.devices().getLast().get("uds", null);
                     startDevice(Path.of(uds), silent);
+                    return vm;
+                case "restore":
+                    restored = (org.nxia.vmm.api.VmSnapshot) args[0];
+                    created = (LinuxProfile) restored.spec();
+                    initrdSeen = Files.readAllBytes(created.initrd());
+                    startDevice(Path.of(created.devices().getLast().get("uds", null)), silent);
                     return vm;
                 case "destroy":
                     calls.add("destroy " + args[0]);
@@ -160,10 +187,12 @@ class SystemVmLauncherTest {
     private AgentProcess agentWithTheSecretFile() throws IOException, InterruptedException {
         byte[] image = Files.readAllBytes(dir.resolve("image"));
         InitramfsTest.Entry file = InitramfsTest.read(initrdSeen, image.length).get(Initramfs.SECRET_FILE);
-        Path secret = Files.write(dir.resolve("secret"), file.data());
+        Path secret = Files.write(dir.resolve("secret"), agentSecret != null
+                ? (java.util.HexFormat.of().formatHex(agentSecret) + "\n").getBytes(StandardCharsets.US_ASCII) : file.data());
         Path own = Files.createDirectories(dir.resolve("agent"));
         AgentProcess agent = new AgentProcess(own, List.of(), List.of("--secret-file", secret.toString()));
         cleanup.add(agent);
+        agentSeen = agent;
         return agent;
     }
 
@@ -187,6 +216,7 @@ class SystemVmLauncherTest {
             String hex = new String(InitramfsTest.read(initrdSeen, image.length).get(Initramfs.SECRET_FILE).data(),
                     StandardCharsets.US_ASCII).strip();
             assertEquals(64, hex.length());
+            assertFalse(hex.equals("0".repeat(64)), "a random secret");
             assertFalse(created.toString().contains(hex));
             assertFalse(Files.exists(dir.resolve("secret")), "the agent did not erase its secret file");
         }
@@ -237,7 +267,10 @@ class SystemVmLauncherTest {
     @Test
     void aBootedVmIsListedUntilClosedAndClosingShutsTheAgentDownAndUnregisters() throws Exception {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        long before = System.nanoTime();
         SystemVm vm = launcher.boot(profile(), Duration.ofSeconds(10));
+        long took = System.nanoTime() - before;
+        assertTrue(vm.readyAfter().toNanos() <= took, "ready after " + vm.readyAfter() + ", within the " + took + " ns boot() took");
         assertEquals(List.of(vm), launcher.list());
         assertEquals(vm, launcher.find("vm-1").orElseThrow());
         assertTrue(launcher.find("vm-2").isEmpty());
@@ -247,6 +280,7 @@ class SystemVmLauncherTest {
         assertTrue(calls.stream().anyMatch(c -> c.startsWith("registerService ") && c.contains("nxia.vm.id=vm-1")), calls.toString());
         Path tmp = created.initrd().getParent();
         vm.close();
+        assertTrue(agentSeen.process.waitFor(20, TimeUnit.SECONDS), "the agent was told to shut down (SHUTDOWN ends it)");
         assertTrue(launcher.list().isEmpty());
         assertTrue(calls.contains("registration.unregister"), calls.toString());
         assertTrue(calls.contains("stop"), calls.toString());
@@ -261,7 +295,7 @@ class SystemVmLauncherTest {
     @Test
     void aVmThatEndsByItselfIsClosedAndUnlisted() throws Exception {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
-        launcher.boot(profile(), Duration.ofSeconds(10));
+        SystemVm booted = launcher.boot(profile(), Duration.ofSeconds(10));
         stopped = true;  // the guest powered off
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (!launcher.list().isEmpty() && System.nanoTime() < end)
@@ -271,6 +305,44 @@ class SystemVmLauncherTest {
             Thread.sleep(10);
         assertTrue(calls.contains("destroy vm-1"), calls.toString());
         assertTrue(calls.contains("registration.unregister"), calls.toString());
+        SystemVm vm = booted;
+        ControlException e = assertThrows(ControlException.class, () -> vm.session().exec("true"),
+                "the session is closed with the VM, though the (fake) guest's agent still listens");
+        assertEquals("session closed", e.getMessage());
+        assertTrue(agentSeen.process.isAlive(), "a VM that ended is not sent SHUTDOWN");
+    }
+
+    @Test
+    void aSnapshotIsTakenWithTheAgentQuiescedAndTheVmPausedAndResumesBoth() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        try (SystemVm vm = launcher.boot(profile(), Duration.ofSeconds(10))) {
+            IllegalArgumentException none = assertThrows(IllegalArgumentException.class, () -> launcher.snapshot("vm-2"));
+            assertEquals("no System VM vm-2 runs here", none.getMessage());
+            saved = new org.nxia.vmm.api.VmSnapshot(created, "kvm", List.of(), List.of(vcpu()), new org.nxia.vmm.spi.PartitionState(List.of()), List.of());
+            List<String> whilePaused = new CopyOnWriteArrayList<>();
+            onPause = () -> {
+                try {
+                    vm.session().exec("true");
+                    whilePaused.add("ran");
+                } catch (ControlException e) {
+                    whilePaused.add(e.code().toString());
+                } catch (IOException e) {
+                    whilePaused.add(e.toString());
+                }
+            };
+            calls.clear();
+            SystemVmSnapshot s = launcher.snapshot("vm-1");
+            assertEquals(List.of("QUIESCED"), whilePaused, "the agent takes no new work while the VM is saved");
+            assertEquals(List.of("pause", "snapshot", "resume"),
+                    calls.stream().filter(List.of("pause", "snapshot", "resume")::contains).toList());
+            assertEquals(saved, s.vm());
+            assertEquals(0, s.generation());
+            byte[] image = Files.readAllBytes(dir.resolve("image"));
+            String hex = new String(InitramfsTest.read(initrdSeen, image.length).get(Initramfs.SECRET_FILE).data(),
+                    StandardCharsets.US_ASCII).strip();
+            assertEquals(hex, java.util.HexFormat.of().formatHex(s.secret()), "the secret its agent proves");
+            assertEquals(ExitStatus.exited(0), vm.session().exec("true").status(), "the agent was resumed");
+        }
     }
 
     @Test
@@ -314,5 +386,106 @@ class SystemVmLauncherTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> launcher.boot(withVsock, Duration.ofSeconds(1)));
         assertTrue(e.getMessage().contains("added by the launcher"), e.getMessage());
         assertEquals(null, created, "refused before any VM was created");
+
+        flavour = HypervisorInfo.Flavour.PVM;
+        e = assertThrows(IllegalArgumentException.class, () -> launcher.boot(profile(), Duration.ofSeconds(1)));
+        assertTrue(e.getMessage().startsWith("cannot boot the System VM here: the fake backend runs on PVM (kvm_pvm)"), e.getMessage());
+        SystemVmSnapshot snapshot = new SystemVmSnapshot(profile(), new org.nxia.vmm.api.VmSnapshot(profile(), "kvm", List.of(),
+                List.of(vcpu()), new org.nxia.vmm.spi.PartitionState(List.of()), List.of()), new byte[32], 1);
+        e = assertThrows(IllegalArgumentException.class, () -> launcher.restore(snapshot, Duration.ofSeconds(1)));
+        assertTrue(e.getMessage().startsWith("cannot boot the System VM here"), e.getMessage());
+        assertEquals(null, created, "refused before any VM was created or restored");
+        flavour = HypervisorInfo.Flavour.HARDWARE_SVM;
+
+        // other devices are the profile's own: they go along, with the launcher's vsock device after them
+        SystemVmLauncher quick = new SystemVmLauncher(vmm(true), null, Duration.ofMillis(500));
+        LinuxProfile withDisk = profile().withDevices(List.of(org.nxia.vmm.api.device.DeviceConfig.parse("virtio-blk:path=/dev/null")));
+        assertThrows(ControlException.class, () -> quick.boot(withDisk, Duration.ofSeconds(10)));    // the fake agent is silent
+        assertEquals(List.of("virtio-blk", "virtio-vsock"), created.devices().stream().map(d -> d.type()).toList());
+    }
+
+    @Test
+    void aBootedVmsHandshakeHasTheLaunchersWholeLimit() throws Exception {
+        // longer than a restored VM's limit (RESTORED_HANDSHAKE), which is not a booted one's
+        Duration limit = SystemVmLauncher.RESTORED_HANDSHAKE.plusSeconds(1);
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(true), null, limit);
+        ControlException e = assertThrows(ControlException.class, () -> launcher.boot(profile(), Duration.ofSeconds(10)));
+        assertEquals("the agent did not complete the handshake within " + limit.toMillis() + " ms", e.getMessage());
+    }
+
+    @Test
+    void aVmThatCannotBeCreatedLeavesNothingBehind() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        createFails = new IllegalStateException("no memory for the VM");
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> launcher.boot(profile(), Duration.ofSeconds(10)));
+        assertEquals("no memory for the VM", e.getMessage());
+        assertFalse(Files.exists(created.initrd().getParent()), "the VM's temporary directory is removed");
+        assertTrue(launcher.list().isEmpty());
+    }
+
+    private SystemVmSnapshot savedWith(byte[] secret, long generation) throws IOException {
+        return new SystemVmSnapshot(profile(), new org.nxia.vmm.api.VmSnapshot(profile(), "kvm", List.of(), List.of(vcpu()),
+                new org.nxia.vmm.spi.PartitionState(List.of()), List.of()), secret, generation);
+    }
+
+    @Test
+    void aRestoredVmsAgentProvesTheSavedSecretAndMovesToTheNextGeneration() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        byte[] secret = new byte[32];
+        java.util.Arrays.fill(secret, (byte) 0x33);
+        agentSecret = secret;
+        SystemVmSnapshot snapshot = savedWith(secret, 0);
+        long before = System.nanoTime();
+        try (SystemVm vm = launcher.restore(snapshot, Duration.ofSeconds(10))) {
+            long took = System.nanoTime() - before;
+            assertEquals(List.of(vm), launcher.list());
+            assertEquals("kvm", restored.backend());
+            assertEquals(snapshot.vm().vcpus(), restored.vcpus(), "the saved machine, in the spec with the launcher's vsock device");
+            assertEquals("virtio-vsock", created.devices().getLast().type());
+            assertTrue(vm.readyAfter().toNanos() > 0 && vm.readyAfter().toNanos() <= took, vm.readyAfter() + " of " + took + " ns");
+            assertTrue(calls.stream().anyMatch(c -> c.startsWith("registerService ") && c.contains("nxia.vm.id=vm-1")), calls.toString());
+            assertEquals(ExitStatus.exited(0), vm.session().exec("true").status());
+            ControlException old = assertThrows(ControlException.class,
+                    () -> new SocketControlConnector().connect(agentSeen.socket, secret));
+            assertEquals(ControlException.Code.AUTH, old.code(), "the saved moment's secret opens nothing now");
+            saved = snapshot.vm();
+            SystemVmSnapshot again = launcher.snapshot("vm-1");
+            assertEquals(1, again.generation(), "the restored VM is generation 1");
+            try (var s = new SocketControlConnector().connect(agentSeen.socket, again.secret())) {
+                assertEquals(ExitStatus.exited(0), s.exec("true").status(), "and its new secret is the agent's");
+            }
+        }
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+    }
+
+    @Test
+    void aRestoreWhoseAgentDoesNotProveTheSavedSecretIsUndone() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        agentSecret = new byte[32];    // not the snapshot's
+        ControlException e = assertThrows(ControlException.class, () -> launcher.restore(savedWith(new byte[] {
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32}, 4),
+                Duration.ofSeconds(10)));
+        assertEquals(ControlException.Code.AUTH, e.code(), "refused at once, not tried again");
+        assertTrue(launcher.list().isEmpty());
+        assertTrue(calls.contains("stop"), calls.toString());
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+        assertFalse(Files.exists(created.initrd().getParent()), "the VM's temporary directory is removed");
+    }
+
+    @Test
+    void aRestoredVmsSilentAgentGetsTheRestoredHandshakeLimitUntilTheDeadline() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(true), recordingContext(), Duration.ofSeconds(30));
+        ControlException e = assertThrows(ControlException.class, () -> launcher.restore(savedWith(new byte[32], 0), Duration.ofSeconds(1)));
+        assertEquals("the agent did not complete the handshake within " + SystemVmLauncher.RESTORED_HANDSHAKE.toMillis() + " ms",
+                e.getMessage(), "the shorter of the launcher's limit and a restored VM's, and no attempt past the deadline");
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+    }
+
+    private static org.nxia.vmm.spi.VcpuState vcpu() {
+        org.nxia.vmm.spi.Segment seg = new org.nxia.vmm.spi.Segment(0, 0xfffff, 0x10, 11, true, 0, false, true, true, true, false);
+        return new org.nxia.vmm.spi.VcpuState(0,
+                new org.nxia.vmm.spi.Registers(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x1000, 2),
+                new org.nxia.vmm.spi.SpecialRegisters(seg, seg, seg, seg, seg, seg, seg, seg, new org.nxia.vmm.spi.DescriptorTable(0, 0),
+                        new org.nxia.vmm.spi.DescriptorTable(0, 0), 0x80050033L, 0, 0, 0x20, 0, 0xd01, 0xfee00900L), List.of());
     }
 }

@@ -197,4 +197,18 @@ class WireFuzzTest {
         }
         assertTrue(replayed >= 10, "only " + replayed + " corpus streams");
     }
+
+    @Test
+    void aFieldListIsTakenToItsLastByteAndNoFurther() {
+        byte[] emptyLast = new Wire.Fields().put(Wire.T_ARG, "sh").put(Wire.T_CWD, new byte[0]).bytes();
+        List<Wire.Field> fields = Wire.fields(emptyLast);
+        assertNotNull(fields, "a last field with an empty value (5 bytes left) is whole");
+        assertEquals(List.of(Wire.T_ARG, Wire.T_CWD), fields.stream().map(Wire.Field::tag).toList());
+        assertEquals(0, fields.getLast().value().length);
+        assertEquals(null, Wire.fields(java.util.Arrays.copyOf(emptyLast, emptyLast.length - 1)), "4 bytes of a field header");
+        byte[] over = new Wire.Fields().put(Wire.T_ARG, "sh").bytes();
+        ByteBuffer.wrap(over).order(ByteOrder.LITTLE_ENDIAN).putInt(1, 3);
+        assertEquals(null, Wire.fields(over), "a length one past the end");
+        assertEquals(List.of(), Wire.fields(new byte[0]));
+    }
 }
