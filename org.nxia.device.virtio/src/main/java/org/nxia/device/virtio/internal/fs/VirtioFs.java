@@ -47,7 +47,7 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
     private final List<Thread> callThreads = new ArrayList<>();
     private VirtioMmioTransport transport;
     private volatile boolean serving;
-    private boolean[] started = new boolean[QUEUES];
+    private final boolean[] started = new boolean[QUEUES];
     // counters (state(), not saved)
     private long kicksPassed;
     private volatile long interrupts;
