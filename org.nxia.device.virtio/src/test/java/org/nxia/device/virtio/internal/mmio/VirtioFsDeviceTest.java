@@ -125,6 +125,8 @@ class VirtioFsDeviceTest {
             device.close();
         }
         assertTrue(device.state().toString().contains("virtiofsdRunning=false"), "closing the device stops virtiofsd: " + device.state());
+        assertEquals(List.of(), Thread.getAllStackTraces().keySet().stream().map(Thread::getName)
+                .filter(n -> n.startsWith("nxia-vm-test-virtio-fs-call-")).toList(), "no call thread outlives the device");
     }
 
     @Test
