@@ -46,8 +46,7 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
     private final Sys.EventFd[] calls = new Sys.EventFd[QUEUES];
     private final List<Thread> callThreads = new ArrayList<>();
     private VirtioMmioTransport transport;
-    /** Which activation the call threads serve: a reset moves it on and they leave within a poll. */
-    private volatile int activation;
+    private volatile boolean serving;
     private final boolean[] started = new boolean[QUEUES];
     // counters (state(), not saved)
     private long kicksPassed;
@@ -141,6 +140,7 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
     public void activate(long features, SplitQueue[] queues) {
         try {
             vhost.setFeatures(features | VhostUserFrontend.F_PROTOCOL_FEATURES);
+            serving = true;
             for (int q = 0; q < QUEUES; q++) {
                 if (queues[q] == null || !queues[q].isActive()) {
                     continue;
@@ -173,9 +173,8 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
 
     private void startCallThread(int q) {
         Sys.EventFd call = calls[q];
-        int serving = activation;
         Thread t = Thread.ofPlatform().daemon().name("nxia-" + vmId + "-virtio-fs-call-" + q).start(() -> {
-            while (activation == serving) {
+            while (serving) {
                 try {
                     if (call.await(CALL_POLL_MILLIS) > 0) {
                         interrupts++;
@@ -203,13 +202,16 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
         stopQueues();
     }
 
-    /**
-     * Stops the rings in virtiofsd. The call threads leave by themselves within a poll: they are
-     * not awaited here, under the transport's lock, which one of them may be waiting for.
-     */
     private void stopQueues() {
-        activation++;
-        callThreads.removeIf(t -> !t.isAlive());
+        serving = false;
+        for (Thread t : callThreads) {
+            try {
+                t.join(2 * CALL_POLL_MILLIS + 1000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        callThreads.clear();
         for (int q = 0; q < QUEUES; q++) {
             if (started[q]) {
                 started[q] = false;
@@ -241,13 +243,6 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
     @Override
     public void close() {
         stopQueues();
-        for (Thread t : callThreads) {   // before their eventfds close
-            try {
-                t.join(2 * CALL_POLL_MILLIS + 1000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
         vhost.close();
         daemon.close();
         for (int q = 0; q < QUEUES; q++) {
