@@ -7,7 +7,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
-import org.nxia.device.virtio.internal.sys.Tun;
 
 /**
  * A TAP interface as the backend ({@code backend=tap:IFNAME}), for root users

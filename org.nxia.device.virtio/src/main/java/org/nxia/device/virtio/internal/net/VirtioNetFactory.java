@@ -14,7 +14,6 @@ import java.util.regex.Pattern;
 import static org.nxia.device.virtio.internal.mmio.VirtioMmioTransport.NOTIFY_HELP;
 
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
-import org.nxia.device.virtio.internal.sys.Tun;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;

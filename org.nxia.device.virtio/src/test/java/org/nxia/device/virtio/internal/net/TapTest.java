@@ -15,7 +15,6 @@ import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.device.virtio.internal.queue.SplitQueue;
 import org.nxia.device.virtio.internal.queue.TestDriver;
 import org.nxia.device.virtio.internal.queue.TestDriver.Buffer;
-import org.nxia.device.virtio.internal.sys.Tun;
 import org.nxia.vmm.spi.GuestMemory;
 
 /**
