@@ -197,7 +197,7 @@ public final class Sys {
     }
 
     /** A new eventfd (counter 0, blocking, close-on-exec). */
-    public static int eventfd() throws IOException {
+    private static int eventfd() throws IOException {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment errno = a.allocate(CAPTURE);
             int fd = (int) EVENTFD.invokeExact(errno, 0, EFD_CLOEXEC);
@@ -205,37 +205,6 @@ public final class Sys {
                 throw failure("eventfd", errno);
             }
             return fd;
-        } catch (IOException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
-    }
-
-    /** Adds {@code value} to an eventfd's counter. */
-    public static void signal(int eventFd, long value) throws IOException {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment errno = a.allocate(CAPTURE);
-            MemorySegment v = a.allocateFrom(JAVA_LONG, value);
-            if ((long) WRITE.invokeExact(errno, eventFd, v, 8L) != 8) {
-                throw failure("write(eventfd)", errno);
-            }
-        } catch (IOException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
-    }
-
-    /** Takes an eventfd's counter (blocks while it is 0). */
-    public static long drain(int eventFd) throws IOException {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment errno = a.allocate(CAPTURE);
-            MemorySegment v = a.allocate(JAVA_LONG);
-            if ((long) READ.invokeExact(errno, eventFd, v, 8L) != 8) {
-                throw failure("read(eventfd)", errno);
-            }
-            return v.get(JAVA_LONG, 0);
         } catch (IOException e) {
             throw e;
         } catch (Throwable t) {

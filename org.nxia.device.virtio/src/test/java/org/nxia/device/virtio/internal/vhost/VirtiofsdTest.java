@@ -38,7 +38,8 @@ class VirtiofsdTest {
     Path dir;
     Process virtiofsd;
     Arena arena;
-    int memfd = -1, kick = -1, call = -1;
+    int memfd = -1;
+    Sys.EventFd kick, call;
 
     @BeforeEach
     void start() throws IOException {
@@ -54,8 +55,12 @@ class VirtiofsdTest {
     @AfterEach
     void stop() throws Exception {
         virtiofsd.destroyForcibly().waitFor();
-        Sys.close(kick);
-        Sys.close(call);
+        if (kick != null) {
+            kick.close();
+        }
+        if (call != null) {
+            call.close();
+        }
         Sys.close(memfd);
         arena.close();
     }
@@ -76,14 +81,14 @@ class VirtiofsdTest {
         MemorySegment ram = Sys.mapShared(memfd, RAM, arena);
         f.setMemTable(List.of(new VhostUserFrontend.Region(0, RAM, ram.address(), memfd, 0)));
         TestDriver driver = new TestDriver(GuestMemory.of(0, ram), 16, 0x1000, 0x2000, 0x3000, 0x10000);
-        kick = Sys.eventfd();
-        call = Sys.eventfd();
+        kick = new Sys.EventFd();
+        call = new Sys.EventFd();
         f.setVringNum(REQUEST_QUEUE, driver.size());
         f.setVringBase(REQUEST_QUEUE, 0);
         f.setVringAddr(REQUEST_QUEUE, ram.address() + driver.descriptorTable(), ram.address() + driver.usedRing(),
                 ram.address() + driver.availRing());
-        f.setVringKick(REQUEST_QUEUE, kick);
-        f.setVringCall(REQUEST_QUEUE, call);
+        f.setVringKick(REQUEST_QUEUE, kick.fd());
+        f.setVringCall(REQUEST_QUEUE, call.fd());
         f.setVringEnable(REQUEST_QUEUE, true);
         return driver;
     }
@@ -92,15 +97,15 @@ class VirtiofsdTest {
         return new FuseClient(driver, new FuseClient.Channel() {
             @Override
             public void kick() throws IOException {
-                Sys.signal(kick, 1);
+                assertTrue(kick.signal(), "the kick reached its eventfd");
             }
 
             @Override
             public void awaitUsed(TestDriver d, int usedBefore) throws IOException {
                 long deadline = System.nanoTime() + 10_000_000_000L;
                 while (d.usedIdx() == usedBefore) {
-                    assertTrue(System.nanoTime() < deadline && Sys.awaitReadable(call, 10_000), "no answer from virtiofsd: " + log());
-                    Sys.drain(call);
+                    assertTrue(System.nanoTime() < deadline, "no answer from virtiofsd: " + log());
+                    call.await(1000);
                 }
             }
         });
