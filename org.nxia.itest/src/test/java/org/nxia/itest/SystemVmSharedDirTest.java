@@ -70,7 +70,8 @@ public class SystemVmSharedDirTest {
         }
     }
 
-    @Test
+    /** With a limit: it hung in some rig runs (issue 14 §3, open); the failure then shows where. */
+    @Test(timeout = 240_000)
     public void vmExecShareShowsTheHostDirectoryAtMntHost() throws Exception {
         Path shared = Files.createTempDirectory("nxia-share-");
         Files.writeString(shared.resolve("notes.txt"), "shared with vm:exec --share\n");
