@@ -3,6 +3,8 @@
  * As PID 1 it sets up the guest (proc, sys, dev, devpts, cgroup2), reaps every
  * orphan and serves the host on vsock port 1024. As an ordinary process
  * (--unix PATH, --fd N, --vsock PORT) it serves the same protocol for tests.
+ * It is also the Gemini broker of the VM's Linux processes (broker.c): as
+ * PID 1 on BROKER_SOCKET, as a test process with --broker PATH --gemini-unix HOST.
  * One thread, one poll loop: connections, child output pipes and a signalfd
  * for SIGCHLD. Everything the host sends is checked before use; a bad frame
  * costs its connection at most, never the agent. */
@@ -30,6 +32,7 @@
 #include <termios.h>
 #include <time.h>
 
+#include "broker.h"
 #include "confine.h"
 #include "net.h"
 #include "proto.h"
@@ -1201,15 +1204,18 @@ fail:
 static void usage(void)
 {
     fprintf(stderr, "usage: nxia-agent (--unix PATH | --fd N | --vsock PORT) (--secret HEX | --secret-file PATH)\n"
-                    "       as PID 1: vsock port %u, secret from " SECRET_FILE "\n"
+                    "                  [--broker PATH [--gemini-unix HOST_PATH]]\n"
+                    "       as PID 1: vsock port %u, secret from " SECRET_FILE ", Gemini broker on " BROKER_SOCKET "\n"
+                    "       to the host's vsock port %u\n"
                     "       (a secret file is erased once read; without a valid secret every connection is refused)\n",
-            CTL_VSOCK_PORT);
+            CTL_VSOCK_PORT, BROKER_HOST_PORT);
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     int conn_fd = -1, vsock_port = -1;
+    const char *broker_path = NULL, *gemini_unix = NULL;
     const char *secret_from = NULL, *no_secret = NULL;
     sigset_t mask;
 
@@ -1232,6 +1238,10 @@ int main(int argc, char **argv)
             conn_fd = atoi(v);
         else if (!strcmp(argv[i], "--vsock"))
             vsock_port = atoi(v);
+        else if (!strcmp(argv[i], "--broker"))
+            broker_path = v;
+        else if (!strcmp(argv[i], "--gemini-unix"))
+            gemini_unix = v;
         else if (!strcmp(argv[i], "--secret") && !secret_from) {
             secret_from = "--secret";
             no_secret = load_secret_hex(v, strlen(v));
@@ -1254,6 +1264,11 @@ int main(int argc, char **argv)
         if (!secret_from)
             no_secret = load_secret_file(SECRET_FILE);
         root_from_cmdline();    /* after the secret: it is in the initramfs */
+        if (!broker_path) {
+            mkdir("/run", 0755);
+            mkdir("/run/nxia", 0755);
+            broker_path = BROKER_SOCKET;
+        }
     } else {
         if ((vsock_port < 0) + !unix_path + (conn_fd < 0) != 2 || !secret_from)
             usage();
@@ -1287,6 +1302,8 @@ int main(int argc, char **argv)
             logmsg("no control channel: vsock port %d: %s", vsock_port, strerror(errno));
         }
     }
+    if (broker_path && broker_start(broker_path, gemini_unix, BROKER_HOST_PORT) < 0)
+        logmsg("no Gemini broker: %s: %s", broker_path, strerror(errno));    /* exec still works */
     if (pid1) {
         int fd = open("/dev/console", O_WRONLY | O_NOCTTY);
         static const char ready[] = "nxia-agent: ready\n";
@@ -1298,7 +1315,7 @@ int main(int argc, char **argv)
     }
 
     while (!stop) {
-        struct pollfd pf[2 + MAX_CONNS + 4 * MAX_JOBS];
+        struct pollfd pf[2 + MAX_CONNS + 4 * MAX_JOBS + BROKER_MAX_FDS];
         void *who[2 + MAX_CONNS + 4 * MAX_JOBS];
         int kind[2 + MAX_CONNS + 4 * MAX_JOBS];
         unsigned gen[2 + MAX_CONNS + 4 * MAX_JOBS];
@@ -1340,12 +1357,14 @@ int main(int argc, char **argv)
                 pf[n] = (struct pollfd){.fd = j->notify_fd, .events = POLLIN}; who[n] = j; gen[n] = j->gen; kind[n++] = 6;
             }
         }
+        nfds_t broker_at = n;
+        n += (nfds_t)broker_fill(pf + broker_at);
         if (poll(pf, n, timeout) < 0) {
             if (errno != EINTR)
                 logmsg("poll: %s", strerror(errno));
             continue;
         }
-        for (nfds_t i = 0; i < n && !stop; i++) {
+        for (nfds_t i = 0; i < broker_at && !stop; i++) {
             if (!pf[i].revents)
                 continue;
             struct job *j = who[i];
@@ -1369,6 +1388,8 @@ int main(int argc, char **argv)
             case 6: if (j->used && j->gen == gen[i] && j->notify_fd == pf[i].fd) answer_denial(j, pf[i].revents); break;
             }
         }
+        if (!stop)
+            broker_ready(pf + broker_at, (int)(n - broker_at));
     }
 
     if (pid1)
@@ -1378,5 +1399,6 @@ int main(int argc, char **argv)
             close_conn(&conns[i]);
     if (unix_path)
         unlink(unix_path);
+    broker_stop();
     return 0;
 }

@@ -2,6 +2,9 @@ package org.nxia.gemini.api;
 
 import java.lang.foreign.MemorySegment;
 import java.util.List;
+import java.util.Optional;
+
+import org.nxia.lsm.policy.api.GuestProcess;
 
 import org.nxia.portal.api.Ref;
 
@@ -39,6 +42,14 @@ public interface CallContext {
      * @throws GeminiException {@link ErrorCode#BAD_REF} if it names no live block of the region
      */
     MemorySegment read(Ref ref);
+
+    /**
+     * The System VM process that made the call, when it came through its VM's broker (the guest
+     * kernel's word for uid, gid, pid and executable); empty for every other caller.
+     *
+     * @since 1.1
+     */
+    Optional<GuestProcess> process();
 
     /** Whether the caller cancelled the call or its session closed. */
     boolean cancelled();

@@ -49,4 +49,15 @@ public interface Gemini {
      * {@code vmId}, which binds the session to it. Closing the session closes the stream.
      */
     GeminiSession open(ByteChannel stream, String profile, String vmId);
+
+    /**
+     * Opens the session of a System VM's Gemini broker (its agent) over a byte stream framed as in
+     * {@link #open(ByteChannel, String, String)}: the broker forwards the calls of the VM's Linux
+     * processes, each naming the process it comes from (uid, gid, pid, executable, as the guest
+     * kernel reported them), which the policy matches ({@code caller=uid:N}, {@code caller=exe:PATH})
+     * and the service sees in {@link CallContext#process()}.
+     *
+     * @since 1.1
+     */
+    GeminiSession openBroker(ByteChannel stream, String profile, String vmId);
 }

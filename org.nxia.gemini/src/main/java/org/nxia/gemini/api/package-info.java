@@ -10,7 +10,7 @@
  * ({@link org.nxia.gemini.api.Marshalling}).
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.nxia.gemini.api;
 
 import org.osgi.annotation.bundle.Export;

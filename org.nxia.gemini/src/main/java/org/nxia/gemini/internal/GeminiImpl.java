@@ -159,14 +159,19 @@ public final class GeminiImpl implements Gemini {
         return openSession(new StreamTransport(stream, vmId == null ? "peer" : vmId), profile, vmId);
     }
 
+    @Override
+    public GeminiSession openBroker(java.nio.channels.ByteChannel stream, String profile, String vmId) {
+        return openSession(new StreamTransport(stream, vmId == null ? "broker" : vmId), profile, vmId, true, () -> { });
+    }
+
     Session openSession(Transport transport, String profile, String vmId) {
-        return openSession(transport, profile, vmId, () -> { });
+        return openSession(transport, profile, vmId, false, () -> { });
     }
 
     /** {@code onClosed} runs once when the session closes, after it is forgotten here. */
-    Session openSession(Transport transport, String profile, String vmId, Runnable onClosed) {
+    Session openSession(Transport transport, String profile, String vmId, boolean broker, Runnable onClosed) {
         long id = ids.incrementAndGet();
-        Session s = new Session(id, transport, profile, vmId, new HostHandler(policy, services, tokens, closed -> {
+        Session s = new Session(id, transport, profile, vmId, new HostHandler(policy, services, tokens, broker, closed -> {
             sessions.remove(id);
             if (vmId != null) {
                 byVm.remove(vmId, closed);

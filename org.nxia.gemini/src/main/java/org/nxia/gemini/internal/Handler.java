@@ -14,6 +14,14 @@ interface Handler {
     /** Checks the peer's HELLO; throws {@link GeminiException} {@code AUTH} to refuse it. */
     void authenticate(Session session, Wire.Hello hello);
 
+    /**
+     * Whether the peer is a System VM's broker, whose CALLs may name the guest process they come
+     * from; from any other peer such a CALL is refused (it could claim any process).
+     */
+    default boolean takesCallerIdentities() {
+        return false;
+    }
+
     /** The session closed (tokens are revoked here). */
     void closed(Session session);
 }

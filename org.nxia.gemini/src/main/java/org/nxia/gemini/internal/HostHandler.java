@@ -29,12 +29,14 @@ final class HostHandler implements Handler {
     }
 
     private final CallPolicy policy;
+    private final boolean broker;
     private final Services services;
     private final Tokens tokens;
     private final Consumer<Session> onClose;
 
-    HostHandler(CallPolicy policy, Services services, Tokens tokens, Consumer<Session> onClose) {
+    HostHandler(CallPolicy policy, Services services, Tokens tokens, boolean broker, Consumer<Session> onClose) {
         this.policy = policy;
+        this.broker = broker;
         this.services = services;
         this.tokens = tokens;
         this.onClose = onClose;
@@ -56,7 +58,7 @@ final class HostHandler implements Handler {
         Values.Exported service = services.find(call.service());
         CallRequest request = new CallRequest(session.profile(), session.id(), session.vmId(), guestCaller(session),
                 CallRequest.Direction.GUEST_TO_HOST, call.service(), call.method(),
-                service != null && services.catastrophic(call.service(), call.method()));
+                service != null && services.catastrophic(call.service(), call.method()), call.process());
         Decision d = policy.check(request);
         if (!d.allowed()) {
             throw new GeminiException(d.rateLimited() ? ErrorCode.RATE_LIMITED : ErrorCode.DENIED, d.reason());
@@ -90,6 +92,11 @@ final class HostHandler implements Handler {
         if (hello.auth().length != 0) {
             throw new GeminiException(ErrorCode.AUTH, "this transport takes no auth bytes: the session is bound to its VM");
         }
+    }
+
+    @Override
+    public boolean takesCallerIdentities() {
+        return broker;
     }
 
     @Override

@@ -35,6 +35,7 @@ import org.nxia.gemini.api.TokenInfo;
 import org.nxia.gemini.api.Transport;
 import org.nxia.portal.api.PortalArena;
 import org.nxia.portal.api.PortalException;
+import org.nxia.lsm.policy.api.GuestProcess;
 import org.nxia.portal.api.Ref;
 
 /**
@@ -228,6 +229,10 @@ final class Session implements GeminiSession {
     }
 
     private void call(Wire.Call c) {
+        if (c.process() != null && !handler.takesCallerIdentities()) {
+            trySend(new Wire.Error(c.id(), ErrorCode.BAD_FRAME, "this session is no System VM broker's: a CALL may not name a caller process"));
+            return;
+        }
         if (incoming.size() >= MAX_INCOMING) {
             trySend(new Wire.Error(c.id(), ErrorCode.BUSY, MAX_INCOMING + " calls already in flight"));
             return;
@@ -747,6 +752,11 @@ final class Session implements GeminiSession {
             }
             throw new GeminiException(ErrorCode.TOKEN, call.service() + "." + call.method() + " needs a token for "
                     + call.service() + " with rights 0x" + Integer.toHexString(rights));
+        }
+
+        @Override
+        public Optional<GuestProcess> process() {
+            return Optional.ofNullable(call.process());
         }
 
         @Override

@@ -134,7 +134,7 @@ public final class VmAttach implements HostFunction {
             if (a.destroyed) {
                 throw new IllegalArgumentException("gemini host call: the VM " + vm.id() + " is being destroyed");
             }
-            a.session = gemini.openSession(transport, vm.spec().name(), vm.id(), () -> a.release(transport));
+            a.session = gemini.openSession(transport, vm.spec().name(), vm.id(), false, () -> a.release(transport));
             a.transport = transport;
         }
         return 0;

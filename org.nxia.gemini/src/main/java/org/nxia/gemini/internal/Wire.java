@@ -14,6 +14,7 @@ import java.util.List;
 import org.nxia.gemini.api.CapabilityToken;
 import org.nxia.gemini.api.ErrorCode;
 import org.nxia.gemini.api.GeminiException;
+import org.nxia.lsm.policy.api.GuestProcess;
 import org.nxia.portal.api.Ref;
 
 /**
@@ -33,6 +34,13 @@ final class Wire {
     static final int ERROR = 5;
     static final int CANCEL = 6;
     static final int CLOSE = 7;
+
+    /**
+     * Header flag of a CALL that a System VM's broker forwards for one of its processes: the body
+     * starts with the caller's identity (u32 uid, u32 gid, u32 pid, {@code str} exe). Only a
+     * broker session takes it (docs/gemini-protocol.md, "The System VM's broker").
+     */
+    static final int F_CALLER = 1;
 
     static final int T_NULL = 0;
     static final int T_BOOL = 1;
@@ -72,7 +80,12 @@ final class Wire {
         }
     }
 
-    record Call(long id, String service, String method, List<CapabilityToken> tokens, List<Object> args) implements Frame {
+    /** {@code process}: the System VM process a broker forwards the call for, or null. */
+    record Call(long id, String service, String method, List<CapabilityToken> tokens, List<Object> args, GuestProcess process)
+            implements Frame {
+        Call(long id, String service, String method, List<CapabilityToken> tokens, List<Object> args) {
+            this(id, service, method, tokens, args, null);
+        }
     }
 
     record Return(long id, Object value) implements Frame {
@@ -109,7 +122,11 @@ final class Wire {
             case Cancel c -> CANCEL;
             case Close c -> CLOSE;
         };
-        out.u8(type).u8(VERSION).u16(0).u32(0).u64(frame.id());
+        GuestProcess process = frame instanceof Call c ? c.process() : null;
+        out.u8(type).u8(VERSION).u16(process == null ? 0 : F_CALLER).u32(0).u64(frame.id());
+        if (process != null) {
+            out.u32((int) process.uid()).u32((int) process.gid()).u32((int) process.pid()).str(process.exe(), GuestProcess.MAX_EXE_BYTES);
+        }
         switch (frame) {
             case Hello h -> out.u16(h.minVersion()).u16(h.maxVersion()).str(h.peer(), MAX_PEER).bin(h.auth(), MAX_AUTH);
             case Welcome w -> out.u16(w.version()).u16(0).u32(w.maxFrame()).u64(w.session());
@@ -148,7 +165,7 @@ final class Wire {
     private static int bodySize(Frame frame) {
         long n = switch (frame) {
             case Call c -> {
-                long t = 8 + utf8(c.service()) + utf8(c.method()) + 1 + 16L * c.tokens().size() + 2;
+                long t = (c.process() == null ? 0 : 16 + utf8(c.process().exe())) + 8 + utf8(c.service()) + utf8(c.method()) + 1 + 16L * c.tokens().size() + 2;
                 for (Object a : c.args()) {
                     t += valueSize(a);
                 }
@@ -320,7 +337,7 @@ final class Wire {
         if (version != VERSION) {
             throw bad("frame version " + version + " (this side speaks " + VERSION + ")");
         }
-        if (flags != 0 || reserved != 0) {
+        if ((flags != 0 && (type != CALL || flags != F_CALLER)) || reserved != 0) {
             throw bad("reserved header bytes are not zero");
         }
         try {
@@ -333,7 +350,7 @@ final class Wire {
                     }
                     yield new Welcome(v, b.getInt(), b.getLong());
                 }
-                case CALL -> call(b, id);
+                case CALL -> call(b, id, flags == F_CALLER ? process(b) : null);
                 case RETURN -> new Return(id, value(b));
                 case ERROR -> {
                     int code = b.getShort() & 0xffff;
@@ -359,7 +376,18 @@ final class Wire {
         }
     }
 
-    private static Call call(ByteBuffer b, long id) {
+    private static GuestProcess process(ByteBuffer b) {
+        long uid = b.getInt() & 0xffffffffL;
+        long gid = b.getInt() & 0xffffffffL;
+        long pid = b.getInt() & 0xffffffffL;
+        String exe = str(b, GuestProcess.MAX_EXE_BYTES);
+        if ((!exe.isEmpty() && !exe.startsWith("/")) || exe.indexOf('\0') >= 0) {
+            throw bad("a caller's exe must be an absolute path without NUL, or empty");
+        }
+        return new GuestProcess(uid, gid, pid, exe);
+    }
+
+    private static Call call(ByteBuffer b, long id, GuestProcess process) {
         String service = checkName(str(b, MAX_NAME));
         String method = checkName(str(b, MAX_NAME));
         int nt = b.get() & 0xff;
@@ -380,7 +408,7 @@ final class Wire {
         for (int i = 0; i < na; i++) {
             args.add(value(b));
         }
-        return new Call(id, service, method, List.copyOf(tokens), java.util.Collections.unmodifiableList(args));
+        return new Call(id, service, method, List.copyOf(tokens), java.util.Collections.unmodifiableList(args), process);
     }
 
     private static String checkName(String s) {
@@ -465,7 +493,13 @@ final class Wire {
                 for (int i = 0; i < c.args().size(); i++) {
                     s.append(i == 0 ? "" : " ").append(text(c.args().get(i)));
                 }
-                yield s.append(']').toString();
+                s.append(']');
+                if (c.process() != null) {
+                    GuestProcess p = c.process();
+                    s.append(" caller=uid:").append(p.uid()).append(",gid:").append(p.gid()).append(",pid:").append(p.pid())
+                            .append(",exe:\"").append(p.exe()).append('"');
+                }
+                yield s.toString();
             }
             case Return r -> "RETURN id=" + Long.toUnsignedString(r.id()) + " value=" + text(r.value());
             case Error e -> "ERROR id=" + Long.toUnsignedString(e.id()) + " code=" + e.code().wire() + " message=\"" + e.message() + "\"";

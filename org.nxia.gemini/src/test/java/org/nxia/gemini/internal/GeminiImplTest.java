@@ -132,7 +132,7 @@ class GeminiImplTest {
     void deactivatingClosesEverySessionAndItsCloseActionRunsOnce() {
         GeminiImpl gemini = new GeminiImpl(new PolicyService(), Map.of(), Map.of());
         AtomicInteger closedActions = new AtomicInteger();
-        GeminiSession a = gemini.openSession(LoopbackTransport.pair()[0], "p", "vm-a", closedActions::incrementAndGet);
+        GeminiSession a = gemini.openSession(LoopbackTransport.pair()[0], "p", "vm-a", false, closedActions::incrementAndGet);
         GeminiSession b = gemini.openSession(LoopbackTransport.pair()[0], "p", null);
         gemini.deactivate();
         assertFalse(a.isOpen());

@@ -106,7 +106,7 @@ class SessionEdgeTest {
         return c;
     }
 
-    private static String next(LoopbackTransport t) {
+    static String next(LoopbackTransport t) {
         byte[] buf = new byte[LoopbackTransport.MAX_FRAME];
         long end = System.nanoTime() + 5_000_000_000L;
         while (System.nanoTime() < end) {

@@ -15,9 +15,22 @@ package org.nxia.lsm.policy.api;
  * @param service      the called service
  * @param method       the called method
  * @param catastrophic whether the service marked the method catastrophic
+ * @param process      the System VM process that called, through its VM's broker, or null for any
+ *                     other caller; a {@code caller=} rule matches its {@linkplain GuestProcess#facets() facets} too
  */
 public record CallRequest(String profile, long session, String vm, String caller, Direction direction, String service, String method,
-                          boolean catastrophic) {
+                          boolean catastrophic, GuestProcess process) {
+
+    /** A call from no particular guest process. */
+    public CallRequest(String profile, long session, String vm, String caller, Direction direction, String service, String method,
+                       boolean catastrophic) {
+        this(profile, session, vm, caller, direction, service, method, catastrophic, null);
+    }
+
+    /** Who called, for messages and the audit log: the caller and, if a guest process, which. */
+    public String who() {
+        return process == null ? caller : caller + " (" + process + ")";
+    }
 
     /** Which way a call crosses the VM boundary. */
     public enum Direction {

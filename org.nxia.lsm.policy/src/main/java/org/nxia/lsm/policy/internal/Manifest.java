@@ -18,15 +18,39 @@ import org.nxia.lsm.policy.api.GuestConfinement;
 record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfinement guest, String source) {
 
     /** Bounds of the guest lines: the agent's (docs/limits.md, "Control agent"). */
+    static final int MAX_CALLERS = 8;
+
     static final int MAX_GUEST_PATHS = 64, MAX_PATH_BYTES = 4095, MAX_DENIED_SYSCALLS = 128, MAX_SYSCALL = 1023;
 
     /** One allow or deny line; {@code perWindow} 0 means no rate limit. */
-    record Rule(int line, boolean allow, Direction direction, Pattern service, Pattern method, Pattern caller,
+    record Rule(int line, boolean allow, Direction direction, Pattern service, Pattern method, List<Pattern> callers,
                 long perWindow, long windowNanos, String text) {
 
         boolean matches(CallRequest r) {
-            return direction == r.direction() && service.matcher(r.service()).matches()
-                    && method.matcher(r.method()).matches() && caller.matcher(r.caller()).matches();
+            if (direction != r.direction() || !service.matcher(r.service()).matches() || !method.matcher(r.method()).matches()) {
+                return false;
+            }
+            for (Pattern c : callers) { // every caller= must hold: caller=uid:1000 caller=exe:/usr/bin/x is both
+                if (!caller(c, r)) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        /** The caller's name, or for a System VM process one of its facets (uid:N, gid:N, exe:PATH). */
+        private static boolean caller(Pattern c, CallRequest r) {
+            if (c.matcher(r.caller()).matches()) {
+                return true;
+            }
+            if (r.process() != null) {
+                for (String f : r.process().facets()) {
+                    if (c.matcher(f).matches()) {
+                        return true;
+                    }
+                }
+            }
+            return false;
         }
     }
 
@@ -148,12 +172,15 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfi
         }
         Direction d = direction(w[1], where, n);
         Pattern[] t = target(w[2], where, n);
-        Pattern caller = glob("*", where, n);
+        List<Pattern> callers = new ArrayList<>();
         long per = 0;
         long window = 0;
         for (int i = 3; i < w.length; i++) {
             if (w[i].startsWith("caller=")) {
-                caller = glob(w[i].substring(7), where, n);
+                if (callers.size() == MAX_CALLERS) {
+                    throw new Invalid(where, n, "at most " + MAX_CALLERS + " caller= options per rule");
+                }
+                callers.add(callerGlob(w[i].substring(7), where, n));
             } else if (w[i].startsWith("rate=")) {
                 if (w[0].equals("deny")) {
                     throw new Invalid(where, n, "a deny rule takes no rate");
@@ -168,7 +195,7 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfi
                 throw new Invalid(where, n, "unknown option '" + w[i] + "' (expected caller=<glob> or rate=<n>/s|m)");
             }
         }
-        return new Rule(n, w[0].equals("allow"), d, t[0], t[1], caller, per, window, body);
+        return new Rule(n, w[0].equals("allow"), d, t[0], t[1], List.copyOf(callers), per, window, body);
     }
 
     private static Direction direction(String s, String where, int n) {
@@ -195,6 +222,18 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfi
         if (!g.matches("[A-Za-z0-9_.:*-]{1,128}")) {
             throw new Invalid(where, n, "pattern '" + g + "' may hold only A-Z a-z 0-9 _ . : - and * (any run of characters)");
         }
+        return compile(g);
+    }
+
+    /** A caller= glob: as a name pattern, and '/' too, for {@code exe:/usr/bin/x}. */
+    private static Pattern callerGlob(String g, String where, int n) {
+        if (!g.matches("[A-Za-z0-9_.:*/+-]{1,4100}")) {
+            throw new Invalid(where, n, "caller pattern '" + g + "' may hold only A-Z a-z 0-9 _ . : / + - and * (any run of characters)");
+        }
+        return compile(g);
+    }
+
+    private static Pattern compile(String g) {
         StringBuilder re = new StringBuilder();
         String[] parts = g.split("\\*", -1);
         for (int i = 0; i < parts.length; i++) {

@@ -7,6 +7,7 @@ import org.nxia.lsm.policy.api.AuditEntry;
 import org.nxia.lsm.policy.api.CallPolicy;
 import org.nxia.lsm.policy.api.CallRequest;
 import org.nxia.lsm.policy.api.Decision;
+import org.nxia.lsm.policy.api.GuestProcess;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
@@ -38,15 +39,44 @@ public final class PolicyCommands {
         return s.toString();
     }
 
-    /** policy:check PROFILE CALLER in|out SERVICE METHOD — what the policy would decide (nothing is counted). */
+    /**
+     * policy:check PROFILE CALLER in|out SERVICE METHOD — what the policy would decide (nothing is
+     * counted). CALLER is {@code host}, {@code guest:VM}, or for a System VM process
+     * {@code guest:VM,uid:N,gid:N,exe:PATH} (any of the three facets; the missing ones are 0 and empty).
+     */
     public String check(String profile, String caller, String direction, String service, String method) {
         CallRequest.Direction d = switch (direction) {
             case "out" -> CallRequest.Direction.GUEST_TO_HOST;
             case "in" -> CallRequest.Direction.HOST_TO_GUEST;
             default -> throw new IllegalArgumentException("direction must be 'out' (guest calls host) or 'in' (host calls guest)");
         };
-        Decision decision = policy.explain(new CallRequest(profile, 0, null, caller, d, service, method, false));
+        String[] parts = caller.split(",", -1);
+        GuestProcess process = parts.length == 1 ? null : process(parts);
+        Decision decision = policy.explain(new CallRequest(profile, 0, null, parts[0], d, service, method, false, process));
         return (decision.allowed() ? "ALLOW " : "DENY ") + decision.reason();
+    }
+
+    private static GuestProcess process(String[] parts) {
+        long uid = 0;
+        long gid = 0;
+        String exe = "";
+        for (int i = 1; i < parts.length; i++) {
+            String p = parts[i];
+            try {
+                if (p.startsWith("uid:")) {
+                    uid = Long.parseLong(p.substring(4));
+                } else if (p.startsWith("gid:")) {
+                    gid = Long.parseLong(p.substring(4));
+                } else if (p.startsWith("exe:")) {
+                    exe = p.substring(4);
+                } else {
+                    throw new IllegalArgumentException("caller facet '" + p + "': expected uid:N, gid:N or exe:PATH");
+                }
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("caller facet '" + p + "': not a number");
+            }
+        }
+        return new GuestProcess(uid, gid, 0, exe);
     }
 
     /** policy:audit — the newest 50 denials. */
@@ -63,7 +93,7 @@ public final class PolicyCommands {
         StringBuilder s = new StringBuilder();
         for (AuditEntry e : entries) {
             CallRequest r = e.request();
-            s.append(e.time()).append(' ').append(r.caller()).append(" session ").append(r.session()).append(" profile ")
+            s.append(e.time()).append(' ').append(r.who()).append(" session ").append(r.session()).append(" profile ")
                     .append(r.profile()).append(r.direction() == CallRequest.Direction.GUEST_TO_HOST ? " out " : " in ")
                     .append(r.service()).append('.').append(r.method()).append(": ").append(e.reason()).append('\n');
         }

@@ -119,7 +119,7 @@ public final class PolicyService implements CallPolicy, ManagedServiceFactory {
                 }
                 audit.addLast(e);
             }
-            LOG.log(System.Logger.Level.WARNING, "policy: denied " + request.caller() + " -> " + request.service() + "."
+            LOG.log(System.Logger.Level.WARNING, "policy: denied " + request.who() + " -> " + request.service() + "."
                     + request.method() + " (profile " + request.profile() + ", session " + request.session() + "): " + d.reason());
         }
         return d;
@@ -155,7 +155,7 @@ public final class PolicyService implements CallPolicy, ManagedServiceFactory {
             }
             return Decision.allow("allowed by " + at);
         }
-        return Decision.deny("no rule of manifest '" + m.profile() + "' matches " + what + " from " + r.caller() + " (default deny)");
+        return Decision.deny("no rule of manifest '" + m.profile() + "' matches " + what + " from " + r.who() + " (default deny)");
     }
 
     /**
@@ -163,7 +163,9 @@ public final class PolicyService implements CallPolicy, ManagedServiceFactory {
      * null if the call fits, else why not.
      */
     private String take(CallRequest r, Manifest m, Manifest.Rule rule) {
-        String key = r.vm() + "/" + r.caller() + "/" + m.profile() + "/" + rule.line();
+        // a System VM's processes count apart by user and program (not pid: ids are reused)
+        String who = r.process() == null ? r.caller() : r.caller() + "/" + r.process().uid() + "/" + r.process().exe();
+        String key = r.vm() + "/" + who + "/" + m.profile() + "/" + rule.line();
         long now = System.nanoTime();
         long[] w = windows.get(key);
         if (w == null) {

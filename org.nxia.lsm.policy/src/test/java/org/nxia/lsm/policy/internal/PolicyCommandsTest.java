@@ -53,6 +53,14 @@ class PolicyCommandsTest {
         String why = assertThrows(IllegalArgumentException.class, () -> commands.check("web", "host", "up", "calc", "add")).getMessage();
         assertTrue(why.contains("'out'") && why.contains("'in'"), why);
         assertEquals("no denials", commands.audit(), "check counts nothing");
+        load("pid2", "profile sys\nallow out files.read caller=uid:1000 caller=exe:/usr/bin/cat\n");
+        assertTrue(commands.check("sys", "guest:vm-1,uid:1000,exe:/usr/bin/cat", "out", "files", "read").startsWith("ALLOW "));
+        assertTrue(commands.check("sys", "guest:vm-1,uid:1000", "out", "files", "read").startsWith("DENY "));
+        assertTrue(commands.check("sys", "guest:vm-1,uid:0,gid:0,exe:/usr/bin/cat", "out", "files", "read").startsWith("DENY "));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> commands.check("sys", "guest:vm-1,pid:3", "out", "f", "r"))
+                .getMessage().contains("expected uid:N, gid:N or exe:PATH"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> commands.check("sys", "guest:vm-1,uid:x", "out", "f", "r"))
+                .getMessage().contains("not a number"));
     }
 
     @Test

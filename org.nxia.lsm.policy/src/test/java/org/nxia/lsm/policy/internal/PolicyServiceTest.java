@@ -17,6 +17,7 @@ import org.nxia.lsm.policy.api.AuditEntry;
 import org.nxia.lsm.policy.api.CallRequest;
 import org.nxia.lsm.policy.api.CallRequest.Direction;
 import org.nxia.lsm.policy.api.Decision;
+import org.nxia.lsm.policy.api.GuestProcess;
 import org.osgi.service.cm.ConfigurationException;
 
 class PolicyServiceTest {
@@ -112,6 +113,55 @@ class PolicyServiceTest {
         assertTrue(policy.check(new CallRequest("web", 0, "vm-new", "guest:vm-new", Direction.GUEST_TO_HOST, "files", "r", false))
                 .allowed());
         assertEquals(1, policy.windows(), "the ended windows were dropped");
+    }
+
+    private static CallRequest fromProcess(String method, long uid, String exe) {
+        return new CallRequest("sys", 1, "vm-1", "guest:vm-1", Direction.GUEST_TO_HOST, "files", method, false,
+                new GuestProcess(uid, 100, 42, exe));
+    }
+
+    @Test
+    void callerRulesMatchASystemVmProcessByUidGidAndExeAndAllMustHold() throws ConfigurationException {
+        policy.updated("pid1", props("manifest", """
+                profile sys
+                allow out files.read caller=uid:1000 caller=exe:/usr/bin/*
+                allow out files.stat caller=gid:100
+                allow out files.list caller=guest:vm-*
+                allow out files.rated caller=uid:0 rate=1/s
+                """));
+        assertTrue(policy.check(fromProcess("read", 1000, "/usr/bin/cat")).allowed());
+        assertFalse(policy.check(fromProcess("read", 1001, "/usr/bin/cat")).allowed(), "uid:1000 must hold too");
+        assertFalse(policy.check(fromProcess("read", 1000, "/tmp/cat")).allowed(), "exe:/usr/bin/* must hold too");
+        assertTrue(policy.check(fromProcess("stat", 5, "/x")).allowed(), "gid:100");
+        assertTrue(policy.check(fromProcess("list", 5, "/x")).allowed(), "the VM's own name still matches");
+        assertFalse(policy.check(new CallRequest("sys", 1, "vm-1", "guest:vm-1", Direction.GUEST_TO_HOST, "files", "read", false)).allowed(),
+                "a call with no process has no uid");
+        assertTrue(policy.check(fromProcess("rated", 0, "/bin/a")).allowed());
+        assertTrue(policy.check(fromProcess("rated", 0, "/bin/b")).allowed(), "another program has its own rate window");
+        Decision again = policy.check(fromProcess("rated", 0, "/bin/a"));
+        assertTrue(again.rateLimited(), again.reason());
+        AuditEntry last = policy.audit(1).get(0);
+        assertEquals(1000, policy.audit(10).stream().filter(e -> e.request().process() != null && e.request().process().exe().equals("/tmp/cat"))
+                .findFirst().orElseThrow().request().process().uid());
+        assertTrue(last.request().who().contains("uid=0 gid=100 pid=42 exe=/bin/a"), last.request().who());
+        Manifest.Invalid bad = assertThrows(Manifest.Invalid.class, () -> Manifest.parse("profile p\nallow out a.b caller=exe:/bin/a b\n", "m"));
+        assertTrue(bad.getMessage().contains("unknown option 'b'"), bad.getMessage());
+        assertThrows(Manifest.Invalid.class, () -> Manifest.parse("profile p\nallow out a.b caller=exe:/bin/$x\n", "m"));
+        assertThrows(Manifest.Invalid.class, () -> Manifest.parse("profile p\nallow out a.b" + " caller=uid:1".repeat(Manifest.MAX_CALLERS + 1) + "\n", "m"));
+        assertEquals(Manifest.MAX_CALLERS, Manifest.parse("profile p\nallow out a.b" + " caller=uid:1".repeat(Manifest.MAX_CALLERS) + "\n", "m")
+                .rules().get(0).callers().size());
+    }
+
+    @Test
+    void aGuestProcessIsCheckedAndNamesItsFacets() {
+        GuestProcess p = new GuestProcess(0xffffffffL, 0, 1, "/bin/sh");
+        assertEquals(List.of("uid:4294967295", "gid:0", "exe:/bin/sh"), p.facets());
+        assertThrows(IllegalArgumentException.class, () -> new GuestProcess(-1, 0, 0, ""));
+        assertThrows(IllegalArgumentException.class, () -> new GuestProcess(0, 1L << 32, 0, ""));
+        assertThrows(IllegalArgumentException.class, () -> new GuestProcess(0, 0, 1L << 32, ""));
+        assertThrows(IllegalArgumentException.class, () -> new GuestProcess(0, 0, 0, null));
+        assertThrows(IllegalArgumentException.class, () -> new GuestProcess(0, 0, 0, "/".repeat(GuestProcess.MAX_EXE_BYTES + 1)));
+        assertEquals("uid=1 gid=2 pid=3 exe=?", new GuestProcess(1, 2, 3, "").toString());
     }
 
     @Test

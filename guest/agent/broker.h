@@ -1,0 +1,29 @@
+/* broker.h - the System VM's Gemini broker (docs/gemini-protocol.md, "The
+ * System VM's broker"): Linux processes call host services through the agent,
+ * which tags each call with the caller's identity from the kernel and
+ * multiplexes them over the VM's one Gemini session. */
+#ifndef NXIA_BROKER_H
+#define NXIA_BROKER_H
+
+#include <poll.h>
+
+#define BROKER_SOCKET       "/run/nxia/gemini.sock"
+#define BROKER_HOST_PORT    1025u    /* the host's vsock port for this VM's Gemini session */
+#define BROKER_MAX_CLIENTS  32
+#define BROKER_MAX_FDS      (2 + BROKER_MAX_CLIENTS)
+
+/* Listens on path (mode 0666: the policy decides, not the file mode) and
+ * will reach the host at host_unix (tests) or, when NULL, vsock CID 2 port
+ * host_port, at the first client's HELLO. 0, or -1 with errno. */
+int broker_start(const char *path, const char *host_unix, unsigned host_port);
+
+/* Puts the broker's descriptors into pf (room for BROKER_MAX_FDS); returns how many. */
+int broker_fill(struct pollfd *pf);
+
+/* Serves what poll reported for the count descriptors broker_fill gave. */
+void broker_ready(const struct pollfd *pf, int count);
+
+/* Closes everything and removes the socket. */
+void broker_stop(void);
+
+#endif

@@ -1,0 +1,295 @@
+package org.nxia.gemini.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Hashtable;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nxia.gemini.api.CallContext;
+import org.nxia.gemini.api.ErrorCode;
+import org.nxia.gemini.api.GeminiSession;
+import org.nxia.lsm.policy.api.AuditEntry;
+import org.nxia.lsm.policy.api.GuestProcess;
+import org.nxia.lsm.policy.internal.PolicyService;
+
+/**
+ * The real agent's Gemini broker, run as an ordinary process (as in the System VM, less the VM):
+ * Linux processes call a host service through it with nxia-call or raw frames; the host sees
+ * each caller's identity from the kernel, the policy decides by it, and a client that forges,
+ * floods, garbles or dies costs only itself.
+ */
+class GeminiBrokerTest {
+
+    /** The host service: upper-cases and remembers who asked; hold() waits until released or cancelled. */
+    public static final class Text {
+        final AtomicReference<GuestProcess> lastCaller = new AtomicReference<>();
+        final CountDownLatch release = new CountDownLatch(1);
+        final AtomicInteger holding = new AtomicInteger();
+        final AtomicInteger cancelled = new AtomicInteger();
+
+        public String upper(CallContext c, String s) {
+            lastCaller.set(c.process().orElse(null));
+            return s.toUpperCase(java.util.Locale.ROOT);
+        }
+
+        public String lower(String s) {
+            return s.toLowerCase(java.util.Locale.ROOT);
+        }
+
+        public String hold(CallContext c) throws InterruptedException {
+            holding.incrementAndGet();
+            try {
+                if (!release.await(20, TimeUnit.SECONDS)) {
+                    return "not released";
+                }
+                return "released";
+            } catch (InterruptedException e) {
+                cancelled.incrementAndGet();
+                throw e;
+            } finally {
+                holding.decrementAndGet();
+            }
+        }
+    }
+
+    @TempDir
+    Path dir;
+
+    private final Text text = new Text();
+    private final PolicyService policy = new PolicyService();
+    private final List<GeminiSession> sessions = new ArrayList<>();
+    private GeminiImpl gemini;
+    private ServerSocketChannel host;
+    private Thread acceptor;
+    private Process agent;
+    private Path broker;
+    private Path nxiaCall;
+
+    private static Path built(String name) {
+        Path p = Path.of(System.getProperty("nxia.agent.dir", "../guest/agent/target")).resolve(name);
+        assertTrue(Files.isExecutable(p), p + " is not built (make -C guest/agent)");
+        return p;
+    }
+
+    @BeforeEach
+    void start() throws Exception {
+        Hashtable<String, Object> config = new Hashtable<>();
+        config.put("manifest", "profile sys\n"
+                + "allow out text.upper caller=uid:" + uid() + "\n"
+                + "allow out text.lower caller=exe:/usr/libexec/*\n"
+                + "allow out text.hold\n");
+        policy.updated("m", config);
+        gemini = new GeminiImpl(policy, Map.of("text", text), Map.of());
+        Path hostSocket = dir.resolve("host.sock");
+        host = ServerSocketChannel.open(StandardProtocolFamily.UNIX).bind(UnixDomainSocketAddress.of(hostSocket));
+        acceptor = Thread.ofPlatform().daemon().name("test-host-listener").start(() -> {
+            try {
+                while (true) { // the broker connects again after a session ends
+                    SocketChannel ch = host.accept();
+                    synchronized (sessions) {
+                        sessions.add(gemini.openBroker(ch, "sys", "vm-linux"));
+                    }
+                }
+            } catch (IOException | IllegalStateException e) {
+                // closed at the end of the test
+            }
+        });
+        broker = dir.resolve("gemini.sock");
+        nxiaCall = built("nxia-call").toRealPath();
+        agent = new ProcessBuilder(built("nxia-agent").toString(), "--unix", dir.resolve("ctl.sock").toString(),
+                "--secret", "00112233445566778899aabbccddeeff", "--broker", broker.toString(), "--gemini-unix", hostSocket.toString())
+                .redirectErrorStream(true).redirectOutput(dir.resolve("agent.log").toFile()).start();
+        long end = System.nanoTime() + 10_000_000_000L;
+        while (!Files.exists(broker) && System.nanoTime() < end) {
+            Thread.sleep(10);
+        }
+        assertTrue(Files.exists(broker), "the agent made no broker socket: " + log());
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        text.release.countDown();
+        agent.destroy();
+        agent.waitFor(5, TimeUnit.SECONDS);
+        host.close();
+        gemini.deactivate();
+    }
+
+    private String log() throws IOException {
+        Path l = dir.resolve("agent.log");
+        return Files.exists(l) ? Files.readString(l) : "";
+    }
+
+    private static long uid() throws IOException {
+        return ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).longValue();
+    }
+
+    record Run(int status, String out, String err, long pid) {
+    }
+
+    private Run nxiaCall(String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(nxiaCall.toString()));
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().put("NXIA_GEMINI_SOCKET", broker.toString());
+        Process p = pb.start();
+        p.getOutputStream().close();
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS), "nxia-call did not end");
+        return new Run(p.exitValue(), new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8),
+                new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8), p.pid());
+    }
+
+    @Test
+    void aProcessCallsTheHostWithNxiaCallAndTheHostKnowsWhichProcess() throws Exception {
+        Run r = nxiaCall("text", "upper", "hello from linux");
+        assertEquals(0, r.status(), r.err() + log());
+        assertEquals("HELLO FROM LINUX\n", r.out());
+        GuestProcess who = text.lastCaller.get();
+        assertEquals(new GuestProcess(uid(), who.gid(), r.pid(), nxiaCall.toString()), who, "the kernel's word, not the client's");
+
+        Run denied = nxiaCall("text", "lower", "X");
+        assertEquals(64 + ErrorCode.DENIED.wire(), denied.status(), denied.err());
+        assertTrue(denied.err().startsWith("nxia-call: DENIED: "), denied.err());
+        AuditEntry e = policy.audit(10).getLast();
+        assertEquals("lower", e.request().method());
+        assertEquals(new GuestProcess(uid(), who.gid(), denied.pid(), nxiaCall.toString()), e.request().process(),
+                "the audit log says which process was denied");
+
+        Run noService = nxiaCall("nope", "x");
+        assertEquals(64 + ErrorCode.DENIED.wire(), noService.status(), "the policy answers before the lookup: " + noService.err());
+        Run usage = nxiaCall("only-one-word");
+        assertEquals(2, usage.status());
+        assertTrue(usage.err().startsWith("usage: nxia-call"), usage.err());
+        Run badArg = nxiaCall("text", "upper", "i32:x");
+        assertEquals(2, badArg.status());
+        assertTrue(badArg.err().contains("not a 32-bit integer"), badArg.err());
+        assertEquals(1, sessions.size(), "one Gemini session for all the VM's processes");
+    }
+
+    /** A raw client of the broker: frames in the stream framing. */
+    private final class Client implements AutoCloseable {
+        final SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(broker));
+
+        Client() throws IOException {
+        }
+
+        void send(byte[] frame) throws IOException {
+            ByteBuffer b = ByteBuffer.allocate(4 + frame.length).order(ByteOrder.LITTLE_ENDIAN).putInt(frame.length).put(frame).flip();
+            while (b.hasRemaining()) {
+                ch.write(b);
+            }
+        }
+
+        Client hello() throws IOException {
+            send(Wire.encode(new Wire.Hello(1, 1, "raw", new byte[0])));
+            String w = next();
+            assertTrue(w.startsWith("WELCOME id=0 version=1 max_frame=24576 session="), w);
+            return this;
+        }
+
+        String next() throws IOException {
+            ByteBuffer len = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
+            if (!read(len)) {
+                return "EOF";
+            }
+            ByteBuffer f = ByteBuffer.allocate(len.flip().getInt());
+            if (!read(f)) {
+                return "EOF";
+            }
+            return Wire.text(Wire.decode(f.array(), f.capacity()));
+        }
+
+        private boolean read(ByteBuffer b) throws IOException {
+            while (b.hasRemaining()) {
+                if (ch.read(b) < 0) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        @Override
+        public void close() throws IOException {
+            ch.close();
+        }
+    }
+
+    private static byte[] upper(long id, String s) {
+        return Wire.encode(new Wire.Call(id, "text", "upper", List.of(), List.of(s)));
+    }
+
+    @Test
+    void aClientCannotNameAnotherCallerOrSkipHelloAndGarbageCostsOnlyItsConnection() throws Exception {
+        try (Client forger = new Client()) {
+            forger.send(upper(1, "x"));
+            assertEquals("ERROR id=1 code=3 message=\"say HELLO first\"", forger.next());
+            forger.hello();
+            byte[] forged = Wire.encode(new Wire.Call(2, "text", "upper", List.of(), List.of("x"), new GuestProcess(0, 0, 1, "/sbin/init")));
+            forger.send(forged);
+            String refused = forger.next();
+            assertTrue(refused.startsWith("ERROR id=2 code=1 message=\"bad version, flags or reserved bytes"), refused);
+            forger.send(upper(3, "still here"));
+            assertEquals("RETURN id=3 value=str:\"STILL HERE\"", forger.next(), "the connection survives a refused frame");
+            assertEquals(ProcessHandle.current().pid(), text.lastCaller.get().pid(), "the host saw this process, not the forged one");
+        }
+        try (Client garbage = new Client(); Client bystander = new Client().hello()) {
+            garbage.send(new byte[0]); // a frame shorter than a header: the stream is out of step
+            assertEquals("ERROR id=0 code=1 message=\"a frame must be 16 to 24576 bytes: the stream is out of step\"", garbage.next());
+            assertEquals("EOF", garbage.next());
+            bystander.send(upper(7, "unharmed"));
+            assertEquals("RETURN id=7 value=str:\"UNHARMED\"", bystander.next());
+        }
+    }
+
+    @Test
+    void aFloodingProcessIsBoundedAndAProcessThatDiesHasItsCallsCancelled() throws Exception {
+        try (Client flooder = new Client().hello(); Client other = new Client().hello()) {
+            for (int i = 1; i <= 17; i++) {
+                flooder.send(Wire.encode(new Wire.Call(i, "text", "hold", List.of(), List.of())));
+            }
+            assertEquals("ERROR id=17 code=14 message=\"16 calls of this process are in flight\"", flooder.next());
+            flooder.send(Wire.encode(new Wire.Call(3, "text", "hold", List.of(), List.of())));
+            assertTrue(flooder.next().startsWith("ERROR id=3 code=1"), "a client's ids are unique in flight");
+            long end = System.nanoTime() + 10_000_000_000L;
+            while (text.holding.get() < 16 && System.nanoTime() < end) {
+                Thread.sleep(10);
+            }
+            assertEquals(16, text.holding.get());
+            other.send(upper(1, "other process"));
+            assertEquals("RETURN id=1 value=str:\"OTHER PROCESS\"", other.next(), "another process still gets through");
+            flooder.close(); // the process died: the broker cancels its calls at the host
+            while (text.holding.get() > 0 && System.nanoTime() < end) {
+                Thread.sleep(10);
+            }
+            assertEquals(0, text.holding.get(), "no call of the dead process is left running");
+            assertEquals(16, text.cancelled.get());
+        }
+        GeminiSession s = sessions.getFirst();
+        s.close("the host ends the session");
+        Run again = nxiaCall("text", "upper", "after");
+        assertEquals(0, again.status(), "the broker connects again for the next call: " + again.err() + log());
+        assertEquals("AFTER\n", again.out());
+        assertEquals(2, sessions.size());
+    }
+}
