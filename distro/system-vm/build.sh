@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The System VM image: a small kernel from Debian's linux-source-6.12 with kernel.config merged over
-# tinyconfig, and an initramfs of Debian's static busybox with the control agent as /init.
+# tinyconfig, and an initramfs of Debian's static busybox with the control agent as /init and
+# nxia-call (host calls from a shell, through the agent's Gemini broker) as /usr/bin/nxia-call.
 #
 #   build.sh build   build the image for the current inputs (seconds when cached)
 #   build.sh info    what the image for the current inputs is (kernel, config hash, sizes, path)
@@ -33,6 +34,7 @@ inputs() {
   if [ -f "$BUSYBOX" ]; then sha256sum < "$BUSYBOX"; else echo "no busybox"; fi
   if [ -d "$AGENT" ]; then
     (cd "$AGENT" && find . -type f -not -path './target/*' -not -path './build/*' -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)
+    (cd "$AGENT/../kit" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)   # nxia-call's codec
   fi
 }
 key() { inputs | sha256sum | cut -c1-16; }
@@ -110,7 +112,7 @@ static() { ! readelf -l "$1" 2>/dev/null | grep -q INTERP; }
 
 # newc cpio written by the kernel's own gen_init_cpio: device nodes and owners without root.
 make_initramfs() {  # make_initramfs OUT-DIR
-  local out="$1" init list gen="$OBJ/gen_init_cpio"
+  local out="$1" init call="" list gen="$OBJ/gen_init_cpio"
   [ -x "$BUSYBOX" ] && static "$BUSYBOX" || die "$BUSYBOX is not a static busybox (apt-get install busybox-static)"
   if [ -d "$AGENT" ]; then
     say "[4/5] initramfs: busybox + nxia-agent (make -C guest/agent)"
@@ -118,6 +120,8 @@ make_initramfs() {  # make_initramfs OUT-DIR
     init="$(find "$AGENT" -type f -name nxia-agent -perm -u+x -print -quit)"
     [ -n "$init" ] || die "make -C guest/agent made no nxia-agent"
     static "$init" || die "$init is not statically linked"
+    call="$AGENT/target/nxia-call"
+    [ -x "$call" ] && static "$call" || die "make -C guest/agent made no static nxia-call"
   else
     say "[4/5] initramfs: busybox + placeholder /init (guest/agent does not exist yet)"
     init="$HERE/init-placeholder"
@@ -133,6 +137,7 @@ make_initramfs() {  # make_initramfs OUT-DIR
       [ "$applet" = bin/busybox ] || echo "slink /$applet /bin/busybox 0777 0 0"
     done
     echo "file /init $init 0755 0 0"
+    [ -z "$call" ] || echo "file /usr/bin/nxia-call $call 0755 0 0"
   } > "$list"
   # A fixed timestamp keeps the archive the same for the same inputs.
   "$gen" -t 0 "$list" | gzip -9n > "$out/initramfs.cpio.gz"

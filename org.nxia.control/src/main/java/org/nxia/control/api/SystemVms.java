@@ -22,6 +22,21 @@ public interface SystemVms {
     String VM_ID = "nxia.vm.id";
     /** Service property of a registered {@link AgentSession}: the agent's own description. */
     String AGENT = "nxia.agent";
+    /**
+     * Service property of a registered {@link AgentSession}: the host end of the VM's vsock
+     * device, a Unix socket path; a guest connection to host port P reaches {@code <path>_P}
+     * (docs/vsock.md). The Gemini bundle serves the VM's broker on port 1025 there.
+     *
+     * @since 1.4
+     */
+    String VSOCK_UDS = "nxia.vsock.uds";
+    /**
+     * Service property of a registered {@link AgentSession}: the name of the VM's profile, whose
+     * manifest governs its calls.
+     *
+     * @since 1.4
+     */
+    String PROFILE = "nxia.profile";
     /** The vsock port the agent listens on. */
     int AGENT_PORT = 1024;
 

@@ -295,6 +295,8 @@ public final class SystemVmLauncher implements SystemVms {
             Dictionary<String, Object> props = new Hashtable<>();
             props.put(VM_ID, vm.id());
             props.put(AGENT, session.agent());
+            props.put(VSOCK_UDS, uds.toString());
+            props.put(PROFILE, profile.name());
             registration = context.registerService(AgentSession.class, session, props);
         }
 

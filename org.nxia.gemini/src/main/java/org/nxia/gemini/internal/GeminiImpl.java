@@ -179,6 +179,7 @@ public final class GeminiImpl implements Gemini {
             onClosed.run();
         }), tokens, true, timer, referenceThreshold);
         if (vmId != null && byVm.putIfAbsent(vmId, s) != null) {
+            transport.close(); // its threads (a stream's reader and writer) end with it
             throw new IllegalStateException(vmId + " already has a Gemini session");
         }
         sessions.put(id, s);

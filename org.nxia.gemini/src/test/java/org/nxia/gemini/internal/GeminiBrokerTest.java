@@ -1,14 +1,13 @@
 package org.nxia.gemini.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
-import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -78,10 +77,8 @@ class GeminiBrokerTest {
 
     private final Text text = new Text();
     private final PolicyService policy = new PolicyService();
-    private final List<GeminiSession> sessions = new ArrayList<>();
     private GeminiImpl gemini;
-    private ServerSocketChannel host;
-    private Thread acceptor;
+    private SystemVmBrokers.Listener listener;
     private Process agent;
     private Path broker;
     private Path nxiaCall;
@@ -102,19 +99,7 @@ class GeminiBrokerTest {
         policy.updated("m", config);
         gemini = new GeminiImpl(policy, Map.of("text", text), Map.of());
         Path hostSocket = dir.resolve("host.sock");
-        host = ServerSocketChannel.open(StandardProtocolFamily.UNIX).bind(UnixDomainSocketAddress.of(hostSocket));
-        acceptor = Thread.ofPlatform().daemon().name("test-host-listener").start(() -> {
-            try {
-                while (true) { // the broker connects again after a session ends
-                    SocketChannel ch = host.accept();
-                    synchronized (sessions) {
-                        sessions.add(gemini.openBroker(ch, "sys", "vm-linux"));
-                    }
-                }
-            } catch (IOException | IllegalStateException e) {
-                // closed at the end of the test
-            }
-        });
+        listener = new SystemVmBrokers(gemini).listen("vm-linux", "sys", hostSocket); // as for a running System VM
         broker = dir.resolve("gemini.sock");
         nxiaCall = built("nxia-call").toRealPath();
         agent = new ProcessBuilder(built("nxia-agent").toString(), "--unix", dir.resolve("ctl.sock").toString(),
@@ -132,7 +117,7 @@ class GeminiBrokerTest {
         text.release.countDown();
         agent.destroy();
         agent.waitFor(5, TimeUnit.SECONDS);
-        host.close();
+        listener.close();
         gemini.deactivate();
     }
 
@@ -184,7 +169,7 @@ class GeminiBrokerTest {
         Run badArg = nxiaCall("text", "upper", "i32:x");
         assertEquals(2, badArg.status());
         assertTrue(badArg.err().contains("not a 32-bit integer"), badArg.err());
-        assertEquals(1, sessions.size(), "one Gemini session for all the VM's processes");
+        assertEquals(1, gemini.sessions().size(), "one Gemini session for all the VM's processes");
     }
 
     /** A raw client of the broker: frames in the stream framing. */
@@ -285,11 +270,30 @@ class GeminiBrokerTest {
             assertEquals(0, text.holding.get(), "no call of the dead process is left running");
             assertEquals(16, text.cancelled.get());
         }
-        GeminiSession s = sessions.getFirst();
-        s.close("the host ends the session");
+        GeminiSession first = gemini.sessionOfVm("vm-linux").orElseThrow();
+        first.close("the host ends the session");
         Run again = nxiaCall("text", "upper", "after");
         assertEquals(0, again.status(), "the broker connects again for the next call: " + again.err() + log());
         assertEquals("AFTER\n", again.out());
-        assertEquals(2, sessions.size());
+        GeminiSession second = gemini.sessionOfVm("vm-linux").orElseThrow();
+        assertTrue(second.id() != first.id() && second.isOpen());
+    }
+
+    @Test
+    void theVmsListenerTakesOneSessionAtATimeAndItsEndEndsTheSession() throws Exception {
+        assertEquals(0, nxiaCall("text", "upper", "x").status());
+        GeminiSession s = gemini.sessionOfVm("vm-linux").orElseThrow();
+        try (SocketChannel second = SocketChannel.open(UnixDomainSocketAddress.of(dir.resolve("host.sock")))) {
+            second.configureBlocking(true);
+            assertEquals(-1, second.read(ByteBuffer.allocate(1)), "a second connection of the VM is closed: one session per VM");
+        }
+        assertTrue(s.isOpen(), "the open session is kept");
+        listener.close(); // the System VM stopped
+        assertFalse(s.isOpen());
+        assertFalse(listener.listening());
+        assertFalse(Files.exists(dir.resolve("host.sock")), "the socket goes with the VM");
+        Run after = nxiaCall("text", "upper", "x");
+        assertEquals(64 + ErrorCode.CLOSED.wire(), after.status(), after.err());
+        assertTrue(after.err().contains("cannot reach the host's Gemini listener"), after.err());
     }
 }
