@@ -8,8 +8,14 @@
  * u32 pid, str exe), and hands the host's RETURN and ERROR back to the
  * client that called, under the client's id. The identity comes from the
  * kernel when the client connects (SO_PEERCRED, /proc/PID/exe), never from
- * the client. Everything a client sends is checked before use; a client that
- * misbehaves loses its connection, never the agent or the other clients. */
+ * the client.
+ *
+ * The other way, a client serves functions to the host: it calls the
+ * broker's own service "broker", method "export" (service, method), and the
+ * broker forwards the host's CALLs of that function to it under ids of its
+ * own, and its RETURN or ERROR back to the host. Everything a client sends is
+ * checked before use; a client that misbehaves loses its connection, never
+ * the agent or the other clients. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -32,9 +38,13 @@
 #define MAX_CALLS_CLIENT 16       /* in flight, one client: one process cannot take them all */
 #define OUT_CAP          (2 * (4 + GM_MAX_FRAME))  /* queued for a client that reads slowly */
 #define HOST_TIMEOUT_S   2        /* connect, HELLO/WELCOME and each send to the host */
+#define MAX_EXPORTS      64       /* functions served to the host, all clients */
+#define MAX_SERVED       64       /* host calls in flight to serving clients */
+#define MAX_NAME         64u
 
 enum { HELLO = 1, WELCOME, CALL, RETURN, ERROR, CANCEL, CLOSE };
-enum { E_BAD_FRAME = 1, E_VERSION = 2, E_AUTH = 3, E_NO_SERVICE = 4, E_CLOSED = 12, E_BUSY = 14 };
+enum { E_BAD_FRAME = 1, E_VERSION = 2, E_AUTH = 3, E_NO_SERVICE = 4, E_BAD_ARGS = 6, E_CANCELLED = 10, E_CLOSED = 12, E_BUSY = 14 };
+enum { T_NULL = 0, T_STR = 5 };
 #define F_CALLER 1u
 
 struct client {
@@ -56,6 +66,24 @@ struct call {
     uint64_t client_id, host_id;
 };
 
+/* A function a client serves to the host. */
+struct export {
+    struct client *client;        /* NULL: free */
+    unsigned gen;
+    uint32_t service_len, method_len;
+    uint8_t service[MAX_NAME], method[MAX_NAME];
+};
+
+/* A host call in flight to the client serving it. */
+struct served {
+    struct client *client;        /* NULL: free */
+    unsigned gen;
+    uint64_t host_id, client_id;
+};
+
+static struct export exports[MAX_EXPORTS];
+static struct served served[MAX_SERVED];
+static uint64_t next_client_id;
 static struct client clients[BROKER_MAX_CLIENTS];
 static struct call calls[MAX_CALLS];
 static unsigned client_gen;
@@ -138,6 +166,22 @@ static void error_to_client(struct client *c, uint64_t id, uint16_t code, const 
 }
 
 static int to_host(const uint8_t *b, uint32_t n);
+static void client_call_host(struct client *c, const uint8_t *f, uint32_t len, uint64_t id);
+
+static void error_to_host(uint64_t id, uint16_t code, const char *msg)
+{
+    uint32_t m = (uint32_t)strlen(msg), len = GM_HEADER + 2 + 4 + m;
+    uint8_t b[4 + GM_HEADER + 6 + 256];
+
+    if (m > 256 || host_fd < 0)
+        return;
+    put32(b, len);
+    header(b + 4, ERROR, 0, id);
+    put16(b + 4 + GM_HEADER, code);
+    put32(b + 4 + GM_HEADER + 2, m);
+    memcpy(b + 4 + GM_HEADER + 6, msg, m);
+    to_host(b, 4 + len);
+}
 
 static struct call *find_call(struct client *c, uint64_t client_id)
 {
@@ -169,6 +213,16 @@ static void drop_client(struct client *c)
                 to_host(b, sizeof b);
             free_call(&calls[i]);
         }
+    for (int i = 0; i < MAX_SERVED; i++)
+        if (served[i].client == c && served[i].gen == c->gen) {
+            char msg[80];
+            snprintf(msg, sizeof msg, "the serving process (pid %u) ended", c->pid);
+            served[i].client = NULL;
+            error_to_host(served[i].host_id, E_CLOSED, msg);
+        }
+    for (int i = 0; i < MAX_EXPORTS; i++)
+        if (exports[i].client == c)
+            exports[i].client = NULL;
     close(c->fd);
     c->fd = -1;
     c->gen = ++client_gen;
@@ -185,6 +239,18 @@ static void drop_host(const char *why)
     host_fd = -1;
     host_rlen = 0;
     snprintf(msg, sizeof msg, "the host's Gemini session ended: %s", why);
+    for (int i = 0; i < MAX_SERVED; i++)    /* no one is left to answer: the serving clients are told to stop */
+        if (served[i].client) {
+            struct client *c = served[i].client;
+            uint8_t b[4 + GM_HEADER];
+            int live = c->gen == served[i].gen && c->fd >= 0;
+            served[i].client = NULL;
+            if (live) {
+                put32(b, GM_HEADER);
+                header(b + 4, CANCEL, 0, served[i].client_id);
+                to_client(c, b, sizeof b);
+            }
+        }
     for (int i = 0; i < MAX_CALLS; i++)
         if (calls[i].client) {
             struct client *c = calls[i].client;
@@ -313,7 +379,132 @@ static void client_hello(struct client *c, const uint8_t *f, uint32_t len)
     to_client(c, w, sizeof w);
 }
 
+/* Reads a `str` at *off of a body of n bytes: its bytes in place. 0, or -1 if it does not fit. */
+static int rd_str(const uint8_t *b, uint32_t n, uint32_t *off, const uint8_t **s, uint32_t *len, uint32_t max)
+{
+    if (n - *off < 4)
+        return -1;
+    *len = get32(b + *off);
+    if (*len > max || *len > n - *off - 4)
+        return -1;
+    *s = b + *off + 4;
+    *off += 4 + *len;
+    return 0;
+}
+
+static int name_ok(const uint8_t *s, uint32_t n)
+{
+    if (n < 1 || n > MAX_NAME)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '_' || s[i] == '.' || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+static struct export *find_export(const uint8_t *svc, uint32_t sl, const uint8_t *m, uint32_t ml)
+{
+    for (int i = 0; i < MAX_EXPORTS; i++) {
+        struct export *e = &exports[i];
+        if (e->client && e->client->gen == e->gen && e->service_len == sl && e->method_len == ml &&
+            !memcmp(e->service, svc, sl) && !memcmp(e->method, m, ml))
+            return e;
+    }
+    return NULL;
+}
+
+/* The broker's own service: broker.export(str service, str method) makes the
+ * client the server of that function for the host. Answered here, never forwarded. */
+static void broker_service(struct client *c, const uint8_t *body, uint32_t n, uint32_t off, const uint8_t *m, uint32_t ml, uint64_t id)
+{
+    const uint8_t *svc, *fn;
+    uint32_t sl, fl;
+    uint8_t ret[4 + GM_HEADER + 1];
+    struct export *free_slot = NULL, *e;
+    int mine = 0;
+
+    if (ml != 6 || memcmp(m, "export", 6)) {
+        error_to_client(c, id, E_NO_SERVICE, "the broker's service has one method: export(service, method)");
+        return;
+    }
+    if (n - off < 1 || n - off - 1 < 16u * body[off]) {
+        error_to_client(c, id, E_BAD_FRAME, "the CALL ends early");
+        return;
+    }
+    off += 1 + 16u * body[off];    /* tokens: the broker's service takes none */
+    if (n - off < 2 || get16(body + off) != 2) {
+        error_to_client(c, id, E_BAD_ARGS, "broker.export takes two strings: service, method");
+        return;
+    }
+    off += 2;
+    if (n - off < 1 || body[off++] != T_STR || rd_str(body, n, &off, &svc, &sl, MAX_NAME) ||
+        n - off < 1 || body[off++] != T_STR || rd_str(body, n, &off, &fn, &fl, MAX_NAME) || off != n) {
+        error_to_client(c, id, E_BAD_ARGS, "broker.export takes two strings: service, method");
+        return;
+    }
+    if (!name_ok(svc, sl) || !name_ok(fn, fl) || (sl == 6 && !memcmp(svc, "broker", 6))) {
+        error_to_client(c, id, E_BAD_ARGS, "a service and a method are 1 to 64 of A-Z a-z 0-9 _ . - (and not 'broker')");
+        return;
+    }
+    if ((e = find_export(svc, sl, fn, fl)) != NULL) {
+        error_to_client(c, id, E_BUSY, e->client == c ? "this process already serves it" : "another process serves it");
+        return;
+    }
+    for (int i = 0; i < MAX_EXPORTS; i++) {
+        if (!exports[i].client || exports[i].client->gen != exports[i].gen)
+            free_slot = free_slot ? free_slot : &exports[i];
+        else if (exports[i].client == c)
+            mine++;
+    }
+    if (!free_slot || mine >= MAX_CALLS_CLIENT) {
+        error_to_client(c, id, E_BUSY, "64 functions are served in this VM (16 per process)");
+        return;
+    }
+    *free_slot = (struct export){.client = c, .gen = c->gen, .service_len = sl, .method_len = fl};
+    memcpy(free_slot->service, svc, sl);
+    memcpy(free_slot->method, fn, fl);
+    put32(ret, GM_HEADER + 1);
+    header(ret + 4, RETURN, 0, id);
+    ret[4 + GM_HEADER] = T_NULL;
+    to_client(c, ret, sizeof ret);
+}
+
+/* A client's answer to a host call it serves goes back under the host's id. */
+static void client_answer(struct client *c, uint8_t *f, uint32_t len, uint64_t id)
+{
+    for (int i = 0; i < MAX_SERVED; i++) {
+        struct served *s = &served[i];
+        if (s->client == c && s->gen == c->gen && s->client_id == id) {
+            s->client = NULL;
+            if (host_fd >= 0) {
+                put64(f + 8, s->host_id);
+                to_host(f - 4, 4 + len);
+            }
+            return;
+        }
+    }
+    /* an answer to a call the host cancelled, or to none: dropped */
+}
+
 static void client_call(struct client *c, const uint8_t *f, uint32_t len, uint64_t id)
+{
+    const uint8_t *svc, *m;
+    uint32_t sl, ml, off = 0;
+
+    if (rd_str(f + GM_HEADER, len - GM_HEADER, &off, &svc, &sl, MAX_NAME) ||
+        rd_str(f + GM_HEADER, len - GM_HEADER, &off, &m, &ml, MAX_NAME)) {
+        error_to_client(c, id, E_BAD_FRAME, "a CALL starts with its service and method names");
+        return;
+    }
+    if (sl == 6 && !memcmp(svc, "broker", 6)) {
+        broker_service(c, f + GM_HEADER, len - GM_HEADER, off, m, ml, id);
+        return;
+    }
+    client_call_host(c, f, len, id);
+}
+
+static void client_call_host(struct client *c, const uint8_t *f, uint32_t len, uint64_t id)
 {
     const char *why;
     struct call *k = NULL;
@@ -353,7 +544,7 @@ static void client_call(struct client *c, const uint8_t *f, uint32_t len, uint64
     to_host(frame, 4 + out);    /* on failure drop_host failed this call too */
 }
 
-static void client_frame(struct client *c, const uint8_t *f, uint32_t len)
+static void client_frame(struct client *c, uint8_t *f, uint32_t len)
 {
     uint8_t type = f[0];
     uint64_t id = get64(f + 8);
@@ -385,11 +576,15 @@ static void client_frame(struct client *c, const uint8_t *f, uint32_t len)
         }
         break;
     }
+    case RETURN:
+    case ERROR:
+        client_answer(c, f, len, id);
+        break;
     case CLOSE:
         drop_client(c);
         break;
-    default:    /* RETURN/ERROR answer host calls, and this broker serves none yet */
-        error_to_client(c, id, E_BAD_FRAME, "the broker takes HELLO, CALL, CANCEL and CLOSE");
+    default:
+        error_to_client(c, id, E_BAD_FRAME, "the broker takes HELLO, CALL, RETURN, ERROR, CANCEL and CLOSE");
     }
 }
 
@@ -424,6 +619,38 @@ static void client_readable(struct client *c)
     }
 }
 
+/* A host call of a function a client serves: forwarded under an id of the
+ * client's connection; the client's answer comes back through client_answer. */
+static void host_call(uint8_t *f, uint32_t len, uint64_t id)
+{
+    const uint8_t *svc, *m;
+    uint32_t sl, ml, off = 0;
+    struct export *e;
+    struct served *slot = NULL;
+
+    if (rd_str(f + GM_HEADER, len - GM_HEADER, &off, &svc, &sl, MAX_NAME) ||
+        rd_str(f + GM_HEADER, len - GM_HEADER, &off, &m, &ml, MAX_NAME)) {
+        error_to_host(id, E_BAD_FRAME, "a CALL starts with its service and method names");
+        return;
+    }
+    if ((e = find_export(svc, sl, m, ml)) == NULL || e->client->fd < 0) {
+        error_to_host(id, E_NO_SERVICE, "no process in this System VM serves that function (nxia-serve, broker.export)");
+        return;
+    }
+    for (int i = 0; i < MAX_SERVED && !slot; i++)
+        if (!served[i].client)
+            slot = &served[i];
+    if (!slot) {
+        error_to_host(id, E_BUSY, "64 host calls are in flight to this VM's processes");
+        return;
+    }
+    if (++next_client_id == 0)
+        next_client_id = 1;
+    *slot = (struct served){.client = e->client, .gen = e->gen, .host_id = id, .client_id = next_client_id};
+    put64(f + 8, next_client_id);
+    to_client(e->client, f - 4, 4 + len);
+}
+
 static void host_frame(uint8_t *f, uint32_t len)
 {
     uint64_t id = get64(f + 8);
@@ -446,21 +673,32 @@ static void host_frame(uint8_t *f, uint32_t len)
             break;
         }
         break;
-    case CALL: {    /* host-to-Linux calls come with issue 13 §4 */
-        uint8_t b[4 + GM_HEADER + 6 + 80];
-        static const char m[] = "this System VM serves no functions to the host yet";
-        put32(b, GM_HEADER + 6 + sizeof m - 1);
-        header(b + 4, ERROR, 0, id);
-        put16(b + 4 + GM_HEADER, E_NO_SERVICE);
-        put32(b + 4 + GM_HEADER + 2, sizeof m - 1);
-        memcpy(b + 4 + GM_HEADER + 6, m, sizeof m - 1);
-        to_host(b, 4 + GM_HEADER + 6 + sizeof m - 1);
+    case CALL:
+        host_call(f, len, id);
         break;
-    }
+    case CANCEL:
+        for (int i = 0; i < MAX_SERVED; i++) {
+            struct served *s = &served[i];
+            if (!s->client || s->host_id != id)
+                continue;
+            struct client *c = s->client;
+            int live = c->gen == s->gen && c->fd >= 0;
+            uint64_t client_id = s->client_id;
+            s->client = NULL;    /* answered here, so a client that ignores CANCEL holds no slot */
+            error_to_host(id, E_CANCELLED, "cancelled by the caller");
+            if (live) {
+                uint8_t b[4 + GM_HEADER];
+                put32(b, GM_HEADER);
+                header(b + 4, CANCEL, 0, client_id);
+                to_client(c, b, sizeof b);
+            }
+            break;
+        }
+        break;
     case CLOSE:
         drop_host("the host closed it");
         break;
-    default:    /* CANCEL of a host call (none), a stray WELCOME: nothing to do */
+    default:    /* a stray WELCOME: nothing to do */
         break;
     }
 }

@@ -26,7 +26,10 @@ public final class GeminiCommands {
         this.gemini = (GeminiImpl) gemini;
     }
 
-    /** gemini:sessions — open sessions, with the Portal region their by-reference arguments use. */
+    /**
+     * gemini:sessions — open sessions, with the Portal region their by-reference arguments use and,
+     * for a System VM's broker session, the processes that called through it.
+     */
     public String sessions() {
         List<GeminiSession> all = gemini.sessions();
         if (all.isEmpty()) {
@@ -38,6 +41,9 @@ public final class GeminiCommands {
             s.append(String.format("%-8d %-10s %-20s %-16s %-12d %-8d %s%n", g.id(), g.vmId() == null ? "-" : g.vmId(), g.peer(),
                     g.profile(), g.outstanding(), g.tokens().stream().filter(t -> !t.revoked()).count(),
                     g.referenceRegion().orElse("-")));
+            if (g instanceof Session session && !session.callers().isEmpty()) {
+                s.append("         callers: ").append(String.join(", ", session.callers())).append('\n');
+            }
         }
         return s.toString();
     }

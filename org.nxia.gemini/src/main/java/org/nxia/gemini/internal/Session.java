@@ -49,6 +49,17 @@ import org.nxia.portal.api.Ref;
 final class Session implements GeminiSession {
     /** Incoming calls whose worker has not finished, cancelled ones included: the peer cannot have more. */
     static final int MAX_INCOMING = 64;
+    /** Distinct calling processes a broker session remembers for gemini:sessions; the least recent go first. */
+    static final int MAX_CALLERS_SHOWN = 8;
+
+    private final Map<String, Long> callers = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, Long> eldest) {
+            return size() > MAX_CALLERS_SHOWN;
+        }
+    };
     /** Spin this long on an empty transport (or a full one, sending) before sleeping on it (the fast path). */
     static final long SPIN_NANOS = 50_000;
     static final long SLEEP_NANOS = 1_000_000;
@@ -232,6 +243,12 @@ final class Session implements GeminiSession {
         if (c.process() != null && !handler.takesCallerIdentities()) {
             trySend(new Wire.Error(c.id(), ErrorCode.BAD_FRAME, "this session is no System VM broker's: a CALL may not name a caller process"));
             return;
+        }
+        if (c.process() != null) {
+            String who = "uid " + c.process().uid() + " " + (c.process().exe().isEmpty() ? "?" : c.process().exe());
+            synchronized (callers) {
+                callers.merge(who, 1L, Long::sum);
+            }
         }
         if (incoming.size() >= MAX_INCOMING) {
             trySend(new Wire.Error(c.id(), ErrorCode.BUSY, MAX_INCOMING + " calls already in flight"));
@@ -703,6 +720,15 @@ final class Session implements GeminiSession {
      */
     boolean awaitClosed(Duration limit) throws InterruptedException {
         return closed.await(limit.toNanos(), TimeUnit.NANOSECONDS);
+    }
+
+    /** The processes that called through this (broker) session, most recent last, with their call counts. */
+    List<String> callers() {
+        synchronized (callers) {
+            List<String> out = new java.util.ArrayList<>();
+            callers.forEach((who, n) -> out.add(who + " (" + n + ")"));
+            return out;
+        }
     }
 
     // ---- incoming call context ----

@@ -71,6 +71,16 @@ class BrokerSessionTest {
                 "a call naming no process has no uid to match");
         assertEquals(43, policy.audit(10).stream().filter(e -> e.request().process() != null).findFirst().orElseThrow().request().process().pid(),
                 "the audit log keeps who called");
+        String shown = new GeminiCommands(gemini).sessions();
+        assertTrue(shown.contains("\n         callers: uid 1000 /usr/bin/nxia-call (1), uid 0 /usr/bin/nxia-call (1)\n"),
+                "gemini:sessions names the processes that called, denied ones too: " + shown);
+        for (int i = 0; i < Session.MAX_CALLERS_SHOWN + 2; i++) {
+            raw[1].inject(Wire.encode(call(100 + i, new GuestProcess(2000 + i, 1, 1, "/bin/p"))));
+            SessionEdgeTest.next(raw[1]);
+        }
+        String bounded = new GeminiCommands(gemini).sessions();
+        assertEquals(Session.MAX_CALLERS_SHOWN, bounded.substring(bounded.indexOf("callers: ")).split(", ").length, bounded);
+        assertTrue(bounded.contains("uid 2009 /bin/p (1)\n") && !bounded.contains("uid 1000 "), "the least recent go first: " + bounded);
     }
 
     @Test

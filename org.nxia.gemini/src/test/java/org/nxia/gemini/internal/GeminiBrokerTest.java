@@ -1,6 +1,8 @@
 package org.nxia.gemini.internal;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -12,6 +14,7 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Hashtable;
 import java.util.List;
@@ -27,6 +30,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nxia.gemini.api.CallContext;
 import org.nxia.gemini.api.ErrorCode;
+import org.nxia.gemini.api.GeminiException;
 import org.nxia.gemini.api.GeminiSession;
 import org.nxia.lsm.policy.api.AuditEntry;
 import org.nxia.lsm.policy.api.GuestProcess;
@@ -95,7 +99,9 @@ class GeminiBrokerTest {
         config.put("manifest", "profile sys\n"
                 + "allow out text.upper caller=uid:" + uid() + "\n"
                 + "allow out text.lower caller=exe:/usr/libexec/*\n"
-                + "allow out text.hold\n");
+                + "allow out text.hold\n"
+                + "allow in shout.* caller=host\n"
+                + "allow in slow.*\n");
         policy.updated("m", config);
         gemini = new GeminiImpl(policy, Map.of("text", text), Map.of());
         Path hostSocket = dir.resolve("host.sock");
@@ -295,5 +301,68 @@ class GeminiBrokerTest {
         Run after = nxiaCall("text", "upper", "x");
         assertEquals(64 + ErrorCode.CLOSED.wire(), after.status(), after.err());
         assertTrue(after.err().contains("cannot reach the host's Gemini listener"), after.err());
+    }
+
+    private Process serve(String service, String method, String... program) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(built("nxia-serve").toString(), service, method));
+        cmd.addAll(List.of(program));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
+        pb.environment().put("NXIA_GEMINI_SOCKET", broker.toString());
+        Process p = pb.start();
+        String line = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8)).readLine();
+        assertEquals("serving " + service + "." + method, line);
+        return p;
+    }
+
+    @Test
+    void theHostCallsAProgramServedByALinuxProcessWithTimeoutsAndTheProcessesEnd() throws Exception {
+        Process shout = serve("shout", "it", "tr", "a-z", "A-Z");
+        Process slow = serve("slow", "it", "sleep", "30");
+        Process failing = serve("slow", "fails", "sh", "-c", "echo oops >&2; exit 3");
+        try {
+            GeminiSession s = gemini.sessionOfVm("vm-linux").orElseThrow();
+            Duration t = Duration.ofSeconds(10);
+            assertArrayEquals("HELLO".getBytes(StandardCharsets.UTF_8), (byte[]) s.call("shout", "it", t, "hello".getBytes(StandardCharsets.UTF_8)));
+            assertArrayEquals("ABC".getBytes(StandardCharsets.UTF_8), (byte[]) s.call("shout", "it", t, "abc"), "a string argument is its UTF-8");
+            assertArrayEquals(new byte[0], (byte[]) s.call("shout", "it", t));
+            GeminiException failed = assertThrows(GeminiException.class, () -> s.call("slow", "fails", t));
+            assertEquals(ErrorCode.FAILED, failed.code());
+            assertEquals("sh exited with 3: oops\n", failed.reason());
+            assertEquals(ErrorCode.BAD_ARGS, assertThrows(GeminiException.class, () -> s.call("shout", "it", t, 1L)).code());
+            assertEquals(ErrorCode.NO_SERVICE, assertThrows(GeminiException.class, () -> s.call("shout", "other", t)).code());
+            assertEquals(ErrorCode.DENIED, assertThrows(GeminiException.class, () -> s.call("text", "upper", t, "x")).code(),
+                    "the manifest decides which functions the host may call");
+
+            ProcessBuilder twinBuilder = new ProcessBuilder(built("nxia-serve").toString(), "shout", "it", "cat");
+            twinBuilder.environment().put("NXIA_GEMINI_SOCKET", broker.toString());
+            Process twin = twinBuilder.start();
+            assertTrue(twin.waitFor(10, TimeUnit.SECONDS));
+            assertEquals(64 + ErrorCode.BUSY.wire(), twin.exitValue(), "one process serves a function");
+
+            GeminiException timedOut = assertThrows(GeminiException.class, () -> s.call("slow", "it", Duration.ofMillis(300)));
+            assertEquals(ErrorCode.TIMEOUT, timedOut.code());
+            long end = System.nanoTime() + 10_000_000_000L;
+            while (slow.descendants().findAny().isPresent() && System.nanoTime() < end) {
+                Thread.sleep(10);
+            }
+            assertFalse(slow.descendants().findAny().isPresent(), "the cancelled call's program was killed");
+
+            java.util.concurrent.CompletableFuture<Object> pending = s.callAsync("slow", "it", List.of(), Duration.ofSeconds(30));
+            Thread.sleep(300);
+            long killed = System.nanoTime();
+            slow.destroyForcibly(); // the serving process dies mid-call
+            java.util.concurrent.ExecutionException e = assertThrows(java.util.concurrent.ExecutionException.class,
+                    () -> pending.get(10, TimeUnit.SECONDS));
+            GeminiException closed = (GeminiException) e.getCause();
+            assertEquals(ErrorCode.CLOSED, closed.code());
+            assertTrue(closed.reason().startsWith("the serving process (pid " + slow.pid() + ") ended"), closed.reason());
+            assertTrue(System.nanoTime() - killed < 5_000_000_000L, "failed promptly");
+            assertEquals(ErrorCode.NO_SERVICE, assertThrows(GeminiException.class, () -> s.call("slow", "it", t)).code(),
+                    "its functions went with it");
+        } finally {
+            shout.destroyForcibly();
+            slow.destroyForcibly();
+            failing.destroyForcibly();
+        }
     }
 }

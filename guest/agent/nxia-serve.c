@@ -1,0 +1,331 @@
+/* nxia-serve - serve a function to the host by running a program, through the
+ * agent's Gemini broker (docs/linux-vm.md, "Calling the host").
+ *
+ *   nxia-serve SERVICE METHOD PROGRAM [ARG...]
+ *
+ * For each host call of SERVICE.METHOD it runs PROGRAM with the call's one
+ * argument (a string or bytes; none: empty) as standard input and answers
+ * with its standard output as bytes when it exits 0, or FAILED with its exit
+ * status and the start of its standard error otherwise. Calls run one at a
+ * time; up to 16 wait their turn (BUSY beyond). A cancelled call's program is
+ * killed. Prints "serving SERVICE.METHOD" once the broker has taken the
+ * function; exits when the broker's connection ends (status 3) or on a
+ * refusal (64 + the Gemini error code). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "nxia_gemini.h"
+
+#define MAX_FRAME    32764u             /* what the broker may send */
+#define CLIENT_FRAME 24576u             /* what it takes */
+#define MAX_RESULT   (CLIENT_FRAME - NXIA_GM_HEADER - 5)
+#define MAX_QUEUED   16
+#define ERR_KEEP     512u
+
+static const char *const codes[] = {"OK", "BAD_FRAME", "VERSION", "AUTH", "NO_SERVICE", "NO_METHOD", "BAD_ARGS", "DENIED",
+                                    "TOKEN", "FAILED", "CANCELLED", "TIMEOUT", "CLOSED", "RATE_LIMITED", "BUSY", "BAD_REF"};
+static int sock = -1;
+static uint8_t in[4 + MAX_FRAME], out[4 + MAX_FRAME];
+static uint32_t in_len;                  /* bytes of in[] filled */
+static struct { uint64_t id; uint32_t len; uint8_t arg[MAX_FRAME]; } queue[MAX_QUEUED];
+static int q_head, q_count;
+static uint8_t result[MAX_RESULT + 1];
+static char err[ERR_KEEP + 1];
+static char **program;
+
+static _Noreturn void fail(int status, const char *msg)
+{
+    fprintf(stderr, "nxia-serve: %s\n", msg);
+    exit(status);
+}
+
+static void send_frame(const struct nxia_gm_frame *f)
+{
+    long n = nxia_gm_encode(f, out + 4, CLIENT_FRAME);
+
+    if (n < 0)
+        fail(3, "a frame did not encode");
+    out[0] = (uint8_t)n; out[1] = (uint8_t)(n >> 8); out[2] = (uint8_t)(n >> 16); out[3] = (uint8_t)(n >> 24);
+    for (size_t off = 0; off < (size_t)n + 4;) {
+        ssize_t w = write(sock, out + off, (size_t)n + 4 - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            fail(3, "the broker stopped taking frames");
+        off += (size_t)w;
+    }
+}
+
+static void answer_error(uint64_t id, uint16_t code, const char *msg)
+{
+    struct nxia_gm_frame e = {.type = NXIA_GM_ERROR, .id = id, .code = code,
+                              .message = (const uint8_t *)msg, .message_len = 0};
+    size_t n = strlen(msg);
+
+    e.message_len = (uint32_t)(n > NXIA_GM_MAX_MESSAGE ? NXIA_GM_MAX_MESSAGE : n);
+    send_frame(&e);
+}
+
+/* Reads what the socket has; returns the length of the first whole frame in
+ * in[] (after its 4-byte prefix), 0 if none is whole yet. */
+static uint32_t whole_frame(void)
+{
+    if (in_len < 4)
+        return 0;
+    uint32_t len = in[0] | in[1] << 8 | in[2] << 16 | (uint32_t)in[3] << 24;
+    if (len < NXIA_GM_HEADER || len > MAX_FRAME)
+        fail(3, "the broker sent a frame of a bad length");
+    return in_len >= 4 + len ? len : 0;
+}
+
+static void consume(uint32_t len)
+{
+    memmove(in, in + 4 + len, in_len - 4 - len);
+    in_len -= 4 + len;
+}
+
+static void read_some(void)
+{
+    ssize_t r = read(sock, in + in_len, sizeof in - in_len);
+
+    if (r < 0 && errno == EINTR)
+        return;
+    if (r <= 0)
+        fail(3, "the broker closed the connection");
+    in_len += (uint32_t)r;
+}
+
+/* One frame from the broker (blocking). */
+static uint32_t next_frame(struct nxia_gm_frame *f)
+{
+    uint32_t len;
+
+    while ((len = whole_frame()) == 0)
+        read_some();
+    if (nxia_gm_decode(in + 4, len, f) < 0)
+        fail(3, "the broker sent a malformed frame");
+    return len;
+}
+
+/* A CALL for the function: queued with its argument's bytes, or refused. */
+static void take_call(const struct nxia_gm_frame *f)
+{
+    const struct nxia_gm_value *a = &f->args[0];
+
+    if (f->nargs > 1 || (f->nargs == 1 && a->tag != NXIA_GM_STR && a->tag != NXIA_GM_BYTES)) {
+        answer_error(f->id, NXIA_GM_EBAD_ARGS, "nxia-serve passes one string or bytes argument as standard input");
+        return;
+    }
+    if (q_count == MAX_QUEUED) {
+        answer_error(f->id, NXIA_GM_EBUSY, "16 calls are waiting for this function");
+        return;
+    }
+    int slot = (q_head + q_count++) % MAX_QUEUED;
+    queue[slot].id = f->id;
+    queue[slot].len = f->nargs ? a->len : 0;
+    if (f->nargs)
+        memcpy(queue[slot].arg, a->ptr, a->len);
+}
+
+/* A frame that came while a program runs: a CANCEL of the running call (1), else handled here (0). */
+static int handle(const struct nxia_gm_frame *f, uint64_t running)
+{
+    if (f->type == NXIA_GM_CALL) {
+        take_call(f);
+    } else if (f->type == NXIA_GM_CANCEL) {
+        if (f->id == running)
+            return 1;
+        for (int i = 0; i < q_count; i++) {    /* a waiting one leaves the queue */
+            int s = (q_head + i) % MAX_QUEUED;
+            if (queue[s].id == f->id) {
+                for (int k = i; k + 1 < q_count; k++)
+                    queue[(q_head + k) % MAX_QUEUED] = queue[(q_head + k + 1) % MAX_QUEUED];
+                q_count--;
+                break;
+            }
+        }
+    } else if (f->type == NXIA_GM_CLOSE) {
+        fail(3, "the broker closed the session");
+    }
+    return 0;
+}
+
+/* Runs the program for the call at the queue's head and answers it. */
+static void run_one(void)
+{
+    uint64_t id = queue[q_head].id;
+    uint32_t arg_len = queue[q_head].len, arg_off = 0, res_len = 0, err_len = 0;
+    int pin[2], pout[2], perr[2], status, cancelled = 0, too_big = 0;
+    uint8_t *arg = queue[q_head].arg;
+
+    if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC))
+        fail(3, "pipe");
+    pid_t pid = fork();
+    if (pid < 0)
+        fail(3, "fork");
+    if (pid == 0) {
+        setpgid(0, 0);
+        dup2(pin[0], 0);
+        dup2(pout[1], 1);
+        dup2(perr[1], 2);
+        execvp(program[0], program);
+        fprintf(stderr, "cannot run %s: %s", program[0], strerror(errno));
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    close(pin[0]);
+    close(pout[1]);
+    close(perr[1]);
+    fcntl(pin[1], F_SETFL, O_NONBLOCK);
+    if (!arg_len) {
+        close(pin[1]);
+        pin[1] = -1;
+    }
+    while (pout[0] >= 0 || perr[0] >= 0) {
+        struct pollfd p[4] = {{.fd = sock, .events = POLLIN}, {.fd = pout[0], .events = POLLIN},
+                              {.fd = perr[0], .events = POLLIN}, {.fd = pin[1], .events = POLLOUT}};
+        if (poll(p, 4, -1) < 0)
+            continue;
+        if (p[0].revents) {
+            struct nxia_gm_frame f;
+            uint32_t len;
+            read_some();
+            while ((len = whole_frame()) != 0) {
+                if (nxia_gm_decode(in + 4, len, &f) < 0)
+                    fail(3, "the broker sent a malformed frame");
+                if (handle(&f, id) && !cancelled) {
+                    cancelled = 1;
+                    kill(-pid, SIGKILL);
+                }
+                consume(len);
+            }
+        }
+        if (p[3].revents && pin[1] >= 0) {
+            ssize_t w = write(pin[1], arg + arg_off, arg_len - arg_off);
+            if (w > 0)
+                arg_off += (uint32_t)w;
+            if (w < 0 || arg_off == arg_len) {    /* all written, or the program stopped reading */
+                close(pin[1]);
+                pin[1] = -1;
+            }
+        }
+        if (p[1].revents && pout[0] >= 0) {
+            ssize_t r = read(pout[0], result + res_len, sizeof result - res_len);
+            if (r > 0)
+                res_len += (uint32_t)r;
+            if (res_len > MAX_RESULT && !too_big) {
+                too_big = 1;
+                kill(-pid, SIGKILL);
+            }
+            if (r <= 0 || too_big) {
+                close(pout[0]);
+                pout[0] = -1;
+            }
+        }
+        if (p[2].revents && perr[0] >= 0) {
+            char sink[512];
+            ssize_t r = read(perr[0], err_len < ERR_KEEP ? err + err_len : sink, err_len < ERR_KEEP ? ERR_KEEP - err_len : sizeof sink);
+            if (r > 0 && err_len < ERR_KEEP)
+                err_len += (uint32_t)r;
+            if (r <= 0) {
+                close(perr[0]);
+                perr[0] = -1;
+            }
+        }
+    }
+    if (pin[1] >= 0)
+        close(pin[1]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    q_head = (q_head + 1) % MAX_QUEUED;
+    q_count--;
+    if (cancelled)
+        return;    /* the broker answered the host already */
+    if (too_big) {
+        answer_error(id, NXIA_GM_EFAILED, "the program's output is over the 24 KiB a result can carry");
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        struct nxia_gm_frame r = {.type = NXIA_GM_RETURN, .id = id};
+        r.value.tag = NXIA_GM_BYTES;
+        r.value.ptr = result;
+        r.value.len = res_len;
+        send_frame(&r);
+    } else {
+        char msg[64 + ERR_KEEP];
+        err[err_len] = 0;
+        for (uint32_t i = 0; i < err_len; i++)    /* the message travels as UTF-8: keep it plain ASCII */
+            if ((err[i] < 0x20 && err[i] != '\n') || (unsigned char)err[i] >= 0x7f)
+                err[i] = '?';
+        snprintf(msg, sizeof msg, "%s %s %d: %s", program[0], WIFEXITED(status) ? "exited with" : "was killed by signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), err);
+        answer_error(id, NXIA_GM_EFAILED, msg);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = getenv("NXIA_GEMINI_SOCKET");
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    struct nxia_gm_frame f;
+
+    if (argc < 4) {
+        fprintf(stderr, "usage: nxia-serve SERVICE METHOD PROGRAM [ARG...]\n"
+                        "  runs PROGRAM for each host call of SERVICE.METHOD: the call's argument on its standard input,\n"
+                        "  its standard output the result (exit 0) or its standard error the failure\n"
+                        "  the broker's socket: $NXIA_GEMINI_SOCKET, else " BROKER_SOCKET "\n");
+        return 2;
+    }
+    program = argv + 3;
+    signal(SIGPIPE, SIG_IGN);
+    if (!path || !*path)
+        path = BROKER_SOCKET;
+    if (strlen(path) >= sizeof a.sun_path)
+        fail(2, "socket path too long");
+    strcpy(a.sun_path, path);
+    sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sock < 0 || connect(sock, (struct sockaddr *)&a, sizeof a) < 0)
+        fail(3, "cannot reach the Gemini broker (is this a System VM with nxia-agent?)");
+
+    struct nxia_gm_frame hello = {.type = NXIA_GM_HELLO, .min_version = 1, .max_version = 1,
+                                  .peer = (const uint8_t *)"nxia-serve", .peer_len = 10};
+    send_frame(&hello);
+    uint32_t len = next_frame(&f);
+    if (f.type != NXIA_GM_WELCOME) {
+        fprintf(stderr, "nxia-serve: %s: %.*s\n", f.type == NXIA_GM_ERROR && f.code < 16 ? codes[f.code] : "refused",
+                (int)f.message_len, f.message);
+        return 64 + (f.type == NXIA_GM_ERROR && f.code < 64 ? f.code : 0);
+    }
+    consume(len);
+    struct nxia_gm_frame ex = {.type = NXIA_GM_CALL, .id = 1, .service = (const uint8_t *)"broker", .service_len = 6,
+                               .method = (const uint8_t *)"export", .method_len = 6, .nargs = 2};
+    ex.args[0] = (struct nxia_gm_value){.tag = NXIA_GM_STR, .ptr = (const uint8_t *)argv[1], .len = (uint32_t)strlen(argv[1])};
+    ex.args[1] = (struct nxia_gm_value){.tag = NXIA_GM_STR, .ptr = (const uint8_t *)argv[2], .len = (uint32_t)strlen(argv[2])};
+    send_frame(&ex);
+    len = next_frame(&f);
+    if (f.type != NXIA_GM_RETURN) {
+        fprintf(stderr, "nxia-serve: %s.%s: %s: %.*s\n", argv[1], argv[2], f.type == NXIA_GM_ERROR && f.code < 16 ? codes[f.code] : "refused",
+                (int)f.message_len, f.message);
+        return 64 + (f.type == NXIA_GM_ERROR && f.code < 64 ? f.code : 0);
+    }
+    consume(len);
+    printf("serving %s.%s\n", argv[1], argv[2]);
+    fflush(stdout);
+    for (;;) {
+        if (q_count) {
+            run_one();
+            continue;
+        }
+        len = next_frame(&f);
+        handle(&f, 0);
+        consume(len);
+    }
+}
