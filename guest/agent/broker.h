@@ -7,7 +7,9 @@
 
 #include <poll.h>
 
-#define BROKER_SOCKET       "/run/nxia/gemini.sock"
+#include "include/nxia_linux.h"
+
+#define BROKER_SOCKET       NXIA_BROKER_SOCKET   /* where libnxia's clients connect */
 #define BROKER_HOST_PORT    1025u    /* the host's vsock port for this VM's Gemini session */
 #define BROKER_MAX_CLIENTS  32
 #define BROKER_MAX_FDS      (2 + BROKER_MAX_CLIENTS)

@@ -13,24 +13,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "nxia_gemini.h"
+#include "nxia_linux.h"
 
-#define MAX_FRAME 32764u      /* what the broker may send */
-#define CLIENT_FRAME 24576u   /* what it takes (its WELCOME says so) */
+#define CLIENT_FRAME NXIA_LINK_MAX_OUT
 
-static const char *const codes[] = {"OK", "BAD_FRAME", "VERSION", "AUTH", "NO_SERVICE", "NO_METHOD", "BAD_ARGS", "DENIED",
-                                    "TOKEN", "FAILED", "CANCELLED", "TIMEOUT", "CLOSED", "RATE_LIMITED", "BUSY", "BAD_REF"};
-static uint8_t out[4 + MAX_FRAME], in[4 + MAX_FRAME];
 static uint8_t data[CLIENT_FRAME];
 static size_t data_used;
 
@@ -38,7 +29,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: nxia-call [-t SECONDS] SERVICE METHOD [ARG...]\n"
                     "  ARG: TEXT | str:TEXT | i32:N | i64:N | f64:X | bool:true|false | null | bytes:HEX | @FILE | @-\n"
-                    "  the broker's socket: $NXIA_GEMINI_SOCKET, else " BROKER_SOCKET "\n");
+                    "  the broker's socket: $NXIA_GEMINI_SOCKET, else " NXIA_BROKER_SOCKET "\n");
     exit(2);
 }
 
@@ -48,14 +39,6 @@ static _Noreturn void fail(int status, const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
     exit(status);
-}
-
-static long long now_ms(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 /* Bytes of an argument, kept in data[] (bounded by what one frame can carry). */
@@ -153,51 +136,6 @@ static void parse_arg(const char *a, struct nxia_gm_value *v)
     }
 }
 
-static void send_frame(int fd, const struct nxia_gm_frame *f)
-{
-    long n = nxia_gm_encode(f, out + 4, CLIENT_FRAME);
-
-    if (n < 0)
-        fail(2, "%s: the call does not fit one frame (24 KiB) or breaks a limit (64-byte names, 32 arguments)", "call");
-    out[0] = (uint8_t)n; out[1] = (uint8_t)(n >> 8); out[2] = (uint8_t)(n >> 16); out[3] = (uint8_t)(n >> 24);
-    for (size_t off = 0; off < (size_t)n + 4;) {
-        ssize_t w = write(fd, out + off, (size_t)n + 4 - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            fail(3, "the broker stopped taking frames: %s", strerror(errno));
-        off += (size_t)w;
-    }
-}
-
-/* Reads one frame by the deadline; its length, or -1 at the deadline. */
-static long recv_frame(int fd, long long deadline)
-{
-    size_t got = 0, need = 4;
-
-    while (got < need) {
-        long long left = deadline - now_ms();
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (left <= 0)
-            return -1;
-        if (poll(&p, 1, (int)(left > 60000 ? 60000 : left)) <= 0)
-            continue;
-        ssize_t r = read(fd, in + got, need - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            fail(3, "%s", got ? "the broker ended the connection inside a frame" : "the broker closed the connection");
-        got += (size_t)r;
-        if (got == 4) {
-            uint32_t len = in[0] | in[1] << 8 | in[2] << 16 | (uint32_t)in[3] << 24;
-            if (len < NXIA_GM_HEADER || len > MAX_FRAME)
-                fail(3, "%s", "the broker sent a frame of a bad length");
-            need = 4 + len;
-        }
-    }
-    return (long)need - 4;
-}
-
 static void print_value(const struct nxia_gm_value *v)
 {
     double d;
@@ -222,11 +160,11 @@ static void print_value(const struct nxia_gm_value *v)
 
 int main(int argc, char **argv)
 {
-    const char *path = getenv("NXIA_GEMINI_SOCKET");
+    static struct nxia_link link;
     long long timeout_ms = 30000;
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    struct nxia_gm_frame f, r;
-    int i = 1;
+    struct nxia_gm_value args[NXIA_GM_MAX_ARGS];
+    struct nxia_gm_frame r;
+    int i = 1, rc;
 
     if (argc > 2 && !strcmp(argv[1], "-t")) {
         long long s;
@@ -237,62 +175,20 @@ int main(int argc, char **argv)
     }
     if (argc - i < 2 || argc - i - 2 > (int)NXIA_GM_MAX_ARGS)
         usage();
-    if (!path || !*path)
-        path = BROKER_SOCKET;
-    if (strlen(path) >= sizeof a.sun_path)
-        fail(2, "%s: socket path too long", path);
-    strcpy(a.sun_path, path);
+    unsigned nargs = (unsigned)(argc - i - 2);
+    for (unsigned k = 0; k < nargs; k++)
+        parse_arg(argv[i + 2 + k], &args[k]);
 
-    memset(&f, 0, sizeof f);
-    f.type = NXIA_GM_CALL;
-    f.id = 1;
-    f.service = (const uint8_t *)argv[i];
-    f.service_len = (uint32_t)strlen(argv[i]);
-    f.method = (const uint8_t *)argv[i + 1];
-    f.method_len = (uint32_t)strlen(argv[i + 1]);
-    f.nargs = (uint16_t)(argc - i - 2);
-    for (unsigned k = 0; k < f.nargs; k++)
-        parse_arg(argv[i + 2 + k], &f.args[k]);
-
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-        fail(3, "cannot reach the Gemini broker: %s (is this a System VM with nxia-agent?)", strerror(errno));
-
-    long long deadline = now_ms() + timeout_ms;
-    struct nxia_gm_frame hello = {.type = NXIA_GM_HELLO, .min_version = 1, .max_version = 1,
-                                  .peer = (const uint8_t *)"nxia-call", .peer_len = 9};
-    send_frame(fd, &hello);
-    long n = recv_frame(fd, deadline);
-    if (n < 0)
-        fail(64 + NXIA_GM_ETIMEOUT, "%s", "no answer to HELLO in time");
-    if (nxia_gm_decode(in + 4, (uint32_t)n, &r) < 0)
-        fail(3, "%s", "the broker sent a malformed frame");
-    if (r.type == NXIA_GM_ERROR) {
-        fprintf(stderr, "nxia-call: %s: %.*s\n", r.code < 16 ? codes[r.code] : "ERROR", (int)r.message_len, r.message);
-        return 64 + (r.code < 64 ? r.code : 0);
+    rc = nxia_link_open(&link, "nxia-call");
+    if (rc)
+        fail(rc < 0 ? 3 : 64 + rc, "%s", link.why);
+    rc = nxia_link_call(&link, argv[i], argv[i + 1], args, nargs, (int)timeout_ms, &r);
+    if (rc < 0)
+        fail(3, "%s", link.why);
+    if (rc > 0) {
+        fprintf(stderr, "nxia-call: %s: %.*s\n", nxia_gm_code_name(rc), (int)r.message_len, r.message ? (const char *)r.message : "");
+        return 64 + (rc < 64 ? rc : 0);
     }
-    if (r.type != NXIA_GM_WELCOME)
-        fail(3, "%s", "the broker did not answer HELLO with WELCOME");
-
-    send_frame(fd, &f);
-    for (;;) {
-        n = recv_frame(fd, deadline);
-        if (n < 0) {
-            struct nxia_gm_frame cancel = {.type = NXIA_GM_CANCEL, .id = 1};
-            send_frame(fd, &cancel);
-            fail(64 + NXIA_GM_ETIMEOUT, "no answer within %s (-t)", "the time limit");
-        }
-        if (nxia_gm_decode(in + 4, (uint32_t)n, &r) < 0)
-            fail(3, "%s", "the broker sent a malformed frame");
-        if (r.id != 1)
-            continue;
-        if (r.type == NXIA_GM_RETURN) {
-            print_value(&r.value);
-            return fflush(stdout) ? 3 : 0;
-        }
-        if (r.type == NXIA_GM_ERROR) {
-            fprintf(stderr, "nxia-call: %s: %.*s\n", r.code < 16 ? codes[r.code] : "ERROR", (int)r.message_len, r.message);
-            return 64 + (r.code < 64 ? r.code : 0);
-        }
-    }
+    print_value(&r.value);
+    return fflush(stdout) ? 3 : 0;
 }

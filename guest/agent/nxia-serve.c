@@ -18,25 +18,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "nxia_gemini.h"
+#include "nxia_linux.h"
 
-#define MAX_FRAME    32764u             /* what the broker may send */
-#define CLIENT_FRAME 24576u             /* what it takes */
-#define MAX_RESULT   (CLIENT_FRAME - NXIA_GM_HEADER - 5)
+#define MAX_FRAME    NXIA_LINK_MAX_IN
+#define MAX_RESULT   (NXIA_LINK_MAX_OUT - NXIA_GM_HEADER - 5)
 #define MAX_QUEUED   16
 #define ERR_KEEP     512u
 
-static const char *const codes[] = {"OK", "BAD_FRAME", "VERSION", "AUTH", "NO_SERVICE", "NO_METHOD", "BAD_ARGS", "DENIED",
-                                    "TOKEN", "FAILED", "CANCELLED", "TIMEOUT", "CLOSED", "RATE_LIMITED", "BUSY", "BAD_REF"};
-static int sock = -1;
-static uint8_t in[4 + MAX_FRAME], out[4 + MAX_FRAME];
-static uint32_t in_len;                  /* bytes of in[] filled */
 static struct { uint64_t id; uint32_t len; uint8_t arg[MAX_FRAME]; } queue[MAX_QUEUED];
 static int q_head, q_count;
 static uint8_t result[MAX_RESULT + 1];
@@ -49,21 +40,12 @@ static _Noreturn void fail(int status, const char *msg)
     exit(status);
 }
 
+static struct nxia_link broker;
+
 static void send_frame(const struct nxia_gm_frame *f)
 {
-    long n = nxia_gm_encode(f, out + 4, CLIENT_FRAME);
-
-    if (n < 0)
-        fail(3, "a frame did not encode");
-    out[0] = (uint8_t)n; out[1] = (uint8_t)(n >> 8); out[2] = (uint8_t)(n >> 16); out[3] = (uint8_t)(n >> 24);
-    for (size_t off = 0; off < (size_t)n + 4;) {
-        ssize_t w = write(sock, out + off, (size_t)n + 4 - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            fail(3, "the broker stopped taking frames");
-        off += (size_t)w;
-    }
+    if (nxia_link_send(&broker, f) < 0)
+        fail(3, broker.why);
 }
 
 static void answer_error(uint64_t id, uint16_t code, const char *msg)
@@ -74,47 +56,6 @@ static void answer_error(uint64_t id, uint16_t code, const char *msg)
 
     e.message_len = (uint32_t)(n > NXIA_GM_MAX_MESSAGE ? NXIA_GM_MAX_MESSAGE : n);
     send_frame(&e);
-}
-
-/* Reads what the socket has; returns the length of the first whole frame in
- * in[] (after its 4-byte prefix), 0 if none is whole yet. */
-static uint32_t whole_frame(void)
-{
-    if (in_len < 4)
-        return 0;
-    uint32_t len = in[0] | in[1] << 8 | in[2] << 16 | (uint32_t)in[3] << 24;
-    if (len < NXIA_GM_HEADER || len > MAX_FRAME)
-        fail(3, "the broker sent a frame of a bad length");
-    return in_len >= 4 + len ? len : 0;
-}
-
-static void consume(uint32_t len)
-{
-    memmove(in, in + 4 + len, in_len - 4 - len);
-    in_len -= 4 + len;
-}
-
-static void read_some(void)
-{
-    ssize_t r = read(sock, in + in_len, sizeof in - in_len);
-
-    if (r < 0 && errno == EINTR)
-        return;
-    if (r <= 0)
-        fail(3, "the broker closed the connection");
-    in_len += (uint32_t)r;
-}
-
-/* One frame from the broker (blocking). */
-static uint32_t next_frame(struct nxia_gm_frame *f)
-{
-    uint32_t len;
-
-    while ((len = whole_frame()) == 0)
-        read_some();
-    if (nxia_gm_decode(in + 4, len, f) < 0)
-        fail(3, "the broker sent a malformed frame");
-    return len;
 }
 
 /* A CALL for the function: queued with its argument's bytes, or refused. */
@@ -192,23 +133,22 @@ static void run_one(void)
         pin[1] = -1;
     }
     while (pout[0] >= 0 || perr[0] >= 0) {
-        struct pollfd p[4] = {{.fd = sock, .events = POLLIN}, {.fd = pout[0], .events = POLLIN},
+        struct pollfd p[4] = {{.fd = broker.fd, .events = POLLIN}, {.fd = pout[0], .events = POLLIN},
                               {.fd = perr[0], .events = POLLIN}, {.fd = pin[1], .events = POLLOUT}};
         if (poll(p, 4, -1) < 0)
             continue;
         if (p[0].revents) {
             struct nxia_gm_frame f;
-            uint32_t len;
-            read_some();
-            while ((len = whole_frame()) != 0) {
-                if (nxia_gm_decode(in + 4, len, &f) < 0)
-                    fail(3, "the broker sent a malformed frame");
+            int t;
+            if (nxia_link_fill(&broker) < 0)
+                fail(3, broker.why);
+            while ((t = nxia_link_take(&broker, &f)) == 1)
                 if (handle(&f, id) && !cancelled) {
                     cancelled = 1;
                     kill(-pid, SIGKILL);
                 }
-                consume(len);
-            }
+            if (t < 0)
+                fail(3, broker.why);
         }
         if (p[3].revents && pin[1] >= 0) {
             ssize_t w = write(pin[1], arg + arg_off, arg_len - arg_off);
@@ -273,50 +213,27 @@ static void run_one(void)
 
 int main(int argc, char **argv)
 {
-    const char *path = getenv("NXIA_GEMINI_SOCKET");
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
     struct nxia_gm_frame f;
+    int rc;
 
     if (argc < 4) {
         fprintf(stderr, "usage: nxia-serve SERVICE METHOD PROGRAM [ARG...]\n"
                         "  runs PROGRAM for each host call of SERVICE.METHOD: the call's argument on its standard input,\n"
                         "  its standard output the result (exit 0) or its standard error the failure\n"
-                        "  the broker's socket: $NXIA_GEMINI_SOCKET, else " BROKER_SOCKET "\n");
+                        "  the broker's socket: $NXIA_GEMINI_SOCKET, else " NXIA_BROKER_SOCKET "\n");
         return 2;
     }
     program = argv + 3;
     signal(SIGPIPE, SIG_IGN);
-    if (!path || !*path)
-        path = BROKER_SOCKET;
-    if (strlen(path) >= sizeof a.sun_path)
-        fail(2, "socket path too long");
-    strcpy(a.sun_path, path);
-    sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (sock < 0 || connect(sock, (struct sockaddr *)&a, sizeof a) < 0)
-        fail(3, "cannot reach the Gemini broker (is this a System VM with nxia-agent?)");
-
-    struct nxia_gm_frame hello = {.type = NXIA_GM_HELLO, .min_version = 1, .max_version = 1,
-                                  .peer = (const uint8_t *)"nxia-serve", .peer_len = 10};
-    send_frame(&hello);
-    uint32_t len = next_frame(&f);
-    if (f.type != NXIA_GM_WELCOME) {
-        fprintf(stderr, "nxia-serve: %s: %.*s\n", f.type == NXIA_GM_ERROR && f.code < 16 ? codes[f.code] : "refused",
-                (int)f.message_len, f.message);
-        return 64 + (f.type == NXIA_GM_ERROR && f.code < 64 ? f.code : 0);
+    rc = nxia_link_open(&broker, "nxia-serve");
+    if (rc)
+        fail(rc < 0 ? 3 : 64 + rc, broker.why);
+    rc = nxia_link_export(&broker, argv[1], argv[2], &f);
+    if (rc) {
+        fprintf(stderr, "nxia-serve: %s.%s: %s: %.*s\n", argv[1], argv[2], rc < 0 ? "failed" : nxia_gm_code_name(rc),
+                rc < 0 ? (int)strlen(broker.why) : (int)f.message_len, rc < 0 ? broker.why : (const char *)f.message);
+        return rc < 0 ? 3 : 64 + (rc < 64 ? rc : 0);
     }
-    consume(len);
-    struct nxia_gm_frame ex = {.type = NXIA_GM_CALL, .id = 1, .service = (const uint8_t *)"broker", .service_len = 6,
-                               .method = (const uint8_t *)"export", .method_len = 6, .nargs = 2};
-    ex.args[0] = (struct nxia_gm_value){.tag = NXIA_GM_STR, .ptr = (const uint8_t *)argv[1], .len = (uint32_t)strlen(argv[1])};
-    ex.args[1] = (struct nxia_gm_value){.tag = NXIA_GM_STR, .ptr = (const uint8_t *)argv[2], .len = (uint32_t)strlen(argv[2])};
-    send_frame(&ex);
-    len = next_frame(&f);
-    if (f.type != NXIA_GM_RETURN) {
-        fprintf(stderr, "nxia-serve: %s.%s: %s: %.*s\n", argv[1], argv[2], f.type == NXIA_GM_ERROR && f.code < 16 ? codes[f.code] : "refused",
-                (int)f.message_len, f.message);
-        return 64 + (f.type == NXIA_GM_ERROR && f.code < 64 ? f.code : 0);
-    }
-    consume(len);
     printf("serving %s.%s\n", argv[1], argv[2]);
     fflush(stdout);
     for (;;) {
@@ -324,8 +241,10 @@ int main(int argc, char **argv)
             run_one();
             continue;
         }
-        len = next_frame(&f);
-        handle(&f, 0);
-        consume(len);
+        rc = nxia_link_next(&broker, &f, -1);
+        if (rc < 0)
+            fail(3, broker.why);
+        if (rc)
+            handle(&f, 0);
     }
 }

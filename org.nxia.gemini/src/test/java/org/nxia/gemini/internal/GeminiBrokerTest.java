@@ -178,6 +178,28 @@ class GeminiBrokerTest {
         assertEquals(1, gemini.sessions().size(), "one Gemini session for all the VM's processes");
     }
 
+    @Test
+    void aCProgramOnLibnxiaCallsTheHostAndServesAFunction() throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(built("libnxia-demo").toString(), "text", "upper", "from c");
+        pb.environment().put("NXIA_GEMINI_SOCKET", broker.toString());
+        Process demo = pb.redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        try {
+            java.io.BufferedReader out = new java.io.BufferedReader(new java.io.InputStreamReader(demo.getInputStream(), StandardCharsets.UTF_8));
+            assertEquals("FROM C", out.readLine());
+            assertEquals(demo.pid(), text.lastCaller.get().pid(), "the kernel names the C program as the caller");
+            assertEquals("serving demo.echo", out.readLine());
+            GeminiSession s = gemini.sessionOfVm("vm-linux").orElseThrow();
+            Hashtable<String, Object> config = new Hashtable<>();
+            config.put("manifest", "profile sys\nallow out text.upper caller=uid:" + uid() + "\nallow in demo.echo\n");
+            policy.updated("m", config);
+            assertEquals("echoed by C", s.call("demo", "echo", Duration.ofSeconds(10), "echoed by C"));
+            assertTrue(demo.waitFor(10, TimeUnit.SECONDS));
+            assertEquals(0, demo.exitValue());
+        } finally {
+            demo.destroyForcibly();
+        }
+    }
+
     /** A raw client of the broker: frames in the stream framing. */
     private final class Client implements AutoCloseable {
         final SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(broker));

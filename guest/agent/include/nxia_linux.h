@@ -1,0 +1,111 @@
+/*
+ * nxia_linux.h - libnxia: Gemini from Linux processes in the System VM,
+ * through the agent's broker (docs/gemini-protocol.md, "The System VM's
+ * broker"; docs/linux-vm.md, "Calling the host").
+ *
+ * Frames and values are the guest kit's (nxia_gemini.h: one codec for
+ * micro-VM guests and Linux processes). A link is one connection to the
+ * broker; the kernel tells the broker who holds it. Not thread-safe: one
+ * link per thread. Link with libnxia.a (static; its codec included).
+ *
+ *   struct nxia_link l;
+ *   struct nxia_gm_frame answer;
+ *   struct nxia_gm_value arg = nxia_str("hello");
+ *   if (nxia_link_open(&l, "my-program") == 0 &&
+ *       nxia_link_call(&l, "text", "upper", &arg, 1, 5000, &answer) == 0)
+ *       printf("%.*s\n", (int)answer.value.len, answer.value.ptr);
+ */
+#ifndef NXIA_LINUX_H
+#define NXIA_LINUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nxia_gemini.h"
+
+#define NXIA_BROKER_SOCKET   "/run/nxia/gemini.sock"   /* $NXIA_GEMINI_SOCKET overrides it */
+#define NXIA_LINK_MAX_IN     32764u                     /* the largest frame the broker sends */
+#define NXIA_LINK_MAX_OUT    24576u                     /* the largest it takes (its WELCOME says so) */
+
+struct nxia_link {
+    int fd;                              /* the broker connection; poll it for nxia_link_fill */
+    uint64_t session;                    /* the VM's Gemini session id (WELCOME) */
+    uint64_t next_id;
+    uint32_t in_len;
+    int kept;                            /* the first frame in `in` was handed out: dropped at the next take */
+    char why[160];                       /* what the last failure was, for messages */
+    uint8_t in[4 + NXIA_LINK_MAX_IN];
+    uint8_t out[4 + NXIA_LINK_MAX_OUT];
+};
+
+/*
+ * Connects to the broker and says HELLO as peer: 0; a Gemini error code when
+ * the broker refused (NXIA_GM_ECLOSED: it cannot reach the host), or -1 when
+ * the broker could not be reached; l->why says why.
+ */
+int nxia_link_open(struct nxia_link *l, const char *peer);
+
+/*
+ * Calls service.method with nargs arguments (at most 32; the frame at most
+ * NXIA_LINK_MAX_OUT bytes) and waits up to timeout_ms for the answer; on
+ * timeout it sends CANCEL. Returns 0 with the RETURN in *answer (its value
+ * points into l->in: valid until the link's next call, export, take or next), a Gemini error code
+ * (NXIA_GM_E..., the ERROR in *answer, its message in answer->message; a
+ * timeout is NXIA_GM_ETIMEOUT), or -1 when the link failed (l->why).
+ * Frames of other calls that arrive meanwhile are dropped: one call at a time.
+ */
+int nxia_link_call(struct nxia_link *l, const char *service, const char *method,
+                   const struct nxia_gm_value *args, unsigned nargs, int timeout_ms, struct nxia_gm_frame *answer);
+
+/* Serves service.method to the host: its calls then arrive as CALL frames (nxia_link_next). Same returns as nxia_link_call. */
+int nxia_link_export(struct nxia_link *l, const char *service, const char *method, struct nxia_gm_frame *answer);
+
+/* Sends a frame (an answer to a host call: RETURN, ERROR; or CANCEL). 0, or -1 (l->why). */
+int nxia_link_send(struct nxia_link *l, const struct nxia_gm_frame *f);
+
+/* Reads what the connection has now, without blocking past it. 0; -1 when the broker closed it (l->why). */
+int nxia_link_fill(struct nxia_link *l);
+
+/*
+ * Takes the next whole frame read so far: 1 with *f (pointing into l->in:
+ * valid until the link's next take, next, call or export), 0 if none is whole
+ * yet, -1 if the broker broke the protocol (l->why).
+ */
+int nxia_link_take(struct nxia_link *l, struct nxia_gm_frame *f);
+
+/* Waits up to timeout_ms (-1: forever) for the next frame: 1, 0 at the timeout, -1 as nxia_link_take. */
+int nxia_link_next(struct nxia_link *l, struct nxia_gm_frame *f, int timeout_ms);
+
+void nxia_link_close(struct nxia_link *l);
+
+/* The name of a Gemini error code ("DENIED"), or "ERROR" for an unknown one. */
+const char *nxia_gm_code_name(unsigned code);
+
+static inline struct nxia_gm_value nxia_str(const char *s)
+{
+    struct nxia_gm_value v = {0};
+    v.tag = NXIA_GM_STR;
+    v.ptr = (const uint8_t *)s;
+    while (s[v.len])
+        v.len++;
+    return v;
+}
+
+static inline struct nxia_gm_value nxia_bytes(const void *p, uint32_t len)
+{
+    struct nxia_gm_value v = {0};
+    v.tag = NXIA_GM_BYTES;
+    v.ptr = (const uint8_t *)p;
+    v.len = len;
+    return v;
+}
+
+static inline struct nxia_gm_value nxia_i64(int64_t x)
+{
+    struct nxia_gm_value v = {0};
+    v.tag = NXIA_GM_I64;
+    v.i64 = x;
+    return v;
+}
+
+#endif

@@ -1,0 +1,218 @@
+/* libnxia.c - Gemini from Linux processes, through the agent's broker (nxia_linux.h). */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nxia_linux.h"
+
+static const char *const code_names[] = {"OK", "BAD_FRAME", "VERSION", "AUTH", "NO_SERVICE", "NO_METHOD", "BAD_ARGS", "DENIED",
+                                         "TOKEN", "FAILED", "CANCELLED", "TIMEOUT", "CLOSED", "RATE_LIMITED", "BUSY", "BAD_REF"};
+
+const char *nxia_gm_code_name(unsigned code)
+{
+    return code < sizeof code_names / sizeof code_names[0] ? code_names[code] : "ERROR";
+}
+
+static int failed(struct nxia_link *l, const char *what)
+{
+    snprintf(l->why, sizeof l->why, "%s", what);
+    return -1;
+}
+
+static long long now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int nxia_link_send(struct nxia_link *l, const struct nxia_gm_frame *f)
+{
+    long n = nxia_gm_encode(f, l->out + 4, NXIA_LINK_MAX_OUT);
+
+    if (n < 0)
+        return failed(l, "the frame does not fit (24 KiB at most) or breaks a limit (64-byte names, 32 arguments, 8 tokens)");
+    for (int i = 0; i < 4; i++)
+        l->out[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    for (size_t off = 0; off < (size_t)n + 4;) {
+        ssize_t w = write(l->fd, l->out + off, (size_t)n + 4 - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(l->why, sizeof l->why, "the broker stopped taking frames: %s", strerror(errno));
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+int nxia_link_fill(struct nxia_link *l)
+{
+    ssize_t r = recv(l->fd, l->in + l->in_len, sizeof l->in - l->in_len, MSG_DONTWAIT);
+
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (r <= 0)
+        return failed(l, l->in_len ? "the broker ended the connection inside a frame" : "the broker closed the connection");
+    l->in_len += (uint32_t)r;
+    return 0;
+}
+
+static uint32_t frame_len(const struct nxia_link *l)
+{
+    return l->in[0] | l->in[1] << 8 | l->in[2] << 16 | (uint32_t)l->in[3] << 24;
+}
+
+/* Drops the frame handed out last, if any. */
+static void release(struct nxia_link *l)
+{
+    if (l->kept) {
+        uint32_t n = 4 + frame_len(l);
+        memmove(l->in, l->in + n, l->in_len - n);
+        l->in_len -= n;
+        l->kept = 0;
+    }
+}
+
+int nxia_link_take(struct nxia_link *l, struct nxia_gm_frame *f)
+{
+    release(l);
+    if (l->in_len < 4)
+        return 0;
+    uint32_t len = frame_len(l);
+    if (len < NXIA_GM_HEADER || len > NXIA_LINK_MAX_IN)
+        return failed(l, "the broker sent a frame of a bad length");
+    if (l->in_len < 4 + len)
+        return 0;
+    if (nxia_gm_decode(l->in + 4, len, f) < 0)
+        return failed(l, "the broker sent a malformed frame");
+    l->kept = 1;
+    return 1;
+}
+
+int nxia_link_next(struct nxia_link *l, struct nxia_gm_frame *f, int timeout_ms)
+{
+    long long deadline = timeout_ms < 0 ? 0 : now_ms() + timeout_ms;
+
+    for (;;) {
+        int t = nxia_link_take(l, f);
+        if (t)
+            return t;
+        long long left = timeout_ms < 0 ? -1 : deadline - now_ms();
+        if (timeout_ms >= 0 && left <= 0)
+            return 0;
+        struct pollfd p = {.fd = l->fd, .events = POLLIN};
+        if (poll(&p, 1, left < 0 || left > 60000 ? 60000 : (int)left) > 0 && nxia_link_fill(l) < 0)
+            return -1;
+    }
+}
+
+/* Sends a CALL and waits for its answer (frames for other ids are dropped). */
+static int round_trip(struct nxia_link *l, struct nxia_gm_frame *call, int timeout_ms, struct nxia_gm_frame *answer)
+{
+    long long deadline = now_ms() + timeout_ms;
+
+    call->id = ++l->next_id;
+    if (nxia_link_send(l, call) < 0)
+        return -1;
+    for (;;) {
+        long long left = deadline - now_ms();
+        int got = left > 0 ? nxia_link_next(l, answer, (int)left) : 0;
+        if (got < 0)
+            return -1;
+        if (got == 0) {
+            struct nxia_gm_frame cancel = {.type = NXIA_GM_CANCEL, .id = call->id};
+            nxia_link_send(l, &cancel);
+            snprintf(l->why, sizeof l->why, "no answer within %d ms", timeout_ms);
+            memset(answer, 0, sizeof *answer);
+            answer->type = NXIA_GM_ERROR;
+            answer->code = NXIA_GM_ETIMEOUT;
+            answer->message = (const uint8_t *)l->why;
+            answer->message_len = (uint32_t)strlen(l->why);
+            return NXIA_GM_ETIMEOUT;
+        }
+        if (answer->id == call->id && (answer->type == NXIA_GM_RETURN || answer->type == NXIA_GM_ERROR))
+            return answer->type == NXIA_GM_RETURN ? 0 : (answer->code ? answer->code : NXIA_GM_EFAILED);
+        /* another frame (a host call, a late answer): dropped by the next take */
+    }
+}
+
+int nxia_link_open(struct nxia_link *l, const char *peer)
+{
+    const char *path = getenv("NXIA_GEMINI_SOCKET");
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    struct nxia_gm_frame f;
+
+    memset(l, 0, sizeof *l);
+    if (!path || !*path)
+        path = NXIA_BROKER_SOCKET;
+    if (strlen(path) >= sizeof a.sun_path)
+        return failed(l, "the broker's socket path is too long");
+    strcpy(a.sun_path, path);
+    l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l->fd < 0 || connect(l->fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        snprintf(l->why, sizeof l->why, "cannot reach the Gemini broker at %s: %s (is this a System VM with nxia-agent?)", path,
+                 strerror(errno));
+        if (l->fd >= 0)
+            close(l->fd);
+        l->fd = -1;
+        return -1;
+    }
+    struct nxia_gm_frame hello = {.type = NXIA_GM_HELLO, .min_version = 1, .max_version = 1,
+                                  .peer = (const uint8_t *)peer, .peer_len = (uint32_t)strnlen(peer, NXIA_GM_MAX_PEER)};
+    if (nxia_link_send(l, &hello) < 0)
+        return -1;
+    int got = nxia_link_next(l, &f, 10000);
+    if (got <= 0) {
+        if (!got)
+            failed(l, "the broker did not answer HELLO within 10 s");
+        return -1;
+    }
+    if (f.type != NXIA_GM_WELCOME) {
+        snprintf(l->why, sizeof l->why, "%s: %.*s", f.type == NXIA_GM_ERROR ? nxia_gm_code_name(f.code) : "refused",
+                 (int)(f.message_len > 140 ? 140 : f.message_len), f.message ? (const char *)f.message : "");
+        return f.type == NXIA_GM_ERROR && f.code ? f.code : NXIA_GM_EFAILED;
+    }
+    l->session = f.session;
+    return 0;
+}
+
+int nxia_link_call(struct nxia_link *l, const char *service, const char *method,
+                   const struct nxia_gm_value *args, unsigned nargs, int timeout_ms, struct nxia_gm_frame *answer)
+{
+    struct nxia_gm_frame c = {.type = NXIA_GM_CALL, .service = (const uint8_t *)service, .service_len = (uint32_t)strlen(service),
+                              .method = (const uint8_t *)method, .method_len = (uint32_t)strlen(method), .nargs = (uint16_t)nargs};
+
+    if (nargs > NXIA_GM_MAX_ARGS)
+        return failed(l, "at most 32 arguments");
+    for (unsigned i = 0; i < nargs; i++)
+        c.args[i] = args[i];
+    return round_trip(l, &c, timeout_ms, answer);
+}
+
+int nxia_link_export(struct nxia_link *l, const char *service, const char *method, struct nxia_gm_frame *answer)
+{
+    struct nxia_gm_value args[2];
+
+    args[0] = nxia_str(service);
+    args[1] = nxia_str(method);
+    return nxia_link_call(l, "broker", "export", args, 2, 10000, answer);
+}
+
+void nxia_link_close(struct nxia_link *l)
+{
+    if (l->fd >= 0) {
+        struct nxia_gm_frame c = {.type = NXIA_GM_CLOSE};
+        nxia_link_send(l, &c);
+        close(l->fd);
+    }
+    l->fd = -1;
+}
