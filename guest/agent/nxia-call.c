@@ -1,7 +1,7 @@
 /* nxia-call - call a host service from a System VM's shell, through the
  * agent's Gemini broker (docs/linux-vm.md, "Calling the host").
  *
- *   nxia-call [-t SECONDS] SERVICE METHOD [ARG...]
+ *   nxia-call [-t SECONDS] [-n COUNT] SERVICE METHOD [ARG...]
  *
  * Each ARG is a string, or typed as in gemini:call: i32:N, i64:N, f64:X,
  * bool:true|false, null, str:TEXT, bytes:HEX, or @FILE / @- for bytes read
@@ -9,7 +9,10 @@
  * or a number with a newline, bytes as they are. Exit status: 0 on success,
  * 2 for a bad command line, 3 when the broker cannot be reached or breaks the
  * protocol, 64 + the Gemini error code when the call fails (71 DENIED,
- * 75 TIMEOUT, 76 CLOSED...; docs/gemini-protocol.md, "Errors"). */
+ * 75 TIMEOUT, 76 CLOSED...; docs/gemini-protocol.md, "Errors"). With -n it
+ * makes the call COUNT times and prints each round trip's nanoseconds instead
+ * of the result, one a line (bench:gemini-linux), after COUNT/10 unmeasured. */
+#include <time.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -27,7 +30,7 @@ static size_t data_used;
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: nxia-call [-t SECONDS] SERVICE METHOD [ARG...]\n"
+    fprintf(stderr, "usage: nxia-call [-t SECONDS] [-n COUNT] SERVICE METHOD [ARG...]\n"
                     "  ARG: TEXT | str:TEXT | i32:N | i64:N | f64:X | bool:true|false | null | bytes:HEX | @FILE | @-\n"
                     "  the broker's socket: $NXIA_GEMINI_SOCKET, else " NXIA_BROKER_SOCKET "\n");
     exit(2);
@@ -161,17 +164,22 @@ static void print_value(const struct nxia_gm_value *v)
 int main(int argc, char **argv)
 {
     static struct nxia_link link;
-    long long timeout_ms = 30000;
+    long long timeout_ms = 30000, count = 0;
     struct nxia_gm_value args[NXIA_GM_MAX_ARGS];
     struct nxia_gm_frame r;
     int i = 1, rc;
 
-    if (argc > 2 && !strcmp(argv[1], "-t")) {
-        long long s;
-        if (parse_int(argv[2], 1, 86400, &s))
-            fail(2, "-t %s: give whole seconds, 1 to 86400", argv[2]);
-        timeout_ms = s * 1000;
-        i = 3;
+    while (argc - i > 2 && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "-n"))) {
+        long long v;
+        if (argv[i][1] == 't') {
+            if (parse_int(argv[i + 1], 1, 86400, &v))
+                fail(2, "-t %s: give whole seconds, 1 to 86400", argv[i + 1]);
+            timeout_ms = v * 1000;
+        } else {
+            if (parse_int(argv[i + 1], 1, 10000000, &count))
+                fail(2, "-n %s: give a count, 1 to 10000000", argv[i + 1]);
+        }
+        i += 2;
     }
     if (argc - i < 2 || argc - i - 2 > (int)NXIA_GM_MAX_ARGS)
         usage();
@@ -182,7 +190,20 @@ int main(int argc, char **argv)
     rc = nxia_link_open(&link, "nxia-call");
     if (rc)
         fail(rc < 0 ? 3 : 64 + rc, "%s", link.why);
-    rc = nxia_link_call(&link, argv[i], argv[i + 1], args, nargs, (int)timeout_ms, &r);
+    for (long long k = -(count / 10); k < count; k++) {    /* -n: timed repeats, after a tenth unmeasured */
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        rc = nxia_link_call(&link, argv[i], argv[i + 1], args, nargs, (int)timeout_ms, &r);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if (rc)
+            break;
+        if (k >= 0)
+            printf("%lld\n", (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec));
+        if (k == count - 1)
+            return fflush(stdout) ? 3 : 0;
+    }
+    if (!count)
+        rc = nxia_link_call(&link, argv[i], argv[i + 1], args, nargs, (int)timeout_ms, &r);
     if (rc < 0)
         fail(3, "%s", link.why);
     if (rc > 0) {

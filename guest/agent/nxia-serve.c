@@ -2,13 +2,16 @@
  * agent's Gemini broker (docs/linux-vm.md, "Calling the host").
  *
  *   nxia-serve SERVICE METHOD PROGRAM [ARG...]
+ *   nxia-serve -e SERVICE METHOD
  *
  * For each host call of SERVICE.METHOD it runs PROGRAM with the call's one
  * argument (a string or bytes; none: empty) as standard input and answers
  * with its standard output as bytes when it exits 0, or FAILED with its exit
  * status and the start of its standard error otherwise. Calls run one at a
  * time; up to 16 wait their turn (BUSY beyond). A cancelled call's program is
- * killed. Prints "serving SERVICE.METHOD" once the broker has taken the
+ * killed. With -e it runs nothing: each call is answered with its first
+ * argument (or null), at once (bench:gemini-linux's null call). Prints
+ * "serving SERVICE.METHOD" once the broker has taken the
  * function; exits when the broker's connection ends (status 3) or on a
  * refusal (64 + the Gemini error code). */
 #include <errno.h>
@@ -216,8 +219,12 @@ int main(int argc, char **argv)
     struct nxia_gm_frame f;
     int rc;
 
+    int echo = argc == 4 && !strcmp(argv[1], "-e");
+
+    if (echo)
+        argv++;
     if (argc < 4) {
-        fprintf(stderr, "usage: nxia-serve SERVICE METHOD PROGRAM [ARG...]\n"
+        fprintf(stderr, "usage: nxia-serve SERVICE METHOD PROGRAM [ARG...] | nxia-serve -e SERVICE METHOD\n"
                         "  runs PROGRAM for each host call of SERVICE.METHOD: the call's argument on its standard input,\n"
                         "  its standard output the result (exit 0) or its standard error the failure\n"
                         "  the broker's socket: $NXIA_GEMINI_SOCKET, else " NXIA_BROKER_SOCKET "\n");
@@ -236,6 +243,17 @@ int main(int argc, char **argv)
     }
     printf("serving %s.%s\n", argv[1], argv[2]);
     fflush(stdout);
+    while (echo) {
+        rc = nxia_link_next(&broker, &f, -1);
+        if (rc < 0)
+            fail(3, broker.why);
+        if (rc && f.type == NXIA_GM_CALL) {
+            struct nxia_gm_frame r = {.type = NXIA_GM_RETURN, .id = f.id};
+            if (f.nargs)
+                r.value = f.args[0];
+            send_frame(&r);
+        }
+    }
     for (;;) {
         if (q_count) {
             run_one();

@@ -200,6 +200,29 @@ class GeminiBrokerTest {
         }
     }
 
+    @Test
+    void theBenchmarkModesTimeRepeatedCallsAndEchoInProcess() throws Exception {
+        Run timed = nxiaCall("-n", "20", "text", "upper", "x");
+        assertEquals(0, timed.status(), timed.err());
+        List<String> lines = timed.out().lines().toList();
+        assertEquals(20, lines.size(), timed.out());
+        assertTrue(lines.stream().allMatch(l -> Long.parseLong(l) > 0), timed.out());
+
+        ProcessBuilder pb = new ProcessBuilder(built("nxia-serve").toString(), "-e", "shout", "it");
+        pb.environment().put("NXIA_GEMINI_SOCKET", broker.toString());
+        Process echo = pb.start();
+        try {
+            assertEquals("serving shout.it",
+                    new java.io.BufferedReader(new java.io.InputStreamReader(echo.getInputStream(), StandardCharsets.UTF_8)).readLine());
+            GeminiSession s = gemini.sessionOfVm("vm-linux").orElseThrow();
+            assertEquals("same", s.call("shout", "it", Duration.ofSeconds(10), "same"));
+            assertEquals(null, s.call("shout", "it", Duration.ofSeconds(10)));
+            assertTrue(echo.descendants().findAny().isEmpty(), "-e runs no program");
+        } finally {
+            echo.destroyForcibly();
+        }
+    }
+
     /** A raw client of the broker: frames in the stream framing. */
     private final class Client implements AutoCloseable {
         final SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(broker));
