@@ -1,6 +1,7 @@
 package org.nxia.device.virtio.internal.mmio;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -567,20 +568,23 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
      * backend's; and how kicks arrive: {@code notifyPath} is {@value #NOTIFY_IOEVENTFD}
      * while a doorbell is on QueueNotify (and after the VM stopped with one),
      * otherwise {@value #NOTIFY_MMIO_EXIT} with why in {@code noDoorbell}
-     * (empty before DRIVER_OK), and the kicks each way.
+     * (empty before DRIVER_OK), and the kicks each way; {@code rings}, each active queue's
+     * indices as guest memory holds them ({@link SplitQueue#rings}).
      */
     public record State(String type, int status, long driverFeatures, int queueSel, int interruptStatus,
-                        SplitQueueState[] queues, long errors, String lastError, String notifyPath, String noDoorbell,
-                        long kicksByDoorbell, long kicksByExit, Record backend) {
+                        List<SplitQueueState> queues, List<String> rings, long errors, String lastError, String notifyPath,
+                        String noDoorbell, long kicksByDoorbell, long kicksByExit, Record backend) {
     }
 
     @Override
     public synchronized Record state() {
         SplitQueueState[] saved = new SplitQueueState[queues.length];
+        String[] rings = new String[queues.length];
         for (int i = 0; i < queues.length; i++) {
             saved[i] = queues[i].isActive() ? queues[i].state() : null;
+            rings[i] = queues[i].rings();
         }
-        return new State(type, status, driverFeatures, queueSel, interruptStatus, saved, errors, lastError,
+        return new State(type, status, driverFeatures, queueSel, interruptStatus, Arrays.asList(saved), List.of(rings), errors, lastError,
                 doorbell != null ? NOTIFY_IOEVENTFD : NOTIFY_MMIO_EXIT, doorbell != null ? "" : noDoorbell,
                 kicksByDoorbell, kicksByExit, backend.state());
     }
