@@ -329,6 +329,9 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     private boolean serve(int q) {
         try {
             backend.process(q);
+            if (backend.servedElsewhere()) {
+                return true;   // the back-end owns avail_event and the used ring: nothing here to publish
+            }
             // With EVENT_IDX a driver kicks only past avail_event: publish it (Linux's drivers
             // stop kicking otherwise) and serve once more what arrived before it was published.
             // Once: a queue whose buffers wait for host input (console receive) stays available.
@@ -439,6 +442,15 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
             needsReset("queue notify without DRIVER_OK");   // the driver took it back without a reset
             return;
         }
+        if (backend.servedElsewhere()) {
+            // which queue is not known, and the back-end alone knows what it took: each ready queue's kick is passed on
+            for (int q = 0; q < queues.length; q++) {
+                if (queues[q].isActive()) {
+                    serve(q);
+                }
+            }
+            return;
+        }
         for (int q = 0; q < queues.length; q++) {
             if (queues[q].isActive() && !queues[q].isBroken() && queues[q].hasAvailable() && !serve(q)) {
                 return;
@@ -475,6 +487,9 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
      * serving one queue can fill another (vsock answers on its receive queue).
      */
     private void signalUsed() {
+        if (backend.servedElsewhere()) {
+            return;   // the back-end decides from the rings it writes, and its device interrupts (usedBuffers)
+        }
         boolean wanted = false;
         for (SplitQueue queue : queues) {
             if (queue.isActive() && !queue.isBroken() && queue.needsNotification()) {
