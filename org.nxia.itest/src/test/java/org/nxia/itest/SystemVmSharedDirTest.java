@@ -6,17 +6,23 @@ import static org.junit.Assert.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 
 import javax.inject.Inject;
 
+import org.junit.Rule;
 import org.junit.Test;
+import org.junit.rules.TestRule;
 import org.junit.runner.RunWith;
 import org.nxia.control.api.AgentSession;
 import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.ops4j.pax.exam.Configuration;
 import org.ops4j.pax.exam.Option;
@@ -37,6 +43,13 @@ public class SystemVmSharedDirTest {
 
     @Inject
     org.apache.felix.service.command.CommandProcessor processor;
+
+    @Inject
+    VmManager vms;
+
+    /** Where everything waits, printed shortly before vmExecShareShowsTheHostDirectoryAtMntHost's limit (and in any test that long). */
+    @Rule
+    public final TestRule hangDump = HangDump.rule(Duration.ofSeconds(225), this::vmsAndDevices);
 
     @Configuration
     public Option[] config() {
@@ -70,7 +83,7 @@ public class SystemVmSharedDirTest {
         }
     }
 
-    /** With a limit: it hung in some rig runs (issue 14 §3, open); the failure then shows where. */
+    /** With a limit: it hung in some rig runs (issue 14 §3); the failure then shows where ({@link #hangDump}). */
     @Test(timeout = 240_000)
     public void vmExecShareShowsTheHostDirectoryAtMntHost() throws Exception {
         Path shared = Files.createTempDirectory("nxia-share-");
@@ -79,6 +92,20 @@ public class SystemVmSharedDirTest {
                 + " -r " + System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY) + " cat /mnt/host/notes.txt");
         assertEquals(run.output(), 0, run.exit());
         assertTrue(run.output(), run.output().contains("shared with vm:exec --share"));
+    }
+
+    /** Each VM here: its state, its devices' counters and the end of its console. */
+    private String vmsAndDevices() {
+        StringBuilder b = new StringBuilder();
+        for (VirtualMachine vm : vms.list()) {
+            b.append("VM ").append(vm.id()).append(' ').append(vm.state()).append(", result ").append(vm.result()).append('\n');
+            for (Device d : vm.devices()) {
+                b.append("  ").append(d.state()).append('\n');
+            }
+            String console = vm.console();
+            b.append("  console (end):\n").append(console.substring(Math.max(0, console.length() - 3000))).append('\n');
+        }
+        return b.isEmpty() ? "no VM" : b.toString();
     }
 
     @Test

@@ -1,8 +1,10 @@
 package org.nxia.shell.systemvm.internal;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -10,6 +12,9 @@ import java.util.Locale;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import java.time.Duration;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
@@ -140,7 +145,7 @@ public final class SystemVmCommands {
                 confinement = confinement(policy, profileName);
             svm = systemVms.boot(profile, READY_LIMIT);
             if (!share.isEmpty())
-                mountShare(svm);
+                mountShare(svm, MOUNT_LIMIT);
         }
         boolean ok = false;
         try {
@@ -179,12 +184,49 @@ public final class SystemVmCommands {
         return DeviceConfig.parse("virtio-fs:path=" + p + ",tag=" + SHARE_TAG);
     }
 
-    /** Mounts the shared directory before the program runs; a failure stops the VM, saying why. */
-    private static void mountShare(SystemVm svm) throws IOException {
-        ExecResult r = svm.session().exec(ExecRequest.of("sh", "-c", "mkdir -p " + SHARE_MOUNT + " && mount -t virtiofs " + SHARE_TAG + " " + SHARE_MOUNT));
-        if (r.status().code() != 0 || r.status().signaled()) {
+    /**
+     * The longest the guest's mount of the shared directory may take: a handful of FUSE requests
+     * that virtiofsd answers in milliseconds, seconds under emulation. A mount whose requests go
+     * unanswered never ends by itself (the guest's FUSE waits without a limit).
+     */
+    static final Duration MOUNT_LIMIT = Duration.ofSeconds(60);
+
+    /** Mounts the shared directory before the program runs; a failure, or no end within {@code limit}, stops the VM, saying why. */
+    static void mountShare(SystemVm svm, Duration limit) throws IOException, InterruptedException {
+        ByteArrayOutputStream stderr = new ByteArrayOutputStream();
+        ExitStatus status;
+        try {
+            Execution mount = svm.session().start(ExecRequest.of("sh", "-c", "mkdir -p " + SHARE_MOUNT + " && mount -t virtiofs " + SHARE_TAG
+                    + " " + SHARE_MOUNT), (err, data, offset, length) -> {
+                        if (err) {
+                            synchronized (stderr) {
+                                stderr.write(data, offset, length);
+                            }
+                        }
+                    });
+            mount.closeStdin();
+            status = mount.exit().get(limit.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            String devices = svm.vm().devices().stream().filter(d -> d.type().equals("virtio-fs")).map(d -> d.state().toString())
+                    .collect(Collectors.joining("; "));
             svm.close();
-            throw new IOException("--share: mounting the host directory at " + SHARE_MOUNT + " in the guest failed: " + r.stderrText().strip());
+            throw new IOException("--share: mounting the host directory at " + SHARE_MOUNT + " in the guest did not end within "
+                    + Text.duration(limit) + "; the device (its rings, the kicks passed to virtiofsd, its interrupts): " + devices);
+        } catch (ExecutionException e) {
+            svm.close();
+            throw new IOException("--share: mounting the host directory at " + SHARE_MOUNT + " in the guest failed: " + e.getCause().getMessage(),
+                    e.getCause());
+        } catch (IOException | RuntimeException | InterruptedException e) {
+            svm.close();
+            throw e;
+        }
+        if (status.code() != 0 || status.signaled()) {
+            svm.close();
+            String why;
+            synchronized (stderr) {
+                why = stderr.toString(StandardCharsets.UTF_8).strip();
+            }
+            throw new IOException("--share: mounting the host directory at " + SHARE_MOUNT + " in the guest failed: " + why);
         }
     }
 

@@ -190,6 +190,12 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
         callThreads.add(t);
     }
 
+    /** virtiofsd takes the chains and writes the used rings: the transport must not touch them. */
+    @Override
+    public boolean servedElsewhere() {
+        return true;
+    }
+
     @Override
     public void process(int queue) {
         if (queue >= 0 && queue < QUEUES && started[queue] && kicks[queue].signal()) {

@@ -30,6 +30,21 @@ public interface VirtioBackend {
      */
     void process(int queue);
 
+    /**
+     * Whether another process serves the queues (a vhost-user back-end such as virtiofsd): the
+     * device's side of the rings (the used ring, its flags, {@code avail_event}) is then that
+     * process's alone, and the transport's {@link SplitQueue}s only hold the layout it was given.
+     * The transport then passes each kick on to {@link #process} and leaves the rings alone.
+     *
+     * <p>WHY: the transport would otherwise publish {@code avail_event} from its own available
+     * index, which never moves since it takes no chain, over the one the back-end wrote; with
+     * EVENT_IDX the driver then stops kicking and its next request waits forever (issue 14 §3:
+     * vm:exec --share hung when the write came after the back-end's).
+     */
+    default boolean servedElsewhere() {
+        return false;
+    }
+
     /** The driver reset the device: forget the queues. */
     void reset();
 

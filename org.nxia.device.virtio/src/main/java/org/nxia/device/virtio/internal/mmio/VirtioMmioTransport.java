@@ -1,6 +1,7 @@
 package org.nxia.device.virtio.internal.mmio;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -328,6 +329,9 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     private boolean serve(int q) {
         try {
             backend.process(q);
+            if (backend.servedElsewhere()) {
+                return true;   // the back-end owns avail_event and the used ring: nothing here to publish
+            }
             // With EVENT_IDX a driver kicks only past avail_event: publish it (Linux's drivers
             // stop kicking otherwise) and serve once more what arrived before it was published.
             // Once: a queue whose buffers wait for host input (console receive) stays available.
@@ -438,6 +442,15 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
             needsReset("queue notify without DRIVER_OK");   // the driver took it back without a reset
             return;
         }
+        if (backend.servedElsewhere()) {
+            // which queue is not known, and the back-end alone knows what it took: each ready queue's kick is passed on
+            for (int q = 0; q < queues.length; q++) {
+                if (queues[q].isActive()) {
+                    serve(q);
+                }
+            }
+            return;
+        }
         for (int q = 0; q < queues.length; q++) {
             if (queues[q].isActive() && !queues[q].isBroken() && queues[q].hasAvailable() && !serve(q)) {
                 return;
@@ -474,6 +487,9 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
      * serving one queue can fill another (vsock answers on its receive queue).
      */
     private void signalUsed() {
+        if (backend.servedElsewhere()) {
+            return;   // the back-end decides from the rings it writes, and its device interrupts (usedBuffers)
+        }
         boolean wanted = false;
         for (SplitQueue queue : queues) {
             if (queue.isActive() && !queue.isBroken() && queue.needsNotification()) {
@@ -567,20 +583,23 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
      * backend's; and how kicks arrive: {@code notifyPath} is {@value #NOTIFY_IOEVENTFD}
      * while a doorbell is on QueueNotify (and after the VM stopped with one),
      * otherwise {@value #NOTIFY_MMIO_EXIT} with why in {@code noDoorbell}
-     * (empty before DRIVER_OK), and the kicks each way.
+     * (empty before DRIVER_OK), and the kicks each way; {@code rings}, each active queue's
+     * indices as guest memory holds them ({@link SplitQueue#rings}).
      */
     public record State(String type, int status, long driverFeatures, int queueSel, int interruptStatus,
-                        SplitQueueState[] queues, long errors, String lastError, String notifyPath, String noDoorbell,
-                        long kicksByDoorbell, long kicksByExit, Record backend) {
+                        List<SplitQueueState> queues, List<String> rings, long errors, String lastError, String notifyPath,
+                        String noDoorbell, long kicksByDoorbell, long kicksByExit, Record backend) {
     }
 
     @Override
     public synchronized Record state() {
         SplitQueueState[] saved = new SplitQueueState[queues.length];
+        String[] rings = new String[queues.length];
         for (int i = 0; i < queues.length; i++) {
             saved[i] = queues[i].isActive() ? queues[i].state() : null;
+            rings[i] = queues[i].rings();
         }
-        return new State(type, status, driverFeatures, queueSel, interruptStatus, saved, errors, lastError,
+        return new State(type, status, driverFeatures, queueSel, interruptStatus, Arrays.asList(saved), List.of(rings), errors, lastError,
                 doorbell != null ? NOTIFY_IOEVENTFD : NOTIFY_MMIO_EXIT, doorbell != null ? "" : noDoorbell,
                 kicksByDoorbell, kicksByExit, backend.state());
     }

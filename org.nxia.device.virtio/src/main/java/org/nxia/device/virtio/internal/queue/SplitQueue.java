@@ -167,6 +167,21 @@ public final class SplitQueue {
         return active;
     }
 
+    /**
+     * What the rings hold in guest memory, for a state dump (empty while inactive): the driver's
+     * {@code avail.idx} and {@code used_event}, and the device side's {@code used.idx} and
+     * {@code avail_event}. A driver that waits with {@code avail.idx} past what the device took
+     * and {@code avail_event} behind it was told not to kick.
+     */
+    public String rings() {
+        if (!active) {
+            return "";
+        }
+        return "avail.idx=%d used_event=%d used.idx=%d avail_event=%d".formatted(Short.toUnsignedInt(availSegment.get(U16, 2)),
+                Short.toUnsignedInt(availSegment.get(U16, 4 + 2L * size)), Short.toUnsignedInt(usedSegment.get(U16, 2)),
+                Short.toUnsignedInt(usedSegment.get(U16, 4 + 8L * size)));
+    }
+
     /** Whether a driver error stopped the queue; it refuses work until {@link #reset()}. */
     public boolean isBroken() {
         return broken;

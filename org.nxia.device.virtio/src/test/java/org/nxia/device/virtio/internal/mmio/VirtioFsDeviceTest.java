@@ -18,6 +18,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nxia.device.virtio.internal.fs.VirtioFsFactory;
+import org.nxia.device.virtio.internal.queue.SplitQueue;
 import org.nxia.device.virtio.internal.queue.TestDriver;
 import org.nxia.device.virtio.internal.sys.Sys;
 import org.nxia.device.virtio.internal.vhost.FuseClient;
@@ -127,6 +128,59 @@ class VirtioFsDeviceTest {
         assertTrue(device.state().toString().contains("virtiofsdRunning=false"), "closing the device stops virtiofsd: " + device.state());
         assertEquals(List.of(), Thread.getAllStackTraces().keySet().stream().map(Thread::getName)
                 .filter(n -> n.startsWith("nxia-vm-test-virtio-fs-call-")).toList(), "no call thread outlives the device");
+    }
+
+    /**
+     * A driver with EVENT_IDX (Linux's) kicks a queue only when {@code avail_event}, which
+     * virtiofsd writes as it takes each chain, asks for it. The transport's queue takes no chain,
+     * so its own index never moves: it published it over virtiofsd's on every kick it passed on,
+     * and when that write came after virtiofsd's, the driver stopped kicking and the next request
+     * waited forever (issue 14 §3: vm:exec --share hung in the rig, the guest idle in its mount).
+     * A kick with nothing new (a driver may notify at any time) makes the order certain here.
+     */
+    @Test
+    void aDriverWithEventIdxIsStillAskedToKickAfterVirtiofsdTookItsChains() throws Exception {
+        Device device = create(",sandbox=chroot,notify=mmio-exit");
+        try {
+            VirtioDevicesTest.Mmio m = new VirtioDevicesTest.Mmio(ctx.windows.getLast());
+            assertTrue(m.negotiate(VirtioDevicesTest.F_VERSION_1 | SplitQueue.F_EVENT_IDX));
+            TestDriver hiprio = TestDriver.create(ctx.memory, 16, 0x100000);
+            TestDriver requests = TestDriver.create(ctx.memory, 16, 0x200000);
+            m.queue(0, hiprio, 16);
+            m.queue(1, requests, 16);
+            m.driverOk();
+            int[] kicks = {0};
+            FuseClient fuse = new FuseClient(requests, new FuseClient.Channel() {
+                @Override
+                public void kick() {
+                    // vring_need_event(avail_event, new, old), as Linux's virtqueue_kick_prepare; one chain per request
+                    int now = requests.availIdx();
+                    if (((now - requests.availEvent() - 1) & 0xffff) < 1) {
+                        kicks[0]++;
+                        m.w(VirtioMmioTransport.QUEUE_NOTIFY, 1);
+                    }
+                }
+
+                @Override
+                public void awaitUsed(TestDriver d, int usedBefore) {
+                    long deadline = System.nanoTime() + 10_000_000_000L;
+                    while (d.usedIdx() == usedBefore) {
+                        assertTrue(System.nanoTime() < deadline, "request " + d.availIdx() + " not served within 10 s (" + kicks[0]
+                                + " kicks; avail_event " + d.availEvent() + "): " + device.state());
+                        Thread.onSpinWait();
+                    }
+                }
+            });
+            assertEquals(7, fuse.init());
+            m.w(VirtioMmioTransport.QUEUE_NOTIFY, 1);
+            assertEquals(1, requests.availEvent(), "avail_event is virtiofsd's: the next chain, past the one it took");
+            long[] file = fuse.lookup("README");
+            assertEquals(TEXT, fuse.read(file[0], 4096));
+            assertEquals(4, kicks[0], "each of the 4 requests was kicked, as avail_event asked");
+            assertFalse(m.needsReset());
+        } finally {
+            device.close();
+        }
     }
 
     @Test

@@ -45,6 +45,19 @@ class SplitQueueTest {
     // ------------------------------------------------------------ happy paths
 
     @Test
+    void ringsSayWhatGuestMemoryHoldsOnBothSides() {
+        SplitQueue queue = new SplitQueue(driver.memory(), 8);
+        assertEquals("", queue.rings(), "nothing while inactive");
+        driver.activate(queue, F_EVENT_IDX);
+        driver.addChain(readable(driver.allocate(16), 16));
+        driver.addChain(readable(driver.allocate(16), 16));
+        driver.setUsedEvent(7);
+        queue.next();
+        queue.enableNotification();
+        assertEquals("avail.idx=2 used_event=7 used.idx=0 avail_event=1", queue.rings(), "one chain taken, none used yet");
+    }
+
+    @Test
     void emptyQueueYieldsNoChain() {
         SplitQueue queue = driver.newQueue(0);
         assertNull(queue.next());

@@ -45,7 +45,7 @@ public final class FuseClient {
         driver.memory().write(request, in.array());
         long reply = driver.allocate(replyBytes);
         int usedBefore = driver.usedIdx();
-        driver.publish(driver.addChain(Buffer.readable(request, in.capacity()), Buffer.writable(reply, replyBytes)));
+        driver.addChain(Buffer.readable(request, in.capacity()), Buffer.writable(reply, replyBytes));
         channel.kick();
         channel.awaitUsed(driver, usedBefore);
         ByteBuffer out = ByteBuffer.wrap(driver.memory().read(reply, replyBytes)).order(ByteOrder.LITTLE_ENDIAN);
