@@ -363,4 +363,69 @@ class VirtioBlkTest {
         byte[] longer = SavedStateCodec.writer(VirtioBlk.SAVED_KIND, 1).i64(8).i32(0).toBytes();
         assertThrows(IllegalArgumentException.class, () -> blk.checkState(longer));
     }
+
+    @Test
+    void anIdBufferMayAlsoHoldTheStatus() throws IOException {
+        disk(1, false);
+        long idAndStatus = driver.allocate(21, UNTOUCHED);
+        assertEquals(21, serve(readable(header(VirtioBlk.T_GET_ID, 0), 16), writable(idAndStatus, 21)));
+        assertEquals("nxia:disk.img", new String(memory.read(idAndStatus, 13), StandardCharsets.US_ASCII));
+        assertEquals(VirtioBlk.S_OK, memory.readByte(idAndStatus + 20));
+    }
+
+    @Test
+    void theDataInTheStatusBufferCountsAgainstTheDisksEnd() throws IOException {
+        disk(8, false);
+        long buffer = driver.allocate(1025, UNTOUCHED);
+        assertEquals(1, serve(readable(header(VirtioBlk.T_IN, 7), 16), writable(buffer, 1025)));
+        assertEquals(VirtioBlk.S_IOERR, memory.readByte(buffer + 1024));
+        assertEquals(UNTOUCHED, memory.readByte(buffer));
+    }
+
+    @Test
+    void anEmptyBufferInTheOtherDirectionIsNoData() throws IOException {
+        disk(8, false);
+        long data = driver.allocate(512, UNTOUCHED);
+        long st = status();
+        // an empty readable buffer among a read's data buffers carries nothing the wrong way
+        driver.addChain(readable(header(VirtioBlk.T_IN, 3), 16), readable(driver.allocate(16), 0), writable(data, 512), writable(st, 1));
+        DescriptorChain chain = queue.next();
+        int head = chain.head();
+        assertEquals(513, blk.serve(chain));
+        queue.pushUsed(head, 0);
+        assertEquals(VirtioBlk.S_OK, memory.readByte(st));
+        assertEquals(4, memory.readByte(data));
+    }
+
+    @Test
+    void aWriteLeavesTheGuestsBufferAsItWas() throws IOException {
+        disk(8, false);
+        long data = driver.allocate(512, (byte) 0x3c);
+        long st = status();
+        assertEquals(1, serve(readable(header(VirtioBlk.T_OUT, 2), 16), readable(data, 512), writable(st, 1)));
+        assertEquals(VirtioBlk.S_OK, memory.readByte(st));
+        byte[] expected = new byte[512];
+        Arrays.fill(expected, (byte) 0x3c);
+        assertArrayEquals(expected, memory.read(data, 512));
+        assertArrayEquals(expected, Arrays.copyOfRange(Files.readAllBytes(image), 1024, 1536));
+    }
+
+    @Test
+    void onlyBlockDevicesAreBlockDevices() throws IOException {
+        Path file = Files.write(dir.resolve("file.img"), new byte[512]);
+        assertEquals(false, VirtioBlkFactory.isBlockDevice(file));
+        assertEquals(false, VirtioBlkFactory.isBlockDevice(Path.of("/dev/null")), "a character device");
+        assertEquals(false, VirtioBlkFactory.isBlockDevice(dir.resolve("missing")));
+        Path block = null;
+        try (var devices = Files.list(Path.of("/dev"))) {
+            for (Path p : (Iterable<Path>) devices::iterator) {
+                if (p.getFileName().toString().matches("loop[0-9]+")) {
+                    block = p;
+                    break;
+                }
+            }
+        }
+        org.junit.jupiter.api.Assumptions.assumeTrue(block != null, "no /dev/loopN here");
+        assertEquals(true, VirtioBlkFactory.isBlockDevice(block), block.toString());
+    }
 }
