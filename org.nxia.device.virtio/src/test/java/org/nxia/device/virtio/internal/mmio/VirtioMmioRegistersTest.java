@@ -185,12 +185,12 @@ class VirtioMmioRegistersTest {
         assertEquals(d.availRing(), q.driver());
         assertEquals(d.usedRing(), q.device());
         assertNotNull(q.ready());
-        assertEquals(16, state().queues()[1].size());
-        assertNull(state().queues()[0], "queue 0 was never made ready");
+        assertEquals(16, state().queues().get(1).size());
+        assertNull(state().queues().get(0), "queue 0 was never made ready");
 
         m.w(QUEUE_READY, 0);
         assertEquals(0, m.r(QUEUE_READY), "QueueReady 0 takes the queue back");
-        assertNull(state().queues()[1]);
+        assertNull(state().queues().get(1));
         m.w(QUEUE_DESC_HIGH, 0);
         m.w(QUEUE_DESC_LOW, 0x5000);
         assertEquals(0x5000, transport.saved().queues().get(1).desc(), "and its registers can be written again");
