@@ -129,6 +129,37 @@ static int write_all(int fd, const uint8_t *b, size_t n)
 
 static void drop_client(struct client *c);
 
+/* Writes what the client's socket takes of its queue now; -1 if that dropped the client. */
+static int flush_client(struct client *c)
+{
+    ssize_t w = write(c->fd, c->obuf, c->olen);
+
+    if (w < 0 && errno != EAGAIN && errno != EINTR) {
+        drop_client(c);
+        return -1;
+    }
+    if (w > 0) {
+        memmove(c->obuf, c->obuf + w, c->olen - (size_t)w);
+        c->olen -= (uint32_t)w;
+    }
+    return 0;
+}
+
+/* An ERROR frame, length prefix included, into b (room for a 256-byte message); its size, or 0 if msg is longer. */
+static uint32_t error_frame(uint8_t *b, uint64_t id, uint16_t code, const char *msg)
+{
+    uint32_t m = (uint32_t)strlen(msg), len = GM_HEADER + 2 + 4 + m;
+
+    if (m > 256)
+        return 0;
+    put32(b, len);
+    header(b + 4, ERROR, 0, id);
+    put16(b + 4 + GM_HEADER, code);
+    put32(b + 4 + GM_HEADER + 2, m);
+    memcpy(b + 4 + GM_HEADER + 6, msg, m);
+    return 4 + len;
+}
+
 /* Queues a whole frame (length prefix included) for c and writes what the
  * socket takes now; a client that lets OUT_CAP pile up is dropped. */
 static void to_client(struct client *c, const uint8_t *b, uint32_t n)
@@ -139,30 +170,16 @@ static void to_client(struct client *c, const uint8_t *b, uint32_t n)
     }
     memcpy(c->obuf + c->olen, b, n);
     c->olen += n;
-    ssize_t w = write(c->fd, c->obuf, c->olen);
-    if (w < 0 && errno != EAGAIN && errno != EINTR) {
-        drop_client(c);
-        return;
-    }
-    if (w > 0) {
-        memmove(c->obuf, c->obuf + w, c->olen - (size_t)w);
-        c->olen -= (uint32_t)w;
-    }
+    flush_client(c);
 }
 
 static void error_to_client(struct client *c, uint64_t id, uint16_t code, const char *msg)
 {
-    uint32_t m = (uint32_t)strlen(msg), len = GM_HEADER + 2 + 4 + m;
-    uint8_t b[4 + GM_HEADER + 6 + 1024];
+    uint8_t b[4 + GM_HEADER + 6 + 256];    /* every message here is under 256 bytes */
+    uint32_t n = error_frame(b, id, code, msg);
 
-    if (m > 1024)
-        return;
-    put32(b, len);
-    header(b + 4, ERROR, 0, id);
-    put16(b + 4 + GM_HEADER, code);
-    put32(b + 4 + GM_HEADER + 2, m);
-    memcpy(b + 4 + GM_HEADER + 6, msg, m);
-    to_client(c, b, 4 + len);
+    if (n)
+        to_client(c, b, n);
 }
 
 static int to_host(const uint8_t *b, uint32_t n);
@@ -170,17 +187,11 @@ static void client_call_host(struct client *c, const uint8_t *f, uint32_t len, u
 
 static void error_to_host(uint64_t id, uint16_t code, const char *msg)
 {
-    uint32_t m = (uint32_t)strlen(msg), len = GM_HEADER + 2 + 4 + m;
     uint8_t b[4 + GM_HEADER + 6 + 256];
+    uint32_t n = error_frame(b, id, code, msg);
 
-    if (m > 256 || host_fd < 0)
-        return;
-    put32(b, len);
-    header(b + 4, ERROR, 0, id);
-    put16(b + 4 + GM_HEADER, code);
-    put32(b + 4 + GM_HEADER + 2, m);
-    memcpy(b + 4 + GM_HEADER + 6, msg, m);
-    to_host(b, 4 + len);
+    if (n && host_fd >= 0)
+        to_host(b, n);
 }
 
 static struct call *find_call(struct client *c, uint64_t client_id)
@@ -824,17 +835,8 @@ void broker_ready(const struct pollfd *pf, int count)
             struct client *c = &clients[k];
             if (c->fd != pf[i].fd)
                 continue;
-            if ((pf[i].revents & POLLOUT) && c->olen) {
-                ssize_t w = write(c->fd, c->obuf, c->olen);
-                if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                    drop_client(c);
-                    break;
-                }
-                if (w > 0) {
-                    memmove(c->obuf, c->obuf + w, c->olen - (size_t)w);
-                    c->olen -= (uint32_t)w;
-                }
-            }
+            if ((pf[i].revents & POLLOUT) && c->olen && flush_client(c) < 0)
+                break;
             if (pf[i].revents & (POLLIN | POLLHUP | POLLERR))
                 client_readable(c);
             break;
