@@ -39,6 +39,7 @@
 #define OUT_CAP          (2 * (4 + GM_MAX_FRAME))  /* queued for a client that reads slowly */
 #define HOST_TIMEOUT_S   2        /* connect, HELLO/WELCOME and each send to the host */
 #define MAX_EXPORTS      64       /* functions served to the host, all clients */
+#define MAX_EXPORTS_CLIENT 16     /* ... by one client */
 #define MAX_SERVED       64       /* host calls in flight to serving clients */
 #define MAX_NAME         64u
 
@@ -468,7 +469,7 @@ static void broker_service(struct client *c, const uint8_t *body, uint32_t n, ui
         else if (exports[i].client == c)
             mine++;
     }
-    if (!free_slot || mine >= MAX_CALLS_CLIENT) {
+    if (!free_slot || mine >= MAX_EXPORTS_CLIENT) {
         error_to_client(c, id, E_BUSY, "64 functions are served in this VM (16 per process)");
         return;
     }

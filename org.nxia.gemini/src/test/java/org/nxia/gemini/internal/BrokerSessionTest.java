@@ -133,9 +133,9 @@ class BrokerSessionTest {
         StreamTransport agent = new StreamTransport(new StreamTransportTest.End(down.source(), up.sink()), "agent");
         try {
             send(agent, new Wire.Hello(1, 1, "agent", new byte[0]));
-            assertTrue(text(agent).startsWith("WELCOME"));
+            assertTrue(SessionEdgeTest.next(agent).startsWith("WELCOME"));
             send(agent, call(9, new GuestProcess(1000, 1, 2, "/usr/bin/a")));
-            assertEquals("RETURN id=9 value=str:\"uid=1000 gid=1 pid=2 exe=/usr/bin/a\"", text(agent));
+            assertEquals("RETURN id=9 value=str:\"uid=1000 gid=1 pid=2 exe=/usr/bin/a\"", SessionEdgeTest.next(agent));
         } finally {
             agent.close();
         }
@@ -145,18 +145,5 @@ class BrokerSessionTest {
     private static void send(Transport t, Wire.Frame f) {
         byte[] b = Wire.encode(f);
         assertTrue(t.send(b, b.length));
-    }
-
-    private static String text(Transport t) throws InterruptedException {
-        byte[] buf = new byte[t.maxFrame()];
-        long end = System.nanoTime() + 5_000_000_000L;
-        while (System.nanoTime() < end) {
-            int n = t.receive(buf);
-            if (n >= 0) {
-                return Wire.text(Wire.decode(buf, n));
-            }
-            t.await(1_000_000);
-        }
-        throw new AssertionError("no frame within 5 s");
     }
 }

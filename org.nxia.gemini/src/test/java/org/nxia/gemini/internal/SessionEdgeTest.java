@@ -106,8 +106,9 @@ class SessionEdgeTest {
         return c;
     }
 
-    static String next(LoopbackTransport t) {
-        byte[] buf = new byte[LoopbackTransport.MAX_FRAME];
+    /** The next frame {@code t} receives within 5 s, as canonical text. */
+    static String next(Transport t) {
+        byte[] buf = new byte[t.maxFrame()];
         long end = System.nanoTime() + 5_000_000_000L;
         while (System.nanoTime() < end) {
             int n = t.receive(buf);
