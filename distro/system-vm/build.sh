@@ -2,7 +2,7 @@
 # The System VM image: a small kernel from Debian's linux-source-6.12 with kernel.config merged over
 # tinyconfig, and an initramfs of Debian's static busybox with the control agent as /init and
 # nxia-call and nxia-serve (host calls from a shell and programs served to the host, through the
-# agent's Gemini broker) in /usr/bin.
+# agent's Gemini broker) and nxia-portal (Portal regions mapped in place) in /usr/bin.
 #
 #   build.sh build   build the image for the current inputs (seconds when cached)
 #   build.sh info    what the image for the current inputs is (kernel, config hash, sizes, path)
@@ -113,7 +113,7 @@ static() { ! readelf -l "$1" 2>/dev/null | grep -q INTERP; }
 
 # newc cpio written by the kernel's own gen_init_cpio: device nodes and owners without root.
 make_initramfs() {  # make_initramfs OUT-DIR
-  local out="$1" init call="" serve="" list gen="$OBJ/gen_init_cpio"
+  local out="$1" init call="" serve="" portal="" list gen="$OBJ/gen_init_cpio"
   [ -x "$BUSYBOX" ] && static "$BUSYBOX" || die "$BUSYBOX is not a static busybox (apt-get install busybox-static)"
   if [ -d "$AGENT" ]; then
     say "[4/5] initramfs: busybox + nxia-agent (make -C guest/agent)"
@@ -121,8 +121,10 @@ make_initramfs() {  # make_initramfs OUT-DIR
     init="$(find "$AGENT" -type f -name nxia-agent -perm -u+x -print -quit)"
     [ -n "$init" ] || die "make -C guest/agent made no nxia-agent"
     static "$init" || die "$init is not statically linked"
-    call="$AGENT/target/nxia-call" serve="$AGENT/target/nxia-serve"
-    [ -x "$call" ] && static "$call" && [ -x "$serve" ] && static "$serve" || die "make -C guest/agent made no static nxia-call and nxia-serve"
+    call="$AGENT/target/nxia-call" serve="$AGENT/target/nxia-serve" portal="$AGENT/target/nxia-portal"
+    for tool in "$call" "$serve" "$portal"; do
+      [ -x "$tool" ] && static "$tool" || die "make -C guest/agent made no static $(basename "$tool")"
+    done
   else
     say "[4/5] initramfs: busybox + placeholder /init (guest/agent does not exist yet)"
     init="$HERE/init-placeholder"
@@ -140,6 +142,7 @@ make_initramfs() {  # make_initramfs OUT-DIR
     echo "file /init $init 0755 0 0"
     [ -z "$call" ] || echo "file /usr/bin/nxia-call $call 0755 0 0"
     [ -z "$serve" ] || echo "file /usr/bin/nxia-serve $serve 0755 0 0"
+    [ -z "$portal" ] || echo "file /usr/bin/nxia-portal $portal 0755 0 0"
   } > "$list"
   # A fixed timestamp keeps the archive the same for the same inputs.
   "$gen" -t 0 "$list" | gzip -9n > "$out/initramfs.cpio.gz"

@@ -36,6 +36,7 @@
 #include "confine.h"
 #include "net.h"
 #include "proto.h"
+#include "regions.h"
 #include "root.h"
 
 #define MAX_CONNS   16
@@ -1264,11 +1265,11 @@ int main(int argc, char **argv)
         if (!secret_from)
             no_secret = load_secret_file(SECRET_FILE);
         root_from_cmdline();    /* after the secret: it is in the initramfs */
-        if (!broker_path) {
-            mkdir("/run", 0755);
-            mkdir("/run/nxia", 0755);
+        mkdir("/run", 0755);
+        mkdir("/run/nxia", 0755);
+        regions_link();         /* after the root switch: /run moved into the new root */
+        if (!broker_path)
             broker_path = BROKER_SOCKET;
-        }
     } else {
         if ((vsock_port < 0) + !unix_path + (conn_fd < 0) != 2 || !secret_from)
             usage();

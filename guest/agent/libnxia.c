@@ -1,9 +1,11 @@
 /* libnxia.c - Gemini from Linux processes, through the agent's broker (nxia_linux.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -215,4 +217,76 @@ void nxia_link_close(struct nxia_link *l)
         close(l->fd);
     }
     l->fd = -1;
+}
+
+/* ---- Portal regions (device DAX) ------------------------------------------------------------ */
+
+static int region_failed(struct nxia_region *r, const char *fmt, const char *a, const char *b)
+{
+    snprintf(r->why, sizeof r->why, fmt, a, b);
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    return -1;
+}
+
+int nxia_region_map(struct nxia_region *r, const char *name, int writable)
+{
+    char link[64], target[64], sys[96], text[32];
+    ssize_t n;
+    int fd;
+    unsigned long long size;
+
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+    if (strlen(name) == 0 || strlen(name) > 15 || strchr(name, '/'))
+        return region_failed(r, "%s%s: not a Portal name", name, "");
+    snprintf(link, sizeof link, NXIA_REGION_DIR "/%s", name);
+    n = readlink(link, target, sizeof target - 1);
+    if (n < 0)
+        return region_failed(r, "no region %s in this VM (%s: the profile shows it with virtio-pmem:region=NAME,dax=true)",
+                             name, strerror(errno));
+    target[n] = '\0';
+    if (strncmp(target, "/dev/dax", 8) != 0 || strchr(target + 5, '/'))
+        return region_failed(r, "region %s is %s, a block device: show it with virtio-pmem:region=NAME,dax=true to map it", name,
+                             target);
+    snprintf(r->device, sizeof r->device, "%s", target);
+    snprintf(sys, sizeof sys, "/sys/bus/dax/devices/%s/size", target + 5);
+    fd = open(sys, O_RDONLY | O_CLOEXEC);
+    n = fd < 0 ? -1 : read(fd, text, sizeof text - 1);
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return region_failed(r, "%s: %s", sys, strerror(errno));
+    text[n] = '\0';
+    size = strtoull(text, NULL, 10);
+    if (size == 0)
+        return region_failed(r, "%s: size %s", target, text);
+    r->fd = open(link, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (r->fd < 0)
+        return region_failed(r, "%s: %s", target, strerror(errno));
+    void *p = mmap(NULL, size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, r->fd, 0);
+    if (p == MAP_FAILED)
+        return region_failed(r, "mmap %s: %s", target, strerror(errno));
+    r->base = p;
+    r->len = size;
+    r->offset = NXIA_REGION_LINUX_OFFSET;
+    return 0;
+}
+
+void *nxia_region_at(const struct nxia_region *r, uint64_t at, uint64_t len)
+{
+    if (!r->base || at < r->offset || at - r->offset > r->len || len > r->len - (at - r->offset))
+        return NULL;
+    return r->base + (at - r->offset);
+}
+
+void nxia_region_unmap(struct nxia_region *r)
+{
+    if (r->base)
+        munmap(r->base, r->len);
+    if (r->fd >= 0)
+        close(r->fd);
+    r->base = NULL;
+    r->fd = -1;
 }

@@ -78,6 +78,35 @@ int nxia_link_next(struct nxia_link *l, struct nxia_gm_frame *f, int timeout_ms)
 
 void nxia_link_close(struct nxia_link *l);
 
+/*
+ * Portal regions in Linux processes (docs/linux-vm.md, "Portal regions in Linux
+ * processes"). A region the profile shows with virtio-pmem:region=NAME,dax=true
+ * is /dev/daxN.0, linked by the agent as /run/nxia/portal/NAME; a process maps
+ * it in place: the host sees its stores at once and it sees the host's, with no
+ * copy and no flush. Linux keeps the region's first 2 MiB (its info block), so
+ * the mapping starts at region offset NXIA_REGION_LINUX_OFFSET; every offset in
+ * this API is a region offset, as the host and micro-VMs count them.
+ */
+#define NXIA_REGION_DIR            "/run/nxia/portal"
+#define NXIA_REGION_LINUX_OFFSET   (2ull << 20)
+
+struct nxia_region {
+    uint8_t *base;          /* region offset `offset` */
+    uint64_t offset;        /* NXIA_REGION_LINUX_OFFSET */
+    uint64_t len;           /* bytes mapped from there */
+    int fd;
+    char device[64];        /* /dev/daxN.0 */
+    char why[160];
+};
+
+/* Maps region NAME (writable: read-write, else read-only). 0, or -1 with r->why. */
+int nxia_region_map(struct nxia_region *r, const char *name, int writable);
+
+/* The mapped bytes [at, at + len) of the region, or NULL when they are not all mapped. */
+void *nxia_region_at(const struct nxia_region *r, uint64_t at, uint64_t len);
+
+void nxia_region_unmap(struct nxia_region *r);
+
 /* The name of a Gemini error code ("DENIED"), or "ERROR" for an unknown one. */
 const char *nxia_gm_code_name(unsigned code);
 

@@ -167,9 +167,14 @@ final class LinuxVm implements VmKind {
         boot.setRegisters(LinuxBoot.registers(layout));
     }
 
-    /** A virtio-pmem device tells the guest where its region is. */
+    /**
+     * A virtio-pmem device tells the guest where its region is; the command line
+     * tells it the region's name ({@code nxia.portal=NAME@0xGPA}), which the agent
+     * links as /run/nxia/portal/NAME. Regions mapped after boot are not named.
+     */
     @Override
     public void portalMapped(GuestMemory memory, int slot, String name, long gpa, long size, long doorbellGpa, boolean readOnly) {
+        announced.append(" nxia.portal=%s@0x%x".formatted(name, gpa));
     }
 
     @Override

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
@@ -89,6 +90,16 @@ class PortalWindowTest {
         DeviceContext c = vms.lastContext;
         assertEquals(LinuxLayout.PORTAL_WINDOW, c.mapPortal("a", region(4096), false, 0).gpa());
         assertEquals(LinuxLayout.PORTAL_WINDOW + LinuxLayout.PORTAL_ALIGN, c.mapPortal("b", region(4096), false, 0).gpa());
+        vm.destroy();
+    }
+
+    @Test
+    void aLinuxVmNamesThePortalsMappedWhileItIsMadeOnTheCommandLine() throws Exception {
+        InMemoryHypervisor hv = new InMemoryHypervisor(id -> Script.of(new Script.Halt()));
+        VmCore vm = vms.linux(hv, threads, dir, 1, VmCore.DESTROY_WAIT, new DeviceConfig("portal", Map.of()));
+        String cmdline = new String(hv.partition().memory().read(LinuxLayout.CMDLINE, 4096), StandardCharsets.US_ASCII);
+        cmdline = cmdline.substring(0, cmdline.indexOf('\0'));
+        assertTrue(cmdline.endsWith(" nxia.portal=px@0x%x".formatted(LinuxLayout.PORTAL_WINDOW)), cmdline);
         vm.destroy();
     }
 }

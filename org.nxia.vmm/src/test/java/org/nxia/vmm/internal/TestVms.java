@@ -1,6 +1,7 @@
 package org.nxia.vmm.internal;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -45,6 +46,8 @@ final class TestVms {
                 c.claimIrq(4);
             }),
             "i8042", factory("i8042", c -> c.claimPorts(0x60, 5, idle())),
+            // a Portal region "px" of 2 MiB, mapped while the VM is made, as the portal device does
+            "portal", factory("portal", c -> c.mapPortal("px", Arena.ofAuto().allocate(2L << 20, 4096), false, 0)),
             "mmio", factory("mmio", c -> {
                 c.claimMmio(4096, new MmioDevice() {
                     @Override

@@ -23,8 +23,9 @@ import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
 
 /**
- * {@code virtio-pmem:region=NAME[,ro=true]}: a Portal region as a Linux guest's
- * persistent memory ({@code /dev/pmem0}). The capability is the profile's
+ * {@code virtio-pmem:region=NAME[,ro=true][,dax=true]}: a Portal region as a Linux guest's
+ * persistent memory ({@code /dev/pmem0}), or with {@code dax=true} as device DAX
+ * ({@code /dev/dax0.0}) that Linux processes map in place (see {@link DeviceDaxInfo}). The capability is the profile's
  * {@code portal:name=NAME} device, listed before this one: it maps the region
  * (outside RAM and the MMIO windows; the VMM places it) and this device tells
  * the driver where. The device's interrupt line is also the region's
@@ -51,15 +52,16 @@ public final class VirtioPmemFactory implements DeviceFactory {
 
     @Override
     public String description() {
-        return "virtio-pmem over virtio-mmio: a Portal region as persistent memory (region=NAME, ro=false);"
+        return "virtio-pmem over virtio-mmio: a Portal region as persistent memory (region=NAME, ro=false, dax=false:"
+                + " true shows it as /dev/daxN.0 for processes to map, from the region's 2 MiB on);"
                 + " needs portal:name=NAME listed first (the capability)";
     }
 
     @Override
     public Device create(DeviceConfig config, DeviceContext context) {
         for (String key : config.parameters().keySet()) {
-            if (!key.equals("region") && !key.equals("ro")) {
-                throw new IllegalArgumentException("device virtio-pmem: unknown parameter '" + key + "' (region, ro)");
+            if (!key.equals("region") && !key.equals("ro") && !key.equals("dax")) {
+                throw new IllegalArgumentException("device virtio-pmem: unknown parameter '" + key + "' (region, ro, dax)");
             }
         }
         String name = config.get("region", null);
@@ -85,6 +87,16 @@ public final class VirtioPmemFactory implements DeviceFactory {
         if (region.size() % ALIGN != 0 || grant.gpa() % ALIGN != 0) {
             throw new IllegalArgumentException("device virtio-pmem: portal " + name + " has " + region.size()
                     + " bytes; Linux maps pmem in 2 MiB steps, so create it with a multiple of 2M");
+        }
+        if (config.flag("dax", false)) {
+            // Linux finds the block when it probes the namespace and makes it device DAX by itself.
+            byte[] info;
+            try {
+                info = DeviceDaxInfo.block(name, region.size());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("device virtio-pmem: " + e.getMessage(), e);
+            }
+            MemorySegment.copy(MemorySegment.ofArray(info), 0, region.segment(), DeviceDaxInfo.OFFSET, info.length);
         }
         VirtioPmem.Backing backing = () -> {
             MemorySegment s = region.segment();

@@ -1,5 +1,6 @@
 package org.nxia.device.virtio.internal.pmem;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -299,6 +300,28 @@ class VirtioPmemTest {
         Vm other = new Vm("vm-other", true);
         e = assertThrows(IllegalArgumentException.class, () -> attach(other, "small", "rw", "virtio-pmem:region=small"));
         assertTrue(e.getMessage().contains("multiple of 2M"), e.getMessage());
+    }
+
+    @Test
+    void daxWritesLinuxsInfoBlockAt4KibAndNothingElse() {
+        var region = portals.create("px", 4 * MIB2, "test", Rights.RW, null);
+        MemorySegment s = region.segment();
+        s.fill((byte) 0x5a);
+        attach(vm, "px", "rw", "virtio-pmem:region=px,dax=true");
+        byte[] expected = DeviceDaxInfo.block("px", 4 * MIB2);
+        assertArrayEquals(expected, s.asSlice(4096, 4096).toArray(ValueLayout.JAVA_BYTE), "the info block at 4 KiB");
+        assertEquals(0x5a5a_5a5a_5a5a_5a5aL, s.get(ValueLayout.JAVA_LONG, 4088), "the first 4 KiB untouched");
+        assertEquals((byte) 0x5a, s.get(ValueLayout.JAVA_BYTE, 8192), "the rest untouched");
+
+        portals.create("plain", 4 * MIB2, "test", Rights.RW, null).segment().fill((byte) 0x5a);
+        Vm other = new Vm("vm-other", true);
+        attach(other, "plain", "rw", "virtio-pmem:region=plain");
+        assertEquals((byte) 0x5a, portals.find("plain").orElseThrow().segment().get(ValueLayout.JAVA_BYTE, 4096), "no block without dax");
+
+        portals.create("tiny", MIB2, "test", Rights.RW, null);
+        Vm third = new Vm("vm-third", true);
+        var e = assertThrows(IllegalArgumentException.class, () -> attach(third, "tiny", "rw", "virtio-pmem:region=tiny,dax=true"));
+        assertTrue(e.getMessage().contains("at least 4 MiB"), e.getMessage());
     }
 
     @Test
