@@ -74,9 +74,9 @@ public final class GeminiBench {
     static final long FIGURE_NANOS = 400_000_000L;
 
     @Activate
-    public GeminiBench(BundleContext context, @Reference Gemini gemini) {
+    public GeminiBench(BundleContext context, @Reference GeminiImpl gemini) {
         this.context = context;
-        this.gemini = (GeminiImpl) gemini;
+        this.gemini = gemini;
     }
 
     /** The host service the bench guest calls: records when each call arrives. */

@@ -22,8 +22,8 @@ public final class GeminiCommands {
     private final GeminiImpl gemini;
 
     @Activate
-    public GeminiCommands(@Reference Gemini gemini) {
-        this.gemini = (GeminiImpl) gemini;
+    public GeminiCommands(@Reference GeminiImpl gemini) {
+        this.gemini = gemini;
     }
 
     /**

@@ -30,11 +30,13 @@ import org.osgi.service.component.annotations.Reference;
 import org.osgi.util.tracker.ServiceTracker;
 
 /**
- * The Gemini service: holds the sessions, the token table and the host
+ * Gemini's one core: holds the sessions, the token table and the host
  * services (every OSGi service with {@value Gemini#SERVICE_PROPERTY}, tracked
- * so a bundle installed later is callable by the next call).
+ * so a bundle installed later is callable by the next call). Other bundles get
+ * it through {@link BundleGemini}, which tells the policy which bundle calls;
+ * this bundle's own components use it directly.
  */
-@Component(service = Gemini.class)
+@Component(service = GeminiImpl.class)
 public final class GeminiImpl implements Gemini {
 
     /**

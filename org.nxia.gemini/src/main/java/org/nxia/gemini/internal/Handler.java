@@ -8,8 +8,11 @@ interface Handler {
     /** Serves one incoming call on a worker thread; a {@link GeminiException} goes back typed, anything else as FAILED. */
     Object serve(Session session, Wire.Call call, Session.Context context) throws Exception;
 
-    /** Checks a call this side is about to make; throws {@link GeminiException} to refuse it. */
-    void checkOutgoing(Session session, String service, String method);
+    /**
+     * Checks a call this side is about to make, by the host bundle named {@code bundle} (null when
+     * none is known); throws {@link GeminiException} to refuse it.
+     */
+    void checkOutgoing(Session session, String bundle, String service, String method);
 
     /** Checks the peer's HELLO; throws {@link GeminiException} {@code AUTH} to refuse it. */
     void authenticate(Session session, Wire.Hello hello);

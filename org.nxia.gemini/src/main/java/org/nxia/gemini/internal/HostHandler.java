@@ -78,9 +78,9 @@ final class HostHandler implements Handler {
     }
 
     @Override
-    public void checkOutgoing(Session session, String service, String method) {
+    public void checkOutgoing(Session session, String bundle, String service, String method) {
         Decision d = policy.check(new CallRequest(session.profile(), session.id(), session.vmId(), "host", CallRequest.Direction.HOST_TO_GUEST,
-                service, method, false));
+                service, method, false, null, bundle));
         if (!d.allowed()) {
             throw new GeminiException(d.rateLimited() ? ErrorCode.RATE_LIMITED : ErrorCode.DENIED, d.reason());
         }

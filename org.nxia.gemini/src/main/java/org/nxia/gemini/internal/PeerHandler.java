@@ -35,7 +35,7 @@ final class PeerHandler implements Handler {
     }
 
     @Override
-    public void checkOutgoing(Session session, String service, String method) {
+    public void checkOutgoing(Session session, String bundle, String service, String method) {
     }
 
     @Override

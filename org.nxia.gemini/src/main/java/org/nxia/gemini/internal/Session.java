@@ -410,7 +410,11 @@ final class Session implements GeminiSession {
 
     @Override
     public Object call(String service, String method, Marshalling marshalling, Duration timeout, Object... args) {
-        CompletableFuture<Object> f = callAsync(service, method, List.of(), marshalling, timeout, args);
+        return await(callAsync(service, method, List.of(), marshalling, timeout, args));
+    }
+
+    /** Waits for a call's answer; an interrupt cancels the call. */
+    static Object await(CompletableFuture<Object> f) {
         try {
             return f.get();
         } catch (ExecutionException e) {
@@ -435,13 +439,19 @@ final class Session implements GeminiSession {
     @Override
     public CompletableFuture<Object> callAsync(String service, String method, List<CapabilityToken> presented,
                                                Marshalling marshalling, Duration timeout, Object... args) {
+        return callAsync(null, service, method, presented, marshalling, timeout, args);
+    }
+
+    /** A call by the host bundle named {@code bundle} (null: no bundle known), which the policy is told. */
+    CompletableFuture<Object> callAsync(String bundle, String service, String method, List<CapabilityToken> presented,
+                                        Marshalling marshalling, Duration timeout, Object... args) {
         Wire.name(service);
         Wire.name(method);
         if (closeReason != null) {
             return CompletableFuture.failedFuture(new GeminiException(ErrorCode.CLOSED, closeReason));
         }
         try {
-            handler.checkOutgoing(this, service, method);
+            handler.checkOutgoing(this, bundle, service, method);
         } catch (GeminiException e) {
             return CompletableFuture.failedFuture(e);
         }
@@ -629,13 +639,18 @@ final class Session implements GeminiSession {
 
     @Override
     public <T> T proxy(Class<T> type, String service, Duration timeout) {
+        return proxy(this, type, service, timeout);
+    }
+
+    /** A typed proxy whose calls go through {@code session} (a session, or a bundle's view of one). */
+    static <T> T proxy(GeminiSession session, Class<T> type, String service, Duration timeout) {
         if (!type.isInterface()) {
             throw new IllegalArgumentException(type.getName() + " is not an interface");
         }
         InvocationHandler h = (proxy, m, args) -> {
             if (m.getDeclaringClass() == Object.class) {
                 return switch (m.getName()) {
-                    case "toString" -> "gemini proxy " + type.getSimpleName() + " for " + service + " in session " + id;
+                    case "toString" -> "gemini proxy " + type.getSimpleName() + " for " + service + " in session " + session.id();
                     case "hashCode" -> System.identityHashCode(proxy);
                     case "equals" -> proxy == args[0];
                     default -> throw new UnsupportedOperationException(m.getName());
@@ -643,10 +658,10 @@ final class Session implements GeminiSession {
             }
             Object[] a = args == null ? new Object[0] : args;
             if (m.getReturnType() == CompletableFuture.class) {
-                return callAsync(service, m.getName(), List.of(), timeout, a);
+                return session.callAsync(service, m.getName(), List.of(), timeout, a);
             }
-            return Values.convert(call(service, m.getName(), timeout, a), m.getReturnType(), service + "." + m.getName() + " result",
-                    null);
+            return Values.convert(session.call(service, m.getName(), timeout, a), m.getReturnType(),
+                    service + "." + m.getName() + " result", null);
         };
         return type.cast(Proxy.newProxyInstance(type.getClassLoader(), new Class<?>[] {type}, h));
     }

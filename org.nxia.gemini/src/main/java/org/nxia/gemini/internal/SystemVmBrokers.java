@@ -38,7 +38,7 @@ public final class SystemVmBrokers {
     private final ServiceTracker<Object, Listener> tracker;
 
     @Activate
-    public SystemVmBrokers(BundleContext context, @Reference Gemini gemini) throws InvalidSyntaxException {
+    public SystemVmBrokers(BundleContext context, @Reference GeminiImpl gemini) throws InvalidSyntaxException {
         this.gemini = gemini;
         this.tracker = new ServiceTracker<>(context, context.createFilter(FILTER), null) {
             @Override

@@ -85,8 +85,8 @@ public final class VmAttach implements HostFunction {
     private final PortalStructures structures;
 
     @Activate
-    public VmAttach(@Reference Gemini gemini, @Reference PortalStructures structures) {
-        this.gemini = (GeminiImpl) gemini;
+    public VmAttach(@Reference GeminiImpl gemini, @Reference PortalStructures structures) {
+        this.gemini = gemini;
         this.structures = structures;
     }
 

@@ -128,6 +128,46 @@ class GeminiImplTest {
         }
     }
 
+    /** A calculator a guest serves, for the host's calls. */
+    public interface Calc {
+        long add(long a, long b);
+    }
+
+    @Test
+    void aBundlesCallsIntoAGuestNameTheBundleToThePolicyAndTheAuditLog() throws Exception {
+        PolicyService policy = new PolicyService();
+        java.util.Hashtable<String, Object> config = new java.util.Hashtable<>();
+        config.put("manifest", """
+                profile p
+                allow in calc.add caller=bundle:org.example.*
+                """);
+        policy.updated("m", config);
+        GeminiImpl core = new GeminiImpl(policy, Map.of(), Map.of());
+        try {
+            LoopbackTransport[] wire = LoopbackTransport.pair();
+            core.openSession(wire[0], "p", "vm-1");
+            Session guest = core.client(wire[1], new PeerHandler().export("calc", "add", (args, ctx) -> (Long) args.get(0) + (Long) args.get(1)),
+                    "guest");
+            Gemini granted = new BundleGemini(core, "org.example.app");
+            Gemini other = new BundleGemini(core, "org.other.app");
+            GeminiSession mine = granted.sessionOfVm("vm-1").orElseThrow();
+            assertEquals(5L, mine.call("calc", "add", Duration.ofSeconds(5), 2L, 3L));
+            assertEquals(7L, mine.proxy(Calc.class, "calc", Duration.ofSeconds(5)).add(3, 4), "the proxy calls as the bundle too");
+            assertEquals(mine, granted.sessions().getFirst(), "the same view whichever way it is found");
+            GeminiSession theirs = other.session(mine.id()).orElseThrow();
+            var denied = assertThrows(org.nxia.gemini.api.GeminiException.class, () -> theirs.call("calc", "add", Duration.ofSeconds(5), 1L, 1L));
+            assertEquals(org.nxia.gemini.api.ErrorCode.DENIED, denied.code());
+            assertTrue(denied.getMessage().contains("host (bundle org.other.app)"), denied.getMessage());
+            assertEquals("org.other.app", policy.audit(1).getFirst().request().bundle());
+            assertThrows(org.nxia.gemini.api.GeminiException.class,
+                    () -> core.sessionOfVm("vm-1").orElseThrow().call("calc", "add", Duration.ofSeconds(5), 1L, 1L),
+                    "the core's own session names no bundle, so caller=bundle: does not match");
+            guest.close("done");
+        } finally {
+            core.deactivate();
+        }
+    }
+
     @Test
     void deactivatingClosesEverySessionAndItsCloseActionRunsOnce() {
         GeminiImpl gemini = new GeminiImpl(new PolicyService(), Map.of(), Map.of());

@@ -3,7 +3,7 @@
  * method, with rate limits and an audit log of denials.
  */
 @Export
-@Version("2.2.0")
+@Version("2.3.0")
 package org.nxia.lsm.policy.api;
 
 import org.osgi.annotation.bundle.Export;

@@ -38,16 +38,14 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfi
             return true;
         }
 
-        /** The caller's name, or for a System VM process one of its facets (uid:N, gid:N, exe:PATH). */
+        /** The caller's name, or one of its facets: a System VM process's (uid:N, gid:N, exe:PATH), a host bundle's (bundle:NAME). */
         private static boolean caller(Pattern c, CallRequest r) {
             if (c.matcher(r.caller()).matches()) {
                 return true;
             }
-            if (r.process() != null) {
-                for (String f : r.process().facets()) {
-                    if (c.matcher(f).matches()) {
-                        return true;
-                    }
+            for (String f : r.facets()) {
+                if (c.matcher(f).matches()) {
+                    return true;
                 }
             }
             return false;

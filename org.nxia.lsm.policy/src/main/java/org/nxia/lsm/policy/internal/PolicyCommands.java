@@ -41,8 +41,9 @@ public final class PolicyCommands {
 
     /**
      * policy:check PROFILE CALLER in|out SERVICE METHOD — what the policy would decide (nothing is
-     * counted). CALLER is {@code host}, {@code guest:VM}, or for a System VM process
-     * {@code guest:VM,uid:N,gid:N,exe:PATH} (any of the three facets; the missing ones are 0 and empty).
+     * counted). CALLER is {@code host}, {@code host,bundle:NAME} for a host bundle, {@code guest:VM}, or for
+     * a System VM process {@code guest:VM,uid:N,gid:N,exe:PATH} (any of the three facets; the missing
+     * ones are 0 and empty).
      */
     public String check(String profile, String caller, String direction, String service, String method) {
         CallRequest.Direction d = switch (direction) {
@@ -51,6 +52,11 @@ public final class PolicyCommands {
             default -> throw new IllegalArgumentException("direction must be 'out' (guest calls host) or 'in' (host calls guest)");
         };
         String[] parts = caller.split(",", -1);
+        if (parts.length == 2 && parts[1].startsWith("bundle:")) {
+            Decision decision = policy.explain(new CallRequest(profile, 0, null, parts[0], d, service, method, false, null,
+                    parts[1].substring(7)));
+            return (decision.allowed() ? "ALLOW " : "DENY ") + decision.reason();
+        }
         GuestProcess process = parts.length == 1 ? null : process(parts);
         Decision decision = policy.explain(new CallRequest(profile, 0, null, parts[0], d, service, method, false, process));
         return (decision.allowed() ? "ALLOW " : "DENY ") + decision.reason();
@@ -70,7 +76,7 @@ public final class PolicyCommands {
                 } else if (p.startsWith("exe:")) {
                     exe = p.substring(4);
                 } else {
-                    throw new IllegalArgumentException("caller facet '" + p + "': expected uid:N, gid:N or exe:PATH");
+                    throw new IllegalArgumentException("caller facet '" + p + "': expected uid:N, gid:N or exe:PATH (or bundle:NAME alone)");
                 }
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException("caller facet '" + p + "': not a number");

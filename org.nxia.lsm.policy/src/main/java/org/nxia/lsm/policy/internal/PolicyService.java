@@ -163,8 +163,9 @@ public final class PolicyService implements CallPolicy, ManagedServiceFactory {
      * null if the call fits, else why not.
      */
     private String take(CallRequest r, Manifest m, Manifest.Rule rule) {
-        // a System VM's processes count apart by user and program (not pid: ids are reused)
-        String who = r.process() == null ? r.caller() : r.caller() + "/" + r.process().uid() + "/" + r.process().exe();
+        // a System VM's processes count apart by user and program (not pid: ids are reused), host bundles by name
+        String who = r.process() != null ? r.caller() + "/" + r.process().uid() + "/" + r.process().exe()
+                : r.bundle() != null ? r.caller() + "/" + r.bundle() : r.caller();
         String key = r.vm() + "/" + who + "/" + m.profile() + "/" + rule.line();
         long now = System.nanoTime();
         long[] w = windows.get(key);

@@ -153,6 +153,36 @@ class PolicyServiceTest {
     }
 
     @Test
+    void hostCallsMatchByTheCallingBundleAndCountPerBundle() throws ConfigurationException {
+        policy.updated("pid1", props("manifest", """
+                profile sys
+                allow in calc.add caller=bundle:org.example.*
+                allow in calc.sub caller=host
+                allow in calc.rated caller=host rate=1/s
+                """));
+        assertTrue(policy.check(fromBundle("add", "org.example.app")).allowed());
+        Decision other = policy.check(fromBundle("add", "org.other.app"));
+        assertFalse(other.allowed(), "another bundle is not org.example.*");
+        assertTrue(other.reason().contains("host (bundle org.other.app)"), other.reason());
+        assertFalse(policy.check(new CallRequest("sys", 1, "vm-1", "host", Direction.HOST_TO_GUEST, "calc", "add", false)).allowed(),
+                "host code that no bundle is known for has no bundle: facet");
+        assertTrue(policy.check(fromBundle("sub", "org.other.app")).allowed(), "caller=host still matches every bundle");
+        assertTrue(policy.check(fromBundle("rated", "org.a")).allowed());
+        assertTrue(policy.check(fromBundle("rated", "org.b")).allowed(), "another bundle has its own rate window");
+        assertTrue(policy.check(fromBundle("rated", "org.a")).rateLimited());
+        AuditEntry e = policy.audit(10).stream().filter(a -> "org.other.app".equals(a.request().bundle())).findFirst().orElseThrow();
+        assertEquals("host (bundle org.other.app)", e.request().who());
+        assertEquals(List.of("bundle:org.other.app"), e.request().facets());
+        PolicyCommands commands = new PolicyCommands(policy);
+        assertTrue(commands.check("sys", "host,bundle:org.example.x", "in", "calc", "add").startsWith("ALLOW"));
+        assertTrue(commands.check("sys", "host,bundle:org.other", "in", "calc", "add").startsWith("DENY"));
+    }
+
+    private static CallRequest fromBundle(String method, String bundle) {
+        return new CallRequest("sys", 1, "vm-1", "host", Direction.HOST_TO_GUEST, "calc", method, false, null, bundle);
+    }
+
+    @Test
     void aGuestProcessIsCheckedAndNamesItsFacets() {
         GuestProcess p = new GuestProcess(0xffffffffL, 0, 1, "/bin/sh");
         assertEquals(List.of("uid:4294967295", "gid:0", "exe:/bin/sh"), p.facets());
