@@ -1,12 +1,14 @@
 /* libnxia.c - Gemini from Linux processes, through the agent's broker (nxia_linux.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -154,6 +156,7 @@ int nxia_link_open(struct nxia_link *l, const char *peer)
     struct nxia_gm_frame f;
 
     memset(l, 0, sizeof *l);
+    l->region.fd = -1;
     if (!path || !*path)
         path = NXIA_BROKER_SOCKET;
     if (strlen(path) >= sizeof a.sun_path)
@@ -184,7 +187,43 @@ int nxia_link_open(struct nxia_link *l, const char *peer)
         return f.type == NXIA_GM_ERROR && f.code ? f.code : NXIA_GM_EFAILED;
     }
     l->session = f.session;
+    l->ref_threshold = NXIA_GM_REF_THRESHOLD;
     return 0;
+}
+
+/* Maps the link's region and attaches its arena, once it is there (the host formats the arena). */
+static int link_region(struct nxia_link *l)
+{
+    if (l->has_region)
+        return 1;
+    if (!l->region.base && nxia_region_map(&l->region, NXIA_LINK_REGION, 1) < 0)
+        return 0;
+    l->has_region = nxia_arena_attach(&l->arena, l->region.base, l->region.len) == NXIA_PORTAL_OK;
+    return l->has_region;
+}
+
+static void unlend(struct nxia_link *l, const struct nxia_ref *lent, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        nxia_arena_free(&l->arena, &lent[i]);    /* a block freed behind our back stays freed */
+}
+
+static int arg_error(struct nxia_link *l, struct nxia_gm_frame *answer, const char *why)
+{
+    snprintf(l->why, sizeof l->why, "%s", why);
+    memset(answer, 0, sizeof *answer);
+    answer->type = NXIA_GM_ERROR;
+    answer->code = NXIA_GM_EBAD_REF;
+    answer->message = (const uint8_t *)l->why;
+    answer->message_len = (uint32_t)strlen(l->why);
+    return NXIA_GM_EBAD_REF;
+}
+
+int nxia_link_deref(struct nxia_link *l, struct nxia_gm_value *v)
+{
+    if (v->tag != NXIA_GM_REF)
+        return NXIA_GM_OK;
+    return link_region(l) ? nxia_gm_deref(&l->arena, v) : NXIA_GM_EBAD_REF;
 }
 
 int nxia_link_call(struct nxia_link *l, const char *service, const char *method,
@@ -193,11 +232,46 @@ int nxia_link_call(struct nxia_link *l, const char *service, const char *method,
     struct nxia_gm_frame c = {.type = NXIA_GM_CALL, .service = (const uint8_t *)service, .service_len = (uint32_t)strlen(service),
                               .method = (const uint8_t *)method, .method_len = (uint32_t)strlen(method), .nargs = (uint16_t)nargs};
 
+    struct nxia_ref lent[NXIA_GM_MAX_ARGS];
+    unsigned nlent = 0;
+    uint64_t copied = 0;
+    int rc;
+
     if (nargs > NXIA_GM_MAX_ARGS)
         return failed(l, "at most 32 arguments");
-    for (unsigned i = 0; i < nargs; i++)
+    for (unsigned i = 0; i < nargs; i++) {
         c.args[i] = args[i];
-    return round_trip(l, &c, timeout_ms, answer);
+        if (args[i].tag == NXIA_GM_BYTES || args[i].tag == NXIA_GM_STR)
+            copied += args[i].len;
+    }
+    for (unsigned i = 0; i < nargs; i++) {
+        struct nxia_gm_value *v = &c.args[i];
+        struct nxia_ref r;
+        void *block;
+        int err = 0;
+        if (v->tag != NXIA_GM_BYTES || v->len == 0 || (v->len < l->ref_threshold && copied + 1024 <= NXIA_LINK_MAX_OUT))
+            continue;
+        block = link_region(l) && nxia_arena_alloc(&l->arena, v->len, &r) == NXIA_PORTAL_OK ? nxia_arena_deref(&l->arena, &r, &err) : NULL;
+        if (!block) {
+            if (copied + 1024 <= NXIA_LINK_MAX_OUT)
+                continue;    /* no region or no free block, and it fits: copied */
+            unlend(l, lent, nlent);
+            return arg_error(l, answer, l->has_region ? "a byte argument too large for a frame found no free block in region "
+                                                        NXIA_LINK_REGION
+                                                      : "a byte argument too large for a frame (24 KiB), and no region "
+                                                        NXIA_LINK_REGION " to pass it by reference (virtio-pmem:region=gemini,dax=true)");
+        }
+        memcpy(block, v->ptr, v->len);
+        lent[nlent++] = r;
+        copied -= v->len;
+        v->tag = NXIA_GM_REF;
+        v->ref_off = r.offset;
+        v->ref_len = r.length;
+        v->ref_gen = r.generation;
+    }
+    rc = round_trip(l, &c, timeout_ms, answer);
+    unlend(l, lent, nlent);    /* the host read the blocks before it answered, or gave up */
+    return rc;
 }
 
 int nxia_link_export(struct nxia_link *l, const char *service, const char *method, struct nxia_gm_frame *answer)
@@ -217,6 +291,8 @@ void nxia_link_close(struct nxia_link *l)
         close(l->fd);
     }
     l->fd = -1;
+    nxia_region_unmap(&l->region);
+    l->has_region = 0;
 }
 
 /* ---- Portal regions (device DAX) ------------------------------------------------------------ */
@@ -232,40 +308,54 @@ static int region_failed(struct nxia_region *r, const char *fmt, const char *a, 
 
 int nxia_region_map(struct nxia_region *r, const char *name, int writable)
 {
-    char link[64], target[64], sys[96], text[32];
+    const char *dir = getenv("NXIA_REGION_DIR");
+    char link[PATH_MAX], target[64], sys[96], text[32];
+    struct stat st;
     ssize_t n;
     int fd;
     unsigned long long size;
+    off_t from = 0;
 
     memset(r, 0, sizeof *r);
     r->fd = -1;
     if (strlen(name) == 0 || strlen(name) > 15 || strchr(name, '/'))
         return region_failed(r, "%s%s: not a Portal name", name, "");
-    snprintf(link, sizeof link, NXIA_REGION_DIR "/%s", name);
+    if (!dir || !*dir)
+        dir = NXIA_REGION_DIR;
+    if ((size_t)snprintf(link, sizeof link, "%s/%s", dir, name) >= sizeof link)
+        return region_failed(r, "%s/%s: too long a path", dir, name);
     n = readlink(link, target, sizeof target - 1);
     if (n < 0)
         return region_failed(r, "no region %s in this VM (%s: the profile shows it with virtio-pmem:region=NAME,dax=true)",
                              name, strerror(errno));
     target[n] = '\0';
-    if (strncmp(target, "/dev/dax", 8) != 0 || strchr(target + 5, '/'))
+    snprintf(r->device, sizeof r->device, "%s", target);
+    r->fd = open(link, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (r->fd < 0 || fstat(r->fd, &st) < 0)
+        return region_failed(r, "%s: %s", target, strerror(errno));
+    if (S_ISREG(st.st_mode)) {
+        /* a file-backed region as the host maps it: Linux's view from 2 MiB on */
+        if ((unsigned long long)st.st_size <= NXIA_REGION_LINUX_OFFSET)
+            return region_failed(r, "%s: a region file of %s 2 MiB or less", target, "");
+        size = (unsigned long long)st.st_size - NXIA_REGION_LINUX_OFFSET;
+        from = (off_t)NXIA_REGION_LINUX_OFFSET;
+    } else if (S_ISCHR(st.st_mode) && strncmp(target, "/dev/dax", 8) == 0 && !strchr(target + 5, '/')) {
+        snprintf(sys, sizeof sys, "/sys/bus/dax/devices/%s/size", target + 5);
+        fd = open(sys, O_RDONLY | O_CLOEXEC);
+        n = fd < 0 ? -1 : read(fd, text, sizeof text - 1);
+        if (fd >= 0)
+            close(fd);
+        if (n <= 0)
+            return region_failed(r, "%s: %s", sys, strerror(errno));
+        text[n] = '\0';
+        size = strtoull(text, NULL, 10);
+        if (size == 0)
+            return region_failed(r, "%s: size %s", target, text);
+    } else {
         return region_failed(r, "region %s is %s, a block device: show it with virtio-pmem:region=NAME,dax=true to map it", name,
                              target);
-    snprintf(r->device, sizeof r->device, "%s", target);
-    snprintf(sys, sizeof sys, "/sys/bus/dax/devices/%s/size", target + 5);
-    fd = open(sys, O_RDONLY | O_CLOEXEC);
-    n = fd < 0 ? -1 : read(fd, text, sizeof text - 1);
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return region_failed(r, "%s: %s", sys, strerror(errno));
-    text[n] = '\0';
-    size = strtoull(text, NULL, 10);
-    if (size == 0)
-        return region_failed(r, "%s: size %s", target, text);
-    r->fd = open(link, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-    if (r->fd < 0)
-        return region_failed(r, "%s: %s", target, strerror(errno));
-    void *p = mmap(NULL, size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, r->fd, 0);
+    }
+    void *p = mmap(NULL, size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, r->fd, from);
     if (p == MAP_FAILED)
         return region_failed(r, "mmap %s: %s", target, strerror(errno));
     r->base = p;

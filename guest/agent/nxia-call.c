@@ -5,7 +5,8 @@
  *
  * Each ARG is a string, or typed as in gemini:call: i32:N, i64:N, f64:X,
  * bool:true|false, null, str:TEXT, bytes:HEX, or @FILE / @- for bytes read
- * from a file / standard input. The result goes to standard output: a string
+ * from a file / standard input (up to 1 GiB: 16 KiB or more cross by reference
+ * when the VM has a region "gemini", docs/linux-vm.md). The result goes to standard output: a string
  * or a number with a newline, bytes as they are. Exit status: 0 on success,
  * 2 for a bad command line, 3 when the broker cannot be reached or breaks the
  * protocol, 64 + the Gemini error code when the call fails (71 DENIED,
@@ -24,6 +25,7 @@
 #include "nxia_linux.h"
 
 #define CLIENT_FRAME NXIA_LINK_MAX_OUT
+#define MAX_FILE     (1u << 30)    /* an @FILE argument: a block of the region holds it */
 
 static uint8_t data[CLIENT_FRAME];
 static size_t data_used;
@@ -54,25 +56,37 @@ static const uint8_t *keep(const uint8_t *p, size_t n)
     return data + data_used - n;
 }
 
+/* A file's bytes, in memory of their own: a large one goes by reference (nxia_link_call). */
 static void read_bytes(const char *file, struct nxia_gm_value *v)
 {
     int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC) : 0;
-    size_t start = data_used;
+    size_t used = 0, cap = 65536;
+    uint8_t *buf = malloc(cap);
     ssize_t n;
 
     if (fd < 0)
         fail(2, "%s: cannot open", file);
-    while ((n = read(fd, data + data_used, sizeof data - data_used)) > 0)
-        data_used += (size_t)n;
+    if (!buf)
+        fail(3, "%s: out of memory", file);
+    while ((n = read(fd, buf + used, cap - used)) > 0) {
+        used += (size_t)n;
+        if (used == cap) {
+            if (cap >= MAX_FILE)
+                fail(2, "%s: larger than 1 GiB", file);
+            uint8_t *more = realloc(buf, cap * 2);
+            if (!more)
+                fail(3, "%s: out of memory", file);
+            buf = more;
+            cap *= 2;
+        }
+    }
     if (n < 0)
         fail(2, "%s: cannot read", file);
-    if (data_used == sizeof data && read(fd, &(uint8_t){0}, 1) > 0)
-        fail(2, "%s: too large to copy in one frame (24 KiB at most)", file);
     if (fd)
         close(fd);
     v->tag = NXIA_GM_BYTES;
-    v->ptr = data + start;
-    v->len = (uint32_t)(data_used - start);
+    v->ptr = buf;
+    v->len = (uint32_t)used;
 }
 
 static int parse_int(const char *s, long long lo, long long hi, long long *out_v)

@@ -31,7 +31,8 @@
 #define MAX_QUEUED   16
 #define ERR_KEEP     512u
 
-static struct { uint64_t id; uint32_t len; uint8_t arg[MAX_FRAME]; } queue[MAX_QUEUED];
+/* A waiting call: its argument's bytes copied, or (by reference) its block's REF, dereferenced when it runs. */
+static struct { uint64_t id; uint32_t len; int by_ref; struct nxia_gm_value ref; uint8_t arg[MAX_FRAME]; } queue[MAX_QUEUED];
 static int q_head, q_count;
 static uint8_t result[MAX_RESULT + 1];
 static char err[ERR_KEEP + 1];
@@ -66,8 +67,14 @@ static void take_call(const struct nxia_gm_frame *f)
 {
     const struct nxia_gm_value *a = &f->args[0];
 
-    if (f->nargs > 1 || (f->nargs == 1 && a->tag != NXIA_GM_STR && a->tag != NXIA_GM_BYTES)) {
+    struct nxia_gm_value checked = f->nargs ? *a : (struct nxia_gm_value){0};
+
+    if (f->nargs > 1 || (f->nargs == 1 && a->tag != NXIA_GM_STR && a->tag != NXIA_GM_BYTES && a->tag != NXIA_GM_REF)) {
         answer_error(f->id, NXIA_GM_EBAD_ARGS, "nxia-serve passes one string or bytes argument as standard input");
+        return;
+    }
+    if (f->nargs && nxia_link_deref(&broker, &checked) != NXIA_GM_OK) {
+        answer_error(f->id, NXIA_GM_EBAD_REF, "the argument is a reference, but not to a live block of region " NXIA_LINK_REGION);
         return;
     }
     if (q_count == MAX_QUEUED) {
@@ -76,8 +83,10 @@ static void take_call(const struct nxia_gm_frame *f)
     }
     int slot = (q_head + q_count++) % MAX_QUEUED;
     queue[slot].id = f->id;
-    queue[slot].len = f->nargs ? a->len : 0;
-    if (f->nargs)
+    queue[slot].len = f->nargs ? checked.len : 0;
+    queue[slot].by_ref = f->nargs && a->tag == NXIA_GM_REF;
+    queue[slot].ref = *a;
+    if (f->nargs && !queue[slot].by_ref)
         memcpy(queue[slot].arg, a->ptr, a->len);
 }
 
@@ -110,7 +119,18 @@ static void run_one(void)
     uint64_t id = queue[q_head].id;
     uint32_t arg_len = queue[q_head].len, arg_off = 0, res_len = 0, err_len = 0;
     int pin[2], pout[2], perr[2], status, cancelled = 0, too_big = 0;
-    uint8_t *arg = queue[q_head].arg;
+    const uint8_t *arg = queue[q_head].arg;
+    struct nxia_gm_value ref = queue[q_head].ref;
+
+    if (queue[q_head].by_ref) {    /* checked again now: the host may have given up on it meanwhile */
+        if (nxia_link_deref(&broker, &ref) != NXIA_GM_OK) {
+            q_head = (q_head + 1) % MAX_QUEUED;
+            q_count--;
+            answer_error(id, NXIA_GM_EBAD_REF, "the argument's block is no longer live");
+            return;
+        }
+        arg = ref.ptr;    /* read in place: the program's standard input is the only copy */
+    }
 
     if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC))
         fail(3, "pipe");

@@ -22,66 +22,18 @@
 #include <stdint.h>
 
 #include "nxia_gemini.h"
+#include "nxia_portal.h"
 
 #define NXIA_BROKER_SOCKET   "/run/nxia/gemini.sock"   /* $NXIA_GEMINI_SOCKET overrides it */
 #define NXIA_LINK_MAX_IN     32764u                     /* the largest frame the broker sends */
 #define NXIA_LINK_MAX_OUT    24576u                     /* the largest it takes (its WELCOME says so) */
 
-struct nxia_link {
-    int fd;                              /* the broker connection; poll it for nxia_link_fill */
-    uint64_t session;                    /* the VM's Gemini session id (WELCOME) */
-    uint64_t next_id;
-    uint32_t in_len;
-    int kept;                            /* the first frame in `in` was handed out: dropped at the next take */
-    char why[160];                       /* what the last failure was, for messages */
-    uint8_t in[4 + NXIA_LINK_MAX_IN];
-    uint8_t out[4 + NXIA_LINK_MAX_OUT];
-};
-
-/*
- * Connects to the broker and says HELLO as peer: 0; a Gemini error code when
- * the broker refused (NXIA_GM_ECLOSED: it cannot reach the host), or -1 when
- * the broker could not be reached; l->why says why.
- */
-int nxia_link_open(struct nxia_link *l, const char *peer);
-
-/*
- * Calls service.method with nargs arguments (at most 32; the frame at most
- * NXIA_LINK_MAX_OUT bytes) and waits up to timeout_ms for the answer; on
- * timeout it sends CANCEL. Returns 0 with the RETURN in *answer (its value
- * points into l->in: valid until the link's next call, export, take or next), a Gemini error code
- * (NXIA_GM_E..., the ERROR in *answer, its message in answer->message; a
- * timeout is NXIA_GM_ETIMEOUT), or -1 when the link failed (l->why).
- * Frames of other calls that arrive meanwhile are dropped: one call at a time.
- */
-int nxia_link_call(struct nxia_link *l, const char *service, const char *method,
-                   const struct nxia_gm_value *args, unsigned nargs, int timeout_ms, struct nxia_gm_frame *answer);
-
-/* Serves service.method to the host: its calls then arrive as CALL frames (nxia_link_next). Same returns as nxia_link_call. */
-int nxia_link_export(struct nxia_link *l, const char *service, const char *method, struct nxia_gm_frame *answer);
-
-/* Sends a frame (an answer to a host call: RETURN, ERROR; or CANCEL). 0, or -1 (l->why). */
-int nxia_link_send(struct nxia_link *l, const struct nxia_gm_frame *f);
-
-/* Reads what the connection has now, without blocking past it. 0; -1 when the broker closed it (l->why). */
-int nxia_link_fill(struct nxia_link *l);
-
-/*
- * Takes the next whole frame read so far: 1 with *f (pointing into l->in:
- * valid until the link's next take, next, call or export), 0 if none is whole
- * yet, -1 if the broker broke the protocol (l->why).
- */
-int nxia_link_take(struct nxia_link *l, struct nxia_gm_frame *f);
-
-/* Waits up to timeout_ms (-1: forever) for the next frame: 1, 0 at the timeout, -1 as nxia_link_take. */
-int nxia_link_next(struct nxia_link *l, struct nxia_gm_frame *f, int timeout_ms);
-
-void nxia_link_close(struct nxia_link *l);
-
 /*
  * Portal regions in Linux processes (docs/linux-vm.md, "Portal regions in Linux
  * processes"). A region the profile shows with virtio-pmem:region=NAME,dax=true
- * is /dev/daxN.0, linked by the agent as /run/nxia/portal/NAME; a process maps
+ * is /dev/daxN.0, linked by the agent as /run/nxia/portal/NAME ($NXIA_REGION_DIR
+ * overrides the directory; a link to a regular file maps that file from 2 MiB
+ * on, as the host maps a file-backed region: how tests run outside a VM); a process maps
  * it in place: the host sees its stores at once and it sees the host's, with no
  * copy and no flush. Linux keeps the region's first 2 MiB (its info block), so
  * the mapping starts at region offset NXIA_REGION_LINUX_OFFSET; every offset in
@@ -106,6 +58,76 @@ int nxia_region_map(struct nxia_region *r, const char *name, int writable);
 void *nxia_region_at(const struct nxia_region *r, uint64_t at, uint64_t len);
 
 void nxia_region_unmap(struct nxia_region *r);
+
+/* The region a link passes large byte arguments by reference in, when the VM shows it (docs/linux-vm.md). */
+#define NXIA_LINK_REGION  "gemini"
+
+struct nxia_link {
+    int fd;                              /* the broker connection; poll it for nxia_link_fill */
+    uint64_t session;                    /* the VM's Gemini session id (WELCOME) */
+    uint64_t next_id;
+    uint32_t in_len;
+    int kept;                            /* the first frame in `in` was handed out: dropped at the next take */
+    char why[160];                       /* what the last failure was, for messages */
+    struct nxia_region region;           /* NXIA_LINK_REGION, mapped at the first large argument */
+    struct nxia_arena arena;             /* its block arena (the host formats it) */
+    int has_region;
+    uint32_t ref_threshold;              /* byte arguments this long or longer go by reference: NXIA_GM_REF_THRESHOLD */
+    uint8_t in[4 + NXIA_LINK_MAX_IN];
+    uint8_t out[4 + NXIA_LINK_MAX_OUT];
+};
+
+/*
+ * Connects to the broker and says HELLO as peer: 0; a Gemini error code when
+ * the broker refused (NXIA_GM_ECLOSED: it cannot reach the host), or -1 when
+ * the broker could not be reached; l->why says why.
+ */
+int nxia_link_open(struct nxia_link *l, const char *peer);
+
+/*
+ * Calls service.method with nargs arguments (at most 32; the frame at most
+ * NXIA_LINK_MAX_OUT bytes) and waits up to timeout_ms for the answer; a byte
+ * argument of l->ref_threshold bytes or more, or too large for the frame,
+ * goes by reference into a block of the VM's NXIA_LINK_REGION region when it
+ * has one (the block is freed when the call ends; without a region or a free
+ * block it is copied if it fits, else the call fails NXIA_GM_EBAD_REF); on
+ * timeout it sends CANCEL. Returns 0 with the RETURN in *answer (its value
+ * points into l->in: valid until the link's next call, export, take or next), a Gemini error code
+ * (NXIA_GM_E..., the ERROR in *answer, its message in answer->message; a
+ * timeout is NXIA_GM_ETIMEOUT), or -1 when the link failed (l->why).
+ * Frames of other calls that arrive meanwhile are dropped: one call at a time.
+ */
+int nxia_link_call(struct nxia_link *l, const char *service, const char *method,
+                   const struct nxia_gm_value *args, unsigned nargs, int timeout_ms, struct nxia_gm_frame *answer);
+
+/* Serves service.method to the host: its calls then arrive as CALL frames (nxia_link_next). Same returns as nxia_link_call. */
+int nxia_link_export(struct nxia_link *l, const char *service, const char *method, struct nxia_gm_frame *answer);
+
+/*
+ * Points a REF argument of a host call at its block in the link's region
+ * (checked: in the region, a live block, this generation): NXIA_GM_OK, or
+ * NXIA_GM_EBAD_REF (answer the call with it). Other values are left alone.
+ */
+int nxia_link_deref(struct nxia_link *l, struct nxia_gm_value *v);
+
+/* Sends a frame (an answer to a host call: RETURN, ERROR; or CANCEL). 0, or -1 (l->why). */
+int nxia_link_send(struct nxia_link *l, const struct nxia_gm_frame *f);
+
+/* Reads what the connection has now, without blocking past it. 0; -1 when the broker closed it (l->why). */
+int nxia_link_fill(struct nxia_link *l);
+
+/*
+ * Takes the next whole frame read so far: 1 with *f (pointing into l->in:
+ * valid until the link's next take, next, call or export), 0 if none is whole
+ * yet, -1 if the broker broke the protocol (l->why).
+ */
+int nxia_link_take(struct nxia_link *l, struct nxia_gm_frame *f);
+
+/* Waits up to timeout_ms (-1: forever) for the next frame: 1, 0 at the timeout, -1 as nxia_link_take. */
+int nxia_link_next(struct nxia_link *l, struct nxia_gm_frame *f, int timeout_ms);
+
+void nxia_link_close(struct nxia_link *l);
+
 
 /* The name of a Gemini error code ("DENIED"), or "ERROR" for an unknown one. */
 const char *nxia_gm_code_name(unsigned code);

@@ -11,7 +11,9 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.MessageDigest;
+import java.time.Duration;
 import java.util.HexFormat;
+import java.util.Hashtable;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
 
@@ -23,6 +25,9 @@ import org.nxia.control.api.AgentSession;
 import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
+import org.nxia.gemini.api.Gemini;
+import org.nxia.gemini.api.GeminiSession;
+import org.nxia.lsm.policy.api.CallPolicy;
 import org.nxia.portal.api.PortalRegion;
 import org.nxia.portal.api.PortalStructures;
 import org.nxia.portal.api.Portals;
@@ -34,6 +39,9 @@ import org.ops4j.pax.exam.Configuration;
 import org.ops4j.pax.exam.Option;
 import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
 import org.ops4j.pax.exam.spi.reactors.PerClass;
+import org.osgi.framework.BundleContext;
+import org.osgi.framework.ServiceRegistration;
+import org.osgi.service.cm.ConfigurationAdmin;
 
 /**
  * A Portal region in Linux processes (issue 13 §3): shown with virtio-pmem's dax=true, the
@@ -58,6 +66,18 @@ public class SystemVmPortalTest {
 
     @Inject
     PortalStructures structures;
+
+    @Inject
+    Gemini gemini;
+
+    @Inject
+    CallPolicy policy;
+
+    @Inject
+    ConfigurationAdmin config;
+
+    @Inject
+    BundleContext context;
 
     @Configuration
     public Option[] config() {
@@ -117,6 +137,68 @@ public class SystemVmPortalTest {
             assertEquals("echoed " + MESSAGES + " messages\n", log.stdoutText());
         } finally {
             portals.delete("px");
+        }
+    }
+
+    /** The host service for large arguments: SHA-256 of the bytes, read where they are. */
+    public static final class Digest {
+        volatile boolean inPlace;
+
+        public String sha256(MemorySegment data) throws Exception {
+            inPlace = data.isNative() && data.isReadOnly();   // a block of the region, not a copy on the heap
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            md.update(data.asByteBuffer());
+            return HexFormat.of().formatHex(md.digest());
+        }
+    }
+
+    /**
+     * 64 MiB each way through the agent's broker as a reference into region "gemini" (issue 13 §3):
+     * nxia-call passes a file to a host service, the host passes bytes to a program nxia-serve
+     * runs; both sides' SHA-256 agree, and nothing that large fits a frame, so only a reference
+     * could have carried it.
+     */
+    @Test
+    public void sixtyFourMibCrossTheBrokerByReferenceBothWays() throws Exception {
+        long mib64 = 64 * MIB;
+        portals.create("gemini", Portals.LINUX_DAX_OFFSET + 2 * mib64 + 2 * MIB, "SystemVmPortalTest", Rights.RW, null);
+        Digest digest = new Digest();
+        Hashtable<String, Object> sp = new Hashtable<>();
+        sp.put(Gemini.SERVICE_PROPERTY, "digest");
+        ServiceRegistration<?> reg = context.registerService(Object.class.getName(), digest, sp);
+        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
+                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
+                .withName("sysvm-refs").withVcpus(1).withMemory(512L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
+                .withDevices(List.of(DeviceConfig.parse("portal:name=gemini"), DeviceConfig.parse("virtio-pmem:region=gemini,dax=true")));
+        try (Manifests m = Manifests.load(config, policy, "sysvm-refs", "allow out digest.*\nallow in sum.*\n");
+             SystemVm svm = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT)) {
+            AgentSession s = svm.session();
+            String guestSum = sh(s, "head -c " + mib64 + " /dev/urandom > /tmp/big && sha256sum /tmp/big").stdoutText().split("\\s+")[0];
+            long t0 = System.nanoTime();
+            ExecResult l2h = s.exec("/usr/bin/nxia-call", "-t", "300", "digest", "sha256", "@/tmp/big");
+            long l2hNs = System.nanoTime() - t0;
+            assertEquals(l2h.stderrText(), 0, l2h.status().code());
+            assertEquals("the host read the process's 64 MiB", guestSum, l2h.stdoutText().strip());
+            assertTrue("read in place in the region", digest.inPlace);
+
+            sh(s, "/usr/bin/nxia-serve sum it sha256sum > /tmp/serve.log 2>&1 &");
+            long end = System.nanoTime() + 30_000_000_000L;
+            while (!s.exec("/bin/busybox", "cat", "/tmp/serve.log").stdoutText().contains("serving") && System.nanoTime() < end) {
+                Thread.sleep(50);
+            }
+            byte[] big = new byte[(int) mib64];
+            new java.util.Random(13).nextBytes(big);
+            GeminiSession session = gemini.sessionOfVm(svm.vm().id()).orElseThrow();
+            t0 = System.nanoTime();
+            byte[] answer = (byte[]) session.call("sum", "it", Duration.ofSeconds(300), big);
+            long h2lNs = System.nanoTime() - t0;
+            assertEquals("the program read the host's 64 MiB", sha256(MemorySegment.ofArray(big)) + "  -",
+                    new String(answer, StandardCharsets.US_ASCII).strip());
+            System.out.printf("SystemVmPortalTest: 64 MiB by reference, with the peer's SHA-256 over it: L->H %.2f s, H->L %.2f s%n",
+                    l2hNs / 1e9, h2lNs / 1e9);
+        } finally {
+            reg.unregister();
+            portals.delete("gemini");
         }
     }
 

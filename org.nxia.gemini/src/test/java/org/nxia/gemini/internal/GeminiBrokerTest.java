@@ -7,15 +7,22 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.Hashtable;
 import java.util.List;
 import java.util.Map;
@@ -35,6 +42,9 @@ import org.nxia.gemini.api.GeminiSession;
 import org.nxia.lsm.policy.api.AuditEntry;
 import org.nxia.lsm.policy.api.GuestProcess;
 import org.nxia.lsm.policy.internal.PolicyService;
+import org.nxia.portal.api.PortalArena;
+import org.nxia.portal.api.Portals;
+import org.nxia.portal.internal.Structures;
 
 /**
  * The real agent's Gemini broker, run as an ordinary process (as in the System VM, less the VM):
@@ -76,9 +86,27 @@ class GeminiBrokerTest {
         }
     }
 
+    /** The host service for large arguments: SHA-256 of the bytes, read in place; remembers whether they were in the region. */
+    public final class Digest {
+        final AtomicReference<Boolean> inRegion = new AtomicReference<>();
+
+        public String sha256(MemorySegment data) throws Exception {
+            inRegion.set(data.address() >= region.address() && data.address() + data.byteSize() <= region.address() + region.byteSize());
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data.toArray(ValueLayout.JAVA_BYTE)));
+        }
+    }
+
+    static final long BLOCK = 1L << 20;
+    static final long REGION_BYTES = Portals.LINUX_DAX_OFFSET + 2 * BLOCK + 4096;
+
     @TempDir
     Path dir;
 
+    private final Digest digest = new Digest();
+    private Path regionFile;
+    private final Arena regionArena = Arena.ofShared();
+    private MemorySegment region;
+    private Path regions;
     private final Text text = new Text();
     private final PolicyService policy = new PolicyService();
     private GeminiImpl gemini;
@@ -97,15 +125,24 @@ class GeminiBrokerTest {
     void start() throws Exception {
         Hashtable<String, Object> config = new Hashtable<>();
         config.put("manifest", "profile sys\n"
+                + "allow out digest.*\n"
+                + "allow in sum.*\n"
                 + "allow out text.upper caller=uid:" + uid() + "\n"
                 + "allow out text.lower caller=exe:/usr/libexec/*\n"
                 + "allow out text.hold\n"
                 + "allow in shout.* caller=host\n"
                 + "allow in slow.*\n");
         policy.updated("m", config);
-        gemini = new GeminiImpl(policy, Map.of("text", text), Map.of());
+        gemini = new GeminiImpl(policy, Map.of("text", text, "digest", digest), Map.of());
         Path hostSocket = dir.resolve("host.sock");
-        listener = new SystemVmBrokers(gemini).listen("vm-linux", "sys", hostSocket); // as for a running System VM
+        // as for a running System VM, whose region "gemini" (a file here, as a file-backed region) holds its reference arena
+        regionFile = dir.resolve("gemini.img");
+        try (FileChannel ch = FileChannel.open(regionFile, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            region = ch.map(FileChannel.MapMode.READ_WRITE, 0, REGION_BYTES, regionArena);
+        }
+        PortalArena arena = new Structures().formatArena(region.asSlice(Portals.LINUX_DAX_OFFSET), (int) BLOCK);
+        regions = Files.createDirectory(dir.resolve("regions"));
+        listener = new SystemVmBrokers(gemini, vm -> vm.equals("vm-linux") ? arena : null).listen("vm-linux", "sys", hostSocket);
         broker = dir.resolve("gemini.sock");
         nxiaCall = built("nxia-call").toRealPath();
         agent = new ProcessBuilder(built("nxia-agent").toString(), "--unix", dir.resolve("ctl.sock").toString(),
@@ -125,6 +162,7 @@ class GeminiBrokerTest {
         agent.waitFor(5, TimeUnit.SECONDS);
         listener.close();
         gemini.deactivate();
+        regionArena.close();
     }
 
     private String log() throws IOException {
@@ -144,6 +182,7 @@ class GeminiBrokerTest {
         cmd.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().put("NXIA_GEMINI_SOCKET", broker.toString());
+        pb.environment().put("NXIA_REGION_DIR", regions.toString());
         Process p = pb.start();
         p.getOutputStream().close();
         assertTrue(p.waitFor(30, TimeUnit.SECONDS), "nxia-call did not end");
@@ -353,10 +392,54 @@ class GeminiBrokerTest {
         cmd.addAll(List.of(program));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
         pb.environment().put("NXIA_GEMINI_SOCKET", broker.toString());
+        pb.environment().put("NXIA_REGION_DIR", regions.toString());
         Process p = pb.start();
         String line = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8)).readLine();
         assertEquals("serving " + service + "." + method, line);
         return p;
+    }
+
+    @Test
+    void largeArgumentsCrossAsReferencesIntoTheRegionBothWaysAndWithoutItAreRefused() throws Exception {
+        byte[] big = new byte[(int) BLOCK - 7];   // past a frame: only a reference can carry it
+        new java.util.Random(5).nextBytes(big);
+        Path file = Files.write(dir.resolve("big"), big);
+        String expected = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(big));
+
+        Run noRegion = nxiaCall("digest", "sha256", "@" + file);
+        assertEquals(64 + ErrorCode.BAD_REF.wire(), noRegion.status(), noRegion.err());
+        assertTrue(noRegion.err().contains("no region gemini to pass it by reference"), noRegion.err());
+
+        Files.createSymbolicLink(regions.resolve("gemini"), regionFile);
+        Run l2h = nxiaCall("digest", "sha256", "@" + file);
+        assertEquals(0, l2h.status(), l2h.err() + log());
+        assertEquals(expected + "\n", l2h.out());
+        assertTrue(digest.inRegion.get(), "the host read the bytes in the region, in place");
+        PortalArena host = new Structures().attachArena(region.asSlice(Portals.LINUX_DAX_OFFSET));
+        assertEquals(host.capacity() / BLOCK, freeBlocks(host), "the process freed its block when the answer came");
+
+        Process sum = serve("sum", "it", "sha256sum");
+        try {
+            GeminiSession s = gemini.sessionOfVm("vm-linux").orElseThrow();
+            byte[] answer = (byte[]) s.call("sum", "it", Duration.ofSeconds(20), big);
+            assertEquals(expected + "  -\n", new String(answer, StandardCharsets.US_ASCII), "the program read the host's bytes from the region");
+            assertEquals(host.capacity() / BLOCK, freeBlocks(host), "the host freed its block when the answer came");
+        } finally {
+            sum.destroyForcibly();
+        }
+    }
+
+    /** Blocks a fresh allocation loop can take, freed again. */
+    private static long freeBlocks(PortalArena a) {
+        List<org.nxia.portal.api.Ref> taken = new ArrayList<>();
+        try {
+            while (true) {
+                taken.add(a.allocate(1));
+            }
+        } catch (RuntimeException full) {
+            taken.forEach(a::free);
+            return taken.size();
+        }
     }
 
     @Test

@@ -20,6 +20,16 @@ public interface Portals {
     String NAME_PATTERN = "[a-z0-9][a-z0-9_-]{0,14}";
 
     /**
+     * Where Linux processes' view of a region begins when a System VM shows it as device DAX
+     * ({@code virtio-pmem:region=NAME,dax=true}): the first 2 MiB hold Linux's info block and
+     * alignment, so structures the host shares with Linux processes start at or after it
+     * (docs/linux-vm.md, "Portal regions in Linux processes").
+     *
+     * @since 3.1
+     */
+    long LINUX_DAX_OFFSET = 2L << 20;
+
+    /**
      * Creates a region. With a {@code file}, the region is that file mapped
      * shared: an existing file of exactly {@code size} bytes keeps its content
      * (persistence), a missing one is created zero-filled. Without, the region

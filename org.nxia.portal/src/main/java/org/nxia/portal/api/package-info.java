@@ -12,7 +12,7 @@
  * {@code docs/portal-abi.md}.
  */
 @Export
-@Version("3.0.0")
+@Version("3.1.0")
 package org.nxia.portal.api;
 
 import org.osgi.annotation.bundle.Export;

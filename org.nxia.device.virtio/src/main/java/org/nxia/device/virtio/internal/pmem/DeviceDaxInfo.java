@@ -5,6 +5,8 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.UUID;
 
+import org.nxia.portal.api.Portals;
+
 /**
  * The info block that makes Linux show a pmem namespace as device DAX
  * ({@code /dev/daxN.0}) at boot, with no tool run in the guest: Linux's nd_pfn_sb
@@ -23,7 +25,7 @@ final class DeviceDaxInfo {
     static final int OFFSET = 4096;
     static final int BYTES = 4096;
     /** Where /dev/daxN.0 starts in the region: ALIGN(8 KiB, 2 MiB), Linux's memremap alignment on x86. */
-    static final long DATA_OFFSET = 2L << 20;
+    static final long DATA_OFFSET = Portals.LINUX_DAX_OFFSET;
     /** The mapping's alignment: PMD pages, which Linux's device DAX supports whenever THP is built in. */
     static final int ALIGN = 2 << 20;
     static final long PAGE = 4096;
