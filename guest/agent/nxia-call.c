@@ -1,7 +1,7 @@
 /* nxia-call - call a host service from a System VM's shell, through the
  * agent's Gemini broker (docs/linux-vm.md, "Calling the host").
  *
- *   nxia-call [-t SECONDS] [-n COUNT] SERVICE METHOD [ARG...]
+ *   nxia-call [-t SECONDS] [-n COUNT] [-m auto|copy|ref] SERVICE METHOD [ARG...]
  *
  * Each ARG is a string, or typed as in gemini:call: i32:N, i64:N, f64:X,
  * bool:true|false, null, str:TEXT, bytes:HEX, or @FILE / @- for bytes read
@@ -12,7 +12,9 @@
  * protocol, 64 + the Gemini error code when the call fails (71 DENIED,
  * 75 TIMEOUT, 76 CLOSED...; docs/gemini-protocol.md, "Errors"). With -n it
  * makes the call COUNT times and prints each round trip's nanoseconds instead
- * of the result, one a line (bench:gemini-linux), after COUNT/10 unmeasured. */
+ * of the result, one a line (bench:sysgemini), after COUNT/10 unmeasured. -m
+ * says how byte arguments cross: auto (16 KiB or more by reference), copy
+ * (while they fit a frame) or ref (always by reference into region gemini). */
 #include <time.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +34,7 @@ static size_t data_used;
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: nxia-call [-t SECONDS] [-n COUNT] SERVICE METHOD [ARG...]\n"
+    fprintf(stderr, "usage: nxia-call [-t SECONDS] [-n COUNT] [-m auto|copy|ref] SERVICE METHOD [ARG...]\n"
                     "  ARG: TEXT | str:TEXT | i32:N | i64:N | f64:X | bool:true|false | null | bytes:HEX | @FILE | @-\n"
                     "  the broker's socket: $NXIA_GEMINI_SOCKET, else " NXIA_BROKER_SOCKET "\n");
     exit(2);
@@ -183,9 +185,18 @@ int main(int argc, char **argv)
     struct nxia_gm_frame r;
     int i = 1, rc;
 
-    while (argc - i > 2 && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "-n"))) {
+    uint32_t threshold = NXIA_GM_REF_THRESHOLD;
+
+    while (argc - i > 2 && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "-n") || !strcmp(argv[i], "-m"))) {
         long long v;
-        if (argv[i][1] == 't') {
+        if (argv[i][1] == 'm') {
+            if (!strcmp(argv[i + 1], "copy"))
+                threshold = UINT32_MAX;    /* copied while it fits a frame */
+            else if (!strcmp(argv[i + 1], "ref"))
+                threshold = 1;
+            else if (strcmp(argv[i + 1], "auto"))
+                fail(2, "-m %s: give auto, copy or ref", argv[i + 1]);
+        } else if (argv[i][1] == 't') {
             if (parse_int(argv[i + 1], 1, 86400, &v))
                 fail(2, "-t %s: give whole seconds, 1 to 86400", argv[i + 1]);
             timeout_ms = v * 1000;
@@ -204,6 +215,7 @@ int main(int argc, char **argv)
     rc = nxia_link_open(&link, "nxia-call");
     if (rc)
         fail(rc < 0 ? 3 : 64 + rc, "%s", link.why);
+    link.ref_threshold = threshold;
     for (long long k = -(count / 10); k < count; k++) {    /* -n: timed repeats, after a tenth unmeasured */
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);

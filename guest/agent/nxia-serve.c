@@ -3,6 +3,7 @@
  *
  *   nxia-serve SERVICE METHOD PROGRAM [ARG...]
  *   nxia-serve -e SERVICE METHOD
+ *   nxia-serve -s SERVICE METHOD
  *
  * For each host call of SERVICE.METHOD it runs PROGRAM with the call's one
  * argument (a string or bytes; none: empty) as standard input and answers
@@ -10,7 +11,8 @@
  * status and the start of its standard error otherwise. Calls run one at a
  * time; up to 16 wait their turn (BUSY beyond). A cancelled call's program is
  * killed. With -e it runs nothing: each call is answered with its first
- * argument (or null), at once (bench:gemini-linux's null call). Prints
+ * argument (or null), at once (bench:sysgemini's null call); with -s it answers
+ * the sum of its bytes argument's 64-bit words, read in place (its throughput). Prints
  * "serving SERVICE.METHOD" once the broker has taken the
  * function; exits when the broker's connection ends (status 3) or on a
  * refusal (64 + the Gemini error code). */
@@ -239,12 +241,12 @@ int main(int argc, char **argv)
     struct nxia_gm_frame f;
     int rc;
 
-    int echo = argc == 4 && !strcmp(argv[1], "-e");
+    int echo = argc == 4 && !strcmp(argv[1], "-e"), sum = argc == 4 && !strcmp(argv[1], "-s");
 
-    if (echo)
+    if (echo || sum)
         argv++;
     if (argc < 4) {
-        fprintf(stderr, "usage: nxia-serve SERVICE METHOD PROGRAM [ARG...] | nxia-serve -e SERVICE METHOD\n"
+        fprintf(stderr, "usage: nxia-serve SERVICE METHOD PROGRAM [ARG...] | nxia-serve -e|-s SERVICE METHOD\n"
                         "  runs PROGRAM for each host call of SERVICE.METHOD: the call's argument on its standard input,\n"
                         "  its standard output the result (exit 0) or its standard error the failure\n"
                         "  the broker's socket: $NXIA_GEMINI_SOCKET, else " NXIA_BROKER_SOCKET "\n");
@@ -263,6 +265,31 @@ int main(int argc, char **argv)
     }
     printf("serving %s.%s\n", argv[1], argv[2]);
     fflush(stdout);
+    while (sum) {    /* bench:sysgemini's argument throughput: every byte read where it is, their sum answered */
+        rc = nxia_link_next(&broker, &f, -1);
+        if (rc < 0)
+            fail(3, broker.why);
+        if (rc && f.type == NXIA_GM_CALL) {
+            struct nxia_gm_value a = f.nargs ? f.args[0] : (struct nxia_gm_value){0};
+            struct nxia_gm_frame r = {.type = NXIA_GM_RETURN, .id = f.id};
+            uint64_t total = 0;
+            if (nxia_link_deref(&broker, &a) != NXIA_GM_OK || (a.tag != NXIA_GM_BYTES && a.tag != NXIA_GM_REF)) {
+                answer_error(f.id, NXIA_GM_EBAD_ARGS, "-s takes one bytes argument (copied, or a live block of region gemini)");
+                continue;
+            }
+            uint32_t i = 0;
+            for (; i + 8 <= a.len; i += 8) {    /* little-endian 64-bit words, a short tail zero-padded */
+                uint64_t w;
+                memcpy(&w, a.ptr + i, 8);
+                total += w;
+            }
+            for (unsigned shift = 0; i < a.len; i++, shift += 8)
+                total += (uint64_t)a.ptr[i] << shift;
+            r.value.tag = NXIA_GM_I64;
+            r.value.i64 = (int64_t)total;
+            send_frame(&r);
+        }
+    }
     while (echo) {
         rc = nxia_link_next(&broker, &f, -1);
         if (rc < 0)

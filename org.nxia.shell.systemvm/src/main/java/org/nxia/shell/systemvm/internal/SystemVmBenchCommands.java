@@ -297,7 +297,7 @@ public final class SystemVmBenchCommands {
         }
     }
 
-    private static Path image(String given, String name) {
+    static Path image(String given, String name) {
         if (!given.isEmpty())
             return Path.of(given);
         String dir = System.getProperty(IMAGE_PROPERTY);
