@@ -213,13 +213,22 @@ public final class SystemVmCommands {
      */
     static final Duration MOUNT_LIMIT = Duration.ofSeconds(60);
 
+    /**
+     * The guest's mount, refused at once when the virtio-fs device (id 26, 0x001a) says
+     * DEVICE_NEEDS_RESET (status bit 64): its back-end, virtiofsd, failed (the device's
+     * lastError says how), and Linux's driver would leave the mount's requests unanswered.
+     */
+    static final String MOUNT_SCRIPT = "for d in /sys/bus/virtio/devices/*; do"
+            + " if [ \"$(cat $d/device 2>/dev/null)\" = 0x001a ] && [ $(( $(cat $d/status) & 64 )) -ne 0 ]; then"
+            + " echo \"the virtio-fs device ${d##*/} needs a reset (DEVICE_NEEDS_RESET): its back-end failed\" >&2; exit 1; fi;"
+            + " done; mkdir -p " + SHARE_MOUNT + " && mount -t virtiofs " + SHARE_TAG + " " + SHARE_MOUNT;
+
     /** Mounts the shared directory before the program runs; a failure, or no end within {@code limit}, stops the VM, saying why. */
     static void mountShare(SystemVm svm, Duration limit) throws IOException, InterruptedException {
         ByteArrayOutputStream stderr = new ByteArrayOutputStream();
         ExitStatus status;
         try {
-            Execution mount = svm.session().start(ExecRequest.of("sh", "-c", "mkdir -p " + SHARE_MOUNT + " && mount -t virtiofs " + SHARE_TAG
-                    + " " + SHARE_MOUNT), (err, data, offset, length) -> {
+            Execution mount = svm.session().start(ExecRequest.of("sh", "-c", MOUNT_SCRIPT), (err, data, offset, length) -> {
                         if (err) {
                             synchronized (stderr) {
                                 stderr.write(data, offset, length);
@@ -229,8 +238,7 @@ public final class SystemVmCommands {
             mount.closeStdin();
             status = mount.exit().get(limit.toMillis(), TimeUnit.MILLISECONDS);
         } catch (TimeoutException e) {
-            String devices = svm.vm().devices().stream().filter(d -> d.type().equals("virtio-fs")).map(d -> d.state().toString())
-                    .collect(Collectors.joining("; "));
+            String devices = fsStates(svm);
             svm.close();
             throw new IOException("--share: mounting the host directory at " + SHARE_MOUNT + " in the guest did not end within "
                     + Text.duration(limit) + "; the device (its rings, the kicks passed to virtiofsd, its interrupts): " + devices);
@@ -243,13 +251,21 @@ public final class SystemVmCommands {
             throw e;
         }
         if (status.code() != 0 || status.signaled()) {
+            String devices = fsStates(svm);
             svm.close();
             String why;
             synchronized (stderr) {
                 why = stderr.toString(StandardCharsets.UTF_8).strip();
             }
-            throw new IOException("--share: mounting the host directory at " + SHARE_MOUNT + " in the guest failed: " + why);
+            throw new IOException("--share: mounting the host directory at " + SHARE_MOUNT + " in the guest failed: " + why
+                    + "; the device (lastError says why it failed): " + devices);
         }
+    }
+
+    /** The virtio-fs devices' states (the transport's, with virtiofsd's part), read before the VM goes. */
+    private static String fsStates(SystemVm svm) {
+        return svm.vm().devices().stream().filter(d -> d.type().equals("virtio-fs")).map(d -> d.state().toString())
+                .collect(Collectors.joining("; "));
     }
 
     /**
