@@ -55,6 +55,8 @@ final class AgentConnection implements AgentSession {
     private final String agent;
     private final boolean init;
     private volatile ControlException broken;
+    /** Why the session is about to end, when its owner knows better than a closed channel does. */
+    private volatile String ending;
 
     private AgentConnection(SocketChannel channel, String agent, boolean init) {
         this.channel = channel;
@@ -192,8 +194,9 @@ final class AgentConnection implements AgentSession {
     }
 
     private void fail(ControlException why) {
+        String because = ending;
         if (broken == null)
-            broken = why;
+            broken = because == null ? why : new ControlException(Code.SESSION, because, why);
         try {
             channel.close();
         } catch (IOException ignored) {
@@ -424,6 +427,14 @@ final class AgentConnection implements AgentSession {
             Arrays.fill(secret, (byte) 0);
             Arrays.fill(seed, (byte) 0);
         }
+    }
+
+    /**
+     * Says why the session is about to end (the VM reached its time limit): from now on, whatever
+     * fails or closes it fails the waiting requests and programs with this message.
+     */
+    void endingBecause(String why) {
+        ending = why;
     }
 
     @Override

@@ -45,6 +45,10 @@ import org.osgi.service.component.annotations.Reference;
  * socket lives in a private temporary directory, the agent's ready line on the
  * console, then a session over vsock port 1024 registered as an
  * {@link AgentSession} service for as long as the VM runs.
+ *
+ * <p>The profile's timeout is the VM's lifetime limit, from boot (or restore): past it the VM is
+ * shut down and destroyed, and whoever waits on its session is told so. A profile with
+ * {@link LinuxProfile#NO_TIMEOUT} runs until it ends or is closed.
  */
 @Component(service = SystemVms.class)
 public final class SystemVmLauncher implements SystemVms {
@@ -54,6 +58,8 @@ public final class SystemVmLauncher implements SystemVms {
     static final int CONSOLE_TAIL = 4000;
     /** Per attempt, for a restored guest's session (see {@code Booted.open}). */
     static final Duration RESTORED_HANDSHAKE = Duration.ofSeconds(5);
+    /** How long the watcher of a VM without a limit waits at a time (it waits again). */
+    static final Duration WATCH_PERIOD = Duration.ofMinutes(10);
     private static final System.Logger LOG = System.getLogger("org.nxia.control");
 
     private final VmManager vms;
@@ -87,9 +93,9 @@ public final class SystemVmLauncher implements SystemVms {
         byte[] secret = new byte[32];
         random.nextBytes(secret);
         Plumbing p = plumb(profile, secret);
-        Booted booted = new Booted(profile, p.create(vms::create), p.dir(), p.uds());
+        long start = System.nanoTime();
+        Booted booted = new Booted(profile, p.create(vms::create), p.dir(), p.uds(), start);
         try {
-            long start = System.nanoTime();
             booted.vm.start();
             awaitReady(booted.vm, start + readyLimit.toNanos());
             booted.readyAfter = Duration.ofNanos(System.nanoTime() - start);
@@ -133,7 +139,8 @@ public final class SystemVmLauncher implements SystemVms {
         VmSnapshot saved = snapshot.vm();
         long start = System.nanoTime();
         Booted booted = new Booted(snapshot.profile(), p.create(spec -> vms.restore(
-                new VmSnapshot(spec, saved.backend(), saved.ram(), saved.vcpus(), saved.partition(), saved.devices()))), p.dir(), p.uds());
+                new VmSnapshot(spec, saved.backend(), saved.ram(), saved.vcpus(), saved.partition(), saved.devices()))), p.dir(), p.uds(),
+                start);
         try {
             booted.open(snapshot.secret(), snapshot.generation(), start + readyLimit.toNanos(), true);
             Generation next = Generation.fresh(snapshot.generation() + 1, random);
@@ -222,6 +229,14 @@ public final class SystemVmLauncher implements SystemVms {
         return Optional.ofNullable(running.get(vmId));
     }
 
+    /** A limit as people write it: 5m, 30s, 1500ms. */
+    static String limitText(Duration d) {
+        if (d.toMillis() % 60_000 == 0) {
+            return d.toMinutes() + "m";
+        }
+        return d.toMillis() % 1000 == 0 ? d.toSeconds() + "s" : d.toMillis() + "ms";
+    }
+
     static String tail(String console) {
         return console.length() <= CONSOLE_TAIL ? console : console.substring(console.length() - CONSOLE_TAIL);
     }
@@ -242,21 +257,24 @@ public final class SystemVmLauncher implements SystemVms {
         private final VirtualMachine vm;
         private final Path dir;
         private final Path uds;
+        /** When boot (or restore) began: the profile's timeout counts from here. */
+        private final long born;
         /** One snapshot at a time: a second must not resume the agent under the first. */
         private final Object saving = new Object();
         private volatile Duration readyAfter = Duration.ZERO;
-        private volatile AgentSession session;
+        private volatile AgentConnection session;
         private volatile byte[] secret;
         private volatile long generation;
         private volatile ServiceRegistration<AgentSession> registration;
         private Thread watcher;
         private boolean closed;
 
-        Booted(LinuxProfile profile, VirtualMachine vm, Path dir, Path uds) {
+        Booted(LinuxProfile profile, VirtualMachine vm, Path dir, Path uds, long born) {
             this.profile = profile;
             this.vm = vm;
             this.dir = dir;
             this.uds = uds;
+            this.born = born;
         }
 
         /**
@@ -300,13 +318,28 @@ public final class SystemVmLauncher implements SystemVms {
             registration = context.registerService(AgentSession.class, session, props);
         }
 
-        /** Ends everything when the VM ends by itself (the guest powered off, crashed or timed out). */
+        /**
+         * Ends everything when the VM ends by itself (the guest powered off or crashed) or reaches
+         * the profile's timeout, its lifetime limit: then the session's waiters are told why and
+         * the VM is shut down like a closed one.
+         */
         void watch() {
+            Duration limit = profile.timeout();
+            boolean limited = !limit.equals(LinuxProfile.NO_TIMEOUT);
+            long end = born + limit.toNanos();
             watcher = Thread.ofVirtual().name("system-vm-watch-" + vm.id()).start(() -> {
                 try {
                     while (true) {
+                        long left = limited ? end - System.nanoTime() : WATCH_PERIOD.toNanos();
+                        if (left <= 0) {
+                            String why = "System VM " + vm.id() + " reached its " + limitText(limit) + " limit (its profile's timeout)"
+                                    + " and was stopped";
+                            LOG.log(System.Logger.Level.WARNING, why);
+                            session.endingBecause(why);
+                            break;
+                        }
                         try {
-                            vm.await(Duration.ofMinutes(10));
+                            vm.await(Duration.ofNanos(Math.min(left, WATCH_PERIOD.toNanos())));
                             break;
                         } catch (TimeoutException e) {
                             // still running

@@ -313,6 +313,39 @@ class SystemVmLauncherTest {
     }
 
     @Test
+    void aVmPastItsProfilesTimeoutIsStoppedAndWhoeverWaitsIsToldWhy() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        long start = System.nanoTime();
+        SystemVm vm = launcher.boot(profile().withTimeout(Duration.ofSeconds(2)), Duration.ofSeconds(10));
+        ControlException e = assertThrows(ControlException.class, () -> vm.session().exec("sleep", "30"),
+                "a program that outlives the VM's limit is not waited for");
+        long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        assertEquals("System VM vm-1 reached its 2s limit (its profile's timeout) and was stopped", e.getMessage());
+        assertTrue(ms >= 2_000 && ms < 15_000, "stopped after " + ms + " ms, the limit counting from boot");
+        assertTrue(launcher.list().isEmpty());
+        assertTrue(calls.contains("stop"), calls.toString());
+        assertTrue(calls.contains("destroy vm-1"), calls.toString());
+        assertTrue(calls.contains("registration.unregister"), calls.toString());
+    }
+
+    @Test
+    void aVmWithoutATimeoutIsNotStoppedByTheWatcher() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        try (SystemVm vm = launcher.boot(profile().withTimeout(LinuxProfile.NO_TIMEOUT), Duration.ofSeconds(10))) {
+            assertEquals(ExitStatus.exited(0), vm.session().exec("sleep", "1").status(), "zero is no limit, not one already reached");
+            assertEquals(List.of(vm), launcher.list());
+            assertFalse(calls.contains("stop"), calls.toString());
+        }
+    }
+
+    @Test
+    void limitsAreNamedAsPeopleWriteThem() {
+        assertEquals("10m", SystemVmLauncher.limitText(Duration.ofMinutes(10)));
+        assertEquals("90s", SystemVmLauncher.limitText(Duration.ofSeconds(90)));
+        assertEquals("1500ms", SystemVmLauncher.limitText(Duration.ofMillis(1500)));
+    }
+
+    @Test
     void aSnapshotIsTakenWithTheAgentQuiescedAndTheVmPausedAndResumesBoth() throws Exception {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
         try (SystemVm vm = launcher.boot(profile(), Duration.ofSeconds(10))) {

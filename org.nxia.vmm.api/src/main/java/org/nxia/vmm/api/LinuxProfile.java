@@ -20,7 +20,8 @@ import org.nxia.vmm.spi.HostPlacement;
  * @param cmdline     added to the command line the VMM writes (console, devices); may be empty
  * @param vcpus       1 to {@value #MAX_VCPUS}
  * @param memoryBytes a multiple of 2 MiB from 64 MiB to 3 GiB
- * @param timeout     how long {@code run} waits before stopping the VM
+ * @param timeout     how long the VM may run before it is stopped ({@code VmManager.run}; a System VM's
+ *                    launcher), or {@link #NO_TIMEOUT} for no limit
  * @param devices     devices besides the console UART and i8042, which every Linux VM has
  * @param placement   where its vCPUs and RAM go on the host
  * @param acpi        whether the guest gets ACPI tables (MADT, a DSDT naming the virtio-mmio devices)
@@ -33,6 +34,13 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
     public static final long MIN_MEMORY = 64 * VmProfile.MIB;
     public static final long DEFAULT_MEMORY = 256 * VmProfile.MIB;
     public static final Duration DEFAULT_TIMEOUT = Duration.ofMinutes(5);
+    /**
+     * A {@link #timeout()} of no limit: the VM runs until it stops or is stopped (an interactive
+     * console or shell, a System VM kept running). Zero, as for a socket's timeout.
+     *
+     * @since 3.2
+     */
+    public static final Duration NO_TIMEOUT = Duration.ZERO;
 
     public LinuxProfile {
         Objects.requireNonNull(name, "name");
@@ -48,8 +56,8 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
             throw new IllegalArgumentException("memory %s is not allowed: give a multiple of 2 MiB from 64 MiB to 3072 MiB (e.g. 256M)"
                     .formatted(VmProfile.bytesToString(memoryBytes)));
         }
-        if (timeout.isNegative() || timeout.isZero()) {
-            throw new IllegalArgumentException("timeout must be positive, got " + timeout);
+        if (timeout.isNegative()) {
+            throw new IllegalArgumentException("timeout must be positive, or zero (NO_TIMEOUT) for none, got " + timeout);
         }
         devices = List.copyOf(devices);
     }

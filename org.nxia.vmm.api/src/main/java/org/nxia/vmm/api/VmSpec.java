@@ -20,7 +20,10 @@ public sealed interface VmSpec permits VmProfile, LinuxProfile {
 
     int vcpus();
 
-    /** How long {@code VmManager.run} waits before stopping the VM. */
+    /**
+     * How long {@code VmManager.run} waits before stopping the VM; zero for no limit, which only a
+     * Linux profile may have ({@link LinuxProfile#NO_TIMEOUT}).
+     */
     Duration timeout();
 
     /** The devices the spec asks for, by type and parameters (a Linux VM's console UART and i8042 are not listed). */

@@ -71,9 +71,10 @@ class ApiRecordsTest {
     }
 
     @Test
-    void linuxProfileTimeoutIsPositive() {
-        assertThrows(IllegalArgumentException.class, () -> linux(1, 256 * MIB, Duration.ZERO));
-        assertThrows(IllegalArgumentException.class, () -> linux(1, 256 * MIB, Duration.ofSeconds(-1)));
+    void linuxProfileTimeoutIsPositiveOrNone() {
+        assertEquals(LinuxProfile.NO_TIMEOUT, linux(1, 256 * MIB, Duration.ZERO).timeout(), "zero is no limit");
+        String message = assertThrows(IllegalArgumentException.class, () -> linux(1, 256 * MIB, Duration.ofSeconds(-1))).getMessage();
+        assertTrue(message.contains("or zero (NO_TIMEOUT) for none"), message);
         assertEquals(Duration.ofNanos(1), linux(1, 256 * MIB, Duration.ofNanos(1)).timeout());
     }
 

@@ -212,9 +212,18 @@ public final class VmManagerImpl implements VmManager {
         }
     }
 
-    /** Starts {@code vm} and waits for its end, stopping it once its timeout has passed. */
+    /** Starts {@code vm} and waits for its end, stopping it once its timeout has passed (none: LinuxProfile.NO_TIMEOUT). */
     private VmResult awaitEnd(ManagedVm vm) throws InterruptedException {
         vm.start();
+        if (vm.timeout().isZero()) {
+            while (true) {
+                try {
+                    return vm.await(Duration.ofHours(1));
+                } catch (TimeoutException e) {
+                    // no limit: it runs until it stops or is stopped
+                }
+            }
+        }
         try {
             return vm.await(vm.timeout());
         } catch (TimeoutException e) {

@@ -59,6 +59,12 @@ public final class SystemVmCommands {
 
     /** Boot to the agent's ready line: seconds on hardware, minutes under emulation. */
     static final Duration READY_LIMIT = Duration.ofMinutes(5);
+    /**
+     * How long a one-shot vm:exec may run (the VM's lifetime and the program's wait) unless -t
+     * says otherwise; a kept VM and a program on a terminal (./nxia run) have no limit unless asked.
+     */
+    static final String EXEC_LIMIT = "10m";
+    static final int SIGKILL = 9;
 
     static final String ROOTFS_HELP = "a root file system image (distro/rootfs/build.sh path): the shared base, read-only, "
             + "under an overlay of this VM's own";
@@ -79,14 +85,14 @@ public final class SystemVmCommands {
         this.vms = vms;
     }
 
-    @Descriptor("boot a Linux kernel (bzImage) in a Linux VM, its serial console here, until it reboots, powers off or times out")
+    @Descriptor("boot a Linux kernel (bzImage) in a Linux VM, its serial console here, until it reboots, powers off or -t passes")
     public void boot(CommandSession session,
             @Descriptor("guest RAM, a multiple of 2M from 64M to 3G (default: the profile's, else 256M)") @Parameter(names = {"-m", "--memory"}, absentValue = "") String memory,
             @Descriptor("number of vCPUs (default: the profile's, else 1)") @Parameter(names = {"-c", "--vcpus"}, absentValue = "0") int vcpus,
             @Descriptor("initramfs file") @Parameter(names = {"-r", "--initrd"}, absentValue = "") String initrd,
             @Descriptor("added to the kernel command line") @Parameter(names = {"-k", "--cmdline"}, absentValue = "") String cmdline,
             @Descriptor(ROOTFS_HELP) @Parameter(names = {"--rootfs"}, absentValue = "") String rootfs,
-            @Descriptor("stop the VM after this long (30s, 5m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "5m") String timeout,
+            @Descriptor("stop the VM after this long (30s, 5m; default and 0: no limit)") @Parameter(names = {"-t", "--timeout"}, absentValue = "0") String timeout,
             @Descriptor(Text.DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
             @Descriptor(Profiles.SYSTEM_PROFILE_HELP) @Parameter(names = {"-p", "--profile"}, absentValue = "") String profileName,
             @Descriptor("give the guest ACPI tables: the virtio-mmio devices in the DSDT, not on the command line")
@@ -116,7 +122,9 @@ public final class SystemVmCommands {
             @Descriptor(ROOTFS_HELP) @Parameter(names = {"--rootfs"}, absentValue = "") String rootfs,
             @Descriptor("guest RAM (default: the profile's, else 256M)") @Parameter(names = {"-m", "--memory"}, absentValue = "") String memory,
             @Descriptor(Profiles.SYSTEM_PROFILE_HELP) @Parameter(names = {"-p", "--profile"}, absentValue = "") String profileName,
-            @Descriptor("the longest the VM may run (30s, 5m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "10m") String timeout,
+            @Descriptor("the longest the VM booted here may run, and the program (30s, 5m; 0: no limit; default 10m, none with --keep"
+                    + " or --tty); with --id, the longest the program may run (it is killed then)")
+            @Parameter(names = {"-t", "--timeout"}, absentValue = "") String timeout,
             @Descriptor("a System VM kept by an earlier vm:exec --keep (control:vms lists them)") @Parameter(names = {"-i", "--id"}, absentValue = "") String id,
             @Descriptor("keep the VM running afterwards; prints its id") @Parameter(names = {"--keep"}, presentValue = "true", absentValue = "false") boolean keep,
             @Descriptor("on a terminal of its own, this session's input to it, its output as it comes (put the local terminal in raw mode)")
@@ -125,6 +133,11 @@ public final class SystemVmCommands {
             @Descriptor("program and arguments") String... argv) throws Exception {
         if (argv.length == 0)
             throw new IllegalArgumentException("no program given");
+        String limitText = timeout.isEmpty() ? (keep || tty ? "0" : EXEC_LIMIT) : timeout.strip();
+        Duration limit = Text.parseDuration(limitText);
+        if (limit.isNegative())
+            throw new IllegalArgumentException("-t " + timeout + ": a limit is positive, or 0 for none");
+        long deadline = System.nanoTime() + limit.toNanos();  // the VM's limit counts from its boot, a little later
         SystemVm svm;
         Confinement confinement = Confinement.NONE;
         if (!id.isEmpty()) {
@@ -135,7 +148,7 @@ public final class SystemVmCommands {
         } else {
             if (kernel.isEmpty() || initrd.isEmpty())
                 throw new IllegalArgumentException("vm:exec needs --kernel and --initrd (distro/system-vm/build.sh path), or --id");
-            LinuxProfile base = LinuxProfile.of(Path.of(kernel), Path.of(initrd)).withTimeout(Text.parseDuration(timeout));
+            LinuxProfile base = LinuxProfile.of(Path.of(kernel), Path.of(initrd)).withTimeout(limit);
             base = profileName.isEmpty() ? base.withMemory(VmProfile.parseSize(memory.isEmpty() ? "256M" : memory))
                     : Profiles.apply(Profiles.get(profiles, profileName, Profile.Kind.SYSTEM), base, memory);
             LinuxProfile profile = RootFs.apply(base, rootfs);
@@ -150,15 +163,24 @@ public final class SystemVmCommands {
         boolean ok = false;
         try {
             ExitStatus status;
-            if (tty) {
-                status = onTerminal(session, svm.session(), argv, confinement);
-            } else {
-                ExecResult r = svm.session().exec(ExecRequest.of(argv).withConfinement(confinement));
-                System.out.write(r.stdout());
-                System.out.flush();
-                System.err.write(r.stderr());
-                System.err.flush();
-                status = r.status();
+            try {
+                if (tty) {
+                    status = onTerminal(session, svm.session(), argv, confinement, limit.isZero() ? null : deadline);
+                } else {
+                    ExecResult r = runUntil(svm.session(), ExecRequest.of(argv).withConfinement(confinement), limit.isZero() ? null : deadline);
+                    System.out.write(r.stdout());
+                    System.out.flush();
+                    System.err.write(r.stderr());
+                    System.err.flush();
+                    status = r.status();
+                }
+            } catch (TimeoutException e) {
+                if (id.isEmpty()) {   // the finally below stops it
+                    throw new IOException("vm:exec: " + argv[0] + " did not finish within " + limitText + "; stopped (System VM "
+                            + svm.vm().id() + "; -t gives it longer)");
+                }
+                throw new IOException("vm:exec: " + argv[0] + " did not finish within " + limitText + "; killed (System VM " + id
+                        + " runs on; -t gives it longer)");
             }
             session.put(Text.EXIT_CODE, status.signaled() ? 128 + status.code() : status.code());
             ok = true;
@@ -191,13 +213,22 @@ public final class SystemVmCommands {
      */
     static final Duration MOUNT_LIMIT = Duration.ofSeconds(60);
 
+    /**
+     * The guest's mount, refused at once when the virtio-fs device (id 26, 0x001a) says
+     * DEVICE_NEEDS_RESET (status bit 64): its back-end, virtiofsd, failed (the device's
+     * lastError says how), and Linux's driver would leave the mount's requests unanswered.
+     */
+    static final String MOUNT_SCRIPT = "for d in /sys/bus/virtio/devices/*; do"
+            + " if [ \"$(cat $d/device 2>/dev/null)\" = 0x001a ] && [ $(( $(cat $d/status) & 64 )) -ne 0 ]; then"
+            + " echo \"the virtio-fs device ${d##*/} needs a reset (DEVICE_NEEDS_RESET): its back-end failed\" >&2; exit 1; fi;"
+            + " done; mkdir -p " + SHARE_MOUNT + " && mount -t virtiofs " + SHARE_TAG + " " + SHARE_MOUNT;
+
     /** Mounts the shared directory before the program runs; a failure, or no end within {@code limit}, stops the VM, saying why. */
     static void mountShare(SystemVm svm, Duration limit) throws IOException, InterruptedException {
         ByteArrayOutputStream stderr = new ByteArrayOutputStream();
         ExitStatus status;
         try {
-            Execution mount = svm.session().start(ExecRequest.of("sh", "-c", "mkdir -p " + SHARE_MOUNT + " && mount -t virtiofs " + SHARE_TAG
-                    + " " + SHARE_MOUNT), (err, data, offset, length) -> {
+            Execution mount = svm.session().start(ExecRequest.of("sh", "-c", MOUNT_SCRIPT), (err, data, offset, length) -> {
                         if (err) {
                             synchronized (stderr) {
                                 stderr.write(data, offset, length);
@@ -207,8 +238,7 @@ public final class SystemVmCommands {
             mount.closeStdin();
             status = mount.exit().get(limit.toMillis(), TimeUnit.MILLISECONDS);
         } catch (TimeoutException e) {
-            String devices = svm.vm().devices().stream().filter(d -> d.type().equals("virtio-fs")).map(d -> d.state().toString())
-                    .collect(Collectors.joining("; "));
+            String devices = fsStates(svm);
             svm.close();
             throw new IOException("--share: mounting the host directory at " + SHARE_MOUNT + " in the guest did not end within "
                     + Text.duration(limit) + "; the device (its rings, the kicks passed to virtiofsd, its interrupts): " + devices);
@@ -221,13 +251,21 @@ public final class SystemVmCommands {
             throw e;
         }
         if (status.code() != 0 || status.signaled()) {
+            String devices = fsStates(svm);
             svm.close();
             String why;
             synchronized (stderr) {
                 why = stderr.toString(StandardCharsets.UTF_8).strip();
             }
-            throw new IOException("--share: mounting the host directory at " + SHARE_MOUNT + " in the guest failed: " + why);
+            throw new IOException("--share: mounting the host directory at " + SHARE_MOUNT + " in the guest failed: " + why
+                    + "; the device (lastError says why it failed): " + devices);
         }
+    }
+
+    /** The virtio-fs devices' states (the transport's, with virtiofsd's part), read before the VM goes. */
+    private static String fsStates(SystemVm svm) {
+        return svm.vm().devices().stream().filter(d -> d.type().equals("virtio-fs")).map(d -> d.state().toString())
+                .collect(Collectors.joining("; "));
     }
 
     /**
@@ -245,13 +283,59 @@ public final class SystemVmCommands {
     }
 
     /**
+     * Runs a program to its end with stdin closed, collecting its output as
+     * {@link AgentSession#exec(ExecRequest)} does, but waits only until {@code deadline}
+     * ({@link System#nanoTime()}; null: no limit): then the program is killed.
+     *
+     * @throws TimeoutException it did not end by the deadline (it was sent SIGKILL)
+     */
+    static ExecResult runUntil(AgentSession agent, ExecRequest request, Long deadline)
+            throws IOException, InterruptedException, TimeoutException {
+        if (deadline == null)
+            return agent.exec(request);
+        ByteArrayOutputStream[] out = {new ByteArrayOutputStream(), new ByteArrayOutputStream()};
+        boolean[] truncated = {false};
+        Execution program = agent.start(request, (err, data, offset, length) -> {
+            synchronized (out) {
+                ByteArrayOutputStream s = out[err ? 1 : 0];
+                int keep = Math.min(length, ExecResult.OUTPUT_LIMIT - s.size());
+                s.write(data, offset, keep);
+                truncated[0] |= keep < length;
+            }
+        });
+        program.closeStdin();
+        ExitStatus status = awaitExit(program, deadline);
+        synchronized (out) {
+            return new ExecResult(status, out[0].toByteArray(), out[1].toByteArray(), truncated[0]);
+        }
+    }
+
+    /** The program's exit status, waiting until {@code deadline} (null: no limit), when it is killed. */
+    private static ExitStatus awaitExit(Execution program, Long deadline) throws IOException, InterruptedException, TimeoutException {
+        try {
+            if (deadline == null)
+                return program.exit().get();
+            return program.exit().get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } catch (TimeoutException e) {
+            try {
+                program.signal(SIGKILL);
+            } catch (IOException gone) {
+                // the session ended with it; the caller stops the VM or says the program was killed
+            }
+            throw e;
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof IOException io ? io : new IOException(String.valueOf(e.getCause()), e.getCause());
+        }
+    }
+
+    /**
      * Runs {@code argv} on a guest pty (what {@code ./nxia run} gives: bash): the
      * session's keyboard goes to it as it is typed, its output comes here as it
      * is written. The size comes from {@code NXIA_TTY_SIZE} ("ROWS COLS", which
      * the launcher takes from {@code stty size}), else 24x80.
      */
-    private static ExitStatus onTerminal(CommandSession session, AgentSession agent, String[] argv, Confinement confinement)
-            throws Exception {
+    private static ExitStatus onTerminal(CommandSession session, AgentSession agent, String[] argv, Confinement confinement,
+            Long deadline) throws Exception {
         int rows = 24, cols = 80;
         String size = System.getenv("NXIA_TTY_SIZE");
         if (size != null && size.trim().matches("\\d{1,4} \\d{1,4}")) {
@@ -279,7 +363,7 @@ public final class SystemVmCommands {
             }
         });
         try {
-            return program.exit().get();
+            return awaitExit(program, deadline);
         } finally {
             input.interrupt();
         }

@@ -104,15 +104,48 @@ class ShareMountTest {
         assertTrue(System.nanoTime() - start >= 300_000_000L, "it waited its limit");
         assertTrue(e.getMessage().contains("did not end within") && e.getMessage().contains("kicksPassed=3"), e.getMessage());
         assertEquals(1, vm.closed, "the VM is stopped");
-        assertEquals(List.of("sh", "-c", "mkdir -p /mnt/host && mount -t virtiofs host /mnt/host"), vm.started.argv());
+        assertEquals(List.of("sh", "-c", SystemVmCommands.MOUNT_SCRIPT), vm.started.argv());
+        assertTrue(SystemVmCommands.MOUNT_SCRIPT.endsWith("; done; mkdir -p /mnt/host && mount -t virtiofs host /mnt/host"));
     }
 
     @Test
     void aFailedMountStopsTheVmWithTheGuestsError() {
         Vm vm = new Vm(CompletableFuture.completedFuture(ExitStatus.exited(32)), "mount: wrong fs type\n");
         IOException e = assertThrows(IOException.class, () -> SystemVmCommands.mountShare(vm, Duration.ofSeconds(5)));
-        assertTrue(e.getMessage().endsWith("failed: mount: wrong fs type"), e.getMessage());
+        assertTrue(e.getMessage().endsWith("failed: mount: wrong fs type; the device (lastError says why it failed): FsState[kicksPassed=3,"
+                + " interrupts=0]"), e.getMessage());
         assertEquals(1, vm.closed);
+    }
+
+    /** The guest script's check, run by this host's sh on a sysfs of files; the mount itself replaced by an echo. */
+    private static ProcessResult mountScript(java.nio.file.Path sysfs) throws Exception {
+        String script = SystemVmCommands.MOUNT_SCRIPT.replace("/sys/bus/virtio/devices", sysfs.toString())
+                .replace("mkdir -p /mnt/host && mount -t virtiofs host /mnt/host", "echo mounting");
+        Process p = new ProcessBuilder("sh", "-c", script).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        return new ProcessResult(p.waitFor(), out, err);
+    }
+
+    record ProcessResult(int status, String out, String err) {
+    }
+
+    private static void device(java.nio.file.Path sysfs, String name, String id, String status) throws IOException {
+        java.nio.file.Path d = java.nio.file.Files.createDirectories(sysfs.resolve(name));
+        java.nio.file.Files.writeString(d.resolve("device"), id + "\n");
+        java.nio.file.Files.writeString(d.resolve("status"), status + "\n");
+    }
+
+    @Test
+    void theGuestDoesNotMountFromADeviceThatNeedsAReset(@org.junit.jupiter.api.io.TempDir java.nio.file.Path sysfs) throws Exception {
+        device(sysfs, "virtio0", "0x0013", "0x0000004f");   // vsock, needing a reset: not ours to judge
+        device(sysfs, "virtio1", "0x001a", "0x0000000f");
+        ProcessResult ok = mountScript(sysfs);
+        assertEquals(new ProcessResult(0, "mounting\n", ""), ok, "a virtio-fs device that works is mounted");
+        device(sysfs, "virtio1", "0x001a", "0x0000004f");   // DRIVER_OK | ... | DEVICE_NEEDS_RESET
+        ProcessResult refused = mountScript(sysfs);
+        assertEquals(new ProcessResult(1, "", "the virtio-fs device virtio1 needs a reset (DEVICE_NEEDS_RESET): its back-end failed\n"),
+                refused);
     }
 
     @Test

@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.nxia.device.virtio.internal.mmio.VirtioBackend;
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
@@ -21,6 +22,12 @@ import org.nxia.vmm.spi.SharedRam;
  * itself, in guest RAM it maps from the fds the front-end sends. A kick of a queue is passed on
  * to virtiofsd's kick eventfd; a signal on a queue's call eventfd becomes the device's
  * used-buffer interrupt (virtio-mmio's interrupt status is the VMM's to set).
+ *
+ * <p>virtiofsd is a peer: every wait on it has a deadline (the connect and each reply,
+ * {@link VhostUserFrontend}), and when it fails — gone before its socket appeared, no answer or
+ * a broken connection while the queues are set up at DRIVER_OK, or it exits while serving — the
+ * device says so with DEVICE_NEEDS_RESET ({@link VirtioMmioTransport#backendFailed}) and the
+ * reason in its state, instead of leaving the driver's requests unanswered with no sign why.
  */
 final class VirtioFs implements VirtioBackend, AutoCloseable {
 
@@ -36,11 +43,27 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
     private static final int CALL_POLL_MILLIS = 200;
     private static final System.Logger LOG = System.getLogger("org.nxia.device.virtio.fs");
 
+    /** The process that serves the queues, as the device sees it: {@link Virtiofsd}, or a test's stand-in. */
+    interface BackEnd extends AutoCloseable {
+        /** Its vhost-user socket (it makes it once started). */
+        Path socket();
+
+        long pid();
+
+        boolean alive();
+
+        /** The end of its log, for an error message; empty if there is none. */
+        String logTail();
+
+        @Override
+        void close();
+    }
+
     private final String vmId;
     private final byte[] tag;
     private final Path shared;
     private final List<SharedRam> ram;
-    private final Virtiofsd daemon;
+    private final BackEnd daemon;
     private final VhostUserFrontend vhost;
     private final Sys.EventFd[] kicks = new Sys.EventFd[QUEUES];
     private final Sys.EventFd[] calls = new Sys.EventFd[QUEUES];
@@ -52,8 +75,10 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
     private long kicksPassed;
     private volatile long interrupts;
     private volatile String lastError = "";
+    /** Whether the back-end's failure was reported since the last activation (once is enough). */
+    private final AtomicBoolean failed = new AtomicBoolean();
 
-    private VirtioFs(String vmId, byte[] tag, Path shared, List<SharedRam> ram, Virtiofsd daemon, VhostUserFrontend vhost) {
+    private VirtioFs(String vmId, byte[] tag, Path shared, List<SharedRam> ram, BackEnd daemon, VhostUserFrontend vhost) {
         this.vmId = vmId;
         this.tag = tag;
         this.shared = shared;
@@ -73,10 +98,18 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
             throw new IllegalArgumentException("virtio-fs: this VM's RAM cannot be shared with virtiofsd"
                     + " (a clone's RAM is a private mapping of its snapshot file)");
         }
-        Virtiofsd daemon = Virtiofsd.start(shared, cache, sandbox);
+        return connect(vmId, t, shared, ram, Virtiofsd.start(shared, cache, sandbox), CONNECT_TIMEOUT, REPLY_TIMEOUT);
+    }
+
+    /**
+     * Connects to {@code daemon} (closed on failure) and sends it guest RAM: the start of the
+     * vhost-user handshake, each step within its deadline.
+     */
+    static VirtioFs connect(String vmId, byte[] t, Path shared, List<SharedRam> ram, BackEnd daemon, Duration connectTimeout,
+            Duration replyTimeout) throws IOException, InterruptedException {
         VhostUserFrontend vhost = null;
         try {
-            vhost = VhostUserFrontend.connect(daemon.socket(), CONNECT_TIMEOUT, REPLY_TIMEOUT);
+            vhost = VhostUserFrontend.connect(daemon.socket(), connectTimeout, replyTimeout, daemon::alive);
             long features = vhost.getFeatures();
             long needed = F_VERSION_1 | SplitQueue.QUEUE_FEATURES | VhostUserFrontend.F_PROTOCOL_FEATURES;
             if ((features & needed) != needed) {
@@ -138,6 +171,7 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
 
     @Override
     public void activate(long features, SplitQueue[] queues) {
+        failed.set(false);
         try {
             vhost.setFeatures(features | VhostUserFrontend.F_PROTOCOL_FEATURES);
             serving = true;
@@ -157,6 +191,8 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
                 startCallThread(q);
             }
         } catch (IOException | IllegalArgumentException e) {
+            // on the vCPU thread, under the transport's lock: at most one reply timeout long, as
+            // the first late reply marks the connection broken and the rest fail at once
             fail("setting up the queues: " + e.getMessage());
         }
     }
@@ -180,6 +216,10 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
                         interrupts++;
                         VirtioMmioTransport tr = transport;
                         tr.locked(tr::usedBuffers);
+                    } else if (!daemon.alive()) {
+                        // it answers nothing more: the driver's requests would wait forever
+                        fail("serving the queues");
+                        return;
                     }
                 } catch (IOException e) {
                     fail("queue " + q + "'s call eventfd: " + e.getMessage());
@@ -230,10 +270,23 @@ final class VirtioFs implements VirtioBackend, AutoCloseable {
         }
     }
 
+    /**
+     * The back-end cannot serve the queues: said in the state and the log, and to the driver with
+     * DEVICE_NEEDS_RESET; the call threads stop. Once per activation (both call threads may see it).
+     */
     private void fail(String why) {
+        if (!failed.compareAndSet(false, true)) {
+            return;
+        }
+        serving = false;
         String log = daemon.alive() ? "" : " (virtiofsd exited; its log: " + daemon.logTail() + ")";
         lastError = why + log;
-        LOG.log(System.Logger.Level.WARNING, "VM " + vmId + ": virtio-fs " + new String(tag, StandardCharsets.UTF_8) + ": " + lastError);
+        String message = "virtio-fs " + new String(tag, StandardCharsets.UTF_8) + ": " + lastError;
+        LOG.log(System.Logger.Level.WARNING, "VM " + vmId + ": " + message + "; the device needs a reset");
+        VirtioMmioTransport tr = transport;
+        if (tr != null) {
+            tr.backendFailed(message);
+        }
     }
 
     /** Counters and diagnostics. */

@@ -12,7 +12,7 @@ import java.util.concurrent.TimeUnit;
  * {@code shared} over a vhost-user socket in a directory of its own (mode 0700), logging to a
  * file there. Closing it stops the daemon and removes the directory.
  */
-final class Virtiofsd implements AutoCloseable {
+final class Virtiofsd implements VirtioFs.BackEnd {
 
     static final Path BINARY = Path.of("/usr/lib/qemu/virtiofsd");
     static final List<String> CACHE_MODES = List.of("auto", "always", "none");
@@ -45,20 +45,23 @@ final class Virtiofsd implements AutoCloseable {
         }
     }
 
-    Path socket() {
+    @Override
+    public Path socket() {
         return dir.resolve("vhost.sock");
     }
 
-    long pid() {
+    @Override
+    public long pid() {
         return process.pid();
     }
 
-    boolean alive() {
+    @Override
+    public boolean alive() {
         return process.isAlive();
     }
 
-    /** The end of its log, for an error message; empty if there is none. */
-    String logTail() {
+    @Override
+    public String logTail() {
         try {
             String log = Files.readString(dir.resolve("virtiofsd.log")).strip();
             return log.length() <= LOG_TAIL ? log : "..." + log.substring(log.length() - LOG_TAIL);

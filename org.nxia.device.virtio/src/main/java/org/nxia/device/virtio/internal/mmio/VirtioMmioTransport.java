@@ -811,6 +811,19 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     }
 
     /**
+     * The device's back-end failed and its queues cannot be served (a vhost-user back-end that
+     * went away or did not answer in time): DEVICE_NEEDS_RESET with a configuration-change
+     * interrupt, as for a driver error, so the driver is told and no kick is taken until it resets
+     * the device; {@code why} becomes the state's {@code lastError}. Nothing before DRIVER_OK
+     * (the driver has not started the device, or has reset it since).
+     */
+    public synchronized void backendFailed(String why) {
+        if ((status & S_DRIVER_OK) != 0) {
+            needsReset(why);
+        }
+    }
+
+    /**
      * Runs {@code action} under the transport's lock: for host threads that feed
      * a queue (console input, vsock I/O). A driver error it meets sets
      * DEVICE_NEEDS_RESET, as on a notify, instead of reaching the host thread.

@@ -6,6 +6,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.function.BooleanSupplier;
 
 import org.nxia.device.virtio.internal.sys.Sys;
 
@@ -66,11 +67,24 @@ public final class VhostUserFrontend implements AutoCloseable {
      * started makes it) until {@code timeout}; each reply is awaited at most {@code replyTimeout}.
      */
     public static VhostUserFrontend connect(Path socket, Duration timeout, Duration replyTimeout) throws IOException, InterruptedException {
+        return connect(socket, timeout, replyTimeout, () -> true);
+    }
+
+    /**
+     * As {@link #connect(Path, Duration, Duration)}, giving up at once when {@code backEndAlive}
+     * says the back-end's process has gone: its socket will never appear.
+     */
+    public static VhostUserFrontend connect(Path socket, Duration timeout, Duration replyTimeout, BooleanSupplier backEndAlive)
+            throws IOException, InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         for (;;) {
             try {
                 return new VhostUserFrontend(Sys.connectUnix(socket.toString()), replyTimeout);
             } catch (IOException e) {
+                if (!backEndAlive.getAsBoolean()) {
+                    throw new IOException("vhost-user back-end exited before its socket " + socket + " took a connection: "
+                            + e.getMessage(), e);
+                }
                 if (System.nanoTime() > deadline) {
                     throw new IOException("vhost-user back-end at " + socket + " not reachable within " + timeout.toMillis() + " ms: "
                             + e.getMessage(), e);
@@ -231,7 +245,13 @@ public final class VhostUserFrontend implements AutoCloseable {
                 broken = true;
                 throw new IOException("vhost-user back-end did not answer request " + request + " within " + replyTimeout.toMillis() + " ms");
             }
-            int r = Sys.read(socket, b, at, n - at);
+            int r;
+            try {
+                r = Sys.read(socket, b, at, n - at);
+            } catch (IOException e) {   // ECONNRESET: it went away with our request unread
+                broken = true;
+                throw new IOException("vhost-user back-end: reading the answer to request " + request + ": " + e.getMessage(), e);
+            }
             if (r == 0) {
                 broken = true;
                 throw new IOException("vhost-user back-end closed the connection (answering request " + request + ")");

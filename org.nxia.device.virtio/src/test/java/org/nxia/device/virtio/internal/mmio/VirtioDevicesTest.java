@@ -38,27 +38,30 @@ import org.nxia.vmm.api.device.MmioDevice;
 import org.nxia.vmm.api.device.PortDevice;
 import org.nxia.vmm.api.device.SerialPort;
 
-/** The virtio-mmio transport and devices driven register by register, on heap memory (no KVM). */
-class VirtioDevicesTest {
+/**
+ * The virtio-mmio transport and devices driven register by register, on heap memory (no KVM).
+ * Its {@link Context} and {@link Mmio} serve the device packages' tests too.
+ */
+public class VirtioDevicesTest {
 
-    static final long F_VERSION_1 = 1L << 32;
+    public static final long F_VERSION_1 = 1L << 32;
 
     /** A DeviceContext over one heap memory that keeps the claimed windows and the console. */
-    static final class Context implements DeviceContext {
-        final GuestMemory memory;
+    public static final class Context implements DeviceContext {
+        public final GuestMemory memory;
         /** What {@link #sharedRam()} hands out: none for heap memory. */
         final List<SharedRam> shared;
-        final List<MmioDevice> windows = new ArrayList<>();
+        public final List<MmioDevice> windows = new ArrayList<>();
         final ByteArrayOutputStream console = new ByteArrayOutputStream();
         /** Whether the VM has interrupts; pulses on the one line it hands out. */
-        boolean interrupts;
-        volatile int pulses;
+        public boolean interrupts;
+        public volatile int pulses;
 
         Context() {
             this(GuestMemory.of(0, MemorySegment.ofArray(new byte[1 << 20])), List.of());
         }
 
-        Context(GuestMemory memory, List<SharedRam> shared) {
+        public Context(GuestMemory memory, List<SharedRam> shared) {
             this.memory = memory;
             this.shared = shared;
         }
@@ -128,23 +131,23 @@ class VirtioDevicesTest {
     }
 
     /** Drives one virtio-mmio window like a guest driver would. */
-    static final class Mmio {
+    public static final class Mmio {
         final MmioDevice dev;
 
-        Mmio(MmioDevice dev) {
+        public Mmio(MmioDevice dev) {
             this.dev = dev;
         }
 
-        int r(int reg) {
+        public int r(int reg) {
             return (int) dev.read(reg, 4);
         }
 
-        void w(int reg, long v) {
+        public void w(int reg, long v) {
             dev.write(reg, 4, v & 0xffff_ffffL);
         }
 
         /** Reset, ACK, DRIVER, features, FEATURES_OK; returns whether FEATURES_OK stuck. */
-        boolean negotiate(long features) {
+        public boolean negotiate(long features) {
             w(VirtioMmioTransport.STATUS, 0);
             w(VirtioMmioTransport.STATUS, VirtioMmioTransport.S_ACKNOWLEDGE | VirtioMmioTransport.S_DRIVER);
             w(VirtioMmioTransport.DRIVER_FEATURES_SEL, 0);
@@ -155,7 +158,7 @@ class VirtioDevicesTest {
             return (r(VirtioMmioTransport.STATUS) & VirtioMmioTransport.S_FEATURES_OK) != 0;
         }
 
-        void queue(int index, TestDriver d, int num) {
+        public void queue(int index, TestDriver d, int num) {
             w(VirtioMmioTransport.QUEUE_SEL, index);
             w(VirtioMmioTransport.QUEUE_NUM, num);
             w(VirtioMmioTransport.QUEUE_DESC_LOW, d.descriptorTable());
@@ -167,11 +170,20 @@ class VirtioDevicesTest {
             w(VirtioMmioTransport.QUEUE_READY, 1);
         }
 
-        void driverOk() {
+        public void driverOk() {
             w(VirtioMmioTransport.STATUS, r(VirtioMmioTransport.STATUS) | VirtioMmioTransport.S_DRIVER_OK);
         }
 
-        boolean needsReset() {
+        /** QueueNotify for {@code queue}. */
+        public void kick(int queue) {
+            w(VirtioMmioTransport.QUEUE_NOTIFY, queue);
+        }
+
+        public int interruptStatus() {
+            return r(VirtioMmioTransport.INTERRUPT_STATUS);
+        }
+
+        public boolean needsReset() {
             return (r(VirtioMmioTransport.STATUS) & VirtioMmioTransport.S_NEEDS_RESET) != 0;
         }
     }
