@@ -29,7 +29,7 @@ for purpose in "$@"; do
     test)  want python3-unicorn /usr/bin/python3 -c 'import unicorn'; want passt test -x /usr/bin/passt
            want qemu-system-common test -x /usr/lib/qemu/virtiofsd
            want acpica-tools has iasl; want acpica-tools has acpiexec ;;
-    image) want gcc has gcc; want make has make; want binutils has readelf
+    image) want gcc has gcc; want make has make; want binutils has readelf; want patch has patch
            want flex has flex; want bison has bison; want bc has bc; want xz-utils has xz
            want libelf-dev test -f /usr/include/gelf.h; want libssl-dev test -f /usr/include/openssl/ssl.h
            want busybox-static static_busybox; want cpio has cpio ;;

@@ -32,6 +32,7 @@ inputs() {
   echo "kernel $KERNEL_PKG $KERNEL_PKG_VERSION"
   echo "gcc $(gcc -dumpfullversion 2>/dev/null || echo none)"
   sha256sum "$HERE/kernel.config" "$HERE/build.sh" "$HERE/init-placeholder" | awk '{print $1}'
+  echo "patches $(patch_set)"
   if [ -f "$BUSYBOX" ]; then sha256sum < "$BUSYBOX"; else echo "no busybox"; fi
   if [ -d "$AGENT" ]; then
     (cd "$AGENT" && find . -type f -not -path './target/*' -not -path './build/*' -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)
@@ -59,6 +60,33 @@ fetch_source() {
   else
     say "[1/5] source: $KERNEL_PKG $KERNEL_PKG_VERSION (cached)"
   fi
+}
+
+# The kernel patches (patches/*.patch, applied in name order with patch -p1): their hash.
+patch_set() { cat "$HERE"/patches/*.patch 2>/dev/null | sha256sum | cut -c1-16; }
+
+# Applies the patch set to the unpacked source once. The source remembers which set it carries
+# and the files it changed; another set starts again from the pristine source, and the files
+# either set touched get a new time, so the shared object tree rebuilds exactly them.
+apply_patches() {
+  local want have p files=""
+  want="$(patch_set)"
+  have="$(head -1 "$SRC/.nxia-patches" 2>/dev/null || echo none)"
+  [ "$want" != "$have" ] || return 0
+  if [ "$have" != none ]; then
+    say "[1/5] the kernel patches changed: unpacking the source again"
+    files="$(tail -n +2 "$SRC/.nxia-patches")"
+    rm -f "$SRC/.nxia-unpacked"
+    fetch_source
+  fi
+  for p in "$HERE"/patches/*.patch; do
+    [ -f "$p" ] || continue
+    say "[1/5] patch: $(basename "$p")"
+    patch -p1 -d "$SRC" --forward -s < "$p" || die "$(basename "$p") does not apply to $KERNEL_PKG $KERNEL_PKG_VERSION"
+    files+=$'\n'"$(sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$p")"
+  done
+  (cd "$SRC" && for f in $files; do [ ! -f "$f" ] || touch "$f"; done)
+  { echo "$want"; printf '%s\n' $files | sort -u; } > "$SRC/.nxia-patches"
 }
 
 kmake() { nice make -C "$SRC" O="$OBJ" ARCH=x86_64 "$@"; }
@@ -167,6 +195,7 @@ cmd_build() {
     command -v "$tool" >/dev/null || die "missing $tool: the image is built from Debian's kernel source package, on a Debian host"
   done
   fetch_source
+  apply_patches
   configure
   compile_kernel
   local tmp="$CACHE/.tmp-$k"

@@ -157,6 +157,7 @@ int nxia_link_open(struct nxia_link *l, const char *peer)
 
     memset(l, 0, sizeof *l);
     l->region.fd = -1;
+    l->region.bell_fd = -1;
     if (!path || !*path)
         path = NXIA_BROKER_SOCKET;
     if (strlen(path) >= sizeof a.sun_path)
@@ -318,6 +319,7 @@ int nxia_region_map(struct nxia_region *r, const char *name, int writable)
 
     memset(r, 0, sizeof *r);
     r->fd = -1;
+    r->bell_fd = -1;
     if (strlen(name) == 0 || strlen(name) > 15 || strchr(name, '/'))
         return region_failed(r, "%s%s: not a Portal name", name, "");
     if (!dir || !*dir)
@@ -371,12 +373,86 @@ void *nxia_region_at(const struct nxia_region *r, uint64_t at, uint64_t len)
     return r->base + (at - r->offset);
 }
 
+/* The region's doorbell count: /sys/bus/nd/devices/regionN lives under its virtio device, two levels up. */
+static int open_doorbell(struct nxia_region *r)
+{
+    char nd[64], dev[PATH_MAX], bell[PATH_MAX + 16];
+    int id;
+
+    if (sscanf(r->device, "/dev/dax%d.", &id) != 1) {
+        snprintf(r->why, sizeof r->why, "%s has no doorbell: only a device-DAX region does", r->device);
+        return -1;
+    }
+    snprintf(nd, sizeof nd, "/sys/bus/nd/devices/region%d", id);
+    if (!realpath(nd, dev)) {
+        snprintf(r->why, sizeof r->why, "%s: %s", nd, strerror(errno));
+        return -1;
+    }
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(dev, '/');
+        if (!slash || slash == dev) {
+            snprintf(r->why, sizeof r->why, "%s is not under a virtio device", nd);
+            return -1;
+        }
+        *slash = '\0';
+    }
+    snprintf(bell, sizeof bell, "%s/doorbell", dev);
+    r->bell_fd = open(bell, O_RDONLY | O_CLOEXEC);
+    if (r->bell_fd < 0) {
+        snprintf(r->why, sizeof r->why, "%.60s: %s (a kernel without NXIA's virtio-pmem doorbell)", bell + (strlen(bell) > 60 ? strlen(bell) - 60 : 0), strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int read_doorbell(struct nxia_region *r, uint64_t *count)
+{
+    char text[32];
+    ssize_t n = pread(r->bell_fd, text, sizeof text - 1, 0);
+
+    if (n <= 0) {
+        snprintf(r->why, sizeof r->why, "reading the doorbell count: %s", n < 0 ? strerror(errno) : "empty");
+        return -1;
+    }
+    text[n] = '\0';
+    *count = strtoull(text, NULL, 10);
+    return 0;
+}
+
+int nxia_region_wait(struct nxia_region *r, uint64_t *seen, int timeout_ms)
+{
+    long long deadline = timeout_ms < 0 ? 0 : now_ms() + timeout_ms;
+    uint64_t count;
+
+    if (r->bell_fd < 0 && open_doorbell(r) < 0)
+        return -1;
+    for (;;) {
+        if (read_doorbell(r, &count) < 0)    /* reading arms the next notification */
+            return -1;
+        if (count != *seen) {
+            *seen = count;
+            return 1;
+        }
+        long long left = timeout_ms < 0 ? -1 : deadline - now_ms();
+        if (timeout_ms >= 0 && left <= 0)
+            return 0;
+        struct pollfd p = {.fd = r->bell_fd, .events = POLLPRI | POLLERR};
+        if (poll(&p, 1, left < 0 || left > 60000 ? 60000 : (int)left) < 0 && errno != EINTR) {
+            snprintf(r->why, sizeof r->why, "poll: %s", strerror(errno));
+            return -1;
+        }
+    }
+}
+
 void nxia_region_unmap(struct nxia_region *r)
 {
     if (r->base)
         munmap(r->base, r->len);
     if (r->fd >= 0)
         close(r->fd);
+    if (r->bell_fd >= 0)
+        close(r->bell_fd);
     r->base = NULL;
     r->fd = -1;
+    r->bell_fd = -1;
 }

@@ -20,6 +20,7 @@ static void usage(void)
             "usage: nxia-portal list\n"
             "       nxia-portal sum NAME OFFSET LENGTH        SHA-256 of the bytes, read in place\n"
             "       nxia-portal fill NAME OFFSET LENGTH SEED  write the test pattern (64-bit LCG words from SEED)\n"
+            "       nxia-portal wait NAME [TIMEOUT_MS]          sleep until the region's doorbell rings (or exit 1 at the timeout)\n"
             "       nxia-portal echo NAME IN OUT [TIMEOUT_MS] echo SPSC ring IN's messages into ring OUT\n"
             "                                                 until an empty one (echoed too); each waits TIMEOUT_MS (10000)\n"
             "regions: " NXIA_REGION_DIR "/NAME (virtio-pmem:region=NAME,dax=true); OFFSET is a region offset, from 2M on\n");
@@ -164,6 +165,28 @@ int main(int argc, char **argv)
             for (unsigned b = 0; b < 8 && i + b < len; b++)
                 p[i + b] = (uint8_t)(x >> (8 * b));
         }
+        return 0;
+    }
+    if ((argc == 3 || argc == 4) && !strcmp(argv[1], "wait")) {
+        uint64_t seen = 0;
+        int got;
+        open_region(&r, argv[2], 0);
+        if (nxia_region_wait(&r, &seen, 0) < 0) {    /* the count now */
+            fprintf(stderr, "nxia-portal: %s\n", r.why);
+            return 1;
+        }
+        printf("waiting (doorbell %llu)\n", (unsigned long long)seen);
+        fflush(stdout);
+        got = nxia_region_wait(&r, &seen, argc == 4 ? (int)number(argv[3]) : -1);
+        if (got < 0) {
+            fprintf(stderr, "nxia-portal: %s\n", r.why);
+            return 1;
+        }
+        if (!got) {
+            fprintf(stderr, "nxia-portal: no ring within %s ms\n", argv[3]);
+            return 1;
+        }
+        printf("doorbell %llu\n", (unsigned long long)seen);
         return 0;
     }
     if ((argc == 5 || argc == 6) && !strcmp(argv[1], "echo")) {

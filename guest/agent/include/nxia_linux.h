@@ -47,6 +47,7 @@ struct nxia_region {
     uint64_t offset;        /* NXIA_REGION_LINUX_OFFSET */
     uint64_t len;           /* bytes mapped from there */
     int fd;
+    int bell_fd;            /* the region's doorbell count in sysfs, opened by nxia_region_wait */
     char device[64];        /* /dev/daxN.0 */
     char why[160];
 };
@@ -56,6 +57,16 @@ int nxia_region_map(struct nxia_region *r, const char *name, int writable);
 
 /* The mapped bytes [at, at + len) of the region, or NULL when they are not all mapped. */
 void *nxia_region_at(const struct nxia_region *r, uint64_t at, uint64_t len);
+
+/*
+ * Sleeps until the region's doorbell rings (the host's Portals.ring, or another
+ * VM's doorbell connected with portal:connect), at most timeout_ms (-1: no limit).
+ * *seen is the count the caller has seen (0 at first): returns 1 with *seen
+ * updated when the count is past it (at once if it is already), 0 at the
+ * timeout, -1 with r->why (a region with no doorbell: not device DAX). Rings
+ * that come close together may count once: after waking, drain the rings.
+ */
+int nxia_region_wait(struct nxia_region *r, uint64_t *seen, int timeout_ms);
 
 void nxia_region_unmap(struct nxia_region *r);
 

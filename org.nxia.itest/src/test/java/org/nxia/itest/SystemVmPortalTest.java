@@ -135,6 +135,14 @@ public class SystemVmPortalTest {
                     MESSAGES + 1, perMessageNs / 1000.0);
             ExecResult log = sh(s, "sleep 0.2; cat /tmp/echo.log");
             assertEquals("echoed " + MESSAGES + " messages\n", log.stdoutText());
+
+            // the doorbell: a process sleeps in poll(2) on the region's count until the host rings
+            sh(s, "/usr/bin/nxia-portal wait px 60000 > /tmp/wait.log 2>&1 &");
+            String waiting = awaitGuestLog(s, "/tmp/wait.log", "waiting");
+            portals.ring(svm.vm().id(), "px");
+            String woken = awaitGuestLog(s, "/tmp/wait.log", "doorbell ");
+            System.out.println("SystemVmPortalTest: the waiting process says: " + woken.strip().replace('\n', ';'));
+            assertTrue(waiting, woken.matches("(?s)waiting \\(doorbell (\\d+)\\)\ndoorbell (\\d+)\n"));
         } finally {
             portals.delete("px");
         }
@@ -200,6 +208,21 @@ public class SystemVmPortalTest {
             reg.unregister();
             portals.delete("gemini");
         }
+    }
+
+    /** The guest file's text once it holds {@code what}; fails after 30 s. */
+    private static String awaitGuestLog(AgentSession s, String file, String what) throws Exception {
+        long end = System.nanoTime() + 30_000_000_000L;
+        String text = "";
+        while (System.nanoTime() < end) {
+            text = s.exec("/bin/busybox", "cat", file).stdoutText();
+            if (text.contains(what)) {
+                return text;
+            }
+            Thread.sleep(50);
+        }
+        fail(file + " never said '" + what + "': " + text);
+        return text;
     }
 
     private static void waitOrFail(long deadline, String what, AgentSession s) throws Exception {

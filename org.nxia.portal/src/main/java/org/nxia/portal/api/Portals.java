@@ -94,4 +94,14 @@ public interface Portals {
 
     /** The doorbell links now connected. */
     List<DoorbellLink> links();
+
+    /**
+     * Rings {@code region}'s doorbell in VM {@code vmId} from the host: raises the region's
+     * interrupt there (its virtio-pmem line), which a System VM's Linux process waiting on the
+     * region wakes from (docs/linux-vm.md, "Portal regions in Linux processes").
+     *
+     * @throws IllegalArgumentException when the VM has no grant for the region or no interrupt for it
+     * @since 3.1
+     */
+    void ring(String vmId, String region);
 }

@@ -136,6 +136,19 @@ public final class PortalsImpl implements Portals, DeviceFactory {
     }
 
     @Override
+    public void ring(String vmId, String region) {
+        InterruptLine line;
+        synchronized (this) {
+            line = grant(vmId, region).interrupt();
+        }
+        if (line == null) {
+            throw new IllegalArgumentException(vmId + " has no interrupt for portal " + region
+                    + ": only a VM that shows the region through a device (virtio-pmem:region=" + region + ") has one");
+        }
+        line.pulse();
+    }
+
+    @Override
     public synchronized DoorbellLink connect(String fromVm, String toVm, String region) {
         if (fromVm.equals(toVm)) {
             throw new IllegalArgumentException("a doorbell connects two VMs; " + fromVm + " is both");

@@ -45,6 +45,15 @@ public interface VirtioBackend {
         return false;
     }
 
+    /**
+     * Interrupt-status bits this device always shows besides those the transport set: for a
+     * device whose line others raise too (virtio-pmem's is its Portal region's doorbell), so the
+     * driver never finds an interrupt of its line with no cause.
+     */
+    default int interruptStatusAlways() {
+        return 0;
+    }
+
     /** The driver reset the device: forget the queues. */
     void reset();
 

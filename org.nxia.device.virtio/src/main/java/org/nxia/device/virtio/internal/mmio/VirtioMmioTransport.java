@@ -85,7 +85,7 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
     public static final int S_FAILED = 0x80;
 
     static final int INT_USED_BUFFER = 1;
-    static final int INT_CONFIG_CHANGE = 2;
+    public static final int INT_CONFIG_CHANGE = 2;
 
     public static final int QUEUE_MAX = 256;
 
@@ -212,7 +212,7 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
             case DEVICE_FEATURES -> deviceFeaturesSel == 0 ? (int) offered : deviceFeaturesSel == 1 ? (int) (offered >>> 32) : 0;
             case QUEUE_NUM_MAX -> selected() >= 0 ? QUEUE_MAX : 0;
             case QUEUE_READY -> selected() >= 0 && queues[queueSel].isActive() ? 1 : 0;
-            case INTERRUPT_STATUS -> interruptStatus;
+            case INTERRUPT_STATUS -> interruptStatus | backend.interruptStatusAlways();
             case STATUS -> status;
             case CONFIG_GENERATION -> configGeneration;
             // no device here has a shared memory region: "no such region" is all ones, not a region of

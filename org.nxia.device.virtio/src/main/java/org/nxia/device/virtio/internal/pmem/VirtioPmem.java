@@ -1,6 +1,7 @@
 package org.nxia.device.virtio.internal.pmem;
 
 import org.nxia.device.virtio.internal.mmio.SingleQueueBackend;
+import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.device.virtio.internal.queue.DescriptorChain;
 import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.api.device.SavedStateCodec;
@@ -49,6 +50,17 @@ final class VirtioPmem extends SingleQueueBackend {
     @Override
     public int deviceId() {
         return DEVICE_ID;
+    }
+
+    /**
+     * Every interrupt of this device's line may be its region's doorbell (portal:connect, Portals.ring),
+     * which the transport does not see: each shows as a configuration change, which the System VM's
+     * virtio-pmem driver counts as a doorbell (distro/system-vm/patches) and a stock one ignores, but
+     * takes as handled instead of as a stray interrupt.
+     */
+    @Override
+    public int interruptStatusAlways() {
+        return VirtioMmioTransport.INT_CONFIG_CHANGE;
     }
 
     @Override

@@ -44,7 +44,7 @@ class VirtioPmemTest {
     // virtio-mmio registers (virtio 1.2, 4.2.2)
     static final int DEVICE_ID = 0x008, DEVICE_FEATURES = 0x010, DEVICE_FEATURES_SEL = 0x014, DRIVER_FEATURES = 0x020,
             DRIVER_FEATURES_SEL = 0x024, QUEUE_SEL = 0x030, QUEUE_NUM = 0x038, QUEUE_READY = 0x044, QUEUE_NOTIFY = 0x050,
-            STATUS = 0x070, QUEUE_DESC_LOW = 0x080, QUEUE_DRIVER_LOW = 0x090, QUEUE_DEVICE_LOW = 0x0a0, CONFIG = 0x100;
+            STATUS = 0x070, INTERRUPT_STATUS = 0x060, INTERRUPT_ACK = 0x064, QUEUE_DESC_LOW = 0x080, QUEUE_DRIVER_LOW = 0x090, QUEUE_DEVICE_LOW = 0x0a0, CONFIG = 0x100;
 
     /** One VM as a device sees it: heap RAM, its windows, its mapped portals, one interrupt line if it has interrupts. */
     static class Vm implements DeviceContext {
@@ -322,6 +322,25 @@ class VirtioPmemTest {
         Vm third = new Vm("vm-third", true);
         var e = assertThrows(IllegalArgumentException.class, () -> attach(third, "tiny", "rw", "virtio-pmem:region=tiny,dax=true"));
         assertTrue(e.getMessage().contains("at least 4 MiB"), e.getMessage());
+    }
+
+    @Test
+    void theHostRingsTheRegionAndEveryInterruptShowsTheDriverAConfigurationChange() {
+        portals.create("bell", MIB2, "test", Rights.RW, null);
+        attach(vm, "bell", "rw", "virtio-pmem:region=bell");
+        start(vm);
+        int before = vm.pulses;
+        portals.ring(vm.id, "bell");
+        portals.ring(vm.id, "bell");
+        assertEquals(before + 2, vm.pulses, "each host ring raises the pmem device's line");
+        assertEquals(2, vm.r(INTERRUPT_STATUS) & 2, "the cause the driver reads: a configuration change (its doorbell count)");
+        vm.w(INTERRUPT_ACK, 3);
+        assertEquals(2, vm.r(INTERRUPT_STATUS) & 2, "still there after the ACK: the next ring needs it too");
+        Vm other = new Vm("vm-nobell", false);
+        portals.create(new DeviceConfig("portal", Map.of("name", "bell")), other);
+        var e = assertThrows(IllegalArgumentException.class, () -> portals.ring(other.id, "bell"));
+        assertTrue(e.getMessage().contains("has no interrupt for portal bell"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> portals.ring("vm-none", "bell"));
     }
 
     @Test
