@@ -119,6 +119,18 @@ int nxia_link_next(struct nxia_link *l, struct nxia_gm_frame *f, int timeout_ms)
     }
 }
 
+/* An ERROR answer made here, not by the host (a timeout, an argument that cannot go): its code. */
+static int local_error(struct nxia_link *l, struct nxia_gm_frame *answer, uint16_t code, const char *why)
+{
+    snprintf(l->why, sizeof l->why, "%s", why);
+    memset(answer, 0, sizeof *answer);
+    answer->type = NXIA_GM_ERROR;
+    answer->code = code;
+    answer->message = (const uint8_t *)l->why;
+    answer->message_len = (uint32_t)strlen(l->why);
+    return code;
+}
+
 /* Sends a CALL and waits for its answer (frames for other ids are dropped). */
 static int round_trip(struct nxia_link *l, struct nxia_gm_frame *call, int timeout_ms, struct nxia_gm_frame *answer)
 {
@@ -134,14 +146,10 @@ static int round_trip(struct nxia_link *l, struct nxia_gm_frame *call, int timeo
             return -1;
         if (got == 0) {
             struct nxia_gm_frame cancel = {.type = NXIA_GM_CANCEL, .id = call->id};
+            char why[48];
             nxia_link_send(l, &cancel);
-            snprintf(l->why, sizeof l->why, "no answer within %d ms", timeout_ms);
-            memset(answer, 0, sizeof *answer);
-            answer->type = NXIA_GM_ERROR;
-            answer->code = NXIA_GM_ETIMEOUT;
-            answer->message = (const uint8_t *)l->why;
-            answer->message_len = (uint32_t)strlen(l->why);
-            return NXIA_GM_ETIMEOUT;
+            snprintf(why, sizeof why, "no answer within %d ms", timeout_ms);
+            return local_error(l, answer, NXIA_GM_ETIMEOUT, why);
         }
         if (answer->id == call->id && (answer->type == NXIA_GM_RETURN || answer->type == NXIA_GM_ERROR))
             return answer->type == NXIA_GM_RETURN ? 0 : (answer->code ? answer->code : NXIA_GM_EFAILED);
@@ -209,17 +217,6 @@ static void unlend(struct nxia_link *l, const struct nxia_ref *lent, unsigned n)
         nxia_arena_free(&l->arena, &lent[i]);    /* a block freed behind our back stays freed */
 }
 
-static int arg_error(struct nxia_link *l, struct nxia_gm_frame *answer, const char *why)
-{
-    snprintf(l->why, sizeof l->why, "%s", why);
-    memset(answer, 0, sizeof *answer);
-    answer->type = NXIA_GM_ERROR;
-    answer->code = NXIA_GM_EBAD_REF;
-    answer->message = (const uint8_t *)l->why;
-    answer->message_len = (uint32_t)strlen(l->why);
-    return NXIA_GM_EBAD_REF;
-}
-
 int nxia_link_deref(struct nxia_link *l, struct nxia_gm_value *v)
 {
     if (v->tag != NXIA_GM_REF)
@@ -257,7 +254,7 @@ int nxia_link_call(struct nxia_link *l, const char *service, const char *method,
             if (copied + 1024 <= NXIA_LINK_MAX_OUT)
                 continue;    /* no region or no free block, and it fits: copied */
             unlend(l, lent, nlent);
-            return arg_error(l, answer, l->has_region ? "a byte argument too large for a frame found no free block in region "
+            return local_error(l, answer, NXIA_GM_EBAD_REF, l->has_region ? "a byte argument too large for a frame found no free block in region "
                                                         NXIA_LINK_REGION
                                                       : "a byte argument too large for a frame (24 KiB), and no region "
                                                         NXIA_LINK_REGION " to pass it by reference (virtio-pmem:region=gemini,dax=true)");
