@@ -227,6 +227,12 @@ int nxia_link_deref(struct nxia_link *l, struct nxia_gm_value *v)
 int nxia_link_call(struct nxia_link *l, const char *service, const char *method,
                    const struct nxia_gm_value *args, unsigned nargs, int timeout_ms, struct nxia_gm_frame *answer)
 {
+    return nxia_link_call_t(l, service, method, args, nargs, NULL, 0, timeout_ms, answer);
+}
+
+int nxia_link_call_t(struct nxia_link *l, const char *service, const char *method, const struct nxia_gm_value *args, unsigned nargs,
+                     const uint8_t (*tokens)[16], unsigned ntokens, int timeout_ms, struct nxia_gm_frame *answer)
+{
     struct nxia_gm_frame c = {.type = NXIA_GM_CALL, .service = (const uint8_t *)service, .service_len = (uint32_t)strlen(service),
                               .method = (const uint8_t *)method, .method_len = (uint32_t)strlen(method), .nargs = (uint16_t)nargs};
 
@@ -237,6 +243,10 @@ int nxia_link_call(struct nxia_link *l, const char *service, const char *method,
 
     if (nargs > NXIA_GM_MAX_ARGS)
         return failed(l, "at most 32 arguments");
+    if (ntokens > NXIA_GM_MAX_TOKENS)
+        return failed(l, "at most 8 tokens");
+    c.ntokens = (uint8_t)ntokens;
+    c.tokens = (const uint8_t *)tokens;
     for (unsigned i = 0; i < nargs; i++) {
         c.args[i] = args[i];
         if (args[i].tag == NXIA_GM_BYTES || args[i].tag == NXIA_GM_STR)

@@ -1,7 +1,7 @@
 /* nxia-call - call a host service from a System VM's shell, through the
  * agent's Gemini broker (docs/linux-vm.md, "Calling the host").
  *
- *   nxia-call [-t SECONDS] [-n COUNT] [-m auto|copy|ref] SERVICE METHOD [ARG...]
+ *   nxia-call [-t SECONDS] [-n COUNT] [-m auto|copy|ref] [-T TOKEN]... SERVICE METHOD [ARG...]
  *
  * Each ARG is a string, or typed as in gemini:call: i32:N, i64:N, f64:X,
  * bool:true|false, null, str:TEXT, bytes:HEX, or @FILE / @- for bytes read
@@ -14,7 +14,9 @@
  * makes the call COUNT times and prints each round trip's nanoseconds instead
  * of the result, one a line (bench:sysgemini), after COUNT/10 unmeasured. -m
  * says how byte arguments cross: auto (16 KiB or more by reference), copy
- * (while they fit a frame) or ref (always by reference into region gemini). */
+ * (while they fit a frame) or ref (always by reference into region gemini).
+ * -T presents a capability token (32 hex digits, or token:HEX as a result
+ * prints one), up to 8. */
 #include <time.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +36,7 @@ static size_t data_used;
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: nxia-call [-t SECONDS] [-n COUNT] [-m auto|copy|ref] SERVICE METHOD [ARG...]\n"
+    fprintf(stderr, "usage: nxia-call [-t SECONDS] [-n COUNT] [-m auto|copy|ref] [-T TOKEN]... SERVICE METHOD [ARG...]\n"
                     "  ARG: TEXT | str:TEXT | i32:N | i64:N | f64:X | bool:true|false | null | bytes:HEX | @FILE | @-\n"
                     "  the broker's socket: $NXIA_GEMINI_SOCKET, else " NXIA_BROKER_SOCKET "\n");
     exit(2);
@@ -186,10 +188,27 @@ int main(int argc, char **argv)
     int i = 1, rc;
 
     uint32_t threshold = NXIA_GM_REF_THRESHOLD;
+    uint8_t tokens[NXIA_GM_MAX_TOKENS][16];
+    unsigned ntokens = 0;
 
-    while (argc - i > 2 && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "-n") || !strcmp(argv[i], "-m"))) {
+    while (argc - i > 2 && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "-n") || !strcmp(argv[i], "-m") || !strcmp(argv[i], "-T"))) {
         long long v;
-        if (argv[i][1] == 'm') {
+        if (argv[i][1] == 'T') {
+            const char *h = argv[i + 1];
+            if (!strncmp(h, "token:", 6))
+                h += 6;
+            if (ntokens == NXIA_GM_MAX_TOKENS)
+                fail(2, "-T %s: at most 8 tokens", argv[i + 1]);
+            if (strlen(h) != 32)
+                fail(2, "-T %s: a token is 32 hex digits (as nxia-call prints it: token:HEX)", argv[i + 1]);
+            for (int b = 0; b < 16; b++) {
+                char x[3] = {h[2 * b], h[2 * b + 1], 0}, *end;
+                tokens[ntokens][b] = (uint8_t)strtoul(x, &end, 16);
+                if (*end)
+                    fail(2, "-T %s: not hex", argv[i + 1]);
+            }
+            ntokens++;
+        } else if (argv[i][1] == 'm') {
             if (!strcmp(argv[i + 1], "copy"))
                 threshold = UINT32_MAX;    /* copied while it fits a frame */
             else if (!strcmp(argv[i + 1], "ref"))
@@ -219,7 +238,7 @@ int main(int argc, char **argv)
     for (long long k = -(count / 10); k < count; k++) {    /* -n: timed repeats, after a tenth unmeasured */
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
-        rc = nxia_link_call(&link, argv[i], argv[i + 1], args, nargs, (int)timeout_ms, &r);
+        rc = nxia_link_call_t(&link, argv[i], argv[i + 1], args, nargs, (const uint8_t (*)[16])tokens, ntokens, (int)timeout_ms, &r);
         clock_gettime(CLOCK_MONOTONIC, &b);
         if (rc)
             break;
@@ -229,7 +248,7 @@ int main(int argc, char **argv)
             return fflush(stdout) ? 3 : 0;
     }
     if (!count)
-        rc = nxia_link_call(&link, argv[i], argv[i + 1], args, nargs, (int)timeout_ms, &r);
+        rc = nxia_link_call_t(&link, argv[i], argv[i + 1], args, nargs, (const uint8_t (*)[16])tokens, ntokens, (int)timeout_ms, &r);
     if (rc < 0)
         fail(3, "%s", link.why);
     if (rc > 0) {

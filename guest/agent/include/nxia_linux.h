@@ -111,6 +111,15 @@ int nxia_link_open(struct nxia_link *l, const char *peer);
 int nxia_link_call(struct nxia_link *l, const char *service, const char *method,
                    const struct nxia_gm_value *args, unsigned nargs, int timeout_ms, struct nxia_gm_frame *answer);
 
+/*
+ * nxia_link_call presenting ntokens capability tokens (at most 8, 16 bytes
+ * each, as a host service handed them out: a TOKEN value). A token belongs to
+ * the VM's one broker session, so any process of the VM that holds its bytes
+ * can present it: share a token as you would a file descriptor.
+ */
+int nxia_link_call_t(struct nxia_link *l, const char *service, const char *method, const struct nxia_gm_value *args, unsigned nargs,
+                     const uint8_t (*tokens)[16], unsigned ntokens, int timeout_ms, struct nxia_gm_frame *answer);
+
 /* Serves service.method to the host: its calls then arrive as CALL frames (nxia_link_next). Same returns as nxia_link_call. */
 int nxia_link_export(struct nxia_link *l, const char *service, const char *method, struct nxia_gm_frame *answer);
 

@@ -96,6 +96,18 @@ class GeminiBrokerTest {
         }
     }
 
+    /** A service with a capability: open hands out a READ token, read needs one. */
+    public static final class Vault {
+        public org.nxia.gemini.api.CapabilityToken open(CallContext c) {
+            return c.session().grant("vault", GeminiSession.READ, Duration.ofMinutes(1));
+        }
+
+        public String read(CallContext c) {
+            c.require(GeminiSession.READ);
+            return "the contents";
+        }
+    }
+
     static final long BLOCK = 1L << 20;
     static final long REGION_BYTES = Portals.LINUX_DAX_OFFSET + 2 * BLOCK + 4096;
 
@@ -126,6 +138,7 @@ class GeminiBrokerTest {
         Hashtable<String, Object> config = new Hashtable<>();
         config.put("manifest", "profile sys\n"
                 + "allow out digest.*\n"
+                + "allow out vault.*\n"
                 + "allow in sum.*\n"
                 + "allow out text.upper caller=uid:" + uid() + "\n"
                 + "allow out text.lower caller=exe:/usr/libexec/*\n"
@@ -133,7 +146,7 @@ class GeminiBrokerTest {
                 + "allow in shout.* caller=host\n"
                 + "allow in slow.*\n");
         policy.updated("m", config);
-        gemini = new GeminiImpl(policy, Map.of("text", text, "digest", digest), Map.of());
+        gemini = new GeminiImpl(policy, Map.of("text", text, "digest", digest, "vault", new Vault()), Map.of());
         Path hostSocket = dir.resolve("host.sock");
         // as for a running System VM, whose region "gemini" (a file here, as a file-backed region) holds its reference arena
         regionFile = dir.resolve("gemini.img");
@@ -397,6 +410,23 @@ class GeminiBrokerTest {
         String line = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8)).readLine();
         assertEquals("serving " + service + "." + method, line);
         return p;
+    }
+
+    @Test
+    void aTokenOneProcessGotIsPresentedByAnotherAndAForgedOneIsRefused() throws Exception {
+        Run open = nxiaCall("vault", "open");
+        assertEquals(0, open.status(), open.err());
+        assertTrue(open.out().matches("token:[0-9a-f]{32}\n"), open.out());
+        Run without = nxiaCall("vault", "read");
+        assertEquals(64 + ErrorCode.TOKEN.wire(), without.status(), without.err());
+        Run with = nxiaCall("-T", open.out().strip(), "vault", "read");
+        assertEquals(0, with.status(), with.err());
+        assertEquals("the contents\n", with.out());
+        Run forged = nxiaCall("-T", "00112233445566778899aabbccddeeff", "vault", "read");
+        assertEquals(64 + ErrorCode.TOKEN.wire(), forged.status(), forged.err());
+        Run bad = nxiaCall("-T", "xyz", "vault", "read");
+        assertEquals(2, bad.status());
+        assertTrue(bad.err().contains("a token is 32 hex digits"), bad.err());
     }
 
     @Test
