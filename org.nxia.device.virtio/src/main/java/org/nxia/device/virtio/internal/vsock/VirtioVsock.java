@@ -556,7 +556,7 @@ final class VirtioVsock implements VirtioBackend {
             return;
         }
         if (c.guestShutSend && c.outbox.position() == 0) {
-            c.shutHostOutput();
+            endHostInput(c);
         }
         interest(c);
     }
@@ -602,10 +602,24 @@ final class VirtioVsock implements VirtioBackend {
                 return;
             }
             if (c.guestShutSend) {
-                c.shutHostOutput();
+                endHostInput(c);
             }
         }
         interest(c);
+    }
+
+    /**
+     * The guest sends no more and the host has all it sent: the host's reads end.
+     * WHY the wake-up: closing a pipe end the selector holds only cancels its key; the
+     * fd is closed, and the host's read sees the end, when the I/O thread next selects.
+     * Off the I/O thread (a SHUTDOWN on the vCPU thread) that may be never, with no other
+     * event on the device, so the host's read would block; woken, the select lets go at once.
+     */
+    private void endHostInput(Connection c) {
+        if (!c.hostOutputShut) {
+            c.shutHostOutput();
+            wakeup = true;
+        }
     }
 
     // ------------------------------------------------------------- receiveq: host to guest
