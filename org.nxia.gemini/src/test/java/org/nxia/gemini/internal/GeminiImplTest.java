@@ -168,6 +168,60 @@ class GeminiImplTest {
         }
     }
 
+    /** A bundle's view of a session is that session in everything but whom its calls name. */
+    @Test
+    void aBundlesViewIsTheSessionItselfButForTheCaller() throws Exception {
+        PolicyService policy = new PolicyService();
+        java.util.Hashtable<String, Object> config = new java.util.Hashtable<>();
+        config.put("manifest", """
+                profile p
+                allow in calc.add caller=bundle:id-7
+                """);
+        policy.updated("m", config);
+        GeminiImpl core = new GeminiImpl(policy, Map.of(), Map.of());
+        try {
+            LoopbackTransport[] wire = LoopbackTransport.pair();
+            org.osgi.framework.Bundle unnamed = (org.osgi.framework.Bundle) Proxy.newProxyInstance(getClass().getClassLoader(),
+                    new Class<?>[] {org.osgi.framework.Bundle.class}, (p, m, a) -> switch (m.getName()) {
+                        case "getSymbolicName" -> null;
+                        case "getBundleId" -> 7L;
+                        default -> identity(p, m, a);
+                    });
+            org.osgi.service.component.ComponentContext context = (org.osgi.service.component.ComponentContext) Proxy.newProxyInstance(
+                    getClass().getClassLoader(), new Class<?>[] {org.osgi.service.component.ComponentContext.class},
+                    (p, m, a) -> m.getName().equals("getUsingBundle") ? unnamed : identity(p, m, a));
+            Gemini gemini = new BundleGemini(context, core);
+            GeminiSession view = gemini.open(wire[0], "p", "vm-1");
+            Session session = core.sessionOfVm("vm-1").map(Session.class::cast).orElseThrow();
+            Session guest = core.client(wire[1], new PeerHandler().export("calc", "add", (args, ctx) -> (Long) args.get(0) + (Long) args.get(1)),
+                    "guest");
+            assertTrue(view.toString().endsWith(" as bundle id-7"), "a bundle without a symbolic name is named by its id: " + view);
+            assertEquals(session.id(), view.id());
+            assertEquals(session.peer(), view.peer());
+            assertEquals("p", view.profile());
+            assertEquals("vm-1", view.vmId());
+            assertTrue(view.isOpen());
+            assertEquals(core.services(), gemini.services());
+            assertEquals(session.referenceThreshold(), view.referenceThreshold());
+            assertEquals(Optional.empty(), view.referenceRegion());
+            assertEquals(9L, view.callAsync("calc", "add", List.of(), org.nxia.gemini.api.Marshalling.COPY, Duration.ofSeconds(5), 4L, 5L)
+                    .get(5, java.util.concurrent.TimeUnit.SECONDS), "the unnamed bundle's own rule lets it call");
+            assertEquals(0, view.outstanding());
+            CapabilityToken token = view.grant("calc", GeminiSession.READ, Duration.ofMinutes(1));
+            assertEquals(List.of(token), session.tokens().stream().map(TokenInfo::token).toList(), "granted in the session itself");
+            assertEquals(session.tokens(), view.tokens());
+            assertTrue(view.revoke(token));
+            assertTrue(session.tokens().getFirst().revoked(), "revoked in the session itself");
+            view.close("the bundle is done");
+            assertFalse(session.isOpen(), "closing the view closes the session");
+            assertEquals("the bundle is done", view.closeReason());
+            assertEquals(session.closeReason(), view.closeReason());
+            guest.close("done");
+        } finally {
+            core.deactivate();
+        }
+    }
+
     @Test
     void deactivatingClosesEverySessionAndItsCloseActionRunsOnce() {
         GeminiImpl gemini = new GeminiImpl(new PolicyService(), Map.of(), Map.of());
