@@ -48,7 +48,8 @@ class AssemblySmokeTest {
     /** Gemini and the example host function: the sandbox's, not the System VM node's. */
     static final Set<String> SANDBOX_BUNDLES = Set.of("org.nxia.gemini", "org.nxia.examples");
     static final Set<String> SANDBOX_COMMANDS = Set.of("gemini:call", "gemini:services", "bench:gemini");
-    static final Set<String> SANDBOX_COMPONENTS = Set.of("org.nxia.gemini.internal.GeminiImpl", "org.nxia.examples.internal.UpperCaseFunction");
+    static final Set<String> SANDBOX_COMPONENTS = Set.of("org.nxia.gemini.internal.GeminiImpl", "org.nxia.examples.internal.UpperCaseFunction",
+            "org.nxia.examples.internal.TextService");
 
     /** Linux VMs and the control agent's host end: the System VM node's, not the sandbox's. */
     static final Set<String> SYSTEM_VM_BUNDLES = Set.of("org.nxia.control", "org.nxia.shell.systemvm");
@@ -94,8 +95,14 @@ class AssemblySmokeTest {
             }
         }
         // FileInstall scans and ConfigAdmin delivers on their own threads after the framework is up
-        String out = start("nxia", "echo (policy:show); echo (profile:list)");
+        String out = start("nxia", "echo (policy:show); echo (profile:list); echo (gemini:services);"
+                + " echo (policy:check system guest:vm-1,uid:1000,gid:1000,exe:/usr/bin/nxia-call out text upper);"
+                + " echo (policy:check system guest:vm-1 out secrets read)");
         assertTrue(out.contains("profile hostcall"), "policy:show lists the shipped manifest of the hostcall guest:\n" + out);
+        assertTrue(out.contains("text: "), "gemini:services lists the example host service 'text':\n" + out);
+        assertTrue(out.contains("ALLOW "), "the shipped manifest 'system' lets a System VM's processes call text.upper"
+                + " (./nxia exec -- nxia-call text upper hello):\n" + out);
+        assertTrue(out.contains("DENY "), "and nothing else:\n" + out);
         for (String profile : List.of("system", "isolated", "micro", "perf")) {
             assertTrue(Pattern.compile("^\\s*" + profile + "\\b", Pattern.MULTILINE).matcher(out).find(),
                     "profile:list lists the shipped profile " + profile + ":\n" + out);

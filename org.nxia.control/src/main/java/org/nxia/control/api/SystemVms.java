@@ -31,8 +31,9 @@ public interface SystemVms {
      */
     String VSOCK_UDS = "nxia.vsock.uds";
     /**
-     * Service property of a registered {@link AgentSession}: the name of the VM's profile, whose
-     * manifest governs its calls.
+     * Service property of a registered {@link AgentSession}: the capability manifest that governs
+     * the calls of the VM's processes ({@code LinuxProfile.manifest()}: a configured profile's
+     * {@code manifest}, else the VM's name).
      *
      * @since 1.4
      */

@@ -193,7 +193,7 @@ public final class SystemVmLauncher implements SystemVms {
         List<DeviceConfig> devices = new ArrayList<>(profile.devices());
         devices.add(DeviceConfig.parse("virtio-vsock:cid=3,uds=" + uds));
         LinuxProfile withAgent = new LinuxProfile(profile.name(), profile.kernel(), initrd, profile.cmdline(), profile.vcpus(),
-                profile.memoryBytes(), profile.timeout(), devices, profile.placement(), profile.acpi());
+                profile.memoryBytes(), profile.timeout(), devices, profile.placement(), profile.acpi(), profile.manifest());
         try {
             byte[] image = profile.initrd() == null ? new byte[0] : Files.readAllBytes(profile.initrd());
             Files.write(Files.createFile(initrd, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"))),
@@ -314,7 +314,7 @@ public final class SystemVmLauncher implements SystemVms {
             props.put(VM_ID, vm.id());
             props.put(AGENT, session.agent());
             props.put(VSOCK_UDS, uds.toString());
-            props.put(PROFILE, profile.name());
+            props.put(PROFILE, profile.manifest());
             registration = context.registerService(AgentSession.class, session, props);
         }
 

@@ -268,7 +268,7 @@ class SystemVmLauncherTest {
     void aBootedVmIsListedUntilClosedAndClosingShutsTheAgentDownAndUnregisters() throws Exception {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
         long before = System.nanoTime();
-        SystemVm vm = launcher.boot(profile(), Duration.ofSeconds(10));
+        SystemVm vm = launcher.boot(profile().withManifest("system"), Duration.ofSeconds(10));
         long took = System.nanoTime() - before;
         assertTrue(vm.readyAfter().toNanos() <= took, "ready after " + vm.readyAfter() + ", within the " + took + " ns boot() took");
         assertEquals(List.of(vm), launcher.list());
@@ -278,6 +278,8 @@ class SystemVmLauncherTest {
         assertTrue(vm.readyAfter().toNanos() > 0, "the time to the ready line is measured");
         assertTrue(calls.contains("start"), calls.toString());
         assertTrue(calls.stream().anyMatch(c -> c.startsWith("registerService ") && c.contains("nxia.vm.id=vm-1")), calls.toString());
+        assertTrue(calls.stream().anyMatch(c -> c.startsWith("registerService ") && c.contains("nxia.profile=system")),
+                "the session names the VM's manifest, which its processes' calls go by: " + calls);
         Path tmp = created.initrd().getParent();
         vm.close();
         assertTrue(agentSeen.process.waitFor(20, TimeUnit.SECONDS), "the agent was told to shut down (SHUTDOWN ends it)");
@@ -322,10 +324,21 @@ class SystemVmLauncherTest {
         long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
         assertEquals("System VM vm-1 reached its 2s limit (its profile's timeout) and was stopped", e.getMessage());
         assertTrue(ms >= 2_000 && ms < 15_000, "stopped after " + ms + " ms, the limit counting from boot");
+        // the waiter is told first; the watcher then closes the VM on its own thread
+        awaitCall("destroy vm-1", Duration.ofSeconds(10));
         assertTrue(launcher.list().isEmpty());
         assertTrue(calls.contains("stop"), calls.toString());
         assertTrue(calls.contains("destroy vm-1"), calls.toString());
         assertTrue(calls.contains("registration.unregister"), calls.toString());
+    }
+
+    /** Waits until {@code call} is among the recorded calls, failing after {@code limit}. */
+    private void awaitCall(String call, Duration limit) throws InterruptedException {
+        long end = System.nanoTime() + limit.toNanos();
+        while (!calls.contains(call)) {
+            assertTrue(System.nanoTime() - end < 0, "no " + call + " within " + limit + ": " + calls);
+            Thread.sleep(10);
+        }
     }
 
     @Test

@@ -18,6 +18,12 @@ public final class Profiles {
     public static final String SYSTEM_PROFILE_HELP = "a system profile (profile:list): its memory, vCPUs, devices (before --devices) and"
             + " placement (pinned vCPUs, huge pages, no overcommit), and its name and version in vm:info";
 
+    /**
+     * The capability manifest of a System VM booted with no profile: the default profile's
+     * ({@code system}, shipped in distro/conf with the manifest of the same name).
+     */
+    public static final String SYSTEM_MANIFEST = "system";
+
     private Profiles() {
     }
 
@@ -40,14 +46,14 @@ public final class Profiles {
     }
 
     /**
-     * {@code base} with the profile's vCPUs, placement and devices (the profile's first, then
-     * {@code base}'s), and its memory unless {@code memory} overrides it.
+     * {@code base} with the profile's vCPUs, placement, devices (the profile's first, then
+     * {@code base}'s) and manifest, and its memory unless {@code memory} overrides it.
      */
     public static LinuxProfile apply(Profile p, LinuxProfile base, String memory) {
         List<DeviceConfig> devices = new ArrayList<>(p.devices());
         devices.addAll(base.devices());
         return base.withName(vmName(p)).withMemory(memory.isEmpty() ? p.memoryBytes() : VmProfile.parseSize(memory))
-                .withVcpus(p.vcpus()).withDevices(devices).withPlacement(p.placement().host());
+                .withVcpus(p.vcpus()).withDevices(devices).withPlacement(p.placement().host()).withManifest(p.manifest());
     }
 
     /** The vm:info lines for a VM's placement: one per part asked for. */

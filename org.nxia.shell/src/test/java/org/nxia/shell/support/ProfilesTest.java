@@ -42,7 +42,7 @@ class ProfilesTest {
     };
 
     @Test
-    void aSystemProfileGivesItsMemoryVcpusDevicesPlacementAndName() {
+    void aSystemProfileGivesItsMemoryVcpusDevicesPlacementNameAndManifest() {
         LinuxProfile base = LinuxProfile.of(Path.of("bzImage"), null).withDevices(List.of(DeviceConfig.parse("virtio-vsock")));
         LinuxProfile p = Profiles.apply(Profiles.get(registry, "perf", Profile.Kind.SYSTEM), base, "");
         assertEquals("profile perf v3", p.name());
@@ -50,6 +50,7 @@ class ProfilesTest {
         assertEquals(2, p.vcpus());
         assertEquals(List.of("virtio-rng", "virtio-vsock"), p.devices().stream().map(DeviceConfig::type).toList(), "the profile's first");
         assertEquals(new HostPlacement(List.of(0, 1), true, false), p.placement());
+        assertEquals(PERF.manifest(), p.manifest(), "its processes' calls go by the profile's manifest, not the VM's name");
         assertEquals(256L << 20, Profiles.apply(PERF, base, "256M").memoryBytes(), "--memory overrides");
     }
 

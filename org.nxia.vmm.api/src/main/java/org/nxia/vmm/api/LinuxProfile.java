@@ -26,9 +26,13 @@ import org.nxia.vmm.spi.HostPlacement;
  * @param placement   where its vCPUs and RAM go on the host
  * @param acpi        whether the guest gets ACPI tables (MADT, a DSDT naming the virtio-mmio devices)
  *                    instead of finding its virtio-mmio devices on the command line; the MP tables stay
+ * @param manifest    the capability manifest (the call policy's profile) that decides the calls of the
+ *                    VM's processes and confines the programs it runs, or {@code null} for the one named
+ *                    as the VM is ({@link #manifest()} says which)
  */
 public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline, int vcpus, long memoryBytes,
-                           Duration timeout, List<DeviceConfig> devices, HostPlacement placement, boolean acpi) implements VmSpec {
+                           Duration timeout, List<DeviceConfig> devices, HostPlacement placement, boolean acpi,
+                           String manifest) implements VmSpec {
 
     public static final int MAX_VCPUS = 32;
     public static final long MIN_MEMORY = 64 * VmProfile.MIB;
@@ -60,6 +64,30 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
             throw new IllegalArgumentException("timeout must be positive, or zero (NO_TIMEOUT) for none, got " + timeout);
         }
         devices = List.copyOf(devices);
+        if (manifest != null && manifest.isBlank()) {
+            throw new IllegalArgumentException("manifest must be a name, or null for the VM's own name");
+        }
+    }
+
+    /**
+     * A profile whose manifest is named as the VM is.
+     *
+     * @since 3.3
+     */
+    public LinuxProfile(String name, Path kernel, Path initrd, String cmdline, int vcpus, long memoryBytes,
+                        Duration timeout, List<DeviceConfig> devices, HostPlacement placement, boolean acpi) {
+        this(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, acpi, null);
+    }
+
+    /**
+     * The capability manifest that governs the VM: the one {@link #withManifest} set, else the
+     * one named as the VM is.
+     *
+     * @since 3.3
+     */
+    @Override
+    public String manifest() {
+        return manifest != null ? manifest : name;
     }
 
     /** A profile without ACPI tables. */
@@ -82,34 +110,39 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
     }
 
     public LinuxProfile withName(String value) {
-        return new LinuxProfile(value, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, acpi);
+        return new LinuxProfile(value, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, acpi, manifest);
     }
 
     public LinuxProfile withVcpus(int value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, value, memoryBytes, timeout, devices, placement, acpi);
+        return new LinuxProfile(name, kernel, initrd, cmdline, value, memoryBytes, timeout, devices, placement, acpi, manifest);
     }
 
     public LinuxProfile withMemory(long bytes) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, bytes, timeout, devices, placement, acpi);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, bytes, timeout, devices, placement, acpi, manifest);
     }
 
     public LinuxProfile withCmdline(String value) {
-        return new LinuxProfile(name, kernel, initrd, value, vcpus, memoryBytes, timeout, devices, placement, acpi);
+        return new LinuxProfile(name, kernel, initrd, value, vcpus, memoryBytes, timeout, devices, placement, acpi, manifest);
     }
 
     public LinuxProfile withTimeout(Duration value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, value, devices, placement, acpi);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, value, devices, placement, acpi, manifest);
     }
 
     public LinuxProfile withPlacement(HostPlacement value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, value, acpi);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, value, acpi, manifest);
     }
 
     public LinuxProfile withDevices(List<DeviceConfig> list) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, list, placement, acpi);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, list, placement, acpi, manifest);
+    }
+
+    /** @since 3.3 */
+    public LinuxProfile withManifest(String value) {
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, acpi, value);
     }
 
     public LinuxProfile withAcpi(boolean value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, value);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, value, manifest);
     }
 }

@@ -113,6 +113,22 @@ class ApiRecordsTest {
     }
 
     @Test
+    void theManifestIsTheVmsNameUntilOneIsSetAndEveryCopyKeepsIt() {
+        LinuxProfile p = LinuxProfile.of(KERNEL, null);
+        assertEquals("bzImage", p.manifest(), "named as the VM");
+        assertEquals("sysvm", p.withName("sysvm").manifest(), "follows the name while none is set");
+        LinuxProfile set = p.withManifest("system");
+        assertEquals("system", set.manifest());
+        for (LinuxProfile copy : List.of(set.withName("profile perf v3"), set.withVcpus(2), set.withMemory(512 * MIB), set.withCmdline("quiet"),
+                set.withTimeout(Duration.ofSeconds(7)), set.withDevices(List.of()), set.withPlacement(HostPlacement.NONE), set.withAcpi(true))) {
+            assertEquals("system", copy.manifest(), copy.toString());
+        }
+        assertEquals("bzImage", set.withManifest(null).manifest(), "null: the name again");
+        assertThrows(IllegalArgumentException.class, () -> p.withManifest(" "));
+        assertEquals(false, p.equals(set), "the manifest is part of the spec");
+    }
+
+    @Test
     void aVmSucceededOnlyWhenItExitedWithStatusZero() {
         assertTrue(new VmResult(VmResult.Reason.EXITED, 0, "", null, Duration.ZERO).succeeded());
         assertFalse(new VmResult(VmResult.Reason.EXITED, 1, "", null, Duration.ZERO).succeeded());

@@ -149,13 +149,13 @@ public final class SystemVmCommands {
             if (kernel.isEmpty() || initrd.isEmpty())
                 throw new IllegalArgumentException("vm:exec needs --kernel and --initrd (distro/system-vm/build.sh path), or --id");
             LinuxProfile base = LinuxProfile.of(Path.of(kernel), Path.of(initrd)).withTimeout(limit);
-            base = profileName.isEmpty() ? base.withMemory(VmProfile.parseSize(memory.isEmpty() ? "256M" : memory))
+            base = profileName.isEmpty()
+                    ? base.withMemory(VmProfile.parseSize(memory.isEmpty() ? "256M" : memory)).withManifest(Profiles.SYSTEM_MANIFEST)
                     : Profiles.apply(Profiles.get(profiles, profileName, Profile.Kind.SYSTEM), base, memory);
             LinuxProfile profile = RootFs.apply(base, rootfs);
             if (!share.isEmpty())
                 profile = profile.withDevices(Stream.concat(profile.devices().stream(), Stream.of(shareDevice(share))).toList());
-            if (!profileName.isEmpty())
-                confinement = confinement(policy, profileName);
+            confinement = confinement(policy, profile.manifest());
             svm = systemVms.boot(profile, READY_LIMIT);
             if (!share.isEmpty())
                 mountShare(svm, MOUNT_LIMIT);
