@@ -4,7 +4,10 @@
  * The agent stays PID 1 and is not executed again: its code, the secret and
  * the console stay in this process, and the new root holds no copy of the
  * agent that a guest program could replace. The initramfs is left in RAM
- * (busybox and the agent, about 3 MB), out of sight under the new root. */
+ * (busybox and the agent, about 3 MB), out of sight under the new root; the
+ * agent's tools in it (nxia-call, nxia-serve, nxia-portal) are bound into the
+ * new root read-only at the same paths, so they always match the agent and
+ * a manifest's caller=exe:/usr/bin/nxia-call holds on either root. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -123,6 +126,27 @@ static int mkdir_p(const char *dir)
     return mkdir(dir, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* Binds the initramfs's tools over the same paths in the new root (an empty
+ * file in this VM's upper layer is the mount point); a tool that cannot be
+ * bound is said and left out: the root is still usable without it. */
+static void bind_tools(void)
+{
+    static const char *const tools[] = {"/usr/bin/nxia-call", "/usr/bin/nxia-serve", "/usr/bin/nxia-portal"};
+    char dst[64];
+
+    for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++) {
+        if (access(tools[i], X_OK) < 0)
+            continue;
+        snprintf(dst, sizeof dst, NEW_ROOT "%s", tools[i]);
+        int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0755);
+        if (step(fd, "create", dst) < 0)
+            continue;
+        close(fd);
+        if (step(mount(tools[i], dst, NULL, MS_BIND, NULL), "bind", tools[i]) == 0)
+            step(mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL), "make read-only", dst);
+    }
+}
+
 int root_switch(const struct root_args *a)
 {
     static const char *const moved[] = {"/dev", "/proc", "/sys", "/run", "/tmp"};
@@ -156,6 +180,7 @@ int root_switch(const struct root_args *a)
             goto undo_rw;
         }
     }
+    bind_tools();
     /* The layers stay visible in the new root for inspection (findmnt, df). */
     if (mkdir_p(NEW_ROOT "/run/nxia") == 0 && mkdir_p(NEW_ROOT "/run/nxia/base") == 0 && mkdir_p(NEW_ROOT "/run/nxia/rw") == 0) {
         step(mount(BASE_DIR, NEW_ROOT "/run/nxia/base", NULL, MS_MOVE, NULL), "move mount", BASE_DIR);

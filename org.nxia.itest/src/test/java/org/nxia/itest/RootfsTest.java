@@ -55,6 +55,12 @@ public class RootfsTest {
     @Inject
     ProcessCheckpoints checkpoints;
 
+    @Inject
+    org.nxia.lsm.policy.api.CallPolicy policy;
+
+    @Inject
+    org.osgi.service.cm.ConfigurationAdmin config;
+
     @Configuration
     public Option[] config() {
         return NxiaOptions.platform();
@@ -71,6 +77,7 @@ public class RootfsTest {
             assertEquals("the initramfs alone has no os-release", 1, plain.session().exec("test", "-e", "/etc/os-release").status().code());
         }
         long t0 = System.nanoTime();
+        Manifests manifest = Manifests.load(config, policy, MANIFEST, "allow out text.upper caller=exe:/usr/bin/nxia-call\n");
         SystemVm a = boot(base);
         long bootMs = (System.nanoTime() - t0) / 1_000_000;
         try (SystemVm b = boot(base)) {
@@ -88,6 +95,9 @@ public class RootfsTest {
             assertEquals("Debian's bash and dpkg run", "ii \n", ok(sa, "bash", "-c", "dpkg-query -W -f '${db:Status-Abbrev}\\n' criu"));
             assertNotEquals("the base is read-only in the guest too", 0,
                     sa.exec("sh", "-c", "echo x > /run/nxia/base/x").status().code());
+            assertEquals("Debian's processes call the host with the agent's own nxia-call, at the initramfs's path",
+                    "FROM DEBIAN", ok(sa, "bash", "-c", "nxia-call text upper 'from debian'").strip());
+            assertNotEquals("the tools are read-only", 0, sa.exec("sh", "-c", "echo x > /usr/bin/nxia-call").status().code());
 
             ok(sa, "sh", "-c", "echo from-a > /root/a.txt && echo changed >> /etc/os-release && sync");
             ok(sb, "sh", "-c", "echo from-b > /root/b.txt && sync");
@@ -101,6 +111,7 @@ public class RootfsTest {
                     + bootMs + " ms; exec cat /etc/os-release " + execMs + " ms");
         } finally {
             a.close();
+            manifest.close();
         }
         assertEquals("the base image's bytes after both VMs", before, sha256(base));
     }
@@ -206,6 +217,9 @@ public class RootfsTest {
         }
     }
 
+    /** What the Debian VMs' processes may call: the example service's upper, through nxia-call. */
+    private static final String MANIFEST = "rootfs-itest";
+
     private static LinuxProfile profile() {
         return LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
                         Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
@@ -216,7 +230,7 @@ public class RootfsTest {
         // what vm:exec --rootfs adds: the base, read-only, as the first disk, and the agent told so
         LinuxProfile profile = profile()
                 .withDevices(List.of(new DeviceConfig("virtio-blk", Map.of("path", base.toString(), "ro", "true"))))
-                .withCmdline("nxia.root=/dev/vda");
+                .withCmdline("nxia.root=/dev/vda").withManifest(MANIFEST);
         return systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT);
     }
 

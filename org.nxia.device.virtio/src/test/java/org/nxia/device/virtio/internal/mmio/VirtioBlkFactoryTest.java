@@ -56,9 +56,30 @@ class VirtioBlkFactoryTest {
     void aDiskThatCannotBeWrittenNeedsRoTrue() throws Exception {
         Path locked = Files.write(dir.resolve("locked.img"), new byte[512]);
         Files.setPosixFilePermissions(locked, PosixFilePermissions.fromString("r--r--r--"));
-        org.junit.jupiter.api.Assumptions.assumeFalse(Files.isWritable(locked), "root writes read-only files");
-        assertTrue(refused("virtio-blk:path=" + locked).getMessage().contains("give ro=true"));
-        Device d = factory.create(DeviceConfig.parse("virtio-blk:path=" + locked + ",ro=true"), ctx);
-        d.close();
+        // root writes a read-only file anyway, but not an immutable one (CI runs as root)
+        boolean immutable = Files.isWritable(locked) && chattr("+i", locked);
+        try {
+            org.junit.jupiter.api.Assumptions.assumeTrue(!Files.isWritable(locked) || immutable,
+                    "running as root where chattr +i does not work: no file here refuses writing");
+            assertTrue(refused("virtio-blk:path=" + locked).getMessage().contains("give ro=true"));
+            Device d = factory.create(DeviceConfig.parse("virtio-blk:path=" + locked + ",ro=true"), ctx);
+            assertEquals(1, ctx.windows.getLast().read(VirtioMmioTransport.CONFIG, 8), "opened read-only: one sector");
+            d.close();
+        } finally {
+            if (immutable) {
+                chattr("-i", locked);   // else the temporary directory cannot be removed
+            }
+        }
+    }
+
+    /** Runs chattr FLAG on the file; whether it worked (not every file system or user can). */
+    private static boolean chattr(String flag, Path file) throws Exception {
+        try {
+            Process p = new ProcessBuilder("chattr", flag, file.toString()).redirectErrorStream(true).start();
+            p.getInputStream().transferTo(java.io.OutputStream.nullOutputStream());
+            return p.waitFor(10, java.util.concurrent.TimeUnit.SECONDS) && p.exitValue() == 0;
+        } catch (java.io.IOException e) {
+            return false;   // no chattr
+        }
     }
 }
