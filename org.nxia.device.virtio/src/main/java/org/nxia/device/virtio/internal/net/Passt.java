@@ -25,9 +25,11 @@ import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
  * <p>One I/O thread per VM does everything with passt, non-blocking under a
  * selector, so every wait has a deadline: passt has {@link #CONNECT_MILLIS}
  * to accept us after a start, and {@link #WRITE_MILLIS} to take a frame we
- * started writing; past either it is killed and restarted. Frames it sends are
- * checked ({@value VirtioNet#MIN_FRAME}..{@value VirtioNet#MAX_FRAME} bytes);
- * a bad length is a broken peer, handled the same way.
+ * started writing; past either it is killed and restarted. The write deadline
+ * runs only while we read passt's frames: a guest slow to take the frames it
+ * receives holds both directions up, and that is no fault of passt's. Frames it
+ * sends are checked ({@value VirtioNet#MIN_FRAME}..{@value VirtioNet#MAX_FRAME}
+ * bytes); a bad length is a broken peer, handled the same way.
  */
 final class Passt implements NetBackend {
 
@@ -208,7 +210,10 @@ final class Passt implements NetBackend {
                 return "passt (pid " + p.pid() + ") exited with status " + p.exitValue() + logTail();
             }
             if (out != null) {
-                if (channel.write(out) > 0) {
+                // WHY held: while the guest takes no frames we read none from passt, and passt, its
+                // writes to us blocked, may stop reading ours: that wait is the guest's, not passt's
+                // (in a slow guest it outlasted WRITE_MILLIS, and the restart reset every connection)
+                if (channel.write(out) > 0 || held != null) {
                     writeSince = System.nanoTime();
                 }
                 if (!out.hasRemaining()) {

@@ -1,5 +1,6 @@
 package org.nxia.device.virtio.internal.net;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -102,6 +103,43 @@ class PasstPeerTest {
                 Thread.sleep(50);
             }
             assertTrue(passt.status().lastError().contains("took no data for " + Passt.WRITE_MILLIS + " ms"), passt.status().toString());
+        }
+    }
+
+    /**
+     * The deadlock a slow guest makes: it takes none of passt's frames, so the device reads no
+     * more of them, so passt (its writes blocked) reads none of the device's. The wait is the
+     * guest's: passt is not killed for it (it was, and every forwarded connection was reset).
+     */
+    @Test
+    void aPeerThatStopsReadingWhileTheGuestTakesNoFramesIsNotBlamed() throws Exception {
+        assumeTrue(Files.isExecutable(PYTHON), "no python3 for the fake peer");
+        activate();
+        String burst = "c.sendall(b''.join((60).to_bytes(4, 'big') + i.to_bytes(4, 'big') * 15 for i in range("
+                + (VirtioNet.RX_FRAMES + 8) + ")))";
+        try (Passt passt = new Passt("peer", peer(burst), List.of(), net, tx)) {
+            passt.start(transport);
+            await(() -> net.rxWaiting() == VirtioNet.RX_FRAMES, 20_000);   // the guest has no buffers: one frame is held
+            long frame = txDriver.allocate(12 + 65536);
+            long end = System.currentTimeMillis() + Passt.WRITE_MILLIS + 2_000;
+            while (System.currentTimeMillis() < end) {
+                transport.locked(() -> {
+                    while (txDriver.pollUsed() != null) {
+                        // chains back: send them again
+                    }
+                    for (int i = 0; i < 8; i++) {
+                        try {
+                            txDriver.addChain(Buffer.readable(frame, 12 + 65536));
+                        } catch (IllegalStateException full) {
+                            break;
+                        }
+                    }
+                    net.process(VirtioNet.TX);
+                });
+                Thread.sleep(50);
+            }
+            assertEquals(1, passt.status().starts(), "passt kept past the write deadline: " + passt.status());
+            assertTrue(net.txWaiting(), "the device's writes to passt were indeed blocked");
         }
     }
 
