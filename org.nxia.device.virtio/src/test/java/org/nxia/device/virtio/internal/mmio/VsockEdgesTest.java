@@ -173,7 +173,7 @@ class VsockEdgesTest {
             assertEquals(5000, stream.guestPort());
             g.send(RW, 5000, 1234, ascii("hello"));
             assertEquals(5, readCount(stream, 5));
-            stream.write(ByteBuffer.wrap(ascii("world!")));
+            assertEquals(6, stream.write(ByteBuffer.wrap(ascii("world!"))), "write says what it wrote");
             Packet data = g.expect(RW);
             assertEquals("world!", data.text());
             assertEquals(6, data.len());
@@ -466,6 +466,9 @@ class VsockEdgesTest {
         g.send(CID, 2, 1, RST, 0, 5007, 80, new byte[4], 4);   // a bad RST is not answered either
         assertNull(g.recv(200));
         assertTrue(state().contains("dropped=3"), state());
+        g.send(CID, 2, 1, RW, 0, 5008, 80, new byte[4], 5000);
+        assertEquals(5008, g.expect(RST).dstPort());
+        assertTrue(state().contains("length 5000 is more than the 4 payload bytes its buffers hold"), state());
     }
 
     @Test
@@ -772,6 +775,66 @@ class VsockEdgesTest {
             assertEquals(RST, p.op(), "bytes the host never read: the connection was reset, not ended");
             await("released", () -> state().contains("connections=0"));
         }
+    }
+
+
+    @Test
+    void moreThanTheDeviceReadsAheadReachesTheGuestAsItTakesIt() throws Exception {
+        Guest g = guest("");
+        try (VsockListener listener = host().listen(80)) {
+            VsockStream stream = accepted(g, listener, 5000);
+            int total = 200 * 1024;   // past the 64 KiB the device reads ahead, and a pipe's
+            byte[] sent = new byte[total];
+            for (int i = 0; i < total; i++) {
+                sent[i] = (byte) (i * 31 + 7);
+            }
+            CompletableFuture<Integer> writing = new CompletableFuture<>();
+            Thread.ofPlatform().daemon().start(() -> {
+                try {
+                    writing.complete(stream.write(ByteBuffer.wrap(sent)));
+                } catch (IOException e) {
+                    writing.completeExceptionally(e);
+                }
+            });
+            java.io.ByteArrayOutputStream got = new java.io.ByteArrayOutputStream();
+            while (got.size() < total) {
+                Packet p = g.expect(RW);
+                got.write(p.data());
+            }
+            assertEquals(total, writing.get(DEADLINE.toMillis(), TimeUnit.MILLISECONDS));
+            org.junit.jupiter.api.Assertions.assertArrayEquals(sent, got.toByteArray());
+            stream.close();
+        }
+    }
+
+    @Test
+    void aHeaderOnlyBufferCountsAsAReset() throws Exception {
+        device = new VirtioVsockFactory().create(DeviceConfig.parse("virtio-vsock:cid=" + CID), ctx);
+        Guest g = new Guest(ctx, 8, HDR);
+        try (VsockListener listener = host().listen(80)) {
+            VsockStream stream = accepted(g, listener, 5000);
+            stream.write(ByteBuffer.wrap(ascii("x")));
+            g.expect(RST);
+            assertTrue(state().contains("resets=1,"), state());
+            stream.close();
+        }
+    }
+
+    @Test
+    void theResetEventIsZeroAfterTheDeviceSentPackets() throws Exception {
+        Guest g = guest("");
+        byte[] bytes = device.saveState();
+        device.close();
+        device = new VirtioVsockFactory().create(DeviceConfig.parse("virtio-vsock:cid=" + CID), ctx);
+        device.restoreState(bytes);
+        Guest r = new Guest(g);
+        r.send(REQUEST, 5000, 80, new byte[0]);
+        assertEquals(5000, r.expect(RST).dstPort(), "a header went out before the event");
+        long event = r.ev.allocate(4, (byte) 0x5a);
+        r.transport.locked(() -> r.ev.addChain(new Buffer(event, 4, true)));
+        r.m.w(VirtioMmioTransport.QUEUE_NOTIFY, 2);
+        assertNotNull(poll(r, r.ev));
+        assertEquals(0, ctx.memory.readInt(event), "VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, not the last header's bytes");
     }
 
     // ------------------------------------------------------------------ the Unix socket's handshake
