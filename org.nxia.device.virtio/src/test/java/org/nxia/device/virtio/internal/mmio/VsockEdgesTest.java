@@ -837,6 +837,76 @@ class VsockEdgesTest {
         assertEquals(0, ctx.memory.readInt(event), "VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, not the last header's bytes");
     }
 
+
+    @Test
+    void payloadSharingTheHeadersDescriptorIsReadOnlyToThatDescriptorsEnd() throws Exception {
+        Guest g = guest("");
+        try (VsockListener listener = host().listen(80)) {
+            VsockStream stream = accepted(g, listener, 5000);
+            long first = g.tx.allocate(HDR + 6);
+            VirtioVsockTest.header(g.mem(), first, CID, 2, 1, RW, 0, 5000, 80, 6, g.bufAlloc, 0);
+            g.mem().write(first + HDR, ascii("abcZZZ"));   // the descriptor ends after "abc"; "ZZZ" is not the packet's
+            long second = g.tx.allocate(3);
+            g.mem().write(second, ascii("def"));
+            g.transport.locked(() -> g.tx.addChain(new Buffer(first, HDR + 3, false), new Buffer(second, 3, false)));
+            g.m.w(VirtioMmioTransport.QUEUE_NOTIFY, 1);
+            g.transport.locked(() -> assertNotNull(g.tx.pollUsed()));
+            assertEquals("abcdef", new String(readBytes(stream, 6), StandardCharsets.US_ASCII));
+            stream.close();
+        }
+    }
+
+    @Test
+    void hostDataWaitingForCreditSurvivesTheGuestsShutdownSend() throws Exception {
+        Guest g = guest("");
+        try (VsockListener listener = host().listen(80)) {
+            g.bufAlloc = 0;
+            VsockStream stream = accepted(g, listener, 5000);
+            stream.write(ByteBuffer.wrap(ascii("kept")));
+            g.expect(CREDIT_REQUEST);   // read ahead, waiting for credit
+            g.send(CID, 2, 1, SHUTDOWN, 2, 5000, 80, new byte[0], 0);   // SEND: the guest still receives
+            assertEquals(-1, readOne(stream));
+            g.bufAlloc = 64;
+            g.send(CREDIT_UPDATE, 5000, 80, new byte[0]);
+            assertEquals("kept", g.expect(RW).text());
+            stream.close();
+        }
+    }
+
+    @Test
+    void anOpenConnectionOutlivesTheConnectLimit() throws Exception {
+        Guest g = guest(",connect-ms=100");
+        try (VsockListener listener = host().listen(80)) {
+            VsockStream stream = accepted(g, listener, 5000);
+            VsockStream out = hostConnection(g, 9);
+            CompletableFuture<VsockStream> pending = connecting(10, DEADLINE);   // a deadline keeps the device's thread waking
+            g.expect(REQUEST);
+            assertEquals(10, g.expect(RST).dstPort(), "the unanswered one ends at 100 ms");
+            assertThrows(Exception.class, () -> pending.get(DEADLINE.toMillis(), TimeUnit.MILLISECONDS));
+            Thread.sleep(300);
+            assertTrue(state().contains("connections=2,"), state());
+            g.send(RW, 5000, 80, ascii("alive"));
+            assertEquals(5, readCount(stream, 5));
+            out.write(ByteBuffer.wrap(ascii("up")));
+            assertEquals("up", g.expect(RW).text());
+            stream.close();
+            out.close();
+        }
+    }
+
+    @Test
+    void aGuestPacketWaitingForABufferAsksForTheNextNotify() throws Exception {
+        Guest g = guest("", 0);
+        try (VsockListener listener = host().listen(80)) {
+            g.send(REQUEST, 5000, 80, new byte[0]);
+            g.transport.locked(() -> assertEquals(0, g.rx.usedFlags(), "a RESPONSE waits: notify me"));
+            post(g, 1);
+            g.expect(RESPONSE);
+            g.transport.locked(() -> assertEquals(1, g.rx.usedFlags(), "nothing waits"));
+            listener.accept(DEADLINE).close();
+        }
+    }
+
     // ------------------------------------------------------------------ the Unix socket's handshake
 
     private static SocketChannel client(Path uds, String line) throws IOException {
@@ -875,6 +945,11 @@ class VsockEdgesTest {
         try (SocketChannel tooLong = client(uds, "CONNECT 7" + " ".repeat(24) + "\n")) {
             assertTrue(closedByDevice(tooLong), "33 bytes: closed");
         }
+        try (SocketChannel halves = client(uds, "CONNECT ")) {
+            Thread.sleep(100);   // the device has read the first half
+            halves.write(ByteBuffer.wrap(ascii("77\n")));
+            assertEquals(77, g.expect(REQUEST).dstPort(), "a line in two writes");
+        }
         try (SocketChannel bad = client(uds, "CONNECT x\n")) {
             assertTrue(closedByDevice(bad));
             assertTrue(state().contains("sent 'CONNECT x', not 'CONNECT <port>'"), state());
@@ -883,7 +958,7 @@ class VsockEdgesTest {
             gone.shutdownOutput();
             assertTrue(closedByDevice(gone), "a client that ends mid-line is closed");
         }
-        await("only the first client's connection is left", () -> state().contains("connections=1,"));
+        await("only the two clients that sent a line are left", () -> state().contains("connections=2,"));
         assertNull(g.recv(200));
     }
 
