@@ -907,6 +907,22 @@ class VsockEdgesTest {
         }
     }
 
+
+    @Test
+    void bytesInFlightCountAgainstTheGuestsCredit() throws Exception {
+        Guest g = guest("");
+        try (VsockListener listener = host().listen(80)) {
+            g.bufAlloc = 6;
+            VsockStream stream = accepted(g, listener, 5000);
+            stream.write(ByteBuffer.wrap(ascii("abcd")));
+            assertEquals("abcd", g.expect(RW).text());
+            stream.write(ByteBuffer.wrap(ascii("efgh")));
+            assertEquals("ef", g.expect(RW).text(), "6 of credit, 4 in flight: 2 more");
+            assertEquals(CREDIT_REQUEST, g.expect(CREDIT_REQUEST).op());
+            stream.close();
+        }
+    }
+
     // ------------------------------------------------------------------ the Unix socket's handshake
 
     private static SocketChannel client(Path uds, String line) throws IOException {
