@@ -201,7 +201,7 @@ class VsockSplitBuffersTest {
      * what the guest does next happens while the device thread is idle: a change
      * that needs the I/O thread must then wake it.
      */
-    private static void awaitIoThreadIdle() throws InterruptedException {
+    static void awaitIoThreadIdle() throws InterruptedException {
         long end = System.nanoTime() + DEADLINE.toNanos();
         while (!ioThreadsIdle()) {
             assertTrue(System.nanoTime() - end < 0, "the vsock I/O thread did not go back to its select within " + DEADLINE);
@@ -209,7 +209,7 @@ class VsockSplitBuffersTest {
         }
     }
 
-    private static boolean ioThreadsIdle() {
+    static boolean ioThreadsIdle() {
         boolean any = false;
         for (Map.Entry<Thread, StackTraceElement[]> e : Thread.getAllStackTraces().entrySet()) {
             if (!e.getKey().getName().equals("nxia-vsock-io")) {
