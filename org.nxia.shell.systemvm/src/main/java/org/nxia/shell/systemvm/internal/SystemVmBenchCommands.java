@@ -307,7 +307,7 @@ public final class SystemVmBenchCommands {
     }
 
     /** Why {@code qemu} cannot run here, or null. */
-    private static String missing(String qemu) {
+    static String missing(String qemu) {
         if (qemu.contains("/"))
             return Files.isExecutable(Path.of(qemu)) ? null : qemu + " is not an executable";
         String path = System.getenv().getOrDefault("PATH", "");
