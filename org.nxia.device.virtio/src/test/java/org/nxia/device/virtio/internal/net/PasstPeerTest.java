@@ -59,6 +59,23 @@ class PasstPeerTest {
                 new SplitQueue[] {rxDriver.newQueue(0), txDriver.newQueue(0)}));
     }
 
+    /** The guest sends the 64 KiB frame at {@code frame} again in every TX chain the device gave back, 8 more at most. */
+    void sendAgain(long frame) {
+        transport.locked(() -> {
+            while (txDriver.pollUsed() != null) {
+                // chains back: send them again
+            }
+            for (int i = 0; i < 8; i++) {
+                try {
+                    txDriver.addChain(Buffer.readable(frame, 12 + 65536));
+                } catch (IllegalStateException full) {
+                    break;
+                }
+            }
+            net.process(VirtioNet.TX);
+        });
+    }
+
     @Test
     void aFrameLengthOutOfRangeEndsThatPasstAndAnotherStarts() throws Exception {
         assumeTrue(Files.isExecutable(PYTHON), "no python3 for the fake peer");
@@ -87,19 +104,7 @@ class PasstPeerTest {
             long frame = txDriver.allocate(12 + 65536);
             long deadline = System.currentTimeMillis() + 30_000;
             while (passt.status().starts() < 2 && System.currentTimeMillis() < deadline) {
-                transport.locked(() -> {
-                    while (txDriver.pollUsed() != null) {
-                        // chains back: send them again
-                    }
-                    for (int i = 0; i < 8; i++) {
-                        try {
-                            txDriver.addChain(Buffer.readable(frame, 12 + 65536));
-                        } catch (IllegalStateException full) {
-                            break;
-                        }
-                    }
-                    net.process(VirtioNet.TX);
-                });
+                sendAgain(frame);
                 Thread.sleep(50);
             }
             assertTrue(passt.status().lastError().contains("took no data for " + Passt.WRITE_MILLIS + " ms"), passt.status().toString());
@@ -123,19 +128,7 @@ class PasstPeerTest {
             long frame = txDriver.allocate(12 + 65536);
             long end = System.currentTimeMillis() + Passt.WRITE_MILLIS + 2_000;
             while (System.currentTimeMillis() < end) {
-                transport.locked(() -> {
-                    while (txDriver.pollUsed() != null) {
-                        // chains back: send them again
-                    }
-                    for (int i = 0; i < 8; i++) {
-                        try {
-                            txDriver.addChain(Buffer.readable(frame, 12 + 65536));
-                        } catch (IllegalStateException full) {
-                            break;
-                        }
-                    }
-                    net.process(VirtioNet.TX);
-                });
+                sendAgain(frame);
                 Thread.sleep(50);
             }
             assertEquals(1, passt.status().starts(), "passt kept past the write deadline: " + passt.status());
