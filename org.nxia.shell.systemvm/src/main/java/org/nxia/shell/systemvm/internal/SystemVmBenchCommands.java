@@ -306,6 +306,17 @@ public final class SystemVmBenchCommands {
         return Path.of(dir, name);
     }
 
+    /**
+     * Runs {@code argv} in the guest (the caller puts its deadline in, e.g. {@code timeout}); its
+     * standard output, or an error naming the command with its status and error output.
+     */
+    static String guestOutput(org.nxia.control.api.AgentSession s, String... argv) throws IOException {
+        ExecResult r = s.exec(argv);
+        if (r.status().signaled() || r.status().code() != 0)
+            throw new IOException("in the guest: " + String.join(" ", argv) + " (" + r.status() + "): " + r.stderrText().strip());
+        return r.stdoutText();
+    }
+
     /** Why {@code qemu} cannot run here, or null. */
     static String missing(String qemu) {
         if (qemu.contains("/"))

@@ -16,7 +16,6 @@ import java.util.Random;
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.control.api.AgentSession;
-import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
 import org.nxia.portal.api.Portals;
@@ -244,11 +243,7 @@ public final class SystemVmGeminiBench {
 
     /** Runs a shell line in the guest with a deadline (busybox timeout), failing with its error output. */
     private static String guest(AgentSession s, String script) throws IOException {
-        ExecResult r = s.exec("/bin/busybox", "timeout", "600", "/bin/busybox", "sh", "-c", "PATH=/usr/bin:/bin; " + script);
-        if (r.status().code() != 0) {
-            throw new IOException("in the guest: " + script + " (" + r.status() + "): " + r.stderrText().strip());
-        }
-        return r.stdoutText();
+        return SystemVmBenchCommands.guestOutput(s, "/bin/busybox", "timeout", "600", "/bin/busybox", "sh", "-c", "PATH=/usr/bin:/bin; " + script);
     }
 
     /** The null-call table: one row per side, p50/p99 in µs, and each VM side's p50 over the floor's (≤ 1 is better; goal ≤ 3). */

@@ -15,7 +15,6 @@ import java.util.stream.Stream;
 
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
-import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
 import org.nxia.vmm.api.LinuxProfile;
@@ -197,12 +196,8 @@ public final class SystemVmIoBench {
 
     /** Runs {@code argv} in the guest under a time limit; its standard output, or an error with its standard error. */
     private static String guest(SystemVm svm, String... argv) throws Exception {
-        String[] limited = Stream.concat(Stream.of("timeout", String.valueOf(STEP_LIMIT.toSeconds())), Stream.of(argv)).toArray(String[]::new);
-        ExecResult r = svm.session().exec(limited);
-        if (r.status().signaled() || r.status().code() != 0)
-            throw new IOException("bench io: in the guest, " + String.join(" ", argv) + " ended with " + r.status() + ": "
-                    + clip(r.stderrText()));
-        return r.stdoutText();
+        return SystemVmBenchCommands.guestOutput(svm.session(),
+                Stream.concat(Stream.of("timeout", String.valueOf(STEP_LIMIT.toSeconds())), Stream.of(argv)).toArray(String[]::new));
     }
 
     /** Runs {@code argv} on the host under a time limit; its standard output, or an error with its standard error. */
