@@ -68,6 +68,8 @@ public final class VmSnapshotFile {
 
     static final String ARCHITECTURE = "x86_64";
     private static final int VERSION = 1;
+    /** {@code vm.spec}'s encoding: 2 adds a Linux VM's ACPI choice and manifest, which 1 lost. */
+    private static final int SPEC_VERSION = 2;
     private static final int KIND_MICRO = 0;
     private static final int KIND_LINUX = 1;
     private static final Pattern EXTRA_SECTION = Pattern.compile("[a-z]+\\.[a-z][a-z.]*");
@@ -247,11 +249,20 @@ public final class VmSnapshotFile {
         T read(DataInputStream in) throws IOException;
     }
 
+    /** Reads the fields of a section whose encoding has changed: {@code version} says which. */
+    private interface VersionedReading<T> {
+        T read(DataInputStream in, int version) throws IOException;
+    }
+
     /** A section: this encoding's version byte, then what {@code body} writes. */
     public static byte[] encode(Writing body) {
+        return encode(VERSION, body);
+    }
+
+    private static byte[] encode(int version, Writing body) {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         try (DataOutputStream out = new DataOutputStream(bytes)) {
-            out.writeByte(VERSION);
+            out.writeByte(version);
             body.write(out);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -264,13 +275,19 @@ public final class VmSnapshotFile {
      * bytes after its last field, saying so of {@code what}.
      */
     public static <T> T decode(String what, byte[] section, Reading<T> body) {
+        return decode(what, section, VERSION, (in, version) -> body.read(in));
+    }
+
+    /** As {@link #decode(String, byte[], Reading)} for a section read in every version from 1 to {@code newest}. */
+    private static <T> T decode(String what, byte[] section, int newest, VersionedReading<T> body) {
         DataInputStream in = new DataInputStream(new ByteArrayInputStream(section));
         try {
             int version = in.readUnsignedByte();
-            if (version != VERSION) {
-                throw new IllegalArgumentException(what + " has encoding version " + version + "; this VMM reads " + VERSION);
+            if (version < 1 || version > newest) {
+                throw new IllegalArgumentException(what + " has encoding version " + version + "; this VMM reads "
+                        + (newest == 1 ? "1" : "1 to " + newest));
             }
-            T value = body.read(in);
+            T value = body.read(in, version);
             if (in.available() != 0) {
                 throw new IllegalArgumentException(what + " has " + in.available() + " bytes after its last field");
             }
@@ -302,7 +319,7 @@ public final class VmSnapshotFile {
         if (p.input().length > SnapshotWriter.MAX_SECTION_BYTES / 2) {
             throw new IllegalArgumentException("a micro-VM with " + p.input().length + " bytes of input is not written to a file yet");
         }
-        return encode(out -> {
+        return encode(SPEC_VERSION, out -> {
             out.writeByte(KIND_MICRO);
             out.writeUTF(p.name());
             out.writeLong(p.memoryBytes());
@@ -318,7 +335,7 @@ public final class VmSnapshotFile {
     }
 
     private static byte[] linux(LinuxProfile p) {
-        return encode(out -> {
+        return encode(SPEC_VERSION, out -> {
             out.writeByte(KIND_LINUX);
             out.writeUTF(p.name());
             out.writeUTF(p.kernel().toString());
@@ -338,16 +355,26 @@ public final class VmSnapshotFile {
             }
             out.writeBoolean(placement.hugePages());
             out.writeBoolean(placement.overcommit());
+            out.writeBoolean(p.acpi());
+            // the manifest as set, or none: the one named as the VM is (the record's accessor hides which)
+            boolean set = !p.equals(p.withManifest(null));
+            out.writeBoolean(set);
+            if (set) {
+                out.writeUTF(p.manifest());
+            }
         });
     }
 
-    /** Reads a section written by {@link #spec(VmSpec)}; the spec's own constructor checks every field. */
+    /**
+     * Reads a section written by {@link #spec(VmSpec)}, or by a VMM of encoding 1 (a Linux VM
+     * without ACPI, under the manifest named as it is); the spec's own constructor checks every field.
+     */
     public static VmSpec spec(byte[] section) {
-        return decode("section vm.spec", section, in -> {
+        return decode("section vm.spec", section, SPEC_VERSION, (in, version) -> {
             int kind = in.readUnsignedByte();
             return switch (kind) {
                 case KIND_MICRO -> micro(in);
-                case KIND_LINUX -> linux(in);
+                case KIND_LINUX -> linux(in, version);
                 default -> throw new IllegalArgumentException("section vm.spec is of VM kind " + kind
                         + "; this VMM reads micro-VMs (0) and Linux VMs (1)");
             };
@@ -370,7 +397,7 @@ public final class VmSnapshotFile {
         return new VmProfile(name, memory, vcpus, image, input, output, arg, timeout, readDevices(in));
     }
 
-    private static LinuxProfile linux(DataInputStream in) throws IOException {
+    private static LinuxProfile linux(DataInputStream in, int version) throws IOException {
         String name = in.readUTF();
         Path kernel = Path.of(in.readUTF());
         Path initrd = in.readBoolean() ? Path.of(in.readUTF()) : null;
@@ -385,7 +412,12 @@ public final class VmSnapshotFile {
             cpus.add(in.readInt());
         }
         HostPlacement placement = new HostPlacement(cpus, in.readBoolean(), in.readBoolean());
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memory, timeout, devices, placement);
+        if (version == 1) {
+            return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memory, timeout, devices, placement);
+        }
+        boolean acpi = in.readBoolean();
+        String manifest = in.readBoolean() ? in.readUTF() : null;
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memory, timeout, devices, placement, acpi, manifest);
     }
 
     private static void writeDevices(DataOutputStream out, List<DeviceConfig> devices) throws IOException {

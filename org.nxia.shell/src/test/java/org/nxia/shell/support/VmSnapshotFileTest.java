@@ -147,7 +147,8 @@ class VmSnapshotFileTest {
     private static LinuxProfile linux() {
         return new LinuxProfile("sysvm", Path.of("/cache/bzImage"), Path.of("/tmp/x/initramfs"), "quiet loglevel=3", 1,
                 128 * VmProfile.MIB, Duration.ofMinutes(9), List.of(DeviceConfig.parse("virtio-blk:path=/cache/root.ext4,ro=true"),
-                DeviceConfig.parse("virtio-vsock:cid=3,uds=/tmp/x/vsock")), new HostPlacement(List.of(1, 0), true, false));
+                DeviceConfig.parse("virtio-vsock:cid=3,uds=/tmp/x/vsock")), new HostPlacement(List.of(1, 0), true, false), true,
+                "system");
     }
 
     @Test
@@ -166,6 +167,11 @@ class VmSnapshotFileTest {
         // a Linux VM without an initramfs, and the plain read of the same file
         LinuxProfile bare = new LinuxProfile("k", Path.of("/k"), null, "", 1, 64 * VmProfile.MIB, Duration.ofSeconds(1), List.of());
         assertEquals(bare, VmSnapshotFile.spec(VmSnapshotFile.spec(bare)));
+        // ACPI and the manifest come back as set: not the defaults (no ACPI, the manifest named as the VM)
+        LinuxProfile back = (LinuxProfile) VmSnapshotFile.spec(VmSnapshotFile.spec(linux()));
+        assertTrue(back.acpi());
+        assertEquals("system", back.manifest());
+        assertEquals(bare.withManifest("k"), VmSnapshotFile.spec(VmSnapshotFile.spec(bare.withManifest("k"))));
         assertEquals(linux(), VmSnapshotFile.read(file, key).spec());
     }
 
@@ -180,10 +186,26 @@ class VmSnapshotFileTest {
         spec[1] = 9;
         assertTrue(assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.spec(spec)).getMessage().contains("VM kind 9"));
         byte[] placement = VmSnapshotFile.spec(linux());
-        // the host CPU list: its count, two CPUs, then two booleans end the section
-        int at = placement.length - 2 - 8 - 4;
+        // the host CPU list: its count, two CPUs, two booleans, then ACPI, "manifest set" and the name end the section
+        int at = placement.length - (2 + "system".length()) - 1 - 1 - 2 - 8 - 4;
         placement[at] = 0x7f;
         assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.spec(placement));
+    }
+
+    @Test
+    void aSpecOfTheFirstEncodingReadsAsWithoutAcpiUnderItsOwnNameAndANewerOneIsRefused() {
+        LinuxProfile acpi = linux().withManifest(null);
+        byte[] now = VmSnapshotFile.spec(acpi);
+        assertEquals(2, now[0]);
+        // encoding 1 ended after the placement: no ACPI flag, no manifest
+        byte[] first = java.util.Arrays.copyOf(now, now.length - 2);
+        first[0] = 1;
+        LinuxProfile old = (LinuxProfile) VmSnapshotFile.spec(first);
+        assertEquals(acpi.withAcpi(false), old);
+        assertEquals("sysvm", old.manifest());
+        now[0] = 3;
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.spec(now)).getMessage()
+                .contains("encoding version 3; this VMM reads 1 to 2"));
     }
 
     @Test
