@@ -139,7 +139,8 @@ public final class SystemVmLauncher implements SystemVms {
         VmSnapshot saved = snapshot.vm();
         long start = System.nanoTime();
         Booted booted = new Booted(snapshot.profile(), p.create(spec -> vms.restore(
-                new VmSnapshot(spec, saved.backend(), saved.ram(), saved.vcpus(), saved.partition(), saved.devices()))), p.dir(), p.uds(),
+                new VmSnapshot(spec, saved.backend(), saved.ram(), saved.vcpus(), saved.partition(), saved.devices(), saved.portals()))),
+                p.dir(), p.uds(),
                 start);
         try {
             booted.open(snapshot.secret(), snapshot.generation(), start + readyLimit.toNanos(), true);

@@ -10,6 +10,7 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -73,12 +74,19 @@ public final class VmSnapshotFile {
     private static final int KIND_MICRO = 0;
     private static final int KIND_LINUX = 1;
     private static final Pattern EXTRA_SECTION = Pattern.compile("[a-z]+\\.[a-z][a-z.]*");
-    private static final Set<String> VM_SECTION_PREFIXES = Set.of("vm", "vcpu", "partition", "device");
+    private static final Set<String> VM_SECTION_PREFIXES = Set.of("vm", "vcpu", "partition", "device", "portal");
     private static final int MAX_PARTS = 64;
     private static final int MAX_PART_BYTES = 1 << 20;
     private static final int MAX_DEVICES = 64;
     private static final int MAX_PARAMETERS = 64;
     private static final Pattern DEVICE_SECTION = Pattern.compile("device\\.(\\d{1,2})\\.(.+)");
+    private static final Pattern PORTAL_SECTION = Pattern.compile("portal\\.(0|[1-9]\\d?)(?:\\.(0|[1-9]\\d{0,2}))?");
+    /** A Portal region's content goes in pieces of this size, all-zero ones left out. */
+    static final int PORTAL_PIECE = 8 << 20;
+    /** A region is at most the platform's largest (org.nxia.portal's 256 MiB); all of a file's at most 1 GiB. */
+    static final long MAX_PORTAL_BYTES = 256L << 20;
+    static final long MAX_PORTALS_BYTES = 1L << 30;
+    static final int MAX_PORTALS = 64;
 
     private VmSnapshotFile() {
     }
@@ -129,6 +137,7 @@ public final class VmSnapshotFile {
                 VmSnapshot.DeviceState d = snapshot.devices().get(i);
                 w.section("device." + i + "." + d.type(), d.state());
             }
+            writePortals(w, snapshot.portals());
             for (Map.Entry<String, byte[]> e : extra.entrySet()) {
                 w.section(e.getKey(), e.getValue());
             }
@@ -212,6 +221,7 @@ public final class VmSnapshotFile {
         if (!devices.isEmpty() && (devices.firstKey() != 0 || devices.lastKey() != devices.size() - 1)) {
             throw new IllegalArgumentException("the device sections are not numbered 0.." + (devices.size() - 1) + ": " + devices.keySet());
         }
+        List<VmSnapshot.PortalContent> portals = readPortals(r);
         List<VmSnapshot.RamChunk> ram = new ArrayList<>();
         if (r.hasRam() && r.ramSize() != profile.memoryBytes()) {
             throw new IllegalArgumentException("the snapshot's RAM is " + r.ramSize() + " bytes; its spec says " + profile.memoryBytes());
@@ -227,7 +237,95 @@ public final class VmSnapshotFile {
                 }
             }
         }
-        return new Contents(new VmSnapshot(profile, req.backend(), ram, vcpus, partition, List.copyOf(devices.values())), extra);
+        return new Contents(new VmSnapshot(profile, req.backend(), ram, vcpus, partition, List.copyOf(devices.values()), portals), extra);
+    }
+
+    /**
+     * Each mapped region as {@code portal.I} (its name, guest address and size) and its content as
+     * {@code portal.I.K}, the K-th piece of {@link #PORTAL_PIECE} bytes, where that piece is not all zero.
+     */
+    private static void writePortals(SnapshotWriter w, List<VmSnapshot.PortalContent> portals) throws IOException {
+        if (portals.size() > MAX_PORTALS || portals.stream().mapToLong(p -> p.bytes().byteSize()).sum() > MAX_PORTALS_BYTES) {
+            throw new IllegalArgumentException("a snapshot file takes at most " + MAX_PORTALS + " Portal regions of "
+                    + Text.size(MAX_PORTALS_BYTES) + " in all");
+        }
+        MemorySegment zero = MemorySegment.ofArray(new byte[PORTAL_PIECE]);
+        for (int i = 0; i < portals.size(); i++) {
+            VmSnapshot.PortalContent p = portals.get(i);
+            if (p.bytes().byteSize() > MAX_PORTAL_BYTES) {
+                throw new IllegalArgumentException("Portal region '" + p.name() + "' is larger than " + Text.size(MAX_PORTAL_BYTES));
+            }
+            w.section("portal." + i, encode(out -> {
+                out.writeUTF(p.name());
+                out.writeLong(p.gpa());
+                out.writeLong(p.bytes().byteSize());
+            }));
+            long size = p.bytes().byteSize();
+            for (long at = 0, k = 0; at < size; at += PORTAL_PIECE, k++) {
+                MemorySegment piece = p.bytes().asSlice(at, Math.min(PORTAL_PIECE, size - at));
+                if (piece.mismatch(zero.asSlice(0, piece.byteSize())) != -1) {
+                    w.section("portal." + i + "." + k, piece.toArray(ValueLayout.JAVA_BYTE));
+                }
+            }
+        }
+    }
+
+    /** Reads what {@link #writePortals} wrote: every count, size and piece checked before memory is taken. */
+    private static List<VmSnapshot.PortalContent> readPortals(SnapshotReader r) throws IOException, SnapshotFormatException {
+        TreeMap<Integer, List<String>> pieces = new TreeMap<>();
+        for (String name : r.sectionNames()) {
+            Matcher m = PORTAL_SECTION.matcher(name);
+            if (m.matches()) {
+                List<String> region = pieces.computeIfAbsent(Integer.parseInt(m.group(1)), k -> new ArrayList<>());
+                if (m.group(2) != null) {
+                    region.add(name);
+                }
+            } else if (name.startsWith("portal.")) {
+                throw new IllegalArgumentException("section " + name + " is not a Portal region's (portal.I or portal.I.K)");
+            }
+        }
+        if (pieces.size() > MAX_PORTALS) {
+            throw new IllegalArgumentException("the snapshot has " + pieces.size() + " Portal regions; at most " + MAX_PORTALS);
+        }
+        record Head(String name, long gpa, long size) {
+        }
+        List<Head> heads = new ArrayList<>();
+        long total = 0;
+        for (int i = 0; i < pieces.size(); i++) {
+            String head = "portal." + i;
+            if (!r.hasSection(head)) {
+                throw new IllegalArgumentException("the Portal sections are not numbered 0.." + (pieces.size() - 1) + ": " + pieces.keySet());
+            }
+            Head h = decode("section " + head, r.section(head), in -> new Head(in.readUTF(), in.readLong(), in.readLong()));
+            if (h.size() <= 0 || h.size() % 4096 != 0 || h.size() > MAX_PORTAL_BYTES) {
+                throw new IllegalArgumentException("section " + head + ": region size " + h.size() + " is not a multiple of 4 KiB up to "
+                        + MAX_PORTAL_BYTES);
+            }
+            total += h.size();
+            if (total > MAX_PORTALS_BYTES) {
+                throw new IllegalArgumentException("the Portal regions hold more than " + MAX_PORTALS_BYTES + " bytes");
+            }
+            heads.add(h);
+        }
+        List<VmSnapshot.PortalContent> portals = new ArrayList<>();
+        for (int i = 0; i < heads.size(); i++) {
+            Head h = heads.get(i);
+            long count = (h.size() + PORTAL_PIECE - 1) / PORTAL_PIECE;
+            // the region's content lives as long as the snapshot's views of it
+            MemorySegment bytes = Arena.ofAuto().allocate(h.size(), 4096);
+            for (String name : pieces.get(i)) {
+                long k = Long.parseLong(name.substring(("portal." + i).length() + 1));
+                long at = k * PORTAL_PIECE;
+                byte[] piece = r.section(name);
+                if (k >= count || piece.length != Math.min(PORTAL_PIECE, h.size() - at)) {
+                    throw new IllegalArgumentException("section " + name + " (" + piece.length + " bytes) is not a piece of the "
+                            + h.size() + "-byte region '" + h.name() + "'");
+                }
+                bytes.asSlice(at, piece.length).copyFrom(MemorySegment.ofArray(piece));
+            }
+            portals.add(new VmSnapshot.PortalContent(h.name(), h.gpa(), bytes));
+        }
+        return portals;
     }
 
     private static byte[] section(SnapshotReader r, String name) throws IOException, SnapshotFormatException {

@@ -6,10 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -17,8 +19,11 @@ import javax.crypto.SecretKey;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.nxia.snapshot.api.Requirements;
 import org.nxia.snapshot.api.SaveProgress;
 import org.nxia.snapshot.api.SnapshotKeys;
+import org.nxia.snapshot.api.SnapshotReader;
+import org.nxia.snapshot.api.SnapshotWriter;
 import org.nxia.vmm.spi.DescriptorTable;
 import org.nxia.vmm.spi.HostPlacement;
 import org.nxia.vmm.api.LinuxProfile;
@@ -206,6 +211,90 @@ class VmSnapshotFileTest {
         now[0] = 3;
         assertTrue(assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.spec(now)).getMessage()
                 .contains("encoding version 3; this VMM reads 1 to 2"));
+    }
+
+    /** A micro-VM's snapshot with one Portal region of 16 MiB + 4 KiB: marks in the first and last pieces, the middle all zero. */
+    private static VmSnapshot withPortal() {
+        VmSnapshot s = snapshot();
+        MemorySegment region = MemorySegment.ofArray(new byte[(16 << 20) + 4096]);
+        region.set(ValueLayout.JAVA_BYTE, 5, (byte) 0x7e);
+        region.set(ValueLayout.JAVA_BYTE, (16 << 20) + 4095, (byte) 0x42);
+        return new VmSnapshot(s.spec(), s.backend(), s.ram(), s.vcpus(), s.partition(), s.devices(),
+                List.of(new VmSnapshot.PortalContent("gemini", 0xc000_0000L, region)));
+    }
+
+    @Test
+    void aPortalRegionComesBackWithItsContentAndItsZeroPiecesAreLeftOut() throws Exception {
+        VmSnapshot s = withPortal();
+        Path file = dir.resolve("portal.nxsnap");
+        VmSnapshotFile.write(s, file, null);
+        try (SnapshotReader r = SnapshotReader.open(file)) {
+            assertEquals(List.of("portal.0", "portal.0.0", "portal.0.2"),
+                    r.sectionNames().stream().filter(n -> n.startsWith("portal")).sorted().toList());
+        }
+        for (VmSnapshot back : List.of(VmSnapshotFile.read(file, null), VmSnapshotFile.readForClone(file).vm())) {
+            VmSnapshot.PortalContent p = back.portals().getFirst();
+            assertEquals("gemini", p.name());
+            assertEquals(0xc000_0000L, p.gpa());
+            assertEquals(-1, p.bytes().mismatch(s.portals().getFirst().bytes()));
+        }
+        SecretKey key = SnapshotKeys.generate();
+        Path encrypted = dir.resolve("portal-encrypted.nxsnap");
+        VmSnapshotFile.write(s, encrypted, key);
+        assertEquals(-1, VmSnapshotFile.read(encrypted, key).portals().getFirst().bytes().mismatch(s.portals().getFirst().bytes()));
+    }
+
+    /** A file of the VM's own sections and {@code portal}'s, written as a hostile peer may. */
+    private Path crafted(String file, Map<String, byte[]> portal) throws Exception {
+        VmSnapshot s = snapshot();
+        Path path = dir.resolve(file);
+        try (SnapshotWriter w = SnapshotWriter.create(path,
+                new Requirements(VmSnapshotFile.ARCHITECTURE, "kvm", new byte[0], new byte[0]))) {
+            w.section("vm.spec", VmSnapshotFile.spec(s.spec()));
+            w.section("vcpu.0", VmSnapshotFile.vcpu(s.vcpus().getFirst()));
+            w.section("partition", VmSnapshotFile.parts(s.partition().parts()));
+            w.section("device.0.virtio-rng", new byte[] {1, 2, 3});
+            for (Map.Entry<String, byte[]> e : portal.entrySet()) {
+                w.section(e.getKey(), e.getValue());
+            }
+            w.finish();
+        }
+        return path;
+    }
+
+    private static byte[] head(String name, long gpa, long size) {
+        return VmSnapshotFile.encode(out -> {
+            out.writeUTF(name);
+            out.writeLong(gpa);
+            out.writeLong(size);
+        });
+    }
+
+    @Test
+    void portalSectionsThatDoNotAddUpAreRefusedBeforeTheirMemoryIsTaken() throws Exception {
+        long gpa = 0xc000_0000L;
+        byte[] page = filled(4096, 1);
+        Map<String, Map<String, byte[]>> bad = new LinkedHashMap<>();
+        bad.put("a piece of the wrong length", Map.of("portal.0", head("p", gpa, 8192), "portal.0.0", page));
+        bad.put("a piece past the end", Map.of("portal.0", head("p", gpa, 4096), "portal.0.1", page));
+        bad.put("a size not of whole pages", Map.of("portal.0", head("p", gpa, 4000)));
+        bad.put("a region larger than any", Map.of("portal.0", head("p", gpa, 512L << 20)));
+        bad.put("a gap in the numbering", Map.of("portal.1", head("p", gpa, 4096)));
+        bad.put("a number with a leading zero", Map.of("portal.0", head("p", gpa, 4096), "portal.00", head("q", gpa + 4096, 4096)));
+        bad.put("a region in RAM", Map.of("portal.0", head("p", 0x1000, 4096)));
+        bad.put("a region cut short", Map.of("portal.0", Arrays.copyOf(head("p", gpa, 4096), 9)));
+        Map<String, byte[]> many = new LinkedHashMap<>();
+        for (int i = 0; i < 5; i++) {
+            many.put("portal." + i, head("p" + i, gpa + i * (256L << 20), 256L << 20));
+        }
+        bad.put("more than 1 GiB of regions", many);
+        for (Map.Entry<String, Map<String, byte[]>> e : bad.entrySet()) {
+            Path file = crafted(e.getKey().replace(' ', '-') + ".nxsnap", e.getValue());
+            assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.read(file, null), e.getKey());
+        }
+        VmSnapshot ok = VmSnapshotFile.read(crafted("ok.nxsnap", Map.of("portal.0", head("p", gpa, 8192), "portal.0.0", filled(8192, 3))),
+                null);
+        assertEquals(3, ok.portals().getFirst().bytes().get(ValueLayout.JAVA_BYTE, 8191), "the crafted file is sound but for each fault");
     }
 
     @Test

@@ -12,8 +12,8 @@ import org.nxia.vmm.spi.VcpuState;
  * A paused VM, saved whole and immutable: what it was created from, the guest
  * RAM that was ever touched, every vCPU's state, the hypervisor's VM state and
  * each device's own saved state. {@link VmManager#restore} makes a new VM of it
- * that goes on where this one paused. Portal regions are not in it (a VM with
- * Portals mapped is not saved yet).
+ * that goes on where this one paused, and what each Portal region it had
+ * mapped held then.
  *
  * @param spec      what the VM was created from
  * @param backend   the hypervisor backend that saved it ({@link org.nxia.vmm.spi.HypervisorInfo#backend()}); another refuses it
@@ -22,9 +22,40 @@ import org.nxia.vmm.spi.VcpuState;
  * @param vcpus     one state per vCPU, in vCPU order
  * @param partition the hypervisor's VM-wide state
  * @param devices   each device's saved state, in the VM's device order
+ * @param portals   the Portal regions the VM had mapped, in ascending guest addresses outside its RAM (since 3.4)
  */
 public record VmSnapshot(VmSpec spec, String backend, List<RamChunk> ram, List<VcpuState> vcpus, PartitionState partition,
-                         List<DeviceState> devices) {
+                         List<DeviceState> devices, List<PortalContent> portals) {
+
+    /**
+     * A Portal region the VM had mapped, and what it held when the VM was saved. The region is
+     * shared memory: a restore maps the region of this name from the new VM's profile, as any
+     * VM does, and puts {@code bytes} back into it.
+     *
+     * @param name  the region's name
+     * @param gpa   where the VM saw it, page-aligned
+     * @param bytes its content, read-only: the region's whole size, a positive multiple of 4 KiB
+     * @since 3.4
+     */
+    public record PortalContent(String name, long gpa, MemorySegment bytes) {
+
+        public PortalContent {
+            Objects.requireNonNull(name, "name");
+            Objects.requireNonNull(bytes, "bytes");
+            new GuestRange(gpa, bytes.byteSize());   // checks alignment
+            bytes = bytes.asReadOnly();
+        }
+
+        public long end() {
+            return gpa + bytes.byteSize();
+        }
+    }
+
+    /** A VM saved with no Portal region mapped. */
+    public VmSnapshot(VmSpec spec, String backend, List<RamChunk> ram, List<VcpuState> vcpus, PartitionState partition,
+                      List<DeviceState> devices) {
+        this(spec, backend, ram, vcpus, partition, devices, List.of());
+    }
 
     /**
      * Guest RAM from {@code gpa}: a read-only segment, page-aligned in length.
@@ -88,6 +119,7 @@ public record VmSnapshot(VmSpec spec, String backend, List<RamChunk> ram, List<V
         ram = List.copyOf(ram);
         vcpus = List.copyOf(vcpus);
         devices = List.copyOf(devices);
+        portals = List.copyOf(portals);
         long previousEnd = 0;
         for (RamChunk c : ram) {
             if (c.gpa() < previousEnd || c.end() > spec.memoryBytes()) {
@@ -95,6 +127,18 @@ public record VmSnapshot(VmSpec spec, String backend, List<RamChunk> ram, List<V
                         .formatted(c.gpa(), c.bytes().byteSize(), spec.memoryBytes()));
             }
             previousEnd = c.end();
+        }
+        long portalEnd = spec.memoryBytes();
+        java.util.Set<String> names = new java.util.HashSet<>();
+        for (PortalContent p : portals) {
+            if (p.gpa() < portalEnd) {
+                throw new IllegalArgumentException("Portal region '%s' at 0x%x overlaps RAM or the region before it"
+                        .formatted(p.name(), p.gpa()));
+            }
+            if (!names.add(p.name())) {
+                throw new IllegalArgumentException("Portal region '" + p.name() + "' is in the snapshot twice");
+            }
+            portalEnd = p.end();
         }
         if (vcpus.size() != spec.vcpus()) {
             throw new IllegalArgumentException("the snapshot has " + vcpus.size() + " vCPU states for " + spec.vcpus() + " vCPUs");
@@ -104,6 +148,11 @@ public record VmSnapshot(VmSpec spec, String backend, List<RamChunk> ram, List<V
                 throw new IllegalArgumentException("vCPU state " + i + " is for vCPU " + vcpus.get(i).id());
             }
         }
+    }
+
+    /** Bytes of Portal regions the snapshot holds. */
+    public long portalBytes() {
+        return portals.stream().mapToLong(p -> p.bytes().byteSize()).sum();
     }
 
     /** Bytes of RAM the snapshot holds. */

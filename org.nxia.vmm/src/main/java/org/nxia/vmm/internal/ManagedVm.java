@@ -1,6 +1,7 @@
 package org.nxia.vmm.internal;
 
 import java.time.Duration;
+import java.util.List;
 
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmResult;
@@ -15,6 +16,9 @@ interface ManagedVm extends VirtualMachine {
 
     /** How long {@code VmManager.run} waits. */
     Duration timeout();
+
+    /** The names of the Portal regions mapped into the VM now. */
+    List<String> portalNames();
 
     /** Stops the VM if needed and releases everything. */
     void destroy();

@@ -16,8 +16,8 @@ import org.nxia.vmm.spi.SharedMapping;
  */
 final class PortalWindow {
 
-    /** One mapped region and the aligned span it occupies. */
-    record Slot(String name, long gpa, long span, SharedMapping mapping) {
+    /** One mapped region (the host's view of it) and the aligned span it occupies. */
+    record Slot(String name, long gpa, long span, MemorySegment region, SharedMapping mapping) {
     }
 
     private final String vmId;
@@ -76,7 +76,7 @@ final class PortalWindow {
                 }
             }
         };
-        slots[index] = new Slot(name, gpa, span, mapping);
+        slots[index] = new Slot(name, gpa, span, region, mapping);
         kind.portalMapped(memory, index, name, gpa, region.byteSize(), doorbellGpa, readOnly);
         return mapping;
     }
@@ -138,14 +138,16 @@ final class PortalWindow {
         closed = true;
     }
 
-    /** The names of the Portal regions mapped now. */
-    synchronized List<String> mapped() {
-        List<String> out = new ArrayList<>();
+    /** The regions mapped now, in ascending guest addresses. */
+    synchronized List<Slot> slots() {
+        List<Slot> out = new ArrayList<>();
         for (Slot s : slots) {
             if (s != null) {
-                out.add(s.name());
+                out.add(s);
             }
         }
+        out.sort(java.util.Comparator.comparingLong(Slot::gpa));
         return out;
     }
+
 }

@@ -587,18 +587,16 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     /**
      * Saves this paused VM: each device's own state first (a device that
      * cannot be saved refuses the snapshot, naming it), then the touched RAM,
-     * the vCPUs and the partition. Holds this VM's lock throughout, so it
-     * stays paused: a resume or stop waits until the snapshot is taken.
+     * the vCPUs, the partition and each mapped Portal region's content. Holds
+     * this VM's lock throughout, so it stays paused: a resume or stop waits
+     * until the snapshot is taken. A region is shared memory: what the host or
+     * another VM writes into it meanwhile may or may not be in the copy.
      */
     @Override
     public synchronized VmSnapshot snapshot() {
         if (state != VmState.PAUSED && state != VmState.CREATED) {
             throw new IllegalStateException(id + " is " + state.name().toLowerCase()
                     + "; only a paused VM can be saved (vm:pause first), or one not yet started");
-        }
-        List<String> mappedPortals = portals.mapped();
-        if (!mappedPortals.isEmpty()) {
-            throw new IllegalStateException(id + " has Portal regions mapped " + mappedPortals + "; a VM with Portals cannot be saved yet");
         }
         List<VmSnapshot.DeviceState> deviceStates = new ArrayList<>();
         for (int i = 0; i < devices.size(); i++) {
@@ -622,7 +620,13 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         for (Vcpu vcpu : vcpus) {
             vcpuStates.add(vcpu.saveState());
         }
-        return new VmSnapshot(kind.spec(), hypervisor.backend(), ram, vcpuStates, partition.saveState(), deviceStates);
+        List<VmSnapshot.PortalContent> regions = new ArrayList<>();
+        for (PortalWindow.Slot s : portals.slots()) {
+            MemorySegment copy = MemorySegment.ofArray(new byte[(int) s.region().byteSize()]);
+            copy.copyFrom(s.region());
+            regions.add(new VmSnapshot.PortalContent(s.name(), s.gpa(), copy));
+        }
+        return new VmSnapshot(kind.spec(), hypervisor.backend(), ram, vcpuStates, partition.saveState(), deviceStates, regions);
     }
 
     /**
@@ -658,6 +662,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
                         + devices.get(i).type());
             }
         }
+        List<PortalWindow.Slot> regions = portalsFor(snapshot.portals());
         if (ram != null) {
             if (!snapshot.ram().isEmpty()) {
                 throw new IllegalArgumentException("the snapshot holds RAM of its own; a clone's RAM comes from " + ram.file());
@@ -671,7 +676,35 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
                 memory.slice(c.gpa(), c.bytes().byteSize()).copyFrom(c.bytes());
             }
         }
+        for (int i = 0; i < regions.size(); i++) {
+            regions.get(i).region().copyFrom(snapshot.portals().get(i).bytes());
+        }
         restoreMachine(snapshot);
+    }
+
+    @Override
+    public List<String> portalNames() {
+        return portals.slots().stream().map(PortalWindow.Slot::name).toList();
+    }
+
+    /**
+     * The regions this VM mapped at creation that take {@code saved}, in its order: each where the
+     * saved VM had it, of the same size. Checks all before anything is written.
+     */
+    private List<PortalWindow.Slot> portalsFor(List<VmSnapshot.PortalContent> saved) {
+        List<PortalWindow.Slot> mapped = portals.slots();
+        List<PortalWindow.Slot> out = new ArrayList<>();
+        for (VmSnapshot.PortalContent p : saved) {
+            PortalWindow.Slot slot = mapped.stream().filter(s -> s.name().equals(p.name())).findFirst().orElseThrow(() ->
+                    new IllegalArgumentException("the snapshot has Portal region '" + p.name() + "' mapped; " + id
+                            + " has not: its profile must grant the region and the region must exist"));
+            if (slot.gpa() != p.gpa() || slot.region().byteSize() != p.bytes().byteSize()) {
+                throw new IllegalArgumentException("Portal region '%s' was %d bytes at 0x%x in the snapshot; in %s it is %d bytes at 0x%x"
+                        .formatted(p.name(), p.bytes().byteSize(), p.gpa(), id, slot.region().byteSize(), slot.gpa()));
+            }
+            out.add(slot);
+        }
+        return out;
     }
 
     /**

@@ -134,6 +134,7 @@ public final class VmManagerImpl implements VmManager {
         };
         VmCore vm = (VmCore) created;
         try {
+            checkPortalsUnshared(snapshot, vm);
             vm.restoreFrom(snapshot);
             vm.start();
         } catch (RuntimeException e) {
@@ -163,6 +164,7 @@ public final class VmManagerImpl implements VmManager {
         }
         VmCore vm = (VmCore) create(micro);
         try {
+            checkPortalsUnshared(snapshot, vm);
             vm.restoreFrom(snapshot, ram);
             vm.start();
         } catch (RuntimeException e) {
@@ -170,6 +172,22 @@ public final class VmManagerImpl implements VmManager {
             throw e;
         }
         return vm;
+    }
+
+    /**
+     * A restore puts the saved content back into each Portal region: refused where another VM has
+     * the region mapped, whose view it would change under it (a second clone of the same file too).
+     */
+    private void checkPortalsUnshared(VmSnapshot snapshot, VmCore restored) {
+        for (VmSnapshot.PortalContent p : snapshot.portals()) {
+            for (ManagedVm other : vms.values()) {
+                if (other != restored && other.portalNames().contains(p.name())) {
+                    throw new IllegalArgumentException("Portal region '" + p.name() + "' is mapped in " + other.id()
+                            + ": restoring the snapshot's content into it would change what " + other.id()
+                            + " sees; unmap it there (portal:unmap) or destroy " + other.id() + " first");
+                }
+            }
+        }
     }
 
     @Override

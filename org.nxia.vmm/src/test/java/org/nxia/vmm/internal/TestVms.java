@@ -2,6 +2,7 @@ package org.nxia.vmm.internal;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -37,6 +38,8 @@ final class TestVms {
     volatile DeviceContext lastContext;
     /** The states restored into "mmio" devices, in order. */
     final List<String> restoredStates = new CopyOnWriteArrayList<>();
+    /** The region the last "portal" stand-in mapped (the host's view). */
+    volatile MemorySegment lastRegion;
     /** Run as an "mmio" stand-in takes its saved state: what a test wants to know of that moment. */
     volatile Runnable onDeviceRestore = () -> { };
 
@@ -47,7 +50,10 @@ final class TestVms {
             }),
             "i8042", factory("i8042", c -> c.claimPorts(0x60, 5, idle())),
             // a Portal region "px" of 2 MiB, mapped while the VM is made, as the portal device does
-            "portal", factory("portal", c -> c.mapPortal("px", Arena.ofAuto().allocate(2L << 20, 4096), false, 0)),
+            "portal", factory("portal", c -> {
+                lastRegion = Arena.ofAuto().allocate(2L << 20, 4096);
+                c.mapPortal("px", lastRegion, false, 0);
+            }),
             "mmio", factory("mmio", c -> {
                 c.claimMmio(4096, new MmioDevice() {
                     @Override
@@ -116,6 +122,19 @@ final class TestVms {
                             }
                             restoredStates.add(text);
                             onDeviceRestore.run();
+                        }
+                    };
+                }
+                if (type.equals("portal")) {
+                    return new Stand(type, config) {
+                        /** The region is the VM's memory, not the device's: nothing of its own to save. */
+                        @Override
+                        public byte[] saveState() {
+                            return new byte[0];
+                        }
+
+                        @Override
+                        public void restoreState(byte[] saved) {
                         }
                     };
                 }
