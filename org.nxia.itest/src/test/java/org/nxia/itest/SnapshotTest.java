@@ -6,19 +6,26 @@ import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import javax.inject.Inject;
 
 import org.apache.felix.service.command.CommandProcessor;
 import org.junit.Test;
 import org.junit.runner.RunWith;
+import org.nxia.portal.api.PortalRegion;
+import org.nxia.portal.api.Portals;
+import org.nxia.portal.api.Rights;
 import org.nxia.vmm.spi.Hypervisor;
 import org.nxia.vmm.spi.StatePart;
 import org.nxia.vmm.spi.VcpuState;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.VmSnapshot;
 import org.nxia.vmm.api.VmState;
 import org.ops4j.pax.exam.Configuration;
@@ -44,6 +51,9 @@ public class SnapshotTest {
 
     @Inject
     CommandProcessor processor;
+
+    @Inject
+    Portals portals;
 
     @Configuration
     public Option[] config() {
@@ -154,6 +164,44 @@ public class SnapshotTest {
             assertConsecutive(console);
         } finally {
             vms.destroy(restored.id());
+        }
+    }
+
+    @Test
+    public void aCounterWithAPortalRegionGoesOnFromItsSnapshotWithWhatTheRegionHeld() throws Exception {
+        PortalRegion region = portals.create("snap-test", 256 * 1024, "SnapshotTest", Rights.RW, null);
+        try {
+            VmProfile profile = counter().withDevices(List.of(DeviceConfig.parse("portal:name=snap-test,rights=rw")));
+            VirtualMachine vm = vms.create(profile);
+            VmSnapshot snapshot;
+            long saved;
+            try {
+                vm.start();
+                awaitTickAbove(vm, 2);
+                region.segment().set(ValueLayout.JAVA_LONG, 4096, 0x5a5a_0001L);
+                vm.pause();
+                saved = lastTick(vm);
+                snapshot = vm.snapshot();
+            } finally {
+                vms.destroy(vm.id());
+            }
+            VmSnapshot.PortalContent p = snapshot.portals().getFirst();
+            assertEquals("snap-test", p.name());
+            region.segment().set(ValueLayout.JAVA_LONG, 4096, 7);   // changed after the save: the restore undoes it
+
+            VirtualMachine restored = vms.restore(snapshot);
+            try {
+                assertEquals("the region holds what it held when saved", 0x5a5a_0001L, region.segment().get(ValueLayout.JAVA_LONG, 4096));
+                assertEquals(List.of("snap-test"), portals.mappings().stream()
+                        .filter(m -> m.vmId().equals(restored.id()) && m.mapped()).map(m -> m.region()).toList());
+                long last = awaitTickAbove(restored, saved + 1);
+                System.out.println("restored with Portal region snap-test at 0x" + Long.toHexString(p.gpa()) + ": ticks to " + last);
+                assertEquals("the first tick after restore is the one after the saved tick", saved + 1, ticks(restored.console())[0]);
+            } finally {
+                vms.destroy(restored.id());
+            }
+        } finally {
+            portals.delete("snap-test");
         }
     }
 
