@@ -34,8 +34,21 @@ if [ "$gogo" != "${gogo#bench:boot}" ] && [ -n "$qemu" ]; then
   mkdir -p "$P/bin" "$P/share/qemu"; cp "$qemu" "$P/bin/"; cp -L /usr/share/qemu/qboot.rom /usr/share/qemu/bios-microvm.bin "$P/share/qemu/"
   extra+=("$P/bin" "$P/share")
 fi
+# virtio-net's passt and virtio-fs's virtiofsd at their host paths (the devices run them there), and
+# for bench:io its host side's fio and iperf3; run-in-kvm.sh brings the libraries ldd names
+hostfiles="${RIG_HOSTFILES:-}"
+for tool in /usr/bin/passt /usr/lib/qemu/virtiofsd; do [ -x "$tool" ] && hostfiles+=" $tool"; done
+if [ "$gogo" != "${gogo#bench:io}" ]; then
+  for tool in fio iperf3; do t="$(command -v "$tool" || true)"; [ -n "$t" ] && hostfiles+=" $t"; done
+fi
+export RIG_HOSTFILES="$hostfiles"
 cat > "$P/run.sh" <<RUN
 #!/bin/sh
+# passt (virtio-net) sandboxes itself with pivot_root, which the rig's initramfs root (rootfs)
+# refuses ("pivot_root: Invalid argument"): run from a bind mount of the root instead.
+if [ -z "\${RIG_ROOT_MOVED:-}" ] && [ -x /usr/bin/passt ]; then
+  mkdir -p /.root && mount --rbind / /.root && cd /.root && mount --move . / && RIG_ROOT_MOVED=1 exec chroot . /payload/run.sh "\$@"
+fi
 cd /payload
 # one Gogo command, or (none) the interactive shell
 # RIG_RAW_TTY (vm:exec --tty): keys pass as typed, the guest pty echoes and edits
