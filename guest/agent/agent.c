@@ -8,6 +8,7 @@
  * One thread, one poll loop: connections, child output pipes and a signalfd
  * for SIGCHLD. Everything the host sends is checked before use; a bad frame
  * costs its connection at most, never the agent. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -879,6 +880,43 @@ static void do_resume(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t l
     send_ok(c, id);
 }
 
+/*
+ * QUIESCE: file systems synced, then every pmem disk fsynced, which virtio-pmem turns into a FLUSH
+ * the host answers once a file-backed region is on disk: the saved VM and the file agree. A flush
+ * that fails leaves the agent running unquiesced and says which disk.
+ */
+static void do_quiesce(struct conn *c, uint32_t id)
+{
+    sync();
+    DIR *d = opendir("/dev");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            unsigned n;
+            char tail;
+            if (sscanf(e->d_name, "pmem%u%c", &n, &tail) != 1) {
+                continue;   /* not a whole pmem disk (pmem0p1 is a partition of one) */
+            }
+            char path[32];
+            snprintf(path, sizeof path, "/dev/pmem%u", n);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || fsync(fd) != 0) {
+                int err = errno;
+                if (fd >= 0) {
+                    close(fd);
+                }
+                closedir(d);
+                send_error(c, id, CTL_E_SYSTEM, "quiesce: flushing %s: %s", path, strerror(err));
+                return;
+            }
+            close(fd);
+        }
+        closedir(d);
+    }
+    quiesced = 1;
+    send_ok(c, id);
+}
+
 static void handle_frame(struct conn *c, uint16_t type, uint32_t id, const uint8_t *pl, uint32_t len)
 {
     if (c->state == 0) {
@@ -939,9 +977,7 @@ static void handle_frame(struct conn *c, uint16_t type, uint32_t id, const uint8
     case CTL_SIGNAL:
     case CTL_RESIZE: do_signal(c, id, type, pl, len); break;
     case CTL_QUIESCE:
-        quiesced = 1;
-        sync();
-        send_ok(c, id);
+        do_quiesce(c, id);
         break;
     case CTL_RESUME:
         do_resume(c, id, pl, len);

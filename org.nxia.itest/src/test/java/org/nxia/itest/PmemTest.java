@@ -23,6 +23,7 @@ import org.junit.Test;
 import org.junit.runner.RunWith;
 import org.nxia.control.api.AgentSession;
 import org.nxia.control.api.SystemVm;
+import org.nxia.control.api.SystemVmSnapshot;
 import org.nxia.control.api.SystemVms;
 import org.nxia.control.api.ExecResult;
 import org.nxia.portal.api.DoorbellLink;
@@ -36,6 +37,7 @@ import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmSnapshot;
 import org.nxia.vmm.api.VmResult;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.ops4j.pax.exam.Configuration;
@@ -112,9 +114,35 @@ public class PmemTest {
             assertEquals("the file has the guest's write", 'n', onDisk[32 * 4096]);
 
             interVmDoorbell(s, linux);
+            savedWithTheRegion(s, linux, grant.gpa());
         } finally {
             portals.delete("pmem");
         }
+    }
+
+    /**
+     * Issue 15: the System VM saved with its region: the agent's quiesce flushes /dev/pmem0 (one
+     * more FLUSH at the device), and the snapshot holds the region as the guest left it, where the
+     * guest saw it; the VM runs on.
+     */
+    private void savedWithTheRegion(AgentSession s, VirtualMachine linux, long gpa) throws Exception {
+        long before = flushes(linux);
+        SystemVmSnapshot saved = systemVms.snapshot(linux.id());
+        assertTrue("the quiesce flushed the pmem disk: " + before + " -> " + flushes(linux), flushes(linux) > before);
+        VmSnapshot.PortalContent region = saved.vm().portals().stream().filter(p -> p.name().equals("pmem")).findFirst()
+                .orElseThrow(() -> new AssertionError("no region 'pmem' in the snapshot: " + saved.vm().portals()));
+        assertEquals(gpa, region.gpa());
+        assertEquals("the snapshot has the guest's write", 'n', region.bytes().get(ValueLayout.JAVA_BYTE, 32 * 4096));
+        assertEquals("the VM runs on", 0, sh(s, "true").status().code());
+        System.out.printf("PmemTest: saved with region pmem (%d KiB) at 0x%x; flushes %d -> %d%n", region.bytes().byteSize() >> 10,
+                gpa, before, flushes(linux));
+    }
+
+    private static long flushes(VirtualMachine vm) {
+        String state = String.valueOf(vm.devices().stream().filter(d -> d.type().equals("virtio-pmem")).findFirst().orElseThrow().state());
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("flushes=(\\d+)").matcher(state);
+        assertTrue(state, m.find());
+        return Long.parseLong(m.group(1));
     }
 
     /** A micro-VM echoes RINGS messages and rings after each; the rings become interrupts in the Linux guest. */
