@@ -77,7 +77,7 @@ public final class SystemVmCommands {
 
     /** The capability manifests: a profile's 'guest' lines confine what vm:exec -p runs. */
     @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
-    private volatile CallPolicy policy;
+    volatile CallPolicy policy;
 
     @Activate
     public SystemVmCommands(@Reference SystemVms systemVms, @Reference VmManager vms) {
@@ -145,6 +145,9 @@ public final class SystemVmCommands {
                 throw new IllegalArgumentException("--profile and --share are for a System VM booted by this command; " + id
                         + " runs as it was booted");
             svm = systemVms.find(id).orElseThrow(() -> new IllegalArgumentException("no System VM " + id + " (control:vms lists them)"));
+            // confined as the manifest the VM was booted under says, as when this command boots it
+            if (svm.vm().spec() instanceof LinuxProfile booted)
+                confinement = confinement(policy, booted.manifest());
         } else {
             if (kernel.isEmpty() || initrd.isEmpty())
                 throw new IllegalArgumentException("vm:exec needs --kernel and --initrd (distro/system-vm/build.sh path), or --id");

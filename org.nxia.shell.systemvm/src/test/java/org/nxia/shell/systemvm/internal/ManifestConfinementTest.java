@@ -20,7 +20,7 @@ import org.nxia.lsm.policy.api.GuestConfinement;
 class ManifestConfinementTest {
 
     /** A policy that knows one profile's guest lines. */
-    private record Policy(String profile, GuestConfinement guest) implements CallPolicy {
+    record Policy(String profile, GuestConfinement guest) implements CallPolicy {
         @Override
         public Decision check(CallRequest request) {
             throw new UnsupportedOperationException();
