@@ -839,6 +839,7 @@ class VsockEdgesTest {
                 .create(DeviceConfig.parse("virtio-vsock:cid=" + CID + ",uds=" + dir.resolve("v" + i + ".sock")), ctx).close());
     }
 
+    /** The JDK closes a socket channel whose connect fails; the device's own close is for what fails before. */
     @Test
     void aGuestConnectToAHostPathNobodyListensOnLeavesNoFd(@TempDir Path dir) throws Exception {
         Guest g = guest(",uds=" + dir.resolve("v.sock"));
@@ -1203,7 +1204,7 @@ class VsockEdgesTest {
                 byte[] packet = new byte[64 * 1024];
                 int sent = 0;
                 while (counter("bytesToHost") == sent) {
-                    assertTrue(sent < 16 * packet.length, "a socket nobody reads takes less than 1 MiB: " + state());
+                    assertTrue(sent < 256 * packet.length, "a socket nobody reads takes less than 16 MiB: " + state());
                     for (int i = 0; i < packet.length; i++) {
                         packet[i] = (byte) ((sent + i) * 31 + 7);
                     }
