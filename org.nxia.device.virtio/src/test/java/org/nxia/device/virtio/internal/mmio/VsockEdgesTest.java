@@ -90,6 +90,19 @@ class VsockEdgesTest {
         return device.state().toString();
     }
 
+    /** The device's counter {@code name} (bytesToHost, resets, ...) from its state. */
+    private long counter(String name) {
+        String s = state();
+        int at = s.indexOf(name + "=");
+        assertTrue(at >= 0, name + " in " + s);
+        int from = at + name.length() + 1;
+        int to = from;
+        while (to < s.length() && Character.isDigit(s.charAt(to))) {
+            to++;
+        }
+        return Long.parseLong(s.substring(from, to));
+    }
+
     /** A guest connection from {@code guestPort} to {@code listener}, accepted by the host. */
     private static VsockStream accepted(Guest g, VsockListener listener, int guestPort) throws Exception {
         g.send(REQUEST, guestPort, listener.port(), new byte[0]);
@@ -148,6 +161,30 @@ class VsockEdgesTest {
         long end = System.nanoTime() + DEADLINE.toNanos();
         while (!ok.getAsBoolean()) {
             assertTrue(System.nanoTime() - end < 0, what);
+            Thread.sleep(5);
+        }
+    }
+
+    /** One run of an operation whose fds {@link #assertNoFdLeftPerRun} counts; {@code i} counts the runs from 0. */
+    interface Run {
+        void run(int i) throws Exception;
+    }
+
+    /**
+     * Runs {@code op} {@code runs} times and fails unless the fds open in this process (/proc/self/fd) come
+     * back, within the deadline, to fewer than half a run's worth above what they were: an fd left open by
+     * each run grows with the runs, the few the JVM opens by itself (a jar, a class loader's) do not. Waited
+     * for: a channel the device's selector holds is closed when its I/O thread next drops the channel's key.
+     */
+    static void assertNoFdLeftPerRun(int runs, Run op) throws Exception {
+        long before = VsockLimitsTest.openFds();
+        for (int i = 0; i < runs; i++) {
+            op.run(i);
+        }
+        long end = System.nanoTime() + DEADLINE.toNanos();
+        long now;
+        while ((now = VsockLimitsTest.openFds()) >= before + runs / 2) {
+            assertTrue(System.nanoTime() - end < 0, "fds " + before + " -> " + now + " after " + runs + " runs");
             Thread.sleep(5);
         }
     }
@@ -605,6 +642,42 @@ class VsockEdgesTest {
     }
 
     @Test
+    void aConnectTheGuestRefusesLeavesNoFd() throws Exception {
+        Guest g = guest("");
+        assertNoFdLeftPerRun(24, i -> {
+            CompletableFuture<VsockStream> f = connecting(100 + i, DEADLINE);
+            Packet request = g.expect(REQUEST);
+            g.send(RST, 100 + i, request.srcPort(), new byte[0]);
+            Throwable e = assertThrows(Exception.class, () -> f.get(DEADLINE.toMillis(), TimeUnit.MILLISECONDS)).getCause();
+            assertInstanceOf(ConnectException.class, e);
+        });
+    }
+
+    @Test
+    void aConnectThatTimesOutLeavesNoFd() throws Exception {
+        Guest g = guest("");
+        assertNoFdLeftPerRun(24, i -> {
+            CompletableFuture<VsockStream> f = connecting(100 + i, Duration.ofMillis(10));
+            g.expect(REQUEST);
+            Throwable e = assertThrows(Exception.class, () -> f.get(DEADLINE.toMillis(), TimeUnit.MILLISECONDS)).getCause();
+            assertInstanceOf(ConnectException.class, e);
+            assertEquals(100 + i, g.expect(RST).dstPort(), "the device gives up on it");
+        });
+    }
+
+    @Test
+    void anInterruptedConnectLeavesNoFd() throws Exception {
+        Guest g = guest("");
+        assertNoFdLeftPerRun(24, i -> {
+            Thread.currentThread().interrupt();
+            assertThrows(InterruptedIOException.class, () -> host().connect(100 + i, DEADLINE));
+            assertTrue(Thread.interrupted(), "the interrupt is kept");
+            Packet request = g.expect(REQUEST);
+            g.send(RST, 100 + i, request.srcPort(), new byte[0]);   // the device's ends go with the guest's answer
+        });
+    }
+
+    @Test
     void theHostConnectsUntilEverySlotIsTaken() throws Exception {
         Guest g = guest("");
         List<VsockStream> open = new ArrayList<>();
@@ -613,6 +686,8 @@ class VsockEdgesTest {
         }
         IOException e = assertThrows(IOException.class, () -> host().connect(200, DEADLINE));
         assertTrue(e.getMessage().contains("32 connections are open or closing"), e.getMessage());
+        // a refused connect closes the two pipes it opened, the device's ends and the caller's
+        assertNoFdLeftPerRun(24, i -> assertThrows(IOException.class, () -> host().connect(300 + i, DEADLINE)));
         assertNull(g.recv(100), "no REQUEST for a refused connect");
         // and the guest's own are refused then, too
         try (VsockListener listener = host().listen(80)) {
@@ -747,12 +822,31 @@ class VsockEdgesTest {
     }
 
     @Test
-    void aPathTheDeviceCannotListenOnIsRefused(@TempDir Path dir) {
+    void aPathTheDeviceCannotListenOnIsRefused(@TempDir Path dir) throws Exception {
         VirtioVsockFactory f = new VirtioVsockFactory();
         assertThrows(IllegalArgumentException.class, () -> f.create(DeviceConfig.parse("virtio-vsock:uds=/"), ctx));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> f.create(DeviceConfig.parse("virtio-vsock:uds=" + dir.resolve("x".repeat(120))), ctx));
         assertTrue(e.getMessage().contains("cannot listen on"), e.getMessage());
+        // the selector and socket opened before the bind failed are closed
+        assertNoFdLeftPerRun(24, i -> assertThrows(IllegalArgumentException.class,
+                () -> f.create(DeviceConfig.parse("virtio-vsock:uds=" + dir.resolve("x".repeat(120))), ctx)));
+    }
+
+    @Test
+    void aClosedDeviceLeavesNoFd(@TempDir Path dir) throws Exception {
+        assertNoFdLeftPerRun(24, i -> new VirtioVsockFactory()
+                .create(DeviceConfig.parse("virtio-vsock:cid=" + CID + ",uds=" + dir.resolve("v" + i + ".sock")), ctx).close());
+    }
+
+    /** The JDK closes a socket channel whose connect fails; the device's own close is for what fails before. */
+    @Test
+    void aGuestConnectToAHostPathNobodyListensOnLeavesNoFd(@TempDir Path dir) throws Exception {
+        Guest g = guest(",uds=" + dir.resolve("v.sock"));
+        assertNoFdLeftPerRun(24, i -> {
+            g.send(REQUEST, 5000 + i, 6000, new byte[0]);
+            assertEquals(5000 + i, g.expect(RST).dstPort(), "nothing listens on v.sock_6000");
+        });
     }
 
     @Test
@@ -1007,6 +1101,70 @@ class VsockEdgesTest {
         }
     }
 
+    /**
+     * Opens two silent clients whose slots are out of their age order: a first client takes slot 0 and
+     * the older one slot 1; the first leaves, and the newer one takes the freed slot 0. Adds them to
+     * {@code opened}, older then newer, for the caller to close.
+     */
+    private void olderSilentClientInALaterSlot(Path uds, List<SocketChannel> opened) throws Exception {
+        SocketChannel first = client(uds, "");
+        opened.add(first);
+        await("the first client in slot 0", () -> state().contains("connections=1,"));
+        opened.add(client(uds, ""));
+        await("the older client in slot 1", () -> state().contains("connections=2,"));
+        first.close();
+        await("slot 0 freed", () -> state().contains("connections=1,"));
+        opened.add(client(uds, ""));
+        // a free slot is no reason to push a silent client out: both are kept
+        await("the newer client in slot 0 beside the older", () -> state().contains("connections=2,"));
+        opened.remove(first);
+    }
+
+    @Test
+    void aSilentClientIsNotPushedOutWhileASlotIsFree(@TempDir Path dir) throws Exception {
+        Path uds = dir.resolve("v.sock");
+        Guest g = guest(",uds=" + uds);
+        List<SocketChannel> clients = new ArrayList<>();
+        try {
+            olderSilentClientInALaterSlot(uds, clients);
+            clients.get(0).write(ByteBuffer.wrap(ascii("CONNECT 8\n")));
+            assertEquals(8, g.expect(REQUEST).dstPort(), "the older client, in slot 1, is still served");
+            clients.get(1).write(ByteBuffer.wrap(ascii("CONNECT 7\n")));
+            assertEquals(7, g.expect(REQUEST).dstPort(), "and the newer, in slot 0");
+        } finally {
+            for (SocketChannel s : clients) {
+                s.close();
+            }
+        }
+    }
+
+    @Test
+    void theOldestSilentClientIsPushedOutWhateverItsSlot(@TempDir Path dir) throws Exception {
+        Path uds = dir.resolve("v.sock");
+        Guest g = guest(",uds=" + uds);
+        List<SocketChannel> clients = new ArrayList<>();
+        try {
+            olderSilentClientInALaterSlot(uds, clients);
+            SocketChannel older = clients.get(0);
+            SocketChannel newer = clients.get(1);
+            for (int i = 2; i < 8; i++) {
+                clients.add(client(uds, ""));
+                int n = i + 1;
+                await("client " + n + " taken", () -> state().contains("connections=" + n + ","));
+            }
+            clients.add(client(uds, ""));   // the ninth
+            assertTrue(closedByDevice(older), "the oldest, in slot 1, makes room, not the newer one in slot 0");
+            newer.configureBlocking(false);
+            assertEquals(0, newer.read(ByteBuffer.allocate(1)), "the newer still waits");
+            newer.write(ByteBuffer.wrap(ascii("CONNECT 7\n")));
+            assertEquals(7, g.expect(REQUEST).dstPort());
+        } finally {
+            for (SocketChannel s : clients) {
+                s.close();
+            }
+        }
+    }
+
     @Test
     void aSocketThatTheHostsServerClosesEndsTheGuestsConnection(@TempDir Path dir) throws Exception {
         Path uds = dir.resolve("v.sock");
@@ -1030,6 +1188,43 @@ class VsockEdgesTest {
             assertEquals(2, g.expect(SHUTDOWN).flags(), "the server's close: SHUTDOWN to the guest");
             g.expect(RST);
             await("released", () -> state().contains("connections=0"));
+        }
+    }
+
+    @Test
+    void guestBytesAHostSocketCannotTakeYetWaitUntilItReads(@TempDir Path dir) throws Exception {
+        Path uds = dir.resolve("v.sock");
+        try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            server.bind(UnixDomainSocketAddress.of(dir.resolve("v.sock_6000")));
+            Guest g = guest(",uds=" + uds);
+            g.send(REQUEST, 5000, 6000, new byte[0]);
+            g.expect(RESPONSE);
+            try (SocketChannel s = server.accept()) {
+                // the host reads nothing yet: the guest writes until the socket's buffer is full and bytes wait in the device
+                byte[] packet = new byte[64 * 1024];
+                int sent = 0;
+                while (counter("bytesToHost") == sent) {
+                    assertTrue(sent < 256 * packet.length, "a socket nobody reads takes less than 16 MiB: " + state());
+                    for (int i = 0; i < packet.length; i++) {
+                        packet[i] = (byte) ((sent + i) * 31 + 7);
+                    }
+                    g.send(RW, 5000, 6000, packet);
+                    sent += packet.length;
+                }
+                // now the host reads: the rest goes as the socket takes it (OP_WRITE), in order
+                s.configureBlocking(false);
+                ByteBuffer got = ByteBuffer.allocate(sent);
+                long end = System.nanoTime() + DEADLINE.toNanos();
+                while (got.hasRemaining()) {
+                    assertTrue(System.nanoTime() - end < 0, got.position() + " of " + sent + " bytes reached the host: " + state());
+                    if (s.read(got) == 0) {
+                        Thread.sleep(1);
+                    }
+                }
+                for (int i = 0; i < sent; i++) {
+                    assertEquals((byte) (i * 31 + 7), got.get(i), "byte " + i);
+                }
+            }
         }
     }
 }
