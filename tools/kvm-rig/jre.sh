@@ -2,6 +2,8 @@
 # jre.sh RIG-DIR: links (once) a small Java runtime for the rig and prints its path.
 # Everything in the rig is emulated, so a smaller runtime boots faster.
 set -euo pipefail
+# set -e ends the script at a failing command: say which, so a log never stops without a word
+trap 'st=$?; echo "kvm-rig: ${0##*/} stopped: line $LINENO: $BASH_COMMAND (status $st)" >&2' ERR
 . "$(dirname "$0")/../java.sh"
 JAVA_HOME="$(find_java)"
 version="$("$JAVA_HOME/bin/java" -version 2>&1 | sed -n '1s/.*version "\([^"]*\)".*/\1/p')"

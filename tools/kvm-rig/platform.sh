@@ -5,6 +5,8 @@
 # (default distro/target/nxia.jar, the full one). Used by `./nxia` on hosts without /dev/kvm
 # and by `./nxia rig ...`.
 set -euo pipefail
+# set -e ends the script at a failing command: say which, so a log never stops without a word
+trap 'st=$?; echo "kvm-rig: ${0##*/} stopped: line $LINENO: $BASH_COMMAND (status $st)" >&2' ERR
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HERE="$ROOT/tools/kvm-rig"
 . "$(dirname "$0")/../java.sh"

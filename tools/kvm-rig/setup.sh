@@ -10,12 +10,14 @@
 # Installs (Debian packages): qemu-system-x86 busybox-static cpio xz-utils.
 # Caches, outside the work tree: ${NXIA_CACHE:-~/.cache/nxia}/kvm-rig/<kernel>/.
 set -euo pipefail
+# set -e ends the script at a failing command: say which, so a log never stops without a word
+trap 'st=$?; echo "kvm-rig: ${0##*/} stopped: line $LINENO: $BASH_COMMAND (status $st)" >&2' ERR
 log() { echo "kvm-rig: $*" >&2; }
 
 "$(dirname "$0")/../need.sh" rig >&2
 
 # The kernel the linux-image-amd64 metapackage points at (any version with kvm_amd works).
-pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1)
+pkg=$( { apt-cache depends linux-image-amd64 2>/dev/null || true; } | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1)
 [ -n "$pkg" ] || { apt-get update -qq >&2; pkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1); }
 [ -n "$pkg" ] || { log "cannot find Debian's linux-image-amd64 kernel package"; exit 1; }
 kver=${pkg#linux-image-}
