@@ -3,6 +3,8 @@
 # nested-KVM rig, on a real /dev/kvm, for hosts that have none. Needs a
 # finished `./mvnw verify` (bundles, guest images, test classes, classpath).
 set -euo pipefail
+# set -e ends the script at a failing command: say which, so a log never stops without a word
+trap 'st=$?; echo "kvm-rig: ${0##*/} stopped: line $LINENO: $BASH_COMMAND (status $st)" >&2' ERR
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HERE="$ROOT/tools/kvm-rig"
 log() { echo "kvm-rig: $*" >&2; }

@@ -10,6 +10,7 @@ import org.nxia.vmm.spi.InterruptLine;
 import org.nxia.vmm.spi.SharedMapping;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceContext;
+import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**
  * A {@code portal} device: one VM's capability for one region, its doorbell,
@@ -93,6 +94,36 @@ final class Grant implements Device, PortalMapping {
     @Override
     public synchronized Record state() {
         return new State(region, rights, mapping != null, gpa(), doorbell.gpa(), doorbell.rings());
+    }
+
+    static final String SAVED_KIND = "portal grant";
+
+    /**
+     * What the guest knows: where the region is mapped (0: not mapped) and where its doorbell is.
+     * The region's content is the VM snapshot's own (its Portal regions), not the device's.
+     */
+    @Override
+    public synchronized byte[] saveState() {
+        return SavedStateCodec.writer(SAVED_KIND, 1).i64(gpa()).i64(doorbell.gpa()).toBytes();
+    }
+
+    /**
+     * A new VM of the same profile maps the region while it is made: it must be where the saved
+     * guest knew it, and is unmapped if the guest knew it unmapped.
+     */
+    @Override
+    public synchronized void restoreState(byte[] saved) {
+        SavedStateCodec.Reader in = SavedStateCodec.reader(saved, SAVED_KIND, 1);
+        long savedGpa = in.i64();
+        long savedDoorbell = in.i64();
+        in.end();
+        if (savedDoorbell != doorbell.gpa() || (savedGpa != 0 && savedGpa != gpa())) {
+            throw in.refuse("the guest knows region %s at 0x%x and its doorbell at 0x%x; here they are at 0x%x and 0x%x"
+                    .formatted(region, savedGpa, savedDoorbell, gpa(), doorbell.gpa()));
+        }
+        if (savedGpa == 0) {
+            unmap();
+        }
     }
 
     @Override

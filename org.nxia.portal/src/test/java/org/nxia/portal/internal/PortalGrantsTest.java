@@ -17,6 +17,7 @@ import org.nxia.portal.api.PortalMapping;
 import org.nxia.portal.api.Rights;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.api.device.SavedStateCodec;
 
 /**
  * The {@code portal} device and its bookkeeping: who holds a capability for
@@ -251,5 +252,32 @@ class PortalGrantsTest {
         assertFalse(ca.connected(), "its target is gone too");
         assertTrue(portals.links().isEmpty());
         assertEquals(List.of(gc), portals.mappings());
+    }
+
+    @Test
+    void aGrantSavesWhereTheGuestKnowsTheRegionAndRefusesAnotherPlaceOrUnmapsAsSaved() {
+        portals.create("ring", 8192, "me", Rights.RW, null);
+        Grant saved = grant(new FakeVmContext("vm-1", false, false), "portal:name=ring");
+        byte[] state = saved.saveState();
+
+        Grant same = grant(new FakeVmContext("vm-2", false, false), "portal:name=ring");
+        assertEquals(saved.gpa(), same.gpa(), "the same profile maps it at the same place");
+        same.restoreState(state);
+        assertTrue(same.mapped());
+
+        saved.unmap();
+        Grant unmapped = grant(new FakeVmContext("vm-3", false, false), "portal:name=ring");
+        unmapped.restoreState(saved.saveState());
+        assertFalse(unmapped.mapped(), "the guest knew it unmapped");
+
+        byte[] elsewhere = SavedStateCodec.writer(Grant.SAVED_KIND, 1).i64(same.gpa() + 0x20_0000).i64(same.doorbellGpa()).toBytes();
+        Grant moved = grant(new FakeVmContext("vm-4", false, false), "portal:name=ring");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> moved.restoreState(elsewhere));
+        assertTrue(e.getMessage().contains("the guest knows region ring at 0x"), e.getMessage());
+        assertTrue(moved.mapped(), "a refused state leaves the device as created");
+        byte[] otherBell = SavedStateCodec.writer(Grant.SAVED_KIND, 1).i64(0).i64(same.doorbellGpa() + 4096).toBytes();
+        assertThrows(IllegalArgumentException.class, () -> moved.restoreState(otherBell));
+        assertTrue(moved.mapped(), "not unmapped by a state it refused");
+        assertThrows(IllegalArgumentException.class, () -> moved.restoreState(new byte[] {1, 2, 3}));
     }
 }

@@ -676,10 +676,11 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
                 memory.slice(c.gpa(), c.bytes().byteSize()).copyFrom(c.bytes());
             }
         }
+        restoreMachine(snapshot);
+        // last: a region is shared memory, written only once everything else of the snapshot was taken
         for (int i = 0; i < regions.size(); i++) {
             regions.get(i).region().copyFrom(snapshot.portals().get(i).bytes());
         }
-        restoreMachine(snapshot);
     }
 
     @Override
