@@ -102,10 +102,18 @@ public final class GeminiImpl implements Gemini {
         this.services = mapServices();
     }
 
-    /** For tests: adds a host service that needs this core itself (SystemVmRings), registered under its class. */
-    GeminiImpl withService(String name, Object service) {
+    /**
+     * Adds a host service of this bundle's own that needs this core (SystemVmRings): registered
+     * through the service registry it would be tracked while this core activates, a cycle.
+     * Callable as if registered under its class.
+     */
+    GeminiImpl addBuiltin(String name, Object service) {
         byName.put(name, new Entry(name, Values.Exported.of(service, List.of(service.getClass().getName())), Set.of()));
         return this;
+    }
+
+    void removeBuiltin(String name, Object service) {
+        byName.computeIfPresent(name, (n, e) -> e.exported().service() == service ? null : e);
     }
 
     private static long threshold() {

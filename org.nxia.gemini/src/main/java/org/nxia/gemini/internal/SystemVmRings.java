@@ -6,7 +6,6 @@ import java.util.List;
 
 import org.nxia.gemini.api.CallContext;
 import org.nxia.gemini.api.ErrorCode;
-import org.nxia.gemini.api.Gemini;
 import org.nxia.gemini.api.GeminiException;
 import org.nxia.gemini.api.GeminiSession;
 import org.nxia.lsm.policy.api.GuestProcess;
@@ -18,13 +17,14 @@ import org.nxia.portal.api.Portals;
 import org.nxia.portal.api.Ring;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Deactivate;
 import org.osgi.service.component.annotations.Reference;
 import org.osgi.service.component.annotations.ReferenceCardinality;
 import org.osgi.service.component.annotations.ReferencePolicy;
 
 /**
  * Ring sessions of System VM processes (docs/gemini-protocol.md, "Ring sessions"): the host
- * service {@value #SERVICE}, method {@code ring}, which a Linux process calls through its VM's
+ * service {@value #SERVICE} (built into Gemini's core, not the service registry), method {@code ring}, which a Linux process calls through its VM's
  * broker to have its calls carried over a pair of Portal SPSC rings it formatted in a region the
  * VM maps as device DAX, instead of through the broker and vsock.
  *
@@ -37,7 +37,7 @@ import org.osgi.service.component.annotations.ReferencePolicy;
  * most 1 ms at a time: a process has no doorbell it may ring); it rings the region's doorbell
  * when the process said it sleeps.
  */
-@Component(service = SystemVmRings.class, property = Gemini.SERVICE_PROPERTY + "=" + SystemVmRings.SERVICE)
+@Component(immediate = true, service = {})
 public final class SystemVmRings {
 
     static final String SERVICE = "gemini";
@@ -79,7 +79,17 @@ public final class SystemVmRings {
     public SystemVmRings(@Reference GeminiImpl gemini, @Reference PortalStructures structures) {
         this.gemini = gemini;
         this.structures = structures;
-        this.regions = new Regions() {
+        this.regions = platformRegions();
+        gemini.addBuiltin(SERVICE, this);
+    }
+
+    @Deactivate
+    void deactivate() {
+        gemini.removeBuiltin(SERVICE, this);
+    }
+
+    private Regions platformRegions() {
+        return new Regions() {
             @Override
             public MemorySegment mapped(String vmId, String name) {
                 Portals p = portals;
@@ -103,11 +113,12 @@ public final class SystemVmRings {
         };
     }
 
-    /** For tests: regions from {@code regions}, no OSGi. */
+    /** For tests: regions from {@code regions}, no OSGi; served by {@code gemini} as in the platform. */
     SystemVmRings(GeminiImpl gemini, PortalStructures structures, Regions regions) {
         this.gemini = gemini;
         this.structures = structures;
         this.regions = regions;
+        gemini.addBuiltin(SERVICE, this);
     }
 
     /**

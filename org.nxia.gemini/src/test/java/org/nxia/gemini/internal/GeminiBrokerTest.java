@@ -162,7 +162,6 @@ class GeminiBrokerTest {
                 // a file-backed region has no doorbell: the process polls
             }
         });
-        gemini.withService(SystemVmRings.SERVICE, rings);
         Path hostSocket = dir.resolve("host.sock");
         // as for a running System VM, whose region "gemini" (a file here, as a file-backed region) holds its reference arena
         regionFile = dir.resolve("gemini.img");

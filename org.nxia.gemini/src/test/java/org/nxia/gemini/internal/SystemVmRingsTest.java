@@ -94,7 +94,6 @@ class SystemVmRingsTest {
                 rings.incrementAndGet();
             }
         });
-        gemini.withService(SystemVmRings.SERVICE, service);
         LoopbackTransport[] raw = LoopbackTransport.pair();
         broker = gemini.openSession(raw[0], "sys", "vm-1", true, () -> { });
         agent = raw[1];
