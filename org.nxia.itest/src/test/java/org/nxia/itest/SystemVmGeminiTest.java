@@ -6,7 +6,6 @@ import static org.junit.Assert.assertTrue;
 
 import java.nio.charset.StandardCharsets;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.HexFormat;
@@ -78,6 +77,7 @@ public class SystemVmGeminiTest {
     /** The host service: upper-cases, and remembers which guest process asked. */
     public static final class Text {
         final AtomicReference<GuestProcess> caller = new AtomicReference<>();
+        final AtomicReference<String> digest = new AtomicReference<>();
 
         public String upper(CallContext c, String s) {
             caller.set(c.process().orElse(null));
@@ -90,7 +90,10 @@ public class SystemVmGeminiTest {
 
         /** SHA-256 of a byte argument, read where it lies (by reference: in region gemini). */
         public String sha256(MemorySegment data) throws Exception {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data.toArray(ValueLayout.JAVA_BYTE)));
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            md.update(data.asByteBuffer());
+            digest.set(HexFormat.of().formatHex(md.digest()));
+            return digest.get();
         }
     }
 
@@ -103,10 +106,10 @@ public class SystemVmGeminiTest {
         sp.put(Gemini.SERVICE_PROPERTY, "itest");
         ServiceRegistration<?> reg = context.registerService(Object.class.getName(), text, sp);
         portals.create("itring", Portals.LINUX_DAX_OFFSET + 2 * MIB, "SystemVmGeminiTest", Rights.RW, null);
-        portals.create("gemini", Portals.LINUX_DAX_OFFSET + 4 * MIB, "SystemVmGeminiTest", Rights.RW, null);   // 1 MiB blocks
+        portals.create("gemini", Portals.LINUX_DAX_OFFSET + 130 * MIB, "SystemVmGeminiTest", Rights.RW, null);   // two 64 MiB blocks
         LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
                         Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
-                .withName("sysvm-ring").withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
+                .withName("sysvm-ring").withVcpus(1).withMemory(512L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
                 .withDevices(List.of(DeviceConfig.parse("portal:name=itring"), DeviceConfig.parse("virtio-pmem:region=itring,dax=true"),
                         DeviceConfig.parse("portal:name=gemini"), DeviceConfig.parse("virtio-pmem:region=gemini,dax=true")));
         try (Manifests m = Manifests.load(config, policy, "sysvm-ring",
@@ -125,18 +128,21 @@ public class SystemVmGeminiTest {
             ExecResult broker = s.exec("/usr/bin/nxia-call", "-n", "30", "itest", "upper", "x");
             assertEquals(broker.stderrText(), 0, broker.status().code());
 
-            ExecResult ref = s.exec("/bin/busybox", "sh", "-c", "head -c 524288 /dev/urandom > /tmp/arg && /bin/busybox sha256sum /tmp/arg"
-                    + " && /usr/bin/nxia-call -m ref --ring itring itest sha256 @/tmp/arg");
+            // 64 MiB by reference over the ring, timed in the guest (-n 1: the call alone), checksummed on both sides
+            ExecResult ref = s.exec("/bin/busybox", "sh", "-c", "head -c 67108864 /dev/urandom > /tmp/arg && /bin/busybox sha256sum /tmp/arg"
+                    + " && /usr/bin/nxia-call -t 600 -n 1 -m ref --ring itring itest sha256 @/tmp/arg && rm /tmp/arg");
             assertEquals(ref.stderrText(), 0, ref.status().code());
             List<String> lines = ref.stdoutText().lines().toList();
             assertEquals(ref.stdoutText(), 2, lines.size());
-            assertEquals("512 KiB by reference over the ring: the host's digest is the guest's", lines.get(0).split(" ")[0], lines.get(1));
+            assertEquals("64 MiB by reference over the ring: the host's digest is the guest's", lines.get(0).split(" ")[0], text.digest.get());
+            double mibs = 64 / (Long.parseLong(lines.get(1).strip()) / 1e9);
 
             ExecResult misplaced = s.exec("/usr/bin/nxia-call", "--ring", "itring@0x1000", "itest", "upper", "x");
             assertEquals(misplaced.stderrText(), 3, misplaced.status().code());
             awaitOnlyTheBrokersSession(vm);
             System.out.println("SystemVmGeminiTest ring session (emulated, QEMU TCG): null call p50 " + p50us(ring.stdoutText())
-                    + " us over the ring, " + p50us(broker.stdoutText()) + " us through the broker; 512 KiB by reference: " + lines.get(1));
+                    + " us over the ring, " + p50us(broker.stdoutText()) + " us through the broker; 64 MiB by reference over the ring: "
+                    + String.format(Locale.ROOT, "%.1f MiB/s (the host hashing it)", mibs));
         } finally {
             reg.unregister();
             portals.delete("itring");
