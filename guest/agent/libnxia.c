@@ -230,53 +230,83 @@ int nxia_link_call(struct nxia_link *l, const char *service, const char *method,
     return nxia_link_call_t(l, service, method, args, nargs, NULL, 0, timeout_ms, answer);
 }
 
-int nxia_link_call_t(struct nxia_link *l, const char *service, const char *method, const struct nxia_gm_value *args, unsigned nargs,
-                     const uint8_t (*tokens)[16], unsigned ntokens, int timeout_ms, struct nxia_gm_frame *answer)
+/*
+ * Puts c's byte arguments of l->ref_threshold bytes or more, or too large for a frame of max_out
+ * bytes, into blocks of the link's region as references (lent[], freed by unlend once the call
+ * ends): 0, or a local error code in *answer when one cannot go either way.
+ */
+static int lend(struct nxia_link *l, struct nxia_gm_frame *c, uint32_t max_out, struct nxia_ref *lent, unsigned *nlent,
+                struct nxia_gm_frame *answer)
 {
-    struct nxia_gm_frame c = {.type = NXIA_GM_CALL, .service = (const uint8_t *)service, .service_len = (uint32_t)strlen(service),
-                              .method = (const uint8_t *)method, .method_len = (uint32_t)strlen(method), .nargs = (uint16_t)nargs};
-
-    struct nxia_ref lent[NXIA_GM_MAX_ARGS];
-    unsigned nlent = 0;
     uint64_t copied = 0;
-    int rc;
 
-    if (nargs > NXIA_GM_MAX_ARGS)
-        return failed(l, "at most 32 arguments");
-    if (ntokens > NXIA_GM_MAX_TOKENS)
-        return failed(l, "at most 8 tokens");
-    c.ntokens = (uint8_t)ntokens;
-    c.tokens = (const uint8_t *)tokens;
-    for (unsigned i = 0; i < nargs; i++) {
-        c.args[i] = args[i];
-        if (args[i].tag == NXIA_GM_BYTES || args[i].tag == NXIA_GM_STR)
-            copied += args[i].len;
-    }
-    for (unsigned i = 0; i < nargs; i++) {
-        struct nxia_gm_value *v = &c.args[i];
+    for (unsigned i = 0; i < c->nargs; i++)
+        if (c->args[i].tag == NXIA_GM_BYTES || c->args[i].tag == NXIA_GM_STR)
+            copied += c->args[i].len;
+    for (unsigned i = 0; i < c->nargs; i++) {
+        struct nxia_gm_value *v = &c->args[i];
         struct nxia_ref r;
         void *block;
         int err = 0;
-        if (v->tag != NXIA_GM_BYTES || v->len == 0 || (v->len < l->ref_threshold && copied + 1024 <= NXIA_LINK_MAX_OUT))
+        if (v->tag != NXIA_GM_BYTES || v->len == 0 || (v->len < l->ref_threshold && copied + 1024 <= max_out))
             continue;
         block = link_region(l) && nxia_arena_alloc(&l->arena, v->len, &r) == NXIA_PORTAL_OK ? nxia_arena_deref(&l->arena, &r, &err) : NULL;
         if (!block) {
-            if (copied + 1024 <= NXIA_LINK_MAX_OUT)
+            if (copied + 1024 <= max_out)
                 continue;    /* no region or no free block, and it fits: copied */
-            unlend(l, lent, nlent);
+            unlend(l, lent, *nlent);
+            *nlent = 0;
             return local_error(l, answer, NXIA_GM_EBAD_REF, l->has_region ? "a byte argument too large for a frame found no free block in region "
                                                         NXIA_LINK_REGION
-                                                      : "a byte argument too large for a frame (24 KiB), and no region "
+                                                      : "a byte argument too large for a frame, and no region "
                                                         NXIA_LINK_REGION " to pass it by reference (virtio-pmem:region=gemini,dax=true)");
         }
         memcpy(block, v->ptr, v->len);
-        lent[nlent++] = r;
+        lent[(*nlent)++] = r;
         copied -= v->len;
         v->tag = NXIA_GM_REF;
         v->ref_off = r.offset;
         v->ref_len = r.length;
         v->ref_gen = r.generation;
     }
+    return 0;
+}
+
+/* A CALL frame of service.method with nargs arguments (checked: at most 32): 0, or -1 (l->why). */
+static int call_frame(struct nxia_link *l, struct nxia_gm_frame *c, const char *service, const char *method,
+                      const struct nxia_gm_value *args, unsigned nargs)
+{
+    if (nargs > NXIA_GM_MAX_ARGS)
+        return failed(l, "at most 32 arguments");
+    memset(c, 0, sizeof *c);
+    c->type = NXIA_GM_CALL;
+    c->service = (const uint8_t *)service;
+    c->service_len = (uint32_t)strlen(service);
+    c->method = (const uint8_t *)method;
+    c->method_len = (uint32_t)strlen(method);
+    c->nargs = (uint16_t)nargs;
+    for (unsigned i = 0; i < nargs; i++)
+        c->args[i] = args[i];
+    return 0;
+}
+
+int nxia_link_call_t(struct nxia_link *l, const char *service, const char *method, const struct nxia_gm_value *args, unsigned nargs,
+                     const uint8_t (*tokens)[16], unsigned ntokens, int timeout_ms, struct nxia_gm_frame *answer)
+{
+    struct nxia_gm_frame c;
+    struct nxia_ref lent[NXIA_GM_MAX_ARGS];
+    unsigned nlent = 0;
+    int rc;
+
+    if (call_frame(l, &c, service, method, args, nargs) < 0)
+        return -1;
+    if (ntokens > NXIA_GM_MAX_TOKENS)
+        return failed(l, "at most 8 tokens");
+    c.ntokens = (uint8_t)ntokens;
+    c.tokens = (const uint8_t *)tokens;
+    rc = lend(l, &c, NXIA_LINK_MAX_OUT, lent, &nlent, answer);
+    if (rc)
+        return rc;
     rc = round_trip(l, &c, timeout_ms, answer);
     unlend(l, lent, nlent);    /* the host read the blocks before it answered, or gave up */
     return rc;
@@ -462,4 +492,293 @@ void nxia_region_unmap(struct nxia_region *r)
     r->base = NULL;
     r->fd = -1;
     r->bell_fd = -1;
+}
+
+/* ---- Ring sessions (docs/gemini-protocol.md, "Ring sessions") ------------------------------- */
+
+static int ring_failed(struct nxia_ring_session *s, int rc, const char *why)
+{
+    snprintf(s->why, sizeof s->why, "%s", why);
+    return rc;
+}
+
+static long long now_ns(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/*
+ * Whether the host answered the call that holds the session (it refused it, or the session
+ * ended): then s->why says why and s->closed is set. Frames of other ids are dropped.
+ */
+static int ring_ended(struct nxia_ring_session *s)
+{
+    struct nxia_gm_frame f;
+    int got;
+
+    if (s->closed)
+        return 1;
+    if (nxia_link_fill(&s->link) < 0) {
+        s->closed = NXIA_GM_ECLOSED;
+        return ring_failed(s, 1, s->link.why);
+    }
+    while ((got = nxia_link_take(&s->link, &f)) == 1) {
+        if (f.id != s->ask_id || (f.type != NXIA_GM_RETURN && f.type != NXIA_GM_ERROR))
+            continue;
+        const uint8_t *m = f.type == NXIA_GM_ERROR ? f.message : f.value.ptr;
+        uint32_t n = f.type == NXIA_GM_ERROR ? f.message_len : (f.value.tag == NXIA_GM_STR ? f.value.len : 0);
+        snprintf(s->why, sizeof s->why, "%s%.*s", f.type == NXIA_GM_ERROR ? "the host refused the ring session: " : "",
+                 (int)(n > 150 ? 150 : n), m ? (const char *)m : "");
+        s->closed = f.type == NXIA_GM_ERROR && f.code ? f.code : NXIA_GM_ECLOSED;
+        return 1;
+    }
+    if (got < 0) {
+        s->closed = NXIA_GM_ECLOSED;
+        return ring_failed(s, 1, s->link.why);
+    }
+    return 0;
+}
+
+/*
+ * The next frame on the h2g ring by deadline_ns: 1 with *f (pointing into s->rxbuf), 0 at the
+ * deadline, -1 when the ring broke or the session ended (s->why, s->closed). Spins 50 us, then
+ * sleeps on the region's doorbell (guest_sleeping set) in slices of at most 10 ms, looking at
+ * the link between them; without a doorbell it sleeps 50 us doubling to 1 ms.
+ */
+static int ring_next(struct nxia_ring_session *s, long long deadline_ns, struct nxia_gm_frame *f)
+{
+    long long idle = 0;
+    long pause_ns = 50000;
+
+    for (;;) {
+        long n = nxia_ring_poll(&s->rx, s->rxbuf, s->max_frame);
+        if (n == -1 && idle && s->bell) {
+            __atomic_store_n(&s->ctl[1], 1u, __ATOMIC_SEQ_CST);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);    /* pairs with the host's fence between publishing and reading it */
+            n = nxia_ring_poll(&s->rx, s->rxbuf, s->max_frame);
+            if (n == -1) {
+                long long left = (deadline_ns - now_ns()) / 1000000;
+                if (nxia_region_wait(&s->region, &s->bell_seen, left < 0 ? 0 : left > 10 ? 10 : (int)left + 1) < 0)
+                    s->bell = 0;    /* no doorbell after all: poll */
+            }
+            __atomic_store_n(&s->ctl[1], 0u, __ATOMIC_SEQ_CST);
+            if (n == -1)
+                n = nxia_ring_poll(&s->rx, s->rxbuf, s->max_frame);
+        }
+        if (n >= 0) {
+            if (nxia_gm_decode(s->rxbuf, (uint32_t)n, f) < 0) {
+                s->closed = NXIA_GM_EBAD_FRAME;
+                return ring_failed(s, -1, "the host sent a malformed frame on the ring");
+            }
+            if (f->type == NXIA_GM_CLOSE) {
+                snprintf(s->why, sizeof s->why, "the host closed the ring session: %.*s", (int)(f->message_len > 120 ? 120 : f->message_len),
+                         f->message ? (const char *)f->message : "");
+                s->closed = NXIA_GM_ECLOSED;
+                return -1;
+            }
+            return 1;
+        }
+        if (n < -1) {
+            s->closed = NXIA_GM_EBAD_FRAME;
+            return ring_failed(s, -1, "the h2g ring is corrupt, or holds a frame over max_frame");
+        }
+        long long now = now_ns();
+        if (now - deadline_ns >= 0)
+            return 0;
+        if (!idle) {
+            idle = now;
+            continue;
+        }
+        if (now - idle < 50000) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        if (ring_ended(s))
+            return -1;
+        if (!s->bell) {
+            struct timespec t = {0, pause_ns};
+            nanosleep(&t, NULL);
+            pause_ns = pause_ns * 2 > 1000000 ? 1000000 : pause_ns * 2;
+        }
+    }
+}
+
+/* Puts frame f on the g2h ring by deadline_ns (the host polls it): 0, NXIA_GM_EBUSY at the deadline, -1 if it cannot go. */
+static int ring_send(struct nxia_ring_session *s, const struct nxia_gm_frame *f, long long deadline_ns)
+{
+    long n = nxia_gm_encode(f, s->txbuf, s->max_frame);
+    long pause_ns = 50000;
+
+    if (n < 0)
+        return ring_failed(s, -1, "the frame does not fit the ring or breaks a limit (64-byte names, 32 arguments)");
+    for (;;) {
+        int r = nxia_ring_offer(&s->tx, s->txbuf, (uint32_t)n);
+        if (r == 1)
+            return 0;
+        if (r < 0) {
+            s->closed = NXIA_GM_EBAD_FRAME;
+            return ring_failed(s, -1, "the g2h ring is corrupt");
+        }
+        if (now_ns() - deadline_ns >= 0)
+            return ring_failed(s, NXIA_GM_EBUSY, "the host took no frame from the ring by the deadline");
+        if (ring_ended(s))
+            return -1;
+        struct timespec t = {0, pause_ns};
+        nanosleep(&t, NULL);
+        pause_ns = pause_ns * 2 > 1000000 ? 1000000 : pause_ns * 2;
+    }
+}
+
+int nxia_ring_session_open(struct nxia_ring_session *s, const char *peer, const char *region, uint64_t offset, uint32_t ring_cap,
+                           int lifetime_ms)
+{
+    struct nxia_gm_frame f;
+    struct nxia_gm_value args[7];
+    uint8_t *base;
+    int rc;
+
+    memset(s, 0, sizeof *s);
+    s->region.fd = -1;
+    s->region.bell_fd = -1;
+    if (ring_cap < 4096 || ring_cap > (1u << 30) || (ring_cap & (ring_cap - 1)) || (offset & 63) || lifetime_ms < 1)
+        return ring_failed(s, -1, "a ring session needs rings of a power of two from 4096 to 2^30 bytes, a 64-byte aligned offset and a lifetime");
+    rc = nxia_link_open(&s->link, peer);
+    if (rc) {
+        ring_failed(s, rc, s->link.why);
+        nxia_link_close(&s->link);
+        return rc;
+    }
+    if (nxia_region_map(&s->region, region, 1) < 0) {
+        snprintf(s->why, sizeof s->why, "%s", s->region.why);
+        nxia_link_close(&s->link);
+        return -1;
+    }
+    base = nxia_region_at(&s->region, offset, NXIA_RING_SESSION_SIZE(ring_cap));
+    s->max_frame = ring_cap / 2 - 4;
+    s->rxbuf = base ? malloc(s->max_frame) : NULL;
+    s->txbuf = base ? malloc(s->max_frame) : NULL;
+    if (!s->rxbuf || !s->txbuf) {
+        nxia_ring_session_close(s);
+        return ring_failed(s, -1, base ? "out of memory for the ring session's buffers" : "the rings do not fit the region's mapped part there");
+    }
+    s->ctl = (volatile uint32_t *)base;
+    memset(base, 0, NXIA_RING_SESSION_CTL);
+    uint8_t *g2h = base + NXIA_RING_SESSION_CTL, *h2g = g2h + NXIA_RING_DATA + ring_cap;
+    if (nxia_ring_format(&s->tx, g2h, ring_cap) || nxia_ring_format(&s->rx, h2g, ring_cap)) {
+        nxia_ring_session_close(s);
+        return ring_failed(s, -1, "cannot format the rings");
+    }
+    s->bell = nxia_region_wait(&s->region, &s->bell_seen, 0) >= 0;    /* learns the count, or that there is no doorbell */
+    s->next_id = 0;
+    struct nxia_gm_frame hello = {.type = NXIA_GM_HELLO, .min_version = 1, .max_version = 1,
+                                  .peer = (const uint8_t *)peer, .peer_len = (uint32_t)strnlen(peer, NXIA_GM_MAX_PEER)};
+    if (ring_send(s, &hello, now_ns()) != 0) {    /* an empty ring takes it at once; the host reads it once it attached */
+        nxia_ring_session_close(s);
+        return -1;
+    }
+    uint64_t g = offset + NXIA_RING_SESSION_CTL, h = g + NXIA_RING_DATA + ring_cap;
+    args[0] = nxia_str(region);
+    args[1] = nxia_i64((int64_t)g);
+    args[2] = nxia_i64(NXIA_RING_DATA + (int64_t)ring_cap);
+    args[3] = nxia_i64((int64_t)h);
+    args[4] = nxia_i64(NXIA_RING_DATA + (int64_t)ring_cap);
+    args[5] = nxia_i64((int64_t)offset);
+    args[6] = nxia_i64(lifetime_ms);
+    rc = call_frame(&s->link, &f, "gemini", "ring", args, 7);
+    f.id = s->ask_id = ++s->link.next_id;    /* the broker forwards it and holds it open: no answer until the session ends */
+    if (rc < 0 || nxia_link_send(&s->link, &f) < 0) {
+        snprintf(s->why, sizeof s->why, "%s", s->link.why);
+        nxia_ring_session_close(s);
+        return -1;
+    }
+    int got = ring_next(s, now_ns() + 10000000000LL, &f);
+    if (got == 1 && f.type == NXIA_GM_WELCOME && f.version == NXIA_GM_VERSION) {
+        s->session = f.session;
+        if (f.max_frame && f.max_frame < s->max_frame)
+            s->max_frame = f.max_frame;
+        return 0;
+    }
+    rc = got == 1 ? NXIA_GM_EVERSION : s->closed ? s->closed : NXIA_GM_ETIMEOUT;
+    if (got == 1)
+        snprintf(s->why, sizeof s->why, "the host answered HELLO on the ring with frame type %u", f.type);
+    else if (got == 0)
+        snprintf(s->why, sizeof s->why, "no WELCOME on the ring within 10 s");
+    char why[sizeof s->why];
+    memcpy(why, s->why, sizeof why);
+    nxia_ring_session_close(s);
+    memcpy(s->why, why, sizeof why);
+    return rc;
+}
+
+int nxia_ring_session_call(struct nxia_ring_session *s, const char *service, const char *method, const struct nxia_gm_value *args,
+                           unsigned nargs, int timeout_ms, struct nxia_gm_frame *answer)
+{
+    struct nxia_gm_frame c;
+    struct nxia_ref lent[NXIA_GM_MAX_ARGS];
+    unsigned nlent = 0;
+    long long deadline = now_ns() + (long long)timeout_ms * 1000000LL;
+    int rc;
+
+    if (s->closed) {
+        local_error(&s->link, answer, NXIA_GM_ECLOSED, s->why);
+        return NXIA_GM_ECLOSED;
+    }
+    if (call_frame(&s->link, &c, service, method, args, nargs) < 0)
+        return ring_failed(s, -1, s->link.why);
+    rc = lend(&s->link, &c, s->max_frame, lent, &nlent, answer);
+    if (rc)
+        return rc;
+    c.id = ++s->next_id;
+    rc = ring_send(s, &c, deadline);
+    if (rc) {
+        unlend(&s->link, lent, nlent);
+        if (rc > 0)
+            local_error(&s->link, answer, (uint16_t)rc, s->why);
+        return rc;
+    }
+    for (;;) {
+        int got = ring_next(s, deadline, answer);
+        if (got < 0) {
+            rc = s->closed ? local_error(&s->link, answer, (uint16_t)s->closed, s->why) : -1;
+            break;
+        }
+        if (got == 0) {
+            struct nxia_gm_frame cancel = {.type = NXIA_GM_CANCEL, .id = c.id};
+            char why[48];
+            ring_send(s, &cancel, now_ns() + 20000000LL);
+            snprintf(why, sizeof why, "no answer within %d ms", timeout_ms);
+            rc = local_error(&s->link, answer, NXIA_GM_ETIMEOUT, why);
+            break;
+        }
+        if (answer->type == NXIA_GM_CALL) {    /* a ring session serves nothing */
+            struct nxia_gm_frame no = {.type = NXIA_GM_ERROR, .id = answer->id, .code = NXIA_GM_ENO_SERVICE,
+                                       .message = (const uint8_t *)"a ring session serves no functions", .message_len = 34};
+            ring_send(s, &no, now_ns() + 20000000LL);
+            continue;
+        }
+        if (answer->id == c.id && (answer->type == NXIA_GM_RETURN || answer->type == NXIA_GM_ERROR)) {
+            rc = answer->type == NXIA_GM_RETURN ? 0 : (answer->code ? answer->code : NXIA_GM_EFAILED);
+            break;
+        }
+    }
+    unlend(&s->link, lent, nlent);    /* the host read the blocks before it answered, or gave up */
+    return rc;
+}
+
+void nxia_ring_session_close(struct nxia_ring_session *s)
+{
+    if (s->ctl && !s->closed && s->txbuf) {
+        struct nxia_gm_frame bye = {.type = NXIA_GM_CLOSE};
+        ring_send(s, &bye, now_ns());
+    }
+    nxia_link_close(&s->link);    /* the broker cancels the call that holds the session: the host lets go of the rings */
+    nxia_region_unmap(&s->region);
+    free(s->rxbuf);
+    free(s->txbuf);
+    s->rxbuf = s->txbuf = NULL;
+    s->ctl = NULL;
+    s->closed = s->closed ? s->closed : NXIA_GM_ECLOSED;
 }

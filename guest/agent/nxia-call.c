@@ -1,7 +1,7 @@
 /* nxia-call - call a host service from a System VM's shell, through the
  * agent's Gemini broker (docs/linux-vm.md, "Calling the host").
  *
- *   nxia-call [-t SECONDS] [-n COUNT] [-m auto|copy|ref] [-T TOKEN]... SERVICE METHOD [ARG...]
+ *   nxia-call [-t SECONDS] [-n COUNT] [-m auto|copy|ref] [-T TOKEN]... [--ring REGION[@OFFSET]] SERVICE METHOD [ARG...]
  *
  * Each ARG is a string, or typed as in gemini:call: i32:N, i64:N, f64:X,
  * bool:true|false, null, str:TEXT, bytes:HEX, or @FILE / @- for bytes read
@@ -16,7 +16,10 @@
  * says how byte arguments cross: auto (16 KiB or more by reference), copy
  * (while they fit a frame) or ref (always by reference into region gemini).
  * -T presents a capability token (32 hex digits, or token:HEX as a result
- * prints one), up to 8. */
+ * prints one), up to 8. --ring carries the calls over Portal rings this process formats in
+ * REGION (a region the VM shows as device DAX) at OFFSET (default 2M, where Linux's view begins;
+ * K and M suffixes), a ring session (docs/gemini-protocol.md, "Ring sessions"; the manifest must
+ * allow out gemini.ring), instead of through the broker's socket; tokens do not go there. */
 #include <time.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +39,7 @@ static size_t data_used;
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: nxia-call [-t SECONDS] [-n COUNT] [-m auto|copy|ref] [-T TOKEN]... SERVICE METHOD [ARG...]\n"
+    fprintf(stderr, "usage: nxia-call [-t SECONDS] [-n COUNT] [-m auto|copy|ref] [-T TOKEN]... [--ring REGION[@OFFSET]] SERVICE METHOD [ARG...]\n"
                     "  ARG: TEXT | str:TEXT | i32:N | i64:N | f64:X | bool:true|false | null | bytes:HEX | @FILE | @-\n"
                     "  the broker's socket: $NXIA_GEMINI_SOCKET, else " NXIA_BROKER_SOCKET "\n");
     exit(2);
@@ -179,9 +182,45 @@ static void print_value(const struct nxia_gm_value *v)
     }
 }
 
+/* REGION[@OFFSET] of --ring: the name into region (16 bytes), the offset (K, M suffixes) into *offset. */
+static void parse_ring(const char *a, char *region, uint64_t *offset)
+{
+    const char *at = strchr(a, '@');
+    size_t n = at ? (size_t)(at - a) : strlen(a);
+    char *end;
+
+    if (n == 0 || n > 15)
+        fail(2, "--ring %s: give REGION[@OFFSET], a region name of 1 to 15 bytes", a);
+    memcpy(region, a, n);
+    region[n] = '\0';
+    *offset = NXIA_REGION_LINUX_OFFSET;
+    if (at) {
+        errno = 0;
+        unsigned long long v = strtoull(at + 1, &end, 0);
+        if (*end == 'K' || *end == 'k')
+            v <<= 10, end++;
+        else if (*end == 'M' || *end == 'm')
+            v <<= 20, end++;
+        if (errno || end == at + 1 || *end || (v & 63))
+            fail(2, "--ring %s: the offset is a 64-byte aligned region offset (e.g. 2M, 0x200000)", a);
+        *offset = v;
+    }
+}
+
+static struct nxia_link broker;    /* the broker connection, when not a ring session */
+static struct nxia_ring_session ring;
+static int use_ring;
+
+static int call(const char *service, const char *method, const struct nxia_gm_value *args, unsigned nargs, const uint8_t (*tokens)[16],
+                unsigned ntokens, int timeout_ms, struct nxia_gm_frame *r)
+{
+    if (use_ring)
+        return nxia_ring_session_call(&ring, service, method, args, nargs, timeout_ms, r);
+    return nxia_link_call_t(&broker, service, method, args, nargs, tokens, ntokens, timeout_ms, r);
+}
+
 int main(int argc, char **argv)
 {
-    static struct nxia_link link;
     long long timeout_ms = 30000, count = 0;
     struct nxia_gm_value args[NXIA_GM_MAX_ARGS];
     struct nxia_gm_frame r;
@@ -191,9 +230,16 @@ int main(int argc, char **argv)
     uint8_t tokens[NXIA_GM_MAX_TOKENS][16];
     unsigned ntokens = 0;
 
-    while (argc - i > 2 && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "-n") || !strcmp(argv[i], "-m") || !strcmp(argv[i], "-T"))) {
+    char region[16];
+    uint64_t ring_offset = 0;
+
+    while (argc - i > 2 && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "-n") || !strcmp(argv[i], "-m") || !strcmp(argv[i], "-T")
+                            || !strcmp(argv[i], "--ring"))) {
         long long v;
-        if (argv[i][1] == 'T') {
+        if (argv[i][1] == '-') {
+            parse_ring(argv[i + 1], region, &ring_offset);
+            use_ring = 1;
+        } else if (argv[i][1] == 'T') {
             const char *h = argv[i + 1];
             if (!strncmp(h, "token:", 6))
                 h += 6;
@@ -231,14 +277,23 @@ int main(int argc, char **argv)
     for (unsigned k = 0; k < nargs; k++)
         parse_arg(argv[i + 2 + k], &args[k]);
 
-    rc = nxia_link_open(&link, "nxia-call");
-    if (rc)
-        fail(rc < 0 ? 3 : 64 + rc, "%s", link.why);
-    link.ref_threshold = threshold;
+    if (use_ring && ntokens)
+        fail(2, "%s: tokens belong to the broker's session, not to a ring session", "-T");
+    if (use_ring) {
+        rc = nxia_ring_session_open(&ring, "nxia-call", region, ring_offset, NXIA_RING_SESSION_CAP, 86400000);
+        if (rc)
+            fail(rc < 0 ? 3 : 64 + (rc < 64 ? rc : 0), "%s", ring.why);
+        ring.link.ref_threshold = threshold;
+    } else {
+        rc = nxia_link_open(&broker, "nxia-call");
+        if (rc)
+            fail(rc < 0 ? 3 : 64 + rc, "%s", broker.why);
+        broker.ref_threshold = threshold;
+    }
     for (long long k = -(count / 10); k < count; k++) {    /* -n: timed repeats, after a tenth unmeasured */
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
-        rc = nxia_link_call_t(&link, argv[i], argv[i + 1], args, nargs, (const uint8_t (*)[16])tokens, ntokens, (int)timeout_ms, &r);
+        rc = call(argv[i], argv[i + 1], args, nargs, (const uint8_t (*)[16])tokens, ntokens, (int)timeout_ms, &r);
         clock_gettime(CLOCK_MONOTONIC, &b);
         if (rc)
             break;
@@ -248,9 +303,9 @@ int main(int argc, char **argv)
             return fflush(stdout) ? 3 : 0;
     }
     if (!count)
-        rc = nxia_link_call_t(&link, argv[i], argv[i + 1], args, nargs, (const uint8_t (*)[16])tokens, ntokens, (int)timeout_ms, &r);
+        rc = call(argv[i], argv[i + 1], args, nargs, (const uint8_t (*)[16])tokens, ntokens, (int)timeout_ms, &r);
     if (rc < 0)
-        fail(3, "%s", link.why);
+        fail(3, "%s", use_ring ? ring.why : broker.why);
     if (rc > 0) {
         fprintf(stderr, "nxia-call: %s: %.*s\n", nxia_gm_code_name(rc), (int)r.message_len, r.message ? (const char *)r.message : "");
         return 64 + (rc < 64 ? rc : 0);

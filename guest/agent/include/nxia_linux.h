@@ -149,6 +149,62 @@ int nxia_link_next(struct nxia_link *l, struct nxia_gm_frame *f, int timeout_ms)
 void nxia_link_close(struct nxia_link *l);
 
 
+/*
+ * Ring sessions (docs/gemini-protocol.md, "Ring sessions"): this process's calls carried over a
+ * pair of Portal SPSC rings (the ABI of nxia_portal.h) that it formats in a region the VM shows as
+ * device DAX, instead of through the broker's socket and the VM's vsock. It asks on a link of
+ * its own (host service "gemini", method "ring"; the manifest must allow out gemini.ring), so the
+ * broker vouches for it once and every call on the rings carries its identity; the session
+ * lasts while that link (the process) does, at most lifetime_ms. Layout at region offset
+ * `offset` (64-byte aligned, past the region's first 2 MiB): the 64-byte control block, the
+ * g2h ring (this process produces), the h2g ring: NXIA_RING_SESSION_SIZE(ring_cap) bytes.
+ *
+ * Waiting for an answer it spins 50 us on the h2g ring, then sets guest_sleeping in the control
+ * block and sleeps on the region's doorbell (nxia_region_wait), which the host rings after each
+ * frame while that flag is set; a region without a doorbell is polled with a back-off to 1 ms.
+ * The host polls the g2h ring the same way (a process has no doorbell to the host): while its
+ * receiver sleeps, a call waits up to about 1 ms to be seen. Not thread-safe: one per thread.
+ * Capability tokens belong to the broker's session and are not valid here.
+ */
+#define NXIA_RING_SESSION_CAP       65536u
+#define NXIA_RING_SESSION_CTL       64u
+#define NXIA_RING_SESSION_SIZE(cap) (NXIA_RING_SESSION_CTL + 2u * (NXIA_RING_DATA + (uint64_t)(cap)))
+
+struct nxia_ring_session {
+    struct nxia_link link;          /* the broker connection it was asked on; its end (the process's) ends the session */
+    struct nxia_region region;      /* the region the rings live in */
+    struct nxia_ring tx, rx;        /* g2h, h2g */
+    volatile uint32_t *ctl;         /* [0] host_sleeping (the host writes it), [1] guest_sleeping (this side) */
+    uint64_t ask_id;                /* the broker call that holds the session open */
+    uint64_t next_id, session;      /* call ids on the rings; the session's id (WELCOME) */
+    uint64_t bell_seen;             /* the doorbell count seen */
+    uint32_t max_frame;
+    int bell;                       /* the region has a doorbell: sleep on it, else poll with back-off */
+    int closed;
+    uint8_t *rxbuf, *txbuf;         /* max_frame bytes each */
+    char why[160];
+};
+
+/*
+ * Formats the rings (ring_cap data bytes each: a power of two, 4096 to 2^30; frames up to
+ * ring_cap / 2 - 4 bytes), asks the host for the session and waits for its WELCOME: 0, a Gemini
+ * error code (the host refused: s->why has its message), or -1 (s->why).
+ */
+int nxia_ring_session_open(struct nxia_ring_session *s, const char *peer, const char *region, uint64_t offset, uint32_t ring_cap,
+                           int lifetime_ms);
+
+/*
+ * Calls service.method over the rings and waits up to timeout_ms, as nxia_link_call does
+ * (byte arguments of s->link.ref_threshold bytes or more by reference into region gemini; the
+ * same returns; answer points into s->rxbuf until the next call). NXIA_GM_ECLOSED once the host
+ * ended the session (s->why says why).
+ */
+int nxia_ring_session_call(struct nxia_ring_session *s, const char *service, const char *method, const struct nxia_gm_value *args,
+                           unsigned nargs, int timeout_ms, struct nxia_gm_frame *answer);
+
+/* Says CLOSE on the rings, closes the link (the host lets go of the rings) and unmaps the region. */
+void nxia_ring_session_close(struct nxia_ring_session *s);
+
 /* The name of a Gemini error code ("DENIED"), or "ERROR" for an unknown one. */
 const char *nxia_gm_code_name(unsigned code);
 

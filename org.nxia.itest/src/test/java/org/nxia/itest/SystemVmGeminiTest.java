@@ -5,8 +5,12 @@ import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 
 import java.nio.charset.StandardCharsets;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HexFormat;
 import java.util.Hashtable;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicReference;
 
@@ -24,7 +28,10 @@ import org.nxia.gemini.api.GeminiSession;
 import org.nxia.lsm.policy.api.AuditEntry;
 import org.nxia.lsm.policy.api.CallPolicy;
 import org.nxia.lsm.policy.api.GuestProcess;
+import org.nxia.portal.api.Portals;
+import org.nxia.portal.api.Rights;
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.device.DeviceConfig;
 import org.ops4j.pax.exam.Configuration;
 import org.ops4j.pax.exam.Option;
 import org.ops4j.pax.exam.spi.reactors.ExamReactorStrategy;
@@ -36,7 +43,8 @@ import org.osgi.service.cm.ConfigurationAdmin;
 /**
  * Linux processes in the System VM call a host service through the agent's Gemini broker
  * (issue 13 §2): nxia-call from a shell, the caller's identity from the guest kernel, the
- * manifest deciding by it, the denial audited with the process.
+ * manifest deciding by it, the denial audited with the process; and a process's ring session:
+ * its calls over Portal rings of its own in a device-DAX region, by value and by reference.
  */
 @RunWith(HardwareVirtualizationRequirement.class)
 @HardwareVirtualizationRequirement.NeedsKernel
@@ -58,6 +66,9 @@ public class SystemVmGeminiTest {
     @Inject
     BundleContext context;
 
+    @Inject
+    Portals portals;
+
     @Configuration
     public Option[] config() {
         return NxiaOptions.platform();
@@ -66,6 +77,7 @@ public class SystemVmGeminiTest {
     /** The host service: upper-cases, and remembers which guest process asked. */
     public static final class Text {
         final AtomicReference<GuestProcess> caller = new AtomicReference<>();
+        final AtomicReference<String> digest = new AtomicReference<>();
 
         public String upper(CallContext c, String s) {
             caller.set(c.process().orElse(null));
@@ -75,6 +87,81 @@ public class SystemVmGeminiTest {
         public String lower(String s) {
             return s.toLowerCase(Locale.ROOT);
         }
+
+        /** SHA-256 of a byte argument, read where it lies (by reference: in region gemini). */
+        public String sha256(MemorySegment data) throws Exception {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            md.update(data.asByteBuffer());
+            digest.set(HexFormat.of().formatHex(md.digest()));
+            return digest.get();
+        }
+    }
+
+    static final long MIB = 1L << 20;
+
+    @Test
+    public void aProcessCallsOverPortalRingsOfItsOwnByValueAndByReference() throws Exception {
+        Text text = new Text();
+        Hashtable<String, Object> sp = new Hashtable<>();
+        sp.put(Gemini.SERVICE_PROPERTY, "itest");
+        ServiceRegistration<?> reg = context.registerService(Object.class.getName(), text, sp);
+        portals.create("itring", Portals.LINUX_DAX_OFFSET + 2 * MIB, "SystemVmGeminiTest", Rights.RW, null);
+        portals.create("gemini", Portals.LINUX_DAX_OFFSET + 130 * MIB, "SystemVmGeminiTest", Rights.RW, null);   // two 64 MiB blocks
+        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
+                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
+                .withName("sysvm-ring").withVcpus(1).withMemory(512L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
+                .withDevices(List.of(DeviceConfig.parse("portal:name=itring"), DeviceConfig.parse("virtio-pmem:region=itring,dax=true"),
+                        DeviceConfig.parse("portal:name=gemini"), DeviceConfig.parse("virtio-pmem:region=gemini,dax=true")));
+        try (Manifests m = Manifests.load(config, policy, "sysvm-ring",
+                "allow out gemini.ring caller=exe:/usr/bin/nxia-call\nallow out itest.* caller=uid:0 caller=exe:/usr/bin/nxia-call\n");
+             SystemVm svm = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT)) {
+            AgentSession s = svm.session();
+            String vm = svm.vm().id();
+            ExecResult up = s.exec("/usr/bin/nxia-call", "--ring", "itring", "itest", "upper", "over the ring");
+            assertEquals(up.stderrText(), 0, up.status().code());
+            assertEquals("OVER THE RING\n", up.stdoutText());
+            assertEquals("the call on the rings carries the process the broker vouched for", "/usr/bin/nxia-call", text.caller.get().exe());
+            awaitOnlyTheBrokersSession(vm);
+
+            ExecResult ring = s.exec("/usr/bin/nxia-call", "-n", "30", "--ring", "itring@0x300000", "itest", "upper", "x");
+            assertEquals(ring.stderrText(), 0, ring.status().code());
+            ExecResult broker = s.exec("/usr/bin/nxia-call", "-n", "30", "itest", "upper", "x");
+            assertEquals(broker.stderrText(), 0, broker.status().code());
+
+            // 64 MiB by reference over the ring, timed in the guest (-n 1: the call alone), checksummed on both sides
+            ExecResult ref = s.exec("/bin/busybox", "sh", "-c", "head -c 67108864 /dev/urandom > /tmp/arg && /bin/busybox sha256sum /tmp/arg"
+                    + " && /usr/bin/nxia-call -t 600 -n 1 -m ref --ring itring itest sha256 @/tmp/arg && rm /tmp/arg");
+            assertEquals(ref.stderrText(), 0, ref.status().code());
+            List<String> lines = ref.stdoutText().lines().toList();
+            assertEquals(ref.stdoutText(), 2, lines.size());
+            assertEquals("64 MiB by reference over the ring: the host's digest is the guest's", lines.get(0).split(" ")[0], text.digest.get());
+            double mibs = 64 / (Long.parseLong(lines.get(1).strip()) / 1e9);
+
+            ExecResult misplaced = s.exec("/usr/bin/nxia-call", "--ring", "itring@0x1000", "itest", "upper", "x");
+            assertEquals(misplaced.stderrText(), 3, misplaced.status().code());
+            awaitOnlyTheBrokersSession(vm);
+            System.out.println("SystemVmGeminiTest ring session (emulated, QEMU TCG): null call p50 " + p50us(ring.stdoutText())
+                    + " us over the ring, " + p50us(broker.stdoutText()) + " us through the broker; 64 MiB by reference over the ring: "
+                    + String.format(Locale.ROOT, "%.1f MiB/s (the host hashing it)", mibs));
+        } finally {
+            reg.unregister();
+            portals.delete("itring");
+            portals.delete("gemini");
+        }
+    }
+
+    /** The VM's only session is its broker's again: each ring session ended with its process. */
+    private void awaitOnlyTheBrokersSession(String vm) throws InterruptedException {
+        long end = System.nanoTime() + 10_000_000_000L;
+        while (gemini.sessions().stream().filter(x -> vm.equals(x.vmId())).count() != 1) {
+            assertTrue("the ring sessions end with their processes", System.nanoTime() < end);
+            Thread.sleep(20);
+        }
+    }
+
+    private static String p50us(String samples) {
+        long[] ns = samples.lines().mapToLong(Long::parseLong).sorted().toArray();
+        return String.format(Locale.ROOT, "%.1f", ns[(ns.length - 1) / 2] / 1e3);
     }
 
     @Test

@@ -17,6 +17,7 @@ import org.nxia.gemini.api.Gemini;
 import org.nxia.gemini.api.GeminiSession;
 import org.nxia.gemini.api.Transport;
 import org.nxia.lsm.policy.api.CallPolicy;
+import org.nxia.lsm.policy.api.GuestProcess;
 import org.osgi.framework.BundleContext;
 import org.osgi.framework.Constants;
 import org.osgi.framework.Filter;
@@ -101,6 +102,20 @@ public final class GeminiImpl implements Gemini {
         this.services = mapServices();
     }
 
+    /**
+     * Adds a host service of this bundle's own that needs this core (SystemVmRings): registered
+     * through the service registry it would be tracked while this core activates, a cycle.
+     * Callable as if registered under its class.
+     */
+    GeminiImpl addBuiltin(String name, Object service) {
+        byName.put(name, new Entry(name, Values.Exported.of(service, List.of(service.getClass().getName())), Set.of()));
+        return this;
+    }
+
+    void removeBuiltin(String name, Object service) {
+        byName.computeIfPresent(name, (n, e) -> e.exported().service() == service ? null : e);
+    }
+
     private static long threshold() {
         String p = System.getProperty(THRESHOLD_PROPERTY);
         if (p == null || p.isBlank()) {
@@ -172,15 +187,28 @@ public final class GeminiImpl implements Gemini {
 
     /** {@code onClosed} runs once when the session closes, after it is forgotten here. */
     Session openSession(Transport transport, String profile, String vmId, boolean broker, Runnable onClosed) {
+        return openSession(transport, profile, vmId, broker, null, onClosed);
+    }
+
+    /**
+     * A session of one System VM process over rings it formatted (SystemVmRings): under the VM's
+     * manifest, every call carrying {@code owner}'s identity. It is not the VM's session (that
+     * stays its broker's: {@link #sessionOfVm}), so a VM may hold several.
+     */
+    Session openProcessSession(Transport transport, String profile, String vmId, GuestProcess owner, Runnable onClosed) {
+        return openSession(transport, profile, vmId, false, java.util.Objects.requireNonNull(owner), onClosed);
+    }
+
+    private Session openSession(Transport transport, String profile, String vmId, boolean broker, GuestProcess owner, Runnable onClosed) {
         long id = ids.incrementAndGet();
-        Session s = new Session(id, transport, profile, vmId, new HostHandler(policy, services, tokens, broker, closed -> {
+        Session s = new Session(id, transport, profile, vmId, new HostHandler(policy, services, tokens, broker, owner, closed -> {
             sessions.remove(id);
             if (vmId != null) {
                 byVm.remove(vmId, closed);
             }
             onClosed.run();
         }), tokens, true, timer, referenceThreshold);
-        if (vmId != null && byVm.putIfAbsent(vmId, s) != null) {
+        if (vmId != null && owner == null && byVm.putIfAbsent(vmId, s) != null) {
             transport.close(); // its threads (a stream's reader and writer) end with it
             throw new IllegalStateException(vmId + " already has a Gemini session");
         }

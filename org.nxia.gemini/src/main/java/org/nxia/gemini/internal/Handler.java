@@ -1,6 +1,7 @@
 package org.nxia.gemini.internal;
 
 import org.nxia.gemini.api.GeminiException;
+import org.nxia.lsm.policy.api.GuestProcess;
 
 /** What a session does with the peer's calls and its own outgoing ones. */
 interface Handler {
@@ -23,6 +24,15 @@ interface Handler {
      */
     default boolean takesCallerIdentities() {
         return false;
+    }
+
+    /**
+     * The one System VM process the whole session belongs to (a process's ring session), whose
+     * identity every call of the session carries as a broker's CALL names its own; null for
+     * every other session.
+     */
+    default GuestProcess owner() {
+        return null;
     }
 
     /** The session closed (tokens are revoked here). */

@@ -11,6 +11,7 @@ import org.nxia.gemini.api.TokenInfo;
 import org.nxia.lsm.policy.api.CallPolicy;
 import org.nxia.lsm.policy.api.CallRequest;
 import org.nxia.lsm.policy.api.Decision;
+import org.nxia.lsm.policy.api.GuestProcess;
 
 /**
  * The host's side of every session: each incoming call is checked by the
@@ -33,9 +34,16 @@ final class HostHandler implements Handler {
     private final Services services;
     private final Tokens tokens;
     private final Consumer<Session> onClose;
+    private final GuestProcess owner;
 
     HostHandler(CallPolicy policy, Services services, Tokens tokens, boolean broker, Consumer<Session> onClose) {
+        this(policy, services, tokens, broker, null, onClose);
+    }
+
+    /** {@code owner}: the System VM process a ring session belongs to, or null. */
+    HostHandler(CallPolicy policy, Services services, Tokens tokens, boolean broker, GuestProcess owner, Consumer<Session> onClose) {
         this.policy = policy;
+        this.owner = owner;
         this.broker = broker;
         this.services = services;
         this.tokens = tokens;
@@ -58,7 +66,7 @@ final class HostHandler implements Handler {
         Values.Exported service = services.find(call.service());
         CallRequest request = new CallRequest(session.profile(), session.id(), session.vmId(), guestCaller(session),
                 CallRequest.Direction.GUEST_TO_HOST, call.service(), call.method(),
-                service != null && services.catastrophic(call.service(), call.method()), call.process());
+                service != null && services.catastrophic(call.service(), call.method()), context.process().orElse(null));
         Decision d = policy.check(request);
         if (!d.allowed()) {
             throw new GeminiException(d.rateLimited() ? ErrorCode.RATE_LIMITED : ErrorCode.DENIED, d.reason());
@@ -97,6 +105,11 @@ final class HostHandler implements Handler {
     @Override
     public boolean takesCallerIdentities() {
         return broker;
+    }
+
+    @Override
+    public GuestProcess owner() {
+        return owner;
     }
 
     @Override

@@ -30,6 +30,7 @@ final class RingTransport implements Transport {
     private final MemorySegment ctl;
     private final Supplier<String> peerState;
     private final int maxFrame;
+    private final Runnable doorbell;
     private byte[] lastBuffer;
     private MemorySegment lastSegment;
     private boolean dead;
@@ -39,6 +40,16 @@ final class RingTransport implements Transport {
      * @param peerState why the peer cannot take part any more (its VM stopped), or null while it can
      */
     RingTransport(Ring rx, Ring tx, MemorySegment ctl, Supplier<String> peerState) {
+        this(rx, tx, ctl, peerState, null);
+    }
+
+    /**
+     * @param doorbell wakes a peer that can sleep (a System VM process: its region's interrupt),
+     *                 run after a send while the peer's {@code guest_sleeping} word (control block
+     *                 offset 4) is set; null for a peer that polls (a micro-VM)
+     */
+    RingTransport(Ring rx, Ring tx, MemorySegment ctl, Supplier<String> peerState, Runnable doorbell) {
+        this.doorbell = doorbell;
         this.rx = rx;
         this.tx = tx;
         this.ctl = ctl;
@@ -49,6 +60,9 @@ final class RingTransport implements Transport {
         // with huge rings from making the host hold that much heap (the guest learns it from WELCOME).
         this.maxFrame = (int) Math.min(Math.min(this.rx.capacity(), this.tx.capacity()) / 2 - 4, MAX_FRAME);
     }
+
+    /** Control block offset of the peer's sleeping flag (its own to write), read only when there is a doorbell. */
+    static final long GUEST_SLEEPING = 4;
 
     /** The largest frame on any ring pair: a 64 MiB argument by copy and its call header fit. */
     static final int MAX_FRAME = (64 << 20) + (64 << 10);
@@ -65,7 +79,16 @@ final class RingTransport implements Transport {
             return false;
         }
         try {
-            return tx.offer(MemorySegment.ofArray(frame).asSlice(0, length));
+            if (!tx.offer(MemorySegment.ofArray(frame).asSlice(0, length))) {
+                return false;
+            }
+            if (doorbell != null) {
+                VarHandle.fullFence(); // pairs with the peer's fence between setting guest_sleeping and its last look at the ring
+                if ((int) INT.getVolatile(ctl, GUEST_SLEEPING) != 0) {
+                    doorbell.run();
+                }
+            }
+            return true;
         } catch (PortalException e) {
             throw new GeminiException(ErrorCode.BAD_FRAME, "the peer corrupted its ring: " + e.getMessage());
         }

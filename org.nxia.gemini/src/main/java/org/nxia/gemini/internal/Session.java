@@ -244,8 +244,9 @@ final class Session implements GeminiSession {
             trySend(new Wire.Error(c.id(), ErrorCode.BAD_FRAME, "this session is no System VM broker's: a CALL may not name a caller process"));
             return;
         }
-        if (c.process() != null) {
-            String who = "uid " + c.process().uid() + " " + (c.process().exe().isEmpty() ? "?" : c.process().exe());
+        GuestProcess caller = c.process() != null ? c.process() : handler.owner();
+        if (caller != null) {
+            String who = "uid " + caller.uid() + " " + (caller.exe().isEmpty() ? "?" : caller.exe());
             synchronized (callers) {
                 callers.merge(who, 1L, Long::sum);
             }
@@ -582,6 +583,11 @@ final class Session implements GeminiSession {
         references = arena;
     }
 
+    /** The block arena references live in, or null: a process's ring session shares its broker session's. */
+    PortalArena referenceArena() {
+        return references;
+    }
+
     @Override
     public Optional<String> referenceRegion() {
         return Optional.ofNullable(referenceRegion);
@@ -797,7 +803,7 @@ final class Session implements GeminiSession {
 
         @Override
         public Optional<GuestProcess> process() {
-            return Optional.ofNullable(call.process());
+            return Optional.ofNullable(call.process() != null ? call.process() : handler.owner());
         }
 
         @Override

@@ -122,6 +122,9 @@ class GeminiBrokerTest {
     private final Text text = new Text();
     private final PolicyService policy = new PolicyService();
     private GeminiImpl gemini;
+    private SystemVmRings rings;
+    /** The regions the VM maps, as the ring sessions see them. */
+    private final Map<String, MemorySegment> mappedRegions = new java.util.concurrent.ConcurrentHashMap<>();
     private SystemVmBrokers.Listener listener;
     private Process agent;
     private Path broker;
@@ -138,6 +141,7 @@ class GeminiBrokerTest {
         Hashtable<String, Object> config = new Hashtable<>();
         config.put("manifest", "profile sys\n"
                 + "allow out digest.*\n"
+                + "allow out gemini.ring\n"
                 + "allow out vault.*\n"
                 + "allow in sum.*\n"
                 + "allow out text.upper caller=uid:" + uid() + "\n"
@@ -147,6 +151,17 @@ class GeminiBrokerTest {
                 + "allow in slow.*\n");
         policy.updated("m", config);
         gemini = new GeminiImpl(policy, Map.of("text", text, "digest", digest, "vault", new Vault()), Map.of());
+        rings = new SystemVmRings(gemini, new Structures(), new SystemVmRings.Regions() {
+            @Override
+            public MemorySegment mapped(String vmId, String name) {
+                return vmId.equals("vm-linux") ? mappedRegions.get(name) : null;
+            }
+
+            @Override
+            public void ring(String vmId, String name) {
+                // a file-backed region has no doorbell: the process polls
+            }
+        });
         Path hostSocket = dir.resolve("host.sock");
         // as for a running System VM, whose region "gemini" (a file here, as a file-backed region) holds its reference arena
         regionFile = dir.resolve("gemini.img");
@@ -249,6 +264,58 @@ class GeminiBrokerTest {
             assertEquals(0, demo.exitValue());
         } finally {
             demo.destroyForcibly();
+        }
+    }
+
+    @Test
+    void aProcessCallsOverPortalRingsOfItsOwnUnderItsIdentityAndTheSessionEndsWithIt() throws Exception {
+        // region "rings": a file, as the host maps a file-backed region; libnxia maps it from 2 MiB on, as Linux shows device DAX
+        Path ringsFile = dir.resolve("rings.img");
+        try (FileChannel ch = FileChannel.open(ringsFile, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            mappedRegions.put("rings", ch.map(FileChannel.MapMode.READ_WRITE, 0, Portals.LINUX_DAX_OFFSET + (1 << 20), regionArena));
+        }
+        mappedRegions.put("gemini", region);
+        Files.createSymbolicLink(regions.resolve("rings"), ringsFile);
+        Files.createSymbolicLink(regions.resolve("gemini"), regionFile);
+
+        Run r = nxiaCall("--ring", "rings", "text", "upper", "over the ring");
+        assertEquals(0, r.status(), r.err() + log());
+        assertEquals("OVER THE RING\n", r.out());
+        GuestProcess who = text.lastCaller.get();
+        assertEquals(new GuestProcess(uid(), who.gid(), r.pid(), nxiaCall.toString()), who,
+                "a call on the rings carries the identity the broker took from the kernel when the process asked");
+        waitUntil(() -> rings.sessionsOf("vm-linux") == 0);
+        assertEquals(1, gemini.sessions().size(), "the ring session ended with its process; the broker's stays");
+
+        Run timed = nxiaCall("-n", "50", "--ring", "rings@0x240000", "text", "upper", "x");
+        assertEquals(0, timed.status(), timed.err());
+        assertEquals(50, timed.out().lines().count(), timed.out());
+
+        byte[] big = new byte[(int) BLOCK - 7];
+        new java.util.Random(6).nextBytes(big);
+        Path file = Files.write(dir.resolve("big"), big);
+        Run ref = nxiaCall("--ring", "rings", "digest", "sha256", "@" + file);
+        assertEquals(0, ref.status(), ref.err() + log());
+        assertEquals(HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(big)) + "\n", ref.out());
+        assertTrue(digest.inRegion.get(), "1 MiB crossed the ring session as a reference into region gemini");
+
+        Run misplaced = nxiaCall("--ring", "rings@1M", "text", "upper", "x");
+        assertEquals(3, misplaced.status(), misplaced.err());
+        assertTrue(misplaced.err().contains("do not fit the region"), misplaced.err());
+        mappedRegions.remove("rings");
+        Run unmapped = nxiaCall("--ring", "rings", "text", "upper", "x");
+        assertEquals(64 + ErrorCode.BAD_ARGS.wire(), unmapped.status(), unmapped.err());
+        assertTrue(unmapped.err().contains("does not map region rings"), unmapped.err());
+        Run tokens = nxiaCall("--ring", "rings", "-T", "00112233445566778899aabbccddeeff", "vault", "read");
+        assertEquals(2, tokens.status(), tokens.err());
+        waitUntil(() -> rings.sessionsOf("vm-linux") == 0 && gemini.sessions().size() == 1);
+    }
+
+    private static void waitUntil(java.util.function.BooleanSupplier done) throws InterruptedException {
+        long end = System.nanoTime() + 5_000_000_000L;
+        while (!done.getAsBoolean()) {
+            assertTrue(System.nanoTime() < end, "not within 5 s");
+            Thread.sleep(5);
         }
     }
 

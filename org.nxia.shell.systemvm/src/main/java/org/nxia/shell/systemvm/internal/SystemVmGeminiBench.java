@@ -35,11 +35,14 @@ import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
 
 /**
- * {@code bench:sysgemini}: Gemini with a Linux process in the System VM, through the agent's broker.
- * Null call round trips L→H ({@code nxia-call -n}, timed in the guest) and H→L (the host's session
+ * {@code bench:sysgemini}: Gemini with a Linux process in the System VM, through the agent's broker
+ * and over a ring session (Portal rings of the process's own in region {@value #RINGS}, docs/gemini-protocol.md).
+ * Null call round trips L→H ({@code nxia-call -n}, timed in the guest; through the broker and with
+ * {@code --ring}) and H→L (the host's session
  * to {@code nxia-serve -e}, timed on the host) against a Unix-socket round trip between two host
  * processes with the same payload (guest/floor/uds-rtt.c); then byte arguments of 4 KiB to 64 MiB
- * each way, copied (while a frame holds them) and by reference into region {@value #REGION}, the
+ * each way, copied (while a frame holds them) and by reference into region {@value #REGION} (L→H
+ * also over the ring session), the
  * callee reading every byte in both cases, against a host {@code memcpy} of the same size; and the
  * crossover. Every figure is the median of its samples, all measured in this run. Needs hardware
  * virtualization; elsewhere it says why it did not run.
@@ -47,12 +50,15 @@ import org.osgi.service.component.annotations.Reference;
 @Component(service = SystemVmGeminiBench.class, property = {"osgi.command.scope=bench", "osgi.command.function=sysgemini"})
 public final class SystemVmGeminiBench {
 
+    static final long MIB = 1L << 20;
     static final String PROFILE = "gemini-bench-linux";
     static final String SERVICE = "benchl";
     static final String REGION = "gemini";
+    /** The region the Linux process's ring session lives in: Linux's 2 MiB and 2 MiB for the rings. */
+    static final String RINGS = "rings";
+    static final long RINGS_BYTES = Portals.LINUX_DAX_OFFSET + 2 * MIB;
     /** A null call's CALL frame is about this size; the floor moves the same each way. */
     static final int PAYLOAD = 48;
-    static final long MIB = 1L << 20;
     /** Two 64 MiB blocks past Linux's 2 MiB (and the arena's header). */
     static final long REGION_BYTES = Portals.LINUX_DAX_OFFSET + 2 * 64 * MIB + 2 * MIB;
     static final long[] SIZES = {4 << 10, 16 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20};
@@ -103,8 +109,8 @@ public final class SystemVmGeminiBench {
 
     private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
 
-    /** One argument size: median nanoseconds a call, each way, copied and by reference (0: not measured). */
-    record SizeRow(long bytes, double l2hCopy, double l2hRef, double h2lCopy, double h2lRef, double memcpy) {
+    /** One argument size: median nanoseconds a call, each way, copied and by reference, L→H by reference over the ring too (0: not measured). */
+    record SizeRow(long bytes, double l2hCopy, double l2hRef, double l2hRing, double h2lCopy, double h2lRef, double memcpy) {
     }
 
     @Descriptor("Gemini with a Linux process in the System VM: null call RTT each way against a host Unix-socket round trip,"
@@ -127,27 +133,33 @@ public final class SystemVmGeminiBench {
             return "bench sysgemini: not run: no Gemini service here (the System VM node's assembly leaves Gemini out; the full platform has it)";
         }
         Path floor = floorBinary();
-        if (portals.find(REGION).isPresent()) {
-            throw new IllegalStateException("a Portal region named " + REGION + " exists already; the bench makes its own");
+        for (String r : List.of(REGION, RINGS)) {
+            if (portals.find(r).isPresent()) {
+                throw new IllegalStateException("a Portal region named " + r + " exists already; the bench makes its own");
+            }
         }
         portals.create(REGION, REGION_BYTES, "bench:sysgemini", Rights.RW, null);
+        portals.create(RINGS, RINGS_BYTES, "bench:sysgemini", Rights.RW, null);
         LinuxProfile profile = LinuxProfile.of(SystemVmBenchCommands.image(kernel, "bzImage"), SystemVmBenchCommands.image(initrd,
                         "initramfs.cpio.gz")).withName(PROFILE).withVcpus(1).withMemory(512L << 20).withTimeout(Duration.ofMinutes(30))
-                .withDevices(List.of(DeviceConfig.parse("portal:name=" + REGION), DeviceConfig.parse("virtio-pmem:region=" + REGION + ",dax=true")));
+                .withDevices(List.of(DeviceConfig.parse("portal:name=" + REGION), DeviceConfig.parse("virtio-pmem:region=" + REGION + ",dax=true"),
+                        DeviceConfig.parse("portal:name=" + RINGS), DeviceConfig.parse("virtio-pmem:region=" + RINGS + ",dax=true")));
         Hashtable<String, Object> sp = new Hashtable<>();
         sp.put("gemini.service", SERVICE);   // Gemini.SERVICE_PROPERTY, by value: see GeminiHostSide
         ServiceRegistration<?> reg = context.registerService(Object.class.getName(), new Bench(), sp);
         Configuration manifest = config.createFactoryConfiguration("org.nxia.lsm.policy.manifest", "?");
         Hashtable<String, Object> mp = new Hashtable<>();
-        mp.put("manifest", "profile " + PROFILE + "\nallow out " + SERVICE + ".*\nallow in " + SERVICE + ".*\n");
+        mp.put("manifest", "profile " + PROFILE + "\nallow out " + SERVICE + ".*\nallow in " + SERVICE + ".*\nallow out gemini.ring\n");
         manifest.update(mp);
         long[] out;
+        long[] ring;
         long[] in = new long[calls];
         List<SizeRow> rows = new ArrayList<>();
         try (SystemVm svm = systemVms.boot(profile, SystemVmBenchCommands.READY_LIMIT)) {
             AgentSession s = svm.session();
             Thread.sleep(500); // ConfigAdmin delivers the manifest asynchronously
             out = samples(guest(s, "nxia-call -t 30 -n " + calls + " " + SERVICE + " nop"), calls, "nxia-call -n");
+            ring = samples(guest(s, "nxia-call -t 30 -n " + calls + " --ring " + RINGS + " " + SERVICE + " nop"), calls, "nxia-call -n --ring");
             guest(s, "(nxia-serve -e " + SERVICE + " echo > /tmp/echo.log 2>&1 &); (nxia-serve -s " + SERVICE + " sum > /tmp/sum.log 2>&1 &);"
                     + " i=0; until grep -q serving /tmp/echo.log && grep -q serving /tmp/sum.log; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.05; done");
             HostSide host = GeminiHostSide.open(context.getService(geminiRef), svm.vm().id());
@@ -166,13 +178,14 @@ public final class SystemVmGeminiBench {
             reg.unregister();
             manifest.delete();
             portals.delete(REGION);
+            portals.delete(RINGS);
         }
         Process p = new ProcessBuilder(floor.toString(), Integer.toString(calls), Integer.toString(PAYLOAD)).start();
         String floorOut = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         if (p.waitFor() != 0) {
             throw new IOException(floor + " failed: " + new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8));
         }
-        return table(out, in, samples(floorOut, calls, "uds-rtt"), calls, vms.hypervisor().flavour().label()) + "\n" + sizeTable(rows);
+        return table(out, ring, in, samples(floorOut, calls, "uds-rtt"), calls, vms.hypervisor().flavour().label()) + "\n" + sizeTable(rows);
     }
 
     /** Calls a size takes: enough to move ~256 MiB, 3 to 50. */
@@ -194,13 +207,14 @@ public final class SystemVmGeminiBench {
         guest(s, "head -c " + size + " /dev/urandom > " + file);
         double l2hCopy = size <= COPY_MAX ? median(samples(guest(s, "nxia-call -t 120 -m copy -n " + n + " " + SERVICE + " sum @" + file), n, "copy")) : 0;
         double l2hRef = median(samples(guest(s, "nxia-call -t 120 -m ref -n " + n + " " + SERVICE + " sum @" + file), n, "ref"));
+        double l2hRing = median(samples(guest(s, "nxia-call -t 120 -m ref -n " + n + " --ring " + RINGS + " " + SERVICE + " sum @" + file), n, "ref, ring"));
         guest(s, "rm " + file);
         byte[] data = new byte[(int) size];
         new Random(size).nextBytes(data);
         long expected = byteSum(MemorySegment.ofArray(data));
         double h2lCopy = size <= COPY_MAX ? timeHostCalls(session, data, false, n, expected) : 0;
         double h2lRef = timeHostCalls(session, data, true, n, expected);
-        return new SizeRow(size, l2hCopy, l2hRef, h2lCopy, h2lRef, memcpy(size, n));
+        return new SizeRow(size, l2hCopy, l2hRef, l2hRing, h2lCopy, h2lRef, memcpy(size, n));
     }
 
     private static double timeHostCalls(HostSide session, byte[] data, boolean byReference, int n, long expected) throws IOException {
@@ -247,14 +261,16 @@ public final class SystemVmGeminiBench {
     }
 
     /** The null-call table: one row per side, p50/p99 in µs, and each VM side's p50 over the floor's (≤ 1 is better; goal ≤ 3). */
-    static String table(long[] lToH, long[] hToL, long[] floor, int calls, String host) {
+    static String table(long[] lToH, long[] lToHRing, long[] hToL, long[] floor, int calls, String host) {
         double f50 = Percentiles.nearestRankUnsorted(floor, 50);
         StringBuilder s = new StringBuilder(String.format(
-                "Gemini null call round trips with a Linux process in the System VM, through the agent's broker (%d calls a side,%n"
+                "Gemini null call round trips with a Linux process in the System VM, through the agent's broker and over%n"
+                        + "Portal rings of its own (a ring session) (%d calls a side,%n"
                         + "a tenth more unmeasured first; %s), against a %d-byte round trip over a Unix socket between two host%n"
                         + "processes (the floor), same run%n", calls, host, PAYLOAD));
         s.append(String.format("  %-52s %10s %10s %12s%n", "", "p50 us", "p99 us", "p50 / floor"));
         s.append(row("L->H: nxia-call -n in the guest, timed there", lToH, f50));
+        s.append(row("L->H: nxia-call -n --ring (Portal rings), timed there", lToHRing, f50));
         s.append(row("H->L: host session to nxia-serve -e, timed on host", hToL, f50));
         s.append(row("floor: host Unix socket, two processes", floor, f50));
         s.append(String.format("  %-52s %s%n", "(p50 / floor: <= 1 is better; goal <= 3 on hardware KVM)", ""));
@@ -275,14 +291,16 @@ public final class SystemVmGeminiBench {
     static String sizeTable(List<SizeRow> rows) {
         StringBuilder s = new StringBuilder(String.format(
                 "Byte arguments through the broker, MiB/s (median call; the callee reads every byte), copied while a frame holds%n"
-                        + "them (%d KiB) and by reference into region %s, against a host memcpy of the same size, same run%n",
+                        + "them (%d KiB) and by reference into region %s (L->H also by reference over a ring session), against a%n"
+                        + "host memcpy of the same size, same run%n",
                 COPY_MAX >> 10, REGION));
-        s.append(String.format("  %-8s %10s %10s %10s %10s %12s %14s%n", "size", "L->H copy", "L->H ref", "H->L copy", "H->L ref",
-                "host memcpy", "ref / memcpy"));
+        s.append(String.format("  %-8s %10s %10s %10s %10s %10s %12s %14s%n", "size", "L->H copy", "L->H ref", "L->H ring", "H->L copy",
+                "H->L ref", "host memcpy", "ref / memcpy"));
         for (SizeRow r : rows) {
-            double best = Math.max(rate(r.bytes(), r.l2hRef()), rate(r.bytes(), r.h2lRef()));
-            s.append(String.format("  %-8s %10s %10s %10s %10s %12s %14s%n", size(r.bytes()), mibs(r.bytes(), r.l2hCopy()),
-                    mibs(r.bytes(), r.l2hRef()), mibs(r.bytes(), r.h2lCopy()), mibs(r.bytes(), r.h2lRef()), mibs(r.bytes(), r.memcpy()),
+            double best = Math.max(Math.max(rate(r.bytes(), r.l2hRef()), rate(r.bytes(), r.l2hRing())), rate(r.bytes(), r.h2lRef()));
+            s.append(String.format("  %-8s %10s %10s %10s %10s %10s %12s %14s%n", size(r.bytes()), mibs(r.bytes(), r.l2hCopy()),
+                    mibs(r.bytes(), r.l2hRef()), mibs(r.bytes(), r.l2hRing()), mibs(r.bytes(), r.h2lCopy()), mibs(r.bytes(), r.h2lRef()),
+                    mibs(r.bytes(), r.memcpy()),
                     BenchStats.fmtRatio(best / rate(r.bytes(), r.memcpy()))));
         }
         s.append(String.format("  crossover (reference at least as fast as copy): L->H %s, H->L %s%n",
