@@ -137,6 +137,10 @@ public final class SystemVmRings {
         if (!region.matches(Portals.NAME_PATTERN)) {
             throw refused("'" + region + "' is no region name");
         }
+        if (broker.referenceRegion().filter(region::equals).isPresent()) {
+            // its block arena is every process's and the host's: rings there could overwrite blocks in use
+            throw refused("region " + region + " holds the VM's reference arena: put the rings in a region of their own");
+        }
         if (lifetimeMs < 1 || lifetimeMs > MAX_LIFETIME_MS) {
             throw refused("lifetime " + lifetimeMs + " ms: give 1 to " + MAX_LIFETIME_MS);
         }

@@ -172,6 +172,9 @@ class SystemVmRingsTest {
         MemorySegment room = arena.allocate(64 << 10, 4096);
         PortalArena refs = new Structures().formatArena(room, 16 << 10);
         broker.bindReferenceRegion("gemini", refs);
+        long b = Portals.LINUX_DAX_OFFSET;
+        ask(P1000, "gemini", b + 64, RING, b + 64 + RING, RING, b, 1000);
+        assertTrue(SessionEdgeTest.next(agent).contains("holds the VM's reference arena"), "no rings over the arena every process shares");
         Session p = open(0, P1000);
         Ref r = refs.allocate(10_000);
         refs.deref(r).fill((byte) 3);
