@@ -18,7 +18,8 @@ log() { echo "kvm-rig: $*" >&2; }
 
 # The kernel the linux-image-amd64 metapackage points at (any version with kvm_amd works).
 pkg=$( { apt-cache depends linux-image-amd64 2>/dev/null || true; } | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1)
-[ -n "$pkg" ] || { apt-get update -qq >&2; pkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1); }
+[ -n "$pkg" ] || { log "Debian's package lists do not name linux-image-amd64's kernel: apt-get update"; apt-get update -qq >&2
+  pkg=$( { apt-cache depends linux-image-amd64 || true; } | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1); }
 [ -n "$pkg" ] || { log "cannot find Debian's linux-image-amd64 kernel package"; exit 1; }
 kver=${pkg#linux-image-}
 # The suffix names the initramfs layout: bump it when this script changes what it builds.
