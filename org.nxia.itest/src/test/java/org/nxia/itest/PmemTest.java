@@ -214,10 +214,13 @@ public class PmemTest {
         return r;
     }
 
-    /** The guest's count for IRQ {@code gsi} in /proc/interrupts (summed over CPUs). */
+    /**
+     * The guest's count for IO-APIC pin {@code gsi} in /proc/interrupts (summed over CPUs), found by
+     * its pin: Linux numbers the IRQ itself as the GSI without ACPI, and from 24 on with it.
+     */
     private static long interrupts(AgentSession s, int gsi) throws IOException {
         String text = sh(s, "cat /proc/interrupts").stdoutText();
-        Matcher m = Pattern.compile("(?m)^\\s*" + gsi + ":((?:\\s+\\d+)+)").matcher(text);
+        Matcher m = Pattern.compile("(?m)^\\s*\\d+:((?:\\s+\\d+)+)\\s+IO-APIC\\s+" + gsi + "-").matcher(text);
         if (!m.find()) {
             fail("no IRQ " + gsi + " in the guest's /proc/interrupts:\n" + text);
         }
