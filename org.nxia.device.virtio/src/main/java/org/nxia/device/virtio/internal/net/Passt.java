@@ -145,6 +145,12 @@ final class Passt implements NetBackend {
                         : "passt exited with status " + p.exitValue() + " at start" + logTail();
             }
             channel.configureBlocking(false);
+            // WHY: a new passt knows not the guest's MAC and sends to broadcast, which the guest's TCP
+            // drops: tell it first (64 bytes on an empty socket are taken whole or not at all)
+            ByteBuffer hello = ByteBuffer.allocate(4 + VirtioNet.ANNOUNCEMENT).putInt(VirtioNet.ANNOUNCEMENT).put(net.announcement()).flip();
+            if (channel.write(hello) != hello.limit()) {
+                return "passt did not take the " + hello.limit() + "-byte frame that gives it the guest's MAC";
+            }
             SelectionKey key = channel.register(sel, SelectionKey.OP_READ);
             selector = sel;
             in.clear();

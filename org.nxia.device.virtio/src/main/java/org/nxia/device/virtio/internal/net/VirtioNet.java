@@ -66,6 +66,8 @@ final class VirtioNet implements VirtioBackend {
     private long rxDropped;
     private long txDropped;
     private long txStalls;
+    /** The unicast source MAC of the guest's last frame (48 bits), or -1 before its first: see {@link #announcement}. */
+    private volatile long guestMac = -1;
     /** Transmit chains wait for a {@link TxFrames} buffer: the writer calls {@link #process} when it frees one. */
     private volatile boolean txWaiting;
     private String lastDrop = "";
@@ -297,6 +299,13 @@ final class VirtioNet implements VirtioBackend {
                     b.position(b.position() + (int) (len - from));
                 }
             }
+            long source = 0;
+            for (int i = 0; i < 6; i++) {
+                source = (source << 8) | (b.get(4 + 6 + i) & 0xff);
+            }
+            if ((source & (1L << 40)) == 0) {
+                guestMac = source;   // unicast: a multicast source is not an address to send to
+            }
             tx.submit(b.flip());
             txQueue.pushUsed(c.head(), 0);
             txFrames++;
@@ -311,6 +320,30 @@ final class VirtioNet implements VirtioBackend {
             txDropped++;
         }
         lastDrop = why;
+    }
+
+    /** Bytes in an {@link #announcement}: the shortest Ethernet frame without its FCS. */
+    static final int ANNOUNCEMENT = 60;
+    /** IEEE 802 local experimental EtherType 1: a frame no one acts on. */
+    static final int ETHERTYPE_LOCAL = 0x88b5;
+
+    /**
+     * A frame from the guest's MAC (its last frame's source, else the configured one) for a
+     * backend that learns where the guest is from what it sends: passt addresses the guest by
+     * the source of the last frame it read, and until then by ff:ff:ff:ff:ff:ff, which Linux's
+     * TCP drops (a SYN to a forwarded port went unanswered after every passt restart). Broadcast,
+     * with a local experimental EtherType and zeros, so passt and anything else ignore it.
+     */
+    byte[] announcement() {
+        byte[] f = new byte[ANNOUNCEMENT];
+        java.util.Arrays.fill(f, 0, 6, (byte) 0xff);
+        long m = guestMac;
+        for (int i = 0; i < 6; i++) {
+            f[6 + i] = m < 0 ? mac[i] : (byte) (m >>> (8 * (5 - i)));
+        }
+        f[12] = (byte) (ETHERTYPE_LOCAL >>> 8);
+        f[13] = (byte) ETHERTYPE_LOCAL;
+        return f;
     }
 
     /** Whether transmit chains wait for a buffer (read by the writer without the lock). */

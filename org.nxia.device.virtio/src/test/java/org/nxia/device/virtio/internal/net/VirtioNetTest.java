@@ -257,6 +257,27 @@ class VirtioNetTest {
         assertEquals(0, u.length());
     }
 
+    /** The frame that tells a new passt where the guest is: from the configured MAC, then from the guest's last unicast source. */
+    @Test
+    void theAnnouncementComesFromTheMacTheGuestLastSentFrom() throws Exception {
+        activate(F_MRG);
+        byte[] a = net.announcement();
+        assertEquals(VirtioNet.ANNOUNCEMENT, a.length);
+        assertEquals("ffffffffffff" + java.util.HexFormat.of().formatHex(MAC) + "88b5", java.util.HexFormat.of().formatHex(a, 0, 14));
+        assertTrue(Arrays.equals(new byte[VirtioNet.ANNOUNCEMENT - 14], Arrays.copyOfRange(a, 14, a.length)), "zeros after the header");
+        byte[] moved = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+        for (byte[] source : new byte[][] {moved, {0x03, 1, 1, 1, 1, 1}}) {   // the second is multicast: not an address
+            byte[] f = frame(60);
+            System.arraycopy(source, 0, f, 6, 6);
+            long at = txDriver.allocate(12 + 60);
+            memory.write(at + 12, f);
+            txDriver.addChain(Buffer.readable(at, 12 + 60));
+            net.process(VirtioNet.TX);
+            tx.release(tx.take(0));
+        }
+        assertEquals(java.util.HexFormat.of().formatHex(moved), java.util.HexFormat.of().formatHex(net.announcement(), 6, 12));
+    }
+
     @Test
     void theHeaderMaySpanBuffersAndShareOneWithTheFrame() throws Exception {
         activate(F_MRG);
