@@ -22,9 +22,11 @@ import org.nxia.vmm.api.device.SavedStateCodec;
  *
  * <p>Frames from the backend wait in a bounded queue ({@link #RX_FRAMES})
  * until the driver has receive buffers; frames to the backend go through
- * {@link TxFrames}. When either is full the device stops taking more: the
- * backend's reader blocks (back pressure on the peer), or transmit chains
- * stay available until the writer has room and calls {@link #process} again.
+ * {@link TxFrames}. When the receive queue is full, passt's frames are dropped
+ * and counted ({@link #offerOrDrop}: its stream must always be read) and the
+ * TAP reader waits (the kernel's queue drops); when {@link TxFrames} is full,
+ * transmit chains stay available until the writer has room and calls
+ * {@link #process} again.
  * Called under the transport's lock, as every {@link VirtioBackend}.
  */
 final class VirtioNet implements VirtioBackend {
@@ -70,7 +72,9 @@ final class VirtioNet implements VirtioBackend {
     private volatile long guestMac = -1;
     /** Transmit chains wait for a {@link TxFrames} buffer: the writer calls {@link #process} when it frees one. */
     private volatile boolean txWaiting;
-    private String lastDrop = "";
+    /** Frames from a backend that does not wait for room ({@link #offerOrDrop}), dropped with the queue full. */
+    private final java.util.concurrent.atomic.AtomicLong rxOverflow = new java.util.concurrent.atomic.AtomicLong();
+    private volatile String lastDrop = "";
     /** Wakes the backend's I/O thread: a frame to send, or room for frames it holds back. */
     private Runnable wake = () -> { };
 
@@ -153,6 +157,17 @@ final class VirtioNet implements VirtioBackend {
      */
     boolean offerFrame(byte[] frame) {
         return rxPending.offer(frame);
+    }
+
+    /**
+     * A frame from a backend that must never be kept waiting (passt): queued, or dropped and
+     * counted when {@link #RX_FRAMES} already wait, as a NIC drops with its ring full.
+     */
+    void offerOrDrop(byte[] frame) {
+        if (!rxPending.offer(frame)) {
+            rxOverflow.incrementAndGet();
+            lastDrop = "a frame from the backend: " + RX_FRAMES + " frames already wait for the guest's receive buffers";
+        }
     }
 
     /** Places waiting frames into receive buffers while there are buffers; the caller signals the driver. */
@@ -262,8 +277,17 @@ final class VirtioNet implements VirtioBackend {
 
     private void transmitChains() {
         txWaiting = false;
-        DescriptorChain c;
-        while ((c = txQueue.next()) != null) {
+        while (true) {
+            DescriptorChain c = txQueue.next();
+            if (c == null) {
+                // WHY: the writer resumes us without a kick; with EVENT_IDX the driver kicks only
+                // past avail_event, which must then follow the chains taken here, or it never
+                // kicks again (the guest's ACKs sat in the ring: NetTest's stalls and resets)
+                if (txQueue.enableNotification()) {
+                    continue;
+                }
+                return;
+            }
             long frame = c.readableBytes() - HEADER;
             if (frame < MIN_FRAME || frame > MAX_FRAME || c.writableCount() > 0) {
                 txQueue.pushUsed(c.head(), 0);
@@ -398,6 +422,6 @@ final class VirtioNet implements VirtioBackend {
     @Override
     public Record state() {
         return new State(HexFormat.ofDelimiter(":").formatHex(mac), linkUp, mergeable, rxFrames, rxBytes, txFrames, txBytes,
-                rxDropped, txDropped, txStalls, rxPending.size(), tx.queued(), lastDrop);
+                rxDropped + rxOverflow.get(), txDropped, txStalls, rxPending.size(), tx.queued(), lastDrop);
     }
 }

@@ -359,6 +359,35 @@ class VirtioNetTest {
         assertNotNull(tx.take(0));
     }
 
+    /**
+     * The writer resumes transmission without a kick; with EVENT_IDX the driver kicks only past
+     * avail_event, so the chains taken then must move it. It stayed behind: in the rig the guest's
+     * ACKs sat in the transmit ring unkicked and passt reset the connections (issue 14).
+     */
+    @Test
+    void chainsSentWhenTheWriterResumesLeaveTheDriverAskedToKick() throws Exception {
+        tx = new TxFrames(1);
+        net = new VirtioNet(memory, MAC, tx);
+        net.activate(F_MRG, new SplitQueue[] {rxDriver.newQueue(org.nxia.device.virtio.internal.queue.SplitQueue.F_EVENT_IDX),
+                txDriver.newQueue(org.nxia.device.virtio.internal.queue.SplitQueue.F_EVENT_IDX)});
+        net.setLink(true);
+        for (int i = 0; i < 3; i++) {
+            long a = txDriver.allocate(12 + 100);
+            txDriver.addChain(Buffer.readable(a, 112));
+        }
+        net.process(VirtioNet.TX);   // one buffer: one sent, two wait for the writer
+        for (int i = 0; i < 2; i++) {
+            tx.release(tx.take(0));
+            net.process(VirtioNet.TX);   // as Passt calls it when txWaiting()
+        }
+        tx.release(tx.take(0));
+        int old = txDriver.availIdx();
+        assertEquals(old, txDriver.availEvent(), "avail_event follows the chains taken");
+        txDriver.addChain(Buffer.readable(txDriver.allocate(112), 112));
+        int now = txDriver.availIdx();
+        assertTrue(((now - txDriver.availEvent() - 1) & 0xffff) < ((now - old) & 0xffff), "vring_need_event: the driver kicks its next chain");
+    }
+
     @Test
     void transmitWhileTheLinkIsDownDropsTheFrame() throws Exception {
         activate(F_MRG);
