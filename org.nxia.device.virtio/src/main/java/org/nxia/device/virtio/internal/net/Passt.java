@@ -31,7 +31,8 @@ import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
  * us and its frames are never cut. Frames it sends are checked
  * ({@value VirtioNet#MIN_FRAME}..{@value VirtioNet#MAX_FRAME} bytes); a bad
  * length is a broken peer, handled the same way. Each new passt first gets a
- * frame from the guest's MAC ({@link VirtioNet#announcement}).
+ * frame from the guest's MAC ({@link VirtioNet#announcement}), and the link
+ * comes up on its answer (or after {@link #ANSWER_MILLIS}).
  */
 final class Passt implements NetBackend {
 
@@ -42,6 +43,8 @@ final class Passt implements NetBackend {
     static final long BACKOFF_MAX_MILLIS = 8_000;
     /** A connection that lasted this long resets the back-off. */
     static final long STABLE_MILLIS = 10_000;
+    /** How long a new passt has to answer the announcement before the link comes up anyway (a passt without IPv4 answers no ARP). */
+    static final long ANSWER_MILLIS = 2_000;
     /** The socket's read buffer: several largest frames per read. */
     static final int READ_BUFFER = 256 * 1024;
 
@@ -146,17 +149,18 @@ final class Passt implements NetBackend {
             }
             channel.configureBlocking(false);
             // WHY: a new passt knows not the guest's MAC and sends to broadcast, which the guest's TCP
-            // drops: tell it first (64 bytes on an empty socket are taken whole or not at all)
-            ByteBuffer hello = ByteBuffer.allocate(4 + VirtioNet.ANNOUNCEMENT).putInt(VirtioNet.ANNOUNCEMENT).put(net.announcement()).flip();
+            // drops: tell it first (64 bytes on an empty socket are taken whole or not at all); the
+            // link comes up on its answer, so nothing reaches passt before it knows where to reply
+            probe = net.announcement();
+            ByteBuffer hello = ByteBuffer.allocate(4 + probe.length).putInt(probe.length).put(probe).flip();
             if (channel.write(hello) != hello.limit()) {
                 return "passt did not take the " + hello.limit() + "-byte frame that gives it the guest's MAC";
             }
+            probeSent = System.nanoTime();
             SelectionKey key = channel.register(sel, SelectionKey.OP_READ);
             selector = sel;
             in.clear();
             transport.locked(net::clearPending);
-            setLink(true);
-            LOG.log(System.Logger.Level.INFO, "{0}: passt (pid {1}) connected; link up", name, Long.toString(p.pid()));
             return serve(p, channel, key, sel);
         } finally {
             selector = null;
@@ -196,6 +200,9 @@ final class Passt implements NetBackend {
 
     /** The frame being written to passt, or null. */
     private ByteBuffer out;
+    /** The announcement this passt has not answered yet, or null once it has (or {@link #ANSWER_MILLIS} passed): the link is up. */
+    private byte[] probe;
+    private long probeSent;
 
     private String move(Process p, SocketChannel channel, SelectionKey key, Selector sel) throws IOException {
         long writeSince = 0;
@@ -214,10 +221,13 @@ final class Passt implements NetBackend {
             // (PasstTest). So its socket is always drained: with the guest behind, frames are dropped
             // here, as a NIC with a full ring drops, never left in the socket.
             key.interestOps(SelectionKey.OP_READ | (out != null ? SelectionKey.OP_WRITE : 0));
-            sel.select(250);
+            sel.select(probe != null ? 20 : 250);
             sel.selectedKeys().clear();
             if (!p.isAlive()) {
                 return "passt (pid " + p.pid() + ") exited with status " + p.exitValue() + logTail();
+            }
+            if (probe != null && (System.nanoTime() - probeSent) / 1_000_000 > ANSWER_MILLIS) {
+                linkUp(p, "without passt's answer to the announcement");
             }
             if (out != null) {
                 if (channel.write(out) > 0) {
@@ -247,7 +257,7 @@ final class Passt implements NetBackend {
                 return "passt closed the connection";
             }
             if (n > 0) {
-                String bad = frames();
+                String bad = frames(p);
                 if (bad != null) {
                     return bad;
                 }
@@ -257,8 +267,15 @@ final class Passt implements NetBackend {
         return "closed";
     }
 
+    private void linkUp(Process p, String how) {
+        probe = null;
+        setLink(true);
+        LOG.log(System.Logger.Level.INFO, "{0}: passt (pid {1}) connected; link up{2}", name, Long.toString(p.pid()),
+                how.isEmpty() ? "" : " " + how);
+    }
+
     /** Queues (or, with the guest behind, drops) every whole frame in {@link #in}; null, or why passt's stream is broken. */
-    private String frames() {
+    private String frames(Process p) {
         in.flip();
         try {
             while (in.remaining() >= 4) {
@@ -272,7 +289,11 @@ final class Passt implements NetBackend {
                 }
                 byte[] frame = new byte[len];
                 in.position(in.position() + 4).get(frame);
-                net.offerOrDrop(frame);
+                if (probe != null && VirtioNet.answers(probe, frame)) {
+                    linkUp(p, "");   // the device's own exchange: the guest never sees it
+                } else {
+                    net.offerOrDrop(frame);
+                }
             }
             return null;
         } finally {

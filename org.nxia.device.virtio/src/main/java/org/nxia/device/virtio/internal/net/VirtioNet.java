@@ -348,15 +348,14 @@ final class VirtioNet implements VirtioBackend {
 
     /** Bytes in an {@link #announcement}: the shortest Ethernet frame without its FCS. */
     static final int ANNOUNCEMENT = 60;
-    /** IEEE 802 local experimental EtherType 1: a frame no one acts on. */
-    static final int ETHERTYPE_LOCAL = 0x88b5;
 
     /**
      * A frame from the guest's MAC (its last frame's source, else the configured one) for a
      * backend that learns where the guest is from what it sends: passt addresses the guest by
      * the source of the last frame it read, and until then by ff:ff:ff:ff:ff:ff, which Linux's
-     * TCP drops (a SYN to a forwarded port went unanswered after every passt restart). Broadcast,
-     * with a local experimental EtherType and zeros, so passt and anything else ignore it.
+     * TCP drops (a SYN to a forwarded port went unanswered after every passt restart). An ARP
+     * probe (RFC 5227: sender 0.0.0.0) for 0.0.0.0, broadcast: no one's address, but passt
+     * answers it, so its answer ({@link #answers}) says it has read the MAC.
      */
     byte[] announcement() {
         byte[] f = new byte[ANNOUNCEMENT];
@@ -365,9 +364,23 @@ final class VirtioNet implements VirtioBackend {
         for (int i = 0; i < 6; i++) {
             f[6 + i] = m < 0 ? mac[i] : (byte) (m >>> (8 * (5 - i)));
         }
-        f[12] = (byte) (ETHERTYPE_LOCAL >>> 8);
-        f[13] = (byte) ETHERTYPE_LOCAL;
+        ByteBuffer.wrap(f, 12, 10).putShort((short) 0x0806)   // ARP
+                .putShort((short) 1).putShort((short) 0x0800).put((byte) 6).put((byte) 4).putShort((short) 1);   // Ethernet, IPv4, request
+        System.arraycopy(f, 6, f, 22, 6);   // sender MAC; sender IP, target MAC and IP stay 0
         return f;
+    }
+
+    /** Whether {@code frame} is the ARP reply to {@code announcement}: for 0.0.0.0, to the MAC it announced. */
+    static boolean answers(byte[] announcement, byte[] frame) {
+        if (frame.length < 42 || frame[12] != 0x08 || frame[13] != 0x06 || frame[20] != 0 || frame[21] != 2) {
+            return false;
+        }
+        for (int i = 0; i < 4; i++) {
+            if (frame[28 + i] != 0 || frame[38 + i] != 0) {
+                return false;
+            }
+        }
+        return java.util.Arrays.equals(frame, 32, 38, announcement, 6, 12);
     }
 
     /** Whether transmit chains wait for a buffer (read by the writer without the lock). */

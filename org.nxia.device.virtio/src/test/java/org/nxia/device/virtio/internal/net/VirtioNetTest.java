@@ -257,14 +257,16 @@ class VirtioNetTest {
         assertEquals(0, u.length());
     }
 
-    /** The frame that tells a new passt where the guest is: from the configured MAC, then from the guest's last unicast source. */
+    /** The frame that tells a new passt where the guest is: an ARP probe from the configured MAC, then from the guest's last unicast source. */
     @Test
     void theAnnouncementComesFromTheMacTheGuestLastSentFrom() throws Exception {
         activate(F_MRG);
         byte[] a = net.announcement();
         assertEquals(VirtioNet.ANNOUNCEMENT, a.length);
-        assertEquals("ffffffffffff" + java.util.HexFormat.of().formatHex(MAC) + "88b5", java.util.HexFormat.of().formatHex(a, 0, 14));
-        assertTrue(Arrays.equals(new byte[VirtioNet.ANNOUNCEMENT - 14], Arrays.copyOfRange(a, 14, a.length)), "zeros after the header");
+        String mac = java.util.HexFormat.of().formatHex(MAC);
+        // broadcast, ARP; Ethernet/IPv4 request from MAC, sender 0.0.0.0, for 0.0.0.0
+        assertEquals("ffffffffffff" + mac + "0806" + "0001080006040001" + mac + "00000000" + "000000000000" + "00000000",
+                java.util.HexFormat.of().formatHex(a, 0, 42));
         byte[] moved = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
         for (byte[] source : new byte[][] {moved, {0x03, 1, 1, 1, 1, 1}}) {   // the second is multicast: not an address
             byte[] f = frame(60);
@@ -275,7 +277,17 @@ class VirtioNetTest {
             net.process(VirtioNet.TX);
             tx.release(tx.take(0));
         }
-        assertEquals(java.util.HexFormat.of().formatHex(moved), java.util.HexFormat.of().formatHex(net.announcement(), 6, 12));
+        byte[] b = net.announcement();
+        assertEquals(java.util.HexFormat.of().formatHex(moved), java.util.HexFormat.of().formatHex(b, 6, 12));
+        // passt's answer (arp.c: op 2, its MAC as sender, the target's and sender's IPs swapped, to the announcer)
+        byte[] answer = java.util.Arrays.copyOf(b, 42);
+        System.arraycopy(moved, 0, answer, 0, 6);
+        answer[21] = 2;
+        System.arraycopy(moved, 0, answer, 32, 6);
+        assertTrue(VirtioNet.answers(b, answer));
+        assertFalse(VirtioNet.answers(a, answer), "an answer to another MAC's announcement");
+        answer[41] = 1;
+        assertFalse(VirtioNet.answers(b, answer), "an answer about another address");
     }
 
     @Test
