@@ -43,9 +43,18 @@ import org.osgi.framework.ServiceReference;
  * virtio-net with passt under a real Linux driver, on the host's loopback
  * only: the guest's agent gets a lease by DHCP, the guest fetches from a
  * server on the host's 127.0.0.1 through passt's gateway mapping, a host
- * client reaches busybox httpd in the guest through a forwarded port, bulk
+ * client reaches busybox httpd in the guest through a forwarded port (also
+ * right after passt's restart, before the guest has sent it anything), bulk
  * transfers both ways arrive with equal SHA-256, and killing passt takes the
  * guest's carrier down until the supervisor's restart brings it back.
+ *
+ * <p>Issue 14's resets and stalls here were the device's: the transmit ring's
+ * avail_event left behind the chains taken (the guest stopped kicking, its
+ * ACKs and data sat unsent until passt reset the connections), passt's socket
+ * left full by a slow guest (this passt then cuts a frame behind its length),
+ * and a restarted passt sending to the broadcast MAC. {@code -Dnxia.net.diag=true}
+ * runs passt with a packet capture and, on a failed forwarded GET, prints the
+ * device's state, passt's log, the capture's TCP flags and the guest's TCP counters.
  */
 @RunWith(HardwareVirtualizationRequirement.class)
 @HardwareVirtualizationRequirement.NeedsKernel
@@ -57,14 +66,9 @@ public class NetTest {
     /** The forwarded host port (the guest's httpd listens on 80). */
     static final int FORWARD = Integer.getInteger("nxia.net.forward", 18080);
     static final int BULK_MIB = Integer.getInteger("nxia.net.bulkMiB", 16);
-    /**
-     * The forwarded port (passt -t) and the bulk transfers: off until their faults are understood
-     * (issue 14). In the rig a host connection to the forwarded port was now and then reset from the
-     * first GET, a 16 MiB GET through it always was, and once a 16 MiB host->guest wget through the
-     * gateway stalled after 3.4 MB. -Dnxia.net.full=true runs them.
-     */
-    static final boolean FULL = Boolean.getBoolean("nxia.net.full");
     static final String GATEWAY = "10.0.2.2";
+    /** Diagnostics: passt with --pcap through a wrapper; a failed forwarded GET prints the evidence (see the class comment). */
+    static final boolean DIAG = Boolean.getBoolean("nxia.net.diag");
     static final long WAIT_MS = 120_000;
 
     @Inject
@@ -85,8 +89,16 @@ public class NetTest {
         try (ServerSocket server = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
             Thread.ofPlatform().daemon().name("net-test-http").start(() -> serve(server, bulk));
             // Addresses given, not copied from a default route: the rig has only lo.
+            String passtOpt = "";
+            if (DIAG) {
+                Path w = Path.of("/tmp/nettest-passt.sh");
+                // not --debug: this passt (0.0~git20230309) segfaults in its debug log at the first forwarded connection
+                java.nio.file.Files.writeString(w, "#!/bin/sh\nexec /usr/bin/passt \"$@\" --pcap /tmp/nettest-passt-$$.pcap\n");
+                w.toFile().setExecutable(true, false);
+                passtOpt = ",passt=" + w;
+            }
             DeviceConfig net = DeviceConfig.parse("virtio-net:forward=" + FORWARD + ":80,address=10.0.2.15/24,gateway=" + GATEWAY
-                    + ",interface=lo");
+                    + ",interface=lo" + passtOpt);
             LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
                             Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
                     .withVcpus(1).withMemory(512L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
@@ -103,21 +115,13 @@ public class NetTest {
                 ok(s, "sh", "-c", "mkdir -p /tmp/www && echo 'hello from the guest' > /tmp/www/index.html && "
                         + "dd if=/dev/urandom of=/tmp/www/bulk bs=1048576 count=" + BULK_MIB + " 2>/dev/null && "
                         + "busybox httpd -p 80 -h /tmp/www");
-                if (FULL) {
-                    assertEquals("hello from the guest\n", new String(get("/index.html"), StandardCharsets.UTF_8));
-                }
+                assertEquals("hello from the guest\n", new String(diag(svm.vm(), s, "/index.html"), StandardCharsets.UTF_8));
 
                 killPasstAndAwaitItsRestart(svm.vm(), s);
+                // the forwarded port first: the new passt knows the guest's MAC from the device, not from the guest
+                assertEquals("hello from the guest\n", new String(diag(svm.vm(), s, "/index.html"), StandardCharsets.UTF_8));
                 assertEquals("hello from the host\n", ok(s, "timeout", "60", "wget", "-q", "-O", "-", url + "/hello").stdoutText());
-                if (FULL) {
-                    assertEquals("hello from the guest\n", new String(get("/index.html"), StandardCharsets.UTF_8));
-                }
 
-                if (!FULL) {
-                    System.out.println("NetTest: NOT RUN: the forwarded port (GETs of busybox httpd) and the " + BULK_MIB
-                            + " MiB transfers each way: known open faults (resets, a stall); -Dnxia.net.full=true runs them");
-                    return;
-                }
                 long t0 = System.nanoTime();
                 ExecResult w = s.exec("/bin/busybox", "timeout", "300", "wget", "-O", "/tmp/in", url + "/bulk");
                 double in = mibPerSecond(BULK_MIB, t0);
@@ -129,15 +133,130 @@ public class NetTest {
                 System.out.printf("NetTest: %d MiB host->guest (wget through passt's gateway) %.1f MiB/s (rig: emulated)%n", BULK_MIB, in);
                 String sum = ok(s, "sha256sum", "/tmp/www/bulk").stdoutText().substring(0, 64);
                 long t1 = System.nanoTime();
-                byte[] out = get("/bulk");
+                byte[] out = diag(svm.vm(), s, "/bulk");
                 double outRate = mibPerSecond(BULK_MIB, t1);
                 assertEquals("guest to host, " + BULK_MIB + " MiB (got " + out.length + " bytes)", sum, sha256(out));
                 System.out.printf("NetTest: %d MiB guest->host (forwarded port) %.1f MiB/s (rig: emulated)%n", BULK_MIB, outRate);
             } finally {
                 context.ungetService(ref);
                 svm.close();
+                if (DIAG) {
+                    try (var files = java.nio.file.Files.list(Path.of("/tmp"))) {
+                        files.filter(f -> f.getFileName().toString().startsWith("nettest-passt")).forEach(f -> f.toFile().delete());
+                    }
+                }
             }
         }
+    }
+
+    /** {@link #get}, and on failure (with {@link #DIAG}) the device's state, passt's log, its pcap summed up, and the guest's TCP counters. */
+    private static byte[] diag(VirtualMachine vm, AgentSession s, String path) throws Exception {
+        long t0 = System.nanoTime();
+        try {
+            byte[] b = get(path);
+            if (DIAG) {
+                System.out.printf("NetTest diag: GET %s: %d bytes in %.1f s%n", path, b.length, (System.nanoTime() - t0) / 1e9);
+                dump(vm, s, 40);
+            }
+            return b;
+        } catch (Throwable e) {
+            System.out.printf("NetTest diag: GET %s failed after %.1f s: %s%n", path, (System.nanoTime() - t0) / 1e9, e);
+            if (DIAG) {
+                dump(vm, s, 400);
+            }
+            throw e;
+        }
+    }
+
+    private static void dump(VirtualMachine vm, AgentSession s, int lines) {
+        try {
+            String state = device(vm).state().toString();
+            System.out.println("NetTest diag: device " + state);
+            Matcher m = Pattern.compile("socket=([^,\\]]+)/passt.sock").matcher(state);
+            if (m.find()) {
+                List<String> log = java.nio.file.Files.readAllLines(Path.of(m.group(1), "passt.log"));
+                System.out.println("NetTest diag: passt.log (" + log.size() + " lines), last " + lines + ":");
+                log.subList(Math.max(0, log.size() - lines), log.size()).forEach(l -> System.out.println("  passt| " + l));
+            }
+            Matcher pid = Pattern.compile("pid=(\\d+)").matcher(state);
+            if (pid.find()) {
+                Path pcap = Path.of("/tmp/nettest-passt-" + pid.group(1) + ".pcap");
+                if (java.nio.file.Files.exists(pcap)) {
+                    pcapSummary(pcap, lines);
+                }
+            }
+            for (String c : new String[] {"cat /proc/net/snmp", "cat /proc/net/netstat", "netstat -tn", "dmesg | tail -20", "ps"}) {
+                ExecResult r = s.exec("/bin/busybox", "sh", "-c", c);
+                System.out.println("NetTest diag: guest$ " + c + "\n" + r.stdoutText() + r.stderrText());
+            }
+        } catch (Throwable t) {
+            System.out.println("NetTest diag: dump failed: " + t);
+        }
+    }
+
+    /** TCP segments in passt's pcap: every SYN/FIN/RST, and the segments before each RST. */
+    private static void pcapSummary(Path pcap, int limit) throws IOException {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(java.nio.file.Files.readAllBytes(pcap)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.position(24);
+        java.util.ArrayDeque<String> recent = new java.util.ArrayDeque<>();
+        int printed = 0;
+        int frames = 0;
+        long first = -1;
+        while (b.remaining() >= 16 && printed < limit) {
+            long sec = Integer.toUnsignedLong(b.getInt());
+            long usec = Integer.toUnsignedLong(b.getInt());
+            int incl = b.getInt();
+            b.getInt();
+            if (incl < 0 || incl > b.remaining()) {
+                break;
+            }
+            byte[] f = new byte[incl];
+            b.get(f);
+            frames++;
+            long t = sec * 1_000_000 + usec;
+            if (first < 0) {
+                first = t;
+            }
+            java.nio.ByteBuffer e = java.nio.ByteBuffer.wrap(f);
+            String line;
+            boolean mark = false;
+            if (incl >= 34 && e.getShort(12) == 0x0800 && f[23] == 6) {
+                int ihl = (f[14] & 15) * 4;
+                int tot = e.getShort(16) & 0xffff;
+                int th = 14 + ihl;
+                int doff = ((f[th + 12] >> 4) & 15) * 4;
+                int flags = f[th + 13] & 0xff;
+                String fl = ((flags & 2) != 0 ? "S" : "") + ((flags & 1) != 0 ? "F" : "") + ((flags & 4) != 0 ? "R" : "")
+                        + ((flags & 8) != 0 ? "P" : "") + ((flags & 16) != 0 ? "." : "");
+                boolean fromGuest = (f[26] & 0xff) == 10 && f[29] == 15;
+                line = String.format("%9.3f #%d %s %d>%d [%s] seq %d ack %d win %d len %d frame %d", (t - first) / 1e6, frames,
+                        fromGuest ? "guest->passt" : "passt->guest", e.getShort(th) & 0xffff, e.getShort(th + 2) & 0xffff, fl,
+                        Integer.toUnsignedLong(e.getInt(th + 4)), Integer.toUnsignedLong(e.getInt(th + 8)), e.getShort(th + 14) & 0xffff,
+                        tot - ihl - doff, incl);
+                mark = (flags & 7) != 0;
+                if ((flags & 4) != 0) {
+                    for (String r : recent) {
+                        System.out.println("  pcap  " + r);
+                        printed++;
+                    }
+                    recent.clear();
+                }
+            } else {
+                line = String.format("%9.3f #%d ethertype %04x frame %d", (t - first) / 1e6, frames, e.getShort(12) & 0xffff, incl);
+                mark = true;
+            }
+            if (mark) {
+                System.out.println("  pcap* " + line);
+                printed++;
+            } else {
+                recent.add(line);
+                if (recent.size() > 25) {
+                    recent.poll();
+                }
+            }
+        }
+        System.out.println("NetTest diag: pcap " + pcap + ": " + frames + " frames; last ones:");
+        recent.forEach(r -> System.out.println("  pcap  " + r));
     }
 
     /** Kills the VM's passt; the supervisor starts another, and the guest's carrier went down and up. */

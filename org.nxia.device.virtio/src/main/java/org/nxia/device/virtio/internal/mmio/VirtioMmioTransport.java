@@ -333,10 +333,19 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
                 return true;   // the back-end owns avail_event and the used ring: nothing here to publish
             }
             // With EVENT_IDX a driver kicks only past avail_event: publish it (Linux's drivers
-            // stop kicking otherwise) and serve once more what arrived before it was published.
-            // Once: a queue whose buffers wait for host input (console receive) stays available.
-            if (queues[q].isActive() && !queues[q].isBroken() && queues[q].enableNotification()) {
+            // stop kicking otherwise) and serve what arrived before it was published; again while
+            // that takes chains, so avail_event ends at the last one taken (published behind it,
+            // the driver's next chains were never kicked: virtio-net's transmit queue stalled).
+            // Not while it takes none: a queue whose buffers wait for host input stays available.
+            while (queues[q].isActive() && !queues[q].isBroken()) {
+                int taken = queues[q].lastAvailIdx();
+                if (!queues[q].enableNotification()) {
+                    break;
+                }
                 backend.process(q);
+                if (queues[q].lastAvailIdx() == taken) {
+                    break;
+                }
             }
             return true;
         } catch (VirtqueueException e) {

@@ -22,9 +22,11 @@ import org.nxia.vmm.api.device.SavedStateCodec;
  *
  * <p>Frames from the backend wait in a bounded queue ({@link #RX_FRAMES})
  * until the driver has receive buffers; frames to the backend go through
- * {@link TxFrames}. When either is full the device stops taking more: the
- * backend's reader blocks (back pressure on the peer), or transmit chains
- * stay available until the writer has room and calls {@link #process} again.
+ * {@link TxFrames}. When the receive queue is full, passt's frames are dropped
+ * and counted ({@link #offerOrDrop}: its stream must always be read) and the
+ * TAP reader waits (the kernel's queue drops); when {@link TxFrames} is full,
+ * transmit chains stay available until the writer has room and calls
+ * {@link #process} again.
  * Called under the transport's lock, as every {@link VirtioBackend}.
  */
 final class VirtioNet implements VirtioBackend {
@@ -66,9 +68,13 @@ final class VirtioNet implements VirtioBackend {
     private long rxDropped;
     private long txDropped;
     private long txStalls;
+    /** The unicast source MAC of the guest's last frame (48 bits), or -1 before its first: see {@link #announcement}. */
+    private volatile long guestMac = -1;
     /** Transmit chains wait for a {@link TxFrames} buffer: the writer calls {@link #process} when it frees one. */
     private volatile boolean txWaiting;
-    private String lastDrop = "";
+    /** Frames from a backend that does not wait for room ({@link #offerOrDrop}), dropped with the queue full. */
+    private final java.util.concurrent.atomic.AtomicLong rxOverflow = new java.util.concurrent.atomic.AtomicLong();
+    private volatile String lastDrop = "";
     /** Wakes the backend's I/O thread: a frame to send, or room for frames it holds back. */
     private Runnable wake = () -> { };
 
@@ -151,6 +157,17 @@ final class VirtioNet implements VirtioBackend {
      */
     boolean offerFrame(byte[] frame) {
         return rxPending.offer(frame);
+    }
+
+    /**
+     * A frame from a backend that must never be kept waiting (passt): queued, or dropped and
+     * counted when {@link #RX_FRAMES} already wait, as a NIC drops with its ring full.
+     */
+    void offerOrDrop(byte[] frame) {
+        if (!rxPending.offer(frame)) {
+            rxOverflow.incrementAndGet();
+            lastDrop = "a frame from the backend: " + RX_FRAMES + " frames already wait for the guest's receive buffers";
+        }
     }
 
     /** Places waiting frames into receive buffers while there are buffers; the caller signals the driver. */
@@ -260,8 +277,17 @@ final class VirtioNet implements VirtioBackend {
 
     private void transmitChains() {
         txWaiting = false;
-        DescriptorChain c;
-        while ((c = txQueue.next()) != null) {
+        while (true) {
+            DescriptorChain c = txQueue.next();
+            if (c == null) {
+                // WHY: the writer resumes us without a kick; with EVENT_IDX the driver kicks only
+                // past avail_event, which must then follow the chains taken here, or it never
+                // kicks again (the guest's ACKs sat in the ring: NetTest's stalls and resets)
+                if (txQueue.enableNotification()) {
+                    continue;
+                }
+                return;
+            }
             long frame = c.readableBytes() - HEADER;
             if (frame < MIN_FRAME || frame > MAX_FRAME || c.writableCount() > 0) {
                 txQueue.pushUsed(c.head(), 0);
@@ -297,6 +323,13 @@ final class VirtioNet implements VirtioBackend {
                     b.position(b.position() + (int) (len - from));
                 }
             }
+            long source = 0;
+            for (int i = 0; i < 6; i++) {
+                source = (source << 8) | (b.get(4 + 6 + i) & 0xff);
+            }
+            if ((source & (1L << 40)) == 0) {
+                guestMac = source;   // unicast: a multicast source is not an address to send to
+            }
             tx.submit(b.flip());
             txQueue.pushUsed(c.head(), 0);
             txFrames++;
@@ -311,6 +344,43 @@ final class VirtioNet implements VirtioBackend {
             txDropped++;
         }
         lastDrop = why;
+    }
+
+    /** Bytes in an {@link #announcement}: the shortest Ethernet frame without its FCS. */
+    static final int ANNOUNCEMENT = 60;
+
+    /**
+     * A frame from the guest's MAC (its last frame's source, else the configured one) for a
+     * backend that learns where the guest is from what it sends: passt addresses the guest by
+     * the source of the last frame it read, and until then by ff:ff:ff:ff:ff:ff, which Linux's
+     * TCP drops (a SYN to a forwarded port went unanswered after every passt restart). An ARP
+     * probe (RFC 5227: sender 0.0.0.0) for 0.0.0.0, broadcast: no one's address, but passt
+     * answers it, so its answer ({@link #answers}) says it has read the MAC.
+     */
+    byte[] announcement() {
+        byte[] f = new byte[ANNOUNCEMENT];
+        java.util.Arrays.fill(f, 0, 6, (byte) 0xff);
+        long m = guestMac;
+        for (int i = 0; i < 6; i++) {
+            f[6 + i] = m < 0 ? mac[i] : (byte) (m >>> (8 * (5 - i)));
+        }
+        ByteBuffer.wrap(f, 12, 10).putShort((short) 0x0806)   // ARP
+                .putShort((short) 1).putShort((short) 0x0800).put((byte) 6).put((byte) 4).putShort((short) 1);   // Ethernet, IPv4, request
+        System.arraycopy(f, 6, f, 22, 6);   // sender MAC; sender IP, target MAC and IP stay 0
+        return f;
+    }
+
+    /** Whether {@code frame} is the ARP reply to {@code announcement}: for 0.0.0.0, to the MAC it announced. */
+    static boolean answers(byte[] announcement, byte[] frame) {
+        if (frame.length < 42 || frame[12] != 0x08 || frame[13] != 0x06 || frame[20] != 0 || frame[21] != 2) {
+            return false;
+        }
+        for (int i = 0; i < 4; i++) {
+            if (frame[28 + i] != 0 || frame[38 + i] != 0) {
+                return false;
+            }
+        }
+        return java.util.Arrays.equals(frame, 32, 38, announcement, 6, 12);
     }
 
     /** Whether transmit chains wait for a buffer (read by the writer without the lock). */
@@ -365,6 +435,6 @@ final class VirtioNet implements VirtioBackend {
     @Override
     public Record state() {
         return new State(HexFormat.ofDelimiter(":").formatHex(mac), linkUp, mergeable, rxFrames, rxBytes, txFrames, txBytes,
-                rxDropped, txDropped, txStalls, rxPending.size(), tx.queued(), lastDrop);
+                rxDropped + rxOverflow.get(), txDropped, txStalls, rxPending.size(), tx.queued(), lastDrop);
     }
 }

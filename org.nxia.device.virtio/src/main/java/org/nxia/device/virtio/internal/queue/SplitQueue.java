@@ -322,6 +322,11 @@ public final class SplitQueue {
         return Short.toUnsignedInt(availSegment.get(U16, 2)) != lastAvailIdx;
     }
 
+    /** The available index up to which {@link #next()} has taken chains. */
+    public int lastAvailIdx() {
+        return lastAvailIdx;
+    }
+
     /**
      * Whether the driver made chains available that {@link #next()} has not
      * taken: for a device that learns of a kick without the queue's index

@@ -257,6 +257,39 @@ class VirtioNetTest {
         assertEquals(0, u.length());
     }
 
+    /** The frame that tells a new passt where the guest is: an ARP probe from the configured MAC, then from the guest's last unicast source. */
+    @Test
+    void theAnnouncementComesFromTheMacTheGuestLastSentFrom() throws Exception {
+        activate(F_MRG);
+        byte[] a = net.announcement();
+        assertEquals(VirtioNet.ANNOUNCEMENT, a.length);
+        String mac = java.util.HexFormat.of().formatHex(MAC);
+        // broadcast, ARP; Ethernet/IPv4 request from MAC, sender 0.0.0.0, for 0.0.0.0
+        assertEquals("ffffffffffff" + mac + "0806" + "0001080006040001" + mac + "00000000" + "000000000000" + "00000000",
+                java.util.HexFormat.of().formatHex(a, 0, 42));
+        byte[] moved = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+        for (byte[] source : new byte[][] {moved, {0x03, 1, 1, 1, 1, 1}}) {   // the second is multicast: not an address
+            byte[] f = frame(60);
+            System.arraycopy(source, 0, f, 6, 6);
+            long at = txDriver.allocate(12 + 60);
+            memory.write(at + 12, f);
+            txDriver.addChain(Buffer.readable(at, 12 + 60));
+            net.process(VirtioNet.TX);
+            tx.release(tx.take(0));
+        }
+        byte[] b = net.announcement();
+        assertEquals(java.util.HexFormat.of().formatHex(moved), java.util.HexFormat.of().formatHex(b, 6, 12));
+        // passt's answer (arp.c: op 2, its MAC as sender, the target's and sender's IPs swapped, to the announcer)
+        byte[] answer = java.util.Arrays.copyOf(b, 42);
+        System.arraycopy(moved, 0, answer, 0, 6);
+        answer[21] = 2;
+        System.arraycopy(moved, 0, answer, 32, 6);
+        assertTrue(VirtioNet.answers(b, answer));
+        assertFalse(VirtioNet.answers(a, answer), "an answer to another MAC's announcement");
+        answer[41] = 1;
+        assertFalse(VirtioNet.answers(b, answer), "an answer about another address");
+    }
+
     @Test
     void theHeaderMaySpanBuffersAndShareOneWithTheFrame() throws Exception {
         activate(F_MRG);
@@ -336,6 +369,35 @@ class VirtioNetTest {
         net.process(VirtioNet.TX);
         assertNotNull(txDriver.pollUsed(), "sent once the writer freed the buffer");
         assertNotNull(tx.take(0));
+    }
+
+    /**
+     * The writer resumes transmission without a kick; with EVENT_IDX the driver kicks only past
+     * avail_event, so the chains taken then must move it. It stayed behind: in the rig the guest's
+     * ACKs sat in the transmit ring unkicked and passt reset the connections (issue 14).
+     */
+    @Test
+    void chainsSentWhenTheWriterResumesLeaveTheDriverAskedToKick() throws Exception {
+        tx = new TxFrames(1);
+        net = new VirtioNet(memory, MAC, tx);
+        net.activate(F_MRG, new SplitQueue[] {rxDriver.newQueue(org.nxia.device.virtio.internal.queue.SplitQueue.F_EVENT_IDX),
+                txDriver.newQueue(org.nxia.device.virtio.internal.queue.SplitQueue.F_EVENT_IDX)});
+        net.setLink(true);
+        for (int i = 0; i < 3; i++) {
+            long a = txDriver.allocate(12 + 100);
+            txDriver.addChain(Buffer.readable(a, 112));
+        }
+        net.process(VirtioNet.TX);   // one buffer: one sent, two wait for the writer
+        for (int i = 0; i < 2; i++) {
+            tx.release(tx.take(0));
+            net.process(VirtioNet.TX);   // as Passt calls it when txWaiting()
+        }
+        tx.release(tx.take(0));
+        int old = txDriver.availIdx();
+        assertEquals(old, txDriver.availEvent(), "avail_event follows the chains taken");
+        txDriver.addChain(Buffer.readable(txDriver.allocate(112), 112));
+        int now = txDriver.availIdx();
+        assertTrue(((now - txDriver.availEvent() - 1) & 0xffff) < ((now - old) & 0xffff), "vring_need_event: the driver kicks its next chain");
     }
 
     @Test
