@@ -77,9 +77,7 @@ public final class SystemVmBenchCommands {
         }
         Path k = image(kernel, "bzImage");
         Path r = image(initrd, "initramfs.cpio.gz");
-        // without ACPI, as the peer (QEMU's microvm with acpi=off): the same boot work on both sides
-        LinuxProfile profile = LinuxProfile.of(k, r).withVcpus(1).withMemory(256L << 20).withTimeout(Duration.ofMinutes(10))
-                .withAcpi(false);
+        LinuxProfile profile = LinuxProfile.of(k, r).withVcpus(1).withMemory(256L << 20).withTimeout(Duration.ofMinutes(10));
 
         long[] ours = new long[boots];
         long[] created = new long[boots];
