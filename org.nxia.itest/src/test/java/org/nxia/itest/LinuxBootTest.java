@@ -51,9 +51,7 @@ public class LinuxBootTest {
         LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
                         Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
                 .withVcpus(VCPUS).withMemory(256L << 20).withTimeout(BOOT_LIMIT)
-                .withDevices(List.of(DeviceConfig.parse("virtio-rng")))
-                // without ACPI, the other Linux tests' default: MP tables and the devices on the command line
-                .withAcpi(false);
+                .withDevices(List.of(DeviceConfig.parse("virtio-rng")));
         VirtualMachine vm = vms.create(profile);
         long start = System.nanoTime();
         Thread watchdog = stackDumpWhenStuck();
