@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Comparator;
 
 import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.spi.Partition;
@@ -146,7 +147,7 @@ final class PortalWindow {
                 out.add(s);
             }
         }
-        out.sort(java.util.Comparator.comparingLong(Slot::gpa));
+        out.sort(Comparator.comparingLong(Slot::gpa));
         return out;
     }
 

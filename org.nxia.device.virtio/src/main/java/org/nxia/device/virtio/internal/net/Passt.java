@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.stream.Stream;
+import java.util.concurrent.TimeUnit;
 
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 
@@ -248,7 +249,7 @@ final class Passt implements NetBackend {
             if (n < 0) {
                 // passt dying closes its end first: give its exit a moment, so the log says which it was
                 try {
-                    if (p.waitFor(1, java.util.concurrent.TimeUnit.SECONDS)) {
+                    if (p.waitFor(1, TimeUnit.SECONDS)) {
                         return "passt (pid " + p.pid() + ") exited with status " + p.exitValue() + logTail();
                     }
                 } catch (InterruptedException e) {
@@ -333,8 +334,8 @@ final class Passt implements NetBackend {
         }
         p.destroy();
         try {
-            if (!p.waitFor(2, java.util.concurrent.TimeUnit.SECONDS)) {
-                p.destroyForcibly().waitFor(2, java.util.concurrent.TimeUnit.SECONDS);
+            if (!p.waitFor(2, TimeUnit.SECONDS)) {
+                p.destroyForcibly().waitFor(2, TimeUnit.SECONDS);
             }
         } catch (InterruptedException e) {
             p.destroyForcibly();

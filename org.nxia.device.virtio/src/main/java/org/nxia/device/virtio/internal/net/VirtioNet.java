@@ -3,8 +3,10 @@ package org.nxia.device.virtio.internal.net;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.atomic.AtomicLong;
 
 import org.nxia.device.virtio.internal.mmio.VirtioBackend;
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
@@ -73,7 +75,7 @@ final class VirtioNet implements VirtioBackend {
     /** Transmit chains wait for a {@link TxFrames} buffer: the writer calls {@link #process} when it frees one. */
     private volatile boolean txWaiting;
     /** Frames from a backend that does not wait for room ({@link #offerOrDrop}), dropped with the queue full. */
-    private final java.util.concurrent.atomic.AtomicLong rxOverflow = new java.util.concurrent.atomic.AtomicLong();
+    private final AtomicLong rxOverflow = new AtomicLong();
     private volatile String lastDrop = "";
     /** Wakes the backend's I/O thread: a frame to send, or room for frames it holds back. */
     private Runnable wake = () -> { };
@@ -194,7 +196,7 @@ final class VirtioNet implements VirtioBackend {
         long done = 0;
         int chains = 0;
         long numBuffersAt = -1;
-        java.util.Arrays.fill(header, (byte) 0);
+        Arrays.fill(header, (byte) 0);
         while (done < total) {
             if (chains == heads.length || (!mergeable && chains == 1)) {
                 rxQueue.unpop(chains);
@@ -359,7 +361,7 @@ final class VirtioNet implements VirtioBackend {
      */
     byte[] announcement() {
         byte[] f = new byte[ANNOUNCEMENT];
-        java.util.Arrays.fill(f, 0, 6, (byte) 0xff);
+        Arrays.fill(f, 0, 6, (byte) 0xff);
         long m = guestMac;
         for (int i = 0; i < 6; i++) {
             f[6 + i] = m < 0 ? mac[i] : (byte) (m >>> (8 * (5 - i)));
@@ -380,7 +382,7 @@ final class VirtioNet implements VirtioBackend {
                 return false;
             }
         }
-        return java.util.Arrays.equals(frame, 32, 38, announcement, 6, 12);
+        return Arrays.equals(frame, 32, 38, announcement, 6, 12);
     }
 
     /** Whether transmit chains wait for a buffer (read by the writer without the lock). */
