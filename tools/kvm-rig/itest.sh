@@ -92,7 +92,7 @@ fi
 cd /payload
 (while sleep 10; do echo rig: alive \$(cut -d' ' -f1 /proc/uptime) s, load \$(cut -d' ' -f1-3 /proc/loadavg); done) &
 exec ./$(basename "$JRE")/bin/java -XX:TieredStopAtLevel=1 $NXIA_JVM_FLAGS \\
-  -Dnxia.root=/payload/root -Dnxia.version=$VERSION -Dnxia.m2=/payload/m2 \\
+  -Dnxia.rig=true -Dnxia.root=/payload/root -Dnxia.version=$VERSION -Dnxia.m2=/payload/m2 \\
   -Dnxia.guest.images=/payload/root/guest/target/images $linux_props ${ITEST_JAVA_OPTS:-} -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \\
   -jar console.jar execute --disable-banner --details=tree --disable-ansi-colors \\
   --class-path /payload/test-classes$cp_in_rig \\
@@ -149,8 +149,21 @@ if [ -n "${ITEST_CLASSES:-}" ]; then
 fi
 # Every *Test class but the Linux boots, then each Linux boot test in a rig of its own: a rig that
 # freezes during a Linux boot (see rig_run) costs that class's run only, and it is retried.
+# ITEST_SCOPE=linux (./nxia test on a kvm_pvm host, whose own /dev/kvm ran the micro-VM tests):
+# only the classes that boot Linux, those the HardwareVirtualizationRequirement runner runs.
 status=0
-rig_run "--scan-classpath /payload/test-classes --include-classname '.*Test' --exclude-classname 'org.nxia.itest.(LinuxBootTest|SystemVmExecTest|PmemTest|RootfsTest|NetTest)'" || status=$?
+if [ "${ITEST_SCOPE:-all}" = linux ]; then
+  selectors=""
+  for src in "$ROOT"/org.nxia.itest/src/test/java/org/nxia/itest/*Test.java; do
+    grep -q 'RunWith(HardwareVirtualizationRequirement' "$src" || continue
+    c="org.nxia.itest.$(basename "$src" .java)"
+    case " $LINUX_TESTS " in *" $c "*) continue ;; esac
+    selectors+=" --select-class $c"
+  done
+  [ -z "$selectors" ] || rig_run "$selectors" || status=$?
+else
+  rig_run "--scan-classpath /payload/test-classes --include-classname '.*Test' --exclude-classname 'org.nxia.itest.(LinuxBootTest|SystemVmExecTest|PmemTest|RootfsTest|NetTest)'" || status=$?
+fi
 for c in $LINUX_TESTS; do
   for attempt in 1 2 3 4 5; do
     st=0; rig_run "--select-class $c" || st=$?

@@ -65,7 +65,9 @@ public class NetTest {
 
     /** The forwarded host port (the guest's httpd listens on 80). */
     static final int FORWARD = Integer.getInteger("nxia.net.forward", 18080);
-    static final int BULK_MIB = Integer.getInteger("nxia.net.bulkMiB", 16);
+    static final int BULK_MIB = Integer.getInteger("nxia.net.bulkMiB", 64);
+    /** Where the figures were taken: tools/kvm-rig/itest.sh sets nxia.rig. */
+    static final String WHERE = Boolean.getBoolean("nxia.rig") ? "rig: emulated" : "KVM";
     static final String GATEWAY = "10.0.2.2";
     /** Diagnostics: passt with --pcap through a wrapper; a failed forwarded GET prints the evidence (see the class comment). */
     static final boolean DIAG = Boolean.getBoolean("nxia.net.diag");
@@ -130,13 +132,13 @@ public class NetTest {
                         got.replace('\n', ' '), device(svm.vm()).state());
                 assertTrue("host to guest, " + BULK_MIB + " MiB: " + got, got.contains(sha256(bulk)));
 
-                System.out.printf("NetTest: %d MiB host->guest (wget through passt's gateway) %.1f MiB/s (rig: emulated)%n", BULK_MIB, in);
+                System.out.printf("NetTest: %d MiB host->guest (wget through passt's gateway) %.1f MiB/s (%s)%n", BULK_MIB, in, WHERE);
                 String sum = ok(s, "sha256sum", "/tmp/www/bulk").stdoutText().substring(0, 64);
                 long t1 = System.nanoTime();
                 byte[] out = diag(svm.vm(), s, "/bulk");
                 double outRate = mibPerSecond(BULK_MIB, t1);
                 assertEquals("guest to host, " + BULK_MIB + " MiB (got " + out.length + " bytes)", sum, sha256(out));
-                System.out.printf("NetTest: %d MiB guest->host (forwarded port) %.1f MiB/s (rig: emulated)%n", BULK_MIB, outRate);
+                System.out.printf("NetTest: %d MiB guest->host (forwarded port) %.1f MiB/s (%s)%n", BULK_MIB, outRate, WHERE);
             } finally {
                 context.ungetService(ref);
                 svm.close();
