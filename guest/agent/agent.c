@@ -533,7 +533,7 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
         if (t.tag == CTL_T_UNSHARE) {
             uint32_t ns = t.len == 4 ? ctl_get32(t.val) : 0;
             if (unshare_ns || ns == 0 || (ns & ~CONFINE_NS_ALL)) {
-                send_error(c, id, CTL_E_PROTO, "exec: bad UNSHARE (once, u32 of bits 1 mount, 2 net)");
+                send_error(c, id, CTL_E_PROTO, "exec: bad UNSHARE (once, u32 of bits 1 mount, 2 net, 4 pid)");
                 return;
             }
             unshare_ns = ns;
@@ -614,6 +614,8 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
         /* Last, so that nothing above needs what the program is denied. A
          * confinement that cannot be applied fails the exec: never unconfined. */
         if (unshare_ns && confine_unshare(unshare_ns) < 0)
+            child_fail(status[1], 6, -1);
+        if ((unshare_ns & CONFINE_NS_PID) && confine_pid_namespace(status[1]) < 0)
             child_fail(status[1], 6, -1);
         if ((nrules || ndeny > 0) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
             child_fail(status[1], 3, -1);

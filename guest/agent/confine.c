@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "confine.h"
 
@@ -113,7 +115,10 @@ fail:;
 
 int confine_unshare(uint32_t ns)
 {
-    int flags = (ns & CONFINE_NS_MOUNT ? CLONE_NEWNS : 0) | (ns & CONFINE_NS_NET ? CLONE_NEWNET : 0);
+    if (ns & CONFINE_NS_PID)
+        ns |= CONFINE_NS_MOUNT;
+    int flags = (ns & CONFINE_NS_MOUNT ? CLONE_NEWNS : 0) | (ns & CONFINE_NS_NET ? CLONE_NEWNET : 0)
+                | (ns & CONFINE_NS_PID ? CLONE_NEWPID : 0);
     if (unshare(flags) < 0)
         return -1;
     /* shared propagation (systemd's default) would carry the program's mounts out */
@@ -133,6 +138,75 @@ int confine_unshare(uint32_t ns)
         return r;
     }
     return 0;
+}
+
+/* Closes every fd but keep: the program's stdio, pipes and status socket are its alone. */
+static void let_go(int keep)
+{
+    if (keep > 0)
+        syscall(__NR_close_range, 0u, (unsigned)keep - 1, 0u);
+    syscall(__NR_close_range, (unsigned)keep + 1, ~0u, 0u);
+}
+
+int confine_pid_namespace(int keep_fd)
+{
+    int ws[2];
+    if (pipe2(ws, O_CLOEXEC) < 0)
+        return -1;
+    pid_t init = fork();
+    if (init < 0)
+        return -1;
+    if (init > 0) {
+        /* The agent's child: signals to the job's group end the program, not this relay. */
+        for (int sig = 1; sig < 32; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
+                signal(sig, SIG_IGN);
+        close(ws[1]);
+        let_go(ws[0]);
+        int st = 0, raw;
+        while (waitpid(init, &st, 0) < 0 && errno == EINTR)
+            ;
+        /* no word from pid 1: it was killed (SIGKILL to the group), and the program with it */
+        if (read(ws[0], &raw, sizeof raw) != sizeof raw)
+            raw = WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL;
+        if (WIFEXITED(raw))
+            _exit(WEXITSTATUS(raw));
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);    /* the program dumped its core, if any */
+        signal(WTERMSIG(raw), SIG_DFL);
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, WTERMSIG(raw));
+        sigprocmask(SIG_UNBLOCK, &one, NULL);
+        raise(WTERMSIG(raw));
+        _exit(128 + WTERMSIG(raw));
+    }
+    /* pid 1 of the new namespace */
+    close(ws[0]);
+    pid_t program = -1;
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
+        program = fork();
+    if (program == 0) {
+        close(ws[1]);
+        return 0;
+    }
+    if (program < 0) {
+        int e[3] = {6, errno, -1};    /* agent.c's child_fail: "unshare namespaces for" */
+        if (write(keep_fd, e, sizeof e) < 0)
+            _exit(126);
+        _exit(127);
+    }
+    let_go(ws[1]);
+    for (;;) {
+        int st;
+        pid_t p = waitpid(-1, &st, 0);
+        if (p == program) {
+            if (write(ws[1], &st, sizeof st) < 0)
+                _exit(1);
+            _exit(0);    /* the namespace's other processes die with its pid 1 */
+        }
+        if (p < 0 && errno != EINTR)
+            _exit(1);
+    }
 }
 
 #define X32_BIT 0x40000000u

@@ -16,7 +16,8 @@
 
 #define CONFINE_NS_MOUNT 1u         /* UNSHARE bits */
 #define CONFINE_NS_NET   2u
-#define CONFINE_NS_ALL   3u
+#define CONFINE_NS_PID   4u         /* implies MOUNT: the program's /proc is its namespace's */
+#define CONFINE_NS_ALL   7u
 
 struct confine_rule {
     uint32_t access;             /* CONFINE_READ | CONFINE_WRITE | CONFINE_EXECUTE */
@@ -27,6 +28,18 @@ struct confine_rule {
  * whose mounts no longer propagate either way, a network namespace with only
  * lo, up. Needs CAP_SYS_ADMIN. -1 with errno on failure. */
 int confine_unshare(uint32_t ns);
+
+/* After confine_unshare(CONFINE_NS_PID): returns 0 in the program's process,
+ * pid 2 of the new PID namespace, or -1 with errno before anything forked.
+ * Forks twice and never returns in the other two: the caller stays in the
+ * agent's namespace and ends as the program ended (exit status or signal,
+ * re-raised), so the agent sees the program's outcome; between them pid 1
+ * of the namespace mounts its /proc, reaps orphans and, once the program
+ * ended, exits, which kills whatever the program left running. The program
+ * is not pid 1, so a signal it does not handle ends it as anywhere else.
+ * Both close keep_fd (the exec status socket) and stdio, which stay the
+ * program's alone. */
+int confine_pid_namespace(int keep_fd);
 
 /* Restricts the calling thread (and what it execs) to rules[0..n) with
  * Landlock, handling every file-system access of the kernel's ABI. Needs

@@ -63,6 +63,12 @@ public class SystemVmConfineTest {
             assertNotEquals("stderr " + noMkdir.stderrText(), 0, noMkdir.status().code());
             assertTrue(noMkdir.stderrText(), noMkdir.stderrText().contains("Operation not permitted"));
             assertEquals(0, s.exec("/bin/busybox", "mkdir", "/tmp/unconfined").status().code());
+
+            // processes and a network of their own: pid 2 under the agent's pid 1; /proc shows the two
+            ExecResult own = s.exec(ExecRequest.of("/bin/busybox", "sh", "-c", "echo $$; echo /proc/[0-9]*")
+                    .withConfinement(Confinement.NONE.unsharing(Confinement.Namespace.PID, Confinement.Namespace.NET)));
+            assertEquals("stderr " + own.stderrText(), 0, own.status().code());
+            assertTrue(own.stdoutText(), own.stdoutText().startsWith("2\n/proc/1 /proc/2\n"));
             System.out.println("SystemVmConfineTest: " + denied.stderrText().strip() + " / " + noMkdir.stderrText().strip());
         }
     }

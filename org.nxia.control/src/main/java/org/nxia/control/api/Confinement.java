@@ -86,7 +86,13 @@ public record Confinement(List<PathRule> paths, Set<Integer> deniedSyscalls, Set
         /** its mounts are its own: none propagate in or out */
         MOUNT(1),
         /** a network of its own: only loopback */
-        NET(2);
+        NET(2),
+        /**
+         * processes of its own: the program is pid 2 under a pid 1 of the agent's that reaps orphans, its
+         * {@code /proc} shows only them (so a mount namespace comes with it), and what it leaves running when
+         * it ends is killed
+         */
+        PID(4);
 
         private final int bit;
 

@@ -20,7 +20,7 @@
  * ({@link org.nxia.control.api.SystemVms#VM_ID}).
  */
 @Export
-@Version("1.4.0")
+@Version("1.5.0")
 package org.nxia.control.api;
 
 import org.osgi.annotation.bundle.Export;

@@ -166,6 +166,39 @@ class AgentConfineTest {
         }
     }
 
+    /**
+     * A PID namespace of its own: the program is pid 2 beside the agent's pid 1 and sees nothing else in its
+     * /proc; its exit status and the signal that ended it reach the host unchanged; what it left running dies
+     * with it (it would outlive it without the namespace).
+     */
+    @Test
+    void aPidNamespaceOfItsOwn() throws Exception {
+        Confinement pid = Confinement.NONE.unsharing(Confinement.Namespace.PID);
+        String marker = "sleep 299." + ProcessHandle.current().pid();
+        try (AgentSession s = agent.session()) {
+            ExecResult r;
+            try {
+                // the leftover: a sleep that the shell does not wait for, told apart by its argument
+                r = s.exec(ExecRequest.of("sh", "-c", "echo $$; echo /proc/[0-9]*; " + marker + " > /dev/null &")
+                        .withConfinement(pid));
+            } catch (ControlException e) {
+                Assumptions.assumeFalse(e.getMessage().contains("unshare namespaces") && e.getMessage().contains("Operation not permitted"),
+                        "NOT RUN: no CAP_SYS_ADMIN here: " + e.getMessage());
+                throw e;
+            }
+            assertEquals(ExitStatus.exited(0), r.status(), r.stderrText());
+            assertEquals(List.of("2", "/proc/1 /proc/2"), r.stdoutText().lines().toList(),
+                    "pid 2 (the shell), and its /proc (globbed by the shell itself) shows it and pid 1 only");
+            assertTrue(ProcessHandle.allProcesses().noneMatch(p -> p.info().commandLine().orElse("").contains(marker)),
+                    "the program's leftover sleep died with its namespace");
+            assertEquals(ExitStatus.exited(7), s.exec(ExecRequest.of("sh", "-c", "exit 7").withConfinement(pid)).status());
+            assertEquals(ExitStatus.killed(15), s.exec(ExecRequest.of("sh", "-c", "kill -TERM $$").withConfinement(pid)).status(),
+                    "the signal that ended the program, re-raised by the relay in the agent's namespace");
+            ExecResult same = s.exec(ExecRequest.of("sh", "-c", "echo $$"));
+            assertTrue(Integer.parseInt(same.stdoutText().strip()) > 2, "without UNSHARE pid the agent's namespace: " + same.stdoutText());
+        }
+    }
+
     /** sendmsg carries the agent's listener, so it is denied without a report; execve denied fails the exec. */
     @Test
     void sendmsgAndExecveCanBeDeniedToo() throws IOException {

@@ -76,6 +76,9 @@ class ConfinementTest {
         Wire.Fields ns = new Wire.Fields();
         Wire.putConfinement(ns, Confinement.NONE.unsharing(Confinement.Namespace.NET, Confinement.Namespace.MOUNT));
         assertEquals("0c" + "04000000" + "03000000", HexFormat.of().formatHex(ns.bytes()));
+        Wire.Fields pid = new Wire.Fields();
+        Wire.putConfinement(pid, Confinement.NONE.unsharing(Confinement.Namespace.PID));
+        assertEquals("0c" + "04000000" + "04000000", HexFormat.of().formatHex(pid.bytes()));
         Wire.Fields none = new Wire.Fields();
         Wire.putConfinement(none, Confinement.NONE);
         assertEquals(0, none.bytes().length);

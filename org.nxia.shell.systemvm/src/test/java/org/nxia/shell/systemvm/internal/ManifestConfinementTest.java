@@ -50,11 +50,11 @@ class ManifestConfinementTest {
     @Test
     void theManifestsGuestLinesBecomeTheExecsConfinement() {
         CallPolicy policy = new Policy("sysvm", new GuestConfinement(
-                List.of(new GuestConfinement.Path("rx", "/usr"), new GuestConfinement.Path("rw", "/tmp")), Set.of(41), Set.of("net")));
+                List.of(new GuestConfinement.Path("rx", "/usr"), new GuestConfinement.Path("rw", "/tmp")), Set.of(41), Set.of("net", "pid")));
         Confinement c = SystemVmCommands.confinement(policy, "sysvm");
         assertEquals(List.of(PathRule.of("/usr", "rx"), PathRule.of("/tmp", "rw")), c.paths());
         assertEquals(Set.of(41), c.deniedSyscalls());
-        assertEquals(Set.of(Confinement.Namespace.NET), c.namespaces());
+        assertEquals(Set.of(Confinement.Namespace.NET, Confinement.Namespace.PID), c.namespaces());
     }
 
     @Test

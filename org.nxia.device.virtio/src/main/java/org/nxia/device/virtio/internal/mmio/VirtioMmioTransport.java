@@ -563,7 +563,17 @@ public final class VirtioMmioTransport implements MmioDevice, Device {
         lastError = why;
     }
 
+    /**
+     * Before DRIVER_OK nothing is raised (virtio 1.2 §2.1.2, §3.1.2): the driver reads the
+     * configuration and status when it sets up. An early pulse also reaches a guest that has no
+     * handler yet: a Linux VM with ACPI (hardware-reduced) never programs the legacy PIC, which
+     * KVM's reset left at vector base 0 and wired to the boot CPU, so GSI 5 came in as vector 5
+     * (#BR, "Oops: bounds") when virtio-net said its link was up during early boot.
+     */
     private void interrupt(int cause) {
+        if ((status & S_DRIVER_OK) == 0) {
+            return;
+        }
         interruptStatus |= cause;
         if (line != null) {
             line.pulse();

@@ -49,9 +49,11 @@ class PasstTest {
         List<String> options = VirtioNetFactory.passtOptions(org.nxia.vmm.api.device.DeviceConfig.parse(
                 "virtio-net:address=10.0.2.15/24,gateway=10.0.2.2,interface=lo"));
         try (Passt passt = new Passt("test", VirtioNetFactory.PASST, options, net, tx)) {
+            long generation = transport.read(0x0fc, 4);
             passt.start(transport);
             await("link up", () -> locked(net::linkUp));
-            assertEquals(2, transport.read(0x060, 4) & 2, "the driver heard of the link change");
+            // (no interrupt: this driver never set DRIVER_OK; VirtioNetTest checks the one after it)
+            assertTrue(transport.read(0x0fc, 4) != generation, "the configuration changed under the driver");
             assertEquals(1, transport.read(0x106, 2), "config status: VIRTIO_NET_S_LINK_UP");
             byte[] offer = dhcp();
             assertEquals("0a00020f", java.util.HexFormat.of().formatHex(offer, YIADDR, YIADDR + 4), "the OFFER's yiaddr: 10.0.2.15");

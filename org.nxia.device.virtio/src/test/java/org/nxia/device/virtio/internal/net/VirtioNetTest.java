@@ -75,8 +75,12 @@ class VirtioNetTest {
         net.setLink(true);
         t.configChanged();
         assertEquals(VirtioNet.S_LINK_UP, t.read(0x106, 2));
-        assertEquals(2, t.read(0x060, 4) & 2, "a configuration-change interrupt");
+        assertEquals(0, t.read(0x060, 4), "no interrupt before DRIVER_OK: the driver reads the link as it sets up");
         assertTrue(t.read(0x0fc, 4) != generation, "a new configuration generation");
+        driverSetsUp(t, 1L << 32 | 1L << VirtioNet.F_MAC | 1L << VirtioNet.F_STATUS | F_MRG);
+        net.setLink(false);
+        t.configChanged();
+        assertEquals(2, t.read(0x060, 4) & 2, "after DRIVER_OK a change is a configuration-change interrupt");
     }
 
     /** A driver's setup through the transport's registers (virtio 1.2, 4.2.2): features, both queues, DRIVER_OK. */
