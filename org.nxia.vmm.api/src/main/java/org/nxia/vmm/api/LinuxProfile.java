@@ -102,11 +102,15 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
         this(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, HostPlacement.NONE);
     }
 
-    /** A profile with the defaults: no command-line additions, 1 vCPU, 256 MiB, 5 minutes, no extra devices, no ACPI. */
+    /**
+     * A profile with the defaults: no command-line additions, 1 vCPU, 256 MiB, 5 minutes, no extra
+     * devices, ACPI tables (since 3.4; {@code withAcpi(false)} for MP tables and the devices on the
+     * command line, as before).
+     */
     public static LinuxProfile of(Path kernel, Path initrd) {
         Path file = kernel.getFileName();
         return new LinuxProfile(file == null ? kernel.toString() : file.toString(), kernel, initrd, "", 1,
-                DEFAULT_MEMORY, DEFAULT_TIMEOUT, List.of());
+                DEFAULT_MEMORY, DEFAULT_TIMEOUT, List.of(), HostPlacement.NONE, true);
     }
 
     public LinuxProfile withName(String value) {

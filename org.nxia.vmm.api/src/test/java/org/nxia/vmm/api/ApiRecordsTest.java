@@ -100,16 +100,19 @@ class ApiRecordsTest {
     }
 
     @Test
-    void acpiIsOffByDefaultAndEveryCopyKeepsIt() {
+    void acpiIsOnByDefaultAndEveryCopyKeepsEitherChoice() {
         LinuxProfile p = LinuxProfile.of(KERNEL, null);
-        assertEquals(false, p.acpi());
-        LinuxProfile on = p.withAcpi(true);
-        assertEquals(true, on.acpi());
-        for (LinuxProfile copy : List.of(on.withName("n"), on.withVcpus(2), on.withMemory(512 * MIB), on.withCmdline("quiet"),
-                on.withTimeout(Duration.ofSeconds(7)), on.withDevices(List.of()), on.withPlacement(HostPlacement.NONE))) {
-            assertEquals(true, copy.acpi(), copy.toString());
+        assertEquals(true, p.acpi());
+        LinuxProfile off = p.withAcpi(false);
+        assertEquals(false, off.acpi());
+        for (LinuxProfile copy : List.of(off.withName("n"), off.withVcpus(2), off.withMemory(512 * MIB), off.withCmdline("quiet"),
+                off.withTimeout(Duration.ofSeconds(7)), off.withDevices(List.of()), off.withPlacement(HostPlacement.NONE),
+                off.withManifest("m"))) {
+            assertEquals(false, copy.acpi(), copy.toString());
         }
-        assertEquals(false, on.withAcpi(false).acpi());
+        assertEquals(true, off.withAcpi(true).acpi());
+        assertEquals(false, new LinuxProfile("l", KERNEL, null, "", 1, 256 * MIB, Duration.ofSeconds(1), List.of()).acpi(),
+                "the constructors without the flag keep meaning none");
     }
 
     @Test

@@ -82,8 +82,9 @@ final class TestVms {
     VmCore linux(InMemoryHypervisor hv, ExecutorService threads, Path dir, int vcpus, Duration destroyWait,
                  DeviceConfig... devices) throws IOException {
         Path kernel = Files.write(dir.resolve("bzImage"), TestKernel.image());
+        // without ACPI: these tests read the devices' announcements on the command line
         LinuxProfile profile = LinuxProfile.of(kernel, null).withVcpus(vcpus).withMemory(LinuxProfile.MIN_MEMORY)
-                .withDevices(List.of(devices));
+                .withDevices(List.of(devices)).withAcpi(false);
         return new VmCore("vm-linux", new LinuxVm(profile, hv.info()), hv, threads, factories, destroyWait);
     }
 

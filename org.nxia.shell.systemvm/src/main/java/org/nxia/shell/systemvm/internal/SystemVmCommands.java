@@ -95,8 +95,8 @@ public final class SystemVmCommands {
             @Descriptor("stop the VM after this long (30s, 5m; default and 0: no limit)") @Parameter(names = {"-t", "--timeout"}, absentValue = "0") String timeout,
             @Descriptor(Text.DEVICES_HELP) @Parameter(names = {"-d", "--devices"}, absentValue = "") String devices,
             @Descriptor(Profiles.SYSTEM_PROFILE_HELP) @Parameter(names = {"-p", "--profile"}, absentValue = "") String profileName,
-            @Descriptor("give the guest ACPI tables: the virtio-mmio devices in the DSDT, not on the command line")
-            @Parameter(names = {"--acpi"}, presentValue = "true", absentValue = "false") boolean acpi,
+            @Descriptor("no ACPI tables: MP tables, and the virtio-mmio devices on the kernel command line (virtio_mmio.device=)")
+            @Parameter(names = {"--no-acpi"}, presentValue = "true", absentValue = "false") boolean noAcpi,
             @Descriptor("the kernel: a bzImage") String kernel) throws Exception {
         HypervisorInfo h = vms.hypervisor();
         if (!h.flavour().hardwareVirtualization()) {
@@ -104,7 +104,7 @@ public final class SystemVmCommands {
                     + ", and a stock kernel needs hardware virtualization (VMX or SVM); run on such a host or in the rig");
         }
         LinuxProfile base = LinuxProfile.of(Path.of(kernel), initrd.isEmpty() ? null : Path.of(initrd))
-                .withCmdline(cmdline).withTimeout(Text.parseDuration(timeout)).withDevices(Text.devices(devices)).withAcpi(acpi);
+                .withCmdline(cmdline).withTimeout(Text.parseDuration(timeout)).withDevices(Text.devices(devices)).withAcpi(!noAcpi);
         base = profileName.isEmpty() ? base.withMemory(VmProfile.parseSize(memory.isEmpty() ? "256M" : memory))
                 : Profiles.apply(Profiles.get(profiles, profileName, Profile.Kind.SYSTEM), base, memory);
         LinuxProfile profile = RootFs.apply(vcpus > 0 ? base.withVcpus(vcpus) : base, rootfs);
