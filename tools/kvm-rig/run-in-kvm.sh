@@ -11,7 +11,7 @@
 # Kernel: uncompressed vmlinux booted via PVH (skips xz decompression under TCG).
 #
 # Env:  RIG_TIMEOUT  seconds (default 600)         RIG_MEM   guest RAM (default 2G)
-#       RIG_SMP      vCPUs (default 1)             RIG_CPU   QEMU -cpu (default max; EPYC,+svm also works)
+#       RIG_SMP      vCPUs (default 2)             RIG_CPU   QEMU -cpu (default max; EPYC,+svm also works)
 #       RIG_NPT      0|1: kvm_amd npt= (default: module default, i.e. 1)
 #       RIG_KVM_AMD  more kvm_amd parameters, comma-separated (e.g. vgif=0)
 #       RIG_APPEND   extra kernel cmdline (e.g. rig.dmesg prints dmesg before COMMAND)
@@ -97,7 +97,7 @@ APPEND="console=ttyS0 quiet loglevel=3 cryptomgr.notests tsc=reliable no_timer_c
 LOG=$TMP/serial.log
 timeout --foreground -k 5 "${RIG_TIMEOUT:-600}" \
   qemu-system-x86_64 -accel tcg -cpu "${RIG_CPU:-max}" \
-    -m "${RIG_MEM:-2G}" -smp "${RIG_SMP:-1}" \
+    -m "${RIG_MEM:-2G}" -smp "${RIG_SMP:-2}" \
     -nodefaults -no-user-config -display none -serial stdio -monitor none \
     -kernel "$RIG/vmlinux" -initrd "$TMP/initrd.cpio" -append "$APPEND" -no-reboot "${drives[@]}" \
     <"$( [ "${RIG_INTERACTIVE:-0}" = 1 ] && echo /dev/stdin || echo /dev/null)" | tee "$LOG"
