@@ -8,6 +8,7 @@
 #   image   the System VM image: the kernel build's tools, static busybox, cpio
 #   rootfs  the System VM's Debian root file system: mmdebstrap, e2fsprogs (mkfs.ext4 -d, resize2fs)
 #   rig     the nested-KVM rig: QEMU, static busybox, cpio, xz; passt (the rig carries the host's)
+#   bench   bench io's host side (the peer): fio, iperf3
 #
 # With apt rights (root, or sudo without a password) it installs what is missing, saying so;
 # otherwise it prints the one command that does and fails. Nothing is done when all is there.
@@ -36,7 +37,8 @@ for purpose in "$@"; do
     rootfs) want mmdebstrap has mmdebstrap; want e2fsprogs has mkfs.ext4; want e2fsprogs has resize2fs ;;
     rig)   want qemu-system-x86 has qemu-system-x86_64; want busybox-static static_busybox
            want cpio has cpio; want xz-utils has xz; want passt test -x /usr/bin/passt ;;
-    *) echo "need.sh: unknown purpose '$purpose' (build, test, image, rootfs, rig)" >&2; exit 2 ;;
+    bench) want fio has fio; want iperf3 has iperf3 ;;
+    *) echo "need.sh: unknown purpose '$purpose' (build, test, image, rootfs, rig, bench)" >&2; exit 2 ;;
   esac
 done
 [ ${#missing[@]} -gt 0 ] || exit 0

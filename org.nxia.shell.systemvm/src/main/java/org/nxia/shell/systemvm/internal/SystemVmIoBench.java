@@ -136,7 +136,9 @@ public final class SystemVmIoBench {
         List<DeviceConfig> devices = List.of(
                 DeviceConfig.parse("virtio-blk:path=" + disk),
                 SystemVmCommands.shareDevice(share.toString()),
-                DeviceConfig.parse("virtio-net:forward=" + forward + ":" + GUEST_IPERF_PORT + ",address=10.0.2.15/24,gateway=" + GATEWAY));
+                DeviceConfig.parse("virtio-net:forward=" + forward + ":" + GUEST_IPERF_PORT + ",address=10.0.2.15/24,gateway=" + GATEWAY
+                        // loopback as the template: the host peer is on it, and the rig has no other interface
+                        + ",interface=lo"));
         LinuxProfile profile = RootFs.apply(LinuxProfile.of(SystemVmBenchCommands.image(kernel, "bzImage"),
                         SystemVmBenchCommands.image(initrd, "initramfs.cpio.gz")).withName("bench-io").withVcpus(1).withMemory(1L << 30)
                 .withTimeout(Duration.ofHours(1)).withDevices(devices), rootfs);
