@@ -8,7 +8,9 @@
 
 #include "net.h"
 
-#define SCRIPT "/run/nxia-udhcpc.sh"
+/* Not under /run: a root switch (root.c) moves /run into the new root, away from udhcpc,
+ * which stays on the initramfs and may get its lease only after that. */
+#define SCRIPT "/nxia-udhcpc.sh"
 
 /* udhcpc's event script: applies the lease (address, default route, MTU —
  * passt offers 65520 — and DNS) with busybox's ifconfig and route. */
