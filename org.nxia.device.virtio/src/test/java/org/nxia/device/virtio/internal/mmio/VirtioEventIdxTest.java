@@ -31,34 +31,7 @@ class VirtioEventIdxTest {
     }
 
     /** Takes every available chain; on its first call the driver adds {@link #meanwhile} more. */
-    final class Sink implements VirtioBackend {
-        SplitQueue queue;
-
-        @Override
-        public int deviceId() {
-            return 4;
-        }
-
-        @Override
-        public long features() {
-            return 0;
-        }
-
-        @Override
-        public int queueCount() {
-            return 1;
-        }
-
-        @Override
-        public long readConfig(int offset, int size) {
-            return 0;
-        }
-
-        @Override
-        public void activate(long features, SplitQueue[] queues) {
-            queue = queues[0];
-        }
-
+    final class Sink extends OneQueueTestBackend {
         @Override
         public void process(int q) {
             DescriptorChain c;
@@ -72,11 +45,6 @@ class VirtioEventIdxTest {
         }
 
         @Override
-        public void reset() {
-            queue = null;
-        }
-
-        @Override
         public Record state() {
             return new Sunk(taken);
         }
@@ -85,20 +53,10 @@ class VirtioEventIdxTest {
     @Test
     void chainsTakenAfterAKickLeaveAvailEventAtTheNextChainSoTheDriverKicksIt() {
         VirtioMmioTransport t = new VirtioMmioTransport("virtio-rng", memory, new Sink());
-        long features = (1L << 32) | SplitQueue.F_EVENT_IDX;
-        t.write(0x070, 4, VirtioMmioTransport.S_ACKNOWLEDGE | VirtioMmioTransport.S_DRIVER);
-        t.write(0x024, 4, 0);
-        t.write(0x020, 4, features & 0xffff_ffffL);
-        t.write(0x024, 4, 1);
-        t.write(0x020, 4, features >>> 32);
-        t.write(0x070, 4, VirtioMmioTransport.S_ACKNOWLEDGE | VirtioMmioTransport.S_DRIVER | VirtioMmioTransport.S_FEATURES_OK);
-        t.write(0x030, 4, 0);
-        t.write(0x038, 4, 16);
-        t.write(0x080, 4, driver.descriptorTable());
-        t.write(0x090, 4, driver.availRing());
-        t.write(0x0a0, 4, driver.usedRing());
-        t.write(0x044, 4, 1);
-        t.write(0x070, 4, t.read(0x070, 4) | VirtioMmioTransport.S_DRIVER_OK);
+        VirtioDevicesTest.Mmio m = new VirtioDevicesTest.Mmio(t);
+        assertEquals(true, m.negotiate((1L << 32) | SplitQueue.F_EVENT_IDX));
+        m.queue(0, driver, 16);
+        m.driverOk();
 
         driver.addChain(Buffer.readable(buffer, 64));
         meanwhile = 2;   // added while the device serves the kick, before it publishes avail_event

@@ -196,49 +196,12 @@ class VirtioSavedStateTest {
     }
 
     /** A device bug: takes every chain the driver makes available and never answers it. */
-    private static final class HoldingBackend implements VirtioBackend {
-        private SplitQueue queue;
-
-        @Override
-        public int deviceId() {
-            return 4;
-        }
-
-        @Override
-        public long features() {
-            return 0;
-        }
-
-        @Override
-        public int queueCount() {
-            return 1;
-        }
-
-        @Override
-        public long readConfig(int offset, int size) {
-            return 0;
-        }
-
-        @Override
-        public void activate(long features, SplitQueue[] queues) {
-            queue = queues[0];
-        }
-
+    private static final class HoldingBackend extends OneQueueTestBackend {
         @Override
         public void process(int index) {
             while (queue.next() != null) {
                 // held
             }
-        }
-
-        @Override
-        public void reset() {
-            queue = null;
-        }
-
-        @Override
-        public Record state() {
-            return null;
         }
     }
 

@@ -14,6 +14,7 @@ import java.util.Arrays;
 
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.nxia.device.virtio.internal.mmio.VirtioDevicesTest;
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
 import org.nxia.device.virtio.internal.queue.SplitQueue;
 import org.nxia.device.virtio.internal.queue.TestDriver;
@@ -85,22 +86,13 @@ class VirtioNetTest {
 
     /** A driver's setup through the transport's registers (virtio 1.2, 4.2.2): features, both queues, DRIVER_OK. */
     private void driverSetsUp(VirtioMmioTransport t, long features) {
-        t.write(0x070, 4, VirtioMmioTransport.S_ACKNOWLEDGE | VirtioMmioTransport.S_DRIVER);
-        t.write(0x024, 4, 0);
-        t.write(0x020, 4, features & 0xffff_ffffL);
-        t.write(0x024, 4, 1);
-        t.write(0x020, 4, features >>> 32);
-        t.write(0x070, 4, VirtioMmioTransport.S_ACKNOWLEDGE | VirtioMmioTransport.S_DRIVER | VirtioMmioTransport.S_FEATURES_OK);
+        VirtioDevicesTest.Mmio m = new VirtioDevicesTest.Mmio(t);
+        assertTrue(m.negotiate(features));
         TestDriver[] drivers = {rxDriver, txDriver};
         for (int q = 0; q < 2; q++) {
-            t.write(0x030, 4, q);
-            t.write(0x038, 4, 16);
-            t.write(0x080, 4, drivers[q].descriptorTable());
-            t.write(0x090, 4, drivers[q].availRing());
-            t.write(0x0a0, 4, drivers[q].usedRing());
-            t.write(0x044, 4, 1);
+            m.queue(q, drivers[q], 16);
         }
-        t.write(0x070, 4, t.read(0x070, 4) | VirtioMmioTransport.S_DRIVER_OK);
+        m.driverOk();
     }
 
     @Test
