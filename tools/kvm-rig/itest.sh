@@ -164,18 +164,22 @@ if [ "${ITEST_SCOPE:-all}" = linux ]; then
 else
   selectors="--scan-classpath /payload/test-classes --include-classname '.*Test' --exclude-classname 'org.nxia.itest.(LinuxBootTest|SystemVmExecTest|PmemTest|RootfsTest|NetTest)'"
 fi
+# The rig itself, not a test: it froze (3), or its kernel ended without the exit marker (125,
+# run-in-kvm.sh; seen once on 2026-12-07, mid-NetTest). Such a run counted no test (rig_run counts
+# only summaries), so it runs again.
+rig_died() { [ "$1" -eq 3 ] || [ "$1" -eq 125 ]; }
 # a frozen rig ran no test to its summary (rig_run counts only summaries): the group runs again
 for attempt in 1 2 3; do
   [ -n "$selectors" ] || break
   st=0; rig_run "$selectors" || st=$?
-  [ "$st" -eq 3 ] && [ "$attempt" -lt 3 ] && { log "retrying the other classes in a fresh rig (attempt $((attempt + 1)) of 3)"; continue; }
+  rig_died "$st" && [ "$attempt" -lt 3 ] && { log "retrying the other classes in a fresh rig (attempt $((attempt + 1)) of 3)"; continue; }
   status=$st
   break
 done
 for c in $LINUX_TESTS; do
   for attempt in 1 2 3 4 5 6 7 8; do
     st=0; rig_run "--select-class $c" || st=$?
-    [ "$st" -eq 3 ] && [ "$attempt" -lt 8 ] && { log "retrying ${c##*.} in a fresh rig (attempt $((attempt + 1)) of 8)"; continue; }
+    rig_died "$st" && [ "$attempt" -lt 8 ] && { log "retrying ${c##*.} in a fresh rig (attempt $((attempt + 1)) of 8)"; continue; }
     break
   done
   [ "$st" -ne 0 ] && [ "$status" -eq 0 ] && status=$st
