@@ -112,9 +112,23 @@ RUN
     "$HERE/run-in-kvm.sh" "$JRE" "$P/m2" "$P/reactor" "$P/root" "$P/test-classes" "$P/console.jar" "$P/run.sh" -- ./run.sh \
     > "$fifo" 2>&1 &
   rpid=$!
+  # a hung rig kernel still prints its soft-lockup watchdog and RCU stall reports: kernel lines
+  # ("[  828.58] ...") are no heartbeat (a CI run sat 15 minutes on "CPU#0 stuck for 809s" lines
+  # until RIG_TIMEOUT); the rig's "rig: alive" lines and the tests' output are
+  local alive=$SECONDS
   while true; do
     if IFS= read -r -t "${RIG_FREEZE:-60}" line; then
       printf '%s\n' "$line"
+      if [[ "$line" =~ ^\[\ *[0-9]+\.[0-9]+\]\  ]]; then
+        if (( SECONDS - alive > ${RIG_FREEZE:-60} )); then
+          log "the rig itself froze: only its kernel's stall reports for ${RIG_FREEZE:-60} s (its kernel hung under QEMU TCG; not a test result)"
+          kill -TERM -- "-$rpid" 2>/dev/null; sleep 2; kill -KILL -- "-$rpid" 2>/dev/null
+          wait "$rpid" 2>/dev/null
+          return 3
+        fi
+        continue
+      fi
+      alive=$SECONDS
       # the JUnit console's summary, "[ N tests successful ]" and so on: added up over every rig run;
       # a test class that failed to start ("[ N containers failed ]") ran none of its tests: a failure too
       if [[ "${line%$'\r'}" =~ ^\[\ *([0-9]+)\ (tests\ (successful|failed|aborted)|containers\ (failed))\ *\]$ ]]; then
