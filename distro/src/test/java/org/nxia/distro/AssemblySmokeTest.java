@@ -60,6 +60,11 @@ class AssemblySmokeTest {
             "org.nxia.control.internal.CriuCheckpoints", "org.nxia.shell.systemvm.internal.ProcessCheckpointCommands",
             "org.nxia.shell.systemvm.internal.SystemVmSnapshotCommands");
 
+    /** Remote administration through Aries RSA: the cluster's, on top of the full platform. */
+    static final Set<String> CLUSTER_BUNDLES = Set.of("org.nxia.cluster", "org.nxia.cluster.zookeeper");
+    static final Set<String> CLUSTER_COMMANDS = Set.of("node:list", "node:vms", "node:create", "node:run", "node:destroy");
+    static final Set<String> CLUSTER_COMPONENTS = Set.of("org.nxia.cluster.internal.ClusterCommands", "org.nxia.cluster.internal.EdefParser");
+
     @TempDir
     Path tmp;
 
@@ -79,6 +84,13 @@ class AssemblySmokeTest {
     void fullPlatformHasBoth() throws Exception {
         check("nxia", union(NODE_BUNDLES, SANDBOX_BUNDLES, SYSTEM_VM_BUNDLES), union(NODE_COMMANDS, SANDBOX_COMMANDS, SYSTEM_VM_COMMANDS),
                 Set.of(), union(NODE_COMPONENTS, SANDBOX_COMPONENTS, SYSTEM_VM_COMPONENTS));
+    }
+
+    @Test
+    void clusterNodeIsTheFullPlatformWithRemoteAdministration() throws Exception {
+        check("cluster", union(NODE_BUNDLES, SANDBOX_BUNDLES, SYSTEM_VM_BUNDLES, CLUSTER_BUNDLES),
+                union(NODE_COMMANDS, SANDBOX_COMMANDS, SYSTEM_VM_COMMANDS, CLUSTER_COMMANDS), Set.of(),
+                union(NODE_COMPONENTS, SANDBOX_COMPONENTS, SYSTEM_VM_COMPONENTS, CLUSTER_COMPONENTS));
     }
 
     /**

@@ -1,0 +1,361 @@
+package org.nxia.cluster.internal;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.Dictionary;
+import java.util.Hashtable;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeoutException;
+
+import org.nxia.cluster.api.GuestRequest;
+import org.nxia.cluster.api.Moved;
+import org.nxia.cluster.api.NodeAdmin;
+import org.nxia.cluster.api.NodeStatus;
+import org.nxia.cluster.api.VmSummary;
+import org.nxia.shell.support.Text;
+import org.nxia.shell.support.VmSnapshotFile;
+import org.nxia.snapshot.api.SnapshotFormatException;
+import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmManager;
+import org.nxia.vmm.api.VmProfile;
+import org.nxia.vmm.api.VmSnapshot;
+import org.nxia.vmm.spi.HypervisorInfo;
+import org.osgi.framework.BundleContext;
+import org.osgi.framework.ServiceRegistration;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.ConfigurationPolicy;
+import org.osgi.service.component.annotations.Deactivate;
+import org.osgi.service.component.annotations.Reference;
+
+/**
+ * This node's {@link NodeAdmin}, registered for export once the node has a name (configuration
+ * {@value #PID}): Aries RSA's topology manager exports it through the TCP provider and the
+ * ZooKeeper discovery announces it. Every request comes from another process and is checked as
+ * such: guests by kit name only, VMs made for other nodes bounded, runs stopped at their timeout.
+ */
+@Component(configurationPid = NodeAdminService.PID, configurationPolicy = ConfigurationPolicy.REQUIRE, service = {})
+public final class NodeAdminService implements NodeAdmin {
+
+    static final String PID = "org.nxia.cluster";
+
+    /** VMs that other nodes may hold here at once (each is guest RAM and a vCPU thread of this node). */
+    static final int MAX_REMOTE_VMS = 64;
+
+    /** Longest console tail one call returns. */
+    static final int MAX_CONSOLE_CHARS = 64 << 10;
+
+    /** Incoming VMs at once, the largest (a 3 GiB micro-VM's file and its state), and how long one may sit idle. */
+    static final int MAX_TRANSFERS = 4;
+    static final long MAX_TRANSFER_BYTES = 4L << 30;
+    static final long TRANSFER_IDLE_NANOS = 60_000_000_000L;
+
+    /** An incoming VM's snapshot file, filled in order. */
+    private static final class Transfer {
+        final Path file;
+        final FileChannel channel;
+        final long length;
+        long received;
+        long lastNanos = System.nanoTime();
+
+        Transfer(Path file, long length) throws IOException {
+            this.file = file;
+            this.length = length;
+            this.channel = FileChannel.open(file, StandardOpenOption.WRITE);
+        }
+
+        void discard() {
+            try {
+                channel.close();
+                Files.deleteIfExists(file);
+            } catch (IOException e) {
+                // a temporary file left behind: nothing a caller can do about it
+            }
+        }
+    }
+
+    /** The node's configuration (file {@code org.nxia.cluster.cfg}). */
+    @interface Config {
+        /** The node's name: letters, digits, '-' and '_'. */
+        String node();
+
+        /** The address other nodes reach this node's endpoint at (loopback unless set). */
+        String hostname() default "127.0.0.1";
+
+        /** The TCP port of this node's endpoint; 0 picks a free one. */
+        int port() default 0;
+
+        /** How long a caller waits for this node's answer to one call. */
+        long timeout_ms() default 10_000;
+
+        /** The assembly this node runs, as node:list shows it. */
+        String assembly() default "cluster";
+    }
+
+    private final VmManager vms;
+    private final String node;
+    private final String assembly;
+    private final Set<String> remoteVms = ConcurrentHashMap.newKeySet();
+    private final Map<String, Transfer> transfers = new ConcurrentHashMap<>();
+    private final ServiceRegistration<NodeAdmin> registration;
+
+    private final Nodes nodes;
+
+    @Activate
+    public NodeAdminService(BundleContext context, @Reference VmManager vms, @Reference Nodes nodes, Config config) {
+        this.vms = vms;
+        this.nodes = nodes;
+        this.node = checkedName(config.node());
+        this.assembly = config.assembly();
+        if (config.port() < 0 || config.port() > 65_535) {
+            throw new IllegalArgumentException("org.nxia.cluster: port " + config.port() + " is not a TCP port");
+        }
+        Dictionary<String, Object> props = new Hashtable<>();
+        props.put(NODE, node);
+        props.put("service.exported.interfaces", NodeAdmin.class.getName());
+        props.put("service.exported.configs", "aries.tcp");
+        props.put("service.exported.intents", "osgi.basic");
+        props.put("aries.rsa.hostname", config.hostname());
+        props.put("aries.rsa.port", Integer.toString(config.port()));
+        props.put("osgi.basic.timeout", Long.toString(config.timeout_ms()));
+        this.registration = context.registerService(NodeAdmin.class, this, props);
+    }
+
+    @Deactivate
+    void deactivate() {
+        registration.unregister();
+        transfers.values().forEach(Transfer::discard);
+        transfers.clear();
+    }
+
+    static String checkedName(String name) {
+        if (name == null || !name.matches("[A-Za-z0-9][A-Za-z0-9_-]{0,62}")) {
+            throw new IllegalArgumentException("org.nxia.cluster: node name '" + name + "' must be 1 to 63 letters, digits, '-' or '_'");
+        }
+        return name;
+    }
+
+    @Override
+    public NodeStatus status() {
+        HypervisorInfo h = vms.hypervisor();
+        return new NodeStatus(node, assembly, h.backend() + ", " + h.flavour().label(), vms.list().size());
+    }
+
+    @Override
+    public List<VmSummary> vms() {
+        return vms.list().stream().map(this::summary).toList();
+    }
+
+    @Override
+    public VmSummary create(GuestRequest request) {
+        // a record deserialized by RSA went through its constructor; a local caller may pass null
+        if (request == null) {
+            throw new IllegalArgumentException("no request");
+        }
+        if (remoteVms.size() >= MAX_REMOTE_VMS) {
+            throw new IllegalStateException("node " + node + " holds " + MAX_REMOTE_VMS + " VMs made by other nodes already;"
+                    + " destroy some first");
+        }
+        Path image = GuestKit.image(request.guest());
+        VirtualMachine vm = vms.create(VmProfile.of(image).withMemory(request.memoryBytes()).withArg(request.arg())
+                .withTimeout(request.timeout()));
+        remoteVms.add(vm.id());
+        return summary(vm);
+    }
+
+    @Override
+    public VmSummary start(String vmId) {
+        VirtualMachine vm = vm(vmId);
+        Duration timeout = ((VmProfile) vm.spec()).timeout();
+        vm.start();
+        // a VM made for another node ends at its timeout here, whether or not that node is still there
+        Thread.ofVirtual().name("nxia-cluster-timeout-" + vmId).start(() -> stopAfter(vm, timeout));
+        return summary(vm);
+    }
+
+    private static void stopAfter(VirtualMachine vm, Duration timeout) {
+        try {
+            vm.await(timeout);
+        } catch (TimeoutException e) {
+            vm.stop();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (RuntimeException e) {
+            // destroyed meanwhile: nothing left to stop
+        }
+    }
+
+    @Override
+    public VmSummary info(String vmId) {
+        return summary(vm(vmId));
+    }
+
+    @Override
+    public String console(String vmId, int maxChars) {
+        if (maxChars < 0 || maxChars > MAX_CONSOLE_CHARS) {
+            throw new IllegalArgumentException("maxChars " + maxChars + " is not between 0 and " + MAX_CONSOLE_CHARS);
+        }
+        String console = vm(vmId).console();
+        return console.length() <= maxChars ? console : console.substring(console.length() - maxChars);
+    }
+
+    @Override
+    public boolean destroy(String vmId) {
+        if (!remoteVms.contains(vmId)) {
+            vm(vmId);
+        }
+        boolean existed = vms.destroy(vmId);
+        remoteVms.remove(vmId);
+        return existed;
+    }
+
+    @Override
+    public Moved migrate(String vmId, String target) {
+        vm(vmId);
+        Nodes.Node to = nodes.remote(target);
+        try {
+            Moved moved = Migration.move(vms, vmId, target, to.admin());
+            remoteVms.remove(vmId);
+            return moved;
+        } catch (IOException e) {
+            throw new IllegalStateException("node " + node + " could not save " + vmId + ": " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public synchronized String openTransfer(long length) {
+        if (length <= 0 || length > MAX_TRANSFER_BYTES) {
+            throw new IllegalArgumentException("a VM of " + length + " bytes: node " + node + " takes 1 byte to " + Text.size(MAX_TRANSFER_BYTES));
+        }
+        long now = System.nanoTime();
+        transfers.values().removeIf(t -> {
+            boolean idle = now - t.lastNanos > TRANSFER_IDLE_NANOS;
+            if (idle) {
+                t.discard();
+            }
+            return idle;
+        });
+        if (transfers.size() >= MAX_TRANSFERS) {
+            throw new IllegalStateException("node " + node + " is receiving " + MAX_TRANSFERS + " VMs already; try again later");
+        }
+        if (remoteVms.size() >= MAX_REMOTE_VMS) {
+            throw new IllegalStateException("node " + node + " holds " + MAX_REMOTE_VMS + " VMs made by other nodes already");
+        }
+        try {
+            Transfer t = new Transfer(Files.createTempFile("nxia-incoming-", ".snapshot"), length);
+            String id = UUID.randomUUID().toString();
+            transfers.put(id, t);
+            return id;
+        } catch (IOException e) {
+            throw new IllegalStateException("node " + node + " cannot store an incoming VM: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public void receive(String transfer, long offset, byte[] piece) {
+        Transfer t = transfer(transfer);
+        synchronized (t) {
+            if (piece == null || piece.length == 0 || piece.length > MAX_PIECE) {
+                throw new IllegalArgumentException("a piece is 1 byte to " + Text.size(MAX_PIECE));
+            }
+            if (offset != t.received || t.received + piece.length > t.length) {
+                throw new IllegalArgumentException("piece at " + offset + " (" + piece.length + " bytes): expected one at " + t.received
+                        + " within " + t.length + " bytes");
+            }
+            try {
+                ByteBuffer b = ByteBuffer.wrap(piece);
+                while (b.hasRemaining()) {
+                    t.channel.write(b, t.received + b.position());
+                }
+            } catch (IOException e) {
+                drop(transfer);
+                throw new IllegalStateException("node " + node + " could not store the incoming VM: " + e.getMessage(), e);
+            }
+            t.received += piece.length;
+            t.lastNanos = System.nanoTime();
+        }
+    }
+
+    @Override
+    public VmSummary restore(String transfer) {
+        Transfer t = transfer(transfer);
+        try {
+            synchronized (t) {
+                if (t.received != t.length) {
+                    throw new IllegalArgumentException("the incoming VM has " + t.received + " of its " + t.length + " bytes");
+                }
+                t.channel.force(false);
+            }
+            VmSnapshot snapshot = VmSnapshotFile.read(t.file, null);
+            if (!(snapshot.spec() instanceof VmProfile)) {
+                throw new IllegalArgumentException("the incoming VM is a System VM: only micro-VMs move between nodes yet");
+            }
+            VirtualMachine vm = vms.restore(snapshot);
+            remoteVms.add(vm.id());
+            Duration timeout = ((VmProfile) vm.spec()).timeout();
+            Thread.ofVirtual().name("nxia-cluster-timeout-" + vm.id()).start(() -> stopAfter(vm, timeout));
+            return summary(vm);
+        } catch (IOException | SnapshotFormatException e) {
+            throw new IllegalArgumentException("node " + node + " refused the incoming VM: " + e.getMessage(), e);
+        } finally {
+            drop(transfer);
+        }
+    }
+
+    private Transfer transfer(String id) {
+        Transfer t = id == null ? null : transfers.get(id);
+        if (t == null) {
+            throw new IllegalArgumentException("node " + node + " has no incoming VM " + id + " (it may have sat idle past "
+                    + TRANSFER_IDLE_NANOS / 1_000_000_000L + " s)");
+        }
+        return t;
+    }
+
+    private void drop(String id) {
+        Transfer t = transfers.remove(id);
+        if (t != null) {
+            t.discard();
+        }
+    }
+
+    /** Only the VMs other nodes made here: this node's own stay its own. */
+    private VirtualMachine vm(String vmId) {
+        if (vmId == null || !remoteVms.contains(vmId)) {
+            throw new IllegalArgumentException("node " + node + " has no VM " + vmId + " made by another node");
+        }
+        return vms.find(vmId).orElseThrow(() -> {
+            remoteVms.remove(vmId);
+            return new IllegalArgumentException("node " + node + " has no VM " + vmId + " any more");
+        });
+    }
+
+    private VmSummary summary(VirtualMachine vm) {
+        return new VmSummary(node, vm.id(), vm.spec().name(), vm.state().name().toLowerCase(), vm.spec().memoryBytes(),
+                vm.result().map(Text::outcome).orElse(""));
+    }
+
+    /** This node's guest kit: {@code nxia.guest.images}, else {@code guest/target/images}, as vm:run reads it. */
+    static final class GuestKit {
+        private GuestKit() {
+        }
+
+        static Path image(String name) {
+            String configured = System.getProperty("nxia.guest.images");
+            Path dir = Path.of(configured != null && !configured.isBlank() ? configured : "guest/target/images");
+            Path image = dir.resolve(name + ".elf");
+            if (!Files.isRegularFile(image)) {
+                throw new IllegalArgumentException("this node's guest kit has no guest '" + name + "' (" + dir.toAbsolutePath() + ")");
+            }
+            return image;
+        }
+    }
+}
