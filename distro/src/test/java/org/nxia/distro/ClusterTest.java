@@ -79,9 +79,24 @@ class ClusterTest {
         String again = untilContains(() -> script("a", zk, "echo (node:list)"), "| b ", 60);
         assertTrue(Pattern.compile("\\| b +\\| remote +\\| cluster .*\\| ok +\\|").matcher(again).find(), again);
 
-        b.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        long t0;
+        if (Files.exists(Path.of("/dev/kvm"))) {
+            // a run on b in flight when b is killed: node a's next call fails, within fastbin's timeout
+            Process running = node("a", zk, freePort(), "echo (node:run -t 5m b spin)");
+            untilContains(() -> script("watch", zk, "echo (node:vms)"), "| spin ", 60);
+            b.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            t0 = System.nanoTime();
+            assertTrue(running.waitFor(30, TimeUnit.SECONDS), "node a's run still waits 30 s after b died:\n" + output("node-a"));
+            double failedAfter = (System.nanoTime() - t0) / 1e9;
+            String out = output("node-a");
+            assertTrue(running.exitValue() != 0 && out.contains("nxia: "), "the run on b failed with an error:\n" + out);
+            System.out.printf("ClusterTest: a run in flight on b failed %.1f s after b was killed: %s%n", failedAfter,
+                    out.lines().filter(l -> l.startsWith("nxia: ")).findFirst().orElse(""));
+        } else {
+            b.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        }
         // b's endpoint is gone from ZooKeeper once its session expires (Aries's 3 s timeout)
-        long t0 = System.nanoTime();
+        t0 = System.nanoTime();
         String after = untilAbsent(() -> script("a", zk, "echo (node:list)"), "| b ", 60);
         assertTrue(after.contains("| a "), after);
         System.out.printf("ClusterTest: node b left node a's list %.1f s after it was killed%n", (System.nanoTime() - t0) / 1e9);
@@ -139,7 +154,9 @@ class ClusterTest {
     private Process node(String name, int zk, int port, String script) throws IOException {
         Path dir = Files.createDirectories(tmp.resolve("node-" + name));
         Path conf = Files.createDirectories(dir.resolve("conf"));
-        Files.writeString(conf.resolve("org.nxia.cluster.cfg"), "node=" + name + "\nport=" + port + "\n");
+        Files.writeString(conf.resolve("org.nxia.cluster.cfg"), "node=" + name + "\n");
+        Files.writeString(conf.resolve("org.apache.aries.rsa.provider.fastbin.cfg"),
+                "uri=tcp://127.0.0.1:" + port + "\nexportedAddress=127.0.0.1\ntimeout=10000\n");
         Files.writeString(conf.resolve("org.apache.aries.rsa.discovery.zookeeper.cfg"), "zookeeper.host=127.0.0.1\nzookeeper.port=" + zk + "\n");
         List<String> args = new ArrayList<>(List.of(System.getProperty("nxia.jvm.flags").trim().split("\\s+")));
         args.addAll(List.of("-Dorg.osgi.framework.storage=" + dir.resolve("felix"), "-Dgosh.args=--nointeractive",
@@ -183,7 +200,7 @@ class ClusterTest {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (System.nanoTime() < deadline) {
             assertTrue(p.isAlive(), what + " exited");
-            try (Socket s = new Socket("127.0.0.1", port)) {
+            try (Socket _ = new Socket("127.0.0.1", port)) {
                 return;
             } catch (IOException notYet) {
                 Thread.sleep(200);

@@ -1,7 +1,6 @@
 package org.nxia.cluster.internal;
 
 import java.io.IOException;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -30,9 +29,6 @@ import org.osgi.service.component.annotations.Reference;
         "osgi.command.function=info", "osgi.command.function=console", "osgi.command.function=run", "osgi.command.function=destroy",
         "osgi.command.function=migrate"})
 public final class ClusterCommands {
-
-    /** How often node:run asks the node how its VM is doing. */
-    static final Duration POLL = Duration.ofMillis(100);
 
     @Reference
     private VmManager vms;
@@ -112,22 +108,15 @@ public final class ClusterCommands {
             @Descriptor("stop the guest after this long (at most 10m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "30s") String timeout,
             @Descriptor("node (node:list)") String node,
             @Descriptor("guest of that node's kit, by name (hello)") String guest) throws InterruptedException {
-        NodeAdmin admin = node(node).admin();
-        VmSummary vm = admin.create(request(guest, memory, arg, timeout));
+        RemoteRun.Ended r;
         try {
-            admin.start(vm.id());
-            // each call is short, so a node that dies mid-run fails the next one within its timeout
-            while ((vm = admin.info(vm.id())).result().isEmpty()) {
-                Thread.sleep(POLL);
-            }
-            return admin.console(vm.id(), NodeAdminService.MAX_CONSOLE_CHARS) + node + "/" + vm.id() + " " + vm.result() + "\n";
-        } finally {
-            try {
-                admin.destroy(vm.id());
-            } catch (RuntimeException e) {
-                // the node is gone: its VMs went with it
-            }
+            r = RemoteRun.run(node(node).admin(), request(guest, memory, arg, timeout), true);
+        } catch (IllegalArgumentException | IllegalStateException refused) {
+            throw refused;   // the node's own answer, which says why
+        } catch (RuntimeException e) {
+            throw new IllegalStateException("node " + node + " stopped answering mid-run (" + reason(e) + "); node:list says whether it is still there", e);
         }
+        return r.console() + node + "/" + r.vm().id() + " " + r.vm().result() + "\n";
     }
 
     @Descriptor("stop a VM of a node if needed and release it")

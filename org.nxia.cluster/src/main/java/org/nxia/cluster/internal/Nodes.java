@@ -1,5 +1,6 @@
 package org.nxia.cluster.internal;
 
+import java.time.Duration;
 import java.util.Collection;
 import java.util.Map;
 import java.util.concurrent.ConcurrentSkipListMap;
@@ -35,11 +36,29 @@ public final class Nodes {
         return nodes.values();
     }
 
-    /** @throws IllegalArgumentException if this node knows no node of that name */
+    /** How long a name this node does not know yet is waited for: discovery is asynchronous, and a node just started has found none. */
+    static final Duration DISCOVERY_GRACE = Duration.ofSeconds(10);
+
+    /** @throws IllegalArgumentException if this node knows no node of that name, after {@link #DISCOVERY_GRACE} */
     Node get(String name) {
-        Node n = nodes.get(name);
-        if (n == null) {
-            throw new IllegalArgumentException("no node '" + name + "' (node:list shows the nodes this node knows)");
+        try {
+            return await(name, DISCOVERY_GRACE);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for node " + name, e);
+        }
+    }
+
+    /** The node {@code name}, once discovery has found it, for at most {@code patience}. */
+    Node await(String name, Duration patience) throws InterruptedException {
+        long deadline = System.nanoTime() + patience.toNanos();
+        Node n;
+        while ((n = nodes.get(name)) == null) {
+            if (System.nanoTime() >= deadline) {
+                throw new IllegalArgumentException("no node '" + name + "' (node:list shows the nodes this node knows; waited "
+                        + patience.toSeconds() + " s for discovery)");
+            }
+            Thread.sleep(50);
         }
         return n;
     }

@@ -21,7 +21,7 @@ class EdefParserTest {
 
     private final EdefParser parser = new EdefParser();
 
-    /** What Aries's TCP provider puts in an endpoint of NodeAdmin, and the types EDEF has besides. */
+    /** What Aries puts in an endpoint of NodeAdmin, and the types EDEF has besides. */
     @Test
     void anEndpointWrittenIsReadBackWithItsTypes() {
         Map<String, Object> props = new LinkedHashMap<>();
@@ -29,7 +29,7 @@ class EdefParserTest {
         props.put("endpoint.id", "tcp://127.0.0.1:28101/b");
         props.put("endpoint.service.id", 42L);
         props.put("endpoint.framework.uuid", "c0ffee");
-        props.put("service.imported.configs", new String[] {"aries.tcp"});
+        props.put("service.imported.configs", new String[] {"aries.fastbin"});
         props.put("service.intents", List.of("osgi.basic", "osgi.async"));
         props.put("nxia.node", "b");
         props.put("aries.rsa.port", 28101);
@@ -45,7 +45,7 @@ class EdefParserTest {
         assertEquals("tcp://127.0.0.1:28101/b", back.getId());
         assertEquals(42L, back.getServiceId());
         assertEquals("c0ffee", back.getFrameworkUUID());
-        assertEquals(List.of("aries.tcp"), back.getConfigurationTypes());
+        assertEquals(List.of("aries.fastbin"), back.getConfigurationTypes());
         assertEquals(List.of("osgi.basic", "osgi.async"), back.getIntents());
         assertEquals("b", got.get("nxia.node"));
         assertEquals(28101, got.get("aries.rsa.port"));
