@@ -54,7 +54,7 @@ class ClusterTest {
         awaitListening(processes.getLast(), cPort, "node c's endpoint");
 
         // discovery is asynchronous: node a asks until b and c are there, within the test's deadline
-        String listed = untilContains(() -> script("a", zk, "echo (node:list)"), "| c ", 60);
+        String listed = untilContains(() -> script("a", zk, "echo (node:list)"), 60, "| b ", "| c ");
         assertTrue(Pattern.compile("\\| a +\\| this node +\\| cluster .*\\| ok +\\|").matcher(listed).find(), listed);
         assertTrue(Pattern.compile("\\| b +\\| remote +\\| cluster .*\\| ok +\\|").matcher(listed).find(), listed);
         assertTrue(Pattern.compile("\\| c +\\| remote +\\| cluster .*\\| ok +\\|").matcher(listed).find(), listed);
@@ -83,7 +83,11 @@ class ClusterTest {
         if (Files.exists(Path.of("/dev/kvm"))) {
             // a run on b in flight when b is killed: node a's next call fails, within fastbin's timeout
             Process running = node("a", zk, freePort(), "echo (node:run -t 5m b spin)");
-            untilContains(() -> script("watch", zk, "echo (node:vms)"), "| spin ", 60);
+            try {
+                untilContains(() -> script("watch", zk, "echo (node:vms)"), "| spin ", 60);
+            } catch (AssertionError e) {
+                throw new AssertionError(e.getMessage() + "\nnode a, running spin on b:\n" + output("node-a"), e);
+            }
             b.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
             t0 = System.nanoTime();
             assertTrue(running.waitFor(30, TimeUnit.SECONDS), "node a's run still waits 30 s after b died:\n" + output("node-a"));
@@ -214,13 +218,27 @@ class ClusterTest {
     }
 
     private static String untilContains(Script s, String text, int seconds) throws Exception {
+        return untilContains(s, seconds, text);
+    }
+
+    /** Runs {@code s} until its output holds every one of {@code texts}, for at most {@code seconds}. */
+    private static String untilContains(Script s, int seconds, String... texts) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
         String out;
         do {
             out = s.run();
-        } while (!out.contains(text) && System.nanoTime() < deadline);
-        assertTrue(out.contains(text), "not within " + seconds + " s: " + text + "\n" + out);
+        } while (!containsAll(out, texts) && System.nanoTime() < deadline);
+        assertTrue(containsAll(out, texts), "not within " + seconds + " s: " + String.join(", ", texts) + "\n" + out);
         return out;
+    }
+
+    private static boolean containsAll(String out, String... texts) {
+        for (String t : texts) {
+            if (!out.contains(t)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static String untilAbsent(Script s, String text, int seconds) throws Exception {

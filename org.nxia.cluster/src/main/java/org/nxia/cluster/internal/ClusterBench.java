@@ -56,7 +56,7 @@ public final class ClusterBench {
                 .orElseThrow(() -> new IllegalStateException("this node has no name (org.nxia.cluster.cfg): " + node + " cannot send its VM back"));
         List<List<String>> rows = new ArrayList<>();
 
-        VmProfile hello = VmProfile.of(NodeAdminService.GuestKit.image("hello"));
+        VmProfile hello = VmProfile.of(NodeAdminService.guest("hello"));
         GuestRequest helloThere = GuestRequest.of("hello", hello.memoryBytes());
         localRun(hello);
         RemoteRun.run(there, helloThere, false);
@@ -91,7 +91,7 @@ public final class ClusterBench {
         long[] downtime = new long[2 * moves];
         long[] total = new long[2 * moves];
         long bytes = 0;
-        VirtualMachine vm = vms.create(VmProfile.of(NodeAdminService.GuestKit.image("memfill")).withMemory(VmProfile.parseSize(memory))
+        VirtualMachine vm = vms.create(VmProfile.of(NodeAdminService.guest("memfill")).withMemory(VmProfile.parseSize(memory))
                 .withTimeout(Duration.ofMinutes(10)));
         String id = vm.id();
         try {

@@ -21,6 +21,7 @@ import org.nxia.cluster.api.Moved;
 import org.nxia.cluster.api.NodeAdmin;
 import org.nxia.cluster.api.NodeStatus;
 import org.nxia.cluster.api.VmSummary;
+import org.nxia.shell.support.GuestKit;
 import org.nxia.shell.support.Text;
 import org.nxia.shell.support.VmSnapshotFile;
 import org.nxia.snapshot.api.SnapshotFormatException;
@@ -30,12 +31,16 @@ import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmSnapshot;
 import org.nxia.vmm.spi.HypervisorInfo;
 import org.osgi.framework.BundleContext;
+import org.osgi.framework.FrameworkUtil;
+import org.osgi.framework.InvalidSyntaxException;
+import org.osgi.framework.ServiceReference;
 import org.osgi.framework.ServiceRegistration;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.ConfigurationPolicy;
 import org.osgi.service.component.annotations.Deactivate;
 import org.osgi.service.component.annotations.Reference;
+import org.osgi.util.tracker.ServiceTracker;
 
 /**
  * This node's {@link NodeAdmin}, registered for export once the node has a name (configuration
@@ -101,28 +106,64 @@ public final class NodeAdminService implements NodeAdmin {
     private final String assembly;
     private final Set<String> remoteVms = ConcurrentHashMap.newKeySet();
     private final Map<String, Transfer> transfers = new ConcurrentHashMap<>();
-    private final ServiceRegistration<NodeAdmin> registration;
+    private final BundleContext context;
+    private final Dictionary<String, Object> props = new Hashtable<>();
+    private final ServiceTracker<Object, Object> discovery;
+    private ServiceRegistration<NodeAdmin> registration;
+    /** Set once the tracker has seen the services there at activation: a client that comes later is a new session. */
+    private volatile boolean tracking;
 
     private final Nodes nodes;
 
+    /**
+     * Registered at once, and again each time the ZooKeeper discovery connects with a new session:
+     * after ZooKeeper was restarted past the node's session its endpoint is gone from ZooKeeper, and
+     * a node registered before the discovery first connected was seen never announced; Aries's
+     * topology manager exports a service registered anew, and the discovery announces it.
+     */
     @Activate
-    public NodeAdminService(BundleContext context, @Reference VmManager vms, @Reference Nodes nodes, Config config) {
+    public NodeAdminService(BundleContext context, @Reference VmManager vms, @Reference Nodes nodes, Config config)
+            throws InvalidSyntaxException {
+        this.context = context;
         this.vms = vms;
         this.nodes = nodes;
         this.node = checkedName(config.node());
         this.assembly = config.assembly();
-        Dictionary<String, Object> props = new Hashtable<>();
         props.put(NODE, node);
         props.put("service.exported.interfaces", NodeAdmin.class.getName());
         // Aries fastbin, not its TCP provider: that one sends each call in small writes with Nagle on, so every call
         // waited out the peer's 40 ms delayed ACK (bench:cluster's null call: 43.7 ms, 0.6 ms here)
         props.put("service.exported.configs", "aries.fastbin");
-        this.registration = context.registerService(NodeAdmin.class, this, props);
+        register();
+        // the discovery registers its ZooKeeper client as a service each time it connects with a new session
+        this.discovery = new ServiceTracker<>(context, FrameworkUtil.createFilter("(objectClass=" + ZOOKEEPER + ")"), null) {
+            @Override
+            public Object addingService(ServiceReference<Object> ref) {
+                if (tracking) {
+                    register();
+                }
+                return ref;
+            }
+        };
+        discovery.open();
+        tracking = true;
+    }
+
+    /** The ZooKeeper discovery's client service, by name: this bundle needs no ZooKeeper classes. */
+    static final String ZOOKEEPER = "org.apache.zookeeper.ZooKeeper";
+
+    private synchronized void register() {
+        if (registration != null) {
+            registration.unregister();
+        }
+        registration = context.registerService(NodeAdmin.class, this, props);
     }
 
     @Deactivate
-    void deactivate() {
+    synchronized void deactivate() {
+        discovery.close();
         registration.unregister();
+        registration = null;
         transfers.values().forEach(Transfer::discard);
         transfers.clear();
     }
@@ -155,7 +196,7 @@ public final class NodeAdminService implements NodeAdmin {
             throw new IllegalStateException("node " + node + " holds " + MAX_REMOTE_VMS + " VMs made by other nodes already;"
                     + " destroy some first");
         }
-        Path image = GuestKit.image(request.guest());
+        Path image = guest(request.guest());
         VirtualMachine vm = vms.create(VmProfile.of(image).withMemory(request.memoryBytes()).withArg(request.arg())
                 .withTimeout(request.timeout()));
         remoteVms.add(vm.id());
@@ -339,19 +380,18 @@ public final class NodeAdminService implements NodeAdmin {
                 vm.result().map(Text::outcome).orElse(""));
     }
 
-    /** This node's guest kit: {@code nxia.guest.images}, else {@code guest/target/images}, as vm:run reads it. */
-    static final class GuestKit {
-        private GuestKit() {
+    /**
+     * A guest of this node's kit by name, looked up in the kit only: never a path, nor a file of
+     * that name in the working directory, which {@code vm:run} would take.
+     */
+    static Path guest(String name) {
+        if (!GuestRequest.GUEST_NAME.matcher(name).matches()) {
+            throw new IllegalArgumentException("'" + name + "' is not a guest kit name");
         }
-
-        static Path image(String name) {
-            String configured = System.getProperty("nxia.guest.images");
-            Path dir = Path.of(configured != null && !configured.isBlank() ? configured : "guest/target/images");
-            Path image = dir.resolve(name + ".elf");
-            if (!Files.isRegularFile(image)) {
-                throw new IllegalArgumentException("this node's guest kit has no guest '" + name + "' (" + dir.toAbsolutePath() + ")");
-            }
-            return image;
+        Path image = GuestKit.directory().resolve(name + ".elf");
+        if (!Files.isRegularFile(image)) {
+            throw new IllegalArgumentException("this node's guest kit has no guest '" + name + "' (" + GuestKit.directory().toAbsolutePath() + ")");
         }
+        return image;
     }
 }

@@ -16,7 +16,7 @@ import org.osgi.service.component.annotations.ReferencePolicy;
 public final class Nodes {
 
     /** One node's admin service, and whether it came from another process. */
-    record Node(String name, NodeAdmin admin, boolean remote) {
+    record Node(String name, NodeAdmin admin, boolean remote, Object serviceId) {
     }
 
     private final Map<String, Node> nodes = new ConcurrentSkipListMap<>();
@@ -24,25 +24,36 @@ public final class Nodes {
     @Reference(cardinality = ReferenceCardinality.MULTIPLE, policy = ReferencePolicy.DYNAMIC)
     void addNode(NodeAdmin admin, Map<String, Object> props) {
         if (props.get(NodeAdmin.NODE) instanceof String name) {
-            nodes.put(name, new Node(name, admin, props.get("service.imported") != null));
+            nodes.put(name, new Node(name, admin, props.get("service.imported") != null, props.get("service.id")));
         }
     }
 
+    /** By its registration, not the object: this node registers the same object again (NodeAdminService), and the new one may be bound first. */
     void removeNode(NodeAdmin admin, Map<String, Object> props) {
-        nodes.values().removeIf(n -> n.admin() == admin);
+        Object id = props.get("service.id");
+        nodes.values().removeIf(n -> n.serviceId().equals(id));
     }
 
     Collection<Node> all() {
         return nodes.values();
     }
 
-    /** How long a name this node does not know yet is waited for: discovery is asynchronous, and a node just started has found none. */
-    static final Duration DISCOVERY_GRACE = Duration.ofSeconds(10);
+    /**
+     * How long a name this node does not know is waited for: discovery is asynchronous, and a node
+     * just started (a command run as its own process) has found none yet; later, a name it does not
+     * know is most likely a wrong one.
+     */
+    static final Duration GRACE_AFTER_START = Duration.ofSeconds(30);
+    static final Duration GRACE = Duration.ofSeconds(2);
+    static final Duration STARTING = Duration.ofSeconds(60);
 
-    /** @throws IllegalArgumentException if this node knows no node of that name, after {@link #DISCOVERY_GRACE} */
+    private final long started = System.nanoTime();
+
+    /** @throws IllegalArgumentException if this node knows no node of that name, after the grace above */
     Node get(String name) {
+        boolean starting = System.nanoTime() - started < STARTING.toNanos();
         try {
-            return await(name, DISCOVERY_GRACE);
+            return await(name, starting ? GRACE_AFTER_START : GRACE);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for node " + name, e);

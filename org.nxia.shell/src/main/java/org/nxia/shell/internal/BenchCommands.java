@@ -24,6 +24,7 @@ import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.device.virtio.vsock.VsockUnixClient;
+import org.nxia.shell.support.GuestKit;
 import org.nxia.shell.support.BenchStats;
 import org.nxia.shell.support.Text;
 import org.nxia.vmm.api.Sandbox;
@@ -80,7 +81,7 @@ public final class BenchCommands {
         if (mib < 4 || mib > 4096) {
             throw new IllegalArgumentException("give 4 to 4096 MiB");
         }
-        Path image = GuestImages.resolve("blk-bench");
+        Path image = GuestKit.resolve("blk-bench");
         Path disk = Files.createTempFile("nxia-bench", ".img");
         try {
             try (var ch = java.nio.channels.FileChannel.open(disk, java.nio.file.StandardOpenOption.WRITE)) {
@@ -196,7 +197,7 @@ public final class BenchCommands {
 
     /** Echoes through the 'virtio-vsock' guest; {@code extra} is appended to the device's parameters. */
     private GuestEcho guestEcho(Path uds, String extra, int transfers) throws Exception {
-        VmProfile profile = VmProfile.of(GuestImages.resolve("virtio-vsock")).withMemory(RAM).withTimeout(Duration.ofMinutes(10))
+        VmProfile profile = VmProfile.of(GuestKit.resolve("virtio-vsock")).withMemory(RAM).withTimeout(Duration.ofMinutes(10))
                 .withArg((long) VSOCK_PORT << 32)
                 .withDevices(List.of(org.nxia.vmm.api.device.DeviceConfig.parse("virtio-vsock:uds=" + uds + extra)));
         VirtualMachine vm = vms.create(profile);
@@ -334,7 +335,7 @@ public final class BenchCommands {
         if (n < 100) {
             throw new IllegalArgumentException("give at least 100 exits for a p99");
         }
-        Path image = GuestImages.resolve("exits");
+        Path image = GuestKit.resolve("exits");
         // Warm the JIT on the exit path before measuring.
         runExits(image, Math.min(n, 50_000), null);
         // Allocation per exit is taken at the margin, (A(n) - A(n/2)) / (n/2), so the
@@ -455,7 +456,7 @@ public final class BenchCommands {
     }
 
     private static VmProfile helloProfile() {
-        return VmProfile.of(GuestImages.resolve("hello")).withMemory(RAM);
+        return VmProfile.of(GuestKit.resolve("hello")).withMemory(RAM);
     }
 
     /**
@@ -562,7 +563,7 @@ public final class BenchCommands {
 
     /** Runs the C floor and returns the key=value pairs of its result line. */
     static Map<String, String> floor(String... args) throws IOException, InterruptedException {
-        Path floor = GuestImages.floor();
+        Path floor = GuestKit.floor();
         if (!Files.isExecutable(floor)) {
             throw new IllegalStateException("the C floor " + floor + " is missing: run ./nxia build");
         }

@@ -12,6 +12,7 @@ import java.util.function.Predicate;
 
 import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
+import org.nxia.shell.support.GuestKit;
 import org.nxia.shell.support.Text;
 import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.api.VirtualMachine;
@@ -50,14 +51,14 @@ public final class NxiaCommands {
         out.println("  System VM   " + (h.flavour().hardwareVirtualization()
                 ? "can boot here (hardware virtualization)"
                 : "not on this host: a stock Linux kernel needs hardware virtualization (VMX/SVM)"));
-        Path images = GuestImages.directory();
+        Path images = GuestKit.directory();
         long count = Files.isDirectory(images) ? Files.list(images).filter(p -> p.toString().endsWith(".elf")).count() : 0;
         out.println("  guests      " + (count > 0 ? count + " images in " + images.toAbsolutePath()
                 : "none in " + images.toAbsolutePath() + ": run ./nxia build"));
-        out.println("  C floor     " + (Files.isExecutable(GuestImages.floor()) ? GuestImages.floor().toAbsolutePath() : "missing: run ./nxia build"));
+        out.println("  C floor     " + (Files.isExecutable(GuestKit.floor()) ? GuestKit.floor().toAbsolutePath() : "missing: run ./nxia build"));
         boolean ready = h.available() && count > 0;
         if (ready) {
-            VirtualMachine vm = vms.create(VmProfile.of(GuestImages.resolve("hello")));
+            VirtualMachine vm = vms.create(VmProfile.of(GuestKit.resolve("hello")));
             try {
                 vm.start();
                 VmResult r = vm.await(VmProfile.DEFAULT_TIMEOUT);
@@ -114,7 +115,7 @@ public final class NxiaCommands {
             n++;
             out.println();
             out.println("[" + n + "/" + examples.size() + "] " + e.image() + ": " + e.what());
-            VmProfile profile = VmProfile.of(GuestImages.resolve(e.image())).withInput(e.input())
+            VmProfile profile = VmProfile.of(GuestKit.resolve(e.image())).withInput(e.input())
                     .withMemory(e.input().length > 0 ? 8 * VmProfile.MIB : 4 * VmProfile.MIB);
             IndentingAppendable console = new IndentingAppendable(out, "    | ");
             VmResult r = vms.run(profile, console);

@@ -28,6 +28,7 @@ import org.nxia.portal.api.PortalStructures;
 import org.nxia.portal.api.Portals;
 import org.nxia.portal.api.Rights;
 import org.nxia.portal.api.Ring;
+import org.nxia.shell.support.GuestKit;
 import org.nxia.shell.support.BenchStats;
 import org.nxia.shell.support.Text;
 import org.nxia.vmm.api.VirtualMachine;
@@ -99,7 +100,7 @@ public final class PortalBenchCommands {
             int reps = 4;
             for (int mode : new int[] {COPY_IN, COPY_OUT}) {
                 double hostSeconds = hostCopy(region.segment(), reps, mode);
-                VmProfile profile = VmProfile.of(GuestImages.resolve("portal-bench")).withMemory(size + 16 * VmProfile.MIB)
+                VmProfile profile = VmProfile.of(GuestKit.resolve("portal-bench")).withMemory(size + 16 * VmProfile.MIB)
                         .withTimeout(Duration.ofMinutes(10)).withDevices(List.of(DeviceConfig.parse("portal:name=" + name)));
                 runSeconds(profile.withArg(mode)); // warm-up
                 double base = runSeconds(profile.withArg(mode));
@@ -225,7 +226,7 @@ public final class PortalBenchCommands {
         PortalRegion region = portals.create(name, 256 * 1024, "bench:portal", Rights.RW, null);
         try {
             Ring[] rings = formatRings(region);
-            VirtualMachine vm = vms.create(VmProfile.of(GuestImages.resolve("portal-ring")).withMemory(4 * VmProfile.MIB)
+            VirtualMachine vm = vms.create(VmProfile.of(GuestKit.resolve("portal-ring")).withMemory(4 * VmProfile.MIB)
                     .withArg(ECHO | ((doorbell ? 0L : 1L) << 8)).withTimeout(Duration.ofMinutes(10))
                     .withDevices(List.of(DeviceConfig.parse("portal:name=" + name))));
             try {
@@ -292,7 +293,7 @@ public final class PortalBenchCommands {
         PortalRegion region = portals.create(name, 256 * 1024, "bench:portal", Rights.RW, null);
         try {
             formatRings(region);
-            VmProfile base = VmProfile.of(GuestImages.resolve("portal-ring")).withMemory(4 * VmProfile.MIB)
+            VmProfile base = VmProfile.of(GuestKit.resolve("portal-ring")).withMemory(4 * VmProfile.MIB)
                     .withTimeout(Duration.ofMinutes(10)).withDevices(List.of(DeviceConfig.parse("portal:name=" + name)));
             VirtualMachine echo = vms.create(base.withArg(ECHO | (1L << 8)));
             VirtualMachine ping = vms.create(base.withArg(PING | ((long) trips << 8)));

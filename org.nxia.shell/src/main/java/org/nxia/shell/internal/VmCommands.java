@@ -14,6 +14,7 @@ import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.profile.api.Profile;
 import org.nxia.profile.api.ProfileRegistry;
+import org.nxia.shell.support.GuestKit;
 import org.nxia.shell.support.Profiles;
 import org.nxia.shell.support.Text;
 import org.nxia.shell.support.VmSnapshotFile;
@@ -320,7 +321,7 @@ public final class VmCommands {
     }
 
     static VmProfile profile(String image, String memory, String input, long arg, String timeout, String devices) {
-        Path path = GuestImages.resolve(image);
+        Path path = GuestKit.resolve(image);
         byte[] in = new byte[0];
         if (!input.isEmpty()) {
             try {

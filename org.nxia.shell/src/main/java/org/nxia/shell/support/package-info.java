@@ -6,9 +6,11 @@
  * Exported for {@code org.nxia.shell.systemvm}, the System VM's commands, which
  * live apart so that an assembly without the System VM need not carry its
  * control bundle.
+ *
+ * <p>1.2: {@link org.nxia.shell.support.GuestKit}, where the guest kit's images are.
  */
 @Export
-@Version("1.1.0")
+@Version("1.2.0")
 package org.nxia.shell.support;
 
 import org.osgi.annotation.bundle.Export;

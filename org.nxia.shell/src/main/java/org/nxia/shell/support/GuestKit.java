@@ -1,23 +1,29 @@
-package org.nxia.shell.internal;
+package org.nxia.shell.support;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** Where the guest kit's images are: {@code nxia.guest.images}, else {@code guest/target/images}. */
-final class GuestImages {
+/**
+ * Where the guest kit's images are: {@code nxia.guest.images}, else {@code guest/target/images}.
+ * Shared by the commands that run guests by name: {@code vm:*} and {@code bench:*} here, and the
+ * cluster's, which take names only (a remote node must not choose files).
+ *
+ * @since 1.2
+ */
+public final class GuestKit {
 
-    static final String PROPERTY = "nxia.guest.images";
+    public static final String PROPERTY = "nxia.guest.images";
 
-    private GuestImages() {
+    private GuestKit() {
     }
 
-    static Path directory() {
+    public static Path directory() {
         String configured = System.getProperty(PROPERTY);
         return Path.of(configured != null && !configured.isBlank() ? configured : "guest/target/images");
     }
 
     /** An image by name ({@code hello} or {@code hello.elf}) or by path. */
-    static Path resolve(String nameOrPath) {
+    public static Path resolve(String nameOrPath) {
         Path p = Path.of(nameOrPath);
         if (nameOrPath.contains("/") || Files.exists(p)) {
             return p;
@@ -32,7 +38,7 @@ final class GuestImages {
     }
 
     /** The C floor binary that benchmarks compare against. */
-    static Path floor() {
+    public static Path floor() {
         return directory().resolve("kvm-floor");
     }
 }
