@@ -1,5 +1,6 @@
 package org.nxia.cluster.internal;
 
+import java.lang.System.Logger;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.Map;
@@ -19,11 +20,20 @@ public final class Nodes {
     record Node(String name, NodeAdmin admin, boolean remote, Object serviceId) {
     }
 
+    /** Nodes one node keeps: whatever reaches ZooKeeper can announce endpoints, each one a NodeAdmin imported here. */
+    static final int MAX_NODES = 256;
+
+    private static final Logger LOG = System.getLogger(Nodes.class.getName());
+
     private final Map<String, Node> nodes = new ConcurrentSkipListMap<>();
 
     @Reference(cardinality = ReferenceCardinality.MULTIPLE, policy = ReferencePolicy.DYNAMIC)
     void addNode(NodeAdmin admin, Map<String, Object> props) {
         if (props.get(NodeAdmin.NODE) instanceof String name) {
+            if (nodes.size() >= MAX_NODES && !nodes.containsKey(name)) {
+                LOG.log(Logger.Level.WARNING, "cluster: node " + name + " not kept: this node knows " + MAX_NODES + " already");
+                return;
+            }
             nodes.put(name, new Node(name, admin, props.get("service.imported") != null, props.get("service.id")));
         }
     }
