@@ -101,7 +101,11 @@ public final class NodeAdminService implements NodeAdmin {
         String assembly() default "cluster";
     }
 
+    /** The ZooKeeper discovery's client service, by name: this bundle needs no ZooKeeper classes. */
+    static final String ZOOKEEPER = "org.apache.zookeeper.ZooKeeper";
+
     private final VmManager vms;
+    private final Nodes nodes;
     private final String node;
     private final String assembly;
     private final Set<String> remoteVms = ConcurrentHashMap.newKeySet();
@@ -112,8 +116,7 @@ public final class NodeAdminService implements NodeAdmin {
     private ServiceRegistration<NodeAdmin> registration;
     /** Set once the tracker has seen the services there at activation: a client that comes later is a new session. */
     private volatile boolean tracking;
-
-    private final Nodes nodes;
+    private boolean deactivated;
 
     /**
      * Registered at once, and again each time the ZooKeeper discovery connects with a new session:
@@ -149,10 +152,10 @@ public final class NodeAdminService implements NodeAdmin {
         tracking = true;
     }
 
-    /** The ZooKeeper discovery's client service, by name: this bundle needs no ZooKeeper classes. */
-    static final String ZOOKEEPER = "org.apache.zookeeper.ZooKeeper";
-
     private synchronized void register() {
+        if (deactivated) {
+            return;   // a new session seen while this component goes
+        }
         if (registration != null) {
             registration.unregister();
         }
@@ -161,6 +164,7 @@ public final class NodeAdminService implements NodeAdmin {
 
     @Deactivate
     synchronized void deactivate() {
+        deactivated = true;
         discovery.close();
         registration.unregister();
         registration = null;
