@@ -69,6 +69,13 @@ class EdefParserTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> parser.readEndpoints(in(entity))).getMessage()
                 .contains("not an endpoint description document"));
 
+        // no DTD at all, not even internal entities (an entity that expands a billion times needs no file)
+        String internal = "<?xml version='1.0'?><!DOCTYPE d [<!ENTITY x 'boom'>]>"
+                + "<endpoint-descriptions xmlns='" + EdefParser.NS + "'><endpoint-description><property name='p' value='&x;'/>"
+                + "</endpoint-description></endpoint-descriptions>";
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> parser.readEndpoints(in(internal))).getMessage()
+                .contains("DOCTYPE"));
+
         StringBuilder many = new StringBuilder("<endpoint-descriptions xmlns='" + EdefParser.NS + "'><endpoint-description>");
         for (int i = 0; i <= EdefParser.MAX_PROPERTIES; i++) {
             many.append("<property name='p").append(i).append("' value='v'/>");
