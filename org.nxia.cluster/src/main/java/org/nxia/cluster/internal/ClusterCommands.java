@@ -30,6 +30,12 @@ import org.osgi.service.component.annotations.Reference;
         "osgi.command.function=migrate"})
 public final class ClusterCommands {
 
+    /** The options node:create and node:run share. */
+    static final String MEMORY_HELP = "guest RAM, a multiple of 2M from 2M to 3G";
+    static final String ARG_HELP = "number handed to the guest in its boot block";
+    static final String NODE_HELP = "node (node:list)";
+    static final String GUEST_HELP = "guest of that node's kit, by name (hello)";
+
     @Reference
     private VmManager vms;
 
@@ -74,43 +80,43 @@ public final class ClusterCommands {
 
     @Descriptor("create a micro-VM on a node from a guest of that node's kit (not started); prints NODE/VM")
     public String create(
-            @Descriptor("guest RAM, a multiple of 2M from 2M to 3G") @Parameter(names = {"-m", "--memory"}, absentValue = "16M") String memory,
-            @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
+            @Descriptor(MEMORY_HELP) @Parameter(names = {"-m", "--memory"}, absentValue = "16M") String memory,
+            @Descriptor(ARG_HELP) @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
             @Descriptor("stop the guest after this long on that node (at most 10m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "30s") String timeout,
-            @Descriptor("node (node:list)") String node,
-            @Descriptor("guest of that node's kit, by name (hello)") String guest) {
-        VmSummary vm = node(node).admin().create(request(guest, memory, arg, timeout));
+            @Descriptor(NODE_HELP) String node,
+            @Descriptor(GUEST_HELP) String guest) {
+        VmSummary vm = nodes.get(node).admin().create(request(guest, memory, arg, timeout));
         return vm.node() + "/" + vm.id();
     }
 
     @Descriptor("start a VM created on a node")
     public String start(@Descriptor("NODE/VM") String name) {
-        VmSummary vm = node(nodeOf(name)).admin().start(vmOf(name));
+        VmSummary vm = adminOf(name).start(vmOf(name));
         return name + " " + vm.state();
     }
 
     @Descriptor("show a VM of a node")
     public String info(@Descriptor("NODE/VM") String name) {
-        VmSummary vm = node(nodeOf(name)).admin().info(vmOf(name));
+        VmSummary vm = adminOf(name).info(vmOf(name));
         return "vm:     " + vm.node() + "/" + vm.id() + "\nname:   " + vm.name() + "\nstate:  " + vm.state() + "\nmemory: "
                 + Text.size(vm.memoryBytes()) + (vm.result().isEmpty() ? "" : "\nresult: " + vm.result()) + "\n";
     }
 
     @Descriptor("print what a VM of a node has written to its console (its last 64 KiB)")
     public String console(@Descriptor("NODE/VM") String name) {
-        return node(nodeOf(name)).admin().console(vmOf(name), NodeAdminService.MAX_CONSOLE_CHARS);
+        return adminOf(name).console(vmOf(name), NodeAdminService.MAX_CONSOLE_CHARS);
     }
 
     @Descriptor("create, start and wait for a micro-VM on a node, then destroy it; prints its console and how it ended")
     public String run(
-            @Descriptor("guest RAM, a multiple of 2M from 2M to 3G") @Parameter(names = {"-m", "--memory"}, absentValue = "16M") String memory,
-            @Descriptor("number handed to the guest in its boot block") @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
+            @Descriptor(MEMORY_HELP) @Parameter(names = {"-m", "--memory"}, absentValue = "16M") String memory,
+            @Descriptor(ARG_HELP) @Parameter(names = {"-a", "--arg"}, absentValue = "0") long arg,
             @Descriptor("stop the guest after this long (at most 10m)") @Parameter(names = {"-t", "--timeout"}, absentValue = "30s") String timeout,
-            @Descriptor("node (node:list)") String node,
-            @Descriptor("guest of that node's kit, by name (hello)") String guest) throws InterruptedException {
+            @Descriptor(NODE_HELP) String node,
+            @Descriptor(GUEST_HELP) String guest) throws InterruptedException {
         RemoteRun.Ended r;
         try {
-            r = RemoteRun.run(node(node).admin(), request(guest, memory, arg, timeout), true);
+            r = RemoteRun.run(nodes.get(node).admin(), request(guest, memory, arg, timeout), true);
         } catch (IllegalArgumentException | IllegalStateException refused) {
             throw refused;   // the node's own answer, which says why
         } catch (RuntimeException e) {
@@ -121,7 +127,7 @@ public final class ClusterCommands {
 
     @Descriptor("stop a VM of a node if needed and release it")
     public String destroy(@Descriptor("NODE/VM") String name) {
-        if (!node(nodeOf(name)).admin().destroy(vmOf(name))) {
+        if (!adminOf(name).destroy(vmOf(name))) {
             throw new IllegalArgumentException("no VM " + name + " (node:vms lists them)");
         }
         return name + " destroyed";
@@ -138,8 +144,9 @@ public final class ClusterCommands {
                 Text.size(m.bytes()), m.downtime().toNanos() / 1e6, m.total().toNanos() / 1e6);
     }
 
-    private Nodes.Node node(String name) {
-        return nodes.get(name);
+    /** The admin service of the node a {@code NODE/VM} name names. */
+    private NodeAdmin adminOf(String nodeSlashVm) {
+        return nodes.get(nodeOf(nodeSlashVm)).admin();
     }
 
     private static GuestRequest request(String guest, String memory, long arg, String timeout) {
