@@ -159,6 +159,7 @@ public final class NodeAdminService implements NodeAdmin {
         if (registration != null) {
             registration.unregister();
         }
+        props.put(Nodes.REGISTERED, System.currentTimeMillis());
         registration = context.registerService(NodeAdmin.class, this, props);
     }
 

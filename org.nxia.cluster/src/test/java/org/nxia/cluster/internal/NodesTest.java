@@ -44,6 +44,34 @@ class NodesTest {
         assertTrue(gone.getMessage().contains("no node 'b'"), gone.getMessage());
     }
 
+    private static Map<String, Object> endpoint(String name, long id, long registered) {
+        return Map.of(NodeAdmin.NODE, name, "service.id", id, "service.imported", "true", Nodes.REGISTERED, registered);
+    }
+
+    /**
+     * A name with several endpoints (one left in ZooKeeper by a node killed or re-registered, until
+     * its session expires): this node's own wins, else the one registered last, whatever order they came in.
+     */
+    @Test
+    void ofTwoEndpointsOfOneNameTheNewerIsUsedAndThisNodesOwnAlways() {
+        Nodes nodes = new Nodes();
+        NodeAdmin newer = admin();
+        NodeAdmin stale = admin();
+        nodes.addNode(newer, endpoint("b", 5, 2_000));
+        nodes.addNode(stale, endpoint("b", 6, 1_000));
+        assertSame(newer, nodes.get("b").admin(), "the newer registration, though imported first");
+        assertEquals(1, nodes.all().size(), "one line per name");
+        assertSame(newer, nodes.all().iterator().next().admin());
+        nodes.removeNode(newer, endpoint("b", 5, 2_000));
+        assertSame(stale, nodes.get("b").admin(), "the other endpoint is still there");
+
+        NodeAdmin self = admin();
+        nodes.addNode(self, props("a", 7, false));
+        nodes.addNode(admin(), endpoint("a", 8, Long.MAX_VALUE));
+        assertSame(self, nodes.get("a").admin(), "a name of this node's is this node, whatever else announces it");
+        assertEquals(2, nodes.all().size());
+    }
+
     /** Anything that reaches ZooKeeper can announce endpoints: the nodes one node keeps are bounded. */
     @Test
     void nodesPastTheBoundAreNotKept() {
