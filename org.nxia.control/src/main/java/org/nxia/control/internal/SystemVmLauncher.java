@@ -340,7 +340,11 @@ public final class SystemVmLauncher implements SystemVms {
                             break;
                         }
                         try {
-                            vm.await(Duration.ofNanos(Math.min(left, WATCH_PERIOD.toNanos())));
+                            VmResult r = vm.await(Duration.ofNanos(Math.min(left, WATCH_PERIOD.toNanos())));
+                            // the guest powered off, crashed or was stopped under a session: whoever waits is told which
+                            String why = "System VM " + vm.id() + " ended: " + r.reason() + (r.detail().isEmpty() ? "" : " (" + r.detail() + ")");
+                            LOG.log(System.Logger.Level.WARNING, why + "; console:\n" + tail(vm.console()));
+                            session.endingBecause(why);
                             break;
                         } catch (TimeoutException e) {
                             // still running

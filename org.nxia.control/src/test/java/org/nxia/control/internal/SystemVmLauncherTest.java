@@ -310,7 +310,7 @@ class SystemVmLauncherTest {
         SystemVm vm = booted;
         ControlException e = assertThrows(ControlException.class, () -> vm.session().exec("true"),
                 "the session is closed with the VM, though the (fake) guest's agent still listens");
-        assertEquals("session closed", e.getMessage());
+        assertEquals("System VM vm-1 ended: STOPPED", e.getMessage(), "whoever waits is told the VM ended and how");
         assertTrue(agentSeen.process.isAlive(), "a VM that ended is not sent SHUTDOWN");
     }
 
