@@ -111,6 +111,11 @@ class GeminiImplTest {
             assertEquals(Optional.of(third), gemini.session(third.id()));
             assertEquals(Optional.empty(), gemini.session(12345));
             assertEquals(Optional.of(third), gemini.sessionOfVm("vm-3"));
+            // the API's entry (what the platform's callers use) opens and lists a session like the internal one
+            GeminiSession opened = gemini.open(LoopbackTransport.pair()[0], "p", "vm-api");
+            assertEquals(Optional.of(opened), gemini.sessionOfVm("vm-api"));
+            assertEquals(21L, opened.id());
+            opened.close("done");
             IllegalStateException twice = assertThrows(IllegalStateException.class,
                     () -> gemini.openSession(LoopbackTransport.pair()[0], "p", "vm-3"));
             assertEquals("vm-3 already has a Gemini session", twice.getMessage());
