@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""mutation-table.py MODULE...: one row per module from PIT's target/pit-reports/mutations.xml.
+"""mutation-table.py [--survivors] MODULE...: one row per module from PIT's target/pit-reports/mutations.xml;
+with --survivors, then each surviving mutant (class.method:line, what PIT changed), to kill or list in docs/testing.md.
 
 score    = killed / all mutants (PIT's mutation score; a timed-out or crashing mutant counts as killed)
 strength = killed / mutants some test reached (PIT's test strength: no-coverage mutants left out)
@@ -29,6 +30,17 @@ def pct(a, b):
     return f"{100 * a / b:.0f} %" if b else "-"
 
 
+def survivors(modules):
+    for mod in modules:
+        report = Path(mod) / "target" / "pit-reports" / "mutations.xml"
+        if not report.is_file():
+            continue
+        for m in ET.parse(report).getroot().iter("mutation"):
+            if m.get("status") == "SURVIVED":
+                cls = m.findtext("mutatedClass").rsplit(".", 1)[-1]
+                print(f"{mod}: {cls}.{m.findtext('mutatedMethod')}:{m.findtext('lineNumber')}: {m.findtext('description')}")
+
+
 def main(modules):
     rows, total = [], {"all": 0, "killed": 0, "survived": 0, "no_coverage": 0}
     for mod in modules:
@@ -55,4 +67,11 @@ def main(modules):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    args = sys.argv[1:]
+    listing = "--survivors" in args
+    args = [a for a in args if a != "--survivors"]
+    rc = main(args)
+    if listing:
+        print()
+        survivors(args)
+    sys.exit(rc)
