@@ -100,6 +100,16 @@ class PortalCommandsTest {
         assertEquals("00000fe0  48 65 6c 6c 6f 2c 20 50 6f 72 74 61 6c 21 0a 01  Hello, Portal!..\n"
                 + "00000ff0  00 00  ..\n", commands.dump(4064, 18, "d"));
         assertEquals("", commands.dump(4096, 0, "d"), "an empty range at the end is allowed");
+        assertEquals("00000000  00  .\n", commands.dump(0, 1, "d"), "from the first byte");
+        assertEquals(2, commands.dump(4080, 16, "d").length() - commands.dump(4080, 16, "d").replace("\n", "").length() + 1,
+                "a range that ends at the region's last byte is allowed");
+        s.set(ValueLayout.JAVA_BYTE, 0, (byte) 0x1f);
+        s.set(ValueLayout.JAVA_BYTE, 1, (byte) 0x20);
+        s.set(ValueLayout.JAVA_BYTE, 2, (byte) 0x7e);
+        s.set(ValueLayout.JAVA_BYTE, 3, (byte) 0x7f);
+        assertEquals("00000000  1f 20 7e 7f  . ~.\n", commands.dump(0, 4, "d"), "printable ASCII is space to '~'");
+        commands.create("", "shell", "rw", "big", "64K");
+        assertEquals(4096, commands.dump(0, 65536, "big").lines().count(), "64K at a time, exactly");
         for (long[] bad : new long[][] {{4090, 7}, {-1, 4}, {0, -1}, {0, 65537}, {4097, 0}}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> commands.dump(bad[0], bad[1], "d"));
             assertTrue(e.getMessage().contains("outside the region's 4096 bytes"), e.getMessage());
@@ -112,6 +122,8 @@ class PortalCommandsTest {
         assertEquals(8192, PortalCommands.parseSize(" 8k "));
         assertEquals(2L << 20, PortalCommands.parseSize("2M"));
         assertEquals(1L << 30, PortalCommands.parseSize("1g"));
+        assertEquals(0, PortalCommands.parseSize("0"));
+        assertEquals((Long.MAX_VALUE / 1024) * 1024, PortalCommands.parseSize((Long.MAX_VALUE / 1024) + "K"), "the largest that fits a long");
         for (String bad : new String[] {"", "M", "-4K", "12X", "99999999999G", "1.5M"}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PortalCommands.parseSize(bad), bad);
             assertTrue(e.getMessage().contains("is not a size"), e.getMessage());

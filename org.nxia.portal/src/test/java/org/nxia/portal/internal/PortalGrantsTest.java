@@ -279,5 +279,7 @@ class PortalGrantsTest {
         assertThrows(IllegalArgumentException.class, () -> moved.restoreState(otherBell));
         assertTrue(moved.mapped(), "not unmapped by a state it refused");
         assertThrows(IllegalArgumentException.class, () -> moved.restoreState(new byte[] {1, 2, 3}));
+        byte[] trailing = SavedStateCodec.writer(Grant.SAVED_KIND, 1).i64(same.gpa()).i64(same.doorbellGpa()).i64(0).toBytes();
+        assertThrows(IllegalArgumentException.class, () -> moved.restoreState(trailing), "a state with bytes after its fields");
     }
 }

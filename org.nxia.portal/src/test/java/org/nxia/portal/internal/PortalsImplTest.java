@@ -1,6 +1,7 @@
 package org.nxia.portal.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,6 +10,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+
+import java.util.List;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -63,6 +66,15 @@ class PortalsImplTest {
     }
 
     @Test
+    void deactivationUnmapsEveryRegionAndForgetsThem() {
+        PortalsImpl portals = new PortalsImpl();
+        var segment = portals.create("one", 4096, "", Rights.RW, null).segment();
+        portals.deactivate();
+        assertFalse(segment.scope().isAlive(), "the region's memory is unmapped");
+        assertEquals(List.of(), portals.list());
+    }
+
+    @Test
     void badNamesSizesAndDuplicatesAreRefused() {
         PortalsImpl portals = new PortalsImpl();
         try {
@@ -70,6 +82,12 @@ class PortalsImplTest {
             assertThrows(IllegalArgumentException.class, () -> portals.create("sixteen-chars-xx", 4096, "", Rights.RW, null));
             assertThrows(IllegalArgumentException.class, () -> portals.create("odd", 4097, "", Rights.RW, null));
             assertThrows(IllegalArgumentException.class, () -> portals.create("huge", 512L << 20, "", Rights.RW, null));
+            IllegalArgumentException empty = assertThrows(IllegalArgumentException.class, () -> portals.create("empty", 0, "", Rights.RW, null));
+            assertEquals("portal empty: size 0 must be a multiple of 4 KiB from 4K to 256M", empty.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> portals.create("over", (256L << 20) + 4096, "", Rights.RW, null));
+            var largest = portals.create("largest", 256L << 20, "", Rights.RW, null);
+            assertEquals(256L << 20, largest.size(), "256M exactly is allowed");
+            assertTrue(portals.delete("largest"));
             portals.create("one", 4096, "", Rights.RW, null);
             assertThrows(IllegalArgumentException.class, () -> portals.create("one", 4096, "", Rights.RW, null));
             assertEquals(1, portals.list().size());
