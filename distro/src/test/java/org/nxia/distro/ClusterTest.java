@@ -223,13 +223,7 @@ class ClusterTest {
 
     /** Runs {@code s} until its output holds every one of {@code texts}, for at most {@code seconds}. */
     private static String untilContains(Script s, int seconds, String... texts) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
-        String out;
-        do {
-            out = s.run();
-        } while (!containsAll(out, texts) && System.nanoTime() < deadline);
-        assertTrue(containsAll(out, texts), "not within " + seconds + " s: " + String.join(", ", texts) + "\n" + out);
-        return out;
+        return until(s, out -> containsAll(out, texts), "not within " + seconds + " s: " + String.join(", ", texts), seconds);
     }
 
     private static boolean containsAll(String out, String... texts) {
@@ -241,24 +235,22 @@ class ClusterTest {
         return true;
     }
 
-    /** Runs {@code s} until its output matches {@code p}, for at most {@code seconds}. */
     private static String untilMatches(Script s, Pattern p, int seconds) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
-        String out;
-        do {
-            out = s.run();
-        } while (!p.matcher(out).find() && System.nanoTime() < deadline);
-        assertTrue(p.matcher(out).find(), "not within " + seconds + " s: " + p + "\n" + out);
-        return out;
+        return until(s, out -> p.matcher(out).find(), "not within " + seconds + " s: " + p, seconds);
     }
 
     private static String untilAbsent(Script s, String text, int seconds) throws Exception {
+        return until(s, out -> !out.contains(text), "still there after " + seconds + " s: " + text, seconds);
+    }
+
+    /** Runs {@code s} until its output is {@code done}, for at most {@code seconds}; fails with {@code otherwise} and the last output. */
+    private static String until(Script s, java.util.function.Predicate<String> done, String otherwise, int seconds) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
         String out;
         do {
             out = s.run();
-        } while (out.contains(text) && System.nanoTime() < deadline);
-        assertFalse(out.contains(text), "still there after " + seconds + " s: " + text + "\n" + out);
+        } while (!done.test(out) && System.nanoTime() < deadline);
+        assertTrue(done.test(out), otherwise + "\n" + out);
         return out;
     }
 
