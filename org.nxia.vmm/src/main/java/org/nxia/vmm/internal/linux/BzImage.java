@@ -84,7 +84,7 @@ public record BzImage(byte[] setupHeader, int kernelOffset, int version, long in
         int setupSects = Byte.toUnsignedInt(file[SETUP_SECTS]);
         int kernelOffset = ((setupSects == 0 ? 4 : setupSects) + 1) * 512;
         int headerEnd = HEADER + Byte.toUnsignedInt(file[JUMP + 1]);
-        if (headerEnd <= INIT_SIZE + 4 || headerEnd > kernelOffset) {
+        if (headerEnd < INIT_SIZE + 4 || headerEnd > kernelOffset) {   // the header holds init_size, its last field read
             throw bad(name, "has a setup header ending at 0x%x, outside the setup code (0x%x bytes)".formatted(headerEnd, kernelOffset));
         }
         if (kernelOffset >= file.length) {

@@ -103,7 +103,8 @@ class BusTest {
     void refusesPortsOutsideThePortSpace(String first, String count) {
         int f = Integer.decode(first);
         int c = Integer.decode(count);
-        assertThrows(IllegalArgumentException.class, () -> bus.addPorts(f, c, port()));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> bus.addPorts(f, c, port()));
+        assertTrue(e.getMessage().endsWith("are outside the 64 Ki port space"), e.getMessage());
     }
 
     @ParameterizedTest

@@ -208,6 +208,15 @@ class ElfImageTest {
         assertMentions(rejection(b), "program header table", "lies outside the");
     }
 
+    /** A table at offset 0 lies inside the file (over the ELF header): refused for what it holds, not for where it is. */
+    @Test
+    void aProgramHeaderTableAtOffsetZeroIsReadWhereItIs() {
+        ElfBuilder b = ElfBuilder.minimal();
+        b.phoff = 0L;
+        String why = rejection(b);
+        org.junit.jupiter.api.Assertions.assertFalse(why.contains("lies outside"), why);
+    }
+
     @Test
     void rejectsProgramHeaderTableCutShort() {
         byte[] file = Arrays.copyOf(ElfBuilder.minimal().build(), 64 + 55);
