@@ -33,9 +33,11 @@ def pct(a, b):
 def survivors(modules):
     for mod in modules:
         report = Path(mod) / "target" / "pit-reports" / "mutations.xml"
-        if not report.is_file():
+        try:
+            mutations = list(ET.parse(report).getroot().iter("mutation"))
+        except (OSError, ET.ParseError):
             continue
-        for m in ET.parse(report).getroot().iter("mutation"):
+        for m in mutations:
             if m.get("status") == "SURVIVED":
                 cls = m.findtext("mutatedClass").rsplit(".", 1)[-1]
                 print(f"{mod}: {cls}.{m.findtext('mutatedMethod')}:{m.findtext('lineNumber')}: {m.findtext('description')}")
@@ -45,10 +47,11 @@ def main(modules):
     rows, total = [], {"all": 0, "killed": 0, "survived": 0, "no_coverage": 0}
     for mod in modules:
         report = Path(mod) / "target" / "pit-reports" / "mutations.xml"
-        if not report.is_file():
+        try:
+            c = count(report)
+        except (OSError, ET.ParseError):   # none yet, or PIT is still writing it
             rows.append((mod, "no report", "", "", "", "", ""))
             continue
-        c = count(report)
         for k in total:
             total[k] += c[k]
         rows.append((mod, c["all"], c["killed"], c["survived"], c["no_coverage"],
