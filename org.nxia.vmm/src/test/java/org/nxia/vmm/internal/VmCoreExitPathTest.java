@@ -66,6 +66,13 @@ class VmCoreExitPathTest {
         assertEquals(-1, hv.partition().vcpus().getFirst().lastRead());
         assertEquals(3L, vm.info().counters().get("unserved_accesses"));
         vm.destroy();
+        // the MMIO read last, so that its answer is the one seen
+        InMemoryHypervisor mmio = new InMemoryHypervisor(id -> Script.of(new Script.Halt(), new Script.MmioRead(0xd010_0000L, 4)));
+        VmCore last = vms.linux(mmio, threads, dir, 1, VmCore.DESTROY_WAIT);
+        last.start();
+        assertEquals(VmResult.Reason.HALTED, last.await(WAIT).reason());
+        assertEquals(-1, mmio.partition().vcpus().getFirst().lastRead(), "an unserved MMIO read reads all ones");
+        last.destroy();
     }
 
     @Test
