@@ -63,17 +63,6 @@ class BzImageTest {
         assertMessage("is truncated: the protected-mode kernel should start at 0xa00", Arrays.copyOf(full, 0xa00));
     }
 
-    /** The setup header must hold init_size (0x260..0x263), the last field read; the jump's byte says where it ends. */
-    @Test
-    void theSetupHeaderMustHoldInitSize() {
-        byte[] shortHeader = TestKernel.image();
-        shortHeader[0x201] = 0x61;   // ends at 0x263: init_size's last byte left out
-        assertMessage("has a setup header ending at 0x263", shortHeader);
-        byte[] justEnough = TestKernel.image();
-        justEnough[0x201] = 0x62;    // ends at 0x264, just past init_size (PIT found this refused by one byte)
-        assertEquals(0x264 - 0x1f1, BzImage.parse(justEnough, "k").setupHeader().length);
-    }
-
     @Test
     void refusesWrongMagic() {
         byte[] file = TestKernel.image();

@@ -54,14 +54,15 @@ class LinuxBoundsTest {
         refused("speaks boot protocol 2.11", TestKernel.image(0x020b, 1, 4096));
     }
 
+    /** The header must hold init_size (0x260..0x263), the last field read: the jump's target is the header's end, exclusive. */
     @Test
-    void theSetupHeaderMustReachInitSize() {
+    void theSetupHeaderMustHoldInitSize() {
         byte[] shortHeader = TestKernel.image();
-        shortHeader[BzImage.JUMP + 1] = (byte) (BzImage.INIT_SIZE + 4 - BzImage.HEADER);
-        refused("has a setup header ending at 0x264", shortHeader);
+        shortHeader[BzImage.JUMP + 1] = (byte) (BzImage.INIT_SIZE + 3 - BzImage.HEADER);
+        refused("has a setup header ending at 0x263", shortHeader);
         byte[] justEnough = TestKernel.image();
-        justEnough[BzImage.JUMP + 1] = (byte) (BzImage.INIT_SIZE + 5 - BzImage.HEADER);
-        assertEquals(0x265 - BzImage.SETUP_SECTS, BzImage.parse(justEnough, "k").setupHeader().length);
+        justEnough[BzImage.JUMP + 1] = (byte) (BzImage.INIT_SIZE + 4 - BzImage.HEADER);   // refused by one byte until 2026-12-07
+        assertEquals(0x264 - BzImage.SETUP_SECTS, BzImage.parse(justEnough, "k").setupHeader().length);
     }
 
     @Test
@@ -166,6 +167,26 @@ class LinuxBoundsTest {
         assertEquals(-1, LinuxBoot.translate(memory, 1L << 30));
         memory.writeLong(pml4, pdpt | LinuxBoot.RW);                         // the PDPT, not present
         assertEquals(-1, LinuxBoot.translate(memory, 0x1234));
+    }
+
+    /**
+     * The tables stay in their six pages (nothing written in the page after them), and the walk
+     * reads the PML4 entry the address selects, not one beside the tables (filled with present
+     * large pages here, so a wrong read would translate).
+     */
+    @Test
+    void theBootTablesStayInTheirPagesAndTheWalkReadsTheirOwnEntries() {
+        GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[(int) (2 * MIB)]));
+        long tablesEnd = LinuxLayout.PAGE_TABLES + (2 + LinuxBoot.IDENTITY_GIB) * LinuxLayout.PAGE;
+        long everything = LinuxBoot.P | LinuxBoot.RW | LinuxBoot.PS;
+        for (long at = LinuxLayout.PAGE_TABLES - LinuxLayout.PAGE; at < LinuxLayout.PAGE_TABLES; at += 8) {
+            memory.writeLong(at, everything);
+        }
+        memory.writeLong(tablesEnd, 0x5eed);
+        LinuxBoot.writePageTables(memory);
+        assertEquals(0x5eed, memory.readLong(tablesEnd), "the page after the tables is not written");
+        assertEquals(-1, LinuxBoot.translate(memory, 1L << 39), "the second PML4 slot, empty, not the page below the tables");
+        assertEquals(-1, LinuxBoot.translate(memory, 511L << 39));
     }
 
     @Test
