@@ -25,6 +25,15 @@ class ExecutionModeTest {
         assertTrue(mode.startsWith("native"), mode);
     }
 
+    /** The rule: at most two emulated instructions per I/O or MMIO exit, plus 64 for the guest's start, is native. */
+    @Test
+    void theRulesEdgeIsNative() {
+        assertTrue(MicroVm.executionMode(Flavour.PVM, VmState.STOPPED,
+                Map.of("insn_emulation", 2L * 100 + 64, "io_exits", 100L, "mmio_exits", 0L)).startsWith("native"));
+        assertTrue(MicroVm.executionMode(Flavour.PVM, VmState.STOPPED,
+                Map.of("insn_emulation", 2L * 100 + 65, "io_exits", 100L, "mmio_exits", 0L)).startsWith("emulated"));
+    }
+
     @Test
     void pvmGuestWithEveryInstructionEmulatedIsEmulated() {
         String mode = MicroVm.executionMode(Flavour.PVM, VmState.STOPPED,

@@ -1,5 +1,6 @@
 package org.nxia.vmm.internal;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -53,6 +54,22 @@ class ImageCacheTest {
         assertSame(ia, cache.load(a));
         assertNotSame(ib, cache.load(b), "b was the least recently used");
         assertTrue(cache.cachedBytes() <= 3 * (300 << 10));
+    }
+
+    /** Images that fill the bound exactly are all kept, and the bytes held say so. */
+    @Test
+    void imagesFillingTheBoundExactlyAreKept(@TempDir Path dir) throws Exception {
+        Path a = image(dir, 0, 100 << 10);
+        Path b = image(dir, 1, 100 << 10);
+        long each = Files.size(a);
+        ImageCache one = new ImageCache(each);
+        assertSame(one.load(a), one.load(a), "an image of exactly the bound is kept");
+        assertEquals(each, one.cachedBytes());
+        ImageCache two = new ImageCache(2 * each);
+        ElfImage ia = two.load(a);
+        two.load(b);
+        assertSame(ia, two.load(a), "the second image fills the bound; nothing goes");
+        assertEquals(2 * each, two.cachedBytes());
     }
 
     @Test

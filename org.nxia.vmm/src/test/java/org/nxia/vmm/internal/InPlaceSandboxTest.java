@@ -80,6 +80,7 @@ class InPlaceSandboxTest {
                 assertEquals(7, r.exitStatus());
             }
             assertEquals("hhh", console.toString(), "every run printed from the start");
+            assertEquals("h", manager.find(sandbox.vmId()).orElseThrow().console(), "the VM's console log holds the last run's only");
             assertEquals(0, partition.memory().readByte(GUEST_MARK), "the guest's write was undone");
             assertEquals(0, partition.memory().readByte(HOST_MARK), "the VMM's write was undone");
             assertEquals(9, partition.memory().readByte(UNLOGGED), "a page neither log saw was not rewritten");
@@ -88,6 +89,23 @@ class InPlaceSandboxTest {
             assertEquals(List.of(sandbox.vmId()), manager.list().stream().map(VirtualMachine::id).toList());
         }
         assertTrue(manager.list().isEmpty(), "closing destroys the VM");
+    }
+
+    /** The sandbox's VM is the template's, RAM included, not a fresh VM of the same profile. */
+    @Test
+    void theSandboxStartsFromTheTemplatesRam() throws Exception {
+        VirtualMachine vm = manager.create(profile());
+        VmSnapshot template;
+        try {
+            ((VmCore) vm).memory().write(GUEST_MARK, new byte[] {42});
+            template = vm.snapshot();
+        } finally {
+            manager.destroy(vm.id());
+        }
+        try (Sandbox sandbox = manager.sandbox(template)) {
+            GuestMemory ram = ((VmCore) manager.find(sandbox.vmId()).orElseThrow()).memory();
+            assertEquals(42, ram.readByte(GUEST_MARK));
+        }
     }
 
     @Test

@@ -44,6 +44,17 @@ class RamResetTest {
         assertEquals(0, reset.reset(bitmap, ram), "nothing marked, nothing rewritten");
     }
 
+    /** Two chunks back to back: the page where one ends is the other's first. */
+    @Test
+    void aPageWhereOneChunkEndsIsTheNextChunksFirst() {
+        RamReset reset = new RamReset(List.of(new VmSnapshot.RamChunk(PAGE, filled(1, 0x11)),
+                new VmSnapshot.RamChunk(2L * PAGE, filled(1, 0x22))), 4L * PAGE);
+        MemorySegment ram = filled(4, 0xff);
+        assertEquals(2, reset.reset(new long[] {1L << 1 | 1L << 2}, ram));
+        assertEquals(0x11, at(ram, 1));
+        assertEquals(0x22, at(ram, 2));
+    }
+
     @Test
     void aBitPastTheEndOfRamIsRefused() {
         RamReset reset = new RamReset(List.of(), 8L * PAGE);

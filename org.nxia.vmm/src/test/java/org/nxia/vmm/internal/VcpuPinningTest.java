@@ -100,8 +100,16 @@ class VcpuPinningTest {
     }
 
     @Test
+    void aVmWithSomeVcpusPinnedSaysNotAll() {
+        VcpuPinning pinning = VcpuPinning.of(cpus(2, 3), 2, Optional.of(host), "kvm");
+        pinning.pin(0);
+        assertEquals(new PlacementOutcome("cpus", true, false, "2,3 requested, not all pinned (vcpu0 on 2, vcpu1 on -)"), pinning.outcome());
+    }
+
+    @Test
     void cpuListsShowRunsAsRanges() {
         assertEquals("0,1", VcpuPinning.list(List.of(0, 1)));
+        assertEquals("0-2", VcpuPinning.list(List.of(0, 1, 2)), "three in a row make a range");
         assertEquals("0-3,6,8-4095", VcpuPinning.list(java.util.stream.Stream.concat(List.of(0, 1, 2, 3, 6).stream(),
                 java.util.stream.IntStream.rangeClosed(8, 4095).boxed()).toList()));
         assertEquals("5,3,4", VcpuPinning.list(List.of(5, 3, 4)), "in the profile's order");

@@ -293,7 +293,9 @@ class VmCoreDeviceContextTest {
         vm.start();
         vm.await(WAIT);
         assertEquals(1L, vm.info().counters().get("runs"), "the in-memory vCPU counts its runs");
+        assertTrue(vm.info().counters().get("ram_bytes") > 0, "the partition's own figures come along");
         vm.destroy();
         assertFalse(vm.info().counters().containsKey("runs"), "a destroyed VM's vCPUs are not asked");
+        assertFalse(vm.info().counters().containsKey("ram_bytes"), "nor its partition");
     }
 }

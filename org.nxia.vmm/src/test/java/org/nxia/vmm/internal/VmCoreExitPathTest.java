@@ -72,6 +72,7 @@ class VmCoreExitPathTest {
         last.start();
         assertEquals(VmResult.Reason.HALTED, last.await(WAIT).reason());
         assertEquals(-1, mmio.partition().vcpus().getFirst().lastRead(), "an unserved MMIO read reads all ones");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new byte[0], last.await(WAIT).output(), "a Linux VM's result has no output buffer");
         last.destroy();
     }
 

@@ -89,6 +89,11 @@ class VmCorePauseTest {
         for (ScriptedVcpu v : vcpus) {
             assertEquals(1, v.threads().size(), "vCPU " + v.id() + " went on on its own thread");
         }
+        vm.pause();   // a second pause waits for the vCPUs again (the count of parked ones went back to 0 on resume)
+        for (ScriptedVcpu v : vcpus) {
+            assertFalse(v.inGuest(), "vCPU " + v.id() + " left the guest on the second pause");
+        }
+        vm.resume();
         assertTrue(vm.result().isEmpty());
         vm.stop();
         assertEquals(VmResult.Reason.STOPPED, vm.await(WAIT).reason());

@@ -172,6 +172,17 @@ class VmManagerTest {
                 assertEquals("guest:" + vm.id(), denying.checked.get(0).caller());
             }
             m.unsetCallPolicy(denying);
+            if (!self) {
+                // the policy that left is asked nothing more
+                VirtualMachine after = m.create(profile());
+                memory = hv.partitions().getLast().memory();
+                memory.writeInt(block, HostCalls.MAGIC);
+                memory.writeShort(block + 4, (short) HostCalls.VERSION);
+                memory.write(block + HostCalls.NAME_OFFSET, "f".getBytes(StandardCharsets.US_ASCII));
+                after.start();
+                assertEquals(VmResult.Reason.HALTED, after.await(Duration.ofSeconds(30)).reason());
+                assertEquals(1, denying.checked.size(), "an unset policy is not asked");
+            }
             m.deactivate();
         }
     }

@@ -266,6 +266,13 @@ class VmSnapshotTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> manager.restore(s));
             assertTrue(e.getMessage().contains("'px' is mapped in " + first.id()), e.getMessage());
             assertEquals(List.of(first.id()), manager.list().stream().map(VirtualMachine::id).toList(), "the refused VM is gone");
+            // a clone (RAM from a file, the rest from the snapshot) is refused the same way
+            VmSnapshot stateOnly = new VmSnapshot(s.spec(), s.backend(), List.of(), s.vcpus(), s.partition(), s.devices(), s.portals());
+            org.nxia.vmm.spi.RamFile ram = new org.nxia.vmm.spi.RamFile(Files.write(dir.resolve("ram"), new byte[0]),
+                    s.spec().memoryBytes(), List.of());
+            IllegalArgumentException clone = assertThrows(IllegalArgumentException.class, () -> manager.clone(stateOnly, ram));
+            assertTrue(clone.getMessage().contains("'px' is mapped in " + first.id()), clone.getMessage());
+            assertEquals(List.of(first.id()), manager.list().stream().map(VirtualMachine::id).toList(), "the refused clone is gone");
             manager.destroy(first.id());
             VirtualMachine restored = manager.restore(s);
             assertEquals(11, vms.lastRegion.get(ValueLayout.JAVA_LONG, REGION_MARK));

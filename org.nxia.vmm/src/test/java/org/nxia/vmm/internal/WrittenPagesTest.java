@@ -1,6 +1,7 @@
 package org.nxia.vmm.internal;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.lang.foreign.MemorySegment;
@@ -30,6 +31,19 @@ class WrittenPagesTest {
         memory.readByte(65 * 4096);
         assertArrayEquals(new long[] {0b1011, 1L << 1}, drained());
         assertArrayEquals(new long[] {0, 0}, drained(), "drained");
+    }
+
+    /** RAM that starts above 0: pages count from its base, a view of exactly one page notes that page only, an empty one none. */
+    @Test
+    void pagesCountFromTheBaseAndAViewNotesOnlyThePagesItCovers() {
+        WrittenPages high = new WrittenPages(GuestMemory.of(0x10_0000, MemorySegment.ofArray(new byte[70 * 4096])));
+        assertEquals(0x10_0000, high.base());
+        high.start();
+        high.write(0x10_0000 + 2 * 4096, new byte[4096]);
+        high.slice(0x10_0000 + 5 * 4096 + 1, 0);
+        long[] out = new long[2];
+        high.drainInto(out);
+        assertArrayEquals(new long[] {0b100, 0}, out, "page 2 alone");
     }
 
     @Test
