@@ -206,6 +206,34 @@ class VmCorePauseTest {
         assertEquals(VmResult.Reason.STOPPED, vm.await(WAIT).reason());
     }
 
+    /** One deaf vCPU of two: the pause is abandoned, says which, and the vCPU that had parked enters the guest again. */
+    @Test
+    void aPauseAbandonedForOneDeafVcpuLetsTheParkedOneRunOn() throws Exception {
+        InMemoryHypervisor hv = new InMemoryHypervisor(id -> id == 0 ? Script.of(new Script.IgnoringStop()) : Script.untilStopped());
+        VmCore vm = vms.linux(hv, threads, dir, 2, Duration.ofMillis(200));
+        vm.start();
+        List<ScriptedVcpu> vcpus = entered(hv);
+        IllegalStateException e = assertThrows(IllegalStateException.class, vm::pause);
+        assertEquals("vm-linux could not pause within 200 ms (1 of 2 vCPUs did not leave the guest); it runs on", e.getMessage());
+        ScriptedVcpu listening = vcpus.get(1);
+        eventually(() -> listening.runs() == 2 && listening.inGuest(), "the vCPU that parked entered the guest again");
+        assertEquals(VmState.RUNNING, vm.state());
+        vm.destroy();
+    }
+
+    /** A kick nobody asked for (a backend's stray exit): re-entering would spin, so the VM ends saying why. */
+    @Test
+    void aVcpuThatLeavesTheGuestUnaskedEndsTheVm() throws Exception {
+        InMemoryHypervisor hv = new InMemoryHypervisor(id -> Script.untilStopped());
+        VmCore vm = vms.micro(hv, threads, VmCore.DESTROY_WAIT);
+        vm.start();
+        entered(hv).getFirst().requestStop();
+        VmResult r = vm.await(WAIT);
+        assertEquals(VmResult.Reason.HYPERVISOR_ERROR, r.reason(), r.detail());
+        assertTrue(r.detail().contains("left the guest though neither a stop nor a pause asked it to"), r.detail());
+        vm.destroy();
+    }
+
     @Test
     void manyPausesAndResumesNeverLoseAStop() throws Exception {
         InMemoryHypervisor hv = new InMemoryHypervisor(id -> Script.untilStopped());

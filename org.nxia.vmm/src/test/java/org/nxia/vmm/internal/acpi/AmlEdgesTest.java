@@ -16,6 +16,8 @@ class AmlEdgesTest {
     void anEisaIdPacksAsTheSpecificationSays() {
         // "PNP0501" compresses to 0x0105D041 (three 5-bit letters, then the product), stored little-endian
         assertArrayEquals(new byte[] {0x0c, 0x41, (byte) 0xd0, 0x05, 0x01}, Aml.eisaId("PNP0501"));
+        // A=1, B=2, A=1: vendor 0x0441; no letter overlaps another here, so a wrong offset for any of them shows
+        assertArrayEquals(new byte[] {0x0c, 0x04, 0x41, 0x12, 0x34}, Aml.eisaId("ABA1234"));
     }
 
     @Test

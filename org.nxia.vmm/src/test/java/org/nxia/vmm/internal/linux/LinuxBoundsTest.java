@@ -178,9 +178,10 @@ class LinuxBoundsTest {
     void theBootTablesStayInTheirPagesAndTheWalkReadsTheirOwnEntries() {
         GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[(int) (2 * MIB)]));
         long tablesEnd = LinuxLayout.PAGE_TABLES + (2 + LinuxBoot.IDENTITY_GIB) * LinuxLayout.PAGE;
-        long everything = LinuxBoot.P | LinuxBoot.RW | LinuxBoot.PS;
+        // the page below: entries that lead to the real PDPT, so a walk that read one would translate
+        long toPdpt = (LinuxLayout.PAGE_TABLES + LinuxLayout.PAGE) | LinuxBoot.P | LinuxBoot.RW;
         for (long at = LinuxLayout.PAGE_TABLES - LinuxLayout.PAGE; at < LinuxLayout.PAGE_TABLES; at += 8) {
-            memory.writeLong(at, everything);
+            memory.writeLong(at, toPdpt);
         }
         memory.writeLong(tablesEnd, 0x5eed);
         LinuxBoot.writePageTables(memory);
