@@ -259,6 +259,31 @@ class VmCoreDeviceContextTest {
         }
     }
 
+    /** Ports a device claims are its own: the guest's out and in reach it, not the micro-VM's strict refusal. */
+    @Test
+    void portsADeviceClaimsReachIt() throws Exception {
+        List<String> seen = new java.util.ArrayList<>();
+        wiring = c -> c.claimPorts(0x300, 4, new org.nxia.vmm.api.device.PortDevice() {
+            @Override
+            public void write(int port, int size, int value) {
+                seen.add("out " + Integer.toHexString(port) + " " + value);
+            }
+
+            @Override
+            public int read(int port, int size) {
+                seen.add("in " + Integer.toHexString(port));
+                return 0x5a;
+            }
+        });
+        InMemoryHypervisor hv = halting(new Script.PortWrite(0x301, 1, 7), new Script.PortRead(0x303, 1));
+        VmCore vm = micro(hv, "probe");
+        vm.start();
+        assertEquals(VmResult.Reason.HALTED, vm.await(WAIT).reason());
+        assertEquals(List.of("out 301 7", "in 303"), seen);
+        assertEquals(0x5a, hv.partition().vcpus().getFirst().lastRead());
+        vm.destroy();
+    }
+
     @Test
     void aDoorbellOutsideTheDevicesWindowsIsRefused() {
         wiring = c -> c.claimMmio(0x1000, recorder);
