@@ -341,10 +341,12 @@ public final class SystemVmLauncher implements SystemVms {
                         }
                         try {
                             VmResult r = vm.await(Duration.ofNanos(Math.min(left, WATCH_PERIOD.toNanos())));
-                            // the guest powered off, crashed or was stopped under a session: whoever waits is told which
-                            String why = "System VM " + vm.id() + " ended: " + r.reason() + (r.detail().isEmpty() ? "" : " (" + r.detail() + ")");
-                            LOG.log(System.Logger.Level.WARNING, why + "; console:\n" + tail(vm.console()));
-                            session.endingBecause(why);
+                            if (!closing()) {
+                                // the guest powered off, crashed or was stopped under a session: whoever waits is told which
+                                String why = "System VM " + vm.id() + " ended: " + r.reason() + (r.detail().isEmpty() ? "" : " (" + r.detail() + ")");
+                                LOG.log(System.Logger.Level.WARNING, why + "; console:\n" + tail(vm.console()));
+                                session.endingBecause(why);
+                            }
                             break;
                         } catch (TimeoutException e) {
                             // still running
@@ -355,6 +357,11 @@ public final class SystemVmLauncher implements SystemVms {
                     // closed from elsewhere
                 }
             });
+        }
+
+        /** Whether {@link #close} has begun: the VM it shuts down ends as asked, not by itself. */
+        private synchronized boolean closing() {
+            return closed;
         }
 
         @Override
