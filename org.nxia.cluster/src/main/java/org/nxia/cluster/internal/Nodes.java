@@ -73,13 +73,7 @@ public final class Nodes {
     }
 
     private Node named(String name) {
-        Node best = null;
-        for (Node n : endpoints.values()) {
-            if (n.name().equals(name) && (best == null || PREFERRED.compare(n, best) > 0)) {
-                best = n;
-            }
-        }
-        return best;
+        return endpoints.values().stream().filter(n -> n.name().equals(name)).max(PREFERRED).orElse(null);
     }
 
     /**
