@@ -129,6 +129,17 @@ RUN
         continue
       fi
       alive=$SECONDS
+      # JUnit's tree marks a failed test or class with ✘: kept, with its class, for the closing list
+      # (CI shows only the tail of the output, far below the tree that said which test failed)
+      if [[ "$line" =~ ^[\ │]*[├└]─\ ([A-Za-z0-9_]+Test)\  ]]; then
+        test_class="${BASH_REMATCH[1]}"
+      fi
+      if [[ "$line" =~ ^[\ │]*[├└]─\ (.*)\ ✘(.*)$ ]]; then
+        name="${BASH_REMATCH[1]}"
+        [ "$name" = "${test_class:-}" ] || name="${test_class:-?}.$name"
+        msg="${BASH_REMATCH[2]%$'\r'}"
+        failures+=("$name:${msg:0:300}")
+      fi
       # the JUnit console's summary, "[ N tests successful ]" and so on: added up over every rig run;
       # a test class that failed to start ("[ N containers failed ]") ran none of its tests: a failure too
       if [[ "${line%$'\r'}" =~ ^\[\ *([0-9]+)\ (tests\ (successful|failed|aborted)|containers\ (failed))\ *\]$ ]]; then
@@ -150,8 +161,12 @@ RUN
 }
 
 declare -A tests=([successful]=0 [failed]=0 [aborted]=0)
+failures=()
 # The closing line ./nxia test reads: a test aborted (an assumption did not hold) neither passed nor failed.
+# Before it, each test or class that failed, by name (a retried rig run that died says nothing).
 summary() {
+  local f
+  for f in "${failures[@]}"; do echo "kvm-rig: FAILED $f"; done
   echo "kvm-rig: tests ${tests[successful]} successful, ${tests[failed]} failed, ${tests[aborted]} aborted"
 }
 
