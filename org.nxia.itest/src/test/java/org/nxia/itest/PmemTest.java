@@ -114,7 +114,7 @@ public class PmemTest {
             assertEquals("the file has the guest's write", 'n', onDisk[32 * 4096]);
 
             interVmDoorbell(s, linux);
-            savedWithTheRegion(s, linux, grant.gpa());
+            savedWithTheRegion(s, linux, grant.gpa(), dir.resolve("pmem.img"), host);
         } finally {
             portals.delete("pmem");
         }
@@ -122,20 +122,25 @@ public class PmemTest {
 
     /**
      * Issue 15: the System VM saved with its region: the agent's quiesce flushes /dev/pmem0 (one
-     * more FLUSH at the device), and the snapshot holds the region as the guest left it, where the
-     * guest saw it; the VM runs on.
+     * more FLUSH at the device), and the snapshot holds the region by reference, where the guest
+     * saw it: its file, and the SHA-256 of the content with the guest's write; the VM runs on.
      */
-    private void savedWithTheRegion(AgentSession s, VirtualMachine linux, long gpa) throws Exception {
+    private void savedWithTheRegion(AgentSession s, VirtualMachine linux, long gpa, Path file, MemorySegment host) throws Exception {
         long before = flushes(linux);
         SystemVmSnapshot saved = systemVms.snapshot(linux.id());
         assertTrue("the quiesce flushed the pmem disk: " + before + " -> " + flushes(linux), flushes(linux) > before);
-        VmSnapshot.PortalContent region = saved.vm().portals().stream().filter(p -> p.name().equals("pmem")).findFirst()
+        VmSnapshot.SavedPortal region = saved.vm().portals().stream().filter(p -> p.name().equals("pmem")).findFirst()
                 .orElseThrow(() -> new AssertionError("no region 'pmem' in the snapshot: " + saved.vm().portals()));
         assertEquals(gpa, region.gpa());
-        assertEquals("the snapshot has the guest's write", 'n', region.bytes().get(ValueLayout.JAVA_BYTE, 32 * 4096));
+        assertTrue("a file-backed region is saved by reference: " + region, region instanceof VmSnapshot.PortalFile);
+        VmSnapshot.PortalFile byReference = (VmSnapshot.PortalFile) region;
+        assertEquals(file.toAbsolutePath(), byReference.file());
+        assertEquals('n', host.get(ValueLayout.JAVA_BYTE, 32 * 4096));
+        assertTrue("the saved digest is of the content with the guest's write", byReference.holds(host));
+        assertEquals("no copy of it in the snapshot", 0, saved.vm().portalBytes());
         assertEquals("the VM runs on", 0, sh(s, "true").status().code());
-        System.out.printf("PmemTest: saved with region pmem (%d KiB) at 0x%x; flushes %d -> %d%n", region.bytes().byteSize() >> 10,
-                gpa, before, flushes(linux));
+        System.out.printf("PmemTest: saved with region pmem (%d KiB) at 0x%x by reference to %s; flushes %d -> %d%n", region.size() >> 10,
+                gpa, file, before, flushes(linux));
     }
 
     private static long flushes(VirtualMachine vm) {

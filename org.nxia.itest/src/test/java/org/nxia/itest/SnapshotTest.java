@@ -185,7 +185,7 @@ public class SnapshotTest {
             } finally {
                 vms.destroy(vm.id());
             }
-            VmSnapshot.PortalContent p = snapshot.portals().getFirst();
+            VmSnapshot.PortalContent p = (VmSnapshot.PortalContent) snapshot.portals().getFirst();
             assertEquals("snap-test", p.name());
             region.segment().set(ValueLayout.JAVA_LONG, 4096, 7);   // changed after the save: the restore undoes it
 
@@ -202,6 +202,63 @@ public class SnapshotTest {
             }
         } finally {
             portals.delete("snap-test");
+        }
+    }
+
+    /**
+     * A file-backed region goes into a snapshot file by reference (its file and its content's
+     * SHA-256): the restore is refused while the file holds other content, leaving no VM, and goes
+     * on, counting from where it was saved, once the file holds what it held at the save.
+     */
+    @Test
+    public void aCounterWithAFileBackedRegionIsRestoredFromAFileOnlyOverTheRegionsContentAtTheSave() throws Exception {
+        Path dir = Files.createTempDirectory("snap-file-region");
+        Path key = dir.resolve("key");
+        Path file = dir.resolve("counter.nxsnap");
+        Path backing = dir.resolve("region.img");
+        PortalRegion region = portals.create("snap-file", 4L << 20, "SnapshotTest", Rights.RW, backing);
+        try {
+            Gogo.run(processor, "snapshot:key " + key);
+            VirtualMachine vm = vms.create(counter().withDevices(List.of(DeviceConfig.parse("portal:name=snap-file,rights=rw"))));
+            long before;
+            try {
+                vm.start();
+                before = awaitTickAbove(vm, 2);
+                for (long at = 0; at < 4L << 20; at += 4096) {
+                    region.segment().set(ValueLayout.JAVA_LONG, at, at + 1);   // no page of it zero
+                }
+                Gogo.Run saved = Gogo.run(processor, "vm:snapshot -k " + key + " " + vm.id() + " " + file);
+                assertTrue(saved.output(), saved.output().contains("saved to " + file));
+            } finally {
+                vms.destroy(vm.id());
+            }
+            assertTrue("the region's 4 MiB stayed in its file: the snapshot is " + Files.size(file) + " bytes", Files.size(file) < 4L << 20);
+            int count = vms.list().size();
+
+            region.segment().set(ValueLayout.JAVA_LONG, 8, 7);   // the file changed after the save
+            String refused;
+            try {
+                refused = "not refused: " + Gogo.run(processor, "vm:restore -k " + key + " " + file).output();
+            } catch (Exception e) {
+                refused = String.valueOf(e.getMessage());
+            }
+            assertTrue(refused, refused.contains("'snap-file' was saved by reference to its file " + backing.toAbsolutePath()
+                    + ", which has changed since"));
+            assertEquals("the refused restore left no VM", count, vms.list().size());
+
+            region.segment().set(ValueLayout.JAVA_LONG, 8, 0);   // as it was
+            Gogo.Run run = Gogo.run(processor, "vm:restore -k " + key + " " + file);
+            VirtualMachine restored = vms.find(run.output().strip()).orElseThrow(() -> new AssertionError("vm:restore said: " + run.output()));
+            try {
+                long last = awaitTickAbove(restored, before + 2);
+                assertTrue("the count goes on past the ticks before the save", ticks(restored.console())[0] > before);
+                System.out.println("restored with file-backed region snap-file (4 MiB, by reference) from a " + Files.size(file)
+                        + "-byte snapshot file: ticks to " + last);
+            } finally {
+                vms.destroy(restored.id());
+            }
+        } finally {
+            portals.delete("snap-file");
         }
     }
 

@@ -44,7 +44,8 @@ final class Grant implements Device, PortalMapping {
             throw new IllegalArgumentException("portal " + region + " is already mapped into " + context.vmId()
                     + " at 0x" + Long.toHexString(mapping.gpa()));
         }
-        mapping = context.mapPortal(region, r.segment(), rights == Rights.RO, doorbell.gpa());
+        // a file-backed region's file goes along: a snapshot of the VM then saves it by reference
+        mapping = context.mapPortal(region, r.segment(), r.file(), rights == Rights.RO, doorbell.gpa());
     }
 
     synchronized boolean unmap() {

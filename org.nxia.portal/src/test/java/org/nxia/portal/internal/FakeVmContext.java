@@ -1,6 +1,7 @@
 package org.nxia.portal.internal;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -28,11 +29,13 @@ final class FakeVmContext implements DeviceContext {
         final boolean readOnly;
         final long doorbellGpa;
         final long gpa;
+        final Optional<Path> file;
         boolean closed;
 
-        Mapping(String name, MemorySegment region, boolean readOnly, long doorbellGpa, long gpa) {
+        Mapping(String name, MemorySegment region, Optional<Path> file, boolean readOnly, long doorbellGpa, long gpa) {
             this.name = name;
             this.region = region;
+            this.file = file;
             this.readOnly = readOnly;
             this.doorbellGpa = doorbellGpa;
             this.gpa = gpa;
@@ -167,7 +170,12 @@ final class FakeVmContext implements DeviceContext {
 
     @Override
     public SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
-        Mapping m = new Mapping(name, region, readOnly, doorbellGpa, 0x1_0000_0000L + mappings.size() * region.byteSize());
+        throw new AssertionError("a grant names the region's file (or none) when it maps the region");
+    }
+
+    @Override
+    public SharedMapping mapPortal(String name, MemorySegment region, Optional<Path> file, boolean readOnly, long doorbellGpa) {
+        Mapping m = new Mapping(name, region, file, readOnly, doorbellGpa, 0x1_0000_0000L + mappings.size() * region.byteSize());
         mappings.add(m);
         return m;
     }

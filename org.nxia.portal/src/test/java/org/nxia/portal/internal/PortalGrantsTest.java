@@ -7,11 +7,14 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.nxia.portal.api.DoorbellLink;
 import org.nxia.portal.api.PortalMapping;
 import org.nxia.portal.api.Rights;
@@ -51,6 +54,7 @@ class PortalGrantsTest {
         assertTrue(m.readOnly, "rights=ro maps read-only");
         assertEquals(8192, m.region.byteSize());
         assertEquals(ro.doorbellGpa(), m.doorbellGpa, "the portal table names the doorbell");
+        assertEquals(Optional.empty(), m.file, "an anonymous region has no file");
         assertTrue(ro.mapped());
         assertEquals(m.gpa, ro.gpa());
         assertEquals("portal", ro.type());
@@ -62,6 +66,16 @@ class PortalGrantsTest {
         assertFalse(grant(other, "portal:name=ring").rights() == Rights.RO, "rw is the default");
         assertFalse(other.mappings.get(0).readOnly);
         assertEquals(List.of("vm-1", "vm-2"), portals.mappings().stream().map(PortalMapping::vmId).toList());
+    }
+
+    /** The VM learns a file-backed region's file: its snapshots save the region by reference to it. */
+    @Test
+    void aGrantOfAFileBackedRegionNamesItsFile(@TempDir Path dir) {
+        Path file = dir.resolve("kept.img");
+        portals.create("kept", 8192, "me", Rights.RW, file);
+        FakeVmContext vm = new FakeVmContext("vm-1", false, false);
+        grant(vm, "portal:name=kept");
+        assertEquals(Optional.of(file), vm.mappings.get(0).file);
     }
 
     @Test

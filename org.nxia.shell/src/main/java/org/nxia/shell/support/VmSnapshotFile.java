@@ -11,6 +11,7 @@ import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -87,6 +88,10 @@ public final class VmSnapshotFile {
     static final long MAX_PORTAL_BYTES = 256L << 20;
     static final long MAX_PORTALS_BYTES = 1L << 30;
     static final int MAX_PORTALS = 64;
+    /** A file-backed region's path, in UTF-8 bytes (Linux's PATH_MAX). */
+    static final int MAX_PORTAL_PATH = 4096;
+    /** {@code portal.I}'s encoding for a file-backed region: its file's path and the content's SHA-256 after the size. */
+    private static final int PORTAL_FILE_VERSION = 2;
 
     private VmSnapshotFile() {
     }
@@ -221,7 +226,7 @@ public final class VmSnapshotFile {
         if (!devices.isEmpty() && (devices.firstKey() != 0 || devices.lastKey() != devices.size() - 1)) {
             throw new IllegalArgumentException("the device sections are not numbered 0.." + (devices.size() - 1) + ": " + devices.keySet());
         }
-        List<VmSnapshot.PortalContent> portals = readPortals(r);
+        List<VmSnapshot.SavedPortal> portals = readPortals(r);
         List<VmSnapshot.RamChunk> ram = new ArrayList<>();
         if (r.hasRam() && r.ramSize() != profile.memoryBytes()) {
             throw new IllegalArgumentException("the snapshot's RAM is " + r.ramSize() + " bytes; its spec says " + profile.memoryBytes());
@@ -242,25 +247,45 @@ public final class VmSnapshotFile {
 
     /**
      * Each mapped region as {@code portal.I} (its name, guest address and size) and its content as
-     * {@code portal.I.K}, the K-th piece of {@link #PORTAL_PIECE} bytes, where that piece is not all zero.
+     * {@code portal.I.K}, the K-th piece of {@link #PORTAL_PIECE} bytes, where that piece is not all
+     * zero; a file-backed region as {@code portal.I} alone, in encoding 2 (its file's path and the
+     * content's SHA-256 follow the size): the content stays in the file.
      */
-    private static void writePortals(SnapshotWriter w, List<VmSnapshot.PortalContent> portals) throws IOException {
-        if (portals.size() > MAX_PORTALS || portals.stream().mapToLong(p -> p.bytes().byteSize()).sum() > MAX_PORTALS_BYTES) {
+    private static void writePortals(SnapshotWriter w, List<VmSnapshot.SavedPortal> portals) throws IOException {
+        long held = portals.stream().mapToLong(p -> p instanceof VmSnapshot.PortalContent c ? c.size() : 0).sum();
+        if (portals.size() > MAX_PORTALS || held > MAX_PORTALS_BYTES) {
             throw new IllegalArgumentException("a snapshot file takes at most " + MAX_PORTALS + " Portal regions of "
                     + Text.size(MAX_PORTALS_BYTES) + " in all");
         }
         MemorySegment zero = MemorySegment.ofArray(new byte[PORTAL_PIECE]);
         for (int i = 0; i < portals.size(); i++) {
-            VmSnapshot.PortalContent p = portals.get(i);
-            if (p.bytes().byteSize() > MAX_PORTAL_BYTES) {
-                throw new IllegalArgumentException("Portal region '" + p.name() + "' is larger than " + Text.size(MAX_PORTAL_BYTES));
+            VmSnapshot.SavedPortal saved = portals.get(i);
+            if (saved.size() > MAX_PORTAL_BYTES) {
+                throw new IllegalArgumentException("Portal region '" + saved.name() + "' is larger than " + Text.size(MAX_PORTAL_BYTES));
             }
+            if (saved instanceof VmSnapshot.PortalFile f) {
+                byte[] path = f.file().toString().getBytes(StandardCharsets.UTF_8);
+                if (path.length > MAX_PORTAL_PATH) {
+                    throw new IllegalArgumentException("Portal region '" + f.name() + "': its file's path is longer than "
+                            + MAX_PORTAL_PATH + " bytes");
+                }
+                w.section("portal." + i, encode(PORTAL_FILE_VERSION, out -> {
+                    out.writeUTF(f.name());
+                    out.writeLong(f.gpa());
+                    out.writeLong(f.size());
+                    out.writeShort(path.length);
+                    out.write(path);
+                    out.write(f.sha256());
+                }));
+                continue;
+            }
+            VmSnapshot.PortalContent p = (VmSnapshot.PortalContent) saved;
             w.section("portal." + i, encode(out -> {
                 out.writeUTF(p.name());
                 out.writeLong(p.gpa());
-                out.writeLong(p.bytes().byteSize());
+                out.writeLong(p.size());
             }));
-            long size = p.bytes().byteSize();
+            long size = p.size();
             for (long at = 0, k = 0; at < size; at += PORTAL_PIECE, k++) {
                 MemorySegment piece = p.bytes().asSlice(at, Math.min(PORTAL_PIECE, size - at));
                 if (piece.mismatch(zero.asSlice(0, piece.byteSize())) != -1) {
@@ -271,7 +296,7 @@ public final class VmSnapshotFile {
     }
 
     /** Reads what {@link #writePortals} wrote: every count, size and piece checked before memory is taken. */
-    private static List<VmSnapshot.PortalContent> readPortals(SnapshotReader r) throws IOException, SnapshotFormatException {
+    private static List<VmSnapshot.SavedPortal> readPortals(SnapshotReader r) throws IOException, SnapshotFormatException {
         TreeMap<Integer, List<String>> pieces = new TreeMap<>();
         for (String name : r.sectionNames()) {
             Matcher m = PORTAL_SECTION.matcher(name);
@@ -287,7 +312,8 @@ public final class VmSnapshotFile {
         if (pieces.size() > MAX_PORTALS) {
             throw new IllegalArgumentException("the snapshot has " + pieces.size() + " Portal regions; at most " + MAX_PORTALS);
         }
-        record Head(String name, long gpa, long size) {
+        /** A region's head; {@code file} is null for one whose content follows in pieces. */
+        record Head(String name, long gpa, long size, Path file, byte[] sha256) {
         }
         List<Head> heads = new ArrayList<>();
         long total = 0;
@@ -296,20 +322,52 @@ public final class VmSnapshotFile {
             if (!r.hasSection(head)) {
                 throw new IllegalArgumentException("the Portal sections are not numbered 0.." + (pieces.size() - 1) + ": " + pieces.keySet());
             }
-            Head h = decode("section " + head, r.section(head), in -> new Head(in.readUTF(), in.readLong(), in.readLong()));
+            Head h = decode("section " + head, r.section(head), PORTAL_FILE_VERSION, (in, version) -> {
+                String name = in.readUTF();
+                long gpa = in.readLong();
+                long size = in.readLong();
+                if (version == 1) {
+                    return new Head(name, gpa, size, null, null);
+                }
+                int length = in.readUnsignedShort();
+                if (length == 0 || length > MAX_PORTAL_PATH) {
+                    throw new IllegalArgumentException("section " + head + ": a file's path of " + length + " bytes; 1 to "
+                            + MAX_PORTAL_PATH);
+                }
+                String path = new String(in.readNBytes(length), StandardCharsets.UTF_8);
+                byte[] sha256 = in.readNBytes(32);
+                if (sha256.length != 32) {
+                    throw new EOFException();
+                }
+                return new Head(name, gpa, size, Path.of(path), sha256);
+            });
             if (h.size() <= 0 || h.size() % 4096 != 0 || h.size() > MAX_PORTAL_BYTES) {
                 throw new IllegalArgumentException("section " + head + ": region size " + h.size() + " is not a multiple of 4 KiB up to "
                         + MAX_PORTAL_BYTES);
             }
-            total += h.size();
+            if (h.file() != null) {
+                if (!h.file().isAbsolute()) {
+                    throw new IllegalArgumentException("section " + head + ": the file " + h.file() + " is not an absolute path");
+                }
+                if (!pieces.get(i).isEmpty()) {
+                    throw new IllegalArgumentException("section " + head + " is a file-backed region's, which has no pieces: "
+                            + pieces.get(i));
+                }
+            } else {
+                total += h.size();
+            }
             if (total > MAX_PORTALS_BYTES) {
                 throw new IllegalArgumentException("the Portal regions hold more than " + MAX_PORTALS_BYTES + " bytes");
             }
             heads.add(h);
         }
-        List<VmSnapshot.PortalContent> portals = new ArrayList<>();
+        List<VmSnapshot.SavedPortal> portals = new ArrayList<>();
         for (int i = 0; i < heads.size(); i++) {
             Head h = heads.get(i);
+            if (h.file() != null) {
+                portals.add(new VmSnapshot.PortalFile(h.name(), h.gpa(), h.size(), h.file(), h.sha256()));
+                continue;
+            }
             long count = (h.size() + PORTAL_PIECE - 1) / PORTAL_PIECE;
             // the region's content lives as long as the snapshot's views of it
             MemorySegment bytes = Arena.ofAuto().allocate(h.size(), 4096);
@@ -357,7 +415,7 @@ public final class VmSnapshotFile {
         return encode(VERSION, body);
     }
 
-    private static byte[] encode(int version, Writing body) {
+    static byte[] encode(int version, Writing body) {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         try (DataOutputStream out = new DataOutputStream(bytes)) {
             out.writeByte(version);

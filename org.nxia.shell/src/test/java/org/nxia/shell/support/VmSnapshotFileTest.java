@@ -233,15 +233,80 @@ class VmSnapshotFileTest {
                     r.sectionNames().stream().filter(n -> n.startsWith("portal")).sorted().toList());
         }
         for (VmSnapshot back : List.of(VmSnapshotFile.read(file, null), VmSnapshotFile.readForClone(file).vm())) {
-            VmSnapshot.PortalContent p = back.portals().getFirst();
+            VmSnapshot.PortalContent p = (VmSnapshot.PortalContent) back.portals().getFirst();
             assertEquals("gemini", p.name());
             assertEquals(0xc000_0000L, p.gpa());
-            assertEquals(-1, p.bytes().mismatch(s.portals().getFirst().bytes()));
+            assertEquals(-1, p.bytes().mismatch(content(s)));
         }
         SecretKey key = SnapshotKeys.generate();
         Path encrypted = dir.resolve("portal-encrypted.nxsnap");
         VmSnapshotFile.write(s, encrypted, key);
-        assertEquals(-1, VmSnapshotFile.read(encrypted, key).portals().getFirst().bytes().mismatch(s.portals().getFirst().bytes()));
+        assertEquals(-1, content(VmSnapshotFile.read(encrypted, key)).mismatch(content(s)));
+    }
+
+    private static MemorySegment content(VmSnapshot s) {
+        return ((VmSnapshot.PortalContent) s.portals().getFirst()).bytes();
+    }
+
+    /** A file-backed region is its {@code portal.I} section alone: the path and the SHA-256 come back, no content. */
+    @Test
+    void aFileBackedRegionIsWrittenByReference() throws Exception {
+        VmSnapshot s = snapshot();
+        byte[] sha = filled(32, 9);
+        VmSnapshot.PortalFile saved = new VmSnapshot.PortalFile("data", 0xc000_0000L, 256L << 20, Path.of("/srv/regions/data é.img"), sha);
+        VmSnapshot withFile = new VmSnapshot(s.spec(), s.backend(), s.ram(), s.vcpus(), s.partition(), s.devices(),
+                List.of(saved, new VmSnapshot.PortalContent("small", 0xd000_0000L, MemorySegment.ofArray(filled(4096, 1)))));
+        Path file = dir.resolve("by-reference.nxsnap");
+        VmSnapshotFile.write(withFile, file, null);
+        assertTrue(Files.size(file) < 1 << 20, "256 MiB of region left in its file: " + Files.size(file) + " bytes");
+        try (SnapshotReader r = SnapshotReader.open(file)) {
+            assertEquals(List.of("portal.0", "portal.1", "portal.1.0"),
+                    r.sectionNames().stream().filter(n -> n.startsWith("portal")).sorted().toList());
+        }
+        VmSnapshot back = VmSnapshotFile.read(file, null);
+        assertEquals(saved, back.portals().getFirst());
+        assertEquals(1, content(new VmSnapshot(s.spec(), s.backend(), s.ram(), s.vcpus(), s.partition(), s.devices(),
+                List.of(back.portals().get(1)))).get(ValueLayout.JAVA_BYTE, 4095));
+        assertEquals(4096, back.portalBytes(), "only the anonymous region's bytes are held");
+    }
+
+    private static byte[] fileHead(String name, long gpa, long size, byte[] path, int shaBytes) {
+        return VmSnapshotFile.encode(2, out -> {
+            out.writeUTF(name);
+            out.writeLong(gpa);
+            out.writeLong(size);
+            out.writeShort(path.length);
+            out.write(path);
+            out.write(new byte[shaBytes]);
+        });
+    }
+
+    @Test
+    void aFileBackedRegionsSectionIsCheckedLikeAnyOther() throws Exception {
+        long gpa = 0xc000_0000L;
+        byte[] path = "/srv/r.img".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        Map<String, Map<String, byte[]>> bad = new LinkedHashMap<>();
+        bad.put("a relative path", Map.of("portal.0", fileHead("p", gpa, 4096, "r.img".getBytes(), 32)));
+        bad.put("an empty path", Map.of("portal.0", fileHead("p", gpa, 4096, new byte[0], 32)));
+        bad.put("a path longer than PATH_MAX", Map.of("portal.0", fileHead("p", gpa, 4096, filled(4097, '/'), 32)));
+        bad.put("a digest cut short", Map.of("portal.0", fileHead("p", gpa, 4096, path, 31)));
+        bad.put("bytes after the digest", Map.of("portal.0", fileHead("p", gpa, 4096, path, 33)));
+        bad.put("pieces of content too", Map.of("portal.0", fileHead("p", gpa, 4096, path, 32), "portal.0.0", filled(4096, 1)));
+        bad.put("a size not of whole pages", Map.of("portal.0", fileHead("p", gpa, 4000, path, 32)));
+        bad.put("an encoding after 2", Map.of("portal.0", withVersion(fileHead("p", gpa, 4096, path, 32), 3)));
+        for (Map.Entry<String, Map<String, byte[]>> e : bad.entrySet()) {
+            Path file = crafted(e.getKey().replace(' ', '-') + ".nxsnap", e.getValue());
+            IllegalArgumentException refused = assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.read(file, null), e.getKey());
+            assertTrue(refused.getMessage().contains("portal.0"), e.getKey() + ": " + refused.getMessage());
+        }
+        VmSnapshot ok = VmSnapshotFile.read(crafted("file-ok.nxsnap", Map.of("portal.0", fileHead("p", gpa, 4096, path, 32))), null);
+        assertEquals(new VmSnapshot.PortalFile("p", gpa, 4096, Path.of("/srv/r.img"), new byte[32]), ok.portals().getFirst(),
+                "the crafted file is sound but for each fault");
+    }
+
+    private static byte[] withVersion(byte[] section, int version) {
+        section[0] = (byte) version;
+        return section;
     }
 
     /** A file of the VM's own sections and {@code portal}'s, written as a hostile peer may. */
@@ -294,7 +359,7 @@ class VmSnapshotFileTest {
         }
         VmSnapshot ok = VmSnapshotFile.read(crafted("ok.nxsnap", Map.of("portal.0", head("p", gpa, 8192), "portal.0.0", filled(8192, 3))),
                 null);
-        assertEquals(3, ok.portals().getFirst().bytes().get(ValueLayout.JAVA_BYTE, 8191), "the crafted file is sound but for each fault");
+        assertEquals(3, content(ok).get(ValueLayout.JAVA_BYTE, 8191), "the crafted file is sound but for each fault");
     }
 
     @Test

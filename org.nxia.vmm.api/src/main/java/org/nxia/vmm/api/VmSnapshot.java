@@ -1,6 +1,9 @@
 package org.nxia.vmm.api;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
@@ -22,22 +25,45 @@ import org.nxia.vmm.spi.VcpuState;
  * @param vcpus     one state per vCPU, in vCPU order
  * @param partition the hypervisor's VM-wide state
  * @param devices   each device's saved state, in the VM's device order
- * @param portals   the Portal regions the VM had mapped, in ascending guest addresses outside its RAM (since 3.4)
+ * @param portals   the Portal regions the VM had mapped, in ascending guest addresses outside its RAM (since 3.4; a
+ *                  file-backed region by reference since 3.5)
  */
 public record VmSnapshot(VmSpec spec, String backend, List<RamChunk> ram, List<VcpuState> vcpus, PartitionState partition,
-                         List<DeviceState> devices, List<PortalContent> portals) {
+                         List<DeviceState> devices, List<SavedPortal> portals) {
 
     /**
-     * A Portal region the VM had mapped, and what it held when the VM was saved. The region is
-     * shared memory: a restore maps the region of this name from the new VM's profile, as any
-     * VM does, and puts {@code bytes} back into it.
+     * A Portal region the VM had mapped, as saved: its content ({@link PortalContent}) or, for a
+     * region backed by a file, a reference to that file ({@link PortalFile}).
+     *
+     * @since 3.5
+     */
+    public sealed interface SavedPortal permits PortalContent, PortalFile {
+
+        /** The region's name. */
+        String name();
+
+        /** Where the VM saw it, page-aligned. */
+        long gpa();
+
+        /** Its size, a positive multiple of 4 KiB. */
+        long size();
+
+        default long end() {
+            return gpa() + size();
+        }
+    }
+
+    /**
+     * An anonymous Portal region the VM had mapped, and what it held when the VM was saved. The
+     * region is shared memory: a restore maps the region of this name from the new VM's profile,
+     * as any VM does, and puts {@code bytes} back into it.
      *
      * @param name  the region's name
      * @param gpa   where the VM saw it, page-aligned
      * @param bytes its content, read-only: the region's whole size, a positive multiple of 4 KiB
      * @since 3.4
      */
-    public record PortalContent(String name, long gpa, MemorySegment bytes) {
+    public record PortalContent(String name, long gpa, MemorySegment bytes) implements SavedPortal {
 
         public PortalContent {
             Objects.requireNonNull(name, "name");
@@ -46,8 +72,78 @@ public record VmSnapshot(VmSpec spec, String backend, List<RamChunk> ram, List<V
             bytes = bytes.asReadOnly();
         }
 
-        public long end() {
-            return gpa + bytes.byteSize();
+        @Override
+        public long size() {
+            return bytes.byteSize();
+        }
+    }
+
+    /**
+     * A file-backed Portal region the VM had mapped, saved by reference: its content lives in
+     * {@code file} (persistent, the region's own), so the snapshot holds the file's path and the
+     * SHA-256 of what the region held when the VM was saved, not a copy. A restore maps the region
+     * of this name from the new VM's profile, as any VM does, and goes on only where that region
+     * is backed by the same file and still holds that content: the guest resumes over the data it
+     * saw, or not at all.
+     *
+     * @param name   the region's name
+     * @param gpa    where the VM saw it, page-aligned
+     * @param size   its size, a positive multiple of 4 KiB
+     * @param file   the file behind it, absolute
+     * @param sha256 the SHA-256 of its content when saved, 32 bytes
+     * @since 3.5
+     */
+    public record PortalFile(String name, long gpa, long size, Path file, byte[] sha256) implements SavedPortal {
+
+        public PortalFile {
+            Objects.requireNonNull(name, "name");
+            Objects.requireNonNull(file, "file");
+            new GuestRange(gpa, size);   // checks alignment
+            if (!file.isAbsolute()) {
+                throw new IllegalArgumentException("Portal region '" + name + "': its file " + file + " is not an absolute path");
+            }
+            if (sha256.length != 32) {
+                throw new IllegalArgumentException("Portal region '" + name + "': a SHA-256 is 32 bytes, not " + sha256.length);
+            }
+            sha256 = sha256.clone();
+        }
+
+        @Override
+        public byte[] sha256() {
+            return sha256.clone();
+        }
+
+        /** Whether {@code content} is what the region held when saved. */
+        public boolean holds(MemorySegment content) {
+            return content.byteSize() == size && MessageDigest.isEqual(sha256, digest(content));
+        }
+
+        /** The SHA-256 of {@code content}, read in place. */
+        public static byte[] digest(MemorySegment content) {
+            MessageDigest sha;
+            try {
+                sha = MessageDigest.getInstance("SHA-256");
+            } catch (NoSuchAlgorithmException e) {
+                throw new IllegalStateException("this JDK has no SHA-256", e);
+            }
+            sha.update(content.asByteBuffer());
+            return sha.digest();
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof PortalFile p && p.name.equals(name) && p.gpa == gpa && p.size == size && p.file.equals(file)
+                    && Arrays.equals(p.sha256, sha256);
+        }
+
+        @Override
+        public int hashCode() {
+            return Objects.hash(name, gpa, size, file, Arrays.hashCode(sha256));
+        }
+
+        @Override
+        public String toString() {
+            return "PortalFile[" + name + " at 0x" + Long.toHexString(gpa) + ", " + size + " bytes in " + file + "]";
         }
     }
 
@@ -130,7 +226,7 @@ public record VmSnapshot(VmSpec spec, String backend, List<RamChunk> ram, List<V
         }
         long portalEnd = spec.memoryBytes();
         java.util.Set<String> names = new java.util.HashSet<>();
-        for (PortalContent p : portals) {
+        for (SavedPortal p : portals) {
             if (p.gpa() < portalEnd) {
                 throw new IllegalArgumentException("Portal region '%s' at 0x%x overlaps RAM or the region before it"
                         .formatted(p.name(), p.gpa()));
@@ -150,9 +246,9 @@ public record VmSnapshot(VmSpec spec, String backend, List<RamChunk> ram, List<V
         }
     }
 
-    /** Bytes of Portal regions the snapshot holds. */
+    /** Bytes of Portal regions the snapshot holds (a file-backed region's stay in its file). */
     public long portalBytes() {
-        return portals.stream().mapToLong(p -> p.bytes().byteSize()).sum();
+        return portals.stream().mapToLong(p -> p instanceof PortalContent c ? c.size() : 0).sum();
     }
 
     /** Bytes of RAM the snapshot holds. */

@@ -1,7 +1,9 @@
 package org.nxia.vmm.internal;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Comparator;
@@ -17,8 +19,8 @@ import org.nxia.vmm.spi.SharedMapping;
  */
 final class PortalWindow {
 
-    /** One mapped region (the host's view of it) and the aligned span it occupies. */
-    record Slot(String name, long gpa, long span, MemorySegment region, SharedMapping mapping) {
+    /** One mapped region (the host's view of it, and its file if it has one) and the aligned span it occupies. */
+    record Slot(String name, long gpa, long span, MemorySegment region, Optional<Path> file, SharedMapping mapping) {
     }
 
     private final String vmId;
@@ -41,7 +43,7 @@ final class PortalWindow {
         this.slots = new Slot[windows.portalSlots()];
     }
 
-    synchronized SharedMapping map(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
+    synchronized SharedMapping map(String name, MemorySegment region, Optional<Path> file, boolean readOnly, long doorbellGpa) {
         int index = slotOf(name);
         if (slots[index] != null) {
             throw new IllegalArgumentException("portal '" + name + "' is already mapped into " + vmId);
@@ -77,7 +79,7 @@ final class PortalWindow {
                 }
             }
         };
-        slots[index] = new Slot(name, gpa, span, region, mapping);
+        slots[index] = new Slot(name, gpa, span, region, file, mapping);
         kind.portalMapped(memory, index, name, gpa, region.byteSize(), doorbellGpa, readOnly);
         return mapping;
     }

@@ -1,6 +1,7 @@
 package org.nxia.vmm.internal;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -230,7 +231,12 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
 
         @Override
         public SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
-            return portals.map(name, region, readOnly, doorbellGpa);
+            return portals.map(name, region, Optional.empty(), readOnly, doorbellGpa);
+        }
+
+        @Override
+        public SharedMapping mapPortal(String name, MemorySegment region, Optional<Path> file, boolean readOnly, long doorbellGpa) {
+            return portals.map(name, region, file, readOnly, doorbellGpa);
         }
 
         @Override
@@ -620,8 +626,14 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         for (Vcpu vcpu : vcpus) {
             vcpuStates.add(vcpu.saveState());
         }
-        List<VmSnapshot.PortalContent> regions = new ArrayList<>();
+        List<VmSnapshot.SavedPortal> regions = new ArrayList<>();
         for (PortalWindow.Slot s : portals.slots()) {
+            if (s.file().isPresent()) {
+                // the file keeps the content; the snapshot keeps what identifies it
+                regions.add(new VmSnapshot.PortalFile(s.name(), s.gpa(), s.region().byteSize(), s.file().get().toAbsolutePath(),
+                        VmSnapshot.PortalFile.digest(s.region())));
+                continue;
+            }
             MemorySegment copy = MemorySegment.ofArray(new byte[(int) s.region().byteSize()]);
             copy.copyFrom(s.region());
             regions.add(new VmSnapshot.PortalContent(s.name(), s.gpa(), copy));
@@ -678,8 +690,11 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         }
         restoreMachine(snapshot);
         // last: a region is shared memory, written only once everything else of the snapshot was taken
+        // (a file-backed one was found holding its saved content and is not written at all)
         for (int i = 0; i < regions.size(); i++) {
-            regions.get(i).region().copyFrom(snapshot.portals().get(i).bytes());
+            if (snapshot.portals().get(i) instanceof VmSnapshot.PortalContent c) {
+                regions.get(i).region().copyFrom(c.bytes());
+            }
         }
     }
 
@@ -692,20 +707,39 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
      * The regions this VM mapped at creation that take {@code saved}, in its order: each where the
      * saved VM had it, of the same size. Checks all before anything is written.
      */
-    private List<PortalWindow.Slot> portalsFor(List<VmSnapshot.PortalContent> saved) {
+    private List<PortalWindow.Slot> portalsFor(List<VmSnapshot.SavedPortal> saved) {
         List<PortalWindow.Slot> mapped = portals.slots();
         List<PortalWindow.Slot> out = new ArrayList<>();
-        for (VmSnapshot.PortalContent p : saved) {
+        for (VmSnapshot.SavedPortal p : saved) {
             PortalWindow.Slot slot = mapped.stream().filter(s -> s.name().equals(p.name())).findFirst().orElseThrow(() ->
                     new IllegalArgumentException("the snapshot has Portal region '" + p.name() + "' mapped; " + id
                             + " has not: its profile must grant the region and the region must exist"));
-            if (slot.gpa() != p.gpa() || slot.region().byteSize() != p.bytes().byteSize()) {
+            if (slot.gpa() != p.gpa() || slot.region().byteSize() != p.size()) {
                 throw new IllegalArgumentException("Portal region '%s' was %d bytes at 0x%x in the snapshot; in %s it is %d bytes at 0x%x"
-                        .formatted(p.name(), p.bytes().byteSize(), p.gpa(), id, slot.region().byteSize(), slot.gpa()));
+                        .formatted(p.name(), p.size(), p.gpa(), id, slot.region().byteSize(), slot.gpa()));
+            }
+            if (p instanceof VmSnapshot.PortalFile f) {
+                checkFileRegion(f, slot);
             }
             out.add(slot);
         }
         return out;
+    }
+
+    /**
+     * A file-backed region saved by reference goes on only from the same file, holding what it held
+     * when saved: the guest's references into it (arena, rings) are valid for that content alone.
+     */
+    private void checkFileRegion(VmSnapshot.PortalFile saved, PortalWindow.Slot slot) {
+        Path now = slot.file().map(Path::toAbsolutePath).orElse(null);
+        if (!saved.file().equals(now)) {
+            throw new IllegalArgumentException("Portal region '%s' was saved by reference to its file %s; in %s it is %s"
+                    .formatted(saved.name(), saved.file(), id, now == null ? "anonymous" : "backed by " + now));
+        }
+        if (!saved.holds(slot.region())) {
+            throw new IllegalArgumentException(("Portal region '%s' was saved by reference to its file %s, which has changed since"
+                    + " (its SHA-256 is not the saved one): the VM would go on over data it did not see").formatted(saved.name(), now));
+        }
     }
 
     /**

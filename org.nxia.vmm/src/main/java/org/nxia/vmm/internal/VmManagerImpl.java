@@ -175,13 +175,15 @@ public final class VmManagerImpl implements VmManager {
     }
 
     /**
-     * A restore puts the saved content back into each Portal region: refused where another VM has
-     * the region mapped, whose view it would change under it (a second clone of the same file too).
+     * A restore puts the saved content back into each anonymous Portal region: refused where another
+     * VM has the region mapped, whose view it would change under it (a second clone of the same file
+     * too). A file-backed region is not written (its file is checked to hold the saved content), so
+     * other VMs may share it.
      */
     private void checkPortalsUnshared(VmSnapshot snapshot, VmCore restored) {
-        for (VmSnapshot.PortalContent p : snapshot.portals()) {
+        for (VmSnapshot.SavedPortal p : snapshot.portals()) {
             for (ManagedVm other : vms.values()) {
-                if (other != restored && other.portalNames().contains(p.name())) {
+                if (p instanceof VmSnapshot.PortalContent && other != restored && other.portalNames().contains(p.name())) {
                     throw new IllegalArgumentException("Portal region '" + p.name() + "' is mapped in " + other.id()
                             + ": restoring the snapshot's content into it would change what " + other.id()
                             + " sees; unmap it there (portal:unmap) or destroy " + other.id() + " first");

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -40,6 +41,9 @@ final class TestVms {
     final List<String> restoredStates = new CopyOnWriteArrayList<>();
     /** The region the last "portal" stand-in mapped (the host's view). */
     volatile MemorySegment lastRegion;
+    /** The region every "portal-file" stand-in maps, and the file it says the region lives in (null: none). */
+    final MemorySegment fileRegion = Arena.ofAuto().allocate(1L << 20, 4096);
+    volatile Path regionFile = Path.of("/srv/nxia/regions/pf.img");
     /** Run as an "mmio" stand-in takes its saved state: what a test wants to know of that moment. */
     volatile Runnable onDeviceRestore = () -> { };
 
@@ -54,6 +58,9 @@ final class TestVms {
                 lastRegion = Arena.ofAuto().allocate(2L << 20, 4096);
                 c.mapPortal("px", lastRegion, false, 0);
             }),
+            // a file-backed Portal region "pf": one region for every VM, as the platform maps a region it holds,
+            // said to live in regionFile (the core only records the path; the content is this segment)
+            "portal-file", factory("portal-file", c -> c.mapPortal("pf", fileRegion, Optional.ofNullable(regionFile), false, 0)),
             "mmio", factory("mmio", c -> {
                 c.claimMmio(4096, new MmioDevice() {
                     @Override
@@ -126,7 +133,7 @@ final class TestVms {
                         }
                     };
                 }
-                if (type.equals("portal")) {
+                if (type.startsWith("portal")) {
                     return new Stand(type, config) {
                         /** The region is the VM's memory, not the device's: nothing of its own to save. */
                         @Override

@@ -194,7 +194,7 @@ class VmSnapshotTest {
         VmSnapshot s = saved.snapshot();
         saved.destroy();
         assertEquals(1, s.portals().size());
-        VmSnapshot.PortalContent p = s.portals().getFirst();
+        VmSnapshot.PortalContent p = (VmSnapshot.PortalContent) s.portals().getFirst();
         assertEquals("px", p.name());
         assertEquals(MicroVmLayout.PORTAL_WINDOW, p.gpa());
         assertEquals(2L << 20, p.bytes().byteSize());
@@ -218,7 +218,7 @@ class VmSnapshotTest {
         saved.destroy();
 
         // the saved VM's device list, but the region at another address than saved
-        VmSnapshot.PortalContent p = s.portals().getFirst();
+        VmSnapshot.PortalContent p = (VmSnapshot.PortalContent) s.portals().getFirst();
         VmSnapshot moved = new VmSnapshot(s.spec(), s.backend(), s.ram(), s.vcpus(), s.partition(), s.devices(),
                 List.of(new VmSnapshot.PortalContent("px", p.gpa() + (2L << 20), p.bytes())));
         VmCore other = vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL);
@@ -242,7 +242,7 @@ class VmSnapshotTest {
         vm.destroy();
         MemorySegment page = MemorySegment.ofArray(new byte[4096]);
         long above = MicroVmLayout.PORTAL_WINDOW;
-        for (List<VmSnapshot.PortalContent> bad : List.of(
+        for (List<VmSnapshot.SavedPortal> bad : List.<List<VmSnapshot.SavedPortal>>of(
                 List.of(new VmSnapshot.PortalContent("in-ram", 0x10_0000, page)),
                 List.of(new VmSnapshot.PortalContent("a", above, page), new VmSnapshot.PortalContent("a", above + 4096, page)),
                 List.of(new VmSnapshot.PortalContent("b", above + 4096, page), new VmSnapshot.PortalContent("c", above, page)))) {
@@ -250,6 +250,98 @@ class VmSnapshotTest {
                     () -> new VmSnapshot(s.spec(), s.backend(), s.ram(), s.vcpus(), s.partition(), s.devices(), bad), bad.toString());
         }
         assertThrows(IllegalArgumentException.class, () -> new VmSnapshot.PortalContent("odd", above + 1, page));
+    }
+
+    private static final DeviceConfig PORTAL_FILE = new DeviceConfig("portal-file", Map.of());
+
+    /**
+     * A file-backed region is saved by reference (its file and its content's SHA-256, no copy), and
+     * a restore goes on only from a region backed by the same file that still holds that content;
+     * it writes nothing into the region.
+     */
+    @Test
+    void aFileBackedRegionIsSavedByReferenceAndRestoredOnlyOverItsUnchangedFile() {
+        MemorySegment region = vms.fileRegion;
+        region.set(ValueLayout.JAVA_LONG, 8, 0xf11e_5a7eL);
+        VmCore saved = vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL_FILE);
+        VmSnapshot s = saved.snapshot();
+        saved.destroy();
+        VmSnapshot.PortalFile p = (VmSnapshot.PortalFile) s.portals().getFirst();
+        assertEquals(new VmSnapshot.PortalFile("pf", MicroVmLayout.PORTAL_WINDOW, 1L << 20, vms.regionFile,
+                VmSnapshot.PortalFile.digest(region)), p);
+        assertEquals(0, s.portalBytes(), "no copy of the region's content");
+        assertTrue(p.holds(region));
+
+        VmCore same = vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL_FILE);
+        same.restoreFrom(s);
+        assertEquals(0xf11e_5a7eL, region.get(ValueLayout.JAVA_LONG, 8));
+        same.destroy();
+
+        region.set(ValueLayout.JAVA_BYTE, (1L << 20) - 1, (byte) 1);   // the file changed after the save
+        VmCore changed = vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL_FILE);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> changed.restoreFrom(s));
+        assertTrue(e.getMessage().contains("'pf' was saved by reference to its file /srv/nxia/regions/pf.img, which has changed since"),
+                e.getMessage());
+        assertEquals(VmState.CREATED, changed.state(), "refused before it started");
+        changed.destroy();
+        region.set(ValueLayout.JAVA_BYTE, (1L << 20) - 1, (byte) 0);
+
+        vms.regionFile = Path.of("/srv/nxia/regions/other.img");
+        VmCore elsewhere = vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL_FILE);
+        e = assertThrows(IllegalArgumentException.class, () -> elsewhere.restoreFrom(s));
+        assertTrue(e.getMessage().endsWith("it is backed by /srv/nxia/regions/other.img"), e.getMessage());
+        elsewhere.destroy();
+
+        vms.regionFile = null;
+        VmCore anonymous = vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL_FILE);
+        e = assertThrows(IllegalArgumentException.class, () -> anonymous.restoreFrom(s));
+        assertTrue(e.getMessage().endsWith("it is anonymous"), e.getMessage());
+        anonymous.destroy();
+    }
+
+    @Test
+    void aSavedRegionsFileIsAbsoluteAndItsDigestASha256() {
+        byte[] sha = new byte[32];
+        assertThrows(IllegalArgumentException.class, () -> new VmSnapshot.PortalFile("r", 0, 4096, Path.of("relative.img"), sha));
+        assertThrows(IllegalArgumentException.class, () -> new VmSnapshot.PortalFile("r", 0, 4096, Path.of("/r.img"), new byte[31]));
+        assertThrows(IllegalArgumentException.class, () -> new VmSnapshot.PortalFile("r", 0, 4095, Path.of("/r.img"), sha));
+        VmSnapshot.PortalFile f = new VmSnapshot.PortalFile("r", 0, 4096, Path.of("/r.img"), sha);
+        sha[0] = 1;
+        assertEquals(0, f.sha256()[0], "a copy is kept");
+        f.sha256()[1] = 1;
+        assertEquals(0, f.sha256()[1], "a copy is handed out");
+        assertTrue(!f.holds(MemorySegment.ofArray(new byte[4096])), "a digest of zeros is not the zero page's");
+        assertTrue(new VmSnapshot.PortalFile("r", 0, 4096, Path.of("/r.img"), sha256(new byte[4096])).holds(MemorySegment.ofArray(new byte[4096])));
+        assertTrue(!new VmSnapshot.PortalFile("r", 0, 8192, Path.of("/r.img"), sha256(new byte[4096])).holds(MemorySegment.ofArray(new byte[4096])),
+                "another size is other content");
+    }
+
+    private static byte[] sha256(byte[] bytes) {
+        try {
+            return java.security.MessageDigest.getInstance("SHA-256").digest(bytes);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    /** Nothing is written into a file-backed region on restore, so a VM that has it mapped does not stop one. */
+    @Test
+    void theManagerRestoresAFileBackedRegionAnotherVmHasMapped() throws Exception {
+        VmManagerImpl manager = new VmManagerImpl(hv());
+        try {
+            for (Map.Entry<String, DeviceFactory> f : vms.factories().entrySet()) {
+                manager.addDeviceFactory(f.getValue(), Map.of(DeviceFactory.TYPE_PROPERTY, f.getKey()));
+            }
+            VmProfile profile = VmProfile.of(Files.write(dir.resolve("g.elf"), ElfBuilder.minimal().build()))
+                    .withDevices(List.of(PORTAL_FILE));
+            VirtualMachine first = manager.create(profile);
+            VirtualMachine restored = manager.restore(first.snapshot());
+            assertEquals(2, manager.list().size(), "both run over the one file");
+            manager.destroy(restored.id());
+            manager.destroy(first.id());
+        } finally {
+            manager.deactivate();
+        }
     }
 
     @Test

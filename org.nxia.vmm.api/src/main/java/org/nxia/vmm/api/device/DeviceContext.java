@@ -1,6 +1,7 @@
 package org.nxia.vmm.api.device;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
 import java.util.Optional;
 
 import org.nxia.vmm.spi.Doorbell;
@@ -53,6 +54,18 @@ public interface DeviceContext {
      */
     default SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
         throw new UnsupportedOperationException("this VM cannot map shared memory");
+    }
+
+    /**
+     * As {@link #mapPortal(String, MemorySegment, boolean, long)}, for a region whose content
+     * lives in {@code file} (a file-backed region): a snapshot of the VM saves it by reference
+     * (the path and its content's SHA-256), not by copy. A context that keeps no snapshot maps it
+     * as any region.
+     *
+     * @since 2.1
+     */
+    default SharedMapping mapPortal(String name, MemorySegment region, Optional<Path> file, boolean readOnly, long doorbellGpa) {
+        return mapPortal(name, region, readOnly, doorbellGpa);
     }
 
     /**

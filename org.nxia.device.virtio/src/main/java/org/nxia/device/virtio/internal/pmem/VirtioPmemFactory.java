@@ -1,6 +1,7 @@
 package org.nxia.device.virtio.internal.pmem;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
 import java.util.Optional;
 
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
@@ -192,6 +193,11 @@ public final class VirtioPmemFactory implements DeviceFactory {
         @Override
         public SharedMapping mapPortal(String name, MemorySegment region, boolean readOnly, long doorbellGpa) {
             return context.mapPortal(name, region, readOnly, doorbellGpa);
+        }
+
+        @Override
+        public SharedMapping mapPortal(String name, MemorySegment region, Optional<Path> file, boolean readOnly, long doorbellGpa) {
+            return context.mapPortal(name, region, file, readOnly, doorbellGpa);
         }
 
         @Override
