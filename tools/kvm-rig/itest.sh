@@ -83,6 +83,16 @@ cp "$ITEST/rig/junit-platform-console-standalone.jar" "$P/console.jar"
 # now and then, in Linux guest boots; on the kvm_pvm host of 2026-12-06 in about half the runs with
 # one rig vCPU, in one of five with two, sometimes before the JVM had started): the run is killed
 # and returns 3, so the caller can retry; a hang never resumed within 10 minutes there.
+failing=""; failing_lines=()
+# A failure whose lines have all been read: its name and message, then its last lines, go on the list.
+end_failure() {
+  [ -n "$failing" ] || return 0
+  local n=${#failing_lines[@]} from=0 l
+  (( n > FAILURE_LINES )) && from=$(( n - FAILURE_LINES ))
+  for l in "${failing_lines[@]:$from}"; do failing+=$'\n'"    $l"; done
+  failures+=("$failing"); failing=""; failing_lines=()
+}
+FAILURE_LINES=12
 rig_run() {
   cat > "$P/run.sh" <<RUN
 #!/bin/sh
@@ -130,7 +140,15 @@ RUN
       fi
       alive=$SECONDS
       # JUnit's tree marks a failed test or class with ✘: kept, with its class, for the closing list
-      # (CI shows only the tail of the output, far below the tree that said which test failed)
+      # (CI shows only the tail of the output, far below the tree that said which test failed).
+      # The message's further lines follow, indented under the tree's bars: the last ones are kept
+      # too (a System VM that ended before its agent was ready puts its console's tail there).
+      if [[ -n "$failing" && ! "$line" =~ ^[\ │]*[├└]─ && "$line" =~ ^[\ │]+([^\ │].*)?$ ]]; then
+        more="${BASH_REMATCH[1]%$'\r'}"
+        [ -n "$more" ] && failing_lines+=("${more:0:200}")
+        continue
+      fi
+      end_failure
       if [[ "$line" =~ ^[\ │]*[├└]─\ ([A-Za-z0-9_]+Test)\  ]]; then
         test_class="${BASH_REMATCH[1]}"
       fi
@@ -138,7 +156,7 @@ RUN
         name="${BASH_REMATCH[1]}"
         [ "$name" = "${test_class:-}" ] || name="${test_class:-?}.$name"
         msg="${BASH_REMATCH[2]%$'\r'}"
-        failures+=("$name:${msg:0:300}")
+        failing="$name:${msg:0:300}"; failing_lines=()
       fi
       # the JUnit console's summary, "[ N tests successful ]" and so on: added up over every rig run;
       # a test class that failed to start ("[ N containers failed ]") ran none of its tests: a failure too
@@ -156,16 +174,18 @@ RUN
       break
     fi
   done < "$fifo"
+  end_failure
   wait "$rpid" || st=$?
   return "$st"
 }
 
 declare -A tests=([successful]=0 [failed]=0 [aborted]=0)
-failures=()
+failures=(); reruns=()
 # The closing line ./nxia test reads: a test aborted (an assumption did not hold) neither passed nor failed.
 # Before it, each test or class that failed, by name (a retried rig run that died says nothing).
 summary() {
   local f
+  for f in "${reruns[@]}"; do echo "kvm-rig: RERUN $f"; done
   for f in "${failures[@]}"; do echo "kvm-rig: FAILED $f"; done
   echo "kvm-rig: tests ${tests[successful]} successful, ${tests[failed]} failed, ${tests[aborted]} aborted"
 }
@@ -205,10 +225,33 @@ for attempt in 1 2 3; do
   status=$st
   break
 done
+# A run of one class whose only failures are System VMs that triple-faulted before their agent was
+# ready: CI on 2026-12-07 saw this in 2 of about 25 Linux boots in the rig (two classes, two
+# different tests), 47 boots in a loop on the development host saw none, and no guest output said
+# where (see docs/linux-vm.md#status). The class runs once more in a fresh rig, and the closing
+# list says so with the first run's failures; a second triple fault fails it.
+only_boot_triple_faults() {
+  local f n=0
+  for f in "${failures[@]:$1}"; do
+    [[ "$f" == *"ended before its agent was ready: TRIPLE_FAULT"* ]] || return 1
+    n=$((n + 1))
+  done
+  [ "$n" -gt 0 ]
+}
 for c in $LINUX_TESTS; do
+  rerun=0
   for attempt in 1 2 3 4 5 6 7 8; do
+    kept=${#failures[@]}; counted=("${tests[successful]}" "${tests[failed]}" "${tests[aborted]}")
     st=0; rig_run "--select-class $c" || st=$?
     rig_died "$st" && [ "$attempt" -lt 8 ] && { log "retrying ${c##*.} in a fresh rig (attempt $((attempt + 1)) of 8)"; continue; }
+    if [ "$st" -ne 0 ] && [ "$rerun" -eq 0 ] && only_boot_triple_faults "$kept"; then
+      log "${c##*.}: a System VM triple-faulted before its agent was ready; the class runs once more in a fresh rig"
+      for f in "${failures[@]:$kept}"; do reruns+=("${c##*.} after $f"); done
+      failures=("${failures[@]:0:$kept}")
+      tests[successful]=${counted[0]}; tests[failed]=${counted[1]}; tests[aborted]=${counted[2]}
+      rerun=1
+      continue
+    fi
     break
   done
   [ "$st" -ne 0 ] && [ "$status" -eq 0 ] && status=$st

@@ -173,6 +173,8 @@ final class KvmAbi {
     static final int KVM_IRQCHIP_PIC_MASTER = 0;
     static final int KVM_IRQCHIP_PIC_SLAVE = 1;
     static final int KVM_IRQCHIP_IOAPIC = 2;
+    /** struct kvm_pic_state's interrupt mask register (after last_irr and irr), in the chip union. */
+    static final long PIC_STATE_IMR = 2;
     /** struct kvm_pit_state2: three channels, flags, reserved. */
     static final MemoryLayout KVM_PIT_STATE2 = sequenceLayout(112, JAVA_BYTE).withName("kvm_pit_state2");
     /** struct kvm_clock_data. */

@@ -51,11 +51,31 @@ final class KvmInterrupts implements InterruptController {
         } catch (KvmException e) {
             return null;
         }
+        maskPic(vmFd, KVM_IRQCHIP_PIC_MASTER);
+        maskPic(vmFd, KVM_IRQCHIP_PIC_SLAVE);
         MemorySegment pit = arena.allocate(KVM_PIT_CONFIG);
         pit.set(ValueLayout.JAVA_INT, 0, KVM_PIT_SPEAKER_DUMMY);
         Libc.ioctl(vmFd, KVM_CREATE_PIT2, pit, "KVM_CREATE_PIT2");
         boolean irqfd = Libc.ioctl(vmFd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD, "KVM_CHECK_EXTENSION") > 0;
         return new KvmInterrupts(vmFd, arena, irqfd);
+    }
+
+    /**
+     * Masks every line of one 8259, as firmware leaves them. KVM makes both unmasked at vector
+     * base 0 and the boot vCPU's LINT0 an unmasked ExtINT, and every ISA GSI reaches the PICs
+     * too: a line raised before the guest programs them arrives as an exception vector (a
+     * hardware-reduced ACPI Linux never programs them and masks LINT0 only late in its boot;
+     * seen: an early virtio interrupt on GSI 5 as 'Oops: bounds'). A guest that uses the PICs
+     * programs them, masks included.
+     */
+    private static void maskPic(int vmFd, int chipId) {
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment chip = call.allocate(KVM_IRQCHIP);
+            chip.set(ValueLayout.JAVA_INT, 0, chipId);
+            Libc.ioctl(vmFd, KVM_GET_IRQCHIP, chip, "KVM_GET_IRQCHIP");
+            chip.set(ValueLayout.JAVA_BYTE, offset(KVM_IRQCHIP, "chip") + PIC_STATE_IMR, (byte) 0xff);
+            Libc.ioctl(vmFd, KVM_SET_IRQCHIP, chip, "KVM_SET_IRQCHIP");
+        }
     }
 
     @Override
