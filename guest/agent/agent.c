@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -48,6 +49,7 @@
 #define STDIN_LIMIT (1u << 20)   /* queued stdin per job; more is a host bug */
 #define SEND_TIMEOUT_S 10        /* a host that stops reading loses its connection */
 #define HANDSHAKE_MS 10000       /* a connection that has not authenticated by then is closed */
+#define QUIESCE_DRAIN_MS 5000    /* how long QUIESCE waits for the broker's calls in flight */
 #define SECRET_FILE "/etc/nxia/secret"  /* PID 1's: the host appends it to the initramfs */
 
 struct conn {
@@ -821,6 +823,15 @@ static const char *reseed(const uint8_t *seed, uint32_t n)
     return how;
 }
 
+/* A QUIESCE that waits for the broker's calls in flight to end (the connection, its request). */
+static struct {
+    struct conn *conn;           /* NULL: none */
+    uint32_t id;
+    long long deadline;          /* ms (CLOCK_MONOTONIC) */
+} draining;
+
+static long long now_ms(void);
+
 /* RESUME. With GENERATION, SEED and SECRET (a clone resuming from a snapshot,
  * or the original after one): the generation must be later than this agent's,
  * the guest's entropy is reseeded, and later connections must prove the new
@@ -878,16 +889,22 @@ static void do_resume(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t l
         generation = gen;
         logmsg("generation %llu: entropy reseeded (%s), new secret", (unsigned long long)gen, how ? how : "not as a process");
     }
+    if (draining.conn) {    /* a RESUME while a QUIESCE waits: that one ends unfinished */
+        send_error(draining.conn, draining.id, CTL_E_SYSTEM, "quiesce: resumed before calls in flight had ended");
+        draining.conn = NULL;
+    }
     quiesced = 0;
+    broker_hold(0);
     send_ok(c, id);
 }
 
 /*
- * QUIESCE: file systems synced, then every pmem disk fsynced, which virtio-pmem turns into a FLUSH
- * the host answers once a file-backed region is on disk: the saved VM and the file agree. A flush
- * that fails leaves the agent running unquiesced and says which disk.
+ * QUIESCE, once the broker has no call in flight: file systems synced, then every pmem disk
+ * fsynced, which virtio-pmem turns into a FLUSH the host answers once a file-backed region is
+ * on disk: the saved VM and the file agree. A flush that fails leaves the agent running
+ * unquiesced and says which disk.
  */
-static void do_quiesce(struct conn *c, uint32_t id)
+static void finish_quiesce(struct conn *c, uint32_t id)
 {
     sync();
     DIR *d = opendir("/dev");
@@ -908,6 +925,8 @@ static void do_quiesce(struct conn *c, uint32_t id)
                     close(fd);
                 }
                 closedir(d);
+                quiesced = 0;
+                broker_hold(0);
                 send_error(c, id, CTL_E_SYSTEM, "quiesce: flushing %s: %s", path, strerror(err));
                 return;
             }
@@ -917,6 +936,64 @@ static void do_quiesce(struct conn *c, uint32_t id)
     }
     quiesced = 1;
     send_ok(c, id);
+}
+
+/*
+ * QUIESCE: no new work from here on (EXEC and CONFIGURE refused, the broker holds the calls
+ * processes start and refuses the host's), then, once every call in flight through the broker
+ * has ended (each may hold Portal references a process is still writing or the host reading),
+ * the flushes above. Calls that do not end within QUIESCE_DRAIN_MS leave the agent running as
+ * before and the host told how many.
+ */
+static void do_quiesce(struct conn *c, uint32_t id)
+{
+    if (draining.conn) {
+        send_error(c, id, CTL_E_QUIESCED, "quiesce: one is already waiting for calls in flight");
+        return;
+    }
+    quiesced = 1;
+    broker_hold(1);
+    if (broker_in_flight() == 0) {
+        finish_quiesce(c, id);
+        return;
+    }
+    draining.conn = c;
+    draining.id = id;
+    draining.deadline = now_ms() + QUIESCE_DRAIN_MS;
+}
+
+/* A waiting QUIESCE: finished once no call is in flight, refused at its deadline. Returns how
+ * long poll may wait (ms) for it, or -1. */
+static int drain_step(void)
+{
+    if (!draining.conn)
+        return -1;
+    long long left = draining.deadline - now_ms();
+    int n = broker_in_flight();
+    if (n == 0 || left <= 0) {
+        struct conn *c = draining.conn;
+        draining.conn = NULL;
+        if (n == 0) {
+            finish_quiesce(c, draining.id);
+        } else {
+            quiesced = 0;
+            broker_hold(0);
+            send_error(c, draining.id, CTL_E_SYSTEM, "quiesce: %d Gemini call%s of this System VM's processes still in "
+                       "flight after %d ms: not quiesced, the VM runs on", n, n == 1 ? "" : "s", QUIESCE_DRAIN_MS);
+        }
+        return -1;
+    }
+    return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* The connection that asked for a waiting QUIESCE is gone: nobody will save the VM. */
+static void drain_dropped(struct conn *c)
+{
+    if (draining.conn == c) {
+        draining.conn = NULL;
+        quiesced = 0;
+        broker_hold(0);
+    }
 }
 
 static void handle_frame(struct conn *c, uint16_t type, uint32_t id, const uint8_t *pl, uint32_t len)
@@ -997,6 +1074,7 @@ static void handle_frame(struct conn *c, uint16_t type, uint32_t id, const uint8
 
 static void close_conn(struct conn *c)
 {
+    drain_dropped(c);
     for (int i = 0; i < MAX_JOBS; i++)
         if (jobs[i].used && jobs[i].conn == c) {
             /* Nobody is left to read its output: end it; reap() frees the slot. */
@@ -1359,7 +1437,9 @@ int main(int argc, char **argv)
         int kind[2 + MAX_CONNS + 4 * MAX_JOBS];
         unsigned gen[2 + MAX_CONNS + 4 * MAX_JOBS];
         nfds_t n = 0;
-        int timeout = expire_handshakes();
+        int timeout = expire_handshakes(), drain = drain_step();
+        if (drain >= 0 && (timeout < 0 || drain < timeout))
+            timeout = drain;
 
         for (int i = 0; i < MAX_CONNS; i++)
             if (conns[i].fd >= 0 && conns[i].dead) {

@@ -53,6 +53,7 @@ struct client {
     unsigned gen;                 /* which connection the slot holds */
     int hello;                    /* said HELLO */
     int calls;                    /* in flight */
+    int stalled;                  /* its next frame is a CALL that waits for broker_hold(0) */
     uint32_t uid, gid, pid;
     uint32_t exe_len;
     char exe[MAX_EXE + 1];
@@ -90,6 +91,7 @@ static struct call calls[MAX_CALLS];
 static unsigned client_gen;
 static uint64_t next_host_id;
 static int listen_fd = -1, host_fd = -1;
+static int held;                  /* broker_hold: no new calls either way */
 static uint64_t host_session;
 static uint32_t host_rlen;
 static uint8_t host_rbuf[4 + GM_MAX_FRAME];
@@ -600,17 +602,9 @@ static void client_frame(struct client *c, uint8_t *f, uint32_t len)
     }
 }
 
-static void client_readable(struct client *c)
+/* Serves the whole frames read so far, up to a CALL while the broker is held. */
+static void client_frames(struct client *c)
 {
-    ssize_t n = read(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - c->rlen);
-
-    if (n < 0 && (errno == EINTR || errno == EAGAIN))
-        return;
-    if (n <= 0) {
-        drop_client(c);
-        return;
-    }
-    c->rlen += (uint32_t)n;
     uint32_t off = 0;
     unsigned gen = c->gen;
     while (c->gen == gen && c->rlen - off >= 4) {
@@ -622,6 +616,10 @@ static void client_readable(struct client *c)
         }
         if (c->rlen - off < 4 + len)
             break;
+        if (held && c->rbuf[off + 4] == CALL) {
+            c->stalled = 1;    /* not read again until broker_hold(0) */
+            break;
+        }
         client_frame(c, c->rbuf + off + 4, len);
         off += 4 + len;
     }
@@ -629,6 +627,41 @@ static void client_readable(struct client *c)
         memmove(c->rbuf, c->rbuf + off, c->rlen - off);
         c->rlen -= off;
     }
+}
+
+static void client_readable(struct client *c)
+{
+    ssize_t n = read(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - c->rlen);
+
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        drop_client(c);
+        return;
+    }
+    c->rlen += (uint32_t)n;
+    client_frames(c);
+}
+
+void broker_hold(int on)
+{
+    held = on;
+    for (int i = 0; i < BROKER_MAX_CLIENTS && !held; i++)
+        if (clients[i].fd >= 0 && clients[i].stalled) {
+            clients[i].stalled = 0;
+            client_frames(&clients[i]);
+        }
+}
+
+int broker_in_flight(void)
+{
+    int n = 0;
+
+    for (int i = 0; i < MAX_CALLS; i++)
+        n += calls[i].client != NULL;
+    for (int i = 0; i < MAX_SERVED; i++)
+        n += served[i].client != NULL;
+    return n;
 }
 
 /* A host call of a function a client serves: forwarded under an id of the
@@ -643,6 +676,10 @@ static void host_call(uint8_t *f, uint32_t len, uint64_t id)
     if (rd_str(f + GM_HEADER, len - GM_HEADER, &off, &svc, &sl, MAX_NAME) ||
         rd_str(f + GM_HEADER, len - GM_HEADER, &off, &m, &ml, MAX_NAME)) {
         error_to_host(id, E_BAD_FRAME, "a CALL starts with its service and method names");
+        return;
+    }
+    if (held) {
+        error_to_host(id, E_BUSY, "the System VM is quiescing for a snapshot: no new calls into it until it resumes");
         return;
     }
     if ((e = find_export(svc, sl, m, ml)) == NULL || e->client->fd < 0) {
@@ -763,7 +800,7 @@ static void accept_client(void)
     }
     c->fd = fd;
     c->gen = ++client_gen;
-    c->hello = c->calls = 0;
+    c->hello = c->calls = c->stalled = 0;
     c->rlen = c->olen = 0;
     c->uid = cred.uid;
     c->gid = cred.gid;
@@ -813,7 +850,8 @@ int broker_fill(struct pollfd *pf)
         pf[n++] = (struct pollfd){.fd = host_fd, .events = POLLIN};
     for (int i = 0; i < BROKER_MAX_CLIENTS; i++)
         if (clients[i].fd >= 0)
-            pf[n++] = (struct pollfd){.fd = clients[i].fd, .events = (short)(POLLIN | (clients[i].olen ? POLLOUT : 0))};
+            pf[n++] = (struct pollfd){.fd = clients[i].fd,
+                                      .events = (short)((clients[i].stalled ? 0 : POLLIN) | (clients[i].olen ? POLLOUT : 0))};
     return n;
 }
 
@@ -838,7 +876,9 @@ void broker_ready(const struct pollfd *pf, int count)
                 continue;
             if ((pf[i].revents & POLLOUT) && c->olen && flush_client(c) < 0)
                 break;
-            if (pf[i].revents & (POLLIN | POLLHUP | POLLERR))
+            if (c->stalled && (pf[i].revents & (POLLHUP | POLLERR)))
+                drop_client(c);    /* gone while its call waited: nobody wants the answer */
+            else if (!c->stalled && (pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 client_readable(c);
             break;
         }

@@ -25,6 +25,16 @@ int broker_fill(struct pollfd *pf);
 /* Serves what poll reported for the count descriptors broker_fill gave. */
 void broker_ready(const struct pollfd *pf, int count);
 
+/* Holds (on) or lets go the calls processes start, for a snapshot's quiesce: while held,
+ * a client's next CALL waits unread in its socket (and what it sent after it), the answers
+ * it gives the host still flow, and a call of the host into a process is refused BUSY.
+ * Letting go serves what waited, in order. */
+void broker_hold(int on);
+
+/* The calls in flight through the broker, both ways: a process's call the host has not
+ * answered, a host call a process has not answered. Each may hold Portal references. */
+int broker_in_flight(void);
+
 /* Closes everything and removes the socket. */
 void broker_stop(void);
 

@@ -342,6 +342,82 @@ class GeminiBrokerTest {
         }
     }
 
+    /** The agent's control session, as the host's snapshot code holds it. */
+    private org.nxia.control.api.AgentSession control() throws IOException {
+        return new org.nxia.control.internal.SocketControlConnector().connect(dir.resolve("ctl.sock"),
+                HexFormat.of().parseHex("00112233445566778899aabbccddeeff"));
+    }
+
+    private static <T> java.util.concurrent.CompletableFuture<T> async(java.util.concurrent.Callable<T> what) {
+        java.util.concurrent.CompletableFuture<T> f = new java.util.concurrent.CompletableFuture<>();
+        Thread.ofVirtual().start(() -> {
+            try {
+                f.complete(what.call());
+            } catch (Throwable t) {
+                f.completeExceptionally(t);
+            }
+        });
+        return f;
+    }
+
+    /**
+     * Issue 15's drain: a QUIESCE waits for the call in flight (it may hold Portal references a
+     * process writes or the host reads), a call a process starts meanwhile waits unread until
+     * RESUME, and the host's calls into the VM are refused BUSY until then.
+     */
+    @Test
+    void aQuiesceWaitsForTheCallsInFlightAndHoldsNewOnesUntilTheResume() throws Exception {
+        try (Client holder = new Client().hello(); Client late = new Client().hello(); org.nxia.control.api.AgentSession s = control()) {
+            holder.send(Wire.encode(new Wire.Call(1, "text", "hold", List.of(), List.of())));
+            long end = System.nanoTime() + 10_000_000_000L;
+            while (text.holding.get() < 1 && System.nanoTime() < end) {
+                Thread.sleep(10);
+            }
+            assertEquals(1, text.holding.get());
+            var quiesced = async(() -> {
+                s.quiesce();
+                return System.nanoTime();
+            });
+            Thread.sleep(500);
+            assertFalse(quiesced.isDone(), "no QUIESCE answer while a call is in flight");
+            late.send(upper(7, "after the quiesce"));
+            var lateAnswer = async(late::next);
+            GeminiSession host = gemini.sessionOfVm("vm-linux").orElseThrow();
+            GeminiException busy = assertThrows(GeminiException.class, () -> host.call("slow", "x", Duration.ofSeconds(5)));
+            assertEquals(ErrorCode.BUSY, busy.code(), busy.getMessage());
+            assertTrue(busy.getMessage().contains("quiescing for a snapshot"), busy.getMessage());
+
+            long released = System.nanoTime();
+            text.release.countDown();
+            assertEquals("RETURN id=1 value=str:\"released\"", holder.next());
+            assertTrue(quiesced.get(10, TimeUnit.SECONDS) >= released, "quiesced only after the call ended");
+            Thread.sleep(300);
+            assertFalse(lateAnswer.isDone(), "a call started during the quiesce waits for the resume: " + lateAnswer);
+
+            s.resume();
+            assertEquals("RETURN id=7 value=str:\"AFTER THE QUIESCE\"", lateAnswer.get(10, TimeUnit.SECONDS));
+        }
+    }
+
+    /** A call that outlasts the drain's wait: the QUIESCE is refused, saying so, and nothing stays held. */
+    @Test
+    void aQuiesceThatCannotDrainIsRefusedAndTheVmRunsOn() throws Exception {
+        try (Client holder = new Client().hello(); Client other = new Client().hello(); org.nxia.control.api.AgentSession s = control()) {
+            holder.send(Wire.encode(new Wire.Call(1, "text", "hold", List.of(), List.of())));
+            long end = System.nanoTime() + 10_000_000_000L;
+            while (text.holding.get() < 1 && System.nanoTime() < end) {
+                Thread.sleep(10);
+            }
+            org.nxia.control.api.ControlException e = assertThrows(org.nxia.control.api.ControlException.class, s::quiesce);
+            assertTrue(e.getMessage().contains("1 Gemini call of this System VM's processes still in flight after 5000 ms"), e.getMessage());
+            other.send(upper(2, "not held"));
+            assertEquals("RETURN id=2 value=str:\"NOT HELD\"", other.next(), "the broker lets calls through again");
+            assertEquals("hi\n", s.exec("/bin/echo", "hi").stdoutText(), "and the agent takes work again");
+            text.release.countDown();
+            assertEquals("RETURN id=1 value=str:\"released\"", holder.next());
+        }
+    }
+
     /** A raw client of the broker: frames in the stream framing. */
     private final class Client implements AutoCloseable {
         final SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(broker));
