@@ -88,6 +88,15 @@ public class SystemVmGeminiTest {
             return s.toLowerCase(Locale.ROOT);
         }
 
+        final java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        final java.util.concurrent.atomic.AtomicInteger holding = new java.util.concurrent.atomic.AtomicInteger();
+
+        /** Answers once released (or after 60 s): a call in flight for as long as the test wants. */
+        public String hold() throws InterruptedException {
+            holding.incrementAndGet();
+            return release.await(60, java.util.concurrent.TimeUnit.SECONDS) ? "released" : "not released";
+        }
+
         /** SHA-256 of a byte argument, read where it lies (by reference: in region gemini). */
         public String sha256(MemorySegment data) throws Exception {
             MessageDigest md = MessageDigest.getInstance("SHA-256");
@@ -99,17 +108,77 @@ public class SystemVmGeminiTest {
 
     static final long MIB = 1L << 20;
 
+    /** {@code text} as the host service "itest". */
+    private ServiceRegistration<?> serve(Text text) {
+        Hashtable<String, Object> sp = new Hashtable<>();
+        sp.put(Gemini.SERVICE_PROPERTY, "itest");
+        return context.registerService(Object.class.getName(), text, sp);
+    }
+
+    /** The System VM image on 1 vCPU, named for its manifest. */
+    private static LinuxProfile profile(String name, long memoryBytes) {
+        return LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
+                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
+                .withName(name).withVcpus(1).withMemory(memoryBytes).withTimeout(LinuxBootTest.BOOT_LIMIT);
+    }
+
+    /**
+     * Issue 15's drain, in the System VM: a snapshot taken while a Linux process's call to the
+     * host is in flight waits for that call to end before the VM is paused and saved, and the
+     * process gets its answer.
+     */
+    @Test
+    public void aSnapshotWaitsForAProcesssCallInFlight() throws Exception {
+        Text text = new Text();
+        ServiceRegistration<?> reg = serve(text);
+        LinuxProfile profile = profile("sysvm-drain", 128L << 20);
+        try (Manifests m = Manifests.load(config, policy, "sysvm-drain", "allow out itest.hold\n");
+             SystemVm svm = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT)) {
+            AgentSession s = svm.session();
+            ExecResult started = s.exec("/bin/busybox", "sh", "-c", "/usr/bin/nxia-call itest hold > /tmp/hold.out 2>&1 &");
+            assertEquals(started.stderrText(), 0, started.status().code());
+            long end = System.nanoTime() + 30_000_000_000L;
+            while (text.holding.get() == 0 && System.nanoTime() < end) {
+                Thread.sleep(50);
+            }
+            assertEquals("the process's call reached the host", 1, text.holding.get());
+            java.util.concurrent.CompletableFuture<Long> saved = new java.util.concurrent.CompletableFuture<>();
+            Thread.ofVirtual().start(() -> {
+                try {
+                    systemVms.snapshot(svm.vm().id());
+                    saved.complete(System.nanoTime());
+                } catch (Throwable t) {
+                    saved.completeExceptionally(t);
+                }
+            });
+            Thread.sleep(1500);
+            assertFalse("no snapshot while the call is in flight", saved.isDone());
+            long released = System.nanoTime();
+            text.release.countDown();
+            long savedAt = saved.get(60, java.util.concurrent.TimeUnit.SECONDS);
+            assertTrue("saved after the call ended", savedAt > released);
+            String out = "";
+            end = System.nanoTime() + 30_000_000_000L;
+            while (!out.contains("released") && System.nanoTime() < end) {
+                out = s.exec("/bin/busybox", "cat", "/tmp/hold.out").stdoutText();
+                Thread.sleep(100);
+            }
+            assertEquals("the process got its answer", "released\n", out);
+            System.out.println("SystemVmGeminiTest: snapshot waited for the call in flight; saved "
+                    + (savedAt - released) / 1_000_000 + " ms after its answer");
+        } finally {
+            text.release.countDown();
+            reg.unregister();
+        }
+    }
+
     @Test
     public void aProcessCallsOverPortalRingsOfItsOwnByValueAndByReference() throws Exception {
         Text text = new Text();
-        Hashtable<String, Object> sp = new Hashtable<>();
-        sp.put(Gemini.SERVICE_PROPERTY, "itest");
-        ServiceRegistration<?> reg = context.registerService(Object.class.getName(), text, sp);
+        ServiceRegistration<?> reg = serve(text);
         portals.create("itring", Portals.LINUX_DAX_OFFSET + 2 * MIB, "SystemVmGeminiTest", Rights.RW, null);
         portals.create("gemini", Portals.LINUX_DAX_OFFSET + 130 * MIB, "SystemVmGeminiTest", Rights.RW, null);   // two 64 MiB blocks
-        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
-                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
-                .withName("sysvm-ring").withVcpus(1).withMemory(512L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT)
+        LinuxProfile profile = profile("sysvm-ring", 512L << 20)
                 .withDevices(List.of(DeviceConfig.parse("portal:name=itring"), DeviceConfig.parse("virtio-pmem:region=itring,dax=true"),
                         DeviceConfig.parse("portal:name=gemini"), DeviceConfig.parse("virtio-pmem:region=gemini,dax=true")));
         try (Manifests m = Manifests.load(config, policy, "sysvm-ring",
@@ -167,12 +236,8 @@ public class SystemVmGeminiTest {
     @Test
     public void aShellCallsTheHostWithNxiaCallAndThePolicyKnowsWhichProcess() throws Exception {
         Text text = new Text();
-        Hashtable<String, Object> sp = new Hashtable<>();
-        sp.put(Gemini.SERVICE_PROPERTY, "itest");
-        ServiceRegistration<?> reg = context.registerService(Object.class.getName(), text, sp);
-        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
-                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
-                .withName("sysvm-gemini").withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT);
+        ServiceRegistration<?> reg = serve(text);
+        LinuxProfile profile = profile("sysvm-gemini", 256L << 20);
         try (Manifests m = Manifests.load(config, policy, "sysvm-gemini", "allow out itest.upper caller=uid:0 caller=exe:/usr/bin/nxia-call\nallow in shout.*\n");
              SystemVm svm = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT)) {
             AgentSession s = svm.session();
