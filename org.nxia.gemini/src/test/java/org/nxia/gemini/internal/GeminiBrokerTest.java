@@ -360,6 +360,16 @@ class GeminiBrokerTest {
         return f;
     }
 
+    /** Call 1 of {@code holder} is text.hold, in flight at the host until {@code text.release}. */
+    private void holdOneCall(Client holder) throws Exception {
+        holder.send(Wire.encode(new Wire.Call(1, "text", "hold", List.of(), List.of())));
+        long end = System.nanoTime() + 10_000_000_000L;
+        while (text.holding.get() < 1 && System.nanoTime() < end) {
+            Thread.sleep(10);
+        }
+        assertEquals(1, text.holding.get(), "the call is held at the host");
+    }
+
     /**
      * Issue 15's drain: a QUIESCE waits for the call in flight (it may hold Portal references a
      * process writes or the host reads), a call a process starts meanwhile waits unread until
@@ -368,12 +378,7 @@ class GeminiBrokerTest {
     @Test
     void aQuiesceWaitsForTheCallsInFlightAndHoldsNewOnesUntilTheResume() throws Exception {
         try (Client holder = new Client().hello(); Client late = new Client().hello(); org.nxia.control.api.AgentSession s = control()) {
-            holder.send(Wire.encode(new Wire.Call(1, "text", "hold", List.of(), List.of())));
-            long end = System.nanoTime() + 10_000_000_000L;
-            while (text.holding.get() < 1 && System.nanoTime() < end) {
-                Thread.sleep(10);
-            }
-            assertEquals(1, text.holding.get());
+            holdOneCall(holder);
             var quiesced = async(() -> {
                 s.quiesce();
                 return System.nanoTime();
@@ -403,11 +408,7 @@ class GeminiBrokerTest {
     @Test
     void aQuiesceThatCannotDrainIsRefusedAndTheVmRunsOn() throws Exception {
         try (Client holder = new Client().hello(); Client other = new Client().hello(); org.nxia.control.api.AgentSession s = control()) {
-            holder.send(Wire.encode(new Wire.Call(1, "text", "hold", List.of(), List.of())));
-            long end = System.nanoTime() + 10_000_000_000L;
-            while (text.holding.get() < 1 && System.nanoTime() < end) {
-                Thread.sleep(10);
-            }
+            holdOneCall(holder);
             org.nxia.control.api.ControlException e = assertThrows(org.nxia.control.api.ControlException.class, s::quiesce);
             assertTrue(e.getMessage().contains("1 Gemini call of this System VM's processes still in flight after 5000 ms"), e.getMessage());
             other.send(upper(2, "not held"));
