@@ -270,6 +270,23 @@ class VmSnapshotFileTest {
         assertEquals(4096, back.portalBytes(), "only the anonymous region's bytes are held");
     }
 
+    /** A file's path of exactly 4096 bytes (PATH_MAX) is written and read back; one byte more is refused on the way out. */
+    @Test
+    void aFileBackedRegionsPathMayBeAsLongAsPathMax() throws Exception {
+        VmSnapshot s = snapshot();
+        Path longest = Path.of("/" + "a".repeat(4095));
+        VmSnapshot.PortalFile saved = new VmSnapshot.PortalFile("data", 0xc000_0000L, 4096, longest, filled(32, 3));
+        Path file = dir.resolve("longest.nxsnap");
+        VmSnapshotFile.write(new VmSnapshot(s.spec(), s.backend(), s.ram(), s.vcpus(), s.partition(), s.devices(), List.of(saved)), file, null);
+        assertEquals(saved, VmSnapshotFile.read(file, null).portals().getFirst());
+
+        VmSnapshot.PortalFile tooLong = new VmSnapshot.PortalFile("data", 0xc000_0000L, 4096, Path.of("/" + "a".repeat(4096)), filled(32, 3));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.write(
+                new VmSnapshot(s.spec(), s.backend(), s.ram(), s.vcpus(), s.partition(), s.devices(), List.of(tooLong)),
+                dir.resolve("too-long.nxsnap"), null));
+        assertTrue(e.getMessage().contains("its file's path is longer than 4096 bytes"), e.getMessage());
+    }
+
     private static byte[] fileHead(String name, long gpa, long size, byte[] path, int shaBytes) {
         return VmSnapshotFile.encode(2, out -> {
             out.writeUTF(name);
