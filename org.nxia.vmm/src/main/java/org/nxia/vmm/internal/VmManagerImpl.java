@@ -182,8 +182,11 @@ public final class VmManagerImpl implements VmManager {
      */
     private void checkPortalsUnshared(VmSnapshot snapshot, VmCore restored) {
         for (VmSnapshot.SavedPortal p : snapshot.portals()) {
+            if (!(p instanceof VmSnapshot.PortalContent)) {
+                continue;
+            }
             for (ManagedVm other : vms.values()) {
-                if (p instanceof VmSnapshot.PortalContent && other != restored && other.portalNames().contains(p.name())) {
+                if (other != restored && other.portalNames().contains(p.name())) {
                     throw new IllegalArgumentException("Portal region '" + p.name() + "' is mapped in " + other.id()
                             + ": restoring the snapshot's content into it would change what " + other.id()
                             + " sees; unmap it there (portal:unmap) or destroy " + other.id() + " first");

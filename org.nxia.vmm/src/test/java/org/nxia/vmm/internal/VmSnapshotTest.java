@@ -221,18 +221,14 @@ class VmSnapshotTest {
         VmSnapshot.PortalContent p = (VmSnapshot.PortalContent) s.portals().getFirst();
         VmSnapshot moved = new VmSnapshot(s.spec(), s.backend(), s.ram(), s.vcpus(), s.partition(), s.devices(),
                 List.of(new VmSnapshot.PortalContent("px", p.gpa() + (2L << 20), p.bytes())));
-        VmCore other = vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> other.restoreFrom(moved));
-        assertTrue(e.getMessage().contains("'px' was 2097152 bytes at 0x%x".formatted(p.gpa() + (2L << 20))), e.getMessage());
+        String why = refused(vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL), moved);
+        assertTrue(why.contains("'px' was 2097152 bytes at 0x%x".formatted(p.gpa() + (2L << 20))), why);
         assertEquals(0, vms.lastRegion.get(ValueLayout.JAVA_LONG, 0), "nothing written");
-        other.destroy();
 
         VmSnapshot renamed = new VmSnapshot(s.spec(), s.backend(), s.ram(), s.vcpus(), s.partition(), s.devices(),
                 List.of(new VmSnapshot.PortalContent("py", p.gpa(), p.bytes())));
-        VmCore without = vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL);
-        e = assertThrows(IllegalArgumentException.class, () -> without.restoreFrom(renamed));
-        assertTrue(e.getMessage().contains("Portal region 'py' mapped"), e.getMessage());
-        without.destroy();
+        why = refused(vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL), renamed);
+        assertTrue(why.contains("Portal region 'py' mapped"), why);
     }
 
     @Test
@@ -278,25 +274,28 @@ class VmSnapshotTest {
         same.destroy();
 
         region.set(ValueLayout.JAVA_BYTE, (1L << 20) - 1, (byte) 1);   // the file changed after the save
-        VmCore changed = vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL_FILE);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> changed.restoreFrom(s));
-        assertTrue(e.getMessage().contains("'pf' was saved by reference to its file /srv/nxia/regions/pf.img, which has changed since"),
-                e.getMessage());
-        assertEquals(VmState.CREATED, changed.state(), "refused before it started");
-        changed.destroy();
+        String why = refused(vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL_FILE), s);
+        assertTrue(why.contains("'pf' was saved by reference to its file /srv/nxia/regions/pf.img, which has changed since"), why);
         region.set(ValueLayout.JAVA_BYTE, (1L << 20) - 1, (byte) 0);
 
         vms.regionFile = Path.of("/srv/nxia/regions/other.img");
-        VmCore elsewhere = vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL_FILE);
-        e = assertThrows(IllegalArgumentException.class, () -> elsewhere.restoreFrom(s));
-        assertTrue(e.getMessage().endsWith("it is backed by /srv/nxia/regions/other.img"), e.getMessage());
-        elsewhere.destroy();
+        why = refused(vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL_FILE), s);
+        assertTrue(why.endsWith("it is backed by /srv/nxia/regions/other.img"), why);
 
         vms.regionFile = null;
-        VmCore anonymous = vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL_FILE);
-        e = assertThrows(IllegalArgumentException.class, () -> anonymous.restoreFrom(s));
-        assertTrue(e.getMessage().endsWith("it is anonymous"), e.getMessage());
-        anonymous.destroy();
+        why = refused(vms.micro(hv(), threads, VmCore.DESTROY_WAIT, PORTAL_FILE), s);
+        assertTrue(why.endsWith("it is anonymous"), why);
+    }
+
+    /** Why {@code vm}, fresh, refuses {@code snapshot}: refused before it starts, then destroyed. */
+    private static String refused(VmCore vm, VmSnapshot snapshot) {
+        try {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> vm.restoreFrom(snapshot));
+            assertEquals(VmState.CREATED, vm.state(), "refused before it started");
+            return e.getMessage();
+        } finally {
+            vm.destroy();
+        }
     }
 
     @Test
