@@ -646,7 +646,9 @@ static void client_readable(struct client *c)
 void broker_hold(int on)
 {
     held = on;
-    for (int i = 0; i < BROKER_MAX_CLIENTS && !held; i++)
+    if (held)
+        return;    /* a client stalls at its next CALL as it is read */
+    for (int i = 0; i < BROKER_MAX_CLIENTS; i++)
         if (clients[i].fd >= 0 && clients[i].stalled) {
             clients[i].stalled = 0;
             client_frames(&clients[i]);
