@@ -61,6 +61,8 @@ class PortalWindowTest {
         assertEquals(1, hv.partition().mappings().size(), "closing unmaps");
         SharedMapping a2 = c.mapPortal("c", region(MIB), false, 0);
         assertEquals(MicroVmLayout.PORTAL_WINDOW, a2.gpa(), "the freed hole is reused");
+        assertEquals(java.util.List.of("c", "b"), vm.portalNames(),
+                "in guest-address order, not slot order (a snapshot saves the regions so, and a restore checks it)");
         for (int i = 3; i < BootBlock.MAX_PORTALS; i++) {
             c.mapPortal("p" + i, region(4096), false, 0).close();
         }
@@ -68,6 +70,18 @@ class PortalWindowTest {
         assertTrue(full.getMessage().contains("room for " + BootBlock.MAX_PORTALS + " portals"), full.getMessage());
         vm.destroy();
         b.close();   // after destroy: must not write the freed boot block
+    }
+
+    @Test
+    void aFileBackedRegionIsMappedAsAnyOther() throws Exception {
+        InMemoryHypervisor hv = new InMemoryHypervisor(id -> Script.of(new Script.Halt()));
+        VmCore vm = vms.micro(hv, threads, VmCore.DESTROY_WAIT, new DeviceConfig("mmio", Map.of()));
+        SharedMapping f = vms.lastContext.mapPortal("f", region(MIB), java.util.Optional.of(dir.resolve("f.img")), false, 0);
+        assertEquals(MicroVmLayout.PORTAL_WINDOW, f.gpa());
+        assertEquals(java.util.List.of("f"), vm.portalNames());
+        f.close();
+        assertEquals(0, hv.partition().mappings().size(), "closing unmaps");
+        vm.destroy();
     }
 
     @Test

@@ -2,6 +2,7 @@ package org.nxia.device.virtio.internal.pmem;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Optional;
 
 import org.nxia.device.virtio.internal.mmio.VirtioMmioTransport;
@@ -13,6 +14,7 @@ import org.nxia.vmm.spi.Doorbell;
 import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.spi.InterruptLine;
 import org.nxia.vmm.spi.SharedMapping;
+import org.nxia.vmm.spi.SharedRam;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
@@ -150,7 +152,7 @@ public final class VirtioPmemFactory implements DeviceFactory {
     }
 
     /** The VM's context, remembering the line the transport claims (it is also the region's interrupt). */
-    private static final class LineCapture implements DeviceContext {
+    static final class LineCapture implements DeviceContext {
         private final DeviceContext context;
         InterruptLine line;
 
@@ -178,6 +180,11 @@ public final class VirtioPmemFactory implements DeviceFactory {
         @Override
         public GuestMemory memory() {
             return context.memory();
+        }
+
+        @Override
+        public List<SharedRam> sharedRam() {
+            return context.sharedRam();
         }
 
         @Override
