@@ -535,7 +535,7 @@ static void do_exec(struct conn *c, uint32_t id, const uint8_t *pl, uint32_t len
         if (t.tag == CTL_T_UNSHARE) {
             uint32_t ns = t.len == 4 ? ctl_get32(t.val) : 0;
             if (unshare_ns || ns == 0 || (ns & ~CONFINE_NS_ALL)) {
-                send_error(c, id, CTL_E_PROTO, "exec: bad UNSHARE (once, u32 of bits 1 mount, 2 net, 4 pid)");
+                send_error(c, id, CTL_E_PROTO, "exec: bad UNSHARE (once, u32 of bits 1 mount, 2 net, 4 pid, 8 user)");
                 return;
             }
             unshare_ns = ns;

@@ -3,9 +3,11 @@
  * here allocates, so it is safe after fork. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <net/if.h>
@@ -113,10 +115,85 @@ fail:;
     return -1;
 }
 
+/* Writes "0 CONFINE_USER_BASE CONFINE_USER_IDS" to /proc/PID/{uid,gid}_map. */
+static int write_id_maps(pid_t pid)
+{
+    static const char *names[] = {"uid_map", "gid_map"};
+    char path[64], line[48];
+    int n = snprintf(line, sizeof line, "0 %u %u\n", CONFINE_USER_BASE, CONFINE_USER_IDS);
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, names[i]);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        ssize_t w = write(fd, line, (size_t)n);
+        int e = errno;
+        close(fd);
+        if (w != n) {
+            errno = w < 0 ? e : EIO;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* unshare(CLONE_NEWUSER), its maps written by a helper that stays in the
+ * agent's user namespace: a process inside the new one may map only itself. */
+static int enter_user_namespace(void)
+{
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) < 0)
+        return -1;
+    pid_t self = getpid();
+    pid_t helper = fork();
+    if (helper < 0) {
+        int e = errno;
+        close(go[0]);
+        close(go[1]);
+        errno = e;
+        return -1;
+    }
+    if (helper == 0) {
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) != 1)
+            _exit(0);    /* the unshare failed: nothing to map */
+        _exit(write_id_maps(self) < 0 ? (errno > 0 && errno < 256 ? errno : EIO) : 0);
+    }
+    close(go[0]);
+    int r = unshare(CLONE_NEWUSER);
+    int e = errno;
+    if (r == 0 && write(go[1], "u", 1) != 1) {
+        r = -1;
+        e = errno;
+    }
+    close(go[1]);
+    int st = 0;
+    while (waitpid(helper, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (r == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        r = -1;
+        e = WIFEXITED(st) ? WEXITSTATUS(st) : EIO;
+    }
+    if (r < 0) {
+        errno = e;
+        return -1;
+    }
+    /* Its credentials are still the agent's (uid 0 outside, which owns the
+     * guest's files): become the namespace's root, CONFINE_USER_BASE outside. */
+    if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+        return -1;
+    return 0;
+}
+
 int confine_unshare(uint32_t ns)
 {
     if (ns & CONFINE_NS_PID)
         ns |= CONFINE_NS_MOUNT;
+    if ((ns & CONFINE_NS_USER) && enter_user_namespace() < 0)
+        return -1;
+    if (!(ns & ~CONFINE_NS_USER))
+        return 0;
     int flags = (ns & CONFINE_NS_MOUNT ? CLONE_NEWNS : 0) | (ns & CONFINE_NS_NET ? CLONE_NEWNET : 0)
                 | (ns & CONFINE_NS_PID ? CLONE_NEWPID : 0);
     if (unshare(flags) < 0)

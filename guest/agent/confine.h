@@ -17,16 +17,25 @@
 #define CONFINE_NS_MOUNT 1u         /* UNSHARE bits */
 #define CONFINE_NS_NET   2u
 #define CONFINE_NS_PID   4u         /* implies MOUNT: the program's /proc is its namespace's */
-#define CONFINE_NS_ALL   7u
+#define CONFINE_NS_USER  8u         /* root inside is CONFINE_USER_BASE outside */
+#define CONFINE_NS_ALL   15u
+/* A user namespace maps ids 0..CONFINE_USER_IDS-1 to CONFINE_USER_BASE.. outside
+ * (the subordinate range useradd gives the first user): uid 0 in the program's
+ * namespace owns nothing of the guest's. */
+#define CONFINE_USER_BASE 100000u
+#define CONFINE_USER_IDS  65536u
 
 struct confine_rule {
     uint32_t access;             /* CONFINE_READ | CONFINE_WRITE | CONFINE_EXECUTE */
     const char *path;            /* absolute */
 };
 
-/* Moves the caller into new namespaces (CONFINE_NS_*): a mount namespace
- * whose mounts no longer propagate either way, a network namespace with only
- * lo, up. Needs CAP_SYS_ADMIN. -1 with errno on failure. */
+/* Moves the caller into new namespaces (CONFINE_NS_*): first a user namespace
+ * (its uid and gid maps written by a helper forked in the agent's namespace,
+ * which only there has the right to map other ids), which then owns the
+ * others; a mount namespace whose mounts no longer propagate either way, a
+ * network namespace with only lo, up. Needs CAP_SYS_ADMIN (and CAP_SETUID,
+ * CAP_SETGID for a user namespace). -1 with errno on failure. */
 int confine_unshare(uint32_t ns);
 
 /* After confine_unshare(CONFINE_NS_PID): returns 0 in the program's process,

@@ -54,7 +54,7 @@ class AssemblySmokeTest {
     /** Linux VMs and the control agent's host end: the System VM node's, not the sandbox's. */
     static final Set<String> SYSTEM_VM_BUNDLES = Set.of("org.nxia.control", "org.nxia.shell.systemvm");
     static final Set<String> SYSTEM_VM_COMMANDS = Set.of("vm:boot", "vm:exec", "bench:boot", "control:exec", "control:vms", "vm:checkpoint",
-            "vm:restoreProcess", "systemvm:snapshot", "systemvm:restore");
+            "vm:restoreProcess", "systemvm:snapshot", "systemvm:restore", "systemvm:clone");
     static final Set<String> SYSTEM_VM_COMPONENTS = Set.of("org.nxia.control.internal.SystemVmLauncher",
             "org.nxia.control.internal.SocketControlConnector", "org.nxia.shell.systemvm.internal.SystemVmCommands",
             "org.nxia.control.internal.CriuCheckpoints", "org.nxia.shell.systemvm.internal.ProcessCheckpointCommands",

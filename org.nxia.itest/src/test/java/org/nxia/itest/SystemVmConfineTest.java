@@ -69,7 +69,16 @@ public class SystemVmConfineTest {
                     .withConfinement(Confinement.NONE.unsharing(Confinement.Namespace.PID, Confinement.Namespace.NET)));
             assertEquals("stderr " + own.stderrText(), 0, own.status().code());
             assertTrue(own.stdoutText(), own.stdoutText().startsWith("2\n/proc/1 /proc/2\n"));
-            System.out.println("SystemVmConfineTest: " + denied.stderrText().strip() + " / " + noMkdir.stderrText().strip());
+
+            // ids of its own: root of a user namespace that is 100000.. of the guest's, so root's 0600 file is closed to it
+            assertEquals(0, s.exec("/bin/busybox", "sh", "-c", "echo secret > /tmp/root-only && chmod 600 /tmp/root-only").status().code());
+            ExecResult user = s.exec(ExecRequest.of("/bin/busybox", "sh", "-c", "id -u; tr -s ' ' < /proc/self/uid_map; cat /tmp/root-only")
+                    .withConfinement(Confinement.NONE.unsharing(Confinement.Namespace.USER, Confinement.Namespace.PID)));
+            assertEquals("stderr " + user.stderrText(), "0\n 0 100000 65536\n", user.stdoutText());
+            assertNotEquals(0, user.status().code());
+            assertTrue(user.stderrText(), user.stderrText().contains("Permission denied"));
+            System.out.println("SystemVmConfineTest: " + denied.stderrText().strip() + " / " + noMkdir.stderrText().strip() + " / "
+                    + user.stderrText().strip());
         }
     }
 }

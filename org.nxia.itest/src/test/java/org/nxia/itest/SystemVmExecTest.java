@@ -160,7 +160,9 @@ public class SystemVmExecTest {
      * Issue 15: a System VM through a snapshot file, as a user does it in the shell: a key,
      * {@code systemvm:snapshot} of a running VM, the original gone, {@code systemvm:restore} in the
      * same process; the copy has the file written before the save. The file is encrypted (it holds the
-     * agent's secret): without the key, or as a micro-VM's, it is refused.
+     * agent's secret): without the key, or as a micro-VM's, it is refused. Then {@code systemvm:clone -n 2}
+     * of the same file: both clones have the file, write their own, have entropy of their own, and share
+     * the decrypted pages.
      */
     @Test
     public void aSystemVmGoesThroughAnEncryptedSnapshotFileAndComesBackWithItsFiles() throws Exception {
@@ -172,6 +174,7 @@ public class SystemVmExecTest {
         Path file = dir.resolve("sysvm.nxsnap");
         SystemVm original = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT);
         String restoredId = null;
+        List<String> cloneIds = new java.util.ArrayList<>();
         try {
             assertEquals(0, original.session().exec("/bin/busybox", "sh", "-c", "echo before > /tmp/kept").status().code());
             Gogo.run(processor, "snapshot:key " + key);
@@ -191,11 +194,47 @@ public class SystemVmExecTest {
             SystemVm copy = systemVms.find(restoredId).orElseThrow();
             ExecResult kept = copy.session().exec("/bin/busybox", "cat", "/tmp/kept");
             assertEquals("the copy from the file has the file written before the save: " + kept.stderrText(), "before\n", kept.stdoutText());
-            System.out.println("SystemVmExecTest: " + saved.output().strip() + " | " + restored.output().strip());
+            copy.close();
+
+            // two copy-on-write clones of the file: the saved pages decrypted once into memory, mapped by both
+            Gogo.Run cloned = Gogo.run(processor, "systemvm:clone -k " + key + " -n 2 " + file);
+            // the ids' line (the output holds the log's lines too)
+            java.util.regex.Matcher idLine = java.util.regex.Pattern.compile("^(vm-\\d+) (vm-\\d+)$", java.util.regex.Pattern.MULTILINE)
+                    .matcher(cloned.output());
+            assertTrue(cloned.output(), idLine.find());
+            String[] ids = {idLine.group(1), idLine.group(2)};
+            cloneIds.addAll(List.of(ids));
+            assertTrue(cloned.output(), cloned.output().contains("2 clones of " + file) && cloned.output().contains("mapped copy-on-write"));
+            List<String> random = new java.util.ArrayList<>();
+            for (String cloneId : ids) {
+                SystemVm clone = systemVms.find(cloneId).orElseThrow();
+                ExecResult k = clone.session().exec("/bin/busybox", "cat", "/tmp/kept");
+                assertEquals("a clone has the file written before the save: " + k.stderrText(), "before\n", k.stdoutText());
+                assertEquals(0, clone.session().exec("/bin/busybox", "sh", "-c", "echo " + cloneId + " > /tmp/kept").status().code());
+                random.add(clone.session().exec("/bin/busybox", "sh", "-c", "head -c 16 /dev/urandom | od -An -tx1").stdoutText());
+            }
+            assertNotEquals("the clones' entropy was reseeded apart", random.get(0), random.get(1));
+            for (String cloneId : ids) {
+                SystemVm clone = systemVms.find(cloneId).orElseThrow();
+                assertEquals("a clone's writes are its own", cloneId + "\n", clone.session().exec("/bin/busybox", "cat", "/tmp/kept").stdoutText());
+                java.util.Map<String, Long> counters = clone.vm().info().counters();
+                System.out.println("SystemVmExecTest: clone " + cloneId + " ram_file_resident_bytes=" + counters.get("ram_file_resident_bytes")
+                        + " ram_shared_bytes=" + counters.get("ram_shared_bytes") + " ram_own_bytes=" + counters.get("ram_own_bytes"));
+                assertTrue("the clones share the decrypted pages: " + counters, counters.get("ram_shared_bytes") > 0);
+            }
+            try (var left = java.nio.file.Files.list(Path.of("/dev/shm"))) {
+                assertTrue("the decrypted RAM's file is gone once mapped",
+                        left.noneMatch(p -> p.getFileName().toString().startsWith("nxia-clone")));
+            }
+            System.out.println("SystemVmExecTest: " + saved.output().strip() + " | " + restored.output().strip() + " | "
+                    + cloned.output().substring(idLine.start()).strip().replace('\n', ' '));
         } finally {
             original.close();
             if (restoredId != null) {
                 systemVms.find(restoredId).ifPresent(SystemVm::close);
+            }
+            for (String cloneId : cloneIds) {
+                systemVms.find(cloneId).ifPresent(SystemVm::close);
             }
         }
     }

@@ -92,7 +92,15 @@ public record Confinement(List<PathRule> paths, Set<Integer> deniedSyscalls, Set
          * {@code /proc} shows only them (so a mount namespace comes with it), and what it leaves running when
          * it ends is killed
          */
-        PID(4);
+        PID(4),
+        /**
+         * ids of its own: the program runs as root of a user namespace whose ids 0..65535 are
+         * 100000..165535 of the guest's, so it owns nothing of the guest's (a root-only file is closed
+         * to it) and holds its capabilities only over the namespaces made with it
+         *
+         * @since 1.6
+         */
+        USER(8);
 
         private final int bit;
 

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Optional;
 
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.spi.RamFile;
 import org.osgi.annotation.versioning.ProviderType;
 
 /**
@@ -75,6 +76,17 @@ public interface SystemVms {
      * @param readyLimit how long it may take until the new generation's session is open
      */
     SystemVm restore(SystemVmSnapshot snapshot, Duration readyLimit) throws IOException, InterruptedException;
+
+    /**
+     * As {@link #restore}, with the guest's RAM mapped copy-on-write from {@code ram}
+     * ({@code VmManager.clone}) instead of copied: clones of one RAM file share its pages until
+     * each writes them. {@code snapshot} holds no RAM of its own. Each clone moves to a new
+     * generation of its own at once, as a restore does.
+     *
+     * @throws IllegalArgumentException the snapshot holds RAM, or {@code ram} does not fit it (no VM is left)
+     * @since 1.6
+     */
+    SystemVm clone(SystemVmSnapshot snapshot, RamFile ram, Duration readyLimit) throws IOException, InterruptedException;
 
     /** The System VMs booted here that are still running. */
     List<SystemVm> list();

@@ -18,9 +18,12 @@
  * <p>{@link org.nxia.control.api.SystemVms} boots System VMs and registers
  * each one's session as an {@code AgentSession} service with the VM's id
  * ({@link org.nxia.control.api.SystemVms#VM_ID}).
+ *
+ * <p>1.6: {@code SystemVms.clone}: a System VM restored with its RAM mapped copy-on-write from a file;
+ * {@code Confinement.Namespace.USER}: a program in a user namespace of its own.
  */
 @Export
-@Version("1.5.0")
+@Version("1.6.0")
 package org.nxia.control.api;
 
 import org.osgi.annotation.bundle.Export;

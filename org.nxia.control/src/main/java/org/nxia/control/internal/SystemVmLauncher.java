@@ -30,6 +30,7 @@ import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmResult;
 import org.nxia.vmm.api.VmSnapshot;
+import org.nxia.vmm.spi.RamFile;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.osgi.framework.BundleContext;
 import org.osgi.framework.ServiceRegistration;
@@ -131,6 +132,21 @@ public final class SystemVmLauncher implements SystemVms {
 
     @Override
     public SystemVm restore(SystemVmSnapshot snapshot, Duration readyLimit) throws IOException, InterruptedException {
+        return restore(snapshot, readyLimit, vms::restore);
+    }
+
+    @Override
+    public SystemVm clone(SystemVmSnapshot snapshot, RamFile ram, Duration readyLimit) throws IOException, InterruptedException {
+        if (!snapshot.vm().ram().isEmpty()) {
+            throw new IllegalArgumentException("a clone's RAM is " + ram.file() + "'s; the snapshot holds " + snapshot.vm().ram().size()
+                    + " RAM chunks of its own (restore copies them)");
+        }
+        return restore(snapshot, readyLimit, s -> vms.clone(s, ram));
+    }
+
+    /** A restore or a clone: {@code how} makes and starts the VM from the snapshot in the plumbed spec. */
+    private SystemVm restore(SystemVmSnapshot snapshot, Duration readyLimit, Function<VmSnapshot, VirtualMachine> how)
+            throws IOException, InterruptedException {
         requireHardwareVirtualization();
         // the initramfs is loaded and then overwritten by the saved RAM: its secret is never used
         byte[] unused = new byte[32];
@@ -138,7 +154,7 @@ public final class SystemVmLauncher implements SystemVms {
         Plumbing p = plumb(snapshot.profile(), unused);
         VmSnapshot saved = snapshot.vm();
         long start = System.nanoTime();
-        Booted booted = new Booted(snapshot.profile(), p.create(spec -> vms.restore(
+        Booted booted = new Booted(snapshot.profile(), p.create(spec -> how.apply(
                 new VmSnapshot(spec, saved.backend(), saved.ram(), saved.vcpus(), saved.partition(), saved.devices(), saved.portals()))),
                 p.dir(), p.uds(),
                 start);

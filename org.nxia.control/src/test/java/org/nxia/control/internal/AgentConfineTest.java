@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -163,6 +164,40 @@ class AgentConfineTest {
             assertTrue(!own.get(0).equals(net) && own.get(0).startsWith("net:["), own.toString());
             assertTrue(!own.get(1).equals(mnt) && own.get(1).startsWith("mnt:["), own.toString());
             assertEquals(List.of("lo"), own.subList(2, own.size()), "its network has loopback only");
+        }
+    }
+
+    /**
+     * A user namespace of its own: the program is root of ids that are 100000.. outside, so a root-only
+     * file it could read as the agent's root is closed to it; the network and PID namespaces made with it
+     * work (the user namespace owns them: pid 1 mounts the new /proc there).
+     */
+    @Test
+    void aUserNamespaceOfItsOwn() throws Exception {
+        Path open = Files.createDirectories(dir.resolve("user-ns"));
+        Files.setPosixFilePermissions(open, PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path secret = Files.writeString(open.resolve("root-only"), "secret\n");
+        Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-------"));
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+        String script = "echo $$; id -u; id -G; tr -s ' ' < /proc/self/uid_map; tr -s ' ' < /proc/self/gid_map; cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' '; cat " + secret;
+        try (AgentSession s = agent.session()) {
+            ExecResult same = s.exec(ExecRequest.of("sh", "-c", "id -u; cat " + secret));
+            Assumptions.assumeTrue(same.stdoutText().equals("0\nsecret\n"), "NOT RUN: the agent is not root here: " + same.stdoutText());
+            ExecResult r;
+            try {
+                r = s.exec(ExecRequest.of("sh", "-c", script)
+                        .withConfinement(Confinement.NONE.unsharing(Confinement.Namespace.USER, Confinement.Namespace.NET,
+                                Confinement.Namespace.PID)));
+            } catch (ControlException e) {
+                Assumptions.assumeFalse(e.getMessage().contains("unshare namespaces") && e.getMessage().contains("Operation not permitted"),
+                        "NOT RUN: no user namespaces for the agent here: " + e.getMessage());
+                throw e;
+            }
+            assertEquals(List.of("2", "0", "0", " 0 100000 65536", " 0 100000 65536", "lo"), r.stdoutText().lines().toList(),
+                    "pid 2 of its own processes, root of its namespace, no other groups, ids 100000.. outside, its own network: "
+                            + r.stderrText());
+            assertEquals(ExitStatus.exited(1), r.status());
+            assertTrue(r.stderrText().contains("Permission denied"), "the agent's root-only file is closed to it: " + r.stderrText());
         }
     }
 

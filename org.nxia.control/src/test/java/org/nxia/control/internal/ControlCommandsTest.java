@@ -48,6 +48,11 @@ class ControlCommandsTest {
         }
 
         @Override
+        public SystemVm clone(SystemVmSnapshot snapshot, org.nxia.vmm.spi.RamFile ram, Duration readyLimit) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
         public List<SystemVm> list() {
             return List.of();
         }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -68,6 +69,8 @@ class SystemVmLauncherTest {
     private volatile byte[] agentSecret;
     /** The snapshot the fake VMM was asked to restore. */
     private volatile org.nxia.vmm.api.VmSnapshot restored;
+    /** The RAM file the fake VMM was asked to clone from. */
+    private volatile org.nxia.vmm.spi.RamFile clonedFrom;
     /** What the fake VMM's create() throws once it has read the profile, if anything. */
     private volatile RuntimeException createFails;
     /** What the fake hypervisor says it is. */
@@ -121,6 +124,9 @@ class SystemVmLauncherTest {
                     String uds = created.devices().getLast().get("uds", null);
                     startDevice(Path.of(uds), silent);
                     return vm;
+                case "clone":
+                    clonedFrom = (org.nxia.vmm.spi.RamFile) args[1];
+                    // fall through: the VM is made as a restore's
                 case "restore":
                     restored = (org.nxia.vmm.api.VmSnapshot) args[0];
                     created = (LinuxProfile) restored.spec();
@@ -502,6 +508,34 @@ class SystemVmLauncherTest {
             }
         }
         assertTrue(calls.contains("destroy vm-1"), calls.toString());
+    }
+
+    @Test
+    void aCloneIsARestoreWithItsRamFromTheFileAndMovesToTheNextGenerationToo() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        byte[] secret = new byte[32];
+        java.util.Arrays.fill(secret, (byte) 0x44);
+        agentSecret = secret;
+        SystemVmSnapshot snapshot = savedWith(secret, 2);
+        org.nxia.vmm.spi.RamFile ram = new org.nxia.vmm.spi.RamFile(dir.resolve("ram"), profile().memoryBytes(), List.of());
+        try (SystemVm vm = launcher.clone(snapshot, ram, Duration.ofSeconds(10))) {
+            assertEquals(ram, clonedFrom, "the VMM was asked for a clone of the file");
+            assertEquals(snapshot.vm().vcpus(), restored.vcpus());
+            assertEquals("virtio-vsock", created.devices().getLast().type(), "in the spec with the launcher's vsock device");
+            assertEquals(List.of(vm), launcher.list());
+            ControlException old = assertThrows(ControlException.class,
+                    () -> new SocketControlConnector().connect(agentSeen.socket, secret));
+            assertEquals(ControlException.Code.AUTH, old.code(), "the saved moment's secret opens nothing now");
+            saved = snapshot.vm();
+            assertEquals(3, launcher.snapshot("vm-1").generation(), "the clone is the next generation");
+        }
+        clonedFrom = null;
+        SystemVmSnapshot withRam = new SystemVmSnapshot(profile(), new org.nxia.vmm.api.VmSnapshot(profile(), "kvm",
+                List.of(new org.nxia.vmm.api.VmSnapshot.RamChunk(0, java.lang.foreign.MemorySegment.ofArray(new byte[4096]))),
+                List.of(vcpu()), new org.nxia.vmm.spi.PartitionState(List.of()), List.of()), secret, 2);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> launcher.clone(withRam, ram, Duration.ofSeconds(1)));
+        assertTrue(e.getMessage().startsWith("a clone's RAM is " + ram.file() + "'s; the snapshot holds 1 RAM chunks"), e.getMessage());
+        assertNull(clonedFrom, "no VM was made");
     }
 
     @Test

@@ -60,11 +60,12 @@ public interface VmManager {
      * Restores {@code snapshot} as {@link #restore} does, with guest RAM mapped copy-on-write from
      * {@code ram} instead of copied: many clones of one snapshot file share its pages until each
      * writes them, and no write reaches the file. {@code snapshot} carries the VM's state and no RAM
-     * of its own. Micro-VMs only: a System VM gets a new agent generation and secret on restore
-     * ({@code systemvm:restore}), which a shared image would defeat. The RAM is placed as the file's
-     * pages are: a spec asking for huge pages or no overcommit is refused.
+     * of its own. A Linux VM's clone shares the saved guest's secrets and random state until whoever
+     * started it gives it its own (the System VM launcher moves each clone's agent to a new
+     * generation, {@code SystemVms.clone}). The RAM is placed as the file's pages are: a spec asking
+     * for huge pages or no overcommit is refused.
      *
-     * @throws IllegalArgumentException if the snapshot is a Linux VM's, holds RAM of its own, asks for huge pages
+     * @throws IllegalArgumentException if the snapshot holds RAM of its own, asks for huge pages
      *         or no overcommit, does not fit this backend, or {@code ram} does not fit its RAM or its file
      * @throws UnsupportedOperationException if the backend cannot map guest RAM from a file
      * @throws HypervisorException if the backend refuses a part

@@ -30,7 +30,7 @@
  *
  * <p>2.3: copy-on-write clones: {@code VmManager.clone(VmSnapshot, RamFile)} restores a micro-VM whose RAM is a
  * {@link org.nxia.vmm.spi.RamFile}'s pages mapped {@code MAP_PRIVATE}, through the backend's
- * {@code org.nxia.vmm.spi.Partition.mapRamFrom(RamFile)}.
+ * {@code org.nxia.vmm.spi.Partition.mapRamFrom(RamFile)}; since 3.5 a Linux VM's snapshot too.
  *
  * <p>3.1: {@link org.nxia.vmm.api.LinuxProfile#acpi()}: a Linux VM with ACPI tables.
  *

@@ -16,6 +16,7 @@ import org.nxia.vmm.api.HostFunction;
 import org.nxia.vmm.spi.Hypervisor;
 import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.VmSpec;
 import org.nxia.vmm.spi.RamFile;
 import org.nxia.vmm.api.Sandbox;
 import org.nxia.vmm.api.VirtualMachine;
@@ -146,23 +147,23 @@ public final class VmManagerImpl implements VmManager {
 
     @Override
     public VirtualMachine clone(VmSnapshot snapshot, RamFile ram) {
-        if (!(snapshot.spec() instanceof VmProfile micro)) {
-            throw new IllegalArgumentException("a clone is made of a micro-VM's snapshot; a System VM is restored by"
-                    + " systemvm:restore, which gives it a new agent generation and secret");
-        }
+        VmSpec spec = snapshot.spec();
         if (!snapshot.ram().isEmpty()) {
             throw new IllegalArgumentException("a clone's RAM is the file's; the snapshot holds " + snapshot.ram().size()
                     + " RAM chunks of its own (restore copies them: VmManager.restore)");
         }
-        if (ram.ramBytes() != micro.memoryBytes()) {
+        if (ram.ramBytes() != spec.memoryBytes()) {
             throw new IllegalArgumentException("the RAM file describes " + ram.ramBytes() + " bytes of RAM; the snapshot's VM has "
-                    + micro.memoryBytes());
+                    + spec.memoryBytes());
         }
-        if (micro.placement().hugePages() || !micro.placement().overcommit()) {
+        if (spec.placement().hugePages() || !spec.placement().overcommit()) {
             throw new IllegalArgumentException("a clone's RAM is the snapshot file's pages, mapped copy-on-write: it cannot be"
                     + " placed on huge pages or allocated up front (no overcommit); vm:restore copies RAM placed as asked");
         }
-        VmCore vm = (VmCore) create(micro);
+        VmCore vm = (VmCore) switch (spec) {
+            case VmProfile micro -> create(micro);
+            case LinuxProfile linux -> create(linux);
+        };
         try {
             checkPortalsUnshared(snapshot, vm);
             vm.restoreFrom(snapshot, ram);

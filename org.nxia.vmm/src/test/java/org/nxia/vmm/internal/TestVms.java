@@ -37,6 +37,8 @@ final class TestVms {
     volatile InterruptLine lastLine;
     /** What the last "mmio" device was given. */
     volatile DeviceContext lastContext;
+    /** Whether the "uart" and "i8042" stand-ins save (as nothing) and restore, so a Linux VM can be saved. */
+    volatile boolean platformSaved;
     /** The states restored into "mmio" devices, in order. */
     final List<String> restoredStates = new CopyOnWriteArrayList<>();
     /** The region the last "portal" stand-in mapped (the host's view). */
@@ -133,9 +135,9 @@ final class TestVms {
                         }
                     };
                 }
-                if (type.startsWith("portal")) {
+                if (type.startsWith("portal") || (platformSaved && (type.equals("uart") || type.equals("i8042")))) {
                     return new Stand(type, config) {
-                        /** The region is the VM's memory, not the device's: nothing of its own to save. */
+                        /** A region is the VM's memory, not the device's: nothing of its own to save. */
                         @Override
                         public byte[] saveState() {
                             return new byte[0];

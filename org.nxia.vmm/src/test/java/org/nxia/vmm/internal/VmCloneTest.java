@@ -25,6 +25,7 @@ import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceFactory;
 import org.nxia.vmm.internal.image.ElfBuilder;
+import org.nxia.vmm.internal.linux.TestKernel;
 import org.nxia.vmm.internal.memhv.InMemoryHypervisor;
 import org.nxia.vmm.internal.memhv.Script;
 import org.nxia.vmm.internal.memhv.ScriptedVcpu;
@@ -63,7 +64,11 @@ class VmCloneTest {
     /** A paused micro-VM's snapshot, with bytes 1..4 at MARK and the partition's clock at 77. */
     private VmSnapshot saved(DeviceConfig... devices) throws Exception {
         Path image = Files.write(dir.resolve("guest.elf"), ElfBuilder.minimal().build());
-        VmCore vm = (VmCore) manager.create(VmProfile.of(image).withDevices(List.of(devices)));
+        return saved((VmCore) manager.create(VmProfile.of(image).withDevices(List.of(devices))));
+    }
+
+    /** {@code vm} started, marked, paused, saved and destroyed. */
+    private VmSnapshot saved(VmCore vm) throws Exception {
         vm.start();
         assertTrue(hv.partitions().getFirst().vcpus().getFirst().awaitEntered(WAIT.toMillis()));
         vm.memory().write(MARK, new byte[] {1, 2, 3, 4});
@@ -117,6 +122,28 @@ class VmCloneTest {
         assertEquals(List.of(one, two), manager.list());
     }
 
+    /** A Linux VM is cloned as a micro-VM is: a Linux VM made from its spec, RAM from the file. */
+    @Test
+    void aLinuxVmIsClonedFromItsSpecWithRamFromTheFile() throws Exception {
+        vms.platformSaved = true;
+        Path kernel = Files.write(dir.resolve("bzImage"), TestKernel.image());
+        LinuxProfile profile = LinuxProfile.of(kernel, null).withMemory(LinuxProfile.MIN_MEMORY)
+                .withDevices(List.of(new DeviceConfig("mmio", Map.of("state", "linux"))));
+        VmSnapshot s = saved((VmCore) manager.create(profile));
+        RamFile ram = markPageFile(s);
+        VirtualMachine clone = manager.clone(stateOnly(s), ram);
+        InMemoryHypervisor.InMemoryPartition p = hv.partitions().getLast();
+        assertEquals(profile, clone.spec(), "a Linux VM of the saved spec");
+        assertEquals(List.of(ram), p.mappedFrom);
+        assertArrayEquals(new byte[] {1, 2, 3, 4}, p.memory().read(MARK, 4));
+        byte[] all = p.memory().read(0, (int) LinuxProfile.MIN_MEMORY);
+        java.util.Arrays.fill(all, (int) MARK, (int) (MARK + PAGE), (byte) 0);
+        assertTrue(java.util.Arrays.equals(new byte[all.length], all), "what loading the kernel and boot data wrote is gone");
+        assertEquals(List.of("linux"), vms.restoredStates);
+        assertTrue(p.vcpus().getFirst().awaitEntered(WAIT.toMillis()));
+        assertEquals(VmState.RUNNING, clone.state());
+    }
+
     @Test
     void whatACloneCannotBeIsRefusedAndLeavesNoVm() throws Exception {
         VmSnapshot s = saved();
@@ -134,11 +161,6 @@ class VmCloneTest {
         RamFile otherSize = new RamFile(ram.file(), 2 * s.spec().memoryBytes(), ram.extents());
         assertTrue(assertThrows(IllegalArgumentException.class, () -> manager.clone(state, otherSize)).getMessage()
                 .contains("describes " + 2 * s.spec().memoryBytes() + " bytes of RAM"));
-
-        LinuxProfile linux = LinuxProfile.of(dir.resolve("bzImage"), null);
-        VmSnapshot system = new VmSnapshot(linux, s.backend(), List.of(), s.vcpus(), s.partition(), List.of());
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> manager.clone(system, ram)).getMessage()
-                .contains("a System VM is restored by systemvm:restore"));
 
         RamFile past = new RamFile(ram.file(), ram.ramBytes(), List.of(new RamFile.Extent(MARK, 2 * PAGE, PAGE)));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> manager.clone(state, past)).getMessage()

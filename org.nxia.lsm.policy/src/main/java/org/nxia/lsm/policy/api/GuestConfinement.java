@@ -14,7 +14,7 @@ import java.util.TreeSet;
  *
  * @param paths in manifest order; empty: file-system access is not confined
  * @param deniedSyscalls x86_64 numbers, ascending; empty: none denied
- * @param namespaces of {@code guest unshare} lines: {@code mount}, {@code net}, {@code pid}, sorted; empty: none
+ * @param namespaces of {@code guest unshare} lines: {@code mount}, {@code net}, {@code pid}, {@code user}, sorted; empty: none
  */
 public record GuestConfinement(List<Path> paths, Set<Integer> deniedSyscalls, Set<String> namespaces) {
 

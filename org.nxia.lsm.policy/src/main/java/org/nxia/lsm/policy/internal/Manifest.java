@@ -121,7 +121,7 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfi
         return new Manifest(profile, List.copyOf(rules), List.copyOf(grants), new GuestConfinement(guestPaths, denied, namespaces), text);
     }
 
-    /** {@code guest path <rwx> <absolute path>}, {@code guest deny-syscall <n>[,<n>...]} or {@code guest unshare mount|net|pid[,...]}. */
+    /** {@code guest path <rwx> <absolute path>}, {@code guest deny-syscall <n>[,<n>...]} or {@code guest unshare mount|net|pid|user[,...]}. */
     private static void guest(String[] w, int n, String where, List<GuestConfinement.Path> paths, Set<Integer> denied,
             Set<String> namespaces) {
         if (w.length == 4 && w[1].equals("path")) {
@@ -147,14 +147,14 @@ record Manifest(String profile, List<Rule> rules, List<Grant> grants, GuestConfi
             }
         } else if (w.length == 3 && w[1].equals("unshare")) {
             for (String ns : w[2].split(",", -1)) {
-                if (!ns.equals("mount") && !ns.equals("net") && !ns.equals("pid")) {
-                    throw new Invalid(where, n, "namespace '" + ns + "' must be mount, net or pid");
+                if (!ns.equals("mount") && !ns.equals("net") && !ns.equals("pid") && !ns.equals("user")) {
+                    throw new Invalid(where, n, "namespace '" + ns + "' must be mount, net, pid or user");
                 }
                 namespaces.add(ns);
             }
         } else {
             throw new Invalid(where, n, "expected 'guest path <rwx> <absolute path>', 'guest deny-syscall <n>[,<n>...]'"
-                    + " or 'guest unshare mount|net|pid[,...]'");
+                    + " or 'guest unshare mount|net|pid|user[,...]'");
         }
     }
 

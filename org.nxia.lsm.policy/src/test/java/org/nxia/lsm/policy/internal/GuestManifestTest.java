@@ -25,7 +25,7 @@ class GuestManifestTest {
             guest deny-syscall 41,42
             guest deny-syscall 101
             guest unshare net,mount
-            guest unshare pid
+            guest unshare pid,user
             """;
 
     @Test
@@ -38,7 +38,7 @@ class GuestManifestTest {
         assertEquals(List.of(new GuestConfinement.Path("rx", "/usr"), new GuestConfinement.Path("r", "/etc/hostname"),
                 new GuestConfinement.Path("rw", "/tmp")), g.paths());
         assertEquals(List.of(41, 42, 101), List.copyOf(g.deniedSyscalls()));
-        assertEquals(List.of("mount", "net", "pid"), List.copyOf(g.namespaces()));
+        assertEquals(List.of("mount", "net", "pid", "user"), List.copyOf(g.namespaces()));
         assertNull(policy.guestConfinement("other"), "no manifest, no answer");
         props.put("manifest", "profile plain\nallow out echo.*\n");
         policy.updated("pid2", props);
@@ -56,7 +56,7 @@ class GuestManifestTest {
                 {"guest deny-syscall 41,", "syscall ''"},
                 {"guest deny-syscall -1", "syscall '-1'"},
                 {"guest allow /usr", "expected 'guest path"},
-                {"guest unshare user", "namespace 'user' must be mount, net or pid"},
+                {"guest unshare uts", "namespace 'uts' must be mount, net, pid or user"},
                 {"guest unshare net,", "namespace ''"},
                 {"guest path r /" + "a".repeat(Manifest.MAX_PATH_BYTES), "at most 4095 bytes"}}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
