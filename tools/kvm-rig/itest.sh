@@ -70,6 +70,12 @@ if [ -f "$LINUX_KERNEL" ] && [ -f "$LINUX_INITRD" ]; then
   mkdir -p "$P/root/linux"; cp "$LINUX_KERNEL" "$P/root/linux/bzImage"; cp "$LINUX_INITRD" "$P/root/linux/initramfs"
   linux_props="-Dnxia.linux.kernel=/payload/root/linux/bzImage -Dnxia.linux.initrd=/payload/root/linux/initramfs"
 fi
+# Debian's stock kernel and the initramfs made for it (StockKernelTest): STOCK_KERNEL_DIR, else the built one
+STOCK_KERNEL="${STOCK_KERNEL_DIR:-$("$ROOT/distro/stock-kernel/build.sh" path 2>/dev/null || true)}"
+if [ -f "$STOCK_KERNEL/vmlinuz" ] && [ -f "$STOCK_KERNEL/initramfs.cpio.gz" ]; then
+  mkdir -p "$P/root/stock"; cp "$STOCK_KERNEL/vmlinuz" "$STOCK_KERNEL/initramfs.cpio.gz" "$P/root/stock/"
+  linux_props+=" -Dnxia.stock.kernel=/payload/root/stock/vmlinuz -Dnxia.stock.initrd=/payload/root/stock/initramfs.cpio.gz"
+fi
 # the System VM's root file system (RootfsTest): ROOTFS_IMAGE, else the built one; a virtio drive of the rig
 # (/dev/vda inside), not a copy in the rig's RAM
 ROOTFS_IMAGE="${ROOTFS_IMAGE:-$("$ROOT/distro/rootfs/build.sh" path 2>/dev/null || true)}"

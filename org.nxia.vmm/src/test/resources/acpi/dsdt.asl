@@ -4,7 +4,8 @@
  * virtio-mmio devices: 4 KiB windows at 0xd0000000, 0xd0001000 and
  * 0xd0002000 on GSIs 5, 6 and 16. Every interrupt is edge-triggered and
  * active high: ISA's (as the MP table says), and virtio-mmio's because
- * the transport pulses its line.
+ * the transport pulses its line. \_S5: soft off, the one sleep state,
+ * SLP_TYP 5 (what the guest writes to the FADT's sleep control register).
  */
 DefinitionBlock ("", "DSDT", 2, "NXIA  ", "NXIADSDT", 1)
 {
@@ -62,4 +63,5 @@ DefinitionBlock ("", "DSDT", 2, "NXIA  ", "NXIADSDT", 1)
             })
         }
     }
+    Name (_S5, Package (0x04) { 0x05, 0x05, Zero, Zero })
 }

@@ -1,7 +1,8 @@
 /*
  * The FADT AcpiTablesIaslTest expects from the Java builder when the DSDT
- * sits at 0xE01F0: hardware-reduced (flag bit 20), no PM, GPE, reset or
- * sleep registers, no SCI, X_DSDT set (the 32-bit DSDT field 0), IA-PC
+ * sits at 0xE01F0: hardware-reduced (flag bit 20), no PM, GPE or reset
+ * registers, no SCI, X_DSDT set (the 32-bit DSDT field 0), the sleep control
+ * and status registers at I/O ports 0x600 and 0x601 (byte access), IA-PC
  * boot flags 8042 present and VGA not present, FADT 6.3.
  */
 [0004]                          Signature : "FACP"    [Fixed ACPI Description Table (FADT)]
@@ -154,17 +155,17 @@
 
 
 [0012]             Sleep Control Register : [Generic Address Structure]
-[0001]                           Space ID : 00
-[0001]                          Bit Width : 00
+[0001]                           Space ID : 01 [SystemIO]
+[0001]                          Bit Width : 08
 [0001]                         Bit Offset : 00
-[0001]               Encoded Access Width : 00
-[0008]                            Address : 0000000000000000
+[0001]               Encoded Access Width : 01 [Byte Access:8]
+[0008]                            Address : 0000000000000600
 
 [0012]              Sleep Status Register : [Generic Address Structure]
-[0001]                           Space ID : 00
-[0001]                          Bit Width : 00
+[0001]                           Space ID : 01 [SystemIO]
+[0001]                          Bit Width : 08
 [0001]                         Bit Offset : 00
-[0001]               Encoded Access Width : 00
-[0008]                            Address : 0000000000000000
+[0001]               Encoded Access Width : 01 [Byte Access:8]
+[0008]                            Address : 0000000000000601
 
 [0008]                      Hypervisor ID : 0000000000000000

@@ -28,6 +28,8 @@ public final class HardwareVirtualizationRequirement extends PaxExam {
     static final String KERNEL_PROPERTY = "nxia.linux.kernel";
     static final String INITRD_PROPERTY = "nxia.linux.initrd";
     static final String ROOTFS_PROPERTY = "nxia.rootfs";
+    static final String STOCK_KERNEL_PROPERTY = "nxia.stock.kernel";
+    static final String STOCK_INITRD_PROPERTY = "nxia.stock.initrd";
 
     /** Marks a test class that boots the kernel and initramfs the properties name. */
     @Retention(RetentionPolicy.RUNTIME)
@@ -41,8 +43,15 @@ public final class HardwareVirtualizationRequirement extends PaxExam {
     @interface NeedsRootfs {
     }
 
+    /** Marks a test class that boots Debian's stock kernel and the initramfs made for it (distro/stock-kernel). */
+    @Retention(RetentionPolicy.RUNTIME)
+    @Target(ElementType.TYPE)
+    @interface NeedsStockKernel {
+    }
+
     private final boolean needsKernel;
     private final boolean needsRootfs;
+    private final boolean needsStockKernel;
 
     /** Runs the tests, or reports them, when this host can boot Linux; it alone knows a host without KVM. */
     private final KvmRequirement kvm;
@@ -52,6 +61,7 @@ public final class HardwareVirtualizationRequirement extends PaxExam {
         this.kvm = new KvmRequirement(klass);
         this.needsKernel = klass.isAnnotationPresent(NeedsKernel.class);
         this.needsRootfs = klass.isAnnotationPresent(NeedsRootfs.class);
+        this.needsStockKernel = klass.isAnnotationPresent(NeedsStockKernel.class);
     }
 
     @Override
@@ -65,6 +75,10 @@ public final class HardwareVirtualizationRequirement extends PaxExam {
         } else if (needsRootfs && Files.exists(Path.of("/dev/kvm")) && !readable(System.getProperty(ROOTFS_PROPERTY))) {
             reason = "no root file system image: -D" + ROOTFS_PROPERTY + "=IMAGE (./nxia image rootfs builds one; "
                     + "tools/kvm-rig/itest.sh attaches it to the rig as a virtio drive)";
+        } else if (needsStockKernel && Files.exists(Path.of("/dev/kvm"))
+                && !(readable(System.getProperty(STOCK_KERNEL_PROPERTY)) && readable(System.getProperty(STOCK_INITRD_PROPERTY)))) {
+            reason = "no stock kernel: -D" + STOCK_KERNEL_PROPERTY + "=vmlinuz and -D" + STOCK_INITRD_PROPERTY
+                    + "=initramfs (./nxia image stock-kernel builds them; tools/kvm-rig/itest.sh passes them when built)";
         }
         if (reason == null) {
             kvm.run(notifier);

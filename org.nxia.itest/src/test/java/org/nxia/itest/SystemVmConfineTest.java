@@ -36,6 +36,12 @@ public class SystemVmConfineTest {
     @Inject
     SystemVms systemVms;
 
+    @Inject
+    org.osgi.service.cm.ConfigurationAdmin configAdmin;
+
+    @Inject
+    org.nxia.lsm.policy.api.CallPolicy policy;
+
     @Configuration
     public Option[] config() {
         return NxiaOptions.platform();
@@ -45,7 +51,7 @@ public class SystemVmConfineTest {
     public void theGuestKernelConfinesWhatTheAgentStarts() throws Exception {
         LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
                         Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
-                .withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT);
+                .withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT).withManifest("confine-itest");
         try (SystemVm svm = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT)) {
             AgentSession s = svm.session();
             Confinement binOnly = Confinement.paths(PathRule.of("/bin", "rx"));
@@ -77,6 +83,16 @@ public class SystemVmConfineTest {
             assertEquals("stderr " + user.stderrText(), "0\n 0 100000 65536\n", user.stdoutText());
             assertNotEquals(0, user.status().code());
             assertTrue(user.stderrText(), user.stderrText().contains("Permission denied"));
+            // the manifest the VM was booted under confines whatever comes without a confinement of its own
+            ExecResult unconfined = s.exec("/bin/busybox", "ls", "/etc");
+            assertEquals("no manifest loaded yet: " + unconfined.stderrText(), 0, unconfined.status().code());
+            ExecResult byManifest;
+            try (Manifests m = Manifests.load(configAdmin, policy, "confine-itest", "guest path rx /bin\n")) {
+                byManifest = s.exec("/bin/busybox", "ls", "/etc");
+            }
+            assertNotEquals("stdout " + byManifest.stdoutText(), 0, byManifest.status().code());
+            assertTrue(byManifest.stderrText(), byManifest.stderrText().contains("Permission denied"));
+
             System.out.println("SystemVmConfineTest: " + denied.stderrText().strip() + " / " + noMkdir.stderrText().strip() + " / "
                     + user.stderrText().strip());
         }

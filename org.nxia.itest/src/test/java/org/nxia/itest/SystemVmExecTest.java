@@ -95,6 +95,10 @@ public class SystemVmExecTest {
         assertTrue("the session service went with the VM",
                 context.getServiceReferences(AgentSession.class, "(" + SystemVms.VM_ID + "=" + id + ")").isEmpty());
         assertTrue("the VM is destroyed", systemVms.find(id).isEmpty() && vms.list().stream().noneMatch(v -> v.id().equals(id)));
+        org.nxia.vmm.api.VmResult end = svm.vm().result().orElseThrow();
+        assertEquals("the agent powered the guest off through ACPI's sleep register: " + end, org.nxia.vmm.api.VmResult.Reason.POWERED_OFF,
+                end.reason());
+        System.out.println("SystemVmExecTest: closed: " + end.reason() + " (" + end.detail() + ")");
     }
 
     /**

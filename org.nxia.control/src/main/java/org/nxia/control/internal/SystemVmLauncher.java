@@ -24,6 +24,7 @@ import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVmSnapshot;
 import org.nxia.control.api.SystemVms;
 import org.nxia.device.virtio.vsock.VsockUnixClient;
+import org.nxia.lsm.policy.api.CallPolicy;
 import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
@@ -38,6 +39,8 @@ import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Deactivate;
 import org.osgi.service.component.annotations.Reference;
+import org.osgi.service.component.annotations.ReferenceCardinality;
+import org.osgi.service.component.annotations.ReferencePolicy;
 
 /**
  * Boots System VMs: a secret per VM in a file appended to the initramfs (the
@@ -59,6 +62,8 @@ public final class SystemVmLauncher implements SystemVms {
     static final int CONSOLE_TAIL = 4000;
     /** Per attempt, for a restored guest's session (see {@code Booted.open}). */
     static final Duration RESTORED_HANDSHAKE = Duration.ofSeconds(5);
+    /** How long a closed System VM with ACPI has to power itself off once its agent acknowledged SHUTDOWN. */
+    static final Duration POWER_OFF_WAIT = Duration.ofSeconds(5);
     /** How long the watcher of a VM without a limit waits at a time (it waits again). */
     static final Duration WATCH_PERIOD = Duration.ofMinutes(10);
     private static final System.Logger LOG = System.getLogger("org.nxia.control");
@@ -68,6 +73,9 @@ public final class SystemVmLauncher implements SystemVms {
     private final SecureRandom random = new SecureRandom();
     private final Map<String, Booted> running = new ConcurrentHashMap<>();
     private final Duration handshakeLimit;
+    /** Whose manifests confine the programs started in each VM; none without it. */
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
+    volatile CallPolicy policy;
 
     @Activate
     public SystemVmLauncher(@Reference VmManager vms, BundleContext context) {
@@ -280,6 +288,8 @@ public final class SystemVmLauncher implements SystemVms {
         private final Object saving = new Object();
         private volatile Duration readyAfter = Duration.ZERO;
         private volatile AgentConnection session;
+        /** {@link #session} as callers get it: confined by the profile's manifest by default. */
+        private volatile AgentSession confined;
         private volatile byte[] secret;
         private volatile long generation;
         private volatile ServiceRegistration<AgentSession> registration;
@@ -325,6 +335,7 @@ public final class SystemVmLauncher implements SystemVms {
             }
             this.secret = secret.clone();
             this.generation = generation;
+            confined = new ManifestConfinedSession(session, () -> ManifestConfinedSession.of(policy, profile.manifest()));
             running.put(vm.id(), this);
             watch();
             Dictionary<String, Object> props = new Hashtable<>();
@@ -332,7 +343,7 @@ public final class SystemVmLauncher implements SystemVms {
             props.put(AGENT, session.agent());
             props.put(VSOCK_UDS, uds.toString());
             props.put(PROFILE, profile.manifest());
-            registration = context.registerService(AgentSession.class, session, props);
+            registration = context.registerService(AgentSession.class, confined, props);
         }
 
         /**
@@ -387,7 +398,7 @@ public final class SystemVmLauncher implements SystemVms {
 
         @Override
         public AgentSession session() {
-            return session;
+            return confined;
         }
 
         @Override
@@ -413,10 +424,12 @@ public final class SystemVmLauncher implements SystemVms {
                 }
             }
             AgentSession s = session;
+            boolean shutDown = false;
             if (s != null) {
                 if (vm.result().isEmpty()) {
                     try {
                         s.shutdown();  // syncs the guest's file systems before we pull the plug
+                        shutDown = true;
                     } catch (IOException e) {
                         // the guest is going away either way
                     }
@@ -425,6 +438,16 @@ public final class SystemVmLauncher implements SystemVms {
             }
             if (watcher != null && watcher != Thread.currentThread()) {
                 watcher.interrupt();
+            }
+            try {
+                if (shutDown && profile.acpi()) {
+                    // the agent powers the guest off through ACPI's sleep register (POWERED_OFF): give it the moment
+                    vm.await(POWER_OFF_WAIT);
+                }
+            } catch (TimeoutException e) {
+                // stopped below
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
             try {
                 vm.stop();  // without ACPI the agent's power-off only halts the vCPUs

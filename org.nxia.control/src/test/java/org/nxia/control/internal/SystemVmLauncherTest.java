@@ -30,7 +30,10 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.nxia.control.api.Confinement;
 import org.nxia.control.api.ControlException;
+import org.nxia.control.api.ExecRequest;
+import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.ExitStatus;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVmSnapshot;
@@ -39,6 +42,7 @@ import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmResult;
+import org.nxia.lsm.policy.api.GuestConfinement;
 import org.osgi.framework.BundleContext;
 import org.osgi.framework.ServiceRegistration;
 
@@ -69,8 +73,16 @@ class SystemVmLauncherTest {
     private volatile byte[] agentSecret;
     /** The snapshot the fake VMM was asked to restore. */
     private volatile org.nxia.vmm.api.VmSnapshot restored;
+    /** How the fake VM ended, once it has. */
+    private VmResult ended;
+    /** Whether the fake VM ends POWERED_OFF once its agent has exited (a SHUTDOWN), as an ACPI guest does. */
+    private volatile boolean poweredOffByAgent = true;
+    /** The service object last registered. */
+    private volatile Object registered;
     /** The RAM file the fake VMM was asked to clone from. */
     private volatile org.nxia.vmm.spi.RamFile clonedFrom;
+    /** uname(2) on x86_64. */
+    private static final int SYS_UNAME = 63;
     /** What the fake VMM's create() throws once it has read the profile, if anything. */
     private volatile RuntimeException createFails;
     /** What the fake hypervisor says it is. */
@@ -95,7 +107,7 @@ class SystemVmLauncherTest {
                         case "result" -> result();
                         case "await" -> {
                             long end = System.nanoTime() + ((Duration) args[0]).toNanos();
-                            while (!stopped && System.nanoTime() < end)
+                            while (result().isEmpty() && System.nanoTime() < end)
                                 Thread.sleep(10);
                             yield result().orElseThrow(TimeoutException::new);
                         }
@@ -142,8 +154,14 @@ class SystemVmLauncherTest {
         });
     }
 
-    private Optional<VmResult> result() {
-        return stopped ? Optional.of(new VmResult(VmResult.Reason.STOPPED, 0, "", null, Duration.ZERO)) : Optional.empty();
+    /** Stopped from the host; else, as an ACPI guest does once its agent has powered it off, POWERED_OFF. */
+    private synchronized Optional<VmResult> result() {
+        if (ended == null && stopped)
+            ended = new VmResult(VmResult.Reason.STOPPED, 0, "", null, Duration.ZERO);
+        AgentProcess agent = agentSeen;
+        if (ended == null && poweredOffByAgent && agent != null && !agent.process.isAlive())
+            ended = new VmResult(VmResult.Reason.POWERED_OFF, 0, "the guest powered off (ACPI S5)", null, Duration.ZERO);
+        return Optional.ofNullable(ended);   // the first end wins, as VmCore's
     }
 
     /** Answers CONNECT with OK, then stays silent or splices the stream to the agent. */
@@ -264,6 +282,7 @@ class SystemVmLauncherTest {
                 (p, m, a) -> {
                     if (m.getName().equals("registerService")) {
                         calls.add("registerService " + a[2]);
+                        registered = a[1];
                         return reg;
                     }
                     return null;
@@ -298,6 +317,29 @@ class SystemVmLauncherTest {
         int destroys = (int) calls.stream().filter("destroy vm-1"::equals).count();
         vm.close();
         assertEquals(destroys, calls.stream().filter("destroy vm-1"::equals).count(), "closing twice destroys once");
+        assertEquals(VmResult.Reason.POWERED_OFF, vm.vm().result().orElseThrow().reason(),
+                "with ACPI the guest powered itself off after SHUTDOWN, before the launcher would stop it");
+    }
+
+    /** A closed VM without ACPI (its power-off only halts) is stopped at once; one with ACPI that does not power off, after the wait. */
+    @Test
+    void closingWaitsForAnAcpiGuestsPowerOffOnly() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        poweredOffByAgent = false;
+        SystemVm noAcpi = launcher.boot(profile().withAcpi(false), Duration.ofSeconds(10));
+        long t0 = System.nanoTime();
+        noAcpi.close();
+        assertTrue(System.nanoTime() - t0 < SystemVmLauncher.POWER_OFF_WAIT.toNanos(), "no wait without ACPI");
+        assertEquals(VmResult.Reason.STOPPED, noAcpi.vm().result().orElseThrow().reason());
+        stopped = false;
+        ended = null;
+        SystemVm silent = launcher.boot(profile(), Duration.ofSeconds(10));
+        t0 = System.nanoTime();
+        silent.close();
+        long took = System.nanoTime() - t0;
+        assertTrue(took >= SystemVmLauncher.POWER_OFF_WAIT.toNanos() && took < SystemVmLauncher.POWER_OFF_WAIT.toNanos() + 10_000_000_000L,
+                "an ACPI guest that does not power off is stopped after the wait: " + took / 1_000_000 + " ms");
+        assertEquals(VmResult.Reason.STOPPED, silent.vm().result().orElseThrow().reason());
     }
 
     @Test
@@ -344,6 +386,31 @@ class SystemVmLauncherTest {
         while (!calls.contains(call)) {
             assertTrue(System.nanoTime() - end < 0, "no " + call + " within " + limit + ": " + calls);
             Thread.sleep(10);
+        }
+    }
+
+    /**
+     * The session every caller gets (SystemVm.session(), the registered service) confines a program that
+     * comes without a confinement by the manifest the VM was booted under, looked up at each start; one
+     * that comes with its own keeps it. Here the agent is a host process: a denied uname(2) is EPERM.
+     */
+    @Test
+    void programsRunUnderTheManifestTheVmWasBootedUnderUnlessTheyBringTheirOwn() throws Exception {
+        SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
+        GuestConfinement[] guest = {new GuestConfinement(List.of(), java.util.Set.of(SYS_UNAME), java.util.Set.of())};
+        launcher.policy = ManifestConfinedSessionTest.policy("sysvm", () -> guest[0]);
+        try (SystemVm vm = launcher.boot(profile().withManifest("sysvm"), Duration.ofSeconds(10))) {
+            assertEquals(vm.session(), registered, "the registered session is the one SystemVm.session() gives");
+            ExecResult denied = vm.session().exec("uname");
+            assertTrue(denied.status().code() != 0 && denied.stderrText().contains("Operation not permitted"),
+                    "uname(2) denied by the manifest: " + denied.stderrText());
+            ExecResult own = vm.session().exec(ExecRequest.of("uname").withConfinement(Confinement.NONE.denying(39)));
+            assertEquals(ExitStatus.exited(0), own.status(), "a request's own confinement goes as it is");
+            guest[0] = GuestConfinement.NONE;
+            assertEquals(ExitStatus.exited(0), vm.session().exec("uname").status(), "the manifest is read at each start");
+            launcher.policy = null;
+            guest[0] = new GuestConfinement(List.of(), java.util.Set.of(SYS_UNAME), java.util.Set.of());
+            assertEquals(ExitStatus.exited(0), vm.session().exec("uname").status(), "no policy service: nothing to confine by");
         }
     }
 

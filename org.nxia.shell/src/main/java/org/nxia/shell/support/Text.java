@@ -77,6 +77,7 @@ public final class Text {
         return switch (r.reason()) {
             case EXITED -> "exited with status " + r.exitStatus();
             case HALTED -> "halted";
+            case POWERED_OFF -> "powered off: " + r.detail();
             case RESET -> "reset: " + r.detail();
             case STOPPED -> "stopped";
             case TIMEOUT -> "timed out: " + r.detail();

@@ -36,6 +36,13 @@ public record VmResult(Reason reason, int exitStatus, String detail, byte[] outp
         EXITED,
         /** The guest halted. */
         HALTED,
+        /**
+         * The guest powered off (a Linux VM with ACPI: the S5 sleep type written to the FADT's sleep
+         * control register, as {@code poweroff} does).
+         *
+         * @since 3.6
+         */
+        POWERED_OFF,
         /** The guest asked for a reset (i8042); micro-VMs do not reboot, so it stopped. */
         RESET,
         /** Stopped from the host (vm:stop). */

@@ -16,10 +16,12 @@ import org.nxia.vmm.spi.InterruptLine;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.spi.Vcpu;
 import org.nxia.vmm.spi.VcpuStop;
+import org.nxia.vmm.api.VmResult;
 import org.nxia.vmm.api.VmSpec;
 import org.nxia.vmm.api.VmState;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.PortDevice;
+import org.nxia.vmm.internal.acpi.AcpiTables;
 import org.nxia.vmm.internal.acpi.VirtioMmioDevice;
 import org.nxia.vmm.internal.linux.BzImage;
 import org.nxia.vmm.internal.linux.LinuxBoot;
@@ -122,9 +124,28 @@ final class LinuxVm implements VmKind {
         return profile.timeout();
     }
 
-    /** The CMOS/RTC index and data ports, reading zero: a valid, stopped clock at 2000-01-01. */
+    /**
+     * The CMOS/RTC index and data ports, reading zero: a valid, stopped clock at 2000-01-01. With
+     * ACPI, the FADT's sleep control and status registers: S5 written with SLP_EN powers the VM off.
+     */
     @Override
     public void load(VmCore vm) {
+        if (profile.acpi()) {
+            vm.bus().addPorts(AcpiTables.SLEEP_CONTROL_PORT, 2, new PortDevice() {
+                @Override
+                public void write(int port, int size, int value) {
+                    if (port == AcpiTables.SLEEP_CONTROL_PORT && (value & AcpiTables.SLEEP_ENABLE) != 0
+                            && (value >> AcpiTables.SLEEP_TYPE_SHIFT & AcpiTables.SLEEP_TYPE_MASK) == AcpiTables.S5_SLEEP_TYPE) {
+                        vm.stopWith(VmResult.Reason.POWERED_OFF, "the guest powered off (ACPI S5)");
+                    }
+                }
+
+                @Override
+                public int read(int port, int size) {
+                    return 0;   // the status register's WAK_STS: never woken
+                }
+            });
+        }
         vm.bus().addPorts(CMOS, 2, new PortDevice() {
             @Override
             public void write(int port, int size, int value) {

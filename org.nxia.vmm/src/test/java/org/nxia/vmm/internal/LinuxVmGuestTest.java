@@ -52,6 +52,36 @@ class LinuxVmGuestTest {
         return read;
     }
 
+    /** How a Linux VM running {@code exits} then halting ends. */
+    private VmResult ending(LinuxProfile profile, Script.Exit... exits) throws Exception {
+        InMemoryHypervisor hv = new InMemoryHypervisor(id -> Script.of(new Script.Halt(), exits));
+        VmCore vm = new VmCore("vm-linux", new LinuxVm(profile, hv.info()), hv, threads, vms.factories(), VmCore.DESTROY_WAIT);
+        vm.start();
+        VmResult r = vm.await(WAIT);
+        vm.destroy();
+        return r;
+    }
+
+    /** ACPI's sleep control register: S5 with SLP_EN powers the VM off; another type, or no SLP_EN, does nothing. */
+    @Test
+    void s5WrittenToTheSleepControlRegisterPowersTheVmOff() throws Exception {
+        int control = org.nxia.vmm.internal.acpi.AcpiTables.SLEEP_CONTROL_PORT;
+        int status = org.nxia.vmm.internal.acpi.AcpiTables.SLEEP_STATUS_PORT;
+        // what Linux's acpi_hw_extended_sleep writes: the wake status cleared, then SLP_TYP 5 << 2 | SLP_EN
+        VmResult off = ending(profile(), new Script.PortWrite(status, 1, 0x80), new Script.PortWrite(control, 1, 5 << 2 | 0x20));
+        assertEquals(VmResult.Reason.POWERED_OFF, off.reason());
+        assertEquals("the guest powered off (ACPI S5)", off.detail());
+        assertEquals(VmResult.Reason.HALTED, ending(profile(), new Script.PortWrite(control, 1, 3 << 2 | 0x20)).reason(),
+                "S3 is not offered: nothing happens");
+        assertEquals(VmResult.Reason.HALTED, ending(profile(), new Script.PortWrite(control, 1, 5 << 2)).reason(), "no SLP_EN");
+        assertEquals(VmResult.Reason.HALTED, ending(profile(), new Script.PortWrite(status, 1, 5 << 2 | 0x20)).reason(),
+                "the status register powers nothing off");
+        assertEquals(0, lastRead(new Script.PortRead(status, 1)), "never woken");
+        VmResult noAcpi = ending(profile().withAcpi(false), new Script.PortWrite(control, 1, 5 << 2 | 0x20));
+        assertEquals(VmResult.Reason.HALTED, noAcpi.reason(), "without ACPI nothing serves the port (a Linux VM ignores it): "
+                + noAcpi.detail());
+    }
+
     @Test
     void theCmosClockReadsAsAValidStoppedClock() throws Exception {
         int index = LinuxVm.CMOS;

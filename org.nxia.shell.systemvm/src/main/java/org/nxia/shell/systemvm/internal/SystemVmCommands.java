@@ -8,7 +8,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Locale;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import java.time.Duration;
@@ -20,15 +19,12 @@ import org.apache.felix.service.command.CommandSession;
 import org.apache.felix.service.command.Descriptor;
 import org.apache.felix.service.command.Parameter;
 import org.nxia.control.api.AgentSession;
-import org.nxia.control.api.Confinement;
 import org.nxia.control.api.ExecRequest;
 import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.Execution;
 import org.nxia.control.api.ExitStatus;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
-import org.nxia.lsm.policy.api.CallPolicy;
-import org.nxia.lsm.policy.api.GuestConfinement;
 import org.nxia.profile.api.Profile;
 import org.nxia.profile.api.ProfileRegistry;
 import org.nxia.shell.support.Profiles;
@@ -74,10 +70,6 @@ public final class SystemVmCommands {
 
     @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
     private volatile ProfileRegistry profiles;
-
-    /** The capability manifests: a profile's 'guest' lines confine what vm:exec -p runs. */
-    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
-    volatile CallPolicy policy;
 
     @Activate
     public SystemVmCommands(@Reference SystemVms systemVms, @Reference VmManager vms) {
@@ -139,15 +131,12 @@ public final class SystemVmCommands {
             throw new IllegalArgumentException("-t " + timeout + ": a limit is positive, or 0 for none");
         long deadline = System.nanoTime() + limit.toNanos();  // the VM's limit counts from its boot, a little later
         SystemVm svm;
-        Confinement confinement = Confinement.NONE;
         if (!id.isEmpty()) {
             if (!profileName.isEmpty() || !share.isEmpty())
                 throw new IllegalArgumentException("--profile and --share are for a System VM booted by this command; " + id
                         + " runs as it was booted");
+            // its session confines the program as the manifest the VM was booted under says
             svm = systemVms.find(id).orElseThrow(() -> new IllegalArgumentException("no System VM " + id + " (control:vms lists them)"));
-            // confined as the manifest the VM was booted under says, as when this command boots it
-            if (svm.vm().spec() instanceof LinuxProfile booted)
-                confinement = confinement(policy, booted.manifest());
         } else {
             if (kernel.isEmpty() || initrd.isEmpty())
                 throw new IllegalArgumentException("vm:exec needs --kernel and --initrd (distro/system-vm/build.sh path), or --id");
@@ -158,8 +147,7 @@ public final class SystemVmCommands {
             LinuxProfile profile = RootFs.apply(base, rootfs);
             if (!share.isEmpty())
                 profile = profile.withDevices(Stream.concat(profile.devices().stream(), Stream.of(shareDevice(share))).toList());
-            confinement = confinement(policy, profile.manifest());
-            svm = systemVms.boot(profile, READY_LIMIT);
+            svm = systemVms.boot(profile, READY_LIMIT);   // its session confines the program by the profile's manifest
             if (!share.isEmpty())
                 mountShare(svm, MOUNT_LIMIT);
         }
@@ -168,9 +156,9 @@ public final class SystemVmCommands {
             ExitStatus status;
             try {
                 if (tty) {
-                    status = onTerminal(session, svm.session(), argv, confinement, limit.isZero() ? null : deadline);
+                    status = onTerminal(session, svm.session(), argv, limit.isZero() ? null : deadline);
                 } else {
-                    ExecResult r = runUntil(svm.session(), ExecRequest.of(argv).withConfinement(confinement), limit.isZero() ? null : deadline);
+                    ExecResult r = runUntil(svm.session(), ExecRequest.of(argv), limit.isZero() ? null : deadline);
                     System.out.write(r.stdout());
                     System.out.flush();
                     System.err.write(r.stderr());
@@ -272,20 +260,6 @@ public final class SystemVmCommands {
     }
 
     /**
-     * What the manifest of {@code profile} lets its programs touch (its 'guest'
-     * lines, docs/linux-vm.md "Confinement"): none without the policy service or
-     * a manifest for the profile, as before manifests had guest lines.
-     */
-    static Confinement confinement(CallPolicy policy, String profile) {
-        GuestConfinement g = policy == null ? null : policy.guestConfinement(profile);
-        if (g == null)
-            return Confinement.NONE;
-        return new Confinement(g.paths().stream().map(p -> Confinement.PathRule.of(p.path(), p.access())).toList(),
-                g.deniedSyscalls(),
-                g.namespaces().stream().map(ns -> Confinement.Namespace.valueOf(ns.toUpperCase(Locale.ROOT))).collect(Collectors.toSet()));
-    }
-
-    /**
      * Runs a program to its end with stdin closed, collecting its output as
      * {@link AgentSession#exec(ExecRequest)} does, but waits only until {@code deadline}
      * ({@link System#nanoTime()}; null: no limit): then the program is killed.
@@ -337,8 +311,7 @@ public final class SystemVmCommands {
      * is written. The size comes from {@code NXIA_TTY_SIZE} ("ROWS COLS", which
      * the launcher takes from {@code stty size}), else 24x80.
      */
-    private static ExitStatus onTerminal(CommandSession session, AgentSession agent, String[] argv, Confinement confinement,
-            Long deadline) throws Exception {
+    private static ExitStatus onTerminal(CommandSession session, AgentSession agent, String[] argv, Long deadline) throws Exception {
         int rows = 24, cols = 80;
         String size = System.getenv("NXIA_TTY_SIZE");
         if (size != null && size.trim().matches("\\d{1,4} \\d{1,4}")) {
@@ -347,8 +320,7 @@ public final class SystemVmCommands {
             cols = Math.max(1, Integer.parseInt(rc[1]));
         }
         PrintStream out = session.getConsole();
-        ExecRequest request = ExecRequest.of(argv).withPty(rows, cols).withEnv("TERM", System.getenv().getOrDefault("TERM", "linux"))
-                .withConfinement(confinement);
+        ExecRequest request = ExecRequest.of(argv).withPty(rows, cols).withEnv("TERM", System.getenv().getOrDefault("TERM", "linux"));
         Execution program = agent.start(request, (stderr, data, offset, length) -> {
             out.write(data, offset, length);
             out.flush();

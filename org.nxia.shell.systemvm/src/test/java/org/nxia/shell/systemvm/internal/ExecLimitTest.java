@@ -8,11 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.lang.reflect.Proxy;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -22,7 +20,6 @@ import org.apache.felix.service.command.CommandSession;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.nxia.control.api.AgentSession;
-import org.nxia.control.api.Confinement;
 import org.nxia.control.api.ExecRequest;
 import org.nxia.control.api.ExecResult;
 import org.nxia.control.api.Execution;
@@ -30,8 +27,6 @@ import org.nxia.control.api.ExitStatus;
 import org.nxia.control.api.OutputSink;
 import org.nxia.control.api.SystemVm;
 import org.nxia.control.api.SystemVms;
-import org.nxia.lsm.policy.api.CallPolicy;
-import org.nxia.lsm.policy.api.GuestConfinement;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VirtualMachine;
 
@@ -46,7 +41,6 @@ class ExecLimitTest {
 
     private final List<String> calls = new CopyOnWriteArrayList<>();
     private volatile LinuxProfile booted;
-    private volatile ExecRequest lastRequest;
 
     /** A System VM whose agent starts each program with {@code exit} as its end and "out" as its output. */
     private final class Vm implements SystemVm {
@@ -60,8 +54,6 @@ class ExecLimitTest {
         public VirtualMachine vm() {
             return fake(VirtualMachine.class, (name, args) -> switch (name) {
                 case "id" -> "vm-1";
-                // booted under manifest "sysvm"
-                case "spec" -> LinuxProfile.of(Path.of("k"), Path.of("r")).withManifest("sysvm");
                 default -> null;
             });
         }
@@ -70,7 +62,6 @@ class ExecLimitTest {
         public AgentSession session() {
             return fake(AgentSession.class, (name, args) -> switch (name) {
                 case "start" -> {
-                    lastRequest = (ExecRequest) args[0];
                     calls.add("start " + ((ExecRequest) args[0]).argv());
                     byte[] out = "out".getBytes(StandardCharsets.UTF_8);
                     ((OutputSink) args[1]).output(false, out, 0, out.length);
@@ -82,7 +73,6 @@ class ExecLimitTest {
                     });
                 }
                 case "exec" -> {
-                    lastRequest = (ExecRequest) args[0];
                     calls.add("exec " + ((ExecRequest) args[0]).argv());
                     yield new ExecResult(exit.get(), new byte[0], new byte[0], false);
                 }
@@ -111,10 +101,6 @@ class ExecLimitTest {
     }
 
     private SystemVmCommands commands(Vm vm) {
-        return commands(vm, null);
-    }
-
-    private SystemVmCommands commands(Vm vm, CallPolicy policy) {
         SystemVms launcher = fake(SystemVms.class, (name, args) -> switch (name) {
             case "boot" -> {
                 booted = (LinuxProfile) args[0];
@@ -123,9 +109,7 @@ class ExecLimitTest {
             case "find" -> Optional.of(vm);
             default -> throw new UnsupportedOperationException(name);
         });
-        SystemVmCommands c = new SystemVmCommands(launcher, null);
-        c.policy = policy;
-        return c;
+        return new SystemVmCommands(launcher, null);
     }
 
     /** A session with a console that takes the output and a keyboard at its end. */
@@ -185,16 +169,5 @@ class ExecLimitTest {
         assertArrayEquals("out".getBytes(StandardCharsets.UTF_8), r.stdout());
         assertThrows(TimeoutException.class,
                 () -> SystemVmCommands.runUntil(new Vm(new CompletableFuture<>()).session(), ExecRequest.of("x"), System.nanoTime()));
-    }
-
-    @Test
-    void aProgramInAKeptVmIsConfinedAsTheManifestItWasBootedUnderSays() throws Exception {
-        CallPolicy policy = new ManifestConfinementTest.Policy("sysvm",
-                new GuestConfinement(List.of(new GuestConfinement.Path("rx", "/usr")), Set.of(41), Set.of()));
-        exec(commands(new Vm(CompletableFuture.completedFuture(ExitStatus.exited(0))), policy), "0", "vm-1", false, false);
-        assertEquals(List.of(Confinement.PathRule.of("/usr", "rx")), lastRequest.confinement().paths());
-        assertEquals(Set.of(41), lastRequest.confinement().deniedSyscalls());
-        exec(commands(new Vm(CompletableFuture.completedFuture(ExitStatus.exited(0))), null), "0", "vm-1", false, false);
-        assertEquals(Confinement.NONE, lastRequest.confinement(), "no policy: nothing to confine by");
     }
 }

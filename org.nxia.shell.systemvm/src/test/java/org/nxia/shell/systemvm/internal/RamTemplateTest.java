@@ -93,4 +93,16 @@ class RamTemplateTest {
                 () -> RamTemplate.of(snapshot(List.of()), dir.resolve("nowhere")));
         assertTrue(none.getMessage().contains("which this host does not have"), none.getMessage());
     }
+
+    @Test
+    void aClonesStateIsTheSnapshotWithoutItsRam() {
+        VmSnapshot vm = snapshot(List.of(chunk(0x1000, 1, 1)));
+        org.nxia.control.api.SystemVmSnapshot s = new org.nxia.control.api.SystemVmSnapshot((LinuxProfile) vm.spec(), vm, new byte[32], 4);
+        org.nxia.control.api.SystemVmSnapshot state = RamTemplate.withoutRam(s);
+        assertEquals(List.of(), state.vm().ram());
+        assertEquals(new VmSnapshot(vm.spec(), vm.backend(), List.of(), vm.vcpus(), vm.partition(), vm.devices(), vm.portals()), state.vm());
+        assertEquals(s.profile(), state.profile());
+        assertEquals(4, state.generation());
+        assertArrayEquals(s.secret(), state.secret());
+    }
 }

@@ -38,6 +38,20 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
     public static final int FADT_FLAGS = 112;
     public static final int FADT_MINOR_VERSION = 131;
     public static final int FADT_X_DSDT = 140;
+    /** The hardware-reduced sleep registers (ACPI 6.3 §4.8.3.7), generic addresses in the FADT. */
+    public static final int FADT_SLEEP_CONTROL = 244;
+    public static final int FADT_SLEEP_STATUS = 256;
+    /** Where the VMM serves them: a byte port each (LinuxVm). */
+    public static final int SLEEP_CONTROL_PORT = 0x600;
+    public static final int SLEEP_STATUS_PORT = 0x601;
+    /** A sleep control write: SLP_TYPx in bits 2-4, SLP_EN bit 5. */
+    public static final int SLEEP_TYPE_SHIFT = 2;
+    public static final int SLEEP_TYPE_MASK = 7;
+    public static final int SLEEP_ENABLE = 1 << 5;
+    /** The SLP_TYP of S5 (soft off) that the DSDT's {@code \_S5} gives; the only sleep state offered. */
+    public static final int S5_SLEEP_TYPE = 5;
+    static final int GAS_SYSTEM_IO = 1;
+    static final int GAS_BYTE_ACCESS = 1;
     /** IA-PC boot architecture flags: an i8042 on ports 0x60/0x64, no VGA. */
     public static final int BOOT_ARCH_8042 = 1 << 1;
     public static final int BOOT_ARCH_NO_VGA = 1 << 2;
@@ -141,8 +155,9 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
 
     /**
      * Fixed ACPI Description Table, revision 6.3, hardware-reduced: no SCI,
-     * no PM1/PM2/GPE blocks or PM timer, no reset or sleep registers; only
-     * X_DSDT, the boot architecture flags and HW_REDUCED_ACPI.
+     * no PM1/PM2/GPE blocks or PM timer, no reset register; X_DSDT, the boot
+     * architecture flags, HW_REDUCED_ACPI, and the sleep control and status
+     * registers (byte ports), through which the guest powers off.
      */
     static byte[] fadt(long dsdtAddress) {
         ByteBuffer b = ByteBuffer.allocate(FADT_SIZE - SystemDescriptionTable.HEADER_SIZE).order(ByteOrder.LITTLE_ENDIAN);
@@ -151,7 +166,14 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
         b.putInt(FADT_FLAGS - h, HW_REDUCED_ACPI);
         b.put(FADT_MINOR_VERSION - h, (byte) FADT_MINOR_REVISION);
         b.putLong(FADT_X_DSDT - h, dsdtAddress);
+        gas(b, FADT_SLEEP_CONTROL - h, SLEEP_CONTROL_PORT);
+        gas(b, FADT_SLEEP_STATUS - h, SLEEP_STATUS_PORT);
         return SystemDescriptionTable.of("FACP", FADT_REVISION, b.array());
+    }
+
+    /** A Generic Address Structure at {@code at}: an 8-bit register at I/O port {@code port}, byte access. */
+    private static void gas(ByteBuffer b, int at, int port) {
+        b.put(at, (byte) GAS_SYSTEM_IO).put(at + 1, (byte) 8).put(at + 2, (byte) 0).put(at + 3, (byte) GAS_BYTE_ACCESS).putLong(at + 4, port);
     }
 
     /**
@@ -186,7 +208,8 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
      * device with its EISA id, ports and IRQ, then each virtio-mmio device as
      * {@code VRnn} with _HID LNRO0005, _UID its index and _CRS its window and
      * its edge-triggered, active-high interrupt. _UID 0 for each ISA device:
-     * each has a _HID of its own.
+     * each has a _HID of its own. Then {@code \_S5}: soft off is the one sleep
+     * state, SLP_TYP {@value #S5_SLEEP_TYPE}.
      */
     static byte[] dsdt(List<IsaDevice> isaDevices, List<VirtioMmioDevice> virtioMmio) {
         if (virtioMmio.size() > AcpiPlatform.MAX_DEVICES) {
@@ -212,7 +235,8 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
                             ResourceTemplate.interrupt(d.gsi(), ResourceTemplate.Trigger.EDGE, ResourceTemplate.Polarity.ACTIVE_HIGH)))));
         }
         // "_SB", not "\_SB": the same object seen from the root, and what iasl emits for Scope (\_SB)
-        return SystemDescriptionTable.of("DSDT", DSDT_REVISION, Aml.scope("_SB", named.toArray(byte[][]::new)));
+        return SystemDescriptionTable.of("DSDT", DSDT_REVISION, Aml.concat(Aml.scope("_SB", named.toArray(byte[][]::new)),
+                Aml.name("_S5", Aml.pack(Aml.integer(S5_SLEEP_TYPE), Aml.integer(S5_SLEEP_TYPE), Aml.integer(0), Aml.integer(0)))));
     }
 
     private static long align(long size) {

@@ -21,6 +21,7 @@ final class Aml {
     static final int QWORD_PREFIX = 0x0e;
     static final int SCOPE_OP = 0x10;
     static final int BUFFER_OP = 0x11;
+    static final int PACKAGE_OP = 0x12;
     static final int DUAL_NAME_PREFIX = 0x2e;
     static final int MULTI_NAME_PREFIX = 0x2f;
     static final int EXT_OP_PREFIX = 0x5b;
@@ -99,6 +100,14 @@ final class Aml {
             out[1 + i] = (byte) (packed >>> (8 * i));
         }
         return out;
+    }
+
+    /** {@code Package (n) { elements }}: at most 255 elements, each a data object. */
+    static byte[] pack(byte[]... elements) {
+        if (elements.length > 255) {
+            throw new IllegalArgumentException("a Package holds at most 255 elements, not " + elements.length);
+        }
+        return op(new int[] {PACKAGE_OP}, concat(new byte[] {(byte) elements.length}, concat(elements)));
     }
 
     /** {@code Buffer (length) { data }}. */

@@ -100,7 +100,7 @@ class AcpiTablesIaslTest {
                             }
                     """.formatted(i, i, d.base(), d.size(), d.gsi()));
         }
-        asl.append("    }\n}\n");
+        asl.append("    }\n    Name (_S5, Package (0x04) { 0x05, 0x05, Zero, Zero })\n}\n");
         byte[] dsdt = AcpiTables.dsdt(List.of(), devices);
         assertEquals(true, dsdt.length > 4096, "the test's point: a scope over 4 KiB");
         assertSameTable(Acpica.compile(Files.writeString(dir.resolve("many.asl"), asl)), dsdt);
