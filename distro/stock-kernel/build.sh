@@ -25,6 +25,9 @@ VERSION="${NXIA_STOCK_KERNEL_VERSION:-6.1.192-3}"
 MODULES=(virtio_mmio virtio_blk vmw_vsock_virtio_transport virtio-rng)
 CACHE="${NXIA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nxia}/stock-kernel"
 
+# shellcheck source=../apt-download.sh
+. "$HERE/../apt-download.sh"
+
 say() { echo "stock-kernel: $*" >&2; }
 die() { echo "stock-kernel: $*" >&2; exit 1; }
 
@@ -36,16 +39,8 @@ key() {
 }
 
 fetch() {
-  local deb="$CACHE/dl/${PKG}_${VERSION}_amd64.deb"
-  if [ ! -f "$deb" ]; then
-    say "fetching $PKG $VERSION (about 70 MB)"
-    mkdir -p "$CACHE/dl"
-    download() { (cd "$CACHE/dl" && apt-get download -q "$PKG=$VERSION" >"$CACHE/dl/apt.log" 2>&1); }
-    download || { [ "$(id -u)" -eq 0 ] && say "apt-get update (the package lists lack it)" && apt-get update -qq >&2 && download; } \
-      || { cat "$CACHE/dl/apt.log" >&2; die "could not download $PKG=$VERSION; the mirror may have dropped it: NXIA_STOCK_KERNEL_PACKAGE and NXIA_STOCK_KERNEL_VERSION name another (apt-cache depends linux-image-amd64)"; }
-    [ -f "$deb" ] || die "apt-get download left no $deb"
-  fi
-  echo "$deb"
+  apt_download "stock-kernel:" "$PKG" "$VERSION" "$CACHE/dl" \
+    "the mirror may have dropped it: NXIA_STOCK_KERNEL_PACKAGE and NXIA_STOCK_KERNEL_VERSION name another (apt-cache depends linux-image-amd64)"
 }
 
 # The names a module's .modinfo says it depends on.

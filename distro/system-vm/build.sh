@@ -24,6 +24,9 @@ JOBS="${NXIA_SYSVM_JOBS:-2}"
 SRC="$CACHE/src/linux-${KERNEL_PKG_VERSION//\~/_}"   # kbuild dislikes '~' in paths
 OBJ="$CACHE/obj"                                     # one object tree, reused: a config change rebuilds only what it touches
 
+# shellcheck source=../apt-download.sh
+. "$HERE/../apt-download.sh"
+
 say() { echo "system-vm: $*" >&2; }
 die() { echo "system-vm: $*" >&2; exit 1; }
 
@@ -42,16 +45,9 @@ inputs() {
 key() { inputs | sha256sum | cut -c1-16; }
 
 fetch_source() {
-  local deb="$CACHE/dl/${KERNEL_PKG}_${KERNEL_PKG_VERSION}_all.deb"
-  if [ ! -f "$deb" ]; then
-    say "[1/5] fetching $KERNEL_PKG $KERNEL_PKG_VERSION"
-    mkdir -p "$CACHE/dl"
-    download() { (cd "$CACHE/dl" && apt-get download -q "$KERNEL_PKG=$KERNEL_PKG_VERSION" >"$CACHE/dl/apt.log" 2>&1); }
-    # A fresh machine's package lists may predate the version (it comes from bookworm-security).
-    download || { [ "$(id -u)" -eq 0 ] && say "[1/5] apt-get update (the package lists lack it)" && apt-get update -qq >&2 && download; } \
-      || { cat "$CACHE/dl/apt.log" >&2; die "could not download $KERNEL_PKG=$KERNEL_PKG_VERSION (apt-get update? bookworm-security in sources.list?)"; }
-    [ -f "$deb" ] || die "apt-get download left no $deb"
-  fi
+  local deb
+  # the version comes from bookworm-security
+  deb="$(apt_download "system-vm: [1/5]" "$KERNEL_PKG" "$KERNEL_PKG_VERSION" "$CACHE/dl" "apt-get update? bookworm-security in sources.list?")"
   if [ ! -f "$SRC/.nxia-unpacked" ]; then
     say "[1/5] unpacking $KERNEL_PKG $KERNEL_PKG_VERSION"
     rm -rf "$SRC" "$SRC.tmp" && mkdir -p "$SRC.tmp"

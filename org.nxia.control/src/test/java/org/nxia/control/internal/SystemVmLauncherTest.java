@@ -542,6 +542,20 @@ class SystemVmLauncherTest {
         assertTrue(launcher.list().isEmpty());
     }
 
+    /** A secret of 32 {@code b}s that the fake guest's agent knows, as a restored guest's from its saved RAM. */
+    private byte[] agentKnows(byte b) {
+        byte[] secret = new byte[32];
+        java.util.Arrays.fill(secret, b);
+        agentSecret = secret;
+        return secret;
+    }
+
+    /** The saved moment's secret no longer opens a session with the agent: it moved to a new generation. */
+    private void assertTheSavedSecretOpensNothing(byte[] secret) {
+        ControlException old = assertThrows(ControlException.class, () -> new SocketControlConnector().connect(agentSeen.socket, secret));
+        assertEquals(ControlException.Code.AUTH, old.code(), "the saved moment's secret opens nothing now");
+    }
+
     private SystemVmSnapshot savedWith(byte[] secret, long generation) throws IOException {
         return new SystemVmSnapshot(profile(), new org.nxia.vmm.api.VmSnapshot(profile(), "kvm", List.of(), List.of(vcpu()),
                 new org.nxia.vmm.spi.PartitionState(List.of()), List.of()), secret, generation);
@@ -550,9 +564,7 @@ class SystemVmLauncherTest {
     @Test
     void aRestoredVmsAgentProvesTheSavedSecretAndMovesToTheNextGeneration() throws Exception {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
-        byte[] secret = new byte[32];
-        java.util.Arrays.fill(secret, (byte) 0x33);
-        agentSecret = secret;
+        byte[] secret = agentKnows((byte) 0x33);
         SystemVmSnapshot snapshot = savedWith(secret, 0);
         long before = System.nanoTime();
         try (SystemVm vm = launcher.restore(snapshot, Duration.ofSeconds(10))) {
@@ -564,9 +576,7 @@ class SystemVmLauncherTest {
             assertTrue(vm.readyAfter().toNanos() > 0 && vm.readyAfter().toNanos() <= took, vm.readyAfter() + " of " + took + " ns");
             assertTrue(calls.stream().anyMatch(c -> c.startsWith("registerService ") && c.contains("nxia.vm.id=vm-1")), calls.toString());
             assertEquals(ExitStatus.exited(0), vm.session().exec("true").status());
-            ControlException old = assertThrows(ControlException.class,
-                    () -> new SocketControlConnector().connect(agentSeen.socket, secret));
-            assertEquals(ControlException.Code.AUTH, old.code(), "the saved moment's secret opens nothing now");
+            assertTheSavedSecretOpensNothing(secret);
             saved = snapshot.vm();
             SystemVmSnapshot again = launcher.snapshot("vm-1");
             assertEquals(1, again.generation(), "the restored VM is generation 1");
@@ -580,9 +590,7 @@ class SystemVmLauncherTest {
     @Test
     void aCloneIsARestoreWithItsRamFromTheFileAndMovesToTheNextGenerationToo() throws Exception {
         SystemVmLauncher launcher = new SystemVmLauncher(vmm(false), recordingContext(), Duration.ofSeconds(10));
-        byte[] secret = new byte[32];
-        java.util.Arrays.fill(secret, (byte) 0x44);
-        agentSecret = secret;
+        byte[] secret = agentKnows((byte) 0x44);
         SystemVmSnapshot snapshot = savedWith(secret, 2);
         org.nxia.vmm.spi.RamFile ram = new org.nxia.vmm.spi.RamFile(dir.resolve("ram"), profile().memoryBytes(), List.of());
         try (SystemVm vm = launcher.clone(snapshot, ram, Duration.ofSeconds(10))) {
@@ -590,9 +598,7 @@ class SystemVmLauncherTest {
             assertEquals(snapshot.vm().vcpus(), restored.vcpus());
             assertEquals("virtio-vsock", created.devices().getLast().type(), "in the spec with the launcher's vsock device");
             assertEquals(List.of(vm), launcher.list());
-            ControlException old = assertThrows(ControlException.class,
-                    () -> new SocketControlConnector().connect(agentSeen.socket, secret));
-            assertEquals(ControlException.Code.AUTH, old.code(), "the saved moment's secret opens nothing now");
+            assertTheSavedSecretOpensNothing(secret);
             saved = snapshot.vm();
             assertEquals(3, launcher.snapshot("vm-1").generation(), "the clone is the next generation");
         }

@@ -43,13 +43,18 @@ class SystemVmSnapshotFileTest {
     private final SecretKey key = SnapshotKeys.generate();
     private final byte[] secret = filled(32, 0x42);
 
-    private static byte[] filled(int n, int value) {
+    static byte[] filled(int n, int value) {
         byte[] b = new byte[n];
         Arrays.fill(b, (byte) value);
         return b;
     }
 
     private SystemVmSnapshot snapshot() throws Exception {
+        return snapshot(dir, secret);
+    }
+
+    /** A System VM's snapshot with one RAM page (9s at 0x2000), its host files in {@code dir}, generation 3. */
+    static SystemVmSnapshot snapshot(Path dir, byte[] secret) throws Exception {
         Path kernel = Files.write(dir.resolve("bzImage"), filled(100, 1));
         Path initrd = Files.write(dir.resolve("initramfs"), filled(50, 2));
         Path root = Files.write(dir.resolve("root.ext4"), filled(4096, 3));
