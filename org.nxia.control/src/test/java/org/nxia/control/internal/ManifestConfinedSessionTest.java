@@ -83,6 +83,7 @@ class ManifestConfinedSessionTest {
     void startAndExecTakeTheManifestsConfinementOnlyForARequestWithout() throws Exception {
         List<ExecRequest> seen = new ArrayList<>();
         List<String> calls = new ArrayList<>();
+        boolean[] init = {true};
         org.nxia.control.api.Execution started = (org.nxia.control.api.Execution) Proxy.newProxyInstance(getClass().getClassLoader(),
                 new Class<?>[] {org.nxia.control.api.Execution.class}, (p, m, a) -> null);
         AgentSession agent = (AgentSession) Proxy.newProxyInstance(getClass().getClassLoader(), new Class<?>[] {AgentSession.class},
@@ -93,7 +94,7 @@ class ManifestConfinedSessionTest {
                     }
                     return switch (m.getName()) {
                         case "agent" -> "nxia-agent 0.1";
-                        case "agentIsInit" -> false;
+                        case "agentIsInit" -> init[0];
                         case "start" -> started;
                         default -> null;
                     };
@@ -106,6 +107,8 @@ class ManifestConfinedSessionTest {
         s.exec(ExecRequest.of("true").withConfinement(own));
         assertEquals(List.of(manifest, manifest, own), seen.stream().map(ExecRequest::confinement).toList());
         assertEquals("nxia-agent 0.1", s.agent());
+        assertEquals(true, s.agentIsInit());
+        init[0] = false;
         assertEquals(false, s.agentIsInit());
         s.configure(null);
         s.quiesce();
@@ -113,7 +116,7 @@ class ManifestConfinedSessionTest {
         s.resume(null);
         s.shutdown();
         s.close();
-        assertEquals(List.of("exec", "start", "exec", "agent", "agentIsInit", "configure", "quiesce", "resume", "resume", "shutdown", "close"),
+        assertEquals(List.of("exec", "start", "exec", "agent", "agentIsInit", "agentIsInit", "configure", "quiesce", "resume", "resume", "shutdown", "close"),
                 calls, "everything else goes to the session as it is");
         assertSame(manifest, seen.getFirst().confinement());
     }

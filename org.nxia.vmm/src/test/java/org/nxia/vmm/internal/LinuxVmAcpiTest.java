@@ -107,6 +107,12 @@ class LinuxVmAcpiTest {
         byte[] fadt = table(memory, tables.get("FACP"), "FACP", e820);
         assertEquals(AcpiTables.HW_REDUCED_ACPI, memory.readInt(tables.get("FACP") + AcpiTables.FADT_FLAGS) & AcpiTables.HW_REDUCED_ACPI);
         assertEquals(AcpiTables.FADT_SIZE, fadt.length);
+        for (int[] reg : new int[][] {{AcpiTables.FADT_SLEEP_CONTROL, AcpiTables.SLEEP_CONTROL_PORT}, {AcpiTables.FADT_SLEEP_STATUS, AcpiTables.SLEEP_STATUS_PORT}}) {
+            long gas = tables.get("FACP") + reg[0];
+            // a Generic Address Structure: SystemIO, 8 bits at bit 0, byte access, the port
+            assertArrayEquals(new byte[] {1, 8, 0, 1}, memory.read(gas, 4), "sleep register at FADT offset " + reg[0]);
+            assertEquals(reg[1], memory.readLong(gas + 4));
+        }
         long dsdt = memory.readLong(tables.get("FACP") + AcpiTables.FADT_X_DSDT);
         byte[] dsdtBytes = table(memory, dsdt, "DSDT", e820);
         byte[] madt = table(memory, tables.get("APIC"), "APIC", e820);

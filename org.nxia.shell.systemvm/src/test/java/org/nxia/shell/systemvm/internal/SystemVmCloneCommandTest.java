@@ -138,6 +138,8 @@ class SystemVmCloneCommandTest {
                 assertThrows(IllegalArgumentException.class, () -> commands.clone(key.toString(), 0, "30s", "x")).getMessage());
         assertEquals("give 1 to 64 clones, not 65",
                 assertThrows(IllegalArgumentException.class, () -> commands.clone(key.toString(), 65, "30s", "x")).getMessage());
+        assertEquals("no snapshot file x", assertThrows(IllegalArgumentException.class, () -> commands.clone(key.toString(), 64, "30s", "x"))
+                .getMessage(), "64 clones may be asked for");
         assertTrue(assertThrows(IllegalArgumentException.class, () -> commands.clone("", 1, "30s", "x")).getMessage()
                 .startsWith("give -k KEYFILE"));
         assertEquals("no snapshot file " + dir.resolve("none"), assertThrows(IllegalArgumentException.class,

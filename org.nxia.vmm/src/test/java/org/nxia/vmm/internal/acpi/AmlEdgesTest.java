@@ -13,6 +13,18 @@ import org.junit.jupiter.api.Test;
 class AmlEdgesTest {
 
     @Test
+    void aPackageCountsItsElementsInOneByte() {
+        // Package (0x02) { 0x05, Zero }: PackageOp, PkgLength 5 (itself, the count, 0A 05, 00), NumElements 2
+        assertArrayEquals(new byte[] {0x12, 0x05, 0x02, 0x0a, 0x05, 0x00}, Aml.pack(Aml.integer(5), Aml.integer(0)));
+        byte[][] most = new byte[255][];
+        java.util.Arrays.fill(most, Aml.integer(0));
+        assertEquals((byte) 255, Aml.pack(most)[3], "255 elements: the count after a two-byte PkgLength");
+        byte[][] tooMany = new byte[256][];
+        java.util.Arrays.fill(tooMany, Aml.integer(0));
+        assertThrows(IllegalArgumentException.class, () -> Aml.pack(tooMany));
+    }
+
+    @Test
     void anEisaIdPacksAsTheSpecificationSays() {
         // "PNP0501" compresses to 0x0105D041 (three 5-bit letters, then the product), stored little-endian
         assertArrayEquals(new byte[] {0x0c, 0x41, (byte) 0xd0, 0x05, 0x01}, Aml.eisaId("PNP0501"));
