@@ -160,12 +160,8 @@ public final class SystemVmLauncher implements SystemVms {
         byte[] unused = new byte[32];
         random.nextBytes(unused);
         Plumbing p = plumb(snapshot.profile(), unused);
-        VmSnapshot saved = snapshot.vm();
         long start = System.nanoTime();
-        Booted booted = new Booted(snapshot.profile(), p.create(spec -> how.apply(
-                new VmSnapshot(spec, saved.backend(), saved.ram(), saved.vcpus(), saved.partition(), saved.devices(), saved.portals()))),
-                p.dir(), p.uds(),
-                start);
+        Booted booted = new Booted(snapshot.profile(), p.create(spec -> how.apply(snapshot.vm().withSpec(spec))), p.dir(), p.uds(), start);
         try {
             booted.open(snapshot.secret(), snapshot.generation(), start + readyLimit.toNanos(), true);
             Generation next = Generation.fresh(snapshot.generation() + 1, random);

@@ -154,6 +154,26 @@ public record VmSnapshot(VmSpec spec, String backend, List<RamChunk> ram, List<V
     }
 
     /**
+     * This snapshot without its RAM: the state a copy-on-write clone takes, its RAM coming from a file
+     * ({@code VmManager.clone}).
+     *
+     * @since 3.6
+     */
+    public VmSnapshot withoutRam() {
+        return new VmSnapshot(spec, backend, List.of(), vcpus, partition, devices, portals);
+    }
+
+    /**
+     * This snapshot for a VM made from {@code other} (the same machine with, say, a device the
+     * restoring side adds); it is checked again as a whole.
+     *
+     * @since 3.6
+     */
+    public VmSnapshot withSpec(VmSpec other) {
+        return new VmSnapshot(other, backend, ram, vcpus, partition, devices, portals);
+    }
+
+    /**
      * Guest RAM from {@code gpa}: a read-only segment, page-aligned in length.
      * A chunk is at most {@link #MAX_CHUNK} bytes.
      */

@@ -34,7 +34,8 @@
  *
  * <p>3.1: {@link org.nxia.vmm.api.LinuxProfile#acpi()}: a Linux VM with ACPI tables.
  *
- * <p>3.6: {@code VmResult.Reason.POWERED_OFF}: a Linux VM whose guest powered off through ACPI.
+ * <p>3.6: {@code VmResult.Reason.POWERED_OFF}: a Linux VM whose guest powered off through ACPI;
+ * {@code VmSnapshot.withoutRam()} and {@code withSpec(VmSpec)}.
  *
  * <p>3.2: {@link org.nxia.vmm.api.LinuxProfile#NO_TIMEOUT}: a Linux VM without a time limit (a
  * profile's timeout may be zero, which {@code VmManager.run} and the System VM launcher read as none).

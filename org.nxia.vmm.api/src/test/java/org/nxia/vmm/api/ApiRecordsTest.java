@@ -187,6 +187,24 @@ class ApiRecordsTest {
         assertEquals(new StatePart("lapic", new byte[] {1, 2, 3}), p, "equal by content");
     }
 
+    /** A clone's state is the snapshot without its RAM; a restore's, the snapshot under the restoring side's spec. */
+    @Test
+    void aSnapshotWithoutItsRamOrUnderAnotherSpecKeepsEverythingElse() {
+        SpecialRegisters special = new SpecialRegisters(seg(), seg(), seg(), seg(), seg(), seg(), seg(), seg(),
+                new DescriptorTable(0, 0), new DescriptorTable(0, 0), 0, 0, 0, 0, 0, 0, 0);
+        VmProfile spec = VmProfile.of(Path.of("guest.elf")).withMemory(4 * VmProfile.MIB);
+        VmSnapshot s = new VmSnapshot(spec, "kvm", List.of(new VmSnapshot.RamChunk(0x1000, MemorySegment.ofArray(new byte[4096]))),
+                List.of(new VcpuState(0, Registers.RESET, special, List.of())), new PartitionState(List.of(new StatePart("pit", new byte[2]))),
+                List.of(new VmSnapshot.DeviceState("uart", new byte[] {7})));
+        VmSnapshot state = s.withoutRam();
+        assertEquals(List.of(), state.ram());
+        assertEquals(new VmSnapshot(spec, "kvm", List.of(), s.vcpus(), s.partition(), s.devices(), s.portals()), state);
+        VmProfile other = spec.withName("other");
+        VmSnapshot moved = s.withSpec(other);
+        assertEquals(other, moved.spec());
+        assertEquals(new VmSnapshot(other, "kvm", s.ram(), s.vcpus(), s.partition(), s.devices(), s.portals()), moved);
+    }
+
     @Test
     void aSavedStateNamesEachPartOnce() {
         SpecialRegisters special = new SpecialRegisters(seg(), seg(), seg(), seg(), seg(), seg(), seg(), seg(),

@@ -129,20 +129,7 @@ public final class VmManagerImpl implements VmManager {
 
     @Override
     public VirtualMachine restore(VmSnapshot snapshot) {
-        VirtualMachine created = switch (snapshot.spec()) {
-            case VmProfile micro -> create(micro);
-            case LinuxProfile linux -> create(linux);
-        };
-        VmCore vm = (VmCore) created;
-        try {
-            checkPortalsUnshared(snapshot, vm);
-            vm.restoreFrom(snapshot);
-            vm.start();
-        } catch (RuntimeException e) {
-            destroy(vm.id());
-            throw e;
-        }
-        return vm;
+        return started(snapshot, null);
     }
 
     @Override
@@ -160,7 +147,15 @@ public final class VmManagerImpl implements VmManager {
             throw new IllegalArgumentException("a clone's RAM is the snapshot file's pages, mapped copy-on-write: it cannot be"
                     + " placed on huge pages or allocated up front (no overcommit); vm:restore copies RAM placed as asked");
         }
-        VmCore vm = (VmCore) switch (spec) {
+        return started(snapshot, ram);
+    }
+
+    /**
+     * A new VM of the snapshot's spec, the snapshot put into it (RAM from {@code ram} when not null,
+     * else the snapshot's own), started; a part it refuses leaves no VM behind.
+     */
+    private VmCore started(VmSnapshot snapshot, RamFile ram) {
+        VmCore vm = (VmCore) switch (snapshot.spec()) {
             case VmProfile micro -> create(micro);
             case LinuxProfile linux -> create(linux);
         };

@@ -81,7 +81,7 @@ class VmCloneTest {
 
     /** The snapshot without RAM: a clone's state. */
     private static VmSnapshot stateOnly(VmSnapshot s) {
-        return new VmSnapshot(s.spec(), s.backend(), List.of(), s.vcpus(), s.partition(), s.devices());
+        return s.withoutRam();
     }
 
     /** A file holding one page of the snapshot's RAM, the one at MARK, at file offset 4096 (a page of header before it). */

@@ -358,7 +358,7 @@ class VmSnapshotTest {
             assertTrue(e.getMessage().contains("'px' is mapped in " + first.id()), e.getMessage());
             assertEquals(List.of(first.id()), manager.list().stream().map(VirtualMachine::id).toList(), "the refused VM is gone");
             // a clone (RAM from a file, the rest from the snapshot) is refused the same way
-            VmSnapshot stateOnly = new VmSnapshot(s.spec(), s.backend(), List.of(), s.vcpus(), s.partition(), s.devices(), s.portals());
+            VmSnapshot stateOnly = s.withoutRam();
             org.nxia.vmm.spi.RamFile ram = new org.nxia.vmm.spi.RamFile(Files.write(dir.resolve("ram"), new byte[0]),
                     s.spec().memoryBytes(), List.of());
             IllegalArgumentException clone = assertThrows(IllegalArgumentException.class, () -> manager.clone(stateOnly, ram));

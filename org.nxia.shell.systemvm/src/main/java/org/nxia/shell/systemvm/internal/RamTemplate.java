@@ -71,9 +71,7 @@ final class RamTemplate implements AutoCloseable {
 
     /** {@code s} without its RAM: what each clone takes besides the template's pages. */
     static SystemVmSnapshot withoutRam(SystemVmSnapshot s) {
-        VmSnapshot v = s.vm();
-        return new SystemVmSnapshot(s.profile(), new VmSnapshot(v.spec(), v.backend(), List.of(), v.vcpus(), v.partition(), v.devices(),
-                v.portals()), s.secret(), s.generation());
+        return new SystemVmSnapshot(s.profile(), s.vm().withoutRam(), s.secret(), s.generation());
     }
 
     /** The decrypted RAM, to map; its file is gone once this is closed. */
