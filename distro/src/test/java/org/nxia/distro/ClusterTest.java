@@ -119,10 +119,13 @@ class ClusterTest {
         String from = onB.group(1);
         long lastOnB = lastTick(untilContains(() -> script("a", zk, "echo (node:console " + from + ")"), "tick ", 60));
         String moved = script("a", zk, "echo (node:migrate " + from + " c); echo (node:vms)");
-        Matcher m = Pattern.compile(Pattern.quote(from) + " moved to (c/vm-\\d+): .*, downtime ([0-9.]+) ms, total ([0-9.]+) ms").matcher(moved);
-        assertTrue(m.find(), moved);
+        Matcher m = Pattern.compile(Pattern.quote(from) + " moved to (c/vm-\\d+), pre-copy, \\d+ rounds? while it ran: ([^,]+) sent \\(([^)]+)"
+                + " while it ran\\), downtime ([0-9.]+) ms, total ([0-9.]+) ms").matcher(moved);
+        assertTrue(m.find(), "a running counter moves pre-copy:\n" + moved);
+        assertFalse(m.group(3).equals("0.0 MiB"), "RAM was sent while it ran:\n" + moved);
         assertFalse(moved.contains("| " + from + " "), "b destroyed its copy once c had started it:\n" + moved);
-        System.out.println("ClusterTest: migration downtime " + m.group(2) + " ms, total " + m.group(3) + " ms");
+        System.out.println("ClusterTest: pre-copy migration " + m.group(2) + " sent, " + m.group(3) + " of it while it ran; downtime "
+                + m.group(4) + " ms, total " + m.group(5) + " ms");
         String to = m.group(1);
         String console = untilContains(() -> script("a", zk, "echo (node:console " + to + ")"), "tick ", 60);
         assertFalse(console.contains("counter: boot"), "the counter was not booted again on c:\n" + console);
@@ -139,6 +142,15 @@ class ClusterTest {
                 + ticks.getFirst() + ".." + ticks.getLast());
         String destroyed = script("a", zk, "echo (node:destroy " + to + ")");
         assertTrue(destroyed.contains(to + " destroyed"), destroyed);
+
+        // a VM that does not run moves stop-and-copy, and starts on c from its entry point
+        String made = script("a", zk, "vm = node:create b counter; echo $vm; echo (node:migrate $vm c)");
+        Matcher still = Pattern.compile("b/vm-\\d+ moved to (c/vm-\\d+), stop-and-copy \\(it does not run\\): .* \\(0.0 MiB while it ran\\)")
+                .matcher(made);
+        assertTrue(still.find(), "a created VM moves stop-and-copy:\n" + made);
+        String booted = untilContains(() -> script("a", zk, "echo (node:console " + still.group(1) + ")"), "counter: boot", 60);
+        assertTrue(booted.contains("counter: boot"), booted);
+        script("a", zk, "node:destroy " + still.group(1));
     }
 
     private static long lastTick(String console) {

@@ -47,9 +47,12 @@ public interface NodeAdmin {
     boolean destroy(String vmId);
 
     /**
-     * Moves a VM of this node that another node made here to the node {@code target}, stop-and-copy:
-     * paused here, sent as a snapshot file through the target's {@link #openTransfer}, started there,
-     * and destroyed here only once the target has started it. Any failure before that resumes it here.
+     * Moves a VM of this node that another node made here to the node {@code target}: pre-copy where
+     * the VM runs and can be read live (its RAM sent through the target's {@link #openRam} while it
+     * runs, then paused and only the pages written since sent, with its state), stop-and-copy
+     * otherwise (paused here, sent as a snapshot file through the target's {@link #openTransfer});
+     * started there, and destroyed here only once the target has started it. Any failure before that
+     * resumes it here.
      *
      * @throws IllegalArgumentException if this node has no such VM made by another node, or knows no node {@code target}
      * @throws IllegalStateException if the move failed (the VM goes on here), saying why
@@ -85,4 +88,37 @@ public interface NodeAdmin {
      * @throws IllegalArgumentException if the transfer is unknown or incomplete, or its file is refused, saying why
      */
     VmSummary restore(String transfer);
+
+    /**
+     * Opens an incoming VM's RAM for a pre-copy move: {@code ramBytes} of guest RAM, zero until
+     * {@link #receivePages} writes pages of it, in any order and as often as they change; then
+     * {@link #restore(String, String)} starts the VM over it. Counted, bounded and dropped when idle
+     * as the transfers of {@link #openTransfer} are.
+     *
+     * @return the incoming RAM's id
+     * @throws IllegalArgumentException if {@code ramBytes} is not a RAM size the node takes
+     * @throws IllegalStateException if the node holds as many transfers as it takes
+     * @since 1.1
+     */
+    String openRam(long ramBytes);
+
+    /**
+     * Pages of an incoming RAM: page {@code i} of {@code pages} (4 KiB each) goes to guest-physical
+     * {@code addresses[i]}, replacing what an earlier call sent there.
+     *
+     * @throws IllegalArgumentException if the RAM is unknown, or an address is not a page of it, or
+     *         {@code pages} is not one page per address, or more than {@link #MAX_PIECE} bytes
+     * @since 1.1
+     */
+    void receivePages(String ram, long[] addresses, byte[] pages);
+
+    /**
+     * As {@link #restore(String)}, for a snapshot file that holds no RAM: the VM's RAM is the incoming
+     * RAM {@code ram}, mapped copy-on-write, not copied. Both are gone afterwards, restored or not.
+     *
+     * @throws IllegalArgumentException if either is unknown, the file is incomplete or refused, it holds RAM of its own,
+     *         or its VM's memory is not the incoming RAM's size
+     * @since 1.1
+     */
+    VmSummary restore(String transfer, String ram);
 }

@@ -4,9 +4,12 @@
  * others. Everything that crosses the wire is a record of this package with its own
  * {@code serialVersionUID}; guest images travel by name (the guest kit of the node that runs
  * them), never as host paths.
+ *
+ * <p>1.1: pre-copy migration: {@code NodeAdmin.openRam}, {@code receivePages}, {@code restore(String, String)};
+ * {@link org.nxia.cluster.api.Moved#how()} and {@link org.nxia.cluster.api.Moved#sentWhileRunning()}.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.nxia.cluster.api;
 
 import org.osgi.annotation.bundle.Export;

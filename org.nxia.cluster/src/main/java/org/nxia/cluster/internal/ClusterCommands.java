@@ -133,15 +133,28 @@ public final class ClusterCommands {
         return name + " destroyed";
     }
 
-    @Descriptor("move a micro-VM to another node (stop-and-copy): it goes on there where it paused; its copy is destroyed"
-            + " only once the target has started it, and any failure leaves it running where it was")
-    public String migrate(@Descriptor("a VM of this node (vm-1), or NODE/VM of another node that other nodes made there") String vm,
+    @Descriptor("move a micro-VM to another node: pre-copy where it runs (its RAM sent while it runs, then paused for the"
+            + " pages written since), else stop-and-copy; it goes on there where it paused, its copy here is destroyed only once"
+            + " the target has started it, and any failure leaves it running where it was")
+    public String migrate(
+            @Descriptor("pause first and send the whole snapshot (a VM of this node only)") @Parameter(names = {"-s", "--stop-and-copy"},
+                    absentValue = "false", presentValue = "true") boolean stopAndCopy,
+            @Descriptor("a VM of this node (vm-1), or NODE/VM of another node that other nodes made there") String vm,
             @Descriptor("target node (node:list)") String node) throws IOException {
+        if (vm.contains("/") && stopAndCopy) {
+            throw new IllegalArgumentException("--stop-and-copy is for a VM of this node; node " + nodeOf(vm) + " chooses how its VMs move");
+        }
         Moved m = vm.contains("/")
                 ? nodes.get(nodeOf(vm)).admin().migrate(vmOf(vm), node)
-                : Migration.move(vms, vm, node, nodes.remote(node).admin());
-        return String.format("%s moved to %s/%s: %s, downtime %.1f ms, total %.1f ms%n", vm, m.to().node(), m.to().id(),
-                Text.size(m.bytes()), m.downtime().toNanos() / 1e6, m.total().toNanos() / 1e6);
+                : Migration.move(vms, vm, node, nodes.remote(node).admin(), !stopAndCopy);
+        return String.format("%s moved to %s/%s, %s: %s sent (%s while it ran), downtime %.1f ms, total %.1f ms%n", vm, m.to().node(),
+                m.to().id(), m.how(), mib(m.bytes()), mib(m.sentWhileRunning()), m.downtime().toNanos() / 1e6,
+                m.total().toNanos() / 1e6);
+    }
+
+    /** Bytes sent, in MiB with one decimal: a move's figures are rarely whole KiB. */
+    static String mib(long bytes) {
+        return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (double) (1 << 20));
     }
 
     /** The admin service of the node a {@code NODE/VM} name names. */

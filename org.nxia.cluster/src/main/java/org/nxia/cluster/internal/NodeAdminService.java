@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.Dictionary;
+import java.util.ArrayList;
 import java.util.Hashtable;
 import java.util.List;
 import java.util.Map;
@@ -25,11 +26,13 @@ import org.nxia.shell.support.GuestKit;
 import org.nxia.shell.support.Text;
 import org.nxia.shell.support.VmSnapshotFile;
 import org.nxia.snapshot.api.SnapshotFormatException;
+import org.nxia.vmm.api.LiveRam;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmSnapshot;
 import org.nxia.vmm.spi.HypervisorInfo;
+import org.nxia.vmm.spi.RamFile;
 import org.osgi.framework.BundleContext;
 import org.osgi.framework.FrameworkUtil;
 import org.osgi.framework.InvalidSyntaxException;
@@ -63,18 +66,24 @@ public final class NodeAdminService implements NodeAdmin {
     static final int MAX_TRANSFERS = 4;
     static final long MAX_TRANSFER_BYTES = 4L << 30;
     static final long TRANSFER_IDLE_NANOS = 60_000_000_000L;
+    private static final long PAGE = LiveRam.PAGE;
 
-    /** An incoming VM's snapshot file, filled in order. */
+    /**
+     * An incoming VM's snapshot file, filled in order; or, with {@code pages}, its RAM (pre-copy),
+     * written page by page at each page's guest address, {@code pages} noting which came.
+     */
     private static final class Transfer {
         final Path file;
         final FileChannel channel;
         final long length;
+        final long[] pages;
         long received;
         long lastNanos = System.nanoTime();
 
-        Transfer(Path file, long length) throws IOException {
+        Transfer(Path file, long length, boolean ram) throws IOException {
             this.file = file;
             this.length = length;
+            this.pages = ram ? new long[Math.toIntExact((length / PAGE + 63) / 64)] : null;
             this.channel = FileChannel.open(file, StandardOpenOption.WRITE);
         }
 
@@ -85,6 +94,24 @@ public final class NodeAdminService implements NodeAdmin {
             } catch (IOException e) {
                 // a temporary file left behind: nothing a caller can do about it
             }
+        }
+
+        /** The runs of pages that came, as the extents of a RAM file whose offsets are the guest addresses. */
+        List<RamFile.Extent> extents() {
+            List<RamFile.Extent> extents = new ArrayList<>();
+            long count = length / PAGE;
+            for (long p = 0; p < count; ) {
+                if ((pages[(int) (p >>> 6)] & 1L << p) == 0) {
+                    p++;
+                    continue;
+                }
+                long first = p;
+                while (p < count && (pages[(int) (p >>> 6)] & 1L << p) != 0) {
+                    p++;
+                }
+                extents.add(new RamFile.Extent(first * PAGE, first * PAGE, (p - first) * PAGE));
+            }
+            return extents;
         }
     }
 
@@ -259,7 +286,7 @@ public final class NodeAdminService implements NodeAdmin {
         vm(vmId);
         Nodes.Node to = nodes.remote(target);
         try {
-            Moved moved = Migration.move(vms, vmId, target, to.admin());
+            Moved moved = Migration.move(vms, vmId, target, to.admin(), true);
             remoteVms.remove(vmId);
             return moved;
         } catch (IOException e) {
@@ -268,7 +295,19 @@ public final class NodeAdminService implements NodeAdmin {
     }
 
     @Override
-    public synchronized String openTransfer(long length) {
+    public String openTransfer(long length) {
+        return open(length, false);
+    }
+
+    @Override
+    public String openRam(long ramBytes) {
+        if (ramBytes % PAGE != 0) {
+            throw new IllegalArgumentException("RAM of " + ramBytes + " bytes is not whole 4 KiB pages");
+        }
+        return open(ramBytes, true);
+    }
+
+    private synchronized String open(long length, boolean ram) {
         if (length <= 0 || length > MAX_TRANSFER_BYTES) {
             throw new IllegalArgumentException("a VM of " + length + " bytes: node " + node + " takes 1 byte to " + Text.size(MAX_TRANSFER_BYTES));
         }
@@ -287,7 +326,8 @@ public final class NodeAdminService implements NodeAdmin {
             throw new IllegalStateException("node " + node + " holds " + MAX_REMOTE_VMS + " VMs made by other nodes already");
         }
         try {
-            Transfer t = new Transfer(Files.createTempFile("nxia-incoming-", ".snapshot"), length);
+            Transfer t = new Transfer(ram ? Files.createTempFile(ramDirectory(), "nxia-incoming-", ".ram")
+                    : Files.createTempFile("nxia-incoming-", ".snapshot"), length, ram);
             String id = UUID.randomUUID().toString();
             transfers.put(id, t);
             return id;
@@ -298,7 +338,7 @@ public final class NodeAdminService implements NodeAdmin {
 
     @Override
     public void receive(String transfer, long offset, byte[] piece) {
-        Transfer t = transfer(transfer);
+        Transfer t = transfer(transfer, false);
         synchronized (t) {
             if (piece == null || piece.length == 0 || piece.length > MAX_PIECE) {
                 throw new IllegalArgumentException("a piece is 1 byte to " + Text.size(MAX_PIECE));
@@ -322,9 +362,45 @@ public final class NodeAdminService implements NodeAdmin {
     }
 
     @Override
+    public void receivePages(String ram, long[] addresses, byte[] pages) {
+        Transfer t = transfer(ram, true);
+        synchronized (t) {
+            if (addresses == null || pages == null || addresses.length == 0 || (long) addresses.length * PAGE != pages.length
+                    || pages.length > MAX_PIECE) {
+                throw new IllegalArgumentException("pages come one 4 KiB page per address, 1 to " + MAX_PIECE / PAGE + " at a time");
+            }
+            for (long a : addresses) {
+                if (a < 0 || a % PAGE != 0 || a >= t.length) {
+                    throw new IllegalArgumentException("0x%x is not a page of the incoming VM's %s of RAM".formatted(a, Text.size(t.length)));
+                }
+            }
+            try {
+                for (int i = 0; i < addresses.length; i++) {
+                    ByteBuffer b = ByteBuffer.wrap(pages, (int) (i * PAGE), (int) PAGE);
+                    while (b.hasRemaining()) {
+                        t.channel.write(b, addresses[i] + b.position() - i * PAGE);
+                    }
+                    long page = addresses[i] / PAGE;
+                    t.pages[(int) (page >>> 6)] |= 1L << page;
+                }
+            } catch (IOException e) {
+                drop(ram);
+                throw new IllegalStateException("node " + node + " could not store the incoming VM's RAM: " + e.getMessage(), e);
+            }
+            t.lastNanos = System.nanoTime();
+        }
+    }
+
+    @Override
     public VmSummary restore(String transfer) {
-        Transfer t = transfer(transfer);
+        return restore(transfer, null);
+    }
+
+    @Override
+    public VmSummary restore(String transfer, String ram) {
         try {
+            Transfer t = transfer(transfer, false);
+            Transfer r = ram == null ? null : transfer(ram, true);
             synchronized (t) {
                 if (t.received != t.length) {
                     throw new IllegalArgumentException("the incoming VM has " + t.received + " of its " + t.length + " bytes");
@@ -335,7 +411,24 @@ public final class NodeAdminService implements NodeAdmin {
             if (!(snapshot.spec() instanceof VmProfile)) {
                 throw new IllegalArgumentException("the incoming VM is a System VM: only micro-VMs move between nodes yet");
             }
-            VirtualMachine vm = vms.restore(snapshot);
+            VirtualMachine vm;
+            if (r == null) {
+                vm = vms.restore(snapshot);
+            } else {
+                if (!snapshot.ram().isEmpty()) {
+                    throw new IllegalArgumentException("the incoming VM's state holds RAM of its own; its RAM came page by page");
+                }
+                if (snapshot.spec().memoryBytes() != r.length) {
+                    throw new IllegalArgumentException("the incoming VM has " + Text.size(snapshot.spec().memoryBytes()) + " of RAM; "
+                            + Text.size(r.length) + " came");
+                }
+                List<RamFile.Extent> extents;
+                synchronized (r) {
+                    extents = r.extents();   // no force: the mapping reads the same page cache the writes went to
+                }
+                // mapped copy-on-write: the file may go once mapped, its pages stay the VM's
+                vm = vms.clone(snapshot, new RamFile(r.file, r.length, extents));
+            }
             remoteVms.add(vm.id());
             Duration timeout = ((VmProfile) vm.spec()).timeout();
             Thread.ofVirtual().name("nxia-cluster-timeout-" + vm.id()).start(() -> stopAfter(vm, timeout));
@@ -344,12 +437,25 @@ public final class NodeAdminService implements NodeAdmin {
             throw new IllegalArgumentException("node " + node + " refused the incoming VM: " + e.getMessage(), e);
         } finally {
             drop(transfer);
+            if (ram != null) {
+                drop(ram);
+            }
         }
     }
 
-    private Transfer transfer(String id) {
+    /**
+     * Where incoming RAM is gathered: the tmpfs at {@code /dev/shm} where the host has one (the pages
+     * are the VM's RAM once mapped, with no write-back to a disk meanwhile), else the temporary directory.
+     */
+    static Path ramDirectory() throws IOException {
+        Path shm = Path.of("/dev/shm");
+        return Files.isDirectory(shm) && Files.isWritable(shm) && Files.getFileStore(shm).type().equals("tmpfs")
+                ? shm : Path.of(System.getProperty("java.io.tmpdir"));
+    }
+
+    private Transfer transfer(String id, boolean ram) {
         Transfer t = id == null ? null : transfers.get(id);
-        if (t == null) {
+        if (t == null || (t.pages != null) != ram) {
             throw new IllegalArgumentException("node " + node + " has no incoming VM " + id + " (it may have sat idle past "
                     + TRANSFER_IDLE_NANOS / 1_000_000_000L + " s)");
         }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.lang.foreign.MemorySegment;
 import java.lang.reflect.Proxy;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,7 +23,16 @@ import org.nxia.cluster.api.GuestRequest;
 import org.nxia.cluster.api.NodeAdmin;
 import org.nxia.cluster.api.VmSummary;
 import org.nxia.shell.support.GuestKit;
+import org.nxia.shell.support.VmSnapshotFile;
 import org.nxia.vmm.api.VirtualMachine;
+import org.nxia.vmm.api.VmSnapshot;
+import org.nxia.vmm.spi.DescriptorTable;
+import org.nxia.vmm.spi.PartitionState;
+import org.nxia.vmm.spi.RamFile;
+import org.nxia.vmm.spi.Registers;
+import org.nxia.vmm.spi.Segment;
+import org.nxia.vmm.spi.SpecialRegisters;
+import org.nxia.vmm.spi.VcpuState;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmState;
@@ -45,6 +55,8 @@ class NodeAdminServiceTest {
     private final java.util.concurrent.atomic.AtomicInteger ids = new java.util.concurrent.atomic.AtomicInteger();
     private final List<String> registrations = new ArrayList<>();
     private NodeAdminService node;
+    private final List<RamFile> cloned = new ArrayList<>();
+    private final List<byte[]> clonedContent = new ArrayList<>();
 
     @BeforeEach
     void node() throws Exception {
@@ -110,6 +122,14 @@ class NodeAdminServiceTest {
                         made.put(id, vm);
                         yield vm;
                     }
+                    case "clone" -> {
+                        cloned.add((RamFile) a[1]);
+                        clonedContent.add(Files.readAllBytes(((RamFile) a[1]).file()));
+                        String id = "vm-" + ids.incrementAndGet();
+                        VirtualMachine vm = vm(id, (VmProfile) ((VmSnapshot) a[0]).spec());
+                        made.put(id, vm);
+                        yield vm;
+                    }
                     case "find" -> Optional.ofNullable(made.get((String) a[0]));
                     case "list" -> List.copyOf(made.values());
                     case "destroy" -> made.remove((String) a[0]) != null;
@@ -155,13 +175,103 @@ class NodeAdminServiceTest {
         assertTrue(made.isEmpty(), "nothing was restored");
     }
 
+    /** A paused micro-VM's state as a pre-copy move sends it: a snapshot file with no RAM of its own. */
+    private Path stateFile(long memory, boolean withRam) throws Exception {
+        VmProfile profile = VmProfile.of(kit.resolve("hello.elf")).withMemory(memory);
+        Segment code = new Segment(0, 0xfffff, 0x10, 11, true, 0, false, true, true, true, false);
+        Segment data = new Segment(0, 0xfffff, 0x18, 3, true, 0, true, true, false, true, false);
+        SpecialRegisters special = new SpecialRegisters(code, data, data, data, data, data, code, data,
+                new DescriptorTable(0x3000, 0x27), new DescriptorTable(0, 0), 0x80050033L, 7, 0x9000, 0x20, 0, 0xd01, 0xfee00900L);
+        Registers regs = new Registers(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x100123, 0x202);
+        List<VmSnapshot.RamChunk> ram = withRam ? List.of(new VmSnapshot.RamChunk(0, MemorySegment.ofArray(pages(1, 3)))) : List.of();
+        VmSnapshot s = new VmSnapshot(profile, "kvm", ram, List.of(new VcpuState(0, regs, special, List.of())),
+                new PartitionState(List.of()), List.of());
+        Path file = kit.resolve("state-" + withRam + "-" + ids.incrementAndGet());
+        VmSnapshotFile.write(s, file, null);
+        return file;
+    }
+
+    private String sent(Path file) throws Exception {
+        byte[] bytes = Files.readAllBytes(file);
+        String t = node.openTransfer(bytes.length);
+        node.receive(t, 0, bytes);
+        return t;
+    }
+
+    private static byte[] pages(int n, int fill) {
+        byte[] b = new byte[n * 4096];
+        java.util.Arrays.fill(b, (byte) fill);
+        return b;
+    }
+
+    @Test
+    void incomingRamIsPagesOfItsSizeAndTheVmIsClonedOverThePagesThatCame() throws Exception {
+        long memory = 2 << 20;
+        for (long bad : new long[] {0, -4096, 4097, NodeAdminService.MAX_TRANSFER_BYTES + 4096}) {
+            assertThrows(IllegalArgumentException.class, () -> node.openRam(bad), "RAM of " + bad);
+        }
+        String ram = node.openRam(memory);
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> node.receive(ram, 0, new byte[1])).getMessage()
+                .startsWith("node b has no incoming VM"), "RAM takes pages, not pieces of a file");
+        String many = "pages come one 4 KiB page per address, 1 to 1024 at a time";
+        assertEquals(many, assertThrows(IllegalArgumentException.class, () -> node.receivePages(ram, new long[0], new byte[0])).getMessage());
+        assertEquals(many, assertThrows(IllegalArgumentException.class, () -> node.receivePages(ram, new long[] {0}, new byte[4095])).getMessage());
+        assertEquals(many, assertThrows(IllegalArgumentException.class, () -> node.receivePages(ram, null, new byte[4096])).getMessage());
+        assertEquals(many, assertThrows(IllegalArgumentException.class,
+                () -> node.receivePages(ram, new long[1025], new byte[1025 * 4096])).getMessage());
+        for (long bad : new long[] {-4096, 4095, memory, Long.MAX_VALUE & ~4095L}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> node.receivePages(ram, new long[] {bad}, pages(1, 1)));
+            assertEquals("0x%x is not a page of the incoming VM's 2 MiB of RAM".formatted(bad), e.getMessage());
+        }
+        assertThrows(IllegalArgumentException.class, () -> node.receivePages("nope", new long[] {0}, pages(1, 1)));
+
+        node.receivePages(ram, new long[] {0x3000, 0x1000}, pages(2, 5));
+        node.receivePages(ram, new long[] {0x2000, 0x1000, 0x10000}, pages(3, 9));   // 0x1000 again: the later one holds
+        VmSummary vm = node.restore(sent(stateFile(memory, false)), ram);
+        assertTrue(made.containsKey(vm.id()), "the clone is the VM restored");
+        RamFile file = cloned.getFirst();
+        assertEquals(memory, file.ramBytes());
+        assertEquals(List.of(new RamFile.Extent(0x1000, 0x1000, 0x3000), new RamFile.Extent(0x10000, 0x10000, 0x1000)), file.extents());
+        byte[] content = clonedContent.getFirst();
+        assertEquals(9, content[0x1000]);
+        assertEquals(9, content[0x2fff]);
+        assertEquals(5, content[0x3000]);
+        assertEquals(9, content[0x10fff]);
+        assertEquals(0x11000, content.length, "nothing past the last page that came");
+        assertTrue(Files.notExists(file.file()), "the RAM file goes once mapped");
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> node.receivePages(ram, new long[] {0}, pages(1, 1))).getMessage()
+                .startsWith("node b has no incoming VM"), "restored, the RAM is gone");
+    }
+
+    @Test
+    void aStateWithRamOfItsOwnOrOfAnotherSizeIsRefusedAndBothAreDropped() throws Exception {
+        String ram = node.openRam(4 << 20);
+        String t = sent(stateFile(2 << 20, false));
+        IllegalArgumentException size = assertThrows(IllegalArgumentException.class, () -> node.restore(t, ram));
+        assertEquals("the incoming VM has 2 MiB of RAM; 4 MiB came", size.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> node.receivePages(ram, new long[] {0}, pages(1, 1)), "the RAM went too");
+
+        String ram2 = node.openRam(2 << 20);
+        String withRam = sent(stateFile(2 << 20, true));
+        assertEquals("the incoming VM's state holds RAM of its own; its RAM came page by page",
+                assertThrows(IllegalArgumentException.class, () -> node.restore(withRam, ram2)).getMessage());
+        String t3 = sent(stateFile(2 << 20, false));
+        assertThrows(IllegalArgumentException.class, () -> node.restore(t3, t3), "a file is no RAM");
+        assertTrue(cloned.isEmpty() && made.isEmpty(), "nothing was restored");
+    }
+
     @Test
     void atMostFourTransfersAtOnce() {
         for (int i = 0; i < NodeAdminService.MAX_TRANSFERS; i++) {
-            node.openTransfer(1);
+            if (i % 2 == 0) {
+                node.openTransfer(1);
+            } else {
+                node.openRam(4096);
+            }
         }
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> node.openTransfer(1));
         assertEquals("node b is receiving 4 VMs already; try again later", e.getMessage());
+        assertThrows(IllegalStateException.class, () -> node.openRam(4096), "RAM counts with the files");
     }
 
     @Test

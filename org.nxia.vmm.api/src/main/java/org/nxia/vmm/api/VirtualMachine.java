@@ -59,6 +59,19 @@ public interface VirtualMachine {
     }
 
     /**
+     * Begins reading this VM's RAM while it runs ({@link LiveRam}): pre-copy migration.
+     *
+     * @throws IllegalStateException unless {@link VmState#RUNNING} or {@link VmState#PAUSED}, if one is open already,
+     *         or if the VM's writes are logged for a sandbox's reset
+     * @throws UnsupportedOperationException if the backend keeps no dirty log, or the VM has devices (their views of
+     *         guest RAM predate the VMM's record of its writes: such a VM moves stop-and-copy)
+     * @since 3.7
+     */
+    default LiveRam liveRam() {
+        throw new UnsupportedOperationException(id() + "'s RAM cannot be read while it runs");
+    }
+
+    /**
      * Waits until the VM stops.
      *
      * @throws TimeoutException if it is still running after {@code timeout}

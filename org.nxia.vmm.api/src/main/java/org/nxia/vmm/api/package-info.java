@@ -37,11 +37,14 @@
  * <p>3.6: {@code VmResult.Reason.POWERED_OFF}: a Linux VM whose guest powered off through ACPI;
  * {@code VmSnapshot.withoutRam()} and {@code withSpec(VmSpec)}.
  *
+ * <p>3.7: {@link org.nxia.vmm.api.LiveRam} ({@code VirtualMachine.liveRam()}): a running VM's RAM read out round
+ * after round with the pages written since, for pre-copy migration.
+ *
  * <p>3.2: {@link org.nxia.vmm.api.LinuxProfile#NO_TIMEOUT}: a Linux VM without a time limit (a
  * profile's timeout may be zero, which {@code VmManager.run} and the System VM launcher read as none).
  */
 @Export
-@Version("3.6.0")
+@Version("3.7.0")
 package org.nxia.vmm.api;
 
 import org.osgi.annotation.bundle.Export;

@@ -84,7 +84,8 @@ public interface Partition extends AutoCloseable {
 
     /**
      * Starts logging which RAM pages the vCPUs write (see {@link DirtyLog}).
-     * Call before the vCPUs run; a second call returns the same log. Optional:
+     * Call before the vCPUs run, or while they run (pre-copy migration: what
+     * they wrote before is not logged); a second call returns the same log. Optional:
      * empty where the backend cannot track writes, and callers then treat all
      * of RAM as written.
      *

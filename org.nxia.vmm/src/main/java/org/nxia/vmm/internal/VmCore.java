@@ -4,9 +4,11 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.TreeSet;
 import java.util.concurrent.CountDownLatch;
@@ -22,6 +24,7 @@ import org.nxia.vmm.spi.ExitHandler;
 import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.spi.GuestRange;
 import org.nxia.vmm.api.HostCallContext;
+import org.nxia.vmm.api.LiveRam;
 import org.nxia.vmm.spi.Hypervisor;
 import org.nxia.vmm.spi.HypervisorException;
 import org.nxia.vmm.spi.HypervisorInfo;
@@ -108,6 +111,8 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     // In-place reset (a sandbox): the hypervisor's log of vCPU writes and the bitmap both logs are gathered in.
     private DirtyLog dirtyLog;
     private long[] written;
+    // Pre-copy: the live RAM reader open now, if any (it shares the hypervisor's log; a sandbox's VM has none).
+    private LiveRamReader liveRam;
 
     private volatile long vcpuAllocated = -1;
     private volatile long unservedAccesses;
@@ -604,6 +609,10 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
             throw new IllegalStateException(id + " is " + state.name().toLowerCase()
                     + "; only a paused VM can be saved (vm:pause first), or one not yet started");
         }
+        return save(true);
+    }
+
+    private synchronized VmSnapshot save(boolean withRam) {
         List<VmSnapshot.DeviceState> deviceStates = new ArrayList<>();
         for (int i = 0; i < devices.size(); i++) {
             Device d = devices.get(i);
@@ -614,7 +623,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
             }
         }
         List<VmSnapshot.RamChunk> ram = new ArrayList<>();
-        for (GuestRange r : partition.populatedRam()) {
+        for (GuestRange r : withRam ? partition.populatedRam() : List.<GuestRange>of()) {
             for (long at = r.gpa(); at < r.end(); at += VmSnapshot.RamChunk.MAX_CHUNK) {
                 long length = Math.min(VmSnapshot.RamChunk.MAX_CHUNK, r.end() - at);
                 MemorySegment copy = MemorySegment.ofArray(new byte[(int) length]);
@@ -786,7 +795,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
      * @throws IllegalStateException unless the VM has stopped and its write log runs
      */
     synchronized long rearm(VmSnapshot snapshot, RamReset ram) {
-        if (state != VmState.STOPPED || stopped.getCount() != 0 || closed || dirtyLog == null) {
+        if (state != VmState.STOPPED || stopped.getCount() != 0 || closed || written == null) {
             throw new IllegalStateException(id + " is " + state.name().toLowerCase()
                     + "; only a stopped VM with a write log is reset in place");
         }
@@ -807,6 +816,115 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         stopped = new CountDownLatch(1);
         state = VmState.CREATED;
         return pages;
+    }
+
+    @Override
+    public synchronized LiveRam liveRam() {
+        if (state != VmState.RUNNING && state != VmState.PAUSED) {
+            throw new IllegalStateException(id + " is " + state.name().toLowerCase() + "; only a running or paused VM's RAM is read live");
+        }
+        if (written != null) {
+            throw new IllegalStateException(id + "'s writes are logged for a sandbox's reset in place");
+        }
+        if (liveRam != null) {
+            throw new IllegalStateException(id + "'s RAM is being read already (a migration under way?)");
+        }
+        if (!devices.isEmpty()) {
+            // a device keeps views of guest RAM taken at set-up, before the VMM's record of its writes began
+            throw new UnsupportedOperationException(id + " has devices, whose writes to its RAM are not all recorded");
+        }
+        if (dirtyLog == null) {
+            dirtyLog = partition.startDirtyLog().orElseThrow(() -> new UnsupportedOperationException("the " + hypervisor.backend()
+                    + " backend keeps no log of the pages a guest writes"));
+            memory.start();
+            // a read under way finishes before the RAM is unmapped
+            onDestroy(() -> {
+                LiveRamReader open;
+                synchronized (this) {
+                    open = liveRam;
+                }
+                if (open != null) {
+                    open.close();
+                }
+            });
+        }
+        liveRam = new LiveRamReader();
+        return liveRam;
+    }
+
+    /** The live RAM reader: locks itself, then the VM (never the other way round). */
+    private final class LiveRamReader implements LiveRam {
+        private final long[] vmmWritten = new long[WrittenPages.words(memory.size())];
+        private final long[] interval = new long[vmmWritten.length];
+        private boolean first = true;
+        private boolean open = true;
+
+        @Override
+        public long bytes() {
+            return memory.size();
+        }
+
+        @Override
+        public synchronized long written(long[] bitmap) {
+            checkOpen();
+            if (bitmap.length < interval.length) {
+                throw new IllegalArgumentException("a bitmap of " + bitmap.length + " words; " + id + "'s RAM needs " + interval.length);
+            }
+            Arrays.fill(interval, 0);
+            dirtyLog.collect(interval);
+            memory.drainInto(vmmWritten);
+            if (first) {
+                first = false;
+                for (GuestRange r : partition.populatedRam()) {
+                    for (long page = r.gpa() / PAGE; page < r.end() / PAGE; page++) {
+                        interval[(int) (page >>> 6)] |= 1L << page;
+                    }
+                }
+            }
+            long pages = 0;
+            for (int i = 0; i < interval.length; i++) {
+                long bits = interval[i] | vmmWritten[i];
+                pages += Long.bitCount(bits);
+                bitmap[i] |= bits;
+            }
+            return pages;
+        }
+
+        @Override
+        public synchronized void read(long address, MemorySegment into) {
+            checkOpen();
+            Objects.checkFromIndexSize(address, into.byteSize(), memory.size());
+            into.copyFrom(partition.memory().slice(partition.memory().base() + address, into.byteSize()));
+        }
+
+        @Override
+        public synchronized VmSnapshot state() {
+            checkOpen();
+            synchronized (VmCore.this) {
+                if (state != VmState.PAUSED) {
+                    throw new IllegalStateException(id + " is " + state.name().toLowerCase() + "; its state is saved once it is paused");
+                }
+                return save(false);
+            }
+        }
+
+        private void checkOpen() {
+            if (!open || closed) {
+                throw new IllegalStateException(id + (closed ? " was destroyed" : "'s live RAM reader was closed"));
+            }
+        }
+
+        @Override
+        public void close() {
+            synchronized (this) {
+                open = false;
+            }
+            synchronized (VmCore.this) {
+                if (liveRam == this) {
+                    liveRam = null;
+                }
+            }
+        }
     }
 
     /** Resumes a paused VM: the parked vCPU threads enter the guest again where it left, held doorbell writes go to their devices. */
