@@ -90,6 +90,7 @@ public class LinuxBootTest {
             System.out.println(console.substring(Math.min(shown, console.length())));
             System.out.println("LinuxBootTest: ready line after " + readyMs + " ms; info " + vm.info().counters());
             assertTrue("every vCPU came up:\n" + console, console.contains("Brought up 1 node, " + VCPUS + " CPU"));
+            assertTrue("the guest found KVM:\n" + console, console.contains("Hypervisor detected: KVM"));
             assertTrue("the virtio-rng device was announced on the command line:\n" + console,
                     console.contains("virtio_mmio.device=4K@0xd0000000:5"));
             vm.stop();  // the agent serves until told otherwise; stopping must be clean
@@ -99,6 +100,48 @@ public class LinuxBootTest {
             assertEquals(VmState.STOPPED, vm.state());
         } finally {
             watchdog.interrupt();
+            vms.destroy(vm.id());
+        }
+    }
+
+    /**
+     * The same kernel with ACPI in a partition that looks like Hyper-V: Linux takes the hypervisor for
+     * Microsoft's (Hyper-V's CPUID leaves, none of KVM's), sets up its hypercall page, reads its
+     * features, keeps time by Hyper-V's clock, and boots to the agent as on KVM.
+     */
+    @Test
+    public void bootsAsAHyperVGuest() throws Exception {
+        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
+                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
+                .withVcpus(VCPUS).withMemory(256L << 20).withTimeout(BOOT_LIMIT).withHyperv(true);
+        VirtualMachine vm = vms.create(profile);
+        try {
+            vm.start();
+            long start = System.nanoTime();
+            long deadline = start + BOOT_LIMIT.toNanos();
+            while (!vm.console().contains(READY)) {
+                if (vm.result().isPresent() || System.nanoTime() > deadline) {
+                    System.out.println("LinuxBootTest: Hyper-V guest info " + vm.info().counters());
+                    vm.stop();
+                    VmResult r = vm.await(Duration.ofSeconds(10));
+                    fail("no '" + READY + "' line as a Hyper-V guest: the VM ended " + r.reason() + " (" + r.detail() + "); console:\n"
+                            + vm.console());
+                }
+                Thread.sleep(200);
+            }
+            String console = vm.console();
+            System.out.println("LinuxBootTest: as a Hyper-V guest, ready line after " + (System.nanoTime() - start) / 1_000_000 + " ms; info "
+                    + vm.info().counters() + "\n" + console.lines()
+                    .filter(l -> l.contains("Hyper-V") || l.contains("hyperv") || l.contains("Hypervisor")).reduce("", (a, b) -> a + b + "\n"));
+            assertTrue("the guest found Hyper-V:\n" + console, console.contains("Hypervisor detected: Microsoft Hyper-V"));
+            assertTrue("it read Hyper-V's features:\n" + console, console.contains("Hyper-V: privilege flags low"));
+            assertTrue("its clock is Hyper-V's (the reference TSC page, else the reference counter MSR):\n" + console,
+                    console.contains("Switched to clocksource hyperv_clocksource"));
+            assertTrue("no trace of KVM's leaves:\n" + console, !console.contains("Hypervisor detected: KVM"));
+            assertTrue("every vCPU came up:\n" + console, console.contains("Brought up 1 node, " + VCPUS + " CPU"));
+            vm.stop();
+            assertEquals(VmResult.Reason.STOPPED, vm.await(Duration.ofSeconds(30)).reason());
+        } finally {
             vms.destroy(vm.id());
         }
     }

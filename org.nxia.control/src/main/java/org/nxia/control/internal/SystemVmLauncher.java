@@ -214,7 +214,7 @@ public final class SystemVmLauncher implements SystemVms {
         List<DeviceConfig> devices = new ArrayList<>(profile.devices());
         devices.add(DeviceConfig.parse("virtio-vsock:cid=3,uds=" + uds));
         LinuxProfile withAgent = new LinuxProfile(profile.name(), profile.kernel(), initrd, profile.cmdline(), profile.vcpus(),
-                profile.memoryBytes(), profile.timeout(), devices, profile.placement(), profile.acpi(), profile.manifest());
+                profile.memoryBytes(), profile.timeout(), devices, profile.placement(), profile.acpi(), profile.manifest(), profile.hyperv());
         try {
             byte[] image = profile.initrd() == null ? new byte[0] : Files.readAllBytes(profile.initrd());
             Files.write(Files.createFile(initrd, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"))),

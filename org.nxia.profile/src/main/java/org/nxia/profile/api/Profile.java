@@ -20,9 +20,10 @@ import org.nxia.vmm.api.device.DeviceConfig;
  * @param manifest  the capability manifest (policy profile) its calls are checked against
  * @param portal    whether Portal grants and shared regions are allowed
  * @param placement where its vCPUs and RAM go on the host
+ * @param hyperv    whether its guest sees a Hyper-V partition (a System VM only; since 1.2)
  */
 public record Profile(String name, long version, Kind kind, long memoryBytes, int vcpus, List<DeviceConfig> devices,
-                      String manifest, boolean portal, Placement placement) {
+                      String manifest, boolean portal, Placement placement, boolean hyperv) {
 
     static final Pattern NAME = Pattern.compile("[a-z][a-z0-9-]{0,31}");
 
@@ -74,11 +75,20 @@ public record Profile(String name, long version, Kind kind, long memoryBytes, in
                     + (kind == Kind.MICRO ? "1" : "1.." + LinuxProfile.MAX_VCPUS));
         }
         devices = List.copyOf(devices);
+        if (hyperv && kind != Kind.SYSTEM) {
+            throw new IllegalArgumentException(name + ": hyperv is for a system profile; a micro-VM has no Hyper-V devices");
+        }
+    }
+
+    /** A profile without Hyper-V (1.1). */
+    public Profile(String name, long version, Kind kind, long memoryBytes, int vcpus, List<DeviceConfig> devices,
+                   String manifest, boolean portal, Placement placement) {
+        this(name, version, kind, memoryBytes, vcpus, devices, manifest, portal, placement, false);
     }
 
     /** The same profile at {@code next}. */
     public Profile withVersion(long next) {
-        return new Profile(name, next, kind, memoryBytes, vcpus, devices, manifest, portal, placement);
+        return new Profile(name, next, kind, memoryBytes, vcpus, devices, manifest, portal, placement, hyperv);
     }
 
     /** Whether {@code other} configures the same thing (the version aside). */

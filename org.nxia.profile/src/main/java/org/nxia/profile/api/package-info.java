@@ -6,9 +6,10 @@
  * revision a VM was made from.
  *
  * <p>1.1: {@code Profile.Placement.host()}, the placement as the VMM takes it.
+ * <p>1.2: {@code Profile.hyperv()}: a System VM whose guest sees a Hyper-V partition.
  */
 @Export
-@Version("1.1.0")
+@Version("1.2.0")
 package org.nxia.profile.api;
 
 import org.osgi.annotation.bundle.Export;

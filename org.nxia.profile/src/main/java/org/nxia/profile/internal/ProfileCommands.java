@@ -58,6 +58,9 @@ public final class ProfileCommands {
                 : pl.cpus().stream().map(String::valueOf).collect(Collectors.joining(","))).append('\n');
         s.append("hugepages  ").append(pl.hugePages()).append('\n');
         s.append("overcommit ").append(pl.overcommit());
+        if (p.hyperv()) {
+            s.append("\nhyperv     the guest sees a Hyper-V partition");
+        }
         return s.toString();
     }
 

@@ -188,8 +188,9 @@ public final class ProfileService implements ProfileRegistry, ManagedServiceFact
         List<Integer> cpus = cpus(name, string(properties, "cpus", ""));
         boolean hugePages = bool(name, "hugepages", string(properties, "hugepages", "false"));
         boolean overcommit = bool(name, "overcommit", string(properties, "overcommit", "true"));
+        boolean hyperv = bool(name, "hyperv", string(properties, "hyperv", "false"));
         return new Profile(name, 1, kind, memory, vcpus, devices, manifest, portal,
-                new Profile.Placement(cpus, hugePages, overcommit));
+                new Profile.Placement(cpus, hugePages, overcommit), hyperv);
     }
 
     private static String string(Dictionary<String, ?> properties, String key, String absent) {

@@ -28,8 +28,10 @@ class ProfileServiceTest {
     @Test
     void aProfileGetsEverySettingAndDefaultsForTheRest() throws Exception {
         service.updated("pid.1", config("name", "perf", "kind", "system", "memory", "1G", "vcpus", "2",
-                "devices", "virtio-rng; virtio-blk:path=/tmp/x.img", "cpus", "0-2,5", "hugepages", "true", "overcommit", "false"));
+                "devices", "virtio-rng; virtio-blk:path=/tmp/x.img", "cpus", "0-2,5", "hugepages", "true", "overcommit", "false",
+                "hyperv", "true"));
         Profile p = service.get("perf").orElseThrow();
+        assertTrue(p.hyperv());
         assertEquals(1, p.version());
         assertEquals(Profile.Kind.SYSTEM, p.kind());
         assertEquals(1L << 30, p.memoryBytes());
@@ -48,6 +50,7 @@ class ProfileServiceTest {
         assertEquals("sandbox", m.manifest());
         assertFalse(m.portal());
         assertEquals(Profile.Placement.DEFAULT, m.placement());
+        assertFalse(m.hyperv(), "no Hyper-V unless asked");
         assertEquals(512L << 20, ProfileService.parse(config("name", "s")).memoryBytes(), "a system profile's default memory");
         assertEquals(List.of("micro", "perf"), service.list().stream().map(Profile::name).toList(), "by name");
     }
@@ -73,7 +76,7 @@ class ProfileServiceTest {
         String[][] bad = {
             {"memory", "3M"}, {"memory", "lots"}, {"memory", "32M"}, {"memory", "4G"}, {"vcpus", "0"}, {"vcpus", "x"},
             {"vcpus", "33"}, {"kind", "windows"}, {"devices", "bad type!"}, {"cpus", "3-1"}, {"cpus", "-1"}, {"cpus", "4096"},
-            {"cpus", "1-2-3"}, {"hugepages", "yes"}, {"portal", "1"}, {"overcommit", ""},
+            {"cpus", "1-2-3"}, {"hugepages", "yes"}, {"portal", "1"}, {"overcommit", ""}, {"hyperv", "on"},
         };
         for (String[] kv : bad) {
             ConfigurationException e = assertThrows(ConfigurationException.class,
@@ -86,6 +89,9 @@ class ProfileServiceTest {
             assertEquals(256L << 20, still.memoryBytes());
         }
         assertThrows(ConfigurationException.class, () -> service.updated("pid.1", config("name", "system", "kind", "micro", "vcpus", "2")));
+        ConfigurationException micro = assertThrows(ConfigurationException.class,
+                () -> service.updated("pid.1", config("name", "system", "kind", "micro", "hyperv", "true")));
+        assertTrue(micro.getReason().contains("hyperv is for a system profile"), micro.getReason());
         assertThrows(ConfigurationException.class, () -> service.updated("pid.3", config("memory", "64M")), "no name");
         assertThrows(ConfigurationException.class, () -> service.updated("pid.3", config("name", "Bad_Name")));
         ConfigurationException twice = assertThrows(ConfigurationException.class, () -> service.updated("pid.2", config("name", "system")));

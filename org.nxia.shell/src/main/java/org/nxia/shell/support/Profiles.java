@@ -53,7 +53,8 @@ public final class Profiles {
         List<DeviceConfig> devices = new ArrayList<>(p.devices());
         devices.addAll(base.devices());
         return base.withName(vmName(p)).withMemory(memory.isEmpty() ? p.memoryBytes() : VmProfile.parseSize(memory))
-                .withVcpus(p.vcpus()).withDevices(devices).withPlacement(p.placement().host()).withManifest(p.manifest());
+                .withVcpus(p.vcpus()).withDevices(devices).withPlacement(p.placement().host()).withManifest(p.manifest())
+                .withHyperv(p.hyperv() || base.hyperv());
     }
 
     /** The vm:info lines for a VM's placement: one per part asked for. */

@@ -492,6 +492,9 @@ public final class VmSnapshotFile {
     }
 
     private static byte[] linux(LinuxProfile p) {
+        if (p.hyperv()) {
+            throw new IllegalArgumentException("a VM that sees a Hyper-V partition is not written to a file yet");
+        }
         return encode(SPEC_VERSION, out -> {
             out.writeByte(KIND_LINUX);
             out.writeUTF(p.name());

@@ -1,7 +1,9 @@
 package org.nxia.shell.support;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -52,6 +54,10 @@ class ProfilesTest {
         assertEquals(new HostPlacement(List.of(0, 1), true, false), p.placement());
         assertEquals(PERF.manifest(), p.manifest(), "its processes' calls go by the profile's manifest, not the VM's name");
         assertEquals(256L << 20, Profiles.apply(PERF, base, "256M").memoryBytes(), "--memory overrides");
+        assertFalse(p.hyperv());
+        Profile hyperv = new Profile("hv", 1, Profile.Kind.SYSTEM, 1L << 30, 1, List.of(), "system", true, Profile.Placement.DEFAULT, true);
+        assertTrue(Profiles.apply(hyperv, base, "").hyperv(), "the profile's hyperv=true");
+        assertTrue(Profiles.apply(PERF, base.withHyperv(true), "").hyperv(), "vm:boot --hyperv with a profile without it");
     }
 
     @Test

@@ -178,6 +178,8 @@ class VmSnapshotFileTest {
         assertEquals("system", back.manifest());
         assertEquals(bare.withManifest("k"), VmSnapshotFile.spec(VmSnapshotFile.spec(bare.withManifest("k"))));
         assertEquals(linux(), VmSnapshotFile.read(file, key).spec());
+        IllegalArgumentException hv = assertThrows(IllegalArgumentException.class, () -> VmSnapshotFile.spec(bare.withHyperv(true)));
+        assertTrue(hv.getMessage().contains("Hyper-V"), hv.getMessage());
     }
 
     @Test

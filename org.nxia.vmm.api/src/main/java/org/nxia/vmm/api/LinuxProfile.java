@@ -29,10 +29,13 @@ import org.nxia.vmm.spi.HostPlacement;
  * @param manifest    the capability manifest (the call policy's profile) that decides the calls of the
  *                    VM's processes and confines the programs it runs, or {@code null} for the one named
  *                    as the VM is ({@link #manifest()} says which)
+ * @param hyperv      whether the guest sees a Hyper-V partition (the hypervisor's Hyper-V CPUID
+ *                    leaves instead of its own, SynIC on every vCPU: the enlightenments Linux's Hyper-V
+ *                    code uses; docs/vmbus.md); since 3.8
  */
 public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline, int vcpus, long memoryBytes,
                            Duration timeout, List<DeviceConfig> devices, HostPlacement placement, boolean acpi,
-                           String manifest) implements VmSpec {
+                           String manifest, boolean hyperv) implements VmSpec {
 
     public static final int MAX_VCPUS = 32;
     public static final long MIN_MEMORY = 64 * VmProfile.MIB;
@@ -67,6 +70,16 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
         if (manifest != null && manifest.isBlank()) {
             throw new IllegalArgumentException("manifest must be a name, or null for the VM's own name");
         }
+    }
+
+    /**
+     * A profile without the Hyper-V enlightenments.
+     *
+     * @since 3.3
+     */
+    public LinuxProfile(String name, Path kernel, Path initrd, String cmdline, int vcpus, long memoryBytes,
+                        Duration timeout, List<DeviceConfig> devices, HostPlacement placement, boolean acpi, String manifest) {
+        this(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, acpi, manifest, false);
     }
 
     /**
@@ -114,39 +127,44 @@ public record LinuxProfile(String name, Path kernel, Path initrd, String cmdline
     }
 
     public LinuxProfile withName(String value) {
-        return new LinuxProfile(value, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, acpi, manifest);
+        return new LinuxProfile(value, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, acpi, manifest, hyperv);
     }
 
     public LinuxProfile withVcpus(int value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, value, memoryBytes, timeout, devices, placement, acpi, manifest);
+        return new LinuxProfile(name, kernel, initrd, cmdline, value, memoryBytes, timeout, devices, placement, acpi, manifest, hyperv);
     }
 
     public LinuxProfile withMemory(long bytes) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, bytes, timeout, devices, placement, acpi, manifest);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, bytes, timeout, devices, placement, acpi, manifest, hyperv);
     }
 
     public LinuxProfile withCmdline(String value) {
-        return new LinuxProfile(name, kernel, initrd, value, vcpus, memoryBytes, timeout, devices, placement, acpi, manifest);
+        return new LinuxProfile(name, kernel, initrd, value, vcpus, memoryBytes, timeout, devices, placement, acpi, manifest, hyperv);
     }
 
     public LinuxProfile withTimeout(Duration value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, value, devices, placement, acpi, manifest);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, value, devices, placement, acpi, manifest, hyperv);
     }
 
     public LinuxProfile withPlacement(HostPlacement value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, value, acpi, manifest);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, value, acpi, manifest, hyperv);
     }
 
     public LinuxProfile withDevices(List<DeviceConfig> list) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, list, placement, acpi, manifest);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, list, placement, acpi, manifest, hyperv);
     }
 
     /** @since 3.3 */
     public LinuxProfile withManifest(String value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, acpi, value);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, acpi, value, hyperv);
+    }
+
+    /** @since 3.8 */
+    public LinuxProfile withHyperv(boolean value) {
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, acpi, manifest, value);
     }
 
     public LinuxProfile withAcpi(boolean value) {
-        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, value, manifest);
+        return new LinuxProfile(name, kernel, initrd, cmdline, vcpus, memoryBytes, timeout, devices, placement, value, manifest, hyperv);
     }
 }

@@ -40,11 +40,13 @@
  * <p>3.7: {@link org.nxia.vmm.api.LiveRam} ({@code VirtualMachine.liveRam()}): a running VM's RAM read out round
  * after round with the pages written since, for pre-copy migration.
  *
+ * <p>3.8: {@code LinuxProfile.hyperv()}: a Linux VM that sees a Hyper-V partition.
+ *
  * <p>3.2: {@link org.nxia.vmm.api.LinuxProfile#NO_TIMEOUT}: a Linux VM without a time limit (a
  * profile's timeout may be zero, which {@code VmManager.run} and the System VM launcher read as none).
  */
 @Export
-@Version("3.7.0")
+@Version("3.8.0")
 package org.nxia.vmm.api;
 
 import org.osgi.annotation.bundle.Export;

@@ -33,6 +33,21 @@ public interface Partition extends AutoCloseable {
     Vcpu createVcpu(int id);
 
     /**
+     * Makes this a Hyper-V partition as the guest sees it: each vCPU made afterwards gets the
+     * hypervisor's Hyper-V CPUID leaves in place of its own and a synthetic interrupt controller
+     * (SynIC); the hypercall page, reference TSC page and synthetic MSRs are the hypervisor's. Call
+     * after {@link #createInterruptController} (SynIC sits on the local APIC) and before the first
+     * {@link #createVcpu}. Optional.
+     *
+     * @throws IllegalStateException if vCPUs exist or there is no interrupt controller
+     * @throws UnsupportedOperationException if the backend or the hypervisor does not emulate Hyper-V
+     * @since 1.1
+     */
+    default void enableHyperV() {
+        throw new UnsupportedOperationException("this backend does not emulate Hyper-V");
+    }
+
+    /**
      * Creates the hypervisor's interrupt controllers for this VM (local
      * APICs, IOAPIC, PICs, PIT), as a stock kernel expects. Call once, before
      * the first {@link #createVcpu}. Optional: a backend that cannot emulate

@@ -11,9 +11,11 @@
  *
  * <p>1.0: split from {@code org.nxia.vmm.api} 2.3; new in it, {@code Partition.sharedRam()}:
  * guest RAM as files a vhost-user back-end maps ({@link org.nxia.vmm.spi.SharedRam}).
+ *
+ * <p>1.1: {@code Partition.enableHyperV()}: a partition the guest sees as Hyper-V's.
  */
 @Export
-@Version("1.0.0")
+@Version("1.1.0")
 package org.nxia.vmm.spi;
 
 import org.osgi.annotation.bundle.Export;

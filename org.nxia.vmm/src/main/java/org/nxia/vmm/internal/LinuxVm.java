@@ -129,6 +129,11 @@ final class LinuxVm implements VmKind {
      * ACPI, the FADT's sleep control and status registers: S5 written with SLP_EN powers the VM off.
      */
     @Override
+    public boolean hyperV() {
+        return profile.hyperv();
+    }
+
+    @Override
     public void load(VmCore vm) {
         if (profile.acpi()) {
             vm.bus().addPorts(AcpiTables.SLEEP_CONTROL_PORT, 2, new PortDevice() {

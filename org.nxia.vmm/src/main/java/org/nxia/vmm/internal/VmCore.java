@@ -138,6 +138,9 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
             this.interrupts = !kind.interrupts() ? null : partition.createInterruptController().orElseThrow(
                     () -> new HypervisorException("create interrupt controller", 0, "the " + hypervisor.backend()
                             + " backend has no in-kernel interrupt controller here; a stock Linux kernel needs one"));
+            if (kind.hyperV()) {
+                partition.enableHyperV();
+            }
             kind.load(this);
             for (DeviceConfig config : kind.devices()) {
                 attach(config, factories);
@@ -613,6 +616,10 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     }
 
     private synchronized VmSnapshot save(boolean withRam) {
+        if (kind.hyperV()) {
+            // its SynIC pages and synthetic timers are not in the saved state yet
+            throw new UnsupportedOperationException(id + " sees a Hyper-V partition, which cannot be saved yet");
+        }
         List<VmSnapshot.DeviceState> deviceStates = new ArrayList<>();
         for (int i = 0; i < devices.size(); i++) {
             Device d = devices.get(i);

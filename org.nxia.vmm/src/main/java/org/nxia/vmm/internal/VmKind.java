@@ -39,6 +39,11 @@ sealed interface VmKind permits MicroVm, LinuxVm {
 
     Windows windows();
 
+    /** Whether the guest sees a Hyper-V partition ({@code Partition.enableHyperV()}). */
+    default boolean hyperV() {
+        return false;
+    }
+
     /** Whether the VM gets the hypervisor's interrupt controllers (and fails to start without them). */
     boolean interrupts();
 

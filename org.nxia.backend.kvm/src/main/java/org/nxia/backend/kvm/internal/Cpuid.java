@@ -29,6 +29,47 @@ final class Cpuid {
     private Cpuid() {
     }
 
+    /** The hypervisor leaves: KVM's own ("KVMKVMKVM") or, for a Hyper-V partition, Hyper-V's ("Microsoft Hv"). */
+    static final int HYPERVISOR_LEAVES = 0x4000_0000;
+    static final int HYPERVISOR_LEAVES_END = 0x4000_0100;
+
+    /** "Microsoft Hv" in EBX, ECX, EDX: the vendor a guest's Hyper-V code looks for in leaf 0x40000000. */
+    static final int[] MICROSOFT_HV = {0x7263_694d, 0x666f_736f, 0x7648_2074};
+
+    /**
+     * {@code supported} (a struct kvm_cpuid2) with its hypervisor leaves replaced by {@code hyperV}'s
+     * (KVM_GET_SUPPORTED_HV_CPUID): a guest that found KVM's signature as well would take the
+     * hypervisor for KVM (Linux looks for it in every 0x100 leaves above 0x40000000). KVM signs its
+     * Hyper-V leaves "Linux KVM Hv", which no Hyper-V guest takes for Hyper-V: the vendor becomes
+     * "Microsoft Hv", as QEMU's default hv-vendor-id does.
+     */
+    static MemorySegment withHyperV(MemorySegment supported, MemorySegment hyperV, Arena arena) {
+        int count = supported.get(ValueLayout.JAVA_INT, 0);
+        int hvCount = hyperV.get(ValueLayout.JAVA_INT, 0);
+        long entry = KVM_CPUID_ENTRY2.byteSize();
+        MemorySegment table = arena.allocate(KVM_CPUID2.byteSize() + (count + hvCount) * entry, 8);
+        int n = 0;
+        for (int i = 0; i < count; i++) {
+            MemorySegment e = supported.asSlice(KVM_CPUID2.byteSize() + i * entry, entry);
+            int function = e.get(ValueLayout.JAVA_INT, O_FUNCTION);
+            if (Integer.compareUnsigned(function, HYPERVISOR_LEAVES) >= 0 && Integer.compareUnsigned(function, HYPERVISOR_LEAVES_END) < 0) {
+                continue;
+            }
+            MemorySegment.copy(e, 0, table, KVM_CPUID2.byteSize() + n++ * entry, entry);
+        }
+        for (int i = 0; i < hvCount; i++) {
+            long at = KVM_CPUID2.byteSize() + n++ * entry;
+            MemorySegment.copy(hyperV, KVM_CPUID2.byteSize() + i * entry, table, at, entry);
+            if (table.get(ValueLayout.JAVA_INT, at + O_FUNCTION) == HYPERVISOR_LEAVES) {
+                table.set(ValueLayout.JAVA_INT, at + O_EBX, MICROSOFT_HV[0]);
+                table.set(ValueLayout.JAVA_INT, at + O_ECX, MICROSOFT_HV[1]);
+                table.set(ValueLayout.JAVA_INT, at + O_EDX, MICROSOFT_HV[2]);
+            }
+        }
+        table.set(ValueLayout.JAVA_INT, 0, n);
+        return table;
+    }
+
     /** A copy of {@code supported} (a struct kvm_cpuid2) for vCPU {@code apicId}. */
     static MemorySegment forVcpu(MemorySegment supported, int apicId, Arena arena) {
         int count = supported.get(ValueLayout.JAVA_INT, 0);

@@ -216,6 +216,23 @@ final class KvmAbi {
     /** fail_entry.hardware_entry_failure_reason, internal.suberror, system_event.type, hw.hardware_exit_reason. */
     static final long RUN_UNION_FIRST_LONG = RUN_UNION;
 
+    /**
+     * struct kvm_hyperv_exit: type, 4 bytes of padding, then the union; for an HCALL, input (the
+     * hypercall's control word), result (set by the VMM), params[2].
+     */
+    static final long RUN_HYPERV_TYPE = RUN_UNION;
+    static final long RUN_HYPERV_HCALL_INPUT = RUN_UNION + 8;
+    static final long RUN_HYPERV_HCALL_RESULT = RUN_UNION + 16;
+    static final int KVM_EXIT_HYPERV_SYNIC = 1;
+    static final int KVM_EXIT_HYPERV_HCALL = 2;
+    /** The Hyper-V status a hypercall nobody serves returns (TLFS: HV_STATUS_INVALID_HYPERCALL_CODE). */
+    static final long HV_STATUS_INVALID_HYPERCALL_CODE = 2;
+
+    /** struct kvm_enable_cap: cap, flags, args[4], pad[64]. */
+    static final StructLayout KVM_ENABLE_CAP_LAYOUT = structLayout(
+            JAVA_INT.withName("cap"), JAVA_INT.withName("flags"), sequenceLayout(4, JAVA_LONG).withName("args"),
+            sequenceLayout(64, JAVA_BYTE).withName("pad")).withName("kvm_enable_cap");
+
     static final int KVM_EXIT_IO_IN = 0;
     static final int KVM_EXIT_IO_OUT = 1;
 
@@ -233,6 +250,7 @@ final class KvmAbi {
     static final int KVM_EXIT_INTR = 10;
     static final int KVM_EXIT_INTERNAL_ERROR = 17;
     static final int KVM_EXIT_SYSTEM_EVENT = 24;
+    static final int KVM_EXIT_HYPERV = 27;
 
     // ---- ioctls ----
     static final long KVM_GET_API_VERSION = io(0x00);
@@ -284,6 +302,10 @@ final class KvmAbi {
     static final long KVM_SET_XCRS = iow(0xa7, KVM_XCRS.byteSize());
     /** Like KVM_GET_XSAVE, for an XSAVE area larger than 4 KiB (its size: KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2)). */
     static final long KVM_GET_XSAVE2 = ior(0xcf, KVM_XSAVE.byteSize());
+    /** A vCPU ioctl here: turns a capability on for that vCPU (SynIC). */
+    static final long KVM_ENABLE_CAP = iow(0xa3, KVM_ENABLE_CAP_LAYOUT.byteSize());
+    /** The Hyper-V CPUID leaves (0x40000000..) KVM emulates, asked of a vCPU. */
+    static final long KVM_GET_SUPPORTED_HV_CPUID = iowr(0xc1, KVM_CPUID2.byteSize());
 
     static final int KVM_API_VERSION = 12;
     static final int KVM_CAP_USER_MEMORY = 3;
@@ -298,6 +320,9 @@ final class KvmAbi {
     static final int KVM_CAP_XSAVE = 55;
     static final int KVM_CAP_XCRS = 56;
     static final int KVM_CAP_XSAVE2 = 208;
+    static final int KVM_CAP_HYPERV = 44;
+    static final int KVM_CAP_HYPERV_SYNIC2 = 148;
+    static final int KVM_CAP_HYPERV_CPUID = 167;
     static final int KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2;
     static final int KVM_IRQFD_FLAG_DEASSIGN = 1;
     /** KVM handles port 0x61 (speaker/PIT gate), so calibration loops need no exit. */
@@ -326,6 +351,7 @@ final class KvmAbi {
             case KVM_EXIT_INTR -> "KVM_EXIT_INTR";
             case KVM_EXIT_INTERNAL_ERROR -> "KVM_EXIT_INTERNAL_ERROR";
             case KVM_EXIT_SYSTEM_EVENT -> "KVM_EXIT_SYSTEM_EVENT";
+            case KVM_EXIT_HYPERV -> "KVM_EXIT_HYPERV";
             default -> "exit reason " + reason;
         };
     }

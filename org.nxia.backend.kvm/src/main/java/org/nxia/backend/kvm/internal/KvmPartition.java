@@ -63,6 +63,8 @@ final class KvmPartition implements Partition {
     private boolean interruptsAsked;
     private KvmVcpuState.Support vcpuState;
     private KvmDirtyLog dirtyLog;
+    /** Each vCPU made from now on sees a Hyper-V partition ({@link #enableHyperV}). */
+    private boolean hyperV;
     /** The file a clone's RAM is mapped from, or null: RAM is the memfd's. */
     private RamFile mappedFrom;
     private long copiedFromFile;
@@ -152,9 +154,41 @@ final class KvmPartition implements Partition {
             Libc.close(fd);
             throw e;
         }
-        vcpu.setCpuid(Cpuid.forVcpu(cpuid, id, arena));
+        if (hyperV) {
+            try {
+                vcpu.enableSynic();
+                vcpu.setCpuidOrFail(Cpuid.forVcpu(Cpuid.withHyperV(cpuid, vcpu.supportedHyperVCpuid(arena), arena), id, arena));
+            } catch (RuntimeException e) {
+                vcpu.close();
+                throw e;
+            }
+        } else {
+            vcpu.setCpuid(Cpuid.forVcpu(cpuid, id, arena));
+        }
         vcpus.add(vcpu);
         return vcpu;
+    }
+
+    /**
+     * KVM emulates Hyper-V itself (KVM_CAP_HYPERV): the hypercall page, reference TSC page and
+     * synthetic MSRs in the kernel; SynIC per vCPU (KVM_CAP_HYPERV_SYNIC2) on the in-kernel local
+     * APIC; the CPUID leaves asked of each vCPU (KVM_CAP_HYPERV_CPUID).
+     */
+    @Override
+    public synchronized void enableHyperV() {
+        if (closed) {
+            throw new IllegalStateException("partition is closed");
+        }
+        if (!vcpus.isEmpty() || interrupts == null) {
+            throw new IllegalStateException("a Hyper-V partition is made after the interrupt controller and before the first vCPU");
+        }
+        for (int cap : new int[] {KVM_CAP_HYPERV, KVM_CAP_HYPERV_SYNIC2, KVM_CAP_HYPERV_CPUID}) {
+            if (Libc.ioctl(vmFd, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION") <= 0) {
+                throw new UnsupportedOperationException("this KVM does not emulate Hyper-V (it lacks capability " + cap
+                        + " of KVM_CAP_HYPERV, _SYNIC2, _CPUID: 44, 148, 167)");
+            }
+        }
+        hyperV = true;
     }
 
     @Override

@@ -79,6 +79,8 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
     private long exits;
     private long ioExits;
     private long mmioExits;
+    private long hypervExits;
+    private long refusedHypercalls;
     private long interruptedRuns;
     private int cpuidErrno;
     /** Opened before the vCPU first runs: a vCPU ioctl waits for KVM_RUN to return, which a halted Linux vCPU may never do. */
@@ -111,6 +113,37 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
             // The guest kit needs no particular CPUID; record it and go on.
             cpuidErrno = e.errno();
         }
+    }
+
+    /** KVM_SET_CPUID2 where the guest must see this table (a Hyper-V partition's leaves): a refusal is the VM's failure. */
+    void setCpuidOrFail(MemorySegment cpuid) {
+        Libc.ioctl(fd, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
+    }
+
+    /** SynIC on this vCPU (KVM_CAP_HYPERV_SYNIC2: the message and event pages are not zeroed behind the guest's back). */
+    void enableSynic() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment cap = a.allocate(KVM_ENABLE_CAP_LAYOUT);
+            cap.set(ValueLayout.JAVA_INT, 0, KVM_CAP_HYPERV_SYNIC2);
+            Libc.ioctl(fd, KVM_ENABLE_CAP, cap, "KVM_ENABLE_CAP(KVM_CAP_HYPERV_SYNIC2)");
+        }
+    }
+
+    /** KVM_GET_SUPPORTED_HV_CPUID of this vCPU: the Hyper-V leaves, SynIC's included once it is on. */
+    MemorySegment supportedHyperVCpuid(Arena arena) {
+        for (int entries = 16; entries <= 256; entries *= 2) {
+            MemorySegment cpuid = arena.allocate(KVM_CPUID2.byteSize() + entries * KVM_CPUID_ENTRY2.byteSize(), 8);
+            cpuid.set(ValueLayout.JAVA_INT, 0, entries);
+            try {
+                Libc.ioctl(fd, KVM_GET_SUPPORTED_HV_CPUID, cpuid, "KVM_GET_SUPPORTED_HV_CPUID");
+                return cpuid;
+            } catch (KvmException e) {
+                if (e.errno() != Libc.E2BIG) {
+                    throw e;
+                }
+            }
+        }
+        throw new KvmException("ioctl(KVM_GET_SUPPORTED_HV_CPUID)", Libc.E2BIG, "more than 256 Hyper-V CPUID entries");
     }
 
     @Override
@@ -252,6 +285,7 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
                     dispatchMmio(handler);
                 }
                 case KVM_EXIT_INTR -> interruptedRuns++;
+                case KVM_EXIT_HYPERV -> hypervExit();
                 case KVM_EXIT_HLT -> {
                     return STOP_HALT;
                 }
@@ -276,6 +310,19 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
                             + " is not handled by this backend");
                 }
             }
+        }
+    }
+
+    /**
+     * A SynIC MSR write (KVM has applied it; it tells the VMM, which has no message or event pages to
+     * watch yet) or a hypercall KVM leaves to the VMM (HvPostMessage, HvSignalEvent: VMBus's, served
+     * by nobody yet): refused as unknown, as Hyper-V answers a hypercall it does not offer.
+     */
+    private void hypervExit() {
+        hypervExits++;
+        if (run.get(ValueLayout.JAVA_INT, RUN_HYPERV_TYPE) == KVM_EXIT_HYPERV_HCALL) {
+            refusedHypercalls++;
+            run.set(ValueLayout.JAVA_LONG, RUN_HYPERV_HCALL_RESULT, HV_STATUS_INVALID_HYPERCALL_CODE);
         }
     }
 
@@ -419,6 +466,10 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
         out.put("exits", exits);
         out.put("io_exits", ioExits);
         out.put("mmio_exits", mmioExits);
+        if (hypervExits != 0) {
+            out.put("hyperv_exits", hypervExits);
+            out.put("hyperv_refused_hypercalls", refusedHypercalls);
+        }
         out.put("interrupted_runs", interruptedRuns);
         if (cpuidErrno != 0) {
             out.put("set_cpuid_errno", (long) cpuidErrno);

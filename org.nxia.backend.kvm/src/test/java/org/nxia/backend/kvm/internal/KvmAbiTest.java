@@ -24,6 +24,7 @@ class KvmAbiTest {
         assertEquals(8, KVM_MSRS.byteSize(), "sizeof(struct kvm_msrs)");
         assertEquals(40, KVM_CPUID_ENTRY2.byteSize(), "sizeof(struct kvm_cpuid_entry2)");
         assertEquals(8, KVM_CPUID2.byteSize(), "sizeof(struct kvm_cpuid2)");
+        assertEquals(104, KVM_ENABLE_CAP_LAYOUT.byteSize(), "sizeof(struct kvm_enable_cap)");
         assertEquals(24, KVM_STATS_HEADER.byteSize(), "sizeof(struct kvm_stats_header)");
         assertEquals(16, KVM_STATS_DESC.byteSize(), "sizeof(struct kvm_stats_desc)");
         assertEquals(8, KVM_IRQ_LEVEL.byteSize(), "sizeof(struct kvm_irq_level)");
@@ -90,6 +91,10 @@ class KvmAbiTest {
         assertEquals(34, RUN_IO_PORT);
         assertEquals(36, RUN_IO_COUNT);
         assertEquals(40, RUN_IO_DATA_OFFSET);
+        // struct kvm_hyperv_exit in the union: type, pad1, then hcall's input and result
+        assertEquals(32, RUN_HYPERV_TYPE);
+        assertEquals(40, RUN_HYPERV_HCALL_INPUT);
+        assertEquals(48, RUN_HYPERV_HCALL_RESULT);
         assertEquals(32, RUN_MMIO_PHYS_ADDR);
         assertEquals(40, RUN_MMIO_DATA);
         assertEquals(48, RUN_MMIO_LEN);
@@ -127,6 +132,8 @@ class KvmAbiTest {
         assertEquals(0x9000AEA4L, KVM_GET_XSAVE);
         assertEquals(0x5000AEA5L, KVM_SET_XSAVE);
         assertEquals(0x9000AECFL, KVM_GET_XSAVE2);
+        assertEquals(0x4068AEA3L, KVM_ENABLE_CAP);
+        assertEquals(0xC008AEC1L, KVM_GET_SUPPORTED_HV_CPUID);
         assertEquals(0x8188AEA6L, KVM_GET_XCRS);
         assertEquals(0x4188AEA7L, KVM_SET_XCRS);
         assertEquals(0x8400AE8EL, KVM_GET_LAPIC);

@@ -89,6 +89,8 @@ public final class SystemVmCommands {
             @Descriptor(Profiles.SYSTEM_PROFILE_HELP) @Parameter(names = {"-p", "--profile"}, absentValue = "") String profileName,
             @Descriptor("no ACPI tables: MP tables, and the virtio-mmio devices on the kernel command line (virtio_mmio.device=)")
             @Parameter(names = {"--no-acpi"}, presentValue = "true", absentValue = "false") boolean noAcpi,
+            @Descriptor("the guest sees a Hyper-V partition: Hyper-V's CPUID leaves and SynIC instead of KVM's (docs/vmbus.md)")
+            @Parameter(names = {"--hyperv"}, presentValue = "true", absentValue = "false") boolean hyperv,
             @Descriptor("the kernel: a bzImage") String kernel) throws Exception {
         HypervisorInfo h = vms.hypervisor();
         if (!h.flavour().hardwareVirtualization()) {
@@ -96,7 +98,8 @@ public final class SystemVmCommands {
                     + ", and a stock kernel needs hardware virtualization (VMX or SVM); run on such a host or in the rig");
         }
         LinuxProfile base = LinuxProfile.of(Path.of(kernel), initrd.isEmpty() ? null : Path.of(initrd))
-                .withCmdline(cmdline).withTimeout(Text.parseDuration(timeout)).withDevices(Text.devices(devices)).withAcpi(!noAcpi);
+                .withCmdline(cmdline).withTimeout(Text.parseDuration(timeout)).withDevices(Text.devices(devices)).withAcpi(!noAcpi)
+                .withHyperv(hyperv);
         base = profileName.isEmpty() ? base.withMemory(VmProfile.parseSize(memory.isEmpty() ? "256M" : memory))
                 : Profiles.apply(Profiles.get(profiles, profileName, Profile.Kind.SYSTEM), base, memory);
         LinuxProfile profile = RootFs.apply(vcpus > 0 ? base.withVcpus(vcpus) : base, rootfs);

@@ -49,6 +49,9 @@ public final class InMemoryHypervisor implements Hypervisor {
         this.stickyStop = stickyStop;
     }
 
+    /** Whether partitions emulate Hyper-V ({@code Partition.enableHyperV()}). */
+    public volatile boolean hyperV = true;
+
     public InMemoryHypervisor(IntFunction<Script> scripts) {
         this(HypervisorInfo.Flavour.HARDWARE_VMX, true, scripts);
     }
@@ -111,6 +114,20 @@ public final class InMemoryHypervisor implements Hypervisor {
 
         public List<ScriptedVcpu> vcpus() {
             return List.copyOf(vcpus);
+        }
+
+        /** How many vCPUs existed when {@link #enableHyperV} was called; -1 while it was not. */
+        public volatile int hyperVAfterVcpus = -1;
+
+        @Override
+        public synchronized void enableHyperV() {
+            if (!hyperV) {
+                Partition.super.enableHyperV();   // the SPI's answer for a backend without it
+            }
+            if (!interrupts) {
+                throw new IllegalStateException("Hyper-V before the interrupt controller");
+            }
+            hyperVAfterVcpus = vcpus.size();
         }
 
         @Override
