@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.foreign.MemorySegment;
 import java.lang.reflect.Proxy;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,13 +25,7 @@ import org.nxia.shell.support.GuestKit;
 import org.nxia.shell.support.VmSnapshotFile;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmSnapshot;
-import org.nxia.vmm.spi.DescriptorTable;
-import org.nxia.vmm.spi.PartitionState;
 import org.nxia.vmm.spi.RamFile;
-import org.nxia.vmm.spi.Registers;
-import org.nxia.vmm.spi.Segment;
-import org.nxia.vmm.spi.SpecialRegisters;
-import org.nxia.vmm.spi.VcpuState;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.VmState;
@@ -177,15 +170,7 @@ class NodeAdminServiceTest {
 
     /** A paused micro-VM's state as a pre-copy move sends it: a snapshot file with no RAM of its own. */
     private Path stateFile(long memory, boolean withRam) throws Exception {
-        VmProfile profile = VmProfile.of(kit.resolve("hello.elf")).withMemory(memory);
-        Segment code = new Segment(0, 0xfffff, 0x10, 11, true, 0, false, true, true, true, false);
-        Segment data = new Segment(0, 0xfffff, 0x18, 3, true, 0, true, true, false, true, false);
-        SpecialRegisters special = new SpecialRegisters(code, data, data, data, data, data, code, data,
-                new DescriptorTable(0x3000, 0x27), new DescriptorTable(0, 0), 0x80050033L, 7, 0x9000, 0x20, 0, 0xd01, 0xfee00900L);
-        Registers regs = new Registers(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x100123, 0x202);
-        List<VmSnapshot.RamChunk> ram = withRam ? List.of(new VmSnapshot.RamChunk(0, MemorySegment.ofArray(pages(1, 3)))) : List.of();
-        VmSnapshot s = new VmSnapshot(profile, "kvm", ram, List.of(new VcpuState(0, regs, special, List.of())),
-                new PartitionState(List.of()), List.of());
+        VmSnapshot s = TestSnapshots.of(VmProfile.of(kit.resolve("hello.elf")).withMemory(memory), withRam ? TestSnapshots.page(3) : List.of());
         Path file = kit.resolve("state-" + withRam + "-" + ids.incrementAndGet());
         VmSnapshotFile.write(s, file, null);
         return file;
@@ -210,6 +195,10 @@ class NodeAdminServiceTest {
         for (long bad : new long[] {0, -4096, 4097, NodeAdminService.MAX_TRANSFER_BYTES + 4096}) {
             assertThrows(IllegalArgumentException.class, () -> node.openRam(bad), "RAM of " + bad);
         }
+        assertTrue(Files.isDirectory(Path.of("/dev/shm")) && Files.getFileStore(Path.of("/dev/shm")).type().equals("tmpfs")
+                ? NodeAdminService.ramDirectory().equals(Path.of("/dev/shm"))
+                : NodeAdminService.ramDirectory().equals(Path.of(System.getProperty("java.io.tmpdir"))), "RAM waits in memory where it can");
+        node.openRam(NodeAdminService.MAX_TRANSFER_BYTES);   // the largest RAM a node takes
         String ram = node.openRam(memory);
         assertTrue(assertThrows(IllegalArgumentException.class, () -> node.receive(ram, 0, new byte[1])).getMessage()
                 .startsWith("node b has no incoming VM"), "RAM takes pages, not pieces of a file");
@@ -225,19 +214,26 @@ class NodeAdminServiceTest {
         }
         assertThrows(IllegalArgumentException.class, () -> node.receivePages("nope", new long[] {0}, pages(1, 1)));
 
+        node.receivePages(ram, new long[1024], new byte[1024 * 4096]);   // a whole piece: page 0, 1024 times
+        node.receivePages(ram, new long[] {memory - 4096}, pages(1, 4));   // the last page
+        node.receivePages(ram, new long[] {0}, new byte[4096]);
         node.receivePages(ram, new long[] {0x3000, 0x1000}, pages(2, 5));
         node.receivePages(ram, new long[] {0x2000, 0x1000, 0x10000}, pages(3, 9));   // 0x1000 again: the later one holds
         VmSummary vm = node.restore(sent(stateFile(memory, false)), ram);
         assertTrue(made.containsKey(vm.id()), "the clone is the VM restored");
         RamFile file = cloned.getFirst();
         assertEquals(memory, file.ramBytes());
-        assertEquals(List.of(new RamFile.Extent(0x1000, 0x1000, 0x3000), new RamFile.Extent(0x10000, 0x10000, 0x1000)), file.extents());
+        assertEquals(List.of(new RamFile.Extent(0, 0, 0x4000), new RamFile.Extent(0x10000, 0x10000, 0x1000),
+                new RamFile.Extent(memory - 4096, memory - 4096, 4096)), file.extents());
+        assertEquals(NodeAdminService.ramDirectory(), file.file().getParent(), "gathered where RAM is memory");
         byte[] content = clonedContent.getFirst();
         assertEquals(9, content[0x1000]);
         assertEquals(9, content[0x2fff]);
         assertEquals(5, content[0x3000]);
         assertEquals(9, content[0x10fff]);
-        assertEquals(0x11000, content.length, "nothing past the last page that came");
+        assertEquals(4, content[(int) memory - 1]);
+        assertEquals(0, content[0x0fff], "page 0 as sent last");
+        assertEquals(memory, content.length, "nothing past the last page that came");
         assertTrue(Files.notExists(file.file()), "the RAM file goes once mapped");
         assertTrue(assertThrows(IllegalArgumentException.class, () -> node.receivePages(ram, new long[] {0}, pages(1, 1))).getMessage()
                 .startsWith("node b has no incoming VM"), "restored, the RAM is gone");

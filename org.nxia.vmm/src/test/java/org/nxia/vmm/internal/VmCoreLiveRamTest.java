@@ -110,8 +110,12 @@ class VmCoreLiveRamTest {
         VmCore vm = running();
         LiveRam live = vm.liveRam();
         assertThrows(IllegalStateException.class, vm::liveRam, "one at a time");
+        vm.pause();
         live.close();
         assertThrows(IllegalStateException.class, () -> live.written(new long[live.words()]));
+        IllegalStateException closed = assertThrows(IllegalStateException.class, live::state, "paused, but this reader is closed");
+        assertTrue(closed.getMessage().contains("closed"), closed.getMessage());
+        vm.resume();
         LiveRam again = vm.liveRam();
         hv.partition().guestWrite(GUEST_PAGE, new byte[] {1});
         long[] bitmap = new long[again.words()];

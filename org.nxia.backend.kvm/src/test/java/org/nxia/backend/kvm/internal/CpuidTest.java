@@ -72,10 +72,16 @@ class CpuidTest {
 
     @Test
     void eachVcpuGetsItsApicIdAndTheHypervisorBit() {
-        MemorySegment t = Cpuid.forVcpu(table(new int[] {1, 7}, new int[] {0xb, 0}), 3, arena);
+        MemorySegment supported = table(new int[] {1, 7}, new int[] {0xb, 0}, new int[] {0x8000_001e, 0});
         long first = KVM_CPUID2.byteSize();
-        assertEquals(3, t.get(ValueLayout.JAVA_INT, first + KvmAbi.offset(KVM_CPUID_ENTRY2, "ebx")) >>> 24);
+        long ebx = KvmAbi.offset(KVM_CPUID_ENTRY2, "ebx");
+        supported.set(ValueLayout.JAVA_INT, first + ebx, 0x5508_0800);   // another APIC id, CLFLUSH size and count kept
+        MemorySegment t = Cpuid.forVcpu(supported, 3, arena);
+        assertEquals(0x0308_0800, t.get(ValueLayout.JAVA_INT, first + ebx));
         assertEquals(Cpuid.ECX_HYPERVISOR, t.get(ValueLayout.JAVA_INT, first + KvmAbi.offset(KVM_CPUID_ENTRY2, "ecx")));
         assertEquals(3, t.get(ValueLayout.JAVA_INT, first + KVM_CPUID_ENTRY2.byteSize() + KvmAbi.offset(KVM_CPUID_ENTRY2, "edx")));
+        assertEquals(3, t.get(ValueLayout.JAVA_INT, first + 2 * KVM_CPUID_ENTRY2.byteSize() + KvmAbi.offset(KVM_CPUID_ENTRY2, "eax")),
+                "AMD's extended APIC id leaf");
+        assertEquals(0x5508_0800, supported.get(ValueLayout.JAVA_INT, first + ebx), "KVM's table is copied, not changed");
     }
 }
