@@ -33,6 +33,27 @@ final class Cpuid {
     static final int HYPERVISOR_LEAVES = 0x4000_0000;
     static final int HYPERVISOR_LEAVES_END = 0x4000_0100;
 
+    /**
+     * A CPUID table KVM fills ({@code request}: KVM_GET_SUPPORTED_CPUID of the system,
+     * KVM_GET_SUPPORTED_HV_CPUID of a vCPU), asked with room for {@code first} entries and again
+     * with twice the room while KVM says E2BIG, up to {@code max}.
+     */
+    static MemorySegment query(int fd, long request, String name, int first, int max, Arena arena) {
+        for (int entries = first; entries <= max; entries *= 2) {
+            MemorySegment cpuid = arena.allocate(KVM_CPUID2.byteSize() + entries * KVM_CPUID_ENTRY2.byteSize(), 8);
+            cpuid.set(ValueLayout.JAVA_INT, 0, entries);
+            try {
+                Libc.ioctl(fd, request, cpuid, name);
+                return cpuid;
+            } catch (KvmException e) {
+                if (e.errno() != Libc.E2BIG) {
+                    throw e;
+                }
+            }
+        }
+        throw new KvmException("ioctl(" + name + ")", Libc.E2BIG, "more than " + max + " CPUID entries");
+    }
+
     /** "Microsoft Hv" in EBX, ECX, EDX: the vendor a guest's Hyper-V code looks for in leaf 0x40000000. */
     static final int[] MICROSOFT_HV = {0x7263_694d, 0x666f_736f, 0x7648_2074};
 

@@ -62,26 +62,9 @@ final class KvmSystem implements AutoCloseable {
      */
     synchronized MemorySegment supportedCpuid() {
         if (cpuid == null) {
-            cpuid = querySupportedCpuid(Arena.global());
+            cpuid = Cpuid.query(fd, KVM_GET_SUPPORTED_CPUID, "KVM_GET_SUPPORTED_CPUID", 64, 4096, Arena.global());
         }
         return cpuid;
-    }
-
-    /** KVM_GET_SUPPORTED_CPUID, grown until the kernel's table fits. */
-    private MemorySegment querySupportedCpuid(Arena arena) {
-        for (int entries = 64; entries <= 4096; entries *= 2) {
-            MemorySegment cpuid = arena.allocate(KVM_CPUID2.byteSize() + entries * KVM_CPUID_ENTRY2.byteSize(), 8);
-            cpuid.set(ValueLayout.JAVA_INT, 0, entries);
-            try {
-                Libc.ioctl(fd, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
-                return cpuid;
-            } catch (KvmException e) {
-                if (e.errno() != Libc.E2BIG) {
-                    throw e;
-                }
-            }
-        }
-        throw new KvmException("ioctl(KVM_GET_SUPPORTED_CPUID)", Libc.E2BIG, "more than 4096 CPUID entries");
     }
 
     private int[] msrIndices;

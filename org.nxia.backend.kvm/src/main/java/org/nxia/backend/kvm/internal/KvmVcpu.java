@@ -131,19 +131,7 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
 
     /** KVM_GET_SUPPORTED_HV_CPUID of this vCPU: the Hyper-V leaves, SynIC's included once it is on. */
     MemorySegment supportedHyperVCpuid(Arena arena) {
-        for (int entries = 16; entries <= 256; entries *= 2) {
-            MemorySegment cpuid = arena.allocate(KVM_CPUID2.byteSize() + entries * KVM_CPUID_ENTRY2.byteSize(), 8);
-            cpuid.set(ValueLayout.JAVA_INT, 0, entries);
-            try {
-                Libc.ioctl(fd, KVM_GET_SUPPORTED_HV_CPUID, cpuid, "KVM_GET_SUPPORTED_HV_CPUID");
-                return cpuid;
-            } catch (KvmException e) {
-                if (e.errno() != Libc.E2BIG) {
-                    throw e;
-                }
-            }
-        }
-        throw new KvmException("ioctl(KVM_GET_SUPPORTED_HV_CPUID)", Libc.E2BIG, "more than 256 Hyper-V CPUID entries");
+        return Cpuid.query(fd, KVM_GET_SUPPORTED_HV_CPUID, "KVM_GET_SUPPORTED_HV_CPUID", 16, 256, arena);
     }
 
     @Override
