@@ -121,4 +121,12 @@ public interface NodeAdmin {
      * @since 1.1
      */
     VmSummary restore(String transfer, String ram);
+
+    /**
+     * Drops an incoming VM's file or RAM that will not be restored (the source's move failed), with
+     * what it held, at once rather than when it sits idle. An id the node does not have is ignored.
+     *
+     * @since 1.1
+     */
+    void discard(String transfer);
 }

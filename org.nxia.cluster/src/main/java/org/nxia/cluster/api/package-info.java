@@ -5,7 +5,8 @@
  * {@code serialVersionUID}; guest images travel by name (the guest kit of the node that runs
  * them), never as host paths.
  *
- * <p>1.1: pre-copy migration: {@code NodeAdmin.openRam}, {@code receivePages}, {@code restore(String, String)};
+ * <p>1.1: pre-copy migration: {@code NodeAdmin.openRam}, {@code receivePages}, {@code restore(String, String)},
+ * {@code discard};
  * {@link org.nxia.cluster.api.Moved#how()} and {@link org.nxia.cluster.api.Moved#sentWhileRunning()}.
  */
 @Export

@@ -91,11 +91,15 @@ final class Migration {
         Path file = dir.resolve(vm.id() + ".snapshot");
         VmSummary moved;
         long bytes;
+        String transfer = null;
         try {
             VmSnapshotFile.write(vm.snapshot(), file, null, Map.of(), SaveProgress.NONE);
             bytes = Files.size(file);
-            moved = target.restore(sendFile(file, target));
+            transfer = target.openTransfer(bytes);
+            sendFile(file, transfer, target);
+            moved = target.restore(transfer);
         } catch (IOException | RuntimeException e) {
+            discard(target, transfer);
             throw failed(vm, wasRunning, targetName, e);
         } finally {
             Files.deleteIfExists(file);
@@ -118,8 +122,10 @@ final class Migration {
         long whileRunning;
         int rounds = 0;
         long pauseAt;
+        String ram = null;
+        String transfer = null;
         try {
-            String ram = target.openRam(live.bytes());
+            ram = target.openRam(live.bytes());
             long left = live.written(dirty);
             long fewest = left;
             int notShrinking = 0;
@@ -143,8 +149,12 @@ final class Migration {
             file = dir.resolve(vm.id() + ".state");
             VmSnapshotFile.write(live.state(), file, null, Map.of(), SaveProgress.NONE);
             pages.bytes += Files.size(file);
-            moved = target.restore(sendFile(file, target), ram);
+            transfer = target.openTransfer(Files.size(file));
+            sendFile(file, transfer, target);
+            moved = target.restore(transfer, ram);
         } catch (IOException | RuntimeException e) {
+            discard(target, ram);
+            discard(target, transfer);
             throw failed(vm, paused, targetName, e);
         } finally {
             if (file != null) {
@@ -218,9 +228,23 @@ final class Migration {
         private static final MemorySegment ZERO = MemorySegment.ofArray(new byte[(int) LiveRam.PAGE]);
     }
 
-    /** Sends a file through the target's {@link NodeAdmin#openTransfer} in pieces; returns the transfer. */
-    private static String sendFile(Path file, NodeAdmin target) throws IOException {
-        String transfer = target.openTransfer(Files.size(file));
+    /**
+     * Frees what the target holds for a move that failed, at once (a transfer it restored or refused is
+     * gone already, and an unknown id is ignored); a target that does not answer drops it when idle.
+     */
+    private static void discard(NodeAdmin target, String transfer) {
+        if (transfer == null) {
+            return;
+        }
+        try {
+            target.discard(transfer);
+        } catch (RuntimeException e) {
+            // the target is gone or does not answer: it drops the transfer after TRANSFER_IDLE_NANOS
+        }
+    }
+
+    /** Sends a file through a transfer the target opened, in pieces. */
+    private static void sendFile(Path file, String transfer, NodeAdmin target) throws IOException {
         byte[] piece = new byte[NodeAdmin.MAX_PIECE];
         long offset = 0;
         try (InputStream in = Files.newInputStream(file)) {
@@ -230,6 +254,5 @@ final class Migration {
                 offset += n;
             }
         }
-        return transfer;
     }
 }

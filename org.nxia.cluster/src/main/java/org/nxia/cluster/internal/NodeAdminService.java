@@ -453,6 +453,13 @@ public final class NodeAdminService implements NodeAdmin {
                 ? shm : Path.of(System.getProperty("java.io.tmpdir"));
     }
 
+    @Override
+    public void discard(String transfer) {
+        if (transfer != null) {
+            drop(transfer);
+        }
+    }
+
     private Transfer transfer(String id, boolean ram) {
         Transfer t = id == null ? null : transfers.get(id);
         if (t == null || (t.pages != null) != ram) {

@@ -149,13 +149,15 @@ class MigrationTest {
     }
 
     /** The target node: gathers RAM pages and a state or snapshot file, as NodeAdminService does. */
-    private static final class Target implements NodeAdmin {
+    private static class Target implements NodeAdmin {
         final byte[] ram = new byte[(int) (PAGES * PAGE)];
         final List<Integer> pagesPerCall = new ArrayList<>();
         final ByteArrayOutputStream file = new ByteArrayOutputStream();
         long pagesSent;
         String restored;
         Consumer<String> onRestore = how -> { };
+        final List<String> discarded = new ArrayList<>();
+        RuntimeException onReceivePages;
 
         @Override
         public String openRam(long ramBytes) {
@@ -166,6 +168,9 @@ class MigrationTest {
         @Override
         public void receivePages(String id, long[] addresses, byte[] pages) {
             assertEquals("ram-1", id);
+            if (onReceivePages != null) {
+                throw onReceivePages;
+            }
             assertEquals(addresses.length * PAGE, pages.length);
             assertTrue(pages.length <= MAX_PIECE);
             for (int i = 0; i < addresses.length; i++) {
@@ -201,6 +206,11 @@ class MigrationTest {
             onRestore.accept("pre-copy");
             restored = "ram";
             return new VmSummary("b", "vm-7", "memfill", "running", PAGES * PAGE, "");
+        }
+
+        @Override
+        public void discard(String transfer) {
+            discarded.add(transfer);
         }
 
         @Override
@@ -323,6 +333,34 @@ class MigrationTest {
         assertEquals(VmState.RUNNING, state);
         assertEquals("resume", calls.get(calls.size() - 2), "resumed, then the reader closed: " + calls);
         assertFalse(destroyed);
+        assertEquals(List.of("ram-1", "file-1"), target.discarded, "the target is told to drop what it holds at once");
+    }
+
+    @Test
+    void aTargetThatFailsMidwayIsToldToDropTheRamEvenIfItCannotBeReached() {
+        write(range(0, 10), 100);
+        target.onReceivePages = new IllegalStateException("node b could not store the incoming VM's RAM: No space left on device");
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> Migration.move(vms(), "vm-1", "b", target, true));
+        assertTrue(e.getMessage().endsWith("No space left on device"), e.getMessage());
+        assertEquals(List.of("ram-1"), target.discarded, "no state file was opened yet");
+        assertEquals(VmState.RUNNING, state, "it never paused");
+        assertFalse(calls.contains("pause"));
+
+        Target gone = new Target() {
+            @Override
+            public void discard(String transfer) {
+                throw new IllegalStateException("node b stopped answering");
+            }
+        };
+        gone.onRestore = how -> {
+            throw new IllegalStateException("node b stopped answering");
+        };
+        destroyed = false;
+        IllegalStateException unreachable = assertThrows(IllegalStateException.class,
+                () -> Migration.move(vms(), "vm-1", "b", gone, false));
+        assertTrue(unreachable.getMessage().contains("goes on here: IllegalStateException: node b stopped answering"),
+                "the move's own failure is what is said: " + unreachable.getMessage());
+        assertEquals(VmState.RUNNING, state, "resumed");
     }
 
     @Test

@@ -257,17 +257,21 @@ class NodeAdminServiceTest {
     }
 
     @Test
-    void atMostFourTransfersAtOnce() {
+    void atMostFourTransfersAtOnceAndADiscardedOneMakesRoom() {
+        List<String> open = new ArrayList<>();
         for (int i = 0; i < NodeAdminService.MAX_TRANSFERS; i++) {
-            if (i % 2 == 0) {
-                node.openTransfer(1);
-            } else {
-                node.openRam(4096);
-            }
+            open.add(i % 2 == 0 ? node.openTransfer(1) : node.openRam(4096));
         }
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> node.openTransfer(1));
         assertEquals("node b is receiving 4 VMs already; try again later", e.getMessage());
         assertThrows(IllegalStateException.class, () -> node.openRam(4096), "RAM counts with the files");
+        node.discard("not-one-of-them");
+        node.discard(null);
+        assertThrows(IllegalStateException.class, () -> node.openTransfer(1), "an unknown id frees nothing");
+        node.discard(open.get(1));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> node.receivePages(open.get(1), new long[] {0}, new byte[4096]))
+                .getMessage().startsWith("node b has no incoming VM"), "discarded");
+        node.openRam(4096);   // its place is free
     }
 
     @Test
