@@ -87,23 +87,17 @@ final class Migration {
             vm.pause();
         }
         long paused = System.nanoTime();
-        Path dir = Files.createTempDirectory("nxia-migrate-");
-        Path file = dir.resolve(vm.id() + ".snapshot");
         VmSummary moved;
         long bytes;
         String transfer = null;
         try {
-            VmSnapshotFile.write(vm.snapshot(), file, null, Map.of(), SaveProgress.NONE);
-            bytes = Files.size(file);
-            transfer = target.openTransfer(bytes);
-            sendFile(file, transfer, target);
+            Sent sent = send(vm.snapshot(), target);
+            transfer = sent.transfer();
+            bytes = sent.bytes();
             moved = target.restore(transfer);
         } catch (IOException | RuntimeException e) {
             discard(target, transfer);
             throw failed(vm, wasRunning, targetName, e);
-        } finally {
-            Files.deleteIfExists(file);
-            Files.deleteIfExists(dir);
         }
         long resumed = System.nanoTime();
         vms.destroy(vm.id());
@@ -116,8 +110,6 @@ final class Migration {
         long[] dirty = new long[live.words()];
         Pages pages = new Pages(live, target);
         boolean paused = false;
-        Path dir = null;
-        Path file = null;
         VmSummary moved;
         long whileRunning;
         int rounds = 0;
@@ -145,24 +137,14 @@ final class Migration {
             paused = true;
             live.written(dirty);
             pages.send(ram, dirty, false);
-            dir = Files.createTempDirectory("nxia-migrate-");
-            file = dir.resolve(vm.id() + ".state");
-            VmSnapshotFile.write(live.state(), file, null, Map.of(), SaveProgress.NONE);
-            pages.bytes += Files.size(file);
-            transfer = target.openTransfer(Files.size(file));
-            sendFile(file, transfer, target);
+            Sent state = send(live.state(), target);
+            transfer = state.transfer();
+            pages.bytes += state.bytes();
             moved = target.restore(transfer, ram);
         } catch (IOException | RuntimeException e) {
             discard(target, ram);
             discard(target, transfer);
             throw failed(vm, paused, targetName, e);
-        } finally {
-            if (file != null) {
-                Files.deleteIfExists(file);
-            }
-            if (dir != null) {
-                Files.deleteIfExists(dir);
-            }
         }
         long resumed = System.nanoTime();
         vms.destroy(vm.id());
@@ -243,16 +225,39 @@ final class Migration {
         }
     }
 
-    /** Sends a file through a transfer the target opened, in pieces. */
-    private static void sendFile(Path file, String transfer, NodeAdmin target) throws IOException {
-        byte[] piece = new byte[NodeAdmin.MAX_PIECE];
-        long offset = 0;
-        try (InputStream in = Files.newInputStream(file)) {
-            int n;
-            while ((n = in.readNBytes(piece, 0, piece.length)) > 0) {
-                target.receive(transfer, offset, n == piece.length ? piece : Arrays.copyOf(piece, n));
-                offset += n;
+    /** A snapshot file the target holds in full: its transfer and its size. */
+    private record Sent(String transfer, long bytes) {
+    }
+
+    /**
+     * Writes {@code snapshot} to a temporary file (the format's writer takes a path) and sends it in
+     * pieces through a transfer the target opens; the file goes either way, and a transfer that
+     * fails midway is discarded.
+     */
+    private static Sent send(VmSnapshot snapshot, NodeAdmin target) throws IOException {
+        Path dir = Files.createTempDirectory("nxia-migrate-");
+        Path file = dir.resolve("vm.snapshot");
+        String transfer = null;
+        try {
+            VmSnapshotFile.write(snapshot, file, null, Map.of(), SaveProgress.NONE);
+            long bytes = Files.size(file);
+            transfer = target.openTransfer(bytes);
+            byte[] piece = new byte[NodeAdmin.MAX_PIECE];
+            long offset = 0;
+            try (InputStream in = Files.newInputStream(file)) {
+                int n;
+                while ((n = in.readNBytes(piece, 0, piece.length)) > 0) {
+                    target.receive(transfer, offset, n == piece.length ? piece : Arrays.copyOf(piece, n));
+                    offset += n;
+                }
             }
+            return new Sent(transfer, bytes);
+        } catch (IOException | RuntimeException e) {
+            discard(target, transfer);
+            throw e;
+        } finally {
+            Files.deleteIfExists(file);
+            Files.deleteIfExists(dir);
         }
     }
 }
