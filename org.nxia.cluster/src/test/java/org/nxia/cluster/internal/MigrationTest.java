@@ -158,6 +158,7 @@ class MigrationTest {
         Consumer<String> onRestore = how -> { };
         final List<String> discarded = new ArrayList<>();
         RuntimeException onReceivePages;
+        RuntimeException onReceive;
 
         @Override
         public String openRam(long ramBytes) {
@@ -188,6 +189,9 @@ class MigrationTest {
 
         @Override
         public void receive(String transfer, long offset, byte[] piece) {
+            if (onReceive != null) {
+                throw onReceive;
+            }
             assertEquals(file.size(), offset);
             file.writeBytes(piece);
         }
@@ -334,6 +338,24 @@ class MigrationTest {
         assertEquals("resume", calls.get(calls.size() - 2), "resumed, then the reader closed: " + calls);
         assertFalse(destroyed);
         assertEquals(List.of("ram-1", "file-1"), target.discarded, "the target is told to drop what it holds at once");
+    }
+
+    @Test
+    void aStopAndCopyMoveThatFailsTellsTheTargetToDropTheFileWhetherItCameOrNot() {
+        target.onReceive = new IllegalStateException("node b could not store the incoming VM: No space left on device");
+        assertThrows(IllegalStateException.class, () -> Migration.move(vms(), "vm-1", "b", target, false));
+        assertEquals(List.of("file-1"), target.discarded, "a file that stopped midway");
+        assertEquals(VmState.RUNNING, state);
+
+        target.onReceive = null;
+        target.discarded.clear();
+        target.onRestore = how -> {
+            throw new IllegalArgumentException("node b refused the incoming VM: no room");
+        };
+        assertThrows(IllegalStateException.class, () -> Migration.move(vms(), "vm-1", "b", target, false));
+        assertEquals(List.of("file-1"), target.discarded, "a file the target refused (or never answered for)");
+        assertEquals(VmState.RUNNING, state);
+        assertFalse(destroyed);
     }
 
     @Test
