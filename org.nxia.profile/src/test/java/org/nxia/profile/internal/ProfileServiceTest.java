@@ -183,6 +183,9 @@ class ProfileServiceTest {
         assertTrue(show.contains("profile    isolated (version 1)"), show);
         assertTrue(show.contains("portal     none (no grants, no shared regions)"), show);
         assertTrue(show.contains("cpus       any (not pinned)"), show);
+        assertFalse(show.contains("hyperv"), "said only when on: " + show);
+        service.updated("pid.3", config("name", "windowsy", "hyperv", "true"));
+        assertTrue(commands.show("windowsy").endsWith("hyperv     the guest sees a Hyper-V partition"), commands.show("windowsy"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> commands.show("perf"));
         assertTrue(e.getMessage().contains("no profile perf"), e.getMessage());
     }
