@@ -259,7 +259,13 @@ static void reap(void)
     pid_t pid;
 
     while (read(sig_fd, &si, sizeof si) == sizeof si)
-        ;
+        if (pid1 && si.ssi_signo != SIGCHLD) {
+            /* busybox's halt, poweroff and reboot signal init (SIGUSR1, SIGUSR2,
+             * SIGTERM); so does the kernel's orderly poweroff, which runs
+             * /sbin/poweroff (a Hyper-V host's shutdown request): power off */
+            logmsg("signal %u: powering off", si.ssi_signo);
+            stop = 1;
+        }
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (int i = 0; i < MAX_JOBS; i++)
             if (jobs[i].used && jobs[i].pid == pid) {
@@ -1397,6 +1403,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
+    if (pid1) {
+        sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGUSR2);
+        sigaddset(&mask, SIGTERM);
+    }
     sigprocmask(SIG_BLOCK, &mask, NULL);
     sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sig_fd < 0) {

@@ -4,7 +4,9 @@
  * virtio-mmio devices: 4 KiB windows at 0xd0000000, 0xd0001000 and
  * 0xd0002000 on GSIs 5, 6 and 16. Every interrupt is edge-triggered and
  * active high: ISA's (as the MP table says), and virtio-mmio's because
- * the transport pulses its line. \_S5: soft off, the one sleep state,
+ * the transport pulses its line. VMBS: a Hyper-V partition's VMBus, with
+ * no resources (on x86 its interrupt is the hypervisor callback vector).
+ * \_S5: soft off, the one sleep state,
  * SLP_TYP 5 (what the guest writes to the FADT's sleep control register).
  */
 DefinitionBlock ("", "DSDT", 2, "NXIA  ", "NXIADSDT", 1)
@@ -60,6 +62,14 @@ DefinitionBlock ("", "DSDT", 2, "NXIA  ", "NXIADSDT", 1)
             {
                 Memory32Fixed (ReadWrite, 0xD0002000, 0x00001000)
                 Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) { 16 }
+            })
+        }
+        Device (VMBS)
+        {
+            Name (_HID, "VMBus")
+            Name (_UID, 0)
+            Name (_CRS, ResourceTemplate ()
+            {
             })
         }
     }

@@ -52,13 +52,13 @@ class AssemblySmokeTest {
             "org.nxia.examples.internal.TextService");
 
     /** Linux VMs and the control agent's host end: the System VM node's, not the sandbox's. */
-    static final Set<String> SYSTEM_VM_BUNDLES = Set.of("org.nxia.control", "org.nxia.shell.systemvm");
+    static final Set<String> SYSTEM_VM_BUNDLES = Set.of("org.nxia.control", "org.nxia.shell.systemvm", "org.nxia.device.vmbus");
     static final Set<String> SYSTEM_VM_COMMANDS = Set.of("vm:boot", "vm:exec", "bench:boot", "control:exec", "control:vms", "vm:checkpoint",
             "vm:restoreProcess", "systemvm:snapshot", "systemvm:restore", "systemvm:clone");
     static final Set<String> SYSTEM_VM_COMPONENTS = Set.of("org.nxia.control.internal.SystemVmLauncher",
             "org.nxia.control.internal.SocketControlConnector", "org.nxia.shell.systemvm.internal.SystemVmCommands",
             "org.nxia.control.internal.CriuCheckpoints", "org.nxia.shell.systemvm.internal.ProcessCheckpointCommands",
-            "org.nxia.shell.systemvm.internal.SystemVmSnapshotCommands");
+            "org.nxia.shell.systemvm.internal.SystemVmSnapshotCommands", "org.nxia.device.vmbus.internal.VmbusFactory");
 
     /** Remote administration through Aries RSA: the cluster's, on top of the full platform. */
     static final Set<String> CLUSTER_BUNDLES = Set.of("org.nxia.cluster", "org.nxia.cluster.zookeeper");

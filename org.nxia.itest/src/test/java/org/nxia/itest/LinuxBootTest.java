@@ -13,6 +13,7 @@ import javax.inject.Inject;
 import org.junit.Test;
 import org.junit.runner.RunWith;
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.VirtualMachine;
 import org.nxia.vmm.api.VmManager;
 import org.nxia.vmm.api.VmResult;
@@ -139,8 +140,25 @@ public class LinuxBootTest {
                     console.contains("Switched to clocksource hyperv_clocksource"));
             assertTrue("no trace of KVM's leaves:\n" + console, !console.contains("Hypervisor detected: KVM"));
             assertTrue("every vCPU came up:\n" + console, console.contains("Brought up 1 node, " + VCPUS + " CPU"));
-            vm.stop();
-            assertEquals(VmResult.Reason.STOPPED, vm.await(Duration.ofSeconds(30)).reason());
+            // the DSDT names a VMBus; hv_vmbus connects to the VMM's server at the newest version it speaks, and
+            // hv_utils opens the shutdown and heartbeat channels it offers
+            assertTrue("VMBus connected:\n" + console, console.contains("hv_vmbus: Vmbus version:5.3"));
+            Device vmbus = vm.devices().stream().filter(d -> d.type().equals("vmbus")).findFirst().orElseThrow();
+            long channelsBy = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+            while (!vmbus.state().toString().matches(".*1 open, shutdown: framework 3\\.0.*2 open, heartbeat: framework 3\\.0, heartbeat 3\\.0, [1-9]\\d* beats.*")
+                    && System.nanoTime() < channelsBy && vm.result().isEmpty()) {
+                Thread.sleep(200);
+            }
+            System.out.println("LinuxBootTest: VMBus server " + vmbus.state() + "\n" + vm.console().lines()
+                    .filter(l -> l.contains("hv_") || l.contains("vmbus")).reduce("", (a, b) -> a + b + "\n"));
+            assertTrue("both channels open, heartbeats answered: " + vmbus.state() + "\n" + vm.console(), vmbus.state().toString()
+                    .matches(".*version=5\\.3, messageVp=0, .*dropped=0, refusedBusy=0, .*1 open, shutdown: framework 3\\.0.*2 open, heartbeat: .*[1-9]\\d* beats, 0 failures.*"));
+            // asked through the shutdown channel, the guest powers itself off
+            assertTrue("the guest can be asked to power off", vm.requestShutdown());
+            VmResult off = vm.await(Duration.ofSeconds(120));
+            assertEquals(off.detail() + "\n" + vm.console(), VmResult.Reason.POWERED_OFF, off.reason());
+            assertTrue("hv_utils took the request:\n" + vm.console(), vm.console().contains("Shutdown request received"));
+            assertTrue("the shutdown was answered: " + vmbus.state(), vmbus.state().toString().contains("1 requested, 1 accepted"));
         } finally {
             vms.destroy(vm.id());
         }

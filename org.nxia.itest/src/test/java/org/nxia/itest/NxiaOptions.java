@@ -18,7 +18,7 @@ import org.ops4j.pax.exam.Option;
 /** The framework every in-framework test runs: Felix, SCR, ConfigAdmin, Gogo runtime and the NXIA bundles. */
 final class NxiaOptions {
 
-    static final String[] NXIA_BUNDLES = {"org.nxia.vmm.api", "org.nxia.backend.kvm", "org.nxia.vmm", "org.nxia.examples", "org.nxia.device.platform", "org.nxia.device.virtio", "org.nxia.shell", "org.nxia.shell.systemvm",
+    static final String[] NXIA_BUNDLES = {"org.nxia.vmm.api", "org.nxia.backend.kvm", "org.nxia.vmm", "org.nxia.examples", "org.nxia.device.platform", "org.nxia.device.virtio", "org.nxia.device.vmbus", "org.nxia.shell", "org.nxia.shell.systemvm",
         "org.nxia.portal", "org.nxia.lsm.policy", "org.nxia.gemini", "org.nxia.control", "org.nxia.profile", "org.nxia.snapshot"};
 
     /** The directory FileInstall watches in the framework under test. */

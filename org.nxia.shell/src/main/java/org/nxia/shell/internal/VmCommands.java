@@ -86,9 +86,27 @@ public final class VmCommands {
         return id + " started";
     }
 
-    @Descriptor("stop a running VM")
-    public String stop(@Descriptor("VM id") String id) {
+    @Descriptor("stop a running VM; with --graceful, ask its guest to power off (a Hyper-V guest's shutdown channel) and wait for it")
+    public String stop(
+            @Descriptor("ask the guest to power off, and wait for it") @Parameter(names = {"-g", "--graceful"}, absentValue = "false",
+                    presentValue = "true") boolean graceful,
+            @Descriptor("with --graceful: how long to wait before stopping it anyway (default 60s)") @Parameter(names = {"-w", "--wait"},
+                    absentValue = "60s") String within,
+            @Descriptor("VM id") String id) {
         VirtualMachine vm = vm(id);
+        if (graceful) {
+            Duration wait = Text.parseDuration(within);
+            if (!vm.requestShutdown()) {
+                throw new IllegalStateException(id + " has no way to ask its guest to power off: a Hyper-V guest (hyperv=true) whose"
+                        + " hv_utils driver has opened the shutdown channel has one; vm:stop without --graceful stops it at once");
+            }
+            try {
+                return id + " " + Text.outcome(vm.await(wait));
+            } catch (Exception e) {
+                vm.stop();
+                return id + " did not power off within " + within + " of being asked; stopped it";
+            }
+        }
         vm.stop();
         try {
             VmResult r = vm.await(Duration.ofSeconds(5));

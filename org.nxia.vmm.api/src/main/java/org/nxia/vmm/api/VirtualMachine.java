@@ -27,6 +27,16 @@ public interface VirtualMachine {
     void stop();
 
     /**
+     * Asks the guest to power itself off through the first device that can ask it
+     * ({@link org.nxia.vmm.api.device.GracefulShutdown}: a Hyper-V guest's shutdown channel), and
+     * returns at once; the VM ends when the guest powers off. {@link #stop()} stops it without asking.
+     *
+     * @return false if no device can ask the guest now (none, or its driver has not opened it)
+     * @since 3.9
+     */
+    boolean requestShutdown();
+
+    /**
      * Pauses a running VM: every vCPU leaves the guest and waits, device
      * notifications are held. {@link #stop()} and destroy still work while paused.
      *

@@ -46,7 +46,7 @@
  * profile's timeout may be zero, which {@code VmManager.run} and the System VM launcher read as none).
  */
 @Export
-@Version("3.8.0")
+@Version("3.9.0")
 package org.nxia.vmm.api;
 
 import org.osgi.annotation.bundle.Export;

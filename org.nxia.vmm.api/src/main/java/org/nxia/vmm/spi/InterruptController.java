@@ -27,4 +27,17 @@ public interface InterruptController {
 
     /** Whether {@link InterruptLine#pulse()} goes through an irqfd (a write) rather than two ioctls. */
     boolean irqfd();
+
+    /**
+     * SINT {@code sint} of vCPU {@code vcpu} of a Hyper-V partition ({@link Partition#enableHyperV(SynicHost)}),
+     * for the VMM to raise and to hear acknowledged. Call once that vCPU exists; one per vCPU and SINT.
+     *
+     * @throws IllegalArgumentException if {@code sint} is not 0 to 15, or the vCPU does not exist
+     * @throws IllegalStateException if that SINT is taken, or the partition is not a Hyper-V partition
+     * @throws UnsupportedOperationException if the backend or the hypervisor cannot route synthetic interrupts
+     * @since 1.2
+     */
+    default SyntheticInterrupt syntheticInterrupt(int vcpu, int sint) {
+        throw new UnsupportedOperationException("this backend cannot raise synthetic interrupts");
+    }
 }

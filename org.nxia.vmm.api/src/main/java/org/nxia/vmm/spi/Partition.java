@@ -48,6 +48,19 @@ public interface Partition extends AutoCloseable {
     }
 
     /**
+     * {@link #enableHyperV()}, with {@code host} taking what the hypervisor leaves to the VMM: the
+     * guest's SynIC page changes and the hypercalls of VMBus ({@code HvPostMessage},
+     * {@code HvSignalEvent}). Its synthetic interrupts are {@link InterruptController#syntheticInterrupt}'s.
+     *
+     * @throws IllegalStateException if vCPUs exist or there is no interrupt controller
+     * @throws UnsupportedOperationException if the backend or the hypervisor does not emulate Hyper-V
+     * @since 1.2
+     */
+    default void enableHyperV(SynicHost host) {
+        throw new UnsupportedOperationException("this backend does not emulate Hyper-V");
+    }
+
+    /**
      * Creates the hypervisor's interrupt controllers for this VM (local
      * APICs, IOAPIC, PICs, PIT), as a stock kernel expects. Call once, before
      * the first {@link #createVcpu}. Optional: a backend that cannot emulate

@@ -15,7 +15,7 @@
  * <p>1.1: {@code Partition.enableHyperV()}: a partition the guest sees as Hyper-V's.
  */
 @Export
-@Version("1.1.0")
+@Version("1.2.0")
 package org.nxia.vmm.spi;
 
 import org.osgi.annotation.bundle.Export;

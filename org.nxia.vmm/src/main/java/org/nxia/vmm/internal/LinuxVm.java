@@ -47,6 +47,8 @@ final class LinuxVm implements VmKind {
      */
     static final String ACPI_CMDLINE = BASE_CMDLINE.replace(" i8042.nopnp", "");
     static final int CMOS = 0x70;
+    /** The VMBus server's device type, which a Hyper-V Linux VM with ACPI gets (org.nxia.device.vmbus). */
+    static final String VMBUS = "vmbus";
     private static final Windows WINDOWS = new Windows(LinuxLayout.MMIO_BASE, LinuxLayout.MMIO_SIZE, LinuxLayout.PORTAL_WINDOW,
             LinuxLayout.PORTAL_WINDOW_SIZE, LinuxLayout.PORTAL_ALIGN, (int) (LinuxLayout.PORTAL_WINDOW_SIZE / LinuxLayout.PORTAL_ALIGN));
 
@@ -57,6 +59,8 @@ final class LinuxVm implements VmKind {
     private final LinuxLayout layout;
     private final StringBuilder announced = new StringBuilder();
     private final List<VirtioMmioDevice> virtioMmio = new ArrayList<>();
+    /** A device serves the SynIC: the DSDT names a VMBus. */
+    private boolean vmbus;
     private int cmosIndex;
 
     /** Reads and checks the kernel and initramfs; refuses a host without hardware virtualization. */
@@ -95,13 +99,22 @@ final class LinuxVm implements VmKind {
         List<DeviceConfig> all = new ArrayList<>();
         all.add(new DeviceConfig("uart", Map.of()));
         all.add(new DeviceConfig("i8042", Map.of()));
+        if (profile.hyperv() && profile.acpi() && profile.devices().stream().noneMatch(d -> d.type().equals(VMBUS))) {
+            // Linux finds a VMBus in the DSDT only: without ACPI a Hyper-V guest has none
+            all.add(new DeviceConfig(VMBUS, Map.of()));
+        }
         all.addAll(profile.devices());
         return all;
     }
 
     @Override
     public String missingDeviceHint() {
-        return "a Linux VM needs uart and i8042 (org.nxia.device.platform)";
+        return "a Linux VM needs uart and i8042 (org.nxia.device.platform)" + (profile.hyperv() ? ", and a Hyper-V one vmbus (org.nxia.device.vmbus)" : "");
+    }
+
+    @Override
+    public void announceVmbus() {
+        vmbus = true;
     }
 
     @Override
@@ -188,7 +201,7 @@ final class LinuxVm implements VmKind {
         String cmdline = ((profile.acpi() ? ACPI_CMDLINE : BASE_CMDLINE) + announced + " " + profile.cmdline()).strip();
         // Processor entries carry family/model/stepping; any plausible value will do for Linux.
         LinuxBoot.load(memory, kernel, kernelFile, layout, initrd, cmdline, profile.vcpus(), 0x600, 0x0781_abfd,
-                profile.acpi() ? Optional.of(LinuxBoot.acpiTables(profile.vcpus(), virtioMmio)) : Optional.empty());
+                profile.acpi() ? Optional.of(LinuxBoot.acpiTables(profile.vcpus(), virtioMmio, vmbus)) : Optional.empty());
         boot.setSpecialRegisters(LinuxBoot.specialRegisters(boot.specialRegisters().apicBase()));
         boot.setRegisters(LinuxBoot.registers(layout));
     }

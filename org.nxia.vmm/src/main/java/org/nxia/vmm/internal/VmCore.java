@@ -35,6 +35,9 @@ import org.nxia.vmm.spi.PlacementOutcome;
 import org.nxia.vmm.spi.RamFile;
 import org.nxia.vmm.spi.SharedMapping;
 import org.nxia.vmm.spi.SharedRam;
+import org.nxia.vmm.spi.Synic;
+import org.nxia.vmm.spi.SynicHost;
+import org.nxia.vmm.spi.SyntheticInterrupt;
 import org.nxia.vmm.spi.Vcpu;
 import org.nxia.vmm.spi.VcpuState;
 import org.nxia.vmm.spi.VcpuStop;
@@ -48,6 +51,7 @@ import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.DeviceFactory;
+import org.nxia.vmm.api.device.GracefulShutdown;
 import org.nxia.vmm.api.device.MmioDevice;
 import org.nxia.vmm.api.device.PortDevice;
 import org.nxia.vmm.bench.ExitTimeRecorder;
@@ -106,6 +110,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     // Why the vCPUs were asked to stop: the first cause wins.
     private VmResult.Reason stopReason;
     private String stopDetail;
+    private final SynicForward synicHost = new SynicForward();
     private int exitStatus = -1;
 
     // In-place reset (a sandbox): the hypervisor's log of vCPU writes and the bitmap both logs are gathered in.
@@ -139,7 +144,7 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
                     () -> new HypervisorException("create interrupt controller", 0, "the " + hypervisor.backend()
                             + " backend has no in-kernel interrupt controller here; a stock Linux kernel needs one"));
             if (kind.hyperV()) {
-                partition.enableHyperV();
+                partition.enableHyperV(synicHost);
             }
             kind.load(this);
             for (DeviceConfig config : kind.devices()) {
@@ -165,6 +170,31 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         Context context = new Context();
         devices.add(factory.create(config, context));
         kind.announce(List.copyOf(context.windows), context.firstWindowSize, context.line);
+    }
+
+    /**
+     * The partition's SynIC host: the device that claimed it (a VMBus server), or nobody, whose
+     * hypercalls are refused as unknown. Claimed while devices are made, before any vCPU runs.
+     */
+    private static final class SynicForward implements SynicHost {
+        private volatile SynicHost claimed = SynicHost.NONE;
+
+        synchronized void claim(SynicHost host) {
+            if (claimed != SynicHost.NONE) {
+                throw new IllegalStateException("another device serves this VM's SynIC already");
+            }
+            claimed = host;
+        }
+
+        @Override
+        public void synicChanged(int vcpu, long control, long eventPage, long messagePage) {
+            claimed.synicChanged(vcpu, control, eventPage, messagePage);
+        }
+
+        @Override
+        public long hypercall(int vcpu, long control, long input, long output) {
+            return claimed.hypercall(vcpu, control, input, output);
+        }
     }
 
     // ---- what the kinds use while loading ----
@@ -289,6 +319,27 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
         }
 
         @Override
+        public Optional<Synic> claimSynic(SynicHost host) {
+            Objects.requireNonNull(host, "host");
+            if (!kind.hyperV()) {
+                return Optional.empty();
+            }
+            synicHost.claim(host);
+            kind.announceVmbus();
+            return Optional.of(new Synic() {
+                @Override
+                public int vcpus() {
+                    return kind.spec().vcpus();
+                }
+
+                @Override
+                public SyntheticInterrupt interrupt(int vcpu, int sint) {
+                    return interrupts.syntheticInterrupt(vcpu, sint);
+                }
+            });
+        }
+
+        @Override
         public void console(byte[] bytes, int offset, int length) {
             console.append(bytes, offset, length);
         }
@@ -322,6 +373,16 @@ final class VmCore implements ManagedVm, ExitHandler, HostCallContext, ExitTimeR
     @Override
     public List<Device> devices() {
         return List.copyOf(devices);
+    }
+
+    @Override
+    public boolean requestShutdown() {
+        for (Device d : devices()) {
+            if (d instanceof GracefulShutdown g && state() == VmState.RUNNING && g.requestShutdown()) {
+                return true;
+            }
+        }
+        return false;
     }
 
     // ---- HostCallContext ----

@@ -44,6 +44,10 @@ sealed interface VmKind permits MicroVm, LinuxVm {
         return false;
     }
 
+    /** A device serves the VM's SynIC: the firmware tables name a VMBus. */
+    default void announceVmbus() {
+    }
+
     /** Whether the VM gets the hypervisor's interrupt controllers (and fails to start without them). */
     boolean interrupts();
 

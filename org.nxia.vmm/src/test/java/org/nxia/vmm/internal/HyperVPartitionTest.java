@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
@@ -14,6 +16,9 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nxia.vmm.api.LinuxProfile;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.internal.linux.LinuxLayout;
+import org.nxia.vmm.spi.SynicHost;
 import org.nxia.vmm.internal.linux.TestKernel;
 import org.nxia.vmm.internal.memhv.InMemoryHypervisor;
 import org.nxia.vmm.internal.memhv.Script;
@@ -49,12 +54,49 @@ class HyperVPartitionTest {
             assertEquals(2, hv.partition().vcpus().size());
             UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class, vm::snapshot);
             assertTrue(e.getMessage().contains("Hyper-V"), e.getMessage());
+            // it got a VMBus server, which the DSDT names and the partition's SynIC exits reach
+            assertEquals(List.of("uart", "i8042", "vmbus"), vm.devices().stream().map(d -> d.type()).toList());
+            assertTrue(acpiTables(hv).contains("VMBS") && acpiTables(hv).contains("VMBus"), "the DSDT names the VMBus");
+            assertEquals(0x5c5c, hv.partition().synicHost.hypercall(0, SynicHost.HVCALL_POST_MESSAGE, 0, 0));
+            hv.partition().synicHost.synicChanged(1, 1, 0, 0x10001);
+            assertEquals(1, vms.synicChanges.get());
+            assertEquals(2, vms.lastSynic.orElseThrow().vcpus());
+            IllegalStateException twice = assertThrows(IllegalStateException.class, () -> vms.lastContext.claimSynic(SynicHost.NONE));
+            assertEquals("another device serves this VM's SynIC already", twice.getMessage());
         } finally {
             vm.destroy();
         }
         VmCore plain = new VmCore("vm-plain", new LinuxVm(profile(false), hv.info()), hv, threads, vms.factories());
-        plain.destroy();
+        try {
+            assertEquals(List.of("uart", "i8042"), plain.devices().stream().map(d -> d.type()).toList(), "no VMBus without Hyper-V");
+            assertTrue(!acpiTables(hv).contains("VMBS"), "nor in the DSDT");
+        } finally {
+            plain.destroy();
+        }
         assertEquals(-1, hv.partitions().getLast().hyperVAfterVcpus, "not asked without it");
+    }
+
+    @Test
+    void aDeviceOfAVmWithoutHyperVGetsNoSynicAndHypercallsWithoutAServerAreUnknown() throws Exception {
+        InMemoryHypervisor hv = new InMemoryHypervisor(id -> Script.untilStopped());
+        VmCore plain = new VmCore("vm-plain", new LinuxVm(profile(false).withDevices(List.of(new DeviceConfig("vmbus", Map.of()))), hv.info()),
+                hv, threads, vms.factories());
+        plain.destroy();
+        assertEquals(Optional.empty(), vms.lastSynic, "a VM that is not a Hyper-V partition has no SynIC to serve");
+        // a Hyper-V VM without ACPI gets no VMBus (Linux finds it in the DSDT only); its SynIC is nobody's
+        VmCore bare = new VmCore("vm-bare", new LinuxVm(profile(true).withAcpi(false), hv.info()), hv, threads, vms.factories());
+        try {
+            assertEquals(List.of("uart", "i8042"), bare.devices().stream().map(d -> d.type()).toList());
+            assertEquals(SynicHost.HV_STATUS_INVALID_HYPERCALL_CODE, hv.partitions().getLast().synicHost.hypercall(0, SynicHost.HVCALL_POST_MESSAGE, 0, 0));
+        } finally {
+            bare.destroy();
+        }
+    }
+
+    /** The last partition's ACPI table area, as text. */
+    private static String acpiTables(InMemoryHypervisor hv) {
+        byte[] bytes = hv.partitions().getLast().memory().read(LinuxLayout.ACPI_TABLES, (int) LinuxLayout.ACPI_TABLES_MAX);
+        return new String(bytes, java.nio.charset.StandardCharsets.ISO_8859_1);
     }
 
     @Test

@@ -15,6 +15,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import org.nxia.vmm.spi.InterruptLine;
+import org.nxia.vmm.spi.Synic;
+import org.nxia.vmm.spi.SynicHost;
 import org.nxia.vmm.api.LinuxProfile;
 import org.nxia.vmm.api.VmProfile;
 import org.nxia.vmm.api.device.Device;
@@ -37,6 +39,9 @@ final class TestVms {
     volatile InterruptLine lastLine;
     /** What the last "mmio" device was given. */
     volatile DeviceContext lastContext;
+    /** What the last "vmbus" stand-in's claim of the SynIC gave; the SynIC changes its host saw. */
+    volatile Optional<Synic> lastSynic;
+    final java.util.concurrent.atomic.AtomicInteger synicChanges = new java.util.concurrent.atomic.AtomicInteger();
     /** Whether the "uart" and "i8042" stand-ins save (as nothing) and restore, so a Linux VM can be saved. */
     volatile boolean platformSaved;
     /** The states restored into "mmio" devices, in order. */
@@ -63,6 +68,21 @@ final class TestVms {
             // a file-backed Portal region "pf": one region for every VM, as the platform maps a region it holds,
             // said to live in regionFile (the core only records the path; the content is this segment)
             "portal-file", factory("portal-file", c -> c.mapPortal("pf", fileRegion, Optional.ofNullable(regionFile), false, 0)),
+            // a VMBus server: claims the SynIC; its hypercalls answer 0x5c5c, its SynIC changes are counted
+            "vmbus", factory("vmbus", c -> {
+                lastSynic = c.claimSynic(new SynicHost() {
+                    @Override
+                    public void synicChanged(int vcpu, long control, long eventPage, long messagePage) {
+                        synicChanges.incrementAndGet();
+                    }
+
+                    @Override
+                    public long hypercall(int vcpu, long control, long input, long output) {
+                        return 0x5c5c;
+                    }
+                });
+                lastContext = c;
+            }),
             "mmio", factory("mmio", c -> {
                 c.claimMmio(4096, new MmioDevice() {
                     @Override

@@ -138,6 +138,16 @@ final class KvmAbi {
             JAVA_INT.withName("fd"), JAVA_INT.withName("gsi"), JAVA_INT.withName("flags"),
             JAVA_INT.withName("resamplefd"), sequenceLayout(16, JAVA_BYTE).withName("pad")).withName("kvm_irqfd");
 
+    /** struct kvm_irq_routing_entry: gsi, type, flags, pad, then a 32-byte union (irqchip: chip and pin; hv_sint: vCPU and SINT). */
+    static final StructLayout KVM_IRQ_ROUTING_ENTRY = structLayout(
+            JAVA_INT.withName("gsi"), JAVA_INT.withName("type"), JAVA_INT.withName("flags"), JAVA_INT.withName("pad"),
+            JAVA_INT.withName("u0"), JAVA_INT.withName("u1"), sequenceLayout(24, JAVA_BYTE).withName("rest"))
+            .withName("kvm_irq_routing_entry");
+
+    /** struct kvm_irq_routing: the number of entries and flags; the entries follow. */
+    static final StructLayout KVM_IRQ_ROUTING = structLayout(JAVA_INT.withName("nr"), JAVA_INT.withName("flags"))
+            .withName("kvm_irq_routing");
+
     /** struct kvm_ioeventfd. */
     static final StructLayout KVM_IOEVENTFD_LAYOUT = structLayout(
             JAVA_LONG.withName("datamatch"), JAVA_LONG.withName("addr"), JAVA_INT.withName("len"),
@@ -223,10 +233,15 @@ final class KvmAbi {
     static final long RUN_HYPERV_TYPE = RUN_UNION;
     static final long RUN_HYPERV_HCALL_INPUT = RUN_UNION + 8;
     static final long RUN_HYPERV_HCALL_RESULT = RUN_UNION + 16;
+    static final long RUN_HYPERV_HCALL_PARAM0 = RUN_UNION + 24;
+    static final long RUN_HYPERV_HCALL_PARAM1 = RUN_UNION + 32;
+    /** For a SYNIC exit: the MSR written, then SCONTROL's, SIEFP's and SIMP's values after the write. */
+    static final long RUN_HYPERV_SYNIC_MSR = RUN_UNION + 8;
+    static final long RUN_HYPERV_SYNIC_CONTROL = RUN_UNION + 16;
+    static final long RUN_HYPERV_SYNIC_EVT_PAGE = RUN_UNION + 24;
+    static final long RUN_HYPERV_SYNIC_MSG_PAGE = RUN_UNION + 32;
     static final int KVM_EXIT_HYPERV_SYNIC = 1;
     static final int KVM_EXIT_HYPERV_HCALL = 2;
-    /** The Hyper-V status a hypercall nobody serves returns (TLFS: HV_STATUS_INVALID_HYPERCALL_CODE). */
-    static final long HV_STATUS_INVALID_HYPERCALL_CODE = 2;
 
     /** struct kvm_enable_cap: cap, flags, args[4], pad[64]. */
     static final StructLayout KVM_ENABLE_CAP_LAYOUT = structLayout(
@@ -266,6 +281,8 @@ final class KvmAbi {
     static final long KVM_CREATE_IRQCHIP = io(0x60);
     static final long KVM_IRQ_LINE = iow(0x61, KVM_IRQ_LEVEL.byteSize());
     static final long KVM_IRQFD = iow(0x76, KVM_IRQFD_LAYOUT.byteSize());
+    /** Replaces the VM's whole GSI routing table (the kernel's default PIC and IOAPIC routes included). */
+    static final long KVM_SET_GSI_ROUTING = iow(0x6a, KVM_IRQ_ROUTING.byteSize());
     static final long KVM_CREATE_PIT2 = iow(0x77, KVM_PIT_CONFIG.byteSize());
     static final long KVM_IOEVENTFD = iow(0x79, KVM_IOEVENTFD_LAYOUT.byteSize());
     static final long KVM_RUN = io(0x80);
@@ -325,6 +342,12 @@ final class KvmAbi {
     static final int KVM_CAP_HYPERV_CPUID = 167;
     static final int KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2;
     static final int KVM_IRQFD_FLAG_DEASSIGN = 1;
+    /** The irqfd also signals a resample eventfd when the guest acknowledges the interrupt. */
+    static final int KVM_IRQFD_FLAG_RESAMPLE = 2;
+    static final int KVM_CAP_IRQ_ROUTING = 25;
+    static final int KVM_CAP_IRQFD_RESAMPLE = 82;
+    static final int KVM_IRQ_ROUTING_IRQCHIP = 1;
+    static final int KVM_IRQ_ROUTING_HV_SINT = 4;
     /** KVM handles port 0x61 (speaker/PIT gate), so calibration loops need no exit. */
     static final int KVM_PIT_SPEAKER_DUMMY = 1;
 

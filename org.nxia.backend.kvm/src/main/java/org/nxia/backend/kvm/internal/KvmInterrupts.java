@@ -8,6 +8,7 @@ import java.lang.foreign.ValueLayout;
 
 import org.nxia.vmm.spi.InterruptController;
 import org.nxia.vmm.spi.InterruptLine;
+import org.nxia.vmm.spi.SyntheticInterrupt;
 
 /**
  * KVM's in-kernel interrupt controllers (KVM_CREATE_IRQCHIP: local APICs,
@@ -28,7 +29,18 @@ final class KvmInterrupts implements InterruptController {
     private final Arena arena;
     private final boolean irqfd;
     private final Line[] lines = new Line[IOAPIC_PINS];
+    /** vCPUs whose SynIC is on: a SINT route is made only for those (KVM maps a SINT's GSI for an active SynIC only). */
+    private final java.util.BitSet synics = new java.util.BitSet();
+    /** The synthetic interrupts routed, at GSIs {@value #FIRST_SINT_GSI} on, in order. */
+    private final java.util.List<Sint> sints = new java.util.ArrayList<>();
     private boolean closed;
+
+    /** Where SINT routes begin: after the IOAPIC's pins. */
+    static final int FIRST_SINT_GSI = IOAPIC_PINS;
+    /** At most this many SINT routes per VM (16 SINTs of 4 vCPUs; VMBus uses one). */
+    static final int MAX_SINTS = 64;
+    /** GSIs 0 to 15 reach a PIC and the IOAPIC, 16 to 23 the IOAPIC only: KVM's default table. */
+    private static final int PIC_GSIS = 16;
 
     private KvmInterrupts(int vmFd, Arena arena, boolean irqfd) {
         this.vmFd = vmFd;
@@ -94,9 +106,87 @@ final class KvmInterrupts implements InterruptController {
         return irqfd;
     }
 
+    /** vCPU {@code id} has its SynIC on: its SINTs can be routed. */
+    synchronized void synicEnabled(int id) {
+        synics.set(id);
+    }
+
+    /**
+     * Routes a GSI to the SINT with KVM_SET_GSI_ROUTING, which replaces the whole table: KVM's
+     * default PIC and IOAPIC routes go in again first, then every SINT route so far. An irqfd on the
+     * GSI raises it; its resample eventfd hears the guest's acknowledgement (EOM or EOI), which KVM
+     * never exits for.
+     */
+    @Override
+    public synchronized SyntheticInterrupt syntheticInterrupt(int vcpu, int sint) {
+        if (closed) {
+            throw new IllegalStateException("the VM is closed");
+        }
+        if (sint < 0 || sint > 15) {
+            throw new IllegalArgumentException("a SynIC has SINTs 0 to 15, not " + sint);
+        }
+        if (!synics.get(vcpu)) {
+            throw new IllegalArgumentException("vCPU " + vcpu + " has no SynIC (it does not exist, or this is not a Hyper-V partition)");
+        }
+        for (Sint s : sints) {
+            if (s.vcpu == vcpu && s.sint == sint) {
+                throw new IllegalStateException("SINT " + sint + " of vCPU " + vcpu + " is taken");
+            }
+        }
+        if (sints.size() == MAX_SINTS) {
+            throw new IllegalStateException("a VM routes at most " + MAX_SINTS + " synthetic interrupts");
+        }
+        if (!irqfd || Libc.ioctl(vmFd, KVM_CHECK_EXTENSION, KVM_CAP_IRQ_ROUTING, "KVM_CHECK_EXTENSION") <= 0
+                || Libc.ioctl(vmFd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD_RESAMPLE, "KVM_CHECK_EXTENSION") <= 0) {
+            throw new UnsupportedOperationException("this KVM cannot route synthetic interrupts (it lacks KVM_CAP_IRQ_ROUTING,"
+                    + " KVM_CAP_IRQFD or KVM_CAP_IRQFD_RESAMPLE: 25, 32, 82)");
+        }
+        Sint made = new Sint(vcpu, sint, FIRST_SINT_GSI + sints.size());
+        sints.add(made);
+        try {
+            setRouting();
+            made.connect();
+        } catch (RuntimeException e) {
+            sints.remove(made);
+            made.release();
+            throw e;
+        }
+        return made;
+    }
+
+    private void setRouting() {
+        int n = PIC_GSIS * 2 + (IOAPIC_PINS - PIC_GSIS) + sints.size();
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment table = call.allocate(KVM_IRQ_ROUTING.byteSize() + n * KVM_IRQ_ROUTING_ENTRY.byteSize(), 8);
+            table.set(ValueLayout.JAVA_INT, 0, n);
+            int i = 0;
+            for (int gsi = 0; gsi < IOAPIC_PINS; gsi++) {
+                route(table, i++, gsi, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQCHIP_IOAPIC, gsi);
+                if (gsi < PIC_GSIS) {
+                    route(table, i++, gsi, KVM_IRQ_ROUTING_IRQCHIP, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, gsi % 8);
+                }
+            }
+            for (Sint s : sints) {
+                route(table, i++, s.gsi, KVM_IRQ_ROUTING_HV_SINT, s.vcpu, s.sint);
+            }
+            Libc.ioctl(vmFd, KVM_SET_GSI_ROUTING, table, "KVM_SET_GSI_ROUTING");
+        }
+    }
+
+    private static void route(MemorySegment table, int index, int gsi, int type, int first, int second) {
+        MemorySegment e = table.asSlice(KVM_IRQ_ROUTING.byteSize() + index * KVM_IRQ_ROUTING_ENTRY.byteSize(), KVM_IRQ_ROUTING_ENTRY.byteSize());
+        e.set(ValueLayout.JAVA_INT, offset(KVM_IRQ_ROUTING_ENTRY, "gsi"), gsi);
+        e.set(ValueLayout.JAVA_INT, offset(KVM_IRQ_ROUTING_ENTRY, "type"), type);
+        e.set(ValueLayout.JAVA_INT, offset(KVM_IRQ_ROUTING_ENTRY, "u0"), first);
+        e.set(ValueLayout.JAVA_INT, offset(KVM_IRQ_ROUTING_ENTRY, "u1"), second);
+    }
+
     /** Closes the lines' eventfds; the VM fd's close releases the irqfds. */
     synchronized void close() {
         closed = true;
+        for (Sint s : sints) {
+            s.close();
+        }
         for (Line line : lines) {
             if (line != null && line.eventFd >= 0) {
                 Libc.close(line.eventFd);
@@ -199,6 +289,132 @@ final class KvmInterrupts implements InterruptController {
         private void drive(boolean value) {
             level.set(ValueLayout.JAVA_INT, O_IRQ_LEVEL_LEVEL, value ? 1 : 0);
             Libc.ioctl(vmFd, KVM_IRQ_LINE, level, "KVM_IRQ_LINE");
+        }
+    }
+
+    /**
+     * A SINT route: an irqfd raises it, its resample eventfd counts the guest's acknowledgements.
+     * Like a doorbell, the eventfds are released when no thread waits in {@link #awaitAck}: closing
+     * them under a blocked read would let it read a descriptor number the process reused.
+     */
+    final class Sint implements SyntheticInterrupt {
+        private final int vcpu;
+        private final int sint;
+        private final int gsi;
+        private final Arena buffers = Arena.ofShared();
+        private final MemorySegment one = buffers.allocate(ValueLayout.JAVA_LONG);
+        private final MemorySegment count = buffers.allocate(ValueLayout.JAVA_LONG);
+        private final int raiseFd;
+        private final int ackFd;
+        // guarded by this
+        private boolean connected;
+        private boolean shut;
+        private boolean waiting;
+        private boolean released;
+
+        Sint(int vcpu, int sint, int gsi) {
+            this.vcpu = vcpu;
+            this.sint = sint;
+            this.gsi = gsi;
+            one.set(ValueLayout.JAVA_LONG, 0, 1L);
+            int raise = Libc.eventfd();
+            int ack;
+            try {
+                ack = Libc.eventfd();
+            } catch (KvmException e) {
+                Libc.close(raise);
+                throw e;
+            }
+            this.raiseFd = raise;
+            this.ackFd = ack;
+        }
+
+        private void connect() {
+            try (Arena call = Arena.ofConfined()) {
+                MemorySegment request = call.allocate(KVM_IRQFD_LAYOUT);
+                request.set(ValueLayout.JAVA_INT, O_IRQFD_FD, raiseFd);
+                request.set(ValueLayout.JAVA_INT, O_IRQFD_GSI, gsi);
+                request.set(ValueLayout.JAVA_INT, O_IRQFD_FLAGS, KVM_IRQFD_FLAG_RESAMPLE);
+                request.set(ValueLayout.JAVA_INT, offset(KVM_IRQFD_LAYOUT, "resamplefd"), ackFd);
+                Libc.ioctl(vmFd, KVM_IRQFD, request, "KVM_IRQFD(resample)");
+            }
+            synchronized (this) {
+                connected = true;
+            }
+        }
+
+        @Override
+        public int vcpu() {
+            return vcpu;
+        }
+
+        @Override
+        public int sint() {
+            return sint;
+        }
+
+        @Override
+        public synchronized void signal() {
+            if (!shut) {
+                Libc.write(raiseFd, one, "SINT irqfd");
+            }
+        }
+
+        @Override
+        public long awaitAck() {
+            synchronized (this) {
+                if (shut) {
+                    return 0;
+                }
+                waiting = true;
+            }
+            // a close() between here and the read has already written the wake-up: the read returns at once
+            try {
+                Libc.read(ackFd, count, "SINT resamplefd");
+            } finally {
+                synchronized (this) {
+                    waiting = false;
+                    if (shut) {
+                        release();
+                    }
+                }
+            }
+            synchronized (this) {
+                return shut ? 0 : count.get(ValueLayout.JAVA_LONG, 0);
+            }
+        }
+
+        @Override
+        public synchronized void close() {
+            if (shut) {
+                return;
+            }
+            shut = true;
+            if (connected) {
+                try (Arena call = Arena.ofConfined()) {
+                    MemorySegment request = call.allocate(KVM_IRQFD_LAYOUT);
+                    request.set(ValueLayout.JAVA_INT, O_IRQFD_FD, raiseFd);
+                    request.set(ValueLayout.JAVA_INT, O_IRQFD_GSI, gsi);
+                    request.set(ValueLayout.JAVA_INT, O_IRQFD_FLAGS, KVM_IRQFD_FLAG_DEASSIGN);
+                    Libc.ioctl(vmFd, KVM_IRQFD, request, "KVM_IRQFD(deassign)");
+                } catch (KvmException e) {
+                    // the VM is going away: its fd's close releases the irqfd
+                }
+            }
+            if (waiting) {
+                Libc.write(ackFd, one, "SINT resamplefd wake-up");   // the waiter releases it
+            } else {
+                release();
+            }
+        }
+
+        private synchronized void release() {
+            if (!released) {
+                released = true;
+                Libc.close(raiseFd);
+                Libc.close(ackFd);
+                buffers.close();
+            }
         }
     }
 }

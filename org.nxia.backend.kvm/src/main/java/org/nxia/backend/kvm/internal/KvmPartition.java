@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -25,6 +26,7 @@ import org.nxia.vmm.spi.PlacementOutcome;
 import org.nxia.vmm.spi.RamFile;
 import org.nxia.vmm.spi.SharedMapping;
 import org.nxia.vmm.spi.SharedRam;
+import org.nxia.vmm.spi.SynicHost;
 import org.nxia.vmm.spi.Vcpu;
 
 /**
@@ -65,6 +67,7 @@ final class KvmPartition implements Partition {
     private KvmDirtyLog dirtyLog;
     /** Each vCPU made from now on sees a Hyper-V partition ({@link #enableHyperV}). */
     private boolean hyperV;
+    private SynicHost synicHost = SynicHost.NONE;
     /** The file a clone's RAM is mapped from, or null: RAM is the memfd's. */
     private RamFile mappedFrom;
     private long copiedFromFile;
@@ -156,7 +159,8 @@ final class KvmPartition implements Partition {
         }
         if (hyperV) {
             try {
-                vcpu.enableSynic();
+                vcpu.enableSynic(synicHost);
+                interrupts.synicEnabled(id);
                 vcpu.setCpuidOrFail(Cpuid.forVcpu(Cpuid.withHyperV(cpuid, vcpu.supportedHyperVCpuid(arena), arena), id, arena));
             } catch (RuntimeException e) {
                 vcpu.close();
@@ -175,7 +179,13 @@ final class KvmPartition implements Partition {
      * APIC; the CPUID leaves asked of each vCPU (KVM_CAP_HYPERV_CPUID).
      */
     @Override
-    public synchronized void enableHyperV() {
+    public void enableHyperV() {
+        enableHyperV(SynicHost.NONE);
+    }
+
+    @Override
+    public synchronized void enableHyperV(SynicHost host) {
+        Objects.requireNonNull(host, "host");
         if (closed) {
             throw new IllegalStateException("partition is closed");
         }
@@ -189,6 +199,7 @@ final class KvmPartition implements Partition {
             }
         }
         hyperV = true;
+        synicHost = host;
     }
 
     @Override

@@ -13,6 +13,7 @@ import org.nxia.vmm.spi.ExitHandler;
 import org.nxia.vmm.spi.Registers;
 import org.nxia.vmm.spi.Segment;
 import org.nxia.vmm.spi.SpecialRegisters;
+import org.nxia.vmm.spi.SynicHost;
 import org.nxia.vmm.spi.Vcpu;
 import org.nxia.vmm.spi.VcpuState;
 import org.nxia.vmm.spi.VcpuStop;
@@ -81,6 +82,10 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
     private long mmioExits;
     private long hypervExits;
     private long refusedHypercalls;
+    private SynicHost synicHost = SynicHost.NONE;
+    /** Where an x86 CPU starts after a reset: CS 0xf000, IP 0xfff0. */
+    private static final long RESET_RIP = 0xfff0;
+    private static final int RESET_CS = 0xf000;
     private long interruptedRuns;
     private int cpuidErrno;
     /** Opened before the vCPU first runs: a vCPU ioctl waits for KVM_RUN to return, which a halted Linux vCPU may never do. */
@@ -120,8 +125,12 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
         Libc.ioctl(fd, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
     }
 
-    /** SynIC on this vCPU (KVM_CAP_HYPERV_SYNIC2: the message and event pages are not zeroed behind the guest's back). */
-    void enableSynic() {
+    /**
+     * SynIC on this vCPU (KVM_CAP_HYPERV_SYNIC2: the message and event pages are not zeroed behind
+     * the guest's back); {@code host} takes what KVM leaves to the VMM.
+     */
+    void enableSynic(SynicHost host) {
+        this.synicHost = host;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment cap = a.allocate(KVM_ENABLE_CAP_LAYOUT);
             cap.set(ValueLayout.JAVA_INT, 0, KVM_CAP_HYPERV_SYNIC2);
@@ -279,7 +288,7 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
                 }
                 case KVM_EXIT_SHUTDOWN -> {
                     return new VcpuStop(VcpuStop.Kind.SHUTDOWN,
-                            "KVM_EXIT_SHUTDOWN: the guest triple-faulted or took an exception it cannot handle");
+                            "KVM_EXIT_SHUTDOWN: the guest triple-faulted or took an exception it cannot handle" + whereItStopped());
                 }
                 case KVM_EXIT_FAIL_ENTRY -> {
                     return new VcpuStop(VcpuStop.Kind.FAIL_ENTRY,
@@ -302,15 +311,46 @@ final class KvmVcpu implements Vcpu, ExitTimeRecorder {
     }
 
     /**
-     * A SynIC MSR write (KVM has applied it; it tells the VMM, which has no message or event pages to
-     * watch yet) or a hypercall KVM leaves to the VMM (HvPostMessage, HvSignalEvent: VMBus's, served
-     * by nobody yet): refused as unknown, as Hyper-V answers a hypercall it does not offer.
+     * Where a vCPU that shut down was, for whoever reads why the VM ended: a triple fault leaves no
+     * guest message, and these registers tell a bad IDT (idt limit 0), a bad stack (rsp) and a page
+     * fault on the fault path (cr2) apart. KVM on AMD reinitializes the vCPU on a shutdown (its VMCB
+     * is undefined after one), so there the registers are the reset vector's and say nothing. Read
+     * after the vCPU stopped, so it may allocate.
+     */
+    private String whereItStopped() {
+        try {
+            Registers r = registers();
+            SpecialRegisters s = specialRegisters();
+            if (r.rip() == RESET_RIP && s.cs().selector() == RESET_CS) {
+                return " (KVM reset the vCPU on the shutdown, as it does on AMD: where the guest faulted is lost)";
+            }
+            return " (rip=%#x rsp=%#x rflags=%#x cr0=%#x cr2=%#x cr3=%#x cr4=%#x efer=%#x cs=%#x idt=%#x/%#x)".formatted(
+                    r.rip(), r.rsp(), r.rflags(), s.cr0(), s.cr2(), s.cr3(), s.cr4(), s.efer(), s.cs().selector(),
+                    s.idt().base(), s.idt().limit());
+        } catch (RuntimeException e) {
+            return " (its registers could not be read: " + e.getMessage() + ")";
+        }
+    }
+
+    /**
+     * A SynIC MSR write (KVM has applied it: the host learns where the message and event pages are
+     * now) or a hypercall KVM leaves to the VMM (HvPostMessage, HvSignalEvent), whose status the
+     * host decides; without a host it is refused as unknown, as Hyper-V answers a hypercall it does
+     * not offer.
      */
     private void hypervExit() {
         hypervExits++;
-        if (run.get(ValueLayout.JAVA_INT, RUN_HYPERV_TYPE) == KVM_EXIT_HYPERV_HCALL) {
-            refusedHypercalls++;
-            run.set(ValueLayout.JAVA_LONG, RUN_HYPERV_HCALL_RESULT, HV_STATUS_INVALID_HYPERCALL_CODE);
+        int type = run.get(ValueLayout.JAVA_INT, RUN_HYPERV_TYPE);
+        if (type == KVM_EXIT_HYPERV_SYNIC) {
+            synicHost.synicChanged(id, run.get(ValueLayout.JAVA_LONG, RUN_HYPERV_SYNIC_CONTROL),
+                    run.get(ValueLayout.JAVA_LONG, RUN_HYPERV_SYNIC_EVT_PAGE), run.get(ValueLayout.JAVA_LONG, RUN_HYPERV_SYNIC_MSG_PAGE));
+        } else if (type == KVM_EXIT_HYPERV_HCALL) {
+            long status = synicHost.hypercall(id, run.get(ValueLayout.JAVA_LONG, RUN_HYPERV_HCALL_INPUT),
+                    run.get(ValueLayout.JAVA_LONG, RUN_HYPERV_HCALL_PARAM0), run.get(ValueLayout.JAVA_LONG, RUN_HYPERV_HCALL_PARAM1));
+            if (status == SynicHost.HV_STATUS_INVALID_HYPERCALL_CODE) {
+                refusedHypercalls++;
+            }
+            run.set(ValueLayout.JAVA_LONG, RUN_HYPERV_HCALL_RESULT, status);
         }
     }
 

@@ -28,6 +28,10 @@ class KvmAbiTest {
         assertEquals(24, KVM_STATS_HEADER.byteSize(), "sizeof(struct kvm_stats_header)");
         assertEquals(16, KVM_STATS_DESC.byteSize(), "sizeof(struct kvm_stats_desc)");
         assertEquals(8, KVM_IRQ_LEVEL.byteSize(), "sizeof(struct kvm_irq_level)");
+        assertEquals(48, KVM_IRQ_ROUTING_ENTRY.byteSize(), "sizeof(struct kvm_irq_routing_entry)");
+        assertEquals(8, KVM_IRQ_ROUTING.byteSize(), "sizeof(struct kvm_irq_routing), its entries apart");
+        assertEquals(16, offset(KVM_IRQ_ROUTING_ENTRY, "u0"), "the union: irqchip.irqchip, hv_sint.vcpu");
+        assertEquals(20, offset(KVM_IRQ_ROUTING_ENTRY, "u1"), "irqchip.pin, hv_sint.sint");
         assertEquals(64, KVM_PIT_CONFIG.byteSize(), "sizeof(struct kvm_pit_config)");
         assertEquals(32, KVM_IRQFD_LAYOUT.byteSize(), "sizeof(struct kvm_irqfd)");
         assertEquals(64, KVM_IOEVENTFD_LAYOUT.byteSize(), "sizeof(struct kvm_ioeventfd)");
@@ -95,6 +99,13 @@ class KvmAbiTest {
         assertEquals(32, RUN_HYPERV_TYPE);
         assertEquals(40, RUN_HYPERV_HCALL_INPUT);
         assertEquals(48, RUN_HYPERV_HCALL_RESULT);
+        assertEquals(56, RUN_HYPERV_HCALL_PARAM0);
+        assertEquals(64, RUN_HYPERV_HCALL_PARAM1);
+        // ...and synic's msr, pad2, control, evt_page, msg_page
+        assertEquals(40, RUN_HYPERV_SYNIC_MSR);
+        assertEquals(48, RUN_HYPERV_SYNIC_CONTROL);
+        assertEquals(56, RUN_HYPERV_SYNIC_EVT_PAGE);
+        assertEquals(64, RUN_HYPERV_SYNIC_MSG_PAGE);
         assertEquals(32, RUN_MMIO_PHYS_ADDR);
         assertEquals(40, RUN_MMIO_DATA);
         assertEquals(48, RUN_MMIO_LEN);
@@ -125,6 +136,7 @@ class KvmAbiTest {
         assertEquals(0xAE60L, KVM_CREATE_IRQCHIP);
         assertEquals(0x4008AE61L, KVM_IRQ_LINE);
         assertEquals(0x4020AE76L, KVM_IRQFD);
+        assertEquals(0x4008AE6AL, KVM_SET_GSI_ROUTING);
         assertEquals(0x4040AE77L, KVM_CREATE_PIT2);
         assertEquals(0x4040AE79L, KVM_IOEVENTFD);
         assertEquals(0x81A0AE8CL, KVM_GET_FPU);

@@ -106,6 +106,19 @@ public interface DeviceContext {
         return Optional.empty();
     }
 
+    /**
+     * Makes {@code host} the one that serves this VM's SynIC (a VMBus server): the guest's SynIC page
+     * changes and its VMBus hypercalls reach it on the vCPU threads, and the VM's firmware tables
+     * name a VMBus ({@code VMBus} in the DSDT), which a Linux guest looks for before it connects.
+     *
+     * @return the VM's synthetic interrupts; empty if the VM is not a Hyper-V partition
+     * @throws IllegalStateException if another device serves it already
+     * @since 2.2
+     */
+    default Optional<org.nxia.vmm.spi.Synic> claimSynic(org.nxia.vmm.spi.SynicHost host) {
+        return Optional.empty();
+    }
+
     /** Text the device shows the user: appended to the VM's console. Safe from any thread. */
     void console(byte[] bytes, int offset, int length);
 

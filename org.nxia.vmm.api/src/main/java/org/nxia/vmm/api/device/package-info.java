@@ -15,7 +15,7 @@
  * {@code DeviceContext.sharedRam()}, for devices served by another process (vhost-user).
  */
 @Export
-@Version("2.1.0")
+@Version("2.2.0")
 package org.nxia.vmm.api.device;
 
 import org.osgi.annotation.bundle.Export;

@@ -18,12 +18,20 @@ import java.util.Set;
  * @param overrides        interrupt source overrides, at most one per ISA IRQ
  * @param isaDevices       legacy devices, each name once and none of the form VRnn
  * @param virtioMmio       devices, named VR00, VR01... in this order
+ * @param vmbus            whether a VMBus is there (a Hyper-V partition's, served by the VMM), named VMBS
  */
 public record AcpiPlatform(int cpus, long localApicAddress, long ioApicAddress, int ioApicId, int ioApicPins,
-                           List<InterruptOverride> overrides, List<IsaDevice> isaDevices, List<VirtioMmioDevice> virtioMmio) {
+                           List<InterruptOverride> overrides, List<IsaDevice> isaDevices, List<VirtioMmioDevice> virtioMmio,
+                           boolean vmbus) {
 
     /** Devices are named VR00 to VRFF. */
     public static final int MAX_DEVICES = 256;
+
+    /** A platform without a VMBus. */
+    public AcpiPlatform(int cpus, long localApicAddress, long ioApicAddress, int ioApicId, int ioApicPins,
+                        List<InterruptOverride> overrides, List<IsaDevice> isaDevices, List<VirtioMmioDevice> virtioMmio) {
+        this(cpus, localApicAddress, ioApicAddress, ioApicId, ioApicPins, overrides, isaDevices, virtioMmio, false);
+    }
 
     public AcpiPlatform {
         overrides = List.copyOf(overrides);
@@ -53,8 +61,9 @@ public record AcpiPlatform(int cpus, long localApicAddress, long ioApicAddress, 
         }
         Set<String> names = new HashSet<>();
         for (IsaDevice d : isaDevices) {
-            if (!names.add(d.name()) || d.name().matches("VR[0-9A-F]{2}")) {
-                throw new IllegalArgumentException("ISA device name " + d.name() + " is taken (VRnn are the virtio-mmio devices')");
+            if (!names.add(d.name()) || d.name().matches("VR[0-9A-F]{2}") || d.name().equals(AcpiTables.VMBUS_NAME)) {
+                throw new IllegalArgumentException("ISA device name " + d.name() + " is taken (VRnn are the virtio-mmio devices', "
+                        + AcpiTables.VMBUS_NAME + " the VMBus's)");
             }
             requirePin(d.irq(), ioApicPins, "ISA device " + d.name());
         }

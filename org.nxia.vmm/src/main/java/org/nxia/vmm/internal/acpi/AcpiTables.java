@@ -79,6 +79,10 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
     public static final int XSDT_REVISION = 1;
     /** Linux's virtio-mmio driver matches this _HID (drivers/virtio/virtio_mmio.c). */
     public static final String VIRTIO_MMIO_HID = "LNRO0005";
+    /** The VMBus's ACPI id, as Hyper-V and QEMU name it. */
+    public static final String VMBUS_HID = "VMBus";
+    /** The VMBus's name under \\_SB. */
+    public static final String VMBUS_NAME = "VMBS";
 
     public AcpiTables {
         bytes = bytes.clone();
@@ -95,7 +99,7 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
         if (address < 0 || address % ALIGN != 0) {
             throw new IllegalArgumentException("the ACPI tables start on a 16-byte boundary, not at 0x" + Long.toHexString(address));
         }
-        byte[] dsdt = dsdt(platform.isaDevices(), platform.virtioMmio());
+        byte[] dsdt = dsdt(platform.isaDevices(), platform.virtioMmio(), platform.vmbus());
         byte[] madt = madt(platform);
         long xsdtAddress = address + align(RSDP_SIZE);
         int xsdtSize = SystemDescriptionTable.HEADER_SIZE + 2 * Long.BYTES;
@@ -208,10 +212,13 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
      * device with its EISA id, ports and IRQ, then each virtio-mmio device as
      * {@code VRnn} with _HID LNRO0005, _UID its index and _CRS its window and
      * its edge-triggered, active-high interrupt. _UID 0 for each ISA device:
-     * each has a _HID of its own. Then {@code \_S5}: soft off is the one sleep
-     * state, SLP_TYP {@value #S5_SLEEP_TYPE}.
+     * each has a _HID of its own. With a VMBus, {@code VMBS} with _HID
+     * {@value #VMBUS_HID} (what Linux's hv_vmbus matches, as on Hyper-V) and
+     * an empty _CRS: no MMIO ranges for its channels yet, and on x86 its
+     * interrupt is the hypervisor callback vector, not an IRQ. Then
+     * {@code \_S5}: soft off is the one sleep state, SLP_TYP {@value #S5_SLEEP_TYPE}.
      */
-    static byte[] dsdt(List<IsaDevice> isaDevices, List<VirtioMmioDevice> virtioMmio) {
+    static byte[] dsdt(List<IsaDevice> isaDevices, List<VirtioMmioDevice> virtioMmio, boolean vmbus) {
         if (virtioMmio.size() > AcpiPlatform.MAX_DEVICES) {
             throw new IllegalArgumentException("the DSDT names at most " + AcpiPlatform.MAX_DEVICES + " virtio-mmio devices");
         }
@@ -233,6 +240,12 @@ public record AcpiTables(long address, byte[] bytes, long rsdpAddress, long xsdt
                     Aml.name("_CRS", ResourceTemplate.of(
                             ResourceTemplate.memory32Fixed(d.base(), d.size()),
                             ResourceTemplate.interrupt(d.gsi(), ResourceTemplate.Trigger.EDGE, ResourceTemplate.Polarity.ACTIVE_HIGH)))));
+        }
+        if (vmbus) {
+            named.add(Aml.device(VMBUS_NAME,
+                    Aml.name("_HID", Aml.string(VMBUS_HID)),
+                    Aml.name("_UID", Aml.integer(0)),
+                    Aml.name("_CRS", ResourceTemplate.of())));
         }
         // "_SB", not "\_SB": the same object seen from the root, and what iasl emits for Scope (\_SB)
         return SystemDescriptionTable.of("DSDT", DSDT_REVISION, Aml.concat(Aml.scope("_SB", named.toArray(byte[][]::new)),

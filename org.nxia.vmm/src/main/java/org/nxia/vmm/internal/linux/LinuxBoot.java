@@ -101,8 +101,13 @@ public final class LinuxBoot {
      * no ISA IRQ by itself, so the console gets its IRQ from there.
      */
     public static AcpiTables acpiTables(int cpus, List<VirtioMmioDevice> virtioMmio) {
+        return acpiTables(cpus, virtioMmio, false);
+    }
+
+    /** {@link #acpiTables(int, List)}, with a VMBus in the DSDT when {@code vmbus}. */
+    public static AcpiTables acpiTables(int cpus, List<VirtioMmioDevice> virtioMmio, boolean vmbus) {
         return AcpiTables.build(LinuxLayout.ACPI_TABLES, new AcpiPlatform(cpus, MpTable.LOCAL_APIC, MpTable.IOAPIC, cpus,
-                MpTable.IOAPIC_PINS, List.of(), List.of(COM1, KEYBOARD), virtioMmio));
+                MpTable.IOAPIC_PINS, List.of(), List.of(COM1, KEYBOARD), virtioMmio, vmbus));
     }
 
     static void writeGdt(GuestMemory memory) {

@@ -49,11 +49,16 @@ final class Acpica {
         return compile(source);
     }
 
-    /** Compiles {@code source} to {@code <source without extension>.aml}: its bytes. */
+    /**
+     * Compiles {@code source} to {@code <source without extension>.aml}: its bytes. Two of iasl's
+     * complaints are ignored, both the VMBus's: error 6033 ("_HID string must be exactly 7 or 8
+     * characters"), for its _HID is Hyper-V's "VMBus", what Linux matches and no valid ACPI id would
+     * be; and warning 3150 (an empty resource template), for it has no resources on x86.
+     */
     static byte[] compile(Path source) throws IOException, InterruptedException {
         String base = source.getFileName().toString().replaceFirst("\\.[^.]*$", "");
         Path prefix = source.resolveSibling(base + "-iasl");
-        run(source.getParent(), "iasl", "-vi", "-p", prefix.toString(), source.toString());
+        run(source.getParent(), "iasl", "-vi", "-vw", "6033", "-vw", "3150", "-p", prefix.toString(), source.toString());
         return Files.readAllBytes(prefix.resolveSibling(prefix.getFileName() + ".aml"));
     }
 

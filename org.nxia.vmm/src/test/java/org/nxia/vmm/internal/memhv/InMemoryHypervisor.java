@@ -21,6 +21,7 @@ import org.nxia.vmm.spi.HypervisorInfo;
 import org.nxia.vmm.spi.InterruptController;
 import org.nxia.vmm.spi.InterruptLine;
 import org.nxia.vmm.spi.Partition;
+import org.nxia.vmm.spi.SynicHost;
 import org.nxia.vmm.spi.PartitionState;
 import org.nxia.vmm.spi.RamFile;
 import org.nxia.vmm.spi.SharedMapping;
@@ -119,15 +120,24 @@ public final class InMemoryHypervisor implements Hypervisor {
         /** How many vCPUs existed when {@link #enableHyperV} was called; -1 while it was not. */
         public volatile int hyperVAfterVcpus = -1;
 
+        /** Whom {@link #enableHyperV(SynicHost)} was given: where a guest's SynIC exits would go. */
+        public volatile SynicHost synicHost;
+
         @Override
-        public synchronized void enableHyperV() {
+        public void enableHyperV() {
+            enableHyperV(SynicHost.NONE);
+        }
+
+        @Override
+        public synchronized void enableHyperV(SynicHost host) {
             if (!hyperV) {
-                Partition.super.enableHyperV();   // the SPI's answer for a backend without it
+                Partition.super.enableHyperV(host);   // the SPI's answer for a backend without it
             }
             if (!interrupts) {
                 throw new IllegalStateException("Hyper-V before the interrupt controller");
             }
             hyperVAfterVcpus = vcpus.size();
+            synicHost = host;
         }
 
         @Override

@@ -1,0 +1,32 @@
+package org.nxia.device.vmbus.internal;
+
+import org.nxia.vmm.api.device.Device;
+import org.nxia.vmm.api.device.DeviceConfig;
+import org.nxia.vmm.api.device.DeviceContext;
+import org.nxia.vmm.api.device.DeviceFactory;
+import org.osgi.service.component.annotations.Component;
+
+/** {@code vmbus}: the VMBus server of a Hyper-V partition (a Linux profile with {@code hyperv=true} gets one). */
+@Component(property = DeviceFactory.TYPE_PROPERTY + "=" + VmbusFactory.TYPE)
+public final class VmbusFactory implements DeviceFactory {
+
+    static final String TYPE = "vmbus";
+
+    @Override
+    public String type() {
+        return TYPE;
+    }
+
+    @Override
+    public String description() {
+        return "VMBus server of a Hyper-V partition: version negotiation (5.0 to 5.3), offers (none yet), unload";
+    }
+
+    @Override
+    public Device create(DeviceConfig config, DeviceContext context) {
+        if (!config.parameters().isEmpty()) {
+            throw new IllegalArgumentException("device vmbus takes no parameters, got " + config.parameters().keySet());
+        }
+        return VmbusServer.serve(context);
+    }
+}
