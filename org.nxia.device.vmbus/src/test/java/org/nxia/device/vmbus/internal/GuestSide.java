@@ -30,7 +30,7 @@ final class GuestSide implements DeviceContext {
     static final long SIEFP = 0x30000;
     static final long RINGS = 0x40000;
     /** 8-byte aligned, as guest RAM is: the event flags are set with an atomic OR. */
-    final GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new long[(int) RAM / 8]));
+    final GuestMemory memory;
     final int vcpus;
     final boolean hyperV;
     final List<Sint> sints = new ArrayList<>();
@@ -39,8 +39,14 @@ final class GuestSide implements DeviceContext {
     SynicHost host;
 
     GuestSide(int vcpus, boolean hyperV) {
+        this(vcpus, hyperV, GuestMemory.of(0, MemorySegment.ofArray(new long[(int) RAM / 8])));
+    }
+
+    /** Over {@code memory} (a fuzzer's, cleared between its cases). */
+    GuestSide(int vcpus, boolean hyperV, GuestMemory memory) {
         this.vcpus = vcpus;
         this.hyperV = hyperV;
+        this.memory = memory;
     }
 
     /** The guest turns its message and event pages on at {@link #SIMP} and {@link #SIEFP}, on every VP (one page each). */
@@ -123,17 +129,32 @@ final class GuestSide implements DeviceContext {
     }
 
     /** The guest's end of an open channel: it reads the host's ring and writes its own, then signals. */
-    final class GuestChannel {
+    static final class GuestChannel {
+        final GuestSide guest;
         final int relid;
         final Ring fromHost;
         final Ring toHost;
         final byte[] in = new byte[8192];
         final Ring.Packet packet = new Ring.Packet();
 
-        GuestChannel(int relid, long[] pages) {
+        GuestChannel(GuestSide guest, int relid, long[] pages) {
+            this.guest = guest;
             this.relid = relid;
-            this.toHost = new Ring(memory, java.util.Arrays.copyOfRange(pages, 0, 4));
-            this.fromHost = new Ring(memory, java.util.Arrays.copyOfRange(pages, 4, 8));
+            this.toHost = new Ring(guest.memory, java.util.Arrays.copyOfRange(pages, 0, 4));
+            this.fromHost = new Ring(guest.memory, java.util.Arrays.copyOfRange(pages, 4, 8));
+        }
+
+        /** Over the pages {@link #ringPages} gives channel {@code relid}, as they are now. */
+        GuestChannel(GuestSide guest, int relid) {
+            this(guest, relid, pagesOf(relid));
+        }
+
+        private static long[] pagesOf(int relid) {
+            long[] pages = new long[8];
+            for (int i = 0; i < 8; i++) {
+                pages[i] = RINGS + (relid * 8L + i) * PAGE;
+            }
+            return pages;
         }
 
         /** The next packet's payload from the host, or null. */
@@ -143,7 +164,7 @@ final class GuestSide implements DeviceContext {
 
         long send(byte[] payload, long transaction) {
             toHost.write(payload, payload.length, transaction);
-            return host.hypercall(0, SynicHost.HVCALL_SIGNAL_EVENT | FAST, Channel.CONNECTION_BASE + relid, 0);
+            return guest.host.hypercall(0, SynicHost.HVCALL_SIGNAL_EVENT | FAST, Channel.CONNECTION_BASE + relid, 0);
         }
 
         /** Answers an IC request as Linux's hv_utils does: negotiation picks the versions offered; heartbeat adds one. */
@@ -205,7 +226,8 @@ final class GuestSide implements DeviceContext {
         boolean flagged = pendingFlag(vp);
         memory.writeInt(slot(vp) + SLOT_TYPE, HVMSG_NONE);
         if (flagged) {
-            sint(vp).acks.release();
+            // a slot the host never signalled (the fuzzer moved the page onto it) has no SINT to ack
+            sints.stream().filter(s -> s.vcpu == vp).findFirst().ifPresent(s -> s.acks.release());
         }
     }
 

@@ -55,7 +55,7 @@ class VmbusChannelTest {
         assertEquals(0, status(created, GPADL_CREATED, GPADL_CREATED_STATUS));
         assertEquals(relid, intAt(created, MESSAGE_RELID));
         assertEquals(gpadl, intAt(created, MESSAGE_GPADL));
-        GuestSide.GuestChannel c = guest.new GuestChannel(relid, pages);
+        GuestSide.GuestChannel c = new GuestSide.GuestChannel(guest, relid, pages);
         guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.open(relid, gpadl, 0, 4));
         byte[] result = guest.nextMessage(0);
         assertEquals(0, status(result, OPENCHANNEL_RESULT, OPEN_RESULT_STATUS));

@@ -15,6 +15,8 @@ import org.nxia.vmm.spi.GuestMemory;
 import org.nxia.vmm.spi.InterruptLine;
 import org.nxia.vmm.spi.SharedMapping;
 import org.nxia.vmm.spi.SharedRam;
+import org.nxia.vmm.spi.Synic;
+import org.nxia.vmm.spi.SynicHost;
 import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
@@ -210,6 +212,11 @@ public final class VirtioPmemFactory implements DeviceFactory {
         @Override
         public Optional<Doorbell> createDoorbell(long address, int length) {
             return context.createDoorbell(address, length);
+        }
+
+        @Override
+        public Optional<Synic> claimSynic(SynicHost host) {
+            return context.claimSynic(host);
         }
 
         @Override
