@@ -102,6 +102,46 @@ public class SystemVmExecTest {
     }
 
     /**
+     * Issue 17: a System VM booted as a Hyper-V guest gets its clock from the host through the time
+     * sync channel of its VMBus. Its RTC reads 2000-01-01, so without the channel {@code date} would
+     * say so; with it the guest's clock is the host's. Its agent still talks over virtio-vsock.
+     */
+    @Test
+    public void aHyperVSystemVmGetsItsClockFromTheHost() throws Exception {
+        LinuxProfile profile = LinuxProfile.of(Path.of(System.getProperty(HardwareVirtualizationRequirement.KERNEL_PROPERTY)),
+                        Path.of(System.getProperty(HardwareVirtualizationRequirement.INITRD_PROPERTY)))
+                .withVcpus(1).withMemory(256L << 20).withTimeout(LinuxBootTest.BOOT_LIMIT).withHyperv(true);
+        SystemVm svm = systemVms.boot(profile, LinuxBootTest.BOOT_LIMIT);
+        try {
+            org.nxia.vmm.api.device.Device vmbus = svm.vm().devices().stream().filter(d -> d.type().equals("vmbus")).findFirst().orElseThrow();
+            long by = System.nanoTime() + LinuxBootTest.BOOT_LIMIT.toNanos();
+            while (!vmbus.state().toString().contains("timesync: framework 3.0, timesync 3.0, 1 sent, 1 answered") && System.nanoTime() < by) {
+                Thread.sleep(200);
+            }
+            assertTrue("the guest answered the time sample: " + vmbus.state(),
+                    vmbus.state().toString().contains("timesync: framework 3.0, timesync 3.0, 1 sent, 1 answered"));
+            ExecResult date = null;
+            long guest = 0;
+            long host = 0;
+            // the guest sets its clock from a work queue after it answers: give it a moment
+            for (int i = 0; i < 50; i++) {
+                date = svm.session().exec("/bin/busybox", "date", "+%s");
+                host = System.currentTimeMillis() / 1000;
+                guest = Long.parseLong(date.stdoutText().strip());
+                if (Math.abs(guest - host) <= 10) {
+                    break;
+                }
+                Thread.sleep(100);
+            }
+            System.out.println("SystemVmExecTest: a Hyper-V System VM's clock " + guest + " s, the host's " + host + " s; VMBus " + vmbus.state());
+            assertTrue("the guest's clock is the host's (an unsynchronized one says 2000): guest " + guest + ", host " + host,
+                    Math.abs(guest - host) <= 10);
+        } finally {
+            svm.close();
+        }
+    }
+
+    /**
      * Issue 15: a System VM saved with its agent quiesced, then restored twice: each copy runs
      * programs, has the file written before the snapshot, is a generation of its own (reseeded
      * entropy; its own secret, which AgentGenerationTest checks), and the original runs on. Restore to a

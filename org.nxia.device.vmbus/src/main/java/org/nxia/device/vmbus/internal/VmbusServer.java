@@ -44,8 +44,6 @@ final class VmbusServer implements Device, SynicHost, GracefulShutdown {
     static final int DRAIN_LIMIT = 64;
     /** How often the heartbeat service asks. */
     static final java.time.Duration HEARTBEAT_PERIOD = java.time.Duration.ofSeconds(2);
-    private static final java.util.concurrent.ScheduledExecutorService TIMER = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
-            r -> Thread.ofPlatform().daemon().name("nxia-vmbus-timer").unstarted(r));
 
     /** A GPADL: its channel, its pages (guest-physical), how many have arrived. */
     private record Gpadl(int id, int relid, long[] pages, int[] filled) {
@@ -86,6 +84,7 @@ final class VmbusServer implements Device, SynicHost, GracefulShutdown {
     private final java.util.Map<Integer, Gpadl> gpadls = new java.util.HashMap<>();
     final ShutdownService shutdown = new ShutdownService();
     final HeartbeatService heartbeat = new HeartbeatService();
+    final TimeSyncService timeSync = new TimeSyncService(java.time.Clock.systemUTC());
     private java.util.concurrent.ScheduledFuture<?> beating;
 
     private VmbusServer(DeviceContext context) {
@@ -98,7 +97,7 @@ final class VmbusServer implements Device, SynicHost, GracefulShutdown {
      *
      * @throws IllegalArgumentException if the VM is not a Hyper-V partition
      */
-    static VmbusServer serve(DeviceContext context) {
+    static VmbusServer serve(DeviceContext context, java.util.concurrent.ScheduledExecutorService timer) {
         VmbusServer server = new VmbusServer(context);
         Synic synic = context.claimSynic(server).orElseThrow(() -> new IllegalArgumentException(
                 "device vmbus serves a Hyper-V partition's VMBus, and VM " + context.vmId() + " is not one (a Linux profile's hyperv=true)"));
@@ -107,13 +106,13 @@ final class VmbusServer implements Device, SynicHost, GracefulShutdown {
             server.messagePages = new long[synic.vcpus()];
             server.eventPages = new long[synic.vcpus()];
             server.sints = new SyntheticInterrupt[synic.vcpus()];
-            for (ChannelDevice d : new ChannelDevice[] {server.shutdown, server.heartbeat}) {
+            for (ChannelDevice d : new ChannelDevice[] {server.shutdown, server.heartbeat, server.timeSync}) {
                 int relid = server.channels.size() + 1;
                 UUID instance = UUID.nameUUIDFromBytes((context.vmId() + "/vmbus/" + relid).getBytes(java.nio.charset.StandardCharsets.UTF_8));
                 server.channels.add(new Channel(server, relid, instance, d));
             }
         }
-        server.beating = TIMER.scheduleAtFixedRate(server::beat, HEARTBEAT_PERIOD.toMillis(), HEARTBEAT_PERIOD.toMillis(),
+        server.beating = timer.scheduleAtFixedRate(server::beat, HEARTBEAT_PERIOD.toMillis(), HEARTBEAT_PERIOD.toMillis(),
                 java.util.concurrent.TimeUnit.MILLISECONDS);
         return server;
     }

@@ -221,10 +221,15 @@ final class GuestSide implements DeviceContext {
         return (memory.readByte(slot(vp) + SLOT_FLAGS) & FLAG_PENDING) != 0;
     }
 
-    /** What Linux does after it read a message: frees the slot, and writes EOM if the host flagged another. */
+    /**
+     * What Linux does after it read a message (vmbus_signal_eom): frees the slot, then, after a
+     * barrier, writes EOM if the host flagged another. In that order: the host sets the flag and then
+     * reads the type again, so one of the two always sees the other.
+     */
     void endOfMessage(int vp) {
-        boolean flagged = pendingFlag(vp);
         memory.writeInt(slot(vp) + SLOT_TYPE, HVMSG_NONE);
+        java.lang.invoke.VarHandle.fullFence();
+        boolean flagged = pendingFlag(vp);
         if (flagged) {
             // a slot the host never signalled (the fuzzer moved the page onto it) has no SINT to ack
             sints.stream().filter(s -> s.vcpu == vp).findFirst().ifPresent(s -> s.acks.release());

@@ -23,6 +23,7 @@ class VmbusChannelTest {
 
     private static final int SHUTDOWN = 1;
     private static final int HEARTBEAT = 2;
+    private static final int TIMESYNC = 3;
 
     private final GuestSide guest = new GuestSide(2, true);
     private final VmbusServer server = (VmbusServer) new VmbusFactory().create(new DeviceConfig("vmbus", Map.of()), guest);
@@ -33,7 +34,7 @@ class VmbusChannelTest {
         guest.post(CONTACT_CONNECTION_ID, HVMSG_VMBUS, GuestSide.contact(VERSION_5_3, 0, MESSAGE_SINT));
         guest.nextMessage(0);
         guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.header(REQUESTOFFERS));
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
             guest.nextMessage(0);
         }
     }
@@ -110,6 +111,20 @@ class VmbusChannelTest {
         c.send(second, 7);   // a guest that echoes the request instead of answering it
         assertEquals(1, server.heartbeat.beats());
         assertTrue(state().channels().get(1).endsWith("1 beats, 1 failures"), state().channels().toString());
+    }
+
+    @Test
+    void theHostSetsTheGuestsClockOnceTheTimeSyncChannelIsNegotiated() {
+        long before = System.currentTimeMillis();
+        GuestSide.GuestChannel c = negotiated(TIMESYNC, 0xe1e12);
+        byte[] sample = c.receive();
+        long after = System.currentTimeMillis();
+        assertEquals(TimeSyncService.TIMESYNC, sample[IC_TYPE]);
+        assertEquals(TimeSyncService.FLAG_SYNC, sample[TimeSyncService.FLAGS], "set the clock, not only note it");
+        long unixMillis = (longAt(sample, TimeSyncService.PARENT_TIME) - TimeSyncService.WINDOWS_EPOCH_OFFSET) / 10_000;
+        assertTrue(unixMillis >= before && unixMillis <= after, "the host's time in 100 ns since 1601: " + unixMillis);
+        c.answer(sample, 0);
+        assertTrue(state().channels().get(2).endsWith("1 sent, 1 answered, 0 failures"), state().channels().toString());
     }
 
     @Test

@@ -34,7 +34,7 @@ class VmbusServerTest {
     }
 
     @Test
-    void linuxConnectsAt53AndIsOfferedTheShutdownAndHeartbeatChannels() {
+    void linuxConnectsAt53AndIsOfferedTheThreeIntegrationServices() {
         guest.enableMessagePages();
         byte[] response = connect(VERSION_5_3);
         assertEquals(RESPONSE_BYTES, response.length);
@@ -60,13 +60,17 @@ class VmbusServerTest {
         assertEquals(2, intAt(heartbeat, OFFER_RELID));
         assertTrue(!java.util.Arrays.equals(shutdown, OFFER_INSTANCE, OFFER_INSTANCE + 16, heartbeat, OFFER_INSTANCE, OFFER_INSTANCE + 16),
                 "each channel its own instance");
+        byte[] timeSync = guest.nextMessage(0);
+        assertEquals("30e62795aed07b49adcee80ab0175caf", java.util.HexFormat.of().formatHex(timeSync, OFFER_TYPE, OFFER_TYPE + 16));
+        assertEquals(3, intAt(timeSync, OFFER_RELID));
         byte[] delivered = guest.nextMessage(0);
         assertEquals(HEADER_BYTES, delivered.length);
         assertEquals(ALLOFFERS_DELIVERED, intAt(delivered, 0));
-        assertEquals(4, state().delivered());
+        assertEquals(5, state().delivered());
         assertEquals(0, state().dropped());
         assertEquals(List.of("1 offered, shutdown: closed, 0 requested, 0 accepted, last status 0x0, 0 failures",
-                "2 offered, heartbeat: closed, 0 beats, 0 failures"), state().channels());
+                "2 offered, heartbeat: closed, 0 beats, 0 failures", "3 offered, timesync: closed, 0 sent, 0 answered, 0 failures"),
+                state().channels());
     }
 
     @Test
@@ -130,36 +134,36 @@ class VmbusServerTest {
         guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.header(REQUESTOFFERS));
         assertEquals(VERSION_RESPONSE, intAt(guest.message(0), 0), "the first answer stays until the guest frees it");
         assertTrue(guest.pendingFlag(0), "the slot is flagged: another message waits");
-        assertEquals(3, state().pending(), "two offers and the end of them");
+        assertEquals(4, state().pending(), "three offers and the end of them");
         guest.endOfMessage(0);
         long deadline = System.nanoTime() + 10_000_000_000L;
         while (guest.message(0) == null && System.nanoTime() < deadline) {
             Thread.sleep(5);
         }
         assertEquals(OFFERCHANNEL, intAt(guest.message(0), 0), "delivered by the ack thread");
-        assertTrue(guest.pendingFlag(0), "two more wait");
+        assertTrue(guest.pendingFlag(0), "three more wait");
         assertEquals(1, state().acks());
-        assertEquals(2, state().pending());
-        for (int type : new int[] {OFFERCHANNEL, OFFERCHANNEL, ALLOFFERS_DELIVERED}) {
+        assertEquals(3, state().pending());
+        for (int type : new int[] {OFFERCHANNEL, OFFERCHANNEL, OFFERCHANNEL, ALLOFFERS_DELIVERED}) {
             assertEquals(type, intAt(guest.nextMessage(0), 0));
         }
         assertEquals(0, state().pending());
-        assertEquals(3, state().acks());
+        assertEquals(4, state().acks());
     }
 
     @Test
     void aGuestThatNeverFreesItsSlotIsToldToWaitNotQueuedWithoutEnd() {
         guest.enableMessagePages();
         connect(VERSION_5_3);
-        // each request for offers has three answers (two offers and the end): the slot takes one, the outbox the rest
-        for (int i = 0; i < 5; i++) {
+        // each request for offers has four answers (three offers and the end): the slot takes one, the outbox the rest
+        for (int i = 0; i < 4; i++) {
             assertEquals(HV_STATUS_SUCCESS, guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.header(REQUESTOFFERS)));
         }
-        assertEquals(14, state().pending());
+        assertEquals(15, state().pending());
         assertEquals(HV_STATUS_INSUFFICIENT_BUFFERS, guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.header(REQUESTOFFERS)),
-                "no room for three more");
+                "no room for four more");
         assertEquals(1, state().refusedBusy());
-        assertEquals(14, state().pending());
+        assertEquals(15, state().pending());
         assertTrue(state().pending() <= VmbusServer.MAX_PENDING);
     }
 
