@@ -76,6 +76,13 @@ class VmbusChannelTest {
         assertEquals(1, negotiate[NEGOTIATE_FRAMEWORK_COUNT]);
         assertEquals(1, negotiate[NEGOTIATE_MESSAGE_COUNT]);
         assertEquals(version(3, 0), intAt(negotiate, NEGOTIATE_VERSIONS), "framework 3.0");
+        assertEquals(version(3, 0), intAt(negotiate, NEGOTIATE_VERSIONS + 4), "message version 3.0");
+        assertEquals(0, intAt(negotiate, PIPE_FLAGS));
+        assertEquals(IC_DATA + 16 - 8, intAt(negotiate, PIPE_SIZE), "the pipe header counts what follows it (the ring pads the rest)");
+        assertEquals(16, negotiate[IC_SIZE] | negotiate[IC_SIZE + 1] << 8, "two counts, reserved, two versions");
+        assertEquals(version(1, 0), intAt(negotiate, IC_FRAMEWORK_VERSION));
+        assertEquals(version(1, 0), intAt(negotiate, IC_MESSAGE_VERSION));
+        assertEquals(0, intAt(negotiate, IC_STATUS));
         assertEquals(HV_STATUS_SUCCESS, c.answer(negotiate, 0));
         return c;
     }
@@ -93,6 +100,11 @@ class VmbusChannelTest {
         assertEquals(IC_DATA + ShutdownService.DATA_BYTES, request.length, "Linux takes a shutdown message of 2088 bytes or more");
         assertEquals(0, intAt(request, ShutdownService.FLAGS), "flags 0: power off");
         assertEquals(version(3, 0), intAt(request, IC_FRAMEWORK_VERSION));
+        assertEquals(version(3, 0), intAt(request, IC_MESSAGE_VERSION));
+        assertEquals(ShutdownService.DATA_BYTES, (request[IC_SIZE] & 0xff) | (request[IC_SIZE + 1] & 0xff) << 8);
+        assertEquals(request.length - 8, intAt(request, PIPE_SIZE));
+        assertEquals(2, request[IC_TRANSACTION], "the second request on this channel");
+        assertEquals(2, c.packet.transaction, "the ring packet carries the same transaction");
         c.answer(request, 0);
         assertTrue(state().channels().getFirst().contains("1 requested, 1 accepted, last status 0x0, 0 failures"), state().channels().toString());
         assertTrue(guest.sint(0).signals.get() > 0);
@@ -103,6 +115,9 @@ class VmbusChannelTest {
         GuestSide.GuestChannel c = negotiated(HEARTBEAT, 0xe1e11);
         byte[] first = c.receive();
         assertEquals(HeartbeatService.HEARTBEAT, first[IC_TYPE], "the first heartbeat follows the negotiation");
+        assertEquals(2, longAt(first, IC_DATA), "sequence numbers start at 2 and go up by 2");
+        assertEquals(version(3, 0), intAt(first, IC_MESSAGE_VERSION));
+        assertEquals(HeartbeatService.DATA_BYTES, first[IC_SIZE]);
         c.answer(first, 0);
         assertEquals(1, server.heartbeat.beats());
         server.heartbeat.beat();
@@ -121,10 +136,78 @@ class VmbusChannelTest {
         long after = System.currentTimeMillis();
         assertEquals(TimeSyncService.TIMESYNC, sample[IC_TYPE]);
         assertEquals(TimeSyncService.FLAG_SYNC, sample[TimeSyncService.FLAGS], "set the clock, not only note it");
+        assertEquals(version(3, 0), intAt(sample, IC_MESSAGE_VERSION));
+        assertEquals(TimeSyncService.DATA_BYTES, sample[IC_SIZE]);
         long unixMillis = (longAt(sample, TimeSyncService.PARENT_TIME) - TimeSyncService.WINDOWS_EPOCH_OFFSET) / 10_000;
         assertTrue(unixMillis >= before && unixMillis <= after, "the host's time in 100 ns since 1601: " + unixMillis);
         c.answer(sample, 0);
         assertTrue(state().channels().get(2).endsWith("1 sent, 1 answered, 0 failures"), state().channels().toString());
+    }
+
+    @Test
+    void servicesCannotSendBeforeTheirChannelIsNegotiated() {
+        assertFalse(server.timeSync.sync());
+        assertFalse(server.requestShutdown());
+        GuestSide.GuestChannel c = open(TIMESYNC, 1);
+        assertFalse(server.timeSync.sync(), "negotiating");
+        c.receive();
+        assertEquals(0, server.heartbeat.beats());
+    }
+
+    @Test
+    void theBoundsOfAGpadlAndAnOpenAreInclusive() {
+        // 256 pages: the most; 26 page numbers in the header, the rest in bodies of 28
+        long[] all = new long[VmbusServer.MAX_GPADL_PAGES];
+        for (int i = 0; i < all.length; i++) {
+            all[i] = i * PAGE;
+        }
+        byte[] header = GuestSide.gpadlHeader(SHUTDOWN, 1, java.util.Arrays.copyOf(all, 26));
+        putInt(header, GPADL_BYTE_COUNT, all.length * (int) PAGE);
+        guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, header);
+        for (int from = 26; from < all.length; from += 28) {
+            int n = Math.min(28, all.length - from);
+            byte[] body = new byte[GPADL_BODY_PFNS + 8 * n];
+            putInt(body, 0, GPADL_BODY);
+            putInt(body, MESSAGE_GPADL, 1);
+            for (int i = 0; i < n; i++) {
+                GuestSide.putLong(body, GPADL_BODY_PFNS + 8 * i, from + i);
+            }
+            guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, body);
+        }
+        assertEquals(0, status(guest.nextMessage(0), GPADL_CREATED, GPADL_CREATED_STATUS), "256 pages");
+        // 4 pages split 2 and 2, and 8 split 6 and 2: a header page and a data page each way
+        long[] pages = guest.ringPages(SHUTDOWN);
+        guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.gpadlHeader(SHUTDOWN, 2, java.util.Arrays.copyOf(pages, 4)));
+        assertEquals(0, status(guest.nextMessage(0), GPADL_CREATED, GPADL_CREATED_STATUS));
+        guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.open(SHUTDOWN, 2, 1, 2));
+        assertEquals(0, status(guest.nextMessage(0), OPENCHANNEL_RESULT, OPEN_RESULT_STATUS));
+        guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.relidMessage(CLOSECHANNEL, SHUTDOWN, 0));
+        guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.gpadlHeader(SHUTDOWN, 3, pages));
+        assertEquals(0, status(guest.nextMessage(0), GPADL_CREATED, GPADL_CREATED_STATUS));
+        guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.open(SHUTDOWN, 3, 0, 6));
+        assertEquals(0, status(guest.nextMessage(0), OPENCHANNEL_RESULT, OPEN_RESULT_STATUS));
+        assertTrue(guest.takeEvent(0, SHUTDOWN), "events to the VP the open named");
+    }
+
+    @Test
+    void aGuestWithoutAnEventPageGetsNoEvents() {
+        guest.host.synicChanged(0, 1, GuestSide.SIEFP, GuestSide.SIMP | 1);   // event page off
+        int before = guest.sint(0).signals.get();
+        open(SHUTDOWN, 1);
+        assertFalse(guest.takeEvent(0, SHUTDOWN));
+        assertEquals(before + 2, guest.sint(0).signals.get(), "the GPADL and open answers only: no event for the negotiation");
+    }
+
+    @Test
+    void anUnloadForgetsTheGpadlsSoTheirIdsMayBeUsedAgain() {
+        long[] pages = guest.ringPages(SHUTDOWN);
+        guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.gpadlHeader(SHUTDOWN, 1, pages));
+        guest.nextMessage(0);
+        guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.header(UNLOAD));
+        guest.nextMessage(0);
+        connect();
+        guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.gpadlHeader(SHUTDOWN, 1, pages));
+        assertEquals(0, status(guest.nextMessage(0), GPADL_CREATED, GPADL_CREATED_STATUS));
     }
 
     @Test

@@ -136,8 +136,9 @@ class VmbusServerTest {
         assertTrue(guest.pendingFlag(0), "the slot is flagged: another message waits");
         assertEquals(4, state().pending(), "three offers and the end of them");
         guest.endOfMessage(0);
+        // the ack thread delivers the next answer, and flags the slot again for the two after it
         long deadline = System.nanoTime() + 10_000_000_000L;
-        while (guest.message(0) == null && System.nanoTime() < deadline) {
+        while ((guest.message(0) == null || !guest.pendingFlag(0)) && System.nanoTime() < deadline) {
             Thread.sleep(5);
         }
         assertEquals(OFFERCHANNEL, intAt(guest.message(0), 0), "delivered by the ack thread");
@@ -176,6 +177,8 @@ class VmbusServerTest {
         guest.memory.write(GuestSide.INPUT + POST_PAYLOAD, GuestSide.contact(VERSION_5_3, 0, MESSAGE_SINT));
         assertEquals(HV_STATUS_INVALID_ALIGNMENT, guest.host.hypercall(0, HVCALL_POST_MESSAGE, GuestSide.INPUT + 4, 0), "not 8-byte aligned");
         assertEquals(HV_STATUS_INVALID_ALIGNMENT, guest.host.hypercall(0, HVCALL_POST_MESSAGE, GuestSide.INPUT + PAGE - 8, 0), "crosses a page");
+        assertEquals(HV_STATUS_INVALID_ALIGNMENT, guest.host.hypercall(0, HVCALL_POST_MESSAGE, GuestSide.INPUT + PAGE - POST_BYTES + 8, 0),
+                "its last 8 bytes on the next page");
         assertEquals(HV_STATUS_INVALID_PARAMETER, guest.host.hypercall(0, HVCALL_POST_MESSAGE, GuestSide.RAM, 0), "past RAM");
         assertEquals(HV_STATUS_INVALID_PARAMETER, guest.host.hypercall(0, HVCALL_POST_MESSAGE, -PAGE, 0), "a negative address");
         assertEquals(HV_STATUS_INVALID_HYPERCALL_INPUT, guest.host.hypercall(0, HVCALL_POST_MESSAGE | FAST, GuestSide.INPUT, 0), "the fast form");
@@ -192,6 +195,24 @@ class VmbusServerTest {
         assertEquals(HV_STATUS_INVALID_PARAMETER, guest.host.hypercall(0, HVCALL_POST_MESSAGE, GuestSide.INPUT, 0), "a negative size");
         assertEquals(List.of(0L, 0L, 0L), List.of(state().posted(), state().dropped(), state().delivered()), "nothing was taken");
         assertNull(guest.message(0));
+    }
+
+    @Test
+    void anInputThatEndsWithItsPageIsTaken() {
+        guest.enableMessagePages();
+        long gpa = GuestSide.INPUT + PAGE - POST_BYTES;
+        byte[] contact = GuestSide.contact(VERSION_5_3, 0, MESSAGE_SINT);
+        guest.memory.writeInt(gpa + POST_CONNECTION_ID, CONTACT_CONNECTION_ID);
+        guest.memory.writeInt(gpa + POST_TYPE, HVMSG_VMBUS);
+        guest.memory.writeInt(gpa + POST_SIZE, contact.length);
+        guest.memory.write(gpa + POST_PAYLOAD, contact);
+        assertEquals(HV_STATUS_SUCCESS, guest.host.hypercall(0, HVCALL_POST_MESSAGE, gpa, 0));
+        assertEquals(1, guest.message(0)[RESPONSE_SUPPORTED]);
+        // a sender field the guest left dirty is cleared with the answer
+        guest.memory.writeLong(guest.slot(0) + SLOT_SENDER, -1);
+        guest.endOfMessage(0);
+        guest.post(MESSAGE_CONNECTION_ID, HVMSG_VMBUS, GuestSide.header(REQUESTOFFERS));
+        assertEquals(0L, guest.memory.readLong(guest.slot(0) + SLOT_SENDER));
     }
 
     @Test
