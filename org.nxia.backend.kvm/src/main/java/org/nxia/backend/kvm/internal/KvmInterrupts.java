@@ -203,22 +203,26 @@ final class KvmInterrupts implements InterruptController {
         if (closed) {
             throw new IllegalStateException("the VM with GSI " + line.gsi + " is closed");
         }
-        irqfd(eventFd, line.gsi, 0);
+        irqfd(eventFd, line.gsi, 0, -1);
         return () -> {
             synchronized (KvmInterrupts.this) {
                 if (!closed) {
-                    irqfd(eventFd, line.gsi, KVM_IRQFD_FLAG_DEASSIGN);
+                    irqfd(eventFd, line.gsi, KVM_IRQFD_FLAG_DEASSIGN, -1);
                 }
             }
         };
     }
 
-    private void irqfd(int eventFd, int gsi, int flags) {
+    /** Assigns or deassigns an irqfd; {@code resampleFd} (or -1) with {@link KvmAbi#KVM_IRQFD_FLAG_RESAMPLE}. */
+    private void irqfd(int eventFd, int gsi, int flags, int resampleFd) {
         try (Arena call = Arena.ofConfined()) {
             MemorySegment request = call.allocate(KVM_IRQFD_LAYOUT);
             request.set(ValueLayout.JAVA_INT, O_IRQFD_FD, eventFd);
             request.set(ValueLayout.JAVA_INT, O_IRQFD_GSI, gsi);
             request.set(ValueLayout.JAVA_INT, O_IRQFD_FLAGS, flags);
+            if (resampleFd >= 0) {
+                request.set(ValueLayout.JAVA_INT, offset(KVM_IRQFD_LAYOUT, "resamplefd"), resampleFd);
+            }
             Libc.ioctl(vmFd, KVM_IRQFD, request, "KVM_IRQFD");
         }
     }
@@ -237,11 +241,8 @@ final class KvmInterrupts implements InterruptController {
             int fd = -1;
             if (irqfd) {
                 fd = Libc.eventfd();
-                MemorySegment request = arena.allocate(KVM_IRQFD_LAYOUT);
-                request.set(ValueLayout.JAVA_INT, O_IRQFD_FD, fd);
-                request.set(ValueLayout.JAVA_INT, O_IRQFD_GSI, gsi);
                 try {
-                    Libc.ioctl(vmFd, KVM_IRQFD, request, "KVM_IRQFD");
+                    KvmInterrupts.this.irqfd(fd, gsi, 0, -1);
                 } catch (KvmException e) {
                     Libc.close(fd);
                     throw e;
@@ -330,14 +331,7 @@ final class KvmInterrupts implements InterruptController {
         }
 
         private void connect() {
-            try (Arena call = Arena.ofConfined()) {
-                MemorySegment request = call.allocate(KVM_IRQFD_LAYOUT);
-                request.set(ValueLayout.JAVA_INT, O_IRQFD_FD, raiseFd);
-                request.set(ValueLayout.JAVA_INT, O_IRQFD_GSI, gsi);
-                request.set(ValueLayout.JAVA_INT, O_IRQFD_FLAGS, KVM_IRQFD_FLAG_RESAMPLE);
-                request.set(ValueLayout.JAVA_INT, offset(KVM_IRQFD_LAYOUT, "resamplefd"), ackFd);
-                Libc.ioctl(vmFd, KVM_IRQFD, request, "KVM_IRQFD(resample)");
-            }
+            irqfd(raiseFd, gsi, KVM_IRQFD_FLAG_RESAMPLE, ackFd);
             synchronized (this) {
                 connected = true;
             }
@@ -391,12 +385,8 @@ final class KvmInterrupts implements InterruptController {
             }
             shut = true;
             if (connected) {
-                try (Arena call = Arena.ofConfined()) {
-                    MemorySegment request = call.allocate(KVM_IRQFD_LAYOUT);
-                    request.set(ValueLayout.JAVA_INT, O_IRQFD_FD, raiseFd);
-                    request.set(ValueLayout.JAVA_INT, O_IRQFD_GSI, gsi);
-                    request.set(ValueLayout.JAVA_INT, O_IRQFD_FLAGS, KVM_IRQFD_FLAG_DEASSIGN);
-                    Libc.ioctl(vmFd, KVM_IRQFD, request, "KVM_IRQFD(deassign)");
+                try {
+                    irqfd(raiseFd, gsi, KVM_IRQFD_FLAG_DEASSIGN, -1);
                 } catch (KvmException e) {
                     // the VM is going away: its fd's close releases the irqfd
                 }

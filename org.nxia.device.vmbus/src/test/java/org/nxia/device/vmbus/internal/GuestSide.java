@@ -33,7 +33,8 @@ final class GuestSide implements DeviceContext {
     final GuestMemory memory;
     final int vcpus;
     final boolean hyperV;
-    final List<Sint> sints = new ArrayList<>();
+    /** Made by the server on a vCPU thread, its ack thread or its timer, read by the test: a concurrent list. */
+    final List<Sint> sints = new java.util.concurrent.CopyOnWriteArrayList<>();
     RuntimeException interruptFailure;
     String failure;
     SynicHost host;

@@ -30,9 +30,16 @@ class VmbusFuzzTest {
         VmbusFuzzer fuzzer = new VmbusFuzzer();
         Random seeds = new Random(MASTER_SEED);
         long start = System.nanoTime();
+        int threadsBefore = Thread.activeCount();
         for (int i = 0; i < SEQUENCES; i++) {
             fuzzer.run(seeds.nextLong());
         }
+        // every server's threads (its VP's ack thread) end when it closes: none pile up
+        long by = System.nanoTime() + 10_000_000_000L;
+        while (Thread.activeCount() > threadsBefore + 8 && System.nanoTime() < by) {
+            Thread.onSpinWait();
+        }
+        assertTrue(Thread.activeCount() <= threadsBefore + 8, "threads left: " + Thread.activeCount() + ", before: " + threadsBefore);
         System.out.printf("vmbus fuzz: %,d inputs in %,d sequences, %,d ms: %,d posts taken, %,d refused, %,d channels left open,"
                 + " %,d closed for a broken ring%n", fuzzer.cases, SEQUENCES, (System.nanoTime() - start) / 1_000_000, fuzzer.accepted,
                 fuzzer.refused, fuzzer.opened, fuzzer.broken);
