@@ -1,6 +1,7 @@
 package org.nxia.vmm.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -90,6 +91,32 @@ class HyperVPartitionTest {
             assertEquals(SynicHost.HV_STATUS_INVALID_HYPERCALL_CODE, hv.partitions().getLast().synicHost.hypercall(0, SynicHost.HVCALL_POST_MESSAGE, 0, 0));
         } finally {
             bare.destroy();
+        }
+    }
+
+    @Test
+    void aRunningVmIsAskedToShutDownThroughTheDeviceThatCan() throws Exception {
+        InMemoryHypervisor hv = new InMemoryHypervisor(id -> Script.untilStopped());
+        VmCore vm = new VmCore("vm-hv", new LinuxVm(profile(true), hv.info()), hv, threads, vms.factories());
+        try {
+            vms.shutdownAskable = true;
+            assertFalse(vm.requestShutdown(), "not before it runs");
+            assertEquals(0, vms.shutdownsAsked.get());
+            vm.start();
+            assertTrue(vm.requestShutdown());
+            assertEquals(1, vms.shutdownsAsked.get());
+            vms.shutdownAskable = false;
+            assertFalse(vm.requestShutdown(), "the device cannot ask now");
+            assertEquals(2, vms.shutdownsAsked.get());
+        } finally {
+            vm.destroy();
+        }
+        VmCore plain = new VmCore("vm-plain", new LinuxVm(profile(false), hv.info()), hv, threads, vms.factories());
+        try {
+            plain.start();
+            assertFalse(plain.requestShutdown(), "no device can ask a guest without Hyper-V");
+        } finally {
+            plain.destroy();
         }
     }
 

@@ -23,6 +23,7 @@ import org.nxia.vmm.api.device.Device;
 import org.nxia.vmm.api.device.DeviceConfig;
 import org.nxia.vmm.api.device.DeviceContext;
 import org.nxia.vmm.api.device.DeviceFactory;
+import org.nxia.vmm.api.device.GracefulShutdown;
 import org.nxia.vmm.api.device.MmioDevice;
 import org.nxia.vmm.api.device.PortDevice;
 import org.nxia.vmm.internal.image.ElfBuilder;
@@ -41,6 +42,9 @@ final class TestVms {
     volatile DeviceContext lastContext;
     /** What the last "vmbus" stand-in's claim of the SynIC gave; the SynIC changes its host saw. */
     volatile Optional<Synic> lastSynic;
+    /** Whether the "vmbus" stand-in's guest can be asked to shut down; how often it was asked. */
+    volatile boolean shutdownAskable;
+    final java.util.concurrent.atomic.AtomicInteger shutdownsAsked = new java.util.concurrent.atomic.AtomicInteger();
     final java.util.concurrent.atomic.AtomicInteger synicChanges = new java.util.concurrent.atomic.AtomicInteger();
     /** Whether the "uart" and "i8042" stand-ins save (as nothing) and restore, so a Linux VM can be saved. */
     volatile boolean platformSaved;
@@ -167,6 +171,21 @@ final class TestVms {
                         public void restoreState(byte[] saved) {
                         }
                     };
+                }
+                if (type.equals("vmbus")) {
+                    // can ask its guest to shut down once askable; counts each time it is asked
+                    class Graceful extends Stand implements GracefulShutdown {
+                        Graceful() {
+                            super(type, config);
+                        }
+
+                        @Override
+                        public boolean requestShutdown() {
+                            shutdownsAsked.incrementAndGet();
+                            return shutdownAskable;
+                        }
+                    }
+                    return new Graceful();
                 }
                 return new Stand(type, config);
             }
