@@ -119,6 +119,7 @@ final class Passt implements NetBackend {
             } catch (IOException | RuntimeException e) {
                 why = e + logTail();
             }
+            lastError = why;   // before the link goes down: whoever sees it down can read why
             setLink(false);
             stopProcess();
             if (closed) {
@@ -127,7 +128,6 @@ final class Passt implements NetBackend {
             if ((System.nanoTime() - began) / 1_000_000 > STABLE_MILLIS) {
                 backoff = BACKOFF_FIRST_MILLIS;
             }
-            lastError = why;
             LOG.log(System.Logger.Level.WARNING, "{0}: passt: {1}; link down, restarting passt in {2} ms",
                     name, why, backoff);
             sleep(backoff);
