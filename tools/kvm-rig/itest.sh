@@ -148,7 +148,7 @@ RUN
       alive=$SECONDS
       # the launcher's word for a System VM that ended by itself, or one that never got to its agent;
       # and LinuxBootTest's, whose boots go without the launcher (a Hyper-V boot ended so in CI on
-      # 2026-12-07, 1 of its 4 rig boots that day, just after the guest's clock was set from the host)
+      # 2026-12-07, 1 of its 5 rig boots that day, just after the guest's clock was set from the host)
       [[ "$line" =~ System\ VM\ vm-[0-9]+\ ended:\ TRIPLE_FAULT|ended\ before\ its\ agent\ was\ ready:\ TRIPLE_FAULT|line(\ as\ a\ Hyper-V\ guest)?:\ the\ VM\ ended\ TRIPLE_FAULT ]] && triple_faulted=1
       # JUnit's tree marks a failed test or class with ✘: kept, with its class, for the closing list
       # (CI shows only the tail of the output, far below the tree that said which test failed).
