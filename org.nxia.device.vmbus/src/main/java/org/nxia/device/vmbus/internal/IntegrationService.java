@@ -87,10 +87,6 @@ abstract class IntegrationService implements ChannelDevice {
         return channel != null && negotiated && !outstanding;
     }
 
-    boolean negotiated() {
-        return negotiated;
-    }
-
     /** Fills the headers in front of {@code data} bytes already at {@link #IC_DATA} of {@link #buffer()} and sends it. */
     protected boolean request(int data) {
         return send(messageType(), FRAMEWORK_3_0, messageVersion(), data);

@@ -55,10 +55,6 @@ final class Ring {
         this.dataBytes = (pages.length - 1) * PAGE;
     }
 
-    int dataBytes() {
-        return dataBytes;
-    }
-
     private int header(int field) {
         return memory.readInt(pages[0] + field);
     }

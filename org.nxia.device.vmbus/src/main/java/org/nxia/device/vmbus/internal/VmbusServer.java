@@ -539,11 +539,6 @@ final class VmbusServer implements Device, SynicHost, GracefulShutdown {
         }
     }
 
-    /** Why the server stopped serving, if it did (a SINT it could not route). */
-    synchronized String failure() {
-        return failure;
-    }
-
     @Override
     public void close() {
         SyntheticInterrupt[] open;
