@@ -1,5 +1,7 @@
 package org.nxia.device.vmbus.internal;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 
 import org.nxia.vmm.spi.GuestMemory;
@@ -81,10 +83,7 @@ final class Ring {
         for (int done = 0; done < length; ) {
             int in = (at + done) % dataBytes;
             int chunk = Math.min(length - done, PAGE - in % PAGE);
-            long address = pages[1 + in / PAGE] + in % PAGE;
-            for (int i = 0; i < chunk; i++) {
-                into[offset + done + i] = memory.readByte(address + i);
-            }
+            MemorySegment.copy(memory.slice(pages[1 + in / PAGE] + in % PAGE, chunk), ValueLayout.JAVA_BYTE, 0, into, offset + done, chunk);
             done += chunk;
         }
     }
@@ -93,10 +92,7 @@ final class Ring {
         for (int done = 0; done < length; ) {
             int in = (at + done) % dataBytes;
             int chunk = Math.min(length - done, PAGE - in % PAGE);
-            long address = pages[1 + in / PAGE] + in % PAGE;
-            for (int i = 0; i < chunk; i++) {
-                memory.writeByte(address + i, from[offset + done + i]);
-            }
+            MemorySegment.copy(from, offset + done, memory.slice(pages[1 + in / PAGE] + in % PAGE, chunk), ValueLayout.JAVA_BYTE, 0, chunk);
             done += chunk;
         }
     }

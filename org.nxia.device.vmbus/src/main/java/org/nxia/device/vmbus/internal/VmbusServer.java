@@ -202,9 +202,7 @@ final class VmbusServer implements Device, SynicHost, GracefulShutdown {
             refusedBusy++;
             return HV_STATUS_INSUFFICIENT_BUFFERS;
         }
-        for (int i = 0; i < size; i++) {
-            in[i] = memory.readByte(gpa + POST_PAYLOAD + i);
-        }
+        java.lang.foreign.MemorySegment.copy(memory.slice(gpa + POST_PAYLOAD, size), java.lang.foreign.ValueLayout.JAVA_BYTE, 0, in, 0, size);
         posted++;
         handle(size);
         flush();
@@ -490,9 +488,7 @@ final class VmbusServer implements Device, SynicHost, GracefulShutdown {
             }
             byte[] out = outbox[head];
             int bytes = outboxBytes[head];
-            for (int i = 0; i < bytes; i++) {
-                memory.writeByte(slot + SLOT_PAYLOAD + i, out[i]);
-            }
+            java.lang.foreign.MemorySegment.copy(out, 0, memory.slice(slot + SLOT_PAYLOAD, bytes), java.lang.foreign.ValueLayout.JAVA_BYTE, 0, bytes);
             memory.writeByte(slot + SLOT_PAYLOAD_SIZE, (byte) bytes);
             memory.writeByte(slot + SLOT_FLAGS, (byte) 0);
             memory.writeLong(slot + SLOT_SENDER, 0);
